@@ -1,0 +1,87 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let settings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "conduit",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "conduit", targets: ["conduit"]),
+        .library(name: "ConduitWire", targets: ["ConduitWire"]),
+        .library(name: "ConduitKit", targets: ["ConduitKit"]),
+        .library(name: "ConduitHost", targets: ["ConduitHost"]),
+        .library(name: "ConduitEcho", targets: ["ConduitEcho"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
+        .target(
+            name: "ConduitWire",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: settings
+        ),
+        // What a handler author sees: the handler protocol, requests, responders, errors.
+        .target(
+            name: "ConduitKit",
+            dependencies: [
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: settings
+        ),
+        // The server: WebSocket data plane, sessions, push buffers, dispatcher, registry.
+        .target(
+            name: "ConduitHost",
+            dependencies: [
+                "ConduitWire",
+                "ConduitKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            resources: [.copy("Resources/conduit.yaml")],
+            swiftSettings: settings
+        ),
+        .target(
+            name: "ConduitEcho",
+            dependencies: ["ConduitKit"],
+            path: "Sources/Handlers/Echo",
+            swiftSettings: settings
+        ),
+        .executableTarget(
+            name: "conduit",
+            dependencies: [
+                "ConduitHost",
+                "ConduitKit",
+                "ConduitEcho",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitWireTests",
+            dependencies: ["ConduitWire"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: settings
+        ),
+    ]
+)

@@ -1,0 +1,27 @@
+/// A client id or top-window id from the connection path (SPEC §2): a decimal uint64 (the
+/// runtime's form) or a token of `[A-Za-z0-9._-]`, 1–64 characters.
+public struct ClientID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    /// Nil when `rawValue` is not a valid id.
+    public init?(_ rawValue: some StringProtocol) {
+        let utf8 = rawValue.utf8
+        guard (1...64).contains(utf8.count), utf8.allSatisfy(Self.isAllowed) else { return nil }
+        self.rawValue = String(rawValue)
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: ClientID, rhs: ClientID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    // Digits are part of the token alphabet, so every decimal uint64 (≤ 20 digits) is covered.
+    private static func isAllowed(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
+    }
+}

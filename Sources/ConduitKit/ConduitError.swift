@@ -1,0 +1,36 @@
+/// An error a handler answers a request with (SPEC §3). The host turns it into an error reply:
+/// header `error: <type>`, payload `{"err":{"type":…,"message":…}}`.
+public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The error's type name as it travels on the wire. Open: handlers may define their own.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        public static let notFound = Kind("NotFoundError")
+        public static let badRequest = Kind("BadRequestError")
+        public static let payloadTooLarge = Kind("PayloadTooLargeError")
+        public static let forbidden = Kind("ForbiddenError")
+        public static let `internal` = Kind("InternalError")
+        public static let unavailable = Kind("UnavailableError")
+        public static let timeout = Kind("TimeoutError")
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public static func notFound(_ message: String) -> Self { Self(.notFound, message) }
+    public static func badRequest(_ message: String) -> Self { Self(.badRequest, message) }
+    public static func payloadTooLarge(_ message: String) -> Self { Self(.payloadTooLarge, message) }
+    public static func forbidden(_ message: String) -> Self { Self(.forbidden, message) }
+    public static func `internal`(_ message: String) -> Self { Self(.internal, message) }
+    public static func unavailable(_ message: String) -> Self { Self(.unavailable, message) }
+    public static func timeout(_ message: String) -> Self { Self(.timeout, message) }
+
+    public var description: String { "\(kind.name): \(message)" }
+}

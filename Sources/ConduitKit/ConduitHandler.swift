@@ -1,0 +1,60 @@
+/// A handler module: the one protocol a module implements (SPEC §4).
+///
+/// The host creates one instance per route entry from its parsed `Options`, calls `start`
+/// before the first request and `stop` at shutdown or when a reload removes the entry.
+/// `handle` is called for each request in the order one connection sent them, on that
+/// connection's event loop: answer at once (like echo) or hand slow work to
+/// `responder.respond { … }` or your own task; never block. An error thrown from `handle` is
+/// answered as an error reply; it never takes down the host.
+public protocol ConduitHandler: Sendable {
+    /// The handler's options from the route entry; decoded from YAML, so a type error is
+    /// reported at start-up with file, line and column.
+    associatedtype Options: Decodable & Sendable = NoOptions
+
+    init(options: Options, context: HandlerContext) throws
+
+    func handle(_ request: Request, responder: Responder) throws
+
+    func start() async throws
+    func stop() async
+    /// Connections coming and going, so stream handlers can keep or release per-id state.
+    func clientEvent(_ event: ClientEvent)
+}
+
+extension ConduitHandler {
+    public func start() async throws {}
+    public func stop() async {}
+    public func clientEvent(_ event: ClientEvent) {}
+}
+
+/// For handlers without options: any options given are an error at start-up.
+public struct NoOptions: Decodable, Sendable {
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let options = try decoder.container(keyedBy: AnyOptionKey.self)
+        if let key = options.allKeys.first {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: options, debugDescription: "this handler takes no options, but '\(key.stringValue)' is given")
+        }
+    }
+}
+
+private struct AnyOptionKey: CodingKey {
+    let stringValue: String
+    init(stringValue: String) { self.stringValue = stringValue }
+    var intValue: Int? { nil }
+    init?(intValue: Int) { nil }
+}
+
+/// A client id's socket life, as a stream handler needs it.
+public enum ClientEvent: Sendable, Equatable {
+    /// A socket opened for the id (first time, or after a disconnect).
+    case connected(ClientID)
+    /// A second socket with the same id replaced the first; the id's streams continue.
+    case replaced(ClientID)
+    /// The id's socket closed; it may come back within the grace period.
+    case disconnected(ClientID)
+    /// The id stayed away for the whole grace period: release its streams.
+    case expired(ClientID)
+}

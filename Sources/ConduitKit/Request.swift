@@ -1,0 +1,46 @@
+public import ConduitWire
+public import NIOCore
+
+/// One decoded request handed to a handler.
+public struct Request: Sendable {
+    /// How the request reached the host.
+    public enum Transport: String, Sendable {
+        case webSocket, ipc
+    }
+
+    /// Headers as sent (including `route` and `token`).
+    public var headers: Headers
+    /// The payload: a slice of the receive buffer, or the joined chunks of a large request.
+    public var payload: ByteBuffer
+    /// The route the client asked for (the `route` header).
+    public let route: String
+    /// The sending client's id (for IPC, the `id` query parameter or `ipc`).
+    public let client: ClientID
+    public let transport: Transport
+    /// The event loop of the connection the request came from; replies made on it are written
+    /// without a thread hop.
+    public let eventLoop: any EventLoop
+
+    public init(
+        headers: Headers, payload: ByteBuffer, route: String, client: ClientID,
+        transport: Transport, eventLoop: any EventLoop
+    ) {
+        self.headers = headers
+        self.payload = payload
+        self.route = route
+        self.client = client
+        self.transport = transport
+        self.eventLoop = eventLoop
+    }
+
+    /// The value of a header the request must carry, or a `BadRequestError`.
+    public func require(_ name: String) throws(ConduitError) -> String {
+        guard let value = headers[name] else {
+            throw .badRequest("route '\(route)' needs the header '\(name)'")
+        }
+        return value
+    }
+
+    /// The payload as a UTF-8 string (invalid bytes are replaced).
+    public var payloadString: String { String(buffer: payload) }
+}

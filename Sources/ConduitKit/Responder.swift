@@ -1,0 +1,75 @@
+public import NIOCore
+
+/// Sends replies to one request. Safe to use from any thread, any number of times (every
+/// reply carries the request's route and token); a handler that has nothing to answer
+/// simply doesn't call it.
+public struct Responder: Sendable {
+    private let sink: @Sendable (Result<Reply, ConduitError>) -> Void
+
+    /// Made by the host (or by a test) with the function that delivers a reply.
+    public init(_ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) {
+        self.sink = sink
+    }
+
+    public func reply(_ reply: Reply) { sink(.success(reply)) }
+
+    public func reply(headers: Headers = [:], payload: ByteBuffer = ByteBuffer()) {
+        sink(.success(Reply(headers: headers, payload: payload)))
+    }
+
+    /// Replies `{"data": value}`; an unencodable value becomes an `InternalError`.
+    public func reply(json value: some Encodable) {
+        do { sink(.success(try .json(value))) } catch {
+            sink(.failure(.internal("the result could not be encoded as JSON: \(error)")))
+        }
+    }
+
+    public func fail(_ error: ConduitError) { sink(.failure(error)) }
+
+    /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
+    /// error. A body still running after `timeout` is cancelled and answered `TimeoutError`.
+    public func respond(
+        timeout: Duration? = nil,
+        _ body: @escaping @Sendable () async throws -> Reply?
+    ) {
+        let responder = self
+        Task {
+            do {
+                let reply = try await withDeadline(timeout, body)
+                if let reply { responder.reply(reply) }
+            } catch {
+                responder.fail(ConduitError(describing: error))
+            }
+        }
+    }
+}
+
+public import ConduitWire
+
+extension ConduitError {
+    /// Any error as a `ConduitError`: typed errors keep their type, others are `InternalError`.
+    public init(describing error: any Error) {
+        switch error {
+        case let error as ConduitError: self = error
+        case let error as WireError where error.code == .payloadTooLarge: self = .payloadTooLarge(error.message)
+        case let error as WireError: self = .badRequest(error.description)
+        case is CancellationError: self = .unavailable("the request was cancelled")
+        default: self = .internal(String(describing: error))
+        }
+    }
+}
+
+private func withDeadline<T: Sendable>(
+    _ timeout: Duration?, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    guard let timeout else { return try await body() }
+    return try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            throw ConduitError.timeout("no answer within \(timeout)")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

@@ -1,0 +1,24 @@
+/// Header keys with a meaning to the host and the clients (SPEC §1–§3).
+public enum HeaderName {
+    public static let route = "route"
+    public static let token = "token"
+    /// Accepted as a synonym of `token`.
+    public static let seq = "seq"
+    public static let more = "more"
+    public static let to = "to"
+    public static let from = "from"
+    public static let digest = "digest"
+    public static let error = "error"
+}
+
+extension Headers {
+    public var route: String? { self[HeaderName.route] }
+    /// The correlation token: `token`, or its synonym `seq`.
+    public var correlation: (name: String, value: String)? {
+        if let token = self[HeaderName.token] { return (HeaderName.token, token) }
+        if let seq = self[HeaderName.seq] { return (HeaderName.seq, seq) }
+        return nil
+    }
+    /// True when the message is one part of a larger payload (`more=true`).
+    public var hasMore: Bool { self[HeaderName.more] == "true" }
+}

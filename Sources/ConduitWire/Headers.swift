@@ -1,0 +1,85 @@
+/// Message headers: an ordered list of key/value pairs that keeps repeated keys.
+///
+/// Order is kept as sent; a single-valued lookup of a repeated key gives the last one.
+public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
+    public typealias Element = (name: String, value: String)
+
+    private var fields: [Field]
+
+    private struct Field: Hashable, Sendable {
+        var name: String
+        var value: String
+    }
+
+    public init() { fields = [] }
+
+    public init(_ pairs: some Sequence<(String, String)>) {
+        fields = pairs.map { Field(name: $0.0, value: $0.1) }
+    }
+
+    public init(dictionaryLiteral elements: (String, String)...) {
+        self.init(elements)
+    }
+
+    public init(minimumCapacity: Int) {
+        fields = []
+        fields.reserveCapacity(minimumCapacity)
+    }
+
+    public var startIndex: Int { fields.startIndex }
+    public var endIndex: Int { fields.endIndex }
+    public subscript(position: Int) -> Element { (fields[position].name, fields[position].value) }
+
+    /// The last value of `name`, or nil.
+    public subscript(name: String) -> String? {
+        get { fields.last { $0.name == name }?.value }
+        set {
+            if let newValue { replaceOrAppend(name, newValue) } else { removeAll(name) }
+        }
+    }
+
+    /// Every value of `name`, in order.
+    public func values(of name: String) -> [String] {
+        fields.filter { $0.name == name }.map(\.value)
+    }
+
+    /// The typed view (SPEC §1) of the last value of `name`.
+    public func typed(_ name: String) -> HeaderValue? {
+        self[name].map(HeaderValue.init(parsing:))
+    }
+
+    public func contains(_ name: String) -> Bool {
+        fields.contains { $0.name == name }
+    }
+
+    public mutating func append(_ name: String, _ value: String) {
+        fields.append(Field(name: name, value: value))
+    }
+
+    /// Sets `name` to `value`: the first occurrence is replaced in place (keeping its position),
+    /// later ones are removed; a new key goes to the end.
+    public mutating func replaceOrAppend(_ name: String, _ value: String) {
+        guard let first = fields.firstIndex(where: { $0.name == name }) else {
+            append(name, value)
+            return
+        }
+        fields[first].value = value
+        var index = fields.index(after: first)
+        while index < fields.endIndex {
+            if fields[index].name == name { fields.remove(at: index) } else { index += 1 }
+        }
+    }
+
+    public mutating func removeAll(_ name: String) {
+        fields.removeAll { $0.name == name }
+    }
+
+    public static func == (lhs: Headers, rhs: Headers) -> Bool { lhs.fields == rhs.fields }
+    public func hash(into hasher: inout Hasher) { hasher.combine(fields) }
+}
+
+extension Headers: CustomStringConvertible {
+    public var description: String {
+        "[" + fields.map { "\($0.name): \($0.value)" }.joined(separator: ", ") + "]"
+    }
+}

@@ -1,0 +1,49 @@
+public import NIOCore
+
+extension Message {
+    /// The number of bytes `encode(into:)` writes.
+    public var encodedSize: Int {
+        headers.reduce(3) { $0 + 3 + $1.name.utf8.count + $1.value.utf8.count } + payload.readableBytes
+    }
+
+    /// Checks every limit of SPEC §1; an encoder refuses input over a limit, never truncates.
+    public func validateLimits() throws(WireError) {
+        guard headers.count <= WireLimits.maxHeaders else {
+            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        }
+        for (name, value) in headers {
+            guard name.utf8.count <= WireLimits.maxKeyBytes else {
+                throw WireError(.keyTooLong, "header key of \(name.utf8.count) bytes; at most \(WireLimits.maxKeyBytes)")
+            }
+            guard value.utf8.count <= WireLimits.maxValueBytes else {
+                throw WireError(.valueTooLong, "value of header '\(name)' is \(value.utf8.count) bytes; at most \(WireLimits.maxValueBytes)")
+            }
+        }
+        guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
+            throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
+        }
+    }
+
+    /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
+    public func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        try validateLimits()
+        buffer.reserveCapacity(minimumWritableBytes: encodedSize)
+        buffer.writeInteger(UInt8(headers.count))
+        for (name, value) in headers {
+            buffer.writeInteger(UInt8(name.utf8.count))
+            buffer.writeString(name)
+            buffer.writeInteger(UInt16(value.utf8.count))
+            buffer.writeString(value)
+        }
+        buffer.writeInteger(UInt16(payload.readableBytes))
+        var payload = self.payload
+        buffer.writeBuffer(&payload)
+    }
+
+    /// The encoded message in a new buffer.
+    public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) throws(WireError) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: encodedSize)
+        try encode(into: &buffer)
+        return buffer
+    }
+}
