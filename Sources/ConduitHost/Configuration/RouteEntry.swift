@@ -1,0 +1,41 @@
+import Yams
+
+/// One line of the route table as written in YAML.
+public struct RouteEntry: Sendable, Equatable {
+    /// An exact route (`echo`) or a prefix pattern (`udp.*`).
+    public let route: String
+    /// The handler kind's registered name.
+    public let handler: String
+    /// The handler's options, still as YAML, decoded by the handler's own `Options` type.
+    var options: Node { optionsTree.node }
+    let optionsTree: YAMLTree
+    /// Where the entry is, for error messages.
+    let location: SourceLocation
+}
+
+/// A place in a configuration file.
+public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+
+    init(file: String, mark: Mark?) {
+        self.file = file
+        self.line = mark?.line ?? 1
+        self.column = mark?.column ?? 1
+    }
+
+    init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// A parsed YAML tree. Yams' `Node` is a value type that is not marked `Sendable`; the host
+/// never mutates one after parsing, so sharing it across threads is safe.
+struct YAMLTree: @unchecked Sendable, Equatable {
+    let node: Node
+}

@@ -1,0 +1,93 @@
+/// One flat setting: its YAML key, its environment variable and how to parse it. The one
+/// table that `ConfigurationLoader` reads for both the file and the environment.
+struct SettingField: Sendable {
+    let section: String
+    let key: String
+    let apply: @Sendable (inout HostSettings, String) throws(SettingValueError) -> Void
+
+    /// `CONDUIT_` and the key in upper snake case: `ipcPort` → `CONDUIT_IPC_PORT`.
+    var environmentName: String {
+        var name = "CONDUIT_"
+        for character in key {
+            if character.isUppercase { name.append("_") }
+            name.append(contentsOf: character.uppercased())
+        }
+        return name
+    }
+
+    static let all: [SettingField] = [
+        .string("server", "host", \.host),
+        .port("server", "port", \.port),
+        .port("server", "ipcPort", \.ipcPort),
+        .string("server", "sharedKey", \.sharedKey),
+        .list("server", "allowedOrigins", \.allowedOrigins),
+        .string("server", "runtimeFile", \.runtimeFile),
+        .count("limits", "maxMessageBytes", \.maxMessageBytes, minimum: 1024),
+        .count("limits", "chunkQueueBytes", \.chunkQueueBytes, minimum: 0),
+        .count("limits", "pushBufferMessages", \.pushBufferMessages, minimum: 0),
+        .count("limits", "outboundQueueMessages", \.outboundQueueMessages, minimum: 1),
+        .choice("limits", "outboundPolicy", \.outboundPolicy),
+        .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds),
+        .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds),
+    ]
+
+    private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text in settings[keyPath: path] = text }
+    }
+
+    private static func list(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text in
+            settings[keyPath: path] = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        }
+    }
+
+    private static func port(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            guard let value = Int(text), (0...65_535).contains(value) else {
+                throw SettingValueError("'\(text)' is not a port number (0–65535; 0 picks a free port)")
+            }
+            settings[keyPath: path] = value
+        }
+    }
+
+    private static func count(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable, minimum: Int) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            guard let value = Int(text), value >= minimum else {
+                throw SettingValueError("'\(text)' is not a whole number of at least \(minimum)")
+            }
+            settings[keyPath: path] = value
+        }
+    }
+
+    private static func seconds(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Double> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            guard let value = Double(text), value > 0, value.isFinite else {
+                throw SettingValueError("'\(text)' is not a positive number of seconds")
+            }
+            settings[keyPath: path] = value
+        }
+    }
+
+    private static func choice<T: RawRepresentable<String> & CaseIterable & Sendable>(
+        _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, T> & Sendable
+    ) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            guard let value = T(rawValue: text) else {
+                let choices = T.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")
+                throw SettingValueError("'\(text)' is not one of \(choices)")
+            }
+            settings[keyPath: path] = value
+        }
+    }
+}
+
+struct SettingValueError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+extension Substring {
+    func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

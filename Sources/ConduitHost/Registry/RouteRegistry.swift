@@ -1,0 +1,152 @@
+import Atomics
+public import ConduitKit
+public import Logging
+public import NIOCore
+import Yams
+
+/// Builds route tables from configurations and holds the current one. A reload builds the
+/// new table completely (a bad file changes nothing), starts new handlers, swaps the table in
+/// one atomic store, then stops the handlers it no longer uses.
+public final class RouteRegistry: Sendable {
+    private let catalog: HandlerCatalog
+    private let current: ManagedAtomic<RouteTable>
+    private let makeContext: @Sendable (RouteEntry) -> HandlerContext
+
+    /// Builds (but does not start) the handlers of `configuration`.
+    public init(
+        configuration: HostConfiguration, catalog: HandlerCatalog,
+        makeContext: @escaping @Sendable (RouteEntry) -> HandlerContext
+    ) throws(ConfigurationError) {
+        self.catalog = catalog
+        self.makeContext = makeContext
+        let table = try Self.build(configuration.routes, catalog: catalog, reusing: nil, makeContext: makeContext)
+        self.current = ManagedAtomic(table)
+    }
+
+    /// The table in force; one atomic load.
+    public var table: RouteTable { current.load(ordering: .acquiring) }
+
+    public func lookup(_ route: String) -> RouteTable.Route? { table.lookup(route) }
+
+    public func startHandlers() async throws {
+        for route in table.routes { try await route.handler.start() }
+    }
+
+    public func stopHandlers() async {
+        for route in table.routes.reversed() { await route.handler.stop() }
+    }
+
+    /// Replaces the table with one built from `configuration`. Throws, keeping the old table,
+    /// when the configuration is invalid or a new handler fails to start.
+    public func reload(_ configuration: HostConfiguration, logger: Logger) async throws {
+        let old = table
+        let new = try Self.build(configuration.routes, catalog: catalog, reusing: old, makeContext: makeContext)
+        let kept = Set(new.routes.map { ObjectIdentifier($0.stats) })
+        let added = new.routes.filter { route in !old.routes.contains { $0.stats === route.stats } }
+        for route in added { try await route.handler.start() }
+        current.store(new, ordering: .releasing)
+        for route in old.routes where !kept.contains(ObjectIdentifier(route.stats)) {
+            await route.handler.stop()
+        }
+        logger.info("route table reloaded", metadata: [
+            "routes.count": "\(new.routes.count)", "routes.added": "\(added.count)",
+            "config.file": "\(configuration.source)",
+        ])
+    }
+
+    /// Checks a configuration against the catalog without keeping any handler it builds.
+    public static func validate(_ configuration: HostConfiguration, catalog: HandlerCatalog, group: any EventLoopGroup) throws(ConfigurationError) {
+        _ = try build(configuration.routes, catalog: catalog, reusing: nil) { entry in
+            HandlerContext(route: entry.route, logger: Logger(label: "conduit.check"), pushes: DiscardingPushSink(), eventLoopGroup: group)
+        }
+    }
+
+    private static func build(
+        _ entries: [RouteEntry], catalog: HandlerCatalog, reusing old: RouteTable?,
+        makeContext: (RouteEntry) -> HandlerContext
+    ) throws(ConfigurationError) -> RouteTable {
+        var routes: [RouteTable.Route] = []
+        for entry in entries {
+            if let same = old?.routes.first(where: { $0.entry.isSameDefinition(as: entry) }) {
+                routes.append(RouteTable.Route(entry: entry, handler: same.handler, stats: same.stats))
+                continue
+            }
+            guard let kind = catalog[entry.handler] else {
+                let known = catalog.names.map { "'\($0)'" }.joined(separator: ", ")
+                throw ConfigurationError(entry.location, "unknown handler kind '\(entry.handler)' for route '\(entry.route)'; known kinds: \(known)")
+            }
+            let handler: any ConduitHandler
+            do {
+                handler = try kind.make(OptionsDecoder(entry: entry), makeContext(entry))
+            } catch let error as ConfigurationError {
+                throw error
+            } catch {
+                throw ConfigurationError(entry.optionsLocation, "the options of route '\(entry.route)' are not usable: \(error)")
+            }
+            routes.append(RouteTable.Route(entry: entry, handler: handler, stats: RouteStats()))
+        }
+        return RouteTable(routes: routes)
+    }
+}
+
+extension RouteEntry {
+    func isSameDefinition(as other: RouteEntry) -> Bool {
+        route == other.route && handler == other.handler && options == other.options
+    }
+
+    var optionsLocation: SourceLocation {
+        options.mark.map { SourceLocation(file: location.file, mark: $0) } ?? location
+    }
+}
+
+extension OptionsDecoder {
+    /// Decodes the entry's YAML options; a decoding error points at the offending node.
+    init(entry: RouteEntry) {
+        self.init { type in
+            do {
+                return try YAMLDecoder().decode(type, from: entry.options)
+            } catch let error as DecodingError {
+                throw ConfigurationError(entry: entry, decodingError: error)
+            }
+        }
+    }
+}
+
+extension ConfigurationError {
+    init(entry: RouteEntry, decodingError: DecodingError) {
+        let (path, sentence): ([any CodingKey], String) = switch decodingError {
+        case .typeMismatch(let type, let context): (context.codingPath, "expected \(Self.describe(type)); \(context.debugDescription)")
+        case .valueNotFound(let type, let context): (context.codingPath, "expected \(Self.describe(type)), found nothing")
+        case .keyNotFound(let key, let context): (context.codingPath, "the option '\(key.stringValue)' is required")
+        case .dataCorrupted(let context): (context.codingPath, context.debugDescription)
+        @unknown default: ([], "\(decodingError)")
+        }
+        let node = path.reduce(entry.options as Node?) { node, key in
+            guard let node else { return nil }
+            if let index = key.intValue, let items = node.sequence, items.indices.contains(index) { return items[index] }
+            return node.mapping?[key.stringValue] ?? node
+        }
+        let name = path.map(\.stringValue).joined(separator: ".")
+        let prefix = name.isEmpty ? "options of route '\(entry.route)'" : "option '\(name)' of route '\(entry.route)'"
+        let location = (node?.mark).map { SourceLocation(file: entry.location.file, mark: $0) } ?? entry.optionsLocation
+        self.init(location, "\(prefix): \(sentence)")
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type, is UInt16.Type, is UInt32.Type, is UInt64.Type: "a whole number"
+        case is Double.Type, is Float.Type: "a number"
+        case is Bool.Type: "true or false"
+        case is String.Type: "a string"
+        default: "\(type)"
+        }
+    }
+}
+
+/// The push sink of handlers built only to validate a configuration.
+struct DiscardingPushSink: PushSink {
+    func push(_ message: Message, to client: ClientID) -> PushOutcome { .buffered }
+    func isConnected(_ client: ClientID) -> Bool { false }
+}
+
+import ConduitWire

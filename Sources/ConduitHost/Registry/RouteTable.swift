@@ -1,0 +1,38 @@
+import Atomics
+public import ConduitKit
+
+/// An immutable route table: exact routes first, then the longest `prefix.*` pattern (SPEC §3).
+/// The registry swaps whole tables atomically, so a lookup never sees half a reload.
+public final class RouteTable: Sendable, AtomicReference {
+    public struct Route: Sendable {
+        public let entry: RouteEntry
+        public let handler: any ConduitHandler
+        public let stats: RouteStats
+    }
+
+    /// In file order.
+    public let routes: [Route]
+    private let exact: [String: Route]
+    /// `(prefix including the dot, route)`, longest prefix first.
+    private let prefixes: [(String, Route)]
+
+    init(routes: [Route]) {
+        self.routes = routes
+        var exact: [String: Route] = [:]
+        var prefixes: [(String, Route)] = []
+        for route in routes {
+            if route.entry.route.hasSuffix(".*") {
+                prefixes.append((String(route.entry.route.dropLast()), route))
+            } else {
+                exact[route.entry.route] = route
+            }
+        }
+        self.exact = exact
+        self.prefixes = prefixes.sorted { $0.0.utf8.count > $1.0.utf8.count }
+    }
+
+    public func lookup(_ route: String) -> Route? {
+        if let match = exact[route] { return match }
+        return prefixes.first { route.hasPrefix($0.0) }?.1
+    }
+}

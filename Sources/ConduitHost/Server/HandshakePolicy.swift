@@ -1,0 +1,81 @@
+import ConduitKit
+import NIOHTTP1
+
+/// Who may open a socket (SPEC §2), checked in this order so that a client without the key
+/// learns nothing else: not a WebSocket upgrade (400), Origin (403), shared key (403), ids (400).
+struct HandshakePolicy: Sendable {
+    struct Accepted: Sendable {
+        let client: ClientID
+        let window: String
+        /// `conduit` when the client offered it (the key then travelled as a subprotocol).
+        let subprotocol: String?
+    }
+
+    struct Rejected: Error, Sendable {
+        let status: HTTPResponseStatus
+        let reason: String
+    }
+
+    static let subprotocol = "conduit"
+    static let keyProtocolPrefix = "conduit.key."
+
+    let mode: SessionServices.Mode
+    let sharedKey: SharedKey
+    let allowedOrigins: [String]
+
+    func evaluate(_ head: HTTPRequestHead) -> Result<Accepted, Rejected> {
+        let headers = head.headers
+        guard head.method == .GET,
+              headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
+              headers["upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+              headers["sec-websocket-version"].first == "13",
+              let key = headers["sec-websocket-key"].first, !key.isEmpty
+        else {
+            return .failure(Rejected(status: .badRequest, reason: "not a WebSocket upgrade (RFC 6455 version 13 with Sec-WebSocket-Key)"))
+        }
+        if let origin = headers["origin"].first, !isAllowed(origin: origin) {
+            return .failure(Rejected(status: .forbidden, reason: "origin not allowed"))
+        }
+        let offered = headers[canonicalForm: "sec-websocket-protocol"].map(String.init)
+        if mode == .conformanceEcho {
+            return .success(Accepted(client: ClientID("conformance")!, window: "0", subprotocol: nil))
+        }
+        let (path, query) = split(uri: head.uri)
+        let keyFromProtocol = offered.first { $0.hasPrefix(Self.keyProtocolPrefix) }.map { String($0.dropFirst(Self.keyProtocolPrefix.count)) }
+        guard let candidate = keyFromProtocol ?? query["key"], sharedKey.matches(candidate) else {
+            return .failure(Rejected(status: .forbidden, reason: "missing or wrong key"))
+        }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.count == 2, let client = ClientID(segments.first!), let window = ClientID(segments.last!) else {
+            return .failure(Rejected(status: .badRequest, reason: "the path must be /<client-id>/<top-window-id>, each a uint64 or 1–64 of [A-Za-z0-9._-]"))
+        }
+        return .success(Accepted(client: client, window: window.rawValue, subprotocol: offered.contains(Self.subprotocol) ? Self.subprotocol : nil))
+    }
+
+    /// Default: no Origin, `null`, or a localhost origin on any scheme and port; plus the configured list.
+    private func isAllowed(origin: String) -> Bool {
+        if origin == "null" || allowedOrigins.contains(origin) { return true }
+        guard let schemeEnd = origin.range(of: "://") else { return false }
+        var host = origin[schemeEnd.upperBound...]
+        if host.hasPrefix("[") {
+            host = host.prefix { $0 != "]" } + "]"
+        } else {
+            host = host.prefix { $0 != ":" && $0 != "/" }
+        }
+        return ["localhost", "127.0.0.1", "[::1]"].contains(host.lowercased())
+    }
+
+    private func split(uri: String) -> (path: Substring, query: [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri[...], [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(parts[0]).removingPercentEncoding ?? String(parts[0])
+            let value = parts.count > 1 ? (String(parts[1]).removingPercentEncoding ?? String(parts[1])) : ""
+            query[name] = value
+        }
+        return (uri[..<mark], query)
+    }
+}
+
+import Foundation

@@ -1,0 +1,34 @@
+import NIOCore
+import NIOHTTP1
+
+/// Answers an HTTP request that was not upgraded with the policy's status, then closes.
+final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let policy: HandshakePolicy
+    private var responded = false
+
+    init(policy: HandshakePolicy) {
+        self.policy = policy
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data), !responded else { return }
+        responded = true
+        let rejection: HandshakePolicy.Rejected = switch policy.evaluate(head) {
+        case .failure(let rejected): rejected
+        case .success: .init(status: .badRequest, reason: "the upgrade could not be completed")
+        }
+        var body = context.channel.allocator.buffer(capacity: rejection.reason.utf8.count + 1)
+        body.writeString(rejection.reason + "\n")
+        let headers: HTTPHeaders = [
+            "content-type": "text/plain; charset=utf-8", "content-length": "\(body.readableBytes)", "connection": "close",
+        ]
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: rejection.status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+}

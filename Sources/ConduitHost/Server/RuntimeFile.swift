@@ -1,0 +1,72 @@
+import Foundation
+
+/// Where a running host can be found (SPEC §6): one JSON line on stdout at start, and the same
+/// facts plus the shared key in a file only its owner can read (mode 0600).
+public struct Endpoints: Sendable, Codable, Equatable {
+    /// The socket server's port; nil while paused.
+    public var port: Int?
+    public var ipcPort: Int?
+    public var host: String
+    public var pid: Int32
+    public var runtimeFile: String
+
+    private enum CodingKeys: String, CodingKey { case port, ipcPort, host, pid, runtimeFile }
+
+    /// Absent ports are written as null, so readers see every key.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(port, forKey: .port)
+        try container.encode(ipcPort, forKey: .ipcPort)
+        try container.encode(host, forKey: .host)
+        try container.encode(pid, forKey: .pid)
+        try container.encode(runtimeFile, forKey: .runtimeFile)
+    }
+
+    /// The announce line: no key in it, since stdout often ends up in logs.
+    public var announceLine: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// The runtime file: the endpoints and the shared key.
+public struct RuntimeFile: Sendable, Codable, Equatable {
+    public var port: Int?
+    public var ipcPort: Int?
+    public var host: String
+    public var pid: Int32
+    public var sharedKey: String
+
+    /// `$TMPDIR/conduit-<pid>.json` unless configured.
+    static func defaultPath(pid: Int32) -> String {
+        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        return (directory as NSString).appendingPathComponent("conduit-\(pid).json")
+    }
+
+    /// Writes the file atomically with mode 0600 (created that way, never readable by others).
+    func write(to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(self)
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw RuntimeFileError(path: path, errno: errno) }
+        let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        guard written == data.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw RuntimeFileError(path: path, errno: errno)
+        }
+    }
+
+    public static func read(from path: String) throws -> RuntimeFile {
+        try JSONDecoder().decode(RuntimeFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
+
+struct RuntimeFileError: Error, CustomStringConvertible {
+    let path: String
+    let errno: Int32
+    var description: String { "can't write the runtime file \(path): \(String(cString: strerror(errno)))" }
+}

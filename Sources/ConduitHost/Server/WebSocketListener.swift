@@ -1,0 +1,88 @@
+import ConduitKit
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// The Conduit socket server: binds, upgrades HTTP to WebSocket on NIO's own codec, and
+/// gives each socket a `SessionHandler`. It can be stopped and started again (pause/resume).
+final class WebSocketListener: Sendable {
+    private let services: SessionServices
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let policy: HandshakePolicy
+
+    init(services: SessionServices, group: any EventLoopGroup, logger: Logger) {
+        self.services = services
+        self.group = group
+        self.logger = logger
+        self.policy = HandshakePolicy(mode: services.mode, sharedKey: services.sharedKey, allowedOrigins: services.settings.allowedOrigins)
+    }
+
+    /// Binds and returns the server channel.
+    func bind(host: String, port: Int) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.configure(channel) }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+
+    private func configure(_ channel: any Channel) throws {
+        let accepted = NIOLoopBoundBox<HandshakePolicy.Accepted?>(nil, eventLoop: channel.eventLoop)
+        let timeout = channel.eventLoop.assumeIsolated().scheduleTask(
+            in: .nanoseconds(Int64(services.settings.handshakeTimeoutSeconds * 1e9))
+        ) { channel.close(promise: nil) }
+        channel.closeFuture.whenComplete { _ in timeout.cancel() }
+
+        let maxBytes = services.settings.maxMessageBytes
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: maxBytes,
+            automaticErrorHandling: true,
+            shouldUpgrade: { [policy] channel, head in
+                switch policy.evaluate(head) {
+                case .success(let result):
+                    accepted.value = result
+                    var headers = HTTPHeaders()
+                    if let subprotocol = result.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+                    return channel.eventLoop.makeSucceededFuture(headers)
+                case .failure:
+                    return channel.eventLoop.makeSucceededFuture(nil)
+                }
+            },
+            upgradePipelineHandler: { [services, logger] channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    timeout.cancel()
+                    guard let result = accepted.value else { throw ChannelError.inappropriateOperationForState }
+                    let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
+                    try channel.pipeline.syncOperations.addHandlers(
+                        NIOWebSocketFrameAggregator(
+                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxBytes
+                        ),
+                        SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger)
+                    )
+                }
+            }
+        )
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
+            withErrorHandling: true
+        )
+        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy))
+    }
+}
+
+extension Logger {
+    func with(metadata: Logger.Metadata) -> Logger {
+        var copy = self
+        for (key, value) in metadata { copy[metadataKey: key] = value }
+        return copy
+    }
+}

@@ -1,0 +1,55 @@
+import ConduitKit
+import ConduitWire
+import Foundation
+import NIOCore
+
+/// How a handler's answer becomes a reply message (SPEC §3): `route` and the request's
+/// `token` (or `seq`) added; errors as `error: <Type>` with `{"err":{type,message}}`.
+/// Shared by the WebSocket and IPC transports.
+enum ReplyRouting {
+    static func responder(
+        route: String, correlation: (name: String, value: String)?, stats: RouteStats?,
+        deliver: @escaping @Sendable (Message) -> Void
+    ) -> Responder {
+        let correlation = correlation.map { Correlation(name: $0.name, value: $0.value) }
+        return Responder { result in
+            let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
+            stats?.countReply(bytes: message.payload.readableBytes, isError: message.headers[HeaderName.error] != nil)
+            deliver(message)
+        }
+    }
+
+    static func message(for result: Result<Reply, ConduitError>, route: String?, correlation: (name: String, value: String)?) -> Message {
+        var message: Message
+        switch result {
+        case .success(let reply):
+            message = Message(headers: reply.headers, payload: reply.payload)
+            if (try? message.validateLimits()) == nil {
+                return Self.message(for: .failure(.internal("the handler's reply exceeds the framing limits")), route: route, correlation: correlation)
+            }
+        case .failure(let error):
+            message = Message(headers: [HeaderName.error: error.kind.name], payload: errorPayload(error))
+        }
+        if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
+        if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
+        return message
+    }
+
+    static func errorPayload(_ error: ConduitError) -> ByteBuffer {
+        let body = ErrorBody(err: .init(type: error.kind.name, message: error.message))
+        return ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
+    }
+
+    private struct Correlation: Sendable {
+        let name: String
+        let value: String
+    }
+
+    private struct ErrorBody: Encodable {
+        struct Err: Encodable {
+            let type: String
+            let message: String
+        }
+        let err: Err
+    }
+}

@@ -1,0 +1,39 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// One open WebSocket of a client id, usable from any thread. The connection's state lives
+/// in its `SessionHandler` on the event loop; this handle hops there when needed.
+final class Session: Sendable {
+    let client: ClientID
+    let window: String
+    let channel: any Channel
+    private let handler: NIOLoopBound<SessionHandler>
+    /// Messages waiting for the socket to become writable (for diagnostics).
+    let queuedMessages = Atomic<Int>(0)
+    /// Messages dropped by the outbound policy.
+    let droppedMessages = Atomic<Int>(0)
+
+    init(client: ClientID, window: String, channel: any Channel, handler: SessionHandler) {
+        self.client = client
+        self.window = window
+        self.channel = channel
+        self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
+    }
+
+    /// Sends a message (split if large); pushes and late replies come through here.
+    func send(_ message: Message) {
+        if channel.eventLoop.inEventLoop {
+            handler.value.send(message)
+        } else {
+            channel.eventLoop.execute { self.handler.value.send(message) }
+        }
+    }
+
+    /// Starts the close handshake with `code`.
+    func close(code: WebSocketErrorCode, reason: String) {
+        channel.eventLoop.execute { self.handler.value.close(code: code, reason: reason) }
+    }
+}

@@ -1,0 +1,99 @@
+import ConduitKit
+import ConduitWire
+import Crypto
+import NIOCore
+
+/// One binary message's way from the socket to a handler (SPEC §1, §3): decode, digest check,
+/// chunk queueing, relay, route lookup, handler call, reply.
+extension SessionHandler {
+    func dispatch(_ frameData: ByteBuffer) {
+        services.metrics.messageReceived(bytes: frameData.readableBytes)
+        let message: Message
+        do {
+            message = try Message(decoding: frameData)
+        } catch {
+            return replyError(ConduitError(describing: error), route: nil, correlation: nil)
+        }
+        let headers = message.headers
+        if let _ = headers[HeaderName.digest] {
+            return replyDigest(of: message.payload, correlation: headers.correlation)
+        }
+        let route = headers.route
+        if headers.hasMore || (route == nil && headers[HeaderName.to] == nil) {
+            return queueChunk(message.payload, route: route, correlation: headers.correlation)
+        }
+        let payload: ByteBuffer
+        do {
+            payload = try assembler.complete(with: message.payload)
+        } catch {
+            return replyError(ConduitError(describing: error), route: route, correlation: headers.correlation)
+        }
+        guard let route else {
+            return relay(Message(headers: headers, payload: payload))
+        }
+        route.hasPrefix(RoutePattern.internalPrefix)
+            ? replyError(.notFound("'\(route)' is reachable over IPC only"), route: route, correlation: headers.correlation)
+            : call(route: route, headers: headers, payload: payload, frameBytes: frameData.readableBytes)
+    }
+
+    private func call(route: String, headers: Headers, payload: ByteBuffer, frameBytes: Int) {
+        let correlation = headers.correlation
+        guard let entry = services.registry.lookup(route) else {
+            return replyError(.notFound("no handler for route '\(route)'"), route: route, correlation: correlation)
+        }
+        entry.stats.countRequest(bytes: frameBytes)
+        let request = Request(
+            headers: headers, payload: payload, route: route, client: client,
+            transport: .webSocket, eventLoop: context?.eventLoop ?? session!.channel.eventLoop
+        )
+        let responder = ReplyRouting.responder(route: route, correlation: correlation, stats: entry.stats) { [session] reply in
+            session?.send(reply)
+        }
+        do {
+            try entry.handler.handle(request, responder: responder)
+        } catch {
+            responder.fail(ConduitError(describing: error))
+        }
+    }
+
+    private func queueChunk(_ payload: ByteBuffer, route: String?, correlation: (name: String, value: String)?) {
+        do {
+            try assembler.append(payload)
+        } catch {
+            replyError(ConduitError(describing: error), route: route, correlation: correlation)
+        }
+    }
+
+    /// `to`: hands the message to another client with `from` added (SPEC §3).
+    private func relay(_ message: Message) {
+        let correlation = message.headers.correlation
+        guard let target = message.headers[HeaderName.to].flatMap(ClientID.init) else {
+            return replyError(.badRequest("'to' is not a client id"), route: nil, correlation: correlation)
+        }
+        guard services.directory.isConnected(target) else {
+            return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
+        }
+        var relayed = message
+        relayed.headers.replaceOrAppend(HeaderName.from, client.rawValue)
+        services.directory.push(relayed, to: target)
+        if let correlation {
+            send(ReplyRouting.message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation))
+        }
+    }
+
+    /// `digest`: answers with the SHA-1 of the payload in uppercase hex (the runtime's self-check).
+    private func replyDigest(of payload: ByteBuffer, correlation: (name: String, value: String)?) {
+        let digest = payload.withUnsafeReadableBytes { Insecure.SHA1.hash(data: $0) }
+        var headers: Headers = [HeaderName.digest: digest.map { hexDigits[Int($0)] }.joined()]
+        if let correlation { headers.append(correlation.name, correlation.value) }
+        send(Message(headers: headers))
+    }
+
+    func replyError(_ error: ConduitError, route: String?, correlation: (name: String, value: String)?) {
+        send(ReplyRouting.message(for: .failure(error), route: route, correlation: correlation))
+    }
+}
+
+private let hexDigits = (0...255).map { String(format: "%02X", $0) }
+
+import Foundation

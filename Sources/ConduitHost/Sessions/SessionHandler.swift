@@ -1,0 +1,262 @@
+import ConduitKit
+import ConduitWire
+import Logging
+import NIOCore
+import NIOWebSocket
+import Synchronization
+
+/// A connection's WebSocket life on its event loop: control frames, the close handshake,
+/// the bounded outbound queue and flush coalescing. Binary messages go to `dispatch`.
+final class SessionHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    let client: ClientID
+    let window: String
+    let services: SessionServices
+    var logger: Logger
+    /// Joins a large request's chunks (SPEC §1).
+    var assembler: ChunkAssembler
+    private(set) var session: Session?
+
+    private(set) var context: ChannelHandlerContext?
+    /// What waits for the socket to become writable; messages stay messages, so those not
+    /// written when the socket closes go back to the id's push buffer.
+    private var pending = CircularBuffer<Outbound>()
+
+    private enum Outbound {
+        case message(Message)
+        case control(WebSocketFrame)
+    }
+    private var isReading = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var closeSent = false
+    private var isClosed = false
+
+    init(client: ClientID, window: String, services: SessionServices, logger: Logger) {
+        self.client = client
+        self.window = window
+        self.services = services
+        self.logger = logger
+        self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
+    }
+
+    // MARK: Life
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let session = Session(client: client, window: window, channel: context.channel, handler: self)
+        self.session = session
+        services.metrics.connectionOpened()
+        logger.debug("client connected")
+        services.directory.attach(session)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish()
+    }
+
+    private func finish() {
+        guard !isClosed, let session else { return }
+        isClosed = true
+        services.metrics.connectionClosed()
+        let unsent = pending.compactMap { item -> Message? in
+            if case .message(let message) = item { message } else { nil }
+        }
+        pending.removeAll()
+        session.queuedMessages.store(0, ordering: .relaxed)
+        services.directory.requeue(unsent, for: client)
+        services.directory.detach(session)
+        logger.debug("client disconnected")
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        isReading = true
+        let frame = unwrapInboundIn(data)
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            return close(code: .protocolError, reason: "reserved bits set without an extension")
+        }
+        guard let maskKey = frame.maskKey else {
+            return close(code: .protocolError, reason: "client frames must be masked")
+        }
+        var payload = frame.data
+        payload.webSocketUnmask(maskKey)
+        switch frame.opcode {
+        case .binary where services.mode == .conformanceEcho:
+            write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
+        case .binary:
+            guard !closeSent else { return }
+            dispatch(payload)
+        case .text where services.mode == .conformanceEcho:
+            echoText(payload)
+        case .text:
+            close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
+        case .ping:
+            guard !closeSent else { return }
+            write(WebSocketFrame(fin: true, opcode: .pong, data: payload))
+        case .pong:
+            break
+        case .connectionClose:
+            receivedClose(payload)
+        default:
+            close(code: .protocolError, reason: "unexpected opcode \(frame.opcode)")
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        isReading = false
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error as? NIOWebSocketFrameAggregator.Error {
+        case .accumulatedFrameSizeIsTooLarge?:
+            close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
+        case .some:
+            close(code: .protocolError, reason: "bad fragmentation")
+        case nil:
+            logger.debug("connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    private func echoText(_ payload: ByteBuffer) {
+        guard payload.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) != nil else {
+            return close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
+        }
+        write(WebSocketFrame(fin: true, opcode: .text, data: payload))
+    }
+
+    // MARK: Outbound
+
+    /// Sends one message, split into parts when its payload exceeds one frame.
+    func send(_ message: Message) {
+        guard !isClosed, !closeSent, let context else {
+            services.directory.requeue(CollectionOfOne(message), for: client)
+            return
+        }
+        if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
+            sendPart(message, context: context)
+        } else {
+            for part in message.split() { sendPart(part, context: context) }
+        }
+    }
+
+    private func sendPart(_ message: Message, context: ChannelHandlerContext) {
+        guard pending.isEmpty, context.channel.isWritable else { return enqueue(.message(message)) }
+        guard let frame = encodeFrame(message, context: context) else { return }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        scheduleFlush(context)
+    }
+
+    private func encodeFrame(_ message: Message, context: ChannelHandlerContext) -> WebSocketFrame? {
+        // Reserve room for the frame header, so the encoder prepends it in place: one buffer.
+        let headroom = 10
+        var buffer = context.channel.allocator.buffer(capacity: headroom + message.encodedSize)
+        buffer.moveWriterIndex(forwardBy: headroom)
+        buffer.moveReaderIndex(forwardBy: headroom)
+        do {
+            try message.encode(into: &buffer)
+        } catch {
+            logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
+            return nil
+        }
+        services.metrics.messageSent(bytes: buffer.readableBytes)
+        return WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+    }
+
+    /// Writes a frame that is not a message (pong, text echo).
+    private func write(_ frame: WebSocketFrame) {
+        guard let context else { return }
+        guard pending.isEmpty, context.channel.isWritable else { return enqueue(.control(frame)) }
+        context.write(wrapOutboundOut(frame), promise: nil)
+        scheduleFlush(context)
+    }
+
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        // Inside a read, channelReadComplete flushes once for the whole batch; otherwise one
+        // flush at the end of this event loop tick covers every push made in it.
+        if isReading {
+            needsFlush = true
+        } else if !flushScheduled {
+            flushScheduled = true
+            context.eventLoop.assumeIsolated().execute {
+                self.flushScheduled = false
+                self.context?.flush()
+            }
+        }
+    }
+
+    private func enqueue(_ item: Outbound) {
+        pending.append(item)
+        if pending.count > services.settings.outboundQueueMessages {
+            switch services.settings.outboundPolicy {
+            case .dropOldest:
+                pending.removeFirst()
+                session?.droppedMessages.add(1, ordering: .relaxed)
+                services.metrics.outboundDropped()
+            case .close:
+                close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+            }
+        }
+        session?.queuedMessages.store(pending.count, ordering: .relaxed)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        while context.channel.isWritable, let item = pending.popFirst() {
+            switch item {
+            case .control(let frame):
+                context.write(wrapOutboundOut(frame), promise: nil)
+            case .message(let message):
+                if let frame = encodeFrame(message, context: context) {
+                    context.write(wrapOutboundOut(frame), promise: nil)
+                }
+            }
+        }
+        session?.queuedMessages.store(pending.count, ordering: .relaxed)
+        context.flush()
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Close handshake
+
+    /// Sends a close frame and closes the connection once the peer answers (or after a timeout).
+    func close(code: WebSocketErrorCode, reason: String) {
+        guard let context, !closeSent else { return }
+        closeSent = true
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        data.writeString(reason)
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        let channel = context.channel
+        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    }
+
+    private func receivedClose(_ payload: ByteBuffer) {
+        guard let context else { return }
+        if closeSent {
+            context.close(promise: nil)
+            return
+        }
+        closeSent = true
+        var payload = payload
+        var reply = context.channel.allocator.buffer(capacity: 2)
+        if let code = CloseFrame.replyCode(to: &payload) {
+            reply.write(webSocketErrorCode: code)
+        }
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
+            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct Conduit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conduit",
+        abstract: "A local WebSocket host that routes compact binary messages to handler modules.",
+        subcommands: [Serve.self, Routes.self, Check.self],
+        defaultSubcommand: Serve.self
+    )
+}

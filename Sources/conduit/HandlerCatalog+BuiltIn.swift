@@ -1,0 +1,10 @@
+import ConduitEcho
+import ConduitHost
+import ConduitKit
+
+extension HandlerCatalog {
+    /// Every handler kind this executable knows: one line per module.
+    static let builtIn = HandlerCatalog([
+        HandlerKind(EchoHandler.self, name: "echo"),
+    ])
+}
