@@ -6,6 +6,8 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    static let name = "conduit.handshake-rejection"
+
     private let policy: HandshakePolicy
     private var responded = false
 

@@ -61,6 +61,7 @@ final class WebSocketListener: Sendable {
                     timeout.cancel()
                     guard let result = accepted.value else { throw ChannelError.inappropriateOperationForState }
                     let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
+                    channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
                     try channel.pipeline.syncOperations.addHandlers(
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxBytes
@@ -75,7 +76,7 @@ final class WebSocketListener: Sendable {
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
             withErrorHandling: true
         )
-        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy))
+        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy), name: HandshakeRejectionHandler.name)
     }
 }
 

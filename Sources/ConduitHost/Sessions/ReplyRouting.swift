@@ -27,11 +27,14 @@ enum ReplyRouting {
             if (try? message.validateLimits()) == nil {
                 return Self.message(for: .failure(.internal("the handler's reply exceeds the framing limits")), route: route, correlation: correlation)
             }
+            if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
+            if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
         case .failure(let error):
-            message = Message(headers: [HeaderName.error: error.kind.name], payload: errorPayload(error))
+            message = Message(headers: [:], payload: errorPayload(error))
+            if let route { message.headers.append(HeaderName.route, route) }
+            if let correlation { message.headers.append(correlation.name, correlation.value) }
+            message.headers.append(HeaderName.error, error.kind.name)
         }
-        if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
-        if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
         return message
     }
 
