@@ -2,29 +2,27 @@ import ConduitKit
 public import Logging
 public import NIOCore
 import NIOPosix
+public import Prometheus
 public import ServiceLifecycle
 import NIOWebSocket
 import NIOConcurrencyHelpers
 import Foundation
 
-/// The Conduit host: the WebSocket data plane, the route registry and the client directory,
-/// run as one `Service` (start handlers → bind → announce → serve → close sockets with 1001).
+/// The Conduit host: the WebSocket data plane, the route registry, the client directory and
+/// the IPC control plane, run as one `Service` (start handlers → bind IPC → bind the socket
+/// server → announce → serve → close sockets with 1001).
 public final class ConduitHost: Service, Sendable {
-    public let sharedKey: SharedKey
+    /// The IPC listener is always on loopback, whatever the socket server's host (SPEC §6).
+    static let ipcHost = "127.0.0.1"
+
+    public var sharedKey: SharedKey { control.sharedKey }
     public let registry: RouteRegistry
     let directory: ClientDirectory
+    let control: HostControl
     private let settings: HostSettings
-    private let listener: WebSocketListener
+    private let ipc: IPCListener
     private let logger: Logger
-    private let group: any EventLoopGroup
-    private let configurationSource: ConfigurationSource
-    private let state = NIOLockedValueBox(State())
     private let ready: EventLoopPromise<Endpoints>
-
-    private struct State {
-        var server: (any Channel)?
-        var endpoints: Endpoints?
-    }
 
     /// Where reloads read the configuration from.
     public struct ConfigurationSource: Sendable {
@@ -36,92 +34,113 @@ public final class ConduitHost: Service, Sendable {
         }
     }
 
+    /// - Parameters:
+    ///   - metrics: the handles' factory (the bootstrapped one by default).
+    ///   - prometheus: what `GET /metrics` exports; nil: no metrics endpoint.
+    ///   - resources: files the IPC listener serves, keyed by path (`/`, `/conduit.js`).
     public init(
         configuration: HostConfiguration,
         catalog: HandlerCatalog,
         source: ConfigurationSource = ConfigurationSource(path: nil),
         conformanceEcho: Bool = false,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: HostMetrics = HostMetrics(),
+        prometheus: PrometheusCollectorRegistry? = nil,
+        resources: [String: StaticResource] = [:],
         logger: Logger
     ) throws(ConfigurationError) {
         let settings = configuration.settings
         let routesBox = NIOLockedValueBox<RouteRegistry?>(nil)
-        let directory = ClientDirectory(settings: settings, timers: group.next()) { event in
+        let directory = ClientDirectory(settings: settings, timers: group.next(), metrics: metrics) { event in
             guard let registry = routesBox.withLockedValue({ $0 }) else { return }
             for route in registry.table.routes { route.handler.clientEvent(event) }
         }
-        let registry = try RouteRegistry(configuration: configuration, catalog: catalog) { entry in
+        let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
             HandlerContext(
                 route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]),
                 pushes: directory, eventLoopGroup: group
             )
         }
         routesBox.withLockedValue { $0 = registry }
-        self.settings = settings
-        self.sharedKey = SharedKey(configured: settings.sharedKey)
-        self.directory = directory
-        self.registry = registry
-        self.logger = logger
-        self.group = group
-        self.configurationSource = source
-        self.ready = group.next().makePromise()
+        let sharedKey = SharedKey(configured: settings.sharedKey)
         let services = SessionServices(
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
-            directory: directory, metrics: HostMetrics(), sharedKey: sharedKey
+            directory: directory, metrics: metrics, sharedKey: sharedKey
         )
-        self.listener = WebSocketListener(services: services, group: group, logger: logger)
+        let server = SocketServer(
+            listener: WebSocketListener(services: services, group: group, logger: logger),
+            directory: directory, host: settings.host, configuredPort: settings.port
+        )
+        let reload = ReloadAction(source: source, registry: registry, logger: logger)
+        let control = HostControl(server: server, sharedKey: sharedKey, directory: directory, registry: registry, reload: reload.run)
+        self.settings = settings
+        self.directory = directory
+        self.registry = registry
+        self.control = control
+        self.logger = logger
+        self.ready = group.next().makePromise()
+        self.ipc = IPCListener(
+            services: IPCServices(
+                control: control, registry: registry, directory: directory, prometheus: prometheus, resources: resources,
+                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .seconds(60)
+            ),
+            group: group, logger: logger.with(metadata: ["listener": "ipc"])
+        )
     }
 
-    /// Resolves once the socket server listens (the announce), or fails if it could not start.
+    /// Resolves once both listeners are up (the announce), or fails if they could not start.
     public func waitUntilReady() async throws -> Endpoints {
         try await ready.futureResult.get()
     }
 
     public func run() async throws {
+        let ipcServer: any Channel
         do {
             try await registry.startHandlers()
-            let server = try await listener.bind(host: settings.host, port: settings.port)
+            ipcServer = try await ipc.bind(host: Self.ipcHost, port: settings.ipcPort)
+            try await control.server.start()
             let pid = getpid()
-            let endpoints = Endpoints(
-                port: server.localAddress?.port, ipcPort: nil, host: settings.host, pid: pid,
+            let endpoints = try await control.announce(Endpoints(
+                port: await control.server.port, ipcPort: ipcServer.localAddress?.port, host: settings.host, pid: pid,
                 runtimeFile: settings.runtimeFile.isEmpty ? RuntimeFile.defaultPath(pid: pid) : settings.runtimeFile
-            )
-            try RuntimeFile(port: endpoints.port, ipcPort: nil, host: endpoints.host, pid: pid, sharedKey: sharedKey.value)
-                .write(to: endpoints.runtimeFile)
-            state.withLockedValue {
-                $0.server = server
-                $0.endpoints = endpoints
-            }
-            logger.info("conduit listening", metadata: ["server.port": "\(endpoints.port ?? 0)", "server.host": "\(settings.host)"])
+            ))
+            logger.info("conduit listening", metadata: [
+                "server.port": "\(endpoints.port ?? 0)", "server.host": "\(settings.host)", "ipc.port": "\(endpoints.ipcPort ?? 0)",
+            ])
             ready.succeed(endpoints)
         } catch {
             ready.fail(error)
+            await control.server.stop(code: .goingAway, reason: "host shutting down")
             await registry.stopHandlers()
             throw error
         }
         try? await gracefulShutdown()
-        await shutdown()
+        await shutdown(ipcServer: ipcServer)
     }
 
-    /// Closes every socket with 1001, stops listening, stops the handlers.
-    private func shutdown() async {
-        let (server, endpoints) = state.withLockedValue { ($0.server, $0.endpoints) }
-        try? await server?.close()
-        await closeAllSessions(code: .goingAway, reason: "host shutting down")
+    /// Closes every socket with 1001, stops both listeners, stops the handlers.
+    private func shutdown(ipcServer: any Channel) async {
+        await control.server.stop(code: .goingAway, reason: "host shutting down")
+        try? await ipcServer.close()
         await registry.stopHandlers()
-        if let endpoints { unlink(endpoints.runtimeFile) }
+        if let endpoints = control.announced { unlink(endpoints.runtimeFile) }
         logger.info("conduit stopped")
-    }
-
-    func closeAllSessions(code: WebSocketErrorCode, reason: String) async {
-        let sessions = directory.sessions
-        for session in sessions { session.close(code: code, reason: reason) }
-        for session in sessions { try? await session.channel.closeFuture.get() }
     }
 
     /// Reads the configuration again and swaps the route table; a bad file changes nothing.
     public func reload() async throws {
-        let configuration = try configurationSource.loader.load(path: configurationSource.path)
+        try await control.reload()
+    }
+}
+
+/// A reload: read the configuration file again and hand it to the registry.
+private struct ReloadAction: Sendable {
+    let source: ConduitHost.ConfigurationSource
+    let registry: RouteRegistry
+    let logger: Logger
+
+    @Sendable func run() async throws {
+        let configuration = try source.loader.load(path: source.path)
         try await registry.reload(configuration, logger: logger)
     }
 }

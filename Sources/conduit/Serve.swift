@@ -2,6 +2,8 @@ import ArgumentParser
 import ConduitHost
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -27,6 +29,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = Logger.bootstrapConduit()
+        // The one metrics bootstrap of the process; `/metrics` on the IPC port exports it.
+        let prometheus = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
         var configuration = try configurationOptions.load()
         if let port { configuration.settings.port = port }
         if let host { configuration.settings.host = host }
@@ -34,7 +39,8 @@ struct Serve: AsyncParsableCommand {
         do {
             conduit = try ConduitHost(
                 configuration: configuration, catalog: .builtIn,
-                source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho, logger: logger
+                source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho,
+                prometheus: prometheus, logger: logger
             )
         } catch {
             printError(error.description)

@@ -1,4 +1,5 @@
 import Atomics
+import CoreMetrics
 public import ConduitKit
 public import Logging
 public import NIOCore
@@ -11,15 +12,17 @@ public final class RouteRegistry: Sendable {
     private let catalog: HandlerCatalog
     private let current: ManagedAtomic<RouteTable>
     private let makeContext: @Sendable (RouteEntry) -> HandlerContext
+    let metrics: HostMetrics
 
     /// Builds (but does not start) the handlers of `configuration`.
     public init(
-        configuration: HostConfiguration, catalog: HandlerCatalog,
+        configuration: HostConfiguration, catalog: HandlerCatalog, metrics: HostMetrics = HostMetrics(),
         makeContext: @escaping @Sendable (RouteEntry) -> HandlerContext
     ) throws(ConfigurationError) {
         self.catalog = catalog
         self.makeContext = makeContext
-        let table = try Self.build(configuration.routes, catalog: catalog, reusing: nil, makeContext: makeContext)
+        self.metrics = metrics
+        let table = try Self.build(configuration.routes, catalog: catalog, reusing: nil, metrics: metrics, makeContext: makeContext)
         self.current = ManagedAtomic(table)
     }
 
@@ -40,7 +43,7 @@ public final class RouteRegistry: Sendable {
     /// when the configuration is invalid or a new handler fails to start.
     public func reload(_ configuration: HostConfiguration, logger: Logger) async throws {
         let old = table
-        let new = try Self.build(configuration.routes, catalog: catalog, reusing: old, makeContext: makeContext)
+        let new = try Self.build(configuration.routes, catalog: catalog, reusing: old, metrics: metrics, makeContext: makeContext)
         let kept = Set(new.routes.map { ObjectIdentifier($0.stats) })
         let added = new.routes.filter { route in !old.routes.contains { $0.stats === route.stats } }
         for route in added { try await route.handler.start() }
@@ -56,13 +59,13 @@ public final class RouteRegistry: Sendable {
 
     /// Checks a configuration against the catalog without keeping any handler it builds.
     public static func validate(_ configuration: HostConfiguration, catalog: HandlerCatalog, group: any EventLoopGroup) throws(ConfigurationError) {
-        _ = try build(configuration.routes, catalog: catalog, reusing: nil) { entry in
+        _ = try build(configuration.routes, catalog: catalog, reusing: nil, metrics: HostMetrics(factory: NOOPMetricsHandler.instance)) { entry in
             HandlerContext(route: entry.route, logger: Logger(label: "conduit.check"), pushes: DiscardingPushSink(), eventLoopGroup: group)
         }
     }
 
     private static func build(
-        _ entries: [RouteEntry], catalog: HandlerCatalog, reusing old: RouteTable?,
+        _ entries: [RouteEntry], catalog: HandlerCatalog, reusing old: RouteTable?, metrics: HostMetrics,
         makeContext: (RouteEntry) -> HandlerContext
     ) throws(ConfigurationError) -> RouteTable {
         var routes: [RouteTable.Route] = []
@@ -83,7 +86,7 @@ public final class RouteRegistry: Sendable {
             } catch {
                 throw ConfigurationError(entry.optionsLocation, "the options of route '\(entry.route)' are not usable: \(error)")
             }
-            routes.append(RouteTable.Route(entry: entry, handler: handler, stats: RouteStats()))
+            routes.append(RouteTable.Route(entry: entry, handler: handler, stats: RouteStats(route: entry.route, metrics: metrics)))
         }
         return RouteTable(routes: routes)
     }

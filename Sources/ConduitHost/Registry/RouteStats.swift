@@ -1,22 +1,49 @@
+import CoreMetrics
+import NIOCore
 import Synchronization
 
-/// Per-route counters for diagnostics; atomics, so counting costs no lock on the hot path.
+/// Per-route counters: atomics for diagnostics (no lock on the hot path) and metric handles
+/// made once per route (messages and bytes per direction, handler latency), so counting a
+/// message allocates nothing.
 public final class RouteStats: Sendable {
     let requests = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let bytesIn = Atomic<Int>(0)
     let bytesOut = Atomic<Int>(0)
+    private let metrics: HostMetrics
+    private let messagesIn: Counter
+    private let messagesOut: Counter
+    private let bytesInCounter: Counter
+    private let bytesOutCounter: Counter
+    private let latency: Timer
 
-    init() {}
+    init(route: String, metrics: HostMetrics) {
+        self.metrics = metrics
+        let factory = metrics.factory
+        messagesIn = Counter(label: "conduit_route_messages_total", dimensions: [("route", route), ("direction", "in")], factory: factory)
+        messagesOut = Counter(label: "conduit_route_messages_total", dimensions: [("route", route), ("direction", "out")], factory: factory)
+        bytesInCounter = Counter(label: "conduit_route_bytes_total", dimensions: [("route", route), ("direction", "in")], factory: factory)
+        bytesOutCounter = Counter(label: "conduit_route_bytes_total", dimensions: [("route", route), ("direction", "out")], factory: factory)
+        latency = Timer(label: "conduit_handler_duration_seconds", dimensions: [("route", route)], preferredDisplayUnit: .seconds, factory: factory)
+    }
 
     func countRequest(bytes: Int) {
         requests.add(1, ordering: .relaxed)
         bytesIn.add(bytes, ordering: .relaxed)
+        messagesIn.increment()
+        bytesInCounter.increment(by: bytes)
     }
 
-    func countReply(bytes: Int, isError: Bool) {
+    /// Counts a reply; `since` is when the request reached the handler (the latency's start).
+    func countReply(bytes: Int, errorType: String?, since start: NIODeadline) {
         bytesOut.add(bytes, ordering: .relaxed)
-        if isError { errors.add(1, ordering: .relaxed) }
+        messagesOut.increment()
+        bytesOutCounter.increment(by: bytes)
+        latency.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        if let errorType {
+            errors.add(1, ordering: .relaxed)
+            metrics.errorReplied(type: errorType)
+        }
     }
 
     public struct Snapshot: Sendable, Codable, Equatable {

@@ -1,15 +1,34 @@
-import CoreMetrics
+public import CoreMetrics
+import NIOConcurrencyHelpers
 
 /// The host's metrics, created once (cached handles, so the hot path makes none).
-/// Exported by whatever swift-metrics backend the process bootstraps (Prometheus in `conduit serve`).
-struct HostMetrics: Sendable {
-    private let connectionsOpened = Counter(label: "conduit_connections_opened_total")
-    private let connectionsActive = Meter(label: "conduit_connections_active")
-    private let messagesIn = Counter(label: "conduit_messages_total", dimensions: [("direction", "in")])
-    private let messagesOut = Counter(label: "conduit_messages_total", dimensions: [("direction", "out")])
-    private let bytesIn = Counter(label: "conduit_bytes_total", dimensions: [("direction", "in")])
-    private let bytesOut = Counter(label: "conduit_bytes_total", dimensions: [("direction", "out")])
-    private let outboundDrops = Counter(label: "conduit_outbound_dropped_total")
+/// Exported by whatever swift-metrics backend the process bootstraps (Prometheus in
+/// `conduit serve`), or by the factory a test passes in.
+public struct HostMetrics: Sendable {
+    let factory: any MetricsFactory
+    private let connectionsOpened: Counter
+    private let connectionsActive: Meter
+    private let messagesIn: Counter
+    private let messagesOut: Counter
+    private let bytesIn: Counter
+    private let bytesOut: Counter
+    private let outboundDrops: Counter
+    private let pushDrops: Counter
+    /// Error counters by type: the set of types is open (handlers define their own), so one
+    /// handle is made per type on first use and kept.
+    private let errorCounters = NIOLockedValueBox<[String: Counter]>([:])
+
+    public init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        connectionsOpened = Counter(label: "conduit_connections_opened_total", dimensions: [], factory: factory)
+        connectionsActive = Meter(label: "conduit_connections_active", dimensions: [], factory: factory)
+        messagesIn = Counter(label: "conduit_messages_total", dimensions: [("direction", "in")], factory: factory)
+        messagesOut = Counter(label: "conduit_messages_total", dimensions: [("direction", "out")], factory: factory)
+        bytesIn = Counter(label: "conduit_bytes_total", dimensions: [("direction", "in")], factory: factory)
+        bytesOut = Counter(label: "conduit_bytes_total", dimensions: [("direction", "out")], factory: factory)
+        outboundDrops = Counter(label: "conduit_outbound_dropped_total", dimensions: [], factory: factory)
+        pushDrops = Counter(label: "conduit_push_buffer_dropped_total", dimensions: [], factory: factory)
+    }
 
     func connectionOpened() {
         connectionsOpened.increment()
@@ -29,4 +48,17 @@ struct HostMetrics: Sendable {
     }
 
     func outboundDropped() { outboundDrops.increment() }
+
+    /// A push dropped from a full per-id buffer (SPEC §3).
+    func pushDropped() { pushDrops.increment() }
+
+    func errorReplied(type: String) {
+        let counter = errorCounters.withLockedValue { counters in
+            if let counter = counters[type] { return counter }
+            let counter = Counter(label: "conduit_errors_total", dimensions: [("type", type)], factory: factory)
+            counters[type] = counter
+            return counter
+        }
+        counter.increment()
+    }
 }

@@ -11,9 +11,14 @@ import NIOWebSocket
 ///
 /// One lock guards the table; pushes to a connected id are handed to its event loop while
 /// the lock is held, so a (re)connect can never slip between a push and its delivery.
+///
+/// An id without a socket may have one IPC fallback stream (SPEC §6). Its pushes stay in the
+/// buffer and the stream takes them one by one as it writes them (`takeNext`), so whichever
+/// attaches next (a socket or another stream) takes over exactly what was not yet written.
 final class ClientDirectory: PushSink, Sendable {
     struct Slot {
         var session: Session?
+        var stream: (any PushStream)?
         var buffer = CircularBuffer<Message>()
         var pushed = 0
         var dropped = 0
@@ -26,8 +31,10 @@ final class ClientDirectory: PushSink, Sendable {
     private let gracePeriod: TimeAmount
     private let timers: any EventLoop
     private let events: @Sendable (ClientEvent) -> Void
+    private let metrics: HostMetrics
 
-    init(settings: HostSettings, timers: any EventLoop, events: @escaping @Sendable (ClientEvent) -> Void) {
+    init(settings: HostSettings, timers: any EventLoop, metrics: HostMetrics, events: @escaping @Sendable (ClientEvent) -> Void) {
+        self.metrics = metrics
         self.bufferLimit = settings.pushBufferMessages
         self.gracePeriod = .nanoseconds(Int64(settings.clientGraceSeconds * 1e9))
         self.timers = timers
@@ -44,7 +51,9 @@ final class ClientDirectory: PushSink, Sendable {
                 session.send(message)
                 return .sent
             }
-            return Self.buffer(message, in: &slot, limit: bufferLimit)
+            let outcome = buffer(message, in: &slot)
+            slot.stream?.messagesAvailable()
+            return outcome
         }
     }
 
@@ -66,7 +75,9 @@ final class ClientDirectory: PushSink, Sendable {
             while slot.buffer.count > bufferLimit {
                 slot.buffer.removeLast()
                 slot.dropped += 1
+                metrics.pushDropped()
             }
+            slot.stream?.messagesAvailable()
         }
     }
 
@@ -75,15 +86,17 @@ final class ClientDirectory: PushSink, Sendable {
         slots.withLockedValue { body(&$0[client, default: Slot()]) }
     }
 
-    private static func buffer(_ message: Message, in slot: inout Slot, limit: Int) -> PushOutcome {
-        guard limit > 0 else {
+    private func buffer(_ message: Message, in slot: inout Slot) -> PushOutcome {
+        guard bufferLimit > 0 else {
             slot.dropped += 1
+            metrics.pushDropped()
             return .bufferedDroppingOldest
         }
         var outcome = PushOutcome.buffered
-        if slot.buffer.count >= limit {
+        if slot.buffer.count >= bufferLimit {
             slot.buffer.removeFirst()
             slot.dropped += 1
+            metrics.pushDropped()
             outcome = .bufferedDroppingOldest
         }
         slot.buffer.append(message)
@@ -98,6 +111,8 @@ final class ClientDirectory: PushSink, Sendable {
         let replaced: Session? = withSlot(session.client) { slot in
             let old = slot.session
             slot.session = session
+            slot.stream?.end()
+            slot.stream = nil
             slot.expiry?.cancel()
             slot.expiry = nil
             while let message = slot.buffer.popFirst() { session.send(message) }
@@ -116,7 +131,7 @@ final class ClientDirectory: PushSink, Sendable {
         let wasCurrent = slots.withLockedValue { slots in
             guard slots[session.client]?.session === session else { return false }
             slots[session.client]?.session = nil
-            if !paused.withLockedValue({ $0 }) {
+            if !paused.withLockedValue({ $0 }), slots[session.client]?.stream == nil {
                 slots[session.client]?.expiry = scheduleExpiry(session.client)
             }
             return true
@@ -128,9 +143,46 @@ final class ClientDirectory: PushSink, Sendable {
     func setPaused(_ isPaused: Bool) {
         paused.withLockedValue { $0 = isPaused }
         slots.withLockedValue { slots in
-            for (client, slot) in slots where slot.session == nil {
+            for (client, slot) in slots where slot.session == nil && slot.stream == nil {
                 slot.expiry?.cancel()
                 slots[client]?.expiry = isPaused ? nil : scheduleExpiry(client)
+            }
+        }
+    }
+
+    // MARK: IPC fallback streams
+
+    /// Makes `stream` the id's fallback receiver, ending an older one. Refused (false) while
+    /// the id has an open socket: the socket receives its pushes.
+    func attach(_ stream: any PushStream, for client: ClientID) -> Bool {
+        let attached = withSlot(client) { slot in
+            guard slot.session == nil else { return false }
+            slot.stream?.end()
+            slot.stream = stream
+            slot.expiry?.cancel()
+            slot.expiry = nil
+            return true
+        }
+        if attached { stream.messagesAvailable() }
+        return attached
+    }
+
+    /// The oldest buffered push for `stream`'s id, removed; nil when none waits or when the
+    /// stream is no longer the id's receiver (a socket or another stream took over).
+    func takeNext(for client: ClientID, stream: any PushStream) -> Message? {
+        slots.withLockedValue { slots in
+            guard slots[client]?.stream === stream else { return nil }
+            return slots[client]?.buffer.popFirst()
+        }
+    }
+
+    /// Forgets `stream` if it is still the id's receiver; the id's grace period starts.
+    func detach(_ stream: any PushStream, for client: ClientID) {
+        slots.withLockedValue { slots in
+            guard slots[client]?.stream === stream else { return }
+            slots[client]?.stream = nil
+            if slots[client]?.session == nil, !paused.withLockedValue({ $0 }) {
+                slots[client]?.expiry = scheduleExpiry(client)
             }
         }
     }
@@ -156,6 +208,8 @@ final class ClientDirectory: PushSink, Sendable {
     struct ClientSnapshot: Sendable, Codable, Equatable {
         let id: String
         let connected: Bool
+        /// An IPC fallback stream receives the id's pushes.
+        let streaming: Bool
         let pushes: Int
         let buffered: Int
         let dropped: Int
@@ -167,7 +221,7 @@ final class ClientDirectory: PushSink, Sendable {
         slots.withLockedValue { slots in
             slots.map { client, slot in
                 ClientSnapshot(
-                    id: client.rawValue, connected: slot.session != nil, pushes: slot.pushed,
+                    id: client.rawValue, connected: slot.session != nil, streaming: slot.stream != nil, pushes: slot.pushed,
                     buffered: slot.buffer.count, dropped: slot.dropped,
                     outboundQueued: slot.session?.queuedMessages.load(ordering: .relaxed) ?? 0,
                     outboundDropped: slot.session?.droppedMessages.load(ordering: .relaxed) ?? 0
@@ -175,4 +229,13 @@ final class ClientDirectory: PushSink, Sendable {
             }.sorted { $0.id < $1.id }
         }
     }
+}
+
+/// An IPC fallback receiver of one id's pushes (SPEC §6). Both calls may come under the
+/// directory's lock: implementations only hop to their event loop.
+protocol PushStream: AnyObject, Sendable {
+    /// Pushes wait in the id's buffer; the stream takes them with `takeNext` as it writes.
+    func messagesAvailable()
+    /// A socket or another stream took over the id.
+    func end()
 }

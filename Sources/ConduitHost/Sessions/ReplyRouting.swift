@@ -12,9 +12,10 @@ enum ReplyRouting {
         deliver: @escaping @Sendable (Message) -> Void
     ) -> Responder {
         let correlation = correlation.map { Correlation(name: $0.name, value: $0.value) }
+        let start = NIODeadline.now()
         return Responder { result in
             let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
-            stats?.countReply(bytes: message.payload.readableBytes, isError: message.headers[HeaderName.error] != nil)
+            stats?.countReply(bytes: message.payload.readableBytes, errorType: message.headers[HeaderName.error], since: start)
             deliver(message)
         }
     }
@@ -24,8 +25,10 @@ enum ReplyRouting {
         switch result {
         case .success(let reply):
             message = Message(headers: reply.headers, payload: reply.payload)
-            if (try? message.validateLimits()) == nil {
-                return Self.message(for: .failure(.internal("the handler's reply exceeds the framing limits")), route: route, correlation: correlation)
+            // Only the headers must fit one message: a large payload is split on the way out
+            // (WebSocket) or sent whole (IPC).
+            if (try? Message(headers: reply.headers).validateLimits()) == nil {
+                return Self.message(for: .failure(.internal("the handler's reply headers exceed the framing limits")), route: route, correlation: correlation)
             }
             if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
             if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }

@@ -31,28 +31,12 @@ extension SessionHandler {
         guard let route else {
             return relay(Message(headers: headers, payload: payload))
         }
-        route.hasPrefix(RoutePattern.internalPrefix)
-            ? replyError(.notFound("'\(route)' is reachable over IPC only"), route: route, correlation: headers.correlation)
-            : call(route: route, headers: headers, payload: payload, frameBytes: frameData.readableBytes)
-    }
-
-    private func call(route: String, headers: Headers, payload: ByteBuffer, frameBytes: Int) {
-        let correlation = headers.correlation
-        guard let entry = services.registry.lookup(route) else {
-            return replyError(.notFound("no handler for route '\(route)'"), route: route, correlation: correlation)
-        }
-        entry.stats.countRequest(bytes: frameBytes)
-        let request = Request(
-            headers: headers, payload: payload, route: route, client: client,
-            transport: .webSocket, eventLoop: context?.eventLoop ?? session!.channel.eventLoop
-        )
-        let responder = ReplyRouting.responder(route: route, correlation: correlation, stats: entry.stats) { [session] reply in
+        RouteInvocation.invoke(
+            route: route, headers: headers, payload: payload, requestBytes: frameData.readableBytes,
+            client: client, transport: .webSocket, eventLoop: context?.eventLoop ?? session!.channel.eventLoop,
+            registry: services.registry
+        ) { [session] reply in
             session?.send(reply)
-        }
-        do {
-            try entry.handler.handle(request, responder: responder)
-        } catch {
-            responder.fail(ConduitError(describing: error))
         }
     }
 
@@ -90,6 +74,7 @@ extension SessionHandler {
     }
 
     func replyError(_ error: ConduitError, route: String?, correlation: (name: String, value: String)?) {
+        services.metrics.errorReplied(type: error.kind.name)
         send(ReplyRouting.message(for: .failure(error), route: route, correlation: correlation))
     }
 }

@@ -1,0 +1,65 @@
+import ConduitKit
+import ConduitWire
+import Foundation
+import NIOCore
+
+/// The `internal.conduit.*` routes (SPEC §6), answered like socket replies: `{"data":…}` or
+/// an error with `{"err":{type,message}}`.
+enum ControlRoutes {
+    static let prefix = "internal.conduit."
+    static let events = "internal.conduit.events"
+
+    static func answer(_ route: String, headers: Headers, body: ByteBuffer?, control: HostControl) async -> Result<Reply, ConduitError> {
+        do {
+            switch route.dropFirst(prefix.count) {
+            case "status": return .success(try .json(await control.status()))
+            case "start": return .success(try .json(try await start(control)))
+            case "stop": return .success(try .json(try await control.stop()))
+            case "getSharedKey": return .success(try .json(SharedKeyBody(sharedKey: control.sharedKey.value)))
+            case "setSharedKey":
+                let key = try newKey(headers: headers, body: body)
+                do {
+                    return .success(try .json(try await control.setSharedKey(key)))
+                } catch let error as ConduitKeyError {
+                    throw ConduitError.badRequest(error.description)
+                }
+            case "diagnostics": return .success(try .json(await control.diagnostics()))
+            case "reload":
+                do {
+                    try await control.reload()
+                } catch let error as ConfigurationError {
+                    throw ConduitError.badRequest("reload refused, the previous route table stays: \(error.description)")
+                }
+                return .success(try .json(["reloaded": true]))
+            default:
+                throw ConduitError.notFound("no control route '\(route)'")
+            }
+        } catch {
+            return .failure(ConduitError(describing: error))
+        }
+    }
+
+    private static func start(_ control: HostControl) async throws -> HostControl.Status {
+        do {
+            return try await control.start()
+        } catch let error as IOError {
+            throw ConduitError.unavailable("the socket server can't listen: \(error)")
+        }
+    }
+
+    /// `sharedKey` from the query, else from a JSON body `{"sharedKey":…}`.
+    private static func newKey(headers: Headers, body: ByteBuffer?) throws(ConduitError) -> String {
+        if let key = headers["sharedKey"] { return key }
+        guard let body, body.readableBytes > 0 else {
+            throw .badRequest("give the new key as the query parameter 'sharedKey' or a JSON body {\"sharedKey\":…}")
+        }
+        guard let decoded = try? JSONDecoder().decode(SharedKeyBody.self, from: Data(body.readableBytesView)) else {
+            throw .badRequest("the body is not a JSON object {\"sharedKey\": \"…\"}")
+        }
+        return decoded.sharedKey
+    }
+
+    private struct SharedKeyBody: Codable {
+        let sharedKey: String
+    }
+}

@@ -1,0 +1,109 @@
+public import ConduitWire
+public import NIOCore
+public import NIOHTTP1
+import NIOPosix
+
+/// A small client of a host's IPC listener (SPEC §6): one request per connection, the key
+/// as a bearer token. Used by the `conduit status|pause|resume` commands and by tests.
+public struct IPCClient: Sendable {
+    public struct Response: Sendable {
+        public let status: HTTPResponseStatus
+        public let headers: HTTPHeaders
+        public let body: ByteBuffer
+    }
+
+    public let host: String
+    public let port: Int
+    /// nil: send no key (to see the refusal).
+    public let key: String?
+    private let group: any EventLoopGroup
+
+    public init(host: String = "127.0.0.1", port: Int, key: String?, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.host = host
+        self.port = port
+        self.key = key
+        self.group = group
+    }
+
+    /// Sends `method target` (`/<route>?<query>`) with `body` and returns the whole response.
+    public func request(_ method: HTTPMethod = .GET, _ target: String, body: ByteBuffer? = nil) async throws -> Response {
+        var head: HTTPResponseHead?
+        var collected = ByteBuffer()
+        try await exchange(method, target, body: body) { part in
+            switch part {
+            case .head(let received): head = received
+            case .body(var bytes): collected.writeBuffer(&bytes)
+            case .end: return false
+            }
+            return true
+        }
+        guard let head else { throw IPCClientError(message: "the connection closed before a response") }
+        return Response(status: head.status, headers: head.headers, body: collected)
+    }
+
+    /// Reads `client`'s fallback stream (`/internal.conduit.events?id=`), handing each message
+    /// to `receive` until it returns false or the host ends the stream. Throws if the host
+    /// refuses the stream (the error carries the status and body).
+    public func events(for client: String, receive: (Message) async throws -> Bool) async throws {
+        var pending = ByteBuffer()
+        var refusal: HTTPResponseStatus?
+        try await exchange(.GET, "/internal.conduit.events?id=\(client)", body: nil) { part in
+            switch part {
+            case .head(let head) where head.status != .ok:
+                refusal = head.status
+            case .head:
+                break
+            case .body(var bytes) where refusal != nil:
+                pending.writeBuffer(&bytes)
+            case .body(var bytes):
+                pending.writeBuffer(&bytes)
+                while let message = try Self.nextMessage(from: &pending) {
+                    guard try await receive(message) else { return false }
+                }
+            case .end:
+                return false
+            }
+            return true
+        }
+        if let refusal { throw IPCClientError(message: "\(refusal.code) \(String(buffer: pending))") }
+    }
+
+    /// One framed message (uint32 BE length, encoded message) off the front of `buffer`.
+    static func nextMessage(from buffer: inout ByteBuffer) throws -> Message? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
+              buffer.readableBytes >= 4 + Int(length)
+        else { return nil }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let message = try Message(decoding: buffer.readSlice(length: Int(length))!)
+        buffer.discardReadBytes()
+        return message
+    }
+
+    /// Sends one request and hands the response parts to `onPart` until it returns false.
+    private func exchange(
+        _ method: HTTPMethod, _ target: String, body: ByteBuffer?,
+        onPart: (HTTPClientResponsePart) async throws -> Bool
+    ) async throws {
+        let channel = try await ClientBootstrap(group: group).connect(host: host, port: port) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+            }
+        }
+        var headers: HTTPHeaders = ["host": "\(host):\(port)", "content-length": "\(body?.readableBytes ?? 0)"]
+        if let key { headers.add(name: "authorization", value: "Bearer \(key)") }
+        try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)))
+            if let body { try await outbound.write(.body(.byteBuffer(body))) }
+            try await outbound.write(.end(nil))
+            for try await part in inbound {
+                guard try await onPart(part) else { return }
+            }
+        }
+    }
+}
+
+public struct IPCClientError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}

@@ -1,0 +1,217 @@
+import ConduitKit
+import ConduitWire
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import Prometheus
+
+/// One IPC connection (SPEC §6): checks the shared key on every request, then serves
+/// `/metrics`, static resources, the control routes, the fallback event stream, or invokes a
+/// route. Requests arrive whole (aggregated) and one at a time (the pipelining handler
+/// holds the next until this one's response ends).
+final class IPCRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOHTTPServerRequestFull
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let services: IPCServices
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    /// The request being answered: its number (late replies to earlier ones are ignored) and
+    /// whether the connection stays open after it.
+    private var serial = 0
+    private var answered = true
+    private var keepAlive = true
+    private var stream: FallbackStream?
+
+    init(services: IPCServices, logger: Logger) {
+        self.services = services
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let stream { services.directory.detach(stream, for: stream.client) }
+        stream = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let request = unwrapInboundIn(data)
+        serial += 1
+        answered = false
+        keepAlive = request.head.isKeepAlive
+        let target = IPCTarget(uri: request.head.uri)
+        guard request.head.method == .GET || request.head.method == .POST else {
+            return fail(.methodNotAllowed, ConduitError(.badRequest, "use GET or POST"))
+        }
+        guard let candidate = bearerToken(request.head.headers) ?? target.key else {
+            return fail(.unauthorized, .forbidden("the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'"))
+        }
+        guard services.control.sharedKey.matches(candidate) else {
+            return fail(.forbidden, .forbidden("wrong shared key"))
+        }
+        let path = "/" + target.route
+        if let resource = services.resources[path] {
+            return respond(.ok, headers: ["content-type": resource.contentType], body: resource.body)
+        }
+        switch target.route {
+        case "metrics": serveMetrics()
+        case ControlRoutes.events: openStream(target.headers)
+        case let route where route.hasPrefix(ControlRoutes.prefix): control(route, headers: target.headers, body: request.body)
+        case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
+        default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
+        }
+    }
+
+    private func bearerToken(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers["authorization"].first, value.lowercased().hasPrefix("bearer ") else { return nil }
+        return String(value.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+    }
+
+    // MARK: Routes
+
+    private func serveMetrics() {
+        guard let prometheus = services.prometheus else {
+            return fail(.notFound, .notFound("this host exports no metrics"))
+        }
+        respond(.ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: ByteBuffer(bytes: prometheus.emitToBuffer()))
+    }
+
+    private func control(_ route: String, headers: Headers, body: ByteBuffer?) {
+        let answer = answerer()
+        let control = services.control
+        Task {
+            let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
+            answer(ReplyRouting.message(for: result, route: nil, correlation: nil), "application/json")
+        }
+    }
+
+    private func invoke(_ target: IPCTarget, body: ByteBuffer, eventLoop: any EventLoop) {
+        let answer = answerer()
+        var headers = target.headers
+        headers.replaceOrAppend(HeaderName.route, target.route)
+        let client = headers["id"].flatMap(ClientID.init) ?? ClientID("ipc")!
+        let current = serial
+        eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
+            guard current == serial, !answered else { return }
+            fail(.gatewayTimeout, .timeout("no reply within \(services.replyTimeout.nanoseconds / 1_000_000_000) s"))
+        }
+        RouteInvocation.invoke(
+            route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
+            client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry
+        ) { reply in
+            answer(reply, reply.headers[HeaderName.error] == nil ? "application/octet-stream" : "application/json")
+        }
+    }
+
+    /// A function that answers the current request from any thread, once; later calls (a
+    /// handler replying twice, a reply after the timeout) are ignored.
+    private func answerer() -> @Sendable (Message, String) -> Void {
+        let current = serial
+        let handler = NIOLoopBound(self, eventLoop: context!.eventLoop)
+        let eventLoop = context!.eventLoop
+        return { message, contentType in
+            eventLoop.execute {
+                guard current == handler.value.serial else { return }
+                handler.value.respond(message, contentType: contentType)
+            }
+        }
+    }
+
+    // MARK: Fallback stream
+
+    private func openStream(_ headers: Headers) {
+        guard let id = headers["id"], let client = ClientID(id) else {
+            return fail(.badRequest, .badRequest("give the client id: /internal.conduit.events?id=<client-id>"))
+        }
+        let stream = FallbackStream(client: client, handler: self, eventLoop: context!.eventLoop)
+        guard services.directory.attach(stream, for: client) else {
+            return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
+        }
+        self.stream = stream
+        answered = true
+        keepAlive = false
+        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
+            "content-type": "application/octet-stream", "cache-control": "no-store",
+        ])
+        context?.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    /// Writes buffered pushes, each as a uint32 BE length and an encoded message, while the
+    /// connection can take more; the rest stay in the directory for later (or for a socket).
+    func pumpStream() {
+        guard let context, let stream else { return }
+        var wrote = false
+        while context.channel.isWritable, let message = services.directory.takeNext(for: stream.client, stream: stream) {
+            let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
+            for part in parts {
+                var buffer = context.channel.allocator.buffer(capacity: 4 + part.encodedSize)
+                buffer.writeInteger(UInt32(part.encodedSize))
+                do {
+                    try part.encode(into: &buffer)
+                } catch {
+                    logger.error("push can't be encoded", metadata: ["error": "\(error)", "client.id": "\(stream.client)"])
+                    continue
+                }
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+                wrote = true
+            }
+        }
+        if wrote { context.flush() }
+    }
+
+    /// A socket or another stream took over the id: the response ends.
+    func endStream() {
+        guard let context, stream != nil else { return }
+        stream = nil
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pumpStream()
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Responses
+
+    private func fail(_ status: HTTPResponseStatus, _ error: ConduitError) {
+        respond(status, headers: ["content-type": "application/json"], body: ReplyRouting.errorPayload(error))
+    }
+
+    /// A reply message as a response: its headers as response headers, its payload as the body,
+    /// an `error` header as the matching status.
+    private func respond(_ message: Message, contentType: String) {
+        let status = message.headers[HeaderName.error].map(HTTPResponseStatus.init(conduitErrorType:)) ?? .ok
+        var headers: HTTPHeaders = ["content-type": contentType]
+        for (name, value) in message.headers where Self.isHTTPSafe(name: name, value: value) {
+            headers.add(name: name, value: value)
+        }
+        respond(status, headers: headers, body: message.payload)
+    }
+
+    private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
+        guard let context, !answered else { return }
+        answered = true
+        var headers = headers
+        headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    /// Header names must be HTTP tokens and values free of control characters; a Conduit
+    /// header that is not is left out of the response (its payload is unaffected).
+    private static func isHTTPSafe(name: String, value: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { tokenBytes.contains($0) }
+            && value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    private static let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+}

@@ -1,0 +1,17 @@
+import NIOCore
+import Prometheus
+
+/// What every IPC connection shares.
+struct IPCServices: Sendable {
+    let control: HostControl
+    let registry: RouteRegistry
+    let directory: ClientDirectory
+    /// Where `/metrics` reads from; nil: the host exports no metrics.
+    let prometheus: PrometheusCollectorRegistry?
+    /// Served as is, keyed by path (`/`, `/conduit.js`).
+    let resources: [String: StaticResource]
+    /// The largest request body accepted (no 64 KiB frame limit on this path).
+    let maxBodyBytes: Int
+    /// How long a routed request may go without a reply before it is answered `TimeoutError`.
+    let replyTimeout: TimeAmount
+}

@@ -1,0 +1,116 @@
+import ConduitKit
+import Foundation
+import NIOConcurrencyHelpers
+import NIOWebSocket
+
+/// What the control plane can do to a running host (SPEC §6): status, pause/resume, the shared
+/// key, diagnostics, reload. The runtime file is rewritten whenever what it says changes.
+final class HostControl: Sendable {
+    struct Status: Sendable, Codable, Equatable {
+        let port: Int?
+        let isActive: Bool
+        let sharedKey: String
+
+        /// A paused server's port is written as null, so callers see every key.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(port, forKey: .port)
+            try container.encode(isActive, forKey: .isActive)
+            try container.encode(sharedKey, forKey: .sharedKey)
+        }
+    }
+
+    struct Diagnostics: Sendable, Codable {
+        struct Handles: Sendable, Codable {
+            /// Ids with an open socket.
+            let ids: [String]
+            let count: Int
+        }
+        struct RouteCounts: Sendable, Codable {
+            let route: String
+            let handler: String
+            let stats: RouteStats.Snapshot
+        }
+        let isActive: Bool
+        let port: Int?
+        let handles: Handles
+        let routes: [RouteCounts]
+        /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
+        let clients: [ClientDirectory.ClientSnapshot]
+    }
+
+    let server: SocketServer
+    let sharedKey: SharedKey
+    private let directory: ClientDirectory
+    private let registry: RouteRegistry
+    private let reloadConfiguration: @Sendable () async throws -> Void
+    /// Set once both listeners are up; nil before (and the runtime file not written yet).
+    private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
+
+    init(
+        server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry,
+        reload: @escaping @Sendable () async throws -> Void
+    ) {
+        self.server = server
+        self.sharedKey = sharedKey
+        self.directory = directory
+        self.registry = registry
+        self.reloadConfiguration = reload
+    }
+
+    func status() async -> Status {
+        let port = await server.port
+        return Status(port: port, isActive: port != nil, sharedKey: sharedKey.value)
+    }
+
+    func start() async throws -> Status {
+        try await server.start()
+        try await publish()
+        return await status()
+    }
+
+    func stop() async throws -> Status {
+        await server.stop(code: .goingAway, reason: "paused")
+        try await publish()
+        return await status()
+    }
+
+    func setSharedKey(_ key: String) async throws -> Status {
+        try sharedKey.rotate(to: key)
+        try await publish()
+        return await status()
+    }
+
+    func reload() async throws { try await reloadConfiguration() }
+
+    func diagnostics() async -> Diagnostics {
+        let port = await server.port
+        let clients = directory.snapshot
+        let connected = clients.filter(\.connected).map(\.id)
+        return Diagnostics(
+            isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
+            routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot) },
+            clients: clients
+        )
+    }
+
+    /// Records where the host is and writes the runtime file; later changes rewrite it.
+    func announce(_ announced: Endpoints) async throws -> Endpoints {
+        endpoints.withLockedValue { $0 = announced }
+        try await publish()
+        return announced
+    }
+
+    var announced: Endpoints? { endpoints.withLockedValue { $0 } }
+
+    /// Rewrites the runtime file with the current port (null while paused) and key.
+    private func publish() async throws {
+        let port = await server.port
+        guard let current = endpoints.withLockedValue({ state -> Endpoints? in
+            state?.port = port
+            return state
+        }) else { return }
+        try RuntimeFile(port: current.port, ipcPort: current.ipcPort, host: current.host, pid: current.pid, sharedKey: sharedKey.value)
+            .write(to: current.runtimeFile)
+    }
+}

@@ -1,0 +1,33 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+
+/// The part of a request's way that the WebSocket and IPC transports share (SPEC §3, §6):
+/// `internal.*` refused, route lookup, counting, the handler call, replies through `deliver`.
+enum RouteInvocation {
+    static func invoke(
+        route: String, headers: Headers, payload: ByteBuffer, requestBytes: Int,
+        client: ClientID, transport: Request.Transport, eventLoop: any EventLoop,
+        registry: RouteRegistry, deliver: @escaping @Sendable (Message) -> Void
+    ) {
+        let correlation = headers.correlation
+        func fail(_ error: ConduitError) {
+            registry.metrics.errorReplied(type: error.kind.name)
+            deliver(ReplyRouting.message(for: .failure(error), route: route, correlation: correlation))
+        }
+        if route.hasPrefix(RoutePattern.internalPrefix) {
+            return fail(.notFound(transport == .ipc ? "no control route '\(route)'" : "'\(route)' is reachable over IPC only"))
+        }
+        guard let entry = registry.lookup(route) else {
+            return fail(.notFound("no handler for route '\(route)'"))
+        }
+        entry.stats.countRequest(bytes: requestBytes)
+        let request = Request(headers: headers, payload: payload, route: route, client: client, transport: transport, eventLoop: eventLoop)
+        let responder = ReplyRouting.responder(route: route, correlation: correlation, stats: entry.stats, deliver: deliver)
+        do {
+            try entry.handler.handle(request, responder: responder)
+        } catch {
+            responder.fail(ConduitError(describing: error))
+        }
+    }
+}
