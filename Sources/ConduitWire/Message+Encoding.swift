@@ -8,6 +8,15 @@ extension Message {
 
     /// Checks every limit of SPEC §1; an encoder refuses input over a limit, never truncates.
     public func validateLimits() throws(WireError) {
+        try validateHeaderLimits()
+        guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
+            throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
+        }
+    }
+
+    /// Checks the header limits only: a message whose payload is too large can still be sent
+    /// as parts (`split`), but headers that don't fit can't.
+    public func validateHeaderLimits() throws(WireError) {
         guard headers.count <= WireLimits.maxHeaders else {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
@@ -18,9 +27,6 @@ extension Message {
             guard value.utf8.count <= WireLimits.maxValueBytes else {
                 throw WireError(.valueTooLong, "value of header '\(name)' is \(value.utf8.count) bytes; at most \(WireLimits.maxValueBytes)")
             }
-        }
-        guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
-            throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
         }
     }
 
