@@ -58,7 +58,18 @@ public struct TestHost: Sendable {
     }
 
     /// Opens a WebSocket as client `client`.
-    public func connect(client: String = "1", window: String = "0", headers: HTTPHeaders = [:]) async throws -> TestWebSocketClient {
-        try await TestWebSocketClient.connect(port: port, path: path(client: client, window: window), headers: headers)
+    public func connect(
+        client: String = "1", window: String = "0", headers: HTTPHeaders = [:], receiveBufferBytes: Int? = nil
+    ) async throws -> TestWebSocketClient {
+        try await TestWebSocketClient.connect(
+            port: port, path: path(client: client, window: window), headers: headers, receiveBufferBytes: receiveBufferBytes
+        )
+    }
+}
+
+extension TestHost {
+    /// The directory's view of one client id.
+    public func client(_ id: String) -> ClientDirectory.ClientSnapshot? {
+        host.directory.snapshot.first { $0.id == id }
     }
 }

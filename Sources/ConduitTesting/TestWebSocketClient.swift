@@ -19,13 +19,18 @@ public final class TestWebSocketClient: Sendable {
     /// server does not switch protocols (use `RawTCPClient.handshakeStatus` to see the status).
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String, headers: HTTPHeaders = [:],
-        maxFrameSize: Int = 1 << 24, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        maxFrameSize: Int = 1 << 24, receiveBufferBytes: Int? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocketClient {
         let eventLoop = group.next()
         let inbox = Inbox<WebSocketFrame>(timers: eventLoop)
         let upgraded = eventLoop.makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        var bootstrap = ClientBootstrap(group: eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if let receiveBufferBytes {
+            // A fixed small buffer (no autotuning) makes a paused reader back up quickly.
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: maxFrameSize,
@@ -96,6 +101,16 @@ public final class TestWebSocketClient: Sendable {
         var data = channel.allocator.buffer(capacity: 2)
         data.write(webSocketErrorCode: code)
         try await sendFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+    }
+
+    /// Stops reading from the socket, so the server sees a slow reader; `resumeReading` undoes it.
+    public func pauseReading() async throws {
+        try await channel.setOption(.autoRead, value: false).get()
+    }
+
+    public func resumeReading() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
     }
 
     // MARK: Receiving

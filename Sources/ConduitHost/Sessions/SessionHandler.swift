@@ -63,17 +63,24 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     private func finish() {
-        guard !isClosed, let session else { return }
+        guard !isClosed, session != nil else { return }
         isClosed = true
         services.metrics.connectionClosed()
+        handOverUnsentMessages()
+        logger.debug("client disconnected")
+    }
+
+    /// Once closing, the socket takes no more messages: the id's later pushes go to its buffer,
+    /// and what waited here goes back to the front of that buffer, in order.
+    private func handOverUnsentMessages() {
+        guard let session else { return }
+        services.directory.detach(session)
         let unsent = pending.compactMap { item -> Message? in
             if case .message(let message) = item { message } else { nil }
         }
         pending.removeAll()
         session.queuedMessages.store(0, ordering: .relaxed)
         services.directory.requeue(unsent, for: client)
-        services.directory.detach(session)
-        logger.debug("client disconnected")
     }
 
     // MARK: Inbound
@@ -236,6 +243,7 @@ final class SessionHandler: ChannelInboundHandler {
     func close(code: WebSocketErrorCode, reason: String) {
         guard let context, !closeSent else { return }
         closeSent = true
+        handOverUnsentMessages()
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
@@ -251,6 +259,7 @@ final class SessionHandler: ChannelInboundHandler {
             return
         }
         closeSent = true
+        handOverUnsentMessages()
         var payload = payload
         var reply = context.channel.allocator.buffer(capacity: 2)
         if let code = CloseFrame.replyCode(to: &payload) {
