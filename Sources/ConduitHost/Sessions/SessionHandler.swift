@@ -88,14 +88,9 @@ final class SessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
         let frame = unwrapInboundIn(data)
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return close(code: .protocolError, reason: "reserved bits set without an extension")
-        }
-        guard let maskKey = frame.maskKey else {
-            return close(code: .protocolError, reason: "client frames must be masked")
-        }
+        // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
         var payload = frame.data
-        payload.webSocketUnmask(maskKey)
+        if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
         switch frame.opcode {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
@@ -128,6 +123,9 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let violation = error as? ClientFrameValidator.Violation {
+            return close(code: .protocolError, reason: violation.reason)
+        }
         switch error as? NIOWebSocketFrameAggregator.Error {
         case .accumulatedFrameSizeIsTooLarge?:
             close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
