@@ -126,6 +126,17 @@ let package = Package(
             swiftSettings: settings
         ),
         .testTarget(
+            name: "ConduitKitTests",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
             name: "ConduitWireTests",
             dependencies: ["ConduitWire"],
             resources: [.copy("Fixtures")],

@@ -118,3 +118,24 @@ struct SessionTests {
 extension String {
     var asJSONData: String { #"{"data":\#(self)}"# }
 }
+
+@Suite("Client lifecycle events", .serialized, .timeLimit(.minutes(1)))
+struct ClientLifecycleTests {
+    @Test func anIdExpiresAfterTheGracePeriodUnlessItComesBack() async throws {
+        let yaml = "limits:\n  clientGraceSeconds: 1.5\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let first = try await host.connect(client: "graceful")
+            try await first.close()
+            try await first.waitUntilClosed()
+            try await waitUntil { EventLog.shared.all(for: "graceful").contains(.disconnected(.init("graceful")!)) }
+            // Back within the grace period: no expiry.
+            let second = try await host.connect(client: "graceful")
+            try await second.close()
+            try await second.waitUntilClosed()
+            try await waitUntil { EventLog.shared.all(for: "graceful").contains(.expired(.init("graceful")!)) }
+            let events = EventLog.shared.all(for: "graceful")
+            #expect(events == [.connected(.init("graceful")!), .disconnected(.init("graceful")!), .connected(.init("graceful")!),
+                               .disconnected(.init("graceful")!), .expired(.init("graceful")!)])
+        }
+    }
+}
