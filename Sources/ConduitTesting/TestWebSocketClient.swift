@@ -48,7 +48,10 @@ public final class TestWebSocketClient: Sendable {
                 requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
                 let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: requestHeaders)
                 return channel.eventLoop.makeCompletedFuture {
+                    // Frames the server sends right after its 101 can arrive in the same read as
+                    // the response: forward those bytes to the WebSocket decoder, don't drop them.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(
+                        leftOverBytesStrategy: .forwardBytes,
                         withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
                     )
                     // After the upgrade handler, so it adds the upgrade headers to this request.

@@ -34,6 +34,20 @@ extension Message {
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
         try validateLimits()
         buffer.reserveCapacity(minimumWritableBytes: encodedSize)
+        writePrefix(into: &buffer)
+        var payload = self.payload
+        buffer.writeBuffer(&payload)
+    }
+
+    /// Appends everything but the payload (header count, headers, payload length): with the
+    /// payload written after it as a separate buffer, the two make the message, so a sender
+    /// can gather-write a large payload without copying it.
+    public func encodePrefix(into buffer: inout ByteBuffer) throws(WireError) {
+        try validateLimits()
+        writePrefix(into: &buffer)
+    }
+
+    private func writePrefix(into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(headers.count))
         for (name, value) in headers {
             buffer.writeInteger(UInt8(name.utf8.count))
@@ -42,8 +56,6 @@ extension Message {
             buffer.writeString(value)
         }
         buffer.writeInteger(UInt16(payload.readableBytes))
-        var payload = self.payload
-        buffer.writeBuffer(&payload)
     }
 
     /// The encoded message in a new buffer.

@@ -166,20 +166,29 @@ final class SessionHandler: ChannelInboundHandler {
         scheduleFlush(context)
     }
 
+    /// Payloads from this size on are not copied into the frame: the encoded headers go in
+    /// the frame's extension data and the payload buffer is written after them (one writev).
+    private static let gatherThreshold = 1024
+
     private func encodeFrame(_ message: Message, context: ChannelHandlerContext) -> WebSocketFrame? {
-        // Reserve room for the frame header, so the encoder prepends it in place: one buffer.
+        let gather = message.payload.readableBytes >= Self.gatherThreshold
+        // Room for the frame header, so NIO's encoder prepends it in place instead of
+        // allocating a buffer of its own.
         let headroom = 10
-        var buffer = context.channel.allocator.buffer(capacity: headroom + message.encodedSize)
+        let size = gather ? message.encodedSize - message.payload.readableBytes : message.encodedSize
+        var buffer = context.channel.allocator.buffer(capacity: headroom + size)
         buffer.moveWriterIndex(forwardBy: headroom)
         buffer.moveReaderIndex(forwardBy: headroom)
         do {
-            try message.encode(into: &buffer)
+            try gather ? message.encodePrefix(into: &buffer) : message.encode(into: &buffer)
         } catch {
             logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
             return nil
         }
-        services.metrics.messageSent(bytes: buffer.readableBytes)
-        return WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+        services.metrics.messageSent(bytes: size + (gather ? message.payload.readableBytes : 0))
+        return gather
+            ? WebSocketFrame(fin: true, opcode: .binary, data: message.payload, extensionData: buffer)
+            : WebSocketFrame(fin: true, opcode: .binary, data: buffer)
     }
 
     /// Writes a frame that is not a message (pong, text echo).
