@@ -1,6 +1,7 @@
 import ConduitTesting
 import ConduitWire
 import NIOCore
+import NIOEmbedded
 import NIOWebSocket
 import Testing
 
@@ -99,6 +100,43 @@ struct ProtocolTests {
             let opcode = try await host.connect(client: "op")
             try await opcode.sendRaw([0x83, 0x80, 1, 2, 3, 4])  // fin + reserved opcode 3, masked, empty
             #expect(try await opcode.nextClose().code == 1002)
+        }
+    }
+}
+
+/// Frames split or coalesced arbitrarily by TCP (SPEC §2).
+@Suite("Frames across TCP segments", .serialized, .timeLimit(.minutes(1)))
+struct SegmentationTests {
+    /// The wire bytes of a masked client frame, produced by NIO's own encoder.
+    private func wireBytes(_ message: Message) throws -> [UInt8] {
+        let channel = EmbeddedChannel(handler: WebSocketFrameEncoder())
+        let frame = WebSocketFrame(fin: true, opcode: .binary, maskKey: .init([9, 8, 7, 6]), data: try message.encoded())
+        try channel.writeOutbound(frame)
+        var bytes: [UInt8] = []
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { bytes += buffer.readableBytesView }
+        return bytes
+    }
+
+    @Test func coalescedFramesAreAllAnswered() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            let bytes = try (0..<20).flatMap { try wireBytes(Message(headers: ["route": "echo", "token": "\($0)"])) }
+            try await client.sendRaw(bytes)
+            for index in 0..<20 {
+                #expect(try await client.nextMessage().headers["token"] == "\(index)")
+            }
+        }
+    }
+
+    @Test func aFrameSplitIntoSingleBytesIsReassembled() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            for byte in try wireBytes(Message(headers: ["route": "echo", "token": "split"], payload: Array(repeating: 5, count: 300))) {
+                try await client.sendRaw([byte])
+            }
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["token"] == "split")
+            #expect(reply.payload.readableBytes == 300)
         }
     }
 }
