@@ -17,7 +17,8 @@ public final class ConduitHost: Service, Sendable {
 
     public var sharedKey: SharedKey { control.sharedKey }
     public let registry: RouteRegistry
-    let directory: ClientDirectory
+    /// Client ids, their sockets and push buffers; also the `PushSink` handlers get.
+    public let directory: ClientDirectory
     let control: HostControl
     private let settings: HostSettings
     private let ipc: IPCListener

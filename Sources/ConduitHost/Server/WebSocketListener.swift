@@ -63,6 +63,7 @@ final class WebSocketListener: Sendable {
                     let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
                     channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
                     try channel.pipeline.syncOperations.addHandlers(
+                        ClientFrameValidator(),
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxBytes
                         ),

@@ -25,10 +25,8 @@ enum ReplyRouting {
         switch result {
         case .success(let reply):
             message = Message(headers: reply.headers, payload: reply.payload)
-            // Only the headers must fit one message: a large payload is split on the way out
-            // (WebSocket) or sent whole (IPC).
-            if (try? Message(headers: reply.headers).validateLimits()) == nil {
-                return Self.message(for: .failure(.internal("the handler's reply headers exceed the framing limits")), route: route, correlation: correlation)
+            if (try? message.validateHeaderLimits()) == nil {
+                return Self.message(for: .failure(.internal("the handler's reply exceeds the framing limits")), route: route, correlation: correlation)
             }
             if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
             if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }

@@ -63,17 +63,24 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     private func finish() {
-        guard !isClosed, let session else { return }
+        guard !isClosed, session != nil else { return }
         isClosed = true
         services.metrics.connectionClosed()
+        handOverUnsentMessages()
+        logger.debug("client disconnected")
+    }
+
+    /// Once closing, the socket takes no more messages: the id's later pushes go to its buffer,
+    /// and what waited here goes back to the front of that buffer, in order.
+    private func handOverUnsentMessages() {
+        guard let session else { return }
+        services.directory.detach(session)
         let unsent = pending.compactMap { item -> Message? in
             if case .message(let message) = item { message } else { nil }
         }
         pending.removeAll()
         session.queuedMessages.store(0, ordering: .relaxed)
         services.directory.requeue(unsent, for: client)
-        services.directory.detach(session)
-        logger.debug("client disconnected")
     }
 
     // MARK: Inbound
@@ -81,14 +88,9 @@ final class SessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
         let frame = unwrapInboundIn(data)
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return close(code: .protocolError, reason: "reserved bits set without an extension")
-        }
-        guard let maskKey = frame.maskKey else {
-            return close(code: .protocolError, reason: "client frames must be masked")
-        }
+        // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
         var payload = frame.data
-        payload.webSocketUnmask(maskKey)
+        if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
         switch frame.opcode {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
@@ -121,6 +123,9 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let violation = error as? ClientFrameValidator.Violation {
+            return close(code: .protocolError, reason: violation.reason)
+        }
         switch error as? NIOWebSocketFrameAggregator.Error {
         case .accumulatedFrameSizeIsTooLarge?:
             close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
@@ -161,20 +166,29 @@ final class SessionHandler: ChannelInboundHandler {
         scheduleFlush(context)
     }
 
+    /// Payloads from this size on are not copied into the frame: the encoded headers go in
+    /// the frame's extension data and the payload buffer is written after them (one writev).
+    private static let gatherThreshold = 1024
+
     private func encodeFrame(_ message: Message, context: ChannelHandlerContext) -> WebSocketFrame? {
-        // Reserve room for the frame header, so the encoder prepends it in place: one buffer.
+        let gather = message.payload.readableBytes >= Self.gatherThreshold
+        // Room for the frame header, so NIO's encoder prepends it in place instead of
+        // allocating a buffer of its own.
         let headroom = 10
-        var buffer = context.channel.allocator.buffer(capacity: headroom + message.encodedSize)
+        let size = gather ? message.encodedSize - message.payload.readableBytes : message.encodedSize
+        var buffer = context.channel.allocator.buffer(capacity: headroom + size)
         buffer.moveWriterIndex(forwardBy: headroom)
         buffer.moveReaderIndex(forwardBy: headroom)
         do {
-            try message.encode(into: &buffer)
+            try gather ? message.encodePrefix(into: &buffer) : message.encode(into: &buffer)
         } catch {
             logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
             return nil
         }
-        services.metrics.messageSent(bytes: buffer.readableBytes)
-        return WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+        services.metrics.messageSent(bytes: size + (gather ? message.payload.readableBytes : 0))
+        return gather
+            ? WebSocketFrame(fin: true, opcode: .binary, data: message.payload, extensionData: buffer)
+            : WebSocketFrame(fin: true, opcode: .binary, data: buffer)
     }
 
     /// Writes a frame that is not a message (pong, text echo).
@@ -236,6 +250,7 @@ final class SessionHandler: ChannelInboundHandler {
     func close(code: WebSocketErrorCode, reason: String) {
         guard let context, !closeSent else { return }
         closeSent = true
+        handOverUnsentMessages()
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
@@ -251,6 +266,7 @@ final class SessionHandler: ChannelInboundHandler {
             return
         }
         closeSent = true
+        handOverUnsentMessages()
         var payload = payload
         var reply = context.channel.allocator.buffer(capacity: 2)
         if let code = CloseFrame.replyCode(to: &payload) {

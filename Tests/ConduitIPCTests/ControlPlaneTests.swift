@@ -1,0 +1,163 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// The control routes over a real IPC connection, against a real host and real WebSockets.
+@Suite("IPC control plane", .serialized, .timeLimit(.minutes(1)))
+struct ControlPlaneTests {
+    @Test func stopClosesSocketsAndStartServesBufferedPushesInOrder() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            let before = try await ipc.request(.GET, "/internal.conduit.status").decode(DataEnvelope<StatusBody>.self).data
+            #expect(before == StatusBody(port: host.port, isActive: true, sharedKey: host.sharedKey))
+
+            let client = try await host.connect(client: "7")
+            _ = try await client.request(Message(headers: ["route": "echo", "token": "1"]))
+            let stopped = try await ipc.request(.POST, "/internal.conduit.stop")
+            #expect(stopped.status == .ok)
+            #expect(try stopped.decode(DataEnvelope<StatusBody>.self).data == StatusBody(port: nil, isActive: false, sharedKey: host.sharedKey))
+            #expect(try await client.nextClose().code == 1001)
+            try await client.waitUntilClosed()
+            #expect(try RuntimeFile.read(from: host.endpoints.runtimeFile).port == nil)
+            await #expect(throws: (any Error).self, "nothing listens on the old port") {
+                try await RawTCPClient.connect(port: host.port)
+            }
+
+            for n in 1...5 { host.host.directory.push(numberedPush(n), to: ClientID("7")!) }
+            #expect(host.client("7")?.buffered == 5)
+            let diagnostics = try await ipc.request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(diagnostics.isActive == false)
+            #expect(diagnostics.handles.count == 0)
+            #expect(diagnostics.clients.first { $0.id == "7" }?.buffered == 5)
+            #expect(diagnostics.routes.first { $0.route == "echo" }?.stats.requests == 1)
+
+            let started = try await ipc.request(.POST, "/internal.conduit.start").decode(DataEnvelope<StatusBody>.self).data
+            let newPort = try #require(started.port)
+            #expect(started.isActive)
+            #expect(try RuntimeFile.read(from: host.endpoints.runtimeFile).port == newPort)
+            let status = try await ipc.request(.GET, "/internal.conduit.status").decode(DataEnvelope<StatusBody>.self).data
+            #expect(status.port == newPort)
+
+            let again = try await TestWebSocketClient.connect(port: newPort, path: host.path(client: "7"))
+            for n in 1...5 {
+                let message = try await again.nextMessage()
+                #expect(message.headers["n"] == "\(n)")
+                #expect(String(buffer: message.payload) == "push \(n)")
+            }
+            #expect(host.client("7")?.buffered == 0)
+            let handles = try await ipc.request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data.handles
+            #expect(handles.ids == ["7"])
+            try await again.close()
+        }
+    }
+
+    @Test func setSharedKeyRotatesForNewHandshakesOnly() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let oldKey = host.sharedKey
+            let open = try await host.connect(client: "1")
+            let tooShort = try await host.ipc().request(.POST, "/internal.conduit.setSharedKey?sharedKey=short")
+            #expect(tooShort.status == .badRequest)
+            #expect(try tooShort.decode(ErrorEnvelope.self).err.type == "BadRequestError")
+
+            let newKey = "rotated-key-0001"
+            let rotated = try await host.ipc().request(.POST, "/internal.conduit.setSharedKey", body: ByteBuffer(string: #"{"sharedKey":"\#(newKey)"}"#))
+            #expect(try rotated.decode(DataEnvelope<StatusBody>.self).data.sharedKey == newKey)
+            #expect(try RuntimeFile.read(from: host.endpoints.runtimeFile).sharedKey == newKey)
+
+            #expect(try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "2", key: oldKey)) == 403)
+            #expect(try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "2", key: newKey)) == 101)
+            #expect(try await host.ipc(key: oldKey).request(.GET, "/internal.conduit.status").status == .forbidden)
+            let key = try await host.ipc(key: newKey).request(.GET, "/internal.conduit.getSharedKey").decode(DataEnvelope<[String: String]>.self).data
+            #expect(key == ["sharedKey": newKey])
+
+            let reply = try await open.request(Message(headers: ["route": "echo", "token": "still-open"]))
+            #expect(reply.headers["token"] == "still-open")
+            try await open.close()
+        }
+    }
+
+    @Test func everyRequestWithoutTheRightKeyIsRefused() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let targets = [
+                "/", "/conduit.js", "/metrics", "/echo?token=1", "/internal.conduit.status", "/internal.conduit.stop",
+                "/internal.conduit.start", "/internal.conduit.getSharedKey", "/internal.conduit.setSharedKey?sharedKey=abcdefghijk",
+                "/internal.conduit.diagnostics", "/internal.conduit.reload", "/internal.conduit.events?id=1",
+            ]
+            for target in targets {
+                for method in [HTTPMethod.GET, .POST] {
+                    let missing = try await host.ipcWithoutKey().request(method, target)
+                    #expect(missing.status == .unauthorized, "\(method) \(target)")
+                    #expect(try missing.decode(ErrorEnvelope.self).err.type == "ForbiddenError")
+                    let wrong = try await host.ipc(key: "not-the-key").request(method, target)
+                    #expect(wrong.status == .forbidden, "\(method) \(target)")
+                    let wrongInQuery = try await host.ipcWithoutKey().request(method, target + (target.contains("?") ? "&" : "?") + "key=nope-nope")
+                    #expect(wrongInQuery.status == .forbidden, "\(method) \(target)")
+                }
+            }
+            let status = try await host.ipc().request(.GET, "/internal.conduit.status")
+            #expect(try status.decode(DataEnvelope<StatusBody>.self).data.isActive, "nothing above changed the host")
+            #expect(try await host.ipcWithoutKey().request(.GET, "/internal.conduit.status?key=\(host.sharedKey)").status == .ok)
+        }
+    }
+
+    @Test func internalRoutesStayRefusedOverTheSocket() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let client = try await host.connect()
+            for route in ["internal.conduit.status", "internal.conduit.stop", "internal.conduit.events", "internal.other"] {
+                let reply = try await client.request(Message(headers: ["route": route, "token": "t"]))
+                #expect(reply.headers["error"] == "NotFoundError", "\(route)")
+                #expect(reply.headers["token"] == "t")
+            }
+            let status = try await host.ipc().request(.GET, "/internal.conduit.status").decode(DataEnvelope<StatusBody>.self).data
+            #expect(status.isActive)
+            try await client.close()
+        }
+    }
+
+    @Test func reloadAndUnknownControlRoutes() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let reloaded = try await host.ipc().request(.POST, "/internal.conduit.reload")
+            #expect(reloaded.status == .ok, "\(reloaded.text)")
+            #expect(reloaded.text == #"{"data":{"reloaded":true}}"#)
+            let unknown = try await host.ipc().request(.GET, "/internal.conduit.nope")
+            #expect(unknown.status == .notFound)
+            #expect(try unknown.decode(ErrorEnvelope.self).err.type == "NotFoundError")
+            #expect(try await host.ipc().request(.GET, "/internal.other").status == .notFound)
+            #expect(try await host.ipc().request(.PUT, "/internal.conduit.status").status == .methodNotAllowed)
+        }
+    }
+}
+
+struct DiagnosticsBody: Decodable {
+    struct Handles: Decodable {
+        let ids: [String]
+        let count: Int
+    }
+    struct Route: Decodable {
+        struct Stats: Decodable {
+            let requests: Int
+            let errors: Int
+            let bytesIn: Int
+            let bytesOut: Int
+        }
+        let route: String
+        let stats: Stats
+    }
+    struct Client: Decodable {
+        let id: String
+        let connected: Bool
+        let streaming: Bool
+        let buffered: Int
+        let dropped: Int
+        let outboundQueued: Int
+    }
+    let isActive: Bool
+    let handles: Handles
+    let routes: [Route]
+    let clients: [Client]
+}

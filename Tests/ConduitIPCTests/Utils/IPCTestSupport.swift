@@ -1,0 +1,57 @@
+import ConduitEcho
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+extension HandlerCatalog {
+    static let ipcTests = HandlerCatalog([HandlerKind(EchoHandler.self, name: "echo")])
+}
+
+extension TestHost {
+    var ipcPort: Int { endpoints.ipcPort! }
+
+    /// An IPC client with `key` (default: the host's key).
+    func ipc(key: String? = nil) -> IPCClient {
+        IPCClient(port: ipcPort, key: key ?? sharedKey)
+    }
+
+    func ipcWithoutKey() -> IPCClient {
+        IPCClient(port: ipcPort, key: nil)
+    }
+}
+
+/// The `data` of a `{"data":…}` answer.
+struct DataEnvelope<Value: Decodable>: Decodable {
+    let data: Value
+}
+
+struct ErrorEnvelope: Decodable {
+    struct Err: Decodable {
+        let type: String
+        let message: String
+    }
+    let err: Err
+}
+
+struct StatusBody: Decodable, Equatable {
+    let port: Int?
+    let isActive: Bool
+    let sharedKey: String
+}
+
+extension IPCClient.Response {
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(type, from: Data(body.readableBytesView))
+    }
+
+    var text: String { String(buffer: body) }
+}
+
+/// A push message numbered `n` (header `n`, payload `push n`).
+func numberedPush(_ n: Int) -> Message {
+    Message(headers: ["route": "test.push", "n": "\(n)"], payload: ByteBuffer(string: "push \(n)"))
+}
