@@ -1,0 +1,46 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// Routes invoked over IPC: headers as query parameters, the payload as the body.
+@Suite("IPC route invocation", .serialized, .timeLimit(.minutes(1)))
+struct InvocationTests {
+    @Test func echoOfOneMebibyteComesBackWhole() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            var generator = SystemRandomNumberGenerator()
+            let bytes = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let response = try await host.ipc().request(.POST, "/echo?token=42&note=a%20b", body: ByteBuffer(bytes: bytes))
+            #expect(response.status == .ok)
+            #expect(response.body.readableBytes == 1 << 20)
+            #expect(Array(response.body.readableBytesView) == bytes)
+            #expect(response.headers["token"] == ["42"])
+            #expect(response.headers["note"] == ["a b"])
+            #expect(response.headers["route"] == ["echo"])
+            #expect(response.headers["key"].isEmpty, "the key is never passed on")
+        }
+    }
+
+    @Test func errorsGetTheMatchingStatus() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let missing = try await host.ipc().request(.GET, "/no.such.route?token=9")
+            #expect(missing.status == .notFound)
+            #expect(missing.headers["error"] == ["NotFoundError"])
+            #expect(missing.headers["token"] == ["9"])
+            #expect(try missing.decode(ErrorEnvelope.self).err.type == "NotFoundError")
+            #expect(try await host.ipc().request(.GET, "/").status == .notFound, "no status page given to this host")
+        }
+    }
+
+    @Test func aBodyOverTheLimitIsRefusedWith413() async throws {
+        try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_CHUNK_QUEUE_BYTES": "65536"]) { host in
+            let response = try await host.ipc().request(.POST, "/echo", body: ByteBuffer(repeating: 1, count: 65_537))
+            #expect(response.status == .payloadTooLarge)
+            let fits = try await host.ipc().request(.POST, "/echo", body: ByteBuffer(repeating: 1, count: 65_536))
+            #expect(fits.status == .ok)
+        }
+    }
+}
