@@ -1,0 +1,42 @@
+import ConduitTesting
+import ConduitWire
+import Foundation
+import Testing
+
+/// `conduit status|pause|resume` against a running `conduit serve`, found through its runtime file.
+@Suite("conduit status, pause, resume", .serialized, .timeLimit(.minutes(2)))
+struct ControlCommandTests {
+    @Test func pauseClosesSocketsResumeListensAgainStatusReportsIt() async throws {
+        let runtimeFile = NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"
+        let server = try ConduitProcess(["serve"], environment: [
+            "CONDUIT_SHARED_KEY": "cli-control-key", "CONDUIT_RUNTIME_FILE": runtimeFile,
+        ])
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let port = try #require(announce["port"] as? Int)
+        #expect(announce["ipcPort"] as? Int != nil)
+        let client = try await TestWebSocketClient.connect(port: port, path: "/1/0?key=cli-control-key")
+
+        let status = try await ConduitProcess.run(["status", "--runtime-file", runtimeFile])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains(#""isActive":true,"port":\#(port)"#), "\(status.stdout)")
+
+        let pause = try await ConduitProcess.run(["pause", "--runtime-file", runtimeFile])
+        #expect(pause.stdout.contains(#""isActive":false,"port":null"#), "\(pause.stdout) \(pause.stderr)")
+        #expect(try await client.nextClose().code == 1001)
+
+        let resume = try await ConduitProcess.run(["resume", "--runtime-file", runtimeFile])
+        let answer = try JSONSerialization.jsonObject(with: Data(resume.stdout.utf8)) as! [String: [String: Any]]
+        let newPort = try #require(answer["data"]?["port"] as? Int)
+        let again = try await TestWebSocketClient.connect(port: newPort, path: "/1/0?key=cli-control-key")
+        #expect(try await again.request(.init(headers: ["route": "echo", "token": "2"])).headers["token"] == "2")
+
+        let missing = try await ConduitProcess.run(["status", "--runtime-file", runtimeFile + ".missing"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("can't read the runtime file"))
+
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+        let gone = try await ConduitProcess.run(["status", "--runtime-file", runtimeFile])
+        #expect(gone.status == 1, "no host: a clear error, exit 1")
+    }
+}
