@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The docs/ipc.md examples are run with the real curl (Tests/ConduitIPCTests/CurlExampleTests).
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+
 echo "== swift test"
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log
