@@ -11,27 +11,44 @@ import Prometheus
 import ServiceLifecycle
 import Testing
 
-/// `GET /metrics`: a host given a Prometheus registry (and a factory writing to it; no global
-/// bootstrap in tests) exports its counters and the handler latency histogram.
-@Suite("IPC metrics", .serialized, .timeLimit(.minutes(1)))
+/// Host options the IPC listener serves: `GET /metrics` from an injected Prometheus registry
+/// (with a factory writing to it; no global bootstrap in tests), and static resources.
+@Suite("IPC metrics and static resources", .serialized, .timeLimit(.minutes(1)))
 struct MetricsTests {
-    @Test func metricsExportRouteTrafficErrorsLatencyAndDrops() async throws {
-        let prometheus = PrometheusCollectorRegistry()
+    static let key = "metrics-test-key"
+
+    /// Runs a host built with `metrics`, `prometheus` and `resources` around `body`.
+    private func withHost(
+        metrics: HostMetrics = HostMetrics(), prometheus: PrometheusCollectorRegistry? = nil,
+        resources: [String: StaticResource] = [:], _ body: (ConduitHost, IPCClient) async throws -> Void
+    ) async throws {
         let environment = [
-            "CONDUIT_SHARED_KEY": "metrics-test-key", "CONDUIT_PUSH_BUFFER_MESSAGES": "2",
+            "CONDUIT_SHARED_KEY": Self.key, "CONDUIT_PUSH_BUFFER_MESSAGES": "2",
             "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-test-\(UUID().uuidString).json",
         ]
         let configuration = try ConfigurationLoader(environment: environment).load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
         let logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() })
         let host = try ConduitHost(
-            configuration: configuration, catalog: .ipcTests,
-            metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus, logger: logger
+            configuration: configuration, catalog: .ipcTests, metrics: metrics, prometheus: prometheus, resources: resources, logger: logger
         )
         let group = ServiceGroup(services: [host], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let endpoints = try await host.waitUntilReady()
-            let ipc = IPCClient(port: endpoints.ipcPort!, key: "metrics-test-key")
+            do {
+                try await body(host, IPCClient(port: endpoints.ipcPort!, key: Self.key))
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test func metricsExportRouteTrafficErrorsLatencyAndDrops() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        try await withHost(metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus) { host, ipc in
             _ = try await ipc.request(.POST, "/echo", body: ByteBuffer(string: "12345"))
             _ = try await ipc.request(.GET, "/nothing.here")
             for n in 1...5 { host.directory.push(numberedPush(n), to: .init("3")!) }
@@ -43,8 +60,18 @@ struct MetricsTests {
             #expect(text.contains(#"conduit_handler_duration_seconds_count{route="echo"} 1"#))
             #expect(text.contains("conduit_push_buffer_dropped_total 3"))
             #expect(text.contains("# TYPE conduit_handler_duration_seconds histogram"))
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+        }
+    }
+
+    @Test func staticResourcesAreServedWithTheKeyOnly() async throws {
+        let script = StaticResource(contentType: "text/javascript; charset=utf-8", body: ByteBuffer(string: "export const conduit = 1\n"))
+        try await withHost(resources: ["/conduit.js": script]) { host, ipc in
+            let response = try await ipc.request(.GET, "/conduit.js")
+            #expect(response.status == .ok)
+            #expect(response.headers["content-type"] == ["text/javascript; charset=utf-8"])
+            #expect(response.text == "export const conduit = 1\n")
+            #expect(try await IPCClient(port: ipc.port, key: nil).request(.GET, "/conduit.js").status == .unauthorized)
+            #expect(try await ipc.request(.GET, "/metrics").status == .notFound, "no registry given: no metrics")
         }
     }
 }

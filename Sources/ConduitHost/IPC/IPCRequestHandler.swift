@@ -22,6 +22,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var serial = 0
     private var answered = true
     private var keepAlive = true
+    private var replyTimeout: Scheduled<Void>?
     private var stream: FallbackStream?
 
     init(services: IPCServices, logger: Logger) {
@@ -95,9 +96,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         var headers = target.headers
         headers.replaceOrAppend(HeaderName.route, target.route)
         let client = headers["id"].flatMap(ClientID.init) ?? ClientID("ipc")!
-        let current = serial
-        eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
-            guard current == serial, !answered else { return }
+        replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             fail(.gatewayTimeout, .timeout("no reply within \(services.replyTimeout.nanoseconds / 1_000_000_000) s"))
         }
         RouteInvocation.invoke(
@@ -196,6 +195,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
         guard let context, !answered else { return }
         answered = true
+        replyTimeout?.cancel()
+        replyTimeout = nil
         var headers = headers
         headers.replaceOrAdd(name: "content-length", value: "\(body.readableBytes)")
         if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
@@ -205,13 +206,17 @@ final class IPCRequestHandler: ChannelInboundHandler {
         if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
-    /// Header names must be HTTP tokens and values free of control characters; a Conduit
-    /// header that is not is left out of the response (its payload is unaffected).
+    /// Header names must be HTTP tokens and values free of control characters, and the
+    /// response's own framing headers are the listener's; a Conduit header that breaks these
+    /// rules is left out of the response (its payload is unaffected).
     private static func isHTTPSafe(name: String, value: String) -> Bool {
         !name.isEmpty
+            && !framingHeaders.contains(name.lowercased())
             && name.utf8.allSatisfy { tokenBytes.contains($0) }
             && value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
+
+    private static let framingHeaders: Set<String> = ["content-length", "content-type", "transfer-encoding", "connection", "keep-alive", "upgrade"]
 
     private static let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
 }
