@@ -83,7 +83,7 @@ public final class ConduitHost: Service, Sendable {
         self.ipc = IPCListener(
             services: IPCServices(
                 control: control, registry: registry, directory: directory, prometheus: prometheus, resources: resources,
-                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .seconds(60)
+                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9))
             ),
             group: group, logger: logger.with(metadata: ["listener": "ipc"])
         )
@@ -122,7 +122,7 @@ public final class ConduitHost: Service, Sendable {
     /// Closes every socket with 1001, stops both listeners, stops the handlers.
     private func shutdown(ipcServer: any Channel) async {
         await control.server.stop(code: .goingAway, reason: "host shutting down")
-        try? await ipcServer.close()
+        await ipc.close(ipcServer)
         await registry.stopHandlers()
         if let endpoints = control.announced { unlink(endpoints.runtimeFile) }
         logger.info("conduit stopped")

@@ -43,4 +43,22 @@ struct InvocationTests {
             #expect(fits.status == .ok)
         }
     }
+
+    @Test func aReplyInPartsIsJoinedAndASilentHandlerTimesOut() async throws {
+        let yaml = "limits:\n  ipcReplyTimeoutSeconds: 0.2\nroutes:\n  - route: parts\n    handler: parts\n  - route: silent\n    handler: silent\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let body = ByteBuffer(bytes: (0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
+            let joined = try await host.ipc().request(.POST, "/parts?token=p", body: body)
+            #expect(joined.status == .ok)
+            #expect(joined.body == body)
+            #expect(joined.headers["parts"] == ["3"])
+            #expect(joined.headers["more"].isEmpty)
+
+            let silent = try await host.ipc().request(.GET, "/silent?token=s")
+            #expect(silent.status == .gatewayTimeout)
+            #expect(try silent.decode(ErrorEnvelope.self).err.type == "TimeoutError")
+            let after = try await host.ipc().request(.GET, "/parts", body: ByteBuffer(string: "abc"))
+            #expect(after.text == "abc", "the host answers the next request normally")
+        }
+    }
 }

@@ -31,6 +31,8 @@ public struct HostSettings: Sendable, Equatable {
     public var handshakeTimeoutSeconds = 10.0
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
+    /// How long a route invoked over IPC may take to reply before it is answered `TimeoutError` (504).
+    public var ipcReplyTimeoutSeconds = 60.0
     /// Where the runtime file is written; empty: `$TMPDIR/conduit-<pid>.json`.
     public var runtimeFile = ""
 

@@ -29,6 +29,7 @@ struct SettingField: Sendable {
         .choice("limits", "outboundPolicy", \.outboundPolicy),
         .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds),
+        .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds),
     ]
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,14 +10,32 @@ struct IPCListener: Sendable {
     let services: IPCServices
     let group: any EventLoopGroup
     let logger: Logger
+    /// Open connections, so that shutdown ends them too (an event stream never ends by itself).
+    private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+
+    init(services: IPCServices, group: any EventLoopGroup, logger: Logger) {
+        self.services = services
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Closes the listening channel and every connection.
+    func close(_ server: any Channel) async {
+        try? await server.close()
+        let open = connections.withLockedValue { Array($0.values) }
+        for channel in open { try? await channel.close() }
+    }
 
     func bind(host: String, port: Int) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [services, logger] channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [services, logger, connections] channel in
+                let id = ObjectIdentifier(channel)
+                connections.withLockedValue { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandlers(
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),

@@ -23,6 +23,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var answered = true
     private var keepAlive = true
     private var replyTimeout: Scheduled<Void>?
+    /// The parts of a reply a handler sent split (`more=true`), joined into one body.
+    private var replyParts: ByteBuffer?
     private var stream: FallbackStream?
 
     init(services: IPCServices, logger: Logger) {
@@ -44,6 +46,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         let request = unwrapInboundIn(data)
         serial += 1
         answered = false
+        replyParts = nil
         keepAlive = request.head.isKeepAlive
         let target = IPCTarget(uri: request.head.uri)
         guard request.head.method == .GET || request.head.method == .POST else {
@@ -97,7 +100,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         headers.replaceOrAppend(HeaderName.route, target.route)
         let client = headers["id"].flatMap(ClientID.init) ?? ClientID("ipc")!
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
-            fail(.gatewayTimeout, .timeout("no reply within \(services.replyTimeout.nanoseconds / 1_000_000_000) s"))
+            fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))
         }
         RouteInvocation.invoke(
             route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
@@ -182,8 +185,21 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     /// A reply message as a response: its headers as response headers, its payload as the body,
-    /// an `error` header as the matching status.
+    /// an `error` header as the matching status. Parts with `more=true` are joined first.
     private func respond(_ message: Message, contentType: String) {
+        guard !answered else { return }
+        if message.headers.hasMore {
+            var part = message.payload
+            replyParts = replyParts ?? context?.channel.allocator.buffer(capacity: part.readableBytes * 2)
+            replyParts?.writeBuffer(&part)
+            return
+        }
+        var message = message
+        if var joined = replyParts {
+            joined.writeBuffer(&message.payload)
+            message.payload = joined
+            replyParts = nil
+        }
         let status = message.headers[HeaderName.error].map(HTTPResponseStatus.init(conduitErrorType:)) ?? .ok
         var headers: HTTPHeaders = ["content-type": contentType]
         for (name, value) in message.headers where Self.isHTTPSafe(name: name, value: value) {

@@ -8,7 +8,11 @@ import NIOCore
 import NIOHTTP1
 
 extension HandlerCatalog {
-    static let ipcTests = HandlerCatalog([HandlerKind(EchoHandler.self, name: "echo")])
+    static let ipcTests = HandlerCatalog([
+        HandlerKind(EchoHandler.self, name: "echo"),
+        HandlerKind(PartsHandler.self, name: "parts"),
+        HandlerKind(SilentHandler.self, name: "silent"),
+    ])
 }
 
 extension TestHost {
