@@ -52,35 +52,48 @@ struct FallbackStreamTests {
         }
     }
 
-    @Test func pushesTheStreamHasNotWrittenGoToTheReconnectingSocket() async throws {
+    @Test func aSocketTakingOverFromAStalledStreamGetsExactlyTheRest() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let id = ClientID("11")!
-            let received = NIOLockedValueBox<[String]>([])
-            // Reads two messages, then stops reading without closing: the rest stay buffered
-            // or in flight; whatever the socket gets afterwards must be the rest, in order.
+            let total = 3000
+            let received = NIOLockedValueBox<[Int]>([])
+            let (gate, openGate) = AsyncStream<Void>.makeStream()
+            // Takes one message, then stops reading until the gate opens: the host's writes
+            // back up, so most pushes are still in the directory when the socket attaches.
             let reader = Task {
                 try await host.ipc().events(for: "11") { message in
-                    received.withLockedValue { $0.append(message.headers["n"] ?? "") }
-                    return received.withLockedValue { $0.count } < 2
+                    let count = received.withLockedValue { list in
+                        list.append(Int(message.headers["n"] ?? "") ?? -1)
+                        return list.count
+                    }
+                    if count == 1 { for await _ in gate { break } }
+                    return true
                 }
             }
             try await waitUntil { host.client("11")?.streaming == true }
-            for n in 1...2 { host.host.directory.push(numberedPush(n), to: id) }
-            try await reader.value
-            for n in 3...50 { host.host.directory.push(numberedPush(n), to: id) }
-            let socket = try await host.connect(client: "11")
-            var fromSocket: [String] = []
-            let buffered = try #require(host.client("11")).pushes - 2
-            #expect(buffered == 48)
-            // The stream may have written a prefix of 3...50 before the socket took over; the
-            // socket receives exactly the remainder, in order.
-            host.host.directory.push(numberedPush(51), to: id)
-            while fromSocket.last != "51" {
-                fromSocket.append(try await socket.nextMessage().headers["n"] ?? "")
+            for n in 1...total {
+                var push = numberedPush(n)
+                push.payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)
+                host.host.directory.push(push, to: id)
             }
-            let first = try #require(fromSocket.first.flatMap { Int($0) })
-            #expect(first >= 3)
-            #expect(fromSocket == (first...51).map { "\($0)" })
+            try await waitUntil { received.withLockedValue { $0.count } == 1 }
+            let socket = try await host.connect(client: "11")
+            openGate.yield()
+            try await reader.value
+            let fromStream = received.withLockedValue { $0 }
+            #expect(fromStream == Array(1...fromStream.count), "the stream's share is a prefix, in order")
+            #expect(fromStream.count < total, "the stalled stream did not get everything")
+
+            var fromSocket: [Int] = []
+            for _ in fromStream.count..<total {
+                let message = try await socket.nextMessage()
+                #expect(message.payload.readableBytes == 8192)
+                fromSocket.append(Int(message.headers["n"] ?? "") ?? -1)
+            }
+            #expect(fromSocket == Array((fromStream.count + 1)...total), "the socket gets exactly the rest, in order")
+            host.host.directory.push(numberedPush(total + 1), to: id)
+            #expect(try await socket.nextMessage().headers["n"] == "\(total + 1)", "nothing twice: the next message is the next push")
+            print("hand-over: \(fromStream.count) pushes over the stream, \(fromSocket.count) over the socket")
             try await socket.close()
         }
     }
