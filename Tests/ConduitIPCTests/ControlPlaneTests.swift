@@ -89,7 +89,7 @@ struct ControlPlaneTests {
                 "/internal.conduit.diagnostics", "/internal.conduit.reload", "/internal.conduit.events?id=1",
             ]
             for target in targets {
-                for method in [HTTPMethod.GET, .POST] {
+                for method in [HTTPMethod.GET, .POST, .PUT] {
                     let missing = try await host.ipcWithoutKey().request(method, target)
                     #expect(missing.status == .unauthorized, "\(method) \(target)")
                     #expect(try missing.decode(ErrorEnvelope.self).err.type == "ForbiddenError")

@@ -42,6 +42,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("IPC connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = unwrapInboundIn(data)
         serial += 1
@@ -49,14 +54,15 @@ final class IPCRequestHandler: ChannelInboundHandler {
         replyParts = nil
         keepAlive = request.head.isKeepAlive
         let target = IPCTarget(uri: request.head.uri)
-        guard request.head.method == .GET || request.head.method == .POST else {
-            return fail(.methodNotAllowed, ConduitError(.badRequest, "use GET or POST"))
-        }
+        // The key first: a caller without it learns nothing else.
         guard let candidate = bearerToken(request.head.headers) ?? target.key else {
             return fail(.unauthorized, .forbidden("the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'"))
         }
         guard services.control.sharedKey.matches(candidate) else {
             return fail(.forbidden, .forbidden("wrong shared key"))
+        }
+        guard request.head.method == .GET || request.head.method == .POST else {
+            return fail(.methodNotAllowed, .badRequest("use GET or POST"))
         }
         let path = "/" + target.route
         if let resource = services.resources[path] {
