@@ -32,6 +32,10 @@ struct InvocationTests {
             #expect(missing.headers["token"] == ["9"])
             #expect(try missing.decode(ErrorEnvelope.self).err.type == "NotFoundError")
             #expect(try await host.ipc().request(.GET, "/").status == .notFound, "no status page given to this host")
+            let badID = try await host.ipc().request(.GET, "/echo?id=not%20an%20id")
+            #expect(badID.status == .badRequest)
+            #expect(try badID.decode(ErrorEnvelope.self).err.type == "BadRequestError")
+            #expect(try await host.ipc().request(.GET, "/echo?id=12345678901234567890").status == .ok)
         }
     }
 

@@ -101,10 +101,12 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     private func invoke(_ target: IPCTarget, body: ByteBuffer, eventLoop: any EventLoop) {
-        let answer = answerer()
         var headers = target.headers
         headers.replaceOrAppend(HeaderName.route, target.route)
-        let client = headers["id"].flatMap(ClientID.init) ?? ClientID("ipc")!
+        guard let client = ClientID(headers["id"] ?? "ipc") else {
+            return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))
+        }
+        let answer = answerer()
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))
         }
