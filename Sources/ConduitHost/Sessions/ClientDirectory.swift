@@ -110,15 +110,16 @@ public final class ClientDirectory: PushSink, Sendable {
     /// push from another thread (which hops there) can't overtake the buffered ones.
     func attach(_ session: Session) {
         session.channel.eventLoop.preconditionInEventLoop()
-        let (replaced, buffered): (Session?, CircularBuffer<Message>) = withSlot(session.client) { slot in
-            let old = slot.session
-            slot.session = session
-            slot.stream?.end()
-            slot.stream = nil
-            slot.expiry?.cancel()
-            slot.expiry = nil
-            defer { slot.buffer = CircularBuffer() }
-            return (old, slot.buffer)
+        // Checked under the table's lock, which a pause's closing of all sessions also takes:
+        // a handshake that completes while the server is being paused is either refused here
+        // or among the sessions that the pause closes.
+        let admitted: (Session?, CircularBuffer<Message>)? = slots.withLockedValue { slots in
+            guard !paused.withLockedValue({ $0 }) else { return nil }
+            return Self.install(session, in: &slots[session.client, default: Slot()])
+        }
+        guard let (replaced, buffered) = admitted else {
+            session.close(code: .goingAway, reason: "paused")
+            return
         }
         for message in buffered { session.send(message) }
         if let replaced {
@@ -127,6 +128,19 @@ public final class ClientDirectory: PushSink, Sendable {
         } else {
             events(.connected(session.client))
         }
+    }
+
+    /// Makes `session` the slot's socket, ending a fallback stream; returns the replaced socket
+    /// and what was buffered.
+    private static func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<Message>) {
+        let old = slot.session
+        slot.session = session
+        slot.stream?.end()
+        slot.stream = nil
+        slot.expiry?.cancel()
+        slot.expiry = nil
+        defer { slot.buffer = CircularBuffer() }
+        return (old, slot.buffer)
     }
 
     /// Forgets `session` if it is still the id's socket and starts the grace period.
