@@ -30,7 +30,7 @@ public final class TestWebSocketClient: Sendable {
             // A fixed small buffer (no autotuning) makes a paused reader back up quickly.
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
         }
-        let channel = try await bootstrap
+        let connecting = bootstrap
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: maxFrameSize,
@@ -59,7 +59,13 @@ public final class TestWebSocketClient: Sendable {
                 }
             }
             .connect(host: host, port: port)
-            .get()
+        let channel: any Channel
+        do {
+            channel = try await connecting.get()
+        } catch {
+            upgraded.fail(error)
+            throw error
+        }
         channel.closeFuture.whenComplete { _ in
             inbox.finish()
             upgraded.fail(TestClientError.handshakeRefused)
