@@ -81,26 +81,21 @@ final class SessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
         let frame = unwrapInboundIn(data)
-        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
-            return close(code: .protocolError, reason: "reserved bits set without an extension")
-        }
-        guard let maskKey = frame.maskKey else {
-            return close(code: .protocolError, reason: "client frames must be masked")
-        }
+        // Once our close is sent only the peer's close matters (RFC 6455 §5.5.1).
+        guard !closeSent || frame.opcode == .connectionClose else { return }
+        // ClientFrameRules has checked the mask; frames joined by the aggregator come unmasked.
         var payload = frame.data
-        payload.webSocketUnmask(maskKey)
+        if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
         switch frame.opcode {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
         case .binary:
-            guard !closeSent else { return }
             dispatch(payload)
         case .text where services.mode == .conformanceEcho:
             echoText(payload)
         case .text:
             close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
         case .ping:
-            guard !closeSent else { return }
             write(WebSocketFrame(fin: true, opcode: .pong, data: payload))
         case .pong:
             break
@@ -126,6 +121,8 @@ final class SessionHandler: ChannelInboundHandler {
             close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
         case .some:
             close(code: .protocolError, reason: "bad fragmentation")
+        case nil where error is ClientFrameRules.Violation:
+            close(code: .protocolError, reason: "\(error)")
         case nil:
             logger.debug("connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
             context.close(promise: nil)
