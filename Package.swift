@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "conduit", targets: ["conduit"]),
+        .executable(name: "conduit-fuzz", targets: ["conduit-fuzz"]),
         .library(name: "ConduitWire", targets: ["ConduitWire"]),
         .library(name: "ConduitKit", targets: ["ConduitKit"]),
         .library(name: "ConduitHost", targets: ["ConduitHost"]),
@@ -91,6 +92,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: settings
+        ),
+        // libFuzzer target for the decoder and chunk reassembler (scripts/fuzz.sh); a plain build
+        // replays a corpus through the same properties.
+        .executableTarget(
+            name: "conduit-fuzz",
+            dependencies: ["ConduitWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: settings
         ),
         .testTarget(
