@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ConduitKit", targets: ["ConduitKit"]),
         .library(name: "ConduitHost", targets: ["ConduitHost"]),
         .library(name: "ConduitEcho", targets: ["ConduitEcho"]),
+        .library(name: "ConduitTesting", targets: ["ConduitTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -99,6 +100,49 @@ let package = Package(
         .executableTarget(
             name: "conduit-fuzz",
             dependencies: ["ConduitWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: settings
+        ),
+        // Test support: a real host on port 0 and real WebSocket / TCP clients.
+        .target(
+            name: "ConduitTesting",
+            dependencies: [
+                "ConduitHost",
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitHostTests",
+            dependencies: [
+                "ConduitHost",
+                "ConduitKit",
+                "ConduitWire",
+                "ConduitEcho",
+                "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitKitTests",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

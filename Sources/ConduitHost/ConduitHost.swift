@@ -12,7 +12,8 @@ import Foundation
 public final class ConduitHost: Service, Sendable {
     public let sharedKey: SharedKey
     public let registry: RouteRegistry
-    let directory: ClientDirectory
+    /// Client ids, their sockets and push buffers; also the `PushSink` handlers get.
+    public let directory: ClientDirectory
     private let settings: HostSettings
     private let listener: WebSocketListener
     private let logger: Logger

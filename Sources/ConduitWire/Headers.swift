@@ -57,12 +57,14 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
     }
 
     /// Sets `name` to `value`: the first occurrence is replaced in place (keeping its position),
-    /// later ones are removed; a new key goes to the end.
+    /// later ones are removed; a new key goes to the end. Headers that already say so are left
+    /// untouched, so a reply that echoes its request's headers shares their storage.
     public mutating func replaceOrAppend(_ name: String, _ value: String) {
         guard let first = fields.firstIndex(where: { $0.name == name }) else {
             append(name, value)
             return
         }
+        if fields[first].value == value, !fields[(first + 1)...].contains(where: { $0.name == name }) { return }
         fields[first].value = value
         var index = fields.index(after: first)
         while index < fields.endIndex {

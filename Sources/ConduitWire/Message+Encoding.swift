@@ -8,6 +8,15 @@ extension Message {
 
     /// Checks every limit of SPEC §1; an encoder refuses input over a limit, never truncates.
     public func validateLimits() throws(WireError) {
+        try validateHeaderLimits()
+        guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
+            throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
+        }
+    }
+
+    /// Checks the header limits only: a message whose payload is too large can still be sent
+    /// as parts (`split`), but headers that don't fit can't.
+    public func validateHeaderLimits() throws(WireError) {
         guard headers.count <= WireLimits.maxHeaders else {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
@@ -19,15 +28,26 @@ extension Message {
                 throw WireError(.valueTooLong, "value of header '\(name)' is \(value.utf8.count) bytes; at most \(WireLimits.maxValueBytes)")
             }
         }
-        guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
-            throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
-        }
     }
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
         try validateLimits()
         buffer.reserveCapacity(minimumWritableBytes: encodedSize)
+        writePrefix(into: &buffer)
+        var payload = self.payload
+        buffer.writeBuffer(&payload)
+    }
+
+    /// Appends everything but the payload (header count, headers, payload length): with the
+    /// payload written after it as a separate buffer, the two make the message, so a sender
+    /// can gather-write a large payload without copying it.
+    public func encodePrefix(into buffer: inout ByteBuffer) throws(WireError) {
+        try validateLimits()
+        writePrefix(into: &buffer)
+    }
+
+    private func writePrefix(into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(headers.count))
         for (name, value) in headers {
             buffer.writeInteger(UInt8(name.utf8.count))
@@ -36,8 +56,6 @@ extension Message {
             buffer.writeString(value)
         }
         buffer.writeInteger(UInt16(payload.readableBytes))
-        var payload = self.payload
-        buffer.writeBuffer(&payload)
     }
 
     /// The encoded message in a new buffer.

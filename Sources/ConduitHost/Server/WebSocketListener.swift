@@ -63,7 +63,7 @@ final class WebSocketListener: Sendable {
                     let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
                     channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
                     try channel.pipeline.syncOperations.addHandlers(
-                        ClientFrameRules(),
+                        ClientFrameValidator(),
                         // Room for a full-size message in 64-byte fragments (Autobahn 9.3/9.4 send those).
                         NIOWebSocketFrameAggregator(
                             minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: max(1 << 16, maxBytes / 64 + 1),

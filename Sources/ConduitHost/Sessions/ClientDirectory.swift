@@ -9,9 +9,9 @@ import NIOWebSocket
 /// Client ids and their sockets (SPEC §2–§3): replacement of a live id, per-id push buffers
 /// flushed in order on (re)connect, and the grace period after which an id's streams end.
 ///
-/// One lock guards the table; pushes to a connected id are handed to its event loop while
-/// the lock is held, so a (re)connect can never slip between a push and its delivery.
-final class ClientDirectory: PushSink, Sendable {
+/// One lock guards the table; messages are handed to sessions outside it (a send may close a
+/// socket, which detaches it under the same lock).
+public final class ClientDirectory: PushSink, Sendable {
     struct Slot {
         var session: Session?
         var buffer = CircularBuffer<Message>()
@@ -37,29 +37,27 @@ final class ClientDirectory: PushSink, Sendable {
     // MARK: Pushes
 
     @discardableResult
-    func push(_ message: Message, to client: ClientID) -> PushOutcome {
-        withSlot(client) { slot in
+    public func push(_ message: Message, to client: ClientID) -> PushOutcome {
+        let (session, outcome): (Session?, PushOutcome) = withSlot(client) { slot in
             slot.pushed += 1
-            if let session = slot.session {
-                session.send(message)
-                return .sent
-            }
-            return Self.buffer(message, in: &slot, limit: bufferLimit)
+            if let session = slot.session { return (session, .sent) }
+            return (nil, Self.buffer(message, in: &slot, limit: bufferLimit))
         }
+        // Sent outside the lock: a send can close the socket, which comes back here.
+        session?.send(message)
+        return outcome
     }
 
-    func isConnected(_ client: ClientID) -> Bool {
+    public func isConnected(_ client: ClientID) -> Bool {
         slots.withLockedValue { $0[client]?.session != nil }
     }
 
-    /// Puts messages a closed session could not write back at the front of its id's buffer.
+    /// Puts messages a closed session could not write back at the front of its id's buffer
+    /// (or hands them to the id's new socket).
     func requeue(_ messages: some BidirectionalCollection<Message>, for client: ClientID) {
         guard !messages.isEmpty else { return }
-        withSlot(client) { slot in
-            if let session = slot.session {
-                for message in messages { session.send(message) }
-                return
-            }
+        let session: Session? = withSlot(client) { slot in
+            if let session = slot.session { return session }
             for message in messages.reversed() where bufferLimit > 0 {
                 slot.buffer.prepend(message)
             }
@@ -67,7 +65,9 @@ final class ClientDirectory: PushSink, Sendable {
                 slot.buffer.removeLast()
                 slot.dropped += 1
             }
+            return nil
         }
+        for message in messages { session?.send(message) }
     }
 
     /// Runs `body` on the id's slot in place (no copy of its buffer), under the lock.
@@ -93,16 +93,19 @@ final class ClientDirectory: PushSink, Sendable {
     // MARK: Sockets coming and going
 
     /// Makes `session` the id's socket; an older one is closed with 1000 `replaced`. What was
-    /// buffered for the id is sent first, in order.
+    /// buffered for the id is sent first, in order. Called on the session's event loop, so a
+    /// push from another thread (which hops there) can't overtake the buffered ones.
     func attach(_ session: Session) {
-        let replaced: Session? = withSlot(session.client) { slot in
+        session.channel.eventLoop.preconditionInEventLoop()
+        let (replaced, buffered): (Session?, CircularBuffer<Message>) = withSlot(session.client) { slot in
             let old = slot.session
             slot.session = session
             slot.expiry?.cancel()
             slot.expiry = nil
-            while let message = slot.buffer.popFirst() { session.send(message) }
-            return old
+            defer { slot.buffer = CircularBuffer() }
+            return (old, slot.buffer)
         }
+        for message in buffered { session.send(message) }
         if let replaced {
             replaced.close(code: .normalClosure, reason: "replaced")
             events(.replaced(session.client))
@@ -153,17 +156,23 @@ final class ClientDirectory: PushSink, Sendable {
 
     // MARK: Diagnostics
 
-    struct ClientSnapshot: Sendable, Codable, Equatable {
-        let id: String
-        let connected: Bool
-        let pushes: Int
-        let buffered: Int
-        let dropped: Int
-        let outboundQueued: Int
-        let outboundDropped: Int
+    /// One client id as diagnostics show it.
+    public struct ClientSnapshot: Sendable, Codable, Equatable {
+        public let id: String
+        public let connected: Bool
+        /// Pushes made to the id.
+        public let pushes: Int
+        /// Pushes waiting in the id's buffer (no socket).
+        public let buffered: Int
+        /// Pushes dropped from a full buffer.
+        public let dropped: Int
+        /// Messages waiting for the socket to become writable.
+        public let outboundQueued: Int
+        /// Messages dropped by the outbound policy (slow reader).
+        public let outboundDropped: Int
     }
 
-    var snapshot: [ClientSnapshot] {
+    public var snapshot: [ClientSnapshot] {
         slots.withLockedValue { slots in
             slots.map { client, slot in
                 ClientSnapshot(

@@ -24,7 +24,7 @@ enum ReplyRouting {
         switch result {
         case .success(let reply):
             message = Message(headers: reply.headers, payload: reply.payload)
-            if (try? message.validateLimits()) == nil {
+            if (try? message.validateHeaderLimits()) == nil {
                 return Self.message(for: .failure(.internal("the handler's reply exceeds the framing limits")), route: route, correlation: correlation)
             }
             if let route { message.headers.replaceOrAppend(HeaderName.route, route) }

@@ -63,17 +63,24 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     private func finish() {
-        guard !isClosed, let session else { return }
+        guard !isClosed, session != nil else { return }
         isClosed = true
         services.metrics.connectionClosed()
+        handOverUnsentMessages()
+        logger.debug("client disconnected")
+    }
+
+    /// Once closing, the socket takes no more messages: the id's later pushes go to its buffer,
+    /// and what waited here goes back to the front of that buffer, in order.
+    private func handOverUnsentMessages() {
+        guard let session else { return }
+        services.directory.detach(session)
         let unsent = pending.compactMap { item -> Message? in
             if case .message(let message) = item { message } else { nil }
         }
         pending.removeAll()
         session.queuedMessages.store(0, ordering: .relaxed)
         services.directory.requeue(unsent, for: client)
-        services.directory.detach(session)
-        logger.debug("client disconnected")
     }
 
     // MARK: Inbound
@@ -83,7 +90,7 @@ final class SessionHandler: ChannelInboundHandler {
         let frame = unwrapInboundIn(data)
         // Once our close is sent only the peer's close matters (RFC 6455 §5.5.1).
         guard !closeSent || frame.opcode == .connectionClose else { return }
-        // ClientFrameRules has checked the mask; frames joined by the aggregator come unmasked.
+        // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
         var payload = frame.data
         if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
         switch frame.opcode {
@@ -116,13 +123,14 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let violation = error as? ClientFrameValidator.Violation {
+            return close(code: .protocolError, reason: violation.reason)
+        }
         switch error as? NIOWebSocketFrameAggregator.Error {
         case .accumulatedFrameSizeIsTooLarge?:
             close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
         case .some:
             close(code: .protocolError, reason: "bad fragmentation")
-        case nil where error is ClientFrameRules.Violation:
-            close(code: .protocolError, reason: "\(error)")
         case nil:
             logger.debug("connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
             context.close(promise: nil)
@@ -158,20 +166,29 @@ final class SessionHandler: ChannelInboundHandler {
         scheduleFlush(context)
     }
 
+    /// Payloads from this size on are not copied into the frame: the encoded headers go in
+    /// the frame's extension data and the payload buffer is written after them (one writev).
+    private static let gatherThreshold = 1024
+
     private func encodeFrame(_ message: Message, context: ChannelHandlerContext) -> WebSocketFrame? {
-        // Reserve room for the frame header, so the encoder prepends it in place: one buffer.
+        let gather = message.payload.readableBytes >= Self.gatherThreshold
+        // Room for the frame header, so NIO's encoder prepends it in place instead of
+        // allocating a buffer of its own.
         let headroom = 10
-        var buffer = context.channel.allocator.buffer(capacity: headroom + message.encodedSize)
+        let size = gather ? message.encodedSize - message.payload.readableBytes : message.encodedSize
+        var buffer = context.channel.allocator.buffer(capacity: headroom + size)
         buffer.moveWriterIndex(forwardBy: headroom)
         buffer.moveReaderIndex(forwardBy: headroom)
         do {
-            try message.encode(into: &buffer)
+            try gather ? message.encodePrefix(into: &buffer) : message.encode(into: &buffer)
         } catch {
             logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
             return nil
         }
-        services.metrics.messageSent(bytes: buffer.readableBytes)
-        return WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+        services.metrics.messageSent(bytes: size + (gather ? message.payload.readableBytes : 0))
+        return gather
+            ? WebSocketFrame(fin: true, opcode: .binary, data: message.payload, extensionData: buffer)
+            : WebSocketFrame(fin: true, opcode: .binary, data: buffer)
     }
 
     /// Writes a frame that is not a message (pong, text echo).
@@ -233,6 +250,7 @@ final class SessionHandler: ChannelInboundHandler {
     func close(code: WebSocketErrorCode, reason: String) {
         guard let context, !closeSent else { return }
         closeSent = true
+        handOverUnsentMessages()
         var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: code)
         data.writeString(reason)
@@ -248,6 +266,7 @@ final class SessionHandler: ChannelInboundHandler {
             return
         }
         closeSent = true
+        handOverUnsentMessages()
         var payload = payload
         var reply = context.channel.allocator.buffer(capacity: 2)
         if let code = CloseFrame.replyCode(to: &payload) {

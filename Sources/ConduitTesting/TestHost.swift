@@ -1,0 +1,75 @@
+public import ConduitHost
+import Foundation
+public import Logging
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Runs a real `ConduitHost` on an ephemeral port for the length of a test.
+public struct TestHost: Sendable {
+    public let host: ConduitHost
+    public let endpoints: Endpoints
+
+    /// The socket server's port.
+    public var port: Int { endpoints.port! }
+    public var sharedKey: String { host.sharedKey.value }
+
+    /// The key every TestHost uses unless the YAML or environment sets another.
+    public static let defaultKey = "test-shared-key"
+
+    /// Starts a host from `yaml` (the route table and settings), runs `body`, then shuts the
+    /// host down gracefully. The runtime file goes to a unique temporary path.
+    public static func run<Result: Sendable>(
+        yaml: String = "routes:\n  - route: echo\n    handler: echo\n",
+        catalog: HandlerCatalog,
+        environment: [String: String] = [:],
+        logger: Logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() }),
+        _ body: @Sendable (TestHost) async throws -> Result
+    ) async throws -> Result {
+        var environment = environment
+        environment["CONDUIT_SHARED_KEY"] = environment["CONDUIT_SHARED_KEY"] ?? defaultKey
+        environment["CONDUIT_RUNTIME_FILE"] = environment["CONDUIT_RUNTIME_FILE"]
+            ?? NSTemporaryDirectory() + "conduit-test-\(UUID().uuidString).json"
+        let loader = ConfigurationLoader(environment: environment)
+        let configuration = try loader.load(yaml: yaml, file: "<test>")
+        let host = try ConduitHost(configuration: configuration, catalog: catalog, logger: logger)
+        let group = ServiceGroup(services: [host], logger: logger)
+        return try await withThrowingTaskGroup(of: Result?.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return nil
+            }
+            let endpoints = try await host.waitUntilReady()
+            do {
+                let result = try await body(TestHost(host: host, endpoints: endpoints))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// The Conduit path for an id pair with the key in the query.
+    public func path(client: String = "1", window: String = "0", key: String? = nil) -> String {
+        "/\(client)/\(window)?key=\(key ?? sharedKey)"
+    }
+
+    /// Opens a WebSocket as client `client`.
+    public func connect(
+        client: String = "1", window: String = "0", headers: HTTPHeaders = [:], receiveBufferBytes: Int? = nil
+    ) async throws -> TestWebSocketClient {
+        try await TestWebSocketClient.connect(
+            port: port, path: path(client: client, window: window), headers: headers, receiveBufferBytes: receiveBufferBytes
+        )
+    }
+}
+
+extension TestHost {
+    /// The directory's view of one client id.
+    public func client(_ id: String) -> ClientDirectory.ClientSnapshot? {
+        host.directory.snapshot.first { $0.id == id }
+    }
+}

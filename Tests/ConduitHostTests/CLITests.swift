@@ -1,0 +1,71 @@
+import ConduitTesting
+import ConduitWire
+import Foundation
+import Testing
+
+/// The `conduit` executable as a user runs it: check, routes, serve, SIGHUP, SIGTERM.
+@Suite("conduit CLI", .serialized, .timeLimit(.minutes(2)))
+struct CLITests {
+    private func writeConfig(_ yaml: String) throws -> String {
+        let path = NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func checkReportsFileLineColumnAndExits1() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echoo\n")
+        let result = try await ConduitProcess.run(["check", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("\(path):2:5: error: unknown handler kind 'echoo'"), "\(result.stderr)")
+        let served = try await ConduitProcess.run(["serve", "--config", path])
+        #expect(served.status == 1)
+        #expect(served.stderr.contains("\(path):2:5: error:"))
+        #expect(served.stdout.isEmpty, "no announce line for a host that did not start")
+    }
+
+    @Test func checkAcceptsTheEmbeddedDefaultAndRoutesPrintsIt() async throws {
+        let path = try writeConfig("routes:\n  - route: a.*\n    handler: echo\n  - route: echo\n    handler: echo\n")
+        let check = try await ConduitProcess.run(["check", path])
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("ok (2 routes)"))
+        let routes = try await ConduitProcess.run(["routes", "--config", path])
+        let lines = routes.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(lines.map { $0.split(separator: " ").map(String.init) } == [["echo", "echo"], ["a.*", "echo"]])
+        #expect(try await ConduitProcess.run(["routes"]).stdout.contains("echo"))
+    }
+
+    @Test func serveAnnouncesEchoesReloadsOnHangupAndShutsDownWith1001() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let runtimeFile = NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"
+        let server = try ConduitProcess(["serve", "--config", path], environment: [
+            "CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": runtimeFile,
+        ])
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let port = try #require(announce["port"] as? Int)
+        #expect(announce["host"] as? String == "127.0.0.1")
+        #expect(announce["pid"] as? Int == Int(server.process.processIdentifier))
+        #expect(announce["runtimeFile"] as? String == runtimeFile)
+        #expect(announce.keys.contains("ipcPort"))
+        let attributes = try FileManager.default.attributesOfItem(atPath: runtimeFile)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        #expect(try String(contentsOfFile: runtimeFile, encoding: .utf8).contains("cli-test-key"))
+
+        let client = try await TestWebSocketClient.connect(port: port, path: "/1/0?key=cli-test-key")
+        #expect(try await client.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        #expect(try await client.request(.init(headers: ["route": "later"])).headers["error"] == "NotFoundError")
+
+        try "routes:\n  - route: echo\n    handler: echo\n  - route: later\n    handler: echo\n".write(toFile: path, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        try await waitUntil {
+            try await client.request(.init(headers: ["route": "later"])).headers["error"] == nil
+        }
+        try "routes: [broken".write(toFile: path, atomically: true, encoding: .utf8)
+        server.signal(SIGHUP)
+        #expect(try await client.request(.init(headers: ["route": "later"])).headers["error"] == nil, "a bad file keeps the old table")
+
+        server.signal(SIGTERM)
+        #expect(try await client.nextClose().code == 1001)
+        #expect(await server.exit() == 0)
+        #expect(!FileManager.default.fileExists(atPath: runtimeFile), "the runtime file is removed at exit")
+    }
+}

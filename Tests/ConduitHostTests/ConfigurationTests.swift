@@ -1,0 +1,91 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import Logging
+import NIOPosix
+import Testing
+
+/// SPEC §4: the YAML registry, its errors with file:line:column, env overrides, reload.
+@Suite("Configuration")
+struct ConfigurationTests {
+    private func loadError(_ yaml: String, environment: [String: String] = [:]) -> ConfigurationError? {
+        do {
+            let configuration = try ConfigurationLoader(environment: environment).load(yaml: yaml, file: "routes.yaml")
+            try RouteRegistry.validate(configuration, catalog: .hostTests, group: MultiThreadedEventLoopGroup.singleton)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func theEmbeddedDefaultLoadsWithAnEchoRoute() throws {
+        let configuration = try ConfigurationLoader(environment: [:]).load(path: nil)
+        #expect(configuration.source == ConfigurationLoader.embeddedName)
+        #expect(configuration.routes.contains { $0.route == "echo" && $0.handler == "echo" })
+        #expect(configuration.settings.host == "127.0.0.1")
+    }
+
+    @Test("errors point at the line and column and say what is wrong", arguments: [
+        ("routes:\n  - route: echo\n    handler: nope\n", 2, 5, "unknown handler kind 'nope'"),
+        ("routes:\n  - route: echo\n    handler: echo\n  - route: echo\n    handler: echo\n", 4, 5, "already defined at line 2"),
+        ("server:\n  port: 70000\n", 2, 9, "not a port number"),
+        ("server:\n  prot: 1\n", 2, 3, "unknown setting 'prot'"),
+        ("limits:\n  outboundPolicy: maybe\n", 2, 19, "'drop-oldest' or 'close'"),
+        ("routes:\n  - route: a b\n    handler: echo\n", 2, 5, "is not a route"),
+        ("routes:\n  - route: internal.x\n    handler: echo\n", 2, 5, "reserved"),
+        ("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n      repeats: many\n", 6, 16, "option 'repeats'"),
+        ("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n", 5, 7, "'repeats' is required"),
+        ("routes:\n  - route: e\n    handler: echo\n    options:\n      loud: true\n", 5, 13, "takes no options"),
+        ("routes: [\n  - oops\n", 2, 3, "not valid YAML"),
+        ("surprise: 1\n", 1, 1, "unknown section"),
+    ])
+    func located(yaml: String, line: Int, column: Int, words: String) throws {
+        let error = try #require(loadError(yaml))
+        #expect(error.location.file == "routes.yaml")
+        #expect((error.location.line, error.location.column) == (line, column), "\(error)")
+        #expect(error.message.contains(words), "\(error)")
+        #expect(error.description.hasPrefix("routes.yaml:\(line):\(column): error: "))
+    }
+
+    @Test func handlerInitErrorsAreReportedAtTheOptions() throws {
+        let error = try #require(loadError("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n      repeats: 0\n"))
+        #expect(error.location.line == 5)
+        #expect(error.message.contains("repeats must be positive"))
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let yaml = "server:\n  port: 1234\n  host: 127.0.0.1\nlimits:\n  pushBufferMessages: 5\n"
+        let environment = ["CONDUIT_PORT": "4321", "CONDUIT_PUSH_BUFFER_MESSAGES": "9", "CONDUIT_ALLOWED_ORIGINS": "https://a, https://b"]
+        let settings = try ConfigurationLoader(environment: environment).load(yaml: yaml, file: "f").settings
+        #expect(settings.port == 4321)
+        #expect(settings.pushBufferMessages == 9)
+        #expect(settings.allowedOrigins == ["https://a", "https://b"])
+        let bad = try #require(loadError(yaml, environment: ["CONDUIT_IPC_PORT": "x"]))
+        #expect(bad.location.file == "$CONDUIT_IPC_PORT")
+    }
+
+    @Test func reloadSwapsTheTableAndKeepsTheOldOneWhenTheNewIsBad() async throws {
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let first = try ConfigurationLoader(environment: [:]).load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "a")
+        let registry = try RouteRegistry(configuration: first, catalog: .hostTests) { entry in
+            .init(route: entry.route, logger: logger, pushes: DiscardingSink(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        }
+        let echo = try #require(registry.lookup("echo"))
+        let second = try ConfigurationLoader(environment: [:]).load(
+            yaml: "routes:\n  - route: echo\n    handler: echo\n  - route: fail.*\n    handler: thrower\n", file: "b"
+        )
+        try await registry.reload(second, logger: logger)
+        #expect(registry.lookup("fail.x") != nil)
+        #expect(registry.lookup("echo")?.stats === echo.stats, "unchanged entries keep their handler and counters")
+        let broken = try ConfigurationLoader(environment: [:]).load(yaml: "routes:\n  - route: x\n    handler: nope\n", file: "c")
+        await #expect(throws: ConfigurationError.self) { try await registry.reload(broken, logger: logger) }
+        #expect(registry.lookup("fail.x") != nil, "the old table stays")
+    }
+}
+
+import ConduitKit
+
+private struct DiscardingSink: PushSink {
+    func push(_ message: Message, to client: ClientID) -> PushOutcome { .buffered }
+    func isConnected(_ client: ClientID) -> Bool { false }
+}

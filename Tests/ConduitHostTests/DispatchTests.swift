@@ -1,0 +1,93 @@
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOWebSocket
+import Testing
+
+/// SPEC §1 and §3: replies, error replies, bad messages, chunk queues, digest, internal routes.
+@Suite("Dispatch", .serialized, .timeLimit(.minutes(1)))
+struct DispatchTests {
+    private func errorBody(_ message: Message) throws -> [String: String] {
+        let json = try JSONSerialization.jsonObject(with: Data(message.payload.readableBytesView)) as? [String: Any]
+        return try #require(json?["err"] as? [String: String])
+    }
+
+    @Test func malformedMessageGetsBadRequestAndTheSocketStaysUsable() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.sendFrame(.init(fin: true, opcode: .binary, data: ByteBuffer(bytes: [1, 5, 0x72])))
+            let error = try await client.nextMessage()
+            #expect(error.headers["error"] == "BadRequestError")
+            #expect(try errorBody(error)["type"] == "BadRequestError")
+            try await client.sendFrame(.init(fin: true, opcode: .binary, data: ByteBuffer(bytes: [0, 0, 0, 0xFF])))
+            #expect(try await client.nextMessage().headers["error"] == "BadRequestError")
+            #expect(try await client.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        }
+    }
+
+    @Test func unknownAndInternalRoutesAreNotFound() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            let unknown = try await client.request(.init(headers: ["route": "missing.route", "token": "a"]))
+            #expect(unknown.headers == ["route": "missing.route", "token": "a", "error": "NotFoundError"])
+            let internalRoute = try await client.request(.init(headers: ["route": "internal.conduit.status", "token": "b"]))
+            #expect(internalRoute.headers["error"] == "NotFoundError")
+            #expect(try errorBody(internalRoute)["message"]?.contains("IPC") == true)
+        }
+    }
+
+    @Test func handlerErrorsBecomeErrorReplies() async throws {
+        let yaml = "routes:\n  - route: fail.*\n    handler: thrower\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            let typed = try await client.request(.init(headers: ["route": "fail.now", "type": "UnavailableError", "token": "t"]))
+            #expect(typed.headers == ["route": "fail.now", "token": "t", "error": "UnavailableError"])
+            #expect(try errorBody(typed) == ["type": "UnavailableError", "message": "asked to fail"])
+            let untyped = try await client.request(.init(headers: ["route": "fail.now", "type": "untyped"]))
+            #expect(untyped.headers["error"] == "InternalError")
+        }
+    }
+
+    @Test func exactRoutesBeatPrefixesAndLongestPrefixWins() async throws {
+        let yaml = """
+            routes:
+              - route: a.*
+                handler: thrower
+              - route: a.b.*
+                handler: echo
+              - route: a.b.fail
+                handler: thrower
+            """
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            #expect(try await client.request(.init(headers: ["route": "a.b.c"])).headers["error"] == nil)
+            #expect(try await client.request(.init(headers: ["route": "a.b.fail", "type": "X"])).headers["error"] == "X")
+            #expect(try await client.request(.init(headers: ["route": "a.x", "type": "Y"])).headers["error"] == "Y")
+        }
+    }
+
+    @Test func chunkQueueOverTheCapIsRefusedAndTheNextQueueStartsFresh() async throws {
+        let yaml = "limits:\n  chunkQueueBytes: 100000\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["more": "true"], payload: [UInt8](repeating: 1, count: 60000))
+            try await client.send(["more": "true", "token": "over"], payload: [UInt8](repeating: 2, count: 60000))
+            let refused = try await client.nextMessage()
+            #expect(refused.headers["error"] == "PayloadTooLargeError")
+            #expect(refused.headers["token"] == "over")
+            try await client.send([:], payload: [UInt8](repeating: 3, count: 10))
+            let reply = try await client.request(.init(headers: ["route": "echo"], payload: [4]))
+            #expect(Array(reply.payload.readableBytesView) == [UInt8](repeating: 3, count: 10) + [4])
+        }
+    }
+
+    @Test func digestAnswersTheSHA1OfThePayloadWithoutDispatching() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            let reply = try await client.request(.init(headers: ["digest": "x", "route": "echo", "token": "d"], payload: Array("abc".utf8)))
+            #expect(reply.headers == ["digest": "A9993E364706816ABA3E25717850C26C9CD0D89D", "token": "d"])
+            #expect(reply.payload.readableBytes == 0)
+        }
+    }
+}

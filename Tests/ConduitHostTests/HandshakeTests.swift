@@ -1,0 +1,76 @@
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// SPEC §2: who may open a socket, and the order of the checks.
+@Suite("Handshake", .serialized, .timeLimit(.minutes(1)))
+struct HandshakeTests {
+    private func status(_ host: TestHost, _ path: String, _ headers: [(String, String)] = [], omitKey: Bool = false) async throws -> Int {
+        try await RawTCPClient.handshakeStatus(port: host.port, path: path, extraHeaders: headers, omitKey: omitKey)
+    }
+
+    @Test func rightKeyUpgradesWrongOrMissingKeyIs403() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            #expect(try await status(host, host.path()) == 101)
+            #expect(try await status(host, host.path(key: "wrong-key-123")) == 403)
+            #expect(try await status(host, "/1/0") == 403)
+            await #expect(throws: TestClientError.handshakeRefused) {
+                _ = try await TestWebSocketClient.connect(port: host.port, path: host.path(key: "nope"))
+            }
+        }
+    }
+
+    @Test func keyInSubprotocolSelectsConduit() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            let client = try await TestWebSocketClient.connect(
+                port: host.port, path: "/7/0",
+                headers: ["Sec-WebSocket-Protocol": "conduit, conduit.key.\(host.sharedKey)"]
+            )
+            #expect(try await client.request(.init(headers: ["route": "echo"])).headers["route"] == "echo")
+            #expect(try await status(host, "/7/0", [("Sec-WebSocket-Protocol", "conduit, conduit.key.wrong")]) == 403)
+        }
+    }
+
+    @Test("ids: uint64 or 1–64 of [A-Za-z0-9._-], else 400", arguments: [
+        ("/18446744073709551615/0", 101), ("/a.b_c-D/x", 101), ("/\(String(repeating: "a", count: 64))/0", 101),
+        ("/\(String(repeating: "a", count: 65))/0", 400), ("/a%20b/0", 400), ("/1", 400), ("/1/2/3", 400), ("//0", 400), ("/1/é", 400),
+    ])
+    func ids(path: String, expected: Int) async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            #expect(try await status(host, path + "?key=\(host.sharedKey)") == expected)
+        }
+    }
+
+    @Test func notAnUpgradeIs400() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            #expect(try await status(host, host.path(), omitKey: true) == 400)
+            let client = try await RawTCPClient.connect(port: host.port)
+            try await client.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try await client.readUntilClosed()
+            #expect(String(buffer: response).hasPrefix("HTTP/1.1 400"))
+        }
+    }
+
+    @Test func originsOutsideTheAllowListAre403() async throws {
+        let yaml = "server:\n  allowedOrigins: [https://app.example]\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { (host: TestHost) async throws in
+            for origin in ["null", "http://localhost:3000", "http://127.0.0.1", "http://[::1]:8080", "https://app.example"] {
+                #expect(try await status(host, host.path(), [("Origin", origin)]) == 101, "\(origin)")
+            }
+            for origin in ["https://evil.example", "http://localhost.evil.example", "https://app.example.evil"] {
+                #expect(try await status(host, host.path(), [("Origin", origin)]) == 403, "\(origin)")
+            }
+        }
+    }
+
+    @Test func aClientWithoutTheKeyLearnsNothingElse() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            // Bad ids and a wrong key: the key check comes first.
+            #expect(try await status(host, "/bad!id/0?key=wrong") == 403)
+            // Bad origin with a good key: origin first.
+            #expect(try await status(host, host.path(), [("Origin", "https://evil.example")]) == 403)
+        }
+    }
+}

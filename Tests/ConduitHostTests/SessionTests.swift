@@ -1,0 +1,141 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOWebSocket
+import Testing
+
+/// SPEC §2–§3: ids, replacement, pushes and their buffers, relays, slow readers.
+@Suite("Sessions and pushes", .serialized, .timeLimit(.minutes(1)))
+struct SessionTests {
+    static let pusherYAML = """
+        limits:
+          pushBufferMessages: 100
+        routes:
+          - route: push
+            handler: pusher
+          - route: echo
+            handler: echo
+        """
+
+    @Test func aSecondConnectionWithTheSameIdReplacesTheFirst() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let first = try await host.connect(client: "dup")
+            _ = try await first.request(.init(headers: ["route": "echo"]))
+            let second = try await host.connect(client: "dup")
+            let close = try await first.nextClose()
+            #expect(close.code == 1000)
+            #expect(close.reason == "replaced")
+            // Pushes to the id now reach the new socket.
+            try await second.send(["route": "push", "count": "1"])
+            let messages = [try await second.nextMessage(), try await second.nextMessage()]
+            #expect(messages.contains { $0.headers["route"] == "push" })
+            #expect(EventLog.shared.all(for: "dup").contains(.replaced(.init("dup")!)))
+        }
+    }
+
+    @Test func pushesToAnAbsentIdAreBufferedAndFlushedInOrderOnConnect() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let sender = try await host.connect(client: "sender")
+            _ = try await sender.request(.init(headers: ["route": "push", "to": "later", "count": "150"]))
+            let later = try await host.connect(client: "later")
+            // The buffer keeps the newest 100: n = 50…149, in order.
+            for expected in 50..<150 {
+                #expect(try await later.nextMessage().headers["n"] == "\(expected)")
+            }
+            _ = try await later.request(.init(headers: ["route": "echo", "token": "end"]))
+        }
+    }
+
+    @Test func pushesMadeWhileConnectedArriveInOrder() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "p")
+            try await client.send(["route": "push", "count": "1000"], payload: [1, 2, 3])
+            for expected in 0..<1000 {
+                let message = try await client.nextMessage()
+                #expect(message.headers["n"] == "\(expected)")
+            }
+            #expect(try await client.nextMessage().payload == ByteBuffer(string: "1000".asJSONData))
+        }
+    }
+
+    @Test func relayAddsFromAndAnswersTokens() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let alice = try await host.connect(client: "alice")
+            let bob = try await host.connect(client: "bob")
+            try await alice.send(["to": "bob", "kind": "note"], payload: Array("hi".utf8))
+            let relayed = try await bob.nextMessage()
+            #expect(relayed.headers == ["to": "bob", "kind": "note", "from": "alice"])
+            #expect(String(buffer: relayed.payload) == "hi")
+            let acknowledged = try await alice.request(.init(headers: ["to": "bob", "token": "9"]))
+            #expect(acknowledged.headers == ["token": "9"])
+            #expect(String(buffer: acknowledged.payload) == #"{"data":{"delivered":true}}"#)
+            _ = try await bob.nextMessage()
+            let missing = try await alice.request(.init(headers: ["to": "nobody", "token": "10"]))
+            #expect(missing.headers["error"] == "NotFoundError")
+            #expect(missing.headers["token"] == "10")
+        }
+    }
+
+    @Test func aSlowReaderLosesTheOldestQueuedMessagesNotMemory() async throws {
+        let yaml = "limits:\n  outboundQueueMessages: 8\n  outboundPolicy: drop-oldest\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "slow", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            try await client.send(["route": "push", "count": "400"], payload: [UInt8](repeating: 7, count: 60_000))
+            try await waitUntil { host.client("slow")?.outboundDropped ?? 0 > 0 }
+            try await client.resumeReading()
+            var last = -1
+            var received = 0
+            while last < 399 {
+                let message = try await client.nextMessage()
+                guard let n = message.headers["n"].flatMap(Int.init) else { continue }
+                #expect(n > last, "order kept")
+                last = n
+                received += 1
+            }
+            #expect(received < 400, "some were dropped: the queue is bounded")
+        }
+    }
+
+    @Test func aSlowReaderIsClosedWith1008UnderTheClosePolicy() async throws {
+        let yaml = "limits:\n  outboundQueueMessages: 8\n  outboundPolicy: close\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "slow2", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            try await client.send(["route": "push", "count": "400"], payload: [UInt8](repeating: 7, count: 60_000))
+            // Closing detaches the socket from the id; the rest of the pushes are buffered.
+            try await waitUntil { host.client("slow2")?.connected == false }
+            try await client.resumeReading()
+            #expect(try await client.nextClose().code == 1008)
+            #expect(host.client("slow2")?.buffered ?? 0 > 0)
+        }
+    }
+}
+
+extension String {
+    var asJSONData: String { #"{"data":\#(self)}"# }
+}
+
+@Suite("Client lifecycle events", .serialized, .timeLimit(.minutes(1)))
+struct ClientLifecycleTests {
+    @Test func anIdExpiresAfterTheGracePeriodUnlessItComesBack() async throws {
+        let yaml = "limits:\n  clientGraceSeconds: 1.5\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let first = try await host.connect(client: "graceful")
+            try await first.close()
+            try await first.waitUntilClosed()
+            try await waitUntil { EventLog.shared.all(for: "graceful").contains(.disconnected(.init("graceful")!)) }
+            // Back within the grace period: no expiry.
+            let second = try await host.connect(client: "graceful")
+            try await second.close()
+            try await second.waitUntilClosed()
+            try await waitUntil { EventLog.shared.all(for: "graceful").contains(.expired(.init("graceful")!)) }
+            let events = EventLog.shared.all(for: "graceful")
+            #expect(events == [.connected(.init("graceful")!), .disconnected(.init("graceful")!), .connected(.init("graceful")!),
+                               .disconnected(.init("graceful")!), .expired(.init("graceful")!)])
+        }
+    }
+}

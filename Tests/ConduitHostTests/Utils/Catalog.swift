@@ -1,0 +1,13 @@
+import ConduitEcho
+import ConduitHost
+import ConduitKit
+
+extension HandlerCatalog {
+    /// The kinds the host tests use: echo plus the test handlers in this folder.
+    static let hostTests = HandlerCatalog([
+        HandlerKind(EchoHandler.self, name: "echo"),
+        HandlerKind(PushingHandler.self, name: "pusher"),
+        HandlerKind(ThrowingHandler.self, name: "thrower"),
+        HandlerKind(SettingsHandler.self, name: "configured"),
+    ])
+}

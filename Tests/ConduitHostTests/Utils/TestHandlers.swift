@@ -1,0 +1,83 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+import Synchronization
+
+/// `pusher`: pushes `count` messages (header `n` = 0…count-1) to the client named in `to`
+/// (default: the sender), then replies `{"data":count}`.
+struct PushingHandler: ConduitHandler {
+    let pushes: any PushSink
+    let events: EventLog
+
+    init(options: NoOptions, context: HandlerContext) {
+        pushes = context.pushes
+        events = EventLog.shared
+    }
+
+    func handle(_ request: Request, responder: Responder) throws {
+        let count = Int(request.headers["count"] ?? "1") ?? 1
+        let target = try request.headers["to"].map { value throws(ConduitError) in
+            guard let id = ClientID(value) else { throw .badRequest("bad 'to'") }
+            return id
+        } ?? request.client
+        for index in 0..<count {
+            pushes.push(Message(headers: ["route": "push", "n": "\(index)"], payload: request.payload), to: target)
+        }
+        responder.reply(json: count)
+    }
+
+    func clientEvent(_ event: ClientEvent) { events.record(event) }
+}
+
+/// `thrower`: fails every request with the error type named in the `type` header.
+struct ThrowingHandler: ConduitHandler {
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) throws {
+        switch request.headers["type"] {
+        case "untyped": throw PlainError()
+        case let type?: throw ConduitError(.init(type), "asked to fail")
+        case nil: throw ConduitError.badRequest("no type")
+        }
+    }
+
+    struct PlainError: Error {}
+}
+
+/// `configured`: has typed options, to test option errors with line and column.
+struct SettingsHandler: ConduitHandler {
+    struct Options: Decodable, Sendable {
+        let greeting: String
+        let repeats: Int
+    }
+
+    let options: Options
+
+    init(options: Options, context: HandlerContext) throws {
+        guard options.repeats > 0 else { throw ConduitError.badRequest("repeats must be positive") }
+        self.options = options
+    }
+
+    func handle(_ request: Request, responder: Responder) {
+        responder.reply(json: Array(repeating: options.greeting, count: options.repeats))
+    }
+}
+
+/// Client events seen by `pusher` handlers, for the lifecycle tests.
+final class EventLog: Sendable {
+    static let shared = EventLog()
+    private let events = Mutex<[ClientEvent]>([])
+
+    func record(_ event: ClientEvent) { events.withLock { $0.append(event) } }
+    func all(for id: String) -> [ClientEvent] {
+        events.withLock { $0.filter { $0.clientID.rawValue == id } }
+    }
+}
+
+extension ClientEvent {
+    var clientID: ClientID {
+        switch self {
+        case .connected(let id), .replaced(let id), .disconnected(let id), .expired(let id): id
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import ConduitKit
+import ConduitWire
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("Handler kit")
+struct HandlerKitTests {
+    /// Collects what a responder is asked to send.
+    final class Recorder: Sendable {
+        private let results = NIOLockedValueBox<[Result<Reply, ConduitError>]>([])
+        var responder: Responder { Responder { result in self.results.withLockedValue { $0.append(result) } } }
+        var all: [Result<Reply, ConduitError>] { results.withLockedValue { $0 } }
+    }
+
+    @Test("client ids: uint64 or 1–64 of [A-Za-z0-9._-]", arguments: [
+        ("18446744073709551615", true), ("a.B_c-9", true), (String(repeating: "x", count: 64), true),
+        ("", false), (String(repeating: "x", count: 65), false), ("a b", false), ("é", false), ("a/b", false),
+    ])
+    func clientIDs(text: String, valid: Bool) {
+        #expect((ClientID(text) != nil) == valid)
+    }
+
+    @Test func jsonRepliesAreWrappedInData() throws {
+        let recorder = Recorder()
+        recorder.responder.reply(json: ["a": 1])
+        guard case .success(let reply) = try #require(recorder.all.first) else { Issue.record("no reply"); return }
+        #expect(String(buffer: reply.payload) == #"{"data":{"a":1}}"#)
+    }
+
+    @Test func respondTurnsErrorsAndTimeoutsIntoErrorReplies() async throws {
+        let recorder = Recorder()
+        recorder.responder.respond { throw ConduitError.forbidden("no") }
+        recorder.responder.respond(timeout: .milliseconds(50)) {
+            try await Task.sleep(for: .seconds(30))
+            return Reply()
+        }
+        recorder.responder.respond { struct Odd: Error {}; throw Odd() }
+        try await waitFor { recorder.all.count == 3 }
+        let kinds = recorder.all.compactMap { result -> String? in
+            if case .failure(let error) = result { error.kind.name } else { nil }
+        }
+        #expect(Set(kinds) == ["ForbiddenError", "TimeoutError", "InternalError"])
+    }
+
+    @Test func wireErrorsMapToTheirConduitTypes() {
+        #expect(ConduitError(describing: WireError(.payloadTooLarge, "x")).kind == .payloadTooLarge)
+        #expect(ConduitError(describing: WireError(.truncated, "x")).kind == .badRequest)
+        #expect(ConduitError(describing: CancellationError()).kind == .unavailable)
+    }
+
+    @Test func noOptionsRefusesAnyOption() throws {
+        struct Wrapper: Decodable { let options: NoOptions }
+        _ = try JSONDecoder().decode(Wrapper.self, from: Data(#"{"options":{}}"#.utf8))
+        #expect(throws: DecodingError.self) {
+            _ = try JSONDecoder().decode(Wrapper.self, from: Data(#"{"options":{"x":1}}"#.utf8))
+        }
+    }
+
+    private func waitFor(_ condition: @Sendable () -> Bool) async throws {
+        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(condition())
+    }
+}
