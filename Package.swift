@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "conduit", targets: ["conduit"]),
+        .executable(name: "conduit-fuzz", targets: ["conduit-fuzz"]),
         .library(name: "ConduitWire", targets: ["ConduitWire"]),
         .library(name: "ConduitKit", targets: ["ConduitKit"]),
         .library(name: "ConduitHost", targets: ["ConduitHost"]),
@@ -99,6 +100,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: settings
+        ),
+        // libFuzzer target for the decoder and chunk reassembler (scripts/fuzz.sh); a plain build
+        // replays a corpus through the same properties.
+        .executableTarget(
+            name: "conduit-fuzz",
+            dependencies: ["ConduitWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: settings
         ),
         // Test support: a real host on port 0 and real WebSocket / TCP clients.

@@ -64,8 +64,10 @@ final class WebSocketListener: Sendable {
                     channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
                     try channel.pipeline.syncOperations.addHandlers(
                         ClientFrameValidator(),
+                        // Room for a full-size message in 64-byte fragments (Autobahn 9.3/9.4 send those).
                         NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxBytes
+                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: max(1 << 16, maxBytes / 64 + 1),
+                            maxAccumulatedFrameSize: maxBytes
                         ),
                         SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger)
                     )

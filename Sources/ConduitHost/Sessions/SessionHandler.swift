@@ -88,6 +88,8 @@ final class SessionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
         let frame = unwrapInboundIn(data)
+        // Once our close is sent only the peer's close matters (RFC 6455 §5.5.1).
+        guard !closeSent || frame.opcode == .connectionClose else { return }
         // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
         var payload = frame.data
         if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
@@ -95,14 +97,12 @@ final class SessionHandler: ChannelInboundHandler {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
         case .binary:
-            guard !closeSent else { return }
             dispatch(payload)
         case .text where services.mode == .conformanceEcho:
             echoText(payload)
         case .text:
             close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
         case .ping:
-            guard !closeSent else { return }
             write(WebSocketFrame(fin: true, opcode: .pong, data: payload))
         case .pong:
             break

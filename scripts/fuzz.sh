@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Fuzzes Message(decoding:) and ChunkAssembler with libFuzzer + AddressSanitizer for SECONDS
+# (default 60), seeded from shared/vectors/framing.json. New crash inputs land in
+# Tests/Fuzz/crashes/; keep them there once fixed: a plain `conduit-fuzz DIR` replays them.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+shared=${CONDUIT_SHARED:-$(dirname "$repo")/shared}
+seconds=${1:-60}
+work=$repo/.build-fuzz
+corpus=$work/corpus; crashes=$repo/Tests/Fuzz/crashes
+mkdir -p "$corpus" "$crashes"
+
+python3 - "$shared/vectors/framing.json" "$corpus" <<'PY'
+import json, sys, pathlib
+vectors = json.load(open(sys.argv[1]))
+out = pathlib.Path(sys.argv[2])
+for case in vectors["valid"] + vectors["invalid"]:
+    (out / ("seed-" + case["name"])).write_bytes(bytes.fromhex(case["hex"]))
+PY
+
+swift build --package-path "$repo" --scratch-path "$work" -c debug --product conduit-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld >&2
+fuzzer=$(swift build --package-path "$repo" --scratch-path "$work" -c debug --show-bin-path)/conduit-fuzz
+"$fuzzer" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="$crashes/" "$corpus" 2>&1 | tee "$work/fuzz.log" | grep -E 'stat::number_of_executed_units|Done|ERROR|SUMMARY|crash-' || true
+grep -q '^Done\|stat::number_of_executed_units' "$work/fuzz.log" && ! grep -q 'ERROR: libFuzzer\|ERROR: AddressSanitizer' "$work/fuzz.log"
