@@ -10,3 +10,9 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 echo "== swift test"
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log
+
+echo "== Autobahn|Testsuite (WebSocket conformance; 12.*/13.* excluded, see docs/conformance)"
+scripts/autobahn.sh
+
+echo "== fuzzing the decoder and the chunk assembler (30 s)"
+scripts/fuzz.sh 30
