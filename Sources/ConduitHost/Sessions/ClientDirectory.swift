@@ -23,6 +23,8 @@ public final class ClientDirectory: PushSink, Sendable {
         var pushed = 0
         var dropped = 0
         var expiry: Scheduled<Void>?
+        /// A drain of `buffer` into `session` is scheduled on its event loop.
+        var draining = false
     }
 
     private let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
@@ -43,18 +45,44 @@ public final class ClientDirectory: PushSink, Sendable {
 
     // MARK: Pushes
 
+    /// A push from the socket's own event loop, with nothing queued before it, is sent at once.
+    /// Any other push to a live socket goes through the id's buffer, which the socket's event
+    /// loop drains: a message is then never in flight outside the table, so a socket that
+    /// closes meanwhile leaves it in the buffer, in order, for the next socket.
     @discardableResult
     public func push(_ message: Message, to client: ClientID) -> PushOutcome {
-        let (session, outcome): (Session?, PushOutcome) = withSlot(client) { slot in
+        enum Delivery { case now(Session), drain(Session), none }
+        let (delivery, outcome): (Delivery, PushOutcome) = withSlot(client) { slot in
             slot.pushed += 1
-            if let session = slot.session { return (session, .sent) }
-            let outcome = buffer(message, in: &slot)
-            slot.stream?.messagesAvailable()
-            return (nil, outcome)
+            guard let session = slot.session else {
+                let outcome = buffer(message, in: &slot)
+                slot.stream?.messagesAvailable()
+                return (.none, outcome)
+            }
+            if session.channel.eventLoop.inEventLoop, !slot.draining { return (.now(session), .sent) }
+            buffer(message, in: &slot)
+            guard !slot.draining else { return (.none, .sent) }
+            slot.draining = true
+            return (.drain(session), .sent)
         }
         // Sent outside the lock: a send can close the socket, which comes back here.
-        session?.send(message)
+        switch delivery {
+        case .now(let session): session.send(message)
+        case .drain(let session): session.channel.eventLoop.execute { self.drain(into: session) }
+        case .none: break
+        }
         return outcome
+    }
+
+    /// Sends what waits in the id's buffer to `session`, if it is still the id's socket.
+    private func drain(into session: Session) {
+        let messages: CircularBuffer<Message> = slots.withLockedValue { slots in
+            guard slots[session.client]?.session === session else { return [] }
+            slots[session.client]?.draining = false
+            defer { slots[session.client]?.buffer = CircularBuffer() }
+            return slots[session.client]?.buffer ?? []
+        }
+        for message in messages { session.send(message) }
     }
 
     public func isConnected(_ client: ClientID) -> Bool {
@@ -67,18 +95,24 @@ public final class ClientDirectory: PushSink, Sendable {
         guard !messages.isEmpty else { return }
         let session: Session? = withSlot(client) { slot in
             if let session = slot.session { return session }
-            for message in messages.reversed() where bufferLimit > 0 {
-                slot.buffer.prepend(message)
-            }
-            while slot.buffer.count > bufferLimit {
-                slot.buffer.removeLast()
-                slot.dropped += 1
-                metrics.pushDropped()
-            }
-            slot.stream?.messagesAvailable()
+            prepend(messages, to: &slot)
             return nil
         }
         for message in messages { session?.send(message) }
+    }
+
+    /// Puts older messages before what the id's buffer holds; past the bound the newest go.
+    private func prepend(_ messages: some BidirectionalCollection<Message>, to slot: inout Slot) {
+        guard !messages.isEmpty else { return }
+        for message in messages.reversed() where bufferLimit > 0 {
+            slot.buffer.prepend(message)
+        }
+        while slot.buffer.count > bufferLimit {
+            slot.buffer.removeLast()
+            slot.dropped += 1
+            metrics.pushDropped()
+        }
+        slot.stream?.messagesAvailable()
     }
 
     /// Runs `body` on the id's slot in place (no copy of its buffer), under the lock.
@@ -86,6 +120,7 @@ public final class ClientDirectory: PushSink, Sendable {
         slots.withLockedValue { body(&$0[client, default: Slot()]) }
     }
 
+    @discardableResult
     private func buffer(_ message: Message, in slot: inout Slot) -> PushOutcome {
         guard bufferLimit > 0 else {
             slot.dropped += 1
@@ -139,19 +174,27 @@ public final class ClientDirectory: PushSink, Sendable {
         slot.stream = nil
         slot.expiry?.cancel()
         slot.expiry = nil
+        // A drain scheduled for the old socket finds it gone; this one is sent here.
+        slot.draining = false
         defer { slot.buffer = CircularBuffer() }
         return (old, slot.buffer)
     }
 
-    /// Forgets `session` if it is still the id's socket and starts the grace period.
-    func detach(_ session: Session) {
-        let wasCurrent = slots.withLockedValue { slots in
-            guard slots[session.client]?.session === session else { return false }
-            slots[session.client]?.session = nil
-            if !paused.withLockedValue({ $0 }), slots[session.client]?.stream == nil {
-                slots[session.client]?.expiry = scheduleExpiry(session.client)
+    /// Forgets `session` if it is still the id's socket and starts the grace period. `unsent`,
+    /// what the socket had accepted but not written, goes back to the front of the id's buffer
+    /// in the same step, so no newer push and no new socket can come between.
+    func detach(_ session: Session, unsent: [Message]) {
+        let wasCurrent = withSlot(session.client) { slot in
+            let wasCurrent = slot.session === session
+            if wasCurrent {
+                slot.session = nil
+                slot.draining = false
+                if !paused.withLockedValue({ $0 }), slot.stream == nil {
+                    slot.expiry = scheduleExpiry(session.client)
+                }
             }
-            return true
+            prepend(unsent, to: &slot)
+            return wasCurrent
         }
         if wasCurrent { events(.disconnected(session.client)) }
     }

@@ -74,13 +74,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// and what waited here goes back to the front of that buffer, in order.
     private func handOverUnsentMessages() {
         guard let session else { return }
-        services.directory.detach(session)
         let unsent = pending.compactMap { item -> Message? in
             if case .message(let message) = item { message } else { nil }
         }
         pending.removeAll()
         session.queuedMessages.store(0, ordering: .relaxed)
-        services.directory.requeue(unsent, for: client)
+        services.directory.detach(session, unsent: unsent)
     }
 
     // MARK: Inbound
