@@ -31,7 +31,12 @@ public struct TestHost: Sendable {
             ?? NSTemporaryDirectory() + "conduit-test-\(UUID().uuidString).json"
         let loader = ConfigurationLoader(environment: environment)
         let configuration = try loader.load(yaml: yaml, file: "<test>")
-        let host = try ConduitHost(configuration: configuration, catalog: catalog, logger: logger)
+        // Reloads read the test's own table again, not the embedded default.
+        let file = NSTemporaryDirectory() + "conduit-test-\(UUID().uuidString).yaml"
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let host = try ConduitHost(
+            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), logger: logger)
         let group = ServiceGroup(services: [host], logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { tasks in
             tasks.addTask {
