@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ConduitKit", targets: ["ConduitKit"]),
         .library(name: "ConduitHost", targets: ["ConduitHost"]),
         .library(name: "ConduitEcho", targets: ["ConduitEcho"]),
+        .library(name: "ConduitUDP", targets: ["ConduitUDP"]),
         .library(name: "ConduitTesting", targets: ["ConduitTesting"]),
     ],
     dependencies: [
@@ -84,12 +85,26 @@ let package = Package(
             path: "Sources/Handlers/Echo",
             swiftSettings: settings
         ),
+        .target(
+            name: "ConduitUDP",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Handlers/UDP",
+            swiftSettings: settings
+        ),
         .executableTarget(
             name: "conduit",
             dependencies: [
                 "ConduitHost",
                 "ConduitKit",
                 "ConduitEcho",
+                "ConduitUDP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -156,6 +171,15 @@ let package = Package(
             name: "ConduitWireTests",
             dependencies: ["ConduitWire"],
             resources: [.copy("Fixtures")],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitUDPTests",
+            dependencies: [
+                "ConduitUDP", "ConduitKit", "ConduitWire", "ConduitHost", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: settings
         ),
         .testTarget(

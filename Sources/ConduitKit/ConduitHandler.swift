@@ -40,6 +40,20 @@ public struct NoOptions: Decodable, Sendable {
     }
 }
 
+extension Decoder {
+    /// Throws when the options name a key outside `known`, so a misspelt option is an error at
+    /// start-up (with its position) instead of a silently kept default.
+    public func rejectUnknownOptions<Key: CodingKey & CaseIterable>(_ known: Key.Type) throws {
+        let options = try container(keyedBy: AnyOptionKey.self)
+        let names = Set(Key.allCases.map(\.stringValue))
+        if let key = options.allKeys.first(where: { !names.contains($0.stringValue) }) {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: options,
+                debugDescription: "unknown option '\(key.stringValue)'; known options: \(names.sorted().map { "'\($0)'" }.joined(separator: ", "))")
+        }
+    }
+}
+
 private struct AnyOptionKey: CodingKey {
     let stringValue: String
     init(stringValue: String) { self.stringValue = stringValue }

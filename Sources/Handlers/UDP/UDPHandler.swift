@@ -1,0 +1,164 @@
+public import ConduitKit
+import ConduitWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// `udp.*`: UDP sockets for WebSocket clients, on SwiftNIO's `DatagramBootstrap`.
+///
+/// Each client id owns at most one socket: the socket id *is* the client id, as in the
+/// runtime's dgram module, so a client that reconnects with the same id finds its socket.
+/// Routes: `udp.bind`, `udp.connect`, `udp.disconnect`, `udp.send`, `udp.readStart`,
+/// `udp.readStop`, `udp.close`, `udp.getState`. While reading, every datagram becomes a push
+/// to the id with headers `address` and `port` and the datagram as payload.
+///
+/// How it follows the seed's integration guidelines:
+/// - *Receive before commands*: datagrams are pushes, so a client registers `receive` before
+///   `udp.readStart`; nothing is read before it asks.
+/// - *Graceful degradation*: every failure (port in use, bad address, oversize datagram,
+///   unknown socket) is an error reply; the host and other sockets carry on.
+/// - *`reopen` handling / stable ids*: a disconnect keeps the socket and its reads (pushes
+///   are buffered by the host for the id); a client that reconnects with the same id gets the
+///   datagrams of the gap in order. Only `ClientEvent.expired` (the id stayed away for the
+///   host's grace period, `limits.clientGraceSeconds`) closes its socket.
+/// - *Pause/resume aware*: while the host is paused ids don't expire, so reads survive a pause
+///   and what arrives meanwhile waits in the id's buffer.
+public final class UDPHandler: ConduitHandler {
+    public struct Options: Decodable, Sendable {
+        /// Largest datagram `udp.send` accepts (IPv4's UDP limit by default).
+        public var maxDatagramBytes: Int = 65_507
+        /// Kernel receive buffer per socket, so bursts wait in the kernel, not on the floor.
+        public var receiveBufferBytes: Int = 4 << 20
+        /// Address `udp.bind` uses when the request names none.
+        public var defaultBindAddress: String = "127.0.0.1"
+
+        public init() {}
+
+        // Every option may be left out: absent keys keep the defaults above.
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownOptions(CodingKeys.self)
+            let options = try decoder.container(keyedBy: CodingKeys.self)
+            maxDatagramBytes = try options.decodeIfPresent(Int.self, forKey: .maxDatagramBytes) ?? maxDatagramBytes
+            receiveBufferBytes = try options.decodeIfPresent(Int.self, forKey: .receiveBufferBytes) ?? receiveBufferBytes
+            defaultBindAddress = try options.decodeIfPresent(String.self, forKey: .defaultBindAddress) ?? defaultBindAddress
+        }
+
+        private enum CodingKeys: String, CodingKey, CaseIterable {
+            case maxDatagramBytes, receiveBufferBytes, defaultBindAddress
+        }
+    }
+
+    private let options: Options
+    private let context: HandlerContext
+    private let sockets = NIOLockedValueBox<[ClientID: UDPSocket]>([:])
+
+    public init(options: Options, context: HandlerContext) throws {
+        guard (1...65_507).contains(options.maxDatagramBytes) else {
+            throw ConduitError.badRequest("maxDatagramBytes must be 1…65507")
+        }
+        self.options = options
+        self.context = context
+    }
+
+    public func handle(_ request: Request, responder: Responder) throws {
+        switch request.route {
+        case "udp.bind": try bind(request, responder)
+        case "udp.connect": try socket(of: request).connect(to: try address(in: request, required: true)!, responder)
+        case "udp.disconnect": try socket(of: request).disconnect(responder)
+        case "udp.send": try send(request, responder)
+        case "udp.readStart": try socket(of: request).setReading(true, responder)
+        case "udp.readStop": try socket(of: request).setReading(false, responder)
+        case "udp.close": try close(request.client, responder)
+        case "udp.getState": responder.reply(json: try socket(of: request).state)
+        default: throw ConduitError.notFound("no UDP operation '\(request.route)'")
+        }
+    }
+
+    public func clientEvent(_ event: ClientEvent) {
+        guard case .expired(let client) = event else { return }
+        sockets.withLockedValue { $0.removeValue(forKey: client) }?.close()
+    }
+
+    public func stop() async {
+        for socket in sockets.withLockedValue({ $0.values }) { socket.close() }
+    }
+
+    // MARK: Operations
+
+    private func bind(_ request: Request, _ responder: Responder) throws {
+        let client = request.client
+        guard sockets.withLockedValue({ $0[client] }) == nil else {
+            throw ConduitError.badRequest("client '\(client)' already has a UDP socket; udp.close it first")
+        }
+        let host = request.headers["address"] ?? options.defaultBindAddress
+        guard let port = Int(request.headers["port"] ?? "0"), (0...65_535).contains(port) else {
+            throw ConduitError.badRequest("'port' must be 0…65535 (0 picks a free port)")
+        }
+        let counters = UDPSocket.Counters()
+        let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters)
+        DatagramBootstrap(group: context.eventLoopGroup)
+            .channelOption(.socketOption(.so_rcvbuf), value: .init(options.receiveBufferBytes))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
+            }
+            .bind(host: host, port: port)
+            .whenComplete { [sockets, options] result in
+                switch result {
+                case .success(let channel):
+                    let socket = UDPSocket(channel: channel, reader: reader, counters: counters, maxDatagramBytes: options.maxDatagramBytes)
+                    let raced = sockets.withLockedValue { sockets -> Bool in
+                        guard sockets[client] == nil else { return true }
+                        sockets[client] = socket
+                        return false
+                    }
+                    if raced {
+                        socket.close()
+                        responder.fail(.badRequest("client '\(client)' already has a UDP socket"))
+                    } else {
+                        responder.reply(json: socket.state)
+                    }
+                case .failure(let error):
+                    responder.fail(UDPError.bindFailed(host: host, port: port, error))
+                }
+            }
+    }
+
+    private func send(_ request: Request, _ responder: Responder) throws {
+        let socket = try socket(of: request)
+        try socket.send(request.payload, to: try address(in: request, required: false), responder)
+    }
+
+    private func close(_ client: ClientID, _ responder: Responder) throws {
+        guard let socket = sockets.withLockedValue({ $0.removeValue(forKey: client) }) else {
+            throw ConduitError.notFound("client '\(client)' has no UDP socket")
+        }
+        socket.close()
+        responder.reply(json: ["closed": true])
+    }
+
+    private func socket(of request: Request) throws -> UDPSocket {
+        guard let socket = sockets.withLockedValue({ $0[request.client] }) else {
+            throw ConduitError.notFound("client '\(request.client)' has no UDP socket; call udp.bind first")
+        }
+        return socket
+    }
+
+    /// The `address`/`port` headers as a socket address; nil when both are absent and optional.
+    private func address(in request: Request, required: Bool) throws -> SocketAddress? {
+        let host = request.headers["address"]
+        let port = request.headers["port"]
+        if host == nil, port == nil, !required { return nil }
+        guard let host, let portText = port else {
+            throw ConduitError.badRequest("'\(request.route)' needs both 'address' and 'port'")
+        }
+        guard let port = Int(portText), (1...65_535).contains(port) else {
+            throw ConduitError.badRequest("'port' must be 1…65535, not '\(portText)'")
+        }
+        do {
+            return try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            throw ConduitError.badRequest("'\(host)' is not an IPv4 or IPv6 address")
+        }
+    }
+}

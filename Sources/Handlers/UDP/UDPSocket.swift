@@ -1,0 +1,116 @@
+import ConduitKit
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+
+/// One client's UDP socket: its channel, its default peer (`udp.connect`) and its counters.
+final class UDPSocket: Sendable {
+    /// What `udp.getState` reports, so a burst can be accounted for.
+    final class Counters: Sendable {
+        let received = Atomic<Int>(0)
+        let pushed = Atomic<Int>(0)
+        let buffered = Atomic<Int>(0)
+        let droppedOldest = Atomic<Int>(0)
+        let ignored = Atomic<Int>(0)
+        let sent = Atomic<Int>(0)
+    }
+
+    struct State: Encodable {
+        let address: String?
+        let port: Int?
+        let remoteAddress: String?
+        let remotePort: Int?
+        let reading: Bool
+        /// Datagrams the socket received.
+        let received: Int
+        /// Of those, pushed to an open socket of the id, kept in the id's buffer, or pushed
+        /// while the buffer was full (each such push dropped the oldest buffered message).
+        let pushedLive: Int
+        let pushedBuffered: Int
+        let pushedDroppingOldest: Int
+        /// Received while not reading, or from a peer other than the connected one.
+        let ignored: Int
+        let sent: Int
+    }
+
+    private let channel: any Channel
+    private let reader: DatagramReader
+    private let counters: Counters
+    private let maxDatagramBytes: Int
+    private let peer = NIOLockedValueBox<SocketAddress?>(nil)
+
+    init(channel: any Channel, reader: DatagramReader, counters: Counters, maxDatagramBytes: Int) {
+        self.channel = channel
+        self.reader = reader
+        self.counters = counters
+        self.maxDatagramBytes = maxDatagramBytes
+    }
+
+    var state: State {
+        let local = channel.localAddress
+        let remote = peer.withLockedValue { $0 }
+        return State(
+            address: local?.ipAddress, port: local?.port, remoteAddress: remote?.ipAddress, remotePort: remote?.port,
+            reading: reader.isReading, received: counters.received.load(ordering: .relaxed),
+            pushedLive: counters.pushed.load(ordering: .relaxed), pushedBuffered: counters.buffered.load(ordering: .relaxed),
+            pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed),
+            ignored: counters.ignored.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
+        )
+    }
+
+    /// Sets the default destination of `udp.send`; datagrams from other peers are ignored.
+    func connect(to address: SocketAddress, _ responder: Responder) {
+        peer.withLockedValue { $0 = address }
+        reader.onlyFrom(address)
+        responder.reply(json: state)
+    }
+
+    func disconnect(_ responder: Responder) {
+        peer.withLockedValue { $0 = nil }
+        reader.onlyFrom(nil)
+        responder.reply(json: state)
+    }
+
+    func setReading(_ reading: Bool, _ responder: Responder) {
+        reader.setReading(reading)
+        responder.reply(json: state)
+    }
+
+    func send(_ payload: ByteBuffer, to address: SocketAddress?, _ responder: Responder) throws {
+        guard payload.readableBytes <= maxDatagramBytes else {
+            throw ConduitError.payloadTooLarge("a datagram carries at most \(maxDatagramBytes) bytes, not \(payload.readableBytes)")
+        }
+        guard let destination = address ?? peer.withLockedValue({ $0 }) else {
+            throw ConduitError.badRequest("udp.send needs 'address' and 'port' unless the socket is connected")
+        }
+        let bytes = payload.readableBytes
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters] result in
+            switch result {
+            case .success:
+                counters.sent.add(1, ordering: .relaxed)
+                responder.reply(json: ["bytes": bytes])
+            case .failure(let error):
+                responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)"))
+            }
+        }
+    }
+
+    func close() {
+        channel.close(promise: nil)
+    }
+}
+
+/// The `udp.bind` failures users meet, in plain words.
+enum UDPError {
+    static func bindFailed(host: String, port: Int, _ error: any Error) -> ConduitError {
+        if let error = error as? IOError, error.errnoCode == EADDRINUSE {
+            return .unavailable("port \(port) on \(host) is already in use")
+        }
+        if error is SocketAddressError {
+            return .badRequest("'\(host)' is not an address this host can bind")
+        }
+        return .unavailable("binding \(host):\(port) failed: \(error)")
+    }
+}
+
+import Glibc
