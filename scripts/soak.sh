@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Soak and connection-scale runs against a real `conduit serve` (scripts/soak.py, scale.py).
+# Usage: scripts/soak.sh [CLIENTS] [SECONDS] [--release] [--scale N]
+#   CI runs the short version (scripts/test.sh); the recorded full runs are in docs/soak.md.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+clients=${1:-1000}; seconds=${2:-180}; shift $(( $# < 2 ? $# : 2 ))
+configuration=debug; scale=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --release) configuration=release ;;
+    --scale) scale=$2; shift ;;
+  esac
+  shift
+done
+python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
+swift build --package-path "$repo" -c "$configuration" --product conduit >&2
+conduit=$(swift build --package-path "$repo" -c "$configuration" --show-bin-path)/conduit
+ulimit -n "$(ulimit -Hn)"
+python3 "$repo/scripts/soak.py" "$conduit" --clients "$clients" --seconds "$seconds"
+if [[ $scale -gt 0 ]]; then python3 "$repo/scripts/scale.py" "$conduit" --connections "$scale"; fi
