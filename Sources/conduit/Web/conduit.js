@@ -178,7 +178,10 @@ const served = (() => {
 })()
 const runtimeArgs = globalThis.__args?.conduit ?? {}
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms)
+  signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+})
 
 /** Headers an IPC response carries that are HTTP's, not the reply message's. */
 const HTTP_HEADERS = new Set(['content-length', 'content-type', 'connection', 'keep-alive', 'transfer-encoding', 'date'])
@@ -274,6 +277,8 @@ export class Conduit extends EventTarget {
   #connecting = null
   #reconnecting = null
   #fallback = null
+  /** Aborted by `close()`: ends a reconnect loop's wait at once. */
+  #closing = new AbortController()
 
   /**
    * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect })` connects at
@@ -367,7 +372,7 @@ export class Conduit extends EventTarget {
         } catch (error) {
           if (attempt + 1 >= retries) throw error
           const delay = Math.min(timeout * 2 ** attempt, 30_000)
-          await sleep(delay / 2 + Math.random() * delay / 2)
+          await sleep(delay / 2 + Math.random() * delay / 2, this.#closing.signal)
         }
       }
     })().finally(() => { this.#reconnecting = null })
@@ -473,6 +478,7 @@ export class Conduit extends EventTarget {
   /** No more reconnects; closes the socket and the fallback stream, drops the handler. */
   close () {
     this.shouldReconnect = false
+    this.#closing.abort()
     Conduit.pool.delete(this)
     this.#receive = null
     this.#fallback?.abort.abort()

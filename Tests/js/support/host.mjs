@@ -21,11 +21,12 @@ export async function startHost () {
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const exited = new Promise((resolve) => child.once('exit', resolve))
+  let timer
   const announce = await Promise.race([
     new Promise((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),
     exited.then((code) => { throw new Error(`conduit serve exited (${code}) before announcing`) }),
-    new Promise((resolve, reject) => setTimeout(() => reject(new Error('conduit serve did not announce within 30 s')), 30000))
-  ])
+    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('conduit serve did not announce within 30 s')), 30000) })
+  ]).finally(() => clearTimeout(timer))
   const endpoints = JSON.parse(announce)
   return {
     ...endpoints,

@@ -21,10 +21,11 @@ export function scenarios ({ module, vectors, prefix }) {
     for (let offset = 0; offset < size; offset += 65536) crypto.getRandomValues(bytes.subarray(offset, offset + 65536))
     return bytes
   }
-  const within = (promise, ms, what) => Promise.race([
-    promise,
-    new Promise((resolve, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms))
-  ])
+  const within = (promise, ms, what) => {
+    let timer
+    const timeout = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms) })
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  }
   const nextEvent = (target, type, ms = 10000) => within(new Promise((resolve) => target.addEventListener(type, resolve, { once: true })), ms, `'${type}'`)
 
   /** Messages the client receives, awaitable one by one. */
