@@ -30,13 +30,13 @@ const chromium = await launchChromium()
 try {
   const loops = [...Array(6)].map((_, n) => echoLoop(`bench-${n + 1}`, 64 << n))
   // An id that connected once and went away: its pushes are buffered, the oldest dropped.
-  const away = new Conduit({ id: 'udp-reader-7' })
+  const away = new Conduit({ id: 'away-7' })
   await away.connect()
   away.close()
-  await Conduit.ipc('test.push', { headers: { to: 'udp-reader-7', count: 4200 }, body: 'datagram' })
+  await Conduit.ipc('test.push', { headers: { to: 'away-7', count: 4200 }, body: 'datagram' })
   const page = await chromium.open(host.url(`/?key=${host.sharedKey}&id=status-page`))
   for (let n = 1; n <= 5; n++) {
-    await Conduit.ipc('test.push', { headers: { to: 'status-page', address: '127.0.0.1', port: 41230 + n }, body: `datagram ${n}` })
+    await Conduit.ipc('test.push', { headers: { to: 'status-page' }, body: `datagram ${n}` })
     await sleep(500)
   }
   await sleep(1500)
