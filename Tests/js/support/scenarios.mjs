@@ -177,6 +177,25 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    async 'application pause and resume: no reconnect while paused, reopen on resume' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      let reopened = false
+      conduit.addEventListener('reopen', () => { reopened = true })
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.onApplicationPause()
+      await closed
+      check(!conduit.isActive && conduit.send({ route: 'echo' }) === false, 'usable while paused')
+      check((await Conduit.status()).isActive === false, 'the server still runs while paused')
+      check(!reopened, 'reconnected while paused')
+      const reopen = nextEvent(conduit, 'reopen')
+      await Conduit.onApplicationResume()
+      await reopen
+      conduit.send({ route: 'echo', token: 'resumed' })
+      check((await next()).options.token === 'resumed', 'echo after resume')
+      conduit.close()
+    },
+
     async 'close() stops reconnecting' () {
       const conduit = await open()
       let reopened = false
