@@ -68,16 +68,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: settings,
-            plugins: ["EmbedDefaultConfig"]
+            plugins: ["EmbedFiles"]
         ),
         .executableTarget(
-            name: "conduit-embed-config",
+            name: "conduit-embed-files",
             swiftSettings: settings
         ),
         .plugin(
-            name: "EmbedDefaultConfig",
+            name: "EmbedFiles",
             capability: .buildTool(),
-            dependencies: ["conduit-embed-config"]
+            dependencies: ["conduit-embed-files"]
         ),
         .target(
             name: "ConduitEcho",
@@ -115,7 +115,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: settings
+            // The JavaScript client and the status page, compiled in by EmbedFiles.
+            exclude: ["Web"],
+            swiftSettings: settings,
+            plugins: ["EmbedFiles"]
         ),
         // libFuzzer target for the decoder and chunk reassembler (scripts/fuzz.sh); a plain build
         // replays a corpus through the same properties.

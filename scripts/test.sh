@@ -16,3 +16,6 @@ scripts/autobahn.sh
 
 echo "== fuzzing the decoder and the chunk assembler (30 s)"
 scripts/fuzz.sh 30
+
+echo "== JavaScript client in Node and headless Chromium (docs/javascript.md)"
+scripts/test-js.sh

@@ -27,6 +27,12 @@ struct Serve: AsyncParsableCommand {
     ))
     var conformanceEcho = false
 
+    @Flag(help: ArgumentHelp(
+        "Also know the handler kind 'test.push' (pushes to any id on request). Only for the JavaScript client's tests.",
+        visibility: .hidden
+    ))
+    var testHandlers = false
+
     func run() async throws {
         let logger = Logger.bootstrapConduit()
         // The one metrics bootstrap of the process; `/metrics` on the IPC port exports it.
@@ -35,12 +41,14 @@ struct Serve: AsyncParsableCommand {
         var configuration = try configurationOptions.load()
         if let port { configuration.settings.port = port }
         if let host { configuration.settings.host = host }
+        var catalog = HandlerCatalog.builtIn
+        if testHandlers { catalog.register(TestPushHandler.kind) }
         let conduit: ConduitHost
         do {
             conduit = try ConduitHost(
-                configuration: configuration, catalog: .builtIn,
+                configuration: configuration, catalog: catalog,
                 source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho,
-                prometheus: prometheus, logger: logger
+                prometheus: prometheus, resources: WebResources.all, logger: logger
             )
         } catch {
             printError(error.description)

@@ -1,0 +1,28 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+
+/// `test.push`, known only to `conduit serve --test-handlers` (the JavaScript client's tests):
+/// pushes the payload `count` times (header `n` = 1…count) to the client named in `to`, as a
+/// streaming handler would, so pushes to an id whose socket is down can be produced on demand.
+struct TestPushHandler: ConduitHandler {
+    static let kind = HandlerKind(TestPushHandler.self, name: "test.push")
+    private let pushes: any PushSink
+
+    init(options: NoOptions, context: HandlerContext) {
+        pushes = context.pushes
+    }
+
+    func handle(_ request: Request, responder: Responder) throws {
+        guard let target = ClientID(try request.require("to")) else {
+            throw ConduitError.badRequest("'to' must be a client id")
+        }
+        guard let count = Int(request.headers["count"] ?? "1"), (1...10_000).contains(count) else {
+            throw ConduitError.badRequest("'count' must be 1…10000")
+        }
+        for n in 1...count {
+            pushes.push(Message(headers: ["route": request.route, "n": "\(n)"], payload: request.payload), to: target)
+        }
+        responder.reply(json: ["pushed": count])
+    }
+}

@@ -1,0 +1,495 @@
+// Conduit JavaScript client (SPEC §7): the codec and a `Conduit` class with the surface of the
+// runtime's `oro:conduit` module. One ES module, no dependencies; browsers and Node ≥ 20
+// (Node 20 needs `--experimental-websocket` for `globalThis.WebSocket`).
+//
+// The host serves this file at `http://127.0.0.1:<ipcPort>/conduit.js?key=<key>`; imported
+// from there, the IPC address and the key are the defaults for every client.
+
+export const MAX_PAYLOAD_BYTES = 0xffff
+const MAX_HEADERS = 0xff
+const MAX_KEY_BYTES = 0xff
+const MAX_VALUE_BYTES = 0xffff
+
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+
+/** A codec error: `code` is `truncated`, `trailing-bytes`, `invalid-utf8` or `limit`. */
+export class ConduitCodecError extends Error {
+  constructor (code, message) {
+    super(message)
+    this.name = 'ConduitCodecError'
+    this.code = code
+  }
+}
+
+/** The typed view of a header value (SPEC §1): booleans, null, safe integers, decimals. */
+export function typed (value) {
+  if (value === 'true') return true
+  if (value === 'false') return false
+  if (value === 'null') return null
+  if (/^-?[0-9]+$/.test(value)) {
+    const number = Number(value)
+    return Number.isSafeInteger(number) ? number : value
+  }
+  if (/^-?[0-9]+\.[0-9]+$/.test(value)) return Number(value)
+  return value
+}
+
+/** Headers as ordered `[key, value]` string pairs, from an object or an array of pairs. */
+function headerPairs (options = {}) {
+  const entries = Array.isArray(options) ? options : Object.entries(options)
+  return entries
+    .filter(([, value]) => value !== undefined)
+    .map(([key, value]) => [String(key), String(value)])
+}
+
+function bytesOf (payload) {
+  if (payload === undefined || payload === null) return new Uint8Array(0)
+  if (typeof payload === 'string') return utf8Encoder.encode(payload)
+  if (payload instanceof Uint8Array) return payload
+  if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
+  if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
+  return utf8Encoder.encode(JSON.stringify(payload))
+}
+
+/**
+ * Encodes one message (SPEC §1). `options`: an object or `[key, value]` pairs (kept in
+ * order; numbers, booleans and bigints become strings). Refuses anything over a limit.
+ */
+export function encode (options, payload) {
+  const headers = headerPairs(options).map(([key, value]) => [utf8Encoder.encode(key), utf8Encoder.encode(value)])
+  const body = bytesOf(payload)
+  if (headers.length > MAX_HEADERS) throw new ConduitCodecError('limit', `${headers.length} headers, at most ${MAX_HEADERS}`)
+  let size = 1 + 2 + body.byteLength
+  for (const [key, value] of headers) {
+    if (key.byteLength > MAX_KEY_BYTES) throw new ConduitCodecError('limit', `a header key of ${key.byteLength} bytes, at most ${MAX_KEY_BYTES}`)
+    if (value.byteLength > MAX_VALUE_BYTES) throw new ConduitCodecError('limit', `a header value of ${value.byteLength} bytes, at most ${MAX_VALUE_BYTES}`)
+    size += 1 + key.byteLength + 2 + value.byteLength
+  }
+  if (body.byteLength > MAX_PAYLOAD_BYTES) throw new ConduitCodecError('limit', `a payload of ${body.byteLength} bytes in one message, at most ${MAX_PAYLOAD_BYTES}`)
+  const out = new Uint8Array(size)
+  const view = new DataView(out.buffer)
+  let offset = 0
+  out[offset++] = headers.length
+  for (const [key, value] of headers) {
+    out[offset++] = key.byteLength
+    out.set(key, offset)
+    offset += key.byteLength
+    view.setUint16(offset, value.byteLength)
+    out.set(value, offset + 2)
+    offset += 2 + value.byteLength
+  }
+  view.setUint16(offset, body.byteLength)
+  out.set(body, offset + 2)
+  return out
+}
+
+/**
+ * Decodes one message: `{ headers, options, payload }` — `headers` the `[key, value]` pairs
+ * in order, `options` their typed view (a repeated key gives the last value), `payload` a
+ * `Uint8Array` view of the input. Throws `ConduitCodecError` on malformed input.
+ */
+export function decode (data) {
+  const bytes = bytesOf(data)
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let offset = 0
+  const need = (count, what) => {
+    if (offset + count > bytes.byteLength) throw new ConduitCodecError('truncated', `truncated: ${what} needs ${count} bytes at offset ${offset}`)
+  }
+  const text = (length, what) => {
+    need(length, what)
+    try {
+      return utf8Decoder.decode(bytes.subarray(offset, offset += length))
+    } catch {
+      throw new ConduitCodecError('invalid-utf8', `${what} at offset ${offset - length} is not UTF-8`)
+    }
+  }
+  need(1, 'the header count')
+  const count = bytes[offset++]
+  const headers = []
+  for (let index = 0; index < count; index++) {
+    need(1, 'a key length')
+    const key = text(bytes[offset++], 'a key')
+    need(2, 'a value length')
+    const valueLength = view.getUint16(offset)
+    offset += 2
+    headers.push([key, text(valueLength, 'a value')])
+  }
+  need(2, 'the payload length')
+  const payloadLength = view.getUint16(offset)
+  offset += 2
+  need(payloadLength, 'the payload')
+  const payload = bytes.subarray(offset, offset + payloadLength)
+  if (offset + payloadLength !== bytes.byteLength) {
+    throw new ConduitCodecError('trailing-bytes', `${bytes.byteLength - offset - payloadLength} bytes after the payload`)
+  }
+  const options = {}
+  for (const [key, value] of headers) options[key] = typed(value)
+  return { headers, options, payload }
+}
+
+/**
+ * The frames of one client→host message of any size (SPEC §1): payloads over 64 KiB go
+ * first as chunks carrying only `more=true` (no route), then the last part with the headers.
+ */
+export function encodeFrames (options, payload) {
+  const body = bytesOf(payload)
+  const frames = []
+  let offset = 0
+  for (; body.byteLength - offset > MAX_PAYLOAD_BYTES; offset += MAX_PAYLOAD_BYTES) {
+    frames.push(encode([['more', 'true']], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
+  }
+  frames.push(encode(options, body.subarray(offset)))
+  return frames
+}
+
+/** Joins host→client parts: every part with `more=true` is held until one without it. */
+class PartJoiner {
+  #parts = []
+
+  /** The whole message, or undefined while parts are still coming. */
+  add (message) {
+    if (message.options.more === true) {
+      this.#parts.push(message.payload)
+      return undefined
+    }
+    if (this.#parts.length === 0) return message
+    const parts = [...this.#parts, message.payload]
+    this.#parts = []
+    const payload = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0))
+    let offset = 0
+    for (const part of parts) {
+      payload.set(part, offset)
+      offset += part.byteLength
+    }
+    return { ...message, payload }
+  }
+}
+
+// Defaults: the runtime's `globalThis.__args.conduit`, else where this module was served from.
+const served = (() => {
+  try {
+    const url = new URL(import.meta.url)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return {}
+    return { host: url.hostname, ipcPort: Number(url.port), sharedKey: url.searchParams.get('key') ?? undefined }
+  } catch {
+    return {}
+  }
+})()
+const runtimeArgs = globalThis.__args?.conduit ?? {}
+
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms)
+  signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+})
+
+/** Headers an IPC response carries that are HTTP's, not the reply message's. */
+const HTTP_HEADERS = new Set(['content-length', 'content-type', 'connection', 'keep-alive', 'transfer-encoding', 'date'])
+
+export class Conduit extends EventTarget {
+  /** The socket server's current port (updated by every status query). */
+  static port = Number(runtimeArgs.port ?? 0)
+  static host = runtimeArgs.hostname ?? runtimeArgs.host ?? served.host ?? '127.0.0.1'
+  static ipcPort = Number(runtimeArgs.ipcPort ?? served.ipcPort ?? 0)
+  static sharedKey = runtimeArgs.sharedKey ?? served.sharedKey ?? ''
+  /** True between `onApplicationPause()` and `onApplicationResume()`. */
+  static isPaused = false
+  /** Every instance not yet closed. */
+  static pool = new Set()
+
+  /** Calls `/<route>?<headers>` on the IPC listener; resolves to the `Response`. */
+  static async ipc (route, { headers = {}, body, method, id, host, ipcPort, sharedKey } = {}) {
+    const url = new URL(`http://${host ?? Conduit.host}:${ipcPort ?? Conduit.ipcPort}/${route}`)
+    for (const [key, value] of headerPairs(headers)) url.searchParams.append(key, value)
+    if (id !== undefined) url.searchParams.set('id', String(id))
+    return fetch(url, {
+      method: method ?? (body === undefined ? 'GET' : 'POST'),
+      headers: { authorization: `Bearer ${sharedKey ?? Conduit.sharedKey}` },
+      body
+    })
+  }
+
+  /** A control route's `data`, or its error thrown (`error.type` the Conduit error type). */
+  static async control (name, options = {}) {
+    const response = await Conduit.ipc(`internal.conduit.${name}`, options)
+    const answer = await response.json().catch(() => ({}))
+    if (!response.ok || answer.err) {
+      throw Object.assign(new Error(answer.err?.message ?? `${name}: HTTP ${response.status}`), { type: answer.err?.type, status: response.status })
+    }
+    if (typeof answer.data?.port === 'number') Conduit.port = answer.data.port
+    return answer.data
+  }
+
+  /** `{ port, isActive, sharedKey }` */
+  static status (options) { return Conduit.control('status', options) }
+  /** `{ isActive, port, handles: { ids, count }, routes, clients }` */
+  static diagnostics (options) { return Conduit.control('diagnostics', options) }
+  static async getSharedKey (options) { return (await Conduit.control('getSharedKey', options)).sharedKey }
+
+  /** Rotates the key on the host; this module and every pooled client use the new one. */
+  static async setSharedKey (sharedKey, options = {}) {
+    const status = await Conduit.control('setSharedKey', { ...options, headers: { sharedKey } })
+    Conduit.sharedKey = sharedKey
+    for (const conduit of Conduit.pool) conduit.sharedKey = sharedKey
+    return status
+  }
+
+  /** Resolves with the status once the socket server is active; polls every `interval` ms. */
+  static async waitForActiveState ({ maxQueriesForStatus = 32, interval = 250, ...options } = {}) {
+    for (let query = 1; ; query++) {
+      const status = await Conduit.status(options).catch(() => undefined)
+      if (status?.isActive) return status
+      if (query >= maxQueriesForStatus) throw new Error(`the Conduit server is not active after ${query} status queries`)
+      await sleep(interval)
+    }
+  }
+
+  /** The app goes to the background (the runtime's hook): stop the server, mark clients inactive. */
+  static async onApplicationPause (options) {
+    Conduit.isPaused = true
+    for (const conduit of Conduit.pool) conduit.isActive = false
+    return Conduit.control('stop', options)
+  }
+
+  /** The app is back: restart the server, learn its port, reconnect clients that want it. */
+  static async onApplicationResume (options) {
+    Conduit.isPaused = false
+    const status = await Conduit.control('start', options)
+    await Promise.all([...Conduit.pool]
+      .filter((conduit) => conduit.shouldReconnect && !conduit.isOpen)
+      .map((conduit) => conduit.reconnect(conduit.reconnectOptions).catch(() => {})))
+    return status
+  }
+
+  id
+  windowId
+  host
+  port
+  ipcPort
+  sharedKey
+  /** Reconnect after an unexpected close (`close()` clears it). */
+  shouldReconnect = true
+  /** Passed to `reconnect()` when it runs by itself. */
+  reconnectOptions
+  isActive = false
+  socket = null
+  #receive = null
+  #connecting = null
+  #reconnecting = null
+  #fallback = null
+  /** Aborted by `close()`: ends a reconnect loop's wait at once. */
+  #closing = new AbortController()
+
+  /**
+   * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect })` connects at
+   * once (`connect()` returns the same attempt); a failure is an `error` event, then
+   * `reconnect()` keeps trying.
+   */
+  constructor ({ id, sharedKey, windowId = 0, host, port, ipcPort, reconnect = {}, connect = true } = {}) {
+    super()
+    if (id === undefined || id === null || id === '') throw new TypeError('new Conduit({ id }): an id is required')
+    this.id = String(id)
+    this.windowId = String(windowId)
+    this.host = host ?? Conduit.host
+    this.port = port
+    this.ipcPort = ipcPort ?? Conduit.ipcPort
+    this.sharedKey = sharedKey ?? Conduit.sharedKey
+    this.reconnectOptions = reconnect
+    Conduit.pool.add(this)
+    if (connect) {
+      this.connect().catch((error) => {
+        this.#emit('error', { error })
+        if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
+      })
+    }
+  }
+
+  get isOpen () { return this.socket?.readyState === 1 }
+
+  /** Where this client's IPC calls go. */
+  get #ipc () { return { host: this.host, ipcPort: this.ipcPort, sharedKey: this.sharedKey } }
+
+  /** Opens the socket; resolves once it is open (`callback(error | null)` as well). */
+  connect (callback) {
+    const attempt = this.#connecting ?? (this.#connecting = this.#open().finally(() => { this.#connecting = null }))
+    attempt.then(() => callback?.(null), (error) => callback?.(error))
+    return attempt
+  }
+
+  async #open () {
+    if (this.isOpen) return
+    if (!this.port && this.ipcPort) {
+      const status = await Conduit.status(this.#ipc)
+      if (!status.isActive) throw new Error('the Conduit server is paused')
+      this.port = status.port
+    }
+    if (!this.port) throw new Error('no Conduit port: give { port } or { ipcPort }')
+    const url = `ws://${this.host}:${this.port}/${encodeURIComponent(this.id)}/${encodeURIComponent(this.windowId)}?key=${encodeURIComponent(this.sharedKey)}`
+    const socket = new WebSocket(url)
+    socket.binaryType = 'arraybuffer'
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve
+      socket.onerror = () => reject(new Error(`can't connect to ${this.host}:${this.port}`))
+      socket.onclose = (event) => reject(new Error(`closed while connecting (${event.code})`))
+    })
+    if (!Conduit.pool.has(this)) { // close() was called meanwhile
+      socket.close(1000)
+      throw new Error('this Conduit is closed')
+    }
+    this.#adopt(socket)
+  }
+
+  #adopt (socket) {
+    this.socket = socket
+    this.isActive = true
+    const joiner = new PartJoiner()
+    socket.onmessage = (event) => this.#deliver(joiner, event.data)
+    socket.onerror = () => this.#emit('error', { error: new Error('socket error') })
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return
+      this.socket = null
+      this.isActive = false
+      this.#emit('close', { code: event.code, reason: event.reason })
+      if (this.shouldReconnect && !Conduit.isPaused) this.reconnect(this.reconnectOptions).catch(() => {})
+    }
+    this.#emit('open')
+  }
+
+  /**
+   * Reconnects with exponential backoff and jitter: up to `retries` attempts, waiting about
+   * `timeout` ms, doubling each time, at most 30 s. Each attempt asks the IPC listener for
+   * the current port. Dispatches `reopen` on success.
+   */
+  reconnect ({ retries = 32, timeout = 500 } = {}) {
+    this.#reconnecting ??= (async () => {
+      for (let attempt = 0; ; attempt++) {
+        if (!this.shouldReconnect && attempt > 0) throw new Error('closed')
+        try {
+          if (this.ipcPort) this.port = undefined
+          await this.connect()
+          this.#emit('reopen')
+          return
+        } catch (error) {
+          if (attempt + 1 >= retries) throw error
+          const delay = Math.min(timeout * 2 ** attempt, 30_000)
+          await sleep(delay / 2 + Math.random() * delay / 2, this.#closing.signal)
+        }
+      }
+    })().finally(() => { this.#reconnecting = null })
+    return this.#reconnecting
+  }
+
+  /** Sets the one message handler, `handler(error | null, { options, headers, payload })`. */
+  receive (handler) {
+    this.#receive = handler
+  }
+
+  /** Sends one message of any payload size; false when the socket is not open. */
+  send (options, payload) {
+    if (!this.isOpen || Conduit.isPaused) return false
+    const frames = encodeFrames(options, payload)
+    for (const frame of frames) this.socket.send(frame)
+    return true
+  }
+
+  /**
+   * Sends over the socket if it is open; else invokes the route over IPC (the reply goes to
+   * the receive handler), reads this id's pushes from the IPC fallback stream until the
+   * socket is back, and reconnects in the background. Resolves to `'socket'` or `'ipc'`.
+   */
+  async sendOrFallback (options, payload) {
+    if (this.send(options, payload)) return 'socket'
+    const { route, ...headers } = Object.fromEntries(headerPairs(options))
+    if (!route) throw new TypeError('sendOrFallback: IPC needs a route header')
+    this.startFallback()
+    if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
+    const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })
+    const replyHeaders = [...response.headers].filter(([name]) => !HTTP_HEADERS.has(name))
+    this.#dispatch({
+      headers: replyHeaders,
+      options: Object.fromEntries(replyHeaders.map(([key, value]) => [key, typed(value)])),
+      payload: new Uint8Array(await response.arrayBuffer())
+    })
+    return 'ipc'
+  }
+
+  /**
+   * Reads `/internal.conduit.events?id=` while the socket is down: each frame a uint32 BE
+   * length and an encoded message, handed to the receive handler. Ends when a socket for the
+   * id takes over (the host ends the response) or on `close()`.
+   */
+  startFallback () {
+    if (this.#fallback || this.isOpen) return this.#fallback?.done
+    const abort = new AbortController()
+    const done = this.#readFallback(abort.signal)
+      .catch((error) => { if (!abort.signal.aborted) this.#emit('error', { error }) })
+      .finally(() => { this.#fallback = null })
+    this.#fallback = { abort, done }
+    return done
+  }
+
+  async #readFallback (signal) {
+    const url = new URL(`http://${this.host}:${this.ipcPort}/internal.conduit.events`)
+    url.searchParams.set('id', this.id)
+    const response = await fetch(url, { headers: { authorization: `Bearer ${this.sharedKey}` }, signal })
+    if (response.status === 409) return // the socket is back: pushes go there
+    if (!response.ok) throw new Error(`fallback stream: HTTP ${response.status}`)
+    const reader = response.body.getReader()
+    const joiner = new PartJoiner()
+    let pending = new Uint8Array(0)
+    for (;;) {
+      const { value, done } = await reader.read()
+      if (done) return
+      const joined = new Uint8Array(pending.byteLength + value.byteLength)
+      joined.set(pending)
+      joined.set(value, pending.byteLength)
+      let offset = 0
+      while (joined.byteLength - offset >= 4) {
+        const length = new DataView(joined.buffer, offset, 4).getUint32(0)
+        if (joined.byteLength - offset - 4 < length) break
+        this.#deliver(joiner, joined.subarray(offset + 4, offset + 4 + length))
+        offset += 4 + length
+      }
+      pending = joined.slice(offset)
+    }
+  }
+
+  #deliver (joiner, data) {
+    let message
+    try {
+      message = joiner.add(decode(data))
+    } catch (error) {
+      this.#receive?.(error, null)
+      this.#emit('error', { error })
+      return
+    }
+    if (message) this.#dispatch(message)
+  }
+
+  #dispatch (message) {
+    this.#receive?.(null, message)
+    this.#emit('message', { data: message })
+  }
+
+  #emit (type, fields = {}) {
+    this.dispatchEvent(Object.assign(new Event(type), fields))
+  }
+
+  /** No more reconnects; closes the socket and the fallback stream, drops the handler. */
+  close () {
+    this.shouldReconnect = false
+    this.#closing.abort()
+    Conduit.pool.delete(this)
+    this.#receive = null
+    this.#fallback?.abort.abort()
+    const socket = this.socket
+    this.socket = null
+    this.isActive = false
+    if (socket) {
+      socket.onclose = () => this.#emit('close', { code: 1000, reason: 'closed' })
+      socket.close(1000)
+    }
+  }
+}
+
+export default Conduit

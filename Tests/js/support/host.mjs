@@ -1,0 +1,43 @@
+// Starts the built `conduit serve` for the JavaScript tests: the test config (echo and
+// test.push), a random shared key; resolves once the announce line is read.
+import { spawn, execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+export const root = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** `$CONDUIT_BIN`, else the package's debug build. */
+function binary () {
+  if (process.env.CONDUIT_BIN) return process.env.CONDUIT_BIN
+  return execFileSync('swift', ['build', '--show-bin-path'], { cwd: root, encoding: 'utf8' }).trim() + '/conduit'
+}
+
+/** `{ port, ipcPort, host, sharedKey, url(path), stop() }` */
+export async function startHost () {
+  const sharedKey = randomBytes(12).toString('hex')
+  const child = spawn(binary(), ['serve', '--test-handlers', '--config', `${root}Tests/js/conduit-test.yaml`], {
+    env: { ...process.env, CONDUIT_SHARED_KEY: sharedKey },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  let timer
+  const announce = await Promise.race([
+    new Promise((resolve) => createInterface({ input: child.stdout }).once('line', resolve)),
+    exited.then((code) => { throw new Error(`conduit serve exited (${code}) before announcing`) }),
+    new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error('conduit serve did not announce within 30 s')), 30000) })
+  ]).finally(() => clearTimeout(timer))
+  const endpoints = JSON.parse(announce)
+  return {
+    ...endpoints,
+    sharedKey,
+    url: (path) => `http://${endpoints.host}:${endpoints.ipcPort}${path}`,
+    async stop () {
+      child.kill('SIGTERM')
+      await exited
+    }
+  }
+}
+
+/** The golden vectors, the same file the Swift codec tests read. */
+export const vectorsPath = `${root}Tests/ConduitWireTests/Fixtures/framing.json`

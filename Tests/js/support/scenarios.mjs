@@ -1,0 +1,254 @@
+// The client scenarios, run the same way in Node (client.test.mjs) and in Chromium
+// (run-chromium.mjs). `scenarios` must stay self-contained: Chromium gets its source text, so
+// it may use only its parameter and the platform (no imports, no module-level names).
+//
+// env: { module (the conduit.js exports), vectors (framing.json), prefix (unique client ids) }
+
+export function scenarios ({ module, vectors, prefix }) {
+  const { Conduit, encode, decode, ConduitCodecError } = module
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+  const unhex = (text) => new Uint8Array((text.match(/../g) ?? []).map((pair) => parseInt(pair, 16)))
+  const check = (condition, message) => { if (!condition) throw new Error(message) }
+  const same = (actual, expected, what) => {
+    const a = JSON.stringify(actual)
+    const e = JSON.stringify(expected)
+    check(a === e, `${what}: got ${a.slice(0, 300)}, expected ${e.slice(0, 300)}`)
+  }
+  const equalBytes = (a, b) => a.byteLength === b.byteLength && a.every((byte, index) => byte === b[index])
+  const text = (bytes) => new TextDecoder().decode(bytes)
+  const randomBytes = (size) => {
+    const bytes = new Uint8Array(size)
+    for (let offset = 0; offset < size; offset += 65536) crypto.getRandomValues(bytes.subarray(offset, offset + 65536))
+    return bytes
+  }
+  const within = (promise, ms, what) => {
+    let timer
+    const timeout = new Promise((resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms) })
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  }
+  const nextEvent = (target, type, ms = 10000) => within(new Promise((resolve) => target.addEventListener(type, resolve, { once: true })), ms, `'${type}'`)
+
+  /** Messages the client receives, awaitable one by one. */
+  const inbox = (conduit) => {
+    const queue = []
+    const waiting = []
+    conduit.receive((error, message) => {
+      const item = error ? { error } : { ...message, viaSocket: conduit.isOpen }
+      const next = waiting.shift()
+      next ? next(item) : queue.push(item)
+    })
+    return (ms = 10000) => within(queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiting.push(resolve)), ms, 'a message')
+  }
+  let serial = 0
+  const open = async (options = {}) => {
+    const conduit = new Conduit({ id: `${prefix}-${++serial}`, reconnect: { timeout: 50 }, ...options })
+    await within(conduit.connect(), 10000, 'connect')
+    return conduit
+  }
+
+  return {
+    'codec: every valid vector decodes and encodes byte for byte' () {
+      for (const vector of vectors.valid) {
+        const bytes = unhex(vector.hex)
+        const message = decode(bytes)
+        same(message.headers, vector.headers, `${vector.name} headers`)
+        check(hex(message.payload) === vector.payloadHex, `${vector.name} payload`)
+        same(message.options, vector.typed, `${vector.name} typed view`)
+        check(hex(encode(vector.headers, unhex(vector.payloadHex))) === vector.hex, `${vector.name} encoding`)
+        // The same bytes inside a larger buffer: a view with a non-zero byteOffset.
+        const padded = new Uint8Array(bytes.byteLength + 7)
+        padded.set(bytes, 3)
+        same(decode(padded.subarray(3, 3 + bytes.byteLength)).headers, vector.headers, `${vector.name} at byteOffset 3`)
+      }
+    },
+
+    'codec: every invalid vector throws its error' () {
+      for (const vector of vectors.invalid) {
+        let error
+        try { decode(unhex(vector.hex)) } catch (caught) { error = caught }
+        check(error instanceof ConduitCodecError, `${vector.name}: no codec error (${error})`)
+        check(error.code === vector.error, `${vector.name}: ${error.code}, expected ${vector.error}`)
+      }
+    },
+
+    'codec: the encoder refuses input over a limit' () {
+      const refuses = (what, options, payload) => {
+        let error
+        try { encode(options, payload) } catch (caught) { error = caught }
+        check(error?.code === 'limit', `${what} was not refused`)
+      }
+      refuses('256 headers', Array.from({ length: 256 }, (_, index) => [`k${index}`, '']))
+      refuses('a 256-byte key (128 two-byte characters)', { ['é'.repeat(128)]: 'v' })
+      refuses('a 65,536-byte value', { v: 'x'.repeat(65536) })
+      refuses('a 65,536-byte payload in one message', {}, new Uint8Array(65536))
+      const big = 2n ** 64n - 1n
+      const message = decode(encode({ id: big, safe: 2 ** 53 - 1, unsafe: '9007199254740992' }))
+      same(message.options, { id: '18446744073709551615', safe: 9007199254740991, unsafe: '9007199254740992' }, '64-bit values')
+    },
+
+    async 'echo: headers and payload come back' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      check(conduit.send({ route: 'echo', token: 1, big: 18446744073709551615n, 'ключ': 'значение ✓' }, 'hello'), 'send returned false')
+      const reply = await next()
+      same(reply.options, { route: 'echo', token: 1, big: '18446744073709551615', 'ключ': 'значение ✓' }, 'reply headers')
+      check(text(reply.payload) === 'hello', 'reply payload')
+      conduit.close()
+    },
+
+    async 'echo: a 200 KiB payload is split, echoed, joined' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const payload = randomBytes(200 * 1024)
+      conduit.send({ route: 'echo', token: 'big' }, payload)
+      const reply = await next()
+      check(reply.options.token === 'big' && reply.options.more === undefined, `reply headers ${JSON.stringify(reply.options)}`)
+      check(equalBytes(reply.payload, payload), `payload of ${reply.payload.byteLength} bytes differs`)
+      conduit.close()
+    },
+
+    async 'receive replaces the previous handler; send is false once closed' () {
+      const conduit = await open()
+      let first = 0
+      conduit.receive(() => { first++ })
+      const next = inbox(conduit)
+      conduit.send({ route: 'echo', token: 'r' })
+      await next()
+      check(first === 0, 'the replaced handler was called')
+      conduit.close()
+      check(conduit.send({ route: 'echo' }) === false, 'send after close returned true')
+    },
+
+    async 'a bad request gets an error reply and the socket stays usable' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      conduit.send({ route: 'no.such.route', token: 'x' })
+      const error = await next()
+      check(error.options.error === 'NotFoundError', `error header ${JSON.stringify(error.options)}`)
+      check(JSON.parse(text(error.payload)).err.type === 'NotFoundError', 'error payload')
+      conduit.send({ route: 'echo', token: 'y' })
+      check((await next()).options.token === 'y', 'echo after the error')
+      conduit.close()
+    },
+
+    async 'a wrong key is refused' () {
+      const conduit = new Conduit({ id: `${prefix}-badkey`, sharedKey: 'not-the-key-at-all', port: Conduit.port, connect: false })
+      let failed = false
+      await conduit.connect().catch(() => { failed = true })
+      check(failed, 'connected with a wrong key')
+      conduit.close()
+      let error
+      await Conduit.status({ sharedKey: 'not-the-key-at-all' }).catch((caught) => { error = caught })
+      check(error?.status === 403 && error.type === 'ForbiddenError', `status with a wrong key: ${error?.status} ${error?.type}`)
+    },
+
+    async 'status, diagnostics and the shared key over IPC' () {
+      const conduit = await open()
+      const status = await Conduit.waitForActiveState()
+      check(status.isActive && status.port === Conduit.port, 'status')
+      const diagnostics = await Conduit.diagnostics()
+      check(diagnostics.handles.ids.includes(conduit.id), `diagnostics ids ${diagnostics.handles.ids}`)
+      check(diagnostics.routes.some((route) => route.route === 'echo'), 'diagnostics routes')
+      const key = await Conduit.getSharedKey()
+      check(key === Conduit.sharedKey, 'getSharedKey')
+      let error
+      await Conduit.setSharedKey('short').catch((caught) => { error = caught })
+      check(error?.type === 'BadRequestError', 'a short key was accepted')
+      await Conduit.setSharedKey(`${key}-rotated`)
+      check(conduit.isOpen, 'rotation dropped the socket')
+      check((await Conduit.status()).sharedKey === `${key}-rotated`, 'the new key')
+      await Conduit.setSharedKey(key)
+      conduit.close()
+    },
+
+    async 'reconnect after a host stop/start: new port, reopen, echo again' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const closed = nextEvent(conduit, 'close')
+      const reopened = nextEvent(conduit, 'reopen', 20000)
+      await Conduit.control('stop')
+      await closed
+      check(conduit.send({ route: 'echo' }) === false, 'send while stopped returned true')
+      await Conduit.control('start')
+      await reopened
+      check(conduit.port === Conduit.port, `reconnected to ${conduit.port}, the host is on ${Conduit.port}`)
+      conduit.send({ route: 'echo', token: 'again' })
+      check((await next()).options.token === 'again', 'echo after reopen')
+      conduit.close()
+    },
+
+    async 'application pause and resume: no reconnect while paused, reopen on resume' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      let reopened = false
+      conduit.addEventListener('reopen', () => { reopened = true })
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.onApplicationPause()
+      await closed
+      check(!conduit.isActive && conduit.send({ route: 'echo' }) === false, 'usable while paused')
+      check((await Conduit.status()).isActive === false, 'the server still runs while paused')
+      check(!reopened, 'reconnected while paused')
+      const reopen = nextEvent(conduit, 'reopen')
+      await Conduit.onApplicationResume()
+      await reopen
+      conduit.send({ route: 'echo', token: 'resumed' })
+      check((await next()).options.token === 'resumed', 'echo after resume')
+      conduit.close()
+    },
+
+    async 'close() stops reconnecting' () {
+      const conduit = await open()
+      let reopened = false
+      conduit.addEventListener('reopen', () => { reopened = true })
+      conduit.close()
+      await Conduit.control('stop')
+      await Conduit.control('start')
+      const other = await open()
+      other.close()
+      check(!reopened && !conduit.isOpen, 'a closed client reconnected')
+    },
+
+    async 'fallback: IPC while the socket is down, pushes from the event stream, then the socket' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.control('stop')
+      await closed
+      const via = await conduit.sendOrFallback({ route: 'echo', token: 'fb' }, 'over ipc')
+      const reply = await next()
+      check(via === 'ipc' && reply.options.token === 'fb' && text(reply.payload) === 'over ipc', `IPC reply ${JSON.stringify(reply.options)}`)
+      const push = (options, body) => Conduit.ipc('test.push', { headers: { to: conduit.id, ...options }, body })
+      check((await push({ count: 3 }, 'down')).ok, 'test.push')
+      for (const n of [1, 2, 3]) {
+        const message = await next()
+        check(message.options.n === n && text(message.payload) === 'down' && !message.viaSocket, `push ${n}: ${JSON.stringify(message.options)}`)
+      }
+      const large = randomBytes(100 * 1024)
+      await push({}, large)
+      const joined = await next()
+      check(equalBytes(joined.payload, large) && joined.options.more === undefined, 'a 100 KiB push over the stream')
+      const reopened = nextEvent(conduit, 'reopen', 20000)
+      await Conduit.control('start')
+      await reopened
+      await push({ count: 1 }, 'up')
+      const after = await next()
+      check(text(after.payload) === 'up' && after.viaSocket, 'the push after reopen came over the socket')
+      conduit.close()
+    }
+  }
+}
+
+/** Runs every scenario, never throwing: `[{ name, ok, error?, ms }]`. Self-contained too. */
+export async function runAll (list) {
+  const results = []
+  for (const [name, run] of Object.entries(list)) {
+    const start = performance.now()
+    try {
+      await run()
+      results.push({ name, ok: true, ms: Math.round(performance.now() - start) })
+    } catch (error) {
+      results.push({ name, ok: false, error: String(error?.stack ?? error), ms: Math.round(performance.now() - start) })
+    }
+  }
+  return results
+}

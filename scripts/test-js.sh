@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The JavaScript client's tests (Tests/js, docs/javascript.md): the scenarios in Node and in
+# headless Chromium, against the built `conduit serve`. Installs Chromium when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
+  || { echo "test-js: Node 20 or later is needed (globalThis.WebSocket)" >&2; exit 1; }
+
+swift build --product conduit
+export CONDUIT_BIN="$(swift build --show-bin-path)/conduit"
+
+node --experimental-websocket --test Tests/js/
+node --experimental-websocket Tests/js/chromium-run.mjs
