@@ -19,3 +19,6 @@ scripts/fuzz.sh 30
 
 echo "== JavaScript client in Node and headless Chromium (docs/javascript.md)"
 scripts/test-js.sh
+
+echo "== soak, short (200 clients dropping and reconnecting for 20 s while UDP pushes flow; docs/soak.md)"
+scripts/soak.sh 200 20
