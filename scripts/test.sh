@@ -6,10 +6,14 @@ cd "$(dirname "$0")/.."
 
 # The docs/ipc.md examples are run with the real curl (Tests/ConduitIPCTests/CurlExampleTests).
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+# The process-handler tests run handlers/example.py (Tests/ConduitProcessTests).
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
 
 echo "== swift test"
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log
+
+echo "== new-handler scaffold on a scratch copy, then lint-config"; scripts/test-scaffold.sh
 
 echo "== Autobahn|Testsuite (WebSocket conformance; 12.*/13.* excluded, see docs/conformance)"
 scripts/autobahn.sh
