@@ -30,7 +30,7 @@ expect_refusal "is not a valid handler name" greet
 expect_refusal "is not a valid handler name" Bad-Name
 expect_refusal "is not a valid route" Greet --route 'greet..x'
 expect_refusal "IPC-only" Greet --route 'internal.greet'
-expect_refusal "already registers a handler kind 'echo'" Echo
+expect_refusal "exists already" Echo
 
 new_handler Greet --route 'greet.*'
 grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not registered"

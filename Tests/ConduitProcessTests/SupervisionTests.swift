@@ -21,7 +21,7 @@ struct SupervisionTests {
     }
 
     @Test func hungChildTimesOutAndIsReplaced() async throws {
-        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 0.5\nrestartAfterTimeouts: 2")
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5\nrestartAfterTimeouts: 2")
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
             let client = try await host.connect()
             let before = try await client.pid()

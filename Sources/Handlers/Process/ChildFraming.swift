@@ -31,7 +31,7 @@ struct ChildFrameDecoder: ByteToMessageDecoder {
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard length <= ChildFraming.maxFrameBytes else {
-            let start = buffer.getString(at: buffer.readerIndex, length: min(buffer.readableBytes, 16)) ?? ""
+            let start = buffer.getString(at: buffer.readerIndex, length: min(buffer.readableBytes, 40)) ?? ""
             throw MalformedChildOutput(description: "a frame length of \(length) bytes (at most \(ChildFraming.maxFrameBytes)); the output starts with \(start.debugDescription): is the child printing to stdout? Write logs to stderr")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }

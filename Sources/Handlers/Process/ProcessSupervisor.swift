@@ -123,8 +123,7 @@ final class ProcessSupervisor: Sendable {
         guard state.pending.count < limits.maxInFlight else {
             return responder.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
         }
-        let timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
-        state.pending[id] = PendingRequest(responder: responder, frames: frames, timeout: timeout)
+        state.pending[id] = PendingRequest(responder: responder, frames: frames)
         if let child = state.child, state.phase == .running {
             write(id, to: child)
         } else {
@@ -132,10 +131,13 @@ final class ProcessSupervisor: Sendable {
         }
     }
 
+    /// Writes a request to the child; its timeout runs from now, so time spent waiting for a
+    /// (re)started child is not counted against it.
     private func write(_ id: UInt64, to child: RunningChild) {
         guard let frames = state.value.pending[id]?.frames else { return }
         state.value.pending[id]?.writtenTo = child.incarnation
         state.value.pending[id]?.frames = nil
+        state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
         child.process.channel.writeAndFlush(frames, promise: nil)
     }
 
@@ -143,10 +145,7 @@ final class ProcessSupervisor: Sendable {
         let state = state.value
         guard let request = state.pending.removeValue(forKey: id) else { return }
         request.responder.fail(.timeout("the handler process did not answer within \(limits.requestTimeoutSeconds) s"))
-        guard let child = state.child, request.writtenTo == child.incarnation else {
-            state.queue.removeAll { $0 == id }
-            return
-        }
+        guard let child = state.child, request.writtenTo == child.incarnation else { return }
         state.consecutiveTimeouts += 1
         guard state.consecutiveTimeouts >= limits.restartAfterTimeouts else { return }
         logger.error("handler process stopped answering; killing it", metadata: [
@@ -185,7 +184,7 @@ final class ProcessSupervisor: Sendable {
             // Most likely answered already: timed out, or the child replied twice.
             return logger.debug("handler process reply to no pending request", metadata: ["process.request": "\(id)"])
         }
-        request.timeout.cancel()
+        request.timeout?.cancel()
         state.consecutiveTimeouts = 0
         var headers = message.headers
         for name in ChildHeader.reserved { headers.removeAll(name) }

@@ -61,7 +61,7 @@ final class SupervisorState {
     private func fail(_ error: ConduitError, where matches: (PendingRequest) -> Bool) {
         for (id, request) in pending where matches(request) {
             pending[id] = nil
-            request.timeout.cancel()
+            request.timeout?.cancel()
             request.responder.fail(error)
         }
     }
@@ -72,7 +72,8 @@ struct PendingRequest {
     let responder: Responder
     /// The framed request until it is written to a child.
     var frames: ByteBuffer?
-    let timeout: Scheduled<Void>
+    /// Runs from the moment the request is written to a child.
+    var timeout: Scheduled<Void>?
     /// The incarnation of the child it was written to; nil while it waits for one.
     var writtenTo: Int?
 }
