@@ -79,6 +79,19 @@ let package = Package(
             capability: .buildTool(),
             dependencies: ["conduit-embed-files"]
         ),
+        // `swift package --allow-writing-to-package-directory new-handler <Name> [--route prefix.*]`
+        .plugin(
+            name: "NewHandler",
+            capability: .command(
+                intent: .custom(verb: "new-handler", description: "Create a handler module: source, test, targets, catalog line, route"),
+                permissions: [.writeToPackageDirectory(reason: "It adds the module's files and registers it in Package.swift, the handler catalog and config/conduit.yaml")]
+            )
+        ),
+        // `swift package lint-config [FILE…]`: `conduit check` on every config/**/*.yaml.
+        .plugin(
+            name: "LintConfig",
+            capability: .command(intent: .custom(verb: "lint-config", description: "Validate config/**/*.yaml against the registered handler kinds"))
+        ),
         .target(
             name: "ConduitEcho",
             dependencies: ["ConduitKit"],
@@ -98,6 +111,19 @@ let package = Package(
             path: "Sources/Handlers/UDP",
             swiftSettings: settings
         ),
+        // `process`: a handler run as a child process, messages over its stdin/stdout.
+        .target(
+            name: "ConduitProcess",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Handlers/Process",
+            swiftSettings: settings
+        ),
         .executableTarget(
             name: "conduit",
             dependencies: [
@@ -105,6 +131,8 @@ let package = Package(
                 "ConduitKit",
                 "ConduitEcho",
                 "ConduitUDP",
+                "ConduitProcess",
+                // new-handler: handler modules above this line
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -199,5 +227,17 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        .testTarget(
+            name: "ConduitProcessTests",
+            dependencies: [
+                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitProcess", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"],
+            swiftSettings: settings
+        ),
+        // new-handler: targets above this line
     ]
 )

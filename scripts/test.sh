@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 # The docs/ipc.md examples are run with the real curl (Tests/ConduitIPCTests/CurlExampleTests).
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+# The process-handler tests run handlers/example.py (Tests/ConduitProcessTests).
+command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
 
 echo "== swift test"
 swift build --build-tests
@@ -22,3 +24,6 @@ scripts/test-js.sh
 
 echo "== soak, short (200 clients dropping and reconnecting for 20 s while UDP pushes flow; docs/soak.md)"
 scripts/soak.sh 200 20
+
+echo "== new-handler scaffold on a scratch copy, then lint-config (a full build of the copy)"
+scripts/test-scaffold.sh

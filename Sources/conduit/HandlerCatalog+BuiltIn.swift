@@ -1,6 +1,7 @@
 import ConduitEcho
 import ConduitHost
 import ConduitKit
+import ConduitProcess
 import ConduitUDP
 
 extension HandlerCatalog {
@@ -8,5 +9,6 @@ extension HandlerCatalog {
     static let builtIn = HandlerCatalog([
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(UDPHandler.self, name: "udp"),
+        HandlerKind(ProcessHandler.self, name: "process"),
     ])
 }

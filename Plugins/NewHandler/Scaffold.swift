@@ -1,0 +1,110 @@
+import Foundation
+
+/// Plans every file the new module adds or changes, checking each first; `apply` writes them.
+struct Scaffold {
+    let module: HandlerModule
+    let package: URL
+
+    static let modulesMarker = "// new-handler: handler modules above this line"
+    static let targetsMarker = "// new-handler: targets above this line"
+    static let catalogFile = "Sources/conduit/HandlerCatalog+BuiltIn.swift"
+    static let configFile = "config/conduit.yaml"
+
+    func plan() throws -> Edits {
+        var edits = Edits(package: package)
+        try edits.create("\(module.sourceDirectory)/\(module.handlerType).swift", Templates.handler(module))
+        try edits.create("\(module.testDirectory)/\(module.handlerType)Tests.swift", Templates.test(module))
+        try edits.change("Package.swift") { try addTargets(to: $0) }
+        try edits.change(Self.catalogFile) { try register(in: $0) }
+        try edits.change(Self.configFile) { try addRoute(to: $0) }
+        return edits
+    }
+
+    private func addTargets(to manifest: String) throws -> String {
+        for target in [module.target, module.testTarget] where manifest.contains("name: \"\(target)\"") {
+            throw ScaffoldError("Package.swift already has a target named '\(target)'")
+        }
+        var lines = manifest.components(separatedBy: "\n")
+        try insert(["\"\(module.target)\","], before: Self.modulesMarker, in: &lines, file: "Package.swift")
+        try insert(Templates.targets(module), before: Self.targetsMarker, in: &lines, file: "Package.swift")
+        return lines.joined(separator: "\n")
+    }
+
+    private func register(in catalog: String) throws -> String {
+        guard !catalog.contains("name: \"\(module.kind)\")") else {
+            throw ScaffoldError("\(Self.catalogFile) already registers a handler kind '\(module.kind)'")
+        }
+        var lines = catalog.components(separatedBy: "\n")
+        guard let lastKind = lines.lastIndex(where: { $0.contains("HandlerKind(") }),
+              let lastImport = lines.lastIndex(where: { $0.hasPrefix("import ") }) else {
+            throw ScaffoldError("\(Self.catalogFile) has no import and HandlerKind lines to add to")
+        }
+        let indent = lines[lastKind].prefix { $0 == " " }
+        lines.insert("\(indent)HandlerKind(\(module.handlerType).self, name: \"\(module.kind)\"),", at: lastKind + 1)
+        let position = lines[...lastImport].firstIndex { $0.hasPrefix("import ") && $0 > "import \(module.target)" } ?? lastImport + 1
+        lines.insert("import \(module.target)", at: position)
+        return lines.joined(separator: "\n")
+    }
+
+    /// Appends the entry at the end of the `routes:` block (the block may be anywhere in the file).
+    private func addRoute(to yaml: String) throws -> String {
+        var lines = yaml.components(separatedBy: "\n")
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("routes:") }) else {
+            throw ScaffoldError("\(Self.configFile) has no 'routes:' section")
+        }
+        var end = start
+        for index in lines.indices.dropFirst(start + 1) {
+            let line = lines[index]
+            if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
+            guard line.hasPrefix(" ") || line.hasPrefix("-") else { break }
+            if line.trimmingCharacters(in: .whitespaces) == "- route: \(module.route)" {
+                throw ScaffoldError("\(Self.configFile):\(index + 1): the route '\(module.route)' is already in the table")
+            }
+            end = index
+        }
+        lines.insert(contentsOf: ["  - route: \(module.route)", "    handler: \(module.kind)"], at: end + 1)
+        return lines.joined(separator: "\n")
+    }
+
+    private func insert(_ new: [String], before marker: String, in lines: inout [String], file: String) throws {
+        guard let index = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == marker }) else {
+            throw ScaffoldError("\(file) has lost its marker comment '\(marker)'; put it back where new entries go")
+        }
+        let indent = lines[index].prefix { $0 == " " }
+        lines.insert(contentsOf: new.map { $0.isEmpty ? $0 : indent + $0 }, at: index)
+    }
+}
+
+/// The files to create and change, all computed before any is written.
+struct Edits {
+    let package: URL
+    private var writes: [(path: String, contents: String)] = []
+
+    init(package: URL) { self.package = package }
+
+    var paths: [String] { writes.map(\.path) }
+
+    mutating func create(_ path: String, _ contents: String) throws {
+        let url = package.appending(path: path)
+        guard !FileManager.default.fileExists(atPath: url.path) else {
+            throw ScaffoldError("\(path) exists already; nothing was changed (remove it or pick another name)")
+        }
+        writes.append((path, contents))
+    }
+
+    mutating func change(_ path: String, _ edit: (String) throws -> String) throws {
+        let url = package.appending(path: path)
+        guard let contents = try? String(contentsOf: url, encoding: .utf8) else {
+            throw ScaffoldError("\(path) can't be read; nothing was changed")
+        }
+        writes.append((path, try edit(contents)))
+    }
+
+    func apply() throws {
+        for (path, contents) in writes {
+            let url = package.appending(path: path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try contents.write(to: url, atomically: true, encoding: .utf8)
+        }
+    }
+}

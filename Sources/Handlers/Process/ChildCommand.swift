@@ -1,0 +1,39 @@
+import Foundation
+
+/// The command line of the child, resolved once when the route is built: a bare program name
+/// is looked up in PATH then, so a missing interpreter is an error at start-up (with the
+/// route's file:line:column), not at the first request.
+struct ChildCommand: Sendable {
+    let executable: URL
+    let arguments: [String]
+    /// The child's working directory; nil: the host's.
+    let workingDirectory: URL?
+    /// The host's environment with the options' entries on top.
+    let environment: [String: String]
+
+    init(_ options: ProcessOptions) throws {
+        let environment = ProcessInfo.processInfo.environment.merging(options.environment) { $1 }
+        let workingDirectory = options.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        let program = options.command[0]
+        if program.contains("/") {
+            executable = URL(fileURLWithPath: program, relativeTo: workingDirectory).absoluteURL
+        } else {
+            executable = try Self.lookUp(program, path: environment["PATH"] ?? "/usr/bin:/bin")
+        }
+        arguments = Array(options.command.dropFirst())
+        self.workingDirectory = workingDirectory
+        self.environment = environment
+    }
+
+    private static func lookUp(_ program: String, path: String) throws -> URL {
+        for directory in path.split(separator: ":") {
+            let candidate = URL(fileURLWithPath: String(directory)).appending(path: program)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw ChildCommandError(description: "'\(program)' is not an executable in PATH (\(path))")
+    }
+}
+
+struct ChildCommandError: Error, CustomStringConvertible {
+    let description: String
+}

@@ -1,0 +1,29 @@
+import NIOCore
+
+/// The supervision settings of `ProcessOptions`, as the supervisor uses them.
+struct ProcessLimits: Sendable {
+    let requestTimeout: TimeAmount
+    /// The same, for messages.
+    let requestTimeoutSeconds: Double
+    let restartAfterTimeouts: Int
+    let maxInFlight: Int
+    let firstRestartDelay: TimeAmount
+    let maxRestartDelay: TimeAmount
+    let maxMessageBytes: Int
+
+    init(_ options: ProcessOptions) {
+        requestTimeout = .fractionalSeconds(options.requestTimeoutSeconds)
+        requestTimeoutSeconds = options.requestTimeoutSeconds
+        restartAfterTimeouts = options.restartAfterTimeouts
+        maxInFlight = options.maxInFlight
+        firstRestartDelay = .fractionalSeconds(options.restartDelaySeconds)
+        maxRestartDelay = .fractionalSeconds(options.maxRestartDelaySeconds)
+        maxMessageBytes = options.maxMessageBytes
+    }
+}
+
+extension TimeAmount {
+    static func fractionalSeconds(_ seconds: Double) -> TimeAmount {
+        .nanoseconds(Int64(seconds * 1_000_000_000))
+    }
+}

@@ -1,0 +1,278 @@
+import ConduitKit
+import ConduitWire
+import Logging
+import NIOCore
+import Synchronization
+
+/// Keeps one child running and matches its replies to requests. All of its state lives on
+/// one event loop (`NIOLoopBoundBox`), so no lock is taken; requests hop onto that loop.
+final class ProcessSupervisor: Sendable {
+    private let command: ChildCommand
+    private let limits: ProcessLimits
+    private let pushes: any PushSink
+    private let logger: Logger
+    private let eventLoop: any EventLoop
+    private let state: NIOLoopBoundBox<SupervisorState>
+    private let requestIDs = Atomic<UInt64>(0)
+
+    init(command: ChildCommand, limits: ProcessLimits, context: HandlerContext) {
+        self.command = command
+        self.limits = limits
+        self.pushes = context.pushes
+        self.logger = context.logger
+        self.eventLoop = context.eventLoopGroup.next()
+        self.state = .makeBoxSendingValue(SupervisorState(limits: limits), eventLoop: eventLoop)
+    }
+
+    // MARK: Lifecycle
+
+    func start() async throws {
+        try await eventLoop.flatSubmit { self.launch(initially: true) }.get()
+    }
+
+    /// Answers whatever waits with `UnavailableError`, closes the child's stdin (its cue to
+    /// exit) and kills it if it is still running two seconds later.
+    func stop() async {
+        let exited: EventLoopFuture<Void> = eventLoop.flatSubmit {
+            let state = self.state.value
+            state.phase = .stopped
+            state.restart?.cancel()
+            state.failAll(.unavailable("the handler is stopping"))
+            guard let child = state.child else { return self.eventLoop.makeSucceededVoidFuture() }
+            let exited = self.eventLoop.makePromise(of: Void.self)
+            state.exitWaiters.append(exited)
+            child.process.channel.close(mode: .output, promise: nil)
+            let kill = self.eventLoop.scheduleTask(in: .seconds(2)) { child.process.kill() }
+            exited.futureResult.whenComplete { _ in kill.cancel() }
+            return exited.futureResult
+        }
+        try? await exited.get()
+    }
+
+    /// Starts a child; requests that waited for one are written to it. A child that can't be
+    /// started is retried with backoff, except the first: that one fails `start`.
+    private func launch(initially: Bool = false) -> EventLoopFuture<Void> {
+        let state = state.value
+        state.incarnation += 1
+        let incarnation = state.incarnation
+        state.phase = .starting
+        let launched = ChildProcess.launch(
+            command, on: eventLoop,
+            configureOutput: { channel, _ in
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(ChildFrameDecoder()))
+                try channel.pipeline.syncOperations.addHandler(ChildOutputHandler(supervisor: self, incarnation: incarnation))
+            },
+            configureStderr: { [logger] channel, pid in
+                try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder()))
+                try channel.pipeline.syncOperations.addHandler(StderrForwarder(logger: logger, pid: pid))
+            },
+            onExit: { status in self.eventLoop.execute { self.exited(incarnation, status: status) } }
+        )
+        return launched.map { child in
+            let state = self.state.value
+            guard state.incarnation == incarnation, state.phase == .starting else { return child.kill() }
+            state.phase = .running
+            state.child = RunningChild(process: child, incarnation: incarnation, startedAt: .now())
+            self.logger.info("handler process started", metadata: ["process.pid": "\(child.pid)"])
+            if let status = state.earlyExit.removeValue(forKey: incarnation) {
+                return self.exited(incarnation, status: status)
+            }
+            for id in state.queue { self.write(id, to: state.child!) }
+            state.queue.removeAll()
+        }.flatMapErrorThrowing { error in
+            let state = self.state.value
+            self.logger.error("handler process could not start", metadata: ["error.message": "\(error)"])
+            state.failQueued(.unavailable("the handler process could not start: \(error)"))
+            if initially { state.phase = .stopped } else { self.scheduleRestart() }
+            throw ChildCommandError(description: "the handler process could not start: \(error)")
+        }
+    }
+
+    private func scheduleRestart() {
+        let state = state.value
+        guard state.phase != .stopped else { return }
+        state.phase = .waitingToRestart
+        let delay = state.nextRestartDelay(limits)
+        state.restart = eventLoop.scheduleTask(in: delay) {
+            self.launch().whenFailure { _ in } // logged and rescheduled by `launch`
+        }
+    }
+
+    // MARK: Requests
+
+    func submit(_ request: Request, responder: Responder) {
+        let id = requestIDs.wrappingAdd(1, ordering: .relaxed).newValue
+        var headers = request.headers
+        for name in ChildHeader.reserved { headers.removeAll(name) }
+        headers.append(ChildHeader.client, request.client.rawValue)
+        headers.append(ChildHeader.request, "\(id)")
+        let frames: ByteBuffer
+        do {
+            var buffer = ByteBuffer()
+            try ChildFraming.write(Message(headers: headers, payload: request.payload), into: &buffer)
+            frames = buffer
+        } catch {
+            return responder.fail(.badRequest("the request can't be passed to the handler process: \(error)"))
+        }
+        eventLoop.execute { self.accept(id, frames: frames, responder: responder) }
+    }
+
+    private func accept(_ id: UInt64, frames: ByteBuffer, responder: Responder) {
+        let state = state.value
+        guard state.phase != .stopped else { return responder.fail(.unavailable("the handler is stopped")) }
+        guard state.pending.count < limits.maxInFlight else {
+            return responder.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
+        }
+        state.pending[id] = PendingRequest(responder: responder, frames: frames)
+        if let child = state.child, state.phase == .running {
+            write(id, to: child)
+        } else {
+            state.queue.append(id)
+        }
+    }
+
+    /// Writes a request to the child; its timeout runs from now, so time spent waiting for a
+    /// (re)started child is not counted against it.
+    private func write(_ id: UInt64, to child: RunningChild) {
+        guard let frames = state.value.pending[id]?.frames else { return }
+        state.value.pending[id]?.writtenTo = child.incarnation
+        state.value.pending[id]?.frames = nil
+        state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
+        child.process.channel.writeAndFlush(frames, promise: nil)
+    }
+
+    private func timedOut(_ id: UInt64) {
+        let state = state.value
+        guard let request = state.pending.removeValue(forKey: id) else { return }
+        request.responder.fail(.timeout("the handler process did not answer within \(limits.requestTimeoutSeconds) s"))
+        guard let child = state.child, request.writtenTo == child.incarnation else { return }
+        state.consecutiveTimeouts += 1
+        guard state.consecutiveTimeouts >= limits.restartAfterTimeouts else { return }
+        logger.error("handler process stopped answering; killing it", metadata: [
+            "process.pid": "\(child.process.pid)", "process.timeouts": "\(state.consecutiveTimeouts)",
+        ])
+        retire(child)
+    }
+
+    // MARK: The child's output
+
+    /// One message read from the child's stdout; parts are joined before anything else.
+    fileprivate func received(_ part: Message, from incarnation: Int) {
+        let state = state.value
+        guard let child = state.child, child.incarnation == incarnation else { return }
+        let message: Message
+        do {
+            if part.headers.hasMore { return try state.parts.append(part.payload) }
+            var headers = part.headers
+            headers.removeAll(HeaderName.more)
+            message = Message(headers: headers, payload: try state.parts.complete(with: part.payload))
+        } catch {
+            return malformed(MalformedChildOutput(description: "a message larger than maxMessageBytes: \(error)"), from: incarnation)
+        }
+        if let id = message.headers[ChildHeader.request] {
+            reply(message, to: id)
+        } else if let target = message.headers[ChildHeader.pushTo] {
+            push(message, to: target)
+        } else {
+            logger.warning("handler process message dropped: neither x-request nor x-push-to", metadata: ["message.headers": "\(message.headers)"])
+        }
+    }
+
+    private func reply(_ message: Message, to id: String) {
+        let state = state.value
+        guard let number = UInt64(id), let request = state.pending.removeValue(forKey: number) else {
+            // Most likely answered already: timed out, or the child replied twice.
+            return logger.debug("handler process reply to no pending request", metadata: ["process.request": "\(id)"])
+        }
+        request.timeout?.cancel()
+        state.consecutiveTimeouts = 0
+        var headers = message.headers
+        for name in ChildHeader.reserved { headers.removeAll(name) }
+        if let kind = headers[HeaderName.error] {
+            request.responder.fail(ConduitError(.init(kind), String(buffer: message.payload)))
+        } else {
+            request.responder.reply(headers: headers, payload: message.payload)
+        }
+    }
+
+    private func push(_ message: Message, to target: String) {
+        guard let client = ClientID(target) else {
+            return logger.warning("handler process push dropped: invalid client id", metadata: ["process.push_to": "\(target)"])
+        }
+        var headers = message.headers
+        for name in ChildHeader.reserved { headers.removeAll(name) }
+        pushes.push(Message(headers: headers, payload: message.payload), to: client)
+    }
+
+    /// The child wrote something that is not a message: its output can't be trusted any more.
+    /// What it was answering gets the error; it is killed and restarted.
+    fileprivate func malformed(_ error: MalformedChildOutput, from incarnation: Int) {
+        let state = state.value
+        guard let child = state.child, child.incarnation == incarnation else { return }
+        logger.error("handler process wrote malformed output; restarting it", metadata: [
+            "process.pid": "\(child.process.pid)", "error.message": "\(error)",
+        ])
+        state.failWritten(to: incarnation, .internal("the handler process wrote malformed output (\(error)); it is restarted"))
+        retire(child)
+    }
+
+    /// The child's stdout closed: without it nothing can be answered, so it must go.
+    fileprivate func outputClosed(_ incarnation: Int) {
+        guard let child = state.value.child, child.incarnation == incarnation else { return }
+        retire(child)
+    }
+
+    /// Kills the child; requests from now on wait for its successor.
+    private func retire(_ child: RunningChild) {
+        if state.value.phase == .running { state.value.phase = .retiring }
+        child.process.kill()
+    }
+
+    private func exited(_ incarnation: Int, status: Int32) {
+        let state = state.value
+        guard let child = state.child, child.incarnation == incarnation else {
+            // It ended before its pipes were set up: handled once they are.
+            if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = status }
+            return
+        }
+        state.child = nil
+        state.parts.reset()
+        state.consecutiveTimeouts = 0
+        child.process.channel.close(promise: nil)
+        child.process.stderr.close(promise: nil)
+        state.failWritten(to: incarnation, .unavailable("the handler process exited (status \(status)) before answering; it is restarted"))
+        for waiter in state.exitWaiters { waiter.succeed() }
+        state.exitWaiters.removeAll()
+        guard state.phase != .stopped else { return }
+        logger.warning("handler process exited; restarting it", metadata: [
+            "process.pid": "\(child.process.pid)", "process.status": "\(status)",
+        ])
+        if NIODeadline.now() - child.startedAt > limits.maxRestartDelay { state.resetRestartDelay(limits) }
+        scheduleRestart()
+    }
+}
+
+/// Delivers what the stdout decoder produces to the supervisor (on the supervisor's loop).
+private final class ChildOutputHandler: ChannelInboundHandler {
+    typealias InboundIn = Message
+    private let supervisor: ProcessSupervisor
+    private let incarnation: Int
+
+    init(supervisor: ProcessSupervisor, incarnation: Int) {
+        self.supervisor = supervisor
+        self.incarnation = incarnation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        supervisor.received(unwrapInboundIn(data), from: incarnation)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? MalformedChildOutput { supervisor.malformed(error, from: incarnation) }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        supervisor.outputClosed(incarnation)
+    }
+}

@@ -1,0 +1,98 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+
+/// The supervisor's mutable state; only ever touched on the supervisor's event loop.
+final class SupervisorState {
+    enum Phase {
+        case idle, starting, running
+        /// Killed for misbehaving; its exit starts the restart.
+        case retiring
+        case waitingToRestart, stopped
+    }
+
+    var phase = Phase.idle
+    /// Counts children started, so events of an old child are told from the current one's.
+    var incarnation = 0
+    var child: RunningChild?
+    /// Exit statuses of children that ended while still starting.
+    var earlyExit: [Int: Int32] = [:]
+    var pending: [UInt64: PendingRequest] = [:]
+    /// Requests that arrived while no child was running, in arrival order.
+    var queue: [UInt64] = []
+    var consecutiveTimeouts = 0
+    var restart: Scheduled<Void>?
+    var exitWaiters: [EventLoopPromise<Void>] = []
+    /// The parts of a message the child is sending in pieces.
+    var parts: ChunkAssembler
+    private var restartDelay: TimeAmount
+
+    init(limits: ProcessLimits) {
+        parts = ChunkAssembler(limit: limits.maxMessageBytes)
+        restartDelay = limits.firstRestartDelay
+    }
+
+    /// The delay before the next restart; each one doubles it up to the limit.
+    func nextRestartDelay(_ limits: ProcessLimits) -> TimeAmount {
+        defer { restartDelay = min(restartDelay * 2, limits.maxRestartDelay) }
+        return restartDelay
+    }
+
+    func resetRestartDelay(_ limits: ProcessLimits) {
+        restartDelay = limits.firstRestartDelay
+    }
+
+    /// Answers every request written to child `incarnation` with `error`.
+    func failWritten(to incarnation: Int, _ error: ConduitError) {
+        fail(error) { $0.writtenTo == incarnation }
+    }
+
+    /// Answers every request still waiting for a child with `error`.
+    func failQueued(_ error: ConduitError) {
+        fail(error) { $0.writtenTo == nil }
+        queue.removeAll()
+    }
+
+    func failAll(_ error: ConduitError) {
+        fail(error) { _ in true }
+        queue.removeAll()
+    }
+
+    private func fail(_ error: ConduitError, where matches: (PendingRequest) -> Bool) {
+        for (id, request) in pending where matches(request) {
+            pending[id] = nil
+            request.timeout?.cancel()
+            request.responder.fail(error)
+        }
+    }
+}
+
+/// A request the child has not answered yet.
+struct PendingRequest {
+    let responder: Responder
+    /// The framed request until it is written to a child.
+    var frames: ByteBuffer?
+    /// Runs from the moment the request is written to a child.
+    var timeout: Scheduled<Void>?
+    /// The incarnation of the child it was written to; nil while it waits for one.
+    var writtenTo: Int?
+}
+
+struct RunningChild {
+    let process: ChildProcess
+    let incarnation: Int
+    let startedAt: NIODeadline
+}
+
+/// The headers the host and the child add to messages between them (docs/process-handlers.md).
+enum ChildHeader {
+    /// Host → child: the id of the client that sent the request.
+    static let client = "x-client"
+    /// Host → child: the host's id for the request; child → host: the request a reply answers.
+    static let request = "x-request"
+    /// Child → host: push this message to that client id.
+    static let pushTo = "x-push-to"
+
+    /// Removed from client requests (the host's own are added) and from what the child sends.
+    static let reserved = [client, request, pushTo]
+}

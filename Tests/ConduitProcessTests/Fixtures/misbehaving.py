@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""A child that misbehaves on request, for the supervision tests (PYTHONPATH: handlers/).
+
+    fixture.pid      replies with its process id
+    fixture.crash    exits at once, without replying
+    fixture.hang     never answers anything again
+    fixture.garbage  writes unframed text to stdout (a stray print), without replying
+    fixture.stderr   prints the payload to stderr, then replies
+"""
+import os
+import sys
+import time
+
+from conduit_child import Child
+
+
+def main():
+    child = Child()
+    for request in child.requests():
+        action = request.route.rsplit(".", 1)[-1]
+        if action == "pid":
+            child.reply(request, str(os.getpid()).encode())
+        elif action == "crash":
+            os._exit(3)
+        elif action == "hang":
+            time.sleep(3600)
+        elif action == "garbage":
+            os.write(1, b"oops, a stray print\n")
+        elif action == "stderr":
+            print(request.payload.decode(), file=sys.stderr, flush=True)
+            child.reply(request)
+        else:
+            child.fail(request, "NotFoundError", f"no fixture action '{action}'")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("Process handler supervision", .serialized, .timeLimit(.minutes(1)))
+struct SupervisionTests {
+    @Test func crashMidRequestIsUnavailableThenTheChildIsRestarted() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let before = try await client.pid()
+            let crashed = try await client.request(Message(headers: ["route": "fixture.crash", "token": "c"]))
+            #expect(crashed.headers["error"] == "UnavailableError")
+            #expect(crashed.headers["token"] == "c")
+            #expect(String(buffer: crashed.payload).contains("exited (status 3)"))
+            let after = try await client.pid()
+            #expect(after != before)
+        }
+    }
+
+    @Test func hungChildTimesOutAndIsReplaced() async throws {
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5\nrestartAfterTimeouts: 2")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect()
+            let before = try await client.pid()
+            let hung = try await client.request(Message(headers: ["route": "fixture.hang", "token": "h"]))
+            #expect(hung.headers["error"] == "TimeoutError")
+            // Still hung: the next request times out too, and that second timeout kills it.
+            let second = try await client.request(Message(headers: ["route": "fixture.pid", "token": "2"]))
+            #expect(second.headers["error"] == "TimeoutError")
+            let after = try await client.pid()
+            #expect(after != before)
+        }
+    }
+
+    @Test func malformedOutputIsAnErrorAndTheHostCarriesOn() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let other = try await host.connect(client: "2")
+            let before = try await client.pid()
+            let garbled = try await client.request(Message(headers: ["route": "fixture.garbage", "token": "g"]))
+            #expect(garbled.headers["error"] == "InternalError")
+            #expect(String(buffer: garbled.payload).contains("malformed output"))
+            #expect(String(buffer: garbled.payload).contains("stray print"))
+            let echoed = try await other.request(Message(headers: ["route": "echo"], payload: Array("fine".utf8)))
+            #expect(String(buffer: echoed.payload) == "fine")
+            let after = try await client.pid()
+            #expect(after != before)
+        }
+    }
+
+    @Test func stderrLinesReachTheHostLog() async throws {
+        let logs = CapturedLogs()
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests, logger: logs.logger) { host in
+            let client = try await host.connect()
+            _ = try await client.request(Message(headers: ["route": "fixture.stderr"], payload: Array("first line\nsecond line".utf8)))
+            try await waitUntil {
+                logs.all.filter { $0.message == "handler process stderr" }.map { $0.metadata["process.stderr"] }
+                    == ["first line", "second line"]
+            }
+            #expect(logs.all.contains { $0.metadata["process.stderr"] == "first line" && $0.metadata["route.name"] == "fixture.*" })
+        }
+    }
+
+    @Test func stoppingTheHostEndsTheChild() async throws {
+        let pid = try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            try await host.connect().pid()
+        }
+        #expect(kill(pid, 0) == -1)
+    }
+
+    @Test(arguments: [
+        ("command: []", "the command needs at least a program"),
+        ("command: [no-such-program-anywhere]", "'no-such-program-anywhere' is not an executable in PATH"),
+        ("command: [python3]\n      requestTimeoutSeconds: 0", "'requestTimeoutSeconds' must be greater than 0"),
+        ("command: [python3]\n      requestTimeout: 5", "unknown option 'requestTimeout'"),
+    ])
+    func badOptionsFailAtStartWithALocation(options: String, expected: String) async throws {
+        let yaml = "routes:\n  - route: bad.*\n    handler: process\n    options:\n      \(options)\n"
+        let error = await #expect(throws: ConfigurationError.self) {
+            try await TestHost.run(yaml: yaml, catalog: .processTests) { _ in }
+        }
+        #expect(error?.description.contains(expected) == true, "\(String(describing: error))")
+        #expect(error?.description.hasPrefix("<test>:") == true)
+    }
+}
+
+extension TestWebSocketClient {
+    /// The process id of the fixture child that answers now.
+    fileprivate func pid() async throws -> Int32 {
+        let reply = try await request(Message(headers: ["route": "fixture.pid", "token": "pid"]))
+        return try #require(Int32(String(buffer: reply.payload)), "\(reply.headers)")
+    }
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The new-handler scaffold, end to end, on a scratch copy of the package (no .build*, so a full
+# build from scratch): an invalid name and a taken name are refused without touching a file
+# (checked by a checksum of the tree); a valid one gives a package whose new test passes; then
+# lint-config accepts every config/**/*.yaml and rejects a broken one with file:line:column.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+scratch=$(mktemp -d /tmp/conduit-scaffold.XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+tar --exclude='./.build*' --exclude='./.git' --exclude='./Benchmarks/.build*' -cf - . | tar -C "$scratch" -xf -
+cd "$scratch"
+
+tree_checksum() { find . -path ./.build -prune -o -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }
+new_handler() { swift package --allow-writing-to-package-directory new-handler "$@"; }
+fail() { echo "test-scaffold: $*" >&2; exit 1; }
+
+# Refused: nothing written, non-zero exit, a sentence saying why.
+expect_refusal() {
+    local expected=$1; shift
+    local before output
+    before=$(tree_checksum)
+    if output=$(new_handler "$@" 2>&1); then fail "new-handler $* succeeded; it should have been refused"; fi
+    grep -qF -- "$expected" <<<"$output" || fail "new-handler $*: expected '$expected' in: $output"
+    [ "$(tree_checksum)" = "$before" ] || fail "new-handler $* changed files although it was refused"
+    echo "refused as expected: new-handler $* -> $(grep -F -- "$expected" <<<"$output" | head -1)"
+}
+
+expect_refusal "is not a valid handler name" greet
+expect_refusal "is not a valid handler name" Bad-Name
+expect_refusal "is not a valid route" Greet --route 'greet..x'
+expect_refusal "IPC-only" Greet --route 'internal.greet'
+expect_refusal "exists already" Echo
+
+new_handler Greet --route 'greet.*'
+grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not registered"
+grep -qF 'import ConduitGreet' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not imported"
+grep -qF -- '- route: greet.*' config/conduit.yaml || fail "no route entry"
+grep -qF 'name: "ConduitGreetTests"' Package.swift || fail "no test target"
+
+expect_refusal "exists already" Greet --route 'greet.*'
+expect_refusal "exists already" Greet --route 'other.*'
+
+echo "== building and running the generated test ($((SECONDS - started)) s so far)"
+swift build --target ConduitGreetTests
+swift test --filter ConduitGreetTests 2>&1 | tee /tmp/conduit-scaffold-test.log
+grep -qE "Test run with 2 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not both pass"
+
+echo "== lint-config on the scaffolded package, then on a broken table"
+swift package lint-config
+printf 'routes:\n  - route: greet.*\n    handler: greeet\n' > config/broken.yaml
+if output=$(swift package lint-config 2>&1); then fail "lint-config accepted config/broken.yaml"; fi
+grep -qE "config/broken.yaml:[0-9]+:[0-9]+: error: unknown handler kind 'greeet'" <<<"$output" || fail "lint-config said: $output"
+echo "lint-config refused config/broken.yaml with its location"
+
+echo "test-scaffold: ok in $((SECONDS - started)) s"
