@@ -185,6 +185,7 @@ let package = Package(
             name: "ConduitIPCTests",
             dependencies: [
                 "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting",
+                "ConduitTLS",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),

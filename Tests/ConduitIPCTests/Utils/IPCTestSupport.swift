@@ -1,6 +1,7 @@
 import ConduitEcho
 import ConduitHost
 import ConduitKit
+import ConduitTLS
 import ConduitTesting
 import ConduitWire
 import Foundation
@@ -8,10 +9,13 @@ import NIOCore
 import NIOHTTP1
 
 extension HandlerCatalog {
+    /// Also every kind the embedded default config names: `internal.conduit.reload` on a test
+    /// host reloads that file.
     static let ipcTests = HandlerCatalog([
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(PartsHandler.self, name: "parts"),
         HandlerKind(SilentHandler.self, name: "silent"),
+        HandlerKind(TLSHandler.self, name: "tls"),
     ])
 }
 
