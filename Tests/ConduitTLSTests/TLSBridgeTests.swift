@@ -74,13 +74,18 @@ struct TLSBridgeTests {
             let notTLS = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(host.port)"])
             #expect(notTLS.failure?.type == "TLSError")
             #expect(notTLS.failure?.message.contains("handshake") == true, "\(notTLS.failure?.message ?? "")")
+            #expect(notTLS.failure?.message.contains("WRONG_VERSION_NUMBER") == true, "\(notTLS.failure?.message ?? "")")
 
             let insecure = try await tls.request("tls.connect", ["insecure": "true"] + target)
             #expect(insecure.failure?.type == "ForbiddenError")
 
-            // Nothing was left half-open: the id can still connect, with the right trust.
+            // Nothing was left half-open: the id can still connect, with the right trust, and
+            // the failed connections never ended a stream (no tls.end).
             #expect(try await tls.request("tls.write", payload: [1]).failure?.type == "NotFoundError")
             _ = try await Self.connectToEcho(tls)
+            try await tls.send("tls.write", payload: [7])
+            try await tls.read { $0.received == [7] }
+            #expect(tls.end == nil)
         }
     }
 

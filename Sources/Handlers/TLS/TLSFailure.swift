@@ -45,15 +45,23 @@ enum TLSFailure {
             return ConduitError(
                 kind, "the certificate of \(endpoint) is not valid for '\(endpoint.serverName ?? endpoint.host)'; "
                     + "set 'servername' to a name the certificate holds")
-        case NIOSSLError.handshakeFailed(let reason) where "\(reason)".contains("CERTIFICATE_VERIFY_FAILED"):
+        case NIOSSLError.handshakeFailed(let reason) where reasonCode(reason) == "CERTIFICATE_VERIFY_FAILED":
             return ConduitError(
                 kind, "the certificate of \(endpoint) is not trusted; trust its CA (route option caFile or caPEM, "
                     + "or PEM as the tls.connect payload), or, for local testing only, connect with 'insecure: true'")
         case NIOSSLError.handshakeFailed(let reason):
-            return ConduitError(kind, "the TLS handshake with \(endpoint) failed: \(reason)")
+            return ConduitError(kind, "the TLS handshake with \(endpoint) failed: \(reasonCode(reason))")
         default:
             return ConduitError(kind, "the TLS handshake with \(endpoint) failed: \(error)")
         }
+    }
+
+    /// BoringSSL's reason (`WRONG_VERSION_NUMBER`) out of its error stack's description, which
+    /// also names a source file; the whole description when it has no such reason.
+    private static func reasonCode(_ error: BoringSSLError) -> String {
+        let description = "\(error)"
+        guard let marker = description.range(of: "OPENSSL_internal:") else { return description }
+        return String(description[marker.upperBound...].prefix { $0 != " " && $0 != "]" })
     }
 
     /// A write on an established connection failed.

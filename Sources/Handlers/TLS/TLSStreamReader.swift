@@ -19,6 +19,8 @@ final class TLSStreamReader: ChannelDuplexHandler {
     private let client: ClientID
     private let pushes: any PushSink
     private var handshake: EventLoopPromise<Void>?
+    /// The handshake completed: from now on a close by the server is a `tls.end`.
+    private var established = false
     private var unpushed: ByteBuffer?
     /// A close asked for on the channel (tls.close, expiry, stop): not the server's doing.
     private var closingHere = false
@@ -34,6 +36,7 @@ final class TLSStreamReader: ChannelDuplexHandler {
         if case .handshakeCompleted = event as? TLSUserEvent {
             handshake?.succeed()
             handshake = nil
+            established = true
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -70,7 +73,7 @@ final class TLSStreamReader: ChannelDuplexHandler {
         if let handshake {
             handshake.fail(TLSFailure.ClosedDuringHandshake())
             self.handshake = nil
-        } else if !closingHere {
+        } else if established, !closingHere {
             var headers: Headers = ["route": "tls.end"]
             if let failure { headers["reason"] = TLSFailure.describeEnd(failure) }
             pushes.push(Message(headers: headers, payload: ByteBuffer()), to: client)
