@@ -18,6 +18,14 @@ public struct TLSOptions: Decodable, Sendable {
         case allowed
         /// Skip verification for every connection of the route.
         case always
+
+        public init(from decoder: any Decoder) throws {
+            let value = try decoder.singleValueContainer()
+            guard let policy = Self(rawValue: try value.decode(String.self)) else {
+                throw DecodingError.dataCorruptedError(in: value, debugDescription: "insecure must be never, allowed or always")
+            }
+            self = policy
+        }
     }
 
     public struct EchoService: Decodable, Sendable {
