@@ -86,9 +86,11 @@ public final class TLSHandler: ConduitHandler {
         let client = request.client
         try ensureNoConnection(for: client)
         let endpoint = try TLSConnection.Endpoint(request)
-        let choice = try trust.choice(insecureRequested: try insecureRequested(request), caPEM: request.payload)
+        let insecure = try insecureRequested(request)
         let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
         responder.respond { [self] in
+            // In the task: a CA of the request's own means loading the system roots again.
+            let choice = try trust.choice(insecureRequested: insecure, caPEM: request.payload)
             let connection = try await TLSConnection.open(
                 endpoint, for: client, trust: choice, timeout: timeout, pushes: context.pushes, group: context.eventLoopGroup)
             try register(connection, for: client)
