@@ -203,6 +203,22 @@ struct TLSBridgeTests {
         }
     }
 
+    @Test func stoppingTheHandlerClosesItsConnections() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
+            try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { bridgeHost in
+                let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
+                    .request("tls.echoService").data(EchoServiceInfo.self)
+                let tls = TLSSession(try await bridgeHost.connect(client: "t9"))
+                let connected = try await tls.request(
+                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+                #expect(connected.failure == nil)
+                #expect(try await Self.echoConnections(echoHost) == 1)
+            }
+            // The bridge host shut down (its handler's stop): its connection to the echo service is gone.
+            try await waitUntil { try await Self.echoConnections(echoHost) == 0 }
+        }
+    }
+
     /// The echo service's open connections, asked by a client of its own.
     static func echoConnections(_ host: TestHost) async throws -> Int {
         let watcher = try await host.connect(client: "watcher")
