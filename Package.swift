@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
@@ -111,6 +114,25 @@ let package = Package(
             path: "Sources/Handlers/UDP",
             swiftSettings: settings
         ),
+        // `tls.*`: a TLS client bridge and a local TLS echo service (SwiftNIO SSL).
+        .target(
+            name: "ConduitTLS",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Handlers/TLS",
+            swiftSettings: settings
+        ),
         // `process`: a handler run as a child process, messages over its stdin/stdout.
         .target(
             name: "ConduitProcess",
@@ -131,6 +153,7 @@ let package = Package(
                 "ConduitKit",
                 "ConduitEcho",
                 "ConduitUDP",
+                "ConduitTLS",
                 "ConduitProcess",
                 // new-handler: handler modules above this line
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -236,6 +259,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitTLSTests",
+            dependencies: [
+                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTLS", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+            ],
             swiftSettings: settings
         ),
         // new-handler: targets above this line

@@ -2,6 +2,7 @@ import ConduitEcho
 import ConduitHost
 import ConduitKit
 import ConduitProcess
+import ConduitTLS
 import ConduitUDP
 
 extension HandlerCatalog {
@@ -10,5 +11,6 @@ extension HandlerCatalog {
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(UDPHandler.self, name: "udp"),
         HandlerKind(ProcessHandler.self, name: "process"),
+        HandlerKind(TLSHandler.self, name: "tls"),
     ])
 }

@@ -1,0 +1,120 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// One client id's TLS connection to a server: opened by `tls.connect`, written by
+/// `tls.write`; what the server sends is pushed by its `TLSStreamReader`.
+final class TLSConnection: Sendable {
+    /// Where a `tls.connect` goes: headers `host`, `port` and optional `servername`.
+    struct Endpoint: Sendable, CustomStringConvertible {
+        let host: String
+        let port: Int
+        /// Sent as SNI and checked against the certificate; nil for an IP address, whose
+        /// certificate is checked against the address.
+        let serverName: String?
+
+        init(_ request: Request) throws(ConduitError) {
+            host = try request.require("host")
+            let portText = try request.require("port")
+            guard let port = Int(portText), (1...65_535).contains(port) else {
+                throw .badRequest("'port' must be 1…65535, not '\(portText)'")
+            }
+            self.port = port
+            let isAddress = (try? SocketAddress(ipAddress: host, port: port)) != nil
+            serverName = request.headers["servername"] ?? (isAddress ? nil : host)
+            if let serverName, serverName.isEmpty || (try? SocketAddress(ipAddress: serverName, port: port)) != nil {
+                throw .badRequest("'servername' must be a DNS name; leave it out to check the certificate against the address")
+            }
+        }
+
+        var description: String { "\(host):\(port)" }
+    }
+
+    /// The `tls.connect` reply.
+    struct Summary: Encodable {
+        let host: String
+        let port: Int
+        let servername: String?
+        /// False when the server's certificate was not checked (`insecure`).
+        let verified: Bool
+    }
+
+    let endpoint: Endpoint
+    let verified: Bool
+    private let channel: any Channel
+
+    private init(endpoint: Endpoint, verified: Bool, channel: any Channel) {
+        self.endpoint = endpoint
+        self.verified = verified
+        self.channel = channel
+    }
+
+    /// Connects and completes the handshake, both within `timeout`.
+    static func open(
+        _ endpoint: Endpoint, for client: ClientID, trust: TLSTrust.Choice, timeout: TimeAmount,
+        pushes: any PushSink, group: any EventLoopGroup
+    ) async throws(ConduitError) -> TLSConnection {
+        let eventLoop = group.next()
+        let handshake = eventLoop.makePromise(of: Void.self)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoop)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let tls = try NIOSSLClientHandler(context: trust.context, serverHostname: endpoint.serverName)
+                        let reader = TLSStreamReader(client: client, pushes: pushes, handshake: handshake)
+                        try channel.pipeline.syncOperations.addHandlers(tls, reader)
+                    }
+                }
+                .connect(host: endpoint.host, port: endpoint.port)
+                .get()
+        } catch {
+            handshake.fail(error)
+            throw TLSFailure.connecting(to: endpoint, error)
+        }
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            handshake.fail(TLSFailure.HandshakeTimeout())
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
+        do {
+            try await handshake.futureResult.get()
+        } catch {
+            channel.close(promise: nil)
+            throw TLSFailure.handshaking(with: endpoint, error)
+        }
+        return TLSConnection(endpoint: endpoint, verified: trust.verifies, channel: channel)
+    }
+
+    var summary: Summary {
+        Summary(host: endpoint.host, port: endpoint.port, servername: endpoint.serverName, verified: verified)
+    }
+
+    /// False from the moment either side closed it (before `tls.end` is pushed).
+    var isOpen: Bool { channel.isActive }
+
+    /// Resolves when the connection is closed, by either side.
+    var closed: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Writes at once (so writes keep request order) and replies once the bytes are handed to
+    /// the socket.
+    func write(_ payload: ByteBuffer, _ responder: Responder) {
+        let bytes = payload.readableBytes
+        channel.writeAndFlush(payload).whenComplete { [endpoint] result in
+            switch result {
+            case .success: responder.reply(json: ["bytes": bytes])
+            case .failure(let error): responder.fail(TLSFailure.writing(to: endpoint, error))
+            }
+        }
+    }
+
+    /// Closes with a TLS close_notify; no `tls.end` is pushed for a close asked for here.
+    @discardableResult
+    func close() -> EventLoopFuture<Void> {
+        channel.close()
+    }
+}

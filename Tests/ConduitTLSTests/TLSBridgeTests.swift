@@ -1,0 +1,236 @@
+import ConduitHost
+import ConduitKit
+import ConduitTLS
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Testing
+
+extension HandlerCatalog {
+    static let tlsTests = HandlerCatalog([HandlerKind(TLSHandler.self, name: "tls")])
+}
+
+/// SPEC §5 TLS over real sockets: a WebSocket client drives `tls.*`; the far side is the
+/// handler's own echo service or a TLS server outside the host.
+@Suite("TLS bridge", .serialized, .timeLimit(.minutes(1)))
+struct TLSBridgeTests {
+    static func yaml(_ options: String = "echoService: {enabled: true}", grace: Double = 30) -> String {
+        """
+        limits:
+          clientGraceSeconds: \(grace)
+        routes:
+          - route: tls.*
+            handler: tls
+            options: {\(options)}
+        """
+    }
+
+    /// `tls.connect` to the echo service, trusting the certificate it announces.
+    static func connectToEcho(_ tls: TLSSession) async throws -> EchoServiceInfo {
+        let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+        let connected = try await tls.request(
+            "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8)
+        ).data(ConnectSummary.self)
+        #expect(connected.verified)
+        return echo
+    }
+
+    @Test func theEchoServiceRoundTripsOneMebibyteWrittenInPieces() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t1"))
+            _ = try await Self.connectToEcho(tls)
+            let bytes = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255) }
+            var tokens: [String] = []
+            var offset = 0
+            while offset < bytes.count {
+                let size = min(Int.random(in: 1...65_536), bytes.count - offset)
+                tokens.append(try await tls.send("tls.write", payload: Array(bytes[offset..<offset + size])))
+                offset += size
+            }
+            try await tls.read { $0.received.count >= bytes.count && $0.hasReplies(to: tokens) }
+            let echoedExactly = tls.received == bytes
+            #expect(echoedExactly, "\(tls.received.count) bytes came back; they differ from the \(bytes.count) written")
+            var written = 0
+            for token in tokens {
+                written += try await tls.reply(to: token).data([String: Int].self)["bytes"] ?? 0
+            }
+            #expect(written == bytes.count)
+            #expect(tokens.count > 16)
+        }
+    }
+
+    @Test func anUntrustedCertificateIsRefusedWithAClearError() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t2"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            let target: Headers = ["host": "127.0.0.1", "port": "\(echo.port)"]
+
+            let untrusted = try await tls.request("tls.connect", target)
+            #expect(untrusted.failure?.type == "TLSError")
+            #expect(untrusted.failure?.message.contains("is not trusted") == true, "\(untrusted.failure?.message ?? "")")
+
+            // The host's own WebSocket port speaks HTTP, not TLS.
+            let notTLS = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(host.port)"])
+            #expect(notTLS.failure?.type == "TLSError")
+            #expect(notTLS.failure?.message.contains("handshake") == true, "\(notTLS.failure?.message ?? "")")
+            #expect(notTLS.failure?.message.contains("WRONG_VERSION_NUMBER") == true, "\(notTLS.failure?.message ?? "")")
+
+            let insecure = try await tls.request("tls.connect", ["insecure": "true"] + target)
+            #expect(insecure.failure?.type == "ForbiddenError")
+
+            // Nothing was left half-open: the id can still connect, with the right trust, and
+            // the failed connections never ended a stream (no tls.end).
+            #expect(try await tls.request("tls.write", payload: [1]).failure?.type == "NotFoundError")
+            _ = try await Self.connectToEcho(tls)
+            try await tls.send("tls.write", payload: [7])
+            try await tls.read { $0.received == [7] }
+            #expect(tls.end == nil)
+        }
+    }
+
+    @Test(arguments: ["caFile", "caPEM"])
+    func aCAGivenInTheOptionsIsTrusted(option: String) async throws {
+        let certificate = try SelfSignedCertificate()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certificateFile = folder.appendingPathComponent("cert.pem").path
+        let keyFile = folder.appendingPathComponent("key.pem").path
+        try certificate.certificatePEM.write(toFile: certificateFile, atomically: true, encoding: .utf8)
+        try certificate.privateKeyPEM.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let ca = option == "caFile"
+            ? "caFile: \(certificateFile)"
+            : "caPEM: \"\(certificate.certificatePEM.replacingOccurrences(of: "\n", with: "\\n"))\""
+        let options = "\(ca), echoService: {enabled: true, certificateFile: \(certificateFile), privateKeyFile: \(keyFile)}"
+
+        try await TestHost.run(yaml: Self.yaml(options), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t3"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            #expect(echo.certificatePEM == certificate.certificatePEM)
+            let connected = try await tls.request("tls.connect", ["host": "localhost", "port": "\(echo.port)"])
+            #expect(try connected.data(ConnectSummary.self).verified)
+            try await tls.send("tls.write", payload: Array("ping".utf8))
+            try await tls.read { $0.received.count >= 4 }
+            #expect(tls.received == Array("ping".utf8))
+        }
+    }
+
+    @Test(arguments: [("insecure: allowed", ["insecure": "true"]), ("insecure: always", [:])] as [(String, Headers)])
+    func insecureSkipsVerificationWhenTheRouteAllowsIt(policy: String, headers: Headers) async throws {
+        try await TestHost.run(yaml: Self.yaml("\(policy), echoService: {enabled: true}"), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t4"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            let connected = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"] + headers)
+            #expect(try connected.data(ConnectSummary.self).verified == false)
+            try await tls.send("tls.write", payload: Array("unverified".utf8))
+            try await tls.read { $0.received.count >= 10 }
+            #expect(tls.received == Array("unverified".utf8))
+        }
+    }
+
+    @Test(arguments: [true, false])
+    func aCloseByTheServerIsPushedAsTLSEnd(clean: Bool) async throws {
+        let server = try await ClosingTLSServer(farewell: "bye", clean: clean)
+        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t5"))
+            let connected = try await tls.request(
+                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
+            #expect(connected.failure == nil)
+            try await tls.read { $0.end != nil }
+            #expect(tls.received == Array("bye".utf8))
+            if clean {
+                #expect(tls.end?.headers["reason"] == nil, "a clean close carries no reason")
+            } else {
+                #expect(tls.end?.headers["reason"] == "the server closed the TCP connection without a TLS close_notify")
+            }
+            let write = try await tls.request("tls.write", payload: [1])
+            #expect(write.failure?.type == "NotFoundError")
+        }
+        try await server.close()
+    }
+
+    @Test func aRefusedConnectionIsAClearError() async throws {
+        let port = try await closedPort()
+        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t6"))
+            let refused = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(port)"])
+            #expect(refused.failure?.type == "UnavailableError")
+            #expect(refused.failure?.message.contains("refused the connection") == true, "\(refused.failure?.message ?? "")")
+        }
+    }
+
+    @Test func requestsWithoutAConnectionOrWithBadHeadersAreClearErrors() async throws {
+        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t7"))
+            let cases: [(route: String, headers: Headers, payload: [UInt8], type: String, says: String)] = [
+                ("tls.write", [:], [1, 2], "NotFoundError", "call tls.connect first"),
+                ("tls.close", [:], [], "NotFoundError", "has no TLS connection"),
+                ("tls.echoService", [:], [], "NotFoundError", "echo service is not running"),
+                ("tls.connect", ["port": "443"], [], "BadRequestError", "needs the header 'host'"),
+                ("tls.connect", ["host": "127.0.0.1", "port": "https"], [], "BadRequestError", "'port' must be 1…65535"),
+                ("tls.connect", ["host": "127.0.0.1", "port": "443", "insecure": "maybe"], [], "BadRequestError", "'insecure' must be"),
+                ("tls.connect", ["host": "127.0.0.1", "port": "443"], Array("not a PEM".utf8), "BadRequestError", "no PEM certificate"),
+                ("tls.connect", ["host": "127.0.0.1", "port": "443", "servername": "10.0.0.1"], [], "BadRequestError", "must be a DNS name"),
+                ("tls.nope", [:], [], "NotFoundError", "no TLS operation"),
+            ]
+            for bad in cases {
+                let reply = try await tls.request(bad.route, bad.headers, payload: bad.payload)
+                #expect(reply.failure?.type == bad.type, "\(bad.route) \(bad.headers)")
+                #expect(reply.failure?.message.contains(bad.says) == true, "\(reply.failure?.message ?? "no error")")
+            }
+        }
+    }
+
+    @Test func aConnectionSurvivesAReconnectAndClosesWhenTheIdExpires() async throws {
+        try await TestHost.run(yaml: Self.yaml(grace: 1), catalog: .tlsTests) { host in
+            let first = TLSSession(try await host.connect(client: "t8"))
+            _ = try await Self.connectToEcho(first)
+            try await first.client.close()
+            try await first.client.waitUntilClosed()
+
+            let back = TLSSession(try await host.connect(client: "t8"))
+            try await back.send("tls.write", payload: Array("still here".utf8))
+            try await back.read { $0.received.count >= 10 }
+            #expect(back.received == Array("still here".utf8))
+            #expect(try await Self.echoConnections(host) == 1)
+
+            try await back.client.close()
+            try await back.client.waitUntilClosed()
+            try await waitUntil { try await Self.echoConnections(host) == 0 }
+            let later = TLSSession(try await host.connect(client: "t8"))
+            #expect(try await later.request("tls.write", payload: [1]).failure?.type == "NotFoundError")
+        }
+    }
+
+    @Test func stoppingTheHandlerClosesItsConnections() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
+            try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { bridgeHost in
+                let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
+                    .request("tls.echoService").data(EchoServiceInfo.self)
+                let tls = TLSSession(try await bridgeHost.connect(client: "t9"))
+                let connected = try await tls.request(
+                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+                #expect(connected.failure == nil)
+                #expect(try await Self.echoConnections(echoHost) == 1)
+            }
+            // The bridge host shut down (its handler's stop): its connection to the echo service is gone.
+            try await waitUntil { try await Self.echoConnections(echoHost) == 0 }
+        }
+    }
+
+    /// The echo service's open connections, asked by a client of its own.
+    static func echoConnections(_ host: TestHost) async throws -> Int {
+        let watcher = try await host.connect(client: "watcher")
+        defer { watcher.channel.close(promise: nil) }
+        return try await watcher.request(Message(headers: ["route": "tls.echoService"])).data(EchoServiceInfo.self).connections
+    }
+}
+
+extension Headers {
+    static func + (lhs: Headers, rhs: Headers) -> Headers {
+        var all = lhs
+        for (name, value) in rhs { all.append(name, value) }
+        return all
+    }
+}
