@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
@@ -84,12 +85,28 @@ let package = Package(
             path: "Sources/Handlers/Echo",
             swiftSettings: settings
         ),
+        // `ai.*`: token streams from a built-in generator or an OpenAI-compatible endpoint.
+        .target(
+            name: "ConduitAIStream",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Sources/Handlers/AIStream",
+            swiftSettings: settings
+        ),
         .executableTarget(
             name: "conduit",
             dependencies: [
                 "ConduitHost",
                 "ConduitKit",
                 "ConduitEcho",
+                "ConduitAIStream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -169,6 +186,16 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitAIStreamTests",
+            dependencies: [
+                "ConduitAIStream", "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: settings
         ),

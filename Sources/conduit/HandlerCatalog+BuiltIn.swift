@@ -1,3 +1,4 @@
+import ConduitAIStream
 import ConduitEcho
 import ConduitHost
 import ConduitKit
@@ -6,5 +7,6 @@ extension HandlerCatalog {
     /// Every handler kind this executable knows: one line per module.
     static let builtIn = HandlerCatalog([
         HandlerKind(EchoHandler.self, name: "echo"),
+        HandlerKind(AIStreamHandler.self, name: "ai"),
     ])
 }
