@@ -74,11 +74,12 @@ public struct AIStreamHandler: ConduitHandler {
         }
         let maxTokens = try maxTokens(of: request)
         let backend = backend
-        let output = TokenPushes(pushes: pushes, client: request.client, route: request.route, correlation: correlation)
+        let output = TokenPushes(
+            pushes: pushes, client: request.client, route: request.route, correlation: correlation, eventLoop: request.eventLoop)
         let started = streams.start(.init(client: request.client, token: correlation.value)) {
             var output = output
             do {
-                try await backend.generate(prompt: prompt, maxTokens: maxTokens) { output.token($0) }
+                try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
                 output.finish(aborted: false)
             } catch {
                 if Task.isCancelled { output.finish(aborted: true) } else { output.fail(ConduitError(describing: error)) }

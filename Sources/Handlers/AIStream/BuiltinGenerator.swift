@@ -8,18 +8,15 @@ struct BuiltinGenerator: TokenBackend {
     /// Built once, on first use.
     private static let chain = WordChain(corpus: BuiltinCorpus.text)
 
-    func generate(prompt: String, maxTokens: Int, emit: (String) -> Void) async throws {
+    func generate(prompt: String, maxTokens: Int, emit: (String) async -> Void) async throws {
         var walk = Self.chain.walk(seed: Self.seed(of: prompt))
         let start = ContinuousClock.now
         for index in 0..<maxTokens {
             if tokensPerSecond > 0 {
                 try await Task.sleep(until: start + .seconds(Double(index) / tokensPerSecond))
-            } else if index % 64 == 63 {
-                // Unpaced: let other tasks (and the abort) in now and then.
-                await Task.yield()
             }
             try Task.checkCancellation()
-            emit(walk.next(first: index == 0))
+            await emit(walk.next(first: index == 0))
         }
     }
 

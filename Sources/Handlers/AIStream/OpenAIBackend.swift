@@ -40,7 +40,7 @@ final class OpenAIBackend: TokenBackend {
         try? await made?.shutdown()
     }
 
-    func generate(prompt: String, maxTokens: Int, emit: (String) -> Void) async throws {
+    func generate(prompt: String, maxTokens: Int, emit: (String) async -> Void) async throws {
         guard let client = client.withLockedValue({ $0 }) else {
             throw ConduitError.unavailable("the AI backend is not running")
         }
@@ -52,7 +52,7 @@ final class OpenAIBackend: TokenBackend {
                 for data in try parser.feed(chunk) {
                     if data == "[DONE]" { return }
                     guard let content = try Self.content(of: data) else { continue }
-                    emit(content)
+                    await emit(content)
                     emitted += 1
                     if emitted == maxTokens { return }
                 }

@@ -8,9 +8,10 @@ protocol TokenBackend: Sendable {
     func shutdown() async
 
     /// Calls `emit` with each token of the answer to `prompt`, in order, at most `maxTokens`
-    /// times, and returns once the answer is complete. Throws `CancellationError` when the
-    /// task is cancelled (an abort) and a `ConduitError` saying what went wrong otherwise.
-    func generate(prompt: String, maxTokens: Int, emit: (String) -> Void) async throws
+    /// times, and returns once the answer is complete. `emit` suspends now and then until the
+    /// host has caught up (backpressure). Throws `CancellationError` when the task is
+    /// cancelled (an abort) and a `ConduitError` saying what went wrong otherwise.
+    func generate(prompt: String, maxTokens: Int, emit: (String) async -> Void) async throws
 }
 
 extension TokenBackend {

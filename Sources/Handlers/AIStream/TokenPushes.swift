@@ -11,19 +11,33 @@ import NIOCore
 /// instead with an error message shaped like an error reply (`error: <Type>`, payload
 /// `{"err":{"type":…,"message":…}}`), also `complete: true`.
 struct TokenPushes {
+    /// Every this many tokens the stream waits until the requesting connection's event loop
+    /// has run what it was handed, so an unpaced generator cannot pile up pushes faster than
+    /// the host encodes and writes them (a slow reader then meets the host's outbound policy).
+    static let tokensPerCatchUp = 64
+
     private let pushes: any PushSink
     private let client: ClientID
     private let base: Headers
+    private let eventLoop: any EventLoop
     private var index = 0
 
-    init(pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String)) {
+    init(
+        pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String),
+        eventLoop: any EventLoop
+    ) {
         self.pushes = pushes
         self.client = client
+        self.eventLoop = eventLoop
         base = [HeaderName.route: route, "source": route, correlation.name: correlation.value]
     }
 
-    mutating func token(_ text: String) {
+    mutating func token(_ text: String) async {
         push(["complete": "false"], payload: ByteBuffer(string: text))
+        if index % Self.tokensPerCatchUp == 0 {
+            // Fails only when the loop is shutting down, and then there is nothing to wait for.
+            try? await eventLoop.submit {}.get()
+        }
     }
 
     mutating func finish(aborted: Bool) {
