@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
@@ -133,6 +134,21 @@ let package = Package(
             path: "Sources/Handlers/TLS",
             swiftSettings: settings
         ),
+        // `ai.*`: token streams from a built-in generator or an OpenAI-compatible endpoint.
+        .target(
+            name: "ConduitAIStream",
+            dependencies: [
+                "ConduitKit",
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Sources/Handlers/AIStream",
+            swiftSettings: settings
+        ),
         // `process`: a handler run as a child process, messages over its stdin/stdout.
         .target(
             name: "ConduitProcess",
@@ -154,6 +170,7 @@ let package = Package(
                 "ConduitEcho",
                 "ConduitUDP",
                 "ConduitTLS",
+                "ConduitAIStream",
                 "ConduitProcess",
                 // new-handler: handler modules above this line
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -269,6 +286,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitAIStreamTests",
+            dependencies: [
+                "ConduitAIStream", "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: settings
         ),

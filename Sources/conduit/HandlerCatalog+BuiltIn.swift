@@ -1,3 +1,4 @@
+import ConduitAIStream
 import ConduitEcho
 import ConduitHost
 import ConduitKit
@@ -12,5 +13,6 @@ extension HandlerCatalog {
         HandlerKind(UDPHandler.self, name: "udp"),
         HandlerKind(ProcessHandler.self, name: "process"),
         HandlerKind(TLSHandler.self, name: "tls"),
+        HandlerKind(AIStreamHandler.self, name: "ai"),
     ])
 }

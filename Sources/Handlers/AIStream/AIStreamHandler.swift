@@ -1,0 +1,113 @@
+public import ConduitKit
+import ConduitWire
+
+/// `ai.*`: answers a prompt as a stream of token pushes (SPEC §5 "AI stream").
+///
+/// - `ai.chat.generate`: the prompt in the `prompt` header or the payload, the request's
+///   `token` naming the stream, optional `maxTokens` header (else the route's). No separate
+///   acknowledgement: the tokens arrive as pushes to the requesting id (see `TokenPushes`),
+///   the last with `complete: true`; a bad request is an error reply, a failure mid-stream an
+///   error push with the token.
+/// - `ai.chat.abort`: `stream` header (or `token`) naming a stream of the same client id;
+///   the stream ends with `complete: true, aborted: true`, then the reply is
+///   `{"data":{"aborted":true}}`; an unknown stream is `NotFoundError`.
+///
+/// How it follows the transport's integration guidelines (seed, "Integration Guidelines"):
+/// - *Receive before commands*: tokens are pushes, not replies, so a client must have its
+///   message handler in place before it sends `ai.chat.generate`; nothing else is answered.
+/// - *Graceful degradation*: pushes go through the host's per-id buffer, so a client whose
+///   socket is down (or that reads through the IPC fallback stream) loses nothing within
+///   the buffer bound; `index` reveals a gap if the bound was exceeded.
+/// - *Reopen*: a stream belongs to the client id, not the socket: it keeps running across a
+///   disconnect or a replacement, and a reconnect receives the rest in order. Nothing needs
+///   reissuing on `reopen`; only `expired` (the id stayed away past the grace period) ends
+///   the id's streams.
+/// - *Pause/resume*: pausing the socket server closes sockets, which is a disconnect like
+///   any other: streams go on into the buffer and resume delivery when the app resumes.
+/// - *Stable ids*: streams are keyed by client id and token, so only the same id can abort
+///   or receive them; reuse the id across reconnects.
+public struct AIStreamHandler: ConduitHandler {
+    public typealias Options = AIOptions
+
+    private let options: AIOptions
+    private let backend: any TokenBackend
+    private let streams = StreamRegistry()
+    private let pushes: any PushSink
+
+    public init(options: AIOptions, context: HandlerContext) {
+        self.options = options
+        pushes = context.pushes
+        switch (options.backend, options.upstream) {
+        case (.openai, let upstream?):
+            backend = OpenAIBackend(upstream: upstream, eventLoopGroup: context.eventLoopGroup)
+        default:
+            backend = BuiltinGenerator(tokensPerSecond: options.tokensPerSecond)
+        }
+    }
+
+    public func start() async throws { backend.start() }
+
+    public func stop() async {
+        await streams.abortAll()
+        await backend.shutdown()
+    }
+
+    public func clientEvent(_ event: ClientEvent) {
+        if case .expired(let client) = event { streams.cancelAll(of: client) }
+    }
+
+    public func handle(_ request: Request, responder: Responder) throws {
+        switch request.route.split(separator: ".").suffix(2).joined(separator: ".") {
+        case "chat.generate": try generate(request)
+        case "chat.abort": try abort(request, responder: responder)
+        default: throw ConduitError.notFound("no AI operation '\(request.route)'; known: ai.chat.generate, ai.chat.abort")
+        }
+    }
+
+    private func generate(_ request: Request) throws(ConduitError) {
+        guard let correlation = request.headers.correlation else {
+            throw .badRequest("'\(request.route)' needs a 'token' header: it names the stream")
+        }
+        let prompt = request.headers["prompt"] ?? request.payloadString
+        guard !prompt.allSatisfy(\.isWhitespace) else {
+            throw .badRequest("'\(request.route)' needs a prompt: a 'prompt' header or the payload")
+        }
+        let maxTokens = try maxTokens(of: request)
+        let backend = backend
+        let output = TokenPushes(
+            pushes: pushes, client: request.client, route: request.route, correlation: correlation, eventLoop: request.eventLoop)
+        let started = streams.start(.init(client: request.client, token: correlation.value)) {
+            var output = output
+            do {
+                try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
+                output.finish(aborted: false)
+            } catch {
+                if Task.isCancelled { output.finish(aborted: true) } else { output.fail(ConduitError(describing: error)) }
+            }
+        }
+        guard started else {
+            throw .badRequest("a stream with token '\(correlation.value)' is already running for this client")
+        }
+    }
+
+    private func abort(_ request: Request, responder: Responder) throws(ConduitError) {
+        guard let token = request.headers["stream"] ?? request.headers["token"] else {
+            throw .badRequest("'\(request.route)' needs the header 'stream' (or 'token') naming the stream")
+        }
+        let key = StreamRegistry.Key(client: request.client, token: token)
+        responder.respond { [streams] in
+            guard await streams.abort(key) else {
+                throw ConduitError.notFound("no stream '\(token)' is running for client '\(request.client)'")
+            }
+            return try .json(["aborted": true])
+        }
+    }
+
+    private func maxTokens(of request: Request) throws(ConduitError) -> Int {
+        guard let text = request.headers["maxTokens"] else { return options.maxTokens }
+        guard let value = Int(text), (1...AIOptions.maxTokensLimit).contains(value) else {
+            throw .badRequest("'maxTokens' must be an integer 1…\(AIOptions.maxTokensLimit), not '\(text)'")
+        }
+        return value
+    }
+}

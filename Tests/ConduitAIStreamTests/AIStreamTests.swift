@@ -1,0 +1,160 @@
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Testing
+
+/// SPEC §5 "AI stream" with the built-in generator, over real sockets.
+@Suite("AI stream: builtin backend", .serialized, .timeLimit(.minutes(1)))
+struct AIStreamTests {
+    @Test func streamsTokensInOrderThenComplete() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect(client: "reader")
+            let request: Headers = ["route": "ai.chat.generate", "token": "t1", "prompt": "tell me about rivers", "maxTokens": "80"]
+            let stream = try await client.generate(request)
+            #expect(stream.tokens.count == 80)
+            #expect(stream.indices == Array(0...80))
+            for message in stream.tokens {
+                #expect(message.headers["route"] == "ai.chat.generate")
+                #expect(message.headers["source"] == "ai.chat.generate")
+                #expect(message.headers["token"] == "t1")
+                #expect(message.headers["complete"] == "false")
+                #expect(message.payload.readableBytes > 0)
+            }
+            let last = try #require(stream.last)
+            #expect(last.headers["token"] == "t1")
+            #expect(last.headers["aborted"] == nil)
+            #expect(last.payload.readableBytes == 0)
+            // Readable text: words separated by single spaces.
+            let words = stream.text.split(separator: " ")
+            #expect(words.count == 80)
+            #expect(words.allSatisfy { $0.allSatisfy { $0.isLetter || ".,:;!?'-".contains($0) } })
+
+            // The same prompt gives the same answer; another prompt another one.
+            let again = try await client.generate(request.replacing("token", with: "t2"))
+            #expect(again.text == stream.text)
+            let other = try await client.generate(request.replacing("token", with: "t3").replacing("prompt", with: "gardens"))
+            #expect(other.text != stream.text)
+
+            // No acknowledgement came besides the pushes: the next message answers this request.
+            let fence = try await client.request(.init(headers: ["route": "ai.chat.abort", "token": "nope"]))
+            #expect(fence.headers["error"] == "NotFoundError")
+            #expect(fence.headers["token"] == "nope")
+        }
+    }
+
+    @Test func thePromptMayBeThePayloadAndMaxTokensDefaultsToTheRoutes() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect()
+            let fromPayload = try await client.generate(["route": "ai.chat.generate", "token": "p"], payload: "gardens")
+            #expect(fromPayload.tokens.count == 64)
+            let fromHeader = try await client.generate(["route": "ai.chat.generate", "token": "h", "prompt": "gardens"])
+            #expect(fromHeader.text == fromPayload.text)
+        }
+    }
+
+    @Test func abortStopsTheStreamPromptly() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "slow.chat.generate", "token": "long", "prompt": "a long answer"])
+            var stream = ReceivedStream()
+            for _ in 0..<3 { stream.tokens.append(try await client.nextMessage()) }
+            let asked = ContinuousClock.now
+            try await client.send(["route": "slow.chat.abort", "stream": "long", "token": "stop-1"])
+            try await client.read(into: &stream)
+            let stopped = ContinuousClock.now - asked
+            let last = try #require(stream.last)
+            #expect(last.headers["aborted"] == "true")
+            #expect(last.headers["token"] == "long")
+            #expect(stream.tokens.count < 10000)
+            #expect(stream.indices == Array(0...stream.tokens.count))
+            #expect(stopped < .seconds(2))
+            // The abort is answered after the stream's last message.
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["route"] == "slow.chat.abort")
+            #expect(reply.headers["token"] == "stop-1")
+            #expect(String(buffer: reply.payload) == #"{"data":{"aborted":true}}"#)
+            // It is over: aborting again finds nothing (`token` names the stream when `stream` is absent).
+            let again = try await client.request(.init(headers: ["route": "slow.chat.abort", "token": "long"]))
+            #expect(again.headers["error"] == "NotFoundError")
+        }
+    }
+
+    @Test func onlyTheSameClientIdCanAbortItsStream() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let owner = try await host.connect(client: "owner")
+            let stranger = try await host.connect(client: "stranger")
+            try await owner.send(["route": "slow.chat.generate", "token": "mine", "prompt": "hello"])
+            _ = try await owner.nextMessage()
+            let refused = try await stranger.request(.init(headers: ["route": "slow.chat.abort", "token": "mine"]))
+            #expect(refused.headers["error"] == "NotFoundError")
+            let aborted = try await owner.request(.init(headers: ["route": "slow.chat.abort", "stream": "mine", "token": "a"]), skipping: "mine")
+            #expect(String(buffer: aborted.payload) == #"{"data":{"aborted":true}}"#)
+        }
+    }
+
+    /// Bad requests: headers, payload, and what the error message says.
+    static let badRequests: [(Headers, String, String)] = [
+        (["route": "ai.chat.generate", "token": "e1"], "", "needs a prompt"),
+        (["route": "ai.chat.generate", "token": "e2", "prompt": "  \n"], "", "needs a prompt"),
+        (["route": "ai.chat.generate", "prompt": "hi", "seq": "e3", "maxTokens": "0"], "", "'maxTokens' must be"),
+        (["route": "ai.chat.generate", "token": "e4", "maxTokens": "lots"], "hi", "'maxTokens' must be"),
+        (["route": "ai.chat.frobnicate", "token": "e5"], "hi", "no AI operation"),
+        (["route": "ai.chat.abort", "seq": "e6"], "", "needs the header 'stream'"),
+    ]
+
+    @Test(arguments: badRequests)
+    func badRequestsGetAnErrorReplyWithTheirToken(headers: Headers, payload: String, message: String) async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect()
+            let reply = try await client.request(.init(headers: headers, payload: Array(payload.utf8)))
+            let expectedType = headers["route"] == "ai.chat.frobnicate" ? "NotFoundError" : "BadRequestError"
+            #expect(reply.headers["error"] == expectedType)
+            #expect(reply.headers.correlation?.value == headers.correlation?.value)
+            #expect(String(buffer: reply.payload).contains(message))
+            // The connection stays usable.
+            let stream = try await client.generate(["route": "ai.chat.generate", "token": "ok", "prompt": "x", "maxTokens": "3"])
+            #expect(stream.tokens.count == 3)
+        }
+    }
+
+    @Test func aMissingTokenOrARunningTokenIsRefused() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect()
+            let untokened = try await client.request(.init(headers: ["route": "ai.chat.generate", "prompt": "hi"]))
+            #expect(untokened.headers["error"] == "BadRequestError")
+            try await client.send(["route": "slow.chat.generate", "token": "dup", "prompt": "hi"])
+            _ = try await client.nextMessage()
+            try await client.send(["route": "slow.chat.generate", "token": "dup", "prompt": "again"])
+            let duplicate = try await client.nextMessage(skipping: "dup")
+            #expect(duplicate.headers["error"] == "BadRequestError")
+            #expect(String(buffer: duplicate.payload).contains("already running"))
+        }
+    }
+}
+
+extension Headers {
+    func replacing(_ name: String, with value: String) -> Headers {
+        var headers = self
+        headers.replaceOrAppend(name, value)
+        return headers
+    }
+}
+
+extension TestWebSocketClient {
+    /// The next message that is not a token push of stream `token`.
+    func nextMessage(skipping token: String) async throws -> Message {
+        while true {
+            let message = try await nextMessage()
+            let isToken = message.headers["token"] == token && message.headers["error"] == nil
+                && message.headers["source"] != nil
+            if !isToken { return message }
+        }
+    }
+
+    /// Sends `message` and returns the next message that is not a push of stream `token`.
+    func request(_ message: Message, skipping token: String) async throws -> Message {
+        try await send(message)
+        return try await nextMessage(skipping: token)
+    }
+}
