@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitEcho
 import ConduitHost
 import ConduitKit
