@@ -114,18 +114,23 @@ extension Conduit {
     }
 
     private func socketClosed(generation: Int, code: UInt16?, reason: String) {
+        var ended: [AsyncStream<ConduitEvent>.Continuation] = []
         let reconnect = state.withLockedValue { state -> Bool in
             guard state.generation == generation else { return false }
             guard !state.isClosed else {
                 state.emit(.close(code: code, reason: reason, willReconnect: false))
-                state.finishSubscribers()
+                ended = state.takeSubscribers()
                 return false
             }
             state.phase = .down
-            state.emit(.close(code: code, reason: reason, willReconnect: autoReconnect))
-            if autoReconnect { startFallback(&state) }
-            return autoReconnect
+            // A newer socket with this id replaced this one: getting it back would only
+            // replace that one in turn.
+            let again = autoReconnect && !(code == 1000 && reason == "replaced")
+            state.emit(.close(code: code, reason: reason, willReconnect: again))
+            if again { startFallback(&state) }
+            return again
         }
+        for subscriber in ended { subscriber.finish() }
         if reconnect { startReconnect() }
     }
 

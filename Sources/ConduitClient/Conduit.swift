@@ -163,16 +163,18 @@ public final class Conduit: Sendable {
     /// Closes the socket for good (the seed's `close`): no more reconnects or fallback reads;
     /// pending requests fail with `closed`; event streams end after the `close` event.
     public func close() {
-        let (connection, reconnecting, fallback) = state.withLockedValue { state in
+        let (connection, reconnecting, fallback, ended) = state.withLockedValue { state in
             defer {
                 state.phase = .closed
                 state.reconnecting = nil
                 state.fallback = nil
                 state.held.removeAll()
             }
-            if state.connection == nil { state.finishSubscribers() }
-            return (state.connection, state.reconnecting, state.fallback)
+            // With a socket, the streams end after its close event.
+            let ended = state.connection == nil ? state.takeSubscribers() : []
+            return (state.connection, state.reconnecting, state.fallback, ended)
         }
+        for subscriber in ended { subscriber.finish() }
         reconnecting?.cancel()
         fallback?.cancel()
         pending.failAll(ConduitClientError(.closed, "the client was closed"))

@@ -40,8 +40,10 @@ struct ConnectionState: Sendable {
         for subscriber in subscribers.values { subscriber.yield(event) }
     }
 
-    mutating func finishSubscribers() {
-        for subscriber in subscribers.values { subscriber.finish() }
-        subscribers.removeAll()
+    /// Removes every subscriber, for the caller to finish outside the lock (finishing runs
+    /// `onTermination`, which takes the lock).
+    mutating func takeSubscribers() -> [AsyncStream<ConduitEvent>.Continuation] {
+        defer { subscribers.removeAll() }
+        return Array(subscribers.values)
     }
 }

@@ -69,6 +69,25 @@ struct ConnectTests {
         }
     }
 
+    @Test func aRequestWithoutAReplyTimesOut() async throws {
+        try await TestHost.run(yaml: TestHost.clientYAML, catalog: .clientTests) { host in
+            let conduit = host.client(id: "9")
+            try await conduit.connect()
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = await #expect(throws: ConduitClientError.self) {
+                try await conduit.request(route: "silent", timeout: .milliseconds(300))
+            }
+            #expect(error?.code == .timedOut)
+            #expect(clock.now - started >= .milliseconds(300))
+            // A cancelled request ends at once with CancellationError.
+            let waiting = Task { try await conduit.request(route: "silent", timeout: .seconds(30)) }
+            waiting.cancel()
+            await #expect(throws: CancellationError.self) { try await waiting.value }
+            conduit.close()
+        }
+    }
+
     @Test func aOneMebibytePayloadIsSplitAndJoined() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "4")

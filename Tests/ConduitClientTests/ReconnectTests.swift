@@ -102,8 +102,27 @@ struct ReconnectTests {
             try await ipc.start()
             try await conduit.reconnect()
             #expect(conduit.isOpen)
-            #expect(recorder.count { $0.isReopen } == 1)
+            try await recorder.waitFor { $0.isReopen }
+            #expect(recorder.count { $0.isOpen } == 2, "open, then open with reopen")
             conduit.close()
+        }
+    }
+
+    @Test func aReplacedClientDoesNotFightForItsID() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let first = host.client(id: "r6")
+            let recorder = Recorder(first)
+            try await first.connect()
+            let second = host.client(id: "r6")
+            try await second.connect()
+            try await recorder.waitFor { $0.isClose }
+            guard case .close(let code, let reason, let willReconnect) = try #require(recorder.events.first { $0.isClose }) else { return }
+            #expect(code == 1000 && reason == "replaced" && !willReconnect)
+            #expect(try first.send(["route": "echo"]) == false)
+            #expect(String(buffer: try await second.request(route: "echo", payload: ByteBuffer(string: "mine")).payload) == "mine")
+            #expect(try await second.ipc?.diagnostics().handles.ids == ["r6"])
+            first.close()
+            second.close()
         }
     }
 }

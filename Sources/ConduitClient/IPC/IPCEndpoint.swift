@@ -47,7 +47,9 @@ public final class IPCEndpoint: Sendable {
     /// Rotates the host's key (at least 8 bytes); open sockets stay, new handshakes and IPC
     /// calls need the new key, which this endpoint uses from now on.
     @discardableResult public func setSharedKey(_ newKey: String) async throws -> Status {
-        let status: Status = try await control("setSharedKey", headers: ["sharedKey": newKey])
+        // In the body, not the query: keys stay out of URLs.
+        let body = try JSONEncoder().encode(["sharedKey": newKey])
+        let status: Status = try await control("setSharedKey", body: ByteBuffer(bytes: body))
         key.withLockedValue { $0 = status.sharedKey }
         return status
     }
@@ -90,8 +92,8 @@ public final class IPCEndpoint: Sendable {
 
     private var client: IPCClient { IPCClient(host: host, port: port, key: sharedKey, group: group) }
 
-    private func control<Answer: Decodable>(_ name: String, headers: Headers = [:]) async throws -> Answer {
-        let reply = Self.message(from: try await call(.POST, IPCQuery.target(route: "internal.conduit." + name, headers: headers)))
+    private func control<Answer: Decodable>(_ name: String, body: ByteBuffer? = nil) async throws -> Answer {
+        let reply = Self.message(from: try await call(.POST, "/internal.conduit." + name, body: body))
         if let error = ConduitReplyError(reply: reply) { throw error }
         do {
             return try JSONDecoder().decode(DataEnvelope<Answer>.self, from: Data(reply.payload.readableBytesView)).data

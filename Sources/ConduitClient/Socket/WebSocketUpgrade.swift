@@ -58,13 +58,6 @@ package enum WebSocketUpgrade {
     }
 }
 
-extension WebSocketMaskingKey {
-    /// A fresh masking key: every frame a client sends is masked (RFC 6455 §5.3).
-    package static func random() -> WebSocketMaskingKey {
-        WebSocketMaskingKey((0..<4).map { _ in UInt8.random(in: 0...255) })!
-    }
-}
-
 /// Sends the upgrade request once the connection is up (the client upgrader waits for it).
 private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart

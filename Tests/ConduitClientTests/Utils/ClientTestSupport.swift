@@ -8,10 +8,16 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 extension HandlerCatalog {
-    static let clientTests = HandlerCatalog([HandlerKind(EchoHandler.self, name: "echo")])
+    static let clientTests = HandlerCatalog([
+        HandlerKind(EchoHandler.self, name: "echo"),
+        HandlerKind(SilentHandler.self, name: "silent"),
+    ])
 }
 
 extension TestHost {
+    /// The echo route and a route that never answers.
+    static let clientYAML = "routes:\n  - route: echo\n    handler: echo\n  - route: silent\n    handler: silent\n"
+
     /// A client of this host with its socket and IPC ports; quick retries keep tests short.
     func client(
         id: String, port: Int? = nil, ipc: Bool = true, key: String? = nil, autoReconnect: Bool = true
