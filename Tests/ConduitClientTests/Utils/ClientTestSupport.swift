@@ -68,8 +68,3 @@ extension ConduitEvent {
     var isClose: Bool { if case .close = self { true } else { false } }
     var willReconnect: Bool? { if case .close(_, _, let again) = self { again } else { nil } }
 }
-
-/// A push numbered `n` (header `n`, payload `push n`).
-func numberedPush(_ n: Int) -> Message {
-    Message(headers: ["route": "test.push", "n": "\(n)"], payload: ByteBuffer(string: "push \(n)"))
-}

@@ -55,8 +55,3 @@ extension IPCClient.Response {
 
     var text: String { String(buffer: body) }
 }
-
-/// A push message numbered `n` (header `n`, payload `push n`).
-func numberedPush(_ n: Int) -> Message {
-    Message(headers: ["route": "test.push", "n": "\(n)"], payload: ByteBuffer(string: "push \(n)"))
-}
