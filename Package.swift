@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ConduitEcho", targets: ["ConduitEcho"]),
         .library(name: "ConduitUDP", targets: ["ConduitUDP"]),
         .library(name: "ConduitTesting", targets: ["ConduitTesting"]),
+        .library(name: "ConduitClient", targets: ["ConduitClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -166,6 +167,7 @@ let package = Package(
             name: "conduit",
             dependencies: [
                 "ConduitHost",
+                "ConduitClient",
                 "ConduitKit",
                 "ConduitEcho",
                 "ConduitUDP",
@@ -195,11 +197,25 @@ let package = Package(
             dependencies: ["ConduitWire", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: settings
         ),
+        // The Swift client (SPEC §7): the seed's Conduit API over SwiftNIO, with IPC fallback.
+        .target(
+            name: "ConduitClient",
+            dependencies: [
+                "ConduitWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: settings
+        ),
         // Test support: a real host on port 0 and real WebSocket / TCP clients.
         .target(
             name: "ConduitTesting",
             dependencies: [
                 "ConduitHost",
+                "ConduitClient",
                 "ConduitKit",
                 "ConduitWire",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -256,7 +272,7 @@ let package = Package(
         .testTarget(
             name: "ConduitIPCTests",
             dependencies: [
-                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting",
+                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting", "ConduitClient",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -296,6 +312,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitClientTests",
+            dependencies: [
+                "ConduitClient", "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: settings
         ),

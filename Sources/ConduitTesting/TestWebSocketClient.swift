@@ -1,3 +1,4 @@
+import ConduitClient
 public import ConduitWire
 public import NIOCore
 import NIOHTTP1
@@ -24,53 +25,17 @@ public final class TestWebSocketClient: Sendable {
     ) async throws -> TestWebSocketClient {
         let eventLoop = group.next()
         let inbox = Inbox<WebSocketFrame>(timers: eventLoop)
-        let upgraded = eventLoop.makePromise(of: Void.self)
-        var bootstrap = ClientBootstrap(group: eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
-        if let receiveBufferBytes {
-            // A fixed small buffer (no autotuning) makes a paused reader back up quickly.
-            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
-        }
-        let connecting = bootstrap
-            .channelInitializer { channel in
-                let upgrader = NIOWebSocketClientUpgrader(
-                    maxFrameSize: maxFrameSize,
-                    automaticErrorHandling: false,
-                    upgradePipelineHandler: { channel, _ in
-                        channel.eventLoop.makeCompletedFuture {
-                            channel.pipeline.syncOperations.removeHandler(name: UpgradeRequester.name, promise: nil)
-                            try channel.pipeline.syncOperations.addHandler(FrameCollector(inbox: inbox))
-                            upgraded.succeed()
-                        }
-                    }
-                )
-                var requestHeaders = headers
-                requestHeaders.replaceOrAdd(name: "Host", value: "\(host):\(port)")
-                requestHeaders.replaceOrAdd(name: "Content-Length", value: "0")
-                let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: requestHeaders)
-                return channel.eventLoop.makeCompletedFuture {
-                    // Frames the server sends right after its 101 can arrive in the same read as
-                    // the response: forward those bytes to the WebSocket decoder, don't drop them.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(
-                        leftOverBytesStrategy: .forwardBytes,
-                        withClientUpgrade: (upgraders: [upgrader], completionHandler: { _ in })
-                    )
-                    // After the upgrade handler, so it adds the upgrade headers to this request.
-                    try channel.pipeline.syncOperations.addHandler(UpgradeRequester(head: head), name: UpgradeRequester.name)
-                }
-            }
-            .connect(host: host, port: port)
-        let channel: any Channel
-        do {
-            channel = try await connecting.get()
-        } catch {
-            upgraded.fail(error)
-            throw error
-        }
-        channel.closeFuture.whenComplete { _ in
-            inbox.finish()
-            upgraded.fail(TestClientError.handshakeRefused)
-        }
-        try await upgraded.futureResult.get()
+        let channel = try await WebSocketUpgrade.connect(
+            host: host, port: port, path: path, headers: headers, maxFrameSize: maxFrameSize,
+            automaticErrorHandling: false, refusal: TestClientError.handshakeRefused, eventLoop: eventLoop,
+            configure: { bootstrap in
+                // A fixed small buffer (no autotuning) makes a paused reader back up quickly.
+                guard let receiveBufferBytes else { return bootstrap }
+                return bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
+            },
+            upgraded: { channel in try channel.pipeline.syncOperations.addHandler(FrameCollector(inbox: inbox)) }
+        )
+        channel.closeFuture.whenComplete { _ in inbox.finish() }
         return TestWebSocketClient(channel: channel, inbox: inbox)
     }
 
@@ -174,12 +139,6 @@ public final class TestWebSocketClient: Sendable {
     }
 }
 
-extension WebSocketMaskingKey {
-    static func random() -> WebSocketMaskingKey {
-        WebSocketMaskingKey((0..<4).map { _ in UInt8.random(in: 0...255) })!
-    }
-}
-
 /// Hands every frame to the inbox, and answers the server's close frame as a client must.
 private final class FrameCollector: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
@@ -204,23 +163,5 @@ private final class FrameCollector: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         inbox.finish()
         context.fireChannelInactive()
-    }
-}
-
-/// Sends the upgrade request once the connection is up (the client upgrader waits for it).
-private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-    static let name = "test.upgrade-requester"
-    private let head: HTTPRequestHead
-
-    init(head: HTTPRequestHead) {
-        self.head = head
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        context.fireChannelActive()
     }
 }

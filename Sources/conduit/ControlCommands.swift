@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConduitClient
 import ConduitHost
 import Foundation
 import NIOCore
@@ -38,22 +39,14 @@ struct RunningHostOptions: ParsableArguments {
         print(text)
     }
 
-    /// The most recently written `conduit-*.json` in $TMPDIR and /tmp.
+    /// The newest runtime file (the client library's discovery).
     static func newestRuntimeFile() throws -> String {
-        let directories = Set([ProcessInfo.processInfo.environment["TMPDIR"], "/tmp"].compactMap { $0 })
-        let candidates = directories.flatMap { directory in
-            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-                .filter { $0.hasPrefix("conduit-") && $0.hasSuffix(".json") }
-                .map { (directory as NSString).appendingPathComponent($0) }
-        }
-        let dated = candidates.compactMap { path in
-            (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { (path, $0) }
-        }
-        guard let newest = dated.max(by: { $0.1 < $1.1 }) else {
-            printError("conduit: no running host found (no conduit-*.json in \(directories.sorted().joined(separator: " or "))); pass --runtime-file")
+        do {
+            return try HostAddress.newestRuntimeFile()
+        } catch let error as ConduitClientError {
+            printError("conduit: \(error.message); pass --runtime-file")
             throw ExitCode(1)
         }
-        return newest.0
     }
 }
 

@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitTesting
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitHost
 import ConduitTesting
 import ConduitWire

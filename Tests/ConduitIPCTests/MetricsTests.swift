@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitHost
 import ConduitKit
 import ConduitTesting

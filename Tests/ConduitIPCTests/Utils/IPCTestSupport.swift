@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitEcho
 import ConduitHost
 import ConduitKit
@@ -53,9 +54,4 @@ extension IPCClient.Response {
     }
 
     var text: String { String(buffer: body) }
-}
-
-/// A push message numbered `n` (header `n`, payload `push n`).
-func numberedPush(_ n: Int) -> Message {
-    Message(headers: ["route": "test.push", "n": "\(n)"], payload: ByteBuffer(string: "push \(n)"))
 }

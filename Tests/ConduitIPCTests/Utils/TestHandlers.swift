@@ -15,9 +15,3 @@ struct PartsHandler: ConduitHandler {
         responder.reply(headers: ["parts": "3"], payload: payload)
     }
 }
-
-/// Never replies.
-struct SilentHandler: ConduitHandler {
-    init(options: NoOptions, context: HandlerContext) {}
-    func handle(_ request: Request, responder: Responder) {}
-}

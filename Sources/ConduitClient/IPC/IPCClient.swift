@@ -4,7 +4,8 @@ public import NIOHTTP1
 import NIOPosix
 
 /// A small client of a host's IPC listener (SPEC §6): one request per connection, the key
-/// as a bearer token. Used by the `conduit status|pause|resume` commands and by tests.
+/// as a bearer token. Used by `IPCEndpoint`, the `conduit status|pause|resume` commands and
+/// tests.
 public struct IPCClient: Sendable {
     public struct Response: Sendable {
         public let status: HTTPResponseStatus
@@ -37,7 +38,7 @@ public struct IPCClient: Sendable {
             }
             return true
         }
-        guard let head else { throw IPCClientError(message: "the connection closed before a response") }
+        guard let head else { throw IPCClientError(status: nil, message: "the connection closed before a response") }
         return Response(status: head.status, headers: head.headers, body: collected)
     }
 
@@ -47,7 +48,7 @@ public struct IPCClient: Sendable {
     public func events(for client: String, receive: (Message) async throws -> Bool) async throws {
         var pending = ByteBuffer()
         var refusal: HTTPResponseStatus?
-        try await exchange(.GET, "/internal.conduit.events?id=\(client)", body: nil) { part in
+        try await exchange(.GET, "/internal.conduit.events?id=\(IPCQuery.escape(client))", body: nil) { part in
             switch part {
             case .head(let head) where head.status != .ok:
                 refusal = head.status
@@ -65,7 +66,7 @@ public struct IPCClient: Sendable {
             }
             return true
         }
-        if let refusal { throw IPCClientError(message: "\(refusal.code) \(String(buffer: pending))") }
+        if let refusal { throw IPCClientError(status: refusal, message: "\(refusal.code) \(String(buffer: pending))") }
     }
 
     /// One framed message (uint32 BE length, encoded message) off the front of `buffer`.
@@ -104,6 +105,8 @@ public struct IPCClient: Sendable {
 }
 
 public struct IPCClientError: Error, CustomStringConvertible {
+    /// The refusal's status; nil when there was no response.
+    public let status: HTTPResponseStatus?
     public let message: String
     public var description: String { message }
 }

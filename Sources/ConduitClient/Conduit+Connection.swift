@@ -1,0 +1,183 @@
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+extension Conduit {
+    /// Opens the socket (the seed's `connect`) and returns once it is open; a no-op when it
+    /// is. With an IPC port, the socket server's current port is asked for first.
+    public func connect() async throws {
+        if let reconnecting = state.withLockedValue({ $0.reconnecting }) { return try await reconnecting.value }
+        try await openSocket(isReconnect: false)
+    }
+
+    /// Reconnects with exponential backoff and jitter (the seed's `reconnect`): up to `retries`
+    /// retries after the first attempt, each wait at most `timeout` (defaults: `backoff`, 32
+    /// retries, 500 ms doubling to 30 s). Emits `open` and `reopen` on success, an `error` when
+    /// it gives up. Joins a reconnect already running; a no-op while the socket is open.
+    public func reconnect(retries: Int? = nil, timeout: Duration? = nil) async throws {
+        var policy = backoff
+        policy.retries = retries ?? policy.retries
+        policy.maxDelay = timeout ?? policy.maxDelay
+        try await startReconnect(policy).value
+    }
+
+    /// The running reconnect, or a new one (detached from the caller, so it survives it).
+    @discardableResult
+    func startReconnect(_ policy: Backoff? = nil) -> Task<Void, any Error> {
+        let policy = policy ?? backoff
+        return state.withLockedValue { state in
+            if let running = state.reconnecting { return running }
+            guard !state.isClosed else { return Task { throw ConduitClientError(.closed, "the client was closed") } }
+            guard state.connection == nil else { return Task {} }
+            let task = Task { try await self.reconnectLoop(policy) }
+            state.reconnecting = task
+            return task
+        }
+    }
+
+    private func reconnectLoop(_ policy: Backoff) async throws {
+        defer { state.withLockedValue { $0.reconnecting = nil } }
+        var lastError: any Error = ConduitClientError(.reconnectFailed, "no attempt made")
+        for attempt in 0...max(0, policy.retries) {
+            if attempt > 0 { try await Task.sleep(for: policy.delay(before: attempt - 1)) }
+            do {
+                return try await openSocket(isReconnect: true)
+            } catch let error as ConduitClientError where error.code == .closed {
+                throw error
+            } catch {
+                lastError = error
+            }
+        }
+        let failure = ConduitClientError(.reconnectFailed, "no socket after \(policy.retries + 1) attempts; the last error: \(lastError)")
+        state.withLockedValue { $0.emit(.error(failure)) }
+        throw failure
+    }
+
+    /// One attempt: finds the port, opens the socket; `opened` makes it the current one.
+    private func openSocket(isReconnect: Bool) async throws {
+        let attempt = try state.withLockedValue { state throws -> (generation: Int, port: Int?)? in
+            guard !state.isClosed else { throw ConduitClientError(.closed, "the client was closed") }
+            guard state.connection == nil else { return nil }
+            state.generation += 1
+            return (state.generation, state.port)
+        }
+        guard let (generation, knownPort) = attempt else { return }
+        let port = try await currentPort(known: knownPort)
+        let callbacks = WebSocketConnection.Callbacks(
+            opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
+            message: { message in self.inbound(message) },
+            failure: { error in self.state.withLockedValue { $0.emit(.error(error)) } },
+            closed: { code, reason in self.socketClosed(generation: generation, code: code, reason: reason) }
+        )
+        do {
+            try await WebSocketConnection.open(
+                host: host, port: port, id: id, window: window, key: sharedKey, eventLoop: eventLoop, callbacks: callbacks
+            )
+        } catch let error as ConduitClientError {
+            throw error
+        } catch {
+            throw ConduitClientError(.connectFailed, "can't connect to \(host):\(port): \(error)")
+        }
+        guard state.withLockedValue({ !$0.isClosed }) else { throw ConduitClientError(.closed, "the client was closed") }
+    }
+
+    /// The socket server's port: from IPC status when there is an IPC port (it changes after a
+    /// pause/resume), else the one given.
+    private func currentPort(known: Int?) async throws -> Int {
+        if let ipc {
+            do {
+                let status = try await ipc.status()
+                guard status.isActive, let port = status.port else {
+                    throw ConduitClientError(.connectFailed, "the host's socket server is paused")
+                }
+                state.withLockedValue { $0.port = port }
+                return port
+            } catch let error as ConduitClientError where error.code == .ipcFailed && known != nil {
+                // IPC unreachable: try the port we know.
+            }
+        }
+        guard let known else { throw ConduitClientError(.connectFailed, "no port known: give the port, an IPC port or a runtime file") }
+        return known
+    }
+
+    /// On the event loop, before the socket's first message: the socket becomes current.
+    private func opened(_ connection: WebSocketConnection, generation: Int, isReconnect: Bool) {
+        let keep = state.withLockedValue { state in
+            guard !state.isClosed, state.generation == generation else { return false }
+            state.phase = .open(connection)
+            state.fallback?.socketIsBack()
+            state.emit(.open)
+            if isReconnect { state.emit(.reopen) }
+            return true
+        }
+        if !keep { connection.close() }
+    }
+
+    private func socketClosed(generation: Int, code: UInt16?, reason: String) {
+        var ended: [AsyncStream<ConduitEvent>.Continuation] = []
+        let reconnect = state.withLockedValue { state -> Bool in
+            guard state.generation == generation else { return false }
+            guard !state.isClosed else {
+                state.emit(.close(code: code, reason: reason, willReconnect: false))
+                ended = state.takeSubscribers()
+                return false
+            }
+            state.phase = .down
+            // A newer socket with this id replaced this one: getting it back would only
+            // replace that one in turn.
+            let again = autoReconnect && !(code == 1000 && reason == "replaced")
+            state.emit(.close(code: code, reason: reason, willReconnect: again))
+            if again { startFallback(&state) }
+            return again
+        }
+        for subscriber in ended { subscriber.finish() }
+        if reconnect { startReconnect() }
+    }
+
+    // MARK: Delivery
+
+    /// A message from the socket: held while a fallback stream is still being read.
+    private func inbound(_ message: Message) {
+        let held = state.withLockedValue { state in
+            guard state.fallback != nil else { return false }
+            state.held.append(message)
+            return true
+        }
+        if !held { deliver(message) }
+    }
+
+    /// To the request waiting for its token, else to the receive handler and the event streams.
+    func deliver(_ message: Message) {
+        guard !pending.resolve(message) else { return }
+        let receiver = state.withLockedValue { state in
+            state.emit(.message(message))
+            return state.receiver
+        }
+        receiver?(message)
+    }
+
+    private func startFallback(_ state: inout ConnectionState) {
+        if let fallback = state.fallback { return fallback.socketIsDown() }
+        guard let ipc else { return }
+        state.fallbackSerial += 1
+        let serial = state.fallbackSerial
+        state.fallback = FallbackReceiver(
+            endpoint: ipc, id: id, deliver: { message in self.deliver(message) },
+            finished: { self.fallbackFinished(serial) }
+        )
+    }
+
+    /// The fallback stream is read to its end: hand on what the socket brought meanwhile, on
+    /// the socket's event loop so nothing from the socket overtakes it.
+    private func fallbackFinished(_ serial: Int) {
+        eventLoop.execute {
+            let held = self.state.withLockedValue { state -> [Message] in
+                guard state.fallbackSerial == serial, state.fallback != nil else { return [] }
+                state.fallback = nil
+                defer { state.held.removeAll() }
+                return state.held
+            }
+            for message in held { self.deliver(message) }
+        }
+    }
+}

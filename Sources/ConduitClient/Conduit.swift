@@ -1,0 +1,183 @@
+public import ConduitWire
+public import NIOCore
+import NIOConcurrencyHelpers
+import NIOPosix
+
+/// A Conduit client (SPEC §7), with the seed's `oro:conduit` API: `connect`, `reconnect`,
+/// `receive`, `send` → `Bool`, `close`, events `open`/`message`/`error`/`close`/`reopen`, plus
+/// `request` with token correlation and a fallback to IPC while the socket is down.
+///
+/// After an unexpected close it reconnects by itself (asking IPC for the socket server's
+/// current port, which changes after a pause/resume) and reads pushes from the IPC fallback
+/// stream until the socket is back. `close()` ends all of that.
+public final class Conduit: Sendable {
+    public let id: String
+    public let window: String
+    /// The host's IPC listener, when its port is known: status, pause/resume, key rotation.
+    public let ipc: IPCEndpoint?
+    public let backoff: Backoff
+    /// Reconnect after an unexpected close (and read pushes over IPC meanwhile).
+    public let autoReconnect: Bool
+    let host: String
+    private let key: String
+    let eventLoop: any EventLoop
+    let state: NIOLockedValueBox<ConnectionState>
+    let pending = PendingRequests()
+
+    /// A client for the host at `address`; nothing happens until `connect()`.
+    /// - Parameters:
+    ///   - id: the client id (a decimal uint64 or 1–64 of `[A-Za-z0-9._-]`); keep it stable
+    ///     across reconnects, so the host resumes the id's streams and buffered pushes.
+    ///   - window: the top-window id, the second path segment.
+    public init(
+        id: String, address: HostAddress, window: String = "0", backoff: Backoff = Backoff(),
+        autoReconnect: Bool = true, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
+        self.id = id
+        self.window = window
+        self.host = address.host
+        self.key = address.sharedKey
+        self.ipc = address.ipcPort.map { IPCEndpoint(host: address.host, port: $0, sharedKey: address.sharedKey, group: group) }
+        self.backoff = backoff
+        self.autoReconnect = autoReconnect
+        self.eventLoop = group.next()
+        var initial = ConnectionState()
+        initial.port = address.port
+        self.state = NIOLockedValueBox(initial)
+    }
+
+    /// `new Conduit({ id, sharedKey })`: a host on `host`, its socket port and/or IPC port.
+    public convenience init(
+        id: String, sharedKey: String, host: String = "127.0.0.1", port: Int? = nil, ipcPort: Int? = nil,
+        window: String = "0", backoff: Backoff = Backoff(), autoReconnect: Bool = true
+    ) {
+        self.init(
+            id: id, address: HostAddress(host: host, port: port, ipcPort: ipcPort, sharedKey: sharedKey),
+            window: window, backoff: backoff, autoReconnect: autoReconnect
+        )
+    }
+
+    /// The key for new sockets: the IPC endpoint's (it follows `setSharedKey`), else the given one.
+    var sharedKey: String { ipc?.sharedKey ?? key }
+
+    /// The socket server's port as last found (it changes after a pause/resume).
+    public var port: Int? { state.withLockedValue { $0.port } }
+
+    /// True while the socket is open.
+    public var isOpen: Bool { state.withLockedValue { $0.connection?.channel.isActive ?? false } }
+
+    // MARK: Receiving
+
+    /// Sets the one message handler (the seed's `receive`): a later call replaces it. It gets
+    /// pushes and replies no `request` is waiting for, parts joined, in order, one at a time.
+    public func receive(_ handler: @escaping @Sendable (Message) -> Void) {
+        state.withLockedValue { $0.receiver = handler }
+    }
+
+    /// A new stream of this client's events from now on; several may be open at once. It ends
+    /// after `close()`.
+    public func events(bufferingPolicy: AsyncStream<ConduitEvent>.Continuation.BufferingPolicy = .unbounded) -> AsyncStream<ConduitEvent> {
+        let (stream, continuation) = AsyncStream<ConduitEvent>.makeStream(bufferingPolicy: bufferingPolicy)
+        let number = state.withLockedValue { state -> Int? in
+            guard !state.isClosed else { return nil }
+            state.nextSubscriber += 1
+            state.subscribers[state.nextSubscriber] = continuation
+            return state.nextSubscriber
+        }
+        guard let number else {
+            continuation.finish()
+            return stream
+        }
+        continuation.onTermination = { [state] _ in
+            _ = state.withLockedValue { $0.subscribers.removeValue(forKey: number) }
+        }
+        return stream
+    }
+
+    // MARK: Sending
+
+    /// Sends one message (the seed's `send`): false when the socket is not open; then use the
+    /// fallback (`sendOrFallback`, or `request`, which falls back by itself). Payloads of any
+    /// size are split into parts. Throws when the headers are over the limits (SPEC §1).
+    @discardableResult
+    public func send(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) throws(WireError) -> Bool {
+        guard let connection = state.withLockedValue({ $0.connection }), connection.channel.isActive else { return false }
+        try connection.send(Message(headers: headers, payload: payload))
+        return true
+    }
+
+    /// Sends `route` with a fresh `token` and returns the reply to it. While the socket is down
+    /// the route is invoked over IPC instead (and a reconnect starts). An error reply is thrown
+    /// as `ConduitReplyError` (type and message as the host sent them); no reply within
+    /// `timeout`: `ConduitClientError.timedOut`.
+    public func request(
+        route: String, headers: Headers = [:], payload: ByteBuffer = ByteBuffer(), timeout: Duration = .seconds(30)
+    ) async throws -> Message {
+        var headers = headers
+        headers.replaceOrAppend(HeaderName.route, route)
+        let token = pending.register(timeout: timeout, timers: eventLoop)
+        headers.replaceOrAppend(HeaderName.token, token)
+        do {
+            if try !send(headers, payload: payload) {
+                pending.settle(token, .success(try await invokeOverIPC(route: route, headers: headers, payload: payload)))
+            }
+        } catch {
+            pending.fail(token, error)
+        }
+        let reply = try await pending.wait(for: token)
+        if let error = ConduitReplyError(reply: reply) { throw error }
+        return reply
+    }
+
+    /// Sends over the socket, or, when `send` would return false, invokes the message's route
+    /// over IPC (`POST /<route>?<headers>`, body = payload) and starts a reconnect in the
+    /// background (the seed's fallback path). An IPC reply is delivered like one from the
+    /// socket (to `receive` and the events), so callers handle replies in one place.
+    @discardableResult
+    public func sendOrFallback(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) async throws -> Transport {
+        if try send(headers, payload: payload) { return .socket }
+        guard let route = headers.route else {
+            throw ConduitClientError(.invalidMessage, "only a message with a route can be sent over IPC")
+        }
+        deliver(try await invokeOverIPC(route: route, headers: headers, payload: payload))
+        return .ipc
+    }
+
+    /// Which way `sendOrFallback` sent a message.
+    public enum Transport: Sendable {
+        case socket
+        case ipc
+    }
+
+    private func invokeOverIPC(route: String, headers: Headers, payload: ByteBuffer) async throws -> Message {
+        guard !state.withLockedValue({ $0.isClosed }) else { throw ConduitClientError(.closed, "the client was closed") }
+        guard let ipc else {
+            throw ConduitClientError(.notConnected, "the socket is not open and no IPC port is known")
+        }
+        startReconnect()
+        return try await ipc.reply(route: route, headers: headers, payload: payload, id: id)
+    }
+
+    // MARK: Closing
+
+    /// Closes the socket for good (the seed's `close`): no more reconnects or fallback reads;
+    /// pending requests fail with `closed`; event streams end after the `close` event.
+    public func close() {
+        let (connection, reconnecting, fallback, ended) = state.withLockedValue { state in
+            defer {
+                state.phase = .closed
+                state.reconnecting = nil
+                state.fallback = nil
+                state.held.removeAll()
+            }
+            // With a socket, the streams end after its close event.
+            let ended = state.connection == nil ? state.takeSubscribers() : []
+            return (state.connection, state.reconnecting, state.fallback, ended)
+        }
+        for subscriber in ended { subscriber.finish() }
+        reconnecting?.cancel()
+        fallback?.cancel()
+        pending.failAll(ConduitClientError(.closed, "the client was closed"))
+        connection?.close()
+    }
+}

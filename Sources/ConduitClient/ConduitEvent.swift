@@ -1,0 +1,19 @@
+public import ConduitWire
+
+/// What a `Conduit` reports on its event streams (`Conduit.events()`), like the seed's DOM
+/// events.
+public enum ConduitEvent: Sendable {
+    /// The socket is open (after `connect()`, and after every successful reconnect).
+    case open
+    /// A message from the host (pushes and replies that no `request` is waiting for), with
+    /// parts joined. It goes to the `receive` handler too.
+    case message(Message)
+    /// Something went wrong that no call can report: an undecodable message, a protocol
+    /// error, a reconnect that gave up.
+    case error(ConduitClientError)
+    /// The socket closed. `code` is the close code the host sent (nil: none, the connection
+    /// just ended); `willReconnect` says whether the client is trying to get it back.
+    case close(code: UInt16?, reason: String, willReconnect: Bool)
+    /// A reconnect succeeded (it follows `open`): reissue subscriptions such as `udp.readStart`.
+    case reopen
+}

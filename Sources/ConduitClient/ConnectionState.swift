@@ -1,0 +1,49 @@
+import ConduitWire
+
+/// Everything a `Conduit` changes over its life, kept under one lock.
+struct ConnectionState: Sendable {
+    enum Phase: Sendable {
+        /// Not connected yet, or the socket is down (a reconnect may be running).
+        case down
+        case open(WebSocketConnection)
+        /// `close()` was called: no more sockets.
+        case closed
+    }
+
+    var phase = Phase.down
+    /// The last port the socket server was found on.
+    var port: Int?
+    /// Bumped for every socket, so a late close of an old one changes nothing.
+    var generation = 0
+    var receiver: (@Sendable (Message) -> Void)?
+    var subscribers: [Int: AsyncStream<ConduitEvent>.Continuation] = [:]
+    var nextSubscriber = 0
+    var reconnecting: Task<Void, any Error>?
+    /// Reading pushes over IPC while the socket is down; `fallbackSerial` names the current one.
+    var fallback: FallbackReceiver?
+    var fallbackSerial = 0
+    /// Messages from a new socket, held until the fallback stream before it has been read to
+    /// its end, so pushes reach the handler in the order they were made.
+    var held: [Message] = []
+
+    var connection: WebSocketConnection? {
+        if case .open(let connection) = phase { return connection }
+        return nil
+    }
+
+    var isClosed: Bool {
+        if case .closed = phase { return true }
+        return false
+    }
+
+    func emit(_ event: ConduitEvent) {
+        for subscriber in subscribers.values { subscriber.yield(event) }
+    }
+
+    /// Removes every subscriber, for the caller to finish outside the lock (finishing runs
+    /// `onTermination`, which takes the lock).
+    mutating func takeSubscribers() -> [AsyncStream<ConduitEvent>.Continuation] {
+        defer { subscribers.removeAll() }
+        return Array(subscribers.values)
+    }
+}

@@ -1,0 +1,101 @@
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Requests waiting for their reply, by token. A reply resolves the request whose token it
+/// carries; a timeout, a cancelled caller or `close()` fails it. Requests outlive a reconnect:
+/// the host keeps a reply to a client without a socket and delivers it when the id is back.
+final class PendingRequests: Sendable {
+    /// A registered request: the outcome may come before its caller waits for it.
+    private struct Slot {
+        var waiter: CheckedContinuation<Message, any Error>?
+        var outcome: Result<Message, any Error>?
+        var timer: Scheduled<Void>?
+    }
+
+    private struct State {
+        var slots: [String: Slot] = [:]
+        var nextToken = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let prefix: String
+
+    /// `prefix` keeps generated tokens apart from the ones a caller puts on `send`.
+    init(prefix: String = "r.") {
+        self.prefix = prefix
+    }
+
+    /// A new token, registered before the request goes out so a fast reply can't be missed;
+    /// it fails with `timedOut` unless resolved within `timeout`.
+    func register(timeout: Duration, timers: any EventLoop) -> String {
+        let token = state.withLockedValue { state in
+            state.nextToken += 1
+            let token = prefix + String(state.nextToken)
+            state.slots[token] = Slot()
+            return token
+        }
+        let timer = timers.scheduleTask(in: TimeAmount(timeout)) {
+            _ = self.settle(token, .failure(ConduitClientError(.timedOut, "no reply to token \(token) within \(timeout)")))
+        }
+        state.withLockedValue { $0.slots[token]?.timer = timer }
+        return token
+    }
+
+    /// The reply to `token` (registered with `register`), or its failure.
+    func wait(for token: String) async throws -> Message {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let outcome = state.withLockedValue { state -> Result<Message, any Error>? in
+                    guard let slot = state.slots[token] else {
+                        return .failure(ConduitClientError(.closed, "the request \(token) is no longer pending"))
+                    }
+                    guard let outcome = slot.outcome else {
+                        state.slots[token]?.waiter = continuation
+                        return nil
+                    }
+                    state.slots[token] = nil
+                    return outcome
+                }
+                if let outcome { continuation.resume(with: outcome) }
+            }
+        } onCancel: {
+            settle(token, .failure(CancellationError()))
+        }
+    }
+
+    /// Hands `message` to the request waiting for its token; false when there is none.
+    func resolve(_ message: Message) -> Bool {
+        guard let token = message.headers.correlation?.value else { return false }
+        return settle(token, .success(message))
+    }
+
+    func fail(_ token: String, _ error: any Error) {
+        settle(token, .failure(error))
+    }
+
+    func failAll(_ error: any Error) {
+        let tokens = state.withLockedValue { Array($0.slots.keys) }
+        for token in tokens { settle(token, .failure(error)) }
+    }
+
+    /// Ends the request `token` with `outcome`: resumes its waiter, or keeps the outcome for
+    /// `wait`. Only the first outcome counts.
+    @discardableResult
+    func settle(_ token: String, _ outcome: Result<Message, any Error>) -> Bool {
+        let settled = state.withLockedValue { state -> (Slot, resume: Bool)? in
+            guard var slot = state.slots[token], slot.outcome == nil else { return nil }
+            guard slot.waiter != nil else {
+                slot.outcome = outcome
+                state.slots[token] = slot
+                return (slot, false)
+            }
+            state.slots[token] = nil
+            return (slot, true)
+        }
+        guard let (slot, resume) = settled else { return false }
+        slot.timer?.cancel()
+        if resume { slot.waiter?.resume(with: outcome) }
+        return true
+    }
+}

@@ -1,0 +1,163 @@
+import ConduitWire
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// One open socket to the host: sends messages split into frames, and hands what arrives to
+/// its callbacks on the channel's event loop, in order, with `more=true` parts joined.
+final class WebSocketConnection: Sendable {
+    struct Callbacks: Sendable {
+        /// On the event loop, once the upgrade is done and before the first message.
+        let opened: @Sendable (WebSocketConnection) -> Void
+        let message: @Sendable (Message) -> Void
+        let failure: @Sendable (ConduitClientError) -> Void
+        /// Once, when the connection is gone: the host's close code and reason, if it sent one.
+        let closed: @Sendable (_ code: UInt16?, _ reason: String) -> Void
+    }
+
+    /// The largest joined message accepted from the host (its parts are 64 KiB each).
+    static let maxJoinedBytes = 1 << 28
+    static let subprotocol = "conduit"
+
+    let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Opens `ws://host:port/<id>/<window>` with the key as a subprotocol (kept out of URLs and
+    /// access logs), or in the query when it is not a valid subprotocol token.
+    static func open(
+        host: String, port: Int, id: String, window: String, key: String, eventLoop: any EventLoop, callbacks: Callbacks
+    ) async throws {
+        var path = "/\(IPCQuery.escape(id))/\(IPCQuery.escape(window))"
+        var headers = HTTPHeaders()
+        if !key.isEmpty, IPCQuery.escape(key) == key {
+            headers.add(name: "Sec-WebSocket-Protocol", value: "\(subprotocol), \(subprotocol).key.\(key)")
+        } else {
+            path += "?key=" + IPCQuery.escape(key)
+        }
+        _ = try await WebSocketUpgrade.connect(
+            host: host, port: port, path: path, headers: headers, maxFrameSize: 1 << 24,
+            automaticErrorHandling: true,
+            refusal: ConduitClientError(.connectFailed, "the host at \(host):\(port) refused the WebSocket upgrade (wrong key or id?)"),
+            eventLoop: eventLoop,
+            upgraded: { channel in
+                try channel.pipeline.syncOperations.addHandlers([
+                    NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: 1 << 24),
+                    MessageReader(callbacks: callbacks),
+                ])
+                callbacks.opened(WebSocketConnection(channel: channel))
+            }
+        )
+    }
+
+    /// Sends `message`, split into parts when its payload exceeds one frame (SPEC §1: every
+    /// part but the last carries `more=true`; the host joins them). Header limits are checked
+    /// before anything is written.
+    func send(_ message: Message) throws(WireError) {
+        try message.validateHeaderLimits()
+        let parts = message.split()
+        var frames: [WebSocketFrame] = []
+        frames.reserveCapacity(parts.count)
+        for part in parts {
+            var buffer = channel.allocator.buffer(capacity: part.encodedSize)
+            try part.encode(into: &buffer)
+            frames.append(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: buffer))
+        }
+        for frame in frames { channel.write(frame, promise: nil) }
+        channel.flush()
+    }
+
+    /// Starts the close handshake (1000); the channel closes when the host answers.
+    func close() {
+        var data = channel.allocator.buffer(capacity: 2)
+        data.write(webSocketErrorCode: .normalClosure)
+        let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)
+        channel.writeAndFlush(frame).whenComplete { [channel] _ in
+            // A host that never answers must not keep the socket open.
+            channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        }
+    }
+}
+
+/// Decodes binary frames into messages, joins parts, answers pings and the close handshake
+/// (and sees outgoing frames, so a close this side started is not answered twice).
+private final class MessageReader: ChannelDuplexHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let callbacks: WebSocketConnection.Callbacks
+    private var assembler = ChunkAssembler(limit: WebSocketConnection.maxJoinedBytes)
+    private var closeCode: UInt16?
+    private var closeReason = ""
+    private var closeSent = false
+
+    init(callbacks: WebSocketConnection.Callbacks) {
+        self.callbacks = callbacks
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .binary:
+            read(frame.data)
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.data)
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            var data = frame.data
+            closeCode = data.readInteger(as: UInt16.self)
+            closeReason = data.readString(length: data.readableBytes) ?? ""
+            answerClose(frame.data, context: context)
+        case .text:
+            callbacks.failure(ConduitClientError(.protocolError, "the host sent a text frame; Conduit messages are binary"))
+            context.close(promise: nil)
+        default:
+            break
+        }
+    }
+
+    private func read(_ bytes: ByteBuffer) {
+        do {
+            let part = try Message(decoding: bytes)
+            guard part.headers.hasMore else {
+                return callbacks.message(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)))
+            }
+            try assembler.append(part.payload)
+        } catch {
+            callbacks.failure(ConduitClientError(.protocolError, "a message from the host can't be read: \(error)"))
+        }
+    }
+
+    /// Echoes the host's close code (RFC 6455 §5.5.1), then closes the connection.
+    private func answerClose(_ data: ByteBuffer, context: ChannelHandlerContext) {
+        guard !closeSent else { return context.close(promise: nil) }
+        closeSent = true
+        let code = data.getSlice(at: data.readerIndex, length: min(2, data.readableBytes)) ?? ByteBuffer()
+        let echo = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: code)
+        context.writeAndFlush(wrapOutboundOut(echo)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if unwrapOutboundIn(data).opcode == .connectionClose {
+            guard !closeSent else {
+                promise?.succeed()
+                return
+            }
+            closeSent = true
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        callbacks.closed(closeCode, closeReason)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        callbacks.failure(ConduitClientError(.protocolError, "socket error: \(error)"))
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,147 @@
+import ConduitClient
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// Connecting, sending, receiving and `request` against a real host with the echo handler.
+@Suite("Client: connect, send, request", .serialized, .timeLimit(.minutes(1)))
+struct ConnectTests {
+    @Test func connectsSendsAndReceivesTheEcho() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "1")
+            let recorder = Recorder(conduit)
+            #expect(!conduit.isOpen)
+            #expect(try conduit.send(["route": "echo"]) == false, "not open yet")
+            try await conduit.connect()
+            try await recorder.waitFor { $0.isOpen }
+            #expect(conduit.isOpen)
+            #expect(try conduit.send(["route": "echo", "token": "7"], payload: ByteBuffer(string: "hello")))
+            try await recorder.waitForMessages(1)
+            let echoed = recorder.messages[0]
+            #expect(echoed.headers["token"] == "7")
+            #expect(String(buffer: echoed.payload) == "hello")
+            #expect(host.client("1")?.connected == true)
+            conduit.close()
+        }
+    }
+
+    @Test func requestCorrelatesRepliesByToken() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "2")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            // Concurrent requests each get their own reply.
+            let replies = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for n in 0..<20 {
+                    group.addTask {
+                        let reply = try await conduit.request(route: "echo", headers: ["n": "\(n)"], payload: ByteBuffer(string: "payload \(n)"))
+                        #expect(reply.headers["n"] == "\(n)")
+                        #expect(reply.headers.route == "echo")
+                        return (n, String(buffer: reply.payload))
+                    }
+                }
+                return try await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            #expect(replies == Dictionary(uniqueKeysWithValues: (0..<20).map { ($0, "payload \($0)") }))
+            #expect(recorder.messages.isEmpty, "replies to requests don't go to the receive handler")
+            conduit.close()
+        }
+    }
+
+    @Test func anErrorReplyIsThrownWithItsTypeAndMessage() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "3")
+            try await conduit.connect()
+            let error = await #expect(throws: ConduitReplyError.self) {
+                try await conduit.request(route: "no.such.route")
+            }
+            #expect(error?.type == "NotFoundError")
+            #expect(error?.message.contains("no.such.route") == true)
+            let internalRoute = await #expect(throws: ConduitReplyError.self) {
+                try await conduit.request(route: "internal.conduit.status")
+            }
+            #expect(internalRoute?.type == "NotFoundError", "internal routes are IPC-only")
+            // The socket stays usable after error replies.
+            #expect(String(buffer: try await conduit.request(route: "echo", payload: ByteBuffer(string: "still")).payload) == "still")
+            conduit.close()
+        }
+    }
+
+    @Test func aRequestWithoutAReplyTimesOut() async throws {
+        try await TestHost.run(yaml: TestHost.clientYAML, catalog: .clientTests) { host in
+            let conduit = host.client(id: "9")
+            try await conduit.connect()
+            let clock = ContinuousClock()
+            let started = clock.now
+            let error = await #expect(throws: ConduitClientError.self) {
+                try await conduit.request(route: "silent", timeout: .milliseconds(300))
+            }
+            #expect(error?.code == .timedOut)
+            #expect(clock.now - started >= .milliseconds(300))
+            // A cancelled request ends at once with CancellationError.
+            let waiting = Task { try await conduit.request(route: "silent", timeout: .seconds(30)) }
+            waiting.cancel()
+            await #expect(throws: CancellationError.self) { try await waiting.value }
+            conduit.close()
+        }
+    }
+
+    @Test func aOneMebibytePayloadIsSplitAndJoined() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "4")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let bytes = (0..<(1 << 20)).map { _ in UInt8.random(in: 0...255) }
+            let reply = try await conduit.request(route: "echo", payload: ByteBuffer(bytes: bytes), timeout: .seconds(30))
+            #expect(reply.payload.readableBytes == 1 << 20)
+            #expect(Array(reply.payload.readableBytesView) == bytes)
+            #expect(!reply.headers.hasMore)
+            // The same through send and the receive handler.
+            #expect(try conduit.send(["route": "echo"], payload: ByteBuffer(bytes: bytes)))
+            try await recorder.waitForMessages(1)
+            #expect(recorder.messages.count == 1, "parts arrive joined as one message")
+            #expect(Array(recorder.messages[0].payload.readableBytesView) == bytes)
+            conduit.close()
+        }
+    }
+
+    @Test func findsTheHostThroughItsRuntimeFile() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let address = try HostAddress(runtimeFile: host.endpoints.runtimeFile)
+            #expect(address.port == host.port && address.ipcPort == host.endpoints.ipcPort && address.sharedKey == host.sharedKey)
+            let conduit = Conduit(id: "5", address: HostAddress(ipcPort: address.ipcPort, sharedKey: address.sharedKey))
+            try await conduit.connect()
+            #expect(conduit.isOpen, "the port came from IPC status")
+            #expect(try await conduit.ipc?.status().port == host.port)
+            conduit.close()
+        }
+    }
+
+    @Test func badInputIsRefusedClearly() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let wrongKey = host.client(id: "6", ipc: false, key: "not-the-key")
+            let refused = await #expect(throws: ConduitClientError.self) { try await wrongKey.connect() }
+            #expect(refused?.code == .connectFailed)
+
+            let badID = host.client(id: "not a valid id!", ipc: false)
+            await #expect(throws: ConduitClientError.self) { try await badID.connect() }
+
+            let noPort = Conduit(id: "7", address: HostAddress(sharedKey: host.sharedKey))
+            let unknown = await #expect(throws: ConduitClientError.self) { try await noPort.connect() }
+            #expect(unknown?.code == .connectFailed)
+            let notConnected = await #expect(throws: ConduitClientError.self) { try await noPort.request(route: "echo") }
+            #expect(notConnected?.code == .notConnected)
+
+            let conduit = host.client(id: "8")
+            try await conduit.connect()
+            let tooMany = Headers((0...WireLimits.maxHeaders).map { ("h\($0)", "v") })
+            #expect(throws: WireError.self) { try conduit.send(tooMany) }
+            #expect(String(buffer: try await conduit.request(route: "echo", payload: ByteBuffer(string: "ok")).payload) == "ok")
+            conduit.close()
+            let closed = await #expect(throws: ConduitClientError.self) { try await conduit.request(route: "echo") }
+            #expect(closed?.code == .closed)
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ConduitClient
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// The seed's statics as `IPCEndpoint` methods: status, diagnostics, waitForActiveState,
+/// getSharedKey, setSharedKey.
+@Suite("Client: control plane", .serialized, .timeLimit(.minutes(1)))
+struct ControlPlaneTests {
+    @Test func statusDiagnosticsAndWaitingForTheActiveState() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "c1")
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            let status = try await ipc.status()
+            #expect(status.isActive && status.port == host.port && status.sharedKey == host.sharedKey)
+            _ = try await conduit.request(route: "echo", payload: ByteBuffer(string: "count me"))
+            let diagnostics = try await ipc.diagnostics()
+            #expect(diagnostics.isActive && diagnostics.handles.ids == ["c1"] && diagnostics.handles.count == 1)
+            let echo = try #require(diagnostics.routes.first { $0.route == "echo" })
+            #expect(echo.handler == "echo" && echo.stats.requests == 1 && echo.stats.bytesIn >= 8)
+            #expect(diagnostics.clients.first { $0.id == "c1" }?.connected == true)
+
+            try await ipc.stop()
+            let inactive = await #expect(throws: ConduitClientError.self) {
+                try await ipc.waitForActiveState(maxQueriesForStatus: 2, interval: .milliseconds(10))
+            }
+            #expect(inactive?.code == .ipcFailed)
+            try await ipc.start()
+            let active = try await ipc.waitForActiveState()
+            #expect(active.isActive && active.port != nil)
+            conduit.close()
+        }
+    }
+
+    @Test func rotatingTheKeyKeepsTheSocketAndReconnectsWithTheNewKey() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "c2")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            #expect(try await ipc.getSharedKey() == host.sharedKey)
+            let tooShort = await #expect(throws: ConduitReplyError.self) { try await ipc.setSharedKey("short") }
+            #expect(tooShort?.type == "BadRequestError")
+
+            let rotated = try await ipc.setSharedKey("a-new-key-of-16b")
+            #expect(rotated.sharedKey == "a-new-key-of-16b" && ipc.sharedKey == "a-new-key-of-16b")
+            #expect(try await ipc.getSharedKey() == "a-new-key-of-16b", "the endpoint uses the new key")
+            #expect(String(buffer: try await conduit.request(route: "echo", payload: ByteBuffer(string: "open")).payload) == "open")
+
+            try await ipc.stop()
+            try await ipc.start()
+            try await recorder.waitFor { $0.isReopen }
+            #expect(String(buffer: try await conduit.request(route: "echo", payload: ByteBuffer(string: "new key")).payload) == "new key")
+
+            let stale = IPCEndpoint(port: ipc.port, sharedKey: TestHost.defaultKey)
+            let refused = await #expect(throws: ConduitReplyError.self) { try await stale.status() }
+            #expect(refused?.type == "ForbiddenError")
+            conduit.close()
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// While the socket is down: `send` is false, `sendOrFallback` and `request` go over IPC, and
+/// pushes arrive through the IPC fallback stream, in order and none twice, until the socket is
+/// back and takes over.
+@Suite("Client: IPC fallback", .serialized, .timeLimit(.minutes(1)))
+struct FallbackTests {
+    @Test func invocationsAndPushesTakeTheFallbackWhileTheSocketIsDown() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let id = ClientID("f1")!
+            let conduit = host.client(id: "f1")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            try await recorder.waitFor { $0.isClose }
+
+            // Pushed before the fallback stream is attached: buffered, then streamed.
+            for n in 1...3 { host.host.directory.push(numberedPush(n), to: id) }
+            #expect(try conduit.send(["route": "echo", "n": "x"]) == false)
+
+            // The fallback invocation answers over IPC; the reply comes to the receive handler.
+            let path = try await conduit.sendOrFallback(["route": "echo", "token": "fb"], payload: ByteBuffer(string: "over ipc"))
+            #expect(path == .ipc)
+            let reply = try await conduit.request(route: "echo", payload: ByteBuffer(string: "request over ipc"))
+            #expect(String(buffer: reply.payload) == "request over ipc")
+
+            try await waitUntil { host.client("f1")?.streaming == true }
+            for n in 4...6 { host.host.directory.push(numberedPush(n), to: id) }
+            var large = numberedPush(7)
+            large.payload = ByteBuffer(repeating: 7, count: 200_000)
+            host.host.directory.push(large, to: id)
+            try await recorder.waitForMessages(8)
+
+            try await ipc.start()
+            try await recorder.waitFor { $0.isReopen }
+            #expect(try await conduit.sendOrFallback(["route": "echo", "token": "sock"]) == .socket)
+            for n in 8...10 { host.host.directory.push(numberedPush(n), to: id) }
+            try await recorder.waitForMessages(12)
+
+            let messages = recorder.messages
+            let pushes = messages.filter { $0.headers.route == "test.push" }
+            #expect(pushes.compactMap { $0.headers["n"] } == (1...10).map(String.init), "every push once, in order")
+            #expect(pushes[6].payload == ByteBuffer(repeating: 7, count: 200_000), "a large push's parts are joined")
+            let ipcReply = try #require(messages.first { $0.headers["token"] == "fb" })
+            #expect(String(buffer: ipcReply.payload) == "over ipc")
+            #expect(messages.contains { $0.headers["token"] == "sock" })
+            #expect(messages.count == 12)
+            #expect(host.client("f1")?.buffered == 0)
+            conduit.close()
+        }
+    }
+
+    @Test func anErrorReplyOverIPCIsThrownToo() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "f2")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            try await conduit.ipc?.stop()
+            try await recorder.waitFor { $0.isClose }
+            let error = await #expect(throws: ConduitReplyError.self) { try await conduit.request(route: "no.such.route") }
+            #expect(error?.type == "NotFoundError")
+            let reserved = await #expect(throws: ConduitClientError.self) {
+                try await conduit.request(route: "echo", headers: ["key": "k"])
+            }
+            #expect(reserved?.code == .invalidMessage)
+            conduit.close()
+        }
+    }
+
+    @Test func withoutAnIPCPortTheFallbackIsNotConnected() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "f3", ipc: false)
+            let error = await #expect(throws: ConduitClientError.self) {
+                try await conduit.sendOrFallback(["route": "echo"])
+            }
+            #expect(error?.code == .notConnected)
+            let noRoute = await #expect(throws: ConduitClientError.self) { try await conduit.sendOrFallback(["n": "1"]) }
+            #expect(noRoute?.code == .invalidMessage)
+        }
+    }
+}

@@ -1,0 +1,128 @@
+import ConduitClient
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// Pause/resume over IPC (`internal.conduit.stop`/`start`): the client sees the close, finds
+/// the new port through IPC status, reconnects and emits `reopen`; `close()` stops all that.
+@Suite("Client: reconnect", .serialized, .timeLimit(.minutes(1)))
+struct ReconnectTests {
+    @Test func reconnectsToTheNewPortAfterAPauseAndEmitsReopen() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "r1")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+
+            let paused = try await ipc.stop()
+            #expect(!paused.isActive)
+            try await recorder.waitFor { $0.isClose }
+            let close = try #require(recorder.events.first { $0.isClose })
+            #expect(close.willReconnect == true)
+            guard case .close(let code, let reason, _) = close else { return }
+            #expect(code == 1001 && reason == "paused")
+            #expect(!conduit.isOpen)
+            #expect(try conduit.send(["route": "echo"]) == false, "send is false while the socket is down")
+
+            let resumed = try await ipc.start()
+            try await recorder.waitFor { $0.isReopen }
+            #expect(conduit.isOpen)
+            #expect(recorder.count { $0.isOpen } == 2, "open, then open again with reopen")
+            #expect(try await ipc.diagnostics().handles.ids == ["r1"])
+            #expect(resumed.port != nil && conduit.port == resumed.port, "the socket is on the port IPC reports")
+            let reply = try await conduit.request(route: "echo", payload: ByteBuffer(string: "back"))
+            #expect(String(buffer: reply.payload) == "back")
+
+            // A second pause and resume works the same way.
+            try await ipc.stop()
+            try await recorder.waitFor(2) { $0.isClose }
+            try await ipc.start()
+            try await recorder.waitFor(2) { $0.isReopen }
+            #expect(try await conduit.request(route: "echo", payload: ByteBuffer(string: "again")).payload == ByteBuffer(string: "again"))
+            conduit.close()
+        }
+    }
+
+    @Test func closeEndsTheClientAndPreventsReconnects() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "r2")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            conduit.close()
+            try await recorder.waitFor { $0.isClose }
+            #expect(recorder.events.first { $0.isClose }?.willReconnect == false)
+            try await waitUntil { recorder.ended }
+            try await waitUntil { host.client("r2")?.connected == false }
+            #expect(try conduit.send(["route": "echo"]) == false)
+            let connect = await #expect(throws: ConduitClientError.self) { try await conduit.connect() }
+            #expect(connect?.code == .closed)
+            let reconnect = await #expect(throws: ConduitClientError.self) { try await conduit.reconnect() }
+            #expect(reconnect?.code == .closed)
+            #expect(recorder.count { $0.isReopen } == 0)
+        }
+    }
+
+    @Test func closeDuringAPauseStopsTheReconnectLoop() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "r3")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            try await recorder.waitFor { $0.isClose }
+            conduit.close()
+            try await waitUntil { recorder.ended }
+            try await ipc.start()
+            // Another client of the same host reconnects; the closed one never comes back.
+            let other = host.client(id: "r4")
+            try await other.connect()
+            let diagnostics = try await ipc.diagnostics()
+            #expect(diagnostics.handles.ids == ["r4"])
+            #expect(recorder.count { $0.isReopen } == 0)
+            other.close()
+        }
+    }
+
+    @Test func reconnectGivesUpAfterItsRetries() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "r5", autoReconnect: false)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            try await recorder.waitFor { $0.isClose }
+            #expect(recorder.events.first { $0.isClose }?.willReconnect == false)
+            let failure = await #expect(throws: ConduitClientError.self) {
+                try await conduit.reconnect(retries: 2, timeout: .milliseconds(20))
+            }
+            #expect(failure?.code == .reconnectFailed)
+            try await recorder.waitFor { if case .error(let error) = $0 { error.code == .reconnectFailed } else { false } }
+            try await ipc.start()
+            try await conduit.reconnect()
+            #expect(conduit.isOpen)
+            try await recorder.waitFor { $0.isReopen }
+            #expect(recorder.count { $0.isOpen } == 2, "open, then open with reopen")
+            conduit.close()
+        }
+    }
+
+    @Test func aReplacedClientDoesNotFightForItsID() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let first = host.client(id: "r6")
+            let recorder = Recorder(first)
+            try await first.connect()
+            let second = host.client(id: "r6")
+            try await second.connect()
+            try await recorder.waitFor { $0.isClose }
+            guard case .close(let code, let reason, let willReconnect) = try #require(recorder.events.first { $0.isClose }) else { return }
+            #expect(code == 1000 && reason == "replaced" && !willReconnect)
+            #expect(try first.send(["route": "echo"]) == false)
+            #expect(String(buffer: try await second.request(route: "echo", payload: ByteBuffer(string: "mine")).payload) == "mine")
+            #expect(try await second.ipc?.diagnostics().handles.ids == ["r6"])
+            first.close()
+            second.close()
+        }
+    }
+}
