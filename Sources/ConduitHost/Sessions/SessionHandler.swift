@@ -91,7 +91,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !closeSent || frame.opcode == .connectionClose else { return }
         // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
         var payload = frame.data
-        if let maskKey = frame.maskKey { payload.webSocketUnmask(maskKey) }
+        if let maskKey = frame.maskKey { payload.unmaskInPlace(maskKey) }
         switch frame.opcode {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))

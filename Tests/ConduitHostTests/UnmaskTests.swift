@@ -1,0 +1,23 @@
+@testable import ConduitHost
+import NIOCore
+import NIOWebSocket
+import Testing
+
+/// The word-wise unmask gives exactly NIO's byte-wise result, for every length around the
+/// word size and for buffers whose readable bytes don't start at 0.
+@Suite("Unmasking in place")
+struct UnmaskTests {
+    @Test(arguments: [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 16_384, 65_537])
+    func matchesNIOsByteWiseUnmask(length: Int) {
+        let key = WebSocketMaskingKey.random()
+        for skip in [0, 1, 3] {
+            var buffer = ByteBuffer(bytes: (0..<(length + skip)).map { _ in UInt8.random(in: 0...255) })
+            buffer.moveReaderIndex(forwardBy: skip)
+            var expected = buffer
+            expected.webSocketUnmask(key)
+            var actual = buffer
+            actual.unmaskInPlace(key)
+            #expect(actual == expected, "length \(length), reader index \(skip)")
+        }
+    }
+}
