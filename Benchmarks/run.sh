@@ -6,10 +6,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 seconds=${1:-3}; repeats=${2:-3}
-swift build -c release --package-path "$repo" --product conduit >&2
+swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
 swift build -c release --package-path "$here" --product conduit-bench >&2
 swift build -c release --package-path "$here" --product nio-echo >&2
-bin=$here/.build/release; conduit=$(swift build -c release --package-path "$repo" --show-bin-path)/conduit
+bin=$here/.build/release; conduit=$(swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --show-bin-path)/conduit
 out=$here/results; mkdir -p "$out"; results=$out/runs.jsonl; : >"$results"
 key=bench-shared-key
 

@@ -8,13 +8,13 @@ enum Connect {
     static func open(
         host: String, port: Int, path: String, workload: Workload, inFlight: Int, recorder: Recorder
     ) async throws -> any Channel {
-        let requests = try workload.requestBuffers()
+        let requests = try workload.wireBuffers()
         let bootstrap = ClientBootstrap(group: recorder.eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
         if workload.proto == .tcp {
             return try await bootstrap.channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        LoadHandler<ByteBuffer>(workload: workload, requests: requests, inFlight: inFlight, recorder: recorder)
+                        LoadHandler<ByteBuffer>(workload: workload, requests: requests, inFlight: inFlight, recorder: recorder, writer: nil)
                     )
                 }
             }.connect(host: host, port: port).get()
@@ -23,9 +23,11 @@ enum Connect {
         let channel = try await bootstrap.channelInitializer { channel in
             let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        LoadHandler<WebSocketFrame>(workload: workload, requests: requests, inFlight: inFlight, recorder: recorder)
-                    )
+                    // Requests go out pre-encoded, written below the frame encoder; only
+                    // replies need the frame decoder.
+                    let encoder = try channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
+                    try channel.pipeline.syncOperations.addHandler(LoadHandler<WebSocketFrame>(
+                        workload: workload, requests: requests, inFlight: inFlight, recorder: recorder, writer: encoder))
                     upgraded.succeed()
                 }
             })

@@ -3,15 +3,11 @@ import NIOWebSocket
 
 /// What travels on a connection: raw bytes (TCP) or WebSocket frames.
 protocol EchoUnit {
-    /// The outbound form of one request buffer.
-    static func request(_ buffer: ByteBuffer) -> Self
     /// How many replies this inbound unit completes; `pendingBytes` carries TCP remainders.
     func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int
 }
 
 extension ByteBuffer: EchoUnit {
-    static func request(_ buffer: ByteBuffer) -> ByteBuffer { buffer }
-
     func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int {
         pendingBytes += readableBytes
         let replies = pendingBytes / workload.size
@@ -21,20 +17,17 @@ extension ByteBuffer: EchoUnit {
 }
 
 extension WebSocketFrame: EchoUnit {
-    static func request(_ buffer: ByteBuffer) -> WebSocketFrame {
-        WebSocketFrame(fin: true, opcode: .binary, maskKey: WebSocketMaskingKey([0x1F, 0x2E, 0x3D, 0x4C]), data: buffer)
-    }
-
     func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int {
         (opcode == .binary || opcode == .continuation) && workload.endsReply(self) ? 1 : 0
     }
 }
 
 /// Keeps `inFlight` requests outstanding on one connection: each reply sends the next request.
-/// Replies come back in order, so a FIFO of send times gives each round trip.
+/// Replies come back in order, so a FIFO of send times gives each round trip. Requests are
+/// written as ready-made wire bytes (`Workload.wireBuffers`).
 final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     typealias InboundIn = Unit
-    typealias OutboundOut = Unit
+    typealias OutboundOut = ByteBuffer
 
     private let workload: Workload
     private let requests: [ByteBuffer]
@@ -42,8 +35,12 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private let recorder: Recorder
     private var sentAt = CircularBuffer<NIODeadline>()
     private var pendingBytes = 0
+    /// Where requests are written: the frame encoder's context, so the ready-made frames pass
+    /// below it; nil: this handler's own context (TCP).
+    private let writer: ChannelHandlerContext?
 
-    init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder) {
+    init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
+        self.writer = writer
         self.workload = workload
         self.requests = requests
         self.inFlight = inFlight
@@ -86,6 +83,6 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
 
     private func send(_ context: ChannelHandlerContext) {
         sentAt.append(.now())
-        for buffer in requests { context.write(wrapOutboundOut(Unit.request(buffer)), promise: nil) }
+        for buffer in requests { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import NIOCore
 import NIOHTTP1
@@ -40,7 +41,8 @@ struct NIOEcho: ParsableCommand {
             }
             .bind(host: "127.0.0.1", port: port)
             .wait()
-        print("{\"port\":\(channel.localAddress!.port!)}")
+        // Written unbuffered: stdout is a file or pipe when a script starts the peer.
+        FileHandle.standardOutput.write(Data("{\"port\":\(channel.localAddress!.port!)}\n".utf8))
         try channel.closeFuture.wait()
     }
 }
