@@ -54,10 +54,6 @@ extension Demo {
     }
 }
 
-/// Decodes `{"data": …}` replies.
-struct DataReply<Value: Decodable>: Decodable {
-    let data: Value
-}
 
 /// Writes to stdout unbuffered, so streamed tokens and whole lines appear in the order made.
 func say(_ text: String, newline: Bool = true) {

@@ -24,7 +24,7 @@ struct UDPDemo: AsyncParsableCommand {
             client.receive { message in
                 if message.headers["route"] == "udp.data" { arrived.yield(message) }
             }
-            let bound = try JSONDecoder().decode(DataReply<Bound>.self, from: Data(try await client.request(route: "udp.bind").payload.readableBytesView)).data
+            let bound = try await client.request(route: "udp.bind").decodeData(as: Bound.self)
             _ = try await client.request(route: "udp.readStart")
             say("udp.bind → \(bound.address):\(bound.port), udp.readStart")
 

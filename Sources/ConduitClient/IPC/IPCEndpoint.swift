@@ -96,7 +96,7 @@ public final class IPCEndpoint: Sendable {
         let reply = Self.message(from: try await call(.POST, "/internal.conduit." + name, body: body))
         if let error = ConduitReplyError(reply: reply) { throw error }
         do {
-            return try JSONDecoder().decode(DataEnvelope<Answer>.self, from: Data(reply.payload.readableBytesView)).data
+            return try reply.decodeData(as: Answer.self)
         } catch {
             throw ConduitClientError(.ipcFailed, "unexpected answer to internal.conduit.\(name): \(String(buffer: reply.payload))")
         }
@@ -124,8 +124,4 @@ public final class IPCEndpoint: Sendable {
     }
 
     private static let httpFraming: Set<String> = ["content-length", "content-type", "connection", "transfer-encoding"]
-
-    private struct DataEnvelope<Value: Decodable>: Decodable {
-        let data: Value
-    }
 }
