@@ -5,14 +5,26 @@ import NIOCore
 import Synchronization
 
 /// Turns each datagram received while reading into a push to the socket's client id
-/// (headers `route: udp.data`, `address` and `port`, payload = the datagram, no copy), in
-/// arrival order.
+/// (headers `route: udp.data`, `address` and `port`, payload = the datagram), in arrival order.
 final class DatagramReader: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
     private struct Filter {
         var reading = false
         var peer: SocketAddress?
+        /// The push headers of the last sender, reused while datagrams keep coming from it:
+        /// a burst has one sender, and formatting its address and port per datagram cost more
+        /// than the comparison.
+        var lastSender: (address: SocketAddress, headers: Headers)?
+
+        /// The headers to push a datagram from `sender` with; nil when it is to be ignored.
+        mutating func headers(for sender: SocketAddress) -> Headers? {
+            guard reading, peer == nil || peer == sender else { return nil }
+            if let lastSender, lastSender.address == sender { return lastSender.headers }
+            let headers: Headers = ["route": "udp.data", "address": sender.ipAddress ?? "", "port": String(sender.port ?? 0)]
+            lastSender = (sender, headers)
+            return headers
+        }
     }
 
     private let client: ClientID
@@ -35,17 +47,14 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         counters.received.add(1, ordering: .relaxed)
-        let (reading, peer) = filter.withLockedValue { ($0.reading, $0.peer) }
-        guard reading, peer == nil || peer == envelope.remoteAddress else {
+        guard let headers = filter.withLockedValue({ $0.headers(for: envelope.remoteAddress) }) else {
             counters.ignored.add(1, ordering: .relaxed)
             return
         }
-        let headers: Headers = [
-            "route": "udp.data",
-            "address": envelope.remoteAddress.ipAddress ?? "",
-            "port": String(envelope.remoteAddress.port ?? 0),
-        ]
-        switch pushes.push(Message(headers: headers, payload: envelope.data), to: client) {
+        // A copy of just the datagram: with vector reads it is a slice of the whole read's
+        // buffer, which a push waiting in the id's buffer (client away) would otherwise pin.
+        let payload = context.channel.allocator.buffer(buffer: envelope.data)
+        switch pushes.push(Message(headers: headers, payload: payload), to: client) {
         case .sent: counters.pushed.add(1, ordering: .relaxed)
         case .buffered: counters.buffered.add(1, ordering: .relaxed)
         case .bufferedDroppingOldest: counters.droppedOldest.add(1, ordering: .relaxed)

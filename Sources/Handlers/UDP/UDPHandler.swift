@@ -49,6 +49,11 @@ public final class UDPHandler: ConduitHandler {
         }
     }
 
+    /// Datagrams one read system call takes from the kernel.
+    private static let datagramsPerRead = 32
+    /// Room for each of them: NIO's default for a datagram channel (longer ones are truncated).
+    private static let datagramRoom = 2048
+
     private let options: Options
     private let context: HandlerContext
     private let sockets = NIOLockedValueBox<[ClientID: UDPSocket]>([:])
@@ -97,8 +102,15 @@ public final class UDPHandler: ConduitHandler {
         }
         let counters = UDPSocket.Counters()
         let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters)
-        DatagramBootstrap(group: context.eventLoopGroup)
+        // On the requesting connection's event loop: its pushes are then written at once,
+        // with no hop to another thread (after a reconnect on another loop, the host's push
+        // buffer carries them over).
+        DatagramBootstrap(group: request.eventLoop)
             .channelOption(.socketOption(.so_rcvbuf), value: .init(options.receiveBufferBytes))
+            // One recvmmsg call reads up to `datagramsPerRead` datagrams; NIO divides the
+            // read buffer evenly among them.
+            .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.datagramsPerRead * Self.datagramRoom))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
