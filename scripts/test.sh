@@ -19,6 +19,9 @@ scripts/autobahn.sh
 echo "== fuzzing the decoder and the chunk assembler (30 s)"
 scripts/fuzz.sh 30
 
+echo "== codec allocation counts against Benchmarks/Thresholds (release build of the codec benchmarks)"
+Benchmarks/check-allocations.sh
+
 echo "== JavaScript client in Node and headless Chromium (docs/javascript.md)"
 scripts/test-js.sh
 

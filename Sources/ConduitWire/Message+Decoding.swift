@@ -12,8 +12,8 @@ extension Message {
         }
         var headers = Headers(minimumCapacity: Int(count))
         for index in 0..<Int(count) {
-            let name = try Self.readString(&input, lengthPrefix: UInt8.self, what: "key of header \(index)")
-            let value = try Self.readString(&input, lengthPrefix: UInt16.self, what: "value of header \(index)")
+            let name = try Self.readString(&input, lengthPrefix: UInt8.self, field: .key(index))
+            let value = try Self.readString(&input, lengthPrefix: UInt16.self, field: .value(index))
             headers.append(name, value)
         }
         guard let payloadLength = input.readInteger(as: UInt16.self) else {
@@ -28,17 +28,41 @@ extension Message {
         self.init(headers: headers, payload: payload)
     }
 
+    /// Which string is being read; described only when an error needs it, so a good message
+    /// costs no formatting.
+    private enum Field: CustomStringConvertible {
+        case key(Int)
+        case value(Int)
+
+        var description: String {
+            switch self {
+            case .key(let index): "key of header \(index)"
+            case .value(let index): "value of header \(index)"
+            }
+        }
+    }
+
     private static func readString<Length: FixedWidthInteger>(
-        _ input: inout ByteBuffer, lengthPrefix: Length.Type, what: String
+        _ input: inout ByteBuffer, lengthPrefix: Length.Type, field: Field
     ) throws(WireError) -> String {
         guard let length = input.readInteger(as: Length.self) else {
-            throw WireError(.truncated, "the message ends before the length of the \(what)")
+            throw WireError(.truncated, "the message ends before the length of the \(field)")
         }
         guard let bytes = input.readSlice(length: Int(length)) else {
-            throw WireError(.truncated, "the \(what) is declared as \(length) bytes but \(input.readableBytes) follow")
+            throw WireError(.truncated, "the \(field) is declared as \(length) bytes but \(input.readableBytes) follow")
         }
-        let string = bytes.withUnsafeReadableBytes { String(validating: $0, as: UTF8.self) }
-        guard let string else { throw WireError(.invalidUTF8, "the \(what) is not valid UTF-8") }
+        guard let string = bytes.withUnsafeReadableBytes(Self.validatedString) else {
+            throw WireError(.invalidUTF8, "the \(field) is not valid UTF-8")
+        }
         return string
+    }
+
+    /// Header keys and values are nearly always ASCII, which needs no validation beyond the
+    /// check itself; `String(validating:)` is generic and resolves type metadata at run time on
+    /// every call (7 % of the routed 64-byte echo's CPU in a perf profile), so it is kept for the rest.
+    private static func validatedString(_ raw: UnsafeRawBufferPointer) -> String? {
+        let bytes = raw.assumingMemoryBound(to: UInt8.self)
+        if bytes.allSatisfy({ $0 < 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
+        return String(validating: bytes, as: UTF8.self)
     }
 }

@@ -48,14 +48,30 @@ extension Message {
     }
 
     private func writePrefix(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(headers.count))
-        for (name, value) in headers {
-            buffer.writeInteger(UInt8(name.utf8.count))
-            buffer.writeString(name)
-            buffer.writeInteger(UInt16(value.utf8.count))
-            buffer.writeString(value)
+        // One capacity check, then raw stores: separate ByteBuffer writes per field each
+        // re-check capacity and uniqueness, which showed in the routed echo's profile.
+        let size = encodedSize - payload.readableBytes
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            var offset = 0
+            func put<Integer: FixedWidthInteger>(_ value: Integer) {
+                out.storeBytes(of: value.bigEndian, toByteOffset: offset, as: Integer.self)
+                offset += MemoryLayout<Integer>.size
+            }
+            func put(_ string: String) {
+                var string = string
+                string.withUTF8 { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
+                offset += string.utf8.count
+            }
+            put(UInt8(headers.count))
+            for (name, value) in headers {
+                put(UInt8(name.utf8.count))
+                put(name)
+                put(UInt16(value.utf8.count))
+                put(value)
+            }
+            put(UInt16(payload.readableBytes))
+            return offset
         }
-        buffer.writeInteger(UInt16(payload.readableBytes))
     }
 
     /// The encoded message in a new buffer.
@@ -65,3 +81,4 @@ extension Message {
         return buffer
     }
 }
+

@@ -4,10 +4,17 @@ public import ConduitKit
 /// An immutable route table: exact routes first, then the longest `prefix.*` pattern (SPEC §3).
 /// The registry swaps whole tables atomically, so a lookup never sees half a reload.
 public final class RouteTable: Sendable, AtomicReference {
-    public struct Route: Sendable {
+    /// A class, so a lookup on the hot path hands out one reference, not a copy of the entry.
+    public final class Route: Sendable {
         public let entry: RouteEntry
         public let handler: any ConduitHandler
         public let stats: RouteStats
+
+        init(entry: RouteEntry, handler: any ConduitHandler, stats: RouteStats) {
+            self.entry = entry
+            self.handler = handler
+            self.stats = stats
+        }
     }
 
     /// In file order.

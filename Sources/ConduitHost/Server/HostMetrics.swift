@@ -1,10 +1,11 @@
 public import CoreMetrics
 import NIOConcurrencyHelpers
 
-/// The host's metrics, created once (cached handles, so the hot path makes none).
+/// The host's metrics, created once (cached handles, so the hot path makes none). A class:
+/// sessions and routes share one instance instead of copying ten references per message.
 /// Exported by whatever swift-metrics backend the process bootstraps (Prometheus in
 /// `conduit serve`), or by the factory a test passes in.
-public struct HostMetrics: Sendable {
+public final class HostMetrics: Sendable {
     let factory: any MetricsFactory
     private let connectionsOpened: Counter
     private let connectionsActive: Meter
