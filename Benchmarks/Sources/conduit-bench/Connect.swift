@@ -9,9 +9,8 @@ enum Connect {
         host: String, port: Int, path: String, workload: Workload, inFlight: Int, recorder: Recorder
     ) async throws -> any Channel {
         let requests = try workload.wireBuffers()
-        let bootstrap = ClientBootstrap(group: recorder.eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
         if workload.proto == .tcp {
-            return try await bootstrap.channelInitializer { channel in
+            return try await bootstrap(recorder.eventLoop).channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
                         LoadHandler<ByteBuffer>(workload: workload, requests: requests, inFlight: inFlight, recorder: recorder, writer: nil)
@@ -19,15 +18,25 @@ enum Connect {
                 }
             }.connect(host: host, port: port).get()
         }
-        let upgraded = recorder.eventLoop.makePromise(of: Void.self)
-        let channel = try await bootstrap.channelInitializer { channel in
+        // Requests go out pre-encoded, written below the frame encoder.
+        return try await webSocket(host: host, port: port, path: path, eventLoop: recorder.eventLoop) { encoder in
+            LoadHandler<WebSocketFrame>(workload: workload, requests: requests, inFlight: inFlight, recorder: recorder, writer: encoder)
+        }
+    }
+
+    /// Opens a WebSocket on `eventLoop`; once upgraded, adds the handler `makeHandler` returns
+    /// for the frame encoder's context (so it may write ready-made frames below it). Only
+    /// frames from the server pass the frame decoder.
+    static func webSocket(
+        host: String, port: Int, path: String, eventLoop: any EventLoop,
+        makeHandler: @escaping @Sendable (ChannelHandlerContext) -> any ChannelHandler
+    ) async throws -> any Channel {
+        let upgraded = eventLoop.makePromise(of: Void.self)
+        let channel = try await bootstrap(eventLoop).channelInitializer { channel in
             let upgrader = NIOWebSocketClientUpgrader(maxFrameSize: 1 << 24, upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
-                    // Requests go out pre-encoded, written below the frame encoder; only
-                    // replies need the frame decoder.
                     let encoder = try channel.pipeline.syncOperations.context(handlerType: WebSocketFrameEncoder.self)
-                    try channel.pipeline.syncOperations.addHandler(LoadHandler<WebSocketFrame>(
-                        workload: workload, requests: requests, inFlight: inFlight, recorder: recorder, writer: encoder))
+                    try channel.pipeline.syncOperations.addHandler(makeHandler(encoder))
                     upgraded.succeed()
                 }
             })
@@ -46,6 +55,10 @@ enum Connect {
         channel.closeFuture.whenComplete { _ in upgraded.fail(ChannelError.alreadyClosed) }
         try await upgraded.futureResult.get()
         return channel
+    }
+
+    private static func bootstrap(_ eventLoop: any EventLoop) -> ClientBootstrap {
+        ClientBootstrap(group: eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import Histogram
 
 /// One run's numbers.
-struct Report: Encodable {
+struct Report: ReportLine {
     let label: String
     let proto: String
     let connections: Int
@@ -45,14 +45,8 @@ struct Report: Encodable {
         serverCores = serverCPUSeconds.map { $0 / seconds }
         serverCPUMicrosecondsPerMessage = serverCPUSeconds.map { messages > 0 ? $0 * 1e6 / Double(messages) : 0 }
         self.serverPeakRSSKiB = serverPeakRSSKiB
-        bottleneck = clientCores >= 0.9 ? "client" : (serverCores.map { $0 >= 0.9 ? "server" : "neither (latency-bound)" } ?? "unknown")
+        bottleneck = Self.bottleneck(clientCores: clientCores, serverCores: serverCores, neither: "neither (latency-bound)")
         self.errors = errors
-    }
-
-    var jsonLine: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
     var summary: String {
