@@ -16,32 +16,37 @@ key=bench-shared-key
 configs=(  # label size connections in-flight
   "latency 64 1 1" "throughput 64 1 64" "bandwidth 16384 1 16" "concurrency 64 100 4" "chunked-1MiB 1048576 1 2")
 
-server_pid=; announce=$(mktemp)
-trap '[[ -n $server_pid ]] && kill $server_pid 2>/dev/null; rm -f "$announce"' EXIT
-start() {  # target command...
-  : >"$announce"
-  taskset -c 0 "$@" >"$announce" 2>/dev/null & server_pid=$!
-  for _ in $(seq 200); do grep -q '"port"' "$announce" && break; sleep 0.05; done
-  port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$announce")
-}
-run_target() {  # target proto path start-command...
-  local target=$1 proto=$2 path=$3; shift 3
-  start "$@"
-  for config in "${configs[@]}"; do
-    read -r label size conns inflight <<<"$config"
-    for rep in $(seq "$repeats"); do
-      taskset -c 1 "$bin/conduit-bench" --proto "$proto" --port "$port" --path "$path" --connections "$conns" \
-        --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 --server-pid "$server_pid" \
-        --label "$target/$label" >>"$results" || echo "{\"label\":\"$target/$label\",\"failed\":true}" >>"$results"
-    done
-  done
-  kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+# Every server runs for the whole script (pinned to CPU 0, idle while another is measured),
+# and the runs are interleaved: for each configuration and repeat, every server in turn, so
+# the machine's drift falls on all of them alike. Configurations go in the order above, so a
+# server's peak RSS at 100 connections is not yet raised by the 1 MiB runs.
+targets=(); declare -A pid port proto path
+workdir=$(mktemp -d)
+trap 'for t in "${targets[@]}"; do kill "${pid[$t]}" 2>/dev/null; done; rm -rf "$workdir"' EXIT
+start() {  # target proto path command...
+  local target=$1; proto[$target]=$2; path[$target]=$3; shift 3
+  taskset -c 0 "$@" >"$workdir/$target" 2>/dev/null & pid[$target]=$!
+  for _ in $(seq 200); do grep -q '"port"' "$workdir/$target" && break; sleep 0.05; done
+  port[$target]=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$workdir/$target")
+  targets+=("$target")
 }
 
-run_target conduit conduit "/{i}/0?key=$key" env CONDUIT_SHARED_KEY=$key CONDUIT_MAX_MESSAGE_BYTES=16777216 "$conduit" serve --port 0
-run_target conduit-ws-stack websocket "/" env CONDUIT_MAX_MESSAGE_BYTES=16777216 "$conduit" serve --conformance-echo --port 0
-run_target nio-websocket websocket "/" "$bin/nio-echo"
-run_target node-ws websocket "/" env NODE_PATH=/usr/share/nodejs node "$here/peers/ws-echo.js"
-run_target python-websockets websocket "/" python3 "$here/peers/websockets_echo.py"
-run_target raw-tcp tcp "/" "$bin/nio-echo" --tcp
+start conduit conduit "/{i}/0?key=$key" env CONDUIT_SHARED_KEY=$key CONDUIT_MAX_MESSAGE_BYTES=16777216 "$conduit" serve --port 0
+start conduit-ws-stack websocket "/" env CONDUIT_MAX_MESSAGE_BYTES=16777216 "$conduit" serve --conformance-echo --port 0
+start nio-websocket websocket "/" "$bin/nio-echo"
+start node-ws websocket "/" env NODE_PATH=/usr/share/nodejs node "$here/peers/ws-echo.js"
+start python-websockets websocket "/" python3 "$here/peers/websockets_echo.py"
+start raw-tcp tcp "/" "$bin/nio-echo" --tcp
+
+for config in "${configs[@]}"; do
+  read -r label size conns inflight <<<"$config"
+  for rep in $(seq "$repeats"); do
+    for target in "${targets[@]}"; do
+      taskset -c 1 "$bin/conduit-bench" --proto "${proto[$target]}" --port "${port[$target]}" --path "${path[$target]}" \
+        --connections "$conns" --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 \
+        --server-pid "${pid[$target]}" --label "$target/$label" >>"$results" \
+        || echo "{\"label\":\"$target/$label\",\"failed\":true}" >>"$results"
+    done
+  done
+done
 echo "results: $results" >&2

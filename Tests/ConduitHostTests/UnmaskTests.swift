@@ -5,7 +5,7 @@ import Testing
 
 /// The word-wise unmask gives exactly NIO's byte-wise result, for every length around the
 /// word size and for buffers whose readable bytes don't start at 0.
-@Suite("Unmasking in place")
+@Suite("Unmasking")
 struct UnmaskTests {
     @Test(arguments: [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 16_384, 65_537])
     func matchesNIOsByteWiseUnmask(length: Int) {
@@ -15,8 +15,7 @@ struct UnmaskTests {
             buffer.moveReaderIndex(forwardBy: skip)
             var expected = buffer
             expected.webSocketUnmask(key)
-            var actual = buffer
-            actual.unmaskInPlace(key)
+            let actual = buffer.unmasked(key, allocator: ByteBufferAllocator())
             #expect(actual == expected, "length \(length), reader index \(skip)")
         }
     }

@@ -94,8 +94,7 @@ final class SessionHandler: ChannelInboundHandler {
         // Once our close is sent only the peer's close matters (RFC 6455 §5.5.1).
         guard !closeSent || frame.opcode == .connectionClose else { return }
         // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
-        var payload = frame.data
-        if let maskKey = frame.maskKey { payload.unmaskInPlace(maskKey) }
+        let payload = frame.maskKey.map { frame.data.unmasked($0, allocator: context.channel.allocator) } ?? frame.data
         switch frame.opcode {
         case .binary where services.mode == .conformanceEcho:
             write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
