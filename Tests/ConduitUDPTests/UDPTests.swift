@@ -66,6 +66,26 @@ struct UDPTests {
         }
     }
 
+    @Test(arguments: [65_507, 9_000])
+    func datagramsUpToTheLimitArriveWhole(maxDatagramBytes: Int) async throws {
+        let yaml = Self.yaml() + "\n    options:\n      maxDatagramBytes: \(maxDatagramBytes)\n"
+        try await TestHost.run(yaml: yaml, catalog: .udpTests) { host in
+            let client = try await host.connect(client: "u-large")
+            let port = try await client.bindAndRead()
+            let peer = try await UDPPeer()
+            // Sizes around NIO's 2 KiB default room and up to the limit, several per read.
+            let sizes = [1, 2_047, 2_048, 2_049, 8_192, maxDatagramBytes - 1, maxDatagramBytes]
+            let datagrams = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ index) } }
+            for datagram in datagrams { try await peer.send(datagram, to: port) }
+            for datagram in datagrams {
+                let push = try await client.nextMessage()
+                #expect(push.payload.readableBytes == datagram.count)
+                #expect(push.payload == ByteBuffer(bytes: datagram), "the bytes of the \(datagram.count)-byte datagram")
+            }
+            try await peer.close()
+        }
+    }
+
     @Test func sendReachesAnExternalSocketByAddressOrThroughConnect() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .udpTests) { host in
             let client = try await host.connect(client: "u3")

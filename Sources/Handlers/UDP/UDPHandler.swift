@@ -26,7 +26,9 @@ import NIOPosix
 ///   and what arrives meanwhile waits in the id's buffer.
 public final class UDPHandler: ConduitHandler {
     public struct Options: Decodable, Sendable {
-        /// Largest datagram `udp.send` accepts (IPv4's UDP limit by default).
+        /// Largest datagram `udp.send` accepts and a read takes whole (IPv4's UDP limit by
+        /// default; the kernel cuts a longer one received to this size). Smaller values let one
+        /// read system call take more datagrams.
         public var maxDatagramBytes: Int = 65_507
         /// Kernel receive buffer per socket, so bursts wait in the kernel, not on the floor.
         public var receiveBufferBytes: Int = 4 << 20
@@ -49,10 +51,11 @@ public final class UDPHandler: ConduitHandler {
         }
     }
 
-    /// Datagrams one read system call takes from the kernel.
-    private static let datagramsPerRead = 32
-    /// Room for each of them: NIO's default for a datagram channel (longer ones are truncated).
-    private static let datagramRoom = 2048
+    /// The read buffer of one socket: one recvmmsg call takes as many datagrams as fit with
+    /// room for `maxDatagramBytes` each (NIO divides the buffer evenly), at most 32: four at
+    /// the default 65,507, 32 from 8 KiB down.
+    private static let readBufferBytes = 256 << 10
+    private var datagramsPerRead: Int { min(32, max(1, Self.readBufferBytes / options.maxDatagramBytes)) }
 
     private let options: Options
     private let context: HandlerContext
@@ -107,10 +110,9 @@ public final class UDPHandler: ConduitHandler {
         // buffer carries them over).
         DatagramBootstrap(group: request.eventLoop)
             .channelOption(.socketOption(.so_rcvbuf), value: .init(options.receiveBufferBytes))
-            // One recvmmsg call reads up to `datagramsPerRead` datagrams; NIO divides the
-            // read buffer evenly among them.
-            .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.datagramsPerRead * Self.datagramRoom))
+            // NIO's default room per datagram is 2 KiB, which silently cut longer ones.
+            .channelOption(.datagramVectorReadMessageCount, value: datagramsPerRead)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: datagramsPerRead * options.maxDatagramBytes))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
