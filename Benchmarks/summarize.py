@@ -14,6 +14,7 @@ FIELDS = [  # (key, heading, format)
     ("p999Microseconds", "p999 µs", "{:,.1f}"),
     ("serverCPUMicrosecondsPerMessage", "server µs CPU/msg", "{:.2f}"),
     ("serverPeakRSSKiB", "peak RSS MiB", "{:.1f}"),
+    ("serverAnonRSSKiB", "anon RSS MiB", "{:.1f}"),
 ]
 
 
@@ -32,8 +33,9 @@ def medians(runs):
         return None
     out = {key: statistics.median(r[key] for r in good if r.get(key) is not None) for key, _, _ in FIELDS
            if any(r.get(key) is not None for r in good)}
-    if "serverPeakRSSKiB" in out:
-        out["serverPeakRSSKiB"] /= 1024
+    for key in ("serverPeakRSSKiB", "serverAnonRSSKiB"):
+        if key in out:
+            out[key] /= 1024
     out["repeats"] = len(good)
     out["bottleneck"] = statistics.mode(r["bottleneck"] for r in good)
     return out

@@ -46,7 +46,8 @@ struct Echo: AsyncParsableCommand {
                 seconds: wall, messages: recorder.completed, histogram: recorder.histogram,
                 clientCPUSeconds: Double(client.cpuNanoseconds() - clientStart) / 1e9,
                 serverCPUSeconds: server.map { Double($0.cpuNanoseconds() - serverStart) / 1e9 },
-                serverPeakRSSKiB: server?.memoryKiB("VmHWM"), errors: recorder.errors
+                serverPeakRSSKiB: server?.memoryKiB("VmHWM"), serverAnonRSSKiB: server?.memoryKiB("RssAnon"),
+                errors: recorder.errors
             )
         }.get()
         for channel in channels { try? await channel.close() }

@@ -21,13 +21,17 @@ struct Report: ReportLine {
     let serverCores: Double?
     let serverCPUMicrosecondsPerMessage: Double?
     let serverPeakRSSKiB: Int?
+    /// The server's anonymous resident memory (heap, stacks) at the end of the run, connections
+    /// still open: RSS without the file-backed pages of its binary and shared libraries.
+    let serverAnonRSSKiB: Int?
     /// "client" when the load tool used ≥ 90 % of its core: the server may be faster than measured.
     let bottleneck: String
     let errors: [String]
 
     init(
         label: String, proto: String, connections: Int, inFlight: Int, size: Int, seconds: Double, messages: Int,
-        histogram: Histogram<UInt64>, clientCPUSeconds: Double, serverCPUSeconds: Double?, serverPeakRSSKiB: Int?, errors: [String]
+        histogram: Histogram<UInt64>, clientCPUSeconds: Double, serverCPUSeconds: Double?, serverPeakRSSKiB: Int?,
+        serverAnonRSSKiB: Int?, errors: [String]
     ) {
         self.label = label
         self.proto = proto
@@ -45,6 +49,7 @@ struct Report: ReportLine {
         serverCores = serverCPUSeconds.map { $0 / seconds }
         serverCPUMicrosecondsPerMessage = serverCPUSeconds.map { messages > 0 ? $0 * 1e6 / Double(messages) : 0 }
         self.serverPeakRSSKiB = serverPeakRSSKiB
+        self.serverAnonRSSKiB = serverAnonRSSKiB
         bottleneck = Self.bottleneck(clientCores: clientCores, serverCores: serverCores, neither: "neither (latency-bound)")
         self.errors = errors
     }
