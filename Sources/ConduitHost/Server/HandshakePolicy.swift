@@ -38,7 +38,12 @@ struct HandshakePolicy: Sendable {
         }
         let offered = headers[canonicalForm: "sec-websocket-protocol"].map(String.init)
         if mode == .conformanceEcho {
-            return .success(Accepted(client: ClientID("conformance")!, window: "0", subprotocol: nil))
+            // An id per connection (from its random Sec-WebSocket-Key), or each new
+            // connection would replace the last: load tools open many at once.
+            let safe = key.utf8.prefix(32).map { byte in
+                Character(Unicode.Scalar(byte.isASCIIAlphanumeric ? byte : UInt8(ascii: "-")))
+            }
+            return .success(Accepted(client: ClientID("conformance-" + String(safe))!, window: "0", subprotocol: nil))
         }
         let (path, query) = split(uri: head.uri)
         let keyFromProtocol = offered.first { $0.hasPrefix(Self.keyProtocolPrefix) }.map { String($0.dropFirst(Self.keyProtocolPrefix.count)) }
@@ -79,3 +84,10 @@ struct HandshakePolicy: Sendable {
 }
 
 import Foundation
+
+extension UInt8 {
+    fileprivate var isASCIIAlphanumeric: Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
+    }
+}
