@@ -163,9 +163,12 @@ let package = Package(
             path: "Sources/Handlers/Process",
             swiftSettings: settings
         ),
+        // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).
+        .target(name: "CMallocTuning"),
         .executableTarget(
             name: "conduit",
             dependencies: [
+                "CMallocTuning",
                 "ConduitHost",
                 "ConduitClient",
                 "ConduitKit",

@@ -34,6 +34,7 @@ struct Serve: AsyncParsableCommand {
     var testHandlers = false
 
     func run() async throws {
+        MallocTuning.apply()
         let logger = Logger.bootstrapConduit()
         // The one metrics bootstrap of the process; `/metrics` on the IPC port exports it.
         let prometheus = PrometheusCollectorRegistry()
