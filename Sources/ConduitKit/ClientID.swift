@@ -14,8 +14,9 @@ public struct ClientID: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public static func < (lhs: ClientID, rhs: ClientID) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    // Digits are part of the token alphabet, so every decimal uint64 (≤ 20 digits) is covered.
-    private static func isAllowed(_ byte: UInt8) -> Bool {
+    /// Whether `byte` may appear in an id ([A-Za-z0-9._-]). Digits are part of the alphabet,
+    /// so every decimal uint64 (≤ 20 digits) is covered.
+    public static func isAllowed(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):

@@ -33,8 +33,9 @@ extension Message {
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
         try validateLimits()
-        buffer.reserveCapacity(minimumWritableBytes: encodedSize)
-        writePrefix(into: &buffer)
+        let size = encodedSize
+        buffer.reserveCapacity(minimumWritableBytes: size)
+        writePrefix(into: &buffer, bytes: size - payload.readableBytes)
         var payload = self.payload
         buffer.writeBuffer(&payload)
     }
@@ -44,13 +45,13 @@ extension Message {
     /// can gather-write a large payload without copying it.
     public func encodePrefix(into buffer: inout ByteBuffer) throws(WireError) {
         try validateLimits()
-        writePrefix(into: &buffer)
+        writePrefix(into: &buffer, bytes: encodedSize - payload.readableBytes)
     }
 
-    private func writePrefix(into buffer: inout ByteBuffer) {
+    /// `bytes`: the prefix's size, which the callers have already computed.
+    private func writePrefix(into buffer: inout ByteBuffer, bytes size: Int) {
         // One capacity check, then raw stores: separate ByteBuffer writes per field each
         // re-check capacity and uniqueness, which showed in the routed echo's profile.
-        let size = encodedSize - payload.readableBytes
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
             var offset = 0
             func put<Integer: FixedWidthInteger>(_ value: Integer) {

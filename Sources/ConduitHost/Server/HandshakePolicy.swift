@@ -41,7 +41,7 @@ struct HandshakePolicy: Sendable {
             // An id per connection (from its random Sec-WebSocket-Key), or each new
             // connection would replace the last: load tools open many at once.
             let safe = key.utf8.prefix(32).map { byte in
-                Character(Unicode.Scalar(byte.isASCIIAlphanumeric ? byte : UInt8(ascii: "-")))
+                Character(Unicode.Scalar(ClientID.isAllowed(byte) ? byte : UInt8(ascii: "-")))
             }
             return .success(Accepted(client: ClientID("conformance-" + String(safe))!, window: "0", subprotocol: nil))
         }
@@ -85,9 +85,3 @@ struct HandshakePolicy: Sendable {
 
 import Foundation
 
-extension UInt8 {
-    fileprivate var isASCIIAlphanumeric: Bool {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
-            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
-    }
-}
