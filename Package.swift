@@ -300,8 +300,9 @@ let package = Package(
         .testTarget(
             name: "ConduitTLSTests",
             dependencies: [
-                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTLS", "ConduitTesting",
+                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTLS", "ConduitTesting", "ConduitClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),

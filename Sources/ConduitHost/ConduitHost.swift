@@ -52,7 +52,8 @@ public final class ConduitHost: Service, Sendable {
     ) throws(ConfigurationError) {
         let settings = configuration.settings
         let routesBox = NIOLockedValueBox<RouteRegistry?>(nil)
-        let directory = ClientDirectory(settings: settings, timers: group.next(), metrics: metrics) { event in
+        let budget = BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)
+        let directory = ClientDirectory(settings: settings, timers: group.next(), budget: budget) { event in
             guard let registry = routesBox.withLockedValue({ $0 }) else { return }
             for route in registry.table.routes { route.handler.clientEvent(event) }
         }

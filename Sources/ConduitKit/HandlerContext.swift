@@ -1,6 +1,7 @@
 public import ConduitWire
 public import Logging
 public import NIOCore
+import Synchronization
 
 /// What the host gives a handler when it is created.
 public struct HandlerContext: Sendable {
@@ -21,22 +22,109 @@ public struct HandlerContext: Sendable {
     }
 }
 
-/// What happened to a push.
+/// How a push may be treated when the client's queue is full (SPEC §3 "Drops are whole",
+/// "Byte streams lose no bytes").
+public enum PushDelivery: Sendable, Equatable {
+    /// Datagrams, tokens of a lossy feed: under the drop-oldest policy an older droppable
+    /// message may be dropped (whole) to make room for a newer one.
+    case droppable
+    /// One piece of a byte stream: once accepted it is never dropped, so a stream never gets a
+    /// hole; when there is no room it is refused (`.dropped`) and the stream must end.
+    case reliable
+}
+
+/// Why a message was not kept. A bounded set: these are metric labels.
+public enum DropCause: String, Sendable, Codable, CaseIterable, Hashable {
+    /// A per-socket or per-id bound (bytes or messages) was reached.
+    case queueFull = "queue-full"
+    /// All buffers of the host together reached the host-wide budget.
+    case hostBudget = "host-budget"
+    /// The id's grace period ended with the message still buffered.
+    case expired
+    /// The message breaks a wire limit (too many headers, a key or value too long).
+    case unencodable
+}
+
+/// What happened to a push: only `sent` and `buffered` mean the message was accepted.
 public enum PushOutcome: Sendable, Equatable {
-    /// Handed to the client's open socket.
+    /// Queued for the client's open socket (written as soon as it can take it).
     case sent
     /// The id has no open socket: kept in its buffer until it (re)connects.
     case buffered
-    /// The id's buffer was full: the oldest buffered message was dropped to make room.
+    /// Accepted into the id's buffer, which dropped its oldest droppable message(s) to make room.
     case bufferedDroppingOldest
+    /// Not accepted, and why.
+    case dropped(DropCause)
+
+    public var isAccepted: Bool {
+        if case .dropped = self { false } else { true }
+    }
 }
 
-/// Sends messages to clients by id (SPEC §3 pushes). Payloads over one frame are split.
-/// Pushes to one id are delivered in the order they were made.
+/// Sends messages to clients by id (SPEC §3 pushes). Payloads over one frame are split, and
+/// the parts are kept or dropped together. Pushes to one id are delivered in the order they
+/// were made.
+///
+/// Backpressure: a source that can wait (a byte stream, a generator) pushes `.reliable`, and
+/// while `isCongested` says the client's queue is over the high-water mark it stops producing
+/// until `whenWritable` calls back (queue under the low-water mark).
 public protocol PushSink: Sendable {
     @discardableResult
-    func push(_ message: Message, to client: ClientID) -> PushOutcome
+    func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome
 
     /// True while `client` has an open socket.
     func isConnected(_ client: ClientID) -> Bool
+
+    /// True while the bytes queued for `client` (on its socket or in its buffer) are over the
+    /// host's high-water mark.
+    func isCongested(_ client: ClientID) -> Bool
+
+    /// Calls `body` once, from any thread: when the bytes queued for `client` fall under the
+    /// low-water mark (at once if they already are), or when the id expires.
+    func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void)
+}
+
+extension PushSink {
+    /// A droppable push.
+    @discardableResult
+    public func push(_ message: Message, to client: ClientID) -> PushOutcome {
+        push(message, to: client, delivery: .droppable)
+    }
+
+    /// Waits until `client` is no longer congested, its id expired, or the task is cancelled.
+    public func writable(_ client: ClientID) async {
+        guard isCongested(client) else { return }
+        let waiter = WritableWaiter()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                waiter.wait(continuation)
+                whenWritable(client) { waiter.wake() }
+            }
+        } onCancel: {
+            waiter.wake()
+        }
+    }
+}
+
+/// One wait for `writable`: woken once, by the host or by cancellation, whichever comes first.
+private final class WritableWaiter: Sendable {
+    private let state = Mutex<(continuation: CheckedContinuation<Void, Never>?, woken: Bool)>((nil, false))
+
+    func wait(_ continuation: CheckedContinuation<Void, Never>) {
+        let wokenAlready = state.withLock { state in
+            if state.woken { return true }
+            state.continuation = continuation
+            return false
+        }
+        if wokenAlready { continuation.resume() }
+    }
+
+    func wake() {
+        let continuation = state.withLock { state in
+            state.woken = true
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume()
+    }
 }

@@ -16,9 +16,10 @@ public struct ChunkAssembler: Sendable {
 
     public var isEmpty: Bool { parts.isEmpty }
 
-    /// Queues one chunk.
-    public mutating func append(_ chunk: ByteBuffer) throws(WireError) {
-        try reserve(chunk.readableBytes)
+    /// Queues one chunk. `bytes`: what it keeps in memory, if more than its payload (the host
+    /// counts the whole encoded message: a payload slice pins its headers too).
+    public mutating func append(_ chunk: ByteBuffer, bytes: Int? = nil) throws(WireError) {
+        try reserve(bytes ?? chunk.readableBytes)
         parts.append(chunk)
     }
 

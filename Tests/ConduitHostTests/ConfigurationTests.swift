@@ -86,6 +86,8 @@ struct ConfigurationTests {
 import ConduitKit
 
 private struct DiscardingSink: PushSink {
-    func push(_ message: Message, to client: ClientID) -> PushOutcome { .buffered }
+    func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome { .buffered }
     func isConnected(_ client: ClientID) -> Bool { false }
+    func isCongested(_ client: ClientID) -> Bool { false }
+    func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) { body() }
 }

@@ -54,7 +54,9 @@ struct FallbackStreamTests {
     }
 
     @Test func aSocketTakingOverFromAStalledStreamGetsExactlyTheRest() async throws {
-        try await TestHost.run(catalog: .ipcTests) { host in
+        // 3,000 pushes of 8 KiB: the id's buffer must hold them all (the default is 8 MiB).
+        let yaml = "limits:\n  pushBufferBytes: 33554432\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("11")!
             let total = 3000
             let received = NIOLockedValueBox<[Int]>([])

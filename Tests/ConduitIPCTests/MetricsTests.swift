@@ -59,7 +59,8 @@ struct MetricsTests {
             #expect(text.contains(#"conduit_route_bytes_total{route="echo",direction="out"} 5"#))
             #expect(text.contains(#"conduit_errors_total{type="NotFoundError"} 1"#))
             #expect(text.contains(#"conduit_handler_duration_seconds_count{route="echo"} 1"#))
-            #expect(text.contains("conduit_push_buffer_dropped_total 3"))
+            #expect(text.contains(#"conduit_dropped_total{cause="queue-full"} 3"#))
+            #expect(text.contains("conduit_buffered_bytes "), "the budget in use")
             #expect(text.contains("# TYPE conduit_handler_duration_seconds histogram"))
         }
     }

@@ -30,6 +30,7 @@ struct PausedPushTests {
                     case .buffered: kept += 1
                     case .bufferedDroppingOldest: keptDroppingOldest += 1
                     case .sent: Issue.record("push \(n) was sent while paused")
+                    case .dropped(let cause): Issue.record("push \(n) was dropped: \(cause)")
                     }
                 }
             }

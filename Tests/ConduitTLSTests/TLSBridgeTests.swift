@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitHost
 import ConduitKit
 import ConduitTLS
@@ -5,6 +6,7 @@ import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 extension HandlerCatalog {
@@ -34,6 +36,39 @@ struct TLSBridgeTests {
         ).data(ConnectSummary.self)
         #expect(connected.verified)
         return echo
+    }
+
+    @Test func aStreamToAnAwayClientPausesAndKeepsEveryByte() async throws {
+        let yaml = """
+            limits:
+              pushBufferMessages: 16
+            routes:
+              - route: tls.*
+                handler: tls
+                options: {echoService: {enabled: true}}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let first = TLSSession(try await host.connect(client: "tls-away"))
+            _ = try await Self.connectToEcho(first)
+            try await first.client.close()
+            try await first.client.waitUntilClosed()
+            // The client is away; its id writes 2 MiB over IPC and the echo comes back: more
+            // than its 16-message buffer holds, so the bridge must stop reading from the server
+            // instead of dropping.
+            let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+            let bytes = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 ^ ($0 >> 11)) }
+            for offset in stride(from: 0, to: bytes.count, by: 65_535) {
+                let slice = ByteBuffer(bytes: bytes[offset..<min(offset + 65_535, bytes.count)])
+                #expect(try await ipc.request(.POST, "/tls.write?id=tls-away", body: slice).status == .ok)
+            }
+            try await waitUntil { host.client("tls-away")?.buffered ?? 0 >= 8 }
+            let again = TLSSession(try await host.connect(client: "tls-away"))
+            try await again.read { $0.received.count >= bytes.count || $0.end != nil }
+            #expect(again.end == nil)
+            let intact = again.received == bytes
+            #expect(intact, "\(again.received.count) of \(bytes.count) bytes, every one in its place")
+            #expect(host.client("tls-away")?.dropped == 0)
+        }
     }
 
     @Test func theEchoServiceRoundTripsOneMebibyteWrittenInPieces() async throws {

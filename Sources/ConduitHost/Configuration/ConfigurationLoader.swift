@@ -136,6 +136,11 @@ public struct ConfigurationLoader: Sendable {
                 throw ConfigurationError(SourceLocation(file: "$\(field.environmentName)", mark: nil), error.message)
             }
         }
+        let settings = configuration.settings
+        guard settings.congestionLowWaterBytes < settings.congestionHighWaterBytes else {
+            throw ConfigurationError(SourceLocation(file: configuration.source, mark: nil),
+                "'limits.congestionLowWaterBytes' (\(settings.congestionLowWaterBytes)) must be below 'limits.congestionHighWaterBytes' (\(settings.congestionHighWaterBytes))")
+        }
         return configuration
     }
 

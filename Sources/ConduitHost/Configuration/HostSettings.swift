@@ -20,12 +20,22 @@ public struct HostSettings: Sendable, Equatable {
     public var allowedOrigins: [String] = []
     /// Largest WebSocket frame and largest whole (defragmented) message accepted.
     public var maxMessageBytes = 1 << 20
-    /// Cap on the chunks queued per connection for one large request.
+    /// Cap on the chunks queued per connection for one large request, headers included.
     public var chunkQueueBytes = 16 << 20
-    /// Pushes kept per client id while it has no socket; the oldest is dropped past it.
+    /// Bytes of pushes kept per client id while it has no socket (docs/memory.md).
+    public var pushBufferBytes = 8 << 20
+    /// Pushes kept per client id while it has no socket: a second bound besides the bytes.
     public var pushBufferMessages = 4096
-    /// Messages queued per connection while the socket can't take more.
+    /// Bytes queued per socket while it can't take more (a slow reader).
+    public var outboundQueueBytes = 8 << 20
+    /// Messages queued per socket: a second bound besides the bytes.
     public var outboundQueueMessages = 4096
+    /// All buffers of the host together: chunk queues, outbound queues, push buffers.
+    public var hostBufferBytes = 256 << 20
+    /// A client with more bytes queued than this is congested: byte streams stop reading.
+    public var congestionHighWaterBytes = 1 << 20
+    /// A congested client is writable again once its queued bytes fall under this.
+    public var congestionLowWaterBytes = 256 << 10
     public var outboundPolicy = OutboundPolicy.dropOldest
     /// A connection that has not completed its handshake by then is dropped.
     public var handshakeTimeoutSeconds = 10.0

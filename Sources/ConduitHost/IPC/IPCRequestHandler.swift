@@ -88,6 +88,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         guard let prometheus = services.prometheus else {
             return fail(.notFound, .notFound("this host exports no metrics"))
         }
+        services.directory.budget.publishUsage()
         respond(.ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: ByteBuffer(bytes: prometheus.emitToBuffer()))
     }
 
@@ -106,6 +107,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         guard let client = ClientID(headers["id"] ?? "ipc") else {
             return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))
         }
+        // State a handler makes for this id (a UDP socket) ends with the id's grace period.
+        services.directory.touch(client)
         let answer = answerer()
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))

@@ -148,8 +148,10 @@ extension ConfigurationError {
 
 /// The push sink of handlers built only to validate a configuration.
 struct DiscardingPushSink: PushSink {
-    func push(_ message: Message, to client: ClientID) -> PushOutcome { .buffered }
+    func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome { .buffered }
     func isConnected(_ client: ClientID) -> Bool { false }
+    func isCongested(_ client: ClientID) -> Bool { false }
+    func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) { body() }
 }
 
 import ConduitWire

@@ -37,6 +37,8 @@ final class HostControl: Sendable {
         let routes: [RouteCounts]
         /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
         let clients: [ClientDirectory.ClientSnapshot]
+        /// The host-wide buffer budget: its use, and drops and refusals by cause.
+        let buffers: BufferBudget.Snapshot
     }
 
     let server: SocketServer
@@ -90,7 +92,7 @@ final class HostControl: Sendable {
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
             routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot) },
-            clients: clients
+            clients: clients, buffers: directory.budget.snapshot
         )
     }
 

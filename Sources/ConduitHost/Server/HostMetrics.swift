@@ -1,3 +1,4 @@
+import ConduitKit
 public import CoreMetrics
 import NIOConcurrencyHelpers
 
@@ -14,7 +15,8 @@ public final class HostMetrics: Sendable {
     private let bytesIn: Counter
     private let bytesOut: Counter
     private let outboundDrops: Counter
-    private let pushDrops: Counter
+    private let drops: [DropCause: Counter]
+    private let bufferedBytes: Gauge
     /// Error counters by type: the set of types is open (handlers define their own), so one
     /// handle is made per type on first use and kept.
     private let errorCounters = NIOLockedValueBox<[String: Counter]>([:])
@@ -28,7 +30,10 @@ public final class HostMetrics: Sendable {
         bytesIn = Counter(label: "conduit_bytes_total", dimensions: [("direction", "in")], factory: factory)
         bytesOut = Counter(label: "conduit_bytes_total", dimensions: [("direction", "out")], factory: factory)
         outboundDrops = Counter(label: "conduit_outbound_dropped_total", dimensions: [], factory: factory)
-        pushDrops = Counter(label: "conduit_push_buffer_dropped_total", dimensions: [], factory: factory)
+        bufferedBytes = Gauge(label: "conduit_buffered_bytes", dimensions: [], factory: factory)
+        drops = Dictionary(uniqueKeysWithValues: DropCause.allCases.map {
+            ($0, Counter(label: "conduit_dropped_total", dimensions: [("cause", $0.rawValue)], factory: factory))
+        })
     }
 
     func connectionOpened() {
@@ -48,10 +53,13 @@ public final class HostMetrics: Sendable {
         bytesOut.increment(by: bytes)
     }
 
-    func outboundDropped() { outboundDrops.increment() }
+    func outboundDropped(count: Int) { outboundDrops.increment(by: count) }
 
-    /// A push dropped from a full per-id buffer (SPEC §3).
-    func pushDropped() { pushDrops.increment() }
+    /// Messages dropped or refused (SPEC §3), by cause: a fixed set of labels.
+    func dropped(_ cause: DropCause, count: Int) { drops[cause]!.increment(by: count) }
+
+    /// The host-wide buffer budget in use, recorded when `/metrics` is read.
+    func buffered(bytes: Int) { bufferedBytes.record(bytes) }
 
     func errorReplied(type: String) {
         let counter = errorCounters.withLockedValue { counters in

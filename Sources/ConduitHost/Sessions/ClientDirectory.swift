@@ -7,10 +7,12 @@ import NIOCore
 import NIOWebSocket
 
 /// Client ids and their sockets (SPEC §2–§3): replacement of a live id, per-id push buffers
-/// flushed in order on (re)connect, and the grace period after which an id's streams end.
+/// flushed in order on (re)connect, and one life for every id: connected → away for the grace
+/// period → expired, its buffer released and counted as dropped.
 ///
 /// One lock guards the table; messages are handed to sessions outside it (a send may close a
-/// socket, which detaches it under the same lock).
+/// socket, which detaches it under the same lock). Every buffered message holds its bytes of
+/// the host-wide `BufferBudget`.
 ///
 /// An id without a socket may have one IPC fallback stream (SPEC §6). Its pushes stay in the
 /// buffer and the stream takes them one by one as it writes them (`takeNext`), so whichever
@@ -19,25 +21,42 @@ public final class ClientDirectory: PushSink, Sendable {
     struct Slot {
         var session: Session?
         var stream: (any PushStream)?
-        var buffer = CircularBuffer<Message>()
+        /// Pushes for an absent id, or in transit to the id's socket from another thread.
+        var buffer: MessageQueue
         var pushed = 0
         var dropped = 0
         var expiry: Scheduled<Void>?
         /// A drain of `buffer` into `session` is scheduled on its event loop.
         var draining = false
+        /// The socket `session` replaced, until it has handed back what it had not written:
+        /// those messages go to the new socket first, so nothing reaches it before them.
+        var replaced: Session?
+        /// `whenWritable` callbacks waiting for the id's queued bytes to fall.
+        var waiters: [@Sendable () -> Void] = []
+
+        /// Bytes queued for the id: its buffer and its socket's outbound queue.
+        var queuedBytes: Int {
+            buffer.bytes + (session?.queuedBytes.load(ordering: .relaxed) ?? 0)
+        }
+
+        var queuedMessages: Int {
+            buffer.count + (session?.queuedMessages.load(ordering: .relaxed) ?? 0)
+        }
+
+        var isAway: Bool { session == nil && stream == nil }
     }
 
-    private let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
-    private let paused = NIOLockedValueBox(false)
-    private let bufferLimit: Int
-    private let gracePeriod: TimeAmount
-    private let timers: any EventLoop
-    private let events: @Sendable (ClientEvent) -> Void
-    private let metrics: HostMetrics
+    let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
+    let paused = NIOLockedValueBox(false)
+    let settings: HostSettings
+    let gracePeriod: TimeAmount
+    let timers: any EventLoop
+    let events: @Sendable (ClientEvent) -> Void
+    public let budget: BufferBudget
 
-    init(settings: HostSettings, timers: any EventLoop, metrics: HostMetrics, events: @escaping @Sendable (ClientEvent) -> Void) {
-        self.metrics = metrics
-        self.bufferLimit = settings.pushBufferMessages
+    init(settings: HostSettings, timers: any EventLoop, budget: BufferBudget, events: @escaping @Sendable (ClientEvent) -> Void) {
+        self.settings = settings
+        self.budget = budget
         self.gracePeriod = .nanoseconds(Int64(settings.clientGraceSeconds * 1e9))
         self.timers = timers
         self.events = events
@@ -45,118 +64,193 @@ public final class ClientDirectory: PushSink, Sendable {
 
     // MARK: Pushes
 
-    /// A push from the socket's own event loop, with nothing queued before it, is sent at once.
-    /// Any other push to a live socket goes through the id's buffer, which the socket's event
-    /// loop drains: a message is then never in flight outside the table, so a socket that
-    /// closes meanwhile leaves it in the buffer, in order, for the next socket.
+    /// A push from the socket's own event loop, with nothing queued before it, goes straight to
+    /// the socket's queue. Any other push to a live socket goes through the id's buffer, which
+    /// the socket's event loop drains: a message is then never in flight outside the table, so
+    /// a socket that closes meanwhile leaves it in the buffer, in order, for the next socket.
     @discardableResult
-    public func push(_ message: Message, to client: ClientID) -> PushOutcome {
+    public func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
+        do {
+            try message.validateHeaderLimits()
+        } catch {
+            budget.dropped(.unencodable)
+            return .dropped(.unencodable)
+        }
+        let entry = MessageQueue.Entry(message, delivery: delivery)
         enum Delivery { case now(Session), drain(Session), none }
         let (delivery, outcome): (Delivery, PushOutcome) = withSlot(client) { slot in
             slot.pushed += 1
             guard let session = slot.session else {
-                let outcome = buffer(message, in: &slot)
+                let outcome = buffer(entry, for: client, in: &slot)
                 slot.stream?.messagesAvailable()
                 return (.none, outcome)
             }
-            if session.channel.eventLoop.inEventLoop, !slot.draining { return (.now(session), .sent) }
-            buffer(message, in: &slot)
-            guard !slot.draining else { return (.none, .sent) }
+            if session.channel.eventLoop.inEventLoop, !slot.draining, slot.replaced == nil, slot.buffer.isEmpty {
+                return (.now(session), .sent)
+            }
+            let outcome = bufferInTransit(entry, to: session, in: &slot)
+            guard outcome.isAccepted, !slot.draining, slot.replaced == nil else { return (.none, outcome) }
             slot.draining = true
-            return (.drain(session), .sent)
+            return (.drain(session), outcome)
         }
         // Sent outside the lock: a send can close the socket, which comes back here.
         switch delivery {
-        case .now(let session): session.send(message)
+        case .now(let session): return session.sendOnLoop(entry, reserved: false)
         case .drain(let session): session.channel.eventLoop.execute { self.drain(into: session) }
         case .none: break
         }
         return outcome
     }
 
-    /// Sends what waits in the id's buffer to `session`, if it is still the id's socket.
-    private func drain(into session: Session) {
-        let messages: CircularBuffer<Message> = slots.withLockedValue { slots in
-            guard slots[session.client]?.session === session else { return [] }
-            slots[session.client]?.draining = false
-            defer { slots[session.client]?.buffer = CircularBuffer() }
-            return slots[session.client]?.buffer ?? []
+    /// Keeps a push for a live socket that another thread made, within the socket's bounds
+    /// (its outbound queue counts against the same bytes). Under the close policy a socket
+    /// that can't take it is closed and the push waits in the buffer as for an absent id.
+    private func bufferInTransit(_ entry: MessageQueue.Entry, to session: Session, in slot: inout Slot) -> PushOutcome {
+        slot.buffer.byteLimit = max(0, settings.outboundQueueBytes - session.queuedBytes.load(ordering: .relaxed))
+        slot.buffer.countLimit = settings.outboundQueueMessages
+        let closing = settings.outboundPolicy == .close && !slot.buffer.fits(entry)
+        if closing {
+            session.close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+            slot.buffer.byteLimit = settings.pushBufferBytes
+            slot.buffer.countLimit = settings.pushBufferMessages
         }
-        for message in messages { session.send(message) }
+        return record(slot.buffer.append(entry, evictOldest: true), in: &slot, sent: !closing)
+    }
+
+    private func buffer(_ entry: MessageQueue.Entry, for client: ClientID, in slot: inout Slot) -> PushOutcome {
+        slot.buffer.byteLimit = settings.pushBufferBytes
+        slot.buffer.countLimit = settings.pushBufferMessages
+        if slot.isAway, slot.expiry == nil, !isPaused {
+            // A push is the first thing heard of this id: it lives for one grace period.
+            slot.expiry = scheduleExpiry(client)
+        }
+        return record(slot.buffer.append(entry, evictOldest: true), in: &slot, sent: false)
+    }
+
+    private func record(_ admission: MessageQueue.Admission, in slot: inout Slot, sent: Bool) -> PushOutcome {
+        switch admission {
+        case .accepted(evicted: 0): return sent ? .sent : .buffered
+        case .accepted(let evicted):
+            slot.dropped += evicted
+            return sent ? .sent : .bufferedDroppingOldest
+        case .refused(let cause):
+            slot.dropped += 1
+            return .dropped(cause)
+        }
+    }
+
+    /// Sends what waits in the id's buffer to `session`, if it is still the id's socket.
+    func drain(into session: Session) {
+        let entries: CircularBuffer<MessageQueue.Entry> = slots.withLockedValue { slots in
+            guard slots[session.client]?.session === session, slots[session.client]?.replaced == nil else { return [] }
+            slots[session.client]?.draining = false
+            return slots[session.client]?.buffer.takeAll() ?? []
+        }
+        for entry in entries { session.sendOnLoop(entry, reserved: true) }
+        queueShrank(for: session.client)
     }
 
     public func isConnected(_ client: ClientID) -> Bool {
         slots.withLockedValue { $0[client]?.session != nil }
     }
 
-    /// Puts messages a closed session could not write back at the front of its id's buffer
-    /// (or hands them to the id's new socket).
-    func requeue(_ messages: some BidirectionalCollection<Message>, for client: ClientID) {
-        guard !messages.isEmpty else { return }
-        let session: Session? = withSlot(client) { slot in
-            if let session = slot.session { return session }
-            prepend(messages, to: &slot)
-            return nil
+    // MARK: Congestion
+
+    /// Congested: over the high-water mark in bytes, or over half the message bound (a
+    /// stream of small messages meets that first).
+    public func isCongested(_ client: ClientID) -> Bool {
+        slots.withLockedValue { slots in
+            guard let slot = slots[client] else { return false }
+            return slot.queuedBytes > settings.congestionHighWaterBytes || slot.queuedMessages > messageBound(slot) / 2
         }
-        for message in messages { session?.send(message) }
     }
 
-    /// Puts older messages before what the id's buffer holds; past the bound the newest go.
-    private func prepend(_ messages: some BidirectionalCollection<Message>, to slot: inout Slot) {
-        guard !messages.isEmpty else { return }
-        for message in messages.reversed() where bufferLimit > 0 {
-            slot.buffer.prepend(message)
+    public func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) {
+        let now: Bool = slots.withLockedValue { slots in
+            guard slots[client] != nil, !isUnderLowWater(slots[client]!) else { return true }
+            slots[client]!.waiters.append(body)
+            return false
         }
-        while slot.buffer.count > bufferLimit {
-            slot.buffer.removeLast()
-            slot.dropped += 1
-            metrics.pushDropped()
+        if now { body() }
+    }
+
+    private func isUnderLowWater(_ slot: Slot) -> Bool {
+        slot.queuedBytes <= settings.congestionLowWaterBytes && slot.queuedMessages <= messageBound(slot) / 4
+    }
+
+    private func messageBound(_ slot: Slot) -> Int {
+        slot.session == nil ? settings.pushBufferMessages : settings.outboundQueueMessages
+    }
+
+    /// The id's queue shrank (its socket wrote, a stream took a push, a buffer was handed to
+    /// the socket): wakes the waiters once it is under the low-water mark.
+    func queueShrank(for client: ClientID) {
+        let waiters = slots.withLockedValue { takeWaitersIfWritable(client, in: &$0) }
+        for waiter in waiters { waiter() }
+    }
+
+    private func takeWaitersIfWritable(_ client: ClientID, in slots: inout [ClientID: Slot]) -> [@Sendable () -> Void] {
+        guard let slot = slots[client], !slot.waiters.isEmpty, isUnderLowWater(slot) else { return [] }
+        slots[client]!.waiters = []
+        return slot.waiters
+    }
+
+    /// Takes back a message a closing session could not write (or was handed after it
+    /// closed): to the id's buffer, or to its new socket. `asNewest`: it was sent after
+    /// everything the socket handed back (else it is older: a drained push).
+    @discardableResult
+    func requeue(_ entry: MessageQueue.Entry, reserved: Bool, asNewest: Bool = false, for client: ClientID) -> PushOutcome {
+        guard reserved || budget.reserve(entry.bytes) else {
+            budget.dropped(.hostBudget)
+            return .dropped(.hostBudget)
         }
-        slot.stream?.messagesAvailable()
+        let session: Session? = withSlot(client) { slot in
+            if let session = slot.session, slot.replaced == nil, !slot.draining, slot.buffer.isEmpty { return session }
+            if asNewest {
+                _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true), in: &slot, sent: false)
+            } else {
+                slot.dropped += slot.buffer.prepend(CollectionOfOne(entry))
+            }
+            slot.stream?.messagesAvailable()
+            return nil
+        }
+        if let session {
+            session.send(entry, reserved: true)
+            return .sent
+        }
+        return .buffered
     }
 
     /// Runs `body` on the id's slot in place (no copy of its buffer), under the lock.
-    private func withSlot<Result>(_ client: ClientID, _ body: (inout Slot) -> Result) -> Result {
-        slots.withLockedValue { body(&$0[client, default: Slot()]) }
+    func withSlot<Result>(_ client: ClientID, _ body: (inout Slot) -> Result) -> Result {
+        slots.withLockedValue { body(&$0[client, default: newSlot()]) }
     }
 
-    @discardableResult
-    private func buffer(_ message: Message, in slot: inout Slot) -> PushOutcome {
-        guard bufferLimit > 0 else {
-            slot.dropped += 1
-            metrics.pushDropped()
-            return .bufferedDroppingOldest
-        }
-        var outcome = PushOutcome.buffered
-        if slot.buffer.count >= bufferLimit {
-            slot.buffer.removeFirst()
-            slot.dropped += 1
-            metrics.pushDropped()
-            outcome = .bufferedDroppingOldest
-        }
-        slot.buffer.append(message)
-        return outcome
-    }
+    var isPaused: Bool { paused.withLockedValue { $0 } }
+}
 
-    // MARK: Sockets coming and going
+// MARK: Sockets coming and going
 
+extension ClientDirectory {
     /// Makes `session` the id's socket; an older one is closed with 1000 `replaced`. What was
-    /// buffered for the id is sent first, in order. Called on the session's event loop, so a
-    /// push from another thread (which hops there) can't overtake the buffered ones.
+    /// buffered for the id is sent first, in order — after what the replaced socket had not
+    /// written yet, which it hands over as it closes (`detach`). Called on the session's event
+    /// loop, so a push from another thread (which hops there) can't overtake the buffered ones.
     func attach(_ session: Session) {
         session.channel.eventLoop.preconditionInEventLoop()
         // Checked under the table's lock, which a pause's closing of all sessions also takes:
         // a handshake that completes while the server is being paused is either refused here
         // or among the sessions that the pause closes.
-        let admitted: (Session?, CircularBuffer<Message>)? = slots.withLockedValue { slots in
+        let admitted: (Session?, CircularBuffer<MessageQueue.Entry>)? = slots.withLockedValue { slots in
             guard !paused.withLockedValue({ $0 }) else { return nil }
-            return Self.install(session, in: &slots[session.client, default: Slot()])
+            return install(session, in: &slots[session.client, default: newSlot()])
         }
         guard let (replaced, buffered) = admitted else {
             session.close(code: .goingAway, reason: "paused")
             return
         }
-        for message in buffered { session.send(message) }
+        for entry in buffered { session.sendOnLoop(entry, reserved: true) }
+        queueShrank(for: session.client)
         if let replaced {
             replaced.close(code: .normalClosure, reason: "replaced")
             events(.replaced(session.client))
@@ -166,44 +260,70 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     /// Makes `session` the slot's socket, ending a fallback stream; returns the replaced socket
-    /// and what was buffered.
-    private static func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<Message>) {
+    /// and what is to be sent now (nothing while a replaced socket still has to hand over).
+    private func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<MessageQueue.Entry>) {
         let old = slot.session
         slot.session = session
         slot.stream?.end()
         slot.stream = nil
         slot.expiry?.cancel()
         slot.expiry = nil
-        // A drain scheduled for the old socket finds it gone; this one is sent here.
+        // A drain scheduled for the old socket finds it gone.
         slot.draining = false
-        defer { slot.buffer = CircularBuffer() }
-        return (old, slot.buffer)
+        if let old {
+            slot.replaced = old
+            return (old, [])
+        }
+        return (nil, slot.buffer.takeAll())
     }
 
     /// Forgets `session` if it is still the id's socket and starts the grace period. `unsent`,
     /// what the socket had accepted but not written, goes back to the front of the id's buffer
-    /// in the same step, so no newer push and no new socket can come between.
-    func detach(_ session: Session, unsent: [Message]) {
-        let wasCurrent = withSlot(session.client) { slot in
+    /// in the same step, so no newer push can come before it; if a new socket replaced this
+    /// one, it receives them now, ahead of everything pushed since.
+    func detach(_ session: Session, unsent: CircularBuffer<MessageQueue.Entry>) {
+        let (wasCurrent, drainInto): (Bool, Session?) = withSlot(session.client) { slot in
             let wasCurrent = slot.session === session
             if wasCurrent {
                 slot.session = nil
                 slot.draining = false
-                if !paused.withLockedValue({ $0 }), slot.stream == nil {
+                if !isPaused, slot.stream == nil {
+                    slot.expiry?.cancel()
                     slot.expiry = scheduleExpiry(session.client)
                 }
             }
-            prepend(unsent, to: &slot)
-            return wasCurrent
+            // Handed over to a new socket: its own bound applies as they reach its queue.
+            let away = slot.session == nil
+            slot.buffer.byteLimit = away ? settings.pushBufferBytes : max(settings.pushBufferBytes, settings.outboundQueueBytes)
+            slot.buffer.countLimit = away ? settings.pushBufferMessages : max(settings.pushBufferMessages, settings.outboundQueueMessages)
+            slot.dropped += slot.buffer.prepend(unsent)
+            slot.stream?.messagesAvailable()
+            if slot.replaced === session { slot.replaced = nil }
+            guard let current = slot.session, slot.replaced == nil, !slot.draining, !slot.buffer.isEmpty else {
+                return (wasCurrent, nil)
+            }
+            slot.draining = true
+            return (wasCurrent, current)
         }
+        if let drainInto { drainInto.channel.eventLoop.execute { self.drain(into: drainInto) } }
         if wasCurrent { events(.disconnected(session.client)) }
+    }
+
+    /// An id named over IPC (an invocation's `id=`): it lives for one grace period from now
+    /// unless a socket or a stream opens for it, like an id whose socket just closed.
+    func touch(_ client: ClientID) {
+        withSlot(client) { slot in
+            guard slot.isAway, !isPaused else { return }
+            slot.expiry?.cancel()
+            slot.expiry = scheduleExpiry(client)
+        }
     }
 
     /// While paused, ids don't expire: a pause is not a client leaving.
     func setPaused(_ isPaused: Bool) {
         paused.withLockedValue { $0 = isPaused }
         slots.withLockedValue { slots in
-            for (client, slot) in slots where slot.session == nil && slot.stream == nil {
+            for (client, slot) in slots where slot.isAway {
                 slot.expiry?.cancel()
                 slots[client]?.expiry = isPaused ? nil : scheduleExpiry(client)
             }
@@ -230,10 +350,12 @@ public final class ClientDirectory: PushSink, Sendable {
     /// The oldest buffered push for `stream`'s id, removed; nil when none waits or when the
     /// stream is no longer the id's receiver (a socket or another stream took over).
     func takeNext(for client: ClientID, stream: any PushStream) -> Message? {
-        slots.withLockedValue { slots in
-            guard slots[client]?.stream === stream else { return nil }
-            return slots[client]?.buffer.popFirst()
+        let (message, waiters): (Message?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
+            guard slots[client]?.stream === stream, let entry = slots[client]?.buffer.popFirst() else { return (nil, []) }
+            return (entry.message, takeWaitersIfWritable(client, in: &slots))
         }
+        for waiter in waiters { waiter() }
+        return message
     }
 
     /// Forgets `stream` if it is still the id's receiver; the id's grace period starts.
@@ -247,15 +369,24 @@ public final class ClientDirectory: PushSink, Sendable {
         }
     }
 
+    /// At the end of the grace period an id that is still away is forgotten: its buffered
+    /// pushes are dropped (counted, bytes released), its waiters woken, handlers told.
     private func scheduleExpiry(_ client: ClientID) -> Scheduled<Void> {
         timers.scheduleTask(in: gracePeriod) { [self] in
-            let expired = slots.withLockedValue { slots in
-                guard let slot = slots[client], slot.session == nil, slot.expiry != nil else { return false }
-                if slot.buffer.isEmpty { slots[client] = nil } else { slots[client]?.expiry = nil }
-                return true
+            let waiters: [@Sendable () -> Void]? = slots.withLockedValue { slots in
+                guard var slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
+                slot.buffer.discardAll(.expired)
+                slots[client] = nil
+                return slot.waiters
             }
-            if expired { events(.expired(client)) }
+            guard let waiters else { return }
+            for waiter in waiters { waiter() }
+            events(.expired(client))
         }
+    }
+
+    private func newSlot() -> Slot {
+        Slot(buffer: MessageQueue(byteLimit: settings.pushBufferBytes, countLimit: settings.pushBufferMessages, budget: budget))
     }
 
     /// Every open session (to close them at pause or shutdown).
@@ -273,12 +404,14 @@ public final class ClientDirectory: PushSink, Sendable {
         public let streaming: Bool
         /// Pushes made to the id.
         public let pushes: Int
-        /// Pushes waiting in the id's buffer (no socket).
+        /// Pushes waiting in the id's buffer (no socket, or on their way to it).
         public let buffered: Int
-        /// Pushes dropped from a full buffer.
+        public let bufferedBytes: Int
+        /// Pushes dropped or refused by the id's buffer (a bound reached).
         public let dropped: Int
         /// Messages waiting for the socket to become writable.
         public let outboundQueued: Int
+        public let outboundQueuedBytes: Int
         /// Messages dropped by the outbound policy (slow reader).
         public let outboundDropped: Int
     }
@@ -288,8 +421,9 @@ public final class ClientDirectory: PushSink, Sendable {
             slots.map { client, slot in
                 ClientSnapshot(
                     id: client.rawValue, connected: slot.session != nil, streaming: slot.stream != nil, pushes: slot.pushed,
-                    buffered: slot.buffer.count, dropped: slot.dropped,
+                    buffered: slot.buffer.count, bufferedBytes: slot.buffer.bytes, dropped: slot.dropped,
                     outboundQueued: slot.session?.queuedMessages.load(ordering: .relaxed) ?? 0,
+                    outboundQueuedBytes: slot.session?.queuedBytes.load(ordering: .relaxed) ?? 0,
                     outboundDropped: slot.session?.droppedMessages.load(ordering: .relaxed) ?? 0
                 )
             }.sorted { $0.id < $1.id }

@@ -13,6 +13,8 @@ final class Session: Sendable {
     private let handler: NIOLoopBound<SessionHandler>
     /// Messages waiting for the socket to become writable (for diagnostics).
     let queuedMessages = Atomic<Int>(0)
+    /// Their bytes: read by the directory for congestion and its bounds.
+    let queuedBytes = Atomic<Int>(0)
     /// Messages dropped by the outbound policy.
     let droppedMessages = Atomic<Int>(0)
 
@@ -23,13 +25,25 @@ final class Session: Sendable {
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
-    /// Sends a message (split if large); pushes and late replies come through here.
+    /// Sends a reply (split if large) from any thread.
     func send(_ message: Message) {
+        send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
+    }
+
+    /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from
+    /// the host's budget (it comes from a buffer).
+    func send(_ entry: MessageQueue.Entry, reserved: Bool) {
         if channel.eventLoop.inEventLoop {
-            handler.value.send(message)
+            handler.value.send(entry, reserved: reserved)
         } else {
-            channel.eventLoop.execute { self.handler.value.send(message) }
+            channel.eventLoop.execute { self.handler.value.send(entry, reserved: reserved) }
         }
+    }
+
+    /// Sends or queues a message on the socket's event loop, saying what became of it.
+    @discardableResult
+    func sendOnLoop(_ entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
+        handler.value.send(entry, reserved: reserved)
     }
 
     /// Starts the close handshake with `code`.

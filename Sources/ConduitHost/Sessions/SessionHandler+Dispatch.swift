@@ -20,12 +20,14 @@ extension SessionHandler {
         }
         let route = headers.route
         if headers.hasMore || (route == nil && headers[HeaderName.to] == nil) {
-            return queueChunk(message.payload, route: route, correlation: headers.correlation)
+            return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
         }
         let payload: ByteBuffer
         do {
             payload = try assembler.complete(with: message.payload)
+            syncChunkReservation()
         } catch {
+            syncChunkReservation()
             return replyError(ConduitError(describing: error), route: route, correlation: headers.correlation)
         }
         guard let route else {
@@ -40,12 +42,40 @@ extension SessionHandler {
         }
     }
 
-    private func queueChunk(_ payload: ByteBuffer, route: String?, correlation: (name: String, value: String)?) {
+    /// Queues a chunk, counting the whole message it came in (headers too) against the
+    /// connection's chunk queue and the host's budget.
+    private func queueChunk(_ payload: ByteBuffer, bytes: Int, route: String?, correlation: (name: String, value: String)?) {
         do {
-            try assembler.append(payload)
+            try assembler.append(payload, bytes: bytes)
         } catch {
-            replyError(ConduitError(describing: error), route: route, correlation: correlation)
+            syncChunkReservation()
+            return replyError(ConduitError(describing: error), route: route, correlation: correlation)
         }
+        guard syncChunkReservation() else {
+            return replyError(.payloadTooLarge("the host's buffer budget is exhausted; the queued chunks were dropped"), route: route, correlation: correlation)
+        }
+    }
+
+    /// Makes the bytes taken from the host's budget match the chunk queue's; when the budget
+    /// can't cover a new chunk, the queue is emptied (false).
+    @discardableResult
+    func syncChunkReservation() -> Bool {
+        let budget = services.directory.budget
+        let wanted = assembler.queuedBytes
+        if wanted <= chunkBytesReserved {
+            budget.release(chunkBytesReserved - wanted)
+            chunkBytesReserved = wanted
+            return true
+        }
+        guard budget.reserve(wanted - chunkBytesReserved, share: .half) else {
+            budget.dropped(.hostBudget)
+            assembler.reset()
+            budget.release(chunkBytesReserved)
+            chunkBytesReserved = 0
+            return false
+        }
+        chunkBytesReserved = wanted
+        return true
     }
 
     /// `to`: hands the message to another client with `from` added (SPEC §3).
@@ -59,7 +89,10 @@ extension SessionHandler {
         }
         var relayed = message
         relayed.headers.replaceOrAppend(HeaderName.from, client.rawValue)
-        services.directory.push(relayed, to: target)
+        // `delivered` means accepted into the recipient's queue (SPEC §3), so say when it wasn't.
+        if case .dropped(let cause) = services.directory.push(relayed, to: target) {
+            return replyError(.unavailable("client '\(target)' can't take the message now (\(cause.rawValue))"), route: nil, correlation: correlation)
+        }
         if let correlation {
             send(ReplyRouting.message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation))
         }

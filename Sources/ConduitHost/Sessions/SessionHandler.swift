@@ -20,14 +20,15 @@ final class SessionHandler: ChannelInboundHandler {
     private(set) var session: Session?
 
     private(set) var context: ChannelHandlerContext?
-    /// What waits for the socket to become writable; messages stay messages, so those not
-    /// written when the socket closes go back to the id's push buffer.
-    private var pending = CircularBuffer<Outbound>()
-
-    private enum Outbound {
-        case message(Message)
-        case control(WebSocketFrame)
-    }
+    /// Messages waiting for the socket to become writable, bounded in bytes and count; whole
+    /// messages, so those not written when the socket closes go back to the id's buffer and a
+    /// drop never takes part of one.
+    private var pending: MessageQueue
+    /// Frames that are not messages (pongs, the conformance echo), bounded by the same bytes.
+    private var pendingFrames = CircularBuffer<WebSocketFrame>()
+    private var pendingFrameBytes = 0
+    /// Bytes of the chunk queue taken from the host's budget.
+    var chunkBytesReserved = 0
     private var isReading = false
     private var needsFlush = false
     private var flushScheduled = false
@@ -40,6 +41,9 @@ final class SessionHandler: ChannelInboundHandler {
         self.services = services
         self.logger = logger
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
+        self.pending = MessageQueue(
+            byteLimit: services.settings.outboundQueueBytes, countLimit: services.settings.outboundQueueMessages,
+            budget: services.directory.budget)
     }
 
     // MARK: Life
@@ -70,6 +74,8 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, session != nil else { return }
         isClosed = true
         services.metrics.connectionClosed()
+        assembler.reset()
+        syncChunkReservation()
         handOverUnsentMessages()
         logger.debug("client disconnected")
     }
@@ -78,11 +84,10 @@ final class SessionHandler: ChannelInboundHandler {
     /// and what waited here goes back to the front of that buffer, in order.
     private func handOverUnsentMessages() {
         guard let session else { return }
-        let unsent = pending.compactMap { item -> Message? in
-            if case .message(let message) = item { message } else { nil }
-        }
-        pending.removeAll()
-        session.queuedMessages.store(0, ordering: .relaxed)
+        let unsent = pending.takeAll()
+        pendingFrames.removeAll()
+        pendingFrameBytes = 0
+        publishQueueSize()
         services.directory.detach(session, unsent: unsent)
     }
 
@@ -148,24 +153,65 @@ final class SessionHandler: ChannelInboundHandler {
 
     // MARK: Outbound
 
-    /// Sends one message, split into parts when its payload exceeds one frame.
+    /// Sends a reply or an error of this connection's own.
     func send(_ message: Message) {
+        send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
+    }
+
+    /// Sends one message (split into parts when its payload exceeds one frame) or queues it
+    /// whole while the socket can't take more. `reserved`: its bytes are already taken from
+    /// the host's budget (it comes from the id's buffer).
+    @discardableResult
+    func send(_ entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
         guard !isClosed, !closeSent, let context else {
-            services.directory.requeue(CollectionOfOne(message), for: client)
-            return
+            return services.directory.requeue(entry, reserved: reserved, for: client)
         }
-        if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
-            sendPart(message, context: context)
-        } else {
-            for part in message.split() { sendPart(part, context: context) }
+        guard !pending.isEmpty || !pendingFrames.isEmpty || !context.channel.isWritable else {
+            if reserved { services.directory.budget.release(entry.bytes) }
+            return write(entry.message, context: context) ? .sent : .dropped(.unencodable)
+        }
+        if services.settings.outboundPolicy == .close, !pending.fits(entry) {
+            close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+            return services.directory.requeue(entry, reserved: reserved, asNewest: true, for: client)
+        }
+        let admission = pending.append(entry, evictOldest: true, reserved: reserved)
+        publishQueueSize()
+        switch admission {
+        case .accepted(evicted: 0):
+            return .sent
+        case .accepted(let evicted):
+            countOutboundDrops(evicted)
+            return .sent
+        case .refused(let cause):
+            countOutboundDrops(1)
+            return .dropped(cause)
         }
     }
 
-    private func sendPart(_ message: Message, context: ChannelHandlerContext) {
-        guard pending.isEmpty, context.channel.isWritable else { return enqueue(.message(message)) }
-        guard let frame = encodeFrame(message, context: context) else { return }
-        context.write(wrapOutboundOut(frame), promise: nil)
+    private func countOutboundDrops(_ count: Int) {
+        session?.droppedMessages.add(count, ordering: .relaxed)
+        services.metrics.outboundDropped(count: count)
+    }
+
+    private func publishQueueSize() {
+        session?.queuedMessages.store(pending.count, ordering: .relaxed)
+        session?.queuedBytes.store(pending.bytes + pendingFrameBytes, ordering: .relaxed)
+    }
+
+    /// Writes every part of one message; false when it can't be encoded (logged, counted).
+    private func write(_ message: Message, context: ChannelHandlerContext) -> Bool {
+        if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
+            guard let frame = encodeFrame(message, context: context) else { return false }
+            context.write(wrapOutboundOut(frame), promise: nil)
+        } else {
+            // Every part is encodable when the first is: they share the headers.
+            for part in message.split() {
+                guard let frame = encodeFrame(part, context: context) else { return false }
+                context.write(wrapOutboundOut(frame), promise: nil)
+            }
+        }
         scheduleFlush(context)
+        return true
     }
 
     /// Payloads from this size on are not copied into the frame: the encoded headers go in
@@ -185,6 +231,7 @@ final class SessionHandler: ChannelInboundHandler {
             try gather ? message.encodePrefix(into: &buffer) : message.encode(into: &buffer)
         } catch {
             logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
+            services.directory.budget.dropped(.unencodable)
             return nil
         }
         services.metrics.messageSent(bytes: size + (gather ? message.payload.readableBytes : 0))
@@ -193,12 +240,20 @@ final class SessionHandler: ChannelInboundHandler {
             : WebSocketFrame(fin: true, opcode: .binary, data: buffer)
     }
 
-    /// Writes a frame that is not a message (pong, text echo).
+    /// Writes a frame that is not a message (pong, text echo). A peer that keeps sending pings
+    /// without reading the pongs meets the same byte bound as messages, and is closed.
     private func write(_ frame: WebSocketFrame) {
         guard let context else { return }
-        guard pending.isEmpty, context.channel.isWritable else { return enqueue(.control(frame)) }
-        context.write(wrapOutboundOut(frame), promise: nil)
-        scheduleFlush(context)
+        guard !pendingFrames.isEmpty || !context.channel.isWritable else {
+            context.write(wrapOutboundOut(frame), promise: nil)
+            return scheduleFlush(context)
+        }
+        guard pendingFrameBytes + frame.data.readableBytes <= services.settings.outboundQueueBytes else {
+            return close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+        }
+        pendingFrames.append(frame)
+        pendingFrameBytes += frame.data.readableBytes
+        publishQueueSize()
     }
 
     private func scheduleFlush(_ context: ChannelHandlerContext) {
@@ -215,34 +270,20 @@ final class SessionHandler: ChannelInboundHandler {
         }
     }
 
-    private func enqueue(_ item: Outbound) {
-        pending.append(item)
-        if pending.count > services.settings.outboundQueueMessages {
-            switch services.settings.outboundPolicy {
-            case .dropOldest:
-                pending.removeFirst()
-                session?.droppedMessages.add(1, ordering: .relaxed)
-                services.metrics.outboundDropped()
-            case .close:
-                close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
-            }
-        }
-        session?.queuedMessages.store(pending.count, ordering: .relaxed)
-    }
-
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        while context.channel.isWritable, let item = pending.popFirst() {
-            switch item {
-            case .control(let frame):
-                context.write(wrapOutboundOut(frame), promise: nil)
-            case .message(let message):
-                if let frame = encodeFrame(message, context: context) {
-                    context.write(wrapOutboundOut(frame), promise: nil)
-                }
-            }
+        let before = pending.bytes + pendingFrameBytes
+        while context.channel.isWritable, let frame = pendingFrames.popFirst() {
+            pendingFrameBytes -= frame.data.readableBytes
+            context.write(wrapOutboundOut(frame), promise: nil)
         }
-        session?.queuedMessages.store(pending.count, ordering: .relaxed)
+        while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.popFirst() {
+            _ = write(entry.message, context: context)
+        }
+        publishQueueSize()
         context.flush()
+        if pending.bytes + pendingFrameBytes < before {
+            services.directory.queueShrank(for: client)
+        }
         context.fireChannelWritabilityChanged()
     }
 

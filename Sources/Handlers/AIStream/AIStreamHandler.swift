@@ -75,14 +75,20 @@ public struct AIStreamHandler: ConduitHandler {
         let maxTokens = try maxTokens(of: request)
         let backend = backend
         let output = TokenPushes(
-            pushes: pushes, client: request.client, route: request.route, correlation: correlation, eventLoop: request.eventLoop)
+            pushes: pushes, client: request.client, route: request.route, correlation: correlation)
         let started = streams.start(.init(client: request.client, token: correlation.value)) {
             var output = output
             do {
                 try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
-                output.finish(aborted: false)
+                if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
             } catch {
-                if Task.isCancelled { output.finish(aborted: true) } else { output.fail(ConduitError(describing: error)) }
+                if let refusal = output.refusal {
+                    output.fail(refusal)
+                } else if Task.isCancelled {
+                    output.finish(aborted: true)
+                } else {
+                    output.fail(ConduitError(describing: error))
+                }
             }
         }
         guard started else {

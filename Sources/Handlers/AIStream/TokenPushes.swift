@@ -10,34 +10,34 @@ import NIOCore
 /// empty payload, plus `aborted: true` when the stream was aborted. A failure ends the stream
 /// instead with an error message shaped like an error reply (`error: <Type>`, payload
 /// `{"err":{"type":…,"message":…}}`), also `complete: true`.
+///
+/// No token is dropped (SPEC §3): tokens are `.reliable` pushes, and while the client is
+/// congested the stream waits (the generator with it) until the host says it is writable. A
+/// token its queue refuses ends the stream with an `UnavailableError` instead of a gap.
 struct TokenPushes {
-    /// Every this many tokens the stream waits until the requesting connection's event loop
-    /// has run what it was handed, so an unpaced generator cannot pile up pushes faster than
-    /// the host encodes and writes them (a slow reader then meets the host's outbound policy).
-    static let tokensPerCatchUp = 64
-
     private let pushes: any PushSink
     private let client: ClientID
     private let base: Headers
-    private let eventLoop: any EventLoop
     private var index = 0
+    /// Set when the client's queue refused a token: the stream can't go on without a gap.
+    private(set) var refusal: ConduitError?
 
-    init(
-        pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String),
-        eventLoop: any EventLoop
-    ) {
+    init(pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String)) {
         self.pushes = pushes
         self.client = client
-        self.eventLoop = eventLoop
         base = [HeaderName.route: route, "source": route, correlation.name: correlation.value]
     }
 
+    /// Pushes one token, then waits while the client is congested. After a refusal the
+    /// generating task is cancelled and later tokens are ignored.
     mutating func token(_ text: String) async {
-        push(["complete": "false"], payload: ByteBuffer(string: text))
-        if index % Self.tokensPerCatchUp == 0 {
-            // Fails only when the loop is shutting down, and then there is nothing to wait for.
-            try? await eventLoop.submit {}.get()
+        guard refusal == nil else { return }
+        if case .dropped(let cause) = push(["complete": "false"], payload: ByteBuffer(string: text)) {
+            refusal = .unavailable("the client's queue could not take token \(index - 1) (\(cause.rawValue)); the stream ends here")
+            withUnsafeCurrentTask { $0?.cancel() }
+            return
         }
+        await pushes.writable(client)
     }
 
     mutating func finish(aborted: Bool) {
@@ -50,12 +50,13 @@ struct TokenPushes {
         push([HeaderName.error: error.kind.name, "complete": "true"], payload: payload)
     }
 
-    private mutating func push(_ extra: Headers, payload: ByteBuffer = ByteBuffer()) {
+    @discardableResult
+    private mutating func push(_ extra: Headers, payload: ByteBuffer = ByteBuffer()) -> PushOutcome {
         var headers = base
         headers.append("index", String(index))
         for (name, value) in extra { headers.append(name, value) }
-        pushes.push(Message(headers: headers, payload: payload), to: client)
         index += 1
+        return pushes.push(Message(headers: headers, payload: payload), to: client, delivery: .reliable)
     }
 
     private struct ErrorBody: Encodable {

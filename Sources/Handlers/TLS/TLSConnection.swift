@@ -54,7 +54,7 @@ final class TLSConnection: Sendable {
     /// Connects and completes the handshake, both within `timeout`.
     static func open(
         _ endpoint: Endpoint, for client: ClientID, trust: TLSTrust.Choice, timeout: TimeAmount,
-        pushes: any PushSink, group: any EventLoopGroup
+        congestionTimeout: TimeAmount, pushes: any PushSink, group: any EventLoopGroup
     ) async throws(ConduitError) -> TLSConnection {
         let eventLoop = group.next()
         let handshake = eventLoop.makePromise(of: Void.self)
@@ -66,7 +66,8 @@ final class TLSConnection: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let tls = try NIOSSLClientHandler(context: trust.context, serverHostname: endpoint.serverName)
-                        let reader = TLSStreamReader(client: client, pushes: pushes, handshake: handshake)
+                        let reader = TLSStreamReader(
+                            client: client, pushes: pushes, handshake: handshake, congestionTimeout: congestionTimeout)
                         try channel.pipeline.syncOperations.addHandlers(tls, reader)
                     }
                 }

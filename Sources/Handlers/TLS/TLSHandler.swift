@@ -88,11 +88,13 @@ public final class TLSHandler: ConduitHandler {
         let endpoint = try TLSConnection.Endpoint(request)
         let insecure = try insecureRequested(request)
         let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
+        let congestionTimeout = TimeAmount.nanoseconds(Int64(options.congestionTimeoutSeconds * 1e9))
         responder.respond { [self] in
             // In the task: a CA of the request's own means loading the system roots again.
             let choice = try trust.choice(insecureRequested: insecure, caPEM: request.payload)
             let connection = try await TLSConnection.open(
-                endpoint, for: client, trust: choice, timeout: timeout, pushes: context.pushes, group: context.eventLoopGroup)
+                endpoint, for: client, trust: choice, timeout: timeout, congestionTimeout: congestionTimeout,
+                pushes: context.pushes, group: context.eventLoopGroup)
             try register(connection, for: client)
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
             return try .json(connection.summary)

@@ -66,12 +66,15 @@ public struct TLSOptions: Decodable, Sendable {
     public var caPEM: String?
     public var insecure = InsecurePolicy.never
     public var connectTimeoutSeconds = 10.0
+    /// How long a client may stay congested (the host's high-water mark) before its stream is
+    /// ended with `tls.end`; meanwhile nothing is read from the server (SPEC §3).
+    public var congestionTimeoutSeconds = 30.0
     public var echoService = EchoService()
 
     public init() {}
 
     private enum CodingKeys: String, CodingKey, CaseIterable {
-        case caFile, caPEM, insecure, connectTimeoutSeconds, echoService
+        case caFile, caPEM, insecure, connectTimeoutSeconds, congestionTimeoutSeconds, echoService
     }
 
     public init(from decoder: any Decoder) throws {
@@ -80,10 +83,12 @@ public struct TLSOptions: Decodable, Sendable {
         caPEM = try options.decodeIfPresent(String.self, forKey: .caPEM)
         insecure = try options.decodeIfPresent(InsecurePolicy.self, forKey: .insecure) ?? insecure
         connectTimeoutSeconds = try options.decodeIfPresent(Double.self, forKey: .connectTimeoutSeconds) ?? connectTimeoutSeconds
+        congestionTimeoutSeconds = try options.decodeIfPresent(Double.self, forKey: .congestionTimeoutSeconds) ?? congestionTimeoutSeconds
         echoService = try options.decodeIfPresent(EchoService.self, forKey: .echoService) ?? echoService
-        guard connectTimeoutSeconds > 0 else {
+        for (key, value) in [(CodingKeys.connectTimeoutSeconds, connectTimeoutSeconds), (.congestionTimeoutSeconds, congestionTimeoutSeconds)]
+        where !(value > 0 && value <= 86_400) {
             throw DecodingError.dataCorruptedError(
-                forKey: .connectTimeoutSeconds, in: options, debugDescription: "connectTimeoutSeconds must be above 0")
+                forKey: key, in: options, debugDescription: "\(key.stringValue) must be above 0 and at most 86400 (one day)")
         }
     }
 }

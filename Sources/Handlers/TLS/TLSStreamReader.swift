@@ -8,6 +8,11 @@ import NIOTLS
 ///
 /// Reads of one event-loop turn are joined into pushes of up to one Conduit message, so a
 /// stream of 16 KiB TLS records becomes a few large pushes, never a push split into parts.
+///
+/// A byte stream loses no bytes (SPEC §3): pushes are `.reliable`; while the client is
+/// congested nothing more is read from the server (`autoRead` off) until the host says it is
+/// writable again; a client congested for longer than `congestionTimeout`, or whose queue
+/// refuses a push, gets `tls.end` with a reason instead of a stream with a hole.
 final class TLSStreamReader: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -25,11 +30,17 @@ final class TLSStreamReader: ChannelDuplexHandler {
     /// A close asked for on the channel (tls.close, expiry, stop): not the server's doing.
     private var closingHere = false
     private var failure: (any Error)?
+    /// Why the host ended the stream itself (a client too slow), for `tls.end`.
+    private var endReason: String?
+    private let congestionTimeout: TimeAmount
+    /// Set while reading is paused for a congested client.
+    private var congestion: Scheduled<Void>?
 
-    init(client: ClientID, pushes: any PushSink, handshake: EventLoopPromise<Void>) {
+    init(client: ClientID, pushes: any PushSink, handshake: EventLoopPromise<Void>, congestionTimeout: TimeAmount) {
         self.client = client
         self.pushes = pushes
         self.handshake = handshake
+        self.congestionTimeout = congestionTimeout
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -43,8 +54,9 @@ final class TLSStreamReader: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
+        guard endReason == nil else { return }
         if let held = unpushed?.readableBytes, held + bytes.readableBytes > Self.maxPushBytes {
-            pushUnpushed()
+            pushUnpushed(context: context)
         }
         if unpushed == nil {
             unpushed = bytes
@@ -54,8 +66,36 @@ final class TLSStreamReader: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        pushUnpushed()
+        pushUnpushed(context: context)
+        if endReason == nil, congestion == nil, pushes.isCongested(client) { pauseReading(context: context) }
         context.fireChannelReadComplete()
+    }
+
+    /// Stops reading from the server until the client drains, or ends the stream if it doesn't
+    /// within `congestionTimeout`.
+    private func pauseReading(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let loop = context.eventLoop.assumeIsolated()
+        _ = channel.setOption(.autoRead, value: false)
+        congestion = loop.scheduleTask(in: congestionTimeout) { [self] in
+            end(context: context, reason: "the client read too slowly: congested for \(congestionTimeout.nanoseconds / 1_000_000_000) s")
+        }
+        let resume = NIOLoopBound({ [self] in
+            guard let scheduled = congestion else { return }
+            scheduled.cancel()
+            congestion = nil
+            _ = channel.setOption(.autoRead, value: true)
+            context.read()
+        }, eventLoop: context.eventLoop)
+        pushes.whenWritable(client) { resume.eventLoop.execute { resume.value() } }
+    }
+
+    /// Ends the stream from this side with a reason the client sees in `tls.end`.
+    private func end(context: ChannelHandlerContext, reason: String) {
+        guard endReason == nil else { return }
+        endReason = reason
+        unpushed = nil
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -69,14 +109,16 @@ final class TLSStreamReader: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        pushUnpushed()
+        congestion?.cancel()
+        congestion = nil
+        pushUnpushed(context: context)
         if let handshake {
             handshake.fail(TLSFailure.ClosedDuringHandshake())
             self.handshake = nil
         } else if established, !closingHere {
             var headers: Headers = ["route": "tls.end"]
-            if let failure { headers["reason"] = TLSFailure.describeEnd(failure) }
-            pushes.push(Message(headers: headers, payload: ByteBuffer()), to: client)
+            if let reason = endReason ?? failure.map(TLSFailure.describeEnd) { headers["reason"] = reason }
+            pushes.push(Message(headers: headers, payload: ByteBuffer()), to: client, delivery: .reliable)
         }
         context.fireChannelInactive()
     }
@@ -92,9 +134,12 @@ final class TLSStreamReader: ChannelDuplexHandler {
         context.close(mode: mode, promise: promise)
     }
 
-    private func pushUnpushed() {
+    private func pushUnpushed(context: ChannelHandlerContext) {
         guard let payload = unpushed else { return }
         unpushed = nil
-        pushes.push(Message(headers: ["route": "tls.data"], payload: payload), to: client)
+        let outcome = pushes.push(Message(headers: ["route": "tls.data"], payload: payload), to: client, delivery: .reliable)
+        if case .dropped(let cause) = outcome {
+            end(context: context, reason: "the client's queue can't take more (\(cause.rawValue)); the stream ends here")
+        }
     }
 }

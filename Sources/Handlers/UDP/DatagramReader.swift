@@ -58,6 +58,7 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         case .sent: counters.pushed.add(1, ordering: .relaxed)
         case .buffered: counters.buffered.add(1, ordering: .relaxed)
         case .bufferedDroppingOldest: counters.droppedOldest.add(1, ordering: .relaxed)
+        case .dropped: counters.dropped.add(1, ordering: .relaxed)
         }
     }
 }

@@ -11,6 +11,7 @@ final class UDPSocket: Sendable {
         let pushed = Atomic<Int>(0)
         let buffered = Atomic<Int>(0)
         let droppedOldest = Atomic<Int>(0)
+        let dropped = Atomic<Int>(0)
         let ignored = Atomic<Int>(0)
         let sent = Atomic<Int>(0)
     }
@@ -28,6 +29,8 @@ final class UDPSocket: Sendable {
         let pushedLive: Int
         let pushedBuffered: Int
         let pushedDroppingOldest: Int
+        /// Not pushed: the id's queue or the host's budget had no room (dropped whole).
+        let dropped: Int
         /// Received while not reading, or from a peer other than the connected one.
         let ignored: Int
         let sent: Int
@@ -53,7 +56,7 @@ final class UDPSocket: Sendable {
             address: local?.ipAddress, port: local?.port, remoteAddress: remote?.ipAddress, remotePort: remote?.port,
             reading: reader.isReading, received: counters.received.load(ordering: .relaxed),
             pushedLive: counters.pushed.load(ordering: .relaxed), pushedBuffered: counters.buffered.load(ordering: .relaxed),
-            pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed),
+            pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
             ignored: counters.ignored.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
         )
     }

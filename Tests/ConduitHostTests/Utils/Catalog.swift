@@ -9,5 +9,6 @@ extension HandlerCatalog {
         HandlerKind(PushingHandler.self, name: "pusher"),
         HandlerKind(ThrowingHandler.self, name: "thrower"),
         HandlerKind(SettingsHandler.self, name: "configured"),
+        HandlerKind(OutcomeHandler.self, name: "outcome"),
     ])
 }

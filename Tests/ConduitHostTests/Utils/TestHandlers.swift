@@ -81,3 +81,19 @@ extension ClientEvent {
         }
     }
 }
+
+/// `outcome`: pushes one message to the sender, with `headers` extra headers of its own
+/// (300 makes it unencodable), and replies with what `push` returned.
+struct OutcomeHandler: ConduitHandler {
+    let pushes: any PushSink
+
+    init(options: NoOptions, context: HandlerContext) {
+        pushes = context.pushes
+    }
+
+    func handle(_ request: Request, responder: Responder) throws {
+        var headers: Headers = ["route": "outcome"]
+        for index in 0..<(Int(request.headers["headers"] ?? "0") ?? 0) { headers.append("h\(index)", "x") }
+        responder.reply(json: "\(pushes.push(Message(headers: headers), to: request.client))")
+    }
+}

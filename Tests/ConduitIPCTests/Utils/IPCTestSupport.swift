@@ -13,6 +13,7 @@ extension HandlerCatalog {
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(PartsHandler.self, name: "parts"),
         HandlerKind(SilentHandler.self, name: "silent"),
+        HandlerKind(StatefulHandler.self, name: "stateful"),
     ])
 }
 

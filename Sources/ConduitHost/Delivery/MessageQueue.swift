@@ -1,0 +1,128 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+
+/// A FIFO of whole messages bounded in bytes and in count (SPEC §3), drawing on the host-wide
+/// budget. Used for a socket's outbound queue and an absent id's push buffer, so both follow
+/// one rule: a message is kept or dropped whole; drop-oldest drops only `.droppable` messages;
+/// an empty queue always takes one message (a single message larger than the bound can still
+/// be delivered to a reader that keeps up).
+struct MessageQueue {
+    struct Entry {
+        let message: Message
+        /// What the message holds in memory: its encoded size, headers included.
+        let bytes: Int
+        let delivery: PushDelivery
+
+        init(_ message: Message, delivery: PushDelivery) {
+            self.message = message
+            self.bytes = message.encodedSize
+            self.delivery = delivery
+        }
+    }
+
+    enum Admission: Equatable {
+        /// Kept; `evicted` older droppable messages were dropped to make room.
+        case accepted(evicted: Int)
+        case refused(DropCause)
+    }
+
+    private(set) var entries = CircularBuffer<Entry>()
+    private(set) var bytes = 0
+    var byteLimit: Int
+    var countLimit: Int
+    let budget: BufferBudget
+
+    init(byteLimit: Int, countLimit: Int, budget: BufferBudget) {
+        self.byteLimit = byteLimit
+        self.countLimit = countLimit
+        self.budget = budget
+    }
+
+    var isEmpty: Bool { entries.isEmpty }
+    var count: Int { entries.count }
+
+    /// Appends `entry`, first dropping the oldest droppable messages when `evictOldest` and the
+    /// bound is reached. `reserved`: the entry's bytes are already taken from the budget (it
+    /// moves from another queue) and stay taken.
+    mutating func append(_ entry: Entry, evictOldest: Bool, reserved: Bool = false) -> Admission {
+        var evicted = 0
+        if evictOldest {
+            while !fits(entry), let index = entries.firstIndex(where: { $0.delivery == .droppable }) {
+                let victim = entries.remove(at: index)
+                release(victim)
+                evicted += 1
+            }
+        }
+        if evicted > 0 { budget.dropped(.queueFull, count: evicted) }
+        guard fits(entry) else {
+            if reserved { budget.release(entry.bytes) }
+            budget.dropped(.queueFull)
+            return .refused(.queueFull)
+        }
+        guard reserved || budget.reserve(entry.bytes) else {
+            budget.dropped(.hostBudget)
+            return .refused(.hostBudget)
+        }
+        entries.append(entry)
+        bytes += entry.bytes
+        return .accepted(evicted: evicted)
+    }
+
+    /// Puts older messages (a closed socket's unsent ones, already reserved) before what the
+    /// queue holds; past the bound the newest droppable ones go, then the newest of any kind.
+    mutating func prepend(_ older: some BidirectionalCollection<Entry>) -> Int {
+        for entry in older.reversed() {
+            entries.prepend(entry)
+            bytes += entry.bytes
+        }
+        var dropped = 0
+        while isOverBound, let index = entries.lastIndex(where: { $0.delivery == .droppable }) ?? entries.indices.last {
+            release(entries.remove(at: index))
+            dropped += 1
+        }
+        budget.dropped(.queueFull, count: dropped)
+        return dropped
+    }
+
+    /// The oldest message, removed. `keepReservation`: its bytes stay taken from the budget
+    /// (it moves to another queue); otherwise they are released.
+    mutating func popFirst(keepReservation: Bool = false) -> Entry? {
+        guard let entry = entries.popFirst() else { return nil }
+        bytes -= entry.bytes
+        if !keepReservation { budget.release(entry.bytes) }
+        return entry
+    }
+
+    /// Everything, removed, with the reservations kept (to move to another queue).
+    mutating func takeAll() -> CircularBuffer<Entry> {
+        defer {
+            entries = CircularBuffer()
+            bytes = 0
+        }
+        return entries
+    }
+
+    /// Drops everything (counted under `cause`) and releases its bytes.
+    mutating func discardAll(_ cause: DropCause) {
+        budget.dropped(cause, count: entries.count)
+        budget.release(bytes)
+        entries = CircularBuffer()
+        bytes = 0
+    }
+
+    private var isOverBound: Bool {
+        entries.count > countLimit || (bytes > byteLimit && entries.count > 1)
+    }
+
+    /// Whether `entry` can be appended without dropping anything.
+    func fits(_ entry: Entry) -> Bool {
+        guard countLimit > 0, byteLimit > 0 else { return false }
+        return entries.isEmpty || (entries.count < countLimit && bytes + entry.bytes <= byteLimit)
+    }
+
+    private mutating func release(_ entry: Entry) {
+        bytes -= entry.bytes
+        budget.release(entry.bytes)
+    }
+}

@@ -1,0 +1,44 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// SPEC §3 "Byte streams lose no bytes": a token stream to a client that can't take more
+/// pauses instead of dropping tokens.
+@Suite("AI stream to a congested client", .serialized, .timeLimit(.minutes(1)))
+struct SlowReaderTests {
+    @Test func aStreamPausesWhileItsClientIsAwayAndLosesNoToken() async throws {
+        let yaml = """
+            limits:
+              pushBufferMessages: 64
+            routes:
+              - route: ai.*
+                handler: ai
+                options: {backend: builtin, tokensPerSecond: 2000, maxTokens: 2000}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let first = try await host.connect(client: "ai-away")
+            try await first.send(["route": "ai.chat.generate", "token": "s"], payload: Array("tell me".utf8))
+            var stream = ReceivedStream()
+            stream.tokens.append(try await first.nextMessage())
+            try await first.close()
+            // What reached the first socket before it closed, up to the host's close frame.
+            while true {
+                do { stream.tokens.append(try await first.nextMessage()) } catch TestClientError.closedByServer { break }
+            }
+            // With the client away its 64-message buffer fills long before the 2,000 tokens (one second) end: the
+            // stream must wait there instead of dropping the oldest.
+            try await waitUntil { host.client("ai-away")?.buffered ?? 0 >= 32 }
+            let again = try await host.connect(client: "ai-away")
+            try await again.read(into: &stream)
+            #expect(stream.last?.headers["error"] == nil)
+            let missing = Set(0...2000).subtracting(stream.indices)
+            #expect(missing.isEmpty, "\(missing.count) tokens never arrived")
+            #expect(stream.indices == stream.indices.sorted(), "in order")
+            #expect(stream.indices.count == 2001, "each once")
+            #expect(host.client("ai-away")?.dropped == 0)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Testing
+
+/// SPEC §3 "Backpressure and memory", "Drops are whole", "One life for every id": every
+/// buffer bounded in bytes of whole messages, inside one host-wide budget.
+@Suite("Memory and delivery", .serialized, .timeLimit(.minutes(1)))
+struct MemoryModelTests {
+    /// A payload of `count` bytes, every one `value`: a joined message mixing two shows at once.
+    static func uniform(_ value: Int, count: Int) -> [UInt8] { [UInt8](repeating: UInt8(value % 256), count: count) }
+
+    @Test func chunkHeadersCountAgainstTheChunkQueue() async throws {
+        let yaml = "limits:\n  chunkQueueBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "big-headers")
+            // 60 KB of headers and a 1-byte payload per chunk: the queue must count what each
+            // keeps in memory, so the 18th chunk (past 1 MiB) is refused.
+            let filler = String(repeating: "h", count: 60_000)
+            for _ in 0..<20 {
+                try await client.send(["pad": filler], payload: [1])
+            }
+            let refusal = try await client.nextMessage()
+            #expect(refusal.headers["error"] == "PayloadTooLargeError")
+            // The queue started again after the refusal: 2 chunks, then the echo's own byte.
+            // The connection stays usable and the budget holds only what is still queued.
+            let echoed = try await client.request(Message(headers: ["route": "echo", "token": "after"], payload: ByteBuffer(bytes: [2])))
+            #expect(echoed.headers["token"] == "after")
+            #expect(Array(echoed.payload.readableBytesView) == [1, 1, 2])
+            #expect(host.host.directory.budget.usedBytes <= 1 << 20)
+        }
+    }
+
+    @Test func aNonReadersQueueIsBoundedInBytes() async throws {
+        let yaml = "limits:\n  outboundQueueBytes: 1048576\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "non-reader", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            // 400 × 60 KB = 24 MB for a client that reads nothing: the 4,096-message count bound
+            // alone would keep all of it.
+            try await client.send(["route": "push", "count": "400"], payload: Self.uniform(1, count: 60_000))
+            try await waitUntil { (host.client("non-reader")?.outboundDropped ?? 0) + (host.client("non-reader")?.dropped ?? 0) > 0 }
+            let snapshot = try #require(host.client("non-reader"))
+            #expect(snapshot.outboundQueuedBytes + snapshot.bufferedBytes <= (1 << 20) + 2 * 60_100)
+            #expect(host.host.directory.budget.usedBytes <= (1 << 20) + 2 * 60_100)
+        }
+    }
+
+    @Test func theClosePolicyKeepsOnlyWhatTheIdsBufferHolds() async throws {
+        let yaml = """
+            limits:
+              outboundQueueBytes: 1048576
+              pushBufferBytes: 2097152
+              outboundPolicy: close
+            routes:
+              - route: push
+                handler: pusher
+            """
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "closed-slow", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            try await client.send(["route": "push", "count": "400"], payload: Self.uniform(2, count: 60_000))
+            try await waitUntil { host.client("closed-slow")?.connected == false }
+            try await waitUntil { (host.client("closed-slow")?.pushes ?? 0) >= 400 }
+            let snapshot = try #require(host.client("closed-slow"))
+            #expect(snapshot.bufferedBytes <= 2 << 20)
+            #expect(snapshot.dropped > 0)
+            #expect(host.host.directory.budget.usedBytes <= (2 << 20) + 60_100)
+        }
+    }
+
+    @Test func aDepartedIdsBufferIsReleasedAtExpiry() async throws {
+        let yaml = "limits:\n  clientGraceSeconds: 1\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let sender = try await host.connect(client: "expiry-sender")
+            _ = try await sender.request(Message(headers: ["route": "push", "to": "departed", "count": "100"], payload: ByteBuffer(bytes: Self.uniform(3, count: 10_000))))
+            #expect(host.client("departed")?.buffered == 100)
+            try await waitUntil { host.client("departed") == nil }
+            #expect(EventLog.shared.all(for: "departed").contains(.expired(.init("departed")!)))
+            #expect(host.host.directory.budget.snapshot.dropped["expired"] ?? 0 >= 100)
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+    }
+
+    @Test func dropOldestDropsWholeMessagesNeverParts() async throws {
+        let yaml = """
+            limits:
+              outboundQueueMessages: 4
+              outboundQueueBytes: 65536
+            routes:
+              - route: push
+                handler: pusher
+              - route: echo
+                handler: echo
+            """
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "whole", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            // Each push is 150,000 bytes: three parts on the wire. Every payload byte is the
+            // push's own number, so parts of two pushes joined are seen.
+            for n in 0..<30 {
+                // A 150,000-byte request goes as two chunks and a last part (SPEC §1).
+                try await client.send([:], payload: Self.uniform(n, count: 60_000))
+                try await client.send([:], payload: Self.uniform(n, count: 60_000))
+                try await client.send(["route": "push", "count": "1"], payload: Self.uniform(n, count: 30_000))
+            }
+            try await waitUntil { (host.client("whole")?.outboundDropped ?? 0) + (host.client("whole")?.dropped ?? 0) > 0 }
+            try await client.resumeReading()
+            // Read up to a reply sent after everything else.
+            try await client.send(["route": "echo", "token": "end"])
+            var received = 0
+            while true {
+                let message = try await client.nextJoinedMessage()
+                if message.headers["token"] == "end" { break }
+                if message.headers["n"] != nil {
+                    let bytes = Array(message.payload.readableBytesView)
+                    #expect(bytes.count == 150_000, "a push arrives whole")
+                    #expect(Set(bytes).count == 1, "a push is never joined with parts of another")
+                    received += 1
+                }
+            }
+            #expect(received > 0 && received < 30)
+        }
+    }
+
+    @Test func aReplacingSocketGetsTheOldSocketsUnsentMessagesFirstAndInOrder() async throws {
+        try await TestHost.run(yaml: "routes:\n  - route: push\n    handler: pusher\n", catalog: .hostTests) { host in
+            let first = try await host.connect(client: "handover", receiveBufferBytes: 65536)
+            try await first.pauseReading()
+            try await first.send(["route": "push", "count": "100"], payload: Self.uniform(4, count: 60_000))
+            try await waitUntil { host.client("handover")?.outboundQueued ?? 0 > 10 }
+            let second = try await host.connect(client: "handover")
+            // Nothing else is pushed: what the first socket had not written must reach the
+            // second on its own, in order, up to the last push.
+            var last = -1
+            while last < 99 {
+                let message = try await second.nextJoinedMessage()
+                guard let n = message.headers["n"].flatMap(Int.init) else { continue }
+                if last >= 0 { #expect(n == last + 1, "in order, none missing") }
+                last = n
+            }
+        }
+    }
+
+    @Test func aPushThatCantBeEncodedIsReportedDropped() async throws {
+        try await TestHost.run(yaml: "routes:\n  - route: outcome\n    handler: outcome\n", catalog: .hostTests) { host in
+            let client = try await host.connect(client: "truthful")
+            let bad = try await client.request(Message(headers: ["route": "outcome", "token": "2", "headers": "300"]))
+            #expect(String(buffer: bad.payload).contains("unencodable"))
+        }
+    }
+
+    @Test func aRelayIsAcknowledgedOnlyWhenTheRecipientsQueueTookIt() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let recipient = try await host.connect(client: "full-recipient", receiveBufferBytes: 65536)
+            try await recipient.pauseReading()
+            let sender = try await host.connect(client: "relay-sender")
+            var refused: Message?
+            for index in 0..<200 where refused == nil {
+                let answer = try await sender.request(Message(
+                    headers: ["to": "full-recipient", "token": "\(index)"], payload: ByteBuffer(bytes: Self.uniform(5, count: 60_000))))
+                if answer.headers["error"] != nil { refused = answer }
+            }
+            let refusal = try #require(refused, "the host's budget can't take 12 MB of relays")
+            #expect(refusal.headers["error"] == "UnavailableError")
+            #expect(host.host.directory.budget.snapshot.dropped["host-budget"] ?? 0 > 0)
+        }
+    }
+}
