@@ -56,7 +56,10 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: conduit), .init(service: ReloadOnHangup(host: conduit, logger: logger))],
+            services: [
+                .init(service: conduit), .init(service: ReloadOnHangup(host: conduit, logger: logger)),
+                .init(service: FreedMemoryReturn(budget: conduit.directory.budget)),
+            ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

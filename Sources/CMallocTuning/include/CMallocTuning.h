@@ -9,8 +9,12 @@ static inline void conduit_fix_malloc_thresholds(int mmapThreshold, int trimThre
     if (setMmap) mallopt(M_MMAP_THRESHOLD, mmapThreshold);
     if (setTrim) mallopt(M_TRIM_THRESHOLD, trimThreshold);
 }
+
+/// Hands the free memory of every arena back to the kernel.
+static inline void conduit_return_free_memory(void) { malloc_trim(0); }
 #else
 static inline void conduit_fix_malloc_thresholds(int mmapThreshold, int trimThreshold, int setMmap, int setTrim) {}
+static inline void conduit_return_free_memory(void) {}
 #endif
 
 #endif
