@@ -228,8 +228,9 @@ async def non_reader(port, index, stop):
     writer.close()
 
 
-async def big_header_chunks(port, index, stop):
-    """Route-less chunks with 60 KB of headers and a 1-byte payload, again and again."""
+async def big_header_chunks(port, index, stop, per_second=20):
+    """Route-less chunks with 60 KB of headers and a 1-byte payload, `per_second` of them
+    (unthrottled, a few such clients keep a debug host's CPU busy: this soak is about memory)."""
     reader, writer = await raw_socket(port, f"hostile-chunks-{index}")
     frame = masked_frame(encode({"pad": "h" * 60_000}, b"1"))
     sent = 0
@@ -238,7 +239,7 @@ async def big_header_chunks(port, index, stop):
         await writer.drain()
         sent += 1
         try:  # the refusals are small; read them so the socket stays writable
-            await asyncio.wait_for(reader.read(65536), 0.01)
+            await asyncio.wait_for(reader.read(65536), 1 / per_second)
         except asyncio.TimeoutError:
             pass
     writer.close()

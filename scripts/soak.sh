@@ -14,8 +14,12 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
-swift build --package-path "$repo" -c "$configuration" --product conduit >&2
-conduit=$(swift build --package-path "$repo" -c "$configuration" --show-bin-path)/conduit
+# A release build gets its own scratch path (as Benchmarks/run.sh), so it never waits on or
+# disturbs the debug build the tests use.
+scratch=("--scratch-path" "$repo/.build")
+[[ $configuration == release ]] && scratch=("--scratch-path" "$repo/.build-release")
+swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --product conduit >&2
+conduit=$(swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --show-bin-path)/conduit
 ulimit -n "$(ulimit -Hn)"
 python3 "$repo/scripts/soak.py" "$conduit" --clients "$clients" --seconds "$seconds"
 if [[ $scale -gt 0 ]]; then python3 "$repo/scripts/scale.py" "$conduit" --connections "$scale"; fi

@@ -100,7 +100,7 @@ public final class ConduitHost: Service, Sendable {
         do {
             try await registry.startHandlers()
             ipcServer = try await ipc.bind(host: Self.ipcHost, port: settings.ipcPort)
-            try await control.server.start()
+            _ = try await control.start()
             let pid = getpid()
             let endpoints = try await control.announce(Endpoints(
                 port: await control.server.port, ipcPort: ipcServer.localAddress?.port, host: settings.host, pid: pid,
@@ -112,7 +112,7 @@ public final class ConduitHost: Service, Sendable {
             ready.succeed(endpoints)
         } catch {
             ready.fail(error)
-            await control.server.stop(code: .goingAway, reason: "host shutting down")
+            _ = try? await control.stop(reason: "host shutting down")
             await registry.stopHandlers()
             throw error
         }
@@ -122,7 +122,7 @@ public final class ConduitHost: Service, Sendable {
 
     /// Closes every socket with 1001, stops both listeners, stops the handlers.
     private func shutdown(ipcServer: any Channel) async {
-        await control.server.stop(code: .goingAway, reason: "host shutting down")
+        _ = try? await control.stop(reason: "host shutting down")
         await ipc.close(ipcServer)
         await registry.stopHandlers()
         if let endpoints = control.announced { unlink(endpoints.runtimeFile) }

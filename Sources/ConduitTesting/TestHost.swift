@@ -8,6 +8,8 @@ import ServiceLifecycle
 public struct TestHost: Sendable {
     public let host: ConduitHost
     public let endpoints: Endpoints
+    /// The YAML file reloads read (write a new table there, then reload).
+    public let configurationFile: String
 
     /// The socket server's port.
     public var port: Int { endpoints.port! }
@@ -45,7 +47,7 @@ public struct TestHost: Sendable {
             }
             let endpoints = try await host.waitUntilReady()
             do {
-                let result = try await body(TestHost(host: host, endpoints: endpoints))
+                let result = try await body(TestHost(host: host, endpoints: endpoints, configurationFile: file))
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
                 return result

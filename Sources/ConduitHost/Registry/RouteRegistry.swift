@@ -42,11 +42,26 @@ public final class RouteRegistry: Sendable {
     /// Replaces the table with one built from `configuration`. Throws, keeping the old table,
     /// when the configuration is invalid or a new handler fails to start.
     public func reload(_ configuration: HostConfiguration, logger: Logger) async throws {
+        // A file emptied by mistake (or half written) would silently take every route away.
+        guard !configuration.routes.isEmpty else {
+            throw ConfigurationError(SourceLocation(file: configuration.source, mark: nil),
+                "the file names no routes; a reload must keep at least one (stop the host to serve none)")
+        }
         let old = table
         let new = try Self.build(configuration.routes, catalog: catalog, reusing: old, metrics: metrics, makeContext: makeContext)
         let kept = Set(new.routes.map { ObjectIdentifier($0.stats) })
         let added = new.routes.filter { route in !old.routes.contains { $0.stats === route.stats } }
-        for route in added { try await route.handler.start() }
+        // All or nothing: a handler that fails to start stops the ones this reload started.
+        var started: [RouteTable.Route] = []
+        do {
+            for route in added {
+                try await route.handler.start()
+                started.append(route)
+            }
+        } catch {
+            for route in started { await route.handler.stop() }
+            throw error
+        }
         current.store(new, ordering: .releasing)
         for route in old.routes where !kept.contains(ObjectIdentifier(route.stats)) {
             await route.handler.stop()

@@ -48,6 +48,9 @@ final class HostControl: Sendable {
     private let reloadConfiguration: @Sendable () async throws -> Void
     /// Set once both listeners are up; nil before (and the runtime file not written yet).
     private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
+    /// Start, stop, key rotation, reload and the runtime file's writes, one at a time: each
+    /// answers with the state it left, never a later caller's.
+    private let serial = SerialQueue()
 
     init(
         server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry,
@@ -66,24 +69,32 @@ final class HostControl: Sendable {
     }
 
     func start() async throws -> Status {
-        try await server.start()
-        try await publish()
-        return await status()
+        try await serial.run {
+            try await server.start()
+            try await publish()
+            return await status()
+        }
     }
 
-    func stop() async throws -> Status {
-        await server.stop(code: .goingAway, reason: "paused")
-        try await publish()
-        return await status()
+    func stop(code: WebSocketErrorCode = .goingAway, reason: String = "paused") async throws -> Status {
+        try await serial.run {
+            await server.stop(code: code, reason: reason)
+            try await publish()
+            return await status()
+        }
     }
 
     func setSharedKey(_ key: String) async throws -> Status {
-        try sharedKey.rotate(to: key)
-        try await publish()
-        return await status()
+        try await serial.run {
+            try sharedKey.rotate(to: key)
+            try await publish()
+            return await status()
+        }
     }
 
-    func reload() async throws { try await reloadConfiguration() }
+    func reload() async throws {
+        try await serial.run { try await reloadConfiguration() }
+    }
 
     func diagnostics() async -> Diagnostics {
         let port = await server.port
@@ -98,9 +109,11 @@ final class HostControl: Sendable {
 
     /// Records where the host is and writes the runtime file; later changes rewrite it.
     func announce(_ announced: Endpoints) async throws -> Endpoints {
-        endpoints.withLockedValue { $0 = announced }
-        try await publish()
-        return announced
+        try await serial.run {
+            endpoints.withLockedValue { $0 = announced }
+            try await publish()
+            return announced
+        }
     }
 
     var announced: Endpoints? { endpoints.withLockedValue { $0 } }

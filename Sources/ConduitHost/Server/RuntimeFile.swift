@@ -38,25 +38,37 @@ public struct RuntimeFile: Sendable, Codable, Equatable {
     public var pid: Int32
     public var sharedKey: String
 
-    /// `$TMPDIR/conduit-<pid>.json` unless configured.
+    /// `$XDG_RUNTIME_DIR/conduit-<pid>.json` (a directory only the user can enter) when set,
+    /// else `$TMPDIR` or `/tmp`, unless configured.
     static func defaultPath(pid: Int32) -> String {
-        let directory = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        let environment = ProcessInfo.processInfo.environment
+        let directory = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["TMPDIR"] ?? "/tmp"
         return (directory as NSString).appendingPathComponent("conduit-\(pid).json")
     }
 
-    /// Writes the file atomically with mode 0600 (created that way, never readable by others).
+    /// Writes the file atomically with mode 0600. The temporary file has a name nobody can
+    /// predict and is created anew (`O_EXCL`), never through a link (`O_NOFOLLOW`), and checked
+    /// to be ours before the key goes in; `rename` then replaces whatever the path held (a
+    /// planted link included) without following it.
     func write(to path: String) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(self)
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        let temporary = "\(path).\(UInt64.random(in: 0...UInt64.max)).tmp"
+        let fd = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RuntimeFileError(path: path, errno: errno) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
+            close(fd)
+            unlink(temporary)
+            throw RuntimeFileError(path: path, errno: EPERM)
+        }
         let written = data.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
         close(fd)
         guard written == data.count, rename(temporary, path) == 0 else {
+            let failure = errno
             unlink(temporary)
-            throw RuntimeFileError(path: path, errno: errno)
+            throw RuntimeFileError(path: path, errno: failure)
         }
     }
 

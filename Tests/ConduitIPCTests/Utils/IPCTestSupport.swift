@@ -14,6 +14,7 @@ extension HandlerCatalog {
         HandlerKind(PartsHandler.self, name: "parts"),
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
+        HandlerKind(CountingHandler.self, name: "counting"),
     ])
 }
 

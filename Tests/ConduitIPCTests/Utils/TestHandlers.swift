@@ -36,3 +36,34 @@ struct StatefulHandler: ConduitHandler {
         if case .expired(let id) = event { _ = Self.expired.withLock { $0.insert(id.rawValue) } }
     }
 }
+
+/// Counts its live instances (started, not yet stopped), to show what a reload leaves running.
+/// `failStart: true` makes `start` throw, like a handler whose port is taken.
+struct CountingHandler: ConduitHandler {
+    struct Options: Decodable, Sendable {
+        let version: Int
+        let failStart: Bool?
+    }
+
+    static let live = Atomic<Int>(0)
+    let options: Options
+
+    init(options: Options, context: HandlerContext) {
+        self.options = options
+    }
+
+    func start() async throws {
+        if options.failStart == true { throw StartFailure() }
+        Self.live.add(1, ordering: .relaxed)
+        // A start that takes a moment, like binding a listener: room for a second reload.
+        try await Task.sleep(for: .milliseconds(50))
+    }
+
+    func stop() async { Self.live.subtract(1, ordering: .relaxed) }
+
+    func handle(_ request: Request, responder: Responder) {
+        responder.reply(json: options.version)
+    }
+
+    struct StartFailure: Error {}
+}

@@ -1,0 +1,122 @@
+import ConduitClient
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// SPEC §8: control operations are serialised. Concurrent callers (the original runtime's
+/// clients start a paused server from many instances at once) never leave two listeners, an
+/// answer describing another caller's state, a half-applied route table or a failed file write.
+@Suite("Concurrent control calls", .serialized, .timeLimit(.minutes(1)))
+struct ControlRaceTests {
+    private func status(_ response: IPCClient.Response) throws -> StatusBody {
+        try response.decode(DataEnvelope<StatusBody>.self).data
+    }
+
+    @Test func concurrentStartsBindOneListenerAndStopLeavesNone() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            for _ in 0..<3 {
+                _ = try await ipc.request(.POST, "/internal.conduit.stop")
+                let answers = try await withThrowingTaskGroup(of: StatusBody.self) { group in
+                    for _ in 0..<12 { group.addTask { try self.status(try await ipc.request(.POST, "/internal.conduit.start")) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                let ports = Set(answers.compactMap(\.port))
+                #expect(ports.count == 1, "every concurrent start answers the same port: \(ports.sorted())")
+                #expect(answers.allSatisfy { $0.isActive })
+                let stopped = try status(try await ipc.request(.POST, "/internal.conduit.stop"))
+                #expect(!stopped.isActive)
+                for port in ports {
+                    let connected = try? await RawTCPClient.connect(port: port)
+                    #expect(connected == nil, "nothing listens on \(port) after stop")
+                    try await connected?.close()
+                }
+            }
+        }
+    }
+
+    @Test func stopAnswersWithTheStateItLeft() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            for _ in 0..<10 {
+                let (stop, start) = try await (
+                    ipc.request(.POST, "/internal.conduit.stop"), ipc.request(.POST, "/internal.conduit.start"))
+                let stopped = try status(stop)
+                let started = try status(start)
+                #expect(!stopped.isActive, "a stop never reports a later caller's start")
+                #expect(started.isActive)
+            }
+        }
+    }
+
+    @Test func concurrentKeyWritesAllSucceed() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            // The same key each time, so every request is authorised whichever lands first;
+            // each still rewrites the runtime file.
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
+                for _ in 0..<24 {
+                    group.addTask { try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=\(host.sharedKey)").status }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == .ok }, "\(statuses.filter { $0 != .ok })")
+            let file = try RuntimeFile.read(from: host.endpoints.runtimeFile)
+            #expect(file.sharedKey == host.sharedKey)
+        }
+    }
+
+    static func countingYAML(version: Int, extra: String = "") -> String {
+        "routes:\n  - route: counted\n    handler: counting\n    options: {version: \(version)}\n\(extra)"
+    }
+
+    @Test func concurrentReloadsLeaveExactlyTheCurrentHandlersRunning() async throws {
+        try await TestHost.run(yaml: Self.countingYAML(version: 1), catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            #expect(CountingHandler.live.load(ordering: .relaxed) == 1)
+            for version in 2...4 {
+                try Self.countingYAML(version: version).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+                let statuses = try await withThrowingTaskGroup(of: HTTPResponseStatus.self) { group in
+                    for _ in 0..<6 { group.addTask { try await ipc.request(.POST, "/internal.conduit.reload").status } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(statuses.allSatisfy { $0 == .ok })
+                #expect(CountingHandler.live.load(ordering: .relaxed) == 1, "no reload's handler is left running")
+                let client = try await host.connect(client: "reloaded-\(version)")
+                let reply = try await client.request(Message(headers: ["route": "counted"]))
+                #expect(String(buffer: reply.payload) == #"{"data":\#(version)}"#)
+            }
+        }
+        #expect(CountingHandler.live.load(ordering: .relaxed) == 0, "shutdown stops the last one")
+    }
+
+    @Test func aReloadThatFailsHalfWayStopsWhatItStarted() async throws {
+        try await TestHost.run(yaml: Self.countingYAML(version: 1), catalog: .ipcTests) { host in
+            let broken = Self.countingYAML(
+                version: 2, extra: "  - route: broken\n    handler: counting\n    options: {version: 9, failStart: true}\n")
+            try broken.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            let refused = try await host.ipc().request(.POST, "/internal.conduit.reload")
+            #expect(refused.status != .ok)
+            #expect(CountingHandler.live.load(ordering: .relaxed) == 1, "the version 2 handler it started is stopped again")
+            let client = try await host.connect(client: "after-failed-reload")
+            let reply = try await client.request(Message(headers: ["route": "counted"]))
+            #expect(String(buffer: reply.payload) == #"{"data":1}"#, "the old table stays")
+        }
+    }
+
+    @Test func aReloadOfAFileWithNoRoutesIsRefused() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            try "routes: []\n".write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            let refused = try await host.ipc().request(.POST, "/internal.conduit.reload")
+            #expect(refused.status == .badRequest)
+            #expect(try refused.decode(ErrorEnvelope.self).err.message.contains("no routes"))
+            let client = try await host.connect(client: "still-routed")
+            #expect(try await client.request(Message(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        }
+    }
+}
