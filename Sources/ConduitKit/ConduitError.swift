@@ -14,6 +14,10 @@ public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let `internal` = Kind("InternalError")
         public static let unavailable = Kind("UnavailableError")
         public static let timeout = Kind("TimeoutError")
+
+        /// The types the host itself answers with: the label set of its error metrics (others
+        /// count as `other`, so a handler's own types can't multiply series).
+        public static let builtIn: [Kind] = [.notFound, .badRequest, .payloadTooLarge, .forbidden, .internal, .unavailable, .timeout]
     }
 
     public let kind: Kind

@@ -23,6 +23,34 @@ struct CLITests {
         #expect(served.stdout.isEmpty, "no announce line for a host that did not start")
     }
 
+    /// Values `conduit check` once accepted (or trapped on) and that crashed a running host
+    /// later: each is refused at load with its line, the process exiting 1, never by a signal.
+    @Test(arguments: [
+        ("limits:\n  maxMessageBytes: 5000000000\n", 2),
+        ("limits:\n  handshakeTimeoutSeconds: 1e10\n", 2),
+        ("limits:\n  clientGraceSeconds: 1e10\n", 2),
+        ("limits:\n  ipcReplyTimeoutSeconds: 1e300\n", 2),
+        ("limits:\n  hostBufferBytes: 9223372036854775807\n", 2),
+        ("routes:\n  - route: p\n    handler: process\n    options: {command: [python3], requestTimeoutSeconds: 1e10}\n", 4),
+        ("routes:\n  - route: p\n    handler: process\n    options: {command: [python3], requestTimeoutSeconds: 1e300}\n", 4),
+        ("routes:\n  - route: u.*\n    handler: udp\n    options: {receiveBufferBytes: 5000000000}\n", 4),
+        ("routes:\n  - route: a.*\n    handler: ai\n    options: {backend: openai, url: 'http://127.0.0.1:1', timeoutSeconds: 99999999999}\n", 4),
+        ("routes:\n  - route: t.*\n    handler: tls\n    options: {connectTimeoutSeconds: 1e10}\n", 4),
+    ])
+    func outOfRangeNumbersAreRefusedAtLoadWithALocation(yaml: String, line: Int) async throws {
+        let path = try writeConfig(yaml.hasPrefix("routes") ? yaml : yaml + "routes:\n  - route: echo\n    handler: echo\n")
+        let result = try await ConduitProcess.run(["check", path])
+        #expect(result.status == 1, "exit 1, not a crash: \(result.status) \(result.stderr)")
+        #expect(result.stderr.hasPrefix("\(path):\(line):"), "\(result.stderr)")
+    }
+
+    @Test func anOutOfRangeEnvironmentOverrideNamesTheVariable() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let result = try await ConduitProcess.run(["check", path], environment: ["CONDUIT_HANDSHAKE_TIMEOUT_SECONDS": "1e10"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("$CONDUIT_HANDSHAKE_TIMEOUT_SECONDS"), "\(result.stderr)")
+    }
+
     @Test func checkAcceptsTheEmbeddedDefaultAndRoutesPrintsIt() async throws {
         let path = try writeConfig("routes:\n  - route: a.*\n    handler: echo\n  - route: echo\n    handler: echo\n")
         let check = try await ConduitProcess.run(["check", path])

@@ -22,19 +22,19 @@ struct SettingField: Sendable {
         .string("server", "sharedKey", \.sharedKey),
         .list("server", "allowedOrigins", \.allowedOrigins),
         .string("server", "runtimeFile", \.runtimeFile),
-        .count("limits", "maxMessageBytes", \.maxMessageBytes, minimum: 1024),
-        .count("limits", "chunkQueueBytes", \.chunkQueueBytes, minimum: 0),
-        .count("limits", "pushBufferBytes", \.pushBufferBytes, minimum: 0),
-        .count("limits", "pushBufferMessages", \.pushBufferMessages, minimum: 0),
-        .count("limits", "outboundQueueBytes", \.outboundQueueBytes, minimum: 64 << 10),
-        .count("limits", "outboundQueueMessages", \.outboundQueueMessages, minimum: 1),
-        .count("limits", "hostBufferBytes", \.hostBufferBytes, minimum: 1 << 20),
-        .count("limits", "congestionHighWaterBytes", \.congestionHighWaterBytes, minimum: 1024),
-        .count("limits", "congestionLowWaterBytes", \.congestionLowWaterBytes, minimum: 0),
+        .count("limits", "maxMessageBytes", \.maxMessageBytes, 1024...(256 << 20)),
+        .count("limits", "chunkQueueBytes", \.chunkQueueBytes, 0...(1 << 30)),
+        .count("limits", "pushBufferBytes", \.pushBufferBytes, 0...(1 << 30)),
+        .count("limits", "pushBufferMessages", \.pushBufferMessages, 0...1_000_000),
+        .count("limits", "outboundQueueBytes", \.outboundQueueBytes, (64 << 10)...(1 << 30)),
+        .count("limits", "outboundQueueMessages", \.outboundQueueMessages, 1...1_000_000),
+        .count("limits", "hostBufferBytes", \.hostBufferBytes, (1 << 20)...(64 << 30)),
+        .count("limits", "congestionHighWaterBytes", \.congestionHighWaterBytes, 1024...(1 << 30)),
+        .count("limits", "congestionLowWaterBytes", \.congestionLowWaterBytes, 0...(1 << 30)),
         .choice("limits", "outboundPolicy", \.outboundPolicy),
-        .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds),
-        .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds),
-        .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds),
+        .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds, maximum: 3600),
+        .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
+        .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds, maximum: 86_400),
     ]
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
@@ -56,19 +56,25 @@ struct SettingField: Sendable {
         }
     }
 
-    private static func count(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable, minimum: Int) -> Self {
+    /// A whole number within `range` (documented in docs/configuration.md: a value past
+    /// it would overflow a conversion later and crash the host instead of being refused here).
+    private static func count(
+        _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable, _ range: ClosedRange<Int>
+    ) -> Self {
         Self(section: section, key: key) { settings, text throws(SettingValueError) in
-            guard let value = Int(text), value >= minimum else {
-                throw SettingValueError("'\(text)' is not a whole number of at least \(minimum)")
+            guard let value = Int(text), range.contains(value) else {
+                throw SettingValueError("'\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
             settings[keyPath: path] = value
         }
     }
 
-    private static func seconds(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Double> & Sendable) -> Self {
+    private static func seconds(
+        _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Double> & Sendable, maximum: Double
+    ) -> Self {
         Self(section: section, key: key) { settings, text throws(SettingValueError) in
-            guard let value = Double(text), value > 0, value.isFinite else {
-                throw SettingValueError("'\(text)' is not a positive number of seconds")
+            guard let value = Double(text), value > 0, value <= maximum else {
+                throw SettingValueError("'\(text)' is not a number of seconds above 0 and at most \(Int(maximum))")
             }
             settings[keyPath: path] = value
         }

@@ -1,6 +1,5 @@
 import ConduitKit
 public import CoreMetrics
-import NIOConcurrencyHelpers
 
 /// The host's metrics, created once (cached handles, so the hot path makes none). A class:
 /// sessions and routes share one instance instead of copying ten references per message.
@@ -17,9 +16,9 @@ public final class HostMetrics: Sendable {
     private let outboundDrops: Counter
     private let drops: [DropCause: Counter]
     private let bufferedBytes: Gauge
-    /// Error counters by type: the set of types is open (handlers define their own), so one
-    /// handle is made per type on first use and kept.
-    private let errorCounters = NIOLockedValueBox<[String: Counter]>([:])
+    /// Error counters by type, a fixed set: the host's own types, then `other`.
+    private let errorCounters: [String: Counter]
+    private let otherErrors: Counter
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -30,6 +29,10 @@ public final class HostMetrics: Sendable {
         bytesIn = Counter(label: "conduit_bytes_total", dimensions: [("direction", "in")], factory: factory)
         bytesOut = Counter(label: "conduit_bytes_total", dimensions: [("direction", "out")], factory: factory)
         outboundDrops = Counter(label: "conduit_outbound_dropped_total", dimensions: [], factory: factory)
+        errorCounters = Dictionary(uniqueKeysWithValues: ConduitError.Kind.builtIn.map {
+            ($0.name, Counter(label: "conduit_errors_total", dimensions: [("type", $0.name)], factory: factory))
+        })
+        otherErrors = Counter(label: "conduit_errors_total", dimensions: [("type", "other")], factory: factory)
         bufferedBytes = Gauge(label: "conduit_buffered_bytes", dimensions: [], factory: factory)
         drops = Dictionary(uniqueKeysWithValues: DropCause.allCases.map {
             ($0, Counter(label: "conduit_dropped_total", dimensions: [("cause", $0.rawValue)], factory: factory))
@@ -62,12 +65,6 @@ public final class HostMetrics: Sendable {
     func buffered(bytes: Int) { bufferedBytes.record(bytes) }
 
     func errorReplied(type: String) {
-        let counter = errorCounters.withLockedValue { counters in
-            if let counter = counters[type] { return counter }
-            let counter = Counter(label: "conduit_errors_total", dimensions: [("type", type)], factory: factory)
-            counters[type] = counter
-            return counter
-        }
-        counter.increment()
+        (errorCounters[type] ?? otherErrors).increment()
     }
 }

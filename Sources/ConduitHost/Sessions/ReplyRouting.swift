@@ -15,7 +15,10 @@ enum ReplyRouting {
         let start = NIODeadline.now()
         return Responder { result in
             let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
-            stats?.countReply(bytes: message.payload.readableBytes, errorType: message.headers[HeaderName.error], since: start)
+            // Counted from the handler's result, never from the reply's headers: an echo of a
+            // request carrying `error: …` is a success, and request data never names a series.
+            let errorType: String? = if case .failure(let error) = result { error.kind.name } else { nil }
+            stats?.countReply(bytes: message.payload.readableBytes, errorType: errorType, since: start)
             deliver(message)
         }
     }

@@ -43,9 +43,9 @@ public struct AIOptions: Decodable, Sendable {
                 forKey: .maxTokens, in: container, debugDescription: "maxTokens must be 1…\(Self.maxTokensLimit)")
         }
         tokensPerSecond = try container.decodeIfPresent(Double.self, forKey: .tokensPerSecond) ?? 0
-        guard tokensPerSecond >= 0, tokensPerSecond.isFinite else {
+        guard tokensPerSecond >= 0, tokensPerSecond <= 1_000_000 else {
             throw DecodingError.dataCorruptedError(
-                forKey: .tokensPerSecond, in: container, debugDescription: "tokensPerSecond must be 0 (no pacing) or more")
+                forKey: .tokensPerSecond, in: container, debugDescription: "tokensPerSecond must be 0 (no pacing) to 1000000")
         }
         guard backend == .openai else {
             upstream = nil
@@ -58,9 +58,9 @@ public struct AIOptions: Decodable, Sendable {
                 forKey: .url, in: container, debugDescription: "backend 'openai' needs 'url', e.g. http://127.0.0.1:11434")
         }
         let timeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? 30
-        guard timeoutSeconds > 0 else {
+        guard (1...86_400).contains(timeoutSeconds) else {
             throw DecodingError.dataCorruptedError(
-                forKey: .timeoutSeconds, in: container, debugDescription: "timeoutSeconds must be positive")
+                forKey: .timeoutSeconds, in: container, debugDescription: "timeoutSeconds must be 1 to 86400")
         }
         upstream = Upstream(
             url: url.hasSuffix("/") ? String(url.dropLast()) : url,

@@ -34,12 +34,12 @@ public struct ProcessOptions: Decodable, Sendable {
         command = try options.decode([String].self, forKey: .command)
         workingDirectory = try options.decodeIfPresent(String.self, forKey: .workingDirectory)
         environment = try options.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
-        requestTimeoutSeconds = try options.positive(.requestTimeoutSeconds, default: 30)
-        restartAfterTimeouts = try options.positive(.restartAfterTimeouts, default: 3)
-        maxInFlight = try options.positive(.maxInFlight, default: 1024)
-        restartDelaySeconds = try options.positive(.restartDelaySeconds, default: 0.1)
-        maxRestartDelaySeconds = try options.positive(.maxRestartDelaySeconds, default: 10)
-        maxMessageBytes = try options.positive(.maxMessageBytes, default: 16 << 20)
+        requestTimeoutSeconds = try options.positive(.requestTimeoutSeconds, default: 30, maximum: 86_400)
+        restartAfterTimeouts = try options.positive(.restartAfterTimeouts, default: 3, maximum: 1_000_000)
+        maxInFlight = try options.positive(.maxInFlight, default: 1024, maximum: 1_000_000)
+        restartDelaySeconds = try options.positive(.restartDelaySeconds, default: 0.1, maximum: 3600)
+        maxRestartDelaySeconds = try options.positive(.maxRestartDelaySeconds, default: 10, maximum: 86_400)
+        maxMessageBytes = try options.positive(.maxMessageBytes, default: 16 << 20, maximum: 1 << 30)
         guard let program = command.first, !program.isEmpty else {
             throw DecodingError.dataCorruptedError(
                 forKey: .command, in: options, debugDescription: "the command needs at least a program, e.g. [python3, handlers/example.py]")
@@ -48,10 +48,12 @@ public struct ProcessOptions: Decodable, Sendable {
 }
 
 extension KeyedDecodingContainer {
-    fileprivate func positive<Number: Decodable & Comparable & Numeric>(_ key: Key, default value: Number) throws -> Number {
+    /// A number above 0 and at most `maximum`: past it a conversion to a time would trap.
+    fileprivate func positive<Number: Decodable & Comparable & Numeric>(_ key: Key, default value: Number, maximum: Number) throws -> Number {
         guard let number = try decodeIfPresent(Number.self, forKey: key) else { return value }
-        guard number > 0 else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "'\(key.stringValue)' must be greater than 0")
+        guard number > 0, number <= maximum else {
+            throw DecodingError.dataCorruptedError(
+                forKey: key, in: self, debugDescription: "'\(key.stringValue)' must be greater than 0 and at most \(maximum)")
         }
         return number
     }

@@ -44,6 +44,11 @@ public final class UDPHandler: ConduitHandler {
             maxDatagramBytes = try options.decodeIfPresent(Int.self, forKey: .maxDatagramBytes) ?? maxDatagramBytes
             receiveBufferBytes = try options.decodeIfPresent(Int.self, forKey: .receiveBufferBytes) ?? receiveBufferBytes
             defaultBindAddress = try options.decodeIfPresent(String.self, forKey: .defaultBindAddress) ?? defaultBindAddress
+            // The kernel takes an Int32: a larger value would trap at the first bind.
+            guard (1024...(1 << 30)).contains(receiveBufferBytes) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .receiveBufferBytes, in: options, debugDescription: "receiveBufferBytes must be 1024 to 1073741824")
+            }
         }
 
         private enum CodingKeys: String, CodingKey, CaseIterable {
