@@ -106,6 +106,22 @@ struct ControlPlaneTests {
         }
     }
 
+    @Test func anOversizedOrMalformedKeyIsRefusedAndTheOldKeyStays() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let huge = String(repeating: "k", count: 100_000)
+            let refused = try await host.ipc().request(
+                .POST, "/internal.conduit.setSharedKey", body: ByteBuffer(string: #"{"sharedKey":"\#(huge)"}"#))
+            #expect(refused.status == .badRequest)
+            #expect(try refused.decode(ErrorEnvelope.self).err.message.contains("256"))
+            let spaced = try await host.ipc().request(.POST, "/internal.conduit.setSharedKey?sharedKey=with%20a%20space")
+            #expect(spaced.status == .badRequest)
+            // Nothing changed: the old key still opens IPC and sockets.
+            #expect(try await host.ipc().request(.GET, "/internal.conduit.status").status == .ok)
+            let client = try await host.connect(client: "after-bad-keys")
+            try await client.close()
+        }
+    }
+
     @Test func internalRoutesStayRefusedOverTheSocket() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let client = try await host.connect()

@@ -19,6 +19,21 @@ struct ProcessHandlerTests {
         }
     }
 
+    @Test func childrenInheritNoneOfTheHostsOwnSettings() async throws {
+        // Stands for CONDUIT_SHARED_KEY and the rest: set in the host's environment, where a
+        // child would have inherited it.
+        setenv("CONDUIT_TEST_SECRET", "do-not-pass-on", 1)
+        defer { unsetenv("CONDUIT_TEST_SECRET") }
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect(client: "env-reader")
+            let secret = try await client.request(Message(headers: ["route": "fixture.env", "token": "1"], payload: Array("CONDUIT_TEST_SECRET".utf8)))
+            #expect(secret.headers["error"] == nil)
+            #expect(String(buffer: secret.payload) == "", "the host's CONDUIT_* variables stay with the host")
+            let path = try await client.request(Message(headers: ["route": "fixture.env", "token": "2"], payload: Array("PATH".utf8)))
+            #expect(!String(buffer: path.payload).isEmpty, "the rest of the environment is inherited")
+        }
+    }
+
     @Test func childSeesTheClientIdAndItsOwnHeaders() async throws {
         try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
             let client = try await host.connect(client: "alice")

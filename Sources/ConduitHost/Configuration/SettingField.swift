@@ -19,7 +19,7 @@ struct SettingField: Sendable {
         .string("server", "host", \.host),
         .port("server", "port", \.port),
         .port("server", "ipcPort", \.ipcPort),
-        .string("server", "sharedKey", \.sharedKey),
+        .key("server", "sharedKey", \.sharedKey),
         .list("server", "allowedOrigins", \.allowedOrigins),
         .string("server", "runtimeFile", \.runtimeFile),
         .count("limits", "maxMessageBytes", \.maxMessageBytes, 1024...(256 << 20)),
@@ -39,6 +39,16 @@ struct SettingField: Sendable {
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
         Self(section: section, key: key) { settings, text in settings[keyPath: path] = text }
+    }
+
+    /// Empty or under 8 bytes: a random key is generated at start; otherwise a valid key.
+    private static func key(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            if text.utf8.count >= SharedKey.minimumBytes, let problem = SharedKey.problem(with: text) {
+                throw SettingValueError(problem)
+            }
+            settings[keyPath: path] = text
+        }
     }
 
     private static func list(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {

@@ -6,6 +6,20 @@ import Foundation
 /// time (SHA-256 digests compared by swift-crypto's constant-time equality), never logged.
 public final class SharedKey: Sendable {
     public static let minimumBytes = 8
+    /// Keys travel in URLs, headers and `Sec-WebSocket-Protocol`: a bound keeps every request
+    /// under the listeners' header limits (a 100 KB key once locked every client out).
+    public static let maximumBytes = 256
+
+    /// Why `key` can't be a shared key, or nil: 8–256 visible ASCII characters, no spaces.
+    public static func problem(with key: String) -> String? {
+        guard (minimumBytes...maximumBytes).contains(key.utf8.count) else {
+            return "a shared key must be \(minimumBytes) to \(maximumBytes) bytes, not \(key.utf8.count)"
+        }
+        guard key.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            return "a shared key may hold visible ASCII characters only (no spaces or control characters)"
+        }
+        return nil
+    }
 
     private let state: NIOLockedValueBox<(key: String, digest: SHA256.Digest)>
 
@@ -24,7 +38,7 @@ public final class SharedKey: Sendable {
 
     /// Replaces the key; open sockets are unaffected, new handshakes need the new one.
     public func rotate(to key: String) throws(ConduitKeyError) {
-        guard key.utf8.count >= Self.minimumBytes else { throw ConduitKeyError() }
+        if let problem = Self.problem(with: key) { throw ConduitKeyError(description: problem) }
         state.withLockedValue { $0 = (key, SHA256.hash(data: Data(key.utf8))) }
     }
 
@@ -35,5 +49,5 @@ public final class SharedKey: Sendable {
 }
 
 public struct ConduitKeyError: Error, CustomStringConvertible {
-    public var description: String { "a shared key must be at least \(SharedKey.minimumBytes) bytes" }
+    public let description: String
 }

@@ -8,11 +8,13 @@ struct ChildCommand: Sendable {
     let arguments: [String]
     /// The child's working directory; nil: the host's.
     let workingDirectory: URL?
-    /// The host's environment with the options' entries on top.
+    /// The host's environment without its own settings (`CONDUIT_*`: the shared key among
+    /// them), with the options' entries on top: a child gets only what it is given.
     let environment: [String: String]
 
     init(_ options: ProcessOptions) throws {
-        let environment = ProcessInfo.processInfo.environment.merging(options.environment) { $1 }
+        let inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CONDUIT_") }
+        let environment = inherited.merging(options.environment) { $1 }
         let workingDirectory = options.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }
         let program = options.command[0]
         if program.contains("/") {

@@ -6,6 +6,7 @@
     fixture.hang     never answers anything again
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
+    fixture.env      replies with the value of the environment variable named in the payload
 """
 import os
 import sys
@@ -29,6 +30,8 @@ def main():
         elif action == "stderr":
             print(request.payload.decode(), file=sys.stderr, flush=True)
             child.reply(request)
+        elif action == "env":
+            child.reply(request, os.environ.get(request.payload.decode(), "").encode())
         else:
             child.fail(request, "NotFoundError", f"no fixture action '{action}'")
 
