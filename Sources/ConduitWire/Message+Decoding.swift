@@ -28,6 +28,22 @@ extension Message {
         self.init(headers: headers, payload: payload)
     }
 
+    /// The headers of a message that failed to decode, as far as they can be read (every one
+    /// before the first broken field): an error reply keeps the request's `route` and `token`
+    /// whenever they could be read (SPEC §3).
+    public static func readableHeaders(of buffer: ByteBuffer) -> Headers {
+        var input = buffer
+        var headers = Headers()
+        guard let count = input.readInteger(as: UInt8.self) else { return headers }
+        for index in 0..<Int(count) {
+            guard let name = try? readString(&input, lengthPrefix: UInt8.self, field: .key(index)),
+                  let value = try? readString(&input, lengthPrefix: UInt16.self, field: .value(index))
+            else { break }
+            headers.append(name, value)
+        }
+        return headers
+    }
+
     /// Which string is being read; described only when an error needs it, so a good message
     /// costs no formatting.
     private enum Field: CustomStringConvertible {

@@ -26,6 +26,22 @@ struct DispatchTests {
         }
     }
 
+    @Test func anErrorReplyKeepsTheRouteAndTokenItCouldRead() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect(client: "correlated")
+            // Good headers, then a payload length that promises 9 bytes where 2 follow.
+            var bytes = try Message(headers: ["route": "echo", "token": "t-42"]).encoded()
+            bytes.moveWriterIndex(to: bytes.writerIndex - 2)
+            bytes.writeInteger(UInt16(9))
+            bytes.writeBytes([1, 2])
+            try await client.sendFrame(.init(fin: true, opcode: .binary, data: bytes))
+            let error = try await client.nextMessage()
+            #expect(error.headers["error"] == "BadRequestError")
+            #expect(error.headers["token"] == "t-42", "the client can match the error to its request")
+            #expect(error.headers["route"] == "echo")
+        }
+    }
+
     @Test func unknownAndInternalRoutesAreNotFound() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()

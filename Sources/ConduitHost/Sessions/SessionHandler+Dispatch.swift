@@ -12,7 +12,8 @@ extension SessionHandler {
         do {
             message = try Message(decoding: frameData)
         } catch {
-            return replyError(ConduitError(describing: error), route: nil, correlation: nil)
+            let readable = Message.readableHeaders(of: frameData)
+            return replyError(ConduitError(describing: error), route: readable.route, correlation: readable.correlation)
         }
         let headers = message.headers
         if let _ = headers[HeaderName.digest] {
