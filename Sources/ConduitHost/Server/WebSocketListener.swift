@@ -36,6 +36,7 @@ final class WebSocketListener: Sendable {
 
     private func configure(_ channel: any Channel) throws {
         let accepted = NIOLoopBoundBox<HandshakePolicy.Accepted?>(nil, eventLoop: channel.eventLoop)
+        let attached = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let timeout = channel.eventLoop.assumeIsolated().scheduleTask(
             in: .nanoseconds(Int64(services.settings.handshakeTimeoutSeconds * 1e9))
         ) { channel.close(promise: nil) }
@@ -45,10 +46,16 @@ final class WebSocketListener: Sendable {
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxBytes,
             automaticErrorHandling: true,
-            shouldUpgrade: { [policy] channel, head in
+            shouldUpgrade: { [policy, services] channel, head in
                 switch policy.evaluate(head) {
                 case .success(let result):
                     accepted.value = result
+                    // The id is registered before its 101 is written: a client told of the
+                    // connection at once can relay to it (SPEC §2).
+                    services.directory.handshakeAccepted(result.client)
+                    channel.closeFuture.whenComplete { _ in
+                        if !attached.value { services.directory.handshakeAbandoned(result.client) }
+                    }
                     var headers = HTTPHeaders()
                     if let subprotocol = result.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
                     return channel.eventLoop.makeSucceededFuture(headers)
@@ -71,6 +78,7 @@ final class WebSocketListener: Sendable {
                         ),
                         SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger)
                     )
+                    attached.value = true
                 }
             }
         )

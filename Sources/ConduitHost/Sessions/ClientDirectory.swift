@@ -33,6 +33,9 @@ public final class ClientDirectory: PushSink, Sendable {
         var replaced: Session?
         /// `whenWritable` callbacks waiting for the id's queued bytes to fall.
         var waiters: [@Sendable () -> Void] = []
+        /// Handshakes accepted for the id whose socket is not attached yet: the id counts as
+        /// connected from the moment its 101 is on the way (a relay right after it must arrive).
+        var handshakes = 0
 
         /// Bytes queued for the id: its buffer and its socket's outbound queue.
         var queuedBytes: Int {
@@ -43,7 +46,7 @@ public final class ClientDirectory: PushSink, Sendable {
             buffer.count + (session?.queuedMessages.load(ordering: .relaxed) ?? 0)
         }
 
-        var isAway: Bool { session == nil && stream == nil }
+        var isAway: Bool { session == nil && stream == nil && handshakes == 0 }
     }
 
     let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
@@ -151,7 +154,7 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     public func isConnected(_ client: ClientID) -> Bool {
-        slots.withLockedValue { $0[client]?.session != nil }
+        slots.withLockedValue { $0[client].map { $0.session != nil || $0.handshakes > 0 } ?? false }
     }
 
     // MARK: Congestion
@@ -242,7 +245,10 @@ extension ClientDirectory {
         // a handshake that completes while the server is being paused is either refused here
         // or among the sessions that the pause closes.
         let admitted: (Session?, CircularBuffer<MessageQueue.Entry>)? = slots.withLockedValue { slots in
-            guard !paused.withLockedValue({ $0 }) else { return nil }
+            guard !paused.withLockedValue({ $0 }) else {
+                slots[session.client]?.handshakes -= 1
+                return nil
+            }
             return install(session, in: &slots[session.client, default: newSlot()])
         }
         guard let (replaced, buffered) = admitted else {
@@ -263,6 +269,7 @@ extension ClientDirectory {
     /// and what is to be sent now (nothing while a replaced socket still has to hand over).
     private func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<MessageQueue.Entry>) {
         let old = slot.session
+        slot.handshakes = max(0, slot.handshakes - 1)
         slot.session = session
         slot.stream?.end()
         slot.stream = nil
@@ -307,6 +314,26 @@ extension ClientDirectory {
         }
         if let drainInto { drainInto.channel.eventLoop.execute { self.drain(into: drainInto) } }
         if wasCurrent { events(.disconnected(session.client)) }
+    }
+
+    /// A handshake for the id was accepted; its 101 is about to be written. Until the socket
+    /// attaches (or the handshake fails: `handshakeAbandoned`) pushes wait in its buffer.
+    func handshakeAccepted(_ client: ClientID) {
+        withSlot(client) { slot in
+            slot.handshakes += 1
+            slot.expiry?.cancel()
+            slot.expiry = nil
+        }
+    }
+
+    /// The connection closed before its socket attached.
+    func handshakeAbandoned(_ client: ClientID) {
+        withSlot(client) { slot in
+            slot.handshakes -= 1
+            guard slot.isAway, !isPaused else { return }
+            slot.expiry?.cancel()
+            slot.expiry = scheduleExpiry(client)
+        }
     }
 
     /// An id named over IPC (an invocation's `id=`): it lives for one grace period from now
