@@ -84,7 +84,8 @@ public final class ConduitHost: Service, Sendable {
         self.ipc = IPCListener(
             services: IPCServices(
                 control: control, registry: registry, directory: directory, prometheus: prometheus, resources: resources,
-                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9))
+                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9)),
+                limits: IPCLimits(settings)
             ),
             group: group, logger: logger.with(metadata: ["listener": "ipc"])
         )

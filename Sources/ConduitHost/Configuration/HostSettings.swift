@@ -43,6 +43,13 @@ public struct HostSettings: Sendable, Equatable {
     public var clientGraceSeconds = 30.0
     /// How long a route invoked over IPC may take to reply before it is answered `TimeoutError` (504).
     public var ipcReplyTimeoutSeconds = 60.0
+    /// IPC connections open at once; past it a new one is closed at once.
+    public var ipcMaxConnections = 256
+    /// An IPC connection waiting this long for a complete request head (idle keep-alive, or a
+    /// head trickled in) is closed.
+    public var ipcIdleTimeoutSeconds = 30.0
+    /// A request body must arrive whole within this after its head.
+    public var ipcBodyTimeoutSeconds = 30.0
     /// Where the runtime file is written; empty: `$TMPDIR/conduit-<pid>.json`.
     public var runtimeFile = ""
 

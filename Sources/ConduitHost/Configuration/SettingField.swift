@@ -35,6 +35,9 @@ struct SettingField: Sendable {
         .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds, maximum: 3600),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
         .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds, maximum: 86_400),
+        .count("limits", "ipcMaxConnections", \.ipcMaxConnections, 1...100_000),
+        .seconds("limits", "ipcIdleTimeoutSeconds", \.ipcIdleTimeoutSeconds, maximum: 86_400),
+        .seconds("limits", "ipcBodyTimeoutSeconds", \.ipcBodyTimeoutSeconds, maximum: 86_400),
     ]
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {

@@ -33,11 +33,22 @@ struct IPCListener: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [services, logger, connections] channel in
                 let id = ObjectIdentifier(channel)
-                connections.withLockedValue { $0[id] = channel }
+                // A bound on open connections: past it a new one is closed at once.
+                let admitted = connections.withLockedValue { open in
+                    guard open.count < services.limits.maxConnections else { return false }
+                    open[id] = channel
+                    return true
+                }
+                guard admitted else {
+                    logger.debug("IPC connection refused: too many open", metadata: ["ipc.connections": "\(services.limits.maxConnections)"])
+                    return channel.close()
+                }
                 channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandlers(
+                        IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
+                        IPCKeyGate(sharedKey: services.control.sharedKey),
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                         IPCRequestHandler(services: services, logger: logger)
                     )

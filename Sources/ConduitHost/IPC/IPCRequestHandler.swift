@@ -6,7 +6,7 @@ import NIOCore
 import NIOHTTP1
 import Prometheus
 
-/// One IPC connection (SPEC §6): checks the shared key on every request, then serves
+/// One IPC connection (SPEC §6), past `IPCKeyGate`: serves
 /// `/metrics`, static resources, the control routes, the fallback event stream, or invokes a
 /// route. Requests arrive whole (aggregated) and one at a time (the pipelining handler
 /// holds the next until this one's response ends).
@@ -53,14 +53,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         answered = false
         replyParts = nil
         keepAlive = request.head.isKeepAlive
+        // IPCKeyGate has checked the key on the head.
         let target = IPCTarget(uri: request.head.uri)
-        // The key first: a caller without it learns nothing else.
-        guard let candidate = bearerToken(request.head.headers) ?? target.key else {
-            return fail(.unauthorized, .forbidden("the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'"))
-        }
-        guard services.control.sharedKey.matches(candidate) else {
-            return fail(.forbidden, .forbidden("wrong shared key"))
-        }
         guard request.head.method == .GET || request.head.method == .POST else {
             return fail(.methodNotAllowed, .badRequest("use GET or POST"))
         }
@@ -75,11 +69,6 @@ final class IPCRequestHandler: ChannelInboundHandler {
         case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
         default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
         }
-    }
-
-    private func bearerToken(_ headers: HTTPHeaders) -> String? {
-        guard let value = headers["authorization"].first, value.lowercased().hasPrefix("bearer ") else { return nil }
-        return String(value.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
     }
 
     // MARK: Routes
@@ -104,6 +93,12 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private func invoke(_ target: IPCTarget, body: ByteBuffer, eventLoop: any EventLoop) {
         var headers = target.headers
         headers.replaceOrAppend(HeaderName.route, target.route)
+        // The query becomes a Conduit message's headers: it must fit SPEC §1's limits.
+        do {
+            try Message(headers: headers).validateHeaderLimits()
+        } catch {
+            return fail(.badRequest, .badRequest("the query can't be a Conduit message's headers: \(error.message)"))
+        }
         guard let client = ClientID(headers["id"] ?? "ipc") else {
             return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))
         }

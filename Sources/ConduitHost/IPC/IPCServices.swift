@@ -14,4 +14,19 @@ struct IPCServices: Sendable {
     let maxBodyBytes: Int
     /// How long a routed request may go without a reply before it is answered `TimeoutError`.
     let replyTimeout: TimeAmount
+    let limits: IPCLimits
+}
+
+/// The IPC listener's bounds (SPEC §8): connections open at once, and how long a connection
+/// may wait for a request's head or its body.
+struct IPCLimits: Sendable {
+    let maxConnections: Int
+    let idleTimeout: TimeAmount
+    let bodyTimeout: TimeAmount
+
+    init(_ settings: HostSettings) {
+        maxConnections = settings.ipcMaxConnections
+        idleTimeout = .nanoseconds(Int64(settings.ipcIdleTimeoutSeconds * 1e9))
+        bodyTimeout = .nanoseconds(Int64(settings.ipcBodyTimeoutSeconds * 1e9))
+    }
 }

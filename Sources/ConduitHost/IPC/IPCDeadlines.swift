@@ -1,0 +1,63 @@
+import NIOCore
+import NIOHTTP1
+
+/// Time limits of an IPC connection (SPEC §8 hardening), so no caller can hold one open by
+/// doing nothing or by trickling bytes:
+/// - *idle*: while the connection waits for a request (after it opened, or after the last
+///   response ended), the request's head must be complete within `idle` — an idle keep-alive
+///   connection and a head sent a byte at a time both end there;
+/// - *body*: once a head is read, the whole body must arrive within `body`.
+/// A response being written (an events stream, a slow handler) is never cut.
+final class IPCDeadlines: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+
+    private let idle: TimeAmount
+    private let body: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(idle: TimeAmount, body: TimeAmount) {
+        self.idle = idle
+        self.body = body
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        arm(idle, context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: arm(body, context: context)
+        case .end: disarm()
+        case .body: break
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            // The response is out: the connection now waits for the next request.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.assumeIsolated().whenSuccess { self.arm(self.idle, context: context) }
+            written.futureResult.cascade(to: promise)
+            context.write(data, promise: written)
+        } else {
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// Closes the connection when `amount` passes.
+    private func arm(_ amount: TimeAmount, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { context.close(promise: nil) }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
+    }
+}

@@ -1,0 +1,53 @@
+import ConduitKit
+import Foundation
+import NIOCore
+import NIOHTTP1
+
+/// The first word on an IPC connection (SPEC §6): the shared key is checked on the request's
+/// head, before any of its body is read or buffered. A request without the right key is
+/// answered 401/403 at once and the connection closed; its body is never read (100 callers
+/// without the key sending 15 MiB each once held 1.5 GB).
+final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let sharedKey: SharedKey
+    /// A refused request: the rest of it is dropped unread while the answer goes out.
+    private var refusing = false
+
+    init(sharedKey: SharedKey) {
+        self.sharedKey = sharedKey
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        guard case .head(let head) = part else {
+            if !refusing { context.fireChannelRead(data) }
+            return
+        }
+        guard let candidate = Self.bearerToken(head.headers) ?? IPCTarget(uri: head.uri).key else {
+            return refuse(context, .unauthorized, "the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'")
+        }
+        guard sharedKey.matches(candidate) else {
+            return refuse(context, .forbidden, "wrong shared key")
+        }
+        context.fireChannelRead(data)
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String) {
+        refusing = true
+        // Stop reading: nothing more from this caller is looked at.
+        _ = context.channel.setOption(.autoRead, value: false)
+        let body = ReplyRouting.errorPayload(.forbidden(message))
+        let headers: HTTPHeaders = ["content-type": "application/json", "content-length": "\(body.readableBytes)", "connection": "close"]
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    static func bearerToken(_ headers: HTTPHeaders) -> String? {
+        guard let value = headers["authorization"].first, value.lowercased().hasPrefix("bearer ") else { return nil }
+        return String(value.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+    }
+}

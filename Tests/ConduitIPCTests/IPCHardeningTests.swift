@@ -1,0 +1,93 @@
+import ConduitClient
+import ConduitHost
+import ConduitTesting
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+/// SPEC §6/§8: the IPC listener can't be held by a caller without the key, nor by one that
+/// sends slowly or not at all; its limits are settings with defaults (docs/configuration.md).
+@Suite("IPC listener hardening", .serialized, .timeLimit(.minutes(1)))
+struct IPCHardeningTests {
+    static let yaml = """
+        limits:
+          ipcIdleTimeoutSeconds: 1
+          ipcBodyTimeoutSeconds: 1
+          ipcMaxConnections: 6
+        routes:
+          - route: echo
+            handler: echo
+        """
+
+    @Test func aRequestWithoutTheKeyIsAnsweredOnItsHeadAndItsBodyNeverRead() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+            for (authorization, status) in [("", "401"), ("Authorization: Bearer wrong-key-123\r\n", "403")] {
+                let raw = try await RawTCPClient.connect(port: host.ipcPort)
+                // Announces 15 MB and sends none of it: the answer must not wait for the body.
+                try await raw.send("POST /echo HTTP/1.1\r\nHost: x\r\n\(authorization)Content-Length: 15000000\r\n\r\n")
+                let answer = String(buffer: try await raw.readUntilClosed())
+                #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
+            }
+        }
+    }
+
+    @Test func anIdleConnectionIsClosed() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            #expect(try await raw.readUntilClosed().readableBytes == 0)
+            // A keep-alive connection after its response, too.
+            let kept = try await RawTCPClient.connect(port: host.ipcPort)
+            try await kept.send("GET /internal.conduit.status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            #expect(String(buffer: try await kept.readUntilClosed()).hasPrefix("HTTP/1.1 200"))
+        }
+    }
+
+    /// Sends `bytes` one at a time, 5 per second, until the connection closes or 15 s pass
+    /// (longer than `readUntilClosed` waits, so a server that never closes fails the test).
+    private func trickle(_ bytes: [UInt8], to raw: RawTCPClient) -> Task<Void, Never> {
+        Task {
+            for byte in bytes.prefix(75) {
+                guard (try? await raw.send([byte])) != nil else { return }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    @Test func aHeadOrABodySentAByteAtATimeIsCutOff() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+            let slowHead = try await RawTCPClient.connect(port: host.ipcPort)
+            let head = trickle(Array("GET /internal.conduit.status HTTP/1.1\r\nHost: x\r\nX-Pad: \(String(repeating: "a", count: 100))\r\n\r\n".utf8), to: slowHead)
+            _ = try await slowHead.readUntilClosed()
+            head.cancel()
+
+            let slowBody = try await RawTCPClient.connect(port: host.ipcPort)
+            try await slowBody.send("POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 100\r\n\r\n")
+            let body = trickle([UInt8](repeating: 0x61, count: 100), to: slowBody)
+            _ = try await slowBody.readUntilClosed()
+            body.cancel()
+            #expect(try await host.ipc().request(.GET, "/internal.conduit.status").status == .ok, "others are served")
+        }
+    }
+
+    @Test func connectionsPastTheBoundAreClosedAtOnce() async throws {
+        try await TestHost.run(yaml: Self.yaml.replacingOccurrences(of: "ipcIdleTimeoutSeconds: 1", with: "ipcIdleTimeoutSeconds: 30"), catalog: .ipcTests) { host in
+            var held: [RawTCPClient] = []
+            for _ in 0..<6 { held.append(try await RawTCPClient.connect(port: host.ipcPort)) }
+            let extra = try await RawTCPClient.connect(port: host.ipcPort)
+            #expect(try await extra.readUntilClosed().readableBytes == 0, "the seventh is closed")
+            try await held.removeLast().close()
+            try await waitUntil { (try? await host.ipc().request(.GET, "/internal.conduit.status").status) == .ok }
+            for raw in held { try await raw.close() }
+        }
+    }
+
+    @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+            let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")
+            let response = try await host.ipc().request(.GET, "/echo?\(query)")
+            #expect(response.status == .badRequest)
+            #expect(try response.decode(ErrorEnvelope.self).err.message.contains("255"), "\(response.text)")
+        }
+    }
+}
