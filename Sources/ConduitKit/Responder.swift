@@ -5,10 +5,13 @@ public import NIOCore
 /// simply doesn't call it.
 public struct Responder: Sendable {
     private let sink: @Sendable (Result<Reply, ConduitError>) -> Void
+    private let tasks: RequestTasks?
 
-    /// Made by the host (or by a test) with the function that delivers a reply.
-    public init(_ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) {
+    /// Made by the host (or by a test) with the function that delivers a reply; `tasks`
+    /// tracks `respond`'s tasks so stopping the route cancels them.
+    public init(tasks: RequestTasks? = nil, _ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) {
         self.sink = sink
+        self.tasks = tasks
     }
 
     public func reply(_ reply: Reply) { sink(.success(reply)) }
@@ -27,13 +30,14 @@ public struct Responder: Sendable {
     public func fail(_ error: ConduitError) { sink(.failure(error)) }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
-    /// error. A body still running after `timeout` is cancelled and answered `TimeoutError`.
+    /// error. At `timeout` the reply is `TimeoutError`, on time, and the body is cancelled;
+    /// stopping the route's handler cancels it too.
     public func respond(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
     ) {
         let responder = self
-        Task {
+        let work: @Sendable () async -> Void = {
             do {
                 let reply = try await withDeadline(timeout, body)
                 if let reply { responder.reply(reply) }
@@ -41,6 +45,7 @@ public struct Responder: Sendable {
                 responder.fail(ConduitError(describing: error))
             }
         }
+        if let tasks { tasks.run(work) } else { Task { await work() } }
     }
 }
 
@@ -56,20 +61,5 @@ extension ConduitError {
         case is CancellationError: self = .unavailable("the request was cancelled")
         default: self = .internal(String(describing: error))
         }
-    }
-}
-
-private func withDeadline<T: Sendable>(
-    _ timeout: Duration?, _ body: @escaping @Sendable () async throws -> T
-) async throws -> T {
-    guard let timeout else { return try await body() }
-    return try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: timeout)
-            throw ConduitError.timeout("no answer within \(timeout)")
-        }
-        defer { group.cancelAll() }
-        return try await group.next()!
     }
 }

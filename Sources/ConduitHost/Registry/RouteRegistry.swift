@@ -36,7 +36,7 @@ public final class RouteRegistry: Sendable {
     }
 
     public func stopHandlers() async {
-        for route in table.routes.reversed() { await route.handler.stop() }
+        for route in table.routes.reversed() { await route.stop() }
     }
 
     /// Replaces the table with one built from `configuration`. Throws, keeping the old table,
@@ -59,12 +59,12 @@ public final class RouteRegistry: Sendable {
                 started.append(route)
             }
         } catch {
-            for route in started { await route.handler.stop() }
+            for route in started { await route.stop() }
             throw error
         }
         current.store(new, ordering: .releasing)
         for route in old.routes where !kept.contains(ObjectIdentifier(route.stats)) {
-            await route.handler.stop()
+            await route.stop()
         }
         logger.info("route table reloaded", metadata: [
             "routes.count": "\(new.routes.count)", "routes.added": "\(added.count)",
@@ -86,7 +86,7 @@ public final class RouteRegistry: Sendable {
         var routes: [RouteTable.Route] = []
         for entry in entries {
             if let same = old?.routes.first(where: { $0.entry.isSameDefinition(as: entry) }) {
-                routes.append(RouteTable.Route(entry: entry, handler: same.handler, stats: same.stats))
+                routes.append(RouteTable.Route(entry: entry, handler: same.handler, stats: same.stats, tasks: same.tasks))
                 continue
             }
             guard let kind = catalog[entry.handler] else {
@@ -101,7 +101,8 @@ public final class RouteRegistry: Sendable {
             } catch {
                 throw ConfigurationError(entry.optionsLocation, "the options of route '\(entry.route)' are not usable: \(error)")
             }
-            routes.append(RouteTable.Route(entry: entry, handler: handler, stats: RouteStats(route: entry.route, metrics: metrics)))
+            routes.append(RouteTable.Route(
+                entry: entry, handler: handler, stats: RouteStats(route: entry.route, metrics: metrics), tasks: RequestTasks()))
         }
         return RouteTable(routes: routes)
     }

@@ -9,11 +9,20 @@ public final class RouteTable: Sendable, AtomicReference {
         public let entry: RouteEntry
         public let handler: any ConduitHandler
         public let stats: RouteStats
+        /// The handler's running request tasks, cancelled when it stops.
+        public let tasks: RequestTasks
 
-        init(entry: RouteEntry, handler: any ConduitHandler, stats: RouteStats) {
+        init(entry: RouteEntry, handler: any ConduitHandler, stats: RouteStats, tasks: RequestTasks) {
             self.entry = entry
             self.handler = handler
             self.stats = stats
+            self.tasks = tasks
+        }
+
+        /// Cancels what the handler's requests still run, then stops the handler.
+        func stop() async {
+            tasks.cancelAll()
+            await handler.stop()
         }
     }
 

@@ -8,12 +8,12 @@ import NIOCore
 /// Shared by the WebSocket and IPC transports.
 enum ReplyRouting {
     static func responder(
-        route: String, correlation: (name: String, value: String)?, stats: RouteStats?,
+        route: String, correlation: (name: String, value: String)?, stats: RouteStats?, tasks: RequestTasks?,
         deliver: @escaping @Sendable (Message) -> Void
     ) -> Responder {
         let correlation = correlation.map { Correlation(name: $0.name, value: $0.value) }
         let start = NIODeadline.now()
-        return Responder { result in
+        return Responder(tasks: tasks) { result in
             let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
             // Counted from the handler's result, never from the reply's headers: an echo of a
             // request carrying `error: …` is a success, and request data never names a series.

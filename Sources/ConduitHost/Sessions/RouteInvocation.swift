@@ -23,7 +23,8 @@ enum RouteInvocation {
         }
         entry.stats.countRequest(bytes: requestBytes)
         let request = Request(headers: headers, payload: payload, route: route, client: client, transport: transport, eventLoop: eventLoop)
-        let responder = ReplyRouting.responder(route: route, correlation: correlation, stats: entry.stats, deliver: deliver)
+        let responder = ReplyRouting.responder(
+            route: route, correlation: correlation, stats: entry.stats, tasks: entry.tasks, deliver: deliver)
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {

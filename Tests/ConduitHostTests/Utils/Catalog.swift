@@ -10,5 +10,6 @@ extension HandlerCatalog {
         HandlerKind(ThrowingHandler.self, name: "thrower"),
         HandlerKind(SettingsHandler.self, name: "configured"),
         HandlerKind(OutcomeHandler.self, name: "outcome"),
+        HandlerKind(SlowHandler.self, name: "slow"),
     ])
 }

@@ -97,3 +97,33 @@ struct OutcomeHandler: ConduitHandler {
         responder.reply(json: "\(pushes.push(Message(headers: headers), to: request.client))")
     }
 }
+
+/// `slow`: answers through `respond(timeout: 0.2 s)` with a body that runs long. `mode:
+/// stubborn` ignores cancellation for 3 s; `mode: patient` waits a minute but stops when
+/// cancelled. What the bodies saw is recorded by request token.
+struct SlowHandler: ConduitHandler {
+    static let finished = Mutex<Set<String>>([])
+    static let cancelled = Mutex<Set<String>>([])
+
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) throws {
+        let token = request.headers["token"] ?? ""
+        let stubborn = request.headers["mode"] == "stubborn"
+        responder.respond(timeout: stubborn ? .milliseconds(200) : nil) {
+            if stubborn {
+                let end = ContinuousClock.now + .seconds(3)
+                while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(20)) }
+            } else {
+                do {
+                    try await Task.sleep(for: .seconds(60))
+                } catch {
+                    Self.cancelled.withLock { _ = $0.insert(token) }
+                    throw error
+                }
+            }
+            Self.finished.withLock { _ = $0.insert(token) }
+            return Reply(headers: [:])
+        }
+    }
+}

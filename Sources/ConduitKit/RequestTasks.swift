@@ -1,0 +1,38 @@
+import Synchronization
+
+/// The tasks a route's requests are answered from (`Responder.respond`), so that stopping the
+/// route's handler (shutdown, or a reload that removes it) cancels what is still running.
+public final class RequestTasks: Sendable {
+    private let running = Mutex<(next: Int, tasks: [Int: Task<Void, Never>], stopped: Bool)>((0, [:], false))
+
+    public init() {}
+
+    /// Runs `body` as a tracked task; at once cancelled if the route has stopped.
+    func run(_ body: @escaping @Sendable () async -> Void) {
+        running.withLock { running in
+            let id = running.next
+            running.next += 1
+            let task = Task {
+                await body()
+                self.forget(id)
+            }
+            if running.stopped { task.cancel() } else { running.tasks[id] = task }
+        }
+    }
+
+    /// Cancels every task still running, and every one started from now on.
+    public func cancelAll() {
+        let tasks = running.withLock { running in
+            running.stopped = true
+            defer { running.tasks = [:] }
+            return Array(running.tasks.values)
+        }
+        for task in tasks { task.cancel() }
+    }
+
+    public var count: Int { running.withLock { $0.tasks.count } }
+
+    private func forget(_ id: Int) {
+        _ = running.withLock { $0.tasks.removeValue(forKey: id) }
+    }
+}

@@ -1,0 +1,38 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// SPEC §8: a handler that hangs never holds a request's answer past its deadline, and what a
+/// handler still runs is cancelled when the handler stops.
+@Suite("Handler deadlines", .serialized, .timeLimit(.minutes(1)))
+struct DeadlineTests {
+    static let yaml = "routes:\n  - route: slow\n    handler: slow\n  - route: echo\n    handler: echo\n"
+
+    @Test func aDeadlineAnswersOnTimeWhateverTheBodyDoes() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "deadline")
+            let reply = try await client.request(Message(headers: ["route": "slow", "token": "stubborn-1", "mode": "stubborn"]))
+            #expect(reply.headers["error"] == "TimeoutError")
+            let finished = SlowHandler.finished.withLock { $0.contains("stubborn-1") }
+            #expect(!finished, "the answer came before the body (which ignores cancellation for 3 s) ended")
+        }
+    }
+
+    @Test func stoppingAHandlerCancelsItsRunningRequests() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "patient")
+            try await client.send(["route": "slow", "token": "patient-1"])
+            // A reload that removes the route stops its handler.
+            try "routes:\n  - route: echo\n    handler: echo\n".write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            try await host.host.reload()
+            try await waitUntil { SlowHandler.cancelled.withLock { $0.contains("patient-1") } }
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["token"] == "patient-1")
+            #expect(reply.headers["error"] != nil, "answered once, as cancelled")
+        }
+    }
+}
