@@ -36,3 +36,27 @@ public final class RequestTasks: Sendable {
         _ = running.withLock { $0.tasks.removeValue(forKey: id) }
     }
 }
+
+/// A bound on one connection's requests answered from a task (`Responder.respond`) and still
+/// running: a client can't pile up slow requests without limit.
+public final class InFlightLimit: Sendable {
+    public let limit: Int
+    private let running = Atomic<Int>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Takes a place; false when all are taken.
+    func acquire() -> Bool {
+        var current = running.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = running.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    func release() { running.subtract(1, ordering: .relaxed) }
+}

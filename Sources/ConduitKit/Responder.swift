@@ -6,12 +6,20 @@ public import NIOCore
 public struct Responder: Sendable {
     private let sink: @Sendable (Result<Reply, ConduitError>) -> Void
     private let tasks: RequestTasks?
+    private let inFlight: InFlightLimit?
+    private let defaultTimeout: Duration?
 
-    /// Made by the host (or by a test) with the function that delivers a reply; `tasks`
-    /// tracks `respond`'s tasks so stopping the route cancels them.
-    public init(tasks: RequestTasks? = nil, _ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) {
+    /// Made by the host (or by a test) with the function that delivers a reply. `tasks`
+    /// tracks `respond`'s tasks so stopping the route cancels them; `inFlight` bounds the
+    /// connection's running ones; `defaultTimeout` applies when `respond` names none.
+    public init(
+        tasks: RequestTasks? = nil, inFlight: InFlightLimit? = nil, defaultTimeout: Duration? = nil,
+        _ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void
+    ) {
         self.sink = sink
         self.tasks = tasks
+        self.inFlight = inFlight
+        self.defaultTimeout = defaultTimeout
     }
 
     public func reply(_ reply: Reply) { sink(.success(reply)) }
@@ -30,16 +38,22 @@ public struct Responder: Sendable {
     public func fail(_ error: ConduitError) { sink(.failure(error)) }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
-    /// error. At `timeout` the reply is `TimeoutError`, on time, and the body is cancelled;
-    /// stopping the route's handler cancels it too.
+    /// error. At `timeout` (else the host's request timeout) the reply is `TimeoutError`, on
+    /// time, and the body is cancelled; stopping the route's handler cancels it too. A
+    /// connection with too many such requests running is answered `UnavailableError`.
     public func respond(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
     ) {
+        guard inFlight?.acquire() ?? true else {
+            return fail(.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies"))
+        }
         let responder = self
-        let work: @Sendable () async -> Void = {
+        let deadline = timeout ?? defaultTimeout
+        let work: @Sendable () async -> Void = { [inFlight] in
+            defer { inFlight?.release() }
             do {
-                let reply = try await withDeadline(timeout, body)
+                let reply = try await withDeadline(deadline, body)
                 if let reply { responder.reply(reply) }
             } catch {
                 responder.fail(ConduitError(describing: error))

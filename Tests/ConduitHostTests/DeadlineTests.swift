@@ -36,3 +36,32 @@ struct DeadlineTests {
         }
     }
 }
+
+@Suite("Requests answered from tasks, per connection", .serialized, .timeLimit(.minutes(1)))
+struct InFlightTests {
+    static let yaml = """
+        limits:
+          maxRequestsInFlight: 4
+          requestTimeoutSeconds: 1
+        routes:
+          - route: slow
+            handler: slow
+        """
+
+    @Test func aConnectionCantPileUpSlowRequestsAndEachIsAnsweredByTheTimeout() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "piler")
+            for n in 0..<5 { try await client.send(["route": "slow", "token": "pile-\(n)"]) }
+            var replies: [String: Message] = [:]
+            while replies.count < 5 {
+                let reply = try await client.nextMessage()
+                replies[reply.headers["token"] ?? ""] = reply
+            }
+            #expect(replies["pile-4"]?.headers["error"] == "UnavailableError", "the fifth is refused at once")
+            // The four admitted ones get the WebSocket path's reply timeout (none of their own).
+            #expect((0..<4).allSatisfy { replies["pile-\($0)"]?.headers["error"] == "TimeoutError" })
+            let again = try await client.request(Message(headers: ["route": "slow", "token": "after", "mode": "stubborn"]))
+            #expect(again.headers["error"] == "TimeoutError", "the places are free again")
+        }
+    }
+}

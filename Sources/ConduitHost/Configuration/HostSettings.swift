@@ -41,6 +41,12 @@ public struct HostSettings: Sendable, Equatable {
     public var handshakeTimeoutSeconds = 10.0
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
+    /// A request answered from a task (`respond`, async handlers) that takes longer is
+    /// answered `TimeoutError`, over the WebSocket as over IPC, unless the handler sets its own.
+    public var requestTimeoutSeconds = 60.0
+    /// Per connection: requests answered from a task and still running; past it new ones are
+    /// answered `UnavailableError`.
+    public var maxRequestsInFlight = 1024
     /// How long a route invoked over IPC may take to reply before it is answered `TimeoutError` (504).
     public var ipcReplyTimeoutSeconds = 60.0
     /// IPC connections open at once; past it a new one is closed at once.

@@ -34,6 +34,8 @@ struct SettingField: Sendable {
         .choice("limits", "outboundPolicy", \.outboundPolicy),
         .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds, maximum: 3600),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
+        .seconds("limits", "requestTimeoutSeconds", \.requestTimeoutSeconds, maximum: 86_400),
+        .count("limits", "maxRequestsInFlight", \.maxRequestsInFlight, 1...1_000_000),
         .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds, maximum: 86_400),
         .count("limits", "ipcMaxConnections", \.ipcMaxConnections, 1...100_000),
         .seconds("limits", "ipcIdleTimeoutSeconds", \.ipcIdleTimeoutSeconds, maximum: 86_400),

@@ -110,7 +110,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         }
         RouteInvocation.invoke(
             route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
-            client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry
+            client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry,
+            limits: .init(inFlight: nil, timeout: .nanoseconds(services.replyTimeout.nanoseconds))
         ) { reply in
             answer(reply, reply.headers[HeaderName.error] == nil ? "application/octet-stream" : "application/json")
         }

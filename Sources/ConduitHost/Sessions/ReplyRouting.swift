@@ -7,13 +7,20 @@ import NIOCore
 /// `token` (or `seq`) added; errors as `error: <Type>` with `{"err":{type,message}}`.
 /// Shared by the WebSocket and IPC transports.
 enum ReplyRouting {
+    /// What bounds a transport puts on requests answered from a task (`Responder.respond`).
+    struct RequestLimits: Sendable {
+        /// Per connection; nil where requests come one at a time (IPC).
+        let inFlight: InFlightLimit?
+        let timeout: Duration
+    }
+
     static func responder(
         route: String, correlation: (name: String, value: String)?, stats: RouteStats?, tasks: RequestTasks?,
-        deliver: @escaping @Sendable (Message) -> Void
+        limits: RequestLimits, deliver: @escaping @Sendable (Message) -> Void
     ) -> Responder {
         let correlation = correlation.map { Correlation(name: $0.name, value: $0.value) }
         let start = NIODeadline.now()
-        return Responder(tasks: tasks) { result in
+        return Responder(tasks: tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout) { result in
             let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
             // Counted from the handler's result, never from the reply's headers: an echo of a
             // request carrying `error: …` is a success, and request data never names a series.

@@ -8,7 +8,7 @@ enum RouteInvocation {
     static func invoke(
         route: String, headers: Headers, payload: ByteBuffer, requestBytes: Int,
         client: ClientID, transport: Request.Transport, eventLoop: any EventLoop,
-        registry: RouteRegistry, deliver: @escaping @Sendable (Message) -> Void
+        registry: RouteRegistry, limits: ReplyRouting.RequestLimits, deliver: @escaping @Sendable (Message) -> Void
     ) {
         let correlation = headers.correlation
         func fail(_ error: ConduitError) {
@@ -24,7 +24,7 @@ enum RouteInvocation {
         entry.stats.countRequest(bytes: requestBytes)
         let request = Request(headers: headers, payload: payload, route: route, client: client, transport: transport, eventLoop: eventLoop)
         let responder = ReplyRouting.responder(
-            route: route, correlation: correlation, stats: entry.stats, tasks: entry.tasks, deliver: deliver)
+            route: route, correlation: correlation, stats: entry.stats, tasks: entry.tasks, limits: limits, deliver: deliver)
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {

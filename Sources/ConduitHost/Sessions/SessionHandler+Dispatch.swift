@@ -37,7 +37,7 @@ extension SessionHandler {
         RouteInvocation.invoke(
             route: route, headers: headers, payload: payload, requestBytes: frameData.readableBytes,
             client: client, transport: .webSocket, eventLoop: context?.eventLoop ?? session!.channel.eventLoop,
-            registry: services.registry
+            registry: services.registry, limits: requestLimits
         ) { [session] reply in
             session?.send(reply)
         }

@@ -29,6 +29,8 @@ final class SessionHandler: ChannelInboundHandler {
     private var pendingFrameBytes = 0
     /// Bytes of the chunk queue taken from the host's budget.
     var chunkBytesReserved = 0
+    /// This connection's bound on requests answered from a task, and their deadline.
+    let requestLimits: ReplyRouting.RequestLimits
     private var isReading = false
     private var needsFlush = false
     private var flushScheduled = false
@@ -41,6 +43,9 @@ final class SessionHandler: ChannelInboundHandler {
         self.services = services
         self.logger = logger
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
+        self.requestLimits = .init(
+            inFlight: InFlightLimit(limit: services.settings.maxRequestsInFlight),
+            timeout: .seconds(services.settings.requestTimeoutSeconds))
         self.pending = MessageQueue(
             byteLimit: services.settings.outboundQueueBytes, countLimit: services.settings.outboundQueueMessages,
             budget: services.directory.budget)
