@@ -99,7 +99,7 @@ struct OutcomeHandler: ConduitHandler {
 }
 
 /// `slow`: answers through `respond(timeout: 0.2 s)` with a body that runs long. `mode:
-/// stubborn` ignores cancellation for 3 s; `mode: patient` waits a minute but stops when
+/// stubborn` ignores cancellation for 15 s; `mode: patient` waits a minute but stops when
 /// cancelled. What the bodies saw is recorded by request token.
 struct SlowHandler: ConduitHandler {
     static let finished = Mutex<Set<String>>([])
@@ -112,7 +112,7 @@ struct SlowHandler: ConduitHandler {
         let stubborn = request.headers["mode"] == "stubborn"
         responder.respond(timeout: stubborn ? .milliseconds(200) : nil) {
             if stubborn {
-                let end = ContinuousClock.now + .seconds(3)
+                let end = ContinuousClock.now + .seconds(15)
                 while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(20)) }
             } else {
                 do {
