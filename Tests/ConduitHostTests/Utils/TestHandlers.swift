@@ -1,4 +1,5 @@
 import ConduitKit
+import Foundation
 import ConduitWire
 import NIOCore
 import Synchronization
@@ -112,8 +113,10 @@ struct SlowHandler: ConduitHandler {
         let stubborn = request.headers["mode"] == "stubborn"
         responder.respond(timeout: stubborn ? .milliseconds(200) : nil) {
             if stubborn {
-                let end = ContinuousClock.now + .seconds(15)
-                while ContinuousClock.now < end { try? await Task.sleep(for: .milliseconds(20)) }
+                // A wait that cancellation can't end (and that spins no thread meanwhile).
+                await withCheckedContinuation { continuation in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 15) { continuation.resume() }
+                }
             } else {
                 do {
                     try await Task.sleep(for: .seconds(60))

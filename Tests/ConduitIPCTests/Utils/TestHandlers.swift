@@ -1,5 +1,6 @@
 import ConduitKit
 import ConduitWire
+import Foundation
 import NIOCore
 import Synchronization
 
@@ -45,8 +46,11 @@ struct CountingHandler: ConduitHandler {
         let failStart: Bool?
     }
 
-    static let live = Atomic<Int>(0)
+    /// The instances started and not stopped (an instance stopped twice counts once).
+    static let running = Mutex<Set<UUID>>([])
+    static var live: Int { running.withLock { $0.count } }
     let options: Options
+    private let id = UUID()
 
     init(options: Options, context: HandlerContext) {
         self.options = options
@@ -54,12 +58,12 @@ struct CountingHandler: ConduitHandler {
 
     func start() async throws {
         if options.failStart == true { throw StartFailure() }
-        Self.live.add(1, ordering: .relaxed)
+        _ = Self.running.withLock { $0.insert(id) }
         // A start that takes a moment, like binding a listener: room for a second reload.
         try await Task.sleep(for: .milliseconds(50))
     }
 
-    func stop() async { Self.live.subtract(1, ordering: .relaxed) }
+    func stop() async { _ = Self.running.withLock { $0.remove(id) } }
 
     func handle(_ request: Request, responder: Responder) {
         responder.reply(json: options.version)
