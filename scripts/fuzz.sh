@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Fuzzes Message(decoding:) and ChunkAssembler with libFuzzer + AddressSanitizer for SECONDS
-# (default 60), seeded from shared/vectors/framing.json. New crash inputs land in
+# (default 60), seeded from the golden vectors (Tests/ConduitWireTests/Fixtures/framing.json,
+# the repository's copy of shared/vectors/framing.json). New crash inputs land in
 # Tests/Fuzz/crashes/; keep them there once fixed: a plain `conduit-fuzz DIR` replays them.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-shared=${CONDUIT_SHARED:-$(dirname "$repo")/shared}
 seconds=${1:-60}
 work=$repo/.build-fuzz
 corpus=$work/corpus; crashes=$repo/Tests/Fuzz/crashes
 mkdir -p "$corpus" "$crashes"
 
-python3 - "$shared/vectors/framing.json" "$corpus" <<'PY'
+python3 - "$repo/Tests/ConduitWireTests/Fixtures/framing.json" "$corpus" <<'PY'
 import json, sys, pathlib
 vectors = json.load(open(sys.argv[1]))
 out = pathlib.Path(sys.argv[2])

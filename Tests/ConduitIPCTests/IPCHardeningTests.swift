@@ -10,18 +10,15 @@ import Testing
 /// sends slowly or not at all; its limits are settings with defaults (docs/configuration.md).
 @Suite("IPC listener hardening", .serialized, .timeLimit(.minutes(1)))
 struct IPCHardeningTests {
-    static let yaml = """
-        limits:
-          ipcIdleTimeoutSeconds: 1
-          ipcBodyTimeoutSeconds: 1
-          ipcMaxConnections: 6
-        routes:
-          - route: echo
-            handler: echo
-        """
+    /// The route table with `limits` (YAML lines) before it.
+    static func yaml(_ limits: String = "") -> String {
+        (limits.isEmpty ? "" : "limits:\n\(limits)") + "routes:\n  - route: echo\n    handler: echo\n"
+    }
+
+    static let shortTimeouts = yaml("  ipcIdleTimeoutSeconds: 1\n  ipcBodyTimeoutSeconds: 1\n")
 
     @Test func aRequestWithoutTheKeyIsAnsweredOnItsHeadAndItsBodyNeverRead() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             for (authorization, status) in [("", "401"), ("Authorization: Bearer wrong-key-123\r\n", "403")] {
                 let raw = try await RawTCPClient.connect(port: host.ipcPort)
                 // Announces 15 MB and sends none of it: the answer must not wait for the body.
@@ -33,7 +30,7 @@ struct IPCHardeningTests {
     }
 
     @Test func anIdleConnectionIsClosed() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
             #expect(try await raw.readUntilClosed().readableBytes == 0)
             // A keep-alive connection after its response, too.
@@ -55,7 +52,7 @@ struct IPCHardeningTests {
     }
 
     @Test func aHeadOrABodySentAByteAtATimeIsCutOff() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
             let slowHead = try await RawTCPClient.connect(port: host.ipcPort)
             let head = trickle(Array("GET /internal.conduit.status HTTP/1.1\r\nHost: x\r\nX-Pad: \(String(repeating: "a", count: 100))\r\n\r\n".utf8), to: slowHead)
             _ = try await slowHead.readUntilClosed()
@@ -71,7 +68,7 @@ struct IPCHardeningTests {
     }
 
     @Test func connectionsPastTheBoundAreClosedAtOnce() async throws {
-        try await TestHost.run(yaml: Self.yaml.replacingOccurrences(of: "ipcIdleTimeoutSeconds: 1", with: "ipcIdleTimeoutSeconds: 30"), catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.yaml("  ipcMaxConnections: 6\n"), catalog: .ipcTests) { host in
             var held: [RawTCPClient] = []
             for _ in 0..<6 { held.append(try await RawTCPClient.connect(port: host.ipcPort)) }
             let extra = try await RawTCPClient.connect(port: host.ipcPort)
@@ -83,7 +80,7 @@ struct IPCHardeningTests {
     }
 
     @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")
             let response = try await host.ipc().request(.GET, "/echo?\(query)")
             #expect(response.status == .badRequest)

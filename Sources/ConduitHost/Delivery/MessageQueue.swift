@@ -69,6 +69,13 @@ struct MessageQueue {
         return .accepted(evicted: evicted)
     }
 
+    /// Appends a message another queue had accepted, with its reservation, whatever this
+    /// queue's bounds: what was accepted is not dropped for being handed on.
+    mutating func takeOver(_ entry: Entry) {
+        entries.append(entry)
+        bytes += entry.bytes
+    }
+
     /// Puts older messages (a closed socket's unsent ones, already reserved) before what the
     /// queue holds; past the bound the newest droppable ones go, then the newest of any kind.
     mutating func prepend(_ older: some BidirectionalCollection<Entry>) -> Int {

@@ -175,11 +175,18 @@ final class SessionHandler: ChannelInboundHandler {
             if reserved { services.directory.budget.release(entry.bytes) }
             return write(entry.message, context: context) ? .sent : .dropped(.unencodable)
         }
+        if reserved {
+            // Already accepted, bounded and counted by the id's buffer it comes from: taken
+            // over whole (the queue may pass its own bound by that much until it drains).
+            pending.takeOver(entry)
+            publishQueueSize()
+            return .sent
+        }
         if services.settings.outboundPolicy == .close, !pending.fits(entry) {
             close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
-            return services.directory.requeue(entry, reserved: reserved, asNewest: true, for: client)
+            return services.directory.requeue(entry, reserved: false, asNewest: true, for: client)
         }
-        let admission = pending.append(entry, evictOldest: true, reserved: reserved)
+        let admission = pending.append(entry, evictOldest: true)
         publishQueueSize()
         switch admission {
         case .accepted(evicted: 0):
