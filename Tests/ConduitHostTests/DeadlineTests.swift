@@ -1,4 +1,5 @@
 import ConduitHost
+import ConduitKit
 import ConduitTesting
 import ConduitWire
 import Foundation
@@ -26,6 +27,7 @@ struct DeadlineTests {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let client = try await host.connect(client: "patient")
             try await client.send(["route": "slow", "token": "patient-1"])
+            try await waitUntil { host.host.registry.lookup("slow")?.tasks.count == 1 }
             // A reload that removes the route stops its handler.
             try "routes:\n  - route: echo\n    handler: echo\n".write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
             try await host.host.reload()
