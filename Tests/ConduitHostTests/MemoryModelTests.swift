@@ -73,7 +73,7 @@ struct MemoryModelTests {
     }
 
     @Test func aDepartedIdsBufferIsReleasedAtExpiry() async throws {
-        let yaml = "limits:\n  clientGraceSeconds: 1\nroutes:\n  - route: push\n    handler: pusher\n"
+        let yaml = "limits:\n  clientGraceSeconds: 3\nroutes:\n  - route: push\n    handler: pusher\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let sender = try await host.connect(client: "expiry-sender")
             _ = try await sender.request(Message(headers: ["route": "push", "to": "departed", "count": "100"], payload: ByteBuffer(bytes: Self.uniform(3, count: 10_000))))

@@ -27,7 +27,11 @@ final class Session: Sendable {
 
     /// Sends a reply (split if large) from any thread.
     func send(_ message: Message) {
-        send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
+        if channel.eventLoop.inEventLoop {
+            handler.value.send(message)
+        } else {
+            channel.eventLoop.execute { self.handler.value.send(message) }
+        }
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

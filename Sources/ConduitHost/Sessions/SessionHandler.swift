@@ -159,7 +159,13 @@ final class SessionHandler: ChannelInboundHandler {
     // MARK: Outbound
 
     /// Sends a reply or an error of this connection's own.
+    /// A reply the socket can take now is written without sizing it for a queue (the routed
+    /// echo's hot path); otherwise it is queued like any message.
     func send(_ message: Message) {
+        if !isClosed, !closeSent, let context, pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
+            _ = write(message, context: context)
+            return
+        }
         send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
     }
 
