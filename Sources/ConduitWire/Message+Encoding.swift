@@ -32,20 +32,29 @@ extension Message {
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
+        try encode(into: &buffer, encodedSize: encodedSize)
+    }
+
+    /// As `encode(into:)`, for a caller that has computed `encodedSize` already (a framing
+    /// layer needs it first for its own header).
+    public func encode(into buffer: inout ByteBuffer, encodedSize size: Int) throws(WireError) {
         try validateLimits()
-        let size = encodedSize
         buffer.reserveCapacity(minimumWritableBytes: size)
         writePrefix(into: &buffer, bytes: size - payload.readableBytes)
-        var payload = self.payload
-        buffer.writeBuffer(&payload)
+        buffer.writeImmutableBuffer(payload)
     }
 
     /// Appends everything but the payload (header count, headers, payload length): with the
     /// payload written after it as a separate buffer, the two make the message, so a sender
     /// can gather-write a large payload without copying it.
     public func encodePrefix(into buffer: inout ByteBuffer) throws(WireError) {
+        try encodePrefix(into: &buffer, encodedSize: encodedSize)
+    }
+
+    /// As `encodePrefix(into:)`, with `encodedSize` computed by the caller.
+    public func encodePrefix(into buffer: inout ByteBuffer, encodedSize size: Int) throws(WireError) {
         try validateLimits()
-        writePrefix(into: &buffer, bytes: encodedSize - payload.readableBytes)
+        writePrefix(into: &buffer, bytes: size - payload.readableBytes)
     }
 
     /// `bytes`: the prefix's size, which the callers have already computed.

@@ -42,19 +42,18 @@ final class WebSocketListener: Sendable {
         ) { channel.close(promise: nil) }
         channel.closeFuture.whenComplete { _ in timeout.cancel() }
 
-        let maxBytes = services.settings.maxMessageBytes
-        let upgrader = NIOWebSocketServerUpgrader(
-            maxFrameSize: maxBytes,
-            automaticErrorHandling: true,
+        let handshake = NIOWebSocketServerUpgrader(
             shouldUpgrade: { [policy, services] channel, head in
                 switch policy.evaluate(head) {
                 case .success(let result):
                     accepted.value = result
                     // The id is registered before its 101 is written: a client told of the
                     // connection at once can relay to it (SPEC §2).
-                    services.directory.handshakeAccepted(result.client)
-                    channel.closeFuture.whenComplete { _ in
-                        if !attached.value { services.directory.handshakeAbandoned(result.client) }
+                    if services.mode == .conduit {
+                        services.directory.handshakeAccepted(result.client)
+                        channel.closeFuture.whenComplete { _ in
+                            if !attached.value { services.directory.handshakeAbandoned(result.client) }
+                        }
                     }
                     var headers = HTTPHeaders()
                     if let subprotocol = result.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
@@ -63,25 +62,22 @@ final class WebSocketListener: Sendable {
                     return channel.eventLoop.makeSucceededFuture(nil)
                 }
             },
-            upgradePipelineHandler: { [services, logger] channel, _ in
-                channel.eventLoop.makeCompletedFuture {
-                    timeout.cancel()
-                    guard let result = accepted.value else { throw ChannelError.inappropriateOperationForState }
-                    let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
-                    channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ClientFrameValidator(),
-                        // Room for a full-size message in 64-byte fragments (Autobahn 9.3/9.4 send those).
-                        NIOWebSocketFrameAggregator(
-                            minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: max(1 << 16, maxBytes / 64 + 1),
-                            maxAccumulatedFrameSize: maxBytes
-                        ),
-                        SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger)
-                    )
-                    attached.value = true
-                }
-            }
+            // Unused: `WebSocketUpgrader` installs the frame handler itself.
+            upgradePipelineHandler: { channel, _ in channel.eventLoop.makeSucceededVoidFuture() }
         )
+        let upgrader = WebSocketUpgrader(handshake: handshake) { [services, logger] channel in
+            timeout.cancel()
+            guard let result = accepted.value else { throw ChannelError.inappropriateOperationForState }
+            channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
+            if services.mode == .conformanceEcho {
+                try channel.pipeline.syncOperations.addHandler(ConformanceEchoHandler(maxMessageBytes: services.settings.maxMessageBytes))
+            } else {
+                let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
+                try channel.pipeline.syncOperations.addHandler(
+                    SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger))
+            }
+            attached.value = true
+        }
         try channel.pipeline.syncOperations.configureHTTPServerPipeline(
             withPipeliningAssistance: false,
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),

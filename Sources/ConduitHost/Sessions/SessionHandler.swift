@@ -5,11 +5,12 @@ import NIOCore
 import NIOWebSocket
 import Synchronization
 
-/// A connection's WebSocket life on its event loop: control frames, the close handshake,
-/// the bounded outbound queue and flush coalescing. Binary messages go to `dispatch`.
+/// A connection's WebSocket life on its event loop, from the socket's bytes: frames, control
+/// frames, the close handshake, the bounded outbound queue and one write per read batch.
+/// Binary messages go to `dispatch`.
 final class SessionHandler: ChannelInboundHandler {
-    typealias InboundIn = WebSocketFrame
-    typealias OutboundOut = WebSocketFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let client: ClientID
     let window: String
@@ -20,12 +21,15 @@ final class SessionHandler: ChannelInboundHandler {
     private(set) var session: Session?
 
     private(set) var context: ChannelHandlerContext?
+    private var reader: ClientFrameReader
+    /// Frames made in this tick, written together.
+    private var outbound = OutboundFrames()
     /// Messages waiting for the socket to become writable, bounded in bytes and count; whole
     /// messages, so those not written when the socket closes go back to the id's buffer and a
     /// drop never takes part of one.
     private var pending: MessageQueue
-    /// Frames that are not messages (pongs, the conformance echo), bounded by the same bytes.
-    private var pendingFrames = CircularBuffer<WebSocketFrame>()
+    /// Encoded frames that are not messages (pongs), bounded by the same bytes.
+    private var pendingFrames = CircularBuffer<ByteBuffer>()
     private var pendingFrameBytes = 0
     /// Bytes of the chunk queue taken from the host's budget.
     var chunkBytesReserved = 0
@@ -43,6 +47,7 @@ final class SessionHandler: ChannelInboundHandler {
         self.services = services
         self.logger = logger
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
+        self.reader = ClientFrameReader(maxMessageBytes: services.settings.maxMessageBytes)
         self.requestLimits = .init(
             inFlight: InFlightLimit(limit: services.settings.maxRequestsInFlight),
             timeout: .seconds(services.settings.requestTimeoutSeconds))
@@ -100,28 +105,30 @@ final class SessionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
-        let frame = unwrapInboundIn(data)
+        reader.read(unwrapInboundIn(data), allocator: context.channel.allocator)
+        for frame in reader.frames where !isClosed {
+            receive(frame, context: context)
+        }
+        reader.releaseLargeBuffer()
+        if let violation = reader.violation { fail(violation) }
+    }
+
+    private func receive(_ frame: ClientFrameReader.Frame, context: ChannelHandlerContext) {
         // Once our close is sent only the peer's close matters (RFC 6455 §5.5.1).
         guard !closeSent || frame.opcode == .connectionClose else { return }
-        // ClientFrameValidator has checked masking; joined fragments arrive already unmasked.
-        let payload = frame.maskKey.map { frame.data.unmasked($0, allocator: context.channel.allocator) } ?? frame.data
         switch frame.opcode {
-        case .binary where services.mode == .conformanceEcho:
-            write(WebSocketFrame(fin: true, opcode: .binary, data: payload))
-        case .binary:
-            dispatch(payload)
-        case .text where services.mode == .conformanceEcho:
-            echoText(payload)
-        case .text:
-            close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
         case .ping:
-            write(WebSocketFrame(fin: true, opcode: .pong, data: payload))
+            writeControl(.pong, payload: reader.payload(of: frame))
         case .pong:
             break
         case .connectionClose:
-            receivedClose(payload)
+            receivedClose(reader.payload(of: frame))
+        case .text:
+            close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
         default:
-            close(code: .protocolError, reason: "unexpected opcode \(frame.opcode)")
+            if let message = reader.message(completedBy: frame, allocator: context.channel.allocator) {
+                dispatch(message.payload)
+            }
         }
     }
 
@@ -129,31 +136,14 @@ final class SessionHandler: ChannelInboundHandler {
         isReading = false
         if needsFlush {
             needsFlush = false
-            context.flush()
+            flush(context)
         }
         context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let violation = error as? ClientFrameValidator.Violation {
-            return close(code: .protocolError, reason: violation.reason)
-        }
-        switch error as? NIOWebSocketFrameAggregator.Error {
-        case .accumulatedFrameSizeIsTooLarge?:
-            close(code: .messageTooLarge, reason: "the message exceeds \(services.settings.maxMessageBytes) bytes")
-        case .some:
-            close(code: .protocolError, reason: "bad fragmentation")
-        case nil:
-            logger.debug("connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
-            context.close(promise: nil)
-        }
-    }
-
-    private func echoText(_ payload: ByteBuffer) {
-        guard payload.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) != nil else {
-            return close(code: .dataInconsistentWithMessage, reason: "text frame is not valid UTF-8")
-        }
-        write(WebSocketFrame(fin: true, opcode: .text, data: payload))
+        logger.debug("connection error", metadata: ["error.type": "\(type(of: error))", "error": "\(error)"])
+        context.close(promise: nil)
     }
 
     // MARK: Outbound
@@ -219,58 +209,66 @@ final class SessionHandler: ChannelInboundHandler {
     /// Writes every part of one message; false when it can't be encoded (logged, counted).
     private func write(_ message: Message, context: ChannelHandlerContext) -> Bool {
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
-            guard let frame = encodeFrame(message, context: context) else { return false }
-            context.write(wrapOutboundOut(frame), promise: nil)
+            guard append(message, context: context) else { return false }
         } else {
             // Every part is encodable when the first is: they share the headers.
             for part in message.split() {
-                guard let frame = encodeFrame(part, context: context) else { return false }
-                context.write(wrapOutboundOut(frame), promise: nil)
+                guard append(part, context: context) else { return false }
             }
         }
         scheduleFlush(context)
         return true
     }
 
-    /// Payloads from this size on are not copied into the frame: the encoded headers go in
-    /// the frame's extension data and the payload buffer is written after them (one writev).
-    private static let gatherThreshold = 1024
+    /// A tick's frames are handed to the channel once they reach this many bytes, so the
+    /// channel's writability follows a burst of pushes.
+    private static let batchBytes = 64 * 1024
 
-    private func encodeFrame(_ message: Message, context: ChannelHandlerContext) -> WebSocketFrame? {
-        let gather = message.payload.readableBytes >= Self.gatherThreshold
-        // Room for the frame header, so NIO's encoder prepends it in place instead of
-        // allocating a buffer of its own.
-        let headroom = 10
-        let size = gather ? message.encodedSize - message.payload.readableBytes : message.encodedSize
-        var buffer = context.channel.allocator.buffer(capacity: headroom + size)
-        buffer.moveWriterIndex(forwardBy: headroom)
-        buffer.moveReaderIndex(forwardBy: headroom)
+    private func append(_ message: Message, context: ChannelHandlerContext) -> Bool {
+        let appended: (encodedBytes: Int, separatePayload: ByteBuffer?)
         do {
-            try gather ? message.encodePrefix(into: &buffer) : message.encode(into: &buffer)
+            appended = try outbound.append(message)
         } catch {
             logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
             services.directory.budget.dropped(.unencodable)
-            return nil
+            return false
         }
-        services.metrics.messageSent(bytes: size + (gather ? message.payload.readableBytes : 0))
-        return gather
-            ? WebSocketFrame(fin: true, opcode: .binary, data: message.payload, extensionData: buffer)
-            : WebSocketFrame(fin: true, opcode: .binary, data: buffer)
+        services.metrics.messageSent(bytes: appended.encodedBytes)
+        if let payload = appended.separatePayload {
+            emit(context)
+            context.write(wrapOutboundOut(payload), promise: nil)
+        } else if outbound.byteCount >= Self.batchBytes {
+            emit(context)
+        }
+        return true
     }
 
-    /// Writes a frame that is not a message (pong, text echo). A peer that keeps sending pings
-    /// without reading the pongs meets the same byte bound as messages, and is closed.
-    private func write(_ frame: WebSocketFrame) {
+    /// Hands the tick's frames to the channel (without flushing).
+    private func emit(_ context: ChannelHandlerContext) {
+        if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: nil) }
+    }
+
+    private func flush(_ context: ChannelHandlerContext) {
+        emit(context)
+        context.flush()
+    }
+
+    /// Writes a control frame. A peer that keeps sending pings without reading the pongs
+    /// meets the same byte bound as messages, and is closed.
+    private func writeControl(_ opcode: WebSocketOpcode, payload: ByteBuffer) {
         guard let context else { return }
         guard !pendingFrames.isEmpty || !context.channel.isWritable else {
-            context.write(wrapOutboundOut(frame), promise: nil)
+            outbound.append(opcode, payload: payload)
             return scheduleFlush(context)
         }
-        guard pendingFrameBytes + frame.data.readableBytes <= services.settings.outboundQueueBytes else {
+        guard pendingFrameBytes + payload.readableBytes <= services.settings.outboundQueueBytes else {
             return close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
         }
+        var frame = context.channel.allocator.buffer(capacity: payload.readableBytes + 2)
+        FrameHeader.writeServerFrame(opcode, length: payload.readableBytes, into: &frame)
+        frame.writeImmutableBuffer(payload)
         pendingFrames.append(frame)
-        pendingFrameBytes += frame.data.readableBytes
+        pendingFrameBytes += frame.readableBytes
         publishQueueSize()
     }
 
@@ -283,22 +281,24 @@ final class SessionHandler: ChannelInboundHandler {
             flushScheduled = true
             context.eventLoop.assumeIsolated().execute {
                 self.flushScheduled = false
-                self.context?.flush()
+                if let context = self.context { self.flush(context) }
             }
         }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let before = pending.bytes + pendingFrameBytes
+        emit(context)
         while context.channel.isWritable, let frame = pendingFrames.popFirst() {
-            pendingFrameBytes -= frame.data.readableBytes
+            pendingFrameBytes -= frame.readableBytes
             context.write(wrapOutboundOut(frame), promise: nil)
         }
         while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.popFirst() {
             _ = write(entry.message, context: context)
+            emit(context)
         }
         publishQueueSize()
-        context.flush()
+        flush(context)
         if pending.bytes + pendingFrameBytes < before {
             services.directory.queueShrank(for: client)
         }
@@ -312,12 +312,32 @@ final class SessionHandler: ChannelInboundHandler {
         guard let context, !closeSent else { return }
         closeSent = true
         handOverUnsentMessages()
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        data.write(webSocketErrorCode: code)
-        data.writeString(reason)
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        writeClose(code: code, reason: reason, context: context)
         let channel = context.channel
         channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+    }
+
+    /// Fails the connection after a protocol breach (RFC 6455 §7.1.7): the close frame, then
+    /// the TCP connection, since nothing more the client sends can be trusted.
+    private func fail(_ violation: FrameViolation) {
+        guard let context, !closeSent else { return }
+        closeSent = true
+        handOverUnsentMessages()
+        writeClose(code: violation.code, reason: violation.reason, context: context)
+            .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Writes the close frame after every frame made before it; the future completes once
+    /// the socket has taken it.
+    @discardableResult
+    private func writeClose(code: WebSocketErrorCode?, reason: String, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        if let code { data.write(webSocketErrorCode: code) }
+        data.writeString(reason)
+        outbound.append(.connectionClose, payload: data)
+        let written = context.write(wrapOutboundOut(outbound.take()!))
+        context.flush()
+        return written
     }
 
     private func receivedClose(_ payload: ByteBuffer) {
@@ -329,11 +349,7 @@ final class SessionHandler: ChannelInboundHandler {
         closeSent = true
         handOverUnsentMessages()
         var payload = payload
-        var reply = context.channel.allocator.buffer(capacity: 2)
-        if let code = CloseFrame.replyCode(to: &payload) {
-            reply.write(webSocketErrorCode: code)
-        }
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply)))
+        writeClose(code: CloseFrame.replyCode(to: &payload), reason: "", context: context)
             .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }

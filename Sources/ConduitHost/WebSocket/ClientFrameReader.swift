@@ -1,0 +1,163 @@
+import NIOCore
+import NIOWebSocket
+
+/// Reads a client's frames straight from the socket's read buffers (RFC 6455 §5).
+///
+/// All frames a read completes are checked and unmasked in one pass into a buffer the
+/// connection reuses, before any is handed on: nothing writes to that buffer while a handler
+/// may hold a slice of it, so the routed echo allocates nothing per message. A frame split
+/// across reads waits in a buffer sized once for the whole frame, so a large one is copied
+/// in linear time. Every rule a server must check is checked here, and a breach ends reading.
+struct ClientFrameReader {
+    /// One frame of the current read; its payload lies in `payloads` at `offset`.
+    struct Frame {
+        let opcode: WebSocketOpcode
+        let fin: Bool
+        let offset: Int
+        let length: Int
+    }
+
+    let maxMessageBytes: Int
+    /// The frames of the last read, in order, then a breach if one followed them.
+    private(set) var frames: [Frame] = []
+    private(set) var violation: FrameViolation?
+    /// Unmasked payloads of the last read's frames.
+    private var payloads = ByteBuffer()
+    /// Bytes of a frame not yet complete, carried to the next read.
+    private var partial: ByteBuffer?
+    /// Payload bytes of the fragmented message in progress (nil: none in progress).
+    private var fragmentedBytes: Int?
+    /// That message's opcode and the payload joined so far.
+    private var fragments: (opcode: WebSocketOpcode, payload: ByteBuffer)?
+    /// Buffers this size or smaller are kept between reads; larger ones are let go.
+    private static let keptCapacity = 64 * 1024
+
+    init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+        frames.reserveCapacity(16)
+    }
+
+    /// The unmasked payload of `frame` (a slice: no copy).
+    func payload(of frame: Frame) -> ByteBuffer {
+        payloads.getSlice(at: frame.offset, length: frame.length)!
+    }
+
+    /// Parses what `input` adds to the stream. After a breach it reads nothing more.
+    mutating func read(_ input: ByteBuffer, allocator: ByteBufferAllocator) {
+        frames.removeAll(keepingCapacity: true)
+        guard violation == nil else { return }
+        var source = input
+        let isCarried = partial != nil
+        if var carried = partial.take() {
+            carried.writeImmutableBuffer(input)
+            source = carried
+        }
+        var output = ByteBuffer()
+        swap(&output, &payloads)
+        // Payloads never exceed the bytes that carry them.
+        output.clear(minimumCapacity: source.readableBytes)
+        var frames = self.frames
+        self.frames = []
+        var consumed = 0
+        var pendingHeader: FrameHeader?
+        _ = source.withUnsafeReadableBytes { bytes in
+            output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { out in
+                var written = 0
+                while consumed < bytes.count {
+                    let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
+                    let header: FrameHeader
+                    do throws(FrameViolation) {
+                        guard let parsed = try FrameHeader(parsing: rest) else { break }
+                        header = parsed
+                        try check(header)
+                    } catch {
+                        violation = error
+                        break
+                    }
+                    guard rest.count - header.size >= header.payloadLength else {
+                        pendingHeader = header
+                        break
+                    }
+                    Unmask.copy(
+                        from: rest.baseAddress! + header.size, to: out.baseAddress! + written,
+                        count: header.payloadLength, key: header.maskKey!)
+                    frames.append(Frame(opcode: header.opcode, fin: header.fin, offset: written, length: header.payloadLength))
+                    advance(past: header)
+                    written += header.payloadLength
+                    consumed += header.size + header.payloadLength
+                }
+                return written
+            }
+        }
+        self.frames = frames
+        payloads = output
+        guard violation == nil, consumed < source.readableBytes else { return }
+        // Keep the rest, in a buffer with room for the whole frame once its header is known.
+        source.moveReaderIndex(forwardBy: consumed)
+        let frameBytes = pendingHeader.map { $0.size + $0.payloadLength } ?? 14
+        if isCarried, consumed == 0, source.capacity >= frameBytes {
+            partial = source
+        } else {
+            var carried = allocator.buffer(capacity: max(frameBytes, source.readableBytes))
+            carried.writeBuffer(&source)
+            partial = carried
+        }
+    }
+
+    /// The whole message `frame` completes (text or binary), joining fragments; nil while a
+    /// fragmented message goes on. For data frames only, in the order `frames` gives them.
+    mutating func message(completedBy frame: Frame, allocator: ByteBufferAllocator) -> (opcode: WebSocketOpcode, payload: ByteBuffer)? {
+        let payload = payload(of: frame)
+        if frame.opcode != .continuation {
+            if frame.fin { return (frame.opcode, payload) }
+            var joined = allocator.buffer(capacity: max(payload.readableBytes * 2, 256))
+            joined.writeImmutableBuffer(payload)
+            fragments = (frame.opcode, joined)
+            return nil
+        }
+        fragments!.payload.writeImmutableBuffer(payload)
+        guard frame.fin else { return nil }
+        return fragments.take()
+    }
+
+    /// Lets go of a payload buffer grown by a large message once its frames are handed on.
+    mutating func releaseLargeBuffer() {
+        if payloads.capacity > Self.keptCapacity { payloads = ByteBuffer() }
+    }
+
+    /// The rules of RFC 6455 §5 a frame must meet on its own and in its message; checked as
+    /// soon as its header arrives, so an oversized frame is refused before it is buffered.
+    private func check(_ header: FrameHeader) throws(FrameViolation) {
+        guard header.maskKey != nil else { throw FrameViolation(.protocolError, "client frames must be masked") }
+        guard !header.reservedBits else { throw FrameViolation(.protocolError, "reserved bits set without an extension") }
+        switch header.opcode {
+        case .ping, .pong, .connectionClose:
+            guard header.fin else { throw FrameViolation(.protocolError, "a control frame must not be fragmented") }
+            guard header.payloadLength <= 125 else { throw FrameViolation(.protocolError, "a control frame carries at most 125 bytes") }
+        case .binary, .text:
+            guard fragmentedBytes == nil else {
+                throw FrameViolation(.protocolError, "a new message began before the fragmented one ended")
+            }
+            try checkSize(header.payloadLength)
+        case .continuation:
+            guard let sofar = fragmentedBytes else {
+                throw FrameViolation(.protocolError, "a continuation frame without a message to continue")
+            }
+            try checkSize(sofar + header.payloadLength)
+        default:
+            throw FrameViolation(.protocolError, "unknown opcode \(UInt8(webSocketOpcode: header.opcode))")
+        }
+    }
+
+    /// Follows the fragmented message through a frame that has been read whole.
+    private mutating func advance(past header: FrameHeader) {
+        guard !header.opcode.isControlOpcode else { return }
+        fragmentedBytes = header.fin ? nil : (fragmentedBytes ?? 0) + header.payloadLength
+    }
+
+    private func checkSize(_ bytes: Int) throws(FrameViolation) {
+        guard bytes <= maxMessageBytes else {
+            throw FrameViolation(.messageTooLarge, "the message exceeds \(maxMessageBytes) bytes")
+        }
+    }
+}

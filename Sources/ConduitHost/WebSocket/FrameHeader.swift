@@ -1,0 +1,69 @@
+import NIOCore
+import NIOWebSocket
+
+/// A frame's header as RFC 6455 §5.2 lays it out, read from raw bytes without copying.
+struct FrameHeader {
+    let fin: Bool
+    let opcode: WebSocketOpcode
+    let maskKey: WebSocketMaskingKey?
+    let reservedBits: Bool
+    /// Bytes of the header itself (2 to 14).
+    let size: Int
+    let payloadLength: Int
+
+    /// nil when `bytes` don't yet hold the whole header.
+    init?(parsing bytes: UnsafeRawBufferPointer) throws(FrameViolation) {
+        guard bytes.count >= 2 else { return nil }
+        let first = bytes[0], second = bytes[1]
+        var size = 2
+        var length = Int(second & 0x7F)
+        if length == 126 {
+            guard bytes.count >= 4 else { return nil }
+            length = Int(UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
+            size = 4
+        } else if length == 127 {
+            guard bytes.count >= 10 else { return nil }
+            let raw = (2..<10).reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[$1]) }
+            guard raw >> 63 == 0 else { throw FrameViolation(.protocolError, "the frame length's most significant bit is set") }
+            length = Int(truncatingIfNeeded: raw)
+            size = 10
+        }
+        let masked = second & 0x80 != 0
+        if masked {
+            guard bytes.count >= size + 4 else { return nil }
+            maskKey = WebSocketMaskingKey([bytes[size], bytes[size + 1], bytes[size + 2], bytes[size + 3]])
+            size += 4
+        } else {
+            maskKey = nil
+        }
+        fin = first & 0x80 != 0
+        reservedBits = first & 0x70 != 0
+        opcode = WebSocketOpcode(encodedWebSocketOpcode: first & 0x0F)!
+        self.size = size
+        payloadLength = length
+    }
+
+    /// Writes the header of an unmasked, final server frame of `length` payload bytes.
+    static func writeServerFrame(_ opcode: WebSocketOpcode, length: Int, into buffer: inout ByteBuffer) {
+        let first = 0x80 | UInt8(webSocketOpcode: opcode)
+        switch length {
+        case ..<126:
+            buffer.writeMultipleIntegers(first, UInt8(length))
+        case ...Int(UInt16.max):
+            buffer.writeMultipleIntegers(first, UInt8(126), UInt16(length))
+        default:
+            buffer.writeMultipleIntegers(first, UInt8(127), UInt64(length))
+        }
+    }
+}
+
+/// A breach of RFC 6455 by the client: the connection is closed with `code`.
+struct FrameViolation: Error, Equatable {
+    let code: WebSocketErrorCode
+    let reason: String
+
+    init(_ code: WebSocketErrorCode, _ reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+}

@@ -1,0 +1,65 @@
+import ConduitWire
+import NIOCore
+import NIOWebSocket
+
+/// Server frames made in one event-loop tick, encoded (frame header included) into one buffer
+/// that is written once. After the socket has taken it, the same buffer is reused, so
+/// replying to small messages allocates nothing.
+struct OutboundFrames {
+    private var buffer = ByteBuffer()
+    /// The buffer was handed to the channel: clear it before writing again (which reuses its
+    /// memory once the channel has let it go).
+    private var handedOff = false
+    /// Payloads from this size on are not copied: the frame's header and the message's
+    /// headers go in the buffer, and the payload is written after it as a buffer of its own.
+    static let gatherThreshold = 1024
+    /// Beyond this the buffer is not kept for reuse.
+    private static let keptCapacity = 64 * 1024
+
+    var byteCount: Int { handedOff ? 0 : buffer.readableBytes }
+
+    /// Appends `message` as one binary frame of `encodedBytes`; `separatePayload` is to be
+    /// written after the buffer. Nothing is appended when the message breaks a limit.
+    mutating func append(_ message: Message) throws(WireError) -> (encodedBytes: Int, separatePayload: ByteBuffer?) {
+        prepare()
+        let size = message.encodedSize
+        let gather = message.payload.readableBytes >= Self.gatherThreshold
+        let start = buffer.writerIndex
+        FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
+        do {
+            if gather {
+                try message.encodePrefix(into: &buffer, encodedSize: size)
+            } else {
+                try message.encode(into: &buffer, encodedSize: size)
+            }
+        } catch {
+            buffer.moveWriterIndex(to: start)
+            throw error
+        }
+        return (size, gather ? message.payload : nil)
+    }
+
+    /// Appends a control or text frame with `payload`.
+    mutating func append(_ opcode: WebSocketOpcode, payload: ByteBuffer) {
+        prepare()
+        FrameHeader.writeServerFrame(opcode, length: payload.readableBytes, into: &buffer)
+        buffer.writeImmutableBuffer(payload)
+    }
+
+    /// The bytes to write, if any; the buffer is reused after the channel is done with them.
+    mutating func take() -> ByteBuffer? {
+        guard !handedOff, buffer.readableBytes > 0 else { return nil }
+        handedOff = true
+        return buffer
+    }
+
+    private mutating func prepare() {
+        guard handedOff else { return }
+        handedOff = false
+        if buffer.capacity > Self.keptCapacity {
+            buffer = ByteBuffer()
+        } else {
+            buffer.clear()
+        }
+    }
+}
