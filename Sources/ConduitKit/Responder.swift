@@ -4,7 +4,8 @@ public import NIOCore
 /// reply carries the request's route and token); a handler that has nothing to answer
 /// simply doesn't call it.
 public struct Responder: Sendable {
-    private let sink: @Sendable (Result<Reply, ConduitError>) -> Void
+    private let destination: any ReplyDestination
+    private let address: ReplyAddress
     private let tasks: RequestTasks?
     private let inFlight: InFlightLimit?
     private let defaultTimeout: Duration?
@@ -16,26 +17,38 @@ public struct Responder: Sendable {
         tasks: RequestTasks? = nil, inFlight: InFlightLimit? = nil, defaultTimeout: Duration? = nil,
         _ sink: @escaping @Sendable (Result<Reply, ConduitError>) -> Void
     ) {
-        self.sink = sink
+        self.init(
+            destination: ClosureDestination(sink: sink), address: ReplyAddress(route: "", correlation: nil, received: .now(), counter: nil),
+            tasks: tasks, inFlight: inFlight, defaultTimeout: defaultTimeout)
+    }
+
+    /// The host's responder: replies go to `destination`, addressed to the request.
+    package init(
+        destination: any ReplyDestination, address: ReplyAddress, tasks: RequestTasks?, inFlight: InFlightLimit?, defaultTimeout: Duration?
+    ) {
+        self.destination = destination
+        self.address = address
         self.tasks = tasks
         self.inFlight = inFlight
         self.defaultTimeout = defaultTimeout
     }
 
-    public func reply(_ reply: Reply) { sink(.success(reply)) }
+    public func reply(_ reply: Reply) { send(.success(reply)) }
 
     public func reply(headers: Headers = [:], payload: ByteBuffer = ByteBuffer()) {
-        sink(.success(Reply(headers: headers, payload: payload)))
+        send(.success(Reply(headers: headers, payload: payload)))
     }
 
     /// Replies `{"data": value}`; an unencodable value becomes an `InternalError`.
     public func reply(json value: some Encodable) {
-        do { sink(.success(try .json(value))) } catch {
-            sink(.failure(.internal("the result could not be encoded as JSON: \(error)")))
+        do { send(.success(try .json(value))) } catch {
+            send(.failure(.internal("the result could not be encoded as JSON: \(error)")))
         }
     }
 
-    public func fail(_ error: ConduitError) { sink(.failure(error)) }
+    public func fail(_ error: ConduitError) { send(.failure(error)) }
+
+    private func send(_ result: Result<Reply, ConduitError>) { destination.deliver(result, to: address) }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
     /// error. At `timeout` (else the host's request timeout) the reply is `TimeoutError`, on

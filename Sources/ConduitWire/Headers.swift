@@ -21,11 +21,6 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
         self.init(elements)
     }
 
-    public init(minimumCapacity: Int) {
-        fields = []
-        fields.reserveCapacity(minimumCapacity)
-    }
-
     public var startIndex: Int { fields.startIndex }
     public var endIndex: Int { fields.endIndex }
     public subscript(position: Int) -> Element { (fields[position].name, fields[position].value) }
@@ -70,6 +65,12 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
         while index < fields.endIndex {
             if fields[index].name == name { fields.remove(at: index) } else { index += 1 }
         }
+    }
+
+    /// Empties the list, keeping its storage for `count` fields when no other copy shares it.
+    mutating func removeAll(reservingCapacity count: Int) {
+        fields.removeAll(keepingCapacity: true)
+        fields.reserveCapacity(count)
     }
 
     public mutating func removeAll(_ name: String) {

@@ -6,11 +6,19 @@ extension Message {
     /// The payload is a slice of `buffer` (no copy). Truncation anywhere, bytes after the
     /// declared payload and invalid UTF-8 in a key or value are typed errors, never a crash.
     public init(decoding buffer: ByteBuffer) throws(WireError) {
+        var headers = Headers()
+        try self.init(decoding: buffer, reusing: &headers)
+    }
+
+    /// Decodes like `init(decoding:)`, filling `headers` and using it as the message's headers.
+    /// A reader that decodes message after message into the same variable allocates no header
+    /// list once the previous message is gone (it is copied only while one still holds it).
+    public init(decoding buffer: ByteBuffer, reusing headers: inout Headers) throws(WireError) {
         var input = buffer
         guard let count = input.readInteger(as: UInt8.self) else {
             throw WireError(.truncated, "the message has no header count")
         }
-        var headers = Headers(minimumCapacity: Int(count))
+        headers.removeAll(reservingCapacity: Int(count))
         for index in 0..<Int(count) {
             let name = try Self.readString(&input, lengthPrefix: UInt8.self, field: .key(index))
             let value = try Self.readString(&input, lengthPrefix: UInt16.self, field: .value(index))

@@ -111,10 +111,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         RouteInvocation.invoke(
             route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
             client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry,
-            limits: .init(inFlight: nil, timeout: .nanoseconds(services.replyTimeout.nanoseconds))
-        ) { reply in
-            answer(reply, reply.headers[HeaderName.error] == nil ? "application/octet-stream" : "application/json")
-        }
+            limits: .init(inFlight: nil, timeout: .nanoseconds(services.replyTimeout.nanoseconds)),
+            destination: IPCReplyDestination(answer: answer))
     }
 
     /// A function that answers the current request from any thread, once; later calls (a
@@ -242,4 +240,14 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private static let framingHeaders: Set<String> = ["content-length", "content-type", "transfer-encoding", "connection", "keep-alive", "upgrade"]
 
     private static let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+}
+
+/// Hands an IPC request's reply to the HTTP response (JSON for errors).
+private struct IPCReplyDestination: ReplyDestination {
+    let answer: @Sendable (Message, String) -> Void
+
+    func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
+        let reply = ReplyRouting.message(for: result, to: request)
+        answer(reply, reply.headers[HeaderName.error] == nil ? "application/octet-stream" : "application/json")
+    }
 }

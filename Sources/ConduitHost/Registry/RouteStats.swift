@@ -1,3 +1,4 @@
+import ConduitKit
 import CoreMetrics
 import NIOCore
 import Synchronization
@@ -5,7 +6,7 @@ import Synchronization
 /// Per-route counters: atomics for diagnostics (no lock on the hot path) and metric handles
 /// made once per route (messages and bytes per direction, handler latency), so counting a
 /// message allocates nothing.
-public final class RouteStats: Sendable {
+public final class RouteStats: ReplyCounter {
     let requests = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
     let bytesIn = Atomic<Int>(0)
@@ -35,7 +36,7 @@ public final class RouteStats: Sendable {
     }
 
     /// Counts a reply; `since` is when the request reached the handler (the latency's start).
-    func countReply(bytes: Int, errorType: String?, since start: NIODeadline) {
+    package func countReply(bytes: Int, errorType: String?, since start: NIODeadline) {
         bytesOut.add(bytes, ordering: .relaxed)
         messagesOut.increment()
         bytesOutCounter.increment(by: bytes)

@@ -14,20 +14,14 @@ enum ReplyRouting {
         let timeout: Duration
     }
 
-    static func responder(
-        route: String, correlation: (name: String, value: String)?, stats: RouteStats?, tasks: RequestTasks?,
-        limits: RequestLimits, deliver: @escaping @Sendable (Message) -> Void
-    ) -> Responder {
-        let correlation = correlation.map { Correlation(name: $0.name, value: $0.value) }
-        let start = NIODeadline.now()
-        return Responder(tasks: tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout) { result in
-            let message = Self.message(for: result, route: route, correlation: correlation.map { ($0.name, $0.value) })
-            // Counted from the handler's result, never from the reply's headers: an echo of a
-            // request carrying `error: …` is a success, and request data never names a series.
-            let errorType: String? = if case .failure(let error) = result { error.kind.name } else { nil }
-            stats?.countReply(bytes: message.payload.readableBytes, errorType: errorType, since: start)
-            deliver(message)
-        }
+    /// The reply message for a handler's result, counted against the request's route.
+    static func message(for result: Result<Reply, ConduitError>, to request: ReplyAddress) -> Message {
+        let message = message(for: result, route: request.route, correlation: request.correlation)
+        // Counted from the handler's result, never from the reply's headers: an echo of a
+        // request carrying `error: …` is a success, and request data never names a series.
+        let errorType: String? = if case .failure(let error) = result { error.kind.name } else { nil }
+        request.counter?.countReply(bytes: message.payload.readableBytes, errorType: errorType, since: request.received)
+        return message
     }
 
     static func message(for result: Result<Reply, ConduitError>, route: String?, correlation: (name: String, value: String)?) -> Message {
@@ -52,11 +46,6 @@ enum ReplyRouting {
     static func errorPayload(_ error: ConduitError) -> ByteBuffer {
         let body = ErrorBody(err: .init(type: error.kind.name, message: error.message))
         return ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
-    }
-
-    private struct Correlation: Sendable {
-        let name: String
-        let value: String
     }
 
     private struct ErrorBody: Encodable {

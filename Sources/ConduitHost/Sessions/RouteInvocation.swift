@@ -3,17 +3,17 @@ import ConduitWire
 import NIOCore
 
 /// The part of a request's way that the WebSocket and IPC transports share (SPEC §3, §6):
-/// `internal.*` refused, route lookup, counting, the handler call, replies through `deliver`.
+/// `internal.*` refused, route lookup, counting, the handler call, replies to `destination`.
 enum RouteInvocation {
     static func invoke(
         route: String, headers: Headers, payload: ByteBuffer, requestBytes: Int,
         client: ClientID, transport: Request.Transport, eventLoop: any EventLoop,
-        registry: RouteRegistry, limits: ReplyRouting.RequestLimits, deliver: @escaping @Sendable (Message) -> Void
+        registry: RouteRegistry, limits: ReplyRouting.RequestLimits, destination: any ReplyDestination
     ) {
         let correlation = headers.correlation
         func fail(_ error: ConduitError) {
             registry.metrics.errorReplied(type: error.kind.name)
-            deliver(ReplyRouting.message(for: .failure(error), route: route, correlation: correlation))
+            destination.deliver(.failure(error), to: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: nil))
         }
         if route.hasPrefix(RoutePattern.internalPrefix) {
             return fail(.notFound(transport == .ipc ? "no control route '\(route)'" : "'\(route)' is reachable over IPC only"))
@@ -23,8 +23,10 @@ enum RouteInvocation {
         }
         entry.stats.countRequest(bytes: requestBytes)
         let request = Request(headers: headers, payload: payload, route: route, client: client, transport: transport, eventLoop: eventLoop)
-        let responder = ReplyRouting.responder(
-            route: route, correlation: correlation, stats: entry.stats, tasks: entry.tasks, limits: limits, deliver: deliver)
+        let responder = Responder(
+            destination: destination,
+            address: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: entry.stats),
+            tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout)
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {

@@ -6,7 +6,7 @@ import Synchronization
 
 /// One open WebSocket of a client id, usable from any thread. The connection's state lives
 /// in its `SessionHandler` on the event loop; this handle hops there when needed.
-final class Session: Sendable {
+final class Session: ReplyDestination {
     let client: ClientID
     let window: String
     let channel: any Channel
@@ -32,6 +32,11 @@ final class Session: Sendable {
         } else {
             channel.eventLoop.execute { self.handler.value.send(message) }
         }
+    }
+
+    /// Answers one of this connection's requests, from any thread.
+    func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
+        send(ReplyRouting.message(for: result, to: request))
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

@@ -10,7 +10,7 @@ extension SessionHandler {
         services.metrics.messageReceived(bytes: frameData.readableBytes)
         let message: Message
         do {
-            message = try Message(decoding: frameData)
+            message = try Message(decoding: frameData, reusing: &decodedHeaders)
         } catch {
             let readable = Message.readableHeaders(of: frameData)
             return replyError(ConduitError(describing: error), route: readable.route, correlation: readable.correlation)
@@ -34,13 +34,11 @@ extension SessionHandler {
         guard let route else {
             return relay(Message(headers: headers, payload: payload))
         }
+        guard let session else { return }
         RouteInvocation.invoke(
             route: route, headers: headers, payload: payload, requestBytes: frameData.readableBytes,
-            client: client, transport: .webSocket, eventLoop: context?.eventLoop ?? session!.channel.eventLoop,
-            registry: services.registry, limits: requestLimits
-        ) { [session] reply in
-            session?.send(reply)
-        }
+            client: client, transport: .webSocket, eventLoop: session.channel.eventLoop,
+            registry: services.registry, limits: requestLimits, destination: session)
     }
 
     /// Queues a chunk, counting the whole message it came in (headers too) against the

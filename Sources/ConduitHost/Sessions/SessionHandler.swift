@@ -16,6 +16,8 @@ final class SessionHandler: ChannelInboundHandler {
     let window: String
     let services: SessionServices
     var logger: Logger
+    /// The last message's header list, reused for the next one (see `Message(decoding:reusing:)`).
+    var decodedHeaders = Headers()
     /// Joins a large request's chunks (SPEC §1).
     var assembler: ChunkAssembler
     private(set) var session: Session?

@@ -5,7 +5,8 @@ import NIOWebSocket
 struct FrameHeader {
     let fin: Bool
     let opcode: WebSocketOpcode
-    let maskKey: WebSocketMaskingKey?
+    /// The masking key's four bytes in memory order (RFC 6455 §5.3), if the frame is masked.
+    let maskKey: UInt32?
     let reservedBits: Bool
     /// Bytes of the header itself (2 to 14).
     let size: Int
@@ -31,7 +32,7 @@ struct FrameHeader {
         let masked = second & 0x80 != 0
         if masked {
             guard bytes.count >= size + 4 else { return nil }
-            maskKey = WebSocketMaskingKey([bytes[size], bytes[size + 1], bytes[size + 2], bytes[size + 3]])
+            maskKey = bytes.loadUnaligned(fromByteOffset: size, as: UInt32.self)
             size += 4
         } else {
             maskKey = nil

@@ -1,5 +1,3 @@
-import NIOWebSocket
-
 /// RFC 6455 §5.3 unmasking, eight bytes at a time.
 ///
 /// NIO's own `webSocketUnmask` goes byte by byte through the key, which caps large messages
@@ -7,11 +5,9 @@ import NIOWebSocket
 /// repeated twice in memory order unmasks eight bytes whatever the host's byte order.
 enum Unmask {
     /// Writes `count` unmasked bytes of `source` to `destination` (they may be the same).
-    static func copy(
-        from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int, key: WebSocketMaskingKey
-    ) {
-        let pattern = (key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3])
-        let key64 = withUnsafeBytes(of: pattern) { $0.loadUnaligned(as: UInt64.self) }
+    /// `key`: the four key bytes as they lie in the frame, loaded as one word.
+    static func copy(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int, key: UInt32) {
+        let key64 = withUnsafeBytes(of: (key, key)) { $0.loadUnaligned(as: UInt64.self) }
         var index = 0
         while index + 8 <= count {
             let word = source.loadUnaligned(fromByteOffset: index, as: UInt64.self)
@@ -20,7 +16,8 @@ enum Unmask {
         }
         while index < count {
             let byte = source.load(fromByteOffset: index, as: UInt8.self)
-            destination.storeBytes(of: byte ^ key[index % 4], toByteOffset: index, as: UInt8.self)
+            let keyByte = withUnsafeBytes(of: key) { $0[index % 4] }
+            destination.storeBytes(of: byte ^ keyByte, toByteOffset: index, as: UInt8.self)
             index += 1
         }
     }
