@@ -56,5 +56,20 @@ let package = Package(
             swiftSettings: settings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
+        .executableTarget(
+            name: "RoutedEchoBenchmarks",
+            dependencies: [
+                .product(name: "ConduitHost", package: "conduit"),
+                .product(name: "ConduitEcho", package: "conduit"),
+                .product(name: "ConduitTesting", package: "conduit"),
+                .product(name: "ConduitKit", package: "conduit"),
+                .product(name: "ConduitWire", package: "conduit"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/RoutedEchoBenchmarks",
+            swiftSettings: settings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ]
 )
