@@ -44,7 +44,9 @@ struct InFlightTests {
     static let yaml = """
         limits:
           maxRequestsInFlight: 4
-          requestTimeoutSeconds: 1
+          # Long enough that the fifth request lands while the four hold their places, even
+          # when the parallel suite slows the client's five writes (seen taking over 1 s).
+          requestTimeoutSeconds: 4
         routes:
           - route: slow
             handler: slow

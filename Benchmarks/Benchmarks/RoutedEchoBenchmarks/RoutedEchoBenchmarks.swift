@@ -20,23 +20,15 @@ let benchmarks: @Sendable () -> Void = {
     )
     let server = RunningHost()
 
-    Benchmark(
-        "routed_echo_64B_x1000_one_in_flight",
-        configuration: .init(setup: { try await server.start() }, teardown: { await server.stop() })
-    ) { benchmark in
-        let client = server.client!
-        for _ in benchmark.scaledIterations {
-            for _ in 0..<1000 { try client.roundTrip(inFlight: 1) }
-        }
-    }
-
-    Benchmark(
-        "routed_echo_64B_x1000_8_in_flight",
-        configuration: .init(setup: { try await server.start() }, teardown: { await server.stop() })
-    ) { benchmark in
-        let client = server.client!
-        for _ in benchmark.scaledIterations {
-            for _ in 0..<(1000 / 8) { try client.roundTrip(inFlight: 8) }
+    for inFlight in [1, 8] {
+        Benchmark(
+            "routed_echo_64B_x1000_\(inFlight)_in_flight",
+            configuration: .init(setup: { try await server.start() }, teardown: { await server.stop() })
+        ) { benchmark in
+            let client = server.client!
+            for _ in benchmark.scaledIterations {
+                for _ in 0..<(1000 / inFlight) { try client.roundTrip(inFlight: inFlight) }
+            }
         }
     }
 }

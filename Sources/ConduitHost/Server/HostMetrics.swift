@@ -46,14 +46,19 @@ public final class HostMetrics: Sendable {
 
     func connectionClosed() { connectionsActive.decrement() }
 
-    func messageReceived(bytes: Int) {
-        messagesIn.increment()
-        bytesIn.increment(by: bytes)
-    }
-
-    func messageSent(bytes: Int) {
-        messagesOut.increment()
-        bytesOut.increment(by: bytes)
+    /// Adds a connection's traffic since its last report: one report per read batch or
+    /// flush, so the shared counters are not touched per message.
+    func record(_ traffic: inout TrafficTally) {
+        guard traffic.messagesIn | traffic.messagesOut != 0 else { return }
+        if traffic.messagesIn > 0 {
+            messagesIn.increment(by: traffic.messagesIn)
+            bytesIn.increment(by: traffic.bytesIn)
+        }
+        if traffic.messagesOut > 0 {
+            messagesOut.increment(by: traffic.messagesOut)
+            bytesOut.increment(by: traffic.bytesOut)
+        }
+        traffic = TrafficTally()
     }
 
     func outboundDropped(count: Int) { outboundDrops.increment(by: count) }

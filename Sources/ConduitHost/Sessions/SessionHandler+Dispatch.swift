@@ -7,7 +7,7 @@ import NIOCore
 /// chunk queueing, relay, route lookup, handler call, reply.
 extension SessionHandler {
     func dispatch(_ frameData: ByteBuffer) {
-        services.metrics.messageReceived(bytes: frameData.readableBytes)
+        traffic.received(bytes: frameData.readableBytes)
         let message: Message
         do {
             message = try Message(decoding: frameData, reusing: &decodedHeaders)

@@ -16,6 +16,8 @@ final class SessionHandler: ChannelInboundHandler {
     let window: String
     let services: SessionServices
     var logger: Logger
+    /// Traffic not yet added to the host's counters (they are shared by every event loop).
+    var traffic = TrafficTally()
     /// The last message's header list, reused for the next one (see `Message(decoding:reusing:)`).
     var decodedHeaders = Headers()
     /// Joins a large request's chunks (SPEC §1).
@@ -86,6 +88,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, session != nil else { return }
         isClosed = true
         services.metrics.connectionClosed()
+        services.metrics.record(&traffic)
         assembler.reset()
         syncChunkReservation()
         handOverUnsentMessages()
@@ -139,6 +142,8 @@ final class SessionHandler: ChannelInboundHandler {
         if needsFlush {
             needsFlush = false
             flush(context)
+        } else {
+            services.metrics.record(&traffic)
         }
         context.fireChannelReadComplete()
     }
@@ -235,7 +240,7 @@ final class SessionHandler: ChannelInboundHandler {
             services.directory.budget.dropped(.unencodable)
             return false
         }
-        services.metrics.messageSent(bytes: appended.encodedBytes)
+        traffic.sent(bytes: appended.encodedBytes)
         if let payload = appended.separatePayload {
             emit(context)
             context.write(wrapOutboundOut(payload), promise: nil)
@@ -253,6 +258,7 @@ final class SessionHandler: ChannelInboundHandler {
     private func flush(_ context: ChannelHandlerContext) {
         emit(context)
         context.flush()
+        services.metrics.record(&traffic)
     }
 
     /// Writes a control frame. A peer that keeps sending pings without reading the pongs
