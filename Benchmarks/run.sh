@@ -36,6 +36,7 @@ start conduit-ws-stack websocket "/" env CONDUIT_MAX_MESSAGE_BYTES=16777216 "$co
 start nio-websocket websocket "/" "$bin/nio-echo"
 start node-ws websocket "/" env NODE_PATH=/usr/share/nodejs node "$here/peers/ws-echo.js"
 start python-websockets websocket "/" python3 "$here/peers/websockets_echo.py"
+start picows websocket "/" python3 "$here/peers/picows_echo.py"   # pip install picows
 start raw-tcp tcp "/" "$bin/nio-echo" --tcp
 
 for config in "${configs[@]}"; do

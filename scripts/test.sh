@@ -19,7 +19,7 @@ scripts/autobahn.sh
 echo "== fuzzing the decoder and the chunk assembler (30 s)"
 scripts/fuzz.sh 30
 
-echo "== codec allocation counts against Benchmarks/Thresholds (release build of the codec benchmarks)"
+echo "== allocation counts of the codec and of a routed echo against Benchmarks/Thresholds (release builds)"
 Benchmarks/check-allocations.sh
 
 echo "== JavaScript client in Node and headless Chromium (docs/javascript.md)"
