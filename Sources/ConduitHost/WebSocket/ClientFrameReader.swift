@@ -29,8 +29,9 @@ struct ClientFrameReader {
     private var fragmentedBytes: Int?
     /// That message's opcode and the payload joined so far.
     private var fragments: (opcode: WebSocketOpcode, payload: ByteBuffer)?
-    /// Buffers this size or smaller are kept between reads; larger ones are let go.
-    private static let keptCapacity = 64 * 1024
+    /// Buffers this size or smaller are kept between reads; larger ones are let go, so an
+    /// idle connection holds little whatever it once sent.
+    private static let keptCapacity = 16 * 1024
 
     init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
@@ -92,13 +93,15 @@ struct ClientFrameReader {
         self.frames = frames
         payloads = output
         guard violation == nil, consumed < source.readableBytes else { return }
-        // Keep the rest, in a buffer with room for the whole frame once its header is known.
+        // Keep the rest. The buffer grows by doubling as the frame arrives (linear time), and
+        // is not sized from a header alone: a client can't make the host reserve megabytes
+        // by sending a few bytes.
         source.moveReaderIndex(forwardBy: consumed)
-        let frameBytes = pendingHeader.map { $0.size + $0.payloadLength } ?? 14
-        if isCarried, consumed == 0, source.capacity >= frameBytes {
+        if isCarried, consumed == 0 {
             partial = source
         } else {
-            var carried = allocator.buffer(capacity: max(frameBytes, source.readableBytes))
+            let frameBytes = pendingHeader.map { $0.size + $0.payloadLength } ?? 14
+            var carried = allocator.buffer(capacity: max(min(frameBytes, Self.keptCapacity), source.readableBytes))
             carried.writeBuffer(&source)
             partial = carried
         }

@@ -13,8 +13,8 @@ struct OutboundFrames {
     /// Payloads from this size on are not copied: the frame's header and the message's
     /// headers go in the buffer, and the payload is written after it as a buffer of its own.
     static let gatherThreshold = 1024
-    /// Beyond this the buffer is not kept for reuse.
-    private static let keptCapacity = 64 * 1024
+    /// Beyond this the buffer is not kept for reuse (an idle connection holds little).
+    private static let keptCapacity = 16 * 1024
 
     var byteCount: Int { handedOff ? 0 : buffer.readableBytes }
 
