@@ -8,37 +8,51 @@ extension Message {
 
     /// Checks every limit of SPEC §1; an encoder refuses input over a limit, never truncates.
     public func validateLimits() throws(WireError) {
-        try validateHeaderLimits()
+        _ = try validatedEncodedSize()
+    }
+
+    /// `encodedSize`, after checking every limit of SPEC §1, in one pass over the headers.
+    public func validatedEncodedSize() throws(WireError) -> Int {
+        let headerBytes = try validatedHeaderBytes()
         guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
             throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
         }
+        return headerBytes + 3 + payload.readableBytes
     }
 
     /// Checks the header limits only: a message whose payload is too large can still be sent
     /// as parts (`split`), but headers that don't fit can't.
     public func validateHeaderLimits() throws(WireError) {
+        _ = try validatedHeaderBytes()
+    }
+
+    /// The encoded size of the headers (length prefixes included), after checking their limits.
+    private func validatedHeaderBytes() throws(WireError) -> Int {
         guard headers.count <= WireLimits.maxHeaders else {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
+        var total = 0
         for (name, value) in headers {
-            guard name.utf8.count <= WireLimits.maxKeyBytes else {
-                throw WireError(.keyTooLong, "header key of \(name.utf8.count) bytes; at most \(WireLimits.maxKeyBytes)")
+            let keyBytes = name.utf8.count, valueBytes = value.utf8.count
+            guard keyBytes <= WireLimits.maxKeyBytes else {
+                throw WireError(.keyTooLong, "header key of \(keyBytes) bytes; at most \(WireLimits.maxKeyBytes)")
             }
-            guard value.utf8.count <= WireLimits.maxValueBytes else {
-                throw WireError(.valueTooLong, "value of header '\(name)' is \(value.utf8.count) bytes; at most \(WireLimits.maxValueBytes)")
+            guard valueBytes <= WireLimits.maxValueBytes else {
+                throw WireError(.valueTooLong, "value of header '\(name)' is \(valueBytes) bytes; at most \(WireLimits.maxValueBytes)")
             }
+            total += 3 + keyBytes + valueBytes
         }
+        return total
     }
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
-        try encode(into: &buffer, encodedSize: encodedSize)
+        encode(into: &buffer, validatedSize: try validatedEncodedSize())
     }
 
-    /// As `encode(into:)`, for a caller that has computed `encodedSize` already (a framing
-    /// layer needs it first for its own header).
-    public func encode(into buffer: inout ByteBuffer, encodedSize size: Int) throws(WireError) {
-        try validateLimits()
+    /// Appends the encoded message, checked already by `validatedEncodedSize()`, whose result
+    /// is `size` (a framing layer needs the size first for its own header).
+    public func encode(into buffer: inout ByteBuffer, validatedSize size: Int) {
         buffer.reserveCapacity(minimumWritableBytes: size)
         writePrefix(into: &buffer, bytes: size - payload.readableBytes)
         buffer.writeImmutableBuffer(payload)
@@ -48,12 +62,11 @@ extension Message {
     /// payload written after it as a separate buffer, the two make the message, so a sender
     /// can gather-write a large payload without copying it.
     public func encodePrefix(into buffer: inout ByteBuffer) throws(WireError) {
-        try encodePrefix(into: &buffer, encodedSize: encodedSize)
+        encodePrefix(into: &buffer, validatedSize: try validatedEncodedSize())
     }
 
-    /// As `encodePrefix(into:)`, with `encodedSize` computed by the caller.
-    public func encodePrefix(into buffer: inout ByteBuffer, encodedSize size: Int) throws(WireError) {
-        try validateLimits()
+    /// As `encodePrefix(into:)`, for a message checked by `validatedEncodedSize()` (`size`).
+    public func encodePrefix(into buffer: inout ByteBuffer, validatedSize size: Int) {
         writePrefix(into: &buffer, bytes: size - payload.readableBytes)
     }
 

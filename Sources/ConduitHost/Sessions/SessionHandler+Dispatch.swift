@@ -59,9 +59,11 @@ extension SessionHandler {
     /// can't cover a new chunk, the queue is emptied (false).
     @discardableResult
     func syncChunkReservation() -> Bool {
-        let budget = services.directory.budget
         let wanted = assembler.queuedBytes
-        if wanted <= chunkBytesReserved {
+        // The common case, a message without chunks: nothing queued, nothing reserved.
+        if wanted == chunkBytesReserved { return true }
+        let budget = services.directory.budget
+        if wanted < chunkBytesReserved {
             budget.release(chunkBytesReserved - wanted)
             chunkBytesReserved = wanted
             return true

@@ -21,20 +21,14 @@ struct OutboundFrames {
     /// Appends `message` as one binary frame of `encodedBytes`; `separatePayload` is to be
     /// written after the buffer. Nothing is appended when the message breaks a limit.
     mutating func append(_ message: Message) throws(WireError) -> (encodedBytes: Int, separatePayload: ByteBuffer?) {
+        let size = try message.validatedEncodedSize()
         prepare()
-        let size = message.encodedSize
         let gather = message.payload.readableBytes >= Self.gatherThreshold
-        let start = buffer.writerIndex
         FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
-        do {
-            if gather {
-                try message.encodePrefix(into: &buffer, encodedSize: size)
-            } else {
-                try message.encode(into: &buffer, encodedSize: size)
-            }
-        } catch {
-            buffer.moveWriterIndex(to: start)
-            throw error
+        if gather {
+            message.encodePrefix(into: &buffer, validatedSize: size)
+        } else {
+            message.encode(into: &buffer, validatedSize: size)
         }
         return (size, gather ? message.payload : nil)
     }
