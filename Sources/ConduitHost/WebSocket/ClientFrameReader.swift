@@ -53,6 +53,11 @@ struct ClientFrameReader {
             carried.writeImmutableBuffer(input)
             source = carried
         }
+        // Until its first frame is whole, a read only adds to the carried bytes: a large
+        // frame arriving over many reads must not size (and drop) a payload buffer each time.
+        guard firstFrameIsComplete(in: source) else {
+            return carry(source, isCarried: isCarried, allocator: allocator)
+        }
         var output = ByteBuffer()
         swap(&output, &payloads)
         // Payloads never exceed the bytes that carry them.
@@ -60,7 +65,6 @@ struct ClientFrameReader {
         var frames = self.frames
         self.frames = []
         var consumed = 0
-        var pendingHeader: FrameHeader?
         _ = source.withUnsafeReadableBytes { bytes in
             output.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { out in
                 var written = 0
@@ -75,10 +79,7 @@ struct ClientFrameReader {
                         violation = error
                         break
                     }
-                    guard rest.count - header.size >= header.payloadLength else {
-                        pendingHeader = header
-                        break
-                    }
+                    guard rest.count - header.size >= header.payloadLength else { break }
                     Unmask.copy(
                         from: rest.baseAddress! + header.size, to: out.baseAddress! + written,
                         count: header.payloadLength, key: header.maskKey!)
@@ -93,16 +94,33 @@ struct ClientFrameReader {
         self.frames = frames
         payloads = output
         guard violation == nil, consumed < source.readableBytes else { return }
-        // Keep the rest. The buffer grows by doubling as the frame arrives (linear time), and
-        // is not sized from a header alone: a client can't make the host reserve megabytes
-        // by sending a few bytes.
         source.moveReaderIndex(forwardBy: consumed)
-        if isCarried, consumed == 0 {
-            partial = source
+        carry(source, isCarried: isCarried && consumed == 0, allocator: allocator)
+    }
+
+    /// Whether `source` starts with a whole frame; a breach in its header counts as whole, so
+    /// that the frame loop reports it (an oversized frame is refused from its header alone).
+    private func firstFrameIsComplete(in source: ByteBuffer) -> Bool {
+        source.withUnsafeReadableBytes { bytes in
+            do throws(FrameViolation) {
+                guard let header = try FrameHeader(parsing: bytes) else { return false }
+                try check(header)
+                return bytes.count - header.size >= header.payloadLength
+            } catch {
+                return true
+            }
+        }
+    }
+
+    /// Keeps the bytes of an unfinished frame for the next read. The buffer grows by doubling
+    /// as the frame arrives (linear time), and is not sized from a header alone: a client
+    /// can't make the host reserve megabytes by sending a few bytes.
+    private mutating func carry(_ rest: ByteBuffer, isCarried: Bool, allocator: ByteBufferAllocator) {
+        if isCarried {
+            partial = rest
         } else {
-            let frameBytes = pendingHeader.map { $0.size + $0.payloadLength } ?? 14
-            var carried = allocator.buffer(capacity: max(min(frameBytes, Self.keptCapacity), source.readableBytes))
-            carried.writeBuffer(&source)
+            var carried = allocator.buffer(capacity: max(min(rest.readableBytes * 2, Self.keptCapacity), rest.readableBytes))
+            carried.writeImmutableBuffer(rest)
             partial = carried
         }
     }
