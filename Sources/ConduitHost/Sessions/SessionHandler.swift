@@ -269,12 +269,13 @@ final class SessionHandler: ChannelInboundHandler {
             outbound.append(opcode, payload: payload)
             return scheduleFlush(context)
         }
-        guard pendingFrameBytes + payload.readableBytes <= services.settings.outboundQueueBytes else {
-            return close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
-        }
         var frame = context.channel.allocator.buffer(capacity: payload.readableBytes + 2)
         FrameHeader.writeServerFrame(opcode, length: payload.readableBytes, into: &frame)
         frame.writeImmutableBuffer(payload)
+        // The bound counts what is queued: whole frames, headers included.
+        guard pendingFrameBytes + frame.readableBytes <= services.settings.outboundQueueBytes else {
+            return close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+        }
         pendingFrames.append(frame)
         pendingFrameBytes += frame.readableBytes
         publishQueueSize()
@@ -339,10 +340,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// the socket has taken it.
     @discardableResult
     private func writeClose(code: WebSocketErrorCode?, reason: String, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        if let code { data.write(webSocketErrorCode: code) }
-        data.writeString(reason)
-        outbound.append(.connectionClose, payload: data)
+        outbound.appendClose(code: code, reason: reason)
         let written = context.write(wrapOutboundOut(outbound.take()!))
         context.flush()
         return written

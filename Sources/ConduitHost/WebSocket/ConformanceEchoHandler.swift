@@ -56,10 +56,7 @@ final class ConformanceEchoHandler: ChannelInboundHandler {
     /// is written: the suite's client closes its side on receiving it.
     private func close(code: WebSocketErrorCode?, reason: String, context: ChannelHandlerContext) {
         closeSent = true
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
-        if let code { data.write(webSocketErrorCode: code) }
-        data.writeString(reason)
-        outbound.append(.connectionClose, payload: data)
+        outbound.appendClose(code: code, reason: reason)
         context.writeAndFlush(wrapOutboundOut(outbound.take()!))
             .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }

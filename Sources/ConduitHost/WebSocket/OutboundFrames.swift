@@ -40,6 +40,14 @@ struct OutboundFrames {
         buffer.writeImmutableBuffer(payload)
     }
 
+    /// Appends a close frame with `code` (none: an empty body) and `reason` (RFC 6455 §5.5.1).
+    mutating func appendClose(code: WebSocketErrorCode?, reason: String) {
+        var body = ByteBuffer()
+        if let code { body.write(webSocketErrorCode: code) }
+        body.writeString(reason)
+        append(.connectionClose, payload: body)
+    }
+
     /// The bytes to write, if any; the buffer is reused after the channel is done with them.
     mutating func take() -> ByteBuffer? {
         guard !handedOff, buffer.readableBytes > 0 else { return nil }
