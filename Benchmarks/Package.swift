@@ -45,31 +45,21 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        .executableTarget(
-            name: "CodecBenchmarks",
-            dependencies: [
-                .product(name: "ConduitWire", package: "conduit"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Benchmark", package: "benchmark"),
-            ],
-            path: "Benchmarks/CodecBenchmarks",
-            swiftSettings: settings,
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
-        .executableTarget(
-            name: "RoutedEchoBenchmarks",
-            dependencies: [
-                .product(name: "ConduitHost", package: "conduit"),
-                .product(name: "ConduitEcho", package: "conduit"),
-                .product(name: "ConduitTesting", package: "conduit"),
-                .product(name: "ConduitKit", package: "conduit"),
-                .product(name: "ConduitWire", package: "conduit"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Benchmark", package: "benchmark"),
-            ],
-            path: "Benchmarks/RoutedEchoBenchmarks",
-            swiftSettings: settings,
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
+        benchmarkTarget("CodecBenchmarks", conduit: ["ConduitWire"]),
+        benchmarkTarget("RoutedEchoBenchmarks", conduit: ["ConduitHost", "ConduitEcho", "ConduitTesting", "ConduitKit", "ConduitWire"]),
     ]
 )
+
+/// A `swift package benchmark` target in Benchmarks/NAME, using the named Conduit products.
+func benchmarkTarget(_ name: String, conduit products: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: products.map { .product(name: $0, package: "conduit") } + [
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Benchmark", package: "benchmark"),
+        ],
+        path: "Benchmarks/\(name)",
+        swiftSettings: settings,
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+}
