@@ -27,7 +27,9 @@ struct MessageQueue {
         case refused(DropCause)
     }
 
-    private(set) var entries = CircularBuffer<Entry>()
+    /// Starts small and grows on demand: most connections never queue, and NIO's default
+    /// capacity (16 entries) would cost each one about a KiB.
+    private(set) var entries = CircularBuffer<Entry>(initialCapacity: 2)
     private(set) var bytes = 0
     var byteLimit: Int
     var countLimit: Int
@@ -104,7 +106,7 @@ struct MessageQueue {
     /// Everything, removed, with the reservations kept (to move to another queue).
     mutating func takeAll() -> CircularBuffer<Entry> {
         defer {
-            entries = CircularBuffer()
+            entries = CircularBuffer(initialCapacity: 2)
             bytes = 0
         }
         return entries
@@ -114,7 +116,7 @@ struct MessageQueue {
     mutating func discardAll(_ cause: DropCause) {
         budget.dropped(cause, count: entries.count)
         budget.release(bytes)
-        entries = CircularBuffer()
+        entries = CircularBuffer(initialCapacity: 2)
         bytes = 0
     }
 

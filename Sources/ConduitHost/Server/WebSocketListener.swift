@@ -72,9 +72,8 @@ final class WebSocketListener: Sendable {
             if services.mode == .conformanceEcho {
                 try channel.pipeline.syncOperations.addHandler(ConformanceEchoHandler(maxMessageBytes: services.settings.maxMessageBytes))
             } else {
-                let sessionLogger = logger.with(metadata: ["client.id": "\(result.client)"])
                 try channel.pipeline.syncOperations.addHandler(
-                    SessionHandler(client: result.client, window: result.window, services: services, logger: sessionLogger))
+                    SessionHandler(client: result.client, window: result.window, services: services, logger: logger))
             }
             attached.value = true
         }

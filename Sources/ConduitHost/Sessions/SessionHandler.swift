@@ -15,7 +15,7 @@ final class SessionHandler: ChannelInboundHandler {
     let client: ClientID
     let window: String
     let services: SessionServices
-    var logger: Logger
+    private let hostLogger: Logger
     /// Traffic not yet added to the host's counters (they are shared by every event loop).
     var traffic = TrafficTally()
     /// The last message's header list, reused for the next one (see `Message(decoding:reusing:)`).
@@ -33,7 +33,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// drop never takes part of one.
     private var pending: MessageQueue
     /// Encoded frames that are not messages (pongs), bounded by the same bytes.
-    private var pendingFrames = CircularBuffer<ByteBuffer>()
+    private var pendingFrames = CircularBuffer<ByteBuffer>(initialCapacity: 2)
     private var pendingFrameBytes = 0
     /// Bytes of the chunk queue taken from the host's budget.
     var chunkBytesReserved = 0
@@ -49,7 +49,7 @@ final class SessionHandler: ChannelInboundHandler {
         self.client = client
         self.window = window
         self.services = services
-        self.logger = logger
+        self.hostLogger = logger
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
         self.reader = ClientFrameReader(maxMessageBytes: services.settings.maxMessageBytes)
         self.requestLimits = .init(
@@ -58,6 +58,14 @@ final class SessionHandler: ChannelInboundHandler {
         self.pending = MessageQueue(
             byteLimit: services.settings.outboundQueueBytes, countLimit: services.settings.outboundQueueMessages,
             budget: services.directory.budget)
+    }
+
+    /// The host's logger with this client's id: made when something is logged, since a
+    /// metadata dictionary kept per connection would cost each idle one a few hundred bytes.
+    private var logger: Logger {
+        var logger = hostLogger
+        logger[metadataKey: "client.id"] = "\(client)"
+        return logger
     }
 
     // MARK: Life

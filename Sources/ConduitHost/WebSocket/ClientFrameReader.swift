@@ -35,7 +35,6 @@ struct ClientFrameReader {
 
     init(maxMessageBytes: Int) {
         self.maxMessageBytes = maxMessageBytes
-        frames.reserveCapacity(16)
     }
 
     /// The unmasked payload of `frame` (a slice: no copy).
