@@ -70,7 +70,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: settings,
             plugins: ["EmbedFiles"]

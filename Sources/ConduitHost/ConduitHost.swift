@@ -2,7 +2,6 @@ import ConduitKit
 public import Logging
 public import NIOCore
 import NIOPosix
-public import Prometheus
 public import ServiceLifecycle
 import NIOWebSocket
 import NIOConcurrencyHelpers
@@ -37,7 +36,8 @@ public final class ConduitHost: Service, Sendable {
 
     /// - Parameters:
     ///   - metrics: the handles' factory (the bootstrapped one by default).
-    ///   - prometheus: what `GET /metrics` exports; nil: no metrics endpoint.
+    ///   - metricsExposition: what `GET /metrics` answers, the text exposition of the process's
+    ///     metrics backend (the host itself writes only to the swift-metrics API); nil: no endpoint.
     ///   - resources: files the IPC listener serves, keyed by path (`/`, `/conduit.js`).
     public init(
         configuration: HostConfiguration,
@@ -46,7 +46,7 @@ public final class ConduitHost: Service, Sendable {
         conformanceEcho: Bool = false,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         metrics: HostMetrics = HostMetrics(),
-        prometheus: PrometheusCollectorRegistry? = nil,
+        metricsExposition: (@Sendable () -> [UInt8])? = nil,
         resources: [String: StaticResource] = [:],
         logger: Logger
     ) throws(ConfigurationError) {
@@ -83,7 +83,7 @@ public final class ConduitHost: Service, Sendable {
         self.ready = group.next().makePromise()
         self.ipc = IPCListener(
             services: IPCServices(
-                control: control, registry: registry, directory: directory, prometheus: prometheus, resources: resources,
+                control: control, registry: registry, directory: directory, metricsExposition: metricsExposition, resources: resources,
                 maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9)),
                 limits: IPCLimits(settings)
             ),

@@ -49,7 +49,7 @@ struct Serve: AsyncParsableCommand {
             conduit = try ConduitHost(
                 configuration: configuration, catalog: catalog,
                 source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho,
-                prometheus: prometheus, resources: WebResources.all, logger: logger
+                metricsExposition: { prometheus.emitToBuffer() }, resources: WebResources.all, logger: logger
             )
         } catch {
             printError(error.description)

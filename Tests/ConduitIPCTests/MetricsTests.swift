@@ -29,8 +29,10 @@ struct MetricsTests {
         ]
         let configuration = try ConfigurationLoader(environment: environment).load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
         let logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() })
+        var exposition: (@Sendable () -> [UInt8])?
+        if let prometheus { exposition = { prometheus.emitToBuffer() } }
         let host = try ConduitHost(
-            configuration: configuration, catalog: .ipcTests, metrics: metrics, prometheus: prometheus, resources: resources, logger: logger
+            configuration: configuration, catalog: .ipcTests, metrics: metrics, metricsExposition: exposition, resources: resources, logger: logger
         )
         let group = ServiceGroup(services: [host], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in

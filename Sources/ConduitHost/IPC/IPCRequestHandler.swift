@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import Prometheus
 
 /// One IPC connection (SPEC §6), past `IPCKeyGate`: serves
 /// `/metrics`, static resources, the control routes, the fallback event stream, or invokes a
@@ -74,11 +73,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
     // MARK: Routes
 
     private func serveMetrics() {
-        guard let prometheus = services.prometheus else {
+        guard let exposition = services.metricsExposition else {
             return fail(.notFound, .notFound("this host exports no metrics"))
         }
         services.directory.budget.publishUsage()
-        respond(.ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: ByteBuffer(bytes: prometheus.emitToBuffer()))
+        respond(.ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: ByteBuffer(bytes: exposition()))
     }
 
     private func control(_ route: String, headers: Headers, body: ByteBuffer?) {

@@ -1,13 +1,12 @@
 import NIOCore
-import Prometheus
 
 /// What every IPC connection shares.
 struct IPCServices: Sendable {
     let control: HostControl
     let registry: RouteRegistry
     let directory: ClientDirectory
-    /// Where `/metrics` reads from; nil: the host exports no metrics.
-    let prometheus: PrometheusCollectorRegistry?
+    /// What `/metrics` answers; nil: the host exports no metrics.
+    let metricsExposition: (@Sendable () -> [UInt8])?
     /// Served as is, keyed by path (`/`, `/conduit.js`).
     let resources: [String: StaticResource]
     /// The largest request body accepted (no 64 KiB frame limit on this path).
