@@ -1,5 +1,8 @@
+import Foundation
+public import NIOCore
+
 /// An error a handler answers a request with (SPEC §3). The host turns it into an error reply:
-/// header `error: <type>`, payload `{"err":{"type":…,"message":…}}`.
+/// header `error: <type>`, payload `{"err":{"message":…,"type":…}}`.
 public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The error's type name as it travels on the wire. Open: handlers may define their own.
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
@@ -37,4 +40,11 @@ public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func timeout(_ message: String) -> Self { Self(.timeout, message) }
 
     public var description: String { "\(kind.name): \(message)" }
+
+    /// The error reply's payload, `{"err":{"message":…,"type":…}}`, keys sorted so clients and
+    /// tests can compare it byte for byte.
+    public var payload: ByteBuffer {
+        let body = ["err": ["message": message, "type": kind.name]]
+        return ByteBuffer(bytes: (try? JSONEncoder.conduit.encode(body)) ?? Data())
+    }
 }

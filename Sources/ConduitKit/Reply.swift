@@ -25,7 +25,7 @@ private struct DataEnvelope<Value: Encodable>: Encodable {
 
 extension JSONEncoder {
     /// Sorted keys, so replies are stable for tests and diffs.
-    static var conduit: JSONEncoder {
+    package static var conduit: JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder

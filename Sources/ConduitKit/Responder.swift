@@ -1,3 +1,4 @@
+public import ConduitWire
 public import NIOCore
 
 /// Sends replies to one request. Safe to use from any thread, any number of times (every
@@ -69,24 +70,9 @@ public struct Responder: Sendable {
                 let reply = try await withDeadline(deadline, body)
                 if let reply { responder.reply(reply) }
             } catch {
-                responder.fail(ConduitError(describing: error))
+                responder.fail(ConduitError(converting: error))
             }
         }
         if let tasks { tasks.run(work) } else { Task { await work() } }
-    }
-}
-
-public import ConduitWire
-
-extension ConduitError {
-    /// Any error as a `ConduitError`: typed errors keep their type, others are `InternalError`.
-    public init(describing error: any Error) {
-        switch error {
-        case let error as ConduitError: self = error
-        case let error as WireError where error.code == .payloadTooLarge: self = .payloadTooLarge(error.message)
-        case let error as WireError: self = .badRequest(error.description)
-        case is CancellationError: self = .unavailable("the request was cancelled")
-        default: self = .internal(String(describing: error))
-        }
     }
 }

@@ -8,7 +8,6 @@ public struct WireError: Error, Hashable, Sendable, CustomStringConvertible {
             case truncated, trailingBytes = "trailing-bytes", invalidUTF8 = "invalid-utf8"
             case tooManyHeaders = "too-many-headers", keyTooLong = "key-too-long"
             case valueTooLong = "value-too-long", payloadTooLarge = "payload-too-large"
-            case emptyKey = "empty-key"
         }
         fileprivate let value: Value
 

@@ -31,24 +31,25 @@ struct HandlerKitTests {
     }
 
     @Test func respondTurnsErrorsAndTimeoutsIntoErrorReplies() async throws {
-        let recorder = Recorder()
-        recorder.responder.respond { throw ConduitError.forbidden("no") }
-        recorder.responder.respond(timeout: .milliseconds(50)) {
+        let (results, sink) = AsyncStream.makeStream(of: Result<Reply, ConduitError>.self)
+        let responder = Responder { sink.yield($0) }
+        responder.respond { throw ConduitError.forbidden("no") }
+        responder.respond(timeout: .milliseconds(50)) {
             try await Task.sleep(for: .seconds(30))
             return Reply()
         }
-        recorder.responder.respond { struct Odd: Error {}; throw Odd() }
-        try await waitFor { recorder.all.count == 3 }
-        let kinds = recorder.all.compactMap { result -> String? in
-            if case .failure(let error) = result { error.kind.name } else { nil }
+        responder.respond { struct Odd: Error {}; throw Odd() }
+        var kinds: Set<String> = []
+        for await result in results.prefix(3) {
+            if case .failure(let error) = result { kinds.insert(error.kind.name) }
         }
-        #expect(Set(kinds) == ["ForbiddenError", "TimeoutError", "InternalError"])
+        #expect(kinds == ["ForbiddenError", "TimeoutError", "InternalError"])
     }
 
     @Test func wireErrorsMapToTheirConduitTypes() {
-        #expect(ConduitError(describing: WireError(.payloadTooLarge, "x")).kind == .payloadTooLarge)
-        #expect(ConduitError(describing: WireError(.truncated, "x")).kind == .badRequest)
-        #expect(ConduitError(describing: CancellationError()).kind == .unavailable)
+        #expect(ConduitError(converting: WireError(.payloadTooLarge, "x")).kind == .payloadTooLarge)
+        #expect(ConduitError(converting: WireError(.truncated, "x")).kind == .badRequest)
+        #expect(ConduitError(converting: CancellationError()).kind == .unavailable)
     }
 
     @Test func noOptionsRefusesAnyOption() throws {
@@ -57,10 +58,5 @@ struct HandlerKitTests {
         #expect(throws: DecodingError.self) {
             _ = try JSONDecoder().decode(Wrapper.self, from: Data(#"{"options":{"x":1}}"#.utf8))
         }
-    }
-
-    private func waitFor(_ condition: @Sendable () -> Bool) async throws {
-        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(condition())
     }
 }

@@ -35,7 +35,7 @@ enum ControlRoutes {
                 throw ConduitError.notFound("no control route '\(route)'")
             }
         } catch {
-            return .failure(ConduitError(describing: error))
+            return .failure(ConduitError(converting: error))
         }
     }
 

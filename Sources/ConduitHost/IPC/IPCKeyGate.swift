@@ -39,7 +39,7 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
         refusing = true
         // Stop reading: nothing more from this caller is looked at.
         _ = context.channel.setOption(.autoRead, value: false)
-        let body = ReplyRouting.errorPayload(.forbidden(message))
+        let body = ConduitError.forbidden(message).payload
         let headers: HTTPHeaders = ["content-type": "application/json", "content-length": "\(body.readableBytes)", "connection": "close"]
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)

@@ -185,7 +185,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     // MARK: Responses
 
     private func fail(_ status: HTTPResponseStatus, _ error: ConduitError) {
-        respond(status, headers: ["content-type": "application/json"], body: ReplyRouting.errorPayload(error))
+        respond(status, headers: ["content-type": "application/json"], body: error.payload)
     }
 
     /// A reply message as a response: its headers as response headers, its payload as the body,

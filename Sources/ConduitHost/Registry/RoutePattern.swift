@@ -1,3 +1,5 @@
+import ConduitKit
+
 /// The route table's patterns: exact routes, or `prefix.*` matching every route under `prefix.`.
 enum RoutePattern {
     /// Host-only routes, reachable over IPC and never over the WebSocket (SPEC §3).
@@ -6,22 +8,12 @@ enum RoutePattern {
     /// Why `pattern` can't be a route table entry, or nil when it can.
     static func problem(with pattern: String) -> String? {
         let name = pattern.hasSuffix(".*") ? String(pattern.dropLast(2)) : pattern
-        guard !name.isEmpty, name.utf8.allSatisfy(isRouteByte) else {
+        guard !name.isEmpty, name.utf8.allSatisfy(NameAlphabet.contains) else {
             return "'\(pattern)' is not a route: use letters, digits, '.', '_' and '-', optionally ending in '.*'"
         }
         guard !pattern.hasPrefix(internalPrefix) else {
             return "'\(pattern)' starts with 'internal.', which is reserved for the host's control routes"
         }
         return nil
-    }
-
-    private static func isRouteByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-            true
-        default:
-            false
-        }
     }
 }

@@ -41,7 +41,7 @@ struct HandshakePolicy: Sendable {
             // An id per connection (from its random Sec-WebSocket-Key), or each new
             // connection would replace the last: load tools open many at once.
             let safe = key.utf8.prefix(32).map { byte in
-                Character(Unicode.Scalar(ClientID.isAllowed(byte) ? byte : UInt8(ascii: "-")))
+                Character(Unicode.Scalar(NameAlphabet.contains(byte) ? byte : UInt8(ascii: "-")))
             }
             return .success(Accepted(client: ClientID("conformance-" + String(safe))!, window: "0", subprotocol: nil))
         }

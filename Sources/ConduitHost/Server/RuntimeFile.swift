@@ -1,3 +1,4 @@
+import ConduitKit
 import Foundation
 
 /// Where a running host can be found (SPEC §6): one JSON line on stdout at start, and the same
@@ -24,9 +25,7 @@ public struct Endpoints: Sendable, Codable, Equatable {
 
     /// The announce line: no key in it, since stdout often ends up in logs.
     public var announceLine: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+        String(decoding: (try? JSONEncoder.conduit.encode(self)) ?? Data(), as: UTF8.self)
     }
 }
 
@@ -51,9 +50,7 @@ public struct RuntimeFile: Sendable, Codable, Equatable {
     /// to be ours before the key goes in; `rename` then replaces whatever the path held (a
     /// planted link included) without following it.
     func write(to path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(self)
+        let data = try JSONEncoder.conduit.encode(self)
         let temporary = "\(path).\(UInt64.random(in: 0...UInt64.max)).tmp"
         let fd = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RuntimeFileError(path: path, errno: errno) }

@@ -35,24 +35,11 @@ enum ReplyRouting {
             if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
             if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
         case .failure(let error):
-            message = Message(headers: [:], payload: errorPayload(error))
+            message = Message(headers: [:], payload: error.payload)
             if let route { message.headers.append(HeaderName.route, route) }
             if let correlation { message.headers.append(correlation.name, correlation.value) }
             message.headers.append(HeaderName.error, error.kind.name)
         }
         return message
-    }
-
-    static func errorPayload(_ error: ConduitError) -> ByteBuffer {
-        let body = ErrorBody(err: .init(type: error.kind.name, message: error.message))
-        return ByteBuffer(bytes: (try? JSONEncoder().encode(body)) ?? Data())
-    }
-
-    private struct ErrorBody: Encodable {
-        struct Err: Encodable {
-            let type: String
-            let message: String
-        }
-        let err: Err
     }
 }

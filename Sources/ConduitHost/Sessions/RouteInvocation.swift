@@ -30,7 +30,7 @@ enum RouteInvocation {
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {
-            responder.fail(ConduitError(describing: error))
+            responder.fail(ConduitError(converting: error))
         }
     }
 }

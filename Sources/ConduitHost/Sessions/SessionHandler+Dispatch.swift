@@ -13,7 +13,7 @@ extension SessionHandler {
             message = try Message(decoding: frameData, reusing: &decodedHeaders)
         } catch {
             let readable = Message.readableHeaders(of: frameData)
-            return replyError(ConduitError(describing: error), route: readable.route, correlation: readable.correlation)
+            return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
         let headers = message.headers
         if let _ = headers[HeaderName.digest] {
@@ -29,7 +29,7 @@ extension SessionHandler {
             syncChunkReservation()
         } catch {
             syncChunkReservation()
-            return replyError(ConduitError(describing: error), route: route, correlation: headers.correlation)
+            return replyError(ConduitError(converting: error), route: route, correlation: headers.correlation)
         }
         guard let route else {
             return relay(Message(headers: headers, payload: payload))
@@ -48,7 +48,7 @@ extension SessionHandler {
             try assembler.append(payload, bytes: bytes)
         } catch {
             syncChunkReservation()
-            return replyError(ConduitError(describing: error), route: route, correlation: correlation)
+            return replyError(ConduitError(converting: error), route: route, correlation: correlation)
         }
         guard syncChunkReservation() else {
             return replyError(.payloadTooLarge("the host's buffer budget is exhausted; the queued chunks were dropped"), route: route, correlation: correlation)

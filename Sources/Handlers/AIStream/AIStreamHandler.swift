@@ -87,7 +87,7 @@ public struct AIStreamHandler: ConduitHandler {
                 } else if Task.isCancelled {
                     output.finish(aborted: true)
                 } else {
-                    output.fail(ConduitError(describing: error))
+                    output.fail(ConduitError(converting: error))
                 }
             }
         }

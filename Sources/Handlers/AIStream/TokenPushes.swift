@@ -45,9 +45,7 @@ struct TokenPushes {
     }
 
     mutating func fail(_ error: ConduitError) {
-        let body = ErrorBody(err: .init(type: error.kind.name, message: error.message))
-        let payload = (try? JSONEncoder().encode(body)).map { ByteBuffer(bytes: $0) } ?? ByteBuffer()
-        push([HeaderName.error: error.kind.name, "complete": "true"], payload: payload)
+        push([HeaderName.error: error.kind.name, "complete": "true"], payload: error.payload)
     }
 
     @discardableResult
@@ -57,13 +55,5 @@ struct TokenPushes {
         for (name, value) in extra { headers.append(name, value) }
         index += 1
         return pushes.push(Message(headers: headers, payload: payload), to: client, delivery: .reliable)
-    }
-
-    private struct ErrorBody: Encodable {
-        struct Err: Encodable {
-            let type: String
-            let message: String
-        }
-        let err: Err
     }
 }

@@ -52,7 +52,7 @@ struct TLSTrust: Sendable {
             let cas = try Self.certificates(inPEM: Array(caPEM.readableBytesView), from: "the tls.connect payload")
             return Choice(context: try Self.context(trusting: routeCAs + cas), verifies: true)
         } catch {
-            throw ConduitError(describing: error)
+            throw .badRequest("the CA certificates in the tls.connect payload can't be used: \(error)")
         }
     }
 

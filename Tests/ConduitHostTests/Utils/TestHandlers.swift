@@ -42,7 +42,10 @@ struct ThrowingHandler: ConduitHandler {
         }
     }
 
-    struct PlainError: Error {}
+    /// An error whose text must stay in the host (it names a secret).
+    struct PlainError: Error, CustomStringConvertible {
+        var description: String { "connect to postgres://admin:hunter2@10.0.0.5 failed" }
+    }
 }
 
 /// `configured`: has typed options, to test option errors with line and column.
