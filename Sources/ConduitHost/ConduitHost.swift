@@ -65,7 +65,7 @@ public final class ConduitHost: Service, Sendable {
         }
         routesBox.withLockedValue { $0 = registry }
         let sharedKey = SharedKey(configured: settings.sharedKey)
-        let services = SessionServices(
+        let services = SessionDependencies(
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
             directory: directory, metrics: metrics, sharedKey: sharedKey
         )
@@ -82,7 +82,7 @@ public final class ConduitHost: Service, Sendable {
         self.logger = logger
         self.ready = group.next().makePromise()
         self.ipc = IPCListener(
-            services: IPCServices(
+            services: IPCDependencies(
                 control: control, registry: registry, directory: directory, metricsExposition: metricsExposition, resources: resources,
                 maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9)),
                 limits: IPCLimits(settings)

@@ -7,13 +7,13 @@ import NIOPosix
 /// The IPC listener (SPEC §6): HTTP/1.1 on its own port, up for the whole life of the host,
 /// whatever the socket server does.
 struct IPCListener: Sendable {
-    let services: IPCServices
+    let services: IPCDependencies
     let group: any EventLoopGroup
     let logger: Logger
     /// Open connections, so that shutdown ends them too (an event stream never ends by itself).
     private let connections = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
-    init(services: IPCServices, group: any EventLoopGroup, logger: Logger) {
+    init(services: IPCDependencies, group: any EventLoopGroup, logger: Logger) {
         self.services = services
         self.group = group
         self.logger = logger

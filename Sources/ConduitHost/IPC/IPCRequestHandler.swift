@@ -13,7 +13,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     typealias InboundIn = NIOHTTPServerRequestFull
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let services: IPCServices
+    private let services: IPCDependencies
     private let logger: Logger
     private var context: ChannelHandlerContext?
     /// The request being answered: its number (late replies to earlier ones are ignored) and
@@ -26,7 +26,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var replyParts: ByteBuffer?
     private var stream: FallbackStream?
 
-    init(services: IPCServices, logger: Logger) {
+    init(services: IPCDependencies, logger: Logger) {
         self.services = services
         self.logger = logger
     }
@@ -85,7 +85,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         let control = services.control
         Task {
             let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
-            answer(ReplyRouting.message(for: result, route: nil, correlation: nil), "application/json")
+            answer(ReplyBuilder.message(for: result, route: nil, correlation: nil), "application/json")
         }
     }
 
@@ -246,7 +246,7 @@ private struct IPCReplyDestination: ReplyDestination {
     let answer: @Sendable (Message, String) -> Void
 
     func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
-        let reply = ReplyRouting.message(for: result, to: request)
+        let reply = ReplyBuilder.message(for: result, to: request)
         answer(reply, reply.headers[HeaderName.error] == nil ? "application/octet-stream" : "application/json")
     }
 }

@@ -19,7 +19,7 @@ struct HandshakePolicy: Sendable {
     static let subprotocol = "conduit"
     static let keyProtocolPrefix = "conduit.key."
 
-    let mode: SessionServices.Mode
+    let mode: SessionDependencies.Mode
     let sharedKey: SharedKey
     let allowedOrigins: [String]
 

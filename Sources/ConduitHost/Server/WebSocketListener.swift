@@ -8,12 +8,12 @@ import NIOWebSocket
 /// The Conduit socket server: binds, upgrades HTTP to WebSocket on NIO's own codec, and
 /// gives each socket a `SessionHandler`. It can be stopped and started again (pause/resume).
 final class WebSocketListener: Sendable {
-    private let services: SessionServices
+    private let services: SessionDependencies
     private let group: any EventLoopGroup
     private let logger: Logger
     private let policy: HandshakePolicy
 
-    init(services: SessionServices, group: any EventLoopGroup, logger: Logger) {
+    init(services: SessionDependencies, group: any EventLoopGroup, logger: Logger) {
         self.services = services
         self.group = group
         self.logger = logger

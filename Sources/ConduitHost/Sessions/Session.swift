@@ -36,7 +36,7 @@ final class Session: ReplyDestination {
 
     /// Answers one of this connection's requests, from any thread.
     func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
-        send(ReplyRouting.message(for: result, to: request))
+        send(ReplyBuilder.message(for: result, to: request))
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

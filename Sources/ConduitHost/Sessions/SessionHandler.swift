@@ -14,7 +14,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     let client: ClientID
     let window: String
-    let services: SessionServices
+    let services: SessionDependencies
     private let hostLogger: Logger
     /// Traffic not yet added to the host's counters (they are shared by every event loop).
     var traffic = TrafficTally()
@@ -38,14 +38,14 @@ final class SessionHandler: ChannelInboundHandler {
     /// Bytes of the chunk queue taken from the host's budget.
     var chunkBytesReserved = 0
     /// This connection's bound on requests answered from a task, and their deadline.
-    let requestLimits: ReplyRouting.RequestLimits
+    let requestLimits: RequestLimits
     private var isReading = false
     private var needsFlush = false
     private var flushScheduled = false
     private var closeSent = false
     private var isClosed = false
 
-    init(client: ClientID, window: String, services: SessionServices, logger: Logger) {
+    init(client: ClientID, window: String, services: SessionDependencies, logger: Logger) {
         self.client = client
         self.window = window
         self.services = services

@@ -4,16 +4,9 @@ import Foundation
 import NIOCore
 
 /// How a handler's answer becomes a reply message (SPEC §3): `route` and the request's
-/// `token` (or `seq`) added; errors as `error: <Type>` with `{"err":{type,message}}`.
+/// `token` (or `seq`) added; errors as `error: <Type>` with `{"err":{message,type}}`.
 /// Shared by the WebSocket and IPC transports.
-enum ReplyRouting {
-    /// What bounds a transport puts on requests answered from a task (`Responder.respond`).
-    struct RequestLimits: Sendable {
-        /// Per connection; nil where requests come one at a time (IPC).
-        let inFlight: InFlightLimit?
-        let timeout: Duration
-    }
-
+enum ReplyBuilder {
     /// The reply message for a handler's result, counted against the request's route.
     static func message(for result: Result<Reply, ConduitError>, to request: ReplyAddress) -> Message {
         let message = message(for: result, route: request.route, correlation: request.correlation)

@@ -1,7 +1,7 @@
 import Logging
 
 /// What every session shares: settings, the route registry, the client directory, metrics.
-struct SessionServices: Sendable {
+struct SessionDependencies: Sendable {
     /// The protocol a listener speaks.
     enum Mode: Sendable {
         /// Conduit messages (the product).

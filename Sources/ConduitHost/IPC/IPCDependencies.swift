@@ -1,7 +1,7 @@
 import NIOCore
 
 /// What every IPC connection shares.
-struct IPCServices: Sendable {
+struct IPCDependencies: Sendable {
     let control: HostControl
     let registry: RouteRegistry
     let directory: ClientDirectory

@@ -95,7 +95,7 @@ extension SessionHandler {
             return replyError(.unavailable("client '\(target)' can't take the message now (\(cause.rawValue))"), route: nil, correlation: correlation)
         }
         if let correlation {
-            send(ReplyRouting.message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation))
+            send(ReplyBuilder.message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation))
         }
     }
 
@@ -109,7 +109,7 @@ extension SessionHandler {
 
     func replyError(_ error: ConduitError, route: String?, correlation: (name: String, value: String)?) {
         services.metrics.errorReplied(type: error.kind.name)
-        send(ReplyRouting.message(for: .failure(error), route: route, correlation: correlation))
+        send(ReplyBuilder.message(for: .failure(error), route: route, correlation: correlation))
     }
 }
 

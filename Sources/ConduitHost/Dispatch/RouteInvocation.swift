@@ -8,7 +8,7 @@ enum RouteInvocation {
     static func invoke(
         route: String, headers: Headers, payload: ByteBuffer, requestBytes: Int,
         client: ClientID, transport: Request.Transport, eventLoop: any EventLoop,
-        registry: RouteRegistry, limits: ReplyRouting.RequestLimits, destination: any ReplyDestination
+        registry: RouteRegistry, limits: RequestLimits, destination: any ReplyDestination
     ) {
         let correlation = headers.correlation
         func fail(_ error: ConduitError) {
