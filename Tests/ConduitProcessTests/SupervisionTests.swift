@@ -14,9 +14,20 @@ struct SupervisionTests {
             let crashed = try await client.request(Message(headers: ["route": "fixture.crash", "token": "c"]))
             #expect(crashed.headers["error"] == "UnavailableError")
             #expect(crashed.headers["token"] == "c")
-            #expect(String(buffer: crashed.payload).contains("exited (status 3)"))
+            #expect(String(buffer: crashed.payload).contains("exited with status 3"))
             let after = try await client.pid()
             #expect(after != before)
+        }
+    }
+
+    @Test func aKilledChildIsReportedBySignalWithItsLastStderrLine() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let killed = try await client.request(Message(headers: ["route": "fixture.killed", "token": "k"]))
+            #expect(killed.headers["error"] == "UnavailableError")
+            let message = String(buffer: killed.payload)
+            #expect(message.contains("killed by signal 9 (SIGKILL)"), "not 'status 9': \(message)")
+            #expect(message.contains("last stderr line: out of memory, giving up"), "\(message)")
         }
     }
 

@@ -17,12 +17,12 @@ struct ChildProcess: Sendable {
     let stderr: any Channel
     private let process: Process
 
-    /// Starts `command`; `onExit` is called (on any thread) with the exit status once it ends.
+    /// Starts `command`; `onExit` is called (on any thread) with how it ended once it has.
     static func launch(
         _ command: ChildCommand, on eventLoop: any EventLoop,
         configureOutput: @escaping @Sendable (any Channel, Int32) throws -> Void,
         configureStderr: @escaping @Sendable (any Channel, Int32) throws -> Void,
-        onExit: @escaping @Sendable (Int32) -> Void
+        onExit: @escaping @Sendable (ChildExit) -> Void
     ) -> EventLoopFuture<ChildProcess> {
         let process = Process()
         process.executableURL = command.executable
@@ -33,7 +33,9 @@ struct ChildProcess: Sendable {
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = stderr
-        process.terminationHandler = { onExit($0.terminationStatus) }
+        process.terminationHandler = { process in
+            onExit(process.terminationReason == .uncaughtSignal ? .signal(process.terminationStatus) : .status(process.terminationStatus))
+        }
         let descriptors: (input: CInt, output: CInt, stderr: CInt)
         do {
             try process.run()

@@ -64,9 +64,11 @@ final class ProcessSupervisor: Sendable {
             },
             configureStderr: { [logger] channel, pid in
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder()))
-                try channel.pipeline.syncOperations.addHandler(StderrForwarder(logger: logger, pid: pid))
+                try channel.pipeline.syncOperations.addHandler(StderrForwarder(logger: logger, pid: pid) { line in
+                    self.state.value.lastStderrLine = (incarnation, line)
+                })
             },
-            onExit: { status in self.eventLoop.execute { self.exited(incarnation, status: status) } }
+            onExit: { exit in self.eventLoop.execute { self.exited(incarnation, exit) } }
         )
         return launched.map { child in
             let state = self.state.value
@@ -74,8 +76,8 @@ final class ProcessSupervisor: Sendable {
             state.phase = .running
             state.child = RunningChild(process: child, incarnation: incarnation, startedAt: .now())
             self.logger.info("handler process started", metadata: ["process.pid": "\(child.pid)"])
-            if let status = state.earlyExit.removeValue(forKey: incarnation) {
-                return self.exited(incarnation, status: status)
+            if let exit = state.earlyExit.removeValue(forKey: incarnation) {
+                return self.exited(incarnation, exit)
             }
             for id in state.queue { self.write(id, to: state.child!) }
             state.queue.removeAll()
@@ -228,27 +230,44 @@ final class ProcessSupervisor: Sendable {
         child.process.kill()
     }
 
-    private func exited(_ incarnation: Int, status: Int32) {
+    private func exited(_ incarnation: Int, _ exit: ChildExit) {
         let state = state.value
         guard let child = state.child, child.incarnation == incarnation else {
             // It ended before its pipes were set up: handled once they are.
-            if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = status }
+            if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = exit }
             return
         }
         state.child = nil
         state.parts.reset()
         state.consecutiveTimeouts = 0
         child.process.channel.close(promise: nil)
-        child.process.stderr.close(promise: nil)
-        state.failWritten(to: incarnation, .unavailable("the handler process exited (status \(status)) before answering; it is restarted"))
+        answerWritten(to: child, after: exit)
         for waiter in state.exitWaiters { waiter.succeed() }
         state.exitWaiters.removeAll()
         guard state.phase != .stopped else { return }
         logger.warning("handler process exited; restarting it", metadata: [
-            "process.pid": "\(child.process.pid)", "process.status": "\(status)",
+            "process.pid": "\(child.process.pid)", "process.exit": "\(exit)",
         ])
         if NIODeadline.now() - child.startedAt > limits.maxRestartDelay { state.resetRestartDelay(limits) }
         scheduleRestart()
+    }
+
+    /// Answers the requests `child` took with why it died: its exit and its last stderr line.
+    /// That line may still be in the pipe when the exit is seen, so the answer waits for the
+    /// pipe's end, or a quarter second if something the child started keeps it open.
+    private func answerWritten(to child: RunningChild, after exit: ChildExit) {
+        let answered = NIOLoopBoundBox(false, eventLoop: eventLoop)
+        let answer: @Sendable () -> Void = {
+            guard !answered.value else { return }
+            answered.value = true
+            child.process.stderr.close(promise: nil)
+            let state = self.state.value
+            let lastLine = state.lastStderrLine.flatMap { $0.incarnation == child.incarnation ? $0.line : nil }
+            let said = lastLine.map { "; its last stderr line: \($0)" } ?? ""
+            state.failWritten(to: child.incarnation, .unavailable("the handler process \(exit) before answering\(said); it is restarted"))
+        }
+        child.process.stderr.closeFuture.whenComplete { _ in answer() }
+        eventLoop.scheduleTask(in: .milliseconds(250)) { answer() }
     }
 }
 

@@ -27,18 +27,23 @@ struct LineDecoder: ByteToMessageDecoder {
     }
 }
 
-/// Forwards each stderr line of the child to the host log.
+/// Forwards each stderr line of the child to the host log, and to `onLine` (on the channel's
+/// event loop), which keeps the last one to tell a client why the child died.
 final class StderrForwarder: ChannelInboundHandler {
     typealias InboundIn = String
     private let logger: Logger
+    private let onLine: (String) -> Void
 
-    init(logger: Logger, pid: Int32) {
+    init(logger: Logger, pid: Int32, onLine: @escaping (String) -> Void) {
         var logger = logger
         logger[metadataKey: "process.pid"] = "\(pid)"
         self.logger = logger
+        self.onLine = onLine
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        logger.info("handler process stderr", metadata: ["process.stderr": "\(unwrapInboundIn(data))"])
+        let line = unwrapInboundIn(data)
+        logger.info("handler process stderr", metadata: ["process.stderr": "\(line)"])
+        onLine(line)
     }
 }

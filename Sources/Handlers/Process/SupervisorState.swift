@@ -15,8 +15,10 @@ final class SupervisorState {
     /// Counts children started, so events of an old child are told from the current one's.
     var incarnation = 0
     var child: RunningChild?
-    /// Exit statuses of children that ended while still starting.
-    var earlyExit: [Int: Int32] = [:]
+    /// How children that ended while still starting ended.
+    var earlyExit: [Int: ChildExit] = [:]
+    /// The last line a child wrote to stderr, by incarnation: most often why it died.
+    var lastStderrLine: (incarnation: Int, line: String)?
     var pending: [UInt64: PendingRequest] = [:]
     /// Requests that arrived while no child was running, in arrival order.
     var queue: [UInt64] = []

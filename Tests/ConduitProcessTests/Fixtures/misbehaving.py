@@ -3,12 +3,14 @@
 
     fixture.pid      replies with its process id
     fixture.crash    exits at once, without replying
+    fixture.killed   says why on stderr, then is killed by SIGKILL, without replying
     fixture.hang     never answers anything again
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
 """
 import os
+import signal
 import sys
 import time
 
@@ -23,6 +25,9 @@ def main():
             child.reply(request, str(os.getpid()).encode())
         elif action == "crash":
             os._exit(3)
+        elif action == "killed":
+            print("out of memory, giving up", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
         elif action == "hang":
             time.sleep(3600)
         elif action == "garbage":
