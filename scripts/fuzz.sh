@@ -18,8 +18,15 @@ for case in vectors["valid"] + vectors["invalid"]:
     (out / ("seed-" + case["name"])).write_bytes(bytes.fromhex(case["hex"]))
 PY
 
-swift build --package-path "$repo" --scratch-path "$work" -c debug --product conduit-fuzz \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld >&2
+# -Xswiftc reaches the package's plugin tools too, and linking those with libFuzzer's main
+# fails ("undefined symbol: LLVMFuzzerTestOneInput"); SwiftPM builds the plugins' tools apart,
+# so the fuzzer still builds. The log is shown only when the fuzzer itself failed to build.
+build_log=$work/build.log
+if ! swift build --package-path "$repo" --scratch-path "$work" -c debug --product conduit-fuzz \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -use-ld=lld >"$build_log" 2>&1; then
+  cat "$build_log" >&2; echo "fuzz: the fuzzer did not build" >&2; exit 1
+fi
+echo "fuzz: built conduit-fuzz (libFuzzer + AddressSanitizer)" >&2
 fuzzer=$(swift build --package-path "$repo" --scratch-path "$work" -c debug --show-bin-path)/conduit-fuzz
 "$fuzzer" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
     -artifact_prefix="$crashes/" "$corpus" 2>&1 | tee "$work/fuzz.log" | grep -E 'stat::number_of_executed_units|Done|ERROR|SUMMARY|crash-' || true

@@ -13,7 +13,15 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-python3 -c 'import websockets' 2>/dev/null || pip install -q websockets
+# The Python clients need websockets ≥ 13 (its asyncio API). Debian's own Python refuses a
+# system-wide pip install (PEP 668), so then it goes into a virtual environment of our own.
+if ! python3 -c 'import websockets.asyncio.client' 2>/dev/null; then
+  if ! pip install -q 'websockets>=13' 2>/dev/null; then
+    python3 -m venv "$repo/.build/venv" 2>/dev/null || { apt-get install -y -qq python3-venv && python3 -m venv "$repo/.build/venv"; }
+    "$repo/.build/venv/bin/pip" install -q 'websockets>=13'
+    export PATH="$repo/.build/venv/bin:$PATH"
+  fi
+fi
 # A release build gets its own scratch path (as Benchmarks/run.sh), so it never waits on or
 # disturbs the debug build the tests use.
 scratch=("--scratch-path" "$repo/.build")
