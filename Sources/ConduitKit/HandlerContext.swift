@@ -20,6 +20,12 @@ public struct HandlerContext: Sendable {
         self.pushes = pushes
         self.eventLoopGroup = eventLoopGroup
     }
+
+    /// The full route of `operation` under this handler's mount: `dgram.data` for `data` under
+    /// `dgram.*`. Name pushes with it, so they follow the mount as requests do.
+    public func route(_ operation: String) -> String {
+        route.hasSuffix(".*") ? String(route.dropLast()) + operation : "\(route).\(operation)"
+    }
 }
 
 /// How a push may be treated when the client's queue is full (SPEC §3 "Drops are whole",

@@ -14,6 +14,10 @@ public struct Request: Sendable {
     public var payload: ByteBuffer
     /// The route the client asked for (the `route` header).
     public let route: String
+    /// The route relative to where the handler is mounted: `bind` for `dgram.bind` under
+    /// `dgram.*`, empty under an exact route. Handlers match this, never `route`, so a module
+    /// works under whatever prefix the YAML gives it.
+    public let operation: String
     /// The sending client's id (for IPC, the `id` query parameter or `ipc`).
     public let client: ClientID
     public let transport: Transport
@@ -21,13 +25,15 @@ public struct Request: Sendable {
     /// without a thread hop.
     public let eventLoop: any EventLoop
 
+    /// `operation` defaults to the whole route (a handler mounted at the root).
     public init(
-        headers: Headers, payload: ByteBuffer, route: String, client: ClientID,
+        headers: Headers, payload: ByteBuffer, route: String, operation: String? = nil, client: ClientID,
         transport: Transport, eventLoop: any EventLoop
     ) {
         self.headers = headers
         self.payload = payload
         self.route = route
+        self.operation = operation ?? route
         self.client = client
         self.transport = transport
         self.eventLoop = eventLoop

@@ -4,12 +4,16 @@ public import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import NIOWebSocket
+import Synchronization
 
 /// A real WebSocket client for tests (NIO's client upgrader): sends Conduit messages or any
 /// raw frame, and reads what the host answers, waiting for events with timeouts.
 public final class TestWebSocketClient: Sendable {
     public let channel: any Channel
     private let inbox: Inbox<WebSocketFrame>
+    /// Messages read while looking for a particular one (a reply by token, a push by route),
+    /// in arrival order: the next reads take them first.
+    private let setAside = Mutex<[Message]>([])
 
     private init(channel: any Channel, inbox: Inbox<WebSocketFrame>) {
         self.channel = channel
@@ -64,10 +68,12 @@ public final class TestWebSocketClient: Sendable {
         }.get()
     }
 
-    /// Sends `message` and returns the next message (the reply, when nothing else is in flight).
+    /// Sends `message` and returns its reply: the first message carrying its `token` (or
+    /// `seq`), pushes before it kept for the next reads. Without a token, the next message.
     public func request(_ message: Message, timeout: TimeAmount = .seconds(10)) async throws -> Message {
         try await send(message)
-        return try await nextMessage(timeout: timeout)
+        guard let correlation = message.headers.correlation else { return try await nextMessage(timeout: timeout) }
+        return try await nextMessage(timeout: timeout) { $0.headers[correlation.name] == correlation.value }
     }
 
     /// Starts the close handshake.
@@ -95,6 +101,26 @@ public final class TestWebSocketClient: Sendable {
 
     /// The next binary message, decoded; skips pings/pongs; a close frame throws `closedByServer`.
     public func nextMessage(timeout: TimeAmount = .seconds(10)) async throws -> Message {
+        if let kept = setAside.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return kept }
+        return try await readMessage(timeout: timeout)
+    }
+
+    /// The next message of `route` (a push, typically); others that come first are kept.
+    public func nextMessage(route: String, timeout: TimeAmount = .seconds(10)) async throws -> Message {
+        try await nextMessage(timeout: timeout) { $0.headers.route == route }
+    }
+
+    private func nextMessage(timeout: TimeAmount, where matches: (Message) -> Bool) async throws -> Message {
+        let kept = setAside.withLock { messages in messages.firstIndex(where: matches).map { messages.remove(at: $0) } }
+        if let kept { return kept }
+        while true {
+            let message = try await readMessage(timeout: timeout)
+            if matches(message) { return message }
+            setAside.withLock { $0.append(message) }
+        }
+    }
+
+    private func readMessage(timeout: TimeAmount) async throws -> Message {
         while true {
             let frame = try await nextFrame(timeout: timeout)
             switch frame.opcode {

@@ -43,6 +43,20 @@ struct AIStreamTests {
         }
     }
 
+    @Test func operationsAreRelativeToTheMountAndOnlyThoseDeclaredExist() async throws {
+        let yaml = "routes:\n  - route: llm.v2.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 0, maxTokens: 8}\n"
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let client = try await host.connect()
+            let stream = try await client.generate(["route": "llm.v2.chat.generate", "token": "m", "prompt": "rivers"])
+            #expect(stream.tokens.count == 8)
+            #expect(stream.tokens.allSatisfy { $0.headers["route"] == "llm.v2.chat.generate" })
+            // A route that merely ends like an operation is not one (matching by suffix took it).
+            let nested = try await client.request(.init(headers: ["route": "llm.v2.x.chat.generate", "token": "n", "prompt": "p"]))
+            #expect(nested.headers["error"] == "NotFoundError")
+            #expect(String(buffer: nested.payload).contains("llm.v2.chat.generate, llm.v2.chat.abort"))
+        }
+    }
+
     @Test func thePromptMayBeThePayloadAndMaxTokensDefaultsToTheRoutes() async throws {
         try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
             let client = try await host.connect()

@@ -30,12 +30,26 @@ struct TLSBridgeTests {
 
     /// `tls.connect` to the echo service, trusting the certificate it announces.
     static func connectToEcho(_ tls: TLSSession) async throws -> EchoServiceInfo {
-        let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+        let echo = try await tls.request("\(tls.mount).echoService").data(EchoServiceInfo.self)
         let connected = try await tls.request(
-            "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8)
+            "\(tls.mount).connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8)
         ).data(ConnectSummary.self)
         #expect(connected.verified)
         return echo
+    }
+
+    @Test func theModuleWorksUnderAnotherPrefixAndItsPushesFollowIt() async throws {
+        let yaml = "routes:\n  - route: secure.*\n    handler: tls\n    options: {echoService: {enabled: true}}\n"
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-mounted"), mount: "secure")
+            let early = try await tls.request("secure.write", payload: [1])
+            #expect(early.failure?.message.contains("call secure.connect first") == true, "hints name the mount")
+            _ = try await Self.connectToEcho(tls)
+            _ = try await tls.request("secure.write", payload: Array("mounted".utf8))
+            try await tls.read { $0.received.count >= 7 }
+            #expect(tls.received == Array("mounted".utf8), "pushed as secure.data")
+            #expect(try await tls.request("tls.echoService").failure?.type == "NotFoundError")
+        }
     }
 
     @Test func aStreamToAnAwayClientPausesAndKeepsEveryByte() async throws {

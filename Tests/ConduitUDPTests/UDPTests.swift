@@ -39,6 +39,25 @@ struct UDPTests {
         """
     }
 
+    @Test func theModuleWorksUnderAnotherPrefixAndItsPushesFollowIt() async throws {
+        let yaml = "routes:\n  - route: dgram.*\n    handler: udp\n"
+        try await TestHost.run(yaml: yaml, catalog: .udpTests) { host in
+            let client = try await host.connect(client: "u-mounted")
+            let missing = try await client.request(Message(headers: ["route": "dgram.getState"]))
+            #expect(String(buffer: missing.payload).contains("call dgram.bind first"), "hints name the mount")
+            let port = try #require(try await client.udpState(["route": "dgram.bind"]).port)
+            _ = try await client.udpState(["route": "dgram.readStart"])
+            let peer = try await UDPPeer()
+            try await peer.send(Array("to the mount".utf8), to: port)
+            let push = try await client.nextMessage()
+            #expect(push.headers["route"] == "dgram.data")
+            #expect(String(buffer: push.payload) == "to the mount")
+            let old = try await client.request(Message(headers: ["route": "udp.getState"]))
+            #expect(old.headers["error"] == "NotFoundError")
+            try await peer.close()
+        }
+    }
+
     @Test func bindReportsTheBoundAddressAndEphemeralPort() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .udpTests) { host in
             let client = try await host.connect(client: "u1")

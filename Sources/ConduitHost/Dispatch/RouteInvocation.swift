@@ -22,7 +22,9 @@ enum RouteInvocation {
             return fail(.notFound("no handler for route '\(route)'"))
         }
         entry.stats.countRequest(bytes: requestBytes)
-        let request = Request(headers: headers, payload: payload, route: route, client: client, transport: transport, eventLoop: eventLoop)
+        let request = Request(
+            headers: headers, payload: payload, route: route, operation: RouteMount.operation(of: route, under: entry.entry.route),
+            client: client, transport: transport, eventLoop: eventLoop)
         let responder = Responder(
             destination: destination,
             address: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: entry.stats),

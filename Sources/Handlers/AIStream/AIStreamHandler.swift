@@ -33,9 +33,11 @@ public struct AIStreamHandler: ConduitHandler {
     private let backend: any TokenBackend
     private let streams = StreamRegistry()
     private let pushes: any PushSink
+    private let context: HandlerContext
 
     public init(options: AIOptions, context: HandlerContext) {
         self.options = options
+        self.context = context
         pushes = context.pushes
         switch (options.backend, options.upstream) {
         case (.openai, let upstream?):
@@ -57,10 +59,10 @@ public struct AIStreamHandler: ConduitHandler {
     }
 
     public func handle(_ request: Request, responder: Responder) throws {
-        switch request.route.split(separator: ".").suffix(2).joined(separator: ".") {
+        switch request.operation {
         case "chat.generate": try generate(request)
         case "chat.abort": try abort(request, responder: responder)
-        default: throw ConduitError.notFound("no AI operation '\(request.route)'; known: ai.chat.generate, ai.chat.abort")
+        default: throw ConduitError.notFound("no AI operation '\(request.route)'; known: \(context.route("chat.generate")), \(context.route("chat.abort"))")
         }
     }
 

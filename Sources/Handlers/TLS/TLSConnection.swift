@@ -54,7 +54,7 @@ final class TLSConnection: Sendable {
     /// Connects and completes the handshake, both within `timeout`.
     static func open(
         _ endpoint: Endpoint, for client: ClientID, trust: TLSTrust.Choice, timeout: TimeAmount,
-        congestionTimeout: TimeAmount, pushes: any PushSink, group: any EventLoopGroup
+        congestionTimeout: TimeAmount, pushes: any PushSink, routes: TLSPushRoutes, group: any EventLoopGroup
     ) async throws(ConduitError) -> TLSConnection {
         let eventLoop = group.next()
         let handshake = eventLoop.makePromise(of: Void.self)
@@ -67,7 +67,7 @@ final class TLSConnection: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let tls = try NIOSSLClientHandler(context: trust.context, serverHostname: endpoint.serverName)
                         let reader = TLSStreamReader(
-                            client: client, pushes: pushes, handshake: handshake, congestionTimeout: congestionTimeout)
+                            client: client, pushes: pushes, routes: routes, handshake: handshake, congestionTimeout: congestionTimeout)
                         try channel.pipeline.syncOperations.addHandlers(tls, reader)
                     }
                 }

@@ -66,12 +66,14 @@ public final class TLSHandler: ConduitHandler {
     }
 
     public func handle(_ request: Request, responder: Responder) throws {
-        switch request.route {
-        case "tls.connect": try connect(request, responder)
-        case "tls.write": try connection(of: request.client).write(request.payload, responder)
-        case "tls.close": try close(request.client, responder)
-        case "tls.echoService": responder.reply(json: try echoServiceInfo())
-        default: throw ConduitError.notFound("no TLS operation '\(request.route)'; try tls.connect, tls.write, tls.close, tls.echoService")
+        switch request.operation {
+        case "connect": try connect(request, responder)
+        case "write": try connection(of: request.client).write(request.payload, responder)
+        case "close": try close(request.client, responder)
+        case "echoService": responder.reply(json: try echoServiceInfo())
+        default:
+            let known = ["connect", "write", "close", "echoService"].map(context.route).joined(separator: ", ")
+            throw ConduitError.notFound("no TLS operation '\(request.route)'; try \(known)")
         }
     }
 
@@ -94,7 +96,7 @@ public final class TLSHandler: ConduitHandler {
             let choice = try trust.choice(insecureRequested: insecure, caPEM: request.payload)
             let connection = try await TLSConnection.open(
                 endpoint, for: client, trust: choice, timeout: timeout, congestionTimeout: congestionTimeout,
-                pushes: context.pushes, group: context.eventLoopGroup)
+                pushes: context.pushes, routes: TLSPushRoutes(context), group: context.eventLoopGroup)
             try register(connection, for: client)
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
             return try .json(connection.summary)
@@ -121,14 +123,14 @@ public final class TLSHandler: ConduitHandler {
     /// answered "no connection" at once, not only once the channel is fully torn down.
     private func connection(of client: ClientID) throws -> TLSConnection {
         guard let connection = connections.withLockedValue({ $0[client] }), connection.isOpen else {
-            throw ConduitError.notFound("client '\(client)' has no TLS connection; call tls.connect first")
+            throw ConduitError.notFound("client '\(client)' has no TLS connection; call \(context.route("connect")) first")
         }
         return connection
     }
 
     private func ensureNoConnection(for client: ClientID) throws(ConduitError) {
         guard connections.withLockedValue({ $0[client]?.isOpen }) != true else {
-            throw .badRequest("client '\(client)' already has a TLS connection; tls.close it first")
+            throw .badRequest("client '\(client)' already has a TLS connection; \(context.route("close")) it first")
         }
     }
 
@@ -142,7 +144,7 @@ public final class TLSHandler: ConduitHandler {
         }
         if raced {
             connection.close()
-            throw .badRequest("client '\(client)' already has a TLS connection; tls.close it first")
+            throw .badRequest("client '\(client)' already has a TLS connection; \(context.route("close")) it first")
         }
         // Also when the server closed before this line: the callback then runs at once.
         connection.closed.whenComplete { [connections] _ in

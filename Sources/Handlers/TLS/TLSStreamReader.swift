@@ -23,6 +23,7 @@ final class TLSStreamReader: ChannelDuplexHandler {
 
     private let client: ClientID
     private let pushes: any PushSink
+    private let routes: TLSPushRoutes
     private var handshake: EventLoopPromise<Void>?
     /// The handshake completed: from now on a close by the server is a `tls.end`.
     private var established = false
@@ -36,9 +37,10 @@ final class TLSStreamReader: ChannelDuplexHandler {
     /// Set while reading is paused for a congested client.
     private var congestion: Scheduled<Void>?
 
-    init(client: ClientID, pushes: any PushSink, handshake: EventLoopPromise<Void>, congestionTimeout: TimeAmount) {
+    init(client: ClientID, pushes: any PushSink, routes: TLSPushRoutes, handshake: EventLoopPromise<Void>, congestionTimeout: TimeAmount) {
         self.client = client
         self.pushes = pushes
+        self.routes = routes
         self.handshake = handshake
         self.congestionTimeout = congestionTimeout
     }
@@ -116,7 +118,7 @@ final class TLSStreamReader: ChannelDuplexHandler {
             handshake.fail(TLSFailure.ClosedDuringHandshake())
             self.handshake = nil
         } else if established, !closingHere {
-            var headers: Headers = ["route": "tls.end"]
+            var headers: Headers = ["route": routes.end]
             if let reason = endReason ?? failure.map(TLSFailure.describeEnd) { headers["reason"] = reason }
             pushes.push(Message(headers: headers, payload: ByteBuffer()), to: client, delivery: .reliable)
         }
@@ -137,9 +139,20 @@ final class TLSStreamReader: ChannelDuplexHandler {
     private func pushUnpushed(context: ChannelHandlerContext) {
         guard let payload = unpushed else { return }
         unpushed = nil
-        let outcome = pushes.push(Message(headers: ["route": "tls.data"], payload: payload), to: client, delivery: .reliable)
+        let outcome = pushes.push(Message(headers: ["route": routes.data], payload: payload), to: client, delivery: .reliable)
         if case .dropped(let cause) = outcome {
             end(context: context, reason: "the client's queue can't take more (\(cause.rawValue)); the stream ends here")
         }
+    }
+}
+
+/// The routes of the stream's pushes, under the handler's mount (`tls.data` under `tls.*`).
+struct TLSPushRoutes: Sendable {
+    let data: String
+    let end: String
+
+    init(_ context: HandlerContext) {
+        data = context.route("data")
+        end = context.route("end")
     }
 }

@@ -16,12 +16,14 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         /// a burst has one sender, and formatting its address and port per datagram cost more
         /// than the comparison.
         var lastSender: (address: SocketAddress, headers: Headers)?
+        /// The pushes' route, under the handler's mount (`udp.data` under `udp.*`).
+        let route: String
 
         /// The headers to push a datagram from `sender` with; nil when it is to be ignored.
         mutating func headers(for sender: SocketAddress) -> Headers? {
             guard reading, peer == nil || peer == sender else { return nil }
             if let lastSender, lastSender.address == sender { return lastSender.headers }
-            let headers: Headers = ["route": "udp.data", "address": sender.ipAddress ?? "", "port": String(sender.port ?? 0)]
+            let headers: Headers = ["route": route, "address": sender.ipAddress ?? "", "port": String(sender.port ?? 0)]
             lastSender = (sender, headers)
             return headers
         }
@@ -30,9 +32,10 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
     private let client: ClientID
     private let pushes: any PushSink
     private let counters: UDPSocket.Counters
-    private let filter = NIOLockedValueBox(Filter())
+    private let filter: NIOLockedValueBox<Filter>
 
-    init(client: ClientID, pushes: any PushSink, counters: UDPSocket.Counters) {
+    init(client: ClientID, pushes: any PushSink, counters: UDPSocket.Counters, route: String) {
+        self.filter = NIOLockedValueBox(Filter(route: route))
         self.client = client
         self.pushes = pushes
         self.counters = counters

@@ -77,15 +77,15 @@ public final class UDPHandler: ConduitHandler {
     }
 
     public func handle(_ request: Request, responder: Responder) throws {
-        switch request.route {
-        case "udp.bind": try bind(request, responder)
-        case "udp.connect": try socket(of: request).connect(to: try address(in: request, required: true)!, responder)
-        case "udp.disconnect": try socket(of: request).disconnect(responder)
-        case "udp.send": try send(request, responder)
-        case "udp.readStart": try socket(of: request).setReading(true, responder)
-        case "udp.readStop": try socket(of: request).setReading(false, responder)
-        case "udp.close": try close(request.client, responder)
-        case "udp.getState": responder.reply(json: try socket(of: request).state)
+        switch request.operation {
+        case "bind": try bind(request, responder)
+        case "connect": try socket(of: request).connect(to: try address(in: request, required: true)!, responder)
+        case "disconnect": try socket(of: request).disconnect(responder)
+        case "send": try send(request, responder)
+        case "readStart": try socket(of: request).setReading(true, responder)
+        case "readStop": try socket(of: request).setReading(false, responder)
+        case "close": try close(request.client, responder)
+        case "getState": responder.reply(json: try socket(of: request).state)
         default: throw ConduitError.notFound("no UDP operation '\(request.route)'")
         }
     }
@@ -104,14 +104,14 @@ public final class UDPHandler: ConduitHandler {
     private func bind(_ request: Request, _ responder: Responder) throws {
         let client = request.client
         guard sockets.withLockedValue({ $0[client] }) == nil else {
-            throw ConduitError.badRequest("client '\(client)' already has a UDP socket; udp.close it first")
+            throw ConduitError.badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
         }
         let host = request.headers["address"] ?? options.defaultBindAddress
         guard let port = Int(request.headers["port"] ?? "0"), (0...65_535).contains(port) else {
             throw ConduitError.badRequest("'port' must be 0…65535 (0 picks a free port)")
         }
         let counters = UDPSocket.Counters()
-        let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters)
+        let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters, route: context.route("data"))
         // On the requesting connection's event loop: its pushes are then written at once,
         // with no hop to another thread (after a reconnect on another loop, the host's push
         // buffer carries them over).
@@ -160,7 +160,7 @@ public final class UDPHandler: ConduitHandler {
 
     private func socket(of request: Request) throws -> UDPSocket {
         guard let socket = sockets.withLockedValue({ $0[request.client] }) else {
-            throw ConduitError.notFound("client '\(request.client)' has no UDP socket; call udp.bind first")
+            throw ConduitError.notFound("client '\(request.client)' has no UDP socket; call \(context.route("bind")) first")
         }
         return socket
     }

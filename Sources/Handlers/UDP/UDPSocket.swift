@@ -84,7 +84,7 @@ final class UDPSocket: Sendable {
             throw ConduitError.payloadTooLarge("a datagram carries at most \(maxDatagramBytes) bytes, not \(payload.readableBytes)")
         }
         guard let destination = address ?? peer.withLockedValue({ $0 }) else {
-            throw ConduitError.badRequest("udp.send needs 'address' and 'port' unless the socket is connected")
+            throw ConduitError.badRequest("sending needs 'address' and 'port' unless the socket is connected")
         }
         let bytes = payload.readableBytes
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters] result in

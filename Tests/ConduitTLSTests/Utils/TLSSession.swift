@@ -13,9 +13,12 @@ final class TLSSession {
     private(set) var end: Message?
     private var replies: [String: Message] = [:]
     private var lastToken = 0
+    /// Where the handler is mounted (`tls` for `tls.*`): its pushes are `<mount>.data` and `.end`.
+    let mount: String
 
-    init(_ client: TestWebSocketClient) {
+    init(_ client: TestWebSocketClient, mount: String = "tls") {
         self.client = client
+        self.mount = mount
     }
 
     /// Sends a request (split into parts when over one message) and returns its token.
@@ -46,8 +49,8 @@ final class TLSSession {
         while !condition(self) {
             let message = try await client.nextJoinedMessage()
             switch message.headers["route"] {
-            case "tls.data": received += Array(message.payload.readableBytesView)
-            case "tls.end": end = message
+            case "\(mount).data": received += Array(message.payload.readableBytesView)
+            case "\(mount).end": end = message
             default: replies[message.headers["token"] ?? ""] = message
             }
         }
