@@ -32,19 +32,23 @@ expect_refusal "is not a valid route" Greet --route 'greet..x'
 expect_refusal "IPC-only" Greet --route 'internal.greet'
 expect_refusal "exists already" Echo
 
-new_handler Greet --route 'greet.*'
+new_handler Greet --route 'greet.*' --add-route
 grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not registered"
 grep -qF 'import ConduitGreet' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not imported"
 grep -qF -- '- route: greet.*' config/conduit.yaml || fail "no route entry"
 grep -qF 'name: "ConduitGreetTests"' Package.swift || fail "no test target"
 
 expect_refusal "exists already" Greet --route 'greet.*'
+config_before=$(sha256sum config/conduit.yaml)
+new_handler Tally --route 'tally'
+[ "$(sha256sum config/conduit.yaml)" = "$config_before" ] || fail "without --add-route the default config must not change"
+grep -qF 'HandlerKind(TallyHandler.self, name: "tally")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "Tally not registered"
 expect_refusal "exists already" Greet --route 'other.*'
 
 echo "== building and running the generated test ($((SECONDS - started)) s so far)"
 swift build --target ConduitGreetTests
 swift test --filter ConduitGreetTests 2>&1 | tee /tmp/conduit-scaffold-test.log
-grep -qE "Test run with 2 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not both pass"
+grep -qE "Test run with 3 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not all pass"
 
 echo "== lint-config on the scaffolded package, then on a broken table"
 swift package lint-config

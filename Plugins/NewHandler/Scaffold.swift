@@ -4,6 +4,8 @@ import Foundation
 struct Scaffold {
     let module: HandlerModule
     let package: URL
+    /// Whether the route goes into the embedded default config too.
+    let addRoute: Bool
 
     static let modulesMarker = "// new-handler: handler modules above this line"
     static let targetsMarker = "// new-handler: targets above this line"
@@ -16,7 +18,7 @@ struct Scaffold {
         try edits.create("\(module.testDirectory)/\(module.handlerType)Tests.swift", Templates.test(module))
         try edits.change("Package.swift") { try addTargets(to: $0) }
         try edits.change(Self.catalogFile) { try register(in: $0) }
-        try edits.change(Self.configFile) { try addRoute(to: $0) }
+        if addRoute { try edits.change(Self.configFile) { try appendRoute(to: $0) } }
         return edits
     }
 
@@ -47,7 +49,7 @@ struct Scaffold {
     }
 
     /// Appends the entry at the end of the `routes:` block (the block may be anywhere in the file).
-    private func addRoute(to yaml: String) throws -> String {
+    private func appendRoute(to yaml: String) throws -> String {
         var lines = yaml.components(separatedBy: "\n")
         guard let start = lines.firstIndex(where: { $0.hasPrefix("routes:") }) else {
             throw ScaffoldError("\(Self.configFile) has no 'routes:' section")
