@@ -17,10 +17,12 @@ public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
         public static let `internal` = Kind("InternalError")
         public static let unavailable = Kind("UnavailableError")
         public static let timeout = Kind("TimeoutError")
+        /// The client cancelled the request (`cancel: <token>`, SPEC §8).
+        public static let cancelled = Kind("CancelledError")
 
         /// The types the host itself answers with: the label set of its error metrics (others
         /// count as `other`, so a handler's own types can't multiply series).
-        public static let builtIn: [Kind] = [.notFound, .badRequest, .payloadTooLarge, .forbidden, .internal, .unavailable, .timeout]
+        public static let builtIn: [Kind] = [.notFound, .badRequest, .payloadTooLarge, .forbidden, .internal, .unavailable, .timeout, .cancelled]
     }
 
     public let kind: Kind
@@ -38,6 +40,7 @@ public struct ConduitError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func `internal`(_ message: String) -> Self { Self(.internal, message) }
     public static func unavailable(_ message: String) -> Self { Self(.unavailable, message) }
     public static func timeout(_ message: String) -> Self { Self(.timeout, message) }
+    public static func cancelled(_ message: String) -> Self { Self(.cancelled, message) }
 
     public var description: String { "\(kind.name): \(message)" }
 

@@ -24,6 +24,8 @@ public struct Request: Sendable {
     /// The event loop of the connection the request came from; replies made on it are written
     /// without a thread hop.
     public let eventLoop: any EventLoop
+    /// The connection's cancellable requests (nil where a request can't be cancelled: IPC).
+    package var cancellations: CancellationRegistry?
 
     /// `operation` defaults to the whole route (a handler mounted at the root).
     public init(
@@ -45,6 +47,17 @@ public struct Request: Sendable {
             throw .badRequest("route '\(route)' needs the header '\(name)'")
         }
         return value
+    }
+
+    /// Registers `handler` to run (once, on the canceller's thread) if the client cancels this
+    /// request (SPEC §8: `cancel: <token>`) before the work ends; the client is then answered
+    /// `CancelledError` and later replies are not sent. `remove()` the registration when the
+    /// work is over. A request without a `token` can't be cancelled: `handler` never runs.
+    @discardableResult
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) -> CancelRegistration {
+        let registration = CancelRegistration(registry: cancellations, route: route, correlation: headers.correlation)
+        registration.onCancel(handler)
+        return registration
     }
 
     /// The payload as a UTF-8 string (invalid bytes are replaced).

@@ -8,7 +8,8 @@ public final class RequestTasks: Sendable {
     public init() {}
 
     /// Runs `body` as a tracked task; at once cancelled if the route has stopped.
-    func run(_ body: @escaping @Sendable () async -> Void) {
+    @discardableResult
+    func run(_ body: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
         running.withLock { running in
             let id = running.next
             running.next += 1
@@ -17,6 +18,7 @@ public final class RequestTasks: Sendable {
                 self.forget(id)
             }
             if running.stopped { task.cancel() } else { running.tasks[id] = task }
+            return task
         }
     }
 

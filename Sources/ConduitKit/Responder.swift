@@ -10,6 +10,8 @@ public struct Responder: Sendable {
     private let tasks: RequestTasks?
     private let inFlight: InFlightLimit?
     private let defaultTimeout: Duration?
+    /// The connection's cancellable requests: a cancelled request's replies are not sent.
+    private let cancellations: CancellationRegistry?
 
     /// Made by the host (or by a test) with the function that delivers a reply. `tasks`
     /// tracks `respond`'s tasks so stopping the route cancels them; `inFlight` bounds the
@@ -25,13 +27,15 @@ public struct Responder: Sendable {
 
     /// The host's responder: replies go to `destination`, addressed to the request.
     package init(
-        destination: any ReplyDestination, address: ReplyAddress, tasks: RequestTasks?, inFlight: InFlightLimit?, defaultTimeout: Duration?
+        destination: any ReplyDestination, address: ReplyAddress, tasks: RequestTasks?, inFlight: InFlightLimit?, defaultTimeout: Duration?,
+        cancellations: CancellationRegistry? = nil
     ) {
         self.destination = destination
         self.address = address
         self.tasks = tasks
         self.inFlight = inFlight
         self.defaultTimeout = defaultTimeout
+        self.cancellations = cancellations
     }
 
     public func reply(_ reply: Reply) { send(.success(reply)) }
@@ -49,12 +53,17 @@ public struct Responder: Sendable {
 
     public func fail(_ error: ConduitError) { send(.failure(error)) }
 
-    private func send(_ result: Result<Reply, ConduitError>) { destination.deliver(result, to: address) }
+    private func send(_ result: Result<Reply, ConduitError>) {
+        // The client was answered `CancelledError` already (SPEC §8: once).
+        if let cancellations, let token = address.correlation?.value, cancellations.isCancelled(token) { return }
+        destination.deliver(result, to: address)
+    }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
     /// error. At `timeout` (else the host's request timeout) the reply is `TimeoutError`, on
-    /// time, and the body is cancelled; stopping the route's handler cancels it too. A
-    /// connection with too many such requests running is answered `UnavailableError`.
+    /// time, and the body is cancelled; stopping the route's handler, or the client cancelling
+    /// the request (`cancel: <token>`), cancels it too. A connection with too many such
+    /// requests running is answered `UnavailableError`.
     public func respond(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
@@ -64,8 +73,12 @@ public struct Responder: Sendable {
         }
         let responder = self
         let deadline = timeout ?? defaultTimeout
+        let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation)
         let work: @Sendable () async -> Void = { [inFlight] in
-            defer { inFlight?.release() }
+            defer {
+                inFlight?.release()
+                registration.remove()
+            }
             do {
                 let reply = try await withDeadline(deadline, body)
                 if let reply { responder.reply(reply) }
@@ -73,6 +86,7 @@ public struct Responder: Sendable {
                 responder.fail(ConduitError(converting: error))
             }
         }
-        if let tasks { tasks.run(work) } else { Task { await work() } }
+        let task = tasks?.run(work) ?? Task { await work() }
+        registration.onCancel { task.cancel() }
     }
 }

@@ -9,6 +9,8 @@ public enum HeaderName {
     public static let from = "from"
     public static let digest = "digest"
     public static let error = "error"
+    /// On a message without `route`: cancels the sender's request with this token (SPEC §8).
+    public static let cancel = "cancel"
 }
 
 extension Headers {

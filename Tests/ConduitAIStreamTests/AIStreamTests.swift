@@ -94,6 +94,28 @@ struct AIStreamTests {
         }
     }
 
+    @Test func cancellingTheGenerateRequestStopsTheStream() async throws {
+        try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "slow.chat.generate", "token": "gen", "prompt": "a long answer"])
+            for _ in 0..<3 { _ = try await client.nextMessage() }
+            try await client.send(["cancel": "gen"])
+            var cancelled: Message?
+            var last: Message?
+            var tokens = 3
+            while cancelled == nil || last == nil {
+                let message = try await client.nextMessage()
+                if message.headers["error"] != nil { cancelled = message }
+                else if message.headers["complete"] == "true" { last = message }
+                else { tokens += 1 }
+            }
+            #expect(cancelled?.headers["error"] == "CancelledError")
+            #expect(cancelled?.headers["token"] == "gen")
+            #expect(last?.headers["aborted"] == "true")
+            #expect(tokens < 10000)
+        }
+    }
+
     @Test func onlyTheSameClientIdCanAbortItsStream() async throws {
         try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
             let owner = try await host.connect(client: "owner")

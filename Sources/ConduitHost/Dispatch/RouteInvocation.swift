@@ -8,7 +8,8 @@ enum RouteInvocation {
     static func invoke(
         route: String, headers: Headers, payload: ByteBuffer, requestBytes: Int,
         client: ClientID, transport: Request.Transport, eventLoop: any EventLoop,
-        registry: RouteRegistry, limits: RequestLimits, destination: any ReplyDestination
+        registry: RouteRegistry, limits: RequestLimits, destination: any ReplyDestination,
+        cancellations: CancellationRegistry? = nil
     ) {
         let correlation = headers.correlation
         func fail(_ error: ConduitError) {
@@ -22,13 +23,14 @@ enum RouteInvocation {
             return fail(.notFound("no handler for route '\(route)'"))
         }
         entry.stats.countRequest(bytes: requestBytes)
-        let request = Request(
+        var request = Request(
             headers: headers, payload: payload, route: route, operation: RouteMount.operation(of: route, under: entry.entry.route),
             client: client, transport: transport, eventLoop: eventLoop)
+        request.cancellations = cancellations
         let responder = Responder(
             destination: destination,
             address: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: entry.stats),
-            tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout)
+            tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout, cancellations: cancellations)
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {

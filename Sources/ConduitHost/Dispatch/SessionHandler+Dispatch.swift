@@ -20,6 +20,9 @@ extension SessionHandler {
             return replyDigest(of: message.payload, correlation: headers.correlation)
         }
         let route = headers.route
+        if route == nil, let token = headers[HeaderName.cancel] {
+            return cancelRequest(token)
+        }
         if headers.hasMore || (route == nil && headers[HeaderName.to] == nil) {
             return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
         }
@@ -38,7 +41,14 @@ extension SessionHandler {
         RouteInvocation.invoke(
             route: route, headers: headers, payload: payload, requestBytes: frameData.readableBytes,
             client: client, transport: .webSocket, eventLoop: session.channel.eventLoop,
-            registry: services.registry, limits: requestLimits, destination: session)
+            registry: services.registry, limits: requestLimits, destination: session, cancellations: cancellations)
+    }
+
+    /// `cancel: <token>` (SPEC §8): stops the request's work and answers it `CancelledError`,
+    /// once; an unknown or finished token is ignored. Never queued, never dispatched.
+    private func cancelRequest(_ token: String) {
+        guard let cancelled = cancellations.cancel(token) else { return }
+        replyError(.cancelled("the request was cancelled by the client"), route: cancelled.route, correlation: (cancelled.correlation, token))
     }
 
     /// Queues a chunk, counting the whole message it came in (headers too) against the

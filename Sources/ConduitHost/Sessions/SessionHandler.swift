@@ -37,6 +37,8 @@ final class SessionHandler: ChannelInboundHandler {
     private var pendingFrameBytes = 0
     /// Bytes of the chunk queue taken from the host's budget.
     var chunkBytesReserved = 0
+    /// This connection's requests a `cancel: <token>` can stop.
+    let cancellations = CancellationRegistry()
     /// This connection's bound on requests answered from a task, and their deadline.
     let requestLimits: RequestLimits
     private var isReading = false

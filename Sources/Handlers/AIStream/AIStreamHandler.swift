@@ -78,7 +78,11 @@ public struct AIStreamHandler: ConduitHandler {
         let backend = backend
         let output = TokenPushes(
             pushes: pushes, client: request.client, route: request.route, correlation: correlation)
-        let started = streams.start(.init(client: request.client, token: correlation.value)) {
+        let key = StreamRegistry.Key(client: request.client, token: correlation.value)
+        // `cancel: <token>` stops the stream as `chat.abort` does.
+        let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }
+        let started = streams.start(key) {
+            defer { cancellation.remove() }
             var output = output
             do {
                 try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
@@ -94,6 +98,7 @@ public struct AIStreamHandler: ConduitHandler {
             }
         }
         guard started else {
+            cancellation.remove()
             throw .badRequest("a stream with token '\(correlation.value)' is already running for this client")
         }
     }

@@ -11,5 +11,6 @@ extension HandlerCatalog {
         HandlerKind(SettingsHandler.self, name: "configured"),
         HandlerKind(OutcomeHandler.self, name: "outcome"),
         HandlerKind(SlowHandler.self, name: "slow"),
+        HandlerKind(WatchingHandler.self, name: "watcher"),
     ])
 }

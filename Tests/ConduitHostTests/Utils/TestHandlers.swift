@@ -133,3 +133,21 @@ struct SlowHandler: ConduitHandler {
         }
     }
 }
+
+/// `watcher`: a synchronous handler that registers a cancellation callback (recording the
+/// token) and replies `late` 300 ms later from another thread, as a handler driving its own
+/// I/O would.
+struct WatchingHandler: ConduitHandler {
+    static let cancelled = Mutex<Set<String>>([])
+
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) throws {
+        let token = request.headers["token"] ?? ""
+        let registration = request.onCancel { Self.cancelled.withLock { _ = $0.insert(token) } }
+        request.eventLoop.scheduleTask(in: .milliseconds(300)) {
+            responder.reply(headers: ["late": "true"])
+            registration.remove()
+        }
+    }
+}

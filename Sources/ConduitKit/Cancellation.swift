@@ -1,0 +1,118 @@
+import Synchronization
+
+/// The requests of one connection that a client can cancel (SPEC §8: a message without
+/// `route` carrying `cancel: <token>`), by token. Only requests that can be stopped are here:
+/// one answered from a task (`Responder.respond`), or one whose handler registered
+/// `Request.onCancel`. A request answered at once never enters it, so it costs nothing.
+public final class CancellationRegistry: Sendable {
+    private struct Entry {
+        let route: String
+        let correlation: String
+        var handlers: [@Sendable () -> Void] = []
+        var cancelled = false
+        /// Registrations not yet removed: the entry goes when the last one is.
+        var holders = 0
+    }
+
+    /// What a cancel found: the request to answer `CancelledError`.
+    package struct Cancelled: Sendable {
+        package let route: String
+        /// The correlation header's name (`token` or `seq`).
+        package let correlation: String
+    }
+
+    /// A bound on what one connection may have registered; past it a request is simply not
+    /// cancellable (its work runs to the end), so a handler that never finishes its requests
+    /// can't grow this without limit.
+    package static let maxEntries = 4096
+    private let entries = Mutex<[String: Entry]>([:])
+    /// Whether anything is registered: replies check for cancellation only then.
+    private let tracked = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Cancels `token`: runs what was registered for it and returns the request to answer
+    /// `CancelledError`; nil (ignored) for a token unknown, finished or already cancelled.
+    package func cancel(_ token: String) -> Cancelled? {
+        let found = entries.withLock { entries -> (Cancelled, [@Sendable () -> Void])? in
+            guard var entry = entries[token], !entry.cancelled else { return nil }
+            entry.cancelled = true
+            let handlers = entry.handlers
+            entry.handlers = []
+            entries[token] = entry
+            return (Cancelled(route: entry.route, correlation: entry.correlation), handlers)
+        }
+        guard let (cancelled, handlers) = found else { return nil }
+        for handler in handlers { handler() }
+        return cancelled
+    }
+
+    /// Whether the request `token` was cancelled: its replies are no longer sent.
+    func isCancelled(_ token: String) -> Bool {
+        guard tracked.load(ordering: .relaxed) > 0 else { return false }
+        return entries.withLock { $0[token]?.cancelled ?? false }
+    }
+
+    fileprivate func hold(_ token: String, route: String, correlation: String) -> Bool {
+        let held = entries.withLock { entries -> Bool in
+            if entries[token] == nil {
+                guard entries.count < Self.maxEntries else { return false }
+                entries[token] = Entry(route: route, correlation: correlation)
+            }
+            entries[token]!.holders += 1
+            return true
+        }
+        if held { tracked.add(1, ordering: .relaxed) }
+        return held
+    }
+
+    fileprivate func add(_ token: String, _ handler: @escaping @Sendable () -> Void) {
+        let runNow = entries.withLock { entries -> Bool in
+            guard entries[token] != nil else { return false }
+            if entries[token]!.cancelled { return true }
+            entries[token]!.handlers.append(handler)
+            return false
+        }
+        if runNow { handler() }
+    }
+
+    fileprivate func release(_ token: String) {
+        entries.withLock { entries in
+            guard var entry = entries[token] else { return }
+            entry.holders -= 1
+            entries[token] = entry.holders > 0 ? entry : nil
+        }
+        tracked.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// A request's hold on its connection's `CancellationRegistry`: while held, a cancel of its
+/// token runs the handlers added to it. `remove()` it when the work ends; a request that can't
+/// be cancelled (no token, or the registry is full) gets an inert one.
+public final class CancelRegistration: Sendable {
+    private let registry: CancellationRegistry?
+    private let token: String
+    private let removed = Atomic<Bool>(false)
+
+    /// `correlation`: the request's `token` (or `seq`) header; without one it can't be cancelled.
+    init(registry: CancellationRegistry?, route: String, correlation: (name: String, value: String)?) {
+        let held = correlation.map { registry?.hold($0.value, route: route, correlation: $0.name) ?? false } ?? false
+        self.registry = held ? registry : nil
+        self.token = correlation?.value ?? ""
+    }
+
+    /// Runs `handler` (on the canceller's thread, at most once) when the request is cancelled;
+    /// at once if it already was.
+    public func onCancel(_ handler: @escaping @Sendable () -> Void) {
+        guard !removed.load(ordering: .relaxed) else { return }
+        registry?.add(token, handler)
+    }
+
+    public var isCancelled: Bool { registry?.isCancelled(token) ?? false }
+
+    /// The work is over: a later cancel of the token is ignored.
+    public func remove() {
+        guard let registry, !removed.exchange(true, ordering: .relaxed) else { return }
+        registry.release(token)
+    }
+}

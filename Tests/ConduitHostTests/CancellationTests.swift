@@ -1,0 +1,78 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Synchronization
+import Testing
+
+/// SPEC §8 cancellation over a real socket: `cancel: <token>` on a message without `route`.
+@Suite("Cancellation", .timeLimit(.minutes(1)))
+struct CancellationTests {
+    static let yaml = """
+        routes:
+          - route: echo
+            handler: echo
+          - route: slow
+            handler: slow
+          - route: watch
+            handler: watcher
+        """
+
+    @Test func aTaskIsCancelledAndTheRequestAnsweredOnceWithCancelledError() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "slow", "token": "cancel-task"])
+            try await client.send(["cancel": "cancel-task"])
+            let reply = try await client.nextMessage()
+            #expect(reply.headers == ["route": "slow", "token": "cancel-task", "error": "CancelledError"])
+            try await waitUntil { SlowHandler.cancelled.withLock { $0.contains("cancel-task") } }
+            // Once: the body's own cancellation error is not sent as a second reply.
+            try await Self.expectNextIsEcho(client)
+        }
+    }
+
+    @Test func aSynchronousHandlersCallbackFiresAndItsLaterReplyIsNotSent() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "watch", "token": "cancel-sync"])
+            try await client.send(["cancel": "cancel-sync"])
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["error"] == "CancelledError")
+            #expect(reply.headers["token"] == "cancel-sync")
+            #expect(WatchingHandler.cancelled.withLock { $0.contains("cancel-sync") })
+            try await Task.sleep(for: .milliseconds(500))  // past the handler's late reply
+            try await Self.expectNextIsEcho(client)
+            // Cancelling again, or after the end, is ignored.
+            try await client.send(["cancel": "cancel-sync"])
+            try await Self.expectNextIsEcho(client)
+        }
+    }
+
+    @Test func anUnknownTokenIsIgnoredAndTheCancelIsNeverQueuedAsAChunk() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["cancel": "never-sent"], payload: Array("zz".utf8))
+            let reply = try await client.request(Message(headers: ["route": "echo", "token": "e"], payload: Array("abc".utf8)))
+            #expect(String(buffer: reply.payload) == "abc", "not prefixed with the cancel's payload")
+        }
+    }
+
+    @Test func anotherClientCannotCancelARequest() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let owner = try await host.connect(client: "owner")
+            let other = try await host.connect(client: "other")
+            try await owner.send(["route": "watch", "token": "mine"])
+            try await other.send(["cancel": "mine"])
+            let reply = try await owner.nextMessage()
+            #expect(reply.headers["late"] == "true", "answered by the handler, not cancelled")
+            #expect(!WatchingHandler.cancelled.withLock { $0.contains("mine") })
+        }
+    }
+
+    /// The next message is the reply to an echo sent now: nothing else was queued before it.
+    static func expectNextIsEcho(_ client: TestWebSocketClient) async throws {
+        try await client.send(["route": "echo", "token": "fence"])
+        let next = try await client.nextMessage()
+        #expect(next.headers["token"] == "fence", "unexpected: \(next.headers)")
+    }
+}
