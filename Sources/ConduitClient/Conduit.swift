@@ -109,7 +109,9 @@ public final class Conduit: Sendable {
     /// Sends `route` with a fresh `token` and returns the reply to it. While the socket is down
     /// the route is invoked over IPC instead (and a reconnect starts). An error reply is thrown
     /// as `ConduitReplyError` (type and message as the host sent them); no reply within
-    /// `timeout`: `ConduitClientError.timedOut`.
+    /// `timeout`: `ConduitClientError.timedOut`. Cancelling the calling task throws
+    /// `CancellationError` and cancels the request on the host (`cancel: <token>`), which stops
+    /// the handler's work for it.
     public func request(
         route: String, headers: Headers = [:], payload: ByteBuffer = ByteBuffer(), timeout: Duration = .seconds(30)
     ) async throws -> Message {
@@ -124,7 +126,12 @@ public final class Conduit: Sendable {
         } catch {
             pending.fail(token, error)
         }
-        let reply = try await pending.wait(for: token)
+        // A cancelled caller cancels the request on the host too (SPEC §8).
+        let reply = try await withTaskCancellationHandler {
+            try await pending.wait(for: token)
+        } onCancel: {
+            _ = try? send([HeaderName.cancel: token])
+        }
         if let error = ConduitReplyError(reply: reply) { throw error }
         return reply
     }

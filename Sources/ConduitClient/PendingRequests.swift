@@ -16,7 +16,13 @@ final class PendingRequests: Sendable {
     private struct State {
         var slots: [String: Slot] = [:]
         var nextToken = 0
+        /// Tokens whose caller cancelled: the host's answer to each (`CancelledError`, or a
+        /// reply that crossed the cancel) is swallowed, not handed to the app. The newest
+        /// `maxCancelled` are kept; an older answer is delivered as any unmatched message.
+        var cancelled: [String] = []
     }
+
+    private static let maxCancelled = 256
 
     private let state = NIOLockedValueBox(State())
     private let prefix: String
@@ -60,14 +66,21 @@ final class PendingRequests: Sendable {
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            settle(token, .failure(CancellationError()))
+            guard settle(token, .failure(CancellationError())) else { return }
+            state.withLockedValue { state in
+                if state.cancelled.count == Self.maxCancelled { state.cancelled.removeFirst() }
+                state.cancelled.append(token)
+            }
         }
     }
 
     /// Hands `message` to the request waiting for its token; false when there is none.
     func resolve(_ message: Message) -> Bool {
         guard let token = message.headers.correlation?.value else { return false }
-        return settle(token, .success(message))
+        let answersACancel = state.withLockedValue { state in
+            state.cancelled.firstIndex(of: token).map { state.cancelled.remove(at: $0) } != nil
+        }
+        return answersACancel || settle(token, .success(message))
     }
 
     func fail(_ token: String, _ error: any Error) {

@@ -3,6 +3,7 @@ import ConduitHost
 import ConduitTesting
 import ConduitWire
 import NIOCore
+import Synchronization
 import Testing
 
 /// Connecting, sending, receiving and `request` against a real host with the echo handler.
@@ -84,6 +85,23 @@ struct ConnectTests {
             let waiting = Task { try await conduit.request(route: "silent", timeout: .seconds(30)) }
             waiting.cancel()
             await #expect(throws: CancellationError.self) { try await waiting.value }
+            conduit.close()
+        }
+    }
+
+    @Test func cancellingTheCallersTaskCancelsTheRequestOnTheHost() async throws {
+        try await TestHost.run(yaml: TestHost.clientYAML, catalog: .clientTests) { host in
+            let conduit = host.client(id: "canceller")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let waiting = Task { try await conduit.request(route: "silent", timeout: .seconds(30)) }
+            try await waitUntil { SilentHandler.received.withLock { $0.contains("canceller") } }
+            waiting.cancel()
+            await #expect(throws: CancellationError.self) { try await waiting.value }
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("canceller") } }
+            // The host's CancelledError answer is the client's own business: not a message for the app.
+            _ = try await conduit.request(route: "echo")
+            #expect(!recorder.messages.contains { $0.headers["error"] != nil })
             conduit.close()
         }
     }
