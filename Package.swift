@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "conduit", targets: ["conduit"]),
+        .library(name: "ConduitCLI", targets: ["ConduitCLI"]),
         .executable(name: "conduit-fuzz", targets: ["conduit-fuzz"]),
         .library(name: "ConduitWire", targets: ["ConduitWire"]),
         .library(name: "ConduitKit", targets: ["ConduitKit"]),
@@ -164,8 +165,10 @@ let package = Package(
         ),
         // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).
         .target(name: "CMallocTuning"),
-        .executableTarget(
-            name: "conduit",
+        // The command line as a library: `ConduitCLI.main(catalog:)`, so a package of one's own
+        // builds a `conduit` that knows its handler kinds.
+        .target(
+            name: "ConduitCLI",
             dependencies: [
                 "CMallocTuning",
                 "ConduitHost",
@@ -192,6 +195,9 @@ let package = Package(
             swiftSettings: settings,
             plugins: ["EmbedFiles"]
         ),
+        .executableTarget(name: "conduit", dependencies: ["ConduitCLI"], swiftSettings: settings),
+        // The JavaScript client's tests run against this: conduit plus the test handler kinds.
+        .executableTarget(name: "conduit-test-host", dependencies: ["ConduitCLI", "ConduitHost", "ConduitTesting"], swiftSettings: settings),
         // libFuzzer target for the decoder and chunk reassembler (scripts/fuzz.sh); a plain build
         // replays a corpus through the same properties.
         .executableTarget(

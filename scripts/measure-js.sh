@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
-swift build --product conduit
-CONDUIT_BIN="$(swift build --show-bin-path)/conduit" node --experimental-websocket Tests/js/measure.mjs
+swift build --product conduit-test-host
+CONDUIT_BIN="$(swift build --show-bin-path)/conduit-test-host" node --experimental-websocket Tests/js/measure.mjs

@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
-swift build --product conduit
-CONDUIT_BIN="$(swift build --show-bin-path)/conduit" node --experimental-websocket scripts/js/status-screenshot.mjs docs/status-page.png
+swift build --product conduit-test-host
+CONDUIT_BIN="$(swift build --show-bin-path)/conduit-test-host" node --experimental-websocket scripts/js/status-screenshot.mjs docs/status-page.png

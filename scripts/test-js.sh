@@ -8,8 +8,8 @@ command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || { echo "test-js: Node 20 or later is needed (globalThis.WebSocket)" >&2; exit 1; }
 
-swift build --product conduit
-export CONDUIT_BIN="$(swift build --show-bin-path)/conduit"
+swift build --product conduit-test-host
+export CONDUIT_BIN="$(swift build --show-bin-path)/conduit-test-host"
 
 node --experimental-websocket --test Tests/js/
 node --experimental-websocket Tests/js/chromium-run.mjs

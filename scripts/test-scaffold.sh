@@ -33,8 +33,8 @@ expect_refusal "IPC-only" Greet --route 'internal.greet'
 expect_refusal "exists already" Echo
 
 new_handler Greet --route 'greet.*' --add-route
-grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not registered"
-grep -qF 'import ConduitGreet' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "not imported"
+grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not registered"
+grep -qF 'import ConduitGreet' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not imported"
 grep -qF -- '- route: greet.*' config/conduit.yaml || fail "no route entry"
 grep -qF 'name: "ConduitGreetTests"' Package.swift || fail "no test target"
 
@@ -42,7 +42,7 @@ expect_refusal "exists already" Greet --route 'greet.*'
 config_before=$(sha256sum config/conduit.yaml)
 new_handler Tally --route 'tally'
 [ "$(sha256sum config/conduit.yaml)" = "$config_before" ] || fail "without --add-route the default config must not change"
-grep -qF 'HandlerKind(TallyHandler.self, name: "tally")' Sources/conduit/HandlerCatalog+BuiltIn.swift || fail "Tally not registered"
+grep -qF 'HandlerKind(TallyHandler.self, name: "tally")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "Tally not registered"
 expect_refusal "exists already" Greet --route 'other.*'
 
 echo "== building and running the generated test ($((SECONDS - started)) s so far)"

@@ -9,7 +9,7 @@ struct EmbedFiles: BuildToolPlugin {
     /// Per target: the generated enum and its properties' names → files relative to the package.
     static let embedded: [String: (enumName: String, files: [(name: String, path: String)])] = [
         "ConduitHost": ("EmbeddedConfiguration", [("yaml", "config/conduit.yaml")]),
-        "conduit": ("EmbeddedWeb", [("client", "Sources/conduit/Web/conduit.js"), ("statusPage", "Sources/conduit/Web/status.html")]),
+        "ConduitCLI": ("EmbeddedWeb", [("client", "Sources/ConduitCLI/Web/conduit.js"), ("statusPage", "Sources/ConduitCLI/Web/status.html")]),
     ]
 
     func createBuildCommands(context: PluginContext, target: any Target) async throws -> [Command] {

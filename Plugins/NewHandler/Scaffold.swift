@@ -9,7 +9,7 @@ struct Scaffold {
 
     static let modulesMarker = "// new-handler: handler modules above this line"
     static let targetsMarker = "// new-handler: targets above this line"
-    static let catalogFile = "Sources/conduit/HandlerCatalog+BuiltIn.swift"
+    static let catalogFile = "Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift"
     static let configFile = "config/conduit.yaml"
 
     func plan() throws -> Edits {

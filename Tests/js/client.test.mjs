@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { startHost, vectorsPath, root } from './support/host.mjs'
 import { scenarios } from './support/scenarios.mjs'
-import * as module from '../../Sources/conduit/Web/conduit.js'
+import * as module from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const { Conduit } = module
 const vectors = JSON.parse(readFileSync(vectorsPath, 'utf8'))
@@ -29,7 +29,7 @@ test('the host serves /conduit.js and the status page, with the key only', { tim
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)
   assert.match(served.headers.get('content-type'), /^text\/javascript/)
-  assert.equal(await served.text(), readFileSync(`${root}Sources/conduit/Web/conduit.js`, 'utf8'))
+  assert.equal(await served.text(), readFileSync(`${root}Sources/ConduitCLI/Web/conduit.js`, 'utf8'))
   const page = await fetch(host.url(`/?key=${host.sharedKey}`))
   assert.equal(page.status, 200)
   assert.match(await page.text(), /<title>Conduit status<\/title>/)

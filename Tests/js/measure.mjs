@@ -3,7 +3,7 @@
 import { startHost } from './support/host.mjs'
 import { launchChromium, callInPage } from './support/chromium.mjs'
 import { measureEcho } from './support/measure.mjs'
-import * as module from '../../Sources/conduit/Web/conduit.js'
+import * as module from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const options = { rounds: Number(process.env.ROUNDS ?? 2000), total: Number(process.env.TOTAL ?? 50000), window: Number(process.env.WINDOW ?? 64) }
 const host = await startHost()

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs'
 import { startHost } from '../../Tests/js/support/host.mjs'
 import { launchChromium } from '../../Tests/js/support/chromium.mjs'
-import { Conduit } from '../../Sources/conduit/Web/conduit.js'
+import { Conduit } from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const output = process.argv[2] ?? 'docs/status-page.png'
 const host = await startHost()

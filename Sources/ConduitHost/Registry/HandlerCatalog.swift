@@ -16,4 +16,15 @@ public struct HandlerCatalog: Sendable {
     public subscript(name: String) -> HandlerKind? { kinds[name] }
 
     public var names: [String] { kinds.keys.sorted() }
+
+    /// `catalog` with `kinds` added: how an executable of one's own extends the built-in set.
+    public static func + (catalog: HandlerCatalog, kinds: [HandlerKind]) -> HandlerCatalog {
+        var joined = catalog
+        for kind in kinds { joined.register(kind) }
+        return joined
+    }
+
+    public static func + (catalog: HandlerCatalog, other: HandlerCatalog) -> HandlerCatalog {
+        catalog + Array(other.kinds.values)
+    }
 }

@@ -1,5 +1,6 @@
-// Starts the built `conduit serve` for the JavaScript tests: the test config (echo and
-// test.push), a random shared key; resolves once the announce line is read.
+// Starts the built `conduit-test-host serve` (conduit plus the test handler kinds) for the
+// JavaScript tests: the test config (echo, test.push, test.silent), a random shared key;
+// resolves once the announce line is read.
 import { spawn, execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
@@ -10,13 +11,13 @@ export const root = fileURLToPath(new URL('../../../', import.meta.url))
 /** `$CONDUIT_BIN`, else the package's debug build. */
 function binary () {
   if (process.env.CONDUIT_BIN) return process.env.CONDUIT_BIN
-  return execFileSync('swift', ['build', '--show-bin-path'], { cwd: root, encoding: 'utf8' }).trim() + '/conduit'
+  return execFileSync('swift', ['build', '--show-bin-path'], { cwd: root, encoding: 'utf8' }).trim() + '/conduit-test-host'
 }
 
 /** `{ port, ipcPort, host, sharedKey, url(path), stop() }` */
 export async function startHost () {
   const sharedKey = randomBytes(12).toString('hex')
-  const child = spawn(binary(), ['serve', '--test-handlers', '--config', `${root}Tests/js/conduit-test.yaml`], {
+  const child = spawn(binary(), ['serve', '--config', `${root}Tests/js/conduit-test.yaml`], {
     env: { ...process.env, CONDUIT_SHARED_KEY: sharedKey },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -5,7 +5,7 @@
 // env: { module (the conduit.js exports), vectors (framing.json), prefix (unique client ids) }
 
 export function scenarios ({ module, vectors, prefix }) {
-  const { Conduit, encode, decode, ConduitCodecError } = module
+  const { Conduit, encode, decode, ConduitCodecError, ConduitReplyError } = module
   const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
   const unhex = (text) => new Uint8Array((text.match(/../g) ?? []).map((pair) => parseInt(pair, 16)))
   const check = (condition, message) => { if (!condition) throw new Error(message) }
@@ -128,6 +128,43 @@ export function scenarios ({ module, vectors, prefix }) {
       check(JSON.parse(text(error.payload)).err.type === 'NotFoundError', 'error payload')
       conduit.send({ route: 'echo', token: 'y' })
       check((await next()).options.token === 'y', 'echo after the error')
+      conduit.close()
+    },
+
+    async 'request: the reply is matched by token; an error reply rejects with its type' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const [reply, second] = await Promise.all([
+        conduit.request('echo', { headers: { n: 1 }, payload: 'one' }),
+        conduit.request('echo', { headers: { n: 2 }, payload: 'two' })
+      ])
+      check(text(reply.payload) === 'one' && reply.options.n === 1 && text(second.payload) === 'two', 'replies matched')
+      let error
+      await conduit.request('no.such.route').catch((caught) => { error = caught })
+      check(error instanceof ConduitReplyError && error.type === 'NotFoundError', `rejected with ${error}`)
+      conduit.send({ route: 'echo', token: 'plain' })
+      check((await next()).options.token === 'plain', 'a reply to a plain send still goes to receive')
+      conduit.close()
+    },
+
+    async 'request: an AbortSignal cancels the request on the host' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const controller = new AbortController()
+      const pending = conduit.request('test.silent', { signal: controller.signal })
+      // The handler has the request once an echo sent after it is answered (one connection, in order).
+      await conduit.request('echo')
+      controller.abort(new Error('no longer needed'))
+      let error
+      await pending.catch((caught) => { error = caught })
+      check(error?.message === 'no longer needed', `rejected with ${error}`)
+      // The host stopped the work: test.silent pushes a notice from its cancellation callback.
+      const notice = await next()
+      check(notice.options.route === 'test.silent.cancelled', `got ${JSON.stringify(notice.options)}`)
+      // The host's CancelledError answer went to the aborted request, not to receive.
+      conduit.send({ route: 'echo', token: 'after' })
+      const after = await next()
+      check(after.options.token === 'after', `receive got ${JSON.stringify(after.options)}`)
       conduit.close()
     },
 

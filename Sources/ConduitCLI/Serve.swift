@@ -27,12 +27,6 @@ struct Serve: AsyncParsableCommand {
     ))
     var conformanceEcho = false
 
-    @Flag(help: ArgumentHelp(
-        "Also know the handler kind 'test.push' (pushes to any id on request). Only for the JavaScript client's tests.",
-        visibility: .hidden
-    ))
-    var testHandlers = false
-
     func run() async throws {
         MallocTuning.apply()
         let logger = Logger.bootstrapConduit()
@@ -42,12 +36,10 @@ struct Serve: AsyncParsableCommand {
         var configuration = try configurationOptions.load()
         if let port { configuration.settings.port = port }
         if let host { configuration.settings.host = host }
-        var catalog = HandlerCatalog.builtIn
-        if testHandlers { catalog.register(TestPushHandler.kind) }
         let conduit: ConduitHost
         do {
             conduit = try ConduitHost(
-                configuration: configuration, catalog: catalog,
+                configuration: configuration, catalog: CommandLineCatalog.current,
                 source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho,
                 metricsExposition: { prometheus.emitToBuffer() }, resources: WebResources.all, logger: logger
             )

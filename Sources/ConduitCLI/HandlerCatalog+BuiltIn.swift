@@ -1,14 +1,14 @@
 import ConduitAIStream
 import ConduitEcho
-import ConduitHost
+public import ConduitHost
 import ConduitKit
 import ConduitProcess
 import ConduitTLS
 import ConduitUDP
 
 extension HandlerCatalog {
-    /// Every handler kind this executable knows: one line per module.
-    static let builtIn = HandlerCatalog([
+    /// Every handler kind the host ships: one line per module.
+    public static let builtIn = HandlerCatalog([
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(UDPHandler.self, name: "udp"),
         HandlerKind(ProcessHandler.self, name: "process"),

@@ -18,7 +18,7 @@ struct Check: AsyncParsableCommand {
     /// Builds every handler of the route table once, so option errors surface here.
     static func validate(_ configuration: HostConfiguration) throws {
         do {
-            try RouteRegistry.validate(configuration, catalog: .builtIn, group: MultiThreadedEventLoopGroup.singleton)
+            try RouteRegistry.validate(configuration, catalog: CommandLineCatalog.current, group: MultiThreadedEventLoopGroup.singleton)
         } catch {
             printError(error.description)
             throw ExitCode(1)

@@ -22,6 +22,16 @@ export class ConduitCodecError extends Error {
   }
 }
 
+/** An error reply to `request()`: `type` and `message` as the host sent them (SPEC §3). */
+export class ConduitReplyError extends Error {
+  constructor (type, message, reply) {
+    super(`${type}: ${message}`)
+    this.name = 'ConduitReplyError'
+    this.type = type
+    this.reply = reply
+  }
+}
+
 /** The typed view of a header value (SPEC §1): booleans, null, safe integers, decimals. */
 export function typed (value) {
   if (value === 'true') return true
@@ -279,6 +289,11 @@ export class Conduit extends EventTarget {
   #fallback = null
   /** Aborted by `close()`: ends a reconnect loop's wait at once. */
   #closing = new AbortController()
+  /** `request()`s waiting for their reply, by token. */
+  #pending = new Map()
+  #lastToken = 0
+  /** Tokens whose caller aborted: the host's answer to each is swallowed (the newest 256). */
+  #aborted = new Set()
 
   /**
    * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect })` connects at
@@ -384,6 +399,42 @@ export class Conduit extends EventTarget {
     this.#receive = handler
   }
 
+  /**
+   * Sends `route` with a fresh `token` and resolves with its reply `{ options, headers,
+   * payload }`; an error reply rejects with a `ConduitReplyError`. No reply within `timeout`
+   * ms rejects too. `signal` (an `AbortSignal`) cancels it: the host is told (`cancel:
+   * <token>`), stops the handler's work for it, and the promise rejects with the signal's
+   * reason. While the socket is down it goes over IPC (`sendOrFallback`).
+   */
+  request (route, { headers = {}, payload, timeout = 30_000, signal } = {}) {
+    signal?.throwIfAborted()
+    const token = `js.${++this.#lastToken}`
+    return new Promise((resolve, reject) => {
+      const settle = (outcome) => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#pending.delete(token)
+        outcome()
+      }
+      const onAbort = () => {
+        if (this.#aborted.size >= 256) this.#aborted.delete(this.#aborted.values().next().value)
+        this.#aborted.add(token)
+        this.send({ cancel: token })
+        settle(() => reject(signal.reason))
+      }
+      const timer = setTimeout(() => settle(() => reject(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`))), timeout)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#pending.set(token, (message) => settle(() => {
+        const type = message.options.error
+        if (type === undefined) return resolve(message)
+        let text = ''
+        try { text = JSON.parse(utf8Decoder.decode(message.payload)).err.message } catch {}
+        reject(new ConduitReplyError(String(type), text, message))
+      }))
+      this.sendOrFallback({ ...headers, route, token }, payload).catch((error) => settle(() => reject(error)))
+    })
+  }
+
   /** Sends one message of any payload size; false when the socket is not open. */
   send (options, payload) {
     if (!this.isOpen || Conduit.isPaused) return false
@@ -467,6 +518,12 @@ export class Conduit extends EventTarget {
   }
 
   #dispatch (message) {
+    const token = message.headers.find(([name]) => name === 'token')?.[1]
+    if (token !== undefined) {
+      const waiter = this.#pending.get(token)
+      if (waiter) return waiter(message)
+      if (this.#aborted.delete(token)) return
+    }
     this.#receive?.(null, message)
     this.#emit('message', { data: message })
   }

@@ -25,7 +25,7 @@ extension Demo {
         logger.logLevel = .warning
         let host: ConduitHost
         do {
-            host = try ConduitHost(configuration: try options.load(), catalog: .builtIn, source: .init(path: options.config), logger: logger)
+            host = try ConduitHost(configuration: try options.load(), catalog: CommandLineCatalog.current, source: .init(path: options.config), logger: logger)
         } catch let error as ConfigurationError {
             printError(error.description)
             throw ExitCode(1)

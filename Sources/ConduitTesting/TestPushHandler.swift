@@ -1,19 +1,20 @@
-import ConduitKit
+public import ConduitKit
 import ConduitWire
+public import ConduitHost
 import NIOCore
 
-/// `test.push`, known only to `conduit serve --test-handlers` (the JavaScript client's tests):
+/// `test.push`, known only to `conduit-test-host` (the JavaScript client's tests):
 /// pushes the payload `count` times (header `n` = 1…count) to the client named in `to`, as a
 /// streaming handler would, so pushes to an id whose socket is down can be produced on demand.
-struct TestPushHandler: ConduitHandler {
-    static let kind = HandlerKind(TestPushHandler.self, name: "test.push")
+public struct TestPushHandler: ConduitHandler {
+    public static let kind = HandlerKind(TestPushHandler.self, name: "test.push")
     private let pushes: any PushSink
 
-    init(options: NoOptions, context: HandlerContext) {
+    public init(options: NoOptions, context: HandlerContext) {
         pushes = context.pushes
     }
 
-    func handle(_ request: Request, responder: Responder) throws {
+    public func handle(_ request: Request, responder: Responder) throws {
         guard let target = ClientID(try request.require("to")) else {
             throw ConduitError.badRequest("'to' must be a client id")
         }
@@ -25,4 +26,13 @@ struct TestPushHandler: ConduitHandler {
         }
         responder.reply(json: ["pushed": count])
     }
+}
+
+extension HandlerCatalog {
+    /// The kinds `conduit-test-host` adds to the built-in ones for the JavaScript client's
+    /// tests: `test.push` and `test.silent` (never replies; records cancellations).
+    public static let testHandlers = HandlerCatalog([
+        TestPushHandler.kind,
+        HandlerKind(SilentHandler.self, name: "test.silent"),
+    ])
 }

@@ -1,0 +1,3 @@
+import ConduitCLI
+
+await ConduitCLI.main(catalog: .builtIn)
