@@ -6,6 +6,23 @@ let settings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+func nio(_ product: String) -> Target.Dependency { .product(name: product, package: "swift-nio") }
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+
+/// A handler module under Sources/Handlers: what every module imports, plus its own needs.
+func handlerModule(_ name: String, path: String, _ extra: [Target.Dependency] = []) -> Target {
+    .target(
+        name: name, dependencies: ["ConduitKit", "ConduitWire", nio("NIOCore"), logging] + extra,
+        path: "Sources/Handlers/\(path)", swiftSettings: settings)
+}
+
+/// A test target over real sockets: a host, its test clients and the codec, plus its own needs.
+func socketTests(_ name: String, _ extra: [Target.Dependency], exclude: [String] = []) -> Target {
+    .testTarget(
+        name: name, dependencies: ["ConduitHost", "ConduitKit", "ConduitWire", "ConduitTesting", nio("NIOCore")] + extra,
+        exclude: exclude, swiftSettings: settings)
+}
+
 let package = Package(
     name: "conduit",
     platforms: [.macOS(.v14)],
@@ -40,7 +57,7 @@ let package = Package(
         // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
         .target(
             name: "ConduitWire",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [nio("NIOCore")],
             swiftSettings: settings
         ),
         // What a handler author sees: the handler protocol, requests, responders, errors.
@@ -48,8 +65,8 @@ let package = Package(
             name: "ConduitKit",
             dependencies: [
                 "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                nio("NIOCore"),
+                logging,
             ],
             swiftSettings: settings
         ),
@@ -59,18 +76,18 @@ let package = Package(
             dependencies: [
                 "ConduitWire",
                 "ConduitKit",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                nio("NIOCore"),
+                nio("NIOPosix"),
+                nio("NIOHTTP1"),
+                nio("NIOWebSocket"),
+                logging,
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Atomics", package: "swift-atomics"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nio("NIOConcurrencyHelpers"),
             ],
             swiftSettings: settings,
             plugins: ["EmbedFiles"]
@@ -97,72 +114,22 @@ let package = Package(
             name: "LintConfig",
             capability: .command(intent: .custom(verb: "lint-config", description: "Validate config/**/*.yaml against the registered handler kinds"))
         ),
-        .target(
-            name: "ConduitEcho",
-            dependencies: ["ConduitKit"],
-            path: "Sources/Handlers/Echo",
-            swiftSettings: settings
-        ),
-        .target(
-            name: "ConduitUDP",
-            dependencies: [
-                "ConduitKit",
-                "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Handlers/UDP",
-            swiftSettings: settings
-        ),
+        handlerModule("ConduitEcho", path: "Echo"),
+        handlerModule("ConduitUDP", path: "UDP", [nio("NIOPosix"), nio("NIOConcurrencyHelpers")]),
         // `tls.*`: a TLS client bridge and a local TLS echo service (SwiftNIO SSL).
-        .target(
-            name: "ConduitTLS",
-            dependencies: [
-                "ConduitKit",
-                "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Handlers/TLS",
-            swiftSettings: settings
-        ),
+        handlerModule("ConduitTLS", path: "TLS", [
+            nio("NIOPosix"), nio("NIOConcurrencyHelpers"), nio("NIOTLS"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // `ai.*`: token streams from a built-in generator or an OpenAI-compatible endpoint.
-        .target(
-            name: "ConduitAIStream",
-            dependencies: [
-                "ConduitKit",
-                "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ],
-            path: "Sources/Handlers/AIStream",
-            swiftSettings: settings
-        ),
+        handlerModule("ConduitAIStream", path: "AIStream", [
+            nio("NIOHTTP1"), nio("NIOConcurrencyHelpers"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // `process`: a handler run as a child process, messages over its stdin/stdout.
-        .target(
-            name: "ConduitProcess",
-            dependencies: [
-                "ConduitKit",
-                "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            path: "Sources/Handlers/Process",
-            swiftSettings: settings
-        ),
+        handlerModule("ConduitProcess", path: "Process", [nio("NIOPosix")]),
         // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).
         .target(name: "CMallocTuning"),
         // The command line as a library: `ConduitCLI.main(catalog:)`, so a package of one's own
@@ -181,14 +148,14 @@ let package = Package(
                 "ConduitProcess",
                 // new-handler: handler modules above this line
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                nio("NIOCore"),
+                nio("NIOPosix"),
+                nio("NIOHTTP1"),
             ],
             // The JavaScript client and the status page, compiled in by EmbedFiles.
             exclude: ["Web"],
@@ -202,7 +169,7 @@ let package = Package(
         // replays a corpus through the same properties.
         .executableTarget(
             name: "conduit-fuzz",
-            dependencies: ["ConduitWire", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["ConduitWire", nio("NIOCore")],
             swiftSettings: settings
         ),
         // The Swift client (SPEC §7): the seed's Conduit API over SwiftNIO, with IPC fallback.
@@ -210,11 +177,11 @@ let package = Package(
             name: "ConduitClient",
             dependencies: [
                 "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nio("NIOCore"),
+                nio("NIOPosix"),
+                nio("NIOHTTP1"),
+                nio("NIOWebSocket"),
+                nio("NIOConcurrencyHelpers"),
             ],
             swiftSettings: settings
         ),
@@ -226,39 +193,25 @@ let package = Package(
                 "ConduitClient",
                 "ConduitKit",
                 "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
+                nio("NIOCore"),
+                nio("NIOPosix"),
+                nio("NIOHTTP1"),
+                nio("NIOWebSocket"),
+                nio("NIOConcurrencyHelpers"),
+                logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: settings
         ),
-        .testTarget(
-            name: "ConduitHostTests",
-            dependencies: [
-                "ConduitHost",
-                "ConduitKit",
-                "ConduitWire",
-                "ConduitEcho",
-                "ConduitTesting",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
-            ],
-            swiftSettings: settings
-        ),
+        socketTests("ConduitHostTests", ["ConduitEcho", nio("NIOEmbedded"), nio("NIOHTTP1"), nio("NIOWebSocket")]),
         .testTarget(
             name: "ConduitKitTests",
             dependencies: [
                 "ConduitKit",
                 "ConduitWire",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                nio("NIOCore"),
+                nio("NIOPosix"),
+                nio("NIOConcurrencyHelpers"),
             ],
             swiftSettings: settings
         ),
@@ -268,71 +221,20 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: settings
         ),
-        .testTarget(
-            name: "ConduitUDPTests",
-            dependencies: [
-                "ConduitUDP", "ConduitKit", "ConduitWire", "ConduitHost", "ConduitTesting",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            swiftSettings: settings
-        ),
-        .testTarget(
-            name: "ConduitIPCTests",
-            dependencies: [
-                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting", "ConduitClient",
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
-            swiftSettings: settings
-        ),
-        .testTarget(
-            name: "ConduitProcessTests",
-            dependencies: [
-                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitProcess", "ConduitTesting",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
-            exclude: ["Fixtures"],
-            swiftSettings: settings
-        ),
-        .testTarget(
-            name: "ConduitTLSTests",
-            dependencies: [
-                "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTLS", "ConduitTesting", "ConduitClient",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOTLS", package: "swift-nio"),
-            ],
-            swiftSettings: settings
-        ),
-        .testTarget(
-            name: "ConduitAIStreamTests",
-            dependencies: [
-                "ConduitAIStream", "ConduitHost", "ConduitKit", "ConduitWire", "ConduitTesting",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: settings
-        ),
-        .testTarget(
-            name: "ConduitClientTests",
-            dependencies: [
-                "ConduitClient", "ConduitHost", "ConduitKit", "ConduitWire", "ConduitEcho", "ConduitTesting",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            ],
-            swiftSettings: settings
-        ),
+        socketTests("ConduitUDPTests", ["ConduitUDP", nio("NIOPosix")]),
+        socketTests("ConduitIPCTests", [
+            "ConduitEcho", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1"), logging,
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
+        socketTests("ConduitProcessTests", ["ConduitEcho", "ConduitProcess", nio("NIOConcurrencyHelpers"), logging], exclude: ["Fixtures"]),
+        socketTests("ConduitTLSTests", [
+            "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        socketTests("ConduitAIStreamTests", ["ConduitAIStream", nio("NIOPosix"), nio("NIOHTTP1")]),
+        socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", nio("NIOConcurrencyHelpers")]),
         // new-handler: targets above this line
     ]
 )
