@@ -30,3 +30,6 @@ scripts/soak.sh 200 20
 
 echo "== new-handler scaffold on a scratch copy, then lint-config (a full build of the copy)"
 scripts/test-scaffold.sh
+
+echo "== Examples/counter-host: a module in its own package building its own host (a full build)"
+scripts/test-example.sh
