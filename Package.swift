@@ -36,6 +36,7 @@ let package = Package(
         .library(name: "ConduitEcho", targets: ["ConduitEcho"]),
         .library(name: "ConduitUDP", targets: ["ConduitUDP"]),
         .library(name: "ConduitTesting", targets: ["ConduitTesting"]),
+        .library(name: "ConduitKitTesting", targets: ["ConduitKitTesting"]),
         .library(name: "ConduitClient", targets: ["ConduitClient"]),
     ],
     dependencies: [
@@ -185,6 +186,12 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // Testing a handler without a host: requests in, replies and pushes recorded, a test clock.
+        .target(
+            name: "ConduitKitTesting",
+            dependencies: ["ConduitKit", "ConduitWire", nio("NIOCore"), nio("NIOEmbedded"), logging],
+            swiftSettings: settings
+        ),
         // Test support: a real host on port 0 and real WebSocket / TCP clients.
         .target(
             name: "ConduitTesting",
@@ -213,6 +220,11 @@ let package = Package(
                 nio("NIOPosix"),
                 nio("NIOConcurrencyHelpers"),
             ],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "ConduitKitTestingTests",
+            dependencies: ["ConduitKitTesting", "ConduitKit", "ConduitWire", "ConduitEcho", nio("NIOCore")],
             swiftSettings: settings
         ),
         .testTarget(

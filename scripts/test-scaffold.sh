@@ -48,7 +48,7 @@ expect_refusal "exists already" Greet --route 'other.*'
 echo "== building and running the generated test ($((SECONDS - started)) s so far)"
 swift build --target ConduitGreetTests
 swift test --filter ConduitGreetTests 2>&1 | tee /tmp/conduit-scaffold-test.log
-grep -qE "Test run with 3 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not all pass"
+grep -qE "Test run with 4 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not all pass"
 
 echo "== lint-config on the scaffolded package, then on a broken table"
 swift package lint-config

@@ -14,6 +14,8 @@ struct HandlerModule {
     var testDirectory: String { "Tests/\(testTarget)" }
     /// A route the generated test sends to: the route itself, or one under its prefix.
     var sampleRoute: String { route.hasSuffix(".*") ? String(route.dropLast()) + "hello" : route }
+    /// The operation the generated test sends: `hello`, or nothing under an exact route.
+    var sampleOperation: String { route.hasSuffix(".*") ? "hello" : "" }
     /// The route of the handler's push under its mount (as `HandlerContext.route("greeted")`).
     var pushRoute: String { route.hasSuffix(".*") ? String(route.dropLast()) + "greeted" : route + ".greeted" }
 

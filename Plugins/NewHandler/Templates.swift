@@ -53,6 +53,7 @@ enum Templates {
         import \(module.target)
         import ConduitHost
         import ConduitKit
+        import ConduitKitTesting
         import ConduitTesting
         import ConduitWire
         import NIOCore
@@ -73,6 +74,20 @@ enum Templates {
                     let push = try await client.nextMessage(route: "\(module.pushRoute)")
                     #expect(push.headers["count"] == "1")
                 }
+            }
+
+            /// Without a host: ConduitKitTesting calls the handler directly and records what it
+            /// pushes; fast, for the handler's own logic.
+            @Test func countsPerClientAndForgetsAnExpiredOne() async throws {
+                let bench = try HandlerTestBench<\(module.handlerType)>(options: NoOptions(), mount: "\(module.route)")
+                let alice = ClientID("alice")!
+                for _ in 0..<2 {
+                    _ = try await bench.reply(to: bench.send("\(module.sampleOperation)", headers: ["name": "Ada"], from: "alice")).get()
+                }
+                #expect(bench.pushes.messages(to: alice).map { $0.headers["count"] } == ["1", "2"])
+                bench.clientEvent(.expired(alice))
+                _ = try await bench.reply(to: bench.send("\(module.sampleOperation)", headers: ["name": "Ada"], from: "alice")).get()
+                #expect(bench.pushes.messages(to: alice).last?.headers["count"] == "1")
             }
 
             @Test func aMissingHeaderIsABadRequest() async throws {
@@ -125,7 +140,7 @@ enum Templates {
             ".testTarget(",
             "    name: \"\(module.testTarget)\",",
             "    dependencies: [",
-            "        \"\(module.target)\", \"ConduitHost\", \"ConduitKit\", \"ConduitWire\", \"ConduitTesting\",",
+            "        \"\(module.target)\", \"ConduitHost\", \"ConduitKit\", \"ConduitKitTesting\", \"ConduitWire\", \"ConduitTesting\",",
             "        .product(name: \"NIOCore\", package: \"swift-nio\"),",
             "    ],",
             "    swiftSettings: settings",

@@ -1,0 +1,87 @@
+import ConduitEcho
+import ConduitKit
+import ConduitKitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// A handler with timers, pushes, per-client state and a cancellable task: what the bench
+/// must let a test drive without a host.
+struct Reminder: ConduitHandler {
+    let context: HandlerContext
+
+    init(options: NoOptions, context: HandlerContext) {
+        self.context = context
+    }
+
+    func handle(_ request: Request, responder: Responder) throws {
+        switch request.operation {
+        case "later":
+            // Pushes `due` after `seconds` on the handler's loop, and replies at once.
+            let seconds = Int64(try request.require("seconds")) ?? 0
+            let client = request.client
+            request.eventLoop.scheduleTask(in: .seconds(seconds)) {
+                context.pushes.push(Message(headers: ["route": context.route("due")]), to: client)
+            }
+            responder.reply(json: "scheduled")
+        case "wait":
+            responder.respond { [pushes = context.pushes, client = request.client] in
+                await pushes.writable(client)
+                return Reply(headers: ["writable": "true"])
+            }
+        case "forever":
+            responder.respond {
+                try await Task.sleep(for: .seconds(3600))
+                return nil
+            }
+        default:
+            throw ConduitError.notFound("no operation '\(request.operation)'")
+        }
+    }
+}
+
+@Suite("Handler test bench (no host)")
+struct HandlerTestBenchTests {
+    @Test func repliesAndThrownErrorsAreRecordedByToken() async throws {
+        let bench = try HandlerTestBench<EchoHandler>(options: NoOptions(), mount: "echo")
+        let token = bench.send("", headers: ["x": "1"], payload: ByteBuffer(string: "hi"))
+        let reply = try await bench.reply(to: token).get()
+        #expect(String(buffer: reply.payload) == "hi")
+        let reminder = try HandlerTestBench<Reminder>(options: NoOptions())
+        guard case .failure(let error) = try await reminder.reply(to: reminder.send("nope")) else {
+            Issue.record("expected an error reply"); return
+        }
+        #expect(error.kind == .notFound)
+    }
+
+    @Test func theTestClockRunsScheduledWorkOnlyWhenAdvanced() async throws {
+        let bench = try HandlerTestBench<Reminder>(options: NoOptions(), mount: "remind.*")
+        _ = try await bench.reply(to: bench.send("later", headers: ["seconds": "30"], from: "alice"))
+        await bench.advance(by: .seconds(29))
+        #expect(bench.pushes.messages(to: ClientID("alice")!).isEmpty)
+        await bench.advance(by: .seconds(1))
+        #expect(bench.pushes.messages(to: ClientID("alice")!).map { $0.headers.route } == ["remind.due"])
+    }
+
+    @Test func congestionHoldsAReplyUntilCleared() async throws {
+        let bench = try HandlerTestBench<Reminder>(options: NoOptions())
+        let client = ClientID("slow")!
+        bench.pushes.setCongested(client, true)
+        let token = bench.send("wait", from: "slow")
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(bench.replies(to: token).isEmpty)
+        bench.pushes.setCongested(client, false)
+        #expect(try await bench.reply(to: token).get().headers["writable"] == "true")
+    }
+
+    @Test func cancellingARequestStopsItsTaskAndAnswersCancelledError() async throws {
+        let bench = try HandlerTestBench<Reminder>(options: NoOptions())
+        let token = bench.send("forever")
+        #expect(bench.cancel(token))
+        guard case .failure(let error) = try await bench.reply(to: token) else { Issue.record("no error"); return }
+        #expect(error.kind == .cancelled)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(bench.replies(to: token).count == 1, "answered once")
+        #expect(!bench.cancel("unknown"))
+    }
+}
