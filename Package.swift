@@ -240,7 +240,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        socketTests("ConduitProcessTests", ["ConduitEcho", "ConduitProcess", nio("NIOConcurrencyHelpers"), logging], exclude: ["Fixtures"]),
+        socketTests("ConduitProcessTests", ["ConduitEcho", "ConduitProcess", "ConduitClient", nio("NIOConcurrencyHelpers"), nio("NIOHTTP1"), logging], exclude: ["Fixtures"]),
         socketTests("ConduitTLSTests", [
             "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

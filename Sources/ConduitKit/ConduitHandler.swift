@@ -19,12 +19,26 @@ public protocol ConduitHandler: Sendable {
     func stop() async
     /// Connections coming and going, so stream handlers can keep or release per-id state.
     func clientEvent(_ event: ClientEvent)
+    /// Whether the handler can serve, and why not: shown per route in the diagnostics.
+    var health: HandlerHealth { get }
 }
 
 extension ConduitHandler {
     public func start() async throws {}
     public func stop() async {}
     public func clientEvent(_ event: ClientEvent) {}
+    public var health: HandlerHealth { .up }
+}
+
+/// A handler's state as the diagnostics show it.
+public enum HandlerHealth: Sendable, Equatable {
+    case up
+    /// It answers every request `UnavailableError` with `reason` until something changes.
+    case down(reason: String)
+
+    public var downReason: String? {
+        if case .down(let reason) = self { reason } else { nil }
+    }
 }
 
 /// For handlers without options: any options given are an error at start-up.

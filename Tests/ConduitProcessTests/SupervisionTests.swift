@@ -1,8 +1,10 @@
+import ConduitClient
 import ConduitHost
 import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 @Suite("Process handler supervision", .serialized, .timeLimit(.minutes(1)))
@@ -28,6 +30,32 @@ struct SupervisionTests {
             let message = String(buffer: killed.payload)
             #expect(message.contains("killed by signal 9 (SIGKILL)"), "not 'status 9': \(message)")
             #expect(message.contains("last stderr line: out of memory, giving up"), "\(message)")
+        }
+    }
+
+    @Test func aChildThatKeepsCrashingAtStartUpTakesItsRouteDown() async throws {
+        let yaml = """
+            routes:
+              - route: broken.*
+                handler: process
+                options:
+                  command: [python3, -c, "import sys; print('boom: config.toml not found', file=sys.stderr); sys.exit(2)"]
+                  restartDelaySeconds: 0.05
+            """
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+            @Sendable func diagnostics() async throws -> String {
+                String(buffer: try await ipc.request(.GET, "/internal.conduit.diagnostics").body)
+            }
+            // Five quick crashes (restarts after 0.05, 0.1, 0.2, 0.4 s), then no more restarts.
+            try await waitUntil { try await diagnostics().contains("the route is down") }
+            #expect(try await diagnostics().contains("boom: config.toml not found"))
+            let client = try await host.connect()
+            let reply = try await client.request(Message(headers: ["route": "broken.x", "token": "b"]))
+            #expect(reply.headers["error"] == "UnavailableError")
+            let message = String(buffer: reply.payload)
+            #expect(message.contains("exited with status 2 within 2 s of starting, 5 times in a row"), "\(message)")
+            #expect(message.contains("its last stderr line: boom: config.toml not found"), "\(message)")
         }
     }
 

@@ -30,6 +30,8 @@ final class HostControl: Sendable {
             let route: String
             let handler: String
             let stats: RouteStats.Snapshot
+            /// Why the route's handler can't serve (nil while it can).
+            let down: String?
         }
         let isActive: Bool
         let port: Int?
@@ -102,7 +104,7 @@ final class HostControl: Sendable {
         let connected = clients.filter(\.connected).map(\.id)
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
-            routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot) },
+            routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason) },
             clients: clients, buffers: directory.budget.snapshot
         )
     }

@@ -25,4 +25,6 @@ public struct ProcessHandler: ConduitHandler {
     public func stop() async {
         await supervisor.stop()
     }
+
+    public var health: HandlerHealth { supervisor.health }
 }

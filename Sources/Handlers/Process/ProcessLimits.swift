@@ -10,6 +10,10 @@ struct ProcessLimits: Sendable {
     let firstRestartDelay: TimeAmount
     let maxRestartDelay: TimeAmount
     let maxMessageBytes: Int
+    /// A child that exits sooner than this after starting crashed at start-up...
+    let startupWindow = TimeAmount.seconds(2)
+    /// ...and this many such crashes in a row take the route down instead of another restart.
+    let maxStartupCrashes = 5
 
     init(_ options: ProcessOptions) {
         requestTimeout = .fractionalSeconds(options.requestTimeoutSeconds)

@@ -14,6 +14,10 @@ final class ProcessSupervisor: Sendable {
     private let eventLoop: any EventLoop
     private let state: NIOLoopBoundBox<SupervisorState>
     private let requestIDs = Atomic<UInt64>(0)
+    /// Why the route is down (children kept crashing at start-up); read from any thread.
+    private let downReason = Mutex<String?>(nil)
+
+    var health: HandlerHealth { downReason.withLock { $0 }.map { .down(reason: $0) } ?? .up }
 
     init(command: ChildCommand, limits: ProcessLimits, context: HandlerContext) {
         self.command = command
@@ -122,6 +126,7 @@ final class ProcessSupervisor: Sendable {
     private func accept(_ id: UInt64, frames: ByteBuffer, responder: Responder) {
         let state = state.value
         guard state.phase != .stopped else { return responder.fail(.unavailable("the handler is stopped")) }
+        if let reason = downReason.withLock({ $0 }) { return responder.fail(.unavailable(reason)) }
         guard state.pending.count < limits.maxInFlight else {
             return responder.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
         }
@@ -245,11 +250,32 @@ final class ProcessSupervisor: Sendable {
         for waiter in state.exitWaiters { waiter.succeed() }
         state.exitWaiters.removeAll()
         guard state.phase != .stopped else { return }
+        let crashedAtStartup = NIODeadline.now() - child.startedAt < limits.startupWindow
+        state.startupCrashes = crashedAtStartup ? state.startupCrashes + 1 : 0
+        if state.startupCrashes >= limits.maxStartupCrashes {
+            return takeDown(after: exit, child: child)
+        }
         logger.warning("handler process exited; restarting it", metadata: [
             "process.pid": "\(child.process.pid)", "process.exit": "\(exit)",
         ])
         if NIODeadline.now() - child.startedAt > limits.maxRestartDelay { state.resetRestartDelay(limits) }
         scheduleRestart()
+    }
+
+    /// Children keep dying at start-up (a missing file, a syntax error): restarting them again
+    /// would only burn CPU and fill the log, so the route goes down, saying why, until its
+    /// configuration changes (a reload builds a new handler) or the host restarts.
+    private func takeDown(after exit: ChildExit, child: RunningChild) {
+        let state = state.value
+        state.phase = .down
+        let lastLine = state.lastStderrLine.flatMap { $0.incarnation == child.incarnation ? $0.line : nil }
+        let said = lastLine.map { "; its last stderr line: \($0)" } ?? ""
+        let reason = "the route is down: its handler process \(exit) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
+            + "starting, \(limits.maxStartupCrashes) times in a row\(said); fix it, then reload the configuration with "
+            + "the route changed, or restart the host"
+        downReason.withLock { $0 = reason }
+        logger.error("handler process keeps crashing at start-up; route down", metadata: ["process.exit": "\(exit)"])
+        state.failQueued(.unavailable(reason))
     }
 
     /// Answers the requests `child` took with why it died: its exit and its last stderr line.
@@ -264,7 +290,8 @@ final class ProcessSupervisor: Sendable {
             let state = self.state.value
             let lastLine = state.lastStderrLine.flatMap { $0.incarnation == child.incarnation ? $0.line : nil }
             let said = lastLine.map { "; its last stderr line: \($0)" } ?? ""
-            state.failWritten(to: child.incarnation, .unavailable("the handler process \(exit) before answering\(said); it is restarted"))
+            let restarted = "the handler process \(exit) before answering\(said); it is restarted"
+            state.failWritten(to: child.incarnation, .unavailable(self.downReason.withLock { $0 } ?? restarted))
         }
         child.process.stderr.closeFuture.whenComplete { _ in answer() }
         eventLoop.scheduleTask(in: .milliseconds(250)) { answer() }

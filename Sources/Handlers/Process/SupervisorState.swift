@@ -9,6 +9,8 @@ final class SupervisorState {
         /// Killed for misbehaving; its exit starts the restart.
         case retiring
         case waitingToRestart, stopped
+        /// Children kept crashing at start-up: no more restarts, every request refused.
+        case down
     }
 
     var phase = Phase.idle
@@ -23,6 +25,8 @@ final class SupervisorState {
     /// Requests that arrived while no child was running, in arrival order.
     var queue: [UInt64] = []
     var consecutiveTimeouts = 0
+    /// Children in a row that exited within the start-up window.
+    var startupCrashes = 0
     var restart: Scheduled<Void>?
     var exitWaiters: [EventLoopPromise<Void>] = []
     /// The parts of a message the child is sending in pieces.
