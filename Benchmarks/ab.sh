@@ -4,7 +4,7 @@
 # ratio of the first to the second ("conduit" = NEW, "conduit-before" = OLD).
 # Usage: Benchmarks/ab.sh OLD_BINARY NEW_BINARY [SIZE] [IN_FLIGHT] [REPEATS] [SECONDS]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "$0")" && pwd); source "$here/common.sh"
 old=$1 new=$2 size=${3:-64} inflight=${4:-64} repeats=${5:-5} seconds=${6:-3}
 swift build -c release --package-path "$here" --product conduit-bench >&2
 key=bench-shared-key; workdir=$(mktemp -d); results=$workdir/runs.jsonl
@@ -14,8 +14,7 @@ for target in conduit-before conduit; do
   binary=$old; [[ $target == conduit ]] && binary=$new
   CONDUIT_SHARED_KEY=$key CONDUIT_MAX_MESSAGE_BYTES=16777216 taskset -c 0 "$binary" serve --port 0 >"$workdir/$target" 2>/dev/null &
   pid[$target]=$!
-  for _ in $(seq 200); do grep -q '"port"' "$workdir/$target" && break; sleep 0.05; done
-  port[$target]=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$workdir/$target")
+  port[$target]=$(announced_port "$workdir/$target")
 done
 for _ in $(seq "$repeats"); do
   for target in conduit-before conduit; do

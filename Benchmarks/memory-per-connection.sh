@@ -6,10 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 count=${1:-1000}; repeats=${2:-3}
-swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
-swift build -c release --package-path "$here" --product conduit-bench >&2
-swift build -c release --package-path "$here" --product nio-echo >&2
-bin=$here/.build/release; conduit=$(swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --show-bin-path)/conduit
+source "$here/common.sh"; build_tools
 key=bench-shared-key
 workdir=$(mktemp -d); server=
 trap '[[ -n $server ]] && kill "$server" 2>/dev/null; rm -rf "$workdir"' EXIT
@@ -23,8 +20,7 @@ anon_kib() {  # port path pid connections: the server's anonymous RSS with that 
 measure() {  # name proto path command...: prints "name KiB-per-connection"
   local name=$1 path=$3; proto=$2; shift 3
   taskset -c 0 "$@" >"$workdir/announce" 2>/dev/null & server=$!
-  for _ in $(seq 200); do grep -q '"port"' "$workdir/announce" && break; sleep 0.05; done
-  local port; port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$workdir/announce")
+  local port; port=$(announced_port "$workdir/announce")
   local one many
   one=$(anon_kib "$port" "$path" "$server" 1)
   many=$(anon_kib "$port" "$path" "$server" "$count")

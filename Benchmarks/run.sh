@@ -6,10 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 seconds=${1:-3}; repeats=${2:-3}
-swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
-swift build -c release --package-path "$here" --product conduit-bench >&2
-swift build -c release --package-path "$here" --product nio-echo >&2
-bin=$here/.build/release; conduit=$(swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --show-bin-path)/conduit
+source "$here/common.sh"; build_tools
 out=$here/results; mkdir -p "$out"; results=$out/runs.jsonl; : >"$results"
 key=bench-shared-key
 
@@ -26,8 +23,7 @@ trap 'for t in "${targets[@]}"; do kill "${pid[$t]}" 2>/dev/null; done; rm -rf "
 start() {  # target proto path command...
   local target=$1; proto[$target]=$2; path[$target]=$3; shift 3
   taskset -c 0 "$@" >"$workdir/$target" 2>/dev/null & pid[$target]=$!
-  for _ in $(seq 200); do grep -q '"port"' "$workdir/$target" && break; sleep 0.05; done
-  port[$target]=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$workdir/$target")
+  port[$target]=$(announced_port "$workdir/$target")
   targets+=("$target")
 }
 

@@ -4,7 +4,7 @@
 # Usage: Benchmarks/udp.sh [DATAGRAMS] [REPEATS] [conduit-bench udp options…]
 # CONDUIT=path/to/conduit measures that binary instead of building the release host.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
+here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here"); source "$here/common.sh"
 datagrams=${1:-1000000}; repeats=${2:-3}; shift $(( $# < 2 ? $# : 2 ))
 if [[ -z ${CONDUIT:-} ]]; then
   swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
@@ -16,8 +16,7 @@ trap '[[ -n $server_pid ]] && kill $server_pid 2>/dev/null; rm -f "$announce"' E
 
 for rep in $(seq "$repeats"); do
   CONDUIT_SHARED_KEY=$key taskset -c 0 "$CONDUIT" serve --port 0 >"$announce" 2>/dev/null & server_pid=$!
-  for _ in $(seq 200); do grep -q '"port"' "$announce" && break; sleep 0.05; done
-  port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$announce")
+  port=$(announced_port "$announce")
   taskset -c 1 "$here/.build/release/conduit-bench" udp --port "$port" --path "/udp-bench/0?key=$key" \
     --datagrams "$datagrams" --server-pid "$server_pid" --label "udp/$rep" "$@" || echo "{\"label\":\"udp/$rep\",\"failed\":true}"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
