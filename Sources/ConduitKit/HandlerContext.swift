@@ -24,7 +24,7 @@ public struct HandlerContext: Sendable {
     /// The full route of `operation` under this handler's mount: `dgram.data` for `data` under
     /// `dgram.*`. Name pushes with it, so they follow the mount as requests do.
     public func route(_ operation: String) -> String {
-        route.hasSuffix(".*") ? String(route.dropLast()) + operation : "\(route).\(operation)"
+        RouteMount.route(of: operation, under: route)
     }
 }
 

@@ -5,4 +5,12 @@ public enum RouteMount {
     public static func operation(of route: String, under pattern: String) -> String {
         pattern.hasSuffix(".*") ? String(route.utf8.dropFirst(pattern.utf8.count - 1))! : ""
     }
+
+    /// The full route of `operation` under `pattern`, the inverse of `operation(of:under:)`:
+    /// `dgram.data` for `data` under `dgram.*`; under an exact pattern, the pattern itself for
+    /// an empty operation and `pattern.operation` for another (a handler's push routes).
+    public static func route(of operation: String, under pattern: String) -> String {
+        if pattern.hasSuffix(".*") { return String(pattern.dropLast()) + operation }
+        return operation.isEmpty ? pattern : "\(pattern).\(operation)"
+    }
 }

@@ -38,7 +38,7 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
     @discardableResult
     public func send(_ operation: String, headers: Headers = [:], payload: ByteBuffer = ByteBuffer(), from client: String = "1") -> String {
         let token = "t\(tokens.add(1, ordering: .relaxed).newValue)"
-        let route = operation.isEmpty && !mount.hasSuffix(".*") ? mount : context.route(operation)
+        let route = context.route(operation)
         var all = headers
         all.replaceOrAppend(HeaderName.route, route)
         all.replaceOrAppend(HeaderName.token, token)
