@@ -4,7 +4,7 @@ import Synchronization
 /// `route` carrying `cancel: <token>`), by token. Only requests that can be stopped are here:
 /// one answered from a task (`Responder.respond`), or one whose handler registered
 /// `Request.onCancel`. A request answered at once never enters it, so it costs nothing.
-public final class CancellationRegistry: Sendable {
+package final class CancellationRegistry: Sendable {
     private struct Entry {
         let route: String
         let correlation: String
@@ -29,7 +29,7 @@ public final class CancellationRegistry: Sendable {
     /// Whether anything is registered: replies check for cancellation only then.
     private let tracked = Atomic<Int>(0)
 
-    public init() {}
+    package init() {}
 
     /// Cancels `token`: runs what was registered for it and returns the request to answer
     /// `CancelledError`; nil (ignored) for a token unknown, finished or already cancelled.
@@ -107,8 +107,6 @@ public final class CancelRegistration: Sendable {
         guard !removed.load(ordering: .relaxed) else { return }
         registry?.add(token, handler)
     }
-
-    public var isCancelled: Bool { registry?.isCancelled(token) ?? false }
 
     /// The work is over: a later cancel of the token is ignored.
     public func remove() {
