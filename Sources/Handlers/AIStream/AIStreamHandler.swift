@@ -32,13 +32,11 @@ public struct AIStreamHandler: ConduitHandler {
     private let options: AIOptions
     private let backend: any TokenBackend
     private let streams = StreamRegistry()
-    private let pushes: any PushSink
     private let context: HandlerContext
 
     public init(options: AIOptions, context: HandlerContext) {
         self.options = options
         self.context = context
-        pushes = context.pushes
         switch (options.backend, options.upstream) {
         case (.openai, let upstream?):
             backend = OpenAIBackend(upstream: upstream, eventLoopGroup: context.eventLoopGroup)
@@ -77,7 +75,7 @@ public struct AIStreamHandler: ConduitHandler {
         let maxTokens = try maxTokens(of: request)
         let backend = backend
         let output = TokenPushes(
-            pushes: pushes, client: request.client, route: request.route, correlation: correlation)
+            pushes: context.pushes, client: request.client, route: request.route, correlation: correlation)
         let key = StreamRegistry.Key(client: request.client, token: correlation.value)
         // `cancel: <token>` stops the stream as `chat.abort` does.
         let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }
