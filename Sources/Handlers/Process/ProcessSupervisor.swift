@@ -268,10 +268,8 @@ final class ProcessSupervisor: Sendable {
     private func takeDown(after exit: ChildExit, child: RunningChild) {
         let state = state.value
         state.phase = .down
-        let lastLine = state.lastStderrLine.flatMap { $0.incarnation == child.incarnation ? $0.line : nil }
-        let said = lastLine.map { "; its last stderr line: \($0)" } ?? ""
         let reason = "the route is down: its handler process \(exit) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
-            + "starting, \(limits.maxStartupCrashes) times in a row\(said); fix it, then reload the configuration with "
+            + "starting, \(limits.maxStartupCrashes) times in a row\(state.lastWords(of: child.incarnation)); fix it, then reload the configuration with "
             + "the route changed, or restart the host"
         downReason.withLock { $0 = reason }
         logger.error("handler process keeps crashing at start-up; route down", metadata: ["process.exit": "\(exit)"])
@@ -288,9 +286,7 @@ final class ProcessSupervisor: Sendable {
             answered.value = true
             child.process.stderr.close(promise: nil)
             let state = self.state.value
-            let lastLine = state.lastStderrLine.flatMap { $0.incarnation == child.incarnation ? $0.line : nil }
-            let said = lastLine.map { "; its last stderr line: \($0)" } ?? ""
-            let restarted = "the handler process \(exit) before answering\(said); it is restarted"
+            let restarted = "the handler process \(exit) before answering\(state.lastWords(of: child.incarnation)); it is restarted"
             state.failWritten(to: child.incarnation, .unavailable(self.downReason.withLock { $0 } ?? restarted))
         }
         child.process.stderr.closeFuture.whenComplete { _ in answer() }

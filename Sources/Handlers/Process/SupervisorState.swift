@@ -48,6 +48,12 @@ final class SupervisorState {
         restartDelay = limits.firstRestartDelay
     }
 
+    /// "; its last stderr line: …" for child `incarnation`, or nothing if it wrote none.
+    func lastWords(of incarnation: Int) -> String {
+        guard let last = lastStderrLine, last.incarnation == incarnation else { return "" }
+        return "; its last stderr line: \(last.line)"
+    }
+
     /// Answers every request written to child `incarnation` with `error`.
     func failWritten(to incarnation: Int, _ error: ConduitError) {
         fail(error) { $0.writtenTo == incarnation }
