@@ -77,10 +77,12 @@ final class PendingRequests: Sendable {
     /// Hands `message` to the request waiting for its token; false when there is none.
     func resolve(_ message: Message) -> Bool {
         guard let token = message.headers.correlation?.value else { return false }
-        let answersACancel = state.withLockedValue { state in
+        // A waiting request takes it; only a message nobody waits for is checked against the
+        // cancelled tokens, so a reply costs one lock.
+        if settle(token, .success(message)) { return true }
+        return state.withLockedValue { state in
             state.cancelled.firstIndex(of: token).map { state.cancelled.remove(at: $0) } != nil
         }
-        return answersACancel || settle(token, .success(message))
     }
 
     func fail(_ token: String, _ error: any Error) {
