@@ -11,19 +11,19 @@ key=bench-shared-key
 workdir=$(mktemp -d); server=
 trap '[[ -n $server ]] && kill "$server" 2>/dev/null; rm -rf "$workdir"' EXIT
 
-anon_kib() {  # port path pid connections: the server's anonymous RSS with that many connections echoing
-  taskset -c 1 "$bin/conduit-bench" --proto "$proto" --port "$1" --path "$2" --server-pid "$3" \
-    --connections "$4" --in-flight 1 --size 64 --seconds 1 --warmup 0.5 2>/dev/null |
+anon_kib() {  # proto port path pid connections: the server's anonymous RSS with that many connections echoing
+  taskset -c 1 "$bin/conduit-bench" --proto "$1" --port "$2" --path "$3" --server-pid "$4" \
+    --connections "$5" --in-flight 1 --size 64 --seconds 1 --warmup 0.5 2>/dev/null |
     python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["serverAnonRSSKiB"])'
 }
 
 measure() {  # name proto path command...: prints "name KiB-per-connection"
-  local name=$1 path=$3; proto=$2; shift 3
+  local name=$1 proto=$2 path=$3; shift 3
   taskset -c 0 "$@" >"$workdir/announce" 2>/dev/null & server=$!
   local port; port=$(announced_port "$workdir/announce")
   local one many
-  one=$(anon_kib "$port" "$path" "$server" 1)
-  many=$(anon_kib "$port" "$path" "$server" "$count")
+  one=$(anon_kib "$proto" "$port" "$path" "$server" 1)
+  many=$(anon_kib "$proto" "$port" "$path" "$server" "$count")
   kill "$server"; wait "$server" 2>/dev/null || true; server=
   python3 -c "print('$name', round(($many - $one) / ($count - 1), 2), 'KiB/connection', '(anon RSS $one -> $many KiB)')"
 }
