@@ -38,6 +38,7 @@ let package = Package(
         .library(name: "ConduitTesting", targets: ["ConduitTesting"]),
         .library(name: "ConduitKitTesting", targets: ["ConduitKitTesting"]),
         .library(name: "ConduitClient", targets: ["ConduitClient"]),
+        .library(name: "ConduitNATS", targets: ["ConduitNATS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -186,6 +187,13 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
+        // A NATS client on SwiftNIO (text protocol, request/reply, queue groups, reconnect,
+        // TLS). Free of Conduit concepts: it could be published on its own.
+        .target(
+            name: "ConduitNATS",
+            dependencies: [nio("NIOCore"), nio("NIOPosix"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: settings
+        ),
         // Testing a handler without a host: requests in, replies and pushes recorded, a test clock.
         .target(
             name: "ConduitKitTesting",
@@ -247,6 +255,8 @@ let package = Package(
         ]),
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", nio("NIOPosix"), nio("NIOHTTP1")]),
         socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", nio("NIOConcurrencyHelpers")]),
+        // Against a real nats-server started by the tests (Debian package nats-server).
+        socketTests("ConduitNATSTests", ["ConduitNATS", nio("NIOPosix")]),
         // new-handler: targets above this line
     ]
 )

@@ -9,6 +9,9 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 # The process-handler tests run handlers/example.py (Tests/ConduitProcessTests).
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
 
+# The NATS tests start a real nats-server on a free port (Tests/ConduitNATSTests).
+[ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
+
 echo "== swift test"
 swift build --build-tests
 swift test --skip-build 2>&1 | tee .build/swift-test.log

@@ -77,4 +77,6 @@ public enum TestClientError: Error, Equatable {
     case handshakeRefused
     /// A close frame arrived where a message was expected.
     case closedByServer(code: UInt16, reason: String)
+    /// A program the test needs is not installed.
+    case missingTool(String)
 }

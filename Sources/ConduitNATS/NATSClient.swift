@@ -1,0 +1,335 @@
+public import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// A NATS client on SwiftNIO: publish, subscribe (with queue groups), request/reply over one
+/// wildcard inbox, headers, TLS and credentials. It reconnects by itself with jittered
+/// backoff and restores every subscription; while it is down, publishing and requests fail at
+/// once with `NATSError.notConnected` instead of queueing without bound.
+public final class NATSClient: Sendable {
+    public let options: NATSClientOptions
+    private let group: any EventLoopGroup
+    private let inboxPrefix: String
+    private let state: Mutex<State>
+    private let tls = Mutex<NIOSSLContext?>(nil)
+
+    /// The subscription id of the inbox every request's answer comes to.
+    private static let inboxSubscription = 1
+
+    struct Connection: Sendable {
+        let channel: any Channel
+        let handler: NIOLoopBound<NATSConnectionHandler>
+
+        func send(_ operation: ClientOperation) {
+            if channel.eventLoop.inEventLoop {
+                handler.value.send(operation)
+            } else {
+                channel.eventLoop.execute { handler.value.send(operation) }
+            }
+        }
+    }
+
+    private struct Subscriber {
+        let subject: String
+        let queue: String?
+        let deliver: @Sendable (NATSMessage) -> Void
+    }
+
+    private struct Waiter {
+        let subject: String
+        let continuation: CheckedContinuation<NATSMessage, any Error>
+        var timer: Scheduled<Void>?
+    }
+
+    private struct State {
+        var connection: Connection?
+        var info: NATSServerInfo?
+        var isReady = false
+        var isStarted = false
+        var isClosed = false
+        var attempt = 0
+        var everConnected = false
+        var subscribers: [Int: Subscriber] = [:]
+        var nextSubscription = 2
+        var waiters: [UInt64: Waiter] = [:]
+        var nextRequest: UInt64 = 0
+        var readyWaiters: [CheckedContinuation<Void, any Error>] = []
+        var statistics = NATSStatistics()
+        var lastError: String?
+    }
+
+    public init(options: NATSClientOptions, eventLoopGroup: any EventLoopGroup) {
+        self.options = options
+        self.group = eventLoopGroup
+        self.inboxPrefix = "_INBOX.\(UInt64.random(in: 1...UInt64.max))."
+        self.state = Mutex(State())
+    }
+
+    // MARK: Observing
+
+    public var connectionState: NATSConnectionState {
+        state.withLock { $0.isClosed ? .closed : $0.isReady ? .connected : .connecting }
+    }
+
+    public var statistics: NATSStatistics { state.withLock { $0.statistics } }
+    /// The last thing that went wrong (connect refused, authorization, protocol), for diagnostics.
+    public var lastError: String? { state.withLock { $0.lastError } }
+    public var serverInfo: NATSServerInfo? { state.withLock { $0.info } }
+
+    // MARK: Lifecycle
+
+    /// Starts connecting, in the background; it keeps trying until `close`.
+    public func start() {
+        let first = state.withLock { state in
+            defer { state.isStarted = true }
+            return !state.isStarted && !state.isClosed
+        }
+        if first { attemptConnection() }
+    }
+
+    /// Starts connecting and returns once connected (attempts that fail are retried).
+    public func connect() async throws {
+        start()
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let now: Result<Void, NATSError>? = state.withLock { state in
+                if state.isClosed { return .failure(.closed) }
+                if state.isReady { return .success(()) }
+                state.readyWaiters.append(continuation)
+                return nil
+            }
+            if let now { continuation.resume(with: now) }
+        }
+    }
+
+    public func close() async {
+        let (connection, waiters, readyWaiters) = state.withLock { state in
+            state.isClosed = true
+            state.isReady = false
+            defer { state.waiters = [:]; state.readyWaiters = []; state.connection = nil }
+            return (state.connection, state.waiters.values, state.readyWaiters)
+        }
+        for waiter in waiters { waiter.timer?.cancel(); waiter.continuation.resume(throwing: NATSError.closed) }
+        for waiter in readyWaiters { waiter.resume(throwing: NATSError.closed) }
+        try? await connection?.channel.close()
+    }
+
+    // MARK: Publishing and subscribing
+
+    public func publish(_ subject: String, replyTo: String? = nil, headers: NATSHeaders = [:], payload: ByteBuffer) throws(NATSError) {
+        try Self.validate(subject: subject)
+        if let replyTo { try Self.validate(subject: replyTo) }
+        try headers.validate()
+        let bytes = (headers.isEmpty ? 0 : headers.encodedBytes) + payload.readableBytes
+        let connection = try state.withLock { state throws(NATSError) -> Connection in
+            guard !state.isClosed else { throw .closed }
+            guard state.isReady, let connection = state.connection, let info = state.info else { throw .notConnected }
+            guard bytes <= info.maxPayload else { throw .payloadTooLarge(bytes: bytes, limit: info.maxPayload) }
+            state.statistics.messagesOut += 1
+            state.statistics.bytesOut += bytes
+            return connection
+        }
+        connection.send(.publish(subject: subject, replyTo: replyTo, headers: headers, payload: payload))
+    }
+
+    /// Calls `deliver` for each message on `subject` (wildcards allowed), on the connection's
+    /// event loop: it must not block. With `queue`, each message goes to one member of the
+    /// group. The subscription survives reconnects until `unsubscribe`.
+    public func subscribe(_ subject: String, queue: String? = nil, _ deliver: @escaping @Sendable (NATSMessage) -> Void) throws(NATSError) -> NATSSubscription {
+        try Self.validate(subject: subject)
+        if let queue { try Self.validate(subject: queue) }
+        let (sid, connection) = try state.withLock { state throws(NATSError) in
+            guard !state.isClosed else { throw .closed }
+            let sid = state.nextSubscription
+            state.nextSubscription += 1
+            state.subscribers[sid] = Subscriber(subject: subject, queue: queue, deliver: deliver)
+            return (sid, state.connection)
+        }
+        // Sent now if a connection is open; otherwise the next handshake restores it.
+        connection?.send(.subscribe(subject: subject, queue: queue, subscription: sid))
+        return NATSSubscription(client: self, id: sid)
+    }
+
+    /// The messages on `subject` as an async sequence, buffered up to `bufferBytes`: past that
+    /// a slow consumer loses the newest messages, counted in `slowConsumerDrops`.
+    public func messages(on subject: String, queue: String? = nil, bufferBytes: Int = 8 << 20) throws(NATSError) -> NATSMessages {
+        let messages = NATSMessages(limitBytes: bufferBytes) { [weak self] in
+            self?.state.withLock { $0.statistics.slowConsumerDrops += 1 }
+        }
+        messages.subscription = try subscribe(subject, queue: queue) { messages.offer($0) }
+        return messages
+    }
+
+    func unsubscribe(_ sid: Int) {
+        let connection = state.withLock { state in
+            state.subscribers.removeValue(forKey: sid) == nil ? nil : state.connection
+        }
+        connection?.send(.unsubscribe(subscription: sid))
+    }
+
+    // MARK: Request/reply
+
+    /// Publishes a request and waits for the first answer. Throws `noResponders` at once when
+    /// nobody listens, `timedOut` after `timeout`, `notConnected`/`disconnected` when the
+    /// connection is (or goes) down, `CancellationError` when the task is cancelled.
+    public func request(_ subject: String, headers: NATSHeaders = [:], payload: ByteBuffer, timeout: Duration) async throws -> NATSMessage {
+        let token = state.withLock { state in
+            state.nextRequest += 1
+            return state.nextRequest
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                state.withLock { $0.waiters[token] = Waiter(subject: subject, continuation: continuation) }
+                do {
+                    try publish(subject, replyTo: "\(inboxPrefix)\(token)", headers: headers, payload: payload)
+                } catch {
+                    return finishRequest(token, with: .failure(error))
+                }
+                let timer = group.next().scheduleTask(in: TimeAmount(timeout)) { [weak self] in
+                    self?.state.withLock { $0.statistics.requestsTimedOut += $0.waiters[token] == nil ? 0 : 1 }
+                    self?.finishRequest(token, with: .failure(NATSError.timedOut(subject: subject)))
+                }
+                let answered = state.withLock { state in
+                    guard state.waiters[token] != nil else { return true }
+                    state.waiters[token]!.timer = timer
+                    return false
+                }
+                if answered { timer.cancel() }
+            }
+        } onCancel: {
+            finishRequest(token, with: .failure(CancellationError()))
+        }
+    }
+
+    /// Resumes request `token`, once.
+    private func finishRequest(_ token: UInt64, with result: Result<NATSMessage, any Error>) {
+        guard let waiter = state.withLock({ $0.waiters.removeValue(forKey: token) }) else { return }
+        waiter.timer?.cancel()
+        waiter.continuation.resume(with: result)
+    }
+
+    // MARK: From the connection (on its event loop)
+
+    func received(_ message: NATSMessage, subscription sid: Int) {
+        let subscriber = state.withLock { state in
+            state.statistics.messagesIn += 1
+            state.statistics.bytesIn += message.payload.readableBytes
+            return sid == Self.inboxSubscription ? nil : state.subscribers[sid]
+        }
+        if let subscriber { return subscriber.deliver(message) }
+        guard sid == Self.inboxSubscription, message.subject.hasPrefix(inboxPrefix),
+              let token = UInt64(message.subject.dropFirst(inboxPrefix.utf8.count)) else { return }
+        if message.status == 503 {
+            let subject = state.withLock { state in
+                state.statistics.noResponders += 1
+                return state.waiters[token]?.subject ?? ""
+            }
+            finishRequest(token, with: .failure(NATSError.noResponders(subject: subject)))
+        } else {
+            finishRequest(token, with: .success(message))
+        }
+    }
+
+    /// The server's INFO came: the operations that restore the inbox and every subscription.
+    func connectionOpened(_ channel: any Channel, handler: NATSConnectionHandler, info: NATSServerInfo) -> [ClientOperation] {
+        state.withLock { state in
+            state.connection = Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
+            state.info = info
+            return [.subscribe(subject: "\(inboxPrefix)*", queue: nil, subscription: Self.inboxSubscription)]
+                + state.subscribers.sorted { $0.key < $1.key }.map { .subscribe(subject: $0.value.subject, queue: $0.value.queue, subscription: $0.key) }
+        }
+    }
+
+    func connectionReady(_ channel: any Channel) {
+        let (waiters, isCurrent) = state.withLock { state in
+            guard state.connection?.channel === channel, !state.isClosed else { return ([CheckedContinuation<Void, any Error>](), false) }
+            state.isReady = true
+            state.attempt = 0
+            if state.everConnected { state.statistics.reconnects += 1 }
+            state.everConnected = true
+            defer { state.readyWaiters = [] }
+            return (state.readyWaiters, true)
+        }
+        if !isCurrent { channel.close(promise: nil) }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func infoUpdated(_ info: NATSServerInfo) {
+        state.withLock { $0.info = info }
+    }
+
+    func connectionLost(_ channel: any Channel) {
+        let (waiters, reconnect) = state.withLock { state in
+            guard state.connection?.channel === channel || state.connection == nil else { return ([Waiter](), false) }
+            state.connection = nil
+            state.isReady = false
+            defer { state.waiters = [:] }
+            return (Array(state.waiters.values), !state.isClosed)
+        }
+        for waiter in waiters { waiter.timer?.cancel(); waiter.continuation.resume(throwing: NATSError.disconnected) }
+        if reconnect { scheduleReconnect() }
+    }
+
+    func record(error: any Error) {
+        state.withLock { $0.lastError = "\(error)" }
+    }
+
+    func tlsContext() throws -> NIOSSLContext {
+        try tls.withLock { context in
+            if let context { return context }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = options.caFile { configuration.trustRoots = .file(caFile) }
+            let made = try NIOSSLContext(configuration: configuration)
+            context = made
+            return made
+        }
+    }
+
+    // MARK: Connecting
+
+    private func attemptConnection() {
+        let options = options
+        ClientBootstrap(group: group)
+            .connectTimeout(TimeAmount(options.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(ByteToMessageHandler(ServerOperationDecoder(maxControlLineBytes: options.maxControlLineBytes)))
+                    try pipeline.addHandler(MessageToByteHandler(ClientOperationEncoder()))
+                    try pipeline.addHandler(NATSConnectionHandler(client: self, options: options))
+                }
+            }
+            .connect(host: options.host, port: options.port)
+            .whenFailure { [self] error in
+                record(error: error)
+                scheduleReconnect()
+            }
+    }
+
+    private func scheduleReconnect() {
+        let attempt: Int? = state.withLock { state in
+            guard !state.isClosed else { return nil }
+            defer { state.attempt += 1 }
+            return state.attempt
+        }
+        guard let attempt else { return }
+        let ceiling = min(options.initialReconnectDelay * (1 << min(attempt, 20)), options.maxReconnectDelay)
+        group.next().scheduleTask(in: TimeAmount(ceiling * Double.random(in: 0.5...1.0))) { [weak self] in
+            self?.attemptConnection()
+        }
+    }
+
+    static func validate(subject: String) throws(NATSError) {
+        guard !subject.isEmpty, subject.utf8.allSatisfy({ $0 > 32 && $0 != 127 }),
+              !subject.hasPrefix("."), !subject.hasSuffix("."), !subject.contains("..")
+        else { throw .invalidSubject(subject) }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

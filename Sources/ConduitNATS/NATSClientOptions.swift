@@ -1,0 +1,88 @@
+/// How a `NATSClient` connects: server, credentials, TLS, timing and bounds.
+public struct NATSClientOptions: Sendable {
+    public var host: String
+    public var port: Int
+    /// TLS is used when the URL says `tls://` or the server requires it.
+    public var tls: Bool
+    /// PEM file of the CA that signed the server's certificate (system roots when nil).
+    public var caFile: String?
+    public var user: String?
+    public var password: String?
+    public var token: String?
+    /// Shown by the server in its connection list.
+    public var name: String
+    public var connectTimeout: Duration = .seconds(5)
+    /// Waits between reconnect attempts: a random time between half and all of
+    /// `min(maxReconnectDelay, initialReconnectDelay × 2ⁿ)`, so clients that lost the same
+    /// server don't return in lockstep.
+    public var initialReconnectDelay: Duration = .milliseconds(100)
+    public var maxReconnectDelay: Duration = .seconds(5)
+    /// The client pings this often; `maxPingsOut` pings without a pong mean the server is gone.
+    public var pingInterval: Duration = .seconds(30)
+    public var maxPingsOut = 2
+    /// A server line (INFO, MSG…) longer than this is a protocol violation.
+    public var maxControlLineBytes = 64 << 10
+
+    /// `nats://[user:password@|token@]host[:port]` or `tls://…`; port 4222 by default.
+    public init(url: String, name: String = "conduit-nats") throws(NATSError) {
+        var rest = Substring(url)
+        if rest.hasPrefix("nats://") {
+            tls = false
+            rest = rest.dropFirst(7)
+        } else if rest.hasPrefix("tls://") {
+            tls = true
+            rest = rest.dropFirst(6)
+        } else {
+            throw .invalidURL(url)
+        }
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            if let colon = credentials.firstIndex(of: ":") {
+                user = String(credentials[..<colon]).removingPercentEncoding()
+                password = String(credentials[credentials.index(after: colon)...]).removingPercentEncoding()
+            } else {
+                token = String(credentials).removingPercentEncoding()
+            }
+            rest = rest[rest.index(after: at)...]
+        }
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        let hostAndPort: (Substring, Substring?)
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            let after = rest[rest.index(after: close)...]
+            hostAndPort = (rest[rest.index(after: rest.startIndex)..<close], after.hasPrefix(":") ? after.dropFirst() : nil)
+        } else if let colon = rest.lastIndex(of: ":") {
+            hostAndPort = (rest[..<colon], rest[rest.index(after: colon)...])
+        } else {
+            hostAndPort = (rest, nil)
+        }
+        guard !hostAndPort.0.isEmpty, !hostAndPort.0.contains("/") else { throw .invalidURL(url) }
+        host = String(hostAndPort.0)
+        if let portText = hostAndPort.1 {
+            guard let port = Int(portText), (1...65_535).contains(port) else { throw .invalidURL(url) }
+            self.port = port
+        } else {
+            port = 4222
+        }
+        self.name = name
+    }
+
+    /// Where the connection goes, without credentials: for logs and diagnostics.
+    public var displayURL: String { "\(tls ? "tls" : "nats")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+}
+
+extension String {
+    /// `%40` → `@` and so on, for credentials in URLs; nil-safe for malformed escapes (kept as is).
+    fileprivate func removingPercentEncoding() -> String {
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

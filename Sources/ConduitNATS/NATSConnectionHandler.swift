@@ -1,0 +1,122 @@
+import NIOCore
+import NIOSSL
+
+/// One connection's protocol: INFO → (TLS) → CONNECT, the subscriptions to restore, PING;
+/// the first PONG makes it ready. Then it answers pings, sends its own to notice a dead
+/// server, and coalesces writes into one flush per event-loop turn.
+final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ServerOperation
+    typealias OutboundOut = ClientOperation
+
+    private let client: NATSClient
+    private let options: NATSClientOptions
+    private var context: ChannelHandlerContext?
+    private var flushPending = false
+    private var phase = Phase.awaitingInfo
+    private var pingsOut = 0
+    private var timer: (any Sendable)?
+
+    private enum Phase { case awaitingInfo, awaitingPong, ready }
+
+    init(client: NATSClient, options: NATSClientOptions) {
+        self.client = client
+        self.options = options
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        // A server that accepts TCP but never completes the handshake is given up on.
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: TimeAmount(options.connectTimeout)) {
+            let handler = loopBound.value
+            if handler.phase != .ready { handler.context?.close(promise: nil) }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        (timer as? RepeatedTask)?.cancel()
+        client.connectionLost(context.channel)
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        client.record(error: error)
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .info(let info):
+            if phase == .awaitingInfo { handshake(info, context: context) } else { client.infoUpdated(info) }
+        case .pong:
+            pingsOut = 0
+            if phase == .awaitingPong {
+                phase = .ready
+                startPinging(context: context)
+                client.connectionReady(context.channel)
+            }
+        case .ping:
+            send(.pong)
+        case .message(let message, let subscription):
+            client.received(message, subscription: subscription)
+        case .ok:
+            break
+        case .error(let text):
+            client.record(error: NATSError.server(text))
+        }
+    }
+
+    /// Sends `operation`; the flush comes once the current turn of the event loop is over.
+    func send(_ operation: ClientOperation) {
+        guard let context else { return }
+        context.write(wrapOutboundOut(operation), promise: nil)
+        guard !flushPending else { return }
+        flushPending = true
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = loopBound.value
+            handler.flushPending = false
+            handler.context?.flush()
+        }
+    }
+
+    private func handshake(_ info: NATSServerInfo, context: ChannelHandlerContext) {
+        if options.tls || info.tlsRequired {
+            do {
+                let hostname = options.host.first?.isNumber == true || options.host.contains(":") ? nil : options.host
+                let tls = try NIOSSLClientHandler(context: client.tlsContext(), serverHostname: hostname)
+                try context.pipeline.syncOperations.addHandler(tls, position: .first)
+            } catch {
+                client.record(error: error)
+                context.close(promise: nil)
+                return
+            }
+        }
+        phase = .awaitingPong
+        send(.connect(ConnectFields(
+            tls_required: options.tls || info.tlsRequired, name: options.name,
+            user: options.user, pass: options.password, auth_token: options.token)))
+        for operation in client.connectionOpened(context.channel, handler: self, info: info) { send(operation) }
+        send(.ping)
+    }
+
+    private func startPinging(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let interval = TimeAmount(options.pingInterval)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let handler = loopBound.value
+            guard handler.pingsOut < handler.options.maxPingsOut else {
+                handler.client.record(error: NATSError.protocolViolation("\(handler.pingsOut) pings without an answer"))
+                handler.context?.close(promise: nil)
+                return
+            }
+            handler.pingsOut += 1
+            handler.send(.ping)
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import NIOCore
+import Synchronization
+
+/// A subscription made with `NATSClient.subscribe`; `unsubscribe` ends it.
+public struct NATSSubscription: Sendable {
+    let client: NATSClient
+    let id: Int
+
+    public func unsubscribe() {
+        client.unsubscribe(id)
+    }
+}
+
+/// Messages of one subscription as an async sequence, buffered in bytes: a consumer that
+/// falls behind by more than the bound loses the newest messages, counted, instead of
+/// growing the client's memory (the slow-consumer rule of NATS servers, on the client side).
+public final class NATSMessages: AsyncSequence, Sendable {
+    public typealias Element = NATSMessage
+
+    private struct Buffer {
+        var messages = CircularBuffer<NATSMessage>()
+        var bytes = 0
+        var waiter: CheckedContinuation<NATSMessage?, Never>?
+        var isFinished = false
+    }
+
+    private let limitBytes: Int
+    private let dropped: @Sendable () -> Void
+    private let buffer = Mutex(Buffer())
+    private let subscriptionBox = Mutex<NATSSubscription?>(nil)
+
+    init(limitBytes: Int, dropped: @escaping @Sendable () -> Void) {
+        self.limitBytes = limitBytes
+        self.dropped = dropped
+    }
+
+    var subscription: NATSSubscription? {
+        get { subscriptionBox.withLock { $0 } }
+        set { subscriptionBox.withLock { $0 = newValue } }
+    }
+
+    /// Ends the subscription; the sequence ends after what is buffered.
+    public func unsubscribe() {
+        subscription?.unsubscribe()
+        let waiter = buffer.withLock { buffer in
+            buffer.isFinished = true
+            defer { buffer.waiter = nil }
+            return buffer.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    func offer(_ message: NATSMessage) {
+        let size = message.payload.readableBytes
+        let (waiter, kept) = buffer.withLock { buffer -> (CheckedContinuation<NATSMessage?, Never>?, Bool) in
+            if buffer.isFinished { return (nil, true) }
+            if let waiter = buffer.waiter {
+                buffer.waiter = nil
+                return (waiter, true)
+            }
+            guard buffer.bytes + size <= limitBytes || buffer.messages.isEmpty else { return (nil, false) }
+            buffer.messages.append(message)
+            buffer.bytes += size
+            return (nil, true)
+        }
+        waiter?.resume(returning: message)
+        if !kept { dropped() }
+    }
+
+    fileprivate func next() async -> NATSMessage? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = buffer.withLock { buffer -> NATSMessage?? in
+                    if let message = buffer.messages.popFirst() {
+                        buffer.bytes -= message.payload.readableBytes
+                        return .some(message)
+                    }
+                    if buffer.isFinished || Task.isCancelled { return .some(nil) }
+                    buffer.waiter = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = buffer.withLock { buffer in
+                defer { buffer.waiter = nil }
+                return buffer.waiter
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let messages: NATSMessages
+        public mutating func next() async -> NATSMessage? { await messages.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(messages: self) }
+}

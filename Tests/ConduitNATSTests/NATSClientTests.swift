@@ -1,0 +1,252 @@
+import ConduitNATS
+import ConduitTesting
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// The NATS client against the real nats-server, started per test on a free port.
+@Suite(.serialized) struct NATSClientTests {
+    private func client(_ url: String, name: String = "test") throws -> NATSClient {
+        var options = try NATSClientOptions(url: url, name: name)
+        options.initialReconnectDelay = .milliseconds(20)
+        options.maxReconnectDelay = .milliseconds(200)
+        return NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    @Test func publishesAndReceivesWithHeaders() async throws {
+        try await NATSServerProcess.run { server in
+            let subscriber = try client(server.url)
+            let publisher = try client(server.url)
+            try await subscriber.connect()
+            try await publisher.connect()
+            let messages = try subscriber.messages(on: "greetings.*")
+            // A PING round trip on the subscriber makes sure the server has its SUB.
+            _ = try? await subscriber.request("nobody.listens", payload: ByteBuffer(), timeout: .seconds(5))
+            try publisher.publish("greetings.en", headers: ["lang": "en", "x-n": "1"], payload: ByteBuffer(string: "hello"))
+            try publisher.publish("greetings.fr", payload: ByteBuffer(string: "bonjour"))
+            var iterator = messages.makeAsyncIterator()
+            let first = try #require(await iterator.next())
+            #expect(first.subject == "greetings.en")
+            #expect(first.headers["lang"] == "en")
+            #expect(first.headers["x-n"] == "1")
+            #expect(String(buffer: first.payload) == "hello")
+            let second = try #require(await iterator.next())
+            #expect(second.headers.isEmpty)
+            #expect(String(buffer: second.payload) == "bonjour")
+            #expect(publisher.statistics.messagesOut == 2)
+            await subscriber.close()
+            await publisher.close()
+        }
+    }
+
+    @Test func requestIsAnsweredAndNoRespondersIsImmediate() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try client(server.url)
+            let caller = try client(server.url)
+            try await worker.connect()
+            try await caller.connect()
+            try await Self.answer(on: "math.double", with: worker) { message in
+                ByteBuffer(string: String(Int(String(buffer: message.payload))! * 2))
+            }
+            let reply = try await caller.request("math.double", headers: ["k": "v"], payload: ByteBuffer(string: "21"), timeout: .seconds(10))
+            #expect(String(buffer: reply.payload) == "42")
+            let start = ContinuousClock.now
+            await #expect(throws: NATSError.noResponders(subject: "math.triple")) {
+                try await caller.request("math.triple", payload: ByteBuffer(), timeout: .seconds(30))
+            }
+            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(caller.statistics.noResponders == 1)
+            await worker.close()
+            await caller.close()
+        }
+    }
+
+    @Test func requestTimesOutWhenTheWorkerIsSilent() async throws {
+        try await NATSServerProcess.run { server in
+            let silent = try client(server.url)
+            let caller = try client(server.url)
+            try await silent.connect()
+            try await caller.connect()
+            _ = try silent.subscribe("slow") { _ in }
+            try await Self.flush(silent)
+            await #expect(throws: NATSError.timedOut(subject: "slow")) {
+                try await caller.request("slow", payload: ByteBuffer(), timeout: .milliseconds(300))
+            }
+            #expect(caller.statistics.requestsTimedOut == 1)
+            await silent.close()
+            await caller.close()
+        }
+    }
+
+    @Test func queueGroupSharesTheWork() async throws {
+        try await NATSServerProcess.run { server in
+            let caller = try client(server.url)
+            try await caller.connect()
+            let counts = Mutex([0, 0, 0])
+            var workers: [NATSClient] = []
+            for index in 0..<3 {
+                let worker = try client(server.url, name: "worker-\(index)")
+                try await worker.connect()
+                _ = try worker.subscribe("jobs", queue: "workers") { message in
+                    counts.withLock { $0[index] += 1 }
+                    try? worker.publish(message.replyTo!, payload: message.payload)
+                }
+                try await Self.flush(worker)
+                workers.append(worker)
+            }
+            for n in 0..<300 {
+                let reply = try await caller.request("jobs", payload: ByteBuffer(string: "\(n)"), timeout: .seconds(10))
+                #expect(String(buffer: reply.payload) == "\(n)")
+            }
+            let shares = counts.withLock { $0 }
+            #expect(shares.reduce(0, +) == 300)
+            #expect(shares.allSatisfy { $0 > 0 }, "each worker gets some: \(shares)")
+            for worker in workers { await worker.close() }
+            await caller.close()
+        }
+    }
+
+    @Test func payloadOverMaxPayloadIsRefusedBeforeSending() async throws {
+        try await NATSServerProcess.run(configuration: "max_payload: 65536") { server in
+            let caller = try client(server.url)
+            try await caller.connect()
+            #expect(caller.serverInfo?.maxPayload == 65536)
+            #expect(throws: NATSError.payloadTooLarge(bytes: 70_000, limit: 65536)) {
+                try caller.publish("big", payload: ByteBuffer(repeating: 1, count: 70_000))
+            }
+            // The connection is still usable.
+            try caller.publish("small", payload: ByteBuffer(repeating: 1, count: 1000))
+            #expect(caller.connectionState == .connected)
+            await caller.close()
+        }
+    }
+
+    @Test func invalidSubjectsAndHeadersAreRefused() async throws {
+        try await NATSServerProcess.run { server in
+            let caller = try client(server.url)
+            try await caller.connect()
+            #expect(throws: NATSError.invalidSubject("a b")) { try caller.publish("a b", payload: ByteBuffer()) }
+            #expect(throws: NATSError.invalidSubject("")) { try caller.publish("", payload: ByteBuffer()) }
+            #expect(throws: NATSError.invalidHeader("x")) {
+                try caller.publish("s", headers: ["x": "1\r\nforged: yes"], payload: ByteBuffer())
+            }
+            #expect(throws: NATSError.invalidHeader("a:b")) { try caller.publish("s", headers: ["a:b": "1"], payload: ByteBuffer()) }
+            await caller.close()
+        }
+    }
+
+    @Test func credentialsAreSent() async throws {
+        try await NATSServerProcess.run(configuration: "authorization { user: alice, password: s3cret }") { server in
+            let good = try client("nats://alice:s3cret@127.0.0.1:\(server.port)")
+            try await good.connect()
+            #expect(good.connectionState == .connected)
+            await good.close()
+            let bad = try client("nats://alice:wrong@127.0.0.1:\(server.port)")
+            bad.start()
+            try await waitUntil { bad.lastError?.contains("Authorization") == true }
+            #expect(bad.connectionState == .connecting)
+            await bad.close()
+        }
+        try await NATSServerProcess.run(configuration: "authorization { token: t0ken }") { server in
+            let good = try client("nats://t0ken@127.0.0.1:\(server.port)")
+            try await good.connect()
+            await good.close()
+        }
+    }
+
+    @Test func reconnectsAndRestoresSubscriptionsAfterTheServerDies() async throws {
+        let server = try NATSServerProcess()
+        try await server.start()
+        defer { server.stop() }
+        let worker = try client(server.url)
+        let caller = try client(server.url)
+        try await worker.connect()
+        try await caller.connect()
+        try await Self.answer(on: "echo", with: worker) { $0.payload }
+        #expect(String(buffer: try await caller.request("echo", payload: ByteBuffer(string: "before"), timeout: .seconds(5)).payload) == "before")
+
+        server.stop()
+        try await waitUntil { caller.connectionState == .connecting && worker.connectionState == .connecting }
+        #expect(throws: NATSError.notConnected) { try caller.publish("echo", payload: ByteBuffer()) }
+        await #expect(throws: NATSError.notConnected) {
+            try await caller.request("echo", payload: ByteBuffer(), timeout: .seconds(5))
+        }
+
+        try await server.start()
+        try await waitUntil(timeout: .seconds(20)) { caller.connectionState == .connected && worker.connectionState == .connected }
+        try await Self.flush(worker)
+        let reply = try await caller.request("echo", payload: ByteBuffer(string: "after"), timeout: .seconds(5))
+        #expect(String(buffer: reply.payload) == "after")
+        #expect(caller.statistics.reconnects == 1)
+        #expect(worker.statistics.reconnects == 1)
+        await worker.close()
+        await caller.close()
+    }
+
+    @Test func aRequestInFlightFailsWhenTheConnectionDrops() async throws {
+        let server = try NATSServerProcess()
+        try await server.start()
+        defer { server.stop() }
+        let silent = try client(server.url)
+        let caller = try client(server.url)
+        try await silent.connect()
+        try await caller.connect()
+        _ = try silent.subscribe("never") { _ in }
+        try await Self.flush(silent)
+        let answer = Task { try await caller.request("never", payload: ByteBuffer(), timeout: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(200))
+        server.stop()
+        await #expect(throws: NATSError.disconnected) { try await answer.value }
+        await silent.close()
+        await caller.close()
+    }
+
+    @Test func slowConsumerLosesNewestMessagesCounted() async throws {
+        try await NATSServerProcess.run { server in
+            let subscriber = try client(server.url)
+            let publisher = try client(server.url)
+            try await subscriber.connect()
+            try await publisher.connect()
+            let messages = try subscriber.messages(on: "flood", bufferBytes: 10_000)
+            try await Self.flush(subscriber)
+            for _ in 0..<20 { try publisher.publish("flood", payload: ByteBuffer(repeating: 7, count: 1000)) }
+            // 20 published plus the flush's no-responders answer.
+            try await waitUntil { subscriber.statistics.messagesIn == 21 }
+            #expect(subscriber.statistics.slowConsumerDrops == 10)
+            var iterator = messages.makeAsyncIterator()
+            for _ in 0..<10 { #expect(await iterator.next()?.payload.readableBytes == 1000) }
+            messages.unsubscribe()
+            #expect(await iterator.next() == nil)
+            await subscriber.close()
+            await publisher.close()
+        }
+    }
+
+    @Test func urlsAreParsed() throws {
+        let plain = try NATSClientOptions(url: "nats://example.org")
+        #expect(plain.host == "example.org" && plain.port == 4222 && !plain.tls)
+        let full = try NATSClientOptions(url: "tls://bob:p%40ss@10.0.0.1:4333")
+        #expect(full.host == "10.0.0.1" && full.port == 4333 && full.tls && full.user == "bob" && full.password == "p@ss")
+        #expect(try NATSClientOptions(url: "nats://tok@[::1]:5000").host == "::1")
+        #expect(try NATSClientOptions(url: "nats://tok@h").token == "tok")
+        for bad in ["http://x", "nats://", "nats://h:0", "nats://h:99999", "nats://h:x"] {
+            #expect(throws: NATSError.invalidURL(bad)) { try NATSClientOptions(url: bad) }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Makes `worker` answer requests on `subject`, and waits until the server has the subscription.
+    static func answer(on subject: String, with worker: NATSClient, _ body: @escaping @Sendable (NATSMessage) -> ByteBuffer) async throws {
+        _ = try worker.subscribe(subject) { message in
+            if let replyTo = message.replyTo { try? worker.publish(replyTo, payload: body(message)) }
+        }
+        try await flush(worker)
+    }
+
+    /// A round trip through the server: everything `client` sent before is processed by then.
+    static func flush(_ client: NATSClient) async throws {
+        _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(5))
+    }
+}
