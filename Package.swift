@@ -132,6 +132,8 @@ let package = Package(
         ]),
         // `process`: a handler run as a child process, messages over its stdin/stdout.
         handlerModule("ConduitProcess", path: "Process", [nio("NIOPosix")]),
+        // `nats`: routes served by workers anywhere over NATS, and their pushes to clients.
+        handlerModule("ConduitNATSHandler", path: "NATS", ["ConduitNATS"]),
         // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).
         .target(name: "CMallocTuning"),
         // The command line as a library: `ConduitCLI.main(catalog:)`, so a package of one's own
@@ -148,6 +150,7 @@ let package = Package(
                 "ConduitTLS",
                 "ConduitAIStream",
                 "ConduitProcess",
+                "ConduitNATSHandler",
                 // new-handler: handler modules above this line
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 logging,
@@ -256,7 +259,7 @@ let package = Package(
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", nio("NIOPosix"), nio("NIOHTTP1")]),
         socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", nio("NIOConcurrencyHelpers")]),
         // Against a real nats-server started by the tests (Debian package nats-server).
-        socketTests("ConduitNATSTests", ["ConduitNATS", nio("NIOPosix")]),
+        socketTests("ConduitNATSTests", ["ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix")]),
         // new-handler: targets above this line
     ]
 )

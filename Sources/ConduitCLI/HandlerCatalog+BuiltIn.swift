@@ -2,6 +2,7 @@ import ConduitAIStream
 import ConduitEcho
 public import ConduitHost
 import ConduitKit
+import ConduitNATSHandler
 import ConduitProcess
 import ConduitTLS
 import ConduitUDP
@@ -14,5 +15,6 @@ extension HandlerCatalog {
         HandlerKind(ProcessHandler.self, name: "process"),
         HandlerKind(TLSHandler.self, name: "tls"),
         HandlerKind(AIStreamHandler.self, name: "ai"),
+        HandlerKind(NATSHandler.self, name: "nats"),
     ])
 }

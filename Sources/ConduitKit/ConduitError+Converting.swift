@@ -1,4 +1,4 @@
-public import ConduitWire
+import ConduitWire
 import Logging
 
 extension ConduitError {

@@ -1,3 +1,5 @@
+public import ConduitWire
+
 /// A handler module: the one protocol a module implements (SPEC §4).
 ///
 /// The host creates one instance per route entry from its parsed `Options`, calls `start`
@@ -21,6 +23,9 @@ public protocol ConduitHandler: Sendable {
     func clientEvent(_ event: ClientEvent)
     /// Whether the handler can serve, and why not: shown per route in the diagnostics.
     var health: HandlerHealth { get }
+    /// Counters and states of the handler's own (connections, peers), shown under its route
+    /// in the diagnostics; nil when it has none.
+    var diagnostics: [String: DiagnosticValue]? { get }
 }
 
 extension ConduitHandler {
@@ -28,7 +33,9 @@ extension ConduitHandler {
     public func stop() async {}
     public func clientEvent(_ event: ClientEvent) {}
     public var health: HandlerHealth { .up }
+    public var diagnostics: [String: DiagnosticValue]? { nil }
 }
+
 
 /// A handler's state as the diagnostics show it.
 public enum HandlerHealth: Sendable, Equatable {

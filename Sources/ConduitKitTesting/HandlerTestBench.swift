@@ -97,7 +97,7 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
 
     public func stop() async {
         await handler.stop()
-        try? await loop.shutdownGracefully()
+        await loop.shutdownGracefully()
     }
 }
 

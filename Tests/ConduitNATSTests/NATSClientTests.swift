@@ -245,6 +245,16 @@ import Testing
         try await flush(worker)
     }
 
+    /// Makes `worker` answer requests on `subject` with headers, and waits until the server has the subscription.
+    static func answerWithHeaders(on subject: String, with worker: NATSClient, _ body: @escaping @Sendable (NATSMessage) -> (NATSHeaders, ByteBuffer)) async throws {
+        _ = try worker.subscribe(subject) { message in
+            guard let replyTo = message.replyTo else { return }
+            let (headers, payload) = body(message)
+            try? worker.publish(replyTo, headers: headers, payload: payload)
+        }
+        try await flush(worker)
+    }
+
     /// A round trip through the server: everything `client` sent before is processed by then.
     static func flush(_ client: NATSClient) async throws {
         _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(5))

@@ -1,3 +1,5 @@
+public import ConduitWire
+
 extension IPCEndpoint {
     /// `internal.conduit.diagnostics`: open sockets, per-route counts, per-id buffers.
     public struct Diagnostics: Decodable, Sendable {
@@ -16,6 +18,10 @@ extension IPCEndpoint {
             public let route: String
             public let handler: String
             public let stats: Stats
+            /// Why the route's handler can't serve (nil while it can).
+            public let down: String?
+            /// The handler's own counters and states (a NATS route's connection, say).
+            public let details: [String: DiagnosticValue]?
         }
         public struct Client: Decodable, Sendable {
             public let id: String

@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitWire
 import Foundation
 import NIOConcurrencyHelpers
 import NIOWebSocket
@@ -32,6 +33,8 @@ final class HostControl: Sendable {
             let stats: RouteStats.Snapshot
             /// Why the route's handler can't serve (nil while it can).
             let down: String?
+            /// The handler's own counters and states (a NATS connection's, say).
+            let details: [String: DiagnosticValue]?
         }
         let isActive: Bool
         let port: Int?
@@ -104,7 +107,7 @@ final class HostControl: Sendable {
         let connected = clients.filter(\.connected).map(\.id)
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
-            routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason) },
+            routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason, details: $0.handler.diagnostics) },
             clients: clients, buffers: directory.budget.snapshot
         )
     }

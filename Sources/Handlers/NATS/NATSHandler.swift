@@ -1,0 +1,86 @@
+public import ConduitKit
+import ConduitNATS
+import ConduitWire
+import Foundation
+import NIOCore
+
+/// `nats`: a route served by workers anywhere, through NATS (SPEC §10). A request becomes a
+/// NATS request on `subject` with the Conduit headers as NATS headers plus `conduit-client`,
+/// and the worker's answer is the reply. Workers share a subject with a queue group, and push
+/// to a client by publishing to `conduit.push.<client-id>`.
+public final class NATSHandler: ConduitHandler {
+    public typealias Options = NATSRouteOptions
+
+    /// The header that tells a worker which client asked.
+    public static let clientHeader = "conduit-client"
+
+    private let options: NATSRouteOptions
+    private let client: NATSClient
+    private let pushes: HeldClientPushes
+
+    public init(options: NATSRouteOptions, context: HandlerContext) throws {
+        self.options = options
+        do {
+            client = NATSClient(options: try options.clientOptions(name: "conduit \(context.route)"), eventLoopGroup: context.eventLoopGroup)
+        } catch {
+            throw ConduitError.badRequest(error.description)
+        }
+        pushes = HeldClientPushes(client: client, pushes: context.pushes)
+    }
+
+    public func start() async throws {
+        // Connecting goes on in the background: a NATS server that is not up yet only makes
+        // requests fail with UnavailableError until it is.
+        client.start()
+    }
+
+    public func stop() async {
+        pushes.stop()
+        await client.close()
+    }
+
+    public func clientEvent(_ event: ClientEvent) {
+        pushes.clientEvent(event)
+    }
+
+    public func handle(_ request: Request, responder: Responder) throws {
+        guard client.connectionState == .connected else {
+            throw ConduitError.unavailable("the NATS connection to \(client.options.displayURL) is down; it is being restored")
+        }
+        let subject = options.subject.replacingOccurrences(of: "{route}", with: request.route)
+        var headers = NATSHeaders(request.headers)
+        headers.append(Self.clientHeader, request.client.rawValue)
+        let timeout = Duration.milliseconds(Int64(options.timeoutSeconds * 1000))
+        let payload = request.payload
+        // The host's own deadline is left a little later, so the worker's timeout is what answers.
+        responder.respond(timeout: timeout + .seconds(1)) { [client, headers] in
+            do {
+                let answer = try await client.request(subject, headers: headers, payload: payload, timeout: timeout)
+                return Reply(headers: Headers(answer.headers), payload: answer.payload)
+            } catch let error as NATSError {
+                throw ConduitError(error)
+            }
+        }
+    }
+
+    public var health: HandlerHealth {
+        client.connectionState == .connected ? .up
+            : .down(reason: "NATS \(client.options.displayURL): \(client.connectionState.rawValue)\(client.lastError.map { " (\($0))" } ?? "")")
+    }
+
+    public var diagnostics: [String: DiagnosticValue]? {
+        let statistics = client.statistics
+        return [
+            "nats.url": .text(client.options.displayURL),
+            "nats.state": .text(client.connectionState.rawValue),
+            "nats.reconnects": .number(statistics.reconnects),
+            "nats.messagesIn": .number(statistics.messagesIn),
+            "nats.messagesOut": .number(statistics.messagesOut),
+            "nats.bytesIn": .number(statistics.bytesIn),
+            "nats.bytesOut": .number(statistics.bytesOut),
+            "nats.requestsTimedOut": .number(statistics.requestsTimedOut),
+            "nats.noResponders": .number(statistics.noResponders),
+            "nats.lastError": .text(client.lastError ?? ""),
+        ]
+    }
+}

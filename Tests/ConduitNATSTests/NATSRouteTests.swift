@@ -1,0 +1,232 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitNATS
+import ConduitNATSHandler
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+extension HandlerCatalog {
+    static let natsTests = HandlerCatalog([HandlerKind(NATSHandler.self, name: "nats")])
+}
+
+/// `nats` routes over real sockets: a real host, real WebSocket clients, a real nats-server
+/// and workers made with the NATS client.
+@Suite(.serialized) struct NATSRouteTests {
+    static func yaml(_ server: NATSServerProcess, timeoutSeconds: Double = 10) -> String {
+        """
+        routes:
+          - route: work.*
+            handler: nats
+            options:
+              url: \(server.url)
+              timeoutSeconds: \(timeoutSeconds)
+        """
+    }
+
+    static func worker(_ server: NATSServerProcess) async throws -> NATSClient {
+        var options = try NATSClientOptions(url: server.url, name: "worker")
+        options.initialReconnectDelay = .milliseconds(20)
+        options.maxReconnectDelay = .milliseconds(200)
+        let worker = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        try await worker.connect()
+        return worker
+    }
+
+    /// Waits until the host's NATS route is connected (it connects in the background).
+    static func routeIsUp(_ host: TestHost) async throws {
+        try await waitUntil(timeout: .seconds(20)) {
+            let client = try await host.connect(client: "probe")
+            defer { Task { try? await client.close() } }
+            let reply = try await client.request(Message(headers: ["route": "work.probe", "token": "p"]))
+            return reply.headers["error"] != "UnavailableError" || !String(buffer: reply.payload).contains("down")
+        }
+    }
+
+    @Test func aWorkerAnswersWithRouteAndTokenKept() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try await Self.worker(server)
+            let seen = Mutex<NATSHeaders?>(nil)
+            try await NATSClientTests.answerWithHeaders(on: "work.upper", with: worker) { message in
+                seen.withLock { $0 = message.headers }
+                return (["answered-by": "worker-1", "route": "forged"], ByteBuffer(string: String(buffer: message.payload).uppercased()))
+            }
+            try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let client = try await host.connect(client: "alice")
+                let reply = try await client.request(Message(headers: ["route": "work.upper", "token": "t1", "x-custom": "v"], payload: ByteBuffer(string: "hello")))
+                #expect(reply.headers["error"] == nil, "\(String(buffer: reply.payload))")
+                #expect(String(buffer: reply.payload) == "HELLO")
+                #expect(reply.headers["route"] == "work.upper")
+                #expect(reply.headers["token"] == "t1")
+                #expect(reply.headers["answered-by"] == "worker-1")
+                let headers = try #require(seen.withLock { $0 })
+                #expect(headers["conduit-client"] == "alice")
+                #expect(headers["x-custom"] == "v")
+                #expect(headers["token"] == "t1")
+            }
+            await worker.close()
+        }
+    }
+
+    @Test func threeWorkersInAQueueGroupShare300Requests() async throws {
+        try await NATSServerProcess.run { server in
+            let counts = Mutex([0, 0, 0])
+            var workers: [NATSClient] = []
+            for index in 0..<3 {
+                let worker = try await Self.worker(server)
+                _ = try worker.subscribe("work.job", queue: "workers") { message in
+                    counts.withLock { $0[index] += 1 }
+                    try? worker.publish(message.replyTo!, payload: message.payload)
+                }
+                try await NATSClientTests.flush(worker)
+                workers.append(worker)
+            }
+            try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let client = try await host.connect()
+                for n in 0..<300 {
+                    let reply = try await client.request(Message(headers: ["route": "work.job", "token": "\(n)"], payload: ByteBuffer(string: "\(n)")))
+                    #expect(String(buffer: reply.payload) == "\(n)")
+                }
+            }
+            let shares = counts.withLock { $0 }
+            #expect(shares.reduce(0, +) == 300)
+            #expect(shares.allSatisfy { $0 > 0 }, "each worker gets some: \(shares)")
+            for worker in workers { await worker.close() }
+        }
+    }
+
+    @Test func noWorkerIsUnavailableAtOnceAndASilentWorkerTimesOut() async throws {
+        try await NATSServerProcess.run { server in
+            let silent = try await Self.worker(server)
+            _ = try silent.subscribe("work.silent") { _ in }
+            try await NATSClientTests.flush(silent)
+            try await TestHost.run(yaml: Self.yaml(server, timeoutSeconds: 0.5), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let client = try await host.connect()
+                let start = ContinuousClock.now
+                let nobody = try await client.request(Message(headers: ["route": "work.nobody", "token": "1"]))
+                #expect(nobody.headers["error"] == "UnavailableError")
+                #expect(String(buffer: nobody.payload).contains("no responders"))
+                #expect(ContinuousClock.now - start < .milliseconds(450), "no responders is known before the timeout")
+                let silentReply = try await client.request(Message(headers: ["route": "work.silent", "token": "2"]))
+                #expect(silentReply.headers["error"] == "UnavailableError")
+                #expect(String(buffer: silentReply.payload).contains("in time"))
+            }
+            await silent.close()
+        }
+    }
+
+    @Test func aChunkedMebibyteReachesTheWorkerWholeAndOverMaxPayloadIsRefused() async throws {
+        try await NATSServerProcess.run(configuration: "max_payload: 2MB") { server in
+            let worker = try await Self.worker(server)
+            try await NATSClientTests.answer(on: "work.size", with: worker) { message in
+                var payload = message.payload
+                let bytes = payload.readBytes(length: payload.readableBytes)!
+                let intact = bytes.enumerated().allSatisfy { $0.element == UInt8($0.offset % 251) }
+                return ByteBuffer(string: "\(bytes.count) \(intact)")
+            }
+            let yaml = Self.yaml(server) + "\nlimits:\n  chunkQueueBytes: 8388608\n"
+            try await TestHost.run(yaml: yaml, catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let client = try await host.connect()
+                let mebibyte = (0..<(1 << 20)).map { UInt8($0 % 251) }
+                try await Self.sendChunked(mebibyte, route: "work.size", token: "big", over: client)
+                let reply = try await client.nextMessage(timeout: .seconds(20))
+                #expect(reply.headers["token"] == "big")
+                #expect(String(buffer: reply.payload) == "1048576 true")
+
+                try await Self.sendChunked([UInt8](repeating: 0, count: 3 << 20), route: "work.size", token: "huge", over: client)
+                let refused = try await client.nextMessage(timeout: .seconds(20))
+                #expect(refused.headers["token"] == "huge")
+                #expect(refused.headers["error"] == "PayloadTooLargeError")
+                #expect(String(buffer: refused.payload).contains("max_payload"))
+            }
+            await worker.close()
+        }
+    }
+
+    @Test func aWorkersPushReachesAConnectedClientAndWaitsForAnAwayOne() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try await Self.worker(server)
+            try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let bob = try await host.connect(client: "bob")
+                // The host subscribes for bob when he connects; pushes before that can't reach him.
+                try await waitUntil {
+                    (try? await worker.request("conduit.push.bob", headers: ["route": "news"], payload: ByteBuffer(string: "probe"), timeout: .seconds(1))) != nil
+                }
+                _ = try await bob.nextMessage(route: "news")
+                try worker.publish("conduit.push.bob", headers: ["route": "news", "n": "1"], payload: ByteBuffer(string: "live"))
+                let live = try await bob.nextMessage(route: "news")
+                #expect(live.headers["n"] == "1")
+                #expect(String(buffer: live.payload) == "live")
+
+                try await bob.close()
+                try await waitUntil { host.client("bob")?.connected == false }
+                try worker.publish("conduit.push.bob", headers: ["route": "news", "n": "2"], payload: ByteBuffer(string: "while away"))
+                try await waitUntil { (host.client("bob")?.buffered ?? 0) == 1 }
+                let back = try await host.connect(client: "bob")
+                let buffered = try await back.nextMessage(route: "news")
+                #expect(buffered.headers["n"] == "2")
+                #expect(String(buffer: buffered.payload) == "while away")
+            }
+            await worker.close()
+        }
+    }
+
+    @Test func nothingCrashesWhileNATSIsDownAndServiceResumesWithoutARestart() async throws {
+        let server = try NATSServerProcess()
+        try await server.start()
+        defer { server.stop() }
+        let worker = try await Self.worker(server)
+        try await NATSClientTests.answer(on: "work.echo", with: worker) { $0.payload }
+        try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+            try await Self.routeIsUp(host)
+            let client = try await host.connect()
+            #expect(String(buffer: try await client.request(Message(headers: ["route": "work.echo", "token": "a"], payload: ByteBuffer(string: "before"))).payload) == "before")
+
+            server.stop()
+            try await waitUntil {
+                let reply = try await client.request(Message(headers: ["route": "work.echo", "token": "down"]))
+                return reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("down")
+            }
+            let diagnostics = try await Self.routeDetails(host)
+            #expect(diagnostics["nats.state"] == .text("connecting"))
+
+            try await server.start()
+            try await waitUntil(timeout: .seconds(30)) {
+                let reply = try await client.request(Message(headers: ["route": "work.echo", "token": "b"], payload: ByteBuffer(string: "after")))
+                return String(buffer: reply.payload) == "after"
+            }
+            let after = try await Self.routeDetails(host)
+            #expect(after["nats.state"] == .text("connected"))
+            #expect(after["nats.reconnects"] == .number(1))
+        }
+        await worker.close()
+    }
+
+    // MARK: Helpers
+
+    static func sendChunked(_ bytes: [UInt8], route: String, token: String, over client: TestWebSocketClient) async throws {
+        let chunk = 60_000
+        var offset = 0
+        while bytes.count - offset > chunk {
+            try await client.send(["more": "true"], payload: bytes[offset..<(offset + chunk)])
+            offset += chunk
+        }
+        try await client.send(["route": route, "token": token], payload: bytes[offset...])
+    }
+
+    /// The `details` of the `work.*` route in `internal.conduit.diagnostics`.
+    static func routeDetails(_ host: TestHost) async throws -> [String: DiagnosticValue] {
+        let ipc = IPCEndpoint(port: try #require(host.endpoints.ipcPort), sharedKey: host.sharedKey)
+        return try await ipc.diagnostics().routes.first { $0.route == "work.*" }?.details ?? [:]
+    }
+}
