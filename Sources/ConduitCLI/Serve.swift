@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConduitHost
+import ConduitNATSHandler
 import Foundation
 import Logging
 import Metrics
@@ -41,7 +42,8 @@ struct Serve: AsyncParsableCommand {
             conduit = try ConduitHost(
                 configuration: configuration, catalog: CommandLineCatalog.current,
                 source: .init(path: configurationOptions.config), conformanceEcho: conformanceEcho,
-                metricsExposition: { prometheus.emitToBuffer() }, resources: WebResources.all, logger: logger
+                metricsExposition: { prometheus.emitToBuffer() }, resources: WebResources.all,
+                cluster: NATSClusterLink.factory, logger: logger
             )
         } catch {
             printError(error.description)

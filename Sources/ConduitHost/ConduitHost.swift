@@ -23,6 +23,7 @@ public final class ConduitHost: Service, Sendable {
     private let ipc: IPCListener
     private let logger: Logger
     private let ready: EventLoopPromise<Endpoints>
+    private let cluster: (any ClusterLink)?
 
     /// Where reloads read the configuration from.
     public struct ConfigurationSource: Sendable {
@@ -39,6 +40,7 @@ public final class ConduitHost: Service, Sendable {
     ///   - metricsExposition: what `GET /metrics` answers, the text exposition of the process's
     ///     metrics backend (the host itself writes only to the swift-metrics API); nil: no endpoint.
     ///   - resources: files the IPC listener serves, keyed by path (`/`, `/conduit.js`).
+    ///   - cluster: makes the link to other hosts when the YAML has `server.cluster`.
     public init(
         configuration: HostConfiguration,
         catalog: HandlerCatalog,
@@ -48,15 +50,20 @@ public final class ConduitHost: Service, Sendable {
         metrics: HostMetrics = HostMetrics(),
         metricsExposition: (@Sendable () -> [UInt8])? = nil,
         resources: [String: StaticResource] = [:],
+        cluster makeCluster: ClusterLinkFactory? = nil,
         logger: Logger
     ) throws(ConfigurationError) {
         let settings = configuration.settings
         let routesBox = NIOLockedValueBox<RouteRegistry?>(nil)
         let budget = BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)
+        let clusterBox = NIOLockedValueBox<(any ClusterLink)?>(nil)
         let directory = ClientDirectory(settings: settings, timers: group.next(), budget: budget) { event in
+            clusterBox.withLockedValue { $0 }?.clientEvent(event)
             guard let registry = routesBox.withLockedValue({ $0 }) else { return }
             for route in registry.table.routes { route.handler.clientEvent(event) }
         }
+        let cluster = try Self.clusterLink(settings.cluster, makeCluster, pushes: directory, group: group)
+        clusterBox.withLockedValue { $0 = cluster }
         let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
             HandlerContext(
                 route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]),
@@ -67,18 +74,20 @@ public final class ConduitHost: Service, Sendable {
         let sharedKey = SharedKey(configured: settings.sharedKey)
         let services = SessionDependencies(
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
-            directory: directory, metrics: metrics, sharedKey: sharedKey
+            directory: directory, metrics: metrics, sharedKey: sharedKey, cluster: cluster
         )
         let server = SocketServer(
             listener: WebSocketListener(services: services, group: group, logger: logger),
             directory: directory, host: settings.host, configuredPort: settings.port
         )
         let reload = ReloadAction(source: source, registry: registry, logger: logger)
-        let control = HostControl(server: server, sharedKey: sharedKey, directory: directory, registry: registry, reload: reload.run)
+        let control = HostControl(
+            server: server, sharedKey: sharedKey, directory: directory, registry: registry, cluster: cluster, reload: reload.run)
         self.settings = settings
         self.directory = directory
         self.registry = registry
         self.control = control
+        self.cluster = cluster
         self.logger = logger
         self.ready = group.next().makePromise()
         self.ipc = IPCListener(
@@ -100,6 +109,7 @@ public final class ConduitHost: Service, Sendable {
         let ipcServer: any Channel
         do {
             try await registry.startHandlers()
+            try await cluster?.start()
             ipcServer = try await ipc.bind(host: Self.ipcHost, port: settings.ipcPort)
             _ = try await control.start()
             let pid = getpid()
@@ -115,6 +125,7 @@ public final class ConduitHost: Service, Sendable {
             ready.fail(error)
             _ = try? await control.stop(reason: "host shutting down")
             await registry.stopHandlers()
+            await cluster?.stop()
             throw error
         }
         try? await gracefulShutdown()
@@ -126,8 +137,23 @@ public final class ConduitHost: Service, Sendable {
         _ = try? await control.stop(reason: "host shutting down")
         await ipc.close(ipcServer)
         await registry.stopHandlers()
+        await cluster?.stop()
         if let endpoints = control.announced { unlink(endpoints.runtimeFile) }
         logger.info("conduit stopped")
+    }
+
+    private static func clusterLink(
+        _ settings: ClusterSettings?, _ make: ClusterLinkFactory?, pushes: any PushSink, group: any EventLoopGroup
+    ) throws(ConfigurationError) -> (any ClusterLink)? {
+        guard let settings else { return nil }
+        guard let make else {
+            throw ConfigurationError(SourceLocation(file: "server.cluster", mark: nil), "this executable can't join a cluster (it was built without a cluster link)")
+        }
+        do {
+            return try make(settings, pushes, group)
+        } catch {
+            throw ConfigurationError(SourceLocation(file: "server.cluster", mark: nil), "\(error)")
+        }
     }
 
     /// Reads the configuration again and swaps the route table; a bad file changes nothing.

@@ -1,4 +1,5 @@
 public import ConduitHost
+public import ConduitKit
 import Foundation
 public import Logging
 import NIOHTTP1
@@ -24,6 +25,7 @@ public struct TestHost: Sendable {
         yaml: String = "routes:\n  - route: echo\n    handler: echo\n",
         catalog: HandlerCatalog,
         environment: [String: String] = [:],
+        cluster: ClusterLinkFactory? = nil,
         logger: Logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: @Sendable (TestHost) async throws -> Result
     ) async throws -> Result {
@@ -38,7 +40,7 @@ public struct TestHost: Sendable {
         try yaml.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let host = try ConduitHost(
-            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), logger: logger)
+            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), cluster: cluster, logger: logger)
         let group = ServiceGroup(services: [host], logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { tasks in
             tasks.addTask {

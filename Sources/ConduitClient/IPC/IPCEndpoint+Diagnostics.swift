@@ -35,5 +35,7 @@ extension IPCEndpoint {
         public let handles: Handles
         public let routes: [Route]
         public let clients: [Client]
+        /// The link to other hosts sharing client ids (nil: a host alone).
+        public let cluster: [String: DiagnosticValue]?
     }
 }

@@ -1,3 +1,4 @@
+import ConduitKit
 import Foundation
 import Yams
 
@@ -63,6 +64,10 @@ public struct ConfigurationLoader: Sendable {
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             let location = SourceLocation(file: file, mark: value.mark ?? keyNode.mark)
+            if section == "server", key == "cluster" {
+                settings.cluster = try readCluster(value, file: file)
+                continue
+            }
             guard let field = fields.first(where: { $0.key == key }) else {
                 let known = fields.map { "'\($0.key)'" }.joined(separator: ", ")
                 throw ConfigurationError(SourceLocation(file: file, mark: keyNode.mark),
@@ -82,6 +87,28 @@ public struct ConfigurationLoader: Sendable {
                 throw ConfigurationError(location, "'\(section).\(key)': \(error.message)")
             }
         }
+    }
+
+    /// `cluster: {nats: <url>, name: <host name>}`: both required.
+    private func readCluster(_ node: Node, file: String) throws(ConfigurationError) -> ClusterSettings {
+        let mapping = try expectMapping(node, file: file, what: "'server.cluster'")
+        var values: [String: String] = [:]
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            guard ["nats", "name"].contains(key) else {
+                throw ConfigurationError(SourceLocation(file: file, mark: keyNode.mark),
+                    "unknown setting '\(key)' in 'server.cluster'; known settings: 'nats', 'name'")
+            }
+            guard let text = value.string, !text.isEmpty else {
+                throw ConfigurationError(SourceLocation(file: file, mark: value.mark), "'server.cluster.\(key)' must be a non-empty string")
+            }
+            values[key] = text
+        }
+        guard let nats = values["nats"], let name = values["name"] else {
+            throw ConfigurationError(SourceLocation(file: file, mark: node.mark),
+                "'server.cluster' needs 'nats' (the NATS URL the hosts share) and 'name' (this host's name)")
+        }
+        return ClusterSettings(nats: nats, name: name)
     }
 
     private func readRoutes(_ node: Node, file: String) throws(ConfigurationError) -> [RouteEntry] {

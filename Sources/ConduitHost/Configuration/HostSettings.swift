@@ -1,3 +1,5 @@
+public import ConduitKit
+
 /// The host's flat settings (the `server:` and `limits:` sections of the YAML file).
 /// Every one can be overridden by an environment variable (`CONDUIT_PORT`, …).
 public struct HostSettings: Sendable, Equatable {
@@ -58,6 +60,8 @@ public struct HostSettings: Sendable, Equatable {
     public var ipcBodyTimeoutSeconds = 30.0
     /// Where the runtime file is written; empty: `$TMPDIR/conduit-<pid>.json`.
     public var runtimeFile = ""
+    /// Hosts sharing client ids over NATS (`server.cluster`); nil: this host alone.
+    public var cluster: ClusterSettings?
 
     public init() {}
 }

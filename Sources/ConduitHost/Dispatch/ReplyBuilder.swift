@@ -35,4 +35,9 @@ enum ReplyBuilder {
         }
         return message
     }
+
+    /// The answer to a relay (`to`) that the recipient's queue accepted.
+    static func delivered(_ correlation: (name: String, value: String)) -> Message {
+        message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation)
+    }
 }

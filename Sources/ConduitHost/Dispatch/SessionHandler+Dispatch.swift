@@ -89,24 +89,26 @@ extension SessionHandler {
         return true
     }
 
-    /// `to`: hands the message to another client with `from` added (SPEC §3).
+    /// `to`: hands the message to another client with `from` added (SPEC §3); an id without
+    /// a socket here goes to the cluster, when there is one (SPEC §10).
     private func relay(_ message: Message) {
         let correlation = message.headers.correlation
         guard let target = message.headers[HeaderName.to].flatMap(ClientID.init) else {
             return replyError(.badRequest("'to' is not a client id"), route: nil, correlation: correlation)
         }
-        guard services.directory.isConnected(target) else {
-            return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
-        }
         var relayed = message
         relayed.headers.replaceOrAppend(HeaderName.from, client.rawValue)
+        guard services.directory.isConnected(target) else {
+            guard let cluster = services.cluster, let session else {
+                return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
+            }
+            return ClusterRelay.start(relayed, to: target, through: cluster, answering: session, correlation: correlation, metrics: services.metrics)
+        }
         // `delivered` means accepted into the recipient's queue (SPEC §3), so say when it wasn't.
         if case .dropped(let cause) = services.directory.push(relayed, to: target) {
             return replyError(.unavailable("client '\(target)' can't take the message now (\(cause.rawValue))"), route: nil, correlation: correlation)
         }
-        if let correlation {
-            send(ReplyBuilder.message(for: .success(try! .json(["delivered": true])), route: nil, correlation: correlation))
-        }
+        if let correlation { send(ReplyBuilder.delivered(correlation)) }
     }
 
     /// `digest`: answers with the SHA-1 of the payload in uppercase hex (the runtime's self-check).

@@ -44,12 +44,15 @@ final class HostControl: Sendable {
         let clients: [ClientDirectory.ClientSnapshot]
         /// The host-wide buffer budget: its use, and drops and refusals by cause.
         let buffers: BufferBudget.Snapshot
+        /// The link to other hosts (nil: a host alone).
+        let cluster: [String: DiagnosticValue]?
     }
 
     let server: SocketServer
     let sharedKey: SharedKey
     private let directory: ClientDirectory
     private let registry: RouteRegistry
+    private let cluster: (any ClusterLink)?
     private let reloadConfiguration: @Sendable () async throws -> Void
     /// Set once both listeners are up; nil before (and the runtime file not written yet).
     private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
@@ -58,13 +61,14 @@ final class HostControl: Sendable {
     private let serial = SerialQueue()
 
     init(
-        server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry,
+        server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry, cluster: (any ClusterLink)?,
         reload: @escaping @Sendable () async throws -> Void
     ) {
         self.server = server
         self.sharedKey = sharedKey
         self.directory = directory
         self.registry = registry
+        self.cluster = cluster
         self.reloadConfiguration = reload
     }
 
@@ -108,7 +112,7 @@ final class HostControl: Sendable {
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
             routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason, details: $0.handler.diagnostics) },
-            clients: clients, buffers: directory.budget.snapshot
+            clients: clients, buffers: directory.budget.snapshot, cluster: cluster?.diagnostics
         )
     }
 

@@ -1,3 +1,4 @@
+import ConduitKit
 import Logging
 
 /// What every session shares: settings, the route registry, the client directory, metrics.
@@ -17,4 +18,6 @@ struct SessionDependencies: Sendable {
     let directory: ClientDirectory
     let metrics: HostMetrics
     let sharedKey: SharedKey
+    /// Where a relay to an id without a socket here goes (nil: a host alone).
+    let cluster: (any ClusterLink)?
 }

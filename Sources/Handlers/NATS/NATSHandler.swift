@@ -68,19 +68,5 @@ public final class NATSHandler: ConduitHandler {
             : .down(reason: "NATS \(client.options.displayURL): \(client.connectionState.rawValue)\(client.lastError.map { " (\($0))" } ?? "")")
     }
 
-    public var diagnostics: [String: DiagnosticValue]? {
-        let statistics = client.statistics
-        return [
-            "nats.url": .text(client.options.displayURL),
-            "nats.state": .text(client.connectionState.rawValue),
-            "nats.reconnects": .number(statistics.reconnects),
-            "nats.messagesIn": .number(statistics.messagesIn),
-            "nats.messagesOut": .number(statistics.messagesOut),
-            "nats.bytesIn": .number(statistics.bytesIn),
-            "nats.bytesOut": .number(statistics.bytesOut),
-            "nats.requestsTimedOut": .number(statistics.requestsTimedOut),
-            "nats.noResponders": .number(statistics.noResponders),
-            "nats.lastError": .text(client.lastError ?? ""),
-        ]
-    }
+    public var diagnostics: [String: DiagnosticValue]? { client.diagnostics }
 }

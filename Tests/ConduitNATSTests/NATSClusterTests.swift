@@ -1,0 +1,117 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitNATS
+import ConduitNATSHandler
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Synchronization
+import Testing
+
+/// Two hosts sharing client ids through a real nats-server (SPEC §10 "Several hosts").
+@Suite(.serialized) struct NATSClusterTests {
+    static func yaml(_ server: NATSServerProcess, name: String) -> String {
+        """
+        server:
+          cluster:
+            nats: \(server.url)
+            name: \(name)
+        routes:
+          - route: work.*
+            handler: nats
+            options:
+              url: \(server.url)
+        """
+    }
+
+    /// Runs two clustered hosts, A and B.
+    static func withTwoHosts(_ server: NATSServerProcess, _ body: @Sendable (TestHost, TestHost) async throws -> Void) async throws {
+        try await TestHost.run(yaml: yaml(server, name: "a"), catalog: .natsTests, cluster: NATSClusterLink.factory) { a in
+            try await TestHost.run(yaml: yaml(server, name: "b"), catalog: .natsTests, cluster: NATSClusterLink.factory) { b in
+                try await body(a, b)
+            }
+        }
+    }
+
+    /// Relays until the other host has subscribed for the recipient (it does so when the id
+    /// connects, asynchronously); returns the accepted answer.
+    static func relayOnceHeld(from sender: TestWebSocketClient, to id: String, payload: String) async throws -> Message {
+        let answer = Mutex<Message?>(nil)
+        try await waitUntil(timeout: .seconds(20)) {
+            let reply = try await sender.request(Message(headers: ["to": id, "token": "r\(Int.random(in: 0...1_000_000))"], payload: ByteBuffer(string: payload)))
+            guard reply.headers["error"] == nil else { return false }
+            answer.withLock { $0 = reply }
+            return true
+        }
+        return try #require(answer.withLock { $0 })
+    }
+
+    @Test func aRelayReachesAClientOnTheOtherHostAndBackWithFromKept() async throws {
+        try await NATSServerProcess.run { server in
+            try await Self.withTwoHosts(server) { a, b in
+                let alice = try await a.connect(client: "alice")
+                let bob = try await b.connect(client: "bob")
+                let delivered = try await Self.relayOnceHeld(from: alice, to: "bob", payload: "hello bob")
+                #expect(String(buffer: delivered.payload).contains("\"delivered\":true"))
+                let atBob = try await bob.nextMessage()
+                #expect(atBob.headers["from"] == "alice")
+                #expect(atBob.headers["to"] == "bob")
+                #expect(String(buffer: atBob.payload) == "hello bob")
+
+                _ = try await Self.relayOnceHeld(from: bob, to: "alice", payload: "hello alice")
+                let atAlice = try await alice.nextMessage()
+                #expect(atAlice.headers["from"] == "bob")
+                #expect(String(buffer: atAlice.payload) == "hello alice")
+
+                let ipc = IPCEndpoint(port: try #require(a.endpoints.ipcPort), sharedKey: a.sharedKey)
+                let cluster = try #require(try await ipc.diagnostics().cluster)
+                #expect(cluster["nats.host"] == .text("a"))
+                #expect(cluster["nats.state"] == .text("connected"))
+            }
+        }
+    }
+
+    @Test func anIdNoHostHoldsIsNotFound() async throws {
+        try await NATSServerProcess.run { server in
+            try await Self.withTwoHosts(server) { a, _ in
+                let alice = try await a.connect(client: "alice")
+                try await waitUntil(timeout: .seconds(20)) {
+                    let reply = try await alice.request(Message(headers: ["to": "nobody", "token": "x"]))
+                    // Until A's cluster link is connected the answer is UnavailableError.
+                    return reply.headers["error"] == "NotFoundError"
+                }
+                let reply = try await alice.request(Message(headers: ["to": "nobody", "token": "y"]))
+                #expect(String(buffer: reply.payload).contains("no open socket on any host"))
+            }
+        }
+    }
+
+    @Test func anExpiredIdIsReleasedByItsHost() async throws {
+        try await NATSServerProcess.run { server in
+            let yamlB = Self.yaml(server, name: "b") + "\nlimits:\n  clientGraceSeconds: 0.2\n"
+            try await TestHost.run(yaml: Self.yaml(server, name: "a"), catalog: .natsTests, cluster: NATSClusterLink.factory) { a in
+                try await TestHost.run(yaml: yamlB, catalog: .natsTests, cluster: NATSClusterLink.factory) { b in
+                    let alice = try await a.connect(client: "alice")
+                    let bob = try await b.connect(client: "bob")
+                    _ = try await Self.relayOnceHeld(from: alice, to: "bob", payload: "1")
+                    _ = try await bob.nextMessage()
+                    try await bob.close()
+                    try await waitUntil { b.client("bob") == nil }
+                    try await waitUntil(timeout: .seconds(20)) {
+                        try await alice.request(Message(headers: ["to": "bob", "token": "gone"])).headers["error"] == "NotFoundError"
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func clusterSettingsAreCheckedAtLoad() throws {
+        let loader = ConfigurationLoader(environment: [:])
+        let routes = "routes:\n  - route: echo\n    handler: echo\n"
+        #expect(throws: ConfigurationError.self) { try loader.load(yaml: "server:\n  cluster:\n    nats: nats://x\n" + routes, file: "t") }
+        #expect(throws: ConfigurationError.self) { try loader.load(yaml: "server:\n  cluster:\n    nats: nats://x\n    name: a\n    extra: 1\n" + routes, file: "t") }
+        let loaded = try loader.load(yaml: "server:\n  cluster:\n    nats: nats://x:1\n    name: a\n" + routes, file: "t")
+        #expect(loaded.settings.cluster == ClusterSettings(nats: "nats://x:1", name: "a"))
+    }
+}
