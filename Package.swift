@@ -39,6 +39,7 @@ let package = Package(
         .library(name: "ConduitKitTesting", targets: ["ConduitKitTesting"]),
         .library(name: "ConduitClient", targets: ["ConduitClient"]),
         .library(name: "ConduitNATS", targets: ["ConduitNATS"]),
+        .executable(name: "conduit-nats-worker", targets: ["conduit-nats-worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -133,7 +134,7 @@ let package = Package(
         // `process`: a handler run as a child process, messages over its stdin/stdout.
         handlerModule("ConduitProcess", path: "Process", [nio("NIOPosix")]),
         // `nats`: routes served by workers anywhere over NATS, and their pushes to clients.
-        handlerModule("ConduitNATSHandler", path: "NATS", ["ConduitNATS"]),
+        handlerModule("ConduitNATSHandler", path: "NATS", ["ConduitNATS", .product(name: "Metrics", package: "swift-metrics")]),
         // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).
         .target(name: "CMallocTuning"),
         // The command line as a library: `ConduitCLI.main(catalog:)`, so a package of one's own
@@ -195,6 +196,16 @@ let package = Package(
         .target(
             name: "ConduitNATS",
             dependencies: [nio("NIOCore"), nio("NIOPosix"), .product(name: "NIOSSL", package: "swift-nio-ssl")],
+            swiftSettings: settings
+        ),
+        // The example Swift worker for `nats` routes (docs/nats.md).
+        .executableTarget(
+            name: "conduit-nats-worker",
+            dependencies: [
+                "ConduitNATS", nio("NIOCore"), nio("NIOPosix"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: settings
         ),
         // Testing a handler without a host: requests in, replies and pushes recorded, a test clock.

@@ -14,11 +14,13 @@ public final class NATSClusterLink: ClusterLink {
     private let client: NATSClient
     private let held: HeldClientPushes
     private let name: String
+    private let metrics: NATSMetricsExport
 
     public init(settings: ClusterSettings, pushes: any PushSink, eventLoopGroup: any EventLoopGroup) throws(NATSError) {
         client = NATSClient(options: try NATSClientOptions(url: settings.nats, name: "conduit host \(settings.name)"), eventLoopGroup: eventLoopGroup)
         held = HeldClientPushes(client: client, pushes: pushes)
         name = settings.name
+        metrics = NATSMetricsExport(client: client, owner: "cluster", eventLoop: eventLoopGroup.next())
     }
 
     /// For `ConduitHost(cluster:)`.
@@ -33,6 +35,7 @@ public final class NATSClusterLink: ClusterLink {
     public func stop() async {
         held.stop()
         await client.close()
+        metrics.stop()
     }
 
     public func clientEvent(_ event: ClientEvent) {

@@ -17,6 +17,7 @@ public final class NATSHandler: ConduitHandler {
     private let options: NATSRouteOptions
     private let client: NATSClient
     private let pushes: HeldClientPushes
+    private let metrics: NATSMetricsExport
 
     public init(options: NATSRouteOptions, context: HandlerContext) throws {
         self.options = options
@@ -26,6 +27,7 @@ public final class NATSHandler: ConduitHandler {
             throw ConduitError.badRequest(error.description)
         }
         pushes = HeldClientPushes(client: client, pushes: context.pushes)
+        metrics = NATSMetricsExport(client: client, owner: context.route, eventLoop: context.eventLoopGroup.next())
     }
 
     public func start() async throws {
@@ -37,6 +39,7 @@ public final class NATSHandler: ConduitHandler {
     public func stop() async {
         pushes.stop()
         await client.close()
+        metrics.stop()
     }
 
     public func clientEvent(_ event: ClientEvent) {

@@ -1,0 +1,46 @@
+import ConduitNATS
+import CoreMetrics
+import NIOCore
+import Synchronization
+
+/// A NATS connection's counters in swift-metrics (so in `/metrics`), labelled by who owns
+/// the connection (`route` or `cluster`). The client counts on its own; once a second the
+/// increase since the last look is added here.
+final class NATSMetricsExport: Sendable {
+    private let client: NATSClient
+    private let dimensions: [(String, String)]
+    private let connected: Gauge
+    private let last = Mutex(NATSStatistics())
+    private let task: Mutex<RepeatedTask?> = Mutex(nil)
+
+    init(client: NATSClient, owner: String, eventLoop: any EventLoop) {
+        self.client = client
+        self.dimensions = [("owner", owner)]
+        self.connected = Gauge(label: "conduit_nats_connected", dimensions: dimensions)
+        let made = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.export() }
+        task.withLock { $0 = made }
+    }
+
+    func stop() {
+        task.withLock { $0 }?.cancel()
+        export()
+    }
+
+    private func export() {
+        connected.record(client.connectionState == .connected ? 1 : 0)
+        let now = client.statistics
+        let before = last.withLock { last in
+            defer { last = now }
+            return last
+        }
+        let increases: [(String, KeyPath<NATSStatistics, Int>)] = [
+            ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
+            ("conduit_nats_bytes_in_total", \.bytesIn), ("conduit_nats_bytes_out_total", \.bytesOut),
+            ("conduit_nats_reconnects_total", \.reconnects), ("conduit_nats_requests_timed_out_total", \.requestsTimedOut),
+            ("conduit_nats_no_responders_total", \.noResponders),
+        ]
+        for (label, path) in increases where now[keyPath: path] > before[keyPath: path] {
+            Counter(label: label, dimensions: dimensions).increment(by: now[keyPath: path] - before[keyPath: path])
+        }
+    }
+}
