@@ -10,7 +10,9 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq python3; }
 
 # The NATS tests start a real nats-server on a free port (Tests/ConduitNATSTests).
+# The NATS TLS test makes its CA and certificate with openssl.
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 
 echo "== swift test"
 swift build --build-tests

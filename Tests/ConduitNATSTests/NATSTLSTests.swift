@@ -1,0 +1,66 @@
+import ConduitNATS
+import ConduitTesting
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// `tls://` against a nats-server that requires TLS, with a CA made for the test by openssl.
+@Suite(.serialized) struct NATSTLSTests {
+    /// A CA and a server certificate for 127.0.0.1 signed by it, in a fresh directory.
+    static func makeCertificates() throws -> String {
+        let directory = NSTemporaryDirectory() + "conduit-nats-tls-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd '\(directory)'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=conduit-test-ca
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=localhost
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
+            """
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", script]
+        shell.standardOutput = FileHandle.nullDevice
+        shell.standardError = FileHandle.nullDevice
+        try shell.run()
+        shell.waitUntilExit()
+        guard shell.terminationStatus == 0 else { throw TestClientError.missingTool("openssl (apt-get install openssl)") }
+        return directory
+    }
+
+    static func client(_ url: String, caFile: String?) throws -> NATSClient {
+        var options = try NATSClientOptions(url: url)
+        options.caFile = caFile
+        options.initialReconnectDelay = .milliseconds(50)
+        options.maxReconnectDelay = .milliseconds(200)
+        return NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+    }
+
+    @Test func requestsFlowOverTLSAndAnUntrustedServerIsRefused() async throws {
+        let certificates = try Self.makeCertificates()
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        let configuration = "tls {\n  cert_file: \"\(certificates)/server.pem\"\n  key_file: \"\(certificates)/server.key\"\n}"
+        try await NATSServerProcess.run(configuration: configuration) { server in
+            let url = "tls://127.0.0.1:\(server.port)"
+            let worker = try Self.client(url, caFile: "\(certificates)/ca.pem")
+            let caller = try Self.client(url, caFile: "\(certificates)/ca.pem")
+            try await worker.connect()
+            try await caller.connect()
+            #expect(caller.serverInfo?.tlsRequired == true)
+            try await NATSClientTests.answer(on: "secure.echo", with: worker) { $0.payload }
+            let reply = try await caller.request("secure.echo", payload: ByteBuffer(string: "over tls"), timeout: .seconds(5))
+            #expect(String(buffer: reply.payload) == "over tls")
+
+            // The system roots don't know the test CA: the handshake fails, and it keeps trying.
+            let untrusting = try Self.client(url, caFile: nil)
+            untrusting.start()
+            try await waitUntil { untrusting.lastError != nil }
+            #expect(untrusting.connectionState == .connecting)
+            await untrusting.close()
+            await worker.close()
+            await caller.close()
+        }
+    }
+}

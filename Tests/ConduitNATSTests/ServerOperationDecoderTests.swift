@@ -1,0 +1,57 @@
+@testable import ConduitNATS
+import NIOCore
+import Testing
+
+/// What the client reads from a server, including a hostile or broken one: every line and
+/// message is bounded and a malformed one is an error, never a crash or unbounded buffering.
+struct ServerOperationDecoderTests {
+    private func decode(_ text: String, maxLine: Int = 1024) throws -> [ServerOperation] {
+        var decoder = ServerOperationDecoder(maxControlLineBytes: maxLine)
+        var buffer = ByteBuffer(string: text)
+        var operations: [ServerOperation] = []
+        while let operation = try decoder.next(from: &buffer) { operations.append(operation) }
+        return operations
+    }
+
+    @Test func messagesWithAndWithoutHeadersAndReplySubjects() throws {
+        let operations = try decode(
+            "MSG a.b 3 5\r\nhello\r\nMSG a.b 3 _INBOX.x 2\r\nhi\r\n"
+                + "HMSG c 4 _INBOX.y 23 25\r\nNATS/1.0\r\nk: v\r\nx:y\r\n\r\nok\r\nHMSG _INBOX.z 1 16 16\r\nNATS/1.0 503\r\n\r\n\r\n")
+        #expect(operations.count == 4)
+        guard case .message(let plain, let sid) = operations[0], case .message(let reply, _) = operations[1],
+              case .message(let headed, _) = operations[2], case .message(let status, _) = operations[3]
+        else { Issue.record("not four messages"); return }
+        #expect(sid == 3 && plain.subject == "a.b" && plain.replyTo == nil && String(buffer: plain.payload) == "hello")
+        #expect(reply.replyTo == "_INBOX.x" && String(buffer: reply.payload) == "hi")
+        #expect(headed.headers["k"] == "v" && headed.headers["x"] == "y" && String(buffer: headed.payload) == "ok")
+        #expect(status.status == 503 && status.payload.readableBytes == 0)
+    }
+
+    @Test func aMessageSplitAcrossReadsWaitsForItsEnd() throws {
+        var decoder = ServerOperationDecoder(maxControlLineBytes: 1024)
+        var buffer = ByteBuffer(string: "MSG a 1 10\r\n01234")
+        #expect(try decoder.next(from: &buffer) == nil)
+        buffer.writeString("56789\r\nPING\r\n")
+        guard case .message(let message, _)? = try decoder.next(from: &buffer) else { Issue.record("no message"); return }
+        #expect(String(buffer: message.payload) == "0123456789")
+        guard case .ping? = try decoder.next(from: &buffer) else { Issue.record("no ping"); return }
+    }
+
+    @Test func hostileInputIsAnErrorNotABuffer() throws {
+        // A line that never ends.
+        #expect(throws: NATSError.self) { try decode(String(repeating: "x", count: 2000), maxLine: 1024) }
+        // A declared size beyond any max_payload.
+        #expect(throws: NATSError.self) { try decode("MSG a 1 999999999999\r\n") }
+        for bad in ["MSG a b 5\r\nhello\r\n", "MSG a 1\r\n", "HMSG a 1 9 5\r\nhello\r\n", "HMSG a 1 5 5\r\nhello\r\n",
+                    "INFO nope\r\n", "BOGUS\r\n", "\r\n"] {
+            #expect(throws: NATSError.self, "\(bad.debugDescription)") { try decode(bad) }
+        }
+    }
+
+    @Test func infoAndErrors() throws {
+        let operations = try decode("INFO {\"server_id\":\"s\",\"max_payload\":4096,\"headers\":true}\r\n-ERR 'Authorization Violation'\r\n+OK\r\nPONG\r\n")
+        guard case .info(let info) = operations[0], case .error(let text) = operations[1] else { Issue.record("\(operations)"); return }
+        #expect(info.maxPayload == 4096 && info.headers && info.serverID == "s")
+        #expect(text == "Authorization Violation")
+    }
+}
