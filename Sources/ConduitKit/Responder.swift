@@ -1,5 +1,6 @@
 public import ConduitWire
 public import NIOCore
+import Synchronization
 
 /// Sends replies to one request. Safe to use from any thread, any number of times (every
 /// reply carries the request's route and token); a handler that has nothing to answer
@@ -59,6 +60,23 @@ public struct Responder: Sendable {
         destination.deliver(result, to: address)
     }
 
+    /// For work that ends by callback and within its own time limit (a NATS request): counted
+    /// against the connection's requests in flight as `respond` is, without a task or a timer.
+    /// `start` is handed `finish`, to call once with the outcome (later calls are ignored); a
+    /// connection with too many running is answered `UnavailableError` and `start` not called.
+    public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
+        guard inFlight?.acquire() ?? true else {
+            return fail(.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies"))
+        }
+        let responder = self
+        let once = FinishOnce()
+        start { [inFlight] result in
+            guard once.claim() else { return }
+            inFlight?.release()
+            responder.send(result)
+        }
+    }
+
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
     /// error. At `timeout` (else the host's request timeout) the reply is `TimeoutError`, on
     /// time, and the body is cancelled; stopping the route's handler, or the client cancelling
@@ -88,5 +106,14 @@ public struct Responder: Sendable {
         }
         let task = tasks?.run(work) ?? Task { await work() }
         registration.onCancel { task.cancel() }
+    }
+}
+
+/// Lets the first of several calls through.
+private final class FinishOnce: Sendable {
+    private let claimed = Atomic<Bool>(false)
+
+    func claim() -> Bool {
+        !claimed.exchange(true, ordering: .acquiringAndReleasing)
     }
 }

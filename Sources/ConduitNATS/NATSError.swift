@@ -17,6 +17,8 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `-ERR` from the server.
     case server(String)
     case closed
+    /// The request was cancelled by its caller.
+    case cancelled
 
     public var description: String {
         switch self {
@@ -31,6 +33,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .protocolViolation(let what): "NATS protocol violation: \(what)"
         case .server(let text): "NATS server error: \(text)"
         case .closed: "the NATS client is closed"
+        case .cancelled: "the request was cancelled"
         }
     }
 }

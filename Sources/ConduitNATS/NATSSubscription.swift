@@ -11,6 +11,17 @@ public struct NATSSubscription: Sendable {
     }
 }
 
+/// A request made with the completion form of `NATSClient.request`.
+public struct NATSPendingRequest: Sendable {
+    let client: NATSClient
+    let token: UInt64
+
+    /// Completes the request with `NATSError.cancelled` unless it is over already.
+    public func cancel() {
+        client.finishRequest(token, with: .failure(.cancelled))
+    }
+}
+
 /// Messages of one subscription as an async sequence, buffered in bytes: a consumer that
 /// falls behind by more than the bound loses the newest messages, counted, instead of
 /// growing the client's memory (the slow-consumer rule of NATS servers, on the client side).

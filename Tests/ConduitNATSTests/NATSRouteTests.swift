@@ -123,6 +123,28 @@ extension HandlerCatalog {
         }
     }
 
+    @Test func aCancelledRequestIsAnsweredCancelledAndItsNATSRequestEnds() async throws {
+        try await NATSServerProcess.run { server in
+            let silent = try await Self.worker(server)
+            _ = try silent.subscribe("work.slow") { _ in }
+            try await NATSClientTests.flush(silent)
+            try await TestHost.run(yaml: Self.yaml(server, timeoutSeconds: 60), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let client = try await host.connect()
+                try await client.send(Message(headers: ["route": "work.slow", "token": "c1"]))
+                try await Task.sleep(for: .milliseconds(100))
+                try await client.send(Message(headers: ["cancel": "c1"]))
+                let answer = try await client.nextMessage()
+                #expect(answer.headers["token"] == "c1")
+                #expect(answer.headers["error"] == "CancelledError")
+                // The connection's slot is free again: a next request is served at once.
+                let next = try await client.request(Message(headers: ["route": "work.nobody", "token": "n"]))
+                #expect(next.headers["error"] == "UnavailableError")
+            }
+            await silent.close()
+        }
+    }
+
     @Test func aChunkedMebibyteReachesTheWorkerWholeAndOverMaxPayloadIsRefused() async throws {
         try await NATSServerProcess.run(configuration: "max_payload: 2MB") { server in
             let worker = try await Self.worker(server)

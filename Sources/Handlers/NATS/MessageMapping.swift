@@ -23,6 +23,7 @@ extension ConduitError {
         case .payloadTooLarge: self = .payloadTooLarge(error.description)
         case .invalidHeader, .invalidSubject: self = .badRequest(error.description)
         case .timedOut: self = .unavailable("no NATS worker answered in time (\(error.description))")
+        case .cancelled: self = .cancelled(error.description)
         default: self = .unavailable(error.description)
         }
     }

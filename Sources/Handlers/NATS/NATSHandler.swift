@@ -3,6 +3,7 @@ import ConduitNATS
 import ConduitWire
 import Foundation
 import NIOCore
+import Synchronization
 
 /// `nats`: a route served by workers anywhere, through NATS (SPEC §10). A request becomes a
 /// NATS request on `subject` with the Conduit headers as NATS headers plus `conduit-client`,
@@ -54,15 +55,16 @@ public final class NATSHandler: ConduitHandler {
         var headers = NATSHeaders(request.headers)
         headers.append(Self.clientHeader, request.client.rawValue)
         let timeout = Duration.milliseconds(Int64(options.timeoutSeconds * 1000))
-        let payload = request.payload
-        // The host's own deadline is left a little later, so the worker's timeout is what answers.
-        responder.respond(timeout: timeout + .seconds(1)) { [client, headers] in
-            do {
-                let answer = try await client.request(subject, headers: headers, payload: payload, timeout: timeout)
-                return Reply(headers: Headers(answer.headers), payload: answer.payload)
-            } catch let error as NATSError {
-                throw ConduitError(error)
+        // By callback, not in a task: the NATS request has its own timer on the connection's loop.
+        responder.respondWhenDone { finish in
+            let pending = Mutex<NATSPendingRequest?>(nil)
+            // After the host has marked the request cancelled, so the ending answer is not sent.
+            let cancellation = request.onCancel { [loop = request.eventLoop] in loop.execute { pending.withLock { $0 }?.cancel() } }
+            let made = client.request(subject, headers: headers, payload: request.payload, timeout: timeout) { result in
+                cancellation.remove()
+                finish(result.map { Reply(headers: Headers($0.headers), payload: $0.payload) }.mapError(ConduitError.init))
             }
+            pending.withLock { $0 = made }
         }
     }
 
