@@ -1,0 +1,102 @@
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// The example workers of docs/nats.md, the Python one (handlers/nats_worker.py, nats-py)
+/// and the Swift one (conduit-nats-worker), serving one `work.*` route together.
+@Suite(.serialized) struct ExampleWorkerTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// A worker process, killed when the test is over.
+    final class Worker: Sendable {
+        let process: Process
+        private let output = Mutex("")
+
+        init(_ command: [String]) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+            process.currentDirectoryURL = URL(fileURLWithPath: ExampleWorkerTests.root)
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let text = String(decoding: handle.availableData, as: UTF8.self)
+                self?.output.withLock { $0 += text }
+            }
+            try process.run()
+        }
+
+        func waitUntilReady() async throws {
+            do {
+                try await waitUntil(timeout: .seconds(60)) { self.output.withLock { $0.contains("ready") } }
+            } catch {
+                Issue.record("the worker never said ready; it printed: \(output.withLock { $0 })")
+                throw error
+            }
+        }
+
+        deinit {
+            if process.isRunning { process.terminate() }
+        }
+    }
+
+    /// A python3 that has nats-py (scripts/nats-python.sh installs it if needed).
+    static func pythonWithNATS() throws -> String {
+        let script = Process()
+        script.executableURL = URL(fileURLWithPath: "/bin/bash")
+        script.arguments = ["\(root)/scripts/nats-python.sh"]
+        let pipe = Pipe()
+        script.standardOutput = pipe
+        try script.run()
+        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        script.waitUntilExit()
+        guard script.terminationStatus == 0, !path.isEmpty else { throw TestClientError.missingTool("python3 with nats-py (scripts/nats-python.sh)") }
+        return path
+    }
+
+    /// The Swift worker, built beside the test bundle.
+    static func swiftWorker() throws -> String {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("conduit-nats-worker").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw TestClientError.missingTool("conduit-nats-worker (swift build --build-tests builds it)")
+    }
+
+    @Test func pythonAndSwiftWorkersShareARouteAndPush() async throws {
+        try await NATSServerProcess.run { server in
+            let python = try Worker([try Self.pythonWithNATS(), "handlers/nats_worker.py", "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "py-1"])
+            let swift = try Worker([try Self.swiftWorker(), "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "swift-1"])
+            try await python.waitUntilReady()
+            try await swift.waitUntilReady()
+            try await TestHost.run(yaml: NATSRouteTests.yaml(server), catalog: .natsTests) { host in
+                try await NATSRouteTests.routeIsUp(host)
+                let client = try await host.connect(client: "carol")
+                var answeredBy: Set<String> = []
+                for n in 0..<200 where answeredBy.count < 2 {
+                    let reply = try await client.request(Message(headers: ["route": "work.upper", "token": "u\(n)"], payload: ByteBuffer(string: "abc")))
+                    #expect(String(buffer: reply.payload) == "ABC", "\(reply.headers)")
+                    if let worker = reply.headers["worker"] { answeredBy.insert(worker) }
+                }
+                #expect(answeredBy == ["py-1", "swift-1"])
+
+                // Each worker pushes to the asking client before it answers.
+                var pushedBy: Set<String> = []
+                for n in 0..<200 where pushedBy.count < 2 {
+                    try await client.send(Message(headers: ["route": "work.echo", "token": "p\(n)", "push": "yes"], payload: ByteBuffer(string: "x")))
+                    let push = try await client.nextMessage(route: "work.progress")
+                    #expect(String(buffer: push.payload) == "working on p\(n)")
+                    if let worker = push.headers["worker"] { pushedBy.insert(worker) }
+                    let reply = try await client.nextMessage(route: "work.echo")
+                    #expect(reply.headers["token"] == "p\(n)")
+                }
+                #expect(pushedBy == ["py-1", "swift-1"])
+            }
+        }
+    }
+}
