@@ -20,6 +20,7 @@ The Swift twin of this file is Sources/conduit-nats-worker.
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 
@@ -52,21 +53,47 @@ async def serve(args):
         # The host puts the request's route and token on the reply itself.
         await nc.publish(msg.reply, payload, headers={"worker": args.name})
 
-    async def on_error(error):
-        print(f"nats_worker {args.name}: {error}", file=sys.stderr, flush=True)
+    last_error = None
 
-    nc = await nats.connect(args.url, name=args.name, error_cb=on_error,
-                            max_reconnect_attempts=-1)  # reconnect for as long as it runs
+    async def on_error(error):
+        nonlocal last_error
+        if str(error) != last_error:  # a server that stays away: said once, not every 2 s
+            last_error = str(error)
+            print(f"nats_worker {args.name}: {error}", file=sys.stderr, flush=True)
+
+    async def on_reconnected():
+        nonlocal last_error
+        last_error = None
+        print(f"nats_worker {args.name}: reconnected", file=sys.stderr, flush=True)
+
+    stop = asyncio.Event()
+    where = re.sub(r"//[^/@]*@", "//", args.url)  # the URL without its credentials, for messages
+
+    async def on_closed():
+        stop.set()
+
+    try:
+        # nats-py reconnects by itself (60 attempts, 2 s apart, by default); once it gives up
+        # the connection is closed and so is the worker: a supervisor starts it again.
+        nc = await nats.connect(args.url, name=args.name, error_cb=on_error, reconnected_cb=on_reconnected,
+                                closed_cb=on_closed, drain_timeout=3)
+    except Exception as error:
+        sys.exit(f"nats_worker {args.name}: can't connect to {where}: {error!r}")
     await nc.subscribe(args.subject, queue=args.queue, cb=on_request)
     await nc.flush()  # the server has the subscription once this returns
     print("ready", flush=True)
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await nc.drain()  # finish the requests already received, then close
+    if nc.is_closed:
+        sys.exit(f"nats_worker {args.name}: the connection to {where} is closed")
+    try:
+        # Finish the requests already received (3 s for that), then close; 5 s at most in all.
+        await asyncio.wait_for(nc.drain() if nc.is_connected else nc.close(), timeout=5)
+    except (Exception, asyncio.CancelledError):
+        pass  # the server went away while we were leaving: nothing more to do
 
 
 def main():

@@ -19,9 +19,12 @@ struct NATSWorker: AsyncParsableCommand {
     @Option(help: "The subject to serve (wildcards allowed).") var subject = "work.>"
     @Option(help: "The queue group workers of this subject share.") var queue = "workers"
     @Option(help: "This worker's name, sent back in the `worker` header.") var name = "swift-1"
+    @Option(help: "PEM file of the CA that signed the NATS server's certificate (tls:// URLs).") var caFile: String?
 
     func run() async throws {
-        let client = NATSClient(options: try NATSClientOptions(url: url, name: name), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        var options = try NATSClientOptions(url: url, name: name)
+        options.caFile = caFile
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
         try await client.connect()
         let handled = Atomic<Int>(0)
         let worker = name

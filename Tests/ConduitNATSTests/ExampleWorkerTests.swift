@@ -39,9 +39,17 @@ import Testing
             }
         }
 
-        deinit {
-            if process.isRunning { process.terminate() }
+        /// SIGTERM, then SIGKILL if it is still there after 3 s: a test never leaves one behind.
+        func stop() {
+            guard process.isRunning else { return }
+            process.terminate()
+            let deadline = Date().addingTimeInterval(3)
+            while process.isRunning, Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
         }
+
+        deinit { stop() }
     }
 
     /// A python3 that has nats-py (scripts/nats-python.sh installs it if needed).
@@ -72,6 +80,10 @@ import Testing
         try await NATSServerProcess.run { server in
             let python = try Worker([try Self.pythonWithNATS(), "handlers/nats_worker.py", "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "py-1"])
             let swift = try Worker([try Self.swiftWorker(), "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "swift-1"])
+            defer {
+                python.stop()
+                swift.stop()
+            }
             try await python.waitUntilReady()
             try await swift.waitUntilReady()
             try await TestHost.run(yaml: NATSRouteTests.yaml(server), catalog: .natsTests) { host in

@@ -59,7 +59,9 @@ extension HandlerCatalog {
             try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
                 try await Self.routeIsUp(host)
                 let client = try await host.connect(client: "alice")
-                let reply = try await client.request(Message(headers: ["route": "work.upper", "token": "t1", "x-custom": "v"], payload: ByteBuffer(string: "hello")))
+                // A client can't speak for another: its own `conduit-client` is replaced.
+                let reply = try await client.request(Message(
+                    headers: ["route": "work.upper", "token": "t1", "x-custom": "v", "conduit-client": "mallory"], payload: ByteBuffer(string: "hello")))
                 #expect(reply.headers["error"] == nil, "\(String(buffer: reply.payload))")
                 #expect(String(buffer: reply.payload) == "HELLO")
                 #expect(reply.headers["route"] == "work.upper")
@@ -67,6 +69,7 @@ extension HandlerCatalog {
                 #expect(reply.headers["answered-by"] == "worker-1")
                 let headers = try #require(seen.withLock { $0 })
                 #expect(headers["conduit-client"] == "alice")
+                #expect(headers.filter { $0.name == "conduit-client" }.count == 1)
                 #expect(headers["x-custom"] == "v")
                 #expect(headers["token"] == "t1")
             }
@@ -137,8 +140,11 @@ extension HandlerCatalog {
                 let answer = try await client.nextMessage()
                 #expect(answer.headers["token"] == "c1")
                 #expect(answer.headers["error"] == "CancelledError")
-                // The connection's slot is free again: a next request is served at once.
-                let next = try await client.request(Message(headers: ["route": "work.nobody", "token": "n"]))
+                // Answered once: the next message is the answer to the next request, and the
+                // connection's slot is free again.
+                try await client.send(Message(headers: ["route": "work.nobody", "token": "n"]))
+                let next = try await client.nextMessage()
+                #expect(next.headers["token"] == "n", "a second answer to the cancelled request: \(next.headers)")
                 #expect(next.headers["error"] == "UnavailableError")
             }
             await silent.close()

@@ -52,7 +52,10 @@ public final class NATSHandler: ConduitHandler {
             throw ConduitError.unavailable("the NATS connection to \(client.options.displayURL) is down; it is being restored")
         }
         let subject = options.subject.replacingOccurrences(of: "{route}", with: request.route)
-        var headers = NATSHeaders(request.headers)
+        // The client's id is the host's to say: a `conduit-client` the client sent is dropped.
+        var sent = request.headers
+        sent.removeAll(Self.clientHeader)
+        var headers = NATSHeaders(sent)
         headers.append(Self.clientHeader, request.client.rawValue)
         let timeout = Duration.milliseconds(Int64(options.timeoutSeconds * 1000))
         // By callback, not in a task: the NATS request has its own timer on the connection's loop.
@@ -61,8 +64,10 @@ public final class NATSHandler: ConduitHandler {
             // After the host has marked the request cancelled, so the ending answer is not sent.
             let cancellation = request.onCancel { [loop = request.eventLoop] in loop.execute { pending.withLock { $0 }?.cancel() } }
             let made = client.request(subject, headers: headers, payload: request.payload, timeout: timeout) { result in
-                cancellation.remove()
+                // Answered before the registration goes: the registry must still know a
+                // cancelled request, so its ending answer is dropped (SPEC §8: one answer).
                 finish(result.map { Reply(headers: Headers($0.headers), payload: $0.payload) }.mapError(ConduitError.init))
+                cancellation.remove()
             }
             pending.withLock { $0 = made }
         }
