@@ -10,7 +10,8 @@ public import ConduitWire
 /// answered as an error reply; it never takes down the host.
 public protocol ConduitHandler: Sendable {
     /// The handler's options from the route entry; decoded from YAML, so a type error is
-    /// reported at start-up with file, line and column.
+    /// reported at start-up with file, line and column. Make it a `HandlerOptions` struct:
+    /// declared defaults hold, unknown keys are refused, `validate` checks ranges.
     associatedtype Options: Decodable & Sendable = NoOptions
 
     init(options: Options, context: HandlerContext) throws
@@ -49,37 +50,8 @@ public enum HandlerHealth: Sendable, Equatable {
 }
 
 /// For handlers without options: any options given are an error at start-up.
-public struct NoOptions: Decodable, Sendable {
+public struct NoOptions: HandlerOptions {
     public init() {}
-
-    public init(from decoder: any Decoder) throws {
-        let options = try decoder.container(keyedBy: AnyOptionKey.self)
-        if let key = options.allKeys.first {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: options, debugDescription: "this handler takes no options, but '\(key.stringValue)' is given")
-        }
-    }
-}
-
-extension Decoder {
-    /// Throws when the options name a key outside `known`, so a misspelt option is an error at
-    /// start-up (with its position) instead of a silently kept default.
-    public func rejectUnknownOptions<Key: CodingKey & CaseIterable>(_ known: Key.Type) throws {
-        let options = try container(keyedBy: AnyOptionKey.self)
-        let names = Set(Key.allCases.map(\.stringValue))
-        if let key = options.allKeys.first(where: { !names.contains($0.stringValue) }) {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: options,
-                debugDescription: "unknown option '\(key.stringValue)'; known options: \(names.sorted().map { "'\($0)'" }.joined(separator: ", "))")
-        }
-    }
-}
-
-private struct AnyOptionKey: CodingKey {
-    let stringValue: String
-    init(stringValue: String) { self.stringValue = stringValue }
-    var intValue: Int? { nil }
-    init?(intValue: Int) { nil }
 }
 
 /// A client id's socket life, as a stream handler needs it.

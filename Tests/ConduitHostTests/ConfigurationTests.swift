@@ -1,7 +1,9 @@
 import ConduitHost
 import ConduitTesting
 import ConduitWire
+import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import Testing
 
@@ -37,6 +39,11 @@ struct ConfigurationTests {
         ("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n", 5, 7, "'repeats' is required"),
         ("routes:\n  - route: e\n    handler: echo\n    options:\n      loud: true\n", 5, 13, "takes no options"),
         ("routes: [\n  - oops\n", 2, 3, "not valid YAML"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      stpe: 2\n", 5, 13, "unknown option 'stpe' of route 'd'; known options: 'step', 'label', 'names', 'section'"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: ten\n", 5, 13, "option 'step' of route 'd': expected a whole number, found 'ten'"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: 0\n", 5, 13, "option 'step' must be above 0 (route 'd')"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {prot: 1}\n", 5, 23, "unknown option 'section.prot'"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {port: 70000}\n", 5, 23, "option 'section.port' must be 0…65535"),
         ("surprise: 1\n", 1, 1, "unknown section"),
     ])
     func located(yaml: String, line: Int, column: Int, words: String) throws {
@@ -90,4 +97,26 @@ private struct DiscardingSink: PushSink {
     func isConnected(_ client: ClientID) -> Bool { false }
     func isCongested(_ client: ClientID) -> Bool { false }
     func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) { body() }
+}
+
+/// `HandlerOptions`: a plain struct's declared defaults hold for every key the YAML leaves out.
+@Suite("Handler options")
+struct HandlerOptionsTests {
+    private func options(_ yaml: String) async throws -> [String: Any] {
+        let payload = try await TestHost.run(yaml: "routes:\n  - route: d\n    handler: defaulted\n" + yaml, catalog: .hostTests) { host in
+            Data(try await host.connect().request(Message(headers: ["route": "d", "token": "1"])).payload.readableBytesView)
+        }
+        let json = try JSONSerialization.jsonObject(with: payload) as? [String: Any]
+        return try #require(json?["data"] as? [String: Any], "\(String(decoding: payload, as: UTF8.self))")
+    }
+
+    @Test func leftOutKeysKeepTheirDeclaredDefaults() async throws {
+        let none = try await options("")
+        #expect(none["step"] as? Int == 1 && none["label"] == nil && none["names"] as? [String] == ["a"])
+        #expect((none["section"] as? [String: Any])?["host"] as? String == "127.0.0.1")
+        let some = try await options("    options:\n      label: x\n      section: {port: 80}\n")
+        #expect(some["step"] as? Int == 1 && some["label"] as? String == "x")
+        let section = some["section"] as? [String: Any]
+        #expect(section?["port"] as? Int == 80 && section?["host"] as? String == "127.0.0.1")
+    }
 }

@@ -52,11 +52,4 @@ struct HandlerKitTests {
         #expect(ConduitError(converting: CancellationError()).kind == .unavailable)
     }
 
-    @Test func noOptionsRefusesAnyOption() throws {
-        struct Wrapper: Decodable { let options: NoOptions }
-        _ = try JSONDecoder().decode(Wrapper.self, from: Data(#"{"options":{}}"#.utf8))
-        #expect(throws: DecodingError.self) {
-            _ = try JSONDecoder().decode(Wrapper.self, from: Data(#"{"options":{"x":1}}"#.utf8))
-        }
-    }
 }

@@ -181,7 +181,7 @@ struct TLSBridgeTests {
     @Test(arguments: [true, false])
     func aCloseByTheServerIsPushedAsTLSEnd(clean: Bool) async throws {
         let server = try await ClosingTLSServer(farewell: "bye", clean: clean)
-        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+        try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "t5"))
             let connected = try await tls.request(
                 "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
@@ -201,7 +201,7 @@ struct TLSBridgeTests {
 
     @Test func aRefusedConnectionIsAClearError() async throws {
         let port = try await closedPort()
-        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+        try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "t6"))
             let refused = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(port)"])
             #expect(refused.failure?.type == "UnavailableError")
@@ -210,7 +210,7 @@ struct TLSBridgeTests {
     }
 
     @Test func requestsWithoutAConnectionOrWithBadHeadersAreClearErrors() async throws {
-        try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { host in
+        try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "t7"))
             let cases: [(route: String, headers: Headers, payload: [UInt8], type: String, says: String)] = [
                 ("tls.write", [:], [1, 2], "NotFoundError", "call tls.connect first"),
@@ -254,7 +254,7 @@ struct TLSBridgeTests {
 
     @Test func stoppingTheHandlerClosesItsConnections() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
-            try await TestHost.run(yaml: Self.yaml("{}"), catalog: .tlsTests) { bridgeHost in
+            try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { bridgeHost in
                 let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
                     .request("tls.echoService").data(EchoServiceInfo.self)
                 let tls = TLSSession(try await bridgeHost.connect(client: "t9"))

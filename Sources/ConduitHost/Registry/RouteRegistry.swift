@@ -118,37 +118,39 @@ extension RouteEntry {
     }
 }
 
-extension OptionsDecoder {
-    /// Decodes the entry's YAML options; a decoding error points at the offending node.
-    init(entry: RouteEntry) {
-        self.init { type in
-            do {
-                return try YAMLDecoder().decode(type, from: entry.options)
-            } catch let error as DecodingError {
-                throw ConfigurationError(entry: entry, decodingError: error)
-            }
-        }
-    }
-}
-
 extension ConfigurationError {
     init(entry: RouteEntry, decodingError: DecodingError) {
         let (path, sentence): ([any CodingKey], String) = switch decodingError {
-        case .typeMismatch(let type, let context): (context.codingPath, "expected \(Self.describe(type)); \(context.debugDescription)")
+        case .typeMismatch(let type, let context): (context.codingPath, "expected \(Self.describe(type)), found \(Self.describe(Self.node(at: context.codingPath, in: entry.options)))")
         case .valueNotFound(let type, let context): (context.codingPath, "expected \(Self.describe(type)), found nothing")
         case .keyNotFound(let key, let context): (context.codingPath, "the option '\(key.stringValue)' is required")
         case .dataCorrupted(let context): (context.codingPath, context.debugDescription)
         @unknown default: ([], "\(decodingError)")
         }
-        let node = path.reduce(entry.options as Node?) { node, key in
-            guard let node else { return nil }
-            if let index = key.intValue, let items = node.sequence, items.indices.contains(index) { return items[index] }
-            return node.mapping?[key.stringValue] ?? node
-        }
+        let node = Self.node(at: path, in: entry.options)
         let name = path.map(\.stringValue).joined(separator: ".")
         let prefix = name.isEmpty ? "options of route '\(entry.route)'" : "option '\(name)' of route '\(entry.route)'"
         let location = (node?.mark).map { SourceLocation(file: entry.location.file, mark: $0) } ?? entry.optionsLocation
         self.init(location, "\(prefix): \(sentence)")
+    }
+
+    /// The node a decoding path leads to (the nearest one that exists).
+    private static func node(at path: [any CodingKey], in options: Node) -> Node? {
+        path.reduce(options as Node?) { node, key in
+            guard let node else { return nil }
+            if let index = key.intValue, let items = node.sequence, items.indices.contains(index) { return items[index] }
+            return node.mapping?[key.stringValue] ?? node
+        }
+    }
+
+    /// What the user wrote, in a few words: `'abc'`, a list, a mapping.
+    private static func describe(_ node: Node?) -> String {
+        switch node {
+        case .scalar(let scalar)?: "'\(scalar.string)'"
+        case .sequence?: "a list"
+        case .mapping?: "a mapping"
+        default: "nothing"
+        }
     }
 
     private static func describe(_ type: Any.Type) -> String {

@@ -1,7 +1,9 @@
+public import ConduitKit
+
 /// The `ai.*` route's options (YAML), checked when the route table is built so a mistake
 /// fails at start-up with file, line and column.
-public struct AIOptions: Decodable, Sendable {
-    public enum Backend: String, Decodable, Sendable {
+public struct AIOptions: HandlerOptions {
+    public enum Backend: String, Codable, Sendable {
         /// The embedded generator: no download, deterministic for a prompt.
         case builtin
         /// Any OpenAI-compatible `/v1/chat/completions` endpoint that streams server-sent events.
@@ -19,54 +21,37 @@ public struct AIOptions: Decodable, Sendable {
         public let timeoutSeconds: Int
     }
 
-    public let backend: Backend
+    public var backend = Backend.builtin
     /// Tokens per answer unless the request's `maxTokens` header says otherwise.
-    public let maxTokens: Int
+    public var maxTokens = 256
     /// The built-in generator's pace; 0 = as fast as it can.
-    public let tokensPerSecond: Double
-    /// Set exactly when `backend` is `openai`.
-    public let upstream: Upstream?
+    public var tokensPerSecond = 0.0
+    /// The `openai` backend's base URL, model, key and timeout.
+    public var url: String?
+    public var model = "default"
+    public var apiKey: String?
+    public var timeoutSeconds = 30
 
     /// The largest `maxTokens` a route or a request may ask for.
     public static let maxTokensLimit = 1_000_000
 
-    private enum CodingKeys: String, CodingKey {
-        case backend, maxTokens, tokensPerSecond, url, model, apiKey, timeoutSeconds
+    public init() {}
+
+    /// Set exactly when `backend` is `openai`.
+    public var upstream: Upstream? {
+        guard backend == .openai, let url else { return nil }
+        return Upstream(url: url.hasSuffix("/") ? String(url.dropLast()) : url, model: model, apiKey: apiKey, timeoutSeconds: timeoutSeconds)
     }
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        backend = try container.decodeIfPresent(Backend.self, forKey: .backend) ?? .builtin
-        maxTokens = try container.decodeIfPresent(Int.self, forKey: .maxTokens) ?? 256
-        guard (1...Self.maxTokensLimit).contains(maxTokens) else {
-            throw DecodingError.dataCorruptedError(
-                forKey: .maxTokens, in: container, debugDescription: "maxTokens must be 1…\(Self.maxTokensLimit)")
-        }
-        tokensPerSecond = try container.decodeIfPresent(Double.self, forKey: .tokensPerSecond) ?? 0
+    public func validate() throws(InvalidOption) {
+        guard (1...Self.maxTokensLimit).contains(maxTokens) else { throw InvalidOption("maxTokens", "must be 1…\(Self.maxTokensLimit)") }
         guard tokensPerSecond >= 0, tokensPerSecond <= 1_000_000 else {
-            throw DecodingError.dataCorruptedError(
-                forKey: .tokensPerSecond, in: container, debugDescription: "tokensPerSecond must be 0 (no pacing) to 1000000")
+            throw InvalidOption("tokensPerSecond", "must be 0 (no pacing) to 1000000")
         }
-        guard backend == .openai else {
-            upstream = nil
-            return
+        guard backend == .openai else { return }
+        guard let url, url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw InvalidOption(url == nil ? "backend" : "url", "needs an http:// or https:// 'url' for backend 'openai', e.g. http://127.0.0.1:11434")
         }
-        guard let url = try container.decodeIfPresent(String.self, forKey: .url),
-              url.hasPrefix("http://") || url.hasPrefix("https://")
-        else {
-            throw DecodingError.dataCorruptedError(
-                forKey: .url, in: container, debugDescription: "backend 'openai' needs 'url', e.g. http://127.0.0.1:11434")
-        }
-        let timeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .timeoutSeconds) ?? 30
-        guard (1...86_400).contains(timeoutSeconds) else {
-            throw DecodingError.dataCorruptedError(
-                forKey: .timeoutSeconds, in: container, debugDescription: "timeoutSeconds must be 1 to 86400")
-        }
-        upstream = Upstream(
-            url: url.hasSuffix("/") ? String(url.dropLast()) : url,
-            model: try container.decodeIfPresent(String.self, forKey: .model) ?? "default",
-            apiKey: try container.decodeIfPresent(String.self, forKey: .apiKey),
-            timeoutSeconds: timeoutSeconds
-        )
+        guard (1...86_400).contains(timeoutSeconds) else { throw InvalidOption("timeoutSeconds", "must be 1 to 86400") }
     }
 }

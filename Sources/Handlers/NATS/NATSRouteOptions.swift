@@ -1,8 +1,8 @@
-import ConduitKit
+public import ConduitKit
 public import ConduitNATS
 
 /// The options of a `nats` route (SPEC §10).
-public struct NATSRouteOptions: Decodable, Sendable {
+public struct NATSRouteOptions: HandlerOptions {
     /// `nats://[user:password@|token@]host[:port]` or `tls://…`.
     public var url = "nats://127.0.0.1:4222"
     /// The NATS subject a request goes to; `{route}` is replaced by the request's route.
@@ -18,23 +18,12 @@ public struct NATSRouteOptions: Decodable, Sendable {
 
     public init() {}
 
-    public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownOptions(CodingKeys.self)
-        let options = try decoder.container(keyedBy: CodingKeys.self)
-        url = try options.decodeIfPresent(String.self, forKey: .url) ?? url
-        subject = try options.decodeIfPresent(String.self, forKey: .subject) ?? subject
-        timeoutSeconds = try options.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? timeoutSeconds
-        user = try options.decodeIfPresent(String.self, forKey: .user)
-        password = try options.decodeIfPresent(String.self, forKey: .password)
-        token = try options.decodeIfPresent(String.self, forKey: .token)
-        caFile = try options.decodeIfPresent(String.self, forKey: .caFile)
-        guard timeoutSeconds > 0, timeoutSeconds <= 3600 else {
-            throw DecodingError.dataCorruptedError(forKey: .timeoutSeconds, in: options, debugDescription: "timeoutSeconds must be above 0 and at most 3600")
-        }
+    public func validate() throws(InvalidOption) {
+        guard timeoutSeconds > 0, timeoutSeconds <= 3600 else { throw InvalidOption("timeoutSeconds", "must be above 0 and at most 3600") }
         do {
             _ = try clientOptions(name: "check")
         } catch {
-            throw DecodingError.dataCorruptedError(forKey: .url, in: options, debugDescription: error.description)
+            throw InvalidOption("url", "is not usable: \(error.description)")
         }
     }
 
@@ -46,9 +35,5 @@ public struct NATSRouteOptions: Decodable, Sendable {
         if let token { options.token = token }
         options.caFile = caFile
         return options
-    }
-
-    private enum CodingKeys: String, CodingKey, CaseIterable {
-        case url, subject, timeoutSeconds, user, password, token, caFile
     }
 }

@@ -1,3 +1,5 @@
+public import ConduitKit
+
 /// The `tls.*` route's options (YAML). Every key is optional; an unknown key is an error at
 /// start-up, so a typo never silently weakens or changes the trust settings.
 ///
@@ -9,9 +11,9 @@
 ///   connectTimeoutSeconds: 10  # TCP connect plus TLS handshake
 ///   echoService: {enabled: true, host: 127.0.0.1, port: 0}   # + certificateFile, privateKeyFile
 /// ```
-public struct TLSOptions: Decodable, Sendable {
+public struct TLSOptions: HandlerOptions {
     /// When certificate verification may be skipped. Skipping is for local testing only.
-    public enum InsecurePolicy: String, Decodable, Sendable {
+    public enum InsecurePolicy: String, Codable, Sendable {
         /// Always verify.
         case never
         /// Skip verification for a `tls.connect` carrying the header `insecure: true`.
@@ -28,7 +30,7 @@ public struct TLSOptions: Decodable, Sendable {
         }
     }
 
-    public struct EchoService: Decodable, Sendable {
+    public struct EchoService: HandlerOptions {
         public var enabled = false
         public var host = "127.0.0.1"
         /// 0: an ephemeral port (logged at start, and answered by `tls.echoService`).
@@ -40,24 +42,11 @@ public struct TLSOptions: Decodable, Sendable {
 
         public init() {}
 
-        private enum CodingKeys: String, CodingKey, CaseIterable {
-            case enabled, host, port, certificateFile, privateKeyFile
-        }
-
-        public init(from decoder: any Decoder) throws {
-            let options = try decoder.strictContainer(keyedBy: CodingKeys.self)
-            enabled = try options.decodeIfPresent(Bool.self, forKey: .enabled) ?? enabled
-            host = try options.decodeIfPresent(String.self, forKey: .host) ?? host
-            port = try options.decodeIfPresent(Int.self, forKey: .port) ?? port
-            certificateFile = try options.decodeIfPresent(String.self, forKey: .certificateFile)
-            privateKeyFile = try options.decodeIfPresent(String.self, forKey: .privateKeyFile)
-            guard (0...65_535).contains(port) else {
-                throw DecodingError.dataCorruptedError(forKey: .port, in: options, debugDescription: "the port must be 0…65535")
-            }
+        public func validate() throws(InvalidOption) {
+            guard (0...65_535).contains(port) else { throw InvalidOption("port", "must be 0…65535") }
             guard (certificateFile == nil) == (privateKeyFile == nil) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: certificateFile == nil ? .privateKeyFile : .certificateFile, in: options,
-                    debugDescription: "certificateFile and privateKeyFile go together (neither: a self-signed certificate)")
+                throw InvalidOption(certificateFile == nil ? "privateKeyFile" : "certificateFile",
+                    "needs its partner: certificateFile and privateKeyFile go together (neither: a self-signed certificate)")
             }
         }
     }
@@ -73,45 +62,10 @@ public struct TLSOptions: Decodable, Sendable {
 
     public init() {}
 
-    private enum CodingKeys: String, CodingKey, CaseIterable {
-        case caFile, caPEM, insecure, connectTimeoutSeconds, congestionTimeoutSeconds, echoService
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let options = try decoder.strictContainer(keyedBy: CodingKeys.self)
-        caFile = try options.decodeIfPresent(String.self, forKey: .caFile)
-        caPEM = try options.decodeIfPresent(String.self, forKey: .caPEM)
-        insecure = try options.decodeIfPresent(InsecurePolicy.self, forKey: .insecure) ?? insecure
-        connectTimeoutSeconds = try options.decodeIfPresent(Double.self, forKey: .connectTimeoutSeconds) ?? connectTimeoutSeconds
-        congestionTimeoutSeconds = try options.decodeIfPresent(Double.self, forKey: .congestionTimeoutSeconds) ?? congestionTimeoutSeconds
-        echoService = try options.decodeIfPresent(EchoService.self, forKey: .echoService) ?? echoService
-        for (key, value) in [(CodingKeys.connectTimeoutSeconds, connectTimeoutSeconds), (.congestionTimeoutSeconds, congestionTimeoutSeconds)]
+    public func validate() throws(InvalidOption) {
+        for (option, value) in [("connectTimeoutSeconds", connectTimeoutSeconds), ("congestionTimeoutSeconds", congestionTimeoutSeconds)]
         where !(value > 0 && value <= 86_400) {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: options, debugDescription: "\(key.stringValue) must be above 0 and at most 86400 (one day)")
+            throw InvalidOption(option, "must be above 0 and at most 86400 (one day)")
         }
     }
-}
-
-extension Decoder {
-    /// A keyed container that throws on any key `Keys` doesn't name.
-    fileprivate func strictContainer<Keys: CodingKey & CaseIterable>(
-        keyedBy type: Keys.Type
-    ) throws -> KeyedDecodingContainer<Keys> {
-        let all = try container(keyedBy: AnyKey.self)
-        let known = Set(Keys.allCases.map(\.stringValue))
-        if let unknown = all.allKeys.first(where: { !known.contains($0.stringValue) }) {
-            let names = Keys.allCases.map(\.stringValue).joined(separator: ", ")
-            throw DecodingError.dataCorruptedError(
-                forKey: unknown, in: all, debugDescription: "unknown option '\(unknown.stringValue)'; known: \(names)")
-        }
-        return try container(keyedBy: type)
-    }
-}
-
-private struct AnyKey: CodingKey {
-    let stringValue: String
-    init(stringValue: String) { self.stringValue = stringValue }
-    var intValue: Int? { nil }
-    init?(intValue: Int) { nil }
 }

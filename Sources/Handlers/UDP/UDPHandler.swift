@@ -25,34 +25,24 @@ import NIOPosix
 /// - *Pause/resume aware*: while the host is paused ids don't expire, so reads survive a pause
 ///   and what arrives meanwhile waits in the id's buffer.
 public final class UDPHandler: ConduitHandler {
-    public struct Options: Decodable, Sendable {
+    public struct Options: HandlerOptions {
         /// Largest datagram `udp.send` accepts and a read takes whole (IPv4's UDP limit by
         /// default; the kernel cuts a longer one received to this size). Smaller values let one
         /// read system call take more datagrams.
-        public var maxDatagramBytes: Int = 65_507
+        public var maxDatagramBytes = 65_507
         /// Kernel receive buffer per socket, so bursts wait in the kernel, not on the floor.
-        public var receiveBufferBytes: Int = 4 << 20
+        public var receiveBufferBytes = 4 << 20
         /// Address `udp.bind` uses when the request names none.
-        public var defaultBindAddress: String = "127.0.0.1"
+        public var defaultBindAddress = "127.0.0.1"
 
         public init() {}
 
-        // Every option may be left out: absent keys keep the defaults above.
-        public init(from decoder: any Decoder) throws {
-            try decoder.rejectUnknownOptions(CodingKeys.self)
-            let options = try decoder.container(keyedBy: CodingKeys.self)
-            maxDatagramBytes = try options.decodeIfPresent(Int.self, forKey: .maxDatagramBytes) ?? maxDatagramBytes
-            receiveBufferBytes = try options.decodeIfPresent(Int.self, forKey: .receiveBufferBytes) ?? receiveBufferBytes
-            defaultBindAddress = try options.decodeIfPresent(String.self, forKey: .defaultBindAddress) ?? defaultBindAddress
+        public func validate() throws(InvalidOption) {
+            guard (1...65_507).contains(maxDatagramBytes) else { throw InvalidOption("maxDatagramBytes", "must be 1…65507") }
             // The kernel takes an Int32: a larger value would trap at the first bind.
             guard (1024...(1 << 30)).contains(receiveBufferBytes) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .receiveBufferBytes, in: options, debugDescription: "receiveBufferBytes must be 1024 to 1073741824")
+                throw InvalidOption("receiveBufferBytes", "must be 1024 to 1073741824")
             }
-        }
-
-        private enum CodingKeys: String, CodingKey, CaseIterable {
-            case maxDatagramBytes, receiveBufferBytes, defaultBindAddress
         }
     }
 
@@ -69,9 +59,6 @@ public final class UDPHandler: ConduitHandler {
     private let sockets = NIOLockedValueBox<[ClientID: UDPSocket]>([:])
 
     public init(options: Options, context: HandlerContext) throws {
-        guard (1...65_507).contains(options.maxDatagramBytes) else {
-            throw ConduitError.badRequest("maxDatagramBytes must be 1…65507")
-        }
         self.options = options
         self.context = context
     }

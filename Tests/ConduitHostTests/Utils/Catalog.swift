@@ -9,6 +9,7 @@ extension HandlerCatalog {
         HandlerKind(PushingHandler.self, name: "pusher"),
         HandlerKind(ThrowingHandler.self, name: "thrower"),
         HandlerKind(SettingsHandler.self, name: "configured"),
+        HandlerKind(DefaultedHandler.self, name: "defaulted"),
         HandlerKind(OutcomeHandler.self, name: "outcome"),
         HandlerKind(SlowHandler.self, name: "slow"),
         HandlerKind(WatchingHandler.self, name: "watcher"),

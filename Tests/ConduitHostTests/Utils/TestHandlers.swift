@@ -67,6 +67,38 @@ struct SettingsHandler: ConduitHandler {
     }
 }
 
+/// `defaulted`: options as a plain struct (`HandlerOptions`), answered back as JSON.
+struct DefaultedHandler: ConduitHandler {
+    struct Options: HandlerOptions {
+        struct Section: HandlerOptions {
+            var host = "127.0.0.1"
+            var port = 0
+            init() {}
+            func validate() throws(InvalidOption) {
+                guard (0...65_535).contains(port) else { throw InvalidOption("port", "must be 0…65535") }
+            }
+        }
+        var step = 1
+        var label: String?
+        var names = ["a"]
+        var section = Section()
+        init() {}
+        func validate() throws(InvalidOption) {
+            guard step > 0 else { throw InvalidOption("step", "must be above 0") }
+        }
+    }
+
+    let options: Options
+
+    init(options: Options, context: HandlerContext) {
+        self.options = options
+    }
+
+    func handle(_ request: Request, responder: Responder) {
+        responder.reply(json: options)
+    }
+}
+
 /// Client events seen by `pusher` handlers, for the lifecycle tests.
 final class EventLog: Sendable {
     static let shared = EventLog()
