@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { startHost, vectorsPath, root } from './support/host.mjs'
 import { scenarios } from './support/scenarios.mjs'
+import { launchChromium } from './support/chromium.mjs'
+import { echoLoop } from './support/load.mjs'
 import * as module from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const { Conduit } = module
@@ -35,4 +37,36 @@ test('the host serves /conduit.js and the status page, with the key only', { tim
   assert.match(await page.text(), /<title>Conduit status<\/title>/)
   assert.equal((await fetch(host.url('/conduit.js'))).status, 401)
   assert.equal((await fetch(host.url('/?key=wrong-key-123'))).status, 403)
+})
+
+test('the status page charts requests/s and p50/p99 latency per route, drawn in the page', { timeout: 90000 }, async () => {
+  const chromium = await launchChromium()
+  let running = true
+  const load = echoLoop('chart-load', 256, () => running)
+  try {
+    const page = await chromium.open(host.url(`/?key=${host.sharedKey}&id=status-charts`))
+    let summary
+    for (let attempt = 0; attempt < 60; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      summary = await page.evaluate(`(() => {
+        const history = window.conduitCharts.history
+        const echo = history.slice(-3).map((point) => point.routes.get('echo')).filter(Boolean)
+        const canvas = document.getElementById('chartRequests')
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
+        let line = 0
+        for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 0 && pixels[i + 2] > 150 && pixels[i] < 120) line++
+        return { points: history.length, perSecond: Math.max(0, ...echo.map((e) => e.perSecond)),
+          p50: echo.map((e) => e.p50).filter((v) => v !== null), p99: echo.map((e) => e.p99).filter((v) => v !== null), line }
+      })()`)
+      if (summary.points >= 4 && summary.perSecond > 0 && summary.p50.length > 0 && summary.line > 20) break
+    }
+    assert.ok(summary.points >= 4, `points: ${JSON.stringify(summary)}`)
+    assert.ok(summary.perSecond > 10, `echo requests/s: ${JSON.stringify(summary)}`)
+    assert.ok(summary.p50.length > 0 && summary.p50.every((v, i) => v > 0 && summary.p99[i] >= v), `p50/p99: ${JSON.stringify(summary)}`)
+    assert.ok(summary.line > 20, `the requests chart has a drawn line: ${JSON.stringify(summary)}`)
+  } finally {
+    running = false
+    await load
+    await chromium.close()
+  }
 })

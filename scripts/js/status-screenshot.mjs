@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs'
 import { startHost } from '../../Tests/js/support/host.mjs'
 import { launchChromium } from '../../Tests/js/support/chromium.mjs'
+import { echoLoop } from '../../Tests/js/support/load.mjs'
 import { Conduit } from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const output = process.argv[2] ?? 'docs/status-page.png'
@@ -12,23 +13,9 @@ Object.assign(Conduit, { host: host.host, ipcPort: host.ipcPort, sharedKey: host
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 let running = true
 
-/** One client echoing `size`-byte payloads back to back until the end. */
-async function echoLoop (id, size) {
-  const conduit = new Conduit({ id })
-  await conduit.connect()
-  const payload = new Uint8Array(size)
-  while (running) {
-    await new Promise((resolve) => {
-      conduit.receive(resolve)
-      conduit.send({ route: 'echo', token: id }, payload)
-    })
-  }
-  conduit.close()
-}
-
 const chromium = await launchChromium()
 try {
-  const loops = [...Array(6)].map((_, n) => echoLoop(`bench-${n + 1}`, 64 << n))
+  const loops = [...Array(6)].map((_, n) => echoLoop(`bench-${n + 1}`, 64 << n, () => running))
   // An id that connected once and went away: its pushes are buffered, the oldest dropped.
   const away = new Conduit({ id: 'away-7' })
   await away.connect()
@@ -39,7 +26,7 @@ try {
     await Conduit.ipc('test.push', { headers: { to: 'status-page' }, body: `datagram ${n}` })
     await sleep(500)
   }
-  await sleep(1500)
+  await sleep(8000)  // enough points for the charts to show a line
   writeFileSync(output, await page.screenshot())
   console.log(`wrote ${output}`)
   running = false

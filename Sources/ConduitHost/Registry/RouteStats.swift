@@ -17,6 +17,7 @@ public final class RouteStats: ReplyCounter {
     private let bytesInCounter: Counter
     private let bytesOutCounter: Counter
     private let latency: Timer
+    private let latencies = LatencyHistogram()
 
     init(route: String, metrics: HostMetrics) {
         self.metrics = metrics
@@ -40,7 +41,9 @@ public final class RouteStats: ReplyCounter {
         bytesOut.add(bytes, ordering: .relaxed)
         messagesOut.increment()
         bytesOutCounter.increment(by: bytes)
-        latency.recordNanoseconds((NIODeadline.now() - start).nanoseconds)
+        let nanoseconds = (NIODeadline.now() - start).nanoseconds
+        latency.recordNanoseconds(nanoseconds)
+        latencies.record(nanoseconds: nanoseconds)
         if let errorType {
             errors.add(1, ordering: .relaxed)
             metrics.errorReplied(type: errorType)
@@ -52,12 +55,16 @@ public final class RouteStats: ReplyCounter {
         public let errors: Int
         public let bytesIn: Int
         public let bytesOut: Int
+        /// Replies per latency bucket since start: bucket `i` (0…95) holds handler latencies
+        /// up to (5 + i % 4) × 2^(i / 4) / 4 µs, four buckets per doubling; the last, the rest.
+        public let latencyBuckets: [Int]
     }
 
     public var snapshot: Snapshot {
         Snapshot(
             requests: requests.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed),
-            bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed)
+            bytesIn: bytesIn.load(ordering: .relaxed), bytesOut: bytesOut.load(ordering: .relaxed),
+            latencyBuckets: latencies.counts
         )
     }
 }
