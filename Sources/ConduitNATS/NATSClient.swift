@@ -125,6 +125,8 @@ public final class NATSClient: Sendable {
             guard !state.isClosed else { throw .closed }
             guard state.isReady, let connection = state.connection, let info = state.info else { throw .notConnected }
             guard bytes <= info.maxPayload else { throw .payloadTooLarge(bytes: bytes, limit: info.maxPayload) }
+            // Writability is NIO's view of the bytes waiting to be written (the high-water mark).
+            guard connection.channel.isWritable else { throw .outboundFull(limit: options.maxPendingBytes) }
             state.statistics.messagesOut += 1
             state.statistics.bytesOut += bytes
             return connection
@@ -322,6 +324,7 @@ public final class NATSClient: Sendable {
         ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: .init(low: options.maxPendingBytes / 2, high: options.maxPendingBytes))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations

@@ -22,6 +22,9 @@ public struct NATSClientOptions: Sendable {
     public var maxPingsOut = 2
     /// A server line (INFO, MSG…) longer than this is a protocol violation.
     public var maxControlLineBytes = 64 << 10
+    /// Bytes waiting to be written to a server that reads slowly; past it `publish` and
+    /// `request` fail with `outboundFull` instead of buffering without bound.
+    public var maxPendingBytes = 8 << 20
 
     /// `nats://[user:password@|token@]host[:port]` or `tls://…`; port 4222 by default.
     public init(url: String, name: String = "conduit-nats") throws(NATSError) {

@@ -19,6 +19,9 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
     case closed
     /// The request was cancelled by its caller.
     case cancelled
+    /// The server reads slower than this client writes and the outbound buffer is full
+    /// (`maxPendingBytes`); nothing was sent.
+    case outboundFull(limit: Int)
 
     public var description: String {
         switch self {
@@ -34,6 +37,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .server(let text): "NATS server error: \(text)"
         case .closed: "the NATS client is closed"
         case .cancelled: "the request was cancelled"
+        case .outboundFull(let limit): "the NATS server is not keeping up: over \(limit) bytes wait to be sent"
         }
     }
 }

@@ -223,6 +223,31 @@ import Testing
         }
     }
 
+    @Test func aServerThatStopsReadingIsRefusedPublishesNotBufferedWithoutBound() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StallingServer()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        var options = try NATSClientOptions(url: "nats://127.0.0.1:\(server.localAddress!.port!)")
+        options.maxPendingBytes = 256 << 10
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        try await client.connect()
+        var refused: NATSError?
+        for n in 0..<200_000 where refused == nil {
+            do {
+                try client.publish("flood", payload: ByteBuffer(repeating: 1, count: 1024))
+            } catch {
+                refused = error
+            }
+            if n % 500 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        }
+        #expect(refused == .outboundFull(limit: 256 << 10))
+        #expect(client.connectionState == .connected)
+        await client.close()
+    }
+
     @Test func urlsAreParsed() throws {
         let plain = try NATSClientOptions(url: "nats://example.org")
         #expect(plain.host == "example.org" && plain.port == 4222 && !plain.tls)
@@ -258,5 +283,24 @@ import Testing
     /// A round trip through the server: everything `client` sent before is processed by then.
     static func flush(_ client: NATSClient) async throws {
         _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(5))
+    }
+}
+
+/// A NATS server that completes the handshake and then never reads again.
+private final class StallingServer: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var received = ""
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "INFO {\"server_id\":\"stall\",\"max_payload\":1048576,\"headers\":true}\r\n")), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !received.contains("PING") else { return }
+        received += String(buffer: unwrapInboundIn(data))
+        guard received.contains("PING") else { return }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "PONG\r\n")), promise: nil)
+        context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
     }
 }
