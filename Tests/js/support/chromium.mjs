@@ -95,7 +95,7 @@ export async function launchChromium () {
       devtools.close()
       child.kill('SIGTERM')
       await exited
-      rmSync(profile, { recursive: true, force: true })
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })  // its helpers may still be writing
     }
   }
 }
