@@ -57,13 +57,16 @@ public final class NATSClient: Sendable {
         var readyWaiters: [CheckedContinuation<Void, any Error>] = []
         var statistics = NATSStatistics()
         var lastError: String?
+        /// The configured server first, then those its cluster announced; tried in turn.
+        var servers: [ServerAddress]
+        var nextServer = 0
     }
 
     public init(options: NATSClientOptions, eventLoopGroup: any EventLoopGroup) {
         self.options = options
         self.group = eventLoopGroup
         self.inboxPrefix = "_INBOX.\(UInt64.random(in: 1...UInt64.max))."
-        self.state = Mutex(State())
+        self.state = Mutex(State(servers: [ServerAddress(host: options.host, port: options.port)]))
     }
 
     // MARK: Observing
@@ -76,6 +79,9 @@ public final class NATSClient: Sendable {
     /// The last thing that went wrong (connect refused, authorization, protocol), for diagnostics.
     public var lastError: String? { state.withLock { $0.lastError } }
     public var serverInfo: NATSServerInfo? { state.withLock { $0.info } }
+    /// Where the client connects, in the order it tries: the configured server, then the ones
+    /// its cluster announced (`connect_urls`), so losing one server moves it to another.
+    public var knownServers: [String] { state.withLock { $0.servers.map(\.description) } }
 
     // MARK: Lifecycle
 
@@ -267,6 +273,7 @@ public final class NATSClient: Sendable {
         state.withLock { state in
             state.connection = Connection(channel: channel, handler: NIOLoopBound(handler, eventLoop: channel.eventLoop))
             state.info = info
+            Self.learn(info.connectURLs, into: &state.servers)
             return [.subscribe(subject: "\(inboxPrefix)*", queue: nil, subscription: Self.inboxSubscription)]
                 + state.subscribers.sorted { $0.key < $1.key }.map { .subscribe(subject: $0.value.subject, queue: $0.value.queue, subscription: $0.key) }
         }
@@ -287,7 +294,10 @@ public final class NATSClient: Sendable {
     }
 
     func infoUpdated(_ info: NATSServerInfo) {
-        state.withLock { $0.info = info }
+        state.withLock { state in
+            state.info = info
+            Self.learn(info.connectURLs, into: &state.servers)
+        }
     }
 
     func connectionLost(_ channel: any Channel) {
@@ -321,6 +331,10 @@ public final class NATSClient: Sendable {
 
     private func attemptConnection() {
         let options = options
+        let server = state.withLock { state in
+            defer { state.nextServer = (state.nextServer + 1) % state.servers.count }
+            return state.servers[state.nextServer]
+        }
         ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -330,10 +344,10 @@ public final class NATSClient: Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(ByteToMessageHandler(ServerOperationDecoder(maxControlLineBytes: options.maxControlLineBytes)))
                     try pipeline.addHandler(MessageToByteHandler(ClientOperationEncoder()))
-                    try pipeline.addHandler(NATSConnectionHandler(client: self, options: options))
+                    try pipeline.addHandler(NATSConnectionHandler(client: self, options: options, server: server))
                 }
             }
-            .connect(host: options.host, port: options.port)
+            .connect(host: server.host, port: server.port)
             .whenFailure { [self] error in
                 record(error: error)
                 scheduleReconnect()
@@ -350,6 +364,13 @@ public final class NATSClient: Sendable {
         let ceiling = min(options.initialReconnectDelay * (1 << min(attempt, 20)), options.maxReconnectDelay)
         group.next().scheduleTask(in: TimeAmount(ceiling * Double.random(in: 0.5...1.0))) { [weak self] in
             self?.attemptConnection()
+        }
+    }
+
+    /// Adds the servers a cluster announced that the client doesn't know yet.
+    private static func learn(_ announced: [String], into servers: inout [ServerAddress]) {
+        for server in announced.compactMap(ServerAddress.init(announced:)) where !servers.contains(server) {
+            servers.append(server)
         }
     }
 

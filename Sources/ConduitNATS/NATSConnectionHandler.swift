@@ -10,6 +10,8 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private let client: NATSClient
     private let options: NATSClientOptions
+    /// The server this connection goes to (its name is checked against a TLS certificate).
+    private let server: ServerAddress
     private var context: ChannelHandlerContext?
     private var flushPending = false
     private var phase = Phase.awaitingInfo
@@ -18,9 +20,10 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private enum Phase { case awaitingInfo, awaitingPong, ready }
 
-    init(client: NATSClient, options: NATSClientOptions) {
+    init(client: NATSClient, options: NATSClientOptions, server: ServerAddress) {
         self.client = client
         self.options = options
+        self.server = server
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -88,7 +91,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func handshake(_ info: NATSServerInfo, context: ChannelHandlerContext) {
         if options.tls || info.tlsRequired {
             do {
-                let hostname = options.host.first?.isNumber == true || options.host.contains(":") ? nil : options.host
+                let hostname = server.host.first?.isNumber == true || server.host.contains(":") ? nil : server.host
                 let tls = try NIOSSLClientHandler(context: client.tlsContext(), serverHostname: hostname)
                 try context.pipeline.syncOperations.addHandler(tls, position: .first)
             } catch {

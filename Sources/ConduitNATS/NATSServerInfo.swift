@@ -7,10 +7,12 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
     public var headers: Bool
     public var tlsRequired: Bool
     public var authRequired: Bool
+    /// The other servers of the server's cluster that clients may connect to (`host:port`).
+    public var connectURLs: [String]
 
     enum CodingKeys: String, CodingKey {
         case serverID = "server_id", version, maxPayload = "max_payload", headers
-        case tlsRequired = "tls_required", authRequired = "auth_required"
+        case tlsRequired = "tls_required", authRequired = "auth_required", connectURLs = "connect_urls"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -21,5 +23,6 @@ public struct NATSServerInfo: Sendable, Decodable, Equatable {
         headers = try info.decodeIfPresent(Bool.self, forKey: .headers) ?? false
         tlsRequired = try info.decodeIfPresent(Bool.self, forKey: .tlsRequired) ?? false
         authRequired = try info.decodeIfPresent(Bool.self, forKey: .authRequired) ?? false
+        connectURLs = try info.decodeIfPresent([String].self, forKey: .connectURLs) ?? []
     }
 }

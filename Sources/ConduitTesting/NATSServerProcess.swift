@@ -61,7 +61,8 @@ public final class NATSServerProcess: @unchecked Sendable {
         throw TestClientError.missingTool("nats-server is not installed (apt-get install nats-server; scripts/test.sh does it)")
     }
 
-    private static func freePort() throws -> Int {
+    /// A TCP port nothing listens on now (for a cluster's route ports).
+    public static func freePort() throws -> Int {
         let group = MultiThreadedEventLoopGroup.singleton
         let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
         defer { try? channel.close().wait() }

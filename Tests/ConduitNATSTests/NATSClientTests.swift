@@ -184,6 +184,38 @@ import Testing
         await caller.close()
     }
 
+    @Test func losingAServerMovesToAnotherOfItsCluster() async throws {
+        let (routeA, routeB) = (try NATSServerProcess.freePort(), try NATSServerProcess.freePort())
+        let cluster = { (own: Int, other: Int) in "cluster {\n  name: conduit-test\n  listen: 127.0.0.1:\(own)\n  routes: [nats://127.0.0.1:\(other)]\n}" }
+        let a = try NATSServerProcess(configuration: cluster(routeA, routeB))
+        let b = try NATSServerProcess(configuration: cluster(routeB, routeA))
+        try await a.start()
+        try await b.start()
+        defer {
+            a.stop()
+            b.stop()
+        }
+        // The client is told only of A; A announces B once the two have met.
+        let caller = try client(a.url)
+        let worker = try client(b.url)
+        try await caller.connect()
+        try await worker.connect()
+        try await waitUntil(timeout: .seconds(20)) { caller.knownServers.contains("127.0.0.1:\(b.port)") }
+        try await Self.answer(on: "where", with: worker) { _ in ByteBuffer(string: "b") }
+        try await waitUntil(timeout: .seconds(20)) {
+            (try? await caller.request("where", payload: ByteBuffer(), timeout: .seconds(1))) != nil
+        }
+
+        a.stop()
+        try await waitUntil(timeout: .seconds(20)) {
+            guard let reply = try? await caller.request("where", payload: ByteBuffer(), timeout: .seconds(1)) else { return false }
+            return String(buffer: reply.payload) == "b"
+        }
+        #expect(caller.statistics.reconnects == 1)
+        await caller.close()
+        await worker.close()
+    }
+
     @Test func aRequestInFlightFailsWhenTheConnectionDrops() async throws {
         let server = try NATSServerProcess()
         try await server.start()
