@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a `NATSClient` connects: server, credentials, TLS, timing and bounds.
 public struct NATSClientOptions: Sendable {
     public var host: String
@@ -41,10 +43,10 @@ public struct NATSClientOptions: Sendable {
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             if let colon = credentials.firstIndex(of: ":") {
-                user = String(credentials[..<colon]).removingPercentEncoding()
-                password = String(credentials[credentials.index(after: colon)...]).removingPercentEncoding()
+                user = Self.unescaped(credentials[..<colon])
+                password = Self.unescaped(credentials[credentials.index(after: colon)...])
             } else {
-                token = String(credentials).removingPercentEncoding()
+                token = Self.unescaped(credentials)
             }
             rest = rest[rest.index(after: at)...]
         }
@@ -69,23 +71,11 @@ public struct NATSClientOptions: Sendable {
         self.name = name
     }
 
+    /// `%40` → `@`: credentials in a URL are percent-encoded (kept as written when malformed).
+    private static func unescaped(_ text: Substring) -> String {
+        text.removingPercentEncoding ?? String(text)
+    }
+
     /// Where the connection goes, without credentials: for logs and diagnostics.
     public var displayURL: String { "\(tls ? "tls" : "nats")://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
-}
-
-extension String {
-    /// `%40` → `@` and so on, for credentials in URLs; nil-safe for malformed escapes (kept as is).
-    fileprivate func removingPercentEncoding() -> String {
-        var bytes: [UInt8] = []
-        var iterator = utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-               let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) {
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
 }

@@ -16,7 +16,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var flushPending = false
     private var phase = Phase.awaitingInfo
     private var pingsOut = 0
-    private var timer: (any Sendable)?
+    private var pinger: RepeatedTask?
 
     private enum Phase { case awaitingInfo, awaitingPong, ready }
 
@@ -41,7 +41,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        (timer as? RepeatedTask)?.cancel()
+        pinger?.cancel()
         client.connectionLost(context.channel)
         self.context = nil
         context.fireChannelInactive()
@@ -111,7 +111,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private func startPinging(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let interval = TimeAmount(options.pingInterval)
-        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+        pinger = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
             let handler = loopBound.value
             guard handler.pingsOut < handler.options.maxPingsOut else {
                 handler.client.record(error: NATSError.protocolViolation("\(handler.pingsOut) pings without an answer"))

@@ -61,8 +61,14 @@ public final class NATSMessages: AsyncSequence, Sendable {
         waiter?.resume(returning: nil)
     }
 
+    /// What a buffered message costs: its payload, subject and headers, and a fixed overhead,
+    /// so a flood of empty messages is bounded too.
+    private static func cost(of message: NATSMessage) -> Int {
+        128 + message.payload.readableBytes + message.subject.utf8.count + (message.headers.isEmpty ? 0 : message.headers.encodedBytes)
+    }
+
     func offer(_ message: NATSMessage) {
-        let size = message.payload.readableBytes
+        let size = Self.cost(of: message)
         let (waiter, kept) = buffer.withLock { buffer -> (CheckedContinuation<NATSMessage?, Never>?, Bool) in
             if buffer.isFinished { return (nil, true) }
             if let waiter = buffer.waiter {
@@ -83,7 +89,7 @@ public final class NATSMessages: AsyncSequence, Sendable {
             await withCheckedContinuation { continuation in
                 let now = buffer.withLock { buffer -> NATSMessage?? in
                     if let message = buffer.messages.popFirst() {
-                        buffer.bytes -= message.payload.readableBytes
+                        buffer.bytes -= Self.cost(of: message)
                         return .some(message)
                     }
                     if buffer.isFinished || Task.isCancelled { return .some(nil) }

@@ -22,7 +22,8 @@ struct ServerOperationDecoder: ByteToMessageDecoder {
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let operation = try next(from: &buffer) else { return .needMoreData }
-        if case .info(let info) = operation { maxMessageBytes = max(info.maxPayload, 1 << 16) + (64 << 10) }
+        // Headers ride on top of max_payload; a server announcing more than 64 MiB is not believed.
+        if case .info(let info) = operation { maxMessageBytes = min(max(info.maxPayload, 1 << 16), 64 << 20) + (64 << 10) }
         context.fireChannelRead(wrapInboundOut(operation))
         return .continue
     }

@@ -240,7 +240,8 @@ import Testing
             let publisher = try client(server.url)
             try await subscriber.connect()
             try await publisher.connect()
-            let messages = try subscriber.messages(on: "flood", bufferBytes: 10_000)
+            // Room for 10 of them: each costs its 1,000 bytes, its subject and 128 of overhead.
+            let messages = try subscriber.messages(on: "flood", bufferBytes: 11_500)
             try await Self.flush(subscriber)
             for _ in 0..<20 { try publisher.publish("flood", payload: ByteBuffer(repeating: 7, count: 1000)) }
             // 20 published plus the flush's no-responders answer.
