@@ -20,9 +20,11 @@ public protocol ClusterLink: Sendable {
     func start() async throws
     func stop() async
     func clientEvent(_ event: ClientEvent)
-    /// Delivers `message` to `client` on the host that holds it. Throws `NotFoundError` when
-    /// no host does, `UnavailableError` when the holder can't take it or the link is down.
-    func relay(_ message: Message, to client: ClientID) async throws(ConduitError)
+    /// Hands `message` to the host that holds `client`. It is sent before this returns, so
+    /// relays keep the order they were made in; `completion` gets nil once the holder took it,
+    /// `NotFoundError` when no host holds the id, `UnavailableError` when the holder can't
+    /// take it or the link is down.
+    func relay(_ message: Message, to client: ClientID, completion: @escaping @Sendable (ConduitError?) -> Void)
     /// The link's state and counters, for `internal.conduit.diagnostics`.
     var diagnostics: [String: DiagnosticValue] { get }
 }

@@ -50,7 +50,7 @@ public final class InFlightLimit: Sendable {
     }
 
     /// Takes a place; false when all are taken.
-    func acquire() -> Bool {
+    package func acquire() -> Bool {
         var current = running.load(ordering: .relaxed)
         while current < limit {
             let (exchanged, original) = running.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
@@ -60,5 +60,5 @@ public final class InFlightLimit: Sendable {
         return false
     }
 
-    func release() { running.subtract(1, ordering: .relaxed) }
+    package func release() { running.subtract(1, ordering: .relaxed) }
 }

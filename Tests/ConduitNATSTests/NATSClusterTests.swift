@@ -59,6 +59,10 @@ import Testing
                 #expect(atBob.headers["to"] == "bob")
                 #expect(String(buffer: atBob.payload) == "hello bob")
 
+                // Relays keep the order they were made in, across hosts too.
+                for n in 0..<200 { try await alice.send(Message(headers: ["to": "bob", "n": "\(n)"])) }
+                for n in 0..<200 { #expect(try await bob.nextMessage().headers["n"] == "\(n)") }
+
                 _ = try await Self.relayOnceHeld(from: bob, to: "alice", payload: "hello alice")
                 let atAlice = try await alice.nextMessage()
                 #expect(atAlice.headers["from"] == "bob")

@@ -1,23 +1,28 @@
 import ConduitKit
 import ConduitWire
 
-/// A relay to an id held by another host (SPEC §10): it waits for the cluster's answer in a
-/// task, then answers the sender like a local relay.
+/// A relay to an id held by another host (SPEC §10). It is sent at once, in the order the
+/// connection made it, and answered like a local relay when the holder says whether it took
+/// it. The relays waiting for that count against the connection's requests in flight.
 enum ClusterRelay {
     static func start(
         _ message: Message, to target: ClientID, through cluster: any ClusterLink, answering session: Session,
-        correlation: (name: String, value: String)?, metrics: HostMetrics
+        correlation: (name: String, value: String)?, inFlight: InFlightLimit?, metrics: HostMetrics
     ) {
-        let token = correlation.map { [$0.name, $0.value] }
-        Task {
-            let correlation = token.map { (name: $0[0], value: $0[1]) }
-            do {
-                try await cluster.relay(message, to: target)
-                if let correlation { session.send(ReplyBuilder.delivered(correlation)) }
-            } catch {
-                let failure = ConduitError(converting: error)
+        guard inFlight?.acquire() ?? true else {
+            let failure = ConduitError.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies")
+            metrics.errorReplied(type: failure.kind.name)
+            return session.send(ReplyBuilder.message(for: .failure(failure), route: nil, correlation: correlation))
+        }
+        let (name, value) = (correlation?.name, correlation?.value)
+        cluster.relay(message, to: target) { failure in
+            inFlight?.release()
+            let correlation = name.flatMap { name in value.map { (name: name, value: $0) } }
+            if let failure {
                 metrics.errorReplied(type: failure.kind.name)
                 session.send(ReplyBuilder.message(for: .failure(failure), route: nil, correlation: correlation))
+            } else if let correlation {
+                session.send(ReplyBuilder.delivered(correlation))
             }
         }
     }

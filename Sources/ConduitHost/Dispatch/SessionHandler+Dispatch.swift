@@ -102,7 +102,9 @@ extension SessionHandler {
             guard let cluster = services.cluster, let session else {
                 return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
             }
-            return ClusterRelay.start(relayed, to: target, through: cluster, answering: session, correlation: correlation, metrics: services.metrics)
+            return ClusterRelay.start(
+                relayed, to: target, through: cluster, answering: session, correlation: correlation,
+                inFlight: requestLimits.inFlight, metrics: services.metrics)
         }
         // `delivered` means accepted into the recipient's queue (SPEC §3), so say when it wasn't.
         if case .dropped(let cause) = services.directory.push(relayed, to: target) {

@@ -9,48 +9,96 @@ import Synchronization
 /// the id connects and dropped when it expires. A message with a reply subject (a relay from
 /// another host) is answered with whether it was accepted.
 ///
-/// Every subscription of this process is in one queue group, so a push reaches this host
-/// once even when several NATS routes and the cluster link all subscribe for the id.
+/// Several of these can serve one host (each `nats` route and the cluster link has one). Only
+/// the first started subscribes, so an id's pushes come over one NATS connection, in order;
+/// when it stops, the next takes over the ids it holds.
 public final class HeldClientPushes: Sendable {
     public static let subjectPrefix = "conduit.push."
     /// The header of a relay's answer: `true`, or why the id could not take it.
     public static let acceptedHeader = "conduit-accepted"
-    private static let processGroup = "conduit.host.\(UInt64.random(in: 1...UInt64.max))"
+    /// Per push sink (one per host), its instances in start order; the first one delivers.
+    private static let instances = Mutex<[ObjectIdentifier: [HeldClientPushes]]>([:])
+
+    private struct State {
+        var held: Set<ClientID> = []
+        var subscriptions: [ClientID: NATSSubscription] = [:]
+        var isDelivering = false
+    }
 
     private let client: NATSClient
     private let pushes: any PushSink
-    private let subscriptions = Mutex<[ClientID: NATSSubscription]>([:])
+    private let sink: ObjectIdentifier
+    private let state = Mutex(State())
 
     public init(client: NATSClient, pushes: any PushSink) {
         self.client = client
         self.pushes = pushes
+        self.sink = ObjectIdentifier(pushes as AnyObject)
+    }
+
+    /// Joins the host's instances (a handler built only to check a configuration never does,
+    /// so it leaves nothing behind); the first one started delivers.
+    public func start() {
+        let first = Self.instances.withLock { instances in
+            instances[sink, default: []].append(self)
+            return instances[sink]!.count == 1
+        }
+        if first { takeOver() }
     }
 
     public static func subject(for client: ClientID) -> String { subjectPrefix + client.rawValue }
 
     public func clientEvent(_ event: ClientEvent) {
         switch event {
-        case .connected(let id): hold(id)
-        case .expired(let id): subscriptions.withLock { $0.removeValue(forKey: id) }?.unsubscribe()
-        default: break
+        case .connected(let id):
+            let deliver = state.withLock { state in
+                state.held.insert(id).inserted && state.isDelivering
+            }
+            if deliver { subscribe(id) }
+        case .expired(let id):
+            state.withLock { state in
+                state.held.remove(id)
+                return state.subscriptions.removeValue(forKey: id)
+            }?.unsubscribe()
+        default:
+            break
         }
     }
 
+    /// Ends this one's subscriptions; the next of the host's instances takes over its ids.
     public func stop() {
-        for subscription in subscriptions.withLock({ $0.values }) { subscription.unsubscribe() }
+        let subscriptions = state.withLock { state in
+            state.isDelivering = false
+            defer { state.subscriptions = [:] }
+            return state.subscriptions.values
+        }
+        for subscription in subscriptions { subscription.unsubscribe() }
+        let next = Self.instances.withLock { instances -> HeldClientPushes? in
+            instances[sink]?.removeAll { $0 === self }
+            if instances[sink]?.isEmpty == true { instances[sink] = nil }
+            return instances[sink]?.first
+        }
+        next?.takeOver()
     }
 
-    private func hold(_ id: ClientID) {
-        guard subscriptions.withLock({ $0[id] == nil }) else { return }
-        // An id the subject syntax can't carry (`a..b`) gets no pushes through NATS.
-        guard let subscription = try? client.subscribe(Self.subject(for: id), queue: Self.processGroup, { [weak self] in self?.deliver($0, to: id) })
-        else { return }
-        let raced = subscriptions.withLock { subscriptions -> Bool in
-            guard subscriptions[id] == nil else { return true }
-            subscriptions[id] = subscription
-            return false
+    private func takeOver() {
+        let held = state.withLock { state -> Set<ClientID> in
+            guard !state.isDelivering else { return [] }
+            state.isDelivering = true
+            return state.held
         }
-        if raced { subscription.unsubscribe() }
+        for id in held { subscribe(id) }
+    }
+
+    private func subscribe(_ id: ClientID) {
+        // An id the subject syntax can't carry (`a..b`) gets no pushes through NATS.
+        guard let subscription = try? client.subscribe(Self.subject(for: id), { [weak self] in self?.deliver($0, to: id) }) else { return }
+        let keep = state.withLock { state -> Bool in
+            guard state.isDelivering, state.held.contains(id), state.subscriptions[id] == nil else { return false }
+            state.subscriptions[id] = subscription
+            return true
+        }
+        if !keep { subscription.unsubscribe() }
     }
 
     private func deliver(_ message: NATSMessage, to id: ClientID) {

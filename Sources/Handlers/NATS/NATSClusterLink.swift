@@ -30,6 +30,7 @@ public final class NATSClusterLink: ClusterLink {
 
     public func start() async throws {
         client.start()
+        held.start()
     }
 
     public func stop() async {
@@ -42,21 +43,19 @@ public final class NATSClusterLink: ClusterLink {
         held.clientEvent(event)
     }
 
-    public func relay(_ message: Message, to target: ClientID) async throws(ConduitError) {
-        let answer: NATSMessage
-        do {
-            answer = try await client.request(
-                HeldClientPushes.subject(for: target), headers: NATSHeaders(message.headers), payload: message.payload, timeout: Self.relayTimeout)
-        } catch NATSError.noResponders {
-            throw .notFound("client '\(target)' has no open socket on any host of the cluster")
-        } catch let error as NATSError {
-            throw ConduitError(error)
-        } catch {
-            throw .unavailable("the relay to '\(target)' was interrupted")
-        }
-        let accepted = answer.headers[HeldClientPushes.acceptedHeader] ?? "no answer"
-        guard accepted == "true" else {
-            throw .unavailable("client '\(target)' can't take the message now (\(accepted))")
+    public func relay(_ message: Message, to target: ClientID, completion: @escaping @Sendable (ConduitError?) -> Void) {
+        client.request(
+            HeldClientPushes.subject(for: target), headers: NATSHeaders(message.headers), payload: message.payload, timeout: Self.relayTimeout
+        ) { result in
+            switch result {
+            case .failure(.noResponders):
+                completion(.notFound("client '\(target)' has no open socket on any host of the cluster"))
+            case .failure(let error):
+                completion(ConduitError(error))
+            case .success(let answer):
+                let accepted = answer.headers[HeldClientPushes.acceptedHeader] ?? "no answer"
+                completion(accepted == "true" ? nil : .unavailable("client '\(target)' can't take the message now (\(accepted))"))
+            }
         }
     }
 

@@ -35,6 +35,7 @@ public final class NATSHandler: ConduitHandler {
         // Connecting goes on in the background: a NATS server that is not up yet only makes
         // requests fail with UnavailableError until it is.
         client.start()
+        pushes.start()
     }
 
     public func stop() async {
