@@ -60,5 +60,10 @@ public final class InFlightLimit: Sendable {
         return false
     }
 
+    /// The answer to a request past the limit.
+    package var exhausted: ConduitError {
+        .unavailable("\(limit) requests of this connection are still running; wait for their replies")
+    }
+
     package func release() { running.subtract(1, ordering: .relaxed) }
 }

@@ -66,7 +66,7 @@ public struct Responder: Sendable {
     /// connection with too many running is answered `UnavailableError` and `start` not called.
     public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
         guard inFlight?.acquire() ?? true else {
-            return fail(.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies"))
+            return fail(inFlight!.exhausted)
         }
         let responder = self
         let once = FinishOnce()
@@ -87,7 +87,7 @@ public struct Responder: Sendable {
         _ body: @escaping @Sendable () async throws -> Reply?
     ) {
         guard inFlight?.acquire() ?? true else {
-            return fail(.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies"))
+            return fail(inFlight!.exhausted)
         }
         let responder = self
         let deadline = timeout ?? defaultTimeout

@@ -10,7 +10,7 @@ enum ClusterRelay {
         correlation: (name: String, value: String)?, inFlight: InFlightLimit?, metrics: HostMetrics
     ) {
         guard inFlight?.acquire() ?? true else {
-            let failure = ConduitError.unavailable("\(inFlight!.limit) requests of this connection are still running; wait for their replies")
+            let failure = inFlight!.exhausted
             metrics.errorReplied(type: failure.kind.name)
             return session.send(ReplyBuilder.message(for: .failure(failure), route: nil, correlation: correlation))
         }

@@ -52,7 +52,7 @@ public final class NATSHandler: ConduitHandler {
         guard client.connectionState == .connected else {
             throw ConduitError.unavailable("the NATS connection to \(client.options.displayURL) is down; it is being restored")
         }
-        let subject = options.subject.replacingOccurrences(of: "{route}", with: request.route)
+        let subject = options.subject == "{route}" ? request.route : options.subject.replacingOccurrences(of: "{route}", with: request.route)
         // The client's id is the host's to say: a `conduit-client` the client sent is dropped.
         var sent = request.headers
         sent.removeAll(Self.clientHeader)

@@ -8,15 +8,21 @@ import Synchronization
 /// increase since the last look is added here.
 final class NATSMetricsExport: Sendable {
     private let client: NATSClient
-    private let dimensions: [(String, String)]
     private let connected: Gauge
+    private let counters: [(Counter, any KeyPath<NATSStatistics, Int> & Sendable)]
     private let last = Mutex(NATSStatistics())
     private let task: Mutex<RepeatedTask?> = Mutex(nil)
 
     init(client: NATSClient, owner: String, eventLoop: any EventLoop) {
         self.client = client
-        self.dimensions = [("owner", owner)]
-        self.connected = Gauge(label: "conduit_nats_connected", dimensions: dimensions)
+        self.connected = Gauge(label: "conduit_nats_connected", dimensions: [("owner", owner)])
+        let labels: [(String, any KeyPath<NATSStatistics, Int> & Sendable)] = [
+            ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
+            ("conduit_nats_bytes_in_total", \.bytesIn), ("conduit_nats_bytes_out_total", \.bytesOut),
+            ("conduit_nats_reconnects_total", \.reconnects), ("conduit_nats_requests_timed_out_total", \.requestsTimedOut),
+            ("conduit_nats_no_responders_total", \.noResponders),
+        ]
+        self.counters = labels.map { (Counter(label: $0.0, dimensions: [("owner", owner)]), $0.1) }
         let made = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.export() }
         task.withLock { $0 = made }
     }
@@ -33,14 +39,8 @@ final class NATSMetricsExport: Sendable {
             defer { last = now }
             return last
         }
-        let increases: [(String, KeyPath<NATSStatistics, Int>)] = [
-            ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
-            ("conduit_nats_bytes_in_total", \.bytesIn), ("conduit_nats_bytes_out_total", \.bytesOut),
-            ("conduit_nats_reconnects_total", \.reconnects), ("conduit_nats_requests_timed_out_total", \.requestsTimedOut),
-            ("conduit_nats_no_responders_total", \.noResponders),
-        ]
-        for (label, path) in increases where now[keyPath: path] > before[keyPath: path] {
-            Counter(label: label, dimensions: dimensions).increment(by: now[keyPath: path] - before[keyPath: path])
+        for (counter, path) in counters where now[keyPath: path] > before[keyPath: path] {
+            counter.increment(by: now[keyPath: path] - before[keyPath: path])
         }
     }
 }
