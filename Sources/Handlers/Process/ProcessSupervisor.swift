@@ -246,15 +246,21 @@ final class ProcessSupervisor: Sendable {
         state.parts.reset()
         state.consecutiveTimeouts = 0
         child.process.channel.close(promise: nil)
-        answerWritten(to: child, after: exit)
         for waiter in state.exitWaiters { waiter.succeed() }
         state.exitWaiters.removeAll()
-        guard state.phase != .stopped else { return }
-        let crashedAtStartup = NIODeadline.now() - child.startedAt < limits.startupWindow
-        state.startupCrashes = crashedAtStartup ? state.startupCrashes + 1 : 0
-        if state.startupCrashes >= limits.maxStartupCrashes {
-            return takeDown(after: exit, child: child)
+        let stopped = state.phase == .stopped
+        if !stopped {
+            let crashedAtStartup = NIODeadline.now() - child.startedAt < limits.startupWindow
+            state.startupCrashes = crashedAtStartup ? state.startupCrashes + 1 : 0
         }
+        let goesDown = !stopped && state.startupCrashes >= limits.maxStartupCrashes
+        // No restart from here on; the reason names the last stderr line, so it waits for it.
+        if goesDown { state.phase = .down }
+        afterStderrEnds(of: child) {
+            if goesDown { self.takeDown(after: exit, child: child) }
+            self.answerWritten(to: child, after: exit)
+        }
+        guard !stopped, !goesDown else { return }
         logger.warning("handler process exited; restarting it", metadata: [
             "process.pid": "\(child.process.pid)", "process.exit": "\(exit)",
         ])
@@ -277,20 +283,25 @@ final class ProcessSupervisor: Sendable {
     }
 
     /// Answers the requests `child` took with why it died: its exit and its last stderr line.
-    /// That line may still be in the pipe when the exit is seen, so the answer waits for the
-    /// pipe's end, or a quarter second if something the child started keeps it open.
     private func answerWritten(to child: RunningChild, after exit: ChildExit) {
-        let answered = NIOLoopBoundBox(false, eventLoop: eventLoop)
-        let answer: @Sendable () -> Void = {
-            guard !answered.value else { return }
-            answered.value = true
+        let state = state.value
+        let restarted = "the handler process \(exit) before answering\(state.lastWords(of: child.incarnation)); it is restarted"
+        state.failWritten(to: child.incarnation, .unavailable(downReason.withLock { $0 } ?? restarted))
+    }
+
+    /// Runs `body` once, when the child's stderr pipe has ended: its last line may still be in
+    /// the pipe when the exit is seen. A quarter second at most, if something the child started
+    /// keeps the pipe open.
+    private func afterStderrEnds(of child: RunningChild, _ body: @escaping @Sendable () -> Void) {
+        let done = NIOLoopBoundBox(false, eventLoop: eventLoop)
+        let once: @Sendable () -> Void = {
+            guard !done.value else { return }
+            done.value = true
             child.process.stderr.close(promise: nil)
-            let state = self.state.value
-            let restarted = "the handler process \(exit) before answering\(state.lastWords(of: child.incarnation)); it is restarted"
-            state.failWritten(to: child.incarnation, .unavailable(self.downReason.withLock { $0 } ?? restarted))
+            body()
         }
-        child.process.stderr.closeFuture.whenComplete { _ in answer() }
-        eventLoop.scheduleTask(in: .milliseconds(250)) { answer() }
+        child.process.stderr.closeFuture.whenComplete { _ in once() }
+        eventLoop.scheduleTask(in: .milliseconds(250)) { once() }
     }
 }
 
