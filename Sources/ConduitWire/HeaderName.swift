@@ -24,3 +24,16 @@ extension Headers {
     /// True when the message is one part of a larger payload (`more=true`).
     public var hasMore: Bool { self[HeaderName.more] == "true" }
 }
+
+/// The headers of resume (SPEC §9): they belong to the connection, not to a message's content.
+public enum ResumeHeader {
+    /// A per-id position, stamped by the host on what it sends and by the client on what it sends.
+    public static let position = "pos"
+    /// Cumulative: the sender holds every position up to this one.
+    public static let ack = "ack"
+    public static let epoch = "epoch"
+    /// The route of the host's first message on a resuming connection.
+    public static let resumeRoute = "conduit.resume"
+    /// The route of a message that only acknowledges client positions.
+    public static let ackRoute = "conduit.ack"
+}

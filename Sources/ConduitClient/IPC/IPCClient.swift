@@ -44,11 +44,13 @@ public struct IPCClient: Sendable {
 
     /// Reads `client`'s fallback stream (`/internal.conduit.events?id=`), handing each message
     /// to `receive` until it returns false or the host ends the stream. Throws if the host
-    /// refuses the stream (the error carries the status and body).
-    public func events(for client: String, receive: (Message) async throws -> Bool) async throws {
+    /// refuses the stream (the error carries the status and body). `query`: more parameters
+    /// (`resume`, `epoch`: SPEC §9).
+    public func events(for client: String, query: [(String, String)] = [], receive: (Message) async throws -> Bool) async throws {
         var pending = ByteBuffer()
         var refusal: HTTPResponseStatus?
-        try await exchange(.GET, "/internal.conduit.events?id=\(IPCQuery.escape(client))", body: nil) { part in
+        let parameters = ([("id", client)] + query).map { "\($0)=\(IPCQuery.escape($1))" }.joined(separator: "&")
+        try await exchange(.GET, "/internal.conduit.events?" + parameters, body: nil) { part in
             switch part {
             case .head(let head) where head.status != .ok:
                 refusal = head.status

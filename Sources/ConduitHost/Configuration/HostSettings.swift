@@ -32,6 +32,9 @@ public struct HostSettings: Sendable, Equatable {
     public var outboundQueueBytes = 8 << 20
     /// Messages queued per socket: a second bound besides the bytes.
     public var outboundQueueMessages = 4096
+    /// Per resuming id: bytes of messages sent and not yet acknowledged, kept for a replay
+    /// after a reconnect (SPEC §9).
+    public var resumeWindowBytes = 4 << 20
     /// All buffers of the host together: chunk queues, outbound queues, push buffers.
     public var hostBufferBytes = 256 << 20
     /// A client with more bytes queued than this is congested: byte streams stop reading.

@@ -28,6 +28,7 @@ struct SettingField: Sendable {
         .count("limits", "pushBufferMessages", \.pushBufferMessages, 0...1_000_000),
         .count("limits", "outboundQueueBytes", \.outboundQueueBytes, (64 << 10)...(1 << 30)),
         .count("limits", "outboundQueueMessages", \.outboundQueueMessages, 1...1_000_000),
+        .count("limits", "resumeWindowBytes", \.resumeWindowBytes, (64 << 10)...(1 << 30)),
         .count("limits", "hostBufferBytes", \.hostBufferBytes, (1 << 20)...(64 << 30)),
         .count("limits", "congestionHighWaterBytes", \.congestionHighWaterBytes, 1024...(1 << 30)),
         .count("limits", "congestionLowWaterBytes", \.congestionLowWaterBytes, 0...(1 << 30)),

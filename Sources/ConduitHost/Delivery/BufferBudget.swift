@@ -12,7 +12,7 @@ public final class BufferBudget: Sendable {
     public let limit: Int
     private let used = Atomic<Int>(0)
     private let drops = NIOLockedValueBox<[DropCause: Int]>([:])
-    private let metrics: HostMetrics
+    let metrics: HostMetrics
 
     init(limit: Int, metrics: HostMetrics) {
         self.limit = limit

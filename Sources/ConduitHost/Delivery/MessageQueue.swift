@@ -42,6 +42,7 @@ struct MessageQueue {
     }
 
     var isEmpty: Bool { entries.isEmpty }
+    var first: Entry? { entries.first }
     var count: Int { entries.count }
 
     /// Appends `entry`, first dropping the oldest droppable messages when `evictOldest` and the

@@ -2,18 +2,25 @@ import ConduitKit
 import ConduitWire
 import Crypto
 import NIOCore
+import NIOWebSocket
 
 /// One binary message's way from the socket to a handler (SPEC §1, §3): decode, digest check,
 /// chunk queueing, relay, route lookup, handler call, reply.
 extension SessionHandler {
     func dispatch(_ frameData: ByteBuffer) {
         traffic.received(bytes: frameData.readableBytes)
-        let message: Message
+        var message: Message
         do {
             message = try Message(decoding: frameData, reusing: &decodedHeaders)
         } catch {
             let readable = Message.readableHeaders(of: frameData)
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
+        }
+        if resume != nil {
+            guard case .dispatch(let position) = admitResumed(&message) else { return }
+            if let position, !record(position, of: message.headers) {
+                return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
+            }
         }
         let headers = message.headers
         if let _ = headers[HeaderName.digest] {

@@ -134,8 +134,13 @@ final class IPCRequestHandler: ChannelInboundHandler {
         guard let id = headers["id"], let client = ClientID(id) else {
             return fail(.badRequest, .badRequest("give the client id: /internal.conduit.events?id=<client-id>"))
         }
+        let resume: ResumeRequest?
+        switch ResumeRequest.parse({ headers[$0] }) {
+        case .failure(let problem): return fail(.badRequest, .badRequest(problem.message))
+        case .success(let request): resume = request
+        }
         let stream = FallbackStream(client: client, handler: self, eventLoop: context!.eventLoop)
-        guard services.directory.attach(stream, for: client) else {
+        guard case .attached(let greeting) = services.directory.attach(stream, for: client, resume: resume) else {
             return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
         }
         self.stream = stream
@@ -144,7 +149,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
         let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
             "content-type": "application/octet-stream", "cache-control": "no-store",
         ])
-        context?.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let greeting {
+            for message in [greeting.message] + greeting.replay { writeToStream(message) }
+        }
+        context?.flush()
     }
 
     /// Writes buffered pushes, each as a uint32 BE length and an encoded message, while the
@@ -152,22 +161,26 @@ final class IPCRequestHandler: ChannelInboundHandler {
     func pumpStream() {
         guard let context, let stream else { return }
         var wrote = false
-        while context.channel.isWritable, let message = services.directory.takeNext(for: stream.client, stream: stream) {
-            let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
-            for part in parts {
-                var buffer = context.channel.allocator.buffer(capacity: 4 + part.encodedSize)
-                buffer.writeInteger(UInt32(part.encodedSize))
-                do {
-                    try part.encode(into: &buffer)
-                } catch {
-                    logger.error("push can't be encoded", metadata: ["error": "\(error)", "client.id": "\(stream.client)"])
-                    continue
-                }
-                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-                wrote = true
-            }
+        while context.channel.isWritable, let parts = services.directory.takeNext(for: stream.client, stream: stream) {
+            for part in parts where writeToStream(part) { wrote = true }
         }
         if wrote { context.flush() }
+    }
+
+    /// Writes one message to the stream as a uint32 BE length and the encoded message.
+    @discardableResult
+    private func writeToStream(_ message: Message) -> Bool {
+        guard let context else { return false }
+        var buffer = context.channel.allocator.buffer(capacity: 4 + message.encodedSize)
+        buffer.writeInteger(UInt32(message.encodedSize))
+        do {
+            try message.encode(into: &buffer)
+        } catch {
+            logger.error("push can't be encoded", metadata: ["error": "\(error)", "client.id": "\(stream?.client.rawValue ?? "")"])
+            return false
+        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        return true
     }
 
     /// A socket or another stream took over the id: the response ends.

@@ -9,6 +9,8 @@ struct HandshakePolicy: Sendable {
         let window: String
         /// `conduit` when the client offered it (the key then travelled as a subprotocol).
         let subprotocol: String?
+        /// `resume=` (SPEC §9); nil for a plain connection.
+        var resume: ResumeRequest? = nil
     }
 
     struct Rejected: Error, Sendable {
@@ -54,7 +56,14 @@ struct HandshakePolicy: Sendable {
         guard segments.count == 2, let client = ClientID(segments.first!), let window = ClientID(segments.last!) else {
             return .failure(Rejected(status: .badRequest, reason: "the path must be /<client-id>/<top-window-id>, each a uint64 or 1–64 of [A-Za-z0-9._-]"))
         }
-        return .success(Accepted(client: client, window: window.rawValue, subprotocol: offered.contains(Self.subprotocol) ? Self.subprotocol : nil))
+        switch ResumeRequest.parse({ query[$0] }) {
+        case .failure(let problem):
+            return .failure(Rejected(status: .badRequest, reason: problem.message))
+        case .success(let resume):
+            return .success(Accepted(
+                client: client, window: window.rawValue, subprotocol: offered.contains(Self.subprotocol) ? Self.subprotocol : nil,
+                resume: resume))
+        }
     }
 
     /// Default: no Origin, `null`, or a localhost origin on any scheme and port; plus the configured list.

@@ -19,6 +19,7 @@ public final class HostMetrics: Sendable {
     /// Error counters by type, a fixed set: the host's own types, then `other`.
     private let errorCounters: [String: Counter]
     private let otherErrors: Counter
+    private let resumeEvents: [ResumeEvent: Counter]
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -36,6 +37,9 @@ public final class HostMetrics: Sendable {
         bufferedBytes = Gauge(label: "conduit_buffered_bytes", dimensions: [], factory: factory)
         drops = Dictionary(uniqueKeysWithValues: DropCause.allCases.map {
             ($0, Counter(label: "conduit_dropped_total", dimensions: [("cause", $0.rawValue)], factory: factory))
+        })
+        resumeEvents = Dictionary(uniqueKeysWithValues: ResumeEvent.allCases.map {
+            ($0, Counter(label: "conduit_resume_total", dimensions: [("event", $0.rawValue)], factory: factory))
         })
     }
 
@@ -68,6 +72,11 @@ public final class HostMetrics: Sendable {
 
     /// The host-wide buffer budget in use, recorded when `/metrics` is read.
     func buffered(bytes: Int) { bufferedBytes.record(bytes) }
+
+    /// What resume did (SPEC §9), summed over every id.
+    func resume(_ event: ResumeEvent, count: Int = 1) {
+        if count > 0 { resumeEvents[event]!.increment(by: count) }
+    }
 
     func errorReplied(type: String) {
         (errorCounters[type] ?? otherErrors).increment()

@@ -73,7 +73,7 @@ final class WebSocketListener: Sendable {
                 try channel.pipeline.syncOperations.addHandler(ConformanceEchoHandler(maxMessageBytes: services.settings.maxMessageBytes))
             } else {
                 try channel.pipeline.syncOperations.addHandler(
-                    SessionHandler(client: result.client, window: result.window, services: services, logger: logger))
+                    SessionHandler(client: result.client, window: result.window, resume: result.resume, services: services, logger: logger))
             }
             attached.value = true
         }

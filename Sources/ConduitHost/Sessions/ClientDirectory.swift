@@ -36,6 +36,8 @@ public final class ClientDirectory: PushSink, Sendable {
         /// Handshakes accepted for the id whose socket is not attached yet: the id counts as
         /// connected from the moment its 101 is on the way (a relay right after it must arrive).
         var handshakes = 0
+        /// Positions and the window of a resuming id (SPEC §9), across its sockets and streams.
+        var resume: ResumeState?
 
         /// Bytes queued for the id: its buffer and its socket's outbound queue.
         var queuedBytes: Int {
@@ -244,17 +246,19 @@ extension ClientDirectory {
         // Checked under the table's lock, which a pause's closing of all sessions also takes:
         // a handshake that completes while the server is being paused is either refused here
         // or among the sessions that the pause closes.
-        let admitted: (Session?, CircularBuffer<MessageQueue.Entry>)? = slots.withLockedValue { slots in
+        let admitted: (Session?, CircularBuffer<MessageQueue.Entry>, ResumeStart?)? = slots.withLockedValue { slots in
             guard !paused.withLockedValue({ $0 }) else {
                 slots[session.client]?.handshakes -= 1
                 return nil
             }
-            return install(session, in: &slots[session.client, default: newSlot()])
+            let (replaced, buffered) = install(session, in: &slots[session.client, default: newSlot()])
+            return (replaced, buffered, startResume(session.resumeRequest, writer: session, in: &slots[session.client]!))
         }
-        guard let (replaced, buffered) = admitted else {
+        guard let (replaced, buffered, resume) = admitted else {
             session.close(code: .goingAway, reason: "paused")
             return
         }
+        if let resume { session.beginResume(resume.state, resume.greeting) }
         for entry in buffered { session.sendOnLoop(entry, reserved: true) }
         queueShrank(for: session.client)
         if let replaced {
@@ -282,6 +286,21 @@ extension ClientDirectory {
             return (old, [])
         }
         return (nil, slot.buffer.takeAll())
+    }
+
+    typealias ResumeStart = (state: ResumeState, greeting: ResumeState.Greeting)
+
+    /// A resuming connect takes over (or starts) the id's resume state, `writer` numbering from
+    /// now on; a plain one ends it (SPEC §9).
+    private func startResume(_ request: ResumeRequest?, writer: AnyObject, in slot: inout Slot) -> ResumeStart? {
+        guard let request else {
+            slot.resume?.end()
+            slot.resume = nil
+            return nil
+        }
+        let state = slot.resume ?? ResumeState(windowLimit: settings.resumeWindowBytes, budget: budget)
+        slot.resume = state
+        return (state, state.resume(request, writer: writer))
     }
 
     /// Forgets `session` if it is still the id's socket and starts the grace period. `unsent`,
@@ -359,30 +378,42 @@ extension ClientDirectory {
 
     // MARK: IPC fallback streams
 
-    /// Makes `stream` the id's fallback receiver, ending an older one. Refused (false) while
-    /// the id has an open socket: the socket receives its pushes.
-    func attach(_ stream: any PushStream, for client: ClientID) -> Bool {
-        let attached = withSlot(client) { slot in
-            guard slot.session == nil else { return false }
+    enum StreamAttachment {
+        /// The id has an open socket: the socket receives its pushes.
+        case refused
+        /// The stream receives the id's pushes, after the greeting when it resumes (SPEC §9).
+        case attached(ResumeState.Greeting?)
+    }
+
+    /// Makes `stream` the id's fallback receiver, ending an older one; `resume` as for a socket.
+    /// The caller writes the greeting before the stream's first pump.
+    func attach(_ stream: any PushStream, for client: ClientID, resume: ResumeRequest?) -> StreamAttachment {
+        let attachment = withSlot(client) { slot -> StreamAttachment in
+            guard slot.session == nil else { return .refused }
             slot.stream?.end()
             slot.stream = stream
             slot.expiry?.cancel()
             slot.expiry = nil
-            return true
+            return .attached(startResume(resume, writer: stream, in: &slot)?.greeting)
         }
-        if attached { stream.messagesAvailable() }
-        return attached
+        if case .attached = attachment { stream.messagesAvailable() }
+        return attachment
     }
 
-    /// The oldest buffered push for `stream`'s id, removed; nil when none waits or when the
-    /// stream is no longer the id's receiver (a socket or another stream took over).
-    func takeNext(for client: ClientID, stream: any PushStream) -> Message? {
-        let (message, waiters): (Message?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
+    /// The oldest buffered push for `stream`'s id, removed, as the parts to write (numbered if
+    /// the id resumes); nil when none waits or when the stream is no longer the id's receiver
+    /// (a socket or another stream took over).
+    func takeNext(for client: ClientID, stream: any PushStream) -> [Message]? {
+        let (parts, waiters): ([Message]?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
             guard slots[client]?.stream === stream, let entry = slots[client]?.buffer.popFirst() else { return (nil, []) }
-            return (entry.message, takeWaitersIfWritable(client, in: &slots))
+            let message = entry.message
+            let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
+            // Under the lock the stream is the id's writer: numbering can't be refused.
+            let numbered = slots[client]?.resume?.stamp(parts, writer: stream) ?? parts
+            return (numbered, takeWaitersIfWritable(client, in: &slots))
         }
         for waiter in waiters { waiter() }
-        return message
+        return parts
     }
 
     /// Forgets `stream` if it is still the id's receiver; the id's grace period starts.
@@ -403,6 +434,7 @@ extension ClientDirectory {
             let waiters: [@Sendable () -> Void]? = slots.withLockedValue { slots in
                 guard var slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
                 slot.buffer.discardAll(.expired)
+                slot.resume?.end()
                 slots[client] = nil
                 return slot.waiters
             }
@@ -441,6 +473,8 @@ extension ClientDirectory {
         public let outboundQueuedBytes: Int
         /// Messages dropped by the outbound policy (slow reader).
         public let outboundDropped: Int
+        /// Positions, window and counts of a resuming id (SPEC §9); nil for a plain one.
+        public let resume: ResumeSnapshot?
     }
 
     public var snapshot: [ClientSnapshot] {
@@ -451,7 +485,8 @@ extension ClientDirectory {
                     buffered: slot.buffer.count, bufferedBytes: slot.buffer.bytes, dropped: slot.dropped,
                     outboundQueued: slot.session?.queuedMessages.load(ordering: .relaxed) ?? 0,
                     outboundQueuedBytes: slot.session?.queuedBytes.load(ordering: .relaxed) ?? 0,
-                    outboundDropped: slot.session?.droppedMessages.load(ordering: .relaxed) ?? 0
+                    outboundDropped: slot.session?.droppedMessages.load(ordering: .relaxed) ?? 0,
+                    resume: slot.resume?.snapshot
                 )
             }.sorted { $0.id < $1.id }
         }

@@ -9,6 +9,8 @@ import Synchronization
 final class Session: ReplyDestination {
     let client: ClientID
     let window: String
+    /// What the connect asked of resume (SPEC §9); nil for a plain connection.
+    let resumeRequest: ResumeRequest?
     let channel: any Channel
     private let handler: NIOLoopBound<SessionHandler>
     /// Messages waiting for the socket to become writable (for diagnostics).
@@ -18,9 +20,10 @@ final class Session: ReplyDestination {
     /// Messages dropped by the outbound policy.
     let droppedMessages = Atomic<Int>(0)
 
-    init(client: ClientID, window: String, channel: any Channel, handler: SessionHandler) {
+    init(client: ClientID, window: String, resumeRequest: ResumeRequest?, channel: any Channel, handler: SessionHandler) {
         self.client = client
         self.window = window
+        self.resumeRequest = resumeRequest
         self.channel = channel
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
@@ -53,6 +56,12 @@ final class Session: ReplyDestination {
     @discardableResult
     func sendOnLoop(_ entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
         handler.value.send(entry, reserved: reserved)
+    }
+
+    /// Makes the connection a resuming one: sends the greeting and the replay before anything
+    /// else. On the socket's event loop.
+    func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
+        handler.value.beginResume(state, greeting)
     }
 
     /// Starts the close handshake with `code`.

@@ -41,15 +41,22 @@ final class SessionHandler: ChannelInboundHandler {
     let cancellations = CancellationRegistry()
     /// This connection's bound on requests answered from a task, and their deadline.
     let requestLimits: RequestLimits
+    /// What the connect asked of resume (SPEC §9), and the id's state once attached; nil on a
+    /// plain connection, which then pays nothing for it.
+    let resumeRequest: ResumeRequest?
+    var resume: ResumeState?
+    /// The client positions this connection holds and acknowledges (SessionHandler+Resume).
+    var clientPositions = ClientPositions()
     private var isReading = false
     private var needsFlush = false
     private var flushScheduled = false
     private var closeSent = false
     private var isClosed = false
 
-    init(client: ClientID, window: String, services: SessionDependencies, logger: Logger) {
+    init(client: ClientID, window: String, resume: ResumeRequest?, services: SessionDependencies, logger: Logger) {
         self.client = client
         self.window = window
+        self.resumeRequest = resume
         self.services = services
         self.hostLogger = logger
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
@@ -74,7 +81,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let session = Session(client: client, window: window, channel: context.channel, handler: self)
+        let session = Session(client: client, window: window, resumeRequest: resumeRequest, channel: context.channel, handler: self)
         self.session = session
         services.metrics.connectionOpened()
         logger.debug("client connected")
@@ -101,6 +108,7 @@ final class SessionHandler: ChannelInboundHandler {
         services.metrics.record(&traffic)
         assembler.reset()
         syncChunkReservation()
+        clientPositions.stop()
         handOverUnsentMessages()
         logger.debug("client disconnected")
     }
@@ -170,7 +178,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// echo's hot path); otherwise it is queued like any message.
     func send(_ message: Message) {
         if !isClosed, !closeSent, let context, pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
-            _ = write(message, context: context)
+            if write(message, context: context) == .superseded {
+                handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
+            }
             return
         }
         send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
@@ -185,8 +195,10 @@ final class SessionHandler: ChannelInboundHandler {
             return services.directory.requeue(entry, reserved: reserved, for: client)
         }
         guard !pending.isEmpty || !pendingFrames.isEmpty || !context.channel.isWritable else {
+            let outcome = write(entry.message, context: context)
+            if outcome == .superseded { return handOver(superseded: entry, reserved: reserved) }
             if reserved { services.directory.budget.release(entry.bytes) }
-            return write(entry.message, context: context) ? .sent : .dropped(.unencodable)
+            return outcome == .written ? .sent : .dropped(.unencodable)
         }
         if reserved {
             // Already accepted, bounded and counted by the id's buffer it comes from: taken
@@ -223,18 +235,57 @@ final class SessionHandler: ChannelInboundHandler {
         session?.queuedBytes.store(pending.bytes + pendingFrameBytes, ordering: .relaxed)
     }
 
-    /// Writes every part of one message; false when it can't be encoded (logged, counted).
-    private func write(_ message: Message, context: ChannelHandlerContext) -> Bool {
+    enum WriteOutcome {
+        case written
+        /// It can't be encoded (logged, counted).
+        case unencodable
+        /// Another socket of the id resumed: this one no longer numbers its messages.
+        case superseded
+    }
+
+    /// Writes every part of one message, numbered on a resuming connection.
+    private func write(_ message: Message, context: ChannelHandlerContext) -> WriteOutcome {
+        if let resume { return writeNumbered(message, resume: resume, context: context) }
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
-            guard append(message, context: context) else { return false }
+            guard append(message, context: context) else { return .unencodable }
         } else {
             // Every part is encodable when the first is: they share the headers.
             for part in message.split() {
-                guard append(part, context: context) else { return false }
+                guard append(part, context: context) else { return .unencodable }
             }
         }
         scheduleFlush(context)
-        return true
+        return .written
+    }
+
+    private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
+        let parts = message.payload.readableBytes <= WireLimits.maxPayloadBytes ? [message] : message.split()
+        guard let session, let numbered = resume.stamp(parts, writer: session) else { return .superseded }
+        for part in numbered {
+            guard append(part, context: context) else { return .unencodable }
+        }
+        scheduleFlush(context)
+        return .written
+    }
+
+    /// Writes a message outside the numbering and the outbound queue: resume's greeting, its
+    /// replay (bounded by the window that holds it) and acknowledgements.
+    func writeUnnumbered(_ message: Message) {
+        guard let context, !closeSent else { return }
+        if append(message, context: context) { scheduleFlush(context) }
+    }
+
+    /// A message this replaced socket can no longer number goes, with what it had not written,
+    /// to the socket that resumed the id.
+    @discardableResult
+    private func handOver(superseded entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
+        if reserved {
+            pending.takeOver(entry)
+        } else {
+            _ = pending.append(entry, evictOldest: false)
+        }
+        close(code: .normalClosure, reason: "replaced")
+        return .sent
     }
 
     /// A tick's frames are handed to the channel once they reach this many bytes, so the
@@ -312,8 +363,12 @@ final class SessionHandler: ChannelInboundHandler {
             pendingFrameBytes -= frame.readableBytes
             context.write(wrapOutboundOut(frame), promise: nil)
         }
-        while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.popFirst() {
-            _ = write(entry.message, context: context)
+        while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.first {
+            if write(entry.message, context: context) == .superseded {
+                close(code: .normalClosure, reason: "replaced")
+                break
+            }
+            _ = pending.popFirst()
             emit(context)
         }
         publishQueueSize()

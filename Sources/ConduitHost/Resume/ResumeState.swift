@@ -1,0 +1,234 @@
+import ConduitWire
+import NIOCore
+import Synchronization
+
+/// One resuming id's positions in both directions (SPEC §9), shared by its sockets and its
+/// fallback stream one after another.
+///
+/// Host → client: every message gets the next position as it is written, and stays in the
+/// window until the client acknowledges it; the window is bounded in bytes (the newest is
+/// always kept) and its bytes come from the host-wide budget. Only the current writer (the
+/// id's socket or stream) may stamp: a socket that was replaced and still writes is told so,
+/// and hands its messages to the new one instead.
+///
+/// Client → host: positions already processed are duplicates. A chunk's position counts as
+/// processed only once its whole request is, so the acknowledgement stops below an open
+/// chunked request and the client sends its chunks again after a reconnect.
+final class ResumeState: Sendable {
+    private struct Sent {
+        let message: Message
+        let position: UInt64
+        let bytes: Int
+        /// Its bytes are taken from the host-wide budget.
+        let reserved: Bool
+    }
+
+    private struct State {
+        var epoch = ResumeState.newEpoch()
+        var nextPosition: UInt64 = 1
+        var window = CircularBuffer<Sent>(initialCapacity: 4)
+        var windowBytes = 0
+        var acknowledged: UInt64 = 0
+        var writer: ObjectIdentifier?
+        /// Every client position up to this one is processed.
+        var clientAck: UInt64 = 0
+        /// Processed client positions above `clientAck` (only while a chunked request is open).
+        var processedAbove = Set<UInt64>()
+        var counters = ResumeCounters()
+    }
+
+    /// Bound on the positions remembered above the acknowledgement while a chunked request is
+    /// open: past it the connection is closed, not the memory grown.
+    static let maxProcessedAbove = 4096
+
+    let windowLimit: Int
+    private let budget: BufferBudget
+    private let state = Mutex(State())
+
+    init(windowLimit: Int, budget: BufferBudget) {
+        self.windowLimit = windowLimit
+        self.budget = budget
+    }
+
+    // MARK: Connecting
+
+    /// What a resuming connect is answered first: `conduit.resume` (SPEC §9), then the replay.
+    struct Greeting {
+        let message: Message
+        let replay: [Message]
+    }
+
+    /// Makes `writer` the one that stamps from now on and answers `request`: the replay of what
+    /// the client lacks, or a reset (new epoch, positions from 1) when the epoch differs or the
+    /// client states a position never sent.
+    func resume(_ request: ResumeRequest, writer: AnyObject) -> Greeting {
+        state.withLock { state in
+            state.writer = ObjectIdentifier(writer)
+            guard request.epoch == state.epoch, request.received < state.nextPosition else {
+                if request.epoch != nil { state.counters.add(.reset, 1, metrics: budget.metrics) }
+                releaseWindow(&state)
+                state = State(writer: state.writer, counters: state.counters)
+                return Greeting(message: greeting(state, request, replayed: 0, lost: 0, reset: true), replay: [])
+            }
+            acknowledge(request.received, in: &state)
+            let firstHeld = state.window.first?.position ?? state.nextPosition
+            let lost = Int(firstHeld - 1 - min(request.received, firstHeld - 1))
+            state.counters.add(.lost, lost, metrics: budget.metrics)
+            state.counters.add(.replayed, state.window.count, metrics: budget.metrics)
+            return Greeting(
+                message: greeting(state, request, replayed: state.window.count, lost: lost, reset: false),
+                replay: state.window.map(\.message))
+        }
+    }
+
+    private func greeting(_ state: State, _ request: ResumeRequest, replayed: Int, lost: Int, reset: Bool) -> Message {
+        var headers: Headers = [
+            HeaderName.route: ResumeHeader.resumeRoute, ResumeHeader.epoch: state.epoch, "resumed": "\(request.received)",
+            "replayed": "\(replayed)", "lost": "\(lost)", ResumeHeader.ack: "\(state.clientAck)",
+        ]
+        if reset { headers.append("reset", "true") }
+        return Message(headers: headers)
+    }
+
+    /// The id's state ends (a plain connection, or the id expired): the window is released.
+    func end() {
+        state.withLock { state in
+            state.writer = nil
+            releaseWindow(&state)
+        }
+    }
+
+    // MARK: Host positions
+
+    /// `parts` with their positions, kept in the window; nil when `writer` is no longer the
+    /// id's (it was replaced): nothing is stamped and the parts go to the new writer.
+    func stamp(_ parts: [Message], writer: AnyObject) -> [Message]? {
+        state.withLock { state in
+            guard state.writer == ObjectIdentifier(writer) else { return nil }
+            return parts.map { part in
+                var stamped = part
+                stamped.headers.removeAll(ResumeHeader.position)
+                stamped.headers.append(ResumeHeader.position, "\(state.nextPosition)")
+                keep(stamped, in: &state)
+                return stamped
+            }
+        }
+    }
+
+    /// Past the bound (its own, or the host's budget) the oldest go, counted as evicted (a
+    /// client that had not received them is told on its next connect); the newest is kept even
+    /// alone over the bound, with its bytes reserved if the budget has them.
+    private func keep(_ message: Message, in state: inout State) {
+        let bytes = message.encodedSize
+        var reserved = false
+        while !reserved {
+            if state.windowBytes + bytes <= windowLimit, budget.reserve(bytes) {
+                reserved = true
+            } else if let oldest = state.window.popFirst() {
+                release(oldest, in: &state)
+                state.counters.add(.evicted, 1, metrics: budget.metrics)
+            } else {
+                reserved = budget.reserve(bytes)
+                break
+            }
+        }
+        state.window.append(Sent(message: message, position: state.nextPosition, bytes: bytes, reserved: reserved))
+        state.nextPosition += 1
+        state.windowBytes += bytes
+    }
+
+    /// The client holds every position up to `position`: those leave the window.
+    func acknowledge(_ position: UInt64) {
+        state.withLock { acknowledge(position, in: &$0) }
+    }
+
+    private func acknowledge(_ position: UInt64, in state: inout State) {
+        let position = min(position, state.nextPosition - 1)
+        guard position > state.acknowledged else { return }
+        state.acknowledged = position
+        while let first = state.window.first, first.position <= position {
+            release(state.window.removeFirst(), in: &state)
+        }
+    }
+
+    private func release(_ sent: Sent, in state: inout State) {
+        state.windowBytes -= sent.bytes
+        if sent.reserved { budget.release(sent.bytes) }
+    }
+
+    private func releaseWindow(_ state: inout State) {
+        while let sent = state.window.popFirst() { release(sent, in: &state) }
+    }
+
+    // MARK: Client positions
+
+    /// Whether a client position was processed already (it is then dropped, counted).
+    func isDuplicate(_ position: UInt64) -> Bool {
+        state.withLock { state in
+            let duplicate = position <= state.clientAck || state.processedAbove.contains(position)
+            if duplicate { state.counters.add(.duplicate, 1, metrics: budget.metrics) }
+            return duplicate
+        }
+    }
+
+    /// Records a client position as processed. `openFrom`: the first position of a chunked
+    /// request still open on the connection; the acknowledgement stays below it (positions
+    /// increase, so everything processed meanwhile is above it). False when too many
+    /// positions wait above an open request.
+    func processed(_ position: UInt64, openFrom: UInt64?) -> Bool {
+        state.withLock { state in
+            guard openFrom != nil else {
+                state.clientAck = max(state.clientAck, position, state.processedAbove.max() ?? 0)
+                if !state.processedAbove.isEmpty { state.processedAbove.removeAll() }
+                return true
+            }
+            if position > state.clientAck { state.processedAbove.insert(position) }
+            return state.processedAbove.count <= Self.maxProcessedAbove
+        }
+    }
+
+    /// The last client position the host acknowledges.
+    var clientAck: UInt64 { state.withLock { $0.clientAck } }
+
+    // MARK: Diagnostics
+
+    var snapshot: ResumeSnapshot {
+        state.withLock { state in
+            ResumeSnapshot(
+                epoch: state.epoch, sent: state.nextPosition - 1, acknowledged: state.acknowledged,
+                windowMessages: state.window.count, windowBytes: state.windowBytes, clientAcknowledged: state.clientAck,
+                replayed: state.counters[.replayed], duplicates: state.counters[.duplicate], lost: state.counters[.lost],
+                evicted: state.counters[.evicted], resets: state.counters[.reset])
+        }
+    }
+
+    private static func newEpoch() -> String {
+        String(UInt64.random(in: 1...UInt64.max), radix: 36)
+    }
+}
+
+/// What resume does that diagnostics and metrics count.
+enum ResumeEvent: String, CaseIterable, Sendable {
+    /// A message sent again after a reconnect.
+    case replayed
+    /// A client message dropped as already processed.
+    case duplicate
+    /// A position a client asked for that the window no longer held.
+    case lost
+    /// A message released unacknowledged because the window was full.
+    case evicted
+    /// A reconnect that stated an epoch the host no longer held.
+    case reset
+}
+
+struct ResumeCounters: Sendable {
+    private var counts: [ResumeEvent: Int] = [:]
+
+    subscript(event: ResumeEvent) -> Int { counts[event, default: 0] }
+
+    mutating func add(_ event: ResumeEvent, _ count: Int, metrics: HostMetrics) {
+        guard count > 0 else { return }
+        counts[event, default: 0] += count
+        metrics.resume(event, count: count)
+    }
+}

@@ -1,0 +1,116 @@
+import ConduitKit
+import ConduitWire
+import NIOCore
+
+/// Resume on the connection (SPEC §9): the greeting and replay first, `ack` and `pos` taken off
+/// what the client sends (duplicates dropped), and acknowledgements of client positions at
+/// least every 32 messages or 200 ms.
+extension SessionHandler {
+    func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
+        resume = state
+        writeUnnumbered(greeting.message)
+        for message in greeting.replay { writeUnnumbered(message) }
+    }
+
+    /// What becomes of a message on a resuming connection once its `ack` and `pos` are taken off.
+    enum ResumedInbound {
+        /// A bare acknowledgement or a duplicate: nothing more to do.
+        case consumed
+        case dispatch(position: UInt64?)
+    }
+
+    func admitResumed(_ message: inout Message) -> ResumedInbound {
+        guard let resume else { return .dispatch(position: nil) }
+        let headers = message.headers
+        guard let ack = number(ResumeHeader.ack, in: headers), let position = number(ResumeHeader.position, in: headers) else {
+            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: headers.route, correlation: headers.correlation)
+            return .consumed
+        }
+        if ack != nil || position != nil {
+            message.headers.removeAll(ResumeHeader.ack)
+            message.headers.removeAll(ResumeHeader.position)
+        }
+        if let ack { resume.acknowledge(ack) }
+        guard let position else {
+            let isBareAck = ack != nil && headers.route == nil && headers[HeaderName.to] == nil
+                && headers[HeaderName.cancel] == nil && headers[HeaderName.digest] == nil
+            return isBareAck ? .consumed : .dispatch(position: nil)
+        }
+        if resume.isDuplicate(position) {
+            oweClientAck()
+            return .consumed
+        }
+        return .dispatch(position: position)
+    }
+
+    /// A header's value as a position: nil inside when absent, nil outside when malformed.
+    private func number(_ name: String, in headers: Headers) -> UInt64?? {
+        guard let value = headers[name] else { return .some(nil) }
+        return UInt64(value).map { .some($0) } ?? nil
+    }
+
+    /// Records a client position as the message it came on is dispatched. A chunk of a request
+    /// still open holds the acknowledgement below it until the request is complete. False when
+    /// too many positions wait above an open request (the connection is then closed).
+    func record(_ position: UInt64, of headers: Headers) -> Bool {
+        guard let resume else { return true }
+        let route = headers.route
+        let standsAlone = headers[HeaderName.digest] != nil || (route == nil && headers[HeaderName.cancel] != nil)
+        let isChunk = !standsAlone && (headers.hasMore || (route == nil && headers[HeaderName.to] == nil))
+        if isChunk {
+            if clientPositions.openChunkFrom == nil { clientPositions.openChunkFrom = position }
+            return true
+        }
+        if !standsAlone { clientPositions.openChunkFrom = nil }
+        let kept = resume.processed(position, openFrom: clientPositions.openChunkFrom)
+        oweClientAck()
+        return kept
+    }
+
+    private func oweClientAck() {
+        guard clientPositions.owe() else { return sendClientAck() }
+        guard clientPositions.timer == nil, let context else { return }
+        clientPositions.timer = context.eventLoop.assumeIsolated().scheduleTask(in: ClientPositions.ackWithin) { self.sendClientAck() }
+    }
+
+    /// Sends `conduit.ack` with the last client position processed, if it moved.
+    func sendClientAck() {
+        guard let resume else { return }
+        let ack = resume.clientAck
+        guard clientPositions.shouldSend(ack) else { return }
+        writeUnnumbered(Message(headers: [HeaderName.route: ResumeHeader.ackRoute, ResumeHeader.ack: "\(ack)"]))
+    }
+}
+
+/// A resuming connection's side of client positions: the chunked request it holds open, and
+/// when it acknowledges (after 32 positions, or 200 ms after the first one not acknowledged).
+struct ClientPositions {
+    static let ackEveryMessages = 32
+    static let ackWithin = TimeAmount.milliseconds(200)
+
+    /// The first position of a chunked request not complete yet.
+    var openChunkFrom: UInt64?
+    var timer: Scheduled<Void>?
+    private var owed = 0
+    private var lastAckSent: UInt64 = 0
+
+    /// Counts one more position to acknowledge; false when it is time to send the ack now.
+    mutating func owe() -> Bool {
+        owed += 1
+        return owed < Self.ackEveryMessages
+    }
+
+    /// Whether `ack` is to be sent now; it is then taken as sent.
+    mutating func shouldSend(_ ack: UInt64) -> Bool {
+        owed = 0
+        stop()
+        guard ack > lastAckSent else { return false }
+        lastAckSent = ack
+        return true
+    }
+
+    mutating func stop() {
+        timer?.cancel()
+        timer = nil
+    }
+}

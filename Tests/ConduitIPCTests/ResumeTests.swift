@@ -1,0 +1,294 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+
+/// Resume (SPEC §9) over real sockets, one rule a test: positions, replay after a drop, a
+/// replacement and a pause, acknowledgements, duplicate client positions, resets, the window's
+/// bound, and the events stream continuing the same positions.
+@Suite("Resume", .serialized, .timeLimit(.minutes(1)))
+struct ResumeTests {
+    static let tallyYAML = "routes:\n  - route: echo\n    handler: echo\n  - route: tally\n    handler: tally\n"
+
+    @Test func aPlainConnectionSeesNoPositionsAndNoGreeting() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let socket = try await host.connect(client: "plain")
+            let reply = try await socket.request(Message(headers: ["route": "echo", "token": "1"]))
+            #expect(reply.headers.route == "echo")
+            #expect(reply.headers["pos"] == nil)
+            host.host.directory.push(numberedPush(1), to: ClientID("plain")!)
+            let push = try await socket.nextMessage()
+            #expect(push.headers["n"] == "1" && push.headers["pos"] == nil)
+            #expect(host.client("plain")?.resume == nil)
+        }
+    }
+
+    @Test func aFirstConnectIsAResetAndEveryMessageIsNumbered() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r1")
+            #expect(greeting.headers["reset"] == "true")
+            #expect(greeting.headers["resumed"] == "0" && greeting.headers["replayed"] == "0")
+            #expect(greeting.headers["lost"] == "0" && greeting.headers["ack"] == "0")
+            #expect(greeting.headers["pos"] == nil)
+            #expect(!(greeting.headers["epoch"] ?? "").isEmpty)
+            let reply = try await socket.request(Message(headers: ["route": "echo", "token": "a"]))
+            #expect(reply.headers["pos"] == "1")
+            host.host.directory.push(numberedPush(1), to: ClientID("r1")!)
+            #expect(try await socket.nextMessage().headers["pos"] == "2")
+            // A large push is split: every part has a position of its own.
+            var large = numberedPush(2)
+            large.payload = ByteBuffer(repeating: 1, count: WireLimits.maxPayloadBytes + 10)
+            host.host.directory.push(large, to: ClientID("r1")!)
+            let first = try await socket.nextMessage()
+            let second = try await socket.nextMessage()
+            #expect(first.headers.hasMore && first.headers["pos"] == "3")
+            #expect(!second.headers.hasMore && second.headers["pos"] == "4")
+        }
+    }
+
+    @Test func whatWasNotAcknowledgedIsReplayedAfterADrop() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("r2")!
+            let (socket, greeting) = try await Self.resume(host, id: "r2")
+            let epoch = try #require(greeting.headers["epoch"])
+            for n in 1...5 { host.host.directory.push(numberedPush(n), to: id) }
+            for n in 1...5 { #expect(try await socket.nextMessage().headers["pos"] == "\(n)") }
+            try await socket.send(["ack": "2"])
+            try await waitUntil { host.client("r2")?.resume?.acknowledged == 2 }
+            #expect(host.client("r2")?.resume?.windowMessages == 3)
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            // The client says it holds 3: 4 and 5 come again, with their positions, then live ones.
+            let (again, resumed) = try await Self.resume(host, id: "r2", received: 3, epoch: epoch)
+            #expect(resumed.headers["reset"] == nil && resumed.headers["epoch"] == epoch)
+            #expect(resumed.headers["resumed"] == "3" && resumed.headers["replayed"] == "2" && resumed.headers["lost"] == "0")
+            for n in 4...5 {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(n)" && message.headers["n"] == "\(n)")
+            }
+            host.host.directory.push(numberedPush(6), to: id)
+            #expect(try await again.nextMessage().headers["pos"] == "6")
+            #expect(host.client("r2")?.resume?.replayed == 2)
+        }
+    }
+
+    @Test func acknowledgedMessagesAreNotReplayed() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r3")
+            let epoch = try #require(greeting.headers["epoch"])
+            for n in 1...4 { host.host.directory.push(numberedPush(n), to: ClientID("r3")!) }
+            for _ in 1...4 { _ = try await socket.nextMessage() }
+            try await socket.send(["ack": "4"])
+            try await waitUntil { host.client("r3")?.resume?.windowMessages == 0 }
+            try await socket.close()
+            let (again, resumed) = try await Self.resume(host, id: "r3", received: 4, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "0" && resumed.headers["lost"] == "0")
+            // Stating less than was acknowledged: those positions are gone, counted as lost.
+            try await again.close()
+            let (_, behind) = try await Self.resume(host, id: "r3", received: 1, epoch: epoch)
+            #expect(behind.headers["replayed"] == "0" && behind.headers["lost"] == "3")
+        }
+    }
+
+    @Test func aClientPositionIsDispatchedOnceAndAcknowledged() async throws {
+        try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
+            TallyHandler.counts.withLock { $0 = [:] }
+            let (socket, greeting) = try await Self.resume(host, id: "r4")
+            let epoch = try #require(greeting.headers["epoch"])
+            for (pos, n) in [(1, "x1"), (1, "x1"), (2, "x2"), (2, "x2"), (1, "x1")] {
+                try await socket.send(["route": "tally", "token": n, "n": n, "pos": "\(pos)"])
+            }
+            let ack = try await socket.nextMessage(route: "conduit.ack")
+            #expect(ack.headers["ack"] == "2" && ack.headers["pos"] == nil)
+            #expect(TallyHandler.counts.withLock { $0 } == ["x1": 1, "x2": 1])
+            #expect(host.client("r4")?.resume?.duplicates == 3)
+            // The handler never sees `pos` or `ack`; the reply carries the host's own position.
+            let reply = try await socket.nextMessage(route: "tally")
+            #expect(reply.headers["pos"] == "1")
+            try await socket.close()
+
+            // After a reconnect the greeting says what was processed; sending again changes nothing.
+            let (again, resumed) = try await Self.resume(host, id: "r4", received: 0, epoch: epoch)
+            #expect(resumed.headers["ack"] == "2")
+            try await again.send(["route": "tally", "token": "x2", "n": "x2", "pos": "2"])
+            try await again.send(["route": "tally", "token": "x3", "n": "x3", "pos": "5"])
+            _ = try await again.nextMessage(route: "conduit.ack")
+            #expect(TallyHandler.counts.withLock { $0 } == ["x1": 1, "x2": 1, "x3": 1])
+        }
+    }
+
+    @Test func aChunkedRequestIsAcknowledgedOnlyWhenComplete() async throws {
+        try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
+            TallyHandler.counts.withLock { $0 = [:] }
+            let (socket, greeting) = try await Self.resume(host, id: "r5")
+            let epoch = try #require(greeting.headers["epoch"])
+            try await socket.send(["route": "tally", "n": "c", "more": "true", "pos": "1"], payload: [1, 2])
+            try await socket.send(["route": "tally", "token": "e", "n": "e", "digest": "", "pos": "2"])
+            _ = try await socket.nextMessage()
+            try await socket.close()
+            // The first chunk is not acknowledged: the client sends the whole request again.
+            let (again, resumed) = try await Self.resume(host, id: "r5", received: 0, epoch: epoch)
+            #expect(resumed.headers["ack"] == "0")
+            try await again.send(["route": "tally", "n": "c", "more": "true", "pos": "1"], payload: [1, 2])
+            try await again.send(["route": "tally", "n": "e", "digest": "", "pos": "2"])
+            try await again.send(["route": "tally", "token": "c", "n": "c", "pos": "3"], payload: [3])
+            let reply = try await again.nextMessage(route: "tally")
+            #expect(Array(reply.payload.readableBytesView) == [1, 2, 3])
+            #expect(try await again.nextMessage(route: "conduit.ack").headers["ack"] == "3")
+            #expect(TallyHandler.counts.withLock { $0 } == ["c": 1])
+        }
+    }
+
+    @Test func anEpochThatDiffersOrAPositionNeverSentIsAReset() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r6")
+            let epoch = try #require(greeting.headers["epoch"])
+            host.host.directory.push(numberedPush(1), to: ClientID("r6")!)
+            _ = try await socket.nextMessage()
+            try await socket.close()
+            let (other, wrongEpoch) = try await Self.resume(host, id: "r6", received: 1, epoch: "not-" + epoch)
+            #expect(wrongEpoch.headers["reset"] == "true" && wrongEpoch.headers["epoch"] != epoch)
+            #expect(wrongEpoch.headers["replayed"] == "0" && wrongEpoch.headers["ack"] == "0")
+            host.host.directory.push(numberedPush(2), to: ClientID("r6")!)
+            #expect(try await other.nextMessage().headers["pos"] == "1", "positions start again at 1")
+            try await other.close()
+            let newEpoch = try #require(wrongEpoch.headers["epoch"])
+            let (_, ahead) = try await Self.resume(host, id: "r6", received: 7, epoch: newEpoch)
+            #expect(ahead.headers["reset"] == "true")
+            #expect(host.client("r6")?.resume?.resets == 2)
+        }
+    }
+
+    @Test func anExpiredIdIsAReset() async throws {
+        let yaml = "limits:\n  clientGraceSeconds: 0.3\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r7")
+            let epoch = try #require(greeting.headers["epoch"])
+            try await socket.close()
+            try await waitUntil { host.client("r7") == nil }
+            let (_, resumed) = try await Self.resume(host, id: "r7", received: 0, epoch: epoch)
+            #expect(resumed.headers["reset"] == "true")
+        }
+    }
+
+    @Test func pastTheWindowTheLossIsCountedExactly() async throws {
+        let yaml = "limits:\n  resumeWindowBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r8")
+            let epoch = try #require(greeting.headers["epoch"])
+            let total = 100
+            for n in 1...total {
+                var push = numberedPush(n)
+                push.payload = ByteBuffer(repeating: UInt8(n), count: 2000)
+                host.host.directory.push(push, to: ClientID("r8")!)
+            }
+            for _ in 1...total { _ = try await socket.nextMessage() }
+            try await socket.close()
+            let (again, resumed) = try await Self.resume(host, id: "r8", received: 0, epoch: epoch)
+            let replayed = try #require(Int(resumed.headers["replayed"] ?? ""))
+            let lost = try #require(Int(resumed.headers["lost"] ?? ""))
+            #expect(replayed + lost == total)
+            #expect(replayed > 10 && replayed * 2000 < 65536)
+            for pos in (lost + 1)...total {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(pos)" && message.headers["n"] == "\(pos)")
+            }
+            #expect(host.client("r8")?.resume?.lost == lost)
+        }
+    }
+
+    @Test func aReplacingSocketContinuesWhereTheFirstStopped() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("r9")!
+            let (first, greeting) = try await Self.resume(host, id: "r9")
+            let epoch = try #require(greeting.headers["epoch"])
+            for n in 1...3 { host.host.directory.push(numberedPush(n), to: id) }
+            for _ in 1...3 { _ = try await first.nextMessage() }
+            let (second, resumed) = try await Self.resume(host, id: "r9", received: 1, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "2")
+            #expect(try await first.nextClose().reason == "replaced")
+            var seen: [String] = []
+            for n in 4...200 { host.host.directory.push(numberedPush(n), to: id) }
+            for _ in 2...200 { seen.append(try await second.nextMessage().headers["pos"] ?? "") }
+            #expect(seen == (2...200).map { "\($0)" })
+        }
+    }
+
+    @Test func windowsSurviveAPause() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            let (socket, greeting) = try await Self.resume(host, id: "r10")
+            let epoch = try #require(greeting.headers["epoch"])
+            for n in 1...2 { host.host.directory.push(numberedPush(n), to: ClientID("r10")!) }
+            _ = try await socket.nextMessage()
+            _ = try await ipc.request(.POST, "/internal.conduit.stop")
+            try await socket.waitUntilClosed()
+            host.host.directory.push(numberedPush(3), to: ClientID("r10")!)
+            let status = try await ipc.request(.POST, "/internal.conduit.start").decode(DataEnvelope<StatusBody>.self).data
+            let port = try #require(status.port)
+            let (again, resumed) = try await Self.resume(host, id: "r10", received: 1, epoch: epoch, port: port)
+            #expect(resumed.headers["reset"] == nil)
+            var positions: [String] = []
+            for _ in 1...(3 - 1) { positions.append(try await again.nextMessage().headers["pos"] ?? "") }
+            #expect(positions == ["2", "3"])
+        }
+    }
+
+    @Test func theEventsStreamContinuesTheSamePositions() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("r11")!
+            let (socket, greeting) = try await Self.resume(host, id: "r11")
+            let epoch = try #require(greeting.headers["epoch"])
+            for n in 1...2 { host.host.directory.push(numberedPush(n), to: id) }
+            for _ in 1...2 { _ = try await socket.nextMessage() }
+            try await socket.close()
+            try await waitUntil { host.client("r11")?.connected == false }
+            for n in 3...4 { host.host.directory.push(numberedPush(n), to: id) }
+
+            var streamed: [Message] = []
+            try await host.ipc().events(for: "r11", query: [("resume", "1"), ("epoch", epoch)]) { message in
+                streamed.append(message)
+                return streamed.count < 4
+            }
+            #expect(streamed.first?.headers.route == "conduit.resume" && streamed.first?.headers["replayed"] == "1")
+            #expect(streamed.dropFirst().map { $0.headers["pos"] } == ["2", "3", "4"])
+            // Back on a socket: the stream's positions are the client's.
+            let (again, resumed) = try await Self.resume(host, id: "r11", received: 4, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "0" && resumed.headers["lost"] == "0")
+            host.host.directory.push(numberedPush(5), to: id)
+            #expect(try await again.nextMessage().headers["pos"] == "5")
+        }
+    }
+
+    @Test func malformedResumeValuesAreRefusedClearly() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let refused = try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "r12") + "&resume=abc")
+            #expect(refused == 400)
+            let (socket, _) = try await Self.resume(host, id: "r12")
+            try await socket.send(["route": "echo", "token": "t", "ack": "-1"])
+            let error = try await socket.nextMessage()
+            #expect(error.headers["error"] == "BadRequestError" && error.headers["token"] == "t")
+            let reply = try await socket.request(Message(headers: ["route": "echo", "token": "ok"]))
+            #expect(reply.headers["token"] == "ok", "the connection stays usable")
+        }
+    }
+
+    /// Connects `id` resuming from `received` and returns the socket and its first message,
+    /// which must be the greeting.
+    static func resume(
+        _ host: TestHost, id: String, received: UInt64 = 0, epoch: String? = nil, port: Int? = nil
+    ) async throws -> (TestWebSocketClient, Message) {
+        let path = host.path(client: id) + "&resume=\(received)" + (epoch.map { "&epoch=\($0)" } ?? "")
+        let socket = try await TestWebSocketClient.connect(port: port ?? host.port, path: path)
+        let greeting = try await socket.nextMessage()
+        try #require(greeting.headers.route == "conduit.resume")
+        return (socket, greeting)
+    }
+}
