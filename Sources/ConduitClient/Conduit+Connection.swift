@@ -71,7 +71,8 @@ extension Conduit {
         )
         do {
             try await WebSocketConnection.open(
-                host: host, port: port, id: id, window: window, key: sharedKey, eventLoop: eventLoop, callbacks: callbacks
+                host: host, port: port, id: id, window: window, key: sharedKey, query: resumption?.query ?? [],
+                eventLoop: eventLoop, callbacks: callbacks
             )
         } catch let error as ConduitClientError {
             throw error
@@ -105,6 +106,7 @@ extension Conduit {
         let keep = state.withLockedValue { state in
             guard !state.isClosed, state.generation == generation else { return false }
             state.phase = .open(connection)
+            state.resumeReady = false
             state.fallback?.socketIsBack()
             state.emit(.open)
             if isReconnect { state.emit(.reopen) }
@@ -138,6 +140,7 @@ extension Conduit {
 
     /// A message from the socket: held while a fallback stream is still being read.
     private func inbound(_ message: Message) {
+        if resumption != nil, message.headers.route == ResumeHeader.resumeRoute { resendAfter(message) }
         let held = state.withLockedValue { state in
             guard state.fallback != nil else { return false }
             state.held.append(message)
@@ -148,6 +151,21 @@ extension Conduit {
 
     /// To the request waiting for its token, else to the receive handler and the event streams.
     func deliver(_ message: Message) {
+        var message = message
+        if let resumption {
+            switch resumption.admit(message) {
+            case .consumed:
+                return
+            case .greeting(let reset, let lost):
+                return state.withLockedValue { state in
+                    if reset { state.emit(.resumeReset) }
+                    if lost > 0 { state.emit(.lost(count: lost)) }
+                }
+            case .deliver(let admitted):
+                message = admitted
+                acknowledgeWhenDue(resumption)
+            }
+        }
         guard !pending.resolve(message) else { return }
         let receiver = state.withLockedValue { state in
             state.emit(.message(message))
@@ -162,7 +180,7 @@ extension Conduit {
         state.fallbackSerial += 1
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
-            endpoint: ipc, id: id, deliver: { message in self.deliver(message) },
+            endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { message in self.deliver(message) },
             finished: { self.fallbackFinished(serial) }
         )
     }

@@ -23,15 +23,22 @@ public final class Conduit: Sendable {
     let eventLoop: any EventLoop
     let state: NIOLockedValueBox<ConnectionState>
     let pending = PendingRequests()
+    /// Resume (SPEC §9) when asked for: positions, acknowledgements, replay, de-duplication.
+    let resumption: ClientResume?
 
     /// A client for the host at `address`; nothing happens until `connect()`.
     /// - Parameters:
     ///   - id: the client id (a decimal uint64 or 1–64 of `[A-Za-z0-9._-]`); keep it stable
     ///     across reconnects, so the host resumes the id's streams and buffered pushes.
     ///   - window: the top-window id, the second path segment.
+    ///   - resume: every message exactly once across reconnects, replacement, pause/resume and
+    ///     the fallback stream (SPEC §9): what the socket could not carry is sent again, what
+    ///     arrives twice is dropped, and a reset or lost messages are reported as events.
+    ///     `send` then keeps a message while the socket is down (and returns true) instead of
+    ///     refusing it.
     public init(
         id: String, address: HostAddress, window: String = "0", backoff: Backoff = Backoff(),
-        autoReconnect: Bool = true, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        autoReconnect: Bool = true, resume: Bool = false, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.id = id
         self.window = window
@@ -40,6 +47,7 @@ public final class Conduit: Sendable {
         self.ipc = address.ipcPort.map { IPCEndpoint(host: address.host, port: $0, sharedKey: address.sharedKey, group: group) }
         self.backoff = backoff
         self.autoReconnect = autoReconnect
+        self.resumption = resume ? ClientResume() : nil
         self.eventLoop = group.next()
         var initial = ConnectionState()
         initial.port = address.port
@@ -49,11 +57,11 @@ public final class Conduit: Sendable {
     /// `new Conduit({ id, sharedKey })`: a host on `host`, its socket port and/or IPC port.
     public convenience init(
         id: String, sharedKey: String, host: String = "127.0.0.1", port: Int? = nil, ipcPort: Int? = nil,
-        window: String = "0", backoff: Backoff = Backoff(), autoReconnect: Bool = true
+        window: String = "0", backoff: Backoff = Backoff(), autoReconnect: Bool = true, resume: Bool = false
     ) {
         self.init(
             id: id, address: HostAddress(host: host, port: port, ipcPort: ipcPort, sharedKey: sharedKey),
-            window: window, backoff: backoff, autoReconnect: autoReconnect
+            window: window, backoff: backoff, autoReconnect: autoReconnect, resume: resume
         )
     }
 
@@ -101,6 +109,7 @@ public final class Conduit: Sendable {
     /// size are split into parts. Throws when the headers are over the limits (SPEC §1).
     @discardableResult
     public func send(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) throws(WireError) -> Bool {
+        if let resumption { return try sendNumbered(Message(headers: headers, payload: payload), resumption) }
         guard let connection = state.withLockedValue({ $0.connection }), connection.channel.isActive else { return false }
         try connection.send(Message(headers: headers, payload: payload))
         return true

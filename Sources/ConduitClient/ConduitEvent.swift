@@ -16,4 +16,10 @@ public enum ConduitEvent: Sendable {
     case close(code: UInt16?, reason: String, willReconnect: Bool)
     /// A reconnect succeeded (it follows `open`): reissue subscriptions such as `udp.readStart`.
     case reopen
+    /// Resume (SPEC §9): the host no longer held this client's state (it restarted, or the id
+    /// expired): what was sent meanwhile can't be known. Positions start again.
+    case resumeReset
+    /// Resume: `count` messages were released by the host (its window was full) before this
+    /// client received them.
+    case lost(count: Int)
 }

@@ -25,6 +25,9 @@ struct ConnectionState: Sendable {
     /// Messages from a new socket, held until the fallback stream before it has been read to
     /// its end, so pushes reach the handler in the order they were made.
     var held: [Message] = []
+    /// Resume: the socket's greeting was answered (what the host lacked sent again), so new
+    /// messages may follow on it without overtaking those.
+    var resumeReady = false
 
     var connection: WebSocketConnection? {
         if case .open(let connection) = phase { return connection }

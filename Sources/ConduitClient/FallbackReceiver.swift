@@ -16,13 +16,16 @@ final class FallbackReceiver: Sendable {
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
     /// Starts reading; `deliver` gets each message in order, `finished` is called once at the end.
-    init(endpoint: IPCEndpoint, id: String, deliver: @escaping @Sendable (Message) -> Void, finished: @escaping @Sendable () -> Void) {
+    /// `query`: resume's parameters, asked anew for every stream.
+    init(
+        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Message) -> Void, finished: @escaping @Sendable () -> Void
+    ) {
         let started = Task { [state] in
             var attempt = 0
             while !state.withLockedValue({ $0.stopping }), !Task.isCancelled {
                 var assembler = ChunkAssembler(limit: WebSocketConnection.maxJoinedBytes)
                 do {
-                    try await endpoint.events(for: id) { part in
+                    try await endpoint.events(for: id, query: query()) { part in
                         guard part.headers.hasMore else {
                             deliver(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)))
                             return true

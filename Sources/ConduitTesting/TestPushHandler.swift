@@ -30,9 +30,11 @@ public struct TestPushHandler: ConduitHandler {
 
 extension HandlerCatalog {
     /// The kinds `conduit-test-host` adds to the built-in ones for the JavaScript client's
-    /// tests: `test.push` and `test.silent` (never replies; records cancellations).
+    /// tests: `test.push`, `test.tally` (counts dispatches) and `test.silent` (never replies;
+    /// records cancellations).
     public static let testHandlers = HandlerCatalog([
         TestPushHandler.kind,
+        TallyHandler.kind,
         HandlerKind(SilentHandler.self, name: "test.silent"),
     ])
 }

@@ -14,7 +14,7 @@ import Testing
 /// bound, and the events stream continuing the same positions.
 @Suite("Resume", .serialized, .timeLimit(.minutes(1)))
 struct ResumeTests {
-    static let tallyYAML = "routes:\n  - route: echo\n    handler: echo\n  - route: tally\n    handler: tally\n"
+    static let tallyYAML = "routes:\n  - route: echo\n    handler: echo\n  - route: tally\n    handler: test.tally\n"
 
     @Test func aPlainConnectionSeesNoPositionsAndNoGreeting() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
@@ -99,7 +99,6 @@ struct ResumeTests {
 
     @Test func aClientPositionIsDispatchedOnceAndAcknowledged() async throws {
         try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
-            TallyHandler.counts.withLock { $0 = [:] }
             let (socket, greeting) = try await Self.resume(host, id: "r4")
             let epoch = try #require(greeting.headers["epoch"])
             for (pos, n) in [(1, "x1"), (1, "x1"), (2, "x2"), (2, "x2"), (1, "x1")] {
@@ -107,7 +106,7 @@ struct ResumeTests {
             }
             let ack = try await socket.nextMessage(route: "conduit.ack")
             #expect(ack.headers["ack"] == "2" && ack.headers["pos"] == nil)
-            #expect(TallyHandler.counts.withLock { $0 } == ["x1": 1, "x2": 1])
+            #expect(TallyHandler.counts(of: "r4") == ["x1": 1, "x2": 1])
             #expect(host.client("r4")?.resume?.duplicates == 3)
             // The handler never sees `pos` or `ack`; the reply carries the host's own position.
             let reply = try await socket.nextMessage(route: "tally")
@@ -120,13 +119,12 @@ struct ResumeTests {
             try await again.send(["route": "tally", "token": "x2", "n": "x2", "pos": "2"])
             try await again.send(["route": "tally", "token": "x3", "n": "x3", "pos": "5"])
             _ = try await again.nextMessage(route: "conduit.ack")
-            #expect(TallyHandler.counts.withLock { $0 } == ["x1": 1, "x2": 1, "x3": 1])
+            #expect(TallyHandler.counts(of: "r4") == ["x1": 1, "x2": 1, "x3": 1])
         }
     }
 
     @Test func aChunkedRequestIsAcknowledgedOnlyWhenComplete() async throws {
         try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
-            TallyHandler.counts.withLock { $0 = [:] }
             let (socket, greeting) = try await Self.resume(host, id: "r5")
             let epoch = try #require(greeting.headers["epoch"])
             try await socket.send(["route": "tally", "n": "c", "more": "true", "pos": "1"], payload: [1, 2])
@@ -142,7 +140,7 @@ struct ResumeTests {
             let reply = try await again.nextMessage(route: "tally")
             #expect(Array(reply.payload.readableBytesView) == [1, 2, 3])
             #expect(try await again.nextMessage(route: "conduit.ack").headers["ack"] == "3")
-            #expect(TallyHandler.counts.withLock { $0 } == ["c": 1])
+            #expect(TallyHandler.counts(of: "r5") == ["c": 1])
         }
     }
 

@@ -49,8 +49,7 @@ public struct IPCClient: Sendable {
     public func events(for client: String, query: [(String, String)] = [], receive: (Message) async throws -> Bool) async throws {
         var pending = ByteBuffer()
         var refusal: HTTPResponseStatus?
-        let parameters = ([("id", client)] + query).map { "\($0)=\(IPCQuery.escape($1))" }.joined(separator: "&")
-        try await exchange(.GET, "/internal.conduit.events?" + parameters, body: nil) { part in
+        try await exchange(.GET, "/internal.conduit.events?" + IPCQuery.encode([("id", client)] + query), body: nil) { part in
             switch part {
             case .head(let head) where head.status != .ok:
                 refusal = head.status

@@ -86,8 +86,8 @@ public final class IPCEndpoint: Sendable {
 
     /// Reads `id`'s fallback stream until `receive` returns false or the host ends it (a
     /// socket for the id took over). Throws if the host refuses it (409: the id has a socket).
-    public func events(for id: String, receive: (Message) async throws -> Bool) async throws {
-        try await client.events(for: id, receive: receive)
+    public func events(for id: String, query: [(String, String)] = [], receive: (Message) async throws -> Bool) async throws {
+        try await client.events(for: id, query: query, receive: receive)
     }
 
     private var client: IPCClient { IPCClient(host: host, port: port, key: sharedKey, group: group) }

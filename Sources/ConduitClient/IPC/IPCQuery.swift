@@ -15,7 +15,12 @@ enum IPCQuery {
 
     /// `/<route>?name=value&…` for `headers` in order.
     static func target(route: String, headers: Headers) -> String {
-        let query = headers.map { "\(escape($0.name))=\(escape($0.value))" }.joined(separator: "&")
+        let query = encode(headers.map { ($0.name, $0.value) })
         return "/" + escape(route) + (query.isEmpty ? "" : "?" + query)
+    }
+
+    /// `name=value&…`, every part escaped.
+    static func encode(_ parameters: [(String, String)]) -> String {
+        parameters.map { "\(escape($0))=\(escape($1))" }.joined(separator: "&")
     }
 }

@@ -28,15 +28,18 @@ final class WebSocketConnection: Sendable {
     /// Opens `ws://host:port/<id>/<window>` with the key as a subprotocol (kept out of URLs and
     /// access logs), or in the query when it is not a valid subprotocol token.
     static func open(
-        host: String, port: Int, id: String, window: String, key: String, eventLoop: any EventLoop, callbacks: Callbacks
+        host: String, port: Int, id: String, window: String, key: String, query: [(String, String)] = [],
+        eventLoop: any EventLoop, callbacks: Callbacks
     ) async throws {
-        var path = "/\(IPCQuery.escape(id))/\(IPCQuery.escape(window))"
+        var parameters = query
         var headers = HTTPHeaders()
         if !key.isEmpty, IPCQuery.escape(key) == key {
             headers.add(name: "Sec-WebSocket-Protocol", value: "\(subprotocol), \(subprotocol).key.\(key)")
         } else {
-            path += "?key=" + IPCQuery.escape(key)
+            parameters.append(("key", key))
         }
+        var path = "/\(IPCQuery.escape(id))/\(IPCQuery.escape(window))"
+        if !parameters.isEmpty { path += "?" + IPCQuery.encode(parameters) }
         _ = try await WebSocketUpgrade.connect(
             host: host, port: port, path: path, headers: headers, maxFrameSize: 1 << 24,
             automaticErrorHandling: true,

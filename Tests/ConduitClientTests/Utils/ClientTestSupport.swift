@@ -20,13 +20,13 @@ extension TestHost {
 
     /// A client of this host with its socket and IPC ports; quick retries keep tests short.
     func client(
-        id: String, port: Int? = nil, ipc: Bool = true, key: String? = nil, autoReconnect: Bool = true
+        id: String, port: Int? = nil, ipc: Bool = true, key: String? = nil, autoReconnect: Bool = true, resume: Bool = false
     ) -> Conduit {
         Conduit(
             id: id,
             address: HostAddress(port: port ?? self.port, ipcPort: ipc ? endpoints.ipcPort : nil, sharedKey: key ?? sharedKey),
             backoff: Backoff(retries: 40, initialDelay: .milliseconds(50), maxDelay: .milliseconds(500)),
-            autoReconnect: autoReconnect
+            autoReconnect: autoReconnect, resume: resume
         )
     }
 }

@@ -71,15 +71,3 @@ struct CountingHandler: ConduitHandler {
 
     struct StartFailure: Error {}
 }
-
-/// Counts how often each request `n` reached it (exactly-once tests), and echoes the payload.
-struct TallyHandler: ConduitHandler {
-    static let counts = Mutex<[String: Int]>([:])
-
-    init(options: NoOptions, context: HandlerContext) {}
-
-    func handle(_ request: Request, responder: Responder) {
-        Self.counts.withLock { $0[request.headers["n"] ?? "", default: 0] += 1 }
-        responder.reply(headers: ["n": request.headers["n"] ?? ""], payload: request.payload)
-    }
-}

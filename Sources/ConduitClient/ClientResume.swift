@@ -1,0 +1,181 @@
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The client's side of resume (SPEC §9): numbers what it sends and keeps it until the host
+/// acknowledges it (to send again after a reconnect), drops host positions already delivered,
+/// and says when to acknowledge (every 32 messages, or 200 ms after the first one owed).
+final class ClientResume: Sendable {
+    /// Bytes of sent messages kept unacknowledged; past it `send` refuses new messages.
+    static let windowBytes = 4 << 20
+    static let ackEveryMessages = 32
+    static let ackWithin = TimeAmount.milliseconds(200)
+
+    private struct Kept {
+        let message: Message
+        let position: UInt64
+        /// It went out on a socket (so a host that lost its state may have processed it).
+        var sent: Bool
+    }
+
+    private struct State {
+        var epoch: String?
+        /// Every host position up to this one was delivered.
+        var received: UInt64 = 0
+        var nextPosition: UInt64 = 1
+        var kept: [Kept] = []
+        var keptBytes = 0
+        var owed = 0
+        var ackScheduled = false
+        var lastAckSent: UInt64 = 0
+        var duplicates = 0
+        /// The epoch of the last reset whose unconfirmed messages were forgotten.
+        var forgottenFor: String?
+
+        /// After a reset the host no longer knows which of ours it processed: sending those
+        /// again could run them twice, so only the ones that never went out stay. Once per reset.
+        mutating func forgetSent(resetTo epoch: String?) {
+            guard forgottenFor != epoch else { return }
+            forgottenFor = epoch
+            kept.removeAll { $0.sent }
+            keptBytes = kept.reduce(0) { $0 + $1.message.encodedSize }
+        }
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    /// `resume` and `epoch` for a socket URL or the events stream.
+    var query: [(String, String)] {
+        state.withLockedValue { state in
+            [("resume", "\(state.received)")] + (state.epoch.map { [("epoch", $0)] } ?? [])
+        }
+    }
+
+    /// Host positions dropped as already delivered.
+    var duplicates: Int { state.withLockedValue { $0.duplicates } }
+
+    // MARK: Sending
+
+    /// `message` split into parts, each numbered and kept until acknowledged; nil when the
+    /// window is full.
+    func number(_ message: Message) -> [Message]? {
+        state.withLockedValue { state in
+            guard state.keptBytes < Self.windowBytes else { return nil }
+            return message.split().map { part in
+                var numbered = part
+                numbered.headers.replaceOrAppend(ResumeHeader.position, "\(state.nextPosition)")
+                state.kept.append(Kept(message: numbered, position: state.nextPosition, sent: false))
+                state.keptBytes += numbered.encodedSize
+                state.nextPosition += 1
+                return numbered
+            }
+        }
+    }
+
+    /// Marks kept messages as gone out on a socket.
+    func sent(_ messages: [Message]) {
+        let positions = Set(messages.compactMap { $0.headers[ResumeHeader.position].flatMap(UInt64.init) })
+        state.withLockedValue { state in
+            for index in state.kept.indices where positions.contains(state.kept[index].position) { state.kept[index].sent = true }
+        }
+    }
+
+    /// The host processed every client position up to `position`.
+    func acknowledged(_ position: UInt64) {
+        state.withLockedValue { state in
+            while let first = state.kept.first, first.position <= position {
+                state.keptBytes -= first.message.encodedSize
+                state.kept.removeFirst()
+            }
+        }
+    }
+
+    // MARK: Receiving
+
+    enum Inbound {
+        case deliver(Message)
+        /// A duplicate or an acknowledgement: nothing for the application.
+        case consumed
+        /// `conduit.resume`: what the application is told.
+        case greeting(reset: Bool, lost: Int)
+    }
+
+    /// What to make of a message from the host, in the order they are delivered.
+    func admit(_ message: Message) -> Inbound {
+        switch message.headers.route {
+        case ResumeHeader.resumeRoute: return greeting(message.headers)
+        case ResumeHeader.ackRoute:
+            if let ack = message.headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
+            return .consumed
+        default: break
+        }
+        guard let position = message.headers[ResumeHeader.position].flatMap(UInt64.init) else { return .deliver(message) }
+        let fresh = state.withLockedValue { state in
+            guard position > state.received else {
+                state.duplicates += 1
+                return false
+            }
+            state.received = position
+            state.owed += 1
+            return true
+        }
+        guard fresh else { return .consumed }
+        var delivered = message
+        delivered.headers.removeAll(ResumeHeader.position)
+        return .deliver(delivered)
+    }
+
+    private func greeting(_ headers: Headers) -> Inbound {
+        let reset = headers["reset"] == "true"
+        let lost = Int(headers["lost"] ?? "") ?? 0
+        let hadEpoch = state.withLockedValue { state in
+            let hadEpoch = state.epoch != nil
+            state.epoch = headers[ResumeHeader.epoch]
+            if reset {
+                state.received = 0
+                state.lastAckSent = 0
+                state.forgetSent(resetTo: state.epoch)
+            }
+            return hadEpoch
+        }
+        return .greeting(reset: reset && hadEpoch, lost: lost)
+    }
+
+    /// What to send again on a new socket, in order, once its greeting acknowledged `ack`.
+    func resend(after greeting: Message) -> [Message] {
+        let headers = greeting.headers
+        guard headers["reset"] != "true" else {
+            return state.withLockedValue { state in
+                state.forgetSent(resetTo: headers[ResumeHeader.epoch])
+                return state.kept.map(\.message)
+            }
+        }
+        if let ack = headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
+        return state.withLockedValue { $0.kept.map(\.message) }
+    }
+
+    // MARK: Acknowledging
+
+    enum AckDue {
+        case now(Message)
+        case later
+        case no
+    }
+
+    /// Whether to acknowledge what was delivered: now, in `ackWithin` (the caller schedules
+    /// `dueAck(force: true)`), or not.
+    func dueAck(force: Bool = false) -> AckDue {
+        state.withLockedValue { state in
+            if force { state.ackScheduled = false }
+            guard state.received > state.lastAckSent else { return .no }
+            if force || state.owed >= Self.ackEveryMessages {
+                state.owed = 0
+                state.lastAckSent = state.received
+                return .now(Message(headers: [ResumeHeader.ack: "\(state.received)"]))
+            }
+            guard !state.ackScheduled else { return .no }
+            state.ackScheduled = true
+            return .later
+        }
+    }
+}

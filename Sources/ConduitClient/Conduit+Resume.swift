@@ -1,0 +1,56 @@
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Resume on the client (SPEC §9): numbered sends kept until acknowledged, sent again after
+/// the greeting of a new socket, and acknowledgements of what was delivered.
+extension Conduit {
+    /// Numbers and keeps `message`; sends it now when the socket is open and its greeting was
+    /// answered, else it goes with the next socket's resend. Under the state's lock, so
+    /// positions reach the socket in the order they were given. False: the window is full.
+    func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
+        try message.validateHeaderLimits()
+        let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
+            guard let parts = resumption.number(message) else { return (false, false) }
+            guard let connection = state.connection, state.resumeReady else { return (true, !state.isClosed) }
+            // The headers were checked: parts can't fail to encode (a closed channel just
+            // drops them, and they are sent again after the reconnect).
+            for part in parts { try? connection.send(part) }
+            resumption.sent(parts)
+            return (true, false)
+        }
+        if reconnect, autoReconnect { startReconnect() }
+        return accepted
+    }
+
+    /// A new socket's greeting: sends again, in order, what the host has not processed, then
+    /// lets new messages follow.
+    func resendAfter(_ greeting: Message) {
+        guard let resumption else { return }
+        state.withLockedValue { state in
+            guard let connection = state.connection else { return }
+            let again = resumption.resend(after: greeting)
+            for message in again { try? connection.send(message) }
+            resumption.sent(again)
+            state.resumeReady = true
+        }
+    }
+
+    /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.
+    func acknowledgeWhenDue(_ resumption: ClientResume) {
+        switch resumption.dueAck() {
+        case .now(let ack): sendAcknowledgement(ack)
+        case .later:
+            eventLoop.scheduleTask(in: ClientResume.ackWithin) {
+                if case .now(let ack) = resumption.dueAck(force: true) { self.sendAcknowledgement(ack) }
+            }
+        case .no: break
+        }
+    }
+
+    /// A bare `ack` on the socket; while it is down the next connect's `resume=` says the same.
+    private func sendAcknowledgement(_ ack: Message) {
+        guard let connection = state.withLockedValue({ $0.connection }) else { return }
+        try? connection.send(ack)
+    }
+}

@@ -1,0 +1,77 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// The Swift client with `resume: true` (SPEC §9): numbered requests and pushes cross pauses
+/// of the socket server (sockets closed, the port changed) and the fallback stream between,
+/// and the application sees every push once and in order, every request dispatched once.
+@Suite("Client: resume", .serialized, .timeLimit(.minutes(2)))
+struct ResumeClientTests {
+    static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
+
+    @Test func everyPushOnceInOrderAndEveryRequestOnceAcrossPauses() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+            let id = ClientID("resumer")!
+            let conduit = host.client(id: "resumer", resume: true)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let pushes = 600
+            let requests = 150
+            let pusher = Task {
+                for n in 1...pushes {
+                    host.host.directory.push(numberedPush(n), to: id)
+                    if n % 20 == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                }
+            }
+            let requester = Task {
+                for n in 1...requests {
+                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], payload: ByteBuffer(string: "\(n)"))
+                    #expect(reply.headers["n"] == "\(n)" && String(buffer: reply.payload) == "\(n)")
+                }
+            }
+            let ipc = try #require(conduit.ipc)
+            for _ in 0..<4 {
+                try await Task.sleep(for: .milliseconds(40))
+                try await ipc.stop()
+                try await Task.sleep(for: .milliseconds(60))
+                try await ipc.start()
+            }
+            try await pusher.value
+            try await requester.value
+            try await waitUntil(timeout: .seconds(30)) { recorder.messages.count >= pushes }
+            try await Task.sleep(for: .milliseconds(300))
+            let received = recorder.messages.map { $0.headers["n"] ?? "?" }
+            #expect(received == (1...pushes).map { "\($0)" }, "every push once, in order")
+            let counts = TallyHandler.counts(of: "resumer")
+            #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
+            #expect(recorder.messages.allSatisfy { $0.headers["pos"] == nil }, "positions stay inside the client")
+            #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0)
+            conduit.close()
+        }
+    }
+
+    @Test func aResetIsReportedWhenTheHostForgotTheId() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+            let conduit = host.client(id: "forgotten", resume: true)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            _ = try await conduit.request(route: "echo")
+            #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0, "a first connect is no reset")
+            // A plain connection for the id replaces the client's and ends the id's resume state.
+            let plain = try await host.connect(client: "forgotten")
+            try await recorder.waitFor { $0.willReconnect == false }
+            try await plain.close()
+            try await conduit.reconnect()
+            try await recorder.waitFor { if case .resumeReset = $0 { true } else { false } }
+            let reply = try await conduit.request(route: "echo", payload: ByteBuffer(string: "after"))
+            #expect(String(buffer: reply.payload) == "after")
+            conduit.close()
+        }
+    }
+}
