@@ -4,7 +4,8 @@ public import ConduitHost
 import NIOCore
 
 /// `test.push`, known only to `conduit-test-host` (the JavaScript client's tests):
-/// pushes the payload `count` times (header `n` = 1…count) to the client named in `to`, as a
+/// pushes the payload `count` times (header `n` = from…from+count-1, `from` default 1) to the
+/// client named in `to`, as a
 /// streaming handler would, so pushes to an id whose socket is down can be produced on demand.
 public struct TestPushHandler: ConduitHandler {
     public static let kind = HandlerKind(TestPushHandler.self, name: "test.push")
@@ -21,7 +22,10 @@ public struct TestPushHandler: ConduitHandler {
         guard let count = Int(request.headers["count"] ?? "1"), (1...10_000).contains(count) else {
             throw ConduitError.badRequest("'count' must be 1…10000")
         }
-        for n in 1...count {
+        guard let first = Int(request.headers["from"] ?? "1"), first >= 0, first <= Int.max - count else {
+            throw ConduitError.badRequest("'from' must be a whole number")
+        }
+        for n in first..<(first + count) {
             pushes.push(Message(headers: ["route": request.route, "n": "\(n)"], payload: request.payload), to: target)
         }
         responder.reply(json: ["pushed": count])

@@ -141,16 +141,130 @@ export function decode (data) {
 /**
  * The frames of one client→host message of any size (SPEC §1): payloads over 64 KiB go
  * first as chunks carrying only `more=true` (no route), then the last part with the headers.
+ * `extra()` gives headers added to every frame (resume's `pos`).
  */
-export function encodeFrames (options, payload) {
+export function encodeFrames (options, payload, extra = () => []) {
   const body = bytesOf(payload)
   const frames = []
   let offset = 0
   for (; body.byteLength - offset > MAX_PAYLOAD_BYTES; offset += MAX_PAYLOAD_BYTES) {
-    frames.push(encode([['more', 'true']], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
+    frames.push(encode([['more', 'true'], ...extra()], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
   }
-  frames.push(encode(options, body.subarray(offset)))
+  frames.push(encode([...headerPairs(options), ...extra()], body.subarray(offset)))
   return frames
+}
+
+/**
+ * The client's side of resume (SPEC §9): numbers what it sends and keeps it until the host
+ * acknowledges it (to send again after a reconnect), drops host positions already
+ * delivered, and says when to acknowledge (every 32 messages or 200 ms).
+ */
+class ResumeState {
+  static WINDOW_BYTES = 4 << 20
+  static ACK_EVERY = 32
+  static ACK_WITHIN_MS = 200
+
+  epoch = undefined
+  /** Every host position up to this one was delivered. */
+  received = 0
+  #nextPosition = 1
+  /** `{ position, frame, sent }` until the host acknowledges them. */
+  #kept = []
+  #keptBytes = 0
+  #owed = 0
+  #lastAckSent = 0
+  #forgottenFor = undefined
+  duplicates = 0
+
+  /** `resume` and `epoch` for a socket URL or the events stream. */
+  query () {
+    return this.epoch === undefined ? { resume: this.received } : { resume: this.received, epoch: this.epoch }
+  }
+
+  /** The frames of a message, numbered and kept; undefined when the window is full. */
+  number (options, payload) {
+    if (this.#keptBytes >= ResumeState.WINDOW_BYTES) return undefined
+    const frames = encodeFrames(options, payload, () => [['pos', String(this.#nextPosition++)]])
+    const first = this.#nextPosition - frames.length
+    const kept = frames.map((frame, index) => ({ position: first + index, frame, sent: false }))
+    this.#kept.push(...kept)
+    this.#keptBytes += frames.reduce((sum, frame) => sum + frame.byteLength, 0)
+    return kept
+  }
+
+  /** The host processed every client position up to `position`. */
+  acknowledged (position) {
+    while (this.#kept.length > 0 && this.#kept[0].position <= position) this.#keptBytes -= this.#kept.shift().frame.byteLength
+  }
+
+  /** After a reset the host no longer knows which of ours it processed: only those that never went out stay. */
+  #forgetSent (epoch) {
+    if (this.#forgottenFor === epoch) return
+    this.#forgottenFor = epoch
+    this.#kept = this.#kept.filter((kept) => !kept.sent)
+    this.#keptBytes = this.#kept.reduce((sum, kept) => sum + kept.frame.byteLength, 0)
+  }
+
+  /** What to send again on a new socket, in order, after its greeting. */
+  resend (greeting) {
+    if (greeting.options.reset === true) this.#forgetSent(String(greeting.options.epoch))
+    else this.acknowledged(Number(greeting.options.ack ?? 0))
+    return this.#kept
+  }
+
+  /**
+   * What to make of a message from the host, in delivery order: `{ deliver }` (positions
+   * taken off), `{ greeting: { reset, lost } }`, or `{}` (a duplicate or an acknowledgement).
+   */
+  admit (message) {
+    const route = message.options.route
+    if (route === 'conduit.resume') return { greeting: this.#greeting(message) }
+    if (route === 'conduit.ack') {
+      this.acknowledged(Number(message.options.ack ?? 0))
+      return {}
+    }
+    const index = message.headers.findIndex(([name]) => name === 'pos')
+    if (index < 0) return { deliver: message }
+    const position = Number(message.headers[index][1])
+    if (position <= this.received) {
+      this.duplicates++
+      return {}
+    }
+    this.received = position
+    this.#owed++
+    const headers = message.headers.filter(([name]) => name !== 'pos')
+    const { pos, ...options } = message.options
+    return { deliver: { ...message, headers, options } }
+  }
+
+  #greeting (message) {
+    const reset = message.options.reset === true
+    const hadEpoch = this.epoch !== undefined
+    this.epoch = String(message.options.epoch)
+    if (reset) {
+      this.received = 0
+      this.#lastAckSent = 0
+      this.#forgetSent(this.epoch)
+    }
+    return { reset: reset && hadEpoch, lost: Number(message.options.lost ?? 0) }
+  }
+
+  /** `'now'` (then `ackFrame()`), `'later'` (schedule it) or `'no'`. */
+  ackDue () {
+    if (this.received <= this.#lastAckSent) return 'no'
+    return this.#owed >= ResumeState.ACK_EVERY ? 'now' : 'later'
+  }
+
+  /** The bare `ack` to send now; it is then taken as sent. */
+  ackFrame () {
+    this.#owed = 0
+    this.#lastAckSent = this.received
+    return encode([['ack', String(this.received)]])
+  }
+
+  markSent (kept) {
+    for (const entry of kept) entry.sent = true
+  }
 }
 
 /** Joins host→client parts: every part with `more=true` is held until one without it. */
@@ -294,13 +408,21 @@ export class Conduit extends EventTarget {
   #lastToken = 0
   /** Tokens whose caller aborted: the host's answer to each is swallowed (the newest 256). */
   #aborted = new Set()
+  /** Resume's positions and kept messages (SPEC §9), when asked for. */
+  #resume = null
+  /** Resume: the socket's greeting was answered, so new messages may follow on it. */
+  #resumeReady = false
+  #ackTimer = null
 
   /**
-   * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect })` connects at
-   * once (`connect()` returns the same attempt); a failure is an `error` event, then
-   * `reconnect()` keeps trying.
+   * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect, resume })` connects
+   * at once (`connect()` returns the same attempt); a failure is an `error` event, then
+   * `reconnect()` keeps trying. `resume: true`: every message exactly once across reconnects,
+   * replacement, pause/resume and the fallback stream (SPEC §9); `send` then keeps a message
+   * while the socket is down (and returns true), and `reset` and `lost` (`event.count`)
+   * events tell what could not be recovered.
    */
-  constructor ({ id, sharedKey, windowId = 0, host, port, ipcPort, reconnect = {}, connect = true } = {}) {
+  constructor ({ id, sharedKey, windowId = 0, host, port, ipcPort, reconnect = {}, connect = true, resume = false } = {}) {
     super()
     if (id === undefined || id === null || id === '') throw new TypeError('new Conduit({ id }): an id is required')
     this.id = String(id)
@@ -310,6 +432,7 @@ export class Conduit extends EventTarget {
     this.ipcPort = ipcPort ?? Conduit.ipcPort
     this.sharedKey = sharedKey ?? Conduit.sharedKey
     this.reconnectOptions = reconnect
+    if (resume) this.#resume = new ResumeState()
     Conduit.pool.add(this)
     if (connect) {
       this.connect().catch((error) => {
@@ -320,6 +443,12 @@ export class Conduit extends EventTarget {
   }
 
   get isOpen () { return this.socket?.readyState === 1 }
+
+  /** Resume's state (`resume: true`): `{ epoch, received, duplicates }`; undefined without it. */
+  get resumeStats () {
+    const resume = this.#resume
+    return resume && { epoch: resume.epoch, received: resume.received, duplicates: resume.duplicates }
+  }
 
   /** Where this client's IPC calls go. */
   get #ipc () { return { host: this.host, ipcPort: this.ipcPort, sharedKey: this.sharedKey } }
@@ -339,7 +468,9 @@ export class Conduit extends EventTarget {
       this.port = status.port
     }
     if (!this.port) throw new Error('no Conduit port: give { port } or { ipcPort }')
-    const url = `ws://${this.host}:${this.port}/${encodeURIComponent(this.id)}/${encodeURIComponent(this.windowId)}?key=${encodeURIComponent(this.sharedKey)}`
+    const url = new URL(`ws://${this.host}:${this.port}/${encodeURIComponent(this.id)}/${encodeURIComponent(this.windowId)}`)
+    url.searchParams.set('key', this.sharedKey)
+    for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
     const socket = new WebSocket(url)
     socket.binaryType = 'arraybuffer'
     await new Promise((resolve, reject) => {
@@ -357,8 +488,9 @@ export class Conduit extends EventTarget {
   #adopt (socket) {
     this.socket = socket
     this.isActive = true
+    this.#resumeReady = false
     const joiner = new PartJoiner()
-    socket.onmessage = (event) => this.#deliver(joiner, event.data)
+    socket.onmessage = (event) => this.#deliver(joiner, event.data, socket)
     socket.onerror = () => this.#emit('error', { error: new Error('socket error') })
     socket.onclose = (event) => {
       if (this.socket !== socket) return
@@ -435,11 +567,28 @@ export class Conduit extends EventTarget {
     })
   }
 
-  /** Sends one message of any payload size; false when the socket is not open. */
+  /**
+   * Sends one message of any payload size; false when the socket is not open (with `resume`:
+   * kept and sent once a socket is back; false only when too much waits unacknowledged).
+   */
   send (options, payload) {
+    if (this.#resume) return this.#sendNumbered(options, payload)
     if (!this.isOpen || Conduit.isPaused) return false
     const frames = encodeFrames(options, payload)
     for (const frame of frames) this.socket.send(frame)
+    return true
+  }
+
+  #sendNumbered (options, payload) {
+    const kept = this.#resume.number(options, payload)
+    if (!kept) return false
+    if (this.isOpen && this.#resumeReady && !Conduit.isPaused) {
+      for (const entry of kept) this.socket.send(entry.frame)
+      this.#resume.markSent(kept)
+    } else if (this.shouldReconnect && !Conduit.isPaused) {
+      this.startFallback()
+      this.reconnect(this.reconnectOptions).catch(() => {})
+    }
     return true
   }
 
@@ -482,6 +631,7 @@ export class Conduit extends EventTarget {
   async #readFallback (signal) {
     const url = new URL(`http://${this.host}:${this.ipcPort}/internal.conduit.events`)
     url.searchParams.set('id', this.id)
+    for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
     const response = await fetch(url, { headers: { authorization: `Bearer ${this.sharedKey}` }, signal })
     if (response.status === 409) return // the socket is back: pushes go there
     if (!response.ok) throw new Error(`fallback stream: HTTP ${response.status}`)
@@ -495,7 +645,7 @@ export class Conduit extends EventTarget {
       joined.set(pending)
       joined.set(value, pending.byteLength)
       let offset = 0
-      while (joined.byteLength - offset >= 4) {
+      while (joined.byteLength - offset >= 4 && !signal.aborted) {
         const length = new DataView(joined.buffer, offset, 4).getUint32(0)
         if (joined.byteLength - offset - 4 < length) break
         this.#deliver(joiner, joined.subarray(offset + 4, offset + 4 + length))
@@ -505,7 +655,8 @@ export class Conduit extends EventTarget {
     }
   }
 
-  #deliver (joiner, data) {
+  /** A message from the socket `socket`, or from the fallback stream. */
+  #deliver (joiner, data, socket) {
     let message
     try {
       message = joiner.add(decode(data))
@@ -514,10 +665,34 @@ export class Conduit extends EventTarget {
       this.#emit('error', { error })
       return
     }
-    if (message) this.#dispatch(message)
+    if (!message) return
+    if (socket && this.#resume && message.options.route === 'conduit.resume') this.#resumeOn(socket, message)
+    this.#dispatch(message)
+  }
+
+  /**
+   * A new socket's greeting: the fallback stream stops (the socket replays what it had not
+   * delivered), what the host has not processed is sent again in order, then new messages.
+   */
+  #resumeOn (socket, greeting) {
+    this.#fallback?.abort.abort()
+    const kept = this.#resume.resend(greeting)
+    for (const entry of kept) socket.send(entry.frame)
+    this.#resume.markSent(kept)
+    this.#resumeReady = true
   }
 
   #dispatch (message) {
+    if (this.#resume) {
+      const admitted = this.#resume.admit(message)
+      if (admitted.greeting) {
+        if (admitted.greeting.reset) this.#emit('reset')
+        if (admitted.greeting.lost > 0) this.#emit('lost', { count: admitted.greeting.lost })
+      }
+      if (!admitted.deliver) return
+      message = admitted.deliver
+      this.#acknowledgeWhenDue()
+    }
     const token = message.headers.find(([name]) => name === 'token')?.[1]
     if (token !== undefined) {
       const waiter = this.#pending.get(token)
@@ -526,6 +701,20 @@ export class Conduit extends EventTarget {
     }
     this.#receive?.(null, message)
     this.#emit('message', { data: message })
+  }
+
+  /** Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed. */
+  #acknowledgeWhenDue () {
+    const due = this.#resume.ackDue()
+    if (due === 'now') return this.#sendAck()
+    if (due === 'later' && !this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), ResumeState.ACK_WITHIN_MS)
+  }
+
+  /** A bare `ack` on the socket; while it is down the next connect's `resume=` says the same. */
+  #sendAck () {
+    clearTimeout(this.#ackTimer)
+    this.#ackTimer = null
+    if (this.isOpen && this.#resume.ackDue() !== 'no') this.socket.send(this.#resume.ackFrame())
   }
 
   #emit (type, fields = {}) {
@@ -539,6 +728,7 @@ export class Conduit extends EventTarget {
     Conduit.pool.delete(this)
     this.#receive = null
     this.#fallback?.abort.abort()
+    clearTimeout(this.#ackTimer)
     const socket = this.socket
     this.socket = null
     this.isActive = false

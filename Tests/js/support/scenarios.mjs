@@ -39,6 +39,14 @@ export function scenarios ({ module, vectors, prefix }) {
     })
     return (ms = 10000) => within(queue.length ? Promise.resolve(queue.shift()) : new Promise((resolve) => waiting.push(resolve)), ms, 'a message')
   }
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  const waitFor = async (condition, ms, what) => {
+    const deadline = performance.now() + ms
+    while (!condition()) {
+      check(performance.now() < deadline, `timed out after ${ms} ms waiting for ${what}`)
+      await sleep(10)
+    }
+  }
   let serial = 0
   const open = async (options = {}) => {
     const conduit = new Conduit({ id: `${prefix}-${++serial}`, reconnect: { timeout: 50 }, ...options })
@@ -270,6 +278,71 @@ export function scenarios ({ module, vectors, prefix }) {
       await push({ count: 1 }, 'up')
       const after = await next()
       check(text(after.payload) === 'up' && after.viaSocket, 'the push after reopen came over the socket')
+      conduit.close()
+    },
+
+    // The chaos test of resume (SPEC §9), short: numbered pushes (from IPC, so they keep coming
+    // whatever the socket does) and numbered requests while a driver closes the socket from
+    // this side (what is in flight is discarded), pauses the host (the port changes) and
+    // pauses it longer (requests wait, pushes come over the fallback stream).
+    async 'resume: every push and request exactly once while sockets die, the host pauses and the fallback stream carries' () {
+      const conduit = await open({ resume: true, reconnect: { timeout: 20, retries: 10000 } })
+      const pushes = Number(globalThis.CONDUIT_CHAOS_PUSHES ?? 400)
+      const requests = Number(globalThis.CONDUIT_CHAOS_REQUESTS ?? 120)
+      const received = []
+      const told = { reset: 0, lost: 0 }
+      conduit.addEventListener('reset', () => told.reset++)
+      conduit.addEventListener('lost', (event) => { told.lost += event.count })
+      conduit.receive((error, message) => {
+        check(!error, `receive: ${error}`)
+        if (message.options.route === 'test.push') received.push(message.options.n)
+      })
+      const pusher = (async () => {
+        for (let from = 1; from <= pushes; from += 20) {
+          const response = await Conduit.ipc('test.push', { headers: { to: conduit.id, count: Math.min(20, pushes - from + 1), from }, body: 'p' })
+          check(response.ok, `test.push: HTTP ${response.status}`)
+          await sleep(5)
+        }
+      })()
+      const requester = (async () => {
+        for (let n = 1; n <= requests; n++) {
+          const reply = await conduit.request('test.tally', { headers: { n }, payload: String(n), timeout: 60000 })
+          check(reply.options.n === n && text(reply.payload) === String(n), `reply ${n}: ${JSON.stringify(reply.options)}`)
+        }
+      })()
+      let running = true
+      let disruptions = 0
+      let worstRecoveryMs = 0
+      const driver = (async () => {
+        for (let round = 0; running; round++) {
+          await sleep(20 + Math.random() * 40)
+          if (!running) break
+          const started = performance.now()
+          if (round % 3 === 0) {
+            conduit.socket?.close(4000, 'chaos')
+          } else {
+            await Conduit.control('stop')
+            await sleep(round % 3 === 1 ? 20 : 200)
+            await Conduit.control('start')
+          }
+          disruptions++
+          await waitFor(() => conduit.isOpen, 20000, 'the socket back')
+          worstRecoveryMs = Math.max(worstRecoveryMs, performance.now() - started)
+        }
+      })()
+      await Promise.all([pusher, requester])
+      running = false
+      await driver
+      await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`)
+      await sleep(100)
+      same(received, Array.from({ length: pushes }, (_, index) => index + 1), 'every push once, in order')
+      const report = await conduit.request('test.tally', { headers: { report: true } })
+      const counts = JSON.parse(text(report.payload)).data
+      check(Object.keys(counts).length === requests && Object.values(counts).every((count) => count === 1), `dispatches: ${JSON.stringify(counts)}`)
+      check(told.reset === 0 && told.lost === 0, `within the window nothing is lost: ${JSON.stringify(told)}`)
+      check(disruptions >= 3, `only ${disruptions} disruptions`)
+      globalThis.conduitChaos = { prefix, pushes, requests, disruptions, duplicatesDropped: conduit.resumeStats.duplicates, worstRecoveryMs: Math.round(worstRecoveryMs) }
+      console.log(`resume chaos (${prefix}): ${JSON.stringify(globalThis.conduitChaos)}`)
       conduit.close()
     }
   }
