@@ -6,8 +6,10 @@ import NIOCore
 /// the greeting of a new socket, and acknowledgements of what was delivered.
 extension Conduit {
     /// Numbers and keeps `message`; sends it now when the socket is open and its greeting was
-    /// answered, else it goes with the next socket's resend. Under the state's lock, so
-    /// positions reach the socket in the order they were given. False: the window is full.
+    /// answered, else it goes with the next socket's resend. Numbered under the state's lock
+    /// and written by a task queued on the event loop in the same step, so positions reach the
+    /// socket in order (and a write that closes the socket can't come back into the lock).
+    /// False: the window is full.
     func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
         try message.validateHeaderLimits()
         let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
@@ -15,25 +17,28 @@ extension Conduit {
             guard let connection = state.connection, state.resumeReady else { return (true, !state.isClosed) }
             // The headers were checked: parts can't fail to encode (a closed channel just
             // drops them, and they are sent again after the reconnect).
-            for part in parts { try? connection.send(part) }
-            resumption.sent(parts)
+            connection.channel.eventLoop.execute {
+                for part in parts { try? connection.send(part) }
+                resumption.sent(parts)
+            }
             return (true, false)
         }
         if reconnect, autoReconnect { startReconnect() }
         return accepted
     }
 
-    /// A new socket's greeting: sends again, in order, what the host has not processed, then
-    /// lets new messages follow.
+    /// A new socket's greeting, on its event loop: sends again, in order, what the host has
+    /// not processed; new messages (queued on the loop after this) follow.
     func resendAfter(_ greeting: Message) {
         guard let resumption else { return }
-        state.withLockedValue { state in
-            guard let connection = state.connection else { return }
-            let again = resumption.resend(after: greeting)
-            for message in again { try? connection.send(message) }
-            resumption.sent(again)
+        let resend: (WebSocketConnection, [Message])? = state.withLockedValue { state in
+            guard let connection = state.connection else { return nil }
             state.resumeReady = true
+            return (connection, resumption.resend(after: greeting))
         }
+        guard let (connection, again) = resend else { return }
+        for message in again { try? connection.send(message) }
+        resumption.sent(again)
     }
 
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.

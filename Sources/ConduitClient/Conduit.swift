@@ -71,6 +71,9 @@ public final class Conduit: Sendable {
     /// The socket server's port as last found (it changes after a pause/resume).
     public var port: Int? { state.withLockedValue { $0.port } }
 
+    /// Resume: host messages dropped as already delivered (0 without `resume`).
+    public var resumeDuplicates: Int { resumption?.duplicates ?? 0 }
+
     /// True while the socket is open.
     public var isOpen: Bool { state.withLockedValue { $0.connection?.channel.isActive ?? false } }
 

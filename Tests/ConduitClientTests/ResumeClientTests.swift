@@ -4,6 +4,7 @@ import ConduitKit
 import ConduitTesting
 import ConduitWire
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 import Testing
@@ -53,6 +54,64 @@ struct ResumeClientTests {
             #expect(recorder.messages.allSatisfy { $0.headers["pos"] == nil }, "positions stay inside the client")
             #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0)
             conduit.close()
+        }
+    }
+
+    /// The chaos test, short (Swift side): the socket goes through a proxy that resets every
+    /// connection at random moments, dropping what is in flight both ways.
+    @Test func exactlyOnceThroughAProxyThatResetsConnections() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+            let proxy = try await ChaosProxy.start(targetPort: host.port)
+            let id = ClientID("chaotic")!
+            let conduit = Conduit(
+                id: "chaotic", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
+                backoff: Backoff(retries: 1000, initialDelay: .milliseconds(10), maxDelay: .milliseconds(100)), resume: true)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let pushes = Int(ProcessInfo.processInfo.environment["CONDUIT_CHAOS_PUSHES"] ?? "") ?? 2000
+            let requests = Int(ProcessInfo.processInfo.environment["CONDUIT_CHAOS_REQUESTS"] ?? "") ?? 300
+            let pusher = Task {
+                for n in 1...pushes {
+                    host.host.directory.push(numberedPush(n), to: id)
+                    if n % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                }
+            }
+            let requester = Task {
+                for n in 1...requests {
+                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], timeout: .seconds(60))
+                    #expect(reply.headers["n"] == "\(n)")
+                }
+            }
+            let done = NIOLockedValueBox(false)
+            Task {
+                _ = try? await pusher.value
+                _ = try? await requester.value
+                done.withLockedValue { $0 = true }
+            }
+            var cuts = 0
+            var worstRecovery = Duration.zero
+            while !done.withLockedValue({ $0 }) {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 10...40)))
+                let started = ContinuousClock.now
+                guard proxy.cutAll() > 0 else { continue }
+                cuts += 1
+                // The client must have seen the cut before "open" means the new socket.
+                try await recorder.waitFor(cuts) { $0.isClose }
+                try await waitUntil(timeout: .seconds(20)) { conduit.isOpen }
+                worstRecovery = max(worstRecovery, .now - started)
+            }
+            try await pusher.value
+            try await requester.value
+            try await waitUntil(timeout: .seconds(30)) { recorder.messages.count >= pushes }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(recorder.messages.map { $0.headers["n"] ?? "?" } == (1...pushes).map { "\($0)" }, "every push once, in order")
+            let counts = TallyHandler.counts(of: "chaotic")
+            #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
+            #expect(cuts >= 3)
+            let snapshot = try #require(host.client("chaotic")?.resume)
+            print("resume chaos (swift, proxy resets): \(pushes) pushes, \(requests) requests, \(cuts) resets; host replayed \(snapshot.replayed), dropped \(snapshot.duplicates) duplicate client messages, lost \(snapshot.lost); client dropped \(conduit.resumeDuplicates) duplicates; worst recovery \(worstRecovery)")
+            conduit.close()
+            try await proxy.stop()
         }
     }
 

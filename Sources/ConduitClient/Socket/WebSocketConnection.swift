@@ -50,6 +50,8 @@ final class WebSocketConnection: Sendable {
                     NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: 1 << 24),
                     MessageReader(callbacks: callbacks),
                 ])
+                // Gone while upgrading (the reader missed its end): a failed attempt, not a socket.
+                guard channel.isActive else { throw ConduitClientError(.connectFailed, "the connection to \(host):\(port) ended during the upgrade") }
                 callbacks.opened(WebSocketConnection(channel: channel))
             }
         )
