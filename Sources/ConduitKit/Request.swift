@@ -21,14 +21,16 @@ public struct Request: Sendable {
     /// The sending client's id (for IPC, the `id` query parameter or `ipc`).
     public let client: ClientID
     public let transport: Transport
-    /// The event loop of the connection the request came from; replies made on it are written
-    /// without a thread hop.
-    public let eventLoop: any EventLoop
+    /// The event loop of the connection the request came from (the built-in modules open their
+    /// sockets on it). Not part of the API: a handler's own NIO work uses
+    /// `HandlerContext.eventLoopGroup`, and replies may be made from any thread.
+    package let eventLoop: any EventLoop
     /// The connection's cancellable requests (nil where a request can't be cancelled: IPC).
     package var cancellations: CancellationRegistry?
 
-    /// `operation` defaults to the whole route (a handler mounted at the root).
-    public init(
+    /// Made by the host, or by `ConduitKitTesting`'s test bench. `operation` defaults to the
+    /// whole route (a handler mounted at the root).
+    package init(
         headers: Headers, payload: ByteBuffer, route: String, operation: String? = nil, client: ClientID,
         transport: Transport, eventLoop: any EventLoop
     ) {

@@ -18,16 +18,19 @@ struct Echo: AsyncParsableCommand {
     @Option(help: "Payload bytes per request.") var size = 64
     @Option(help: "Seconds measured, after the warm-up.") var seconds = 5.0
     @Option(help: "Seconds of warm-up.") var warmup = 1.0
+    @Flag(help: "Conduit only: resume (SPEC §9) on, `resume=0` on the URL; requests carry positions, replies are acknowledged every 32.")
+    var resume = false
 
     func run() async throws {
         guard let proto = Protocol(rawValue: proto) else { throw ValidationError("unknown --proto \(self.proto)") }
-        let workload = Workload(proto: proto, route: route, size: size)
+        guard !resume || proto == .conduit else { throw ValidationError("--resume is for --proto conduit") }
+        let workload = Workload(proto: proto, route: route, size: size, resume: resume)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorder = Recorder(eventLoop: group.next())
         var channels: [any Channel] = []
         for index in 0..<connections {
             channels.append(try await Connect.open(
-                host: target.host, port: target.port, path: target.path(for: index + 1), workload: workload, inFlight: inFlight, recorder: recorder))
+                host: target.host, port: target.port, path: target.path(for: index + 1) + (resume ? "&resume=0" : ""), workload: workload, inFlight: inFlight, recorder: recorder))
         }
         try await Task.sleep(for: .seconds(warmup))
 

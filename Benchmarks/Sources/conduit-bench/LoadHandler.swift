@@ -1,3 +1,4 @@
+import ConduitWire
 import NIOCore
 import NIOWebSocket
 
@@ -38,6 +39,10 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     /// Where requests are written: the frame encoder's context, so the ready-made frames pass
     /// below it; nil: this handler's own context (TCP).
     private let writer: ChannelHandlerContext?
+    /// Resume: the next request position, the last host position seen, replies not yet acknowledged.
+    private var nextPosition: UInt64 = 1
+    private var hostPosition: UInt64 = 0
+    private var unacknowledged = 0
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -65,6 +70,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
             recorder.failed("the server closed the connection")
             return context.close(promise: nil)
         }
+        if workload.resume, let frame = unit as? WebSocketFrame { acknowledge(frame, context: context) }
         for _ in 0..<unit.repliesCompleted(by: workload, pendingBytes: &pendingBytes) {
             guard let sent = sentAt.popFirst() else { return recorder.failed("a reply nobody asked for") }
             recorder.replyArrived(sentAt: sent, now: .now())
@@ -83,6 +89,22 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
 
     private func send(_ context: ChannelHandlerContext) {
         sentAt.append(.now())
+        if workload.resume {
+            defer { nextPosition += 1 }
+            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition) else { return recorder.failed("can't encode") }
+            for buffer in numbered { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
+            return
+        }
         for buffer in requests { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
+    }
+
+    /// Resume: notes the host position of what arrived and acknowledges every 32.
+    private func acknowledge(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
+        guard let position = (try? Message(decoding: frame.data))?.headers[ResumeHeader.position].flatMap(UInt64.init) else { return }
+        hostPosition = position
+        unacknowledged += 1
+        guard unacknowledged >= 32, let ack = try? Workload.acknowledgement(hostPosition) else { return }
+        unacknowledged = 0
+        (writer ?? context).write(wrapOutboundOut(ack), promise: nil)
     }
 }

@@ -17,6 +17,8 @@ struct Workload: Sendable {
     let proto: Protocol
     let route: String
     let size: Int
+    /// Resume on: requests carry `pos`, replies are acknowledged (LoadHandler).
+    var resume = false
 
     /// The bytes of one request as they go on the wire: masked WebSocket frames, encoded and
     /// masked once here so the load tool spends no CPU per message on them (NIO's frame encoder
@@ -31,6 +33,18 @@ struct Workload: Sendable {
         case .tcp:
             return [payload]
         }
+    }
+
+    /// One request numbered `position` (resume), masked: made per request, as a resuming
+    /// client must.
+    func numberedWireBuffers(position: UInt64) throws -> [ByteBuffer] {
+        let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: "\(position)"], payload: ByteBuffer(repeating: 0x61, count: size))
+        return try message.split().map { Self.maskedFrame(try $0.encoded()) }
+    }
+
+    /// A bare acknowledgement of host positions up to `position`, masked.
+    static func acknowledgement(_ position: UInt64) throws -> ByteBuffer {
+        maskedFrame(try Message(headers: [ResumeHeader.ack: "\(position)"]).encoded())
     }
 
     /// A final binary frame carrying `payload`, masked as a client must (RFC 6455 §5.2).
@@ -56,6 +70,8 @@ struct Workload: Sendable {
     func endsReply(_ frame: WebSocketFrame) -> Bool {
         guard frame.fin else { return false }
         guard proto == .conduit else { return true }
-        return (try? Message(decoding: frame.data))?.headers.hasMore != true
+        guard let headers = (try? Message(decoding: frame.data))?.headers else { return true }
+        // Resume's greeting and acknowledgements are not replies.
+        return !headers.hasMore && headers.route != ResumeHeader.resumeRoute && headers.route != ResumeHeader.ackRoute
     }
 }

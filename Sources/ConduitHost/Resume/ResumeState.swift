@@ -109,10 +109,20 @@ final class ResumeState: Sendable {
                 var stamped = part
                 stamped.headers.removeAll(ResumeHeader.position)
                 stamped.headers.append(ResumeHeader.position, "\(state.nextPosition)")
-                keep(stamped, in: &state)
+                keep(Self.compacted(stamped), in: &state)
                 return stamped
             }
         }
+    }
+
+    /// A message whose payload is a small slice of a large buffer (an echo of a request, a
+    /// slice of the socket's read buffer) is kept as a copy: kept as it is, it would hold the
+    /// whole read buffer until acknowledged, and the socket would allocate a new one per read.
+    private static func compacted(_ message: Message) -> Message {
+        guard message.payload.storageCapacity > 2 * message.payload.readableBytes + 4096 else { return message }
+        var copy = message
+        copy.payload = ByteBuffer(buffer: message.payload)
+        return copy
     }
 
     /// Past the bound (its own, or the host's budget) the oldest go, counted as evicted (a

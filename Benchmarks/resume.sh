@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The routed echo with resume (SPEC §9) on and off, same host, same run (docs/resume.md,
+# BENCHMARKS.md): with `--resume` every request carries a position, every reply gets one and
+# is kept in the window until the load tool acknowledges it (every 32). The host has CPU 0,
+# the load tool CPU 1. Usage: Benchmarks/resume.sh [SECONDS] [REPEATS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
+seconds=${1:-3}; repeats=${2:-5}
+source "$here/common.sh"; build_tools
+out=$here/results; mkdir -p "$out"; results=$out/resume-runs.jsonl; : >"$results"
+key=bench-shared-key
+workdir=$(mktemp -d)
+taskset -c 0 env CONDUIT_SHARED_KEY=$key "$conduit" serve --port 0 >"$workdir/host" 2>/dev/null & host_pid=$!
+trap 'kill $host_pid 2>/dev/null; rm -rf "$workdir"' EXIT
+port=$(announced_port "$workdir/host")
+
+for config in "latency 64 1 1" "throughput 64 1 64" "concurrency 64 100 4"; do
+  read -r label size conns inflight <<<"$config"
+  for rep in $(seq "$repeats"); do
+    for mode in plain resume; do
+      flag=(); [ "$mode" = resume ] && flag=(--resume)
+      taskset -c 1 "$bin/conduit-bench" --proto conduit --port "$port" --path "/{i}/0?key=$key" "${flag[@]}" \
+        --connections "$conns" --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 \
+        --server-pid "$host_pid" --label "conduit-$mode/$label" >>"$results" \
+        || echo "{\"label\":\"conduit-$mode/$label\",\"failed\":true}" >>"$results"
+    done
+  done
+done
+python3 "$here/summarize.py" "$results"
