@@ -2,8 +2,9 @@
 import PackageDescription
 
 // Benchmarks for the Conduit host, kept out of the product's package: the load tool
-// (`conduit-bench`), a bare SwiftNIO echo peer (`nio-echo`), and codec micro-benchmarks
-// with allocation counts (`swift package benchmark`).
+// (`conduit-bench`), a bare SwiftNIO echo peer (`nio-echo`), measurements against a host in
+// the same process (`conduit-measure`), and codec micro-benchmarks with allocation counts
+// (`swift package benchmark`).
 let settings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -41,6 +42,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: settings
+        ),
+        // `conduit-measure client|process|tls|ai`: a real host in this process (ConduitTesting's
+        // TestHost) with the built-in handler kinds, one measurement per subcommand.
+        .executableTarget(
+            name: "conduit-measure",
+            dependencies: ["ConduitCLI", "ConduitClient", "ConduitHost", "ConduitTesting", "ConduitWire"].map {
+                .product(name: $0, package: "conduit")
+            } + [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: settings
