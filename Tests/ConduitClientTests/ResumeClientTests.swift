@@ -101,10 +101,15 @@ struct ResumeClientTests {
                 worstRecovery = max(worstRecovery, .now - started)
             }
             try await pusher.value
-            try await requester.value
+            do { try await requester.value } catch {
+                print("chaos: a request failed; the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(12)); the host's resume state: \(host.client("chaotic")?.resume as Any)")
+                throw error
+            }
             try await waitUntil(timeout: .seconds(30)) { recorder.messages.count >= pushes }
             try await Task.sleep(for: .milliseconds(300))
-            #expect(recorder.messages.map { $0.headers["n"] ?? "?" } == (1...pushes).map { "\($0)" }, "every push once, in order")
+            let received = recorder.messages.map { $0.headers["n"] ?? "?" }
+            let mismatch = zip(received, (1...pushes).map { "\($0)" }).enumerated().first { $0.element.0 != $0.element.1 }
+            #expect(received == (1...pushes).map { "\($0)" }, "every push once, in order: \(received.count) received, first difference at \(mismatch.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "none"); around it \(received[max(0, (mismatch?.offset ?? 0) - 3)..<min(received.count, (mismatch?.offset ?? 0) + 4)])")
             let counts = TallyHandler.counts(of: "chaotic")
             #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
             #expect(cuts >= 3)
