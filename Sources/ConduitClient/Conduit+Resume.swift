@@ -28,7 +28,10 @@ extension Conduit {
     }
 
     /// A new socket's greeting, on its event loop: sends again, in order, what the host has
-    /// not processed; new messages (queued on the loop after this) follow.
+    /// not processed; new messages (queued on the loop after this) follow. The sends are queued
+    /// too: written at once, a write that meets a reset connection closes it there and then,
+    /// and a reconnect started from that close would state the old epoch, before the greeting
+    /// being handled has been taken in (the host then resets, and what was unconfirmed is lost).
     func resendAfter(_ greeting: Message) {
         guard let resumption else { return }
         let resend: (WebSocketConnection, [Message])? = state.withLockedValue { state in
@@ -37,8 +40,10 @@ extension Conduit {
             return (connection, resumption.resend(after: greeting))
         }
         guard let (connection, again) = resend else { return }
-        for message in again { try? connection.send(message) }
-        resumption.sent(again)
+        connection.channel.eventLoop.execute {
+            for message in again { try? connection.send(message) }
+            resumption.sent(again)
+        }
     }
 
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.

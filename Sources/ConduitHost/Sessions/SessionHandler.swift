@@ -284,8 +284,17 @@ final class SessionHandler: ChannelInboundHandler {
         } else {
             _ = pending.append(entry, evictOldest: false)
         }
-        close(code: .normalClosure, reason: "replaced")
+        closeSuperseded()
         return .sent
+    }
+
+    /// Closes a socket whose id another socket resumed, at the end of this event-loop turn:
+    /// until then what it is handed (a drain of the id's buffer in progress) queues behind the
+    /// message it could not number, so all of it goes back to the id in order. Closing at once
+    /// sent each later message back on its own, in front of the one before: reversed.
+    private func closeSuperseded() {
+        guard let context else { return }
+        context.eventLoop.assumeIsolated().execute { self.close(code: .normalClosure, reason: "replaced") }
     }
 
     /// A tick's frames are handed to the channel once they reach this many bytes, so the
@@ -365,7 +374,7 @@ final class SessionHandler: ChannelInboundHandler {
         }
         while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.first {
             if write(entry.message, context: context) == .superseded {
-                close(code: .normalClosure, reason: "replaced")
+                closeSuperseded()
                 break
             }
             _ = pending.popFirst()
