@@ -151,7 +151,7 @@ public final class ClientDirectory: PushSink, Sendable {
             slots[session.client]?.draining = false
             return slots[session.client]?.buffer.takeAll() ?? []
         }
-        for entry in entries { session.sendOnLoop(entry, reserved: true) }
+        if !entries.isEmpty { session.sendOnLoop(batch: entries) }
         queueShrank(for: session.client)
     }
 
@@ -259,7 +259,7 @@ extension ClientDirectory {
             return
         }
         if let resume { session.beginResume(resume.state, resume.greeting) }
-        for entry in buffered { session.sendOnLoop(entry, reserved: true) }
+        if !buffered.isEmpty { session.sendOnLoop(batch: buffered) }
         queueShrank(for: session.client)
         if let replaced {
             replaced.close(code: .normalClosure, reason: "replaced")

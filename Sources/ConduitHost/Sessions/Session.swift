@@ -64,6 +64,11 @@ final class Session: ReplyDestination {
         handler.value.beginResume(state, greeting)
     }
 
+    /// Sends a run of messages from the id's buffer, in order, on the socket's event loop.
+    func sendOnLoop(batch entries: CircularBuffer<MessageQueue.Entry>) {
+        handler.value.send(batch: entries)
+    }
+
     /// Starts the close handshake with `code`.
     func close(code: WebSocketErrorCode, reason: String) {
         channel.eventLoop.execute { self.handler.value.close(code: code, reason: reason) }

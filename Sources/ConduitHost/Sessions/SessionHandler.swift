@@ -365,6 +365,36 @@ final class SessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Writes queued messages while the socket takes them. Each is taken off the queue before
+    /// it is written: a write can re-enter here (writability changes), and must not find the
+    /// same message still first.
+    private func writePending(_ context: ChannelHandlerContext) {
+        while context.channel.isWritable, pendingFrames.isEmpty, !closeSent, let entry = pending.popFirst(keepReservation: true) {
+            if write(entry.message, context: context) == .superseded {
+                countOutboundDrops(pending.prepend(CollectionOfOne(entry)))
+                closeSuperseded()
+                break
+            }
+            services.directory.budget.release(entry.bytes)
+            emit(context)
+        }
+        publishQueueSize()
+    }
+
+    /// Takes a run of messages from the id's buffer (reserved, oldest first) into the outbound
+    /// queue whole, then writes what the socket takes. Should the socket close on the way (a
+    /// flush meeting a reset connection closes it there and then), the rest goes back with the
+    /// queue, in order: handed over one by one, each went in front of the one before.
+    func send(batch entries: CircularBuffer<MessageQueue.Entry>) {
+        guard !isClosed, !closeSent, let context else {
+            for entry in entries.reversed() { services.directory.requeue(entry, reserved: true, for: client) }
+            return
+        }
+        for entry in entries { pending.takeOver(entry) }
+        writePending(context)
+        scheduleFlush(context)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         let before = pending.bytes + pendingFrameBytes
         emit(context)
@@ -372,15 +402,7 @@ final class SessionHandler: ChannelInboundHandler {
             pendingFrameBytes -= frame.readableBytes
             context.write(wrapOutboundOut(frame), promise: nil)
         }
-        while context.channel.isWritable, pendingFrames.isEmpty, let entry = pending.first {
-            if write(entry.message, context: context) == .superseded {
-                closeSuperseded()
-                break
-            }
-            _ = pending.popFirst()
-            emit(context)
-        }
-        publishQueueSize()
+        writePending(context)
         flush(context)
         if pending.bytes + pendingFrameBytes < before {
             services.directory.queueShrank(for: client)
