@@ -95,7 +95,13 @@ export async function launchChromium () {
       devtools.close()
       child.kill('SIGTERM')
       await exited
-      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })  // its helpers may still be writing
+      // Its helper processes may still be writing for a moment: a profile that can't be removed
+      // yet is left in /tmp (said, not failed: it is no part of what the tests check).
+      try {
+        rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 200 })
+      } catch (error) {
+        console.warn(`chromium: the profile ${profile} stays behind (${error.code})`)
+      }
     }
   }
 }
