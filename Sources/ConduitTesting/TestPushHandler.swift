@@ -38,7 +38,7 @@ extension HandlerCatalog {
     /// records cancellations).
     public static let testHandlers = HandlerCatalog([
         TestPushHandler.kind,
-        TallyHandler.kind,
+        DispatchTally.kind,
         HandlerKind(SilentHandler.self, name: "test.silent"),
     ])
 }

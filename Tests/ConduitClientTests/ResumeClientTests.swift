@@ -17,7 +17,7 @@ struct ResumeClientTests {
     static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
 
     @Test func everyPushOnceInOrderAndEveryRequestOnceAcrossPauses() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
             let id = ClientID("resumer")!
             let conduit = host.client(id: "resumer", resume: true)
             let recorder = Recorder(conduit)
@@ -49,7 +49,7 @@ struct ResumeClientTests {
             try await Task.sleep(for: .milliseconds(300))
             let received = recorder.messages.map { $0.headers["n"] ?? "?" }
             #expect(received == (1...pushes).map { "\($0)" }, "every push once, in order")
-            let counts = TallyHandler.counts(of: "resumer")
+            let counts = DispatchTally.counts(of: "resumer")
             #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
             #expect(recorder.messages.allSatisfy { $0.headers["pos"] == nil }, "positions stay inside the client")
             #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0)
@@ -60,7 +60,7 @@ struct ResumeClientTests {
     /// The chaos test, short (Swift side): the socket goes through a proxy that resets every
     /// connection at random moments, dropping what is in flight both ways.
     @Test func exactlyOnceThroughAProxyThatResetsConnections() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
             let proxy = try await ChaosProxy.start(targetPort: host.port)
             let id = ClientID("chaotic")!
             let conduit = Conduit(
@@ -118,7 +118,7 @@ struct ResumeClientTests {
             let received = recorder.messages.map { $0.headers["n"] ?? "?" }
             let mismatch = zip(received, (1...pushes).map { "\($0)" }).enumerated().first { $0.element.0 != $0.element.1 }
             #expect(received == (1...pushes).map { "\($0)" }, "every push once, in order: \(received.count) received, first difference at \(mismatch.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "none"); around it \(received[max(0, (mismatch?.offset ?? 0) - 3)..<min(received.count, (mismatch?.offset ?? 0) + 4)])")
-            let counts = TallyHandler.counts(of: "chaotic")
+            let counts = DispatchTally.counts(of: "chaotic")
             #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
             #expect(cuts >= 3)
             #expect(host.client("chaotic")?.dropped == 0, "no push dropped by the id's buffer")
@@ -130,7 +130,7 @@ struct ResumeClientTests {
     }
 
     @Test func aResetIsReportedWhenTheHostForgotTheId() async throws {
-        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [TallyHandler.kind]) { host in
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
             let conduit = host.client(id: "forgotten", resume: true)
             let recorder = Recorder(conduit)
             try await conduit.connect()

@@ -15,7 +15,7 @@ extension HandlerCatalog {
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),
-        TallyHandler.kind,
+        DispatchTally.kind,
     ])
 }
 

@@ -2,11 +2,11 @@ public import ConduitKit
 import ConduitWire
 import Synchronization
 
-/// `test.tally`: counts how often each request (header `n`) of each client reached it, for
+/// `test.tally` (named so as not to clash with a `TallyHandler` a module author may have): counts how often each request (header `n`) of each client reached it, for
 /// exactly-once tests, and answers with the payload and the same `n`. A request with header
 /// `report` is not counted: it is answered with the sender's counts as JSON.
-public struct TallyHandler: ConduitHandler {
-    public static let kind = HandlerKind(TallyHandler.self, name: "test.tally")
+public struct DispatchTally: ConduitHandler {
+    public static let kind = HandlerKind(DispatchTally.self, name: "test.tally")
     /// Dispatches per client id and `n`, over every instance in the process.
     private static let counts = Mutex<[String: [String: Int]]>([:])
 
