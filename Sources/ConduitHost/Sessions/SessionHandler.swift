@@ -47,6 +47,9 @@ final class SessionHandler: ChannelInboundHandler {
     var resume: ResumeState?
     /// The client positions this connection holds and acknowledges (SessionHandler+Resume).
     var clientPositions = ClientPositions()
+    /// `writePending` is running: a writability change inside one of its writes must not start
+    /// another (it would write the next message between a frame's header and its payload).
+    private var isWritingPending = false
     private var isReading = false
     private var needsFlush = false
     private var flushScheduled = false
@@ -369,6 +372,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// it is written: a write can re-enter here (writability changes), and must not find the
     /// same message still first.
     private func writePending(_ context: ChannelHandlerContext) {
+        guard !isWritingPending else { return }
+        isWritingPending = true
+        defer { isWritingPending = false }
         while context.channel.isWritable, pendingFrames.isEmpty, !closeSent, let entry = pending.popFirst(keepReservation: true) {
             if write(entry.message, context: context) == .superseded {
                 countOutboundDrops(pending.prepend(CollectionOfOne(entry)))
