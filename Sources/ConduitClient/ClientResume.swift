@@ -14,8 +14,7 @@ final class ClientResume: Sendable {
     private struct Kept {
         let message: Message
         let position: UInt64
-        /// It went out on a socket (so a host that lost its state may have processed it).
-        var sent: Bool
+        let bytes: Int
     }
 
     private struct State {
@@ -23,8 +22,11 @@ final class ClientResume: Sendable {
         /// Every host position up to this one was delivered.
         var received: UInt64 = 0
         var nextPosition: UInt64 = 1
-        var kept: [Kept] = []
+        var kept = CircularBuffer<Kept>()
         var keptBytes = 0
+        /// Every kept position up to this one went out on a socket (so a host that lost its
+        /// state may have processed it). Positions go out in order, so this one number says it.
+        var sentThrough: UInt64 = 0
         var owed = 0
         var ackScheduled = false
         var lastAckSent: UInt64 = 0
@@ -37,8 +39,10 @@ final class ClientResume: Sendable {
         mutating func forgetSent(resetTo epoch: String?) {
             guard forgottenFor != epoch else { return }
             forgottenFor = epoch
-            kept.removeAll { $0.sent }
-            keptBytes = kept.reduce(0) { $0 + $1.message.encodedSize }
+            while let first = kept.first, first.position <= sentThrough {
+                keptBytes -= first.bytes
+                kept.removeFirst()
+            }
         }
     }
 
@@ -64,27 +68,26 @@ final class ClientResume: Sendable {
             return message.split().map { part in
                 var numbered = part
                 numbered.headers.replaceOrAppend(ResumeHeader.position, "\(state.nextPosition)")
-                state.kept.append(Kept(message: numbered, position: state.nextPosition, sent: false))
-                state.keptBytes += numbered.encodedSize
+                let bytes = numbered.encodedSize
+                state.kept.append(Kept(message: numbered, position: state.nextPosition, bytes: bytes))
+                state.keptBytes += bytes
                 state.nextPosition += 1
                 return numbered
             }
         }
     }
 
-    /// Marks kept messages as gone out on a socket.
+    /// `messages`, numbered here and written in order, went out on a socket.
     func sent(_ messages: [Message]) {
-        let positions = Set(messages.compactMap { $0.headers[ResumeHeader.position].flatMap(UInt64.init) })
-        state.withLockedValue { state in
-            for index in state.kept.indices where positions.contains(state.kept[index].position) { state.kept[index].sent = true }
-        }
+        guard let last = messages.last?.headers[ResumeHeader.position].flatMap(UInt64.init) else { return }
+        state.withLockedValue { $0.sentThrough = max($0.sentThrough, last) }
     }
 
     /// The host processed every client position up to `position`.
     func acknowledged(_ position: UInt64) {
         state.withLockedValue { state in
             while let first = state.kept.first, first.position <= position {
-                state.keptBytes -= first.message.encodedSize
+                state.keptBytes -= first.bytes
                 state.kept.removeFirst()
             }
         }

@@ -194,7 +194,9 @@ class ResumeState {
 
   /** The host processed every client position up to `position`. */
   acknowledged (position) {
-    while (this.#kept.length > 0 && this.#kept[0].position <= position) this.#keptBytes -= this.#kept.shift().frame.byteLength
+    const count = this.#kept.findIndex((kept) => kept.position > position)
+    const done = this.#kept.splice(0, count < 0 ? this.#kept.length : count)
+    for (const kept of done) this.#keptBytes -= kept.frame.byteLength
   }
 
   /** After a reset the host no longer knows which of ours it processed: only those that never went out stay. */

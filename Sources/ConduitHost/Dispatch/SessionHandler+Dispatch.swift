@@ -17,9 +17,10 @@ extension SessionHandler {
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
         if resume != nil {
-            guard case .dispatch(let position) = admitResumed(&message) else { return }
-            if let position, !record(position, of: message.headers) {
-                return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
+            switch admitResumed(&message) {
+            case .consumed: return
+            case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
+            case .dispatch: break
             }
         }
         let headers = message.headers

@@ -105,14 +105,23 @@ final class ResumeState: Sendable {
     func stamp(_ parts: [Message], writer: AnyObject) -> [Message]? {
         state.withLock { state in
             guard state.writer == ObjectIdentifier(writer) else { return nil }
-            return parts.map { part in
-                var stamped = part
-                stamped.headers.removeAll(ResumeHeader.position)
-                stamped.headers.append(ResumeHeader.position, "\(state.nextPosition)")
-                keep(Self.compacted(stamped), in: &state)
-                return stamped
-            }
+            return parts.map { stamp($0, in: &state) }
         }
+    }
+
+    /// One message (a payload within one frame) with its position: no array per message.
+    func stamp(_ message: Message, writer: AnyObject) -> Message? {
+        state.withLock { state in
+            state.writer == ObjectIdentifier(writer) ? stamp(message, in: &state) : nil
+        }
+    }
+
+    private func stamp(_ message: Message, in state: inout State) -> Message {
+        var stamped = message
+        stamped.headers.removeAll(ResumeHeader.position)
+        stamped.headers.append(ResumeHeader.position, "\(state.nextPosition)")
+        keep(Self.compacted(stamped), in: &state)
+        return stamped
     }
 
     /// A message whose payload is a small slice of a large buffer (an echo of a request, a
@@ -172,28 +181,33 @@ final class ResumeState: Sendable {
 
     // MARK: Client positions
 
-    /// Whether a client position was processed already (it is then dropped, counted).
-    func isDuplicate(_ position: UInt64) -> Bool {
-        state.withLock { state in
-            let duplicate = position <= state.clientAck || state.processedAbove.contains(position)
-            if duplicate { state.counters.add(.duplicate, 1, metrics: budget.metrics) }
-            return duplicate
-        }
+    enum ClientPosition {
+        /// Processed already: the message is dropped (counted).
+        case duplicate
+        case admitted
+        /// Too many positions wait above an open chunked request: the connection is closed.
+        case tooManyAbove
     }
 
-    /// Records a client position as processed. `openFrom`: the first position of a chunked
-    /// request still open on the connection; the acknowledgement stays below it (positions
-    /// increase, so everything processed meanwhile is above it). False when too many
-    /// positions wait above an open request.
-    func processed(_ position: UInt64, openFrom: UInt64?) -> Bool {
+    /// Checks a client position and, unless it is a duplicate, records it, in one step.
+    /// `isChunk`: a chunk of a request still open, not processed until the request is (its
+    /// position is not recorded; the caller holds it as `openFrom`). `openFrom`: the first
+    /// position of the chunked request open on the connection; the acknowledgement stays
+    /// below it (positions increase, so everything processed meanwhile is above it).
+    func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?) -> ClientPosition {
         state.withLock { state in
-            guard openFrom != nil else {
-                state.clientAck = max(state.clientAck, position, state.processedAbove.max() ?? 0)
-                if !state.processedAbove.isEmpty { state.processedAbove.removeAll() }
-                return true
+            guard position > state.clientAck, !state.processedAbove.contains(position) else {
+                state.counters.add(.duplicate, 1, metrics: budget.metrics)
+                return .duplicate
             }
-            if position > state.clientAck { state.processedAbove.insert(position) }
-            return state.processedAbove.count <= Self.maxProcessedAbove
+            if isChunk { return .admitted }
+            guard openFrom != nil else {
+                state.clientAck = max(position, state.processedAbove.max() ?? 0)
+                if !state.processedAbove.isEmpty { state.processedAbove.removeAll() }
+                return .admitted
+            }
+            state.processedAbove.insert(position)
+            return state.processedAbove.count <= Self.maxProcessedAbove ? .admitted : .tooManyAbove
         }
     }
 

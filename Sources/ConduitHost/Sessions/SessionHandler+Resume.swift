@@ -14,57 +14,58 @@ extension SessionHandler {
 
     /// What becomes of a message on a resuming connection once its `ack` and `pos` are taken off.
     enum ResumedInbound {
-        /// A bare acknowledgement or a duplicate: nothing more to do.
+        /// A bare acknowledgement, a duplicate or a malformed position (answered): nothing more.
         case consumed
-        case dispatch(position: UInt64?)
+        case dispatch
+        /// Too many positions wait above an open chunked request.
+        case overflow
     }
 
+    /// Takes `ack` and `pos` off, applies the acknowledgement, and checks and records the
+    /// client position (one lock for both): a chunk of a request still open holds the
+    /// acknowledgement below it until the request is complete.
     func admitResumed(_ message: inout Message) -> ResumedInbound {
-        guard let resume else { return .dispatch(position: nil) }
+        guard let resume else { return .dispatch }
         let headers = message.headers
         guard let ack = number(ResumeHeader.ack, in: headers), let position = number(ResumeHeader.position, in: headers) else {
             replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: headers.route, correlation: headers.correlation)
             return .consumed
         }
-        if ack != nil || position != nil {
-            message.headers.removeAll(ResumeHeader.ack)
-            message.headers.removeAll(ResumeHeader.position)
-        }
+        guard ack != nil || position != nil else { return .dispatch }
+        message.headers.removeAll(ResumeHeader.ack)
+        message.headers.removeAll(ResumeHeader.position)
         if let ack { resume.acknowledge(ack) }
+        let route = headers.route
         guard let position else {
-            let isBareAck = ack != nil && headers.route == nil && headers[HeaderName.to] == nil
+            let isBareAck = route == nil && headers[HeaderName.to] == nil
                 && headers[HeaderName.cancel] == nil && headers[HeaderName.digest] == nil
-            return isBareAck ? .consumed : .dispatch(position: nil)
+            return isBareAck ? .consumed : .dispatch
         }
-        if resume.isDuplicate(position) {
+        let standsAlone = headers[HeaderName.digest] != nil || (route == nil && headers[HeaderName.cancel] != nil)
+        let isChunk = !standsAlone && (headers.hasMore || (route == nil && headers[HeaderName.to] == nil))
+        // A message that completes a request closes the chunked one it may end.
+        let openFrom = isChunk || standsAlone ? clientPositions.openChunkFrom : nil
+        switch resume.admit(position, isChunk: isChunk, openFrom: openFrom) {
+        case .duplicate:
             oweClientAck()
             return .consumed
+        case .tooManyAbove:
+            return .overflow
+        case .admitted:
+            if isChunk {
+                if clientPositions.openChunkFrom == nil { clientPositions.openChunkFrom = position }
+            } else {
+                if !standsAlone { clientPositions.openChunkFrom = nil }
+                oweClientAck()
+            }
+            return .dispatch
         }
-        return .dispatch(position: position)
     }
 
     /// A header's value as a position: nil inside when absent, nil outside when malformed.
     private func number(_ name: String, in headers: Headers) -> UInt64?? {
         guard let value = headers[name] else { return .some(nil) }
         return UInt64(value).map { .some($0) } ?? nil
-    }
-
-    /// Records a client position as the message it came on is dispatched. A chunk of a request
-    /// still open holds the acknowledgement below it until the request is complete. False when
-    /// too many positions wait above an open request (the connection is then closed).
-    func record(_ position: UInt64, of headers: Headers) -> Bool {
-        guard let resume else { return true }
-        let route = headers.route
-        let standsAlone = headers[HeaderName.digest] != nil || (route == nil && headers[HeaderName.cancel] != nil)
-        let isChunk = !standsAlone && (headers.hasMore || (route == nil && headers[HeaderName.to] == nil))
-        if isChunk {
-            if clientPositions.openChunkFrom == nil { clientPositions.openChunkFrom = position }
-            return true
-        }
-        if !standsAlone { clientPositions.openChunkFrom = nil }
-        let kept = resume.processed(position, openFrom: clientPositions.openChunkFrom)
-        oweClientAck()
-        return kept
     }
 
     private func oweClientAck() {

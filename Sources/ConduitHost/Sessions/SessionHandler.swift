@@ -262,10 +262,15 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
-        let parts = message.payload.readableBytes <= WireLimits.maxPayloadBytes ? [message] : message.split()
-        guard let session, let numbered = resume.stamp(parts, writer: session) else { return .superseded }
-        for part in numbered {
-            guard append(part, context: context) else { return .unencodable }
+        guard let session else { return .superseded }
+        if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
+            guard let numbered = resume.stamp(message, writer: session) else { return .superseded }
+            guard append(numbered, context: context) else { return .unencodable }
+        } else {
+            guard let numbered = resume.stamp(message.split(), writer: session) else { return .superseded }
+            for part in numbered {
+                guard append(part, context: context) else { return .unencodable }
+            }
         }
         scheduleFlush(context)
         return .written
