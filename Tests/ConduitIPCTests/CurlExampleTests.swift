@@ -38,7 +38,7 @@ struct CurlExampleTests {
         try await TestHost.run(catalog: .ipcTests) { host in
             var outputs: [String] = []
             for example in examples {
-                let (status, output) = try run(example, environment: ["IPC": "\(host.ipcPort)", "KEY": host.sharedKey])
+                let (status, output) = try await run(example, environment: ["IPC": "\(host.ipcPort)", "KEY": host.sharedKey])
                 #expect(status == 0, "\(example) exited \(status): \(output)")
                 outputs.append(output)
             }
@@ -55,7 +55,7 @@ struct CurlExampleTests {
         }
     }
 
-    private func run(_ script: String, environment: [String: String]) throws -> (Int32, String) {
+    private func run(_ script: String, environment: [String: String]) async throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", script]
@@ -63,8 +63,12 @@ struct CurlExampleTests {
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        // The script talks to the host in this process: wait off the cooperative pool.
+        let output = await offThePool { [process] in
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: output, as: UTF8.self)
+        }
+        return (process.terminationStatus, output)
     }
 }

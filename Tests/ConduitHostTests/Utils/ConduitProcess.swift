@@ -1,3 +1,4 @@
+import ConduitTesting
 import Foundation
 
 /// The built `conduit` executable run as a child process, as a user runs it.
@@ -24,38 +25,41 @@ struct ConduitProcess {
     /// Runs to completion and returns the exit code and both outputs.
     static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
         let child = try ConduitProcess(arguments, environment: environment)
+        // Read while it runs: a child whose output fills a pipe never exits.
+        async let stdout = offThePool { [pipe = child.stdout] in Self.readAll(pipe) }
+        async let stderr = offThePool { [pipe = child.stderr] in Self.readAll(pipe) }
         let status = await child.exit()
-        return (status, child.readAll(child.stdout), child.readAll(child.stderr))
+        return (status, await stdout, await stderr)
     }
 
     /// The first line on stdout (the announce line of `serve`).
     func firstLine() async throws -> String {
         let handle = stdout.fileHandleForReading
-        return try await Task.detached {
+        let line = await offThePool { () -> String? in
             var bytes: [UInt8] = []
             while true {
                 let chunk = handle.availableData
-                guard !chunk.isEmpty else { throw CocoaError(.fileReadUnknown) }
+                guard !chunk.isEmpty else { return nil }
                 bytes += chunk
                 if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
                     return String(decoding: bytes[..<newline], as: UTF8.self)
                 }
             }
-        }.value
+        }
+        guard let line else { throw CocoaError(.fileReadUnknown) }
+        return line
     }
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     func exit() async -> Int32 {
-        await Task.detached { [process] in
+        await offThePool { [process] in
             process.waitUntilExit()
             return process.terminationStatus
-        }.value
+        }
     }
 
-    func standardError() -> String { readAll(stderr) }
-
-    private func readAll(_ pipe: Pipe) -> String {
+    private static func readAll(_ pipe: Pipe) -> String {
         String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     }
 }
