@@ -11,5 +11,6 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 swift build --product conduit-test-host
 export CONDUIT_BIN="$(swift build --show-bin-path)/conduit-test-host"
 
-node --experimental-websocket --test Tests/js/
-node --experimental-websocket Tests/js/chromium-run.mjs
+# Bounded: a test that hangs (a browser or a loop left running) fails the stage, not CI's clock.
+timeout --kill-after=10 600 node --experimental-websocket --test Tests/js/
+timeout --kill-after=10 600 node --experimental-websocket Tests/js/chromium-run.mjs

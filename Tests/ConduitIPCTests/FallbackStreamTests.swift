@@ -100,4 +100,21 @@ struct FallbackStreamTests {
             try await socket.close()
         }
     }
+
+    /// The stream's connection is closed when the stream ends, so its head says so: a client
+    /// that pools keep-alive connections (Node's fetch) once sent its next request on it just as
+    /// the host closed it, and that request failed ("other side closed").
+    @Test func theStreamsHeadSaysTheConnectionClosesAfterIt() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("GET /internal.conduit.events?id=13 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("13")?.streaming == true }
+            let socket = try await host.connect(client: "13")
+            let response = String(buffer: try await raw.readUntilClosed())
+            let head = response.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.1 200"), "\(head)")
+            #expect(head.contains("\r\nconnection: close"), "\(head)")
+            try await socket.close()
+        }
+    }
 }

@@ -146,8 +146,9 @@ final class IPCRequestHandler: ChannelInboundHandler {
         self.stream = stream
         answered = true
         keepAlive = false
+        // The connection closes when the stream ends: said up front, so no client pools it.
         let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
-            "content-type": "application/octet-stream", "cache-control": "no-store",
+            "content-type": "application/octet-stream", "cache-control": "no-store", "connection": "close",
         ])
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
         if let greeting {

@@ -7,10 +7,8 @@ export async function echoLoop (id, size, running) {
   await conduit.connect()
   const payload = new Uint8Array(size)
   while (running()) {
-    await new Promise((resolve) => {
-      conduit.receive(resolve)
-      conduit.send({ route: 'echo', token: id }, payload)
-    })
+    // A request, not send-and-wait: a reply lost with a socket must not hang the loop.
+    await conduit.request('echo', { payload, timeout: 5000 }).catch(() => {})
   }
   conduit.close()
 }
