@@ -14,27 +14,33 @@ command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 [ -x /usr/sbin/nats-server ] || command -v nats-server >/dev/null || { apt-get update -qq && apt-get install -y -qq nats-server; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 
-echo "== swift test"
-swift build --build-tests
-swift test --skip-build 2>&1 | tee .build/swift-test.log
+# Each stage's start says how long the run has taken so far (where CI's time goes).
+stage() { echo "== $1 [$((SECONDS / 60))m$((SECONDS % 60))s]"; }
 
-echo "== Autobahn|Testsuite (WebSocket conformance; 12.*/13.* excluded, see docs/conformance)"
+stage "swift test"
+swift build --build-tests
+# Bounded: a hung test fails the stage instead of running out CI's clock.
+timeout --kill-after=10 1800 swift test --skip-build 2>&1 | tee .build/swift-test.log
+
+stage "Autobahn|Testsuite (WebSocket conformance; 12.*/13.* excluded, see docs/conformance)"
 scripts/autobahn.sh
 
-echo "== fuzzing the decoder and the chunk assembler (30 s)"
+stage "fuzzing the decoder and the chunk assembler (30 s)"
 scripts/fuzz.sh 30
 
-echo "== allocation counts of the codec and of a routed echo against Benchmarks/Thresholds (release builds)"
+stage "allocation counts of the codec and of a routed echo against Benchmarks/Thresholds (release builds)"
 Benchmarks/check-allocations.sh
 
-echo "== JavaScript client in Node and headless Chromium (docs/javascript.md)"
+stage "JavaScript client in Node and headless Chromium (docs/javascript.md)"
 scripts/test-js.sh
 
-echo "== soak, short (200 clients dropping and reconnecting for 20 s while UDP pushes flow; docs/soak.md)"
+stage "soak, short (200 clients dropping and reconnecting for 20 s while UDP pushes flow; docs/soak.md)"
 scripts/soak.sh 200 20
 
-echo "== new-handler scaffold on a scratch copy, then lint-config (a full build of the copy)"
+stage "new-handler scaffold on a scratch copy, then lint-config (a full build of the copy)"
 scripts/test-scaffold.sh
 
-echo "== Examples/counter-host: a module in its own package building its own host (a full build)"
+stage "Examples/counter-host: a module in its own package building its own host (a full build)"
 scripts/test-example.sh
+
+stage "done"
