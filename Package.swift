@@ -268,7 +268,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", nio("NIOPosix"), nio("NIOHTTP1")]),
-        socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", nio("NIOConcurrencyHelpers")]),
+        socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers")]),
         // Against a real nats-server started by the tests (Debian package nats-server).
         socketTests("ConduitNATSTests", ["ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix")]),
         // new-handler: targets above this line

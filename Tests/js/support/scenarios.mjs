@@ -47,6 +47,25 @@ export function scenarios ({ module, vectors, prefix }) {
       await sleep(10)
     }
   }
+  /**
+   * Another socket (a second tab) takes `conduit`'s id over, resumed from what the client has
+   * received and acknowledging nothing; the client, reconnecting by itself, takes the id back
+   * while that socket is open (the host then closes it), and must get exactly what it lacks.
+   */
+  const replace = async (conduit) => {
+    const { epoch, received } = conduit.resumeStats
+    const url = new URL(`ws://${conduit.host}:${conduit.port}/${encodeURIComponent(conduit.id)}/other`)
+    for (const [name, value] of Object.entries({ key: conduit.sharedKey, resume: received, epoch })) url.searchParams.set(name, value)
+    const other = new WebSocket(url)
+    other.binaryType = 'arraybuffer'
+    const closed = new Promise((resolve) => { other.onclose = resolve })
+    const greeting = await within(new Promise((resolve, reject) => {
+      other.onmessage = (event) => resolve(decode(new Uint8Array(event.data)))
+      other.onerror = () => reject(new Error('the other socket failed'))
+    }), 10000, "the other socket's greeting")
+    check(greeting.options.route === 'conduit.resume' && greeting.options.reset === undefined, `the other socket's greeting: ${JSON.stringify(greeting.options)}`)
+    await within(closed, 20000, 'the client taking its id back')
+  }
   let serial = 0
   const open = async (options = {}) => {
     const conduit = new Conduit({ id: `${prefix}-${++serial}`, reconnect: { timeout: 50 }, ...options })
@@ -283,20 +302,32 @@ export function scenarios ({ module, vectors, prefix }) {
 
     // The chaos test of resume (SPEC §9), short: numbered pushes (from IPC, so they keep coming
     // whatever the socket does) and numbered requests while a driver closes the socket from
-    // this side (what is in flight is discarded), pauses the host (the port changes) and
-    // pauses it longer (requests wait, pushes come over the fallback stream).
-    async 'resume: every push and request exactly once while sockets die, the host pauses and the fallback stream carries' () {
+    // this side (what is in flight is discarded), lets another socket take the id over (the
+    // client takes it back), pauses the host (the port changes) and pauses it longer (requests
+    // wait, pushes come over the fallback stream). UDP datagrams flow too: the client sends
+    // them with udp.send to its own UDP socket, which pushes each back as udp.data.
+    async 'resume: every push, datagram and request exactly once while sockets die, are replaced, the host pauses and the fallback stream carries' () {
       const conduit = await open({ resume: true, reconnect: { timeout: 20, retries: 10000 } })
       const pushes = Number(globalThis.CONDUIT_CHAOS_PUSHES ?? 400)
       const requests = Number(globalThis.CONDUIT_CHAOS_REQUESTS ?? 120)
+      const datagrams = Number(globalThis.CONDUIT_CHAOS_DATAGRAMS ?? 120)
       const received = []
+      const datagramsReceived = []
       const told = { reset: 0, lost: 0 }
       conduit.addEventListener('reset', () => told.reset++)
       conduit.addEventListener('lost', (event) => { told.lost += event.count })
       conduit.receive((error, message) => {
         check(!error, `receive: ${error}`)
         if (message.options.route === 'test.push') received.push(message.options.n)
+        if (message.options.route === 'udp.data') datagramsReceived.push(Number(text(message.payload)))
       })
+      const { data: udp } = JSON.parse(text((await conduit.request('udp.bind')).payload))
+      await conduit.request('udp.readStart')
+      const datagramSender = (async () => {
+        for (let n = 1; n <= datagrams; n++) {
+          await conduit.request('udp.send', { headers: { address: '127.0.0.1', port: udp.port }, payload: String(n), timeout: 60000 })
+        }
+      })()
       const pusher = (async () => {
         for (let from = 1; from <= pushes; from += 20) {
           const response = await Conduit.ipc('test.push', { headers: { to: conduit.id, count: Math.min(20, pushes - from + 1), from }, body: 'p' })
@@ -306,13 +337,14 @@ export function scenarios ({ module, vectors, prefix }) {
       })()
       let running = true
       let disruptions = 0
+      let replacements = 0
       const requester = (async () => {
         for (let n = 1; n <= requests; n++) {
           const reply = await conduit.request('test.tally', { headers: { n }, payload: String(n), timeout: 60000 })
           check(reply.options.n === n && text(reply.payload) === String(n), `reply ${n}: ${JSON.stringify(reply.options)}`)
-          // A fast machine would finish before the driver's third disruption: pace the
-          // requests on it, so at least three fall in the middle of the traffic.
-          if (n % 40 === 0) await waitFor(() => disruptions >= n / 40, 20000, `disruption ${n / 40}`)
+          // A fast machine would finish before the driver's fourth disruption: pace the
+          // requests on it, so at least four fall in the middle of the traffic.
+          if (n % 30 === 0) await waitFor(() => disruptions >= n / 30, 20000, `disruption ${n / 30}`)
         }
       })()
       let worstRecoveryMs = 0
@@ -323,11 +355,14 @@ export function scenarios ({ module, vectors, prefix }) {
           await sleep(20 + Math.random() * 40)
           if (!running) break
           const started = performance.now()
-          if (round % 3 === 0) {
+          if (round % 4 === 0) {
             conduit.socket?.close(4000, 'chaos')
+          } else if (round % 4 === 3) {
+            await replace(conduit)
+            replacements++
           } else {
             await Conduit.control('stop')
-            await sleep(round % 3 === 1 ? 20 : 200)
+            await sleep(round % 4 === 1 ? 20 : 200)
             await Conduit.control('start')
           }
           disruptions++
@@ -337,17 +372,19 @@ export function scenarios ({ module, vectors, prefix }) {
       })()
       // The driver stops with the traffic, failed or not: left running it would pause the
       // host under every later test (a failed run here once kept CI busy until its limit).
-      const traffic = Promise.all([pusher, requester]).finally(() => { running = false })
+      const traffic = Promise.all([pusher, requester, datagramSender]).finally(() => { running = false })
       await Promise.all([traffic, driver])
       await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`)
       await sleep(100)
       same(received, Array.from({ length: pushes }, (_, index) => index + 1), 'every push once, in order')
+      await waitFor(() => datagramsReceived.length >= datagrams, 20000, `${datagrams} datagrams (have ${datagramsReceived.length})`)
+      same(datagramsReceived, Array.from({ length: datagrams }, (_, index) => index + 1), 'every datagram once, in order')
       const report = await conduit.request('test.tally', { headers: { report: true } })
       const counts = JSON.parse(text(report.payload)).data
       check(Object.keys(counts).length === requests && Object.values(counts).every((count) => count === 1), `dispatches: ${JSON.stringify(counts)}`)
       check(told.reset === 0 && told.lost === 0, `within the window nothing is lost: ${JSON.stringify(told)}`)
-      check(disruptions >= 3, `only ${disruptions} disruptions`)
-      globalThis.conduitChaos = { prefix, pushes, requests, disruptions, duplicatesDropped: conduit.resumeStats.duplicates, worstRecoveryMs: Math.round(worstRecoveryMs) }
+      check(disruptions >= 4 && replacements >= 1, `only ${disruptions} disruptions, ${replacements} replacements`)
+      globalThis.conduitChaos = { prefix, pushes, datagrams, requests, disruptions, replacements, duplicatesDropped: conduit.resumeStats.duplicates, worstRecoveryMs: Math.round(worstRecoveryMs) }
       console.log(`resume chaos (${prefix}): ${JSON.stringify(globalThis.conduitChaos)}`)
       conduit.close()
     }

@@ -1,10 +1,9 @@
-import ConduitTesting
-import NIOCore
+public import NIOCore
 import NIOPosix
 
 /// An ordinary UDP socket outside the host: sends datagrams to it and receives what it sends.
-final class UDPPeer: Sendable {
-    let channel: any Channel
+public final class UDPPeer: Sendable {
+    public let channel: any Channel
     private let received: AsyncStream<AddressedEnvelope<ByteBuffer>>
     private let collector: Collector
 
@@ -15,7 +14,7 @@ final class UDPPeer: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield(unwrapInboundIn(data)) }
     }
 
-    init() async throws {
+    public init() async throws {
         let (stream, continuation) = AsyncStream.makeStream(of: AddressedEnvelope<ByteBuffer>.self)
         let collector = Collector(continuation)
         received = stream
@@ -28,14 +27,14 @@ final class UDPPeer: Sendable {
             .get()
     }
 
-    var port: Int { channel.localAddress!.port! }
+    public var port: Int { channel.localAddress!.port! }
 
-    func send(_ bytes: [UInt8], to port: Int) async throws {
+    public func send(_ bytes: [UInt8], to port: Int) async throws {
         try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: try SocketAddress(ipAddress: "127.0.0.1", port: port), data: ByteBuffer(bytes: bytes)))
     }
 
     /// The next datagram that reaches this socket, within `timeout`.
-    func next(timeout: Duration = .seconds(10)) async throws -> AddressedEnvelope<ByteBuffer> {
+    public func next(timeout: Duration = .seconds(10)) async throws -> AddressedEnvelope<ByteBuffer> {
         try await withThrowingTaskGroup(of: AddressedEnvelope<ByteBuffer>?.self) { group in
             group.addTask { [received] in
                 var iterator = received.makeAsyncIterator()
@@ -51,5 +50,5 @@ final class UDPPeer: Sendable {
         }
     }
 
-    func close() async throws { try await channel.close() }
+    public func close() async throws { try await channel.close() }
 }

@@ -1,0 +1,192 @@
+import ConduitClient
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitUDP
+import ConduitWire
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import Testing
+
+/// The chaos test of resume (SPEC §9), short; the Swift side (the JS side is in Tests/js).
+/// Numbered requests, numbered handler pushes and numbered UDP datagrams flow while a driver
+/// resets the client's connection (through a proxy: what is in flight is lost both ways) and
+/// lets another socket take the id over and the client take it back. Sizes from
+/// `CONDUIT_CHAOS_PUSHES`, `CONDUIT_CHAOS_DATAGRAMS`, `CONDUIT_CHAOS_REQUESTS` (the long run).
+@Suite("Client: resume chaos", .serialized, .timeLimit(.minutes(3)))
+struct ResumeChaosTests {
+    static let yaml = TestHost.clientYAML + """
+          - route: tally
+            handler: test.tally
+          - route: udp.*
+            handler: udp
+
+        """
+    static let catalog = HandlerCatalog.clientTests + [DispatchTally.kind, HandlerKind(UDPHandler.self, name: "udp")]
+
+    @Test func exactlyOnceThroughResetsReplacementsAndUDP() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: Self.catalog) { host in
+            let proxy = try await ChaosProxy.start(targetPort: host.port)
+            let id = ClientID("chaotic")!
+            let conduit = Conduit(
+                id: "chaotic", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
+                backoff: Backoff(retries: 1000, initialDelay: .milliseconds(10), maxDelay: .milliseconds(100)), resume: true)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let environment = ProcessInfo.processInfo.environment
+            let pushes = Int(environment["CONDUIT_CHAOS_PUSHES"] ?? "") ?? 2000
+            let datagrams = Int(environment["CONDUIT_CHAOS_DATAGRAMS"] ?? "") ?? 1000
+            let requests = Int(environment["CONDUIT_CHAOS_REQUESTS"] ?? "") ?? 300
+
+            let udpPort = try await Self.bindAndRead(conduit)
+            let peer = try await UDPPeer()
+            let directory = host.host.directory
+            // Pushes and datagrams come as a stream handler sends: waiting while the id is
+            // congested, so its bounded buffer never drops one (that loss is §3's, counted).
+            let pusher = Task {
+                for n in 1...pushes {
+                    await directory.untilWritable(id)
+                    directory.push(numberedPush(n), to: id)
+                    if n % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                }
+            }
+            let sender = Task {
+                for n in 1...datagrams {
+                    await directory.untilWritable(id)
+                    try await peer.send(Array("\(n)".utf8), to: udpPort)
+                    if n % 25 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                }
+            }
+            let requester = Task {
+                for n in 1...requests {
+                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], timeout: .seconds(60))
+                    #expect(reply.headers["n"] == "\(n)")
+                }
+            }
+            let done = NIOLockedValueBox(false)
+            Task {
+                _ = try? await pusher.value
+                _ = try? await sender.value
+                _ = try? await requester.value
+                done.withLockedValue { $0 = true }
+            }
+
+            var driver = Driver(conduit: conduit, recorder: recorder, host: host, proxy: proxy)
+            while !done.withLockedValue({ $0 }) {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 10...40)))
+                try await driver.disrupt()
+            }
+            try await pusher.value
+            try await sender.value
+            do { try await requester.value } catch {
+                print("chaos: a request failed; the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(12)); the host's resume state: \(host.client("chaotic")?.resume as Any)")
+                throw error
+            }
+
+            let expected = pushes + datagrams
+            do { try await waitUntil(timeout: .seconds(30)) { recorder.messages.count >= expected } } catch {
+                print("chaos: \(recorder.messages.count) of \(expected) messages; the host: \(host.client("chaotic") as Any)")
+                throw error
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let messages = recorder.messages
+            Self.expectOnceInOrder(messages.filter { $0.headers.route == "test.push" }.map { $0.headers["n"] ?? "?" }, count: pushes, "push")
+            Self.expectOnceInOrder(messages.filter { $0.headers.route == "udp.data" }.map { String(buffer: $0.payload) }, count: datagrams, "datagram")
+            #expect(messages.count == expected, "nothing else arrived")
+            let counts = DispatchTally.counts(of: "chaotic")
+            #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
+            #expect(driver.resets >= 3 && driver.replacements >= 1, "disruptions: \(driver.resets) resets, \(driver.replacements) replacements")
+            #expect(host.client("chaotic")?.dropped == 0, "nothing dropped by the id's buffer")
+            #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0)
+            #expect(recorder.count { if case .lost = $0 { true } else { false } } == 0)
+            let snapshot = try #require(host.client("chaotic")?.resume)
+            print("resume chaos (swift): \(pushes) pushes, \(datagrams) datagrams, \(requests) requests; \(driver.resets) resets, \(driver.replacements) replacements; host replayed \(snapshot.replayed), dropped \(snapshot.duplicates) duplicate client messages, lost \(snapshot.lost); client dropped \(conduit.resumeDuplicates) duplicates; worst recovery \(driver.worstRecovery)")
+            conduit.close()
+            try await peer.close()
+            try await proxy.stop()
+        }
+    }
+
+    /// Binds the id's UDP socket and starts reading it: datagrams become `udp.data` pushes.
+    private static func bindAndRead(_ conduit: Conduit) async throws -> Int {
+        struct Bound: Decodable { struct State: Decodable { let port: Int }; let data: State }
+        let bound = try await conduit.request(route: "udp.bind")
+        _ = try await conduit.request(route: "udp.readStart")
+        return try JSONDecoder().decode(Bound.self, from: Data(bound.payload.readableBytesView)).data.port
+    }
+
+    private static func expectOnceInOrder(_ received: [String], count: Int, _ what: String) {
+        let expected = (1...count).map { "\($0)" }
+        let mismatch = zip(received, expected).enumerated().first { $0.element.0 != $0.element.1 }
+        let around = mismatch.map { received[max(0, $0.offset - 3)..<min(received.count, $0.offset + 4)] } ?? []
+        #expect(received == expected, "every \(what) once, in order: \(received.count) received, first difference at \(mismatch.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "none"), around it \(around)")
+    }
+}
+
+/// Disrupts the client's connection, one way per call, and measures the recovery.
+private struct Driver {
+    let conduit: Conduit
+    let recorder: Recorder
+    let host: TestHost
+    let proxy: ChaosProxy
+    private(set) var resets = 0
+    private(set) var replacements = 0
+    private(set) var worstRecovery = Duration.zero
+    private var closes = 0
+    private var round = 0
+
+    init(conduit: Conduit, recorder: Recorder, host: TestHost, proxy: ChaosProxy) {
+        self.conduit = conduit
+        self.recorder = recorder
+        self.host = host
+        self.proxy = proxy
+    }
+
+    /// Every fourth disruption is a replacement, the others connection resets.
+    mutating func disrupt() async throws {
+        let started = ContinuousClock.now
+        round += 1
+        if round % 4 == 0 {
+            try await replace()
+        } else {
+            guard proxy.cutAll() > 0 else { return }
+            resets += 1
+            closes += 1
+            // The client must have seen the cut before "open" means the new socket.
+            try await recorder.waitFor(closes) { $0.isClose }
+        }
+        let conduit = conduit
+        do { try await waitUntil(timeout: .seconds(20)) { conduit.isOpen } } catch {
+            print("chaos: not open again; the host: \(host.client("chaotic") as Any)")
+            throw error
+        }
+        worstRecovery = max(worstRecovery, .now - started)
+    }
+
+    /// Another socket (a second tab) resumes the id from what the client acknowledged and is
+    /// replayed the rest, acknowledging nothing; the client, replaced, takes the id back while
+    /// that socket is still open, and must get exactly what it lacks.
+    private mutating func replace() async throws {
+        let state = try #require(host.client("chaotic")?.resume)
+        let other = try await TestWebSocketClient.connect(
+            port: host.port, path: host.path(client: "chaotic") + "&resume=\(state.acknowledged)&epoch=\(state.epoch)")
+        let greeting = try await other.nextMessage()
+        #expect(greeting.headers.route == "conduit.resume" && greeting.headers["reset"] == nil, "\(greeting.headers)")
+        replacements += 1
+        closes += 1
+        try await recorder.waitFor(closes) { $0.isClose }
+        try await conduit.reconnect()
+        try? await other.close()
+    }
+}
+
+extension ClientDirectory {
+    /// Returns once `id` is not congested.
+    func untilWritable(_ id: ClientID) async {
+        guard isCongested(id) else { return }
+        await withCheckedContinuation { (writable: CheckedContinuation<Void, Never>) in
+            whenWritable(id) { writable.resume() }
+        }
+    }
+}
