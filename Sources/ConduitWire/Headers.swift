@@ -73,7 +73,9 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
         fields.reserveCapacity(count)
     }
 
+    /// Removes every `name`; a list without it is left untouched (not copied when shared).
     public mutating func removeAll(_ name: String) {
+        guard contains(name) else { return }
         fields.removeAll { $0.name == name }
     }
 

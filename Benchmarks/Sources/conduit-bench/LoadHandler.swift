@@ -4,12 +4,13 @@ import NIOWebSocket
 
 /// What travels on a connection: raw bytes (TCP) or WebSocket frames.
 protocol EchoUnit {
-    /// How many replies this inbound unit completes; `pendingBytes` carries TCP remainders.
-    func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int
+    /// How many replies this inbound unit completes; `pendingBytes` carries TCP remainders,
+    /// `hostPosition` is set to the unit's resume position, if it has one.
+    func repliesCompleted(by workload: Workload, pendingBytes: inout Int, hostPosition: inout UInt64?) -> Int
 }
 
 extension ByteBuffer: EchoUnit {
-    func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int {
+    func repliesCompleted(by workload: Workload, pendingBytes: inout Int, hostPosition: inout UInt64?) -> Int {
         pendingBytes += readableBytes
         let replies = pendingBytes / workload.size
         pendingBytes %= workload.size
@@ -18,8 +19,12 @@ extension ByteBuffer: EchoUnit {
 }
 
 extension WebSocketFrame: EchoUnit {
-    func repliesCompleted(by workload: Workload, pendingBytes: inout Int) -> Int {
-        (opcode == .binary || opcode == .continuation) && workload.endsReply(self) ? 1 : 0
+    /// Decodes a Conduit frame once, for both what it ends and its position.
+    func repliesCompleted(by workload: Workload, pendingBytes: inout Int, hostPosition: inout UInt64?) -> Int {
+        guard opcode == .binary || opcode == .continuation else { return 0 }
+        let headers = workload.proto == .conduit ? (try? Message(decoding: data))?.headers : nil
+        if workload.resume { hostPosition = headers?[ResumeHeader.position].flatMap(UInt64.init) }
+        return workload.endsReply(self, headers: headers) ? 1 : 0
     }
 }
 
@@ -43,6 +48,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var nextPosition: UInt64 = 1
     private var hostPosition: UInt64 = 0
     private var unacknowledged = 0
+    private let numbered: NumberedFrame?
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -50,6 +56,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         self.requests = requests
         self.inFlight = inFlight
         self.recorder = recorder
+        numbered = workload.resume ? try? workload.numberedFrame() : nil
     }
 
     /// Added once the connection is ready (after the upgrade for WebSocket).
@@ -70,8 +77,10 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
             recorder.failed("the server closed the connection")
             return context.close(promise: nil)
         }
-        if workload.resume, let frame = unit as? WebSocketFrame { acknowledge(frame, context: context) }
-        for _ in 0..<unit.repliesCompleted(by: workload, pendingBytes: &pendingBytes) {
+        var position: UInt64?
+        let replies = unit.repliesCompleted(by: workload, pendingBytes: &pendingBytes, hostPosition: &position)
+        if let position { acknowledge(position, context: context) }
+        for _ in 0..<replies {
             guard let sent = sentAt.popFirst() else { return recorder.failed("a reply nobody asked for") }
             recorder.replyArrived(sentAt: sent, now: .now())
             send(context)
@@ -91,7 +100,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         sentAt.append(.now())
         if workload.resume {
             defer { nextPosition += 1 }
-            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition) else { return recorder.failed("can't encode") }
+            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition, template: numbered) else { return recorder.failed("can't encode") }
             for buffer in numbered { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
             return
         }
@@ -99,8 +108,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     }
 
     /// Resume: notes the host position of what arrived and acknowledges every 32.
-    private func acknowledge(_ frame: WebSocketFrame, context: ChannelHandlerContext) {
-        guard let position = (try? Message(decoding: frame.data))?.headers[ResumeHeader.position].flatMap(UInt64.init) else { return }
+    private func acknowledge(_ position: UInt64, context: ChannelHandlerContext) {
         hostPosition = position
         unacknowledged += 1
         guard unacknowledged >= 32, let ack = try? Workload.acknowledgement(hostPosition) else { return }

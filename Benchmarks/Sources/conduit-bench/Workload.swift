@@ -36,21 +36,41 @@ struct Workload: Sendable {
     }
 
     /// One request numbered `position` (resume), masked: made per request, as a resuming
-    /// client must.
-    func numberedWireBuffers(position: UInt64) throws -> [ByteBuffer] {
+    /// client must. Requests of one frame are a copy of `template` with the position's
+    /// digits written in: the tool's own cost must stay small beside the host's.
+    func numberedWireBuffers(position: UInt64, template: NumberedFrame?) throws -> [ByteBuffer] {
+        if let template { return [template.frame(position: position)] }
         let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: "\(position)"], payload: ByteBuffer(repeating: 0x61, count: size))
         return try message.split().map { Self.maskedFrame(try $0.encoded()) }
     }
+
+    /// The template of a one-frame numbered request; nil when requests take several frames.
+    func numberedFrame() throws -> NumberedFrame? {
+        guard size <= WireLimits.maxPayloadBytes - 64 else { return nil }
+        let digits = String(repeating: "0", count: NumberedFrame.digits)
+        let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: digits], payload: ByteBuffer(repeating: 0x61, count: size))
+        let frame = Self.maskedFrame(try message.encoded())
+        // The frame header (2 or 4 bytes, then the key), the header count, then `route`'s and
+        // `pos`'s length-prefixed names and values: where the digits start.
+        let frameHeader = frame.readableBytes - message.encodedSize
+        let inMessage = 1 + (1 + HeaderName.route.utf8.count + 2 + route.utf8.count) + (1 + ResumeHeader.position.utf8.count + 2)
+        return NumberedFrame(masked: frame, digitsAt: frameHeader + inMessage, maskPhase: inMessage)
+    }
+
+    /// The masking key of every request frame.
+    static let maskKey: WebSocketMaskingKey = [0x1F, 0x2E, 0x3D, 0x4C]
 
     /// A bare acknowledgement of host positions up to `position`, masked.
     static func acknowledgement(_ position: UInt64) throws -> ByteBuffer {
         maskedFrame(try Message(headers: [ResumeHeader.ack: "\(position)"]).encoded())
     }
 
-    /// A final binary frame carrying `payload`, masked as a client must (RFC 6455 §5.2).
+    /// A final binary frame carrying `payload`, masked as a client must (RFC 6455 §5.2), with
+    /// NIO's masking (made per request with resume, so it must be cheap).
     static func maskedFrame(_ payload: ByteBuffer) -> ByteBuffer {
-        let key: [UInt8] = [0x1F, 0x2E, 0x3D, 0x4C]
+        let key = maskKey
         var frame = ByteBuffer()
+        frame.reserveCapacity(payload.readableBytes + 14)
         frame.writeInteger(UInt8(0x82))
         switch payload.readableBytes {
         case ..<126: frame.writeInteger(UInt8(0x80 | payload.readableBytes))
@@ -62,16 +82,39 @@ struct Workload: Sendable {
             frame.writeInteger(UInt64(payload.readableBytes))
         }
         frame.writeBytes(key)
-        frame.writeBytes(payload.readableBytesView.enumerated().map { $1 ^ key[$0 % 4] })
+        var masked = payload
+        masked.webSocketMask(key)
+        frame.writeBuffer(&masked)
         return frame
     }
 
-    /// Whether a received data frame ends a reply.
-    func endsReply(_ frame: WebSocketFrame) -> Bool {
+    /// Whether a received data frame ends a reply; `headers`: its decoded headers (Conduit).
+    func endsReply(_ frame: WebSocketFrame, headers: Headers?) -> Bool {
         guard frame.fin else { return false }
-        guard proto == .conduit else { return true }
-        guard let headers = (try? Message(decoding: frame.data))?.headers else { return true }
+        guard proto == .conduit, let headers else { return true }
         // Resume's greeting and acknowledgements are not replies.
         return !headers.hasMore && headers.route != ResumeHeader.resumeRoute && headers.route != ResumeHeader.ackRoute
+    }
+}
+
+/// A masked one-frame request whose `pos` value is 20 zero-padded digits (UInt64's most),
+/// rewritten per request.
+struct NumberedFrame {
+    static let digits = 20
+    let masked: ByteBuffer
+    /// Where the digits start in the frame, and in the masked payload (for the key's phase).
+    let digitsAt: Int
+    let maskPhase: Int
+
+    func frame(position: UInt64) -> ByteBuffer {
+        var frame = masked
+        frame.withUnsafeMutableReadableBytes { bytes in
+            var value = position
+            for index in stride(from: Self.digits - 1, through: 0, by: -1) {
+                bytes[digitsAt + index] = (0x30 + UInt8(value % 10)) ^ Workload.maskKey[(maskPhase + index) % 4]
+                value /= 10
+            }
+        }
+        return frame
     }
 }

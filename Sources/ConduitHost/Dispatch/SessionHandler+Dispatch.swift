@@ -17,6 +17,9 @@ extension SessionHandler {
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
         if resume != nil {
+            // `pos` and `ack` come off this message's headers: the reused list lets go of them
+            // first, so they come off in place instead of in a copy.
+            decodedHeaders = Headers()
             switch admitResumed(&message) {
             case .consumed: return
             case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")

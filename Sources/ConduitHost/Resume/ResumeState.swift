@@ -119,7 +119,7 @@ final class ResumeState: Sendable {
     private func stamp(_ message: Message, in state: inout State) -> Message {
         var stamped = message
         stamped.headers.removeAll(ResumeHeader.position)
-        stamped.headers.append(ResumeHeader.position, "\(state.nextPosition)")
+        stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
         keep(Self.compacted(stamped), in: &state)
         return stamped
     }

@@ -26,14 +26,15 @@ extension SessionHandler {
     /// acknowledgement below it until the request is complete.
     func admitResumed(_ message: inout Message) -> ResumedInbound {
         guard let resume else { return .dispatch }
-        let headers = message.headers
-        guard let ack = number(ResumeHeader.ack, in: headers), let position = number(ResumeHeader.position, in: headers) else {
-            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: headers.route, correlation: headers.correlation)
+        guard let ack = number(ResumeHeader.ack, in: message.headers), let position = number(ResumeHeader.position, in: message.headers) else {
+            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: message.headers.route, correlation: message.headers.correlation)
             return .consumed
         }
         guard ack != nil || position != nil else { return .dispatch }
+        // Removed in place when nothing else holds the list (the caller let the reused one go).
         message.headers.removeAll(ResumeHeader.ack)
         message.headers.removeAll(ResumeHeader.position)
+        let headers = message.headers
         if let ack { resume.acknowledge(ack) }
         let route = headers.route
         guard let position else {
@@ -71,7 +72,10 @@ extension SessionHandler {
     private func oweClientAck() {
         guard clientPositions.owe() else { return sendClientAck() }
         guard clientPositions.timer == nil, let context else { return }
-        clientPositions.timer = context.eventLoop.assumeIsolated().scheduleTask(in: ClientPositions.ackWithin) { self.sendClientAck() }
+        clientPositions.timer = context.eventLoop.assumeIsolated().scheduleTask(in: ClientPositions.ackWithin) {
+            self.clientPositions.timer = nil
+            self.sendClientAck()
+        }
     }
 
     /// Sends `conduit.ack` with the last client position processed, if it moved.
@@ -85,6 +89,9 @@ extension SessionHandler {
 
 /// A resuming connection's side of client positions: the chunked request it holds open, and
 /// when it acknowledges (after 32 positions, or 200 ms after the first one not acknowledged).
+/// The timer is left running when 32 positions send the ack first: it then finds less or
+/// nothing to send, and the busy path schedules at most one timer per 200 ms instead of
+/// cancelling and scheduling one per ack (a visible cost in the pipelined echo's profile).
 struct ClientPositions {
     static let ackEveryMessages = 32
     static let ackWithin = TimeAmount.milliseconds(200)
@@ -104,7 +111,6 @@ struct ClientPositions {
     /// Whether `ack` is to be sent now; it is then taken as sent.
     mutating func shouldSend(_ ack: UInt64) -> Bool {
         owed = 0
-        stop()
         guard ack > lastAckSent else { return false }
         lastAckSent = ack
         return true
