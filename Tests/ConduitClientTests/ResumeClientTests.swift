@@ -44,7 +44,11 @@ struct ResumeClientTests {
                 try await ipc.start()
             }
             try await pusher.value
-            try await requester.value
+            do { try await requester.value } catch {
+                // Once in a loaded full run a request went unanswered: say where it stopped.
+                print("pauses: a request failed; dispatched \(DispatchTally.counts(of: "resumer").keys.sorted()); the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(16)); the host: \(host.client("resumer") as Any)")
+                throw error
+            }
             try await waitUntil(timeout: .seconds(30)) { recorder.messages.count >= pushes }
             try await Task.sleep(for: .milliseconds(300))
             let received = recorder.messages.map { $0.headers["n"] ?? "?" }

@@ -290,8 +290,9 @@ final class ProcessSupervisor: Sendable {
     }
 
     /// Runs `body` once, when the child's stderr pipe has ended: its last line may still be in
-    /// the pipe when the exit is seen. A quarter second at most, if something the child started
-    /// keeps the pipe open.
+    /// the pipe when the exit is seen. A second at most, if another process keeps the pipe open
+    /// (one the child started, or one the host spawned at the same moment, which inherited it):
+    /// a quarter second was once too short for a loaded CI machine.
     private func afterStderrEnds(of child: RunningChild, _ body: @escaping @Sendable () -> Void) {
         let done = NIOLoopBoundBox(false, eventLoop: eventLoop)
         let once: @Sendable () -> Void = {
@@ -301,7 +302,7 @@ final class ProcessSupervisor: Sendable {
             body()
         }
         child.process.stderr.closeFuture.whenComplete { _ in once() }
-        eventLoop.scheduleTask(in: .milliseconds(250)) { once() }
+        eventLoop.scheduleTask(in: .seconds(1)) { once() }
     }
 }
 
