@@ -6,11 +6,19 @@ public struct Backoff: Sendable, Hashable {
     public var retries: Int
     public var initialDelay: Duration
     public var maxDelay: Duration
+    /// How long one attempt (the TCP connect and the WebSocket upgrade) may take before it
+    /// counts as failed: a server that takes the connection and never answers (a stale port
+    /// that something else now listens on) must not stop the client from trying again.
+    public var attemptTimeout: Duration
 
-    public init(retries: Int = 32, initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30)) {
+    public init(
+        retries: Int = 32, initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30),
+        attemptTimeout: Duration = .seconds(10)
+    ) {
         self.retries = retries
         self.initialDelay = initialDelay
         self.maxDelay = maxDelay
+        self.attemptTimeout = attemptTimeout
     }
 
     /// The wait before retry `attempt` (0 for the first retry).

@@ -72,7 +72,7 @@ extension Conduit {
         do {
             try await WebSocketConnection.open(
                 host: host, port: port, id: id, window: window, key: sharedKey, query: resumption?.query ?? [],
-                eventLoop: eventLoop, callbacks: callbacks
+                timeout: backoff.attemptTimeout, eventLoop: eventLoop, callbacks: callbacks
             )
         } catch let error as ConduitClientError {
             throw error

@@ -9,6 +9,21 @@ import Testing
 /// Connecting, sending, receiving and `request` against a real host with the echo handler.
 @Suite("Client: connect, send, request", .serialized, .timeLimit(.minutes(1)))
 struct ConnectTests {
+    /// A server that takes the connection and never answers the upgrade held `connect` (and a
+    /// reconnect loop) forever: in a loaded full run a client once never came back after a pause.
+    @Test func anAttemptThatGetsNoAnswerToItsUpgradeFailsInTime() async throws {
+        let silent = try await SilentTCPServer.start()
+        let conduit = Conduit(
+            id: "stalled", address: HostAddress(port: silent.port, ipcPort: nil, sharedKey: "stalled-key"),
+            backoff: Backoff(retries: 0, attemptTimeout: .milliseconds(300)))
+        let started = ContinuousClock.now
+        await #expect(throws: ConduitClientError.self) { try await conduit.connect() }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(!conduit.isOpen)
+        conduit.close()
+        try await silent.stop()
+    }
+
     @Test func connectsSendsAndReceivesTheEcho() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "1")

@@ -29,7 +29,7 @@ final class WebSocketConnection: Sendable {
     /// access logs), or in the query when it is not a valid subprotocol token.
     static func open(
         host: String, port: Int, id: String, window: String, key: String, query: [(String, String)] = [],
-        eventLoop: any EventLoop, callbacks: Callbacks
+        timeout: Duration, eventLoop: any EventLoop, callbacks: Callbacks
     ) async throws {
         var parameters = query
         var headers = HTTPHeaders()
@@ -44,7 +44,7 @@ final class WebSocketConnection: Sendable {
             host: host, port: port, path: path, headers: headers, maxFrameSize: 1 << 24,
             automaticErrorHandling: true,
             refusal: ConduitClientError(.connectFailed, "the host at \(host):\(port) refused the WebSocket upgrade (wrong key or id?)"),
-            eventLoop: eventLoop,
+            timeout: TimeAmount(timeout), eventLoop: eventLoop,
             upgraded: { channel in
                 try channel.pipeline.syncOperations.addHandlers([
                     NIOWebSocketFrameAggregator(minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: 1 << 24),

@@ -11,12 +11,12 @@ package enum WebSocketUpgrade {
     /// (the server refused the upgrade), it throws `refusal`.
     package static func connect(
         host: String, port: Int, path: String, headers: HTTPHeaders = [:], maxFrameSize: Int,
-        automaticErrorHandling: Bool, refusal: any Error & Sendable, eventLoop: any EventLoop,
+        automaticErrorHandling: Bool, refusal: any Error & Sendable, timeout: TimeAmount = .seconds(10), eventLoop: any EventLoop,
         configure: (ClientBootstrap) -> ClientBootstrap = { $0 },
         upgraded: @escaping @Sendable (any Channel) throws -> Void
     ) async throws -> any Channel {
         let upgradeDone = eventLoop.makePromise(of: Void.self)
-        let connecting = configure(ClientBootstrap(group: eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1))
+        let connecting = configure(ClientBootstrap(group: eventLoop).connectTimeout(timeout).channelOption(.socketOption(.tcp_nodelay), value: 1))
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: maxFrameSize,
@@ -53,6 +53,13 @@ package enum WebSocketUpgrade {
             throw error
         }
         channel.closeFuture.whenComplete { _ in upgradeDone.fail(refusal) }
+        // No answer to the upgrade within `timeout` fails the attempt (a no-op once upgraded),
+        // and a failed attempt's connection is closed.
+        let deadline = eventLoop.scheduleTask(in: timeout) {
+            upgradeDone.fail(UpgradeTimedOut(host: host, port: port, timeout: timeout))
+        }
+        upgradeDone.futureResult.whenFailure { _ in channel.close(promise: nil) }
+        defer { deadline.cancel() }
         try await upgradeDone.futureResult.get()
         return channel
     }
@@ -73,5 +80,16 @@ private final class UpgradeRequester: ChannelInboundHandler, RemovableChannelHan
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         context.fireChannelActive()
+    }
+}
+
+/// The server took the connection but did not answer the WebSocket upgrade in time.
+package struct UpgradeTimedOut: Error, CustomStringConvertible {
+    let host: String
+    let port: Int
+    let timeout: TimeAmount
+
+    package var description: String {
+        "no answer to the WebSocket upgrade from \(host):\(port) within \(timeout.nanoseconds / 1_000_000) ms"
     }
 }
