@@ -82,7 +82,9 @@ struct AIStreamTests {
             #expect(last.headers["token"] == "long")
             #expect(stream.tokens.count < 10000)
             #expect(stream.indices == Array(0...stream.tokens.count))
-            #expect(stopped < .seconds(2))
+            // Far below the 50 s the whole answer takes at 200 tokens/s (a loaded CI machine once
+            // took 2.8 s, so the bound is not tighter).
+            #expect(stopped < .seconds(10))
             // The abort is answered after the stream's last message.
             let reply = try await client.nextMessage()
             #expect(reply.headers["route"] == "slow.chat.abort")

@@ -161,8 +161,10 @@ private struct Driver {
             try await recorder.waitFor(closes) { $0.isClose }
         }
         let conduit = conduit
-        do { try await waitUntil(timeout: .seconds(20)) { conduit.isOpen } } catch {
-            print("chaos: not open again; the host: \(host.client("chaotic") as Any)")
+        // Generous: an attempt that meets no answer takes Backoff.attemptTimeout (10 s) to fail.
+        do { try await waitUntil(timeout: .seconds(60)) { conduit.isOpen } } catch {
+            let events = recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(16)
+            print("chaos: not open again after \(resets) resets and \(replacements) replacements; the client's last events: \(events); the host: \(host.client("chaotic") as Any)")
             throw error
         }
         worstRecovery = max(worstRecovery, .now - started)
