@@ -29,14 +29,20 @@ extension Conduit {
             if let running = state.reconnecting { return running }
             guard !state.isClosed else { return Task { throw ConduitClientError(.closed, "the client was closed") } }
             guard state.connection == nil else { return Task {} }
-            let task = Task { try await self.reconnectLoop(policy) }
+            state.reconnectSerial += 1
+            let serial = state.reconnectSerial
+            let task = Task { try await self.reconnectLoop(policy, serial: serial) }
             state.reconnecting = task
             return task
         }
     }
 
-    private func reconnectLoop(_ policy: Backoff) async throws {
-        defer { state.withLockedValue { $0.reconnecting = nil } }
+    private func reconnectLoop(_ policy: Backoff, serial: Int) async throws {
+        defer {
+            state.withLockedValue { state in
+                if state.reconnectSerial == serial { state.reconnecting = nil }
+            }
+        }
         var lastError: any Error = ConduitClientError(.reconnectFailed, "no attempt made")
         for attempt in 0...max(0, policy.retries) {
             if attempt > 0 { try await Task.sleep(for: policy.delay(before: attempt - 1)) }
@@ -106,6 +112,10 @@ extension Conduit {
         let keep = state.withLockedValue { state in
             guard !state.isClosed, state.generation == generation else { return false }
             state.phase = .open(connection)
+            // The reconnect that opened it is done: a close from now on starts a new one. (Left
+            // to the loop's end, a close in between joined the finished loop, and the client
+            // never came back: seen after a quick pause in a loaded full run.)
+            state.reconnecting = nil
             state.resumeReady = false
             state.fallback?.socketIsBack()
             state.emit(.open)

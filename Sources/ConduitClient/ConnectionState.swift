@@ -19,6 +19,8 @@ struct ConnectionState: Sendable {
     var subscribers: [Int: AsyncStream<ConduitEvent>.Continuation] = [:]
     var nextSubscriber = 0
     var reconnecting: Task<Void, any Error>?
+    /// Which reconnect `reconnecting` is: a finished loop clears only its own.
+    var reconnectSerial = 0
     /// Reading pushes over IPC while the socket is down; `fallbackSerial` names the current one.
     var fallback: FallbackReceiver?
     var fallbackSerial = 0
