@@ -95,12 +95,22 @@ public struct IPCClient: Sendable {
         var headers: HTTPHeaders = ["host": "\(host):\(port)", "content-length": "\(body?.readableBytes ?? 0)"]
         if let key { headers.add(name: "authorization", value: "Bearer \(key)") }
         try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)))
-            if let body { try await outbound.write(.body(.byteBuffer(body))) }
-            try await outbound.write(.end(nil))
+            // A host may answer and close before the whole request is written (a missing or
+            // wrong key is answered on the head alone): then its answer counts, not the write.
+            var unwritten: (any Error)?
+            do {
+                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: headers)))
+                if let body { try await outbound.write(.body(.byteBuffer(body))) }
+                try await outbound.write(.end(nil))
+            } catch {
+                unwritten = error
+            }
+            var answered = false
             for try await part in inbound {
+                answered = true
                 guard try await onPart(part) else { return }
             }
+            if !answered, let unwritten { throw unwritten }
         }
     }
 }
