@@ -47,8 +47,9 @@ struct OpenAIBackendTests {
     }
 
     @Test func aBackendThatIsDownIsUnavailable() async throws {
-        let port = try await FakeOpenAIServer.closedPort()
-        try await TestHost.run(yaml: aiYAML(extraRoutes: openAIRoute("llm", port: port)), catalog: .aiTests) { host in
+        let refusing = try RefusingPort()
+        try await TestHost.run(yaml: aiYAML(extraRoutes: openAIRoute("llm", port: refusing.port)), catalog: .aiTests) { host in
+            withExtendedLifetime(refusing) {}
             let client = try await host.connect()
             let asked = ContinuousClock.now
             let stream = try await client.generate(["route": "llm.chat.generate", "token": "down", "prompt": "hi"])

@@ -200,10 +200,10 @@ struct TLSBridgeTests {
     }
 
     @Test func aRefusedConnectionIsAClearError() async throws {
-        let port = try await closedPort()
+        let refusing = try RefusingPort()
         try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "t6"))
-            let refused = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(port)"])
+            let refused = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(refusing.port)"])
             #expect(refused.failure?.type == "UnavailableError")
             #expect(refused.failure?.message.contains("refused the connection") == true, "\(refused.failure?.message ?? "")")
         }

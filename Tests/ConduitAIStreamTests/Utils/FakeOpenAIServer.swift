@@ -62,15 +62,6 @@ final class FakeOpenAIServer: Sendable {
         }
     }
 
-    /// A port nothing listens on: bound, then closed.
-    static func closedPort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
-    }
-
     /// The event-stream body for `reply`.
     static func events(for reply: Reply) -> [String] {
         func content(_ token: String) -> String {

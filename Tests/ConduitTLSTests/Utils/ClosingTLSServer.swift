@@ -65,13 +65,3 @@ private final class SayAndClose: ChannelInboundHandler {
 private final class SocketEnd: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 }
-
-/// A port nothing listens on: bound once, then closed.
-func closedPort() async throws -> Int {
-    let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0)
-        .get()
-    let port = listener.localAddress!.port!
-    try await listener.close()
-    return port
-}
