@@ -46,14 +46,14 @@ struct ResumeChaosTests {
             // congested, so its bounded buffer never drops one (that loss is §3's, counted).
             let pusher = Task {
                 for n in 1...pushes {
-                    await directory.untilWritable(id)
+                    await directory.writable(id)
                     directory.push(numberedPush(n), to: id)
                     if n % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
                 }
             }
             let sender = Task {
                 for n in 1...datagrams {
-                    await directory.untilWritable(id)
+                    await directory.writable(id)
                     try await peer.send(Array("\(n)".utf8), to: udpPort)
                     if n % 25 == 0 { try await Task.sleep(for: .milliseconds(2)) }
                 }
@@ -185,15 +185,5 @@ private struct Driver {
         try await recorder.waitFor(closes) { $0.isClose }
         try await conduit.reconnect()
         try? await other.close()
-    }
-}
-
-extension ClientDirectory {
-    /// Returns once `id` is not congested.
-    func untilWritable(_ id: ClientID) async {
-        guard isCongested(id) else { return }
-        await withCheckedContinuation { (writable: CheckedContinuation<Void, Never>) in
-            whenWritable(id) { writable.resume() }
-        }
     }
 }
