@@ -46,7 +46,7 @@ struct Workload: Sendable {
 
     /// The template of a one-frame numbered request; nil when requests take several frames.
     func numberedFrame() throws -> NumberedFrame? {
-        guard size <= WireLimits.maxPayloadBytes - 64 else { return nil }
+        guard size <= WireLimits.maxPayloadBytes else { return nil }
         let digits = String(repeating: "0", count: NumberedFrame.digits)
         let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: digits], payload: ByteBuffer(repeating: 0x61, count: size))
         let frame = Self.maskedFrame(try message.encoded())
