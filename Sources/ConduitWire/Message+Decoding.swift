@@ -14,6 +14,15 @@ extension Message {
     /// A reader that decodes message after message into the same variable allocates no header
     /// list once the previous message is gone (it is copied only while one still holds it).
     public init(decoding buffer: ByteBuffer, reusing headers: inout Headers) throws(WireError) {
+        var none = SetAsideFields()
+        try self.init(decoding: buffer, reusing: &headers, settingAside: &none)
+    }
+
+    /// Decodes like `init(decoding:reusing:)`, except that the fields `setAside` names are not
+    /// listed: their values (the last of each) go to `setAside`. A layer that takes its own
+    /// fields off every message (resume's `ack` and `pos`) so keeps reusing the header list,
+    /// which removing them from it afterwards would copy.
+    public init(decoding buffer: ByteBuffer, reusing headers: inout Headers, settingAside setAside: inout SetAsideFields) throws(WireError) {
         var input = buffer
         guard let count = input.readInteger(as: UInt8.self) else {
             throw WireError(.truncated, "the message has no header count")
@@ -22,7 +31,7 @@ extension Message {
         for index in 0..<Int(count) {
             let name = try Self.readString(&input, lengthPrefix: UInt8.self, field: .key(index))
             let value = try Self.readString(&input, lengthPrefix: UInt16.self, field: .value(index))
-            headers.append(name, value)
+            if !setAside.take(name, value) { headers.append(name, value) }
         }
         guard let payloadLength = input.readInteger(as: UInt16.self) else {
             throw WireError(.truncated, "the message ends before its payload length")

@@ -12,8 +12,9 @@ extension Message {
     }
 
     /// `encodedSize`, after checking every limit of SPEC §1, in one pass over the headers.
-    public func validatedEncodedSize() throws(WireError) -> Int {
-        let headerBytes = try validatedHeaderBytes()
+    /// `field`: one more header after the others (see `encode(into:validatedSize:appending:)`).
+    public func validatedEncodedSize(appending field: AppendedField? = nil) throws(WireError) -> Int {
+        let headerBytes = try validatedHeaderBytes(appending: field)
         guard payload.readableBytes <= WireLimits.maxPayloadBytes else {
             throw WireError(.payloadTooLarge, "payload of \(payload.readableBytes) bytes; at most \(WireLimits.maxPayloadBytes) in one message (split it)")
         }
@@ -23,16 +24,17 @@ extension Message {
     /// Checks the header limits only: a message whose payload is too large can still be sent
     /// as parts (`split`), but headers that don't fit can't.
     public func validateHeaderLimits() throws(WireError) {
-        _ = try validatedHeaderBytes()
+        _ = try validatedHeaderBytes(appending: nil)
     }
 
     /// The encoded size of the headers (length prefixes included), after checking their limits.
-    private func validatedHeaderBytes() throws(WireError) -> Int {
-        guard headers.count <= WireLimits.maxHeaders else {
-            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+    private func validatedHeaderBytes(appending field: AppendedField?) throws(WireError) -> Int {
+        let count = headers.count + (field == nil ? 0 : 1)
+        guard count <= WireLimits.maxHeaders else {
+            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
         var total = 0
-        for (name, value) in headers {
+        func add(_ name: String, _ value: String) throws(WireError) {
             let keyBytes = name.utf8.count, valueBytes = value.utf8.count
             guard keyBytes <= WireLimits.maxKeyBytes else {
                 throw WireError(.keyTooLong, "header key of \(keyBytes) bytes; at most \(WireLimits.maxKeyBytes)")
@@ -42,6 +44,8 @@ extension Message {
             }
             total += 3 + keyBytes + valueBytes
         }
+        for (name, value) in headers { try add(name, value) }
+        if let field { try add(field.name, field.value) }
         return total
     }
 
@@ -50,11 +54,16 @@ extension Message {
         encode(into: &buffer, validatedSize: try validatedEncodedSize())
     }
 
-    /// Appends the encoded message, checked already by `validatedEncodedSize()`, whose result
-    /// is `size` (a framing layer needs the size first for its own header).
-    public func encode(into buffer: inout ByteBuffer, validatedSize size: Int) {
+    /// A header written after a message's own without being added to its list: a layer's field
+    /// on its way out (resume's `pos`), which would otherwise cost a copy of the list.
+    public typealias AppendedField = (name: String, value: String)
+
+    /// Appends the encoded message (with `field` after its headers), checked already by
+    /// `validatedEncodedSize(appending:)`, whose result is `size` (a framing layer needs the
+    /// size first for its own header).
+    public func encode(into buffer: inout ByteBuffer, validatedSize size: Int, appending field: AppendedField? = nil) {
         buffer.reserveCapacity(minimumWritableBytes: size)
-        writePrefix(into: &buffer, bytes: size - payload.readableBytes)
+        writePrefix(into: &buffer, bytes: size - payload.readableBytes, appending: field)
         buffer.writeImmutableBuffer(payload)
     }
 
@@ -65,13 +74,13 @@ extension Message {
         encodePrefix(into: &buffer, validatedSize: try validatedEncodedSize())
     }
 
-    /// As `encodePrefix(into:)`, for a message checked by `validatedEncodedSize()` (`size`).
-    public func encodePrefix(into buffer: inout ByteBuffer, validatedSize size: Int) {
-        writePrefix(into: &buffer, bytes: size - payload.readableBytes)
+    /// As `encodePrefix(into:)`, for a message checked by `validatedEncodedSize(appending:)` (`size`).
+    public func encodePrefix(into buffer: inout ByteBuffer, validatedSize size: Int, appending field: AppendedField? = nil) {
+        writePrefix(into: &buffer, bytes: size - payload.readableBytes, appending: field)
     }
 
     /// `bytes`: the prefix's size, which the callers have already computed.
-    private func writePrefix(into buffer: inout ByteBuffer, bytes size: Int) {
+    private func writePrefix(into buffer: inout ByteBuffer, bytes size: Int, appending field: AppendedField?) {
         // One capacity check, then raw stores: separate ByteBuffer writes per field each
         // re-check capacity and uniqueness, which showed in the routed echo's profile.
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
@@ -85,13 +94,15 @@ extension Message {
                 string.withUTF8 { UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer($0)) }
                 offset += string.utf8.count
             }
-            put(UInt8(headers.count))
-            for (name, value) in headers {
+            func put(field name: String, _ value: String) {
                 put(UInt8(name.utf8.count))
                 put(name)
                 put(UInt16(value.utf8.count))
                 put(value)
             }
+            put(UInt8(headers.count + (field == nil ? 0 : 1)))
+            for (name, value) in headers { put(field: name, value) }
+            if let field { put(field: field.name, field.value) }
             put(UInt16(payload.readableBytes))
             return offset
         }

@@ -9,18 +9,21 @@ import NIOWebSocket
 extension SessionHandler {
     func dispatch(_ frameData: ByteBuffer) {
         traffic.received(bytes: frameData.readableBytes)
-        var message: Message
+        let message: Message
+        // On a resuming connection `ack` and `pos` are the connection's, not the message's.
+        var positions = SetAsideFields(ResumeHeader.ack, ResumeHeader.position)
         do {
-            message = try Message(decoding: frameData, reusing: &decodedHeaders)
+            if resume != nil {
+                message = try Message(decoding: frameData, reusing: &decodedHeaders, settingAside: &positions)
+            } else {
+                message = try Message(decoding: frameData, reusing: &decodedHeaders)
+            }
         } catch {
             let readable = Message.readableHeaders(of: frameData)
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
         if resume != nil {
-            // `pos` and `ack` come off this message's headers: the reused list lets go of them
-            // first, so they come off in place instead of in a copy.
-            decodedHeaders = Headers()
-            switch admitResumed(&message) {
+            switch admitResumed(message.headers, ack: positions.firstValue, position: positions.secondValue) {
             case .consumed: return
             case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
             case .dispatch: break

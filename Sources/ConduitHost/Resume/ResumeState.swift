@@ -7,7 +7,10 @@ import Synchronization
 ///
 /// Host → client: every message gets the next position as it is written, and stays in the
 /// window until the client acknowledges it; the window is bounded in bytes (the newest is
-/// always kept) and its bytes come from the host-wide budget. Only the current writer (the
+/// always kept) and its bytes come from the host-wide budget. A small message is kept as the
+/// bytes its writer encoded, appended to one buffer (`log`): keeping each as a `Message` cost a
+/// copy of its payload (a slice of the socket's read buffer) and of its header list per
+/// message, and their release on every acknowledgement, half the routed echo's cost of resume. Only the current writer (the
 /// id's socket or stream) may stamp: a socket that was replaced and still writes is told so,
 /// and hands its messages to the new one instead.
 ///
@@ -16,17 +19,23 @@ import Synchronization
 /// chunked request and the client sends its chunks again after a reconnect.
 final class ResumeState: Sendable {
     private struct Sent {
-        let message: Message
         let position: UInt64
         let bytes: Int
         /// Its bytes are taken from the host-wide budget.
         let reserved: Bool
+        /// A message kept whole (a large payload, not copied); nil: its `bytes` are the next
+        /// in the log.
+        let held: Message?
     }
+    /// An empty log larger than this is let go.
+    private static let keptLogCapacity = 64 * 1024
 
     private struct State {
         var epoch = ResumeState.newEpoch()
         var nextPosition: UInt64 = 1
         var window = CircularBuffer<Sent>(initialCapacity: 4)
+        /// The encoded messages of the window that are not `held`, oldest first.
+        var log = ByteBuffer()
         var windowBytes = 0
         var acknowledged: UInt64 = 0
         var writer: ObjectIdentifier?
@@ -77,7 +86,18 @@ final class ResumeState: Sendable {
             state.counters.add(.replayed, state.window.count, metrics: budget.metrics)
             return Greeting(
                 message: greeting(state, request, replayed: state.window.count, lost: lost, reset: false),
-                replay: state.window.map(\.message))
+                replay: replay(state))
+        }
+    }
+
+    /// The window's messages, `pos` included; the logged ones decoded from a copy of the log,
+    /// which stays the window's alone.
+    private func replay(_ state: State) -> [Message] {
+        var log = ByteBuffer(buffer: state.log)
+        return state.window.map { sent in
+            if let held = sent.held { return held }
+            // The log holds only what encoded without error.
+            return try! Message(decoding: log.readSlice(length: sent.bytes)!)
         }
     }
 
@@ -105,23 +125,47 @@ final class ResumeState: Sendable {
     func stamp(_ parts: [Message], writer: AnyObject) -> [Message]? {
         state.withLock { state in
             guard state.writer == ObjectIdentifier(writer) else { return nil }
-            return parts.map { stamp($0, in: &state) }
+            return parts.map { part in
+                var stamped = part
+                stamped.headers.removeAll(ResumeHeader.position)
+                stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
+                let kept = Self.compacted(stamped)
+                keep(Sent(position: state.nextPosition, bytes: kept.encodedSize, reserved: makeRoom(kept.encodedSize, in: &state), held: kept), in: &state)
+                return stamped
+            }
         }
     }
 
-    /// One message (a payload within one frame) with its position: no array per message.
-    func stamp(_ message: Message, writer: AnyObject) -> Message? {
-        state.withLock { state in
-            state.writer == ObjectIdentifier(writer) ? stamp(message, in: &state) : nil
+    /// Numbers `message` (one frame's worth, without `pos`) and keeps it in the window; false,
+    /// and nothing is numbered, when `writer` is no longer the id's. `encode` writes the
+    /// message with its position appended (`Message.AppendedField`: its header list is not
+    /// copied) and returns the encoded bytes when they lie in one buffer: those are copied
+    /// into the log, once; otherwise the message is kept whole. A message `encode` refuses
+    /// is not kept and takes no position.
+    func stamp(_ message: Message, writer: AnyObject, encode: (Message.AppendedField) throws(WireError) -> ByteBufferView?) throws(WireError) -> Bool {
+        try state.withLock { state throws(WireError) in
+            guard state.writer == ObjectIdentifier(writer) else { return false }
+            let field = (ResumeHeader.position, String(state.nextPosition))
+            if let encoded = try encode(field) {
+                let reserved = makeRoom(encoded.count, in: &state)
+                Self.append(encoded, to: &state.log)
+                keep(Sent(position: state.nextPosition, bytes: encoded.count, reserved: reserved, held: nil), in: &state)
+            } else {
+                var stamped = Self.compacted(message)
+                stamped.headers.append(field.0, field.1)
+                let bytes = stamped.encodedSize
+                keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), held: stamped), in: &state)
+            }
+            return true
         }
     }
 
-    private func stamp(_ message: Message, in state: inout State) -> Message {
-        var stamped = message
-        stamped.headers.removeAll(ResumeHeader.position)
-        stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
-        keep(Self.compacted(stamped), in: &state)
-        return stamped
+    /// Appends an encoded message to the log, first moving what is left of the log to its
+    /// start when the acknowledged part ahead of it is at least as large: each byte is moved at
+    /// most once for each byte released, and the log stays within about twice the window.
+    private static func append(_ encoded: ByteBufferView, to log: inout ByteBuffer) {
+        if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
+        log.writeBytes(encoded)
     }
 
     /// A message whose payload is a small slice of a large buffer (an echo of a request, a
@@ -134,26 +178,23 @@ final class ResumeState: Sendable {
         return copy
     }
 
-    /// Past the bound (its own, or the host's budget) the oldest go, counted as evicted (a
-    /// client that had not received them is told on its next connect); the newest is kept even
-    /// alone over the bound, with its bytes reserved if the budget has them.
-    private func keep(_ message: Message, in state: inout State) {
-        let bytes = message.encodedSize
-        var reserved = false
-        while !reserved {
-            if state.windowBytes + bytes <= windowLimit, budget.reserve(bytes) {
-                reserved = true
-            } else if let oldest = state.window.popFirst() {
-                release(oldest, in: &state)
-                state.counters.add(.evicted, 1, metrics: budget.metrics)
-            } else {
-                reserved = budget.reserve(bytes)
-                break
-            }
+    /// Makes room for `bytes` more: past the bound (its own, or the host's budget) the oldest
+    /// go, counted as evicted (a client that had not received them is told on its next
+    /// connect). The newest is kept even alone over the bound; true when its bytes are
+    /// reserved (the budget had them).
+    private func makeRoom(_ bytes: Int, in state: inout State) -> Bool {
+        while true {
+            if state.windowBytes + bytes <= windowLimit, budget.reserve(bytes) { return true }
+            guard let oldest = state.window.popFirst() else { return budget.reserve(bytes) }
+            release(oldest, in: &state)
+            state.counters.add(.evicted, 1, metrics: budget.metrics)
         }
-        state.window.append(Sent(message: message, position: state.nextPosition, bytes: bytes, reserved: reserved))
+    }
+
+    private func keep(_ sent: Sent, in state: inout State) {
+        state.window.append(sent)
         state.nextPosition += 1
-        state.windowBytes += bytes
+        state.windowBytes += sent.bytes
     }
 
     /// The client holds every position up to `position`: those leave the window.
@@ -173,10 +214,16 @@ final class ResumeState: Sendable {
     private func release(_ sent: Sent, in state: inout State) {
         state.windowBytes -= sent.bytes
         if sent.reserved { budget.release(sent.bytes) }
+        guard sent.held == nil else { return }
+        state.log.moveReaderIndex(forwardBy: sent.bytes)
+        guard state.log.readableBytes == 0 else { return }
+        // All acknowledged: an idle id keeps a small log only.
+        if state.log.capacity > Self.keptLogCapacity { state.log = ByteBuffer() } else { state.log.clear() }
     }
 
     private func releaseWindow(_ state: inout State) {
         while let sent = state.window.popFirst() { release(sent, in: &state) }
+        state.log = ByteBuffer()
     }
 
     // MARK: Client positions

@@ -21,20 +21,16 @@ extension SessionHandler {
         case overflow
     }
 
-    /// Takes `ack` and `pos` off, applies the acknowledgement, and checks and records the
-    /// client position (one lock for both): a chunk of a request still open holds the
-    /// acknowledgement below it until the request is complete.
-    func admitResumed(_ message: inout Message) -> ResumedInbound {
+    /// Applies the acknowledgement and checks and records the client position (one lock for
+    /// both) of a message whose `ack` and `pos` the decoder set aside: a chunk of a request
+    /// still open holds the acknowledgement below it until the request is complete.
+    func admitResumed(_ headers: Headers, ack ackValue: String?, position positionValue: String?) -> ResumedInbound {
         guard let resume else { return .dispatch }
-        guard let ack = number(ResumeHeader.ack, in: message.headers), let position = number(ResumeHeader.position, in: message.headers) else {
-            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: message.headers.route, correlation: message.headers.correlation)
+        guard let ack = number(ackValue), let position = number(positionValue) else {
+            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: headers.route, correlation: headers.correlation)
             return .consumed
         }
         guard ack != nil || position != nil else { return .dispatch }
-        // Removed in place when nothing else holds the list (the caller let the reused one go).
-        message.headers.removeAll(ResumeHeader.ack)
-        message.headers.removeAll(ResumeHeader.position)
-        let headers = message.headers
         if let ack { resume.acknowledge(ack) }
         let route = headers.route
         guard let position else {
@@ -64,8 +60,8 @@ extension SessionHandler {
     }
 
     /// A header's value as a position: nil inside when absent, nil outside when malformed.
-    private func number(_ name: String, in headers: Headers) -> UInt64?? {
-        guard let value = headers[name] else { return .some(nil) }
+    private func number(_ value: String?) -> UInt64?? {
+        guard let value else { return .some(nil) }
         return UInt64(value).map { .some($0) } ?? nil
     }
 

@@ -263,9 +263,24 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
         guard let session else { return .superseded }
+        var message = message
+        message.headers.removeAll(ResumeHeader.position)
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
-            guard let numbered = resume.stamp(message, writer: session) else { return .superseded }
-            guard append(numbered, context: context) else { return .unencodable }
+            // Encoded under the id's lock, and handed to the channel only after it: a write can
+            // re-enter here.
+            var appended: OutboundFrames.Appended?
+            do {
+                let stamped = try resume.stamp(message, writer: session) { position throws(WireError) in
+                    let frame = try outbound.append(message, appending: position)
+                    appended = frame
+                    return frame.messageRange.map(outbound.bytes(in:))
+                }
+                guard stamped, let appended else { return .superseded }
+                handOff(appended, context: context)
+            } catch {
+                unencodable(message, error)
+                return .unencodable
+            }
         } else {
             guard let numbered = resume.stamp(message.split(), writer: session) else { return .superseded }
             for part in numbered {
@@ -310,14 +325,18 @@ final class SessionHandler: ChannelInboundHandler {
     private static let batchBytes = 64 * 1024
 
     private func append(_ message: Message, context: ChannelHandlerContext) -> Bool {
-        let appended: (encodedBytes: Int, separatePayload: ByteBuffer?)
         do {
-            appended = try outbound.append(message)
+            handOff(try outbound.append(message), context: context)
+            return true
         } catch {
-            logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
-            services.directory.budget.dropped(.unencodable)
+            unencodable(message, error)
             return false
         }
+    }
+
+    /// Counts a frame just appended, and hands the tick's frames to the channel when it has a
+    /// payload of its own to follow them or they fill a batch.
+    private func handOff(_ appended: OutboundFrames.Appended, context: ChannelHandlerContext) {
         traffic.sent(bytes: appended.encodedBytes)
         if let payload = appended.separatePayload {
             emit(context)
@@ -325,7 +344,12 @@ final class SessionHandler: ChannelInboundHandler {
         } else if outbound.byteCount >= Self.batchBytes {
             emit(context)
         }
-        return true
+    }
+
+    /// A message that breaks a limit of SPEC §1 is dropped, logged and counted.
+    private func unencodable(_ message: Message, _ error: WireError) {
+        logger.error("message can't be encoded", metadata: ["error": "\(error)", "route.name": "\(message.headers.route ?? "")"])
+        services.directory.budget.dropped(.unencodable)
     }
 
     /// Hands the tick's frames to the channel (without flushing).

@@ -18,19 +18,35 @@ struct OutboundFrames {
 
     var byteCount: Int { handedOff ? 0 : buffer.readableBytes }
 
-    /// Appends `message` as one binary frame of `encodedBytes`; `separatePayload` is to be
-    /// written after the buffer. Nothing is appended when the message breaks a limit.
-    mutating func append(_ message: Message) throws(WireError) -> (encodedBytes: Int, separatePayload: ByteBuffer?) {
-        let size = try message.validatedEncodedSize()
+    /// A message appended as one binary frame.
+    struct Appended {
+        /// The encoded message's size (the frame's payload).
+        let encodedBytes: Int
+        /// To be written after the buffer: the message's payload, not copied.
+        let separatePayload: ByteBuffer?
+        /// Where the encoded message lies in the buffer, when it lies there whole (`bytes(in:)`).
+        let messageRange: Range<Int>?
+    }
+
+    /// Appends `message` (with `field` after its headers) as one binary frame. Nothing is
+    /// appended when the message breaks a limit.
+    mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
+        let size = try message.validatedEncodedSize(appending: field)
         prepare()
         let gather = message.payload.readableBytes >= Self.gatherThreshold
         FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
         if gather {
-            message.encodePrefix(into: &buffer, validatedSize: size)
+            message.encodePrefix(into: &buffer, validatedSize: size, appending: field)
         } else {
-            message.encode(into: &buffer, validatedSize: size)
+            message.encode(into: &buffer, validatedSize: size, appending: field)
         }
-        return (size, gather ? message.payload : nil)
+        if gather { return Appended(encodedBytes: size, separatePayload: message.payload, messageRange: nil) }
+        return Appended(encodedBytes: size, separatePayload: nil, messageRange: buffer.writerIndex - size..<buffer.writerIndex)
+    }
+
+    /// The bytes of a message just appended (`Appended.messageRange`).
+    func bytes(in range: Range<Int>) -> ByteBufferView {
+        buffer.viewBytes(at: range.lowerBound, length: range.count)!
     }
 
     /// Appends a control or text frame with `payload`.

@@ -1,0 +1,84 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// The window's storage (SPEC §9): small messages kept as encoded bytes in one buffer, large
+/// ones kept whole, in one order of positions through acknowledgements, evictions and replays.
+@Suite("Resume window", .serialized, .timeLimit(.minutes(1)))
+struct ResumeWindowTests {
+    /// Sizes around the line between the two kinds of kept message (1024 bytes of payload).
+    static func payloadSize(_ n: Int) -> Int {
+        [3, 1023, 1024, 40, 5000, 0, 700][n % 7]
+    }
+
+    static func push(_ n: Int) -> Message {
+        var push = numberedPush(n)
+        push.payload = ByteBuffer(repeating: UInt8(n % 251), count: payloadSize(n))
+        return push
+    }
+
+    @Test func smallAndLargeMessagesReplayInOrderAfterManyAcknowledgements() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("w1")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "w1")
+            let epoch = try #require(greeting.headers["epoch"])
+            let total = 700
+            for n in 1...total {
+                host.host.directory.push(Self.push(n), to: id)
+                _ = try await socket.nextMessage()
+                // Acknowledged in uneven steps, so the log's start moves and its bytes move back.
+                if n % 13 == 0 { try await socket.send(["ack": "\(n - 5)"]) }
+            }
+            let acknowledged = UInt64(total / 13 * 13 - 5)
+            try await waitUntil { host.client("w1")?.resume?.acknowledged == acknowledged }
+            #expect(host.client("w1")?.resume?.windowMessages == total - Int(acknowledged))
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            let received = acknowledged + 2
+            let (again, resumed) = try await ResumeTests.resume(host, id: "w1", received: received, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(total - Int(received))" && resumed.headers["lost"] == "0")
+            for n in Int(received + 1)...total {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(n)" && message.headers["n"] == "\(n)")
+                #expect(message.payload == Self.push(n).payload)
+            }
+            try await again.send(["ack": "\(total)"])
+            try await waitUntil { host.client("w1")?.resume?.windowBytes == 0 }
+            #expect(host.client("w1")?.resume?.windowMessages == 0)
+        }
+    }
+
+    @Test func pastTheWindowSmallMessagesAreCountedExactly() async throws {
+        let yaml = "limits:\n  resumeWindowBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("w2")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "w2")
+            let epoch = try #require(greeting.headers["epoch"])
+            let total = 3000
+            for n in 1...total {
+                var push = numberedPush(n)
+                push.payload = ByteBuffer(repeating: UInt8(n % 251), count: 100)
+                host.host.directory.push(push, to: id)
+            }
+            for _ in 1...total { _ = try await socket.nextMessage() }
+            let window = try #require(host.client("w2")?.resume)
+            #expect(window.windowBytes <= 65536 && window.windowBytes > 65536 - 200)
+            try await socket.close()
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "w2", received: 0, epoch: epoch)
+            let replayed = try #require(Int(resumed.headers["replayed"] ?? ""))
+            let lost = try #require(Int(resumed.headers["lost"] ?? ""))
+            #expect(replayed + lost == total && replayed == window.windowMessages)
+            for pos in (lost + 1)...total {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(pos)" && message.headers["n"] == "\(pos)")
+                #expect(message.payload == ByteBuffer(repeating: UInt8(pos % 251), count: 100))
+            }
+            #expect(host.client("w2")?.resume?.lost == lost)
+        }
+    }
+}
