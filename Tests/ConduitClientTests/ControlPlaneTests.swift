@@ -9,6 +9,20 @@ import Testing
 /// getSharedKey, setSharedKey.
 @Suite("Client: control plane", .serialized, .timeLimit(.minutes(1)))
 struct ControlPlaneTests {
+    /// A listener that takes the connection and never answers held every IPC call forever
+    /// (a status, an invocation over the fallback, the events stream's head).
+    @Test func aListenerThatNeverAnswersFailsEveryCallInTime() async throws {
+        let silent = try await SilentTCPServer.start()
+        let ipc = IPCEndpoint(port: silent.port, sharedKey: "silent-key", timeout: .milliseconds(300))
+        let started = ContinuousClock.now
+        let status = await #expect(throws: ConduitClientError.self) { try await ipc.status() }
+        #expect(status?.code == .ipcFailed)
+        await #expect(throws: (any Error).self) { try await ipc.invoke(route: "echo") }
+        await #expect(throws: IPCClientError.self) { try await ipc.events(for: "silent") { _ in true } }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        try await silent.stop()
+    }
+
     @Test func statusDiagnosticsAndWaitingForTheActiveState() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "c1")

@@ -17,12 +17,21 @@ public struct IPCClient: Sendable {
     public let port: Int
     /// nil: send no key (to see the refusal).
     public let key: String?
+    /// How long a call may wait for its answer, connecting included: a request for the whole
+    /// response, an events stream for its head (the stream itself lasts). Past it the
+    /// connection is closed and the call throws: a listener that takes the connection and
+    /// never answers can't hang the caller.
+    public let timeout: Duration
     private let group: any EventLoopGroup
 
-    public init(host: String = "127.0.0.1", port: Int, key: String?, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        host: String = "127.0.0.1", port: Int, key: String?, timeout: Duration = .seconds(60),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.host = host
         self.port = port
         self.key = key
+        self.timeout = timeout
         self.group = group
     }
 
@@ -30,7 +39,7 @@ public struct IPCClient: Sendable {
     public func request(_ method: HTTPMethod = .GET, _ target: String, body: ByteBuffer? = nil) async throws -> Response {
         var head: HTTPResponseHead?
         var collected = ByteBuffer()
-        try await exchange(method, target, body: body) { part in
+        try await exchange(method, target, body: body, answeredBy: .end) { part in
             switch part {
             case .head(let received): head = received
             case .body(var bytes): collected.writeBuffer(&bytes)
@@ -49,7 +58,8 @@ public struct IPCClient: Sendable {
     public func events(for client: String, query: [(String, String)] = [], receive: (Message) async throws -> Bool) async throws {
         var pending = ByteBuffer()
         var refusal: HTTPResponseStatus?
-        try await exchange(.GET, "/internal.conduit.events?" + IPCQuery.encode([("id", client)] + query), body: nil) { part in
+        let target = "/internal.conduit.events?" + IPCQuery.encode([("id", client)] + query)
+        try await exchange(.GET, target, body: nil, answeredBy: .head) { part in
             switch part {
             case .head(let head) where head.status != .ok:
                 refusal = head.status
@@ -81,12 +91,21 @@ public struct IPCClient: Sendable {
         return message
     }
 
-    /// Sends one request and hands the response parts to `onPart` until it returns false.
+    /// The part of a response that ends the wait `timeout` bounds.
+    private enum Answer {
+        case head
+        case end
+    }
+
+    /// Sends one request and hands the response parts to `onPart` until it returns false;
+    /// throws when `answer` has not come within `timeout`.
     private func exchange(
-        _ method: HTTPMethod, _ target: String, body: ByteBuffer?,
+        _ method: HTTPMethod, _ target: String, body: ByteBuffer?, answeredBy answer: Answer,
         onPart: (HTTPClientResponsePart) async throws -> Bool
     ) async throws {
-        let channel = try await ClientBootstrap(group: group).connect(host: host, port: port) { channel in
+        let started = ContinuousClock.now
+        let bootstrap = ClientBootstrap(group: group).connectTimeout(TimeAmount(timeout))
+        let channel = try await bootstrap.connect(host: host, port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
@@ -94,6 +113,33 @@ public struct IPCClient: Sendable {
         }
         var headers: HTTPHeaders = ["host": "\(host):\(port)", "content-length": "\(body?.readableBytes ?? 0)"]
         if let key { headers.add(name: "authorization", value: "Bearer \(key)") }
+        let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount(timeout - (ContinuousClock.now - started))) { [channel = channel.channel] in
+            channel.close(promise: nil)
+        }
+        var failure: (any Error)?
+        do {
+            try await exchange(on: channel, method, target, headers: headers, body: body) { part in
+                switch (part, answer) {
+                case (.head, .head), (.end, .end): deadline.cancel()
+                default: break
+                }
+                return try await onPart(part)
+            }
+        } catch {
+            failure = error
+        }
+        deadline.cancel()
+        // The deadline's future succeeds only if it fired (a cancelled one fails).
+        if (try? await deadline.futureResult.get()) != nil {
+            throw IPCClientError(status: nil, message: "no answer from \(host):\(port) within \(timeout)")
+        }
+        if let failure { throw failure }
+    }
+
+    private func exchange(
+        on channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>, _ method: HTTPMethod, _ target: String,
+        headers: HTTPHeaders, body: ByteBuffer?, onPart: (HTTPClientResponsePart) async throws -> Bool
+    ) async throws {
         try await channel.executeThenClose { inbound, outbound in
             // A host may answer and close before the whole request is written (a missing or
             // wrong key is answered on the head alone): then its answer counts, not the write.

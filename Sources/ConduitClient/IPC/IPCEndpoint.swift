@@ -19,12 +19,18 @@ public final class IPCEndpoint: Sendable {
 
     public let host: String
     public let port: Int
+    /// How long a call waits for its answer (`IPCClient.timeout`).
+    public let timeout: Duration
     private let key: NIOLockedValueBox<String>
     private let group: any EventLoopGroup
 
-    public init(host: String = "127.0.0.1", port: Int, sharedKey: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    public init(
+        host: String = "127.0.0.1", port: Int, sharedKey: String, timeout: Duration = .seconds(60),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.host = host
         self.port = port
+        self.timeout = timeout
         self.key = NIOLockedValueBox(sharedKey)
         self.group = group
     }
@@ -90,7 +96,7 @@ public final class IPCEndpoint: Sendable {
         try await client.events(for: id, query: query, receive: receive)
     }
 
-    private var client: IPCClient { IPCClient(host: host, port: port, key: sharedKey, group: group) }
+    private var client: IPCClient { IPCClient(host: host, port: port, key: sharedKey, timeout: timeout, group: group) }
 
     private func control<Answer: Decodable>(_ name: String, body: ByteBuffer? = nil) async throws -> Answer {
         let reply = Self.message(from: try await call(.POST, "/internal.conduit." + name, body: body))
