@@ -18,6 +18,12 @@ import NIOWebSocket
 /// buffer and the stream takes them one by one as it writes them (`takeNext`), so whichever
 /// attaches next (a socket or another stream) takes over exactly what was not yet written.
 public final class ClientDirectory: PushSink, Sendable {
+    /// A replaced socket and what it handed back as it closed (nil: not closed yet).
+    struct HandOver {
+        let session: Session
+        var unsent: CircularBuffer<MessageQueue.Entry>?
+    }
+
     struct Slot {
         var session: Session?
         var stream: (any PushStream)?
@@ -28,9 +34,10 @@ public final class ClientDirectory: PushSink, Sendable {
         var expiry: Scheduled<Void>?
         /// A drain of `buffer` into `session` is scheduled on its event loop.
         var draining = false
-        /// The socket `session` replaced, until it has handed back what it had not written:
-        /// those messages go to the new socket first, so nothing reaches it before them.
-        var replaced: Session?
+        /// The sockets `session` replaced, oldest first, until each has handed back what it
+        /// had not written: those messages go to the new socket first, the oldest socket's
+        /// first, whatever order the old sockets close in (two quick replacements).
+        var replaced: [HandOver] = []
         /// `whenWritable` callbacks waiting for the id's queued bytes to fall.
         var waiters: [@Sendable () -> Void] = []
         /// Handshakes accepted for the id whose socket is not attached yet: the id counts as
@@ -90,11 +97,11 @@ public final class ClientDirectory: PushSink, Sendable {
                 slot.stream?.messagesAvailable()
                 return (.none, outcome)
             }
-            if session.channel.eventLoop.inEventLoop, !slot.draining, slot.replaced == nil, slot.buffer.isEmpty {
+            if session.channel.eventLoop.inEventLoop, !slot.draining, slot.replaced.isEmpty, slot.buffer.isEmpty {
                 return (.now(session), .sent)
             }
             let outcome = bufferInTransit(entry, to: session, in: &slot)
-            guard outcome.isAccepted, !slot.draining, slot.replaced == nil else { return (.none, outcome) }
+            guard outcome.isAccepted, !slot.draining, slot.replaced.isEmpty else { return (.none, outcome) }
             slot.draining = true
             return (.drain(session), outcome)
         }
@@ -147,7 +154,7 @@ public final class ClientDirectory: PushSink, Sendable {
     /// Sends what waits in the id's buffer to `session`, if it is still the id's socket.
     func drain(into session: Session) {
         let entries: CircularBuffer<MessageQueue.Entry> = slots.withLockedValue { slots in
-            guard slots[session.client]?.session === session, slots[session.client]?.replaced == nil else { return [] }
+            guard slots[session.client]?.session === session, slots[session.client]?.replaced.isEmpty == true else { return [] }
             slots[session.client]?.draining = false
             return slots[session.client]?.buffer.takeAll() ?? []
         }
@@ -210,7 +217,7 @@ public final class ClientDirectory: PushSink, Sendable {
             return .dropped(.hostBudget)
         }
         let session: Session? = withSlot(client) { slot in
-            if let session = slot.session, slot.replaced == nil, !slot.draining, slot.buffer.isEmpty { return session }
+            if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
             if asNewest {
                 _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true), in: &slot, sent: false)
             } else {
@@ -282,7 +289,7 @@ extension ClientDirectory {
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
         if let old {
-            slot.replaced = old
+            slot.replaced.append(HandOver(session: old))
             return (old, [])
         }
         return (nil, slot.buffer.takeAll())
@@ -322,10 +329,9 @@ extension ClientDirectory {
             let away = slot.session == nil
             slot.buffer.byteLimit = away ? settings.pushBufferBytes : max(settings.pushBufferBytes, settings.outboundQueueBytes)
             slot.buffer.countLimit = away ? settings.pushBufferMessages : max(settings.pushBufferMessages, settings.outboundQueueMessages)
-            slot.dropped += slot.buffer.prepend(unsent)
+            handBack(unsent, from: session, in: &slot)
             slot.stream?.messagesAvailable()
-            if slot.replaced === session { slot.replaced = nil }
-            guard let current = slot.session, slot.replaced == nil, !slot.draining, !slot.buffer.isEmpty else {
+            guard let current = slot.session, slot.replaced.isEmpty, !slot.draining, !slot.buffer.isEmpty else {
                 return (wasCurrent, nil)
             }
             slot.draining = true
@@ -333,6 +339,21 @@ extension ClientDirectory {
         }
         if let drainInto { drainInto.channel.eventLoop.execute { self.drain(into: drainInto) } }
         if wasCurrent { events(.disconnected(session.client)) }
+    }
+
+    /// Puts what `session` had not written back at the front of the id's buffer; a replaced
+    /// socket's is held until every socket replaced before it has handed back too.
+    private func handBack(_ unsent: CircularBuffer<MessageQueue.Entry>, from session: Session, in slot: inout Slot) {
+        guard let index = slot.replaced.firstIndex(where: { $0.session === session }) else {
+            slot.dropped += slot.buffer.prepend(unsent)
+            return
+        }
+        var handedBack = slot.replaced[index].unsent ?? CircularBuffer()
+        handedBack.append(contentsOf: unsent)
+        slot.replaced[index].unsent = handedBack
+        guard slot.replaced.allSatisfy({ $0.unsent != nil }) else { return }
+        for handOver in slot.replaced.reversed() { slot.dropped += slot.buffer.prepend(handOver.unsent!) }
+        slot.replaced = []
     }
 
     /// A handshake for the id was accepted; its 101 is about to be written. Until the socket
