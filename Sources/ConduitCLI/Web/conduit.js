@@ -499,7 +499,10 @@ export class Conduit extends EventTarget {
       this.socket = null
       this.isActive = false
       this.#emit('close', { code: event.code, reason: event.reason })
-      if (this.shouldReconnect && !Conduit.isPaused) this.reconnect(this.reconnectOptions).catch(() => {})
+      // A newer socket with this id (another tab) replaced this one: taking the id back by
+      // itself would replace that one in turn, and the two would trade it for ever.
+      const replaced = event.code === 1000 && event.reason === 'replaced'
+      if (this.shouldReconnect && !Conduit.isPaused && !replaced) this.reconnect(this.reconnectOptions).catch(() => {})
     }
     this.#emit('open')
   }

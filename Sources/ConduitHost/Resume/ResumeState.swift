@@ -243,7 +243,8 @@ final class ResumeState: Sendable {
     /// below it (positions increase, so everything processed meanwhile is above it).
     func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?) -> ClientPosition {
         state.withLock { state in
-            guard position > state.clientAck, !state.processedAbove.contains(position) else {
+            // `isEmpty` first: nearly always, and it spares hashing the position.
+            guard position > state.clientAck, state.processedAbove.isEmpty || !state.processedAbove.contains(position) else {
                 state.counters.add(.duplicate, 1, metrics: budget.metrics)
                 return .duplicate
             }

@@ -49,11 +49,20 @@ export function scenarios ({ module, vectors, prefix }) {
   }
   /**
    * Another socket (a second tab) takes `conduit`'s id over, resumed from what the client has
-   * received and acknowledging nothing; the client, reconnecting by itself, takes the id back
-   * while that socket is open (the host then closes it), and must get exactly what it lacks.
+   * received and acknowledging nothing; the client, told it was replaced, takes the id back
+   * (as a tab the user returns to would) while that socket is open (the host then closes it),
+   * and must get exactly what it lacks.
    */
   const replace = async (conduit) => {
     const { epoch, received } = conduit.resumeStats
+    const replaced = within(new Promise((resolve) => {
+      const onClose = (event) => {
+        if (event.reason !== 'replaced') return
+        conduit.removeEventListener('close', onClose)
+        resolve()
+      }
+      conduit.addEventListener('close', onClose)
+    }), 10000, 'the client told it was replaced')
     const url = new URL(`ws://${conduit.host}:${conduit.port}/${encodeURIComponent(conduit.id)}/other`)
     for (const [name, value] of Object.entries({ key: conduit.sharedKey, resume: received, epoch })) url.searchParams.set(name, value)
     const other = new WebSocket(url)
@@ -64,6 +73,8 @@ export function scenarios ({ module, vectors, prefix }) {
       other.onerror = () => reject(new Error('the other socket failed'))
     }), 10000, "the other socket's greeting")
     check(greeting.options.route === 'conduit.resume' && greeting.options.reset === undefined, `the other socket's greeting: ${JSON.stringify(greeting.options)}`)
+    await replaced
+    conduit.reconnect(conduit.reconnectOptions).catch(() => {})
     await within(closed, 20000, 'the client taking its id back')
   }
   let serial = 0
@@ -270,6 +281,26 @@ export function scenarios ({ module, vectors, prefix }) {
       const other = await open()
       other.close()
       check(!reopened && !conduit.isOpen, 'a closed client reconnected')
+    },
+
+    async 'a client replaced by a newer socket of its id does not take the id back by itself' () {
+      const first = await open()
+      const replaced = nextEvent(first, 'close')
+      const second = new Conduit({ id: first.id, reconnect: { timeout: 50 } })
+      let secondClosed = 0
+      second.addEventListener('close', () => secondClosed++)
+      await within(second.connect(), 10000, 'connect')
+      const event = await replaced
+      check(event.code === 1000 && event.reason === 'replaced', `closed with ${event.code} ${event.reason}`)
+      // Reconnecting by itself, the first would be back within a few of its 50 ms waits, and
+      // the two would take the id from each other for ever (two tabs).
+      await sleep(500)
+      check(secondClosed === 0 && second.isOpen && !first.isOpen, `the first took its id back (${secondClosed} closes of the second)`)
+      const next = inbox(second)
+      second.send({ route: 'echo', token: 'still' })
+      check((await next()).options.token === 'still', 'echo on the newer socket')
+      first.close()
+      second.close()
     },
 
     async 'fallback: IPC while the socket is down, pushes from the event stream, then the socket' () {
