@@ -1,0 +1,73 @@
+@testable import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+/// Two replacements of an id in quick succession, on sockets whose event loops the test runs
+/// by hand (embedded channels): the sockets that were replaced close in the order their loops
+/// get to it, and what they had not written must still reach the newest socket oldest first.
+@Suite("Two quick replacements")
+struct DoubleReplacementTests {
+    @Test func theOldestSocketsUnsentMessagesComeFirstWhicheverClosesFirst() throws {
+        let configuration = try ConfigurationLoader(environment: ["CONDUIT_SHARED_KEY": "double-key"])
+            .load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
+        let settings = configuration.settings
+        let metrics = HostMetrics()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let directory = ClientDirectory(
+            settings: settings, timers: group.next(), budget: BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)) { _ in }
+        let registry = try RouteRegistry(configuration: configuration, catalog: .hostTests, metrics: metrics) { entry in
+            HandlerContext(route: entry.route, logger: Logger(label: "test"), pushes: directory, eventLoopGroup: group)
+        }
+        let services = SessionDependencies(
+            settings: settings, mode: .conduit, registry: registry, directory: directory,
+            metrics: metrics, sharedKey: SharedKey(configured: settings.sharedKey), cluster: nil)
+        let id = ClientID("twice")!
+        func socket() -> EmbeddedChannel {
+            EmbeddedChannel(handler: SessionHandler(client: id, window: "0", resume: nil, services: services, logger: Logger(label: "test")))
+        }
+        func runLoop(of channel: EmbeddedChannel) { channel.embeddedEventLoop.run() }
+
+        // The first socket takes nothing more: pushes 1–3 wait in its queue.
+        let first = socket()
+        first.isWritable = false
+        for n in 1...3 { directory.push(numberedPush(n), to: id) }
+        // A second socket replaces it (its close waits for its loop), pushes 4–6 wait for the
+        // handover, then a third socket replaces the second.
+        let second = socket()
+        for n in 4...6 { directory.push(numberedPush(n), to: id) }
+        let third = socket()
+        // The second closes first, and the third's loop runs before the first has closed.
+        runLoop(of: second)
+        runLoop(of: third)
+        runLoop(of: first)
+        runLoop(of: third)
+
+        let received = try Self.pushNumbers(writtenTo: third)
+        #expect(received == Array(1...6), "the newest socket got \(received)")
+        for channel in [first, second, third] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+    }
+
+    /// The `n` of every message in the server frames written to `channel`, in order.
+    static func pushNumbers(writtenTo channel: EmbeddedChannel) throws -> [Int] {
+        var bytes = ByteBuffer()
+        while var written = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&written) }
+        var numbers: [Int] = []
+        while let first = bytes.readInteger(as: UInt8.self), let second = bytes.readInteger(as: UInt8.self) {
+            #expect(first == 0x82, "a final binary frame")
+            var length = Int(second & 0x7F)
+            if length == 126 { length = Int(bytes.readInteger(as: UInt16.self)!) }
+            if length == 127 { length = Int(bytes.readInteger(as: UInt64.self)!) }
+            let frame = bytes.readSlice(length: length)
+            let message = try Message(decoding: try #require(frame))
+            let n = message.headers["n"].flatMap(Int.init)
+            numbers.append(try #require(n))
+        }
+        return numbers
+    }
+}
