@@ -18,14 +18,15 @@ import Synchronization
 /// processed only once its whole request is, so the acknowledgement stops below an open
 /// chunked request and the client sends its chunks again after a reconnect.
 final class ResumeState: Sendable {
+    /// A window entry: plain values, so keeping and releasing one costs no reference counting.
     private struct Sent {
         let position: UInt64
         let bytes: Int
         /// Its bytes are taken from the host-wide budget.
         let reserved: Bool
-        /// A message kept whole (a large payload, not copied); nil: its `bytes` are the next
-        /// in the log.
-        let held: Message?
+        /// Kept whole, next in `held` (a large payload, not copied); else its `bytes` are the
+        /// next in the log.
+        let isHeld: Bool
     }
     /// An empty log larger than this is let go.
     private static let keptLogCapacity = 64 * 1024
@@ -34,8 +35,10 @@ final class ResumeState: Sendable {
         var epoch = ResumeState.newEpoch()
         var nextPosition: UInt64 = 1
         var window = CircularBuffer<Sent>(initialCapacity: 4)
-        /// The encoded messages of the window that are not `held`, oldest first.
+        /// The encoded messages of the window that are not held, oldest first.
         var log = ByteBuffer()
+        /// The messages of the window kept whole, oldest first.
+        var held = CircularBuffer<Message>()
         var windowBytes = 0
         var acknowledged: UInt64 = 0
         var writer: ObjectIdentifier?
@@ -94,8 +97,9 @@ final class ResumeState: Sendable {
     /// which stays the window's alone.
     private func replay(_ state: State) -> [Message] {
         var log = ByteBuffer(buffer: state.log)
+        var held = state.held.makeIterator()
         return state.window.map { sent in
-            if let held = sent.held { return held }
+            if sent.isHeld { return held.next()! }
             // The log holds only what encoded without error.
             return try! Message(decoding: log.readSlice(length: sent.bytes)!)
         }
@@ -129,8 +133,7 @@ final class ResumeState: Sendable {
                 var stamped = part
                 stamped.headers.removeAll(ResumeHeader.position)
                 stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
-                let kept = Self.compacted(stamped)
-                keep(Sent(position: state.nextPosition, bytes: kept.encodedSize, reserved: makeRoom(kept.encodedSize, in: &state), held: kept), in: &state)
+                keep(held: Self.compacted(stamped), in: &state)
                 return stamped
             }
         }
@@ -149,12 +152,11 @@ final class ResumeState: Sendable {
             if let encoded = try encode(field) {
                 let reserved = makeRoom(encoded.count, in: &state)
                 Self.append(encoded, to: &state.log)
-                keep(Sent(position: state.nextPosition, bytes: encoded.count, reserved: reserved, held: nil), in: &state)
+                keep(Sent(position: state.nextPosition, bytes: encoded.count, reserved: reserved, isHeld: false), in: &state)
             } else {
                 var stamped = Self.compacted(message)
                 stamped.headers.append(field.0, field.1)
-                let bytes = stamped.encodedSize
-                keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), held: stamped), in: &state)
+                keep(held: stamped, in: &state)
             }
             return true
         }
@@ -185,10 +187,16 @@ final class ResumeState: Sendable {
     private func makeRoom(_ bytes: Int, in state: inout State) -> Bool {
         while true {
             if state.windowBytes + bytes <= windowLimit, budget.reserve(bytes) { return true }
-            guard let oldest = state.window.popFirst() else { return budget.reserve(bytes) }
-            release(oldest, in: &state)
+            guard !state.window.isEmpty else { return budget.reserve(bytes) }
+            releaseOldest(1, in: &state)
             state.counters.add(.evicted, 1, metrics: budget.metrics)
         }
+    }
+
+    private func keep(held message: Message, in state: inout State) {
+        let bytes = message.encodedSize
+        keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), isHeld: true), in: &state)
+        state.held.append(message)
     }
 
     private func keep(_ sent: Sent, in state: inout State) {
@@ -206,23 +214,31 @@ final class ResumeState: Sendable {
         let position = min(position, state.nextPosition - 1)
         guard position > state.acknowledged else { return }
         state.acknowledged = position
-        while let first = state.window.first, first.position <= position {
-            release(state.window.removeFirst(), in: &state)
-        }
+        // The window holds consecutive positions.
+        guard let first = state.window.first?.position, position >= first else { return }
+        releaseOldest(Int(position - first) + 1, in: &state)
     }
 
-    private func release(_ sent: Sent, in state: inout State) {
-        state.windowBytes -= sent.bytes
-        if sent.reserved { budget.release(sent.bytes) }
-        guard sent.held == nil else { return }
-        state.log.moveReaderIndex(forwardBy: sent.bytes)
+    /// Takes the window's oldest `count` entries out; their bytes go back to the budget, and
+    /// leave the log, in one step each.
+    private func releaseOldest(_ count: Int, in state: inout State) {
+        var reservedBytes = 0
+        var loggedBytes = 0
+        for _ in 0..<count {
+            let sent = state.window.removeFirst()
+            state.windowBytes -= sent.bytes
+            if sent.reserved { reservedBytes += sent.bytes }
+            if sent.isHeld { state.held.removeFirst() } else { loggedBytes += sent.bytes }
+        }
+        budget.release(reservedBytes)
+        state.log.moveReaderIndex(forwardBy: loggedBytes)
         guard state.log.readableBytes == 0 else { return }
         // All acknowledged: an idle id keeps a small log only.
         if state.log.capacity > Self.keptLogCapacity { state.log = ByteBuffer() } else { state.log.clear() }
     }
 
     private func releaseWindow(_ state: inout State) {
-        while let sent = state.window.popFirst() { release(sent, in: &state) }
+        releaseOldest(state.window.count, in: &state)
         state.log = ByteBuffer()
     }
 

@@ -263,8 +263,12 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
         guard let session else { return .superseded }
-        var message = message
-        message.headers.removeAll(ResumeHeader.position)
+        // The position is the host's to give: one a handler set is replaced (a copy, but only then).
+        if message.headers.contains(ResumeHeader.position) {
+            var unnumbered = message
+            unnumbered.headers.removeAll(ResumeHeader.position)
+            return writeNumbered(unnumbered, resume: resume, context: context)
+        }
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
             // Encoded under the id's lock, and handed to the channel only after it: a write can
             // re-enter here.
