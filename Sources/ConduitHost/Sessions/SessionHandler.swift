@@ -180,7 +180,13 @@ final class SessionHandler: ChannelInboundHandler {
     /// A reply the socket can take now is written without sizing it for a queue (the routed
     /// echo's hot path); otherwise it is queued like any message.
     func send(_ message: Message) {
-        if !isClosed, !closeSent, let context, pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
+        guard !isClosed, !closeSent, let context else {
+            // Made after the socket closed (a slow handler's reply): it goes to the id after
+            // everything already waiting for it, not in front.
+            services.directory.requeue(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true, for: client)
+            return
+        }
+        if pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
             if write(message, context: context) == .superseded {
                 handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
             }

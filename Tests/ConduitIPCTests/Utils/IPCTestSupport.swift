@@ -15,6 +15,7 @@ extension HandlerCatalog {
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),
+        HandlerKind(GatedHandler.self, name: "gated"),
         DispatchTally.kind,
     ])
 }

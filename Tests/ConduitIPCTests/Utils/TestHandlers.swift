@@ -71,3 +71,23 @@ struct CountingHandler: ConduitHandler {
 
     struct StartFailure: Error {}
 }
+
+/// Holds each request's answer until the test lets it go (`release(token:)`), so a reply can
+/// be made to come after anything else.
+struct GatedHandler: ConduitHandler {
+    static let waiting = Mutex<[String: Responder]>([:])
+
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) {
+        let token = request.headers["token"] ?? ""
+        Self.waiting.withLock { $0[token] = responder }
+    }
+
+    static func isWaiting(token: String) -> Bool { waiting.withLock { $0[token] != nil } }
+
+    /// Answers the request `token` with `released: true`.
+    static func release(token: String) {
+        waiting.withLock { $0.removeValue(forKey: token) }?.reply(headers: ["released": "true"], payload: ByteBuffer())
+    }
+}
