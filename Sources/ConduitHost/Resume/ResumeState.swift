@@ -10,9 +10,9 @@ import Synchronization
 /// always kept) and its bytes come from the host-wide budget. A small message is kept as the
 /// bytes its writer encoded, appended to one buffer (`log`): keeping each as a `Message` cost a
 /// copy of its payload (a slice of the socket's read buffer) and of its header list per
-/// message, and their release on every acknowledgement, half the routed echo's cost of resume. Only the current writer (the
-/// id's socket or stream) may stamp: a socket that was replaced and still writes is told so,
-/// and hands its messages to the new one instead.
+/// message, and their release on every acknowledgement, half the routed echo's cost of resume.
+/// Only the current writer (the id's socket or stream) may stamp: a socket that was replaced
+/// and still writes is told so, and hands its messages to the new one instead.
 ///
 /// Client → host: positions already processed are duplicates. A chunk's position counts as
 /// processed only once its whole request is, so the acknowledgement stops below an open
@@ -164,7 +164,8 @@ final class ResumeState: Sendable {
 
     /// Appends an encoded message to the log, first moving what is left of the log to its
     /// start when the acknowledged part ahead of it is at least as large: each byte is moved at
-    /// most once for each byte released, and the log stays within about twice the window.
+    /// most once for each byte released, and the log's capacity stays within about four times
+    /// the most it held since it was last empty (twice, before rounding up to a power of two).
     private static func append(_ encoded: ByteBufferView, to log: inout ByteBuffer) {
         if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
         log.writeBytes(encoded)
