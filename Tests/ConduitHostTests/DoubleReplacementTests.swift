@@ -13,40 +13,75 @@ import Testing
 /// get to it, and what they had not written must still reach the newest socket oldest first.
 @Suite("Two quick replacements")
 struct DoubleReplacementTests {
-    @Test func theOldestSocketsUnsentMessagesComeFirstWhicheverClosesFirst() throws {
-        let configuration = try ConfigurationLoader(environment: ["CONDUIT_SHARED_KEY": "double-key"])
-            .load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
-        let settings = configuration.settings
-        let metrics = HostMetrics()
-        let group = MultiThreadedEventLoopGroup.singleton
-        let directory = ClientDirectory(
-            settings: settings, timers: group.next(), budget: BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)) { _ in }
-        let registry = try RouteRegistry(configuration: configuration, catalog: .hostTests, metrics: metrics) { entry in
-            HandlerContext(route: entry.route, logger: Logger(label: "test"), pushes: directory, eventLoopGroup: group)
-        }
-        let services = SessionDependencies(
-            settings: settings, mode: .conduit, registry: registry, directory: directory,
-            metrics: metrics, sharedKey: SharedKey(configured: settings.sharedKey), cluster: nil)
+    /// A directory and the sockets of one id, each on its own embedded event loop.
+    struct Sockets {
+        let directory: ClientDirectory
+        let services: SessionDependencies
         let id = ClientID("twice")!
-        func socket() -> EmbeddedChannel {
+
+        init() throws {
+            let configuration = try ConfigurationLoader(environment: ["CONDUIT_SHARED_KEY": "double-key"])
+                .load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
+            let settings = configuration.settings
+            let metrics = HostMetrics()
+            let group = MultiThreadedEventLoopGroup.singleton
+            let directory = ClientDirectory(
+                settings: settings, timers: group.next(), budget: BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)) { _ in }
+            let registry = try RouteRegistry(configuration: configuration, catalog: .hostTests, metrics: metrics) { entry in
+                HandlerContext(route: entry.route, logger: Logger(label: "test"), pushes: directory, eventLoopGroup: group)
+            }
+            self.directory = directory
+            services = SessionDependencies(
+                settings: settings, mode: .conduit, registry: registry, directory: directory,
+                metrics: metrics, sharedKey: SharedKey(configured: settings.sharedKey), cluster: nil)
+        }
+
+        /// A new socket of the id (it replaces the id's current one).
+        func connect() -> EmbeddedChannel {
             EmbeddedChannel(handler: SessionHandler(client: id, window: "0", resume: nil, services: services, logger: Logger(label: "test")))
         }
-        func runLoop(of channel: EmbeddedChannel) { channel.embeddedEventLoop.run() }
 
+        func push(_ numbers: ClosedRange<Int>) {
+            for n in numbers { directory.push(numberedPush(n), to: id) }
+        }
+    }
+
+    @Test func theOldestSocketsUnsentMessagesComeFirstWhicheverClosesFirst() throws {
+        let sockets = try Sockets()
         // The first socket takes nothing more: pushes 1–3 wait in its queue.
-        let first = socket()
+        let first = sockets.connect()
         first.isWritable = false
-        for n in 1...3 { directory.push(numberedPush(n), to: id) }
+        sockets.push(1...3)
         // A second socket replaces it (its close waits for its loop), pushes 4–6 wait for the
         // handover, then a third socket replaces the second.
-        let second = socket()
-        for n in 4...6 { directory.push(numberedPush(n), to: id) }
-        let third = socket()
+        let second = sockets.connect()
+        sockets.push(4...6)
+        let third = sockets.connect()
         // The second closes first, and the third's loop runs before the first has closed.
-        runLoop(of: second)
-        runLoop(of: third)
-        runLoop(of: first)
-        runLoop(of: third)
+        second.embeddedEventLoop.run()
+        third.embeddedEventLoop.run()
+        first.embeddedEventLoop.run()
+        third.embeddedEventLoop.run()
+
+        let received = try Self.pushNumbers(writtenTo: third)
+        #expect(received == Array(1...6), "the newest socket got \(received)")
+        for channel in [first, second, third] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+    }
+
+    /// The replacing socket leaves before the replaced one has handed back: a socket that
+    /// connects then must still wait for that handover (it was given the buffer at once).
+    @Test func aSocketThatComesAfterTheReplacingOneLeftWaitsForTheOlderHandover() throws {
+        let sockets = try Sockets()
+        let first = sockets.connect()
+        first.isWritable = false
+        sockets.push(1...3)
+        let second = sockets.connect()
+        sockets.push(4...6)
+        _ = try? second.close().wait()
+        let third = sockets.connect()
+        third.embeddedEventLoop.run()
+        first.embeddedEventLoop.run()
+        third.embeddedEventLoop.run()
 
         let received = try Self.pushNumbers(writtenTo: third)
         #expect(received == Array(1...6), "the newest socket got \(received)")

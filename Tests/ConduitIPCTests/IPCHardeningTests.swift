@@ -30,7 +30,9 @@ struct IPCHardeningTests {
     }
 
     @Test func anIdleConnectionIsClosed() async throws {
-        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
+        // 3 s, not 1: the keep-alive request below must go out within it, and a loaded full
+        // run once took longer than 1 s to send it ("I/O on closed channel").
+        try await TestHost.run(yaml: Self.yaml("  ipcIdleTimeoutSeconds: 3\n"), catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
             #expect(try await raw.readUntilClosed().readableBytes == 0)
             // A keep-alive connection after its response, too.

@@ -52,33 +52,6 @@ struct ResumeWindowTests {
         }
     }
 
-    /// A reply its handler makes after the socket closed is newer than the pushes buffered
-    /// meanwhile: it reaches the next socket after them (it was put in front of them).
-    @Test func aReplyMadeWhileAwayComesAfterThePushesBufferedBeforeIt() async throws {
-        let yaml = "routes:\n  - route: gated\n    handler: gated\n"
-        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
-            let id = ClientID("w3")!
-            let (socket, greeting) = try await ResumeTests.resume(host, id: "w3")
-            let epoch = try #require(greeting.headers["epoch"])
-            try await socket.send(["route": "gated", "token": "late", "pos": "1"])
-            try await waitUntil { GatedHandler.isWaiting(token: "late") }
-            try await socket.close()
-            try await socket.waitUntilClosed()
-            try await waitUntil { host.client("w3")?.connected == false }
-            for n in 1...3 { host.host.directory.push(numberedPush(n), to: id) }
-            GatedHandler.release(token: "late")
-            try await waitUntil { host.client("w3")?.buffered == 4 }
-
-            let (again, _) = try await ResumeTests.resume(host, id: "w3", epoch: epoch)
-            var order: [String] = []
-            for _ in 1...4 {
-                let message = try await again.nextMessage()
-                order.append(message.headers["n"] ?? message.headers["token"] ?? "?")
-            }
-            #expect(order == ["1", "2", "3", "late"])
-        }
-    }
-
     @Test func pastTheWindowSmallMessagesAreCountedExactly() async throws {
         let yaml = "limits:\n  resumeWindowBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in

@@ -1,6 +1,7 @@
 public import ConduitWire
 public import NIOCore
 public import NIOHTTP1
+import NIOConcurrencyHelpers
 import NIOPosix
 
 /// A small client of a host's IPC listener (SPEC §6): one request per connection, the key
@@ -113,14 +114,21 @@ public struct IPCClient: Sendable {
         }
         var headers: HTTPHeaders = ["host": "\(host):\(port)", "content-length": "\(body?.readableBytes ?? 0)"]
         if let key { headers.add(name: "authorization", value: "Bearer \(key)") }
+        // Set by the deadline's task itself: a cancel that comes as the task runs still
+        // fails its future, so the future can't say whether it fired.
+        let fired = NIOLockedValueBox(false)
         let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount(timeout - (ContinuousClock.now - started))) { [channel = channel.channel] in
+            fired.withLockedValue { $0 = true }
             channel.close(promise: nil)
         }
         var failure: (any Error)?
+        var answered = false
         do {
             try await exchange(on: channel, method, target, headers: headers, body: body) { part in
                 switch (part, answer) {
-                case (.head, .head), (.end, .end): deadline.cancel()
+                case (.head, .head), (.end, .end):
+                    answered = true
+                    deadline.cancel()
                 default: break
                 }
                 return try await onPart(part)
@@ -129,8 +137,7 @@ public struct IPCClient: Sendable {
             failure = error
         }
         deadline.cancel()
-        // The deadline's future succeeds only if it fired (a cancelled one fails).
-        if (try? await deadline.futureResult.get()) != nil {
+        if !answered, fired.withLockedValue({ $0 }) {
             throw IPCClientError(status: nil, message: "no answer from \(host):\(port) within \(timeout)")
         }
         if let failure { throw failure }

@@ -132,11 +132,16 @@ public final class ClientDirectory: PushSink, Sendable {
     private func buffer(_ entry: MessageQueue.Entry, for client: ClientID, in slot: inout Slot) -> PushOutcome {
         slot.buffer.byteLimit = settings.pushBufferBytes
         slot.buffer.countLimit = settings.pushBufferMessages
-        if slot.isAway, slot.expiry == nil, !isPaused {
-            // A push is the first thing heard of this id: it lives for one grace period.
-            slot.expiry = scheduleExpiry(client)
-        }
+        // A push may be the first thing heard of this id.
+        startGraceIfAway(client, in: &slot)
         return record(slot.buffer.append(entry, evictOldest: true), in: &slot, sent: false)
+    }
+
+    /// An id with no socket, stream or handshake and no grace period running gets one: what it
+    /// holds lives that long unless the id comes back.
+    private func startGraceIfAway(_ client: ClientID, in slot: inout Slot) {
+        guard slot.isAway, slot.expiry == nil, !isPaused else { return }
+        slot.expiry = scheduleExpiry(client)
     }
 
     private func record(_ admission: MessageQueue.Admission, in slot: inout Slot, sent: Bool) -> PushOutcome {
@@ -223,11 +228,13 @@ public final class ClientDirectory: PushSink, Sendable {
             } else {
                 slot.dropped += slot.buffer.prepend(CollectionOfOne(entry))
             }
+            // A reply for an id that expired meanwhile lives one grace period, like a push.
+            startGraceIfAway(client, in: &slot)
             slot.stream?.messagesAvailable()
             return nil
         }
         if let session {
-            session.send(entry, reserved: true)
+            session.send(entry, reserved: true, asNewest: asNewest)
             return .sent
         }
         return .buffered
@@ -292,7 +299,8 @@ extension ClientDirectory {
             slot.replaced.append(HandOver(session: old))
             return (old, [])
         }
-        return (nil, slot.buffer.takeAll())
+        // A socket replaced before the last one went may still hand back older messages.
+        return (nil, slot.replaced.isEmpty ? slot.buffer.takeAll() : [])
     }
 
     typealias ResumeStart = (state: ResumeState, greeting: ResumeState.Greeting)
@@ -342,7 +350,8 @@ extension ClientDirectory {
     }
 
     /// Puts what `session` had not written back at the front of the id's buffer; a replaced
-    /// socket's is held until every socket replaced before it has handed back too.
+    /// socket's is held until every replaced socket has handed back, then all of it goes in
+    /// order, the oldest socket's first.
     private func handBack(_ unsent: CircularBuffer<MessageQueue.Entry>, from session: Session, in slot: inout Slot) {
         guard let index = slot.replaced.firstIndex(where: { $0.session === session }) else {
             slot.dropped += slot.buffer.prepend(unsent)
@@ -426,7 +435,9 @@ extension ClientDirectory {
     /// (a socket or another stream took over).
     func takeNext(for client: ClientID, stream: any PushStream) -> [Message]? {
         let (parts, waiters): ([Message]?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
-            guard slots[client]?.stream === stream, let entry = slots[client]?.buffer.popFirst() else { return (nil, []) }
+            guard slots[client]?.stream === stream, slots[client]?.replaced.isEmpty == true,
+                  let entry = slots[client]?.buffer.popFirst()
+            else { return (nil, []) }
             let message = entry.message
             let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
             // Under the lock the stream is the id's writer: numbering can't be refused.
@@ -455,6 +466,7 @@ extension ClientDirectory {
             let waiters: [@Sendable () -> Void]? = slots.withLockedValue { slots in
                 guard var slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
                 slot.buffer.discardAll(.expired)
+                for handOver in slot.replaced { discard(handOver.unsent ?? [], .expired) }
                 slot.resume?.end()
                 slots[client] = nil
                 return slot.waiters
@@ -463,6 +475,12 @@ extension ClientDirectory {
             for waiter in waiters { waiter() }
             events(.expired(client))
         }
+    }
+
+    /// Drops messages whose bytes are reserved, counted under `cause`.
+    private func discard(_ entries: CircularBuffer<MessageQueue.Entry>, _ cause: DropCause) {
+        budget.dropped(cause, count: entries.count)
+        budget.release(entries.reduce(0) { $0 + $1.bytes })
     }
 
     private func newSlot() -> Slot {

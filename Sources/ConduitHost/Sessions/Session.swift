@@ -43,12 +43,13 @@ final class Session: ReplyDestination {
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from
-    /// the host's budget (it comes from a buffer).
-    func send(_ entry: MessageQueue.Entry, reserved: Bool) {
+    /// the host's budget (it comes from a buffer). `asNewest`: should the socket have closed
+    /// meanwhile, it goes back after what waits for the id (else in front: an older one).
+    func send(_ entry: MessageQueue.Entry, reserved: Bool, asNewest: Bool = false) {
         if channel.eventLoop.inEventLoop {
-            handler.value.send(entry, reserved: reserved)
+            handler.value.send(entry, reserved: reserved, asNewest: asNewest)
         } else {
-            channel.eventLoop.execute { self.handler.value.send(entry, reserved: reserved) }
+            channel.eventLoop.execute { self.handler.value.send(entry, reserved: reserved, asNewest: asNewest) }
         }
     }
 

@@ -183,7 +183,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             // Made after the socket closed (a slow handler's reply): it goes to the id after
             // everything already waiting for it, not in front.
-            services.directory.requeue(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true, for: client)
+            send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
             return
         }
         if pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
@@ -197,11 +197,12 @@ final class SessionHandler: ChannelInboundHandler {
 
     /// Sends one message (split into parts when its payload exceeds one frame) or queues it
     /// whole while the socket can't take more. `reserved`: its bytes are already taken from
-    /// the host's budget (it comes from the id's buffer).
+    /// the host's budget (it comes from the id's buffer). `asNewest`: on a closed socket it
+    /// goes back to the id after what waits there (else in front: an older message).
     @discardableResult
-    func send(_ entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
+    func send(_ entry: MessageQueue.Entry, reserved: Bool, asNewest: Bool = false) -> PushOutcome {
         guard !isClosed, !closeSent, let context else {
-            return services.directory.requeue(entry, reserved: reserved, for: client)
+            return services.directory.requeue(entry, reserved: reserved, asNewest: asNewest, for: client)
         }
         guard !pending.isEmpty || !pendingFrames.isEmpty || !context.channel.isWritable else {
             let outcome = write(entry.message, context: context)
