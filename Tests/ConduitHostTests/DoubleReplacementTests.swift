@@ -46,46 +46,47 @@ struct DoubleReplacementTests {
         }
     }
 
-    @Test func theOldestSocketsUnsentMessagesComeFirstWhicheverClosesFirst() throws {
-        let sockets = try Sockets()
-        // The first socket takes nothing more: pushes 1–3 wait in its queue.
+    /// The first socket takes nothing more, so pushes 1–3 wait in its queue; a second socket
+    /// replaces it (the first's close waits for its loop to run), and pushes 4–6 wait in the
+    /// id's buffer for the first's handover.
+    static func replacedWithMessagesWaiting(_ sockets: Sockets) -> (first: EmbeddedChannel, second: EmbeddedChannel) {
         let first = sockets.connect()
         first.isWritable = false
         sockets.push(1...3)
-        // A second socket replaces it (its close waits for its loop), pushes 4–6 wait for the
-        // handover, then a third socket replaces the second.
         let second = sockets.connect()
         sockets.push(4...6)
+        return (first, second)
+    }
+
+    @Test func theOldestSocketsUnsentMessagesComeFirstWhicheverClosesFirst() throws {
+        let sockets = try Sockets()
+        let (first, second) = Self.replacedWithMessagesWaiting(sockets)
         let third = sockets.connect()
         // The second closes first, and the third's loop runs before the first has closed.
         second.embeddedEventLoop.run()
         third.embeddedEventLoop.run()
         first.embeddedEventLoop.run()
         third.embeddedEventLoop.run()
-
-        let received = try Self.pushNumbers(writtenTo: third)
-        #expect(received == Array(1...6), "the newest socket got \(received)")
-        for channel in [first, second, third] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        try Self.expectOneToSix(writtenTo: third, closing: [first, second, third])
     }
 
     /// The replacing socket leaves before the replaced one has handed back: a socket that
     /// connects then must still wait for that handover (it was given the buffer at once).
     @Test func aSocketThatComesAfterTheReplacingOneLeftWaitsForTheOlderHandover() throws {
         let sockets = try Sockets()
-        let first = sockets.connect()
-        first.isWritable = false
-        sockets.push(1...3)
-        let second = sockets.connect()
-        sockets.push(4...6)
+        let (first, second) = Self.replacedWithMessagesWaiting(sockets)
         _ = try? second.close().wait()
         let third = sockets.connect()
         third.embeddedEventLoop.run()
         first.embeddedEventLoop.run()
         third.embeddedEventLoop.run()
+        try Self.expectOneToSix(writtenTo: third, closing: [first, second, third])
+    }
 
-        let received = try Self.pushNumbers(writtenTo: third)
+    static func expectOneToSix(writtenTo newest: EmbeddedChannel, closing channels: [EmbeddedChannel]) throws {
+        let received = try pushNumbers(writtenTo: newest)
         #expect(received == Array(1...6), "the newest socket got \(received)")
-        for channel in [first, second, third] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+        for channel in channels { _ = try? channel.finish(acceptAlreadyClosed: true) }
     }
 
     /// The `n` of every message in the server frames written to `channel`, in order.
