@@ -106,11 +106,16 @@ public struct IPCClient: Sendable {
     ) async throws {
         let started = ContinuousClock.now
         let bootstrap = ClientBootstrap(group: group).connectTimeout(TimeAmount(timeout))
-        let channel = try await bootstrap.connect(host: host, port: port) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await bootstrap.connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
             }
+        } catch ChannelError.connectTimeout {
+            throw noAnswer
         }
         var headers: HTTPHeaders = ["host": "\(host):\(port)", "content-length": "\(body?.readableBytes ?? 0)"]
         if let key { headers.add(name: "authorization", value: "Bearer \(key)") }
@@ -137,10 +142,13 @@ public struct IPCClient: Sendable {
             failure = error
         }
         deadline.cancel()
-        if !answered, fired.withLockedValue({ $0 }) {
-            throw IPCClientError(status: nil, message: "no answer from \(host):\(port) within \(timeout)")
-        }
+        if !answered, fired.withLockedValue({ $0 }) { throw noAnswer }
         if let failure { throw failure }
+    }
+
+    /// What a call that timed out throws, whether connecting or waiting for the answer.
+    private var noAnswer: IPCClientError {
+        IPCClientError(status: nil, message: "no answer from \(host):\(port) within \(timeout)")
     }
 
     private func exchange(
