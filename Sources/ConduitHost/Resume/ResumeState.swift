@@ -162,10 +162,11 @@ final class ResumeState: Sendable {
         }
     }
 
-    /// Appends an encoded message to the log, first moving what is left of the log to its
-    /// start when the acknowledged part ahead of it is at least as large: each byte is moved at
-    /// most once for each byte released, and the log's capacity stays within about four times
-    /// the most it held since it was last empty (twice, before rounding up to a power of two).
+    /// Appends an encoded message to the log. When it does not fit at the end, what is left of
+    /// the log first moves to its start if the acknowledged part ahead of it is at least as
+    /// large (else the log grows): each byte is moved at most once for each byte released, and
+    /// the log's capacity stays within about four times the most it held since it was last
+    /// empty (twice, before rounding up to a power of two).
     private static func append(_ encoded: ByteBufferView, to log: inout ByteBuffer) {
         if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
         log.writeBytes(encoded)
