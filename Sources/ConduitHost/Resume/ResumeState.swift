@@ -129,14 +129,17 @@ final class ResumeState: Sendable {
     func stamp(_ parts: [Message], writer: AnyObject) -> [Message]? {
         state.withLock { state in
             guard state.writer == ObjectIdentifier(writer) else { return nil }
-            return parts.map { part in
-                var stamped = part
-                stamped.headers.removeAll(ResumeHeader.position)
-                stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
-                keep(held: Self.compacted(stamped), in: &state)
-                return stamped
-            }
+            return parts.map { stampWhole($0, in: &state) }
         }
+    }
+
+    /// `message` with the next position as a header, kept whole in the window.
+    private func stampWhole(_ message: Message, in state: inout State) -> Message {
+        var stamped = message
+        stamped.headers.removeAll(ResumeHeader.position)
+        stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
+        keep(held: Self.compacted(stamped), in: &state)
+        return stamped
     }
 
     /// Numbers `message` (one frame's worth, without `pos`) and keeps it in the window; false,
@@ -154,9 +157,7 @@ final class ResumeState: Sendable {
                 Self.append(encoded, to: &state.log)
                 keep(Sent(position: state.nextPosition, bytes: encoded.count, reserved: reserved, isHeld: false), in: &state)
             } else {
-                var stamped = Self.compacted(message)
-                stamped.headers.append(field.0, field.1)
-                keep(held: stamped, in: &state)
+                _ = stampWhole(message, in: &state)
             }
             return true
         }

@@ -465,8 +465,9 @@ extension ClientDirectory {
         timers.scheduleTask(in: gracePeriod) { [self] in
             let waiters: [@Sendable () -> Void]? = slots.withLockedValue { slots in
                 guard var slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
+                // Handovers still held go with the buffer (their bytes are reserved too).
+                for handOver in slot.replaced { handOver.unsent?.forEach { slot.buffer.takeOver($0) } }
                 slot.buffer.discardAll(.expired)
-                for handOver in slot.replaced { discard(handOver.unsent ?? [], .expired) }
                 slot.resume?.end()
                 slots[client] = nil
                 return slot.waiters
@@ -475,12 +476,6 @@ extension ClientDirectory {
             for waiter in waiters { waiter() }
             events(.expired(client))
         }
-    }
-
-    /// Drops messages whose bytes are reserved, counted under `cause`.
-    private func discard(_ entries: CircularBuffer<MessageQueue.Entry>, _ cause: DropCause) {
-        budget.dropped(cause, count: entries.count)
-        budget.release(entries.reduce(0) { $0 + $1.bytes })
     }
 
     private func newSlot() -> Slot {
