@@ -19,9 +19,10 @@ struct DoubleReplacementTests {
         let services: SessionDependencies
         let id = ClientID("twice")!
 
-        init() throws {
+        /// `graceSeconds`: how long the id outlives its sockets.
+        init(graceSeconds: Double = 30) throws {
             let configuration = try ConfigurationLoader(environment: ["CONDUIT_SHARED_KEY": "double-key"])
-                .load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
+                .load(yaml: "limits:\n  clientGraceSeconds: \(graceSeconds)\nroutes:\n  - route: echo\n    handler: echo\n", file: "<test>")
             let settings = configuration.settings
             let metrics = HostMetrics()
             let group = MultiThreadedEventLoopGroup.singleton
@@ -81,6 +82,20 @@ struct DoubleReplacementTests {
         first.embeddedEventLoop.run()
         third.embeddedEventLoop.run()
         try Self.expectOneToSix(writtenTo: third, closing: [first, second, third])
+    }
+
+    /// The id expires while the socket it replaced has not closed yet; that socket's handover
+    /// then makes the id anew, and it must expire again (it stayed, its bytes reserved).
+    @Test func aReplacedSocketThatClosesAfterItsIdExpiredLeavesNothingBehind() async throws {
+        let sockets = try Sockets(graceSeconds: 0.2)
+        let (first, second) = Self.replacedWithMessagesWaiting(sockets)
+        _ = try? await second.close().get()
+        try await waitUntil { sockets.directory.snapshot.isEmpty }
+        first.embeddedEventLoop.run()
+        #expect(sockets.directory.snapshot.first?.buffered == 3, "the late handover is kept for a while")
+        try await waitUntil { sockets.directory.snapshot.isEmpty }
+        #expect(sockets.directory.budget.usedBytes == 0)
+        for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
     }
 
     static func expectOneToSix(writtenTo newest: EmbeddedChannel, closing channels: [EmbeddedChannel]) throws {

@@ -338,6 +338,9 @@ extension ClientDirectory {
             slot.buffer.byteLimit = away ? settings.pushBufferBytes : max(settings.pushBufferBytes, settings.outboundQueueBytes)
             slot.buffer.countLimit = away ? settings.pushBufferMessages : max(settings.pushBufferMessages, settings.outboundQueueMessages)
             handBack(unsent, from: session, in: &slot)
+            // A replaced socket that closes after its id expired would otherwise leave a slot
+            // that never expires.
+            startGraceIfAway(session.client, in: &slot)
             slot.stream?.messagesAvailable()
             guard let current = slot.session, slot.replaced.isEmpty, !slot.draining, !slot.buffer.isEmpty else {
                 return (wasCurrent, nil)
