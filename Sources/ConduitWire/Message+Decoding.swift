@@ -14,7 +14,7 @@ extension Message {
     /// A reader that decodes message after message into the same variable allocates no header
     /// list once the previous message is gone (it is copied only while one still holds it).
     public init(decoding buffer: ByteBuffer, reusing headers: inout Headers) throws(WireError) {
-        var none = SetAsideFields()
+        var none = SetAsideNumbers()
         try self.init(decoding: buffer, reusing: &headers, settingAside: &none)
     }
 
@@ -22,48 +22,61 @@ extension Message {
     /// listed: their values (the last of each) go to `setAside`. A layer that takes its own
     /// fields off every message (resume's `ack` and `pos`) so keeps reusing the header list,
     /// which removing them from it afterwards would copy.
-    public init(decoding buffer: ByteBuffer, reusing headers: inout Headers, settingAside setAside: inout SetAsideFields) throws(WireError) {
-        var input = buffer
-        guard let count = input.readInteger(as: UInt8.self) else {
-            throw WireError(.truncated, "the message has no header count")
-        }
-        headers.removeAll(reservingCapacity: Int(count))
-        for index in 0..<Int(count) {
-            let name = try Self.readString(&input, lengthPrefix: UInt8.self, field: .key(index))
-            let value = try Self.readString(&input, lengthPrefix: UInt16.self, field: .value(index))
-            if !setAside.take(name, value) { headers.append(name, value) }
-        }
-        guard let payloadLength = input.readInteger(as: UInt16.self) else {
-            throw WireError(.truncated, "the message ends before its payload length")
-        }
-        guard let payload = input.readSlice(length: Int(payloadLength)) else {
-            throw WireError(.truncated, "the payload is declared as \(payloadLength) bytes but \(input.readableBytes) follow")
-        }
-        guard input.readableBytes == 0 else {
-            throw WireError(.trailingBytes, "\(input.readableBytes) bytes follow the declared payload")
-        }
-        self.init(headers: headers, payload: payload)
+    public init(decoding buffer: ByteBuffer, reusing headers: inout Headers, settingAside setAside: inout SetAsideNumbers) throws(WireError) {
+        // One pass over the raw bytes: a ByteBuffer read per field (a slice, so a retain and
+        // a release each) cost more than the rest of the decoding.
+        let payload = try buffer.withUnsafeReadableBytes { bytes in
+            Result { () throws(WireError) -> Range<Int> in
+                var input = WireReader(bytes)
+                guard let count = input.readInteger(as: UInt8.self) else {
+                    throw WireError(.truncated, "the message has no header count")
+                }
+                headers.removeAll(reservingCapacity: Int(count))
+                for index in 0..<Int(count) {
+                    let name = try input.readField(lengthPrefix: UInt8.self, field: .key(index))
+                    if let slot = setAside.slot(of: name) {
+                        setAside.set(slot, to: try input.readField(lengthPrefix: UInt16.self, field: .value(index)))
+                        continue
+                    }
+                    let key = try Self.string(name, field: .key(index))
+                    headers.append(key, try Self.string(input.readField(lengthPrefix: UInt16.self, field: .value(index)), field: .value(index)))
+                }
+                guard let payloadLength = input.readInteger(as: UInt16.self) else {
+                    throw WireError(.truncated, "the message ends before its payload length")
+                }
+                guard payloadLength <= input.remaining else {
+                    throw WireError(.truncated, "the payload is declared as \(payloadLength) bytes but \(input.remaining) follow")
+                }
+                guard payloadLength == input.remaining else {
+                    throw WireError(.trailingBytes, "\(input.remaining - Int(payloadLength)) bytes follow the declared payload")
+                }
+                return input.offset..<bytes.count
+            }
+        }.get()
+        self.init(headers: headers, payload: buffer.getSlice(at: buffer.readerIndex + payload.lowerBound, length: payload.count)!)
     }
 
     /// The headers of a message that failed to decode, as far as they can be read (every one
     /// before the first broken field): an error reply keeps the request's `route` and `token`
     /// whenever they could be read (SPEC §3).
     public static func readableHeaders(of buffer: ByteBuffer) -> Headers {
-        var input = buffer
-        var headers = Headers()
-        guard let count = input.readInteger(as: UInt8.self) else { return headers }
-        for index in 0..<Int(count) {
-            guard let name = try? readString(&input, lengthPrefix: UInt8.self, field: .key(index)),
-                  let value = try? readString(&input, lengthPrefix: UInt16.self, field: .value(index))
-            else { break }
-            headers.append(name, value)
+        buffer.withUnsafeReadableBytes { bytes in
+            var input = WireReader(bytes)
+            var headers = Headers()
+            guard let count = input.readInteger(as: UInt8.self) else { return headers }
+            for index in 0..<Int(count) {
+                guard let name = try? string(input.readField(lengthPrefix: UInt8.self, field: .key(index)), field: .key(index)),
+                      let value = try? string(input.readField(lengthPrefix: UInt16.self, field: .value(index)), field: .value(index))
+                else { break }
+                headers.append(name, value)
+            }
+            return headers
         }
-        return headers
     }
 
     /// Which string is being read; described only when an error needs it, so a good message
     /// costs no formatting.
-    private enum Field: CustomStringConvertible {
+    enum Field: CustomStringConvertible {
         case key(Int)
         case value(Int)
 
@@ -75,16 +88,8 @@ extension Message {
         }
     }
 
-    private static func readString<Length: FixedWidthInteger>(
-        _ input: inout ByteBuffer, lengthPrefix: Length.Type, field: Field
-    ) throws(WireError) -> String {
-        guard let length = input.readInteger(as: Length.self) else {
-            throw WireError(.truncated, "the message ends before the length of the \(field)")
-        }
-        guard let bytes = input.readSlice(length: Int(length)) else {
-            throw WireError(.truncated, "the \(field) is declared as \(length) bytes but \(input.readableBytes) follow")
-        }
-        guard let string = bytes.withUnsafeReadableBytes(Self.validatedString) else {
+    private static func string(_ bytes: UnsafeRawBufferPointer, field: Field) throws(WireError) -> String {
+        guard let string = validatedString(bytes) else {
             throw WireError(.invalidUTF8, "the \(field) is not valid UTF-8")
         }
         return string

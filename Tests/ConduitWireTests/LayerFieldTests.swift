@@ -33,14 +33,49 @@ struct LayerFieldTests {
         let message = Message(
             headers: Headers([("ack", "1"), ("route", "echo"), ("pos", "7"), ("token", "t"), ("ack", "3")]), payload: [1, 2, 3])
         var reused = Headers()
-        var fields = SetAsideFields("ack", "pos")
+        var fields = SetAsideNumbers("ack", "pos")
         let decoded = try Message(decoding: try message.encoded(), reusing: &reused, settingAside: &fields)
         #expect(decoded.headers == ["route": "echo", "token": "t"])
         #expect(decoded.payload == message.payload)
-        #expect(fields.firstValue == "3" && fields.secondValue == "7")
+        #expect(fields.firstValue == .number(3) && fields.secondValue == .number(7))
 
-        var none = SetAsideFields("ack", "pos")
+        var none = SetAsideNumbers("ack", "pos")
         let plain = try Message(decoding: try Message(headers: ["route": "echo"]).encoded(), reusing: &reused, settingAside: &none)
-        #expect(plain.headers == ["route": "echo"] && none.firstValue == nil && none.secondValue == nil)
+        #expect(plain.headers == ["route": "echo"] && none.firstValue == .absent && none.secondValue == .absent)
+    }
+
+    @Test("a set-aside value that is not a decimal uint64 is malformed, not an error")
+    func malformedSetAsideValues() throws {
+        for bad in ["", "-1", "+1", "1.0", " 1", "18446744073709551616", "99999999999999999999", "x", "١"] {
+            var fields = SetAsideNumbers("ack", "pos")
+            var reused = Headers()
+            let decoded = try Message(decoding: try Message(headers: Headers([("pos", bad), ("route", "r")])).encoded(), reusing: &reused, settingAside: &fields)
+            #expect(fields.secondValue == .malformed, "\(bad)")
+            #expect(decoded.headers == ["route": "r"])
+        }
+        var largest = SetAsideNumbers("ack", "pos")
+        var reused = Headers()
+        _ = try Message(decoding: try Message(headers: ["ack": "18446744073709551615"]).encoded(), reusing: &reused, settingAside: &largest)
+        #expect(largest.firstValue == .number(.max))
+    }
+
+    @Test("setting fields aside changes nothing else of any vector", arguments: FramingVectors.shared.valid)
+    func setAsideDecodesEveryVectorAlike(_ vector: FramingVectors.Valid) throws {
+        let plain = try Message(decoding: ByteBuffer(hex: vector.hex))
+        var fields = SetAsideNumbers("ack", "pos")
+        var reused = Headers()
+        let decoded = try Message(decoding: ByteBuffer(hex: vector.hex), reusing: &reused, settingAside: &fields)
+        #expect(decoded == plain)
+    }
+
+    @Test("a message setting fields aside fails every invalid vector with its error", arguments: FramingVectors.shared.invalid)
+    func setAsideRejectsEveryInvalidVector(_ vector: FramingVectors.Invalid) throws {
+        var fields = SetAsideNumbers("ack", "pos")
+        var reused = Headers()
+        #expect {
+            _ = try Message(decoding: ByteBuffer(hex: vector.hex), reusing: &reused, settingAside: &fields)
+        } throws: { error in
+            (error as? WireError)?.code.name == vector.error
+        }
     }
 }

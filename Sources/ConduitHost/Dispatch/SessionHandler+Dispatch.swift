@@ -7,11 +7,14 @@ import NIOWebSocket
 /// One binary message's way from the socket to a handler (SPEC §1, §3): decode, digest check,
 /// chunk queueing, relay, route lookup, handler call, reply.
 extension SessionHandler {
+    /// Resume's fields, made once (their names are packed for comparison).
+    private static let positionFields = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
+
     func dispatch(_ frameData: ByteBuffer) {
         traffic.received(bytes: frameData.readableBytes)
         let message: Message
         // On a resuming connection `ack` and `pos` are the connection's, not the message's.
-        var positions = SetAsideFields(ResumeHeader.ack, ResumeHeader.position)
+        var positions = Self.positionFields
         do {
             if resume != nil {
                 message = try Message(decoding: frameData, reusing: &decodedHeaders, settingAside: &positions)
@@ -22,23 +25,21 @@ extension SessionHandler {
             let readable = Message.readableHeaders(of: frameData)
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
+        let headers = message.headers
+        let route = headers.route
+        let kind = InboundKind(headers, route: route)
         if resume != nil {
-            switch admitResumed(message.headers, ack: positions.firstValue, position: positions.secondValue) {
+            switch admitResumed(kind, route: route, headers: headers, ack: positions.firstValue, position: positions.secondValue) {
             case .consumed: return
             case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
             case .dispatch: break
             }
         }
-        let headers = message.headers
-        if let _ = headers[HeaderName.digest] {
-            return replyDigest(of: message.payload, correlation: headers.correlation)
-        }
-        let route = headers.route
-        if route == nil, let token = headers[HeaderName.cancel] {
-            return cancelRequest(token)
-        }
-        if headers.hasMore || (route == nil && headers[HeaderName.to] == nil) {
-            return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
+        switch kind {
+        case .digest: return replyDigest(of: message.payload, correlation: headers.correlation)
+        case .cancel(let token): return cancelRequest(token)
+        case .chunk: return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
+        case .complete: break
         }
         let payload: ByteBuffer
         do {

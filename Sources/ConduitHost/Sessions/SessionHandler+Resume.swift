@@ -24,24 +24,23 @@ extension SessionHandler {
     /// Applies the acknowledgement and checks and records the client position (one lock for
     /// both) of a message whose `ack` and `pos` the decoder set aside: a chunk of a request
     /// still open holds the acknowledgement below it until the request is complete.
-    func admitResumed(_ headers: Headers, ack ackValue: String?, position positionValue: String?) -> ResumedInbound {
+    func admitResumed(
+        _ kind: InboundKind, route: String?, headers: Headers, ack ackValue: SetAsideNumbers.Value, position positionValue: SetAsideNumbers.Value
+    ) -> ResumedInbound {
         guard let resume else { return .dispatch }
         guard let ack = number(ackValue), let position = number(positionValue) else {
-            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: headers.route, correlation: headers.correlation)
+            replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: route, correlation: headers.correlation)
             return .consumed
         }
         guard ack != nil || position != nil else { return .dispatch }
         if let ack { resume.acknowledge(ack) }
-        let route = headers.route
         guard let position else {
-            let isBareAck = route == nil && headers[HeaderName.to] == nil
-                && headers[HeaderName.cancel] == nil && headers[HeaderName.digest] == nil
+            let isBareAck = kind == .chunk && route == nil && headers[HeaderName.to] == nil
             return isBareAck ? .consumed : .dispatch
         }
-        let standsAlone = headers[HeaderName.digest] != nil || (route == nil && headers[HeaderName.cancel] != nil)
-        let isChunk = !standsAlone && (headers.hasMore || (route == nil && headers[HeaderName.to] == nil))
+        let isChunk = kind == .chunk
         // A message that completes a request closes the chunked one it may end.
-        let openFrom = isChunk || standsAlone ? clientPositions.openChunkFrom : nil
+        let openFrom = isChunk || kind.standsAlone ? clientPositions.openChunkFrom : nil
         switch resume.admit(position, isChunk: isChunk, openFrom: openFrom) {
         case .duplicate:
             oweClientAck()
@@ -52,17 +51,20 @@ extension SessionHandler {
             if isChunk {
                 if clientPositions.openChunkFrom == nil { clientPositions.openChunkFrom = position }
             } else {
-                if !standsAlone { clientPositions.openChunkFrom = nil }
+                if !kind.standsAlone { clientPositions.openChunkFrom = nil }
                 oweClientAck()
             }
             return .dispatch
         }
     }
 
-    /// A header's value as a position: nil inside when absent, nil outside when malformed.
-    private func number(_ value: String?) -> UInt64?? {
-        guard let value else { return .some(nil) }
-        return UInt64(value).map { .some($0) } ?? nil
+    /// A set-aside value as a position: nil inside when absent, nil outside when malformed.
+    private func number(_ value: SetAsideNumbers.Value) -> UInt64?? {
+        switch value {
+        case .absent: .some(nil)
+        case .number(let number): .some(number)
+        case .malformed: nil
+        }
     }
 
     private func oweClientAck() {

@@ -1,0 +1,87 @@
+/// Two header fields whose values are decimal numbers (uint64), which a decoder takes off a
+/// message instead of listing them, keeping the last value of each (see
+/// `Message.init(decoding:reusing:settingAside:)`). A layer's own fields on every message
+/// (resume's `ack` and `pos`): matched on the wire's bytes and parsed from them, so the decoder
+/// makes no string of them and compares the others' names only when their lengths match.
+public struct SetAsideNumbers: Sendable {
+    public enum Value: Sendable, Equatable {
+        case absent
+        case number(UInt64)
+        /// Not a decimal uint64.
+        case malformed
+    }
+
+    public private(set) var firstValue = Value.absent
+    public private(set) var secondValue = Value.absent
+
+    /// The names as compared: their lengths and bytes packed in an integer (none: length -1,
+    /// so a plain decode matches nothing).
+    private let firstName: PackedName
+    private let secondName: PackedName
+
+    /// `first` and `second`: at most 8 bytes of UTF-8 each.
+    public init(_ first: String, _ second: String) {
+        firstName = PackedName(first.utf8)
+        secondName = PackedName(second.utf8)
+    }
+
+    /// Sets nothing aside.
+    init() {
+        firstName = .none
+        secondName = .none
+    }
+
+    /// A name of up to 8 bytes as one comparison of two integers (a generic byte-by-byte
+    /// comparison showed in the routed echo's profile).
+    private struct PackedName: Equatable {
+        let length: Int
+        let bytes: UInt64
+
+        static let none = PackedName(length: -1, bytes: 0)
+
+        private init(length: Int, bytes: UInt64) {
+            self.length = length
+            self.bytes = bytes
+        }
+
+        init(_ name: some Collection<UInt8>) {
+            precondition(name.count <= 8, "a set-aside field's name has at most 8 bytes")
+            self.init(length: name.count, bytes: name.reduce(0) { $0 << 8 | UInt64($1) })
+        }
+
+        /// The packed form of `name`'s bytes, when it can match: its length is `length`.
+        func matches(_ name: UnsafeRawBufferPointer) -> Bool {
+            name.count == length && PackedName(name) == self
+        }
+    }
+
+    /// Which of the two `name` is, if either.
+    func slot(of name: UnsafeRawBufferPointer) -> Slot? {
+        if firstName.matches(name) { return .first }
+        return secondName.matches(name) ? .second : nil
+    }
+
+    enum Slot { case first, second }
+
+    /// Keeps `digits`, parsed, as the value of `slot`.
+    mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer) {
+        switch slot {
+        case .first: firstValue = Self.parse(digits)
+        case .second: secondValue = Self.parse(digits)
+        }
+    }
+
+    /// Digits only (no sign, no spaces), at most uint64's largest.
+    private static func parse(_ digits: UnsafeRawBufferPointer) -> Value {
+        guard !digits.isEmpty, digits.count <= 20 else { return .malformed }
+        var number: UInt64 = 0
+        for byte in digits {
+            let digit = byte &- UInt8(ascii: "0")
+            guard digit < 10 else { return .malformed }
+            // 19 digits never overflow; a 20th may.
+            guard number < 1_844_674_407_370_955_161 || (number == 1_844_674_407_370_955_161 && digit <= 5) else { return .malformed }
+            number = number &* 10 &+ UInt64(digit)
+        }
+        return .number(number)
+    }
+}

@@ -1,0 +1,33 @@
+/// Reads the encoding's fields (SPEC §1) from raw bytes: every read is bounds-checked, and a
+/// read past the end is nil or a typed error, never a crash.
+struct WireReader {
+    private let bytes: UnsafeRawBufferPointer
+    private(set) var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+    }
+
+    var remaining: Int { bytes.count - offset }
+
+    /// A big-endian integer, or nil when too few bytes are left.
+    mutating func readInteger<Integer: FixedWidthInteger>(as: Integer.Type) -> Integer? {
+        let size = MemoryLayout<Integer>.size
+        guard remaining >= size else { return nil }
+        defer { offset += size }
+        return Integer(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: Integer.self))
+    }
+
+    /// A length-prefixed field's bytes.
+    mutating func readField<Length: FixedWidthInteger>(lengthPrefix: Length.Type, field: Message.Field) throws(WireError) -> UnsafeRawBufferPointer {
+        guard let prefix = readInteger(as: Length.self) else {
+            throw WireError(.truncated, "the message ends before the length of the \(field)")
+        }
+        let length = Int(prefix)
+        guard length <= remaining else {
+            throw WireError(.truncated, "the \(field) is declared as \(length) bytes but \(remaining) follow")
+        }
+        defer { offset += length }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
+    }
+}
