@@ -29,11 +29,8 @@ extension Message {
 
     /// The encoded size of the headers (length prefixes included), after checking their limits.
     private func validatedHeaderBytes(appending field: AppendedField?) throws(WireError) -> Int {
-        let count = headers.count + (field == nil ? 0 : 1)
-        guard count <= WireLimits.maxHeaders else {
-            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
-        }
         var total = 0
+        var count = 0
         func add(_ name: String, _ value: String) throws(WireError) {
             let keyBytes = name.utf8.count, valueBytes = value.utf8.count
             guard keyBytes <= WireLimits.maxKeyBytes else {
@@ -43,10 +40,24 @@ extension Message {
                 throw WireError(.valueTooLong, "value of header '\(name)' is \(valueBytes) bytes; at most \(WireLimits.maxValueBytes)")
             }
             total += 3 + keyBytes + valueBytes
+            count += 1
         }
-        for (name, value) in headers { try add(name, value) }
+        if headers.count > WireLimits.maxHeaders {
+            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        }
+        for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, value) }
         if let field { try add(field.name, field.value) }
+        guard count <= WireLimits.maxHeaders else {
+            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        }
         return total
+    }
+
+    /// Whether the list's field `name` gives way to the appended `field` (same name); the
+    /// lengths are compared first, so most names cost no string comparison.
+    private static func isReplaced(_ name: String, by field: AppendedField?) -> Bool {
+        guard let field else { return false }
+        return name.utf8.count == field.name.utf8.count && name == field.name
     }
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
@@ -55,7 +66,9 @@ extension Message {
     }
 
     /// A header written after a message's own without being added to its list: a layer's field
-    /// on its way out (resume's `pos`), which would otherwise cost a copy of the list.
+    /// on its way out (resume's `pos`), which would otherwise cost a copy of the list. It takes
+    /// the place of any field of the same name in the list: the layer's field is the layer's to
+    /// give.
     public typealias AppendedField = (name: String, value: String)
 
     /// Appends the encoded message (with `field` after its headers), checked already by
@@ -100,9 +113,18 @@ extension Message {
                 put(UInt16(value.utf8.count))
                 put(value)
             }
-            put(UInt8(headers.count + (field == nil ? 0 : 1)))
-            for (name, value) in headers { put(field: name, value) }
-            if let field { put(field: field.name, field.value) }
+            // The count is known once the replaced fields are skipped: written last, in its place.
+            offset = 1
+            var count: UInt8 = 0
+            for (name, value) in headers where !Self.isReplaced(name, by: field) {
+                put(field: name, value)
+                count += 1
+            }
+            if let field {
+                put(field: field.name, field.value)
+                count += 1
+            }
+            out.storeBytes(of: count, toByteOffset: 0, as: UInt8.self)
             put(UInt16(payload.readableBytes))
             return offset
         }

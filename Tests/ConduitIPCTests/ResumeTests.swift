@@ -49,6 +49,15 @@ struct ResumeTests {
             let second = try await socket.nextMessage()
             #expect(first.headers.hasMore && first.headers["pos"] == "3")
             #expect(!second.headers.hasMore && second.headers["pos"] == "4")
+            // A position a handler set is replaced by the host's, small message or large.
+            for (n, size) in [(3, 10), (4, 5000)] {
+                var own = numberedPush(n)
+                own.headers.append("pos", "77")
+                own.payload = ByteBuffer(repeating: 2, count: size)
+                host.host.directory.push(own, to: ClientID("r1")!)
+                let numbered = try await socket.nextMessage()
+                #expect(numbered.headers.values(of: "pos") == ["\(n + 2)"] && numbered.headers["n"] == "\(n)")
+            }
         }
     }
 

@@ -20,6 +20,20 @@ struct LayerFieldTests {
         #expect(appended == (try listed.encoded()), "\(vector.name)")
     }
 
+    @Test("an appended field takes the place of the list's fields of its name")
+    func appendedFieldReplacesTheListed() throws {
+        let message = Message(headers: Headers([("pos", "9"), ("route", "r"), ("pos", "8"), ("po", "x"), ("posx", "y")]), payload: [1])
+        let size = try message.validatedEncodedSize(appending: ("pos", "12"))
+        var appended = ByteBuffer()
+        message.encode(into: &appended, validatedSize: size, appending: ("pos", "12"))
+        let expected = Message(headers: Headers([("route", "r"), ("po", "x"), ("posx", "y"), ("pos", "12")]), payload: [1])
+        #expect(size == expected.encodedSize)
+        #expect(appended == (try expected.encoded()))
+        // Replacing makes room: a full list with the field in it still fits.
+        let full = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") } + [("pos", "1")]))
+        #expect(throws: Never.self) { try full.validatedEncodedSize(appending: ("pos", "2")) }
+    }
+
     @Test("an appended field counts against the limits")
     func appendedFieldIsChecked() {
         let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))

@@ -48,7 +48,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var nextPosition: UInt64 = 1
     private var hostPosition: UInt64 = 0
     private var unacknowledged = 0
-    private let numbered: NumberedFrame?
+    private let numbered: NumberedFrames?
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -56,7 +56,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         self.requests = requests
         self.inFlight = inFlight
         self.recorder = recorder
-        numbered = workload.resume ? try? workload.numberedFrame() : nil
+        numbered = workload.resume ? try? workload.numberedFrames() : nil
     }
 
     /// Added once the connection is ready (after the upgrade for WebSocket).
@@ -100,7 +100,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         sentAt.append(.now())
         if workload.resume {
             defer { nextPosition += 1 }
-            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition, template: numbered) else { return recorder.failed("can't encode") }
+            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition, templates: numbered) else { return recorder.failed("can't encode") }
             for buffer in numbered { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
             return
         }

@@ -36,25 +36,31 @@ struct Workload: Sendable {
     }
 
     /// One request numbered `position` (resume), masked: made per request, as a resuming
-    /// client must. Requests of one frame are a copy of `template` with the position's
-    /// digits written in: the tool's own cost must stay small beside the host's.
-    func numberedWireBuffers(position: UInt64, template: NumberedFrame?) throws -> [ByteBuffer] {
-        if let template { return [template.frame(position: position)] }
+    /// client must. Requests of one frame are a copy of a template with the position's digits
+    /// written in: the tool's own cost must stay small beside the host's.
+    func numberedWireBuffers(position: UInt64, templates: NumberedFrames?) throws -> [ByteBuffer] {
+        if let templates { return [templates.frame(position: position)] }
         let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: "\(position)"], payload: ByteBuffer(repeating: 0x61, count: size))
         return try message.split().map { Self.maskedFrame(try $0.encoded()) }
     }
 
-    /// The template of a one-frame numbered request; nil when requests take several frames.
-    func numberedFrame() throws -> NumberedFrame? {
+    /// The templates of one-frame numbered requests; nil when requests take several frames.
+    func numberedFrames() throws -> NumberedFrames? {
         guard size <= WireLimits.maxPayloadBytes else { return nil }
-        let digits = String(repeating: "0", count: NumberedFrame.digits)
-        let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: digits], payload: ByteBuffer(repeating: 0x61, count: size))
+        return NumberedFrames(templates: try (1...NumberedFrames.maxDigits).map(numberedFrame(digits:)))
+    }
+
+    /// The template of a one-frame request whose `pos` has `digits` digits.
+    private func numberedFrame(digits: Int) throws -> NumberedFrame {
+        let message = Message(
+            headers: [HeaderName.route: route, ResumeHeader.position: String(repeating: "0", count: digits)],
+            payload: ByteBuffer(repeating: 0x61, count: size))
         let frame = Self.maskedFrame(try message.encoded())
         // The frame header (2 or 4 bytes, then the key), the header count, then `route`'s and
         // `pos`'s length-prefixed names and values: where the digits start.
         let frameHeader = frame.readableBytes - message.encodedSize
         let inMessage = 1 + (1 + HeaderName.route.utf8.count + 2 + route.utf8.count) + (1 + ResumeHeader.position.utf8.count + 2)
-        return NumberedFrame(masked: frame, digitsAt: frameHeader + inMessage, maskPhase: inMessage)
+        return NumberedFrame(masked: frame, digits: digits, digitsAt: frameHeader + inMessage, maskPhase: inMessage)
     }
 
     /// The masking key of every request frame.
@@ -97,11 +103,29 @@ struct Workload: Sendable {
     }
 }
 
-/// A masked one-frame request whose `pos` value is 20 zero-padded digits (UInt64's most),
-/// rewritten per request.
+/// Masked one-frame requests, one for each length of a `pos` value: positions go out with
+/// as many digits as they have, as a client sends them.
+struct NumberedFrames {
+    /// UInt64's most.
+    static let maxDigits = 20
+    /// Index: the digit count less one.
+    let templates: [NumberedFrame]
+
+    func frame(position: UInt64) -> ByteBuffer {
+        var digits = 1
+        var rest = position / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        return templates[digits - 1].frame(position: position)
+    }
+}
+
+/// A masked one-frame request whose `pos` value is `digits` digits, rewritten per request.
 struct NumberedFrame {
-    static let digits = 20
     let masked: ByteBuffer
+    let digits: Int
     /// Where the digits start in the frame, and in the masked payload (for the key's phase).
     let digitsAt: Int
     let maskPhase: Int
@@ -110,7 +134,7 @@ struct NumberedFrame {
         var frame = masked
         frame.withUnsafeMutableReadableBytes { bytes in
             var value = position
-            for index in stride(from: Self.digits - 1, through: 0, by: -1) {
+            for index in stride(from: digits - 1, through: 0, by: -1) {
                 bytes[digitsAt + index] = (0x30 + UInt8(value % 10)) ^ Workload.maskKey[(maskPhase + index) % 4]
                 value /= 10
             }

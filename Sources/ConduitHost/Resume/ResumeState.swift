@@ -142,24 +142,24 @@ final class ResumeState: Sendable {
         return stamped
     }
 
-    /// Numbers `message` (one frame's worth, without `pos`) and keeps it in the window; false,
-    /// and nothing is numbered, when `writer` is no longer the id's. `encode` writes the
-    /// message with its position appended (`Message.AppendedField`: its header list is not
-    /// copied) and returns the encoded bytes when they lie in one buffer: those are copied
-    /// into the log, once; otherwise the message is kept whole. A message `encode` refuses
-    /// is not kept and takes no position.
-    func stamp(_ message: Message, writer: AnyObject, encode: (Message.AppendedField) throws(WireError) -> ByteBufferView?) throws(WireError) -> Bool {
+    /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
+    /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
+    /// in the window: as a copy of the bytes just encoded when they lie in the frames' buffer
+    /// (copied into the log, once), else whole. Nil, and nothing is encoded or numbered, when
+    /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
+    /// position. Encoded under the lock, so positions go out in the order they are given.
+    func stamp(_ message: Message, writer: AnyObject, into frames: inout OutboundFrames) throws(WireError) -> OutboundFrames.Appended? {
         try state.withLock { state throws(WireError) in
-            guard state.writer == ObjectIdentifier(writer) else { return false }
-            let field = (ResumeHeader.position, String(state.nextPosition))
-            if let encoded = try encode(field) {
-                let reserved = makeRoom(encoded.count, in: &state)
-                Self.append(encoded, to: &state.log)
-                keep(Sent(position: state.nextPosition, bytes: encoded.count, reserved: reserved, isHeld: false), in: &state)
+            guard state.writer == ObjectIdentifier(writer) else { return nil }
+            let appended = try frames.append(message, appending: (ResumeHeader.position, String(state.nextPosition)))
+            if let range = appended.messageRange {
+                let reserved = makeRoom(range.count, in: &state)
+                frames.withBytes(in: range) { Self.append($0, to: &state.log) }
+                keep(Sent(position: state.nextPosition, bytes: range.count, reserved: reserved, isHeld: false), in: &state)
             } else {
                 _ = stampWhole(message, in: &state)
             }
-            return true
+            return appended
         }
     }
 
@@ -168,7 +168,7 @@ final class ResumeState: Sendable {
     /// large (else the log grows): each byte is moved at most once for each byte released, and
     /// the log's capacity stays within about four times the most it held since it was last
     /// empty (twice, before rounding up to a power of two).
-    private static func append(_ encoded: ByteBufferView, to log: inout ByteBuffer) {
+    private static func append(_ encoded: UnsafeRawBufferPointer, to log: inout ByteBuffer) {
         if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
         log.writeBytes(encoded)
     }

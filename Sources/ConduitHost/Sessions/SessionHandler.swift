@@ -270,23 +270,11 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
         guard let session else { return .superseded }
-        // The position is the host's to give: one a handler set is replaced (a copy, but only then).
-        if message.headers.contains(ResumeHeader.position) {
-            var unnumbered = message
-            unnumbered.headers.removeAll(ResumeHeader.position)
-            return writeNumbered(unnumbered, resume: resume, context: context)
-        }
+        // The position is the host's to give: the one appended takes the place of any a handler set.
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
-            // Encoded under the id's lock, and handed to the channel only after it: a write can
-            // re-enter here.
-            var appended: OutboundFrames.Appended?
+            // Handed to the channel only after the id's lock: a write can re-enter here.
             do {
-                let stamped = try resume.stamp(message, writer: session) { position throws(WireError) in
-                    let frame = try outbound.append(message, appending: position)
-                    appended = frame
-                    return frame.messageRange.map(outbound.bytes(in:))
-                }
-                guard stamped, let appended else { return .superseded }
+                guard let appended = try resume.stamp(message, writer: session, into: &outbound) else { return .superseded }
                 handOff(appended, context: context)
             } catch {
                 unencodable(message, error)

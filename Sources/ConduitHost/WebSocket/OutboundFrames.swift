@@ -24,7 +24,7 @@ struct OutboundFrames {
         let encodedBytes: Int
         /// To be written after the buffer: the message's payload, not copied.
         let separatePayload: ByteBuffer?
-        /// Where the encoded message lies in the buffer, when it lies there whole (`bytes(in:)`).
+        /// Where the encoded message lies in the buffer, when it lies there whole (`withBytes(in:_:)`).
         let messageRange: Range<Int>?
     }
 
@@ -44,9 +44,11 @@ struct OutboundFrames {
         return Appended(encodedBytes: size, separatePayload: nil, messageRange: buffer.writerIndex - size..<buffer.writerIndex)
     }
 
-    /// The bytes of a message just appended (`Appended.messageRange`).
-    func bytes(in range: Range<Int>) -> ByteBufferView {
-        buffer.viewBytes(at: range.lowerBound, length: range.count)!
+    /// Reads the bytes of a message just appended (`Appended.messageRange`).
+    func withBytes<Result>(in range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        buffer.withUnsafeReadableBytes { readable in
+            body(UnsafeRawBufferPointer(rebasing: readable[(range.lowerBound - buffer.readerIndex)..<(range.upperBound - buffer.readerIndex)]))
+        }
     }
 
     /// Appends a control or text frame with `payload`.
