@@ -31,8 +31,8 @@ extension Message {
     private func validatedHeaderBytes(appending field: AppendedField?) throws(WireError) -> Int {
         var total = 0
         var count = 0
-        func add(_ name: String, _ value: String) throws(WireError) {
-            let keyBytes = name.utf8.count, valueBytes = value.utf8.count
+        func add(_ name: String, valueBytes: Int) throws(WireError) {
+            let keyBytes = name.utf8.count
             guard keyBytes <= WireLimits.maxKeyBytes else {
                 throw WireError(.keyTooLong, "header key of \(keyBytes) bytes; at most \(WireLimits.maxKeyBytes)")
             }
@@ -45,8 +45,8 @@ extension Message {
         if headers.count > WireLimits.maxHeaders {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
-        for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, value) }
-        if let field { try add(field.name, field.value) }
+        for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
+        if let field { try add(field.name, valueBytes: field.digitCount) }
         guard count <= WireLimits.maxHeaders else {
             throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
@@ -64,12 +64,6 @@ extension Message {
     public func encode(into buffer: inout ByteBuffer) throws(WireError) {
         encode(into: &buffer, validatedSize: try validatedEncodedSize())
     }
-
-    /// A header written after a message's own without being added to its list: a layer's field
-    /// on its way out (resume's `pos`), which would otherwise cost a copy of the list. It takes
-    /// the place of any field of the same name in the list: the layer's field is the layer's to
-    /// give.
-    public typealias AppendedField = (name: String, value: String)
 
     /// Appends the encoded message (with `field` after its headers), checked already by
     /// `validatedEncodedSize(appending:)`, whose result is `size` (a framing layer needs the
@@ -113,6 +107,14 @@ extension Message {
                 put(UInt16(value.utf8.count))
                 put(value)
             }
+            func put(_ field: AppendedField) {
+                put(UInt8(field.name.utf8.count))
+                put(field.name)
+                let digits = field.digitCount
+                put(UInt16(digits))
+                field.writeDigits(into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+                offset += digits
+            }
             // The count is known once the replaced fields are skipped: written last, in its place.
             offset = 1
             var count: UInt8 = 0
@@ -121,7 +123,7 @@ extension Message {
                 count += 1
             }
             if let field {
-                put(field: field.name, field.value)
+                put(field)
                 count += 1
             }
             out.storeBytes(of: count, toByteOffset: 0, as: UInt8.self)

@@ -13,33 +13,42 @@ struct LayerFieldTests {
         guard message.headers.count < WireLimits.maxHeaders else { return }
         var listed = message
         listed.headers.append("pos", "12345")
-        let size = try message.validatedEncodedSize(appending: ("pos", "12345"))
+        let size = try message.validatedEncodedSize(appending: Message.AppendedField("pos", 12345))
         #expect(size == listed.encodedSize)
         var appended = ByteBuffer()
-        message.encode(into: &appended, validatedSize: size, appending: ("pos", "12345"))
+        message.encode(into: &appended, validatedSize: size, appending: Message.AppendedField("pos", 12345))
         #expect(appended == (try listed.encoded()), "\(vector.name)")
+    }
+
+    @Test("an appended number is written as its decimal digits", arguments: [0, 7, 9, 10, 99, 100, 12345, 1 << 40, UInt64.max])
+    func appendedNumberDigits(_ number: UInt64) throws {
+        let message = Message(headers: ["route": "r"], payload: [1, 2])
+        let field = Message.AppendedField("pos", number)
+        var appended = ByteBuffer()
+        message.encode(into: &appended, validatedSize: try message.validatedEncodedSize(appending: field), appending: field)
+        #expect(try Message(decoding: appended).headers == Headers([("route", "r"), ("pos", "\(number)")]))
     }
 
     @Test("an appended field takes the place of the list's fields of its name")
     func appendedFieldReplacesTheListed() throws {
         let message = Message(headers: Headers([("pos", "9"), ("route", "r"), ("pos", "8"), ("po", "x"), ("posx", "y")]), payload: [1])
-        let size = try message.validatedEncodedSize(appending: ("pos", "12"))
+        let size = try message.validatedEncodedSize(appending: Message.AppendedField("pos", 12))
         var appended = ByteBuffer()
-        message.encode(into: &appended, validatedSize: size, appending: ("pos", "12"))
+        message.encode(into: &appended, validatedSize: size, appending: Message.AppendedField("pos", 12))
         let expected = Message(headers: Headers([("route", "r"), ("po", "x"), ("posx", "y"), ("pos", "12")]), payload: [1])
         #expect(size == expected.encodedSize)
         #expect(appended == (try expected.encoded()))
         // Replacing makes room: a full list with the field in it still fits.
         let full = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") } + [("pos", "1")]))
-        #expect(throws: Never.self) { try full.validatedEncodedSize(appending: ("pos", "2")) }
+        #expect(throws: Never.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 2)) }
     }
 
     @Test("an appended field counts against the limits")
     func appendedFieldIsChecked() {
         let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
-        #expect(throws: WireError.self) { try full.validatedEncodedSize(appending: ("pos", "1")) }
+        #expect(throws: WireError.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 1)) }
         let long = String(repeating: "x", count: WireLimits.maxKeyBytes + 1)
-        #expect(throws: WireError.self) { try Message().validatedEncodedSize(appending: (long, "1")) }
+        #expect(throws: WireError.self) { try Message().validatedEncodedSize(appending: Message.AppendedField(long, 1)) }
     }
 
     @Test("set-aside fields leave the list and keep their last value")

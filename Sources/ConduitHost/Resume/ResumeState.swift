@@ -151,7 +151,7 @@ final class ResumeState: Sendable {
     func stamp(_ message: Message, writer: AnyObject, into frames: inout OutboundFrames) throws(WireError) -> OutboundFrames.Appended? {
         try state.withLock { state throws(WireError) in
             guard state.writer == ObjectIdentifier(writer) else { return nil }
-            let appended = try frames.append(message, appending: (ResumeHeader.position, String(state.nextPosition)))
+            let appended = try frames.append(message, appending: Message.AppendedField(ResumeHeader.position, state.nextPosition))
             if let range = appended.messageRange {
                 let reserved = makeRoom(range.count, in: &state)
                 frames.withBytes(in: range) { Self.append($0, to: &state.log) }

@@ -1,0 +1,36 @@
+extension Message {
+    /// A header written after a message's own without being added to its list: a layer's field
+    /// on its way out (resume's `pos`), which would otherwise cost a copy of the list. It takes
+    /// the place of any field of the same name in the list: the layer's field is the layer's to
+    /// give. Its value is a number, written as decimal digits straight into the encoding: no
+    /// string is made for it.
+    public struct AppendedField: Sendable {
+        public let name: String
+        public let number: UInt64
+
+        public init(_ name: String, _ number: UInt64) {
+            self.name = name
+            self.number = number
+        }
+
+        /// The length of the number's decimal digits.
+        var digitCount: Int {
+            var count = 1
+            var rest = number / 10
+            while rest > 0 {
+                count += 1
+                rest /= 10
+            }
+            return count
+        }
+
+        /// Writes the digits at the start of `out`.
+        func writeDigits(into out: UnsafeMutableRawBufferPointer) {
+            var rest = number
+            for index in stride(from: digitCount - 1, through: 0, by: -1) {
+                out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            }
+        }
+    }
+}
