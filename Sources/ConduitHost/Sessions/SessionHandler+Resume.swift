@@ -81,8 +81,11 @@ extension SessionHandler {
         guard let resume else { return }
         let ack = resume.clientAck
         guard clientPositions.shouldSend(ack) else { return }
-        writeUnnumbered(Message(headers: [HeaderName.route: ResumeHeader.ackRoute, ResumeHeader.ack: "\(ack)"]))
+        writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ack, ack))
     }
+
+    /// `conduit.ack` without its number, made once: one is sent every 32 client messages.
+    private static let acknowledgement = Message(headers: [HeaderName.route: ResumeHeader.ackRoute])
 }
 
 /// A resuming connection's side of client positions: the chunked request it holds open, and

@@ -292,9 +292,9 @@ final class SessionHandler: ChannelInboundHandler {
 
     /// Writes a message outside the numbering and the outbound queue: resume's greeting, its
     /// replay (bounded by the window that holds it) and acknowledgements.
-    func writeUnnumbered(_ message: Message) {
+    func writeUnnumbered(_ message: Message, appending field: Message.AppendedField? = nil) {
         guard let context, !closeSent else { return }
-        if append(message, context: context) { scheduleFlush(context) }
+        if append(message, appending: field, context: context) { scheduleFlush(context) }
     }
 
     /// A message this replaced socket can no longer number goes, with what it had not written,
@@ -323,9 +323,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// channel's writability follows a burst of pushes.
     private static let batchBytes = 64 * 1024
 
-    private func append(_ message: Message, context: ChannelHandlerContext) -> Bool {
+    private func append(_ message: Message, appending field: Message.AppendedField? = nil, context: ChannelHandlerContext) -> Bool {
         do {
-            handOff(try outbound.append(message), context: context)
+            handOff(try outbound.append(message, appending: field), context: context)
             return true
         } catch {
             unencodable(message, error)
