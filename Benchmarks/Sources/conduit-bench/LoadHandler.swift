@@ -19,12 +19,15 @@ extension ByteBuffer: EchoUnit {
 }
 
 extension WebSocketFrame: EchoUnit {
-    /// Decodes a Conduit frame once, for both what it ends and its position.
+    /// Decodes a Conduit frame once, for both what it ends and its position (set aside as the
+    /// host does: the tool's own cost of resume must stay small beside the host's).
     func repliesCompleted(by workload: Workload, pendingBytes: inout Int, hostPosition: inout UInt64?) -> Int {
         guard opcode == .binary || opcode == .continuation else { return 0 }
-        let headers = workload.proto == .conduit ? (try? Message(decoding: data))?.headers : nil
-        if workload.resume { hostPosition = headers?[ResumeHeader.position].flatMap(UInt64.init) }
-        return workload.endsReply(self, headers: headers) ? 1 : 0
+        var positions = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
+        var headers = Headers()
+        let decoded = workload.proto == .conduit && (try? Message(decoding: data, reusing: &headers, settingAside: &positions)) != nil
+        if case .number(let position) = positions.secondValue { hostPosition = position }
+        return workload.endsReply(self, headers: decoded ? headers : nil) ? 1 : 0
     }
 }
 
