@@ -6,6 +6,9 @@ import NIOCore
 ///
 /// - Decoding any bytes either throws a `WireError` or yields a message that re-encodes to
 ///   exactly those bytes (the codec is a bijection on valid input).
+/// - Setting `ack` and `pos` aside (resume) decodes the same bytes to the same message less
+///   those fields, each value parsed as exactly a decimal uint64 or else malformed; appending
+///   `pos` as a number encodes the message with its own `pos` fields replaced.
 /// - A decoded message split into parts and joined again by a `ChunkAssembler` gives back its
 ///   payload; an assembler with a cap refuses exactly when the queued bytes pass it.
 enum FuzzTarget {
@@ -13,6 +16,8 @@ enum FuzzTarget {
         let input = ByteBuffer(bytes: bytes)
         guard let message = try? Message(decoding: input) else { return }
         roundTrip(message, original: input)
+        setAside(message, original: input)
+        appendPosition(to: message, number: UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
         reassemble(message, partSize: Int(bytes.first ?? 1) % 7 + 1)
     }
 
@@ -20,6 +25,36 @@ enum FuzzTarget {
         precondition(message.encodedSize == original.readableBytes, "encodedSize disagrees with the decoded length")
         let encoded = try! message.encoded()
         precondition(encoded == original, "re-encoding a decoded message changed its bytes")
+    }
+
+    private static func setAside(_ message: Message, original: ByteBuffer) {
+        var fields = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
+        var headers = Headers()
+        guard let decoded = try? Message(decoding: original, reusing: &headers, settingAside: &fields) else {
+            preconditionFailure("a message that decodes fails to decode with fields set aside")
+        }
+        let kept = message.headers.filter { $0.name != ResumeHeader.ack && $0.name != ResumeHeader.position }
+        precondition(decoded.headers == Headers(kept.map { ($0.name, $0.value) }), "setting fields aside changed the other headers")
+        precondition(decoded.payload == message.payload, "setting fields aside changed the payload")
+        precondition(fields.firstValue == expected(message.headers[ResumeHeader.ack]), "the set-aside ack differs from its text")
+        precondition(fields.secondValue == expected(message.headers[ResumeHeader.position]), "the set-aside pos differs from its text")
+    }
+
+    /// What a set-aside field's text must give: digits only, within uint64.
+    private static func expected(_ text: String?) -> SetAsideNumbers.Value {
+        guard let text else { return .absent }
+        guard !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let number = UInt64(text) else { return .malformed }
+        return .number(number)
+    }
+
+    private static func appendPosition(to message: Message, number: UInt64) {
+        let field = Message.AppendedField(ResumeHeader.position, number)
+        guard let size = try? message.validatedEncodedSize(appending: field) else { return }
+        var encoded = ByteBuffer()
+        message.encode(into: &encoded, validatedSize: size, appending: field)
+        precondition(encoded.readableBytes == size, "the appended field's size disagrees with its encoding")
+        let expected = message.headers.filter { $0.name != ResumeHeader.position }.map { ($0.name, $0.value) } + [(ResumeHeader.position, "\(number)")]
+        precondition((try? Message(decoding: encoded)) == Message(headers: Headers(expected), payload: message.payload), "an appended pos did not replace the message's own")
     }
 
     private static func reassemble(_ message: Message, partSize: Int) {
