@@ -27,31 +27,37 @@ public struct SetAsideNumbers: Sendable {
 
     /// Sets nothing aside.
     init() {
-        firstName = .none
-        secondName = .none
+        firstName = PackedName()
+        secondName = PackedName()
     }
 
     /// A name of up to 8 bytes as one comparison of two integers (a generic byte-by-byte
     /// comparison showed in the routed echo's profile).
-    private struct PackedName: Equatable {
+    private struct PackedName {
         let length: Int
         let bytes: UInt64
 
-        static let none = PackedName(length: -1, bytes: 0)
-
-        private init(length: Int, bytes: UInt64) {
-            self.length = length
-            self.bytes = bytes
+        /// Matches no name.
+        init() {
+            length = -1
+            bytes = 0
         }
 
-        init(_ name: some Collection<UInt8>) {
+        init(_ name: String.UTF8View) {
             precondition(name.count <= 8, "a set-aside field's name has at most 8 bytes")
-            self.init(length: name.count, bytes: name.reduce(0) { $0 << 8 | UInt64($1) })
+            length = name.count
+            bytes = Self.pack(name)
         }
 
-        /// The packed form of `name`'s bytes, when it can match: its length is `length`.
+        private static func pack(_ name: some Sequence<UInt8>) -> UInt64 {
+            var packed: UInt64 = 0
+            for byte in name { packed = packed << 8 | UInt64(byte) }
+            return packed
+        }
+
+        /// Whether `name` is this one: its bytes are packed only when the lengths match.
         func matches(_ name: UnsafeRawBufferPointer) -> Bool {
-            name.count == length && PackedName(name) == self
+            name.count == length && Self.pack(name) == bytes
         }
     }
 
