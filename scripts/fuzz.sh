@@ -36,6 +36,9 @@ if ! swift build --package-path "$repo" --scratch-path "$work" -c debug --produc
 fi
 echo "fuzz: built conduit-fuzz (libFuzzer + AddressSanitizer)" >&2
 fuzzer=$(swift build --package-path "$repo" --scratch-path "$work" -c debug --show-bin-path)/conduit-fuzz
-"$fuzzer" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-    -artifact_prefix="$crashes/" "$corpus" 2>&1 | tee "$work/fuzz.log" | grep -E 'stat::number_of_executed_units|Done|ERROR|SUMMARY|crash-' || true
+# Past crash inputs are read as seeds too, so every run replays them. Swift's own crash
+# backtracer is off: under AddressSanitizer it hung on a failed precondition instead of letting
+# libFuzzer report it.
+SWIFT_BACKTRACE=enable=no "$fuzzer" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+    -artifact_prefix="$crashes/" "$corpus" "$crashes" 2>&1 | tee "$work/fuzz.log" | grep -E 'stat::number_of_executed_units|Done|ERROR|SUMMARY|crash-' || true
 grep -q '^Done\|stat::number_of_executed_units' "$work/fuzz.log" && ! grep -q 'ERROR: libFuzzer\|ERROR: AddressSanitizer' "$work/fuzz.log"

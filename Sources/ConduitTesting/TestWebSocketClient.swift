@@ -47,7 +47,12 @@ public final class TestWebSocketClient: Sendable {
 
     /// Sends one encoded message as a binary frame (masked, as a client must).
     public func send(_ message: Message) async throws {
-        try await sendFrame(WebSocketFrame(fin: true, opcode: .binary, data: message.encoded()))
+        try await send(encoded: message.encoded())
+    }
+
+    /// Sends `bytes` as one binary frame: a message the test encoded, or broke on purpose.
+    public func send(encoded bytes: ByteBuffer) async throws {
+        try await sendFrame(WebSocketFrame(fin: true, opcode: .binary, data: bytes))
     }
 
     public func send(_ headers: Headers, payload: some Sequence<UInt8> = []) async throws {

@@ -35,7 +35,9 @@ extension Message {
                 for index in 0..<Int(count) {
                     let name = try input.readField(lengthPrefix: UInt8.self, field: .key(index))
                     if let slot = setAside.slot(of: name) {
-                        setAside.set(slot, to: try input.readField(lengthPrefix: UInt16.self, field: .value(index)))
+                        let value = try input.readField(lengthPrefix: UInt16.self, field: .value(index))
+                        // Not a number: still refused as any value is when it is not UTF-8.
+                        if setAside.set(slot, to: value) == .malformed { _ = try Self.string(value, field: .value(index)) }
                         continue
                     }
                     let key = try Self.string(name, field: .key(index))

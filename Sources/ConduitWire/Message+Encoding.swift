@@ -42,7 +42,8 @@ extension Message {
             total += 3 + keyBytes + valueBytes
             count += 1
         }
-        if headers.count > WireLimits.maxHeaders {
+        // Without a field that may replace some, the count is known before the limits of each.
+        if field == nil, headers.count > WireLimits.maxHeaders {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
         for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }

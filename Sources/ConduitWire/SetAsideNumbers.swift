@@ -69,25 +69,13 @@ public struct SetAsideNumbers: Sendable {
 
     enum Slot { case first, second }
 
-    /// Keeps `digits`, parsed, as the value of `slot`.
-    mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer) {
+    /// Keeps `digits`, parsed, as the value of `slot`, and returns it.
+    mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer) -> Value {
+        let value = UInt64(decimalDigits: digits).map(Value.number) ?? .malformed
         switch slot {
-        case .first: firstValue = Self.parse(digits)
-        case .second: secondValue = Self.parse(digits)
+        case .first: firstValue = value
+        case .second: secondValue = value
         }
-    }
-
-    /// Digits only (no sign, no spaces), at most uint64's largest.
-    private static func parse(_ digits: UnsafeRawBufferPointer) -> Value {
-        guard !digits.isEmpty, digits.count <= 20 else { return .malformed }
-        var number: UInt64 = 0
-        for byte in digits {
-            let digit = byte &- UInt8(ascii: "0")
-            guard digit < 10 else { return .malformed }
-            // 19 digits never overflow; a 20th may.
-            guard number < 1_844_674_407_370_955_161 || (number == 1_844_674_407_370_955_161 && digit <= 5) else { return .malformed }
-            number = number &* 10 &+ UInt64(digit)
-        }
-        return .number(number)
+        return value
     }
 }

@@ -14,9 +14,10 @@ import NIOCore
 enum FuzzTarget {
     static func run(_ bytes: UnsafeRawBufferPointer) {
         let input = ByteBuffer(bytes: bytes)
-        guard let message = try? Message(decoding: input) else { return }
+        let decoded = Result { () throws(WireError) in try Message(decoding: input) }
+        setAside(decoded, original: input)
+        guard case .success(let message) = decoded else { return }
         roundTrip(message, original: input)
-        setAside(message, original: input)
         appendPosition(to: message, number: UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
         reassemble(message, partSize: Int(bytes.first ?? 1) % 7 + 1)
     }
@@ -27,17 +28,24 @@ enum FuzzTarget {
         precondition(encoded == original, "re-encoding a decoded message changed its bytes")
     }
 
-    private static func setAside(_ message: Message, original: ByteBuffer) {
+    private static func setAside(_ plain: Result<Message, WireError>, original: ByteBuffer) {
         var fields = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
         var headers = Headers()
-        guard let decoded = try? Message(decoding: original, reusing: &headers, settingAside: &fields) else {
+        let decoded = Result { () throws(WireError) in try Message(decoding: original, reusing: &headers, settingAside: &fields) }
+        switch (plain, decoded) {
+        case (.failure(let expected), .failure(let error)):
+            precondition(error.code == expected.code, "setting fields aside changed the error: \(error) instead of \(expected)")
+        case (.failure, .success):
+            preconditionFailure("a message that fails to decode decodes with fields set aside")
+        case (.success, .failure):
             preconditionFailure("a message that decodes fails to decode with fields set aside")
+        case (.success(let message), .success(let decoded)):
+            let kept = message.headers.filter { $0.name != ResumeHeader.ack && $0.name != ResumeHeader.position }
+            precondition(decoded.headers == Headers(kept.map { ($0.name, $0.value) }), "setting fields aside changed the other headers")
+            precondition(decoded.payload == message.payload, "setting fields aside changed the payload")
+            precondition(fields.firstValue == expected(message.headers[ResumeHeader.ack]), "the set-aside ack differs from its text")
+            precondition(fields.secondValue == expected(message.headers[ResumeHeader.position]), "the set-aside pos differs from its text")
         }
-        let kept = message.headers.filter { $0.name != ResumeHeader.ack && $0.name != ResumeHeader.position }
-        precondition(decoded.headers == Headers(kept.map { ($0.name, $0.value) }), "setting fields aside changed the other headers")
-        precondition(decoded.payload == message.payload, "setting fields aside changed the payload")
-        precondition(fields.firstValue == expected(message.headers[ResumeHeader.ack]), "the set-aside ack differs from its text")
-        precondition(fields.secondValue == expected(message.headers[ResumeHeader.position]), "the set-aside pos differs from its text")
     }
 
     /// What a set-aside field's text must give: digits only, within uint64.

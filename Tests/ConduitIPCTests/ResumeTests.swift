@@ -281,12 +281,22 @@ struct ResumeTests {
         try await TestHost.run(catalog: .ipcTests) { host in
             let refused = try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "r12") + "&resume=abc")
             #expect(refused == 400)
+            // A position is digits only, on the URL as in a header.
+            #expect(try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "r12") + "&resume=%2B5") == 400)
             let (socket, _) = try await Self.resume(host, id: "r12")
             try await socket.send(["route": "echo", "token": "t", "ack": "-1"])
             let error = try await socket.nextMessage()
             #expect(error.headers["error"] == "BadRequestError" && error.headers["token"] == "t")
+            // A position that is not UTF-8 is refused like any such value, even with a good one after it.
+            var broken = try Message(headers: Headers([("pos", "1"), ("route", "echo"), ("token", "u"), ("pos", "2")])).encoded()
+            broken.setBytes([0xFF], at: broken.readerIndex + 1 + 1 + 3 + 2)
+            try await socket.send(encoded: broken)
+            let invalid = try await socket.nextMessage()
+            #expect(invalid.headers["error"] == "BadRequestError")
             let reply = try await socket.request(Message(headers: ["route": "echo", "token": "ok"]))
             #expect(reply.headers["token"] == "ok", "the connection stays usable")
+            #expect(reply.headers["pos"] == "3", "only the error and this reply took positions: nothing was echoed")
+
         }
     }
 

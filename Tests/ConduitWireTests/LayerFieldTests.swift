@@ -41,6 +41,9 @@ struct LayerFieldTests {
         // Replacing makes room: a full list with the field in it still fits.
         let full = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") } + [("pos", "1")]))
         #expect(throws: Never.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 2)) }
+        let overFull = Message(headers: Headers((2..<WireLimits.maxHeaders).map { ("k\($0)", "v") } + [("pos", "1"), ("pos", "2"), ("pos", "3")]))
+        #expect(overFull.headers.count > WireLimits.maxHeaders)
+        #expect(throws: Never.self) { try overFull.validatedEncodedSize(appending: Message.AppendedField("pos", 4)) }
     }
 
     @Test("an appended field counts against the limits")
@@ -76,10 +79,28 @@ struct LayerFieldTests {
             #expect(fields.secondValue == .malformed, "\(bad)")
             #expect(decoded.headers == ["route": "r"])
         }
+        var padded = SetAsideNumbers("ack", "pos")
+        var reusedAgain = Headers()
+        _ = try Message(decoding: try Message(headers: ["pos": "0000000000000000000000001"]).encoded(), reusing: &reusedAgain, settingAside: &padded)
+        #expect(padded.secondValue == .number(1), "leading zeros are digits too")
         var largest = SetAsideNumbers("ack", "pos")
         var reused = Headers()
         _ = try Message(decoding: try Message(headers: ["ack": "18446744073709551615"]).encoded(), reusing: &reused, settingAside: &largest)
         #expect(largest.firstValue == .number(.max))
+    }
+
+    @Test("a set-aside value that is not UTF-8 is refused as any value is, whatever follows it")
+    func setAsideValueThatIsNotUTF8() throws {
+        var encoded = try Message(headers: Headers([("pos", "1"), ("route", "r"), ("pos", "2")])).encoded()
+        // The first value's only byte: count, key length, "pos", value length.
+        encoded.setBytes([0xFF], at: encoded.readerIndex + 1 + 1 + 3 + 2)
+        var fields = SetAsideNumbers("ack", "pos")
+        var reused = Headers()
+        #expect {
+            _ = try Message(decoding: encoded, reusing: &reused, settingAside: &fields)
+        } throws: { error in
+            (error as? WireError)?.code.name == "invalid-utf8"
+        }
     }
 
     @Test("setting fields aside changes nothing else of any vector", arguments: FramingVectors.shared.valid)

@@ -26,7 +26,7 @@ extension WebSocketFrame: EchoUnit {
         var positions = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
         var headers = Headers()
         let decoded = workload.proto == .conduit && (try? Message(decoding: data, reusing: &headers, settingAside: &positions)) != nil
-        if case .number(let position) = positions.secondValue { hostPosition = position }
+        if workload.resume, case .number(let position) = positions.secondValue { hostPosition = position }
         return workload.endsReply(self, headers: decoded ? headers : nil) ? 1 : 0
     }
 }

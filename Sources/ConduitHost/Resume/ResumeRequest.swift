@@ -11,7 +11,7 @@ struct ResumeRequest: Sendable, Equatable {
     /// nil when the query asks for no resume; an error text when it asks wrongly.
     static func parse(_ query: (String) -> String?) -> Result<ResumeRequest?, ResumeRequestError> {
         guard let stated = query("resume") else { return .success(nil) }
-        guard let received = UInt64(stated) else {
+        guard let received = UInt64(decimalDigits: stated.utf8) else {
             return .failure(ResumeRequestError(message: "'resume' must be the last position received, a uint64 (0 on a first connect)"))
         }
         let epoch = query(ResumeHeader.epoch).flatMap { $0.isEmpty ? nil : $0 }
