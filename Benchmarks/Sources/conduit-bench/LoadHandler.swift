@@ -51,7 +51,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var nextPosition: UInt64 = 1
     private var hostPosition: UInt64 = 0
     private var unacknowledged = 0
-    private let numbered: NumberedFrames?
+    private var numbered: NumberedFrames?
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -103,8 +103,12 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         sentAt.append(.now())
         if workload.resume {
             defer { nextPosition += 1 }
-            guard let numbered = try? workload.numberedWireBuffers(position: nextPosition, templates: numbered) else { return recorder.failed("can't encode") }
-            for buffer in numbered { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
+            if numbered != nil {
+                (writer ?? context).write(wrapOutboundOut(numbered!.frame(position: nextPosition)), promise: nil)
+                return
+            }
+            guard let frames = try? workload.numberedWireBuffers(position: nextPosition) else { return recorder.failed("can't encode") }
+            for buffer in frames { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
             return
         }
         for buffer in requests { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }

@@ -35,11 +35,11 @@ struct Workload: Sendable {
         }
     }
 
-    /// One request numbered `position` (resume), masked: made per request, as a resuming
-    /// client must. Requests of one frame are a copy of a template with the position's digits
-    /// written in: the tool's own cost must stay small beside the host's.
-    func numberedWireBuffers(position: UInt64, templates: NumberedFrames?) throws -> [ByteBuffer] {
-        if let templates { return [templates.frame(position: position)] }
+    /// One request numbered `position` (resume), masked, as the frames it takes: made per
+    /// request, as a resuming client must. Requests of one frame come from `numberedFrames()`
+    /// instead (a template with the position's digits written in): the tool's own cost must
+    /// stay small beside the host's.
+    func numberedWireBuffers(position: UInt64) throws -> [ByteBuffer] {
         let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: "\(position)"], payload: ByteBuffer(repeating: 0x61, count: size))
         return try message.split().map { Self.maskedFrame(try $0.encoded()) }
     }
@@ -110,15 +110,44 @@ struct NumberedFrames {
     static let maxDigits = 20
     /// Index: the digit count less one.
     let templates: [NumberedFrame]
+    /// Frames sent before, rewritten for a later request once the channel has let them go
+    /// (their storage is this ring's alone again): a plain request is one ready-made buffer
+    /// written again and again, so a numbered one must not cost a new buffer each either.
+    private var ring: [ByteBuffer] = []
+    private var slot = 0
+    private var ringDigits = 0
+    private static let ringSize = 1024
 
-    func frame(position: UInt64) -> ByteBuffer {
+    init(templates: [NumberedFrame]) {
+        self.templates = templates
+    }
+
+    mutating func frame(position: UInt64) -> ByteBuffer {
+        let template = templates[Self.digitCount(position) - 1]
+        if template.digits != ringDigits {
+            ring = []
+            slot = 0
+            ringDigits = template.digits
+        }
+        defer { slot = (slot + 1) % Self.ringSize }
+        guard slot < ring.count else {
+            ring.append(template.frame(position: position))
+            return ring[slot]
+        }
+        if ring[slot].modifyIfUniquelyOwned({ template.write(position, into: &$0) }) == nil {
+            ring[slot] = template.frame(position: position)
+        }
+        return ring[slot]
+    }
+
+    private static func digitCount(_ position: UInt64) -> Int {
         var digits = 1
         var rest = position / 10
         while rest > 0 {
             digits += 1
             rest /= 10
         }
-        return templates[digits - 1].frame(position: position)
+        return digits
     }
 }
 
@@ -130,8 +159,15 @@ struct NumberedFrame {
     let digitsAt: Int
     let maskPhase: Int
 
+    /// A new frame for `position`.
     func frame(position: UInt64) -> ByteBuffer {
         var frame = masked
+        write(position, into: &frame)
+        return frame
+    }
+
+    /// Writes `position`'s digits, masked, into a frame made from this template.
+    func write(_ position: UInt64, into frame: inout ByteBuffer) {
         frame.withUnsafeMutableReadableBytes { bytes in
             var value = position
             for index in stride(from: digits - 1, through: 0, by: -1) {
@@ -139,6 +175,5 @@ struct NumberedFrame {
                 value /= 10
             }
         }
-        return frame
     }
 }
