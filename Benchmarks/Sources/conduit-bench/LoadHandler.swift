@@ -59,7 +59,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         self.requests = requests
         self.inFlight = inFlight
         self.recorder = recorder
-        numbered = workload.resume ? try? workload.numberedFrames() : nil
+        numbered = workload.resume ? try? workload.numberedFrames(inFlight: inFlight) : nil
     }
 
     /// Added once the connection is ready (after the upgrade for WebSocket).

@@ -36,7 +36,7 @@ struct Workload: Sendable {
     }
 
     /// One request numbered `position` (resume), masked, as the frames it takes: made per
-    /// request, as a resuming client must. Requests of one frame come from `numberedFrames()`
+    /// request, as a resuming client must. Requests of one frame come from `numberedFrames(inFlight:)`
     /// instead (a template with the position's digits written in): the tool's own cost must
     /// stay small beside the host's.
     func numberedWireBuffers(position: UInt64) throws -> [ByteBuffer] {
@@ -45,9 +45,9 @@ struct Workload: Sendable {
     }
 
     /// The templates of one-frame numbered requests; nil when requests take several frames.
-    func numberedFrames() throws -> NumberedFrames? {
+    func numberedFrames(inFlight: Int) throws -> NumberedFrames? {
         guard size <= WireLimits.maxPayloadBytes else { return nil }
-        return NumberedFrames(templates: try (1...NumberedFrames.maxDigits).map(numberedFrame(digits:)))
+        return NumberedFrames(templates: try (1...NumberedFrames.maxDigits).map(numberedFrame(digits:)), inFlight: inFlight)
     }
 
     /// The template of a one-frame request whose `pos` has `digits` digits.
@@ -116,10 +116,13 @@ struct NumberedFrames {
     private var ring: [ByteBuffer] = []
     private var slot = 0
     private var ringDigits = 0
-    private static let ringSize = 1024
+    /// About two turns of the requests in flight: enough for the channel to have let a frame go
+    /// before its turn comes again, few enough to stay in the cache with many connections.
+    private let ringSize: Int
 
-    init(templates: [NumberedFrame]) {
+    init(templates: [NumberedFrame], inFlight: Int) {
         self.templates = templates
+        ringSize = max(8, 2 * inFlight)
     }
 
     mutating func frame(position: UInt64) -> ByteBuffer {
@@ -129,7 +132,7 @@ struct NumberedFrames {
             slot = 0
             ringDigits = template.digits
         }
-        defer { slot = (slot + 1) % Self.ringSize }
+        defer { slot = (slot + 1) % ringSize }
         guard slot < ring.count else {
             ring.append(template.frame(position: position))
             return ring[slot]
