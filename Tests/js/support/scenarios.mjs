@@ -331,6 +331,41 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // Resume across a fallback period (SPEC §9), step by step: the events stream continues the
+    // socket's positions, and the socket that comes back gets from the host's window what the
+    // client had not acknowledged yet, some of it already delivered by the stream. The client
+    // delivers each push once, in order, whichever way it came.
+    async 'resume: pushes go on over the fallback stream and back over the socket, each once and in order' () {
+      const conduit = await open({ resume: true })
+      const next = inbox(conduit)
+      const push = (from, count) => Conduit.ipc('test.push', { headers: { to: conduit.id, from, count }, body: 'p' })
+      const take = async (from, count, viaSocket) => {
+        for (let n = from; n < from + count; n++) {
+          const message = await next(20000)
+          check(message.options.n === n && message.viaSocket === viaSocket, `push ${n} (socket: ${viaSocket}): ${JSON.stringify(message.options)} via socket ${message.viaSocket}`)
+        }
+      }
+      check((await push(1, 3)).ok, 'test.push')
+      await take(1, 3, true)
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.control('stop')
+      await closed
+      const streamed = conduit.startFallback()
+      check((await push(4, 5)).ok, 'test.push while the socket is down')
+      await take(4, 5, false)
+      const reopened = nextEvent(conduit, 'reopen', 20000)
+      await Conduit.control('start')
+      await reopened
+      check((await push(9, 3)).ok, 'test.push after reopen')
+      await take(9, 3, true)
+      // Nothing more came: no push twice.
+      check((await push(12, 1)).ok, 'test.push, last')
+      await take(12, 1, true)
+      await within(streamed, 10000, 'the fallback stream to end once the socket took over')
+      check(conduit.resumeStats.received === 12, `the client holds positions up to 12: ${JSON.stringify(conduit.resumeStats)}`)
+      conduit.close()
+    },
+
     // The chaos test of resume (SPEC §9), short: numbered pushes (from IPC, so they keep coming
     // whatever the socket does) and numbered requests while a driver closes the socket from
     // this side (what is in flight is discarded), lets another socket take the id over (the
