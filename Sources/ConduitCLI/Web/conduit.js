@@ -502,7 +502,10 @@ export class Conduit extends EventTarget {
       // A newer socket with this id (another tab) replaced this one: taking the id back by
       // itself would replace that one in turn, and the two would trade it for ever.
       const replaced = event.code === 1000 && event.reason === 'replaced'
-      if (this.shouldReconnect && !Conduit.isPaused && !replaced) this.reconnect(this.reconnectOptions).catch(() => {})
+      if (!this.shouldReconnect || Conduit.isPaused || replaced) return
+      // Resume switches to the fallback stream while the socket is down (SPEC §9).
+      if (this.#resume) this.startFallback()
+      this.reconnect(this.reconnectOptions).catch(() => {})
     }
     this.#emit('open')
   }
@@ -621,31 +624,50 @@ export class Conduit extends EventTarget {
   /**
    * Reads `/internal.conduit.events?id=` while the socket is down: each frame a uint32 BE
    * length and an encoded message, handed to the receive handler. Ends when a socket for the
-   * id takes over (the host ends the response) or on `close()`.
+   * id takes over (the host ends the response) or on `close()`. With `resume` it starts by
+   * itself when the socket closes, as the Swift client's does.
    */
   startFallback () {
     if (this.#fallback || this.isOpen) return this.#fallback?.done
     const abort = new AbortController()
-    const done = this.#readFallback(abort.signal)
+    const done = this.#readFallbackWhileDown(abort.signal)
       .catch((error) => { if (!abort.signal.aborted) this.#emit('error', { error }) })
       .finally(() => { this.#fallback = null })
     this.#fallback = { abort, done }
     return done
   }
 
+  /**
+   * The stream, asked again after a pause while the socket is down: the host refuses it (409)
+   * while it still counts the closed socket as open, and the IPC listener may be unreachable
+   * for a moment. Ends when the host ends a stream (a socket took over) or the socket is open.
+   */
+  async #readFallbackWhileDown (signal) {
+    for (let attempt = 0; !signal.aborted && !this.isOpen; attempt++) {
+      try {
+        if (await this.#readFallback(signal)) return
+      } catch (error) {
+        // Network errors (fetch's TypeError) are tried again; anything else is the caller's.
+        if (!(error instanceof TypeError)) throw error
+      }
+      await sleep(Math.min(50 * 2 ** attempt, 1000), signal)
+    }
+  }
+
+  /** One stream; true when the host ended it (a socket took over), false when it refused it. */
   async #readFallback (signal) {
     const url = new URL(`http://${this.host}:${this.ipcPort}/internal.conduit.events`)
     url.searchParams.set('id', this.id)
     for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
     const response = await fetch(url, { headers: { authorization: `Bearer ${this.sharedKey}` }, signal })
-    if (response.status === 409) return // the socket is back: pushes go there
+    if (response.status === 409) return false // a socket of the id is open, or was until now
     if (!response.ok) throw new Error(`fallback stream: HTTP ${response.status}`)
     const reader = response.body.getReader()
     const joiner = new PartJoiner()
     let pending = new Uint8Array(0)
     for (;;) {
       const { value, done } = await reader.read()
-      if (done) return
+      if (done) return true
       const joined = new Uint8Array(pending.byteLength + value.byteLength)
       joined.set(pending)
       joined.set(value, pending.byteLength)
