@@ -640,10 +640,14 @@ export class Conduit extends EventTarget {
   /**
    * The stream, asked again after a pause while the socket is down: the host refuses it (409)
    * while it still counts the closed socket as open, and the IPC listener may be unreachable
-   * for a moment. Ends when the host ends a stream (a socket took over) or the socket is open.
+   * for a moment. Ends when the host ends a stream (a socket took over) or the socket is open;
+   * gives up (an `error` event) after as many attempts as a reconnect makes, so a client whose
+   * id another socket holds does not ask for ever.
    */
   async #readFallbackWhileDown (signal) {
-    for (let attempt = 0; !signal.aborted && !this.isOpen; attempt++) {
+    const attempts = (this.reconnectOptions?.retries ?? 32) + 1
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (signal.aborted || this.isOpen) return
       try {
         if (await this.#readFallback(signal)) return
       } catch (error) {
@@ -652,6 +656,7 @@ export class Conduit extends EventTarget {
       }
       await sleep(Math.min(50 * 2 ** attempt, 1000), signal)
     }
+    if (!signal.aborted && !this.isOpen) throw new Error(`fallback stream: refused or unreachable ${attempts} times`)
   }
 
   /** One stream; true when the host ended it (a socket took over), false when it refused it. */
