@@ -16,4 +16,15 @@ extension UInt64 {
         guard !isEmpty else { return nil }
         self = number
     }
+
+    /// How many decimal digits the number takes.
+    public var decimalDigitCount: Int {
+        var count = 1
+        var rest = self / 10
+        while rest > 0 {
+            count += 1
+            rest /= 10
+        }
+        return count
+    }
 }

@@ -7,21 +7,13 @@ extension Message {
     public struct AppendedField: Sendable {
         public let name: String
         public let number: UInt64
+        /// The length of the number's decimal digits: counted once, for the size and the write.
+        let digitCount: Int
 
         public init(_ name: String, _ number: UInt64) {
             self.name = name
             self.number = number
-        }
-
-        /// The length of the number's decimal digits.
-        var digitCount: Int {
-            var count = 1
-            var rest = number / 10
-            while rest > 0 {
-                count += 1
-                rest /= 10
-            }
-            return count
+            digitCount = number.decimalDigitCount
         }
 
         /// Writes the digits at the start of `out`.

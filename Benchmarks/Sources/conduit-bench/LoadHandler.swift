@@ -103,8 +103,8 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         sentAt.append(.now())
         if workload.resume {
             defer { nextPosition += 1 }
-            if numbered != nil {
-                (writer ?? context).write(wrapOutboundOut(numbered!.frame(position: nextPosition)), promise: nil)
+            if let frame = numbered?.frame(position: nextPosition) {
+                (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
                 return
             }
             guard let frames = try? workload.numberedWireBuffers(position: nextPosition) else { return recorder.failed("can't encode") }

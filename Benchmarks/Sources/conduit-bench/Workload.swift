@@ -126,7 +126,7 @@ struct NumberedFrames {
     }
 
     mutating func frame(position: UInt64) -> ByteBuffer {
-        let template = templates[Self.digitCount(position) - 1]
+        let template = templates[position.decimalDigitCount - 1]
         if template.digits != ringDigits {
             ring = []
             slot = 0
@@ -141,16 +141,6 @@ struct NumberedFrames {
             ring[slot] = template.frame(position: position)
         }
         return ring[slot]
-    }
-
-    private static func digitCount(_ position: UInt64) -> Int {
-        var digits = 1
-        var rest = position / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        return digits
     }
 }
 

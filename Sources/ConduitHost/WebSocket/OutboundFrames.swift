@@ -33,14 +33,12 @@ struct OutboundFrames {
     mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
-        let gather = message.payload.readableBytes >= Self.gatherThreshold
         FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
-        if gather {
+        guard message.payload.readableBytes < Self.gatherThreshold else {
             message.encodePrefix(into: &buffer, validatedSize: size, appending: field)
-        } else {
-            message.encode(into: &buffer, validatedSize: size, appending: field)
+            return Appended(encodedBytes: size, separatePayload: message.payload, messageRange: nil)
         }
-        if gather { return Appended(encodedBytes: size, separatePayload: message.payload, messageRange: nil) }
+        message.encode(into: &buffer, validatedSize: size, appending: field)
         return Appended(encodedBytes: size, separatePayload: nil, messageRange: buffer.writerIndex - size..<buffer.writerIndex)
     }
 
