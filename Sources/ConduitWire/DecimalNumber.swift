@@ -17,13 +17,14 @@ extension UInt64 {
         self = number
     }
 
-    /// How many decimal digits the number takes.
+    /// How many decimal digits the number takes (compared with powers of ten, not divided).
     public var decimalDigitCount: Int {
         var count = 1
-        var rest = self / 10
-        while rest > 0 {
+        var power: UInt64 = 10
+        // 10^19 is the largest power of ten a UInt64 holds; past it the product wraps, unused.
+        while count < 20, self >= power {
             count += 1
-            rest /= 10
+            power &*= 10
         }
         return count
     }

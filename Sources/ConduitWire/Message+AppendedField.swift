@@ -16,12 +16,24 @@ extension Message {
             digitCount = number.decimalDigitCount
         }
 
-        /// Writes the digits at the start of `out`.
+        /// Writes the digits at the start of `out`, two per division: a division per digit
+        /// showed in the routed echo's profile with resume on.
         func writeDigits(into out: UnsafeMutableRawBufferPointer) {
             var rest = number
-            for index in stride(from: digitCount - 1, through: 0, by: -1) {
-                out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
+            var end = digitCount
+            while rest >= 100 {
+                let pair = UInt8(truncatingIfNeeded: rest % 100)
+                rest /= 100
+                end -= 2
+                out[end] = UInt8(ascii: "0") + pair / 10
+                out[end + 1] = UInt8(ascii: "0") + pair % 10
+            }
+            let last = UInt8(truncatingIfNeeded: rest)
+            if last >= 10 {
+                out[0] = UInt8(ascii: "0") + last / 10
+                out[1] = UInt8(ascii: "0") + last % 10
+            } else {
+                out[0] = UInt8(ascii: "0") + last
             }
         }
     }

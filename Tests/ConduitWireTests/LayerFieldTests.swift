@@ -20,7 +20,7 @@ struct LayerFieldTests {
         #expect(appended == (try listed.encoded()), "\(vector.name)")
     }
 
-    @Test("an appended number is written as its decimal digits", arguments: [0, 7, 9, 10, 99, 100, 12345, 1 << 40, UInt64.max])
+    @Test("an appended number is written as its decimal digits", arguments: [0, 7, 9, 10, 99, 100, 999, 1000, 12345, 1 << 40, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, UInt64.max])
     func appendedNumberDigits(_ number: UInt64) throws {
         let message = Message(headers: ["route": "r"], payload: [1, 2])
         let field = Message.AppendedField("pos", number)

@@ -52,6 +52,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var hostPosition: UInt64 = 0
     private var unacknowledged = 0
     private var numbered: NumberedFrames?
+    private let acknowledgements: [NumberedFrame]
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -60,6 +61,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         self.inFlight = inFlight
         self.recorder = recorder
         numbered = workload.resume ? try? workload.numberedFrames(inFlight: inFlight) : nil
+        acknowledgements = workload.resume ? (try? Workload.acknowledgementFrames()) ?? [] : []
     }
 
     /// Added once the connection is ready (after the upgrade for WebSocket).
@@ -118,8 +120,9 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private func acknowledge(_ position: UInt64, context: ChannelHandlerContext) {
         hostPosition = position
         unacknowledged += 1
-        guard unacknowledged >= 32, let ack = try? Workload.acknowledgement(hostPosition) else { return }
+        guard unacknowledged >= 32 else { return }
         unacknowledged = 0
+        let ack = acknowledgements[hostPosition.decimalDigitCount - 1].frame(position: hostPosition)
         (writer ?? context).write(wrapOutboundOut(ack), promise: nil)
     }
 }

@@ -47,29 +47,35 @@ struct Workload: Sendable {
     /// The templates of one-frame numbered requests; nil when requests take several frames.
     func numberedFrames(inFlight: Int) throws -> NumberedFrames? {
         guard size <= WireLimits.maxPayloadBytes else { return nil }
-        return NumberedFrames(templates: try (1...NumberedFrames.maxDigits).map(numberedFrame(digits:)), inFlight: inFlight)
+        let request = Headers([(HeaderName.route, route)])
+        let payload = ByteBuffer(repeating: 0x61, count: size)
+        return NumberedFrames(
+            templates: try (1...NumberedFrames.maxDigits).map { try Self.numberedFrame(request, ResumeHeader.position, digits: $0, payload: payload) },
+            inFlight: inFlight)
     }
 
-    /// The template of a one-frame request whose `pos` has `digits` digits.
-    private func numberedFrame(digits: Int) throws -> NumberedFrame {
-        let message = Message(
-            headers: [HeaderName.route: route, ResumeHeader.position: String(repeating: "0", count: digits)],
-            payload: ByteBuffer(repeating: 0x61, count: size))
-        let frame = Self.maskedFrame(try message.encoded())
-        // The frame header (2 or 4 bytes, then the key), the header count, then `route`'s and
-        // `pos`'s length-prefixed names and values: where the digits start.
+    /// The templates of bare acknowledgements (`ack` alone), one per digit count: an ack made
+    /// from scratch every 32 replies cost the tool more than the host's numbering.
+    static func acknowledgementFrames() throws -> [NumberedFrame] {
+        try (1...NumberedFrames.maxDigits).map { try numberedFrame(Headers(), ResumeHeader.ack, digits: $0, payload: ByteBuffer()) }
+    }
+
+    /// The template of a one-frame message with `headers`, then `name` with a `digits`-digit value.
+    private static func numberedFrame(_ headers: Headers, _ name: String, digits: Int, payload: ByteBuffer) throws -> NumberedFrame {
+        var numbered = headers
+        numbered.append(name, String(repeating: "0", count: digits))
+        let message = Message(headers: numbered, payload: payload)
+        let frame = maskedFrame(try message.encoded())
+        // The frame header (2 or 4 bytes, then the key), the header count, the headers before
+        // it, then `name`'s length-prefixed name and value: where the digits start.
         let frameHeader = frame.readableBytes - message.encodedSize
-        let inMessage = 1 + (1 + HeaderName.route.utf8.count + 2 + route.utf8.count) + (1 + ResumeHeader.position.utf8.count + 2)
+        let before = headers.reduce(0) { $0 + 3 + $1.name.utf8.count + $1.value.utf8.count }
+        let inMessage = 1 + before + 1 + name.utf8.count + 2
         return NumberedFrame(masked: frame, digits: digits, digitsAt: frameHeader + inMessage, maskPhase: inMessage)
     }
 
     /// The masking key of every request frame.
     static let maskKey: WebSocketMaskingKey = [0x1F, 0x2E, 0x3D, 0x4C]
-
-    /// A bare acknowledgement of host positions up to `position`, masked.
-    static func acknowledgement(_ position: UInt64) throws -> ByteBuffer {
-        maskedFrame(try Message(headers: [ResumeHeader.ack: "\(position)"]).encoded())
-    }
 
     /// A final binary frame carrying `payload`, masked as a client must (RFC 6455 §5.2), with
     /// NIO's masking (made per request with resume, so it must be cheap).

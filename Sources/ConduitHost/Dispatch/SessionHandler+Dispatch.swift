@@ -15,6 +15,8 @@ extension SessionHandler {
         let message: Message
         // On a resuming connection `ack` and `pos` are the connection's, not the message's.
         var positions = Self.positionFields
+        // Read once: each read of the stored property is a retain and an exclusivity check.
+        let resume = self.resume
         do {
             if resume != nil {
                 message = try Message(decoding: frameData, reusing: &decodedHeaders, settingAside: &positions)
@@ -28,8 +30,8 @@ extension SessionHandler {
         let headers = message.headers
         let route = headers.route
         let kind = InboundKind(headers, route: route)
-        if resume != nil {
-            switch admitResumed(kind, route: route, headers: headers, ack: positions.firstValue, position: positions.secondValue) {
+        if let resume {
+            switch admitResumed(to: resume, kind, route: route, headers: headers, ack: positions.firstValue, position: positions.secondValue) {
             case .consumed: return
             case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
             case .dispatch: break

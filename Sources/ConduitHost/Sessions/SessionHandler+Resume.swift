@@ -25,9 +25,8 @@ extension SessionHandler {
     /// both) of a message whose `ack` and `pos` the decoder set aside: a chunk of a request
     /// still open holds the acknowledgement below it until the request is complete.
     func admitResumed(
-        _ kind: InboundKind, route: String?, headers: Headers, ack ackValue: SetAsideNumbers.Value, position positionValue: SetAsideNumbers.Value
+        to resume: ResumeState, _ kind: InboundKind, route: String?, headers: Headers, ack ackValue: SetAsideNumbers.Value, position positionValue: SetAsideNumbers.Value
     ) -> ResumedInbound {
-        guard let resume else { return .dispatch }
         guard let ack = number(ackValue), let position = number(positionValue) else {
             replyError(.badRequest("'ack' and 'pos' must be uint64 positions"), route: route, correlation: headers.correlation)
             return .consumed
@@ -43,17 +42,13 @@ extension SessionHandler {
         let openFrom = isChunk || kind.standsAlone ? clientPositions.openChunkFrom : nil
         switch resume.admit(position, isChunk: isChunk, openFrom: openFrom) {
         case .duplicate:
-            oweClientAck()
+            oweClientAck(clientPositions.owe())
             return .consumed
         case .tooManyAbove:
             return .overflow
         case .admitted:
-            if isChunk {
-                if clientPositions.openChunkFrom == nil { clientPositions.openChunkFrom = position }
-            } else {
-                if !kind.standsAlone { clientPositions.openChunkFrom = nil }
-                oweClientAck()
-            }
+            // One access to the connection's positions: each is an exclusivity check.
+            if let due = clientPositions.admitted(position, isChunk: isChunk, standsAlone: kind.standsAlone) { oweClientAck(due) }
             return .dispatch
         }
     }
@@ -67,12 +62,16 @@ extension SessionHandler {
         }
     }
 
-    private func oweClientAck() {
-        guard clientPositions.owe() else { return sendClientAck() }
-        guard clientPositions.timer == nil, let context else { return }
-        clientPositions.timer = context.eventLoop.assumeIsolated().scheduleTask(in: ClientPositions.ackWithin) {
-            self.clientPositions.timer = nil
-            self.sendClientAck()
+    private func oweClientAck(_ due: ClientPositions.AckDue) {
+        switch due {
+        case .now: sendClientAck()
+        case .scheduled: break
+        case .later:
+            guard let context else { return }
+            clientPositions.timer = context.eventLoop.assumeIsolated().scheduleTask(in: ClientPositions.ackWithin) {
+                self.clientPositions.timer = nil
+                self.sendClientAck()
+            }
         }
     }
 
@@ -103,10 +102,32 @@ struct ClientPositions {
     private var owed = 0
     private var lastAckSent: UInt64 = 0
 
-    /// Counts one more position to acknowledge; false when it is time to send the ack now.
-    mutating func owe() -> Bool {
+    enum AckDue {
+        /// 32 positions are owed: the ack goes now.
+        case now
+        /// The first owed: the timer starts.
+        case later
+        /// The timer runs already.
+        case scheduled
+    }
+
+    /// Counts one more position to acknowledge.
+    mutating func owe() -> AckDue {
         owed += 1
-        return owed < Self.ackEveryMessages
+        if owed >= Self.ackEveryMessages { return .now }
+        return timer == nil ? .later : .scheduled
+    }
+
+    /// Records an admitted client position: a chunk opens the chunked request unless one is
+    /// open; what completes a request closes it. Nil for a chunk (acknowledged only with its
+    /// request), else the acknowledgement owed.
+    mutating func admitted(_ position: UInt64, isChunk: Bool, standsAlone: Bool) -> AckDue? {
+        if isChunk {
+            if openChunkFrom == nil { openChunkFrom = position }
+            return nil
+        }
+        if !standsAlone { openChunkFrom = nil }
+        return owe()
     }
 
     /// Whether `ack` is to be sent now; it is then taken as sent.
