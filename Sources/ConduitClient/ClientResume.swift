@@ -103,15 +103,13 @@ final class ClientResume: Sendable {
         case greeting(reset: Bool, lost: Int)
     }
 
-    /// What to make of a message from the host, in the order they are delivered.
+    /// What to make of a message from the host, in the order they are delivered. The host may
+    /// acknowledge on any message, not only `conduit.ack` (SPEC §9); `ack` and `pos` are the
+    /// connection's and never reach the application.
     func admit(_ message: Message) -> Inbound {
-        switch message.headers.route {
-        case ResumeHeader.resumeRoute: return greeting(message.headers)
-        case ResumeHeader.ackRoute:
-            if let ack = message.headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
-            return .consumed
-        default: break
-        }
+        if message.headers.route == ResumeHeader.resumeRoute { return greeting(message.headers) }
+        if let ack = message.headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
+        if message.headers.route == ResumeHeader.ackRoute { return .consumed }
         guard let position = message.headers[ResumeHeader.position].flatMap(UInt64.init) else { return .deliver(message) }
         let fresh = state.withLockedValue { state in
             guard position > state.received else {
@@ -125,6 +123,7 @@ final class ClientResume: Sendable {
         guard fresh else { return .consumed }
         var delivered = message
         delivered.headers.removeAll(ResumeHeader.position)
+        delivered.headers.removeAll(ResumeHeader.ack)
         return .deliver(delivered)
     }
 

@@ -54,11 +54,14 @@ extension Message {
         return total
     }
 
-    /// Whether the list's field `name` gives way to the appended `field` (same name); the
-    /// lengths are compared first, so most names cost no string comparison.
+    /// Whether the list's field `name` gives way to the appended `field` (its name or the one
+    /// it also replaces); the lengths are compared first, so most names cost no string comparison.
     private static func isReplaced(_ name: String, by field: AppendedField?) -> Bool {
         guard let field else { return false }
-        return name.utf8.count == field.name.utf8.count && name == field.name
+        let length = name.utf8.count
+        if length == field.name.utf8.count, name == field.name { return true }
+        guard let other = field.alsoReplacing else { return false }
+        return length == other.utf8.count && name == other
     }
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.

@@ -61,6 +61,30 @@ struct ResumeTests {
         }
     }
 
+    /// A client may take `ack` from any message of the host (SPEC §9): one the host did not set
+    /// (a handler's, or a relay's from a plain connection, where `ack` is an ordinary header)
+    /// would tell it that requests were processed which were not.
+    @Test func anAckTheHostDidNotSetNeverReachesAResumingClient() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, _) = try await Self.resume(host, id: "r13")
+            for (n, size) in [(1, 10), (2, 5000), (3, WireLimits.maxPayloadBytes + 10)] {
+                var own = numberedPush(n)
+                own.headers.append("ack", "999")
+                own.payload = ByteBuffer(repeating: 2, count: size)
+                host.host.directory.push(own, to: ClientID("r13")!)
+            }
+            var received: [Message] = []
+            for _ in 0..<4 { received.append(try await socket.nextMessage()) }
+            #expect(received.map { $0.headers.values(of: "pos") } == [["1"], ["2"], ["3"], ["4"]])
+            #expect(received.allSatisfy { $0.headers["ack"] == nil })
+            let plain = try await host.connect(client: "plain-sender")
+            try await plain.send(["to": "r13", "ack": "1000", "pos": "7", "kind": "note"])
+            let relayed = try await socket.nextMessage()
+            #expect(relayed.headers["kind"] == "note" && relayed.headers["from"] == "plain-sender")
+            #expect(relayed.headers.values(of: "pos") == ["5"] && relayed.headers["ack"] == nil)
+        }
+    }
+
     @Test func whatWasNotAcknowledgedIsReplayedAfterADrop() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let id = ClientID("r2")!

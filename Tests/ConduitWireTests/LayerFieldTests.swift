@@ -46,6 +46,18 @@ struct LayerFieldTests {
         #expect(throws: Never.self) { try overFull.validatedEncodedSize(appending: Message.AppendedField("pos", 4)) }
     }
 
+    @Test("an appended field also takes the place of the other name its layer owns")
+    func appendedFieldAlsoReplacesTheOtherName() throws {
+        let message = Message(headers: Headers([("ack", "9"), ("route", "r"), ("pos", "8"), ("ack", "7"), ("acks", "y"), ("as", "z")]), payload: [1])
+        let field = Message.AppendedField("pos", 12, alsoReplacing: "ack")
+        let size = try message.validatedEncodedSize(appending: field)
+        var appended = ByteBuffer()
+        message.encode(into: &appended, validatedSize: size, appending: field)
+        let expected = Message(headers: Headers([("route", "r"), ("acks", "y"), ("as", "z"), ("pos", "12")]), payload: [1])
+        #expect(size == expected.encodedSize)
+        #expect(appended == (try expected.encoded()))
+    }
+
     @Test("an appended field counts against the limits")
     func appendedFieldIsChecked() {
         let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))

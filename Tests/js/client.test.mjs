@@ -27,6 +27,21 @@ for (const [name, run] of Object.entries(scenarios({ module, vectors, prefix: 'n
   test(name, { timeout: 60000 }, run)
 }
 
+// The host this repository ships acknowledges client positions with `conduit.ack` only, but
+// SPEC §9 lets a host put `ack` on any message it sends.
+test('resume: an ack on any message releases what it covers; pos and ack stay inside', () => {
+  const state = new module.ResumeState()
+  for (const n of [1, 2, 3]) state.number({ route: 'r', n })
+  const message = (pairs) => module.decode(module.encode(pairs))
+  const { deliver } = state.admit(message([['route', 'x'], ['pos', '1'], ['ack', '2']]))
+  assert.deepEqual(deliver.headers, [['route', 'x']])
+  assert.deepEqual(deliver.options, { route: 'x' })
+  const greeting = message([['route', 'conduit.resume'], ['epoch', 'e'], ['resumed', '1'], ['replayed', '0'], ['lost', '0'], ['ack', '0']])
+  assert.deepEqual(state.resend(greeting).map((kept) => kept.position), [3], 'what the ack covered is not sent again')
+  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1'], ['ack', '3']])), {}, 'a duplicate is dropped, its ack still taken')
+  assert.deepEqual(state.resend(greeting), [])
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

@@ -159,7 +159,7 @@ export function encodeFrames (options, payload, extra = () => []) {
  * acknowledges it (to send again after a reconnect), drops host positions already
  * delivered, and says when to acknowledge (every 32 messages or 200 ms).
  */
-class ResumeState {
+export class ResumeState {
   static WINDOW_BYTES = 4 << 20
   static ACK_EVERY = 32
   static ACK_WITHIN_MS = 200
@@ -221,10 +221,9 @@ class ResumeState {
   admit (message) {
     const route = message.options.route
     if (route === 'conduit.resume') return { greeting: this.#greeting(message) }
-    if (route === 'conduit.ack') {
-      this.acknowledged(Number(message.options.ack ?? 0))
-      return {}
-    }
+    // The host may acknowledge on any message, not only `conduit.ack` (SPEC §9).
+    if (message.options.ack !== undefined) this.acknowledged(Number(message.options.ack))
+    if (route === 'conduit.ack') return {}
     const index = message.headers.findIndex(([name]) => name === 'pos')
     if (index < 0) return { deliver: message }
     const position = Number(message.headers[index][1])
@@ -234,8 +233,9 @@ class ResumeState {
     }
     this.received = position
     this.#owed++
-    const headers = message.headers.filter(([name]) => name !== 'pos')
-    const { pos, ...options } = message.options
+    // `pos` and `ack` are the connection's: they never reach the application.
+    const headers = message.headers.filter(([name]) => name !== 'pos' && name !== 'ack')
+    const { pos, ack, ...options } = message.options
     return { deliver: { ...message, headers, options } }
   }
 

@@ -140,6 +140,7 @@ final class ResumeState: Sendable {
     private func stampWhole(_ message: Message, in state: inout State) -> Message {
         var stamped = message
         stamped.headers.removeAll(ResumeHeader.position)
+        stamped.headers.removeAll(ResumeHeader.ack)
         stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
         keep(held: Self.compacted(stamped), in: &state)
         return stamped
@@ -155,7 +156,7 @@ final class ResumeState: Sendable {
         try state.withLockedValue { state in
             Result { () throws(WireError) -> OutboundFrames.Appended? in
                 guard state.writer == ObjectIdentifier(writer) else { return nil }
-                let appended = try frames.append(message, appending: Message.AppendedField(ResumeHeader.position, state.nextPosition))
+                let appended = try frames.append(message, appending: Self.position(state.nextPosition))
                 if let range = appended.messageRange {
                     let reserved = makeRoom(range.count, in: &state)
                     frames.withBytes(in: range) { Self.append($0, to: &state.log) }
@@ -166,6 +167,13 @@ final class ResumeState: Sendable {
                 return appended
             }
         }.get()
+    }
+
+    /// `pos` as the host gives it: it takes the place of any `pos` or `ack` the message had (a
+    /// handler's, or a relay's from a plain connection), which would otherwise tell the client
+    /// of positions the host never sent or processed.
+    private static func position(_ position: UInt64) -> Message.AppendedField {
+        Message.AppendedField(ResumeHeader.position, position, alsoReplacing: ResumeHeader.ack)
     }
 
     /// Appends an encoded message to the log. When it does not fit at the end, what is left of

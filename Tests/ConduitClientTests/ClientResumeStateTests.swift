@@ -1,0 +1,27 @@
+@testable import ConduitClient
+import ConduitWire
+import Testing
+
+/// The client's side of resume as a state machine, for what the host this repository ships
+/// never does but SPEC §9 allows it: acknowledging on any message it sends.
+@Suite("Client: resume state")
+struct ClientResumeStateTests {
+    @Test func anAckOnAnyMessageReleasesWhatItCoversAndStaysInside() throws {
+        let resume = ClientResume()
+        for n in 1...3 { _ = try #require(resume.number(Message(headers: ["route": "r", "n": "\(n)"]))) }
+        guard case .deliver(let delivered) = resume.admit(Message(headers: ["route": "x", "pos": "1", "ack": "2"])) else {
+            Issue.record("a numbered message is delivered")
+            return
+        }
+        #expect(delivered.headers == ["route": "x"], "pos and ack are the connection's")
+        let greeting = Message(headers: ["route": "conduit.resume", "epoch": "e", "resumed": "1", "replayed": "0", "lost": "0", "ack": "0"])
+        let resent = resume.resend(after: greeting)
+        #expect(resent.map { $0.headers["n"] } == ["3"], "what the ack covered is not sent again")
+        // A duplicate still carries its ack.
+        guard case .consumed = resume.admit(Message(headers: ["route": "x", "pos": "1", "ack": "3"])) else {
+            Issue.record("a duplicate is dropped")
+            return
+        }
+        #expect(resume.resend(after: greeting).isEmpty)
+    }
+}
