@@ -3,17 +3,22 @@ extension UInt64 {
     /// resume's positions are (SPEC §9); nil for anything else or past uint64's largest.
     public init?(decimalDigits digits: some Sequence<UInt8>) {
         var number: UInt64 = 0
-        var isEmpty = true
+        var count = 0
         for byte in digits {
             let digit = byte &- UInt8(ascii: "0")
             guard digit < 10 else { return nil }
+            count += 1
+            // Nineteen digits never overflow (10^19 - 1 < UInt64.max): only later ones are checked.
+            guard count >= 20 else {
+                number = number &* 10 &+ UInt64(digit)
+                continue
+            }
             let (times10, overflowed) = number.multipliedReportingOverflow(by: 10)
             let (sum, carried) = times10.addingReportingOverflow(UInt64(digit))
             guard !overflowed, !carried else { return nil }
             number = sum
-            isEmpty = false
         }
-        guard !isEmpty else { return nil }
+        guard count > 0 else { return nil }
         self = number
     }
 

@@ -49,22 +49,24 @@ public struct SetAsideNumbers: Sendable {
             bytes = Self.pack(name)
         }
 
-        private static func pack(_ name: some Sequence<UInt8>) -> UInt64 {
+        static func pack(_ name: some Sequence<UInt8>) -> UInt64 {
             var packed: UInt64 = 0
             for byte in name { packed = packed << 8 | UInt64(byte) }
             return packed
         }
 
-        /// Whether `name` is this one: its bytes are packed only when the lengths match.
-        func matches(_ name: UnsafeRawBufferPointer) -> Bool {
-            name.count == length && Self.pack(name) == bytes
+        func matches(length: Int, packed: UInt64) -> Bool {
+            length == self.length && packed == bytes
         }
     }
 
-    /// Which of the two `name` is, if either.
+    /// Which of the two `name` is, if either: its bytes are packed (once) only when its length
+    /// is one of theirs.
     func slot(of name: UnsafeRawBufferPointer) -> Slot? {
-        if firstName.matches(name) { return .first }
-        return secondName.matches(name) ? .second : nil
+        guard name.count == firstName.length || name.count == secondName.length else { return nil }
+        let packed = PackedName.pack(name)
+        if firstName.matches(length: name.count, packed: packed) { return .first }
+        return secondName.matches(length: name.count, packed: packed) ? .second : nil
     }
 
     enum Slot { case first, second }

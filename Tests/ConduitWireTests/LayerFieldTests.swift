@@ -84,7 +84,7 @@ struct LayerFieldTests {
 
     @Test("a set-aside value that is not a decimal uint64 is malformed, not an error")
     func malformedSetAsideValues() throws {
-        for bad in ["", "-1", "+1", "1.0", " 1", "18446744073709551616", "99999999999999999999", "x", "١"] {
+        for bad in ["", "-1", "+1", "1.0", " 1", "1a", "18446744073709551616", "99999999999999999999", "184467440737095516150", "x", "١"] {
             var fields = SetAsideNumbers("ack", "pos")
             var reused = Headers()
             let decoded = try Message(decoding: try Message(headers: Headers([("pos", bad), ("route", "r")])).encoded(), reusing: &reused, settingAside: &fields)
@@ -95,6 +95,7 @@ struct LayerFieldTests {
         var reusedAgain = Headers()
         _ = try Message(decoding: try Message(headers: ["pos": "0000000000000000000000001"]).encoded(), reusing: &reusedAgain, settingAside: &padded)
         #expect(padded.secondValue == .number(1), "leading zeros are digits too")
+        #expect(UInt64(decimalDigits: "9999999999999999999".utf8) == 9_999_999_999_999_999_999, "nineteen nines")
         var largest = SetAsideNumbers("ack", "pos")
         var reused = Headers()
         _ = try Message(decoding: try Message(headers: ["ack": "18446744073709551615"]).encoded(), reusing: &reused, settingAside: &largest)

@@ -71,7 +71,7 @@ struct Workload: Sendable {
         let frameHeader = frame.readableBytes - message.encodedSize
         let before = headers.reduce(0) { $0 + 3 + $1.name.utf8.count + $1.value.utf8.count }
         let inMessage = 1 + before + 1 + name.utf8.count + 2
-        return NumberedFrame(masked: frame, digits: digits, digitsAt: frameHeader + inMessage, maskPhase: inMessage)
+        return NumberedFrame(masked: frame, digits: MaskedDigits(count: digits, at: frameHeader + inMessage, maskPhase: inMessage))
     }
 
     /// The masking key of every request frame.
@@ -132,45 +132,66 @@ struct NumberedFrames {
     }
 
     mutating func frame(position: UInt64) -> ByteBuffer {
-        let template = templates[position.decimalDigitCount - 1]
-        if template.digits != ringDigits {
+        let count = position.decimalDigitCount
+        // Only the digits' place is copied out of the template: copying the template (its
+        // buffer) cost a retain and a release per request.
+        let digits = templates[count - 1].digits
+        if count != ringDigits {
             ring = []
             slot = 0
-            ringDigits = template.digits
+            ringDigits = count
         }
         defer { slot = (slot + 1) % ringSize }
         guard slot < ring.count else {
-            ring.append(template.frame(position: position))
+            ring.append(templates[count - 1].frame(position: position))
             return ring[slot]
         }
-        if ring[slot].modifyIfUniquelyOwned({ template.write(position, into: &$0) }) == nil {
-            ring[slot] = template.frame(position: position)
+        if ring[slot].modifyIfUniquelyOwned({ digits.write(position, into: &$0) }) == nil {
+            ring[slot] = templates[count - 1].frame(position: position)
         }
         return ring[slot]
     }
 }
 
-/// A masked one-frame request whose `pos` value is `digits` digits, rewritten per request.
+/// A masked one-frame message whose numbered field has a value of `digits.count` digits,
+/// rewritten per message.
 struct NumberedFrame {
     let masked: ByteBuffer
-    let digits: Int
-    /// Where the digits start in the frame, and in the masked payload (for the key's phase).
-    let digitsAt: Int
-    let maskPhase: Int
+    let digits: MaskedDigits
 
-    /// A new frame for `position`.
-    func frame(position: UInt64) -> ByteBuffer {
+    /// A new frame for `number`.
+    func frame(position number: UInt64) -> ByteBuffer {
         var frame = masked
-        write(position, into: &frame)
+        digits.write(number, into: &frame)
         return frame
     }
+}
 
-    /// Writes `position`'s digits, masked, into a frame made from this template.
-    func write(_ position: UInt64, into frame: inout ByteBuffer) {
+/// Where a masked frame's digits are, with the masking key's bytes that fall on them.
+struct MaskedDigits {
+    let count: Int
+    /// Where the digits start in the frame.
+    let offset: Int
+    /// The key turned to the digits' phase in the masked payload: byte `i % 4` masks digit `i`.
+    private let key: UInt32
+
+    init(count: Int, at offset: Int, maskPhase: Int) {
+        self.count = count
+        self.offset = offset
+        var key: UInt32 = 0
+        for index in 0..<4 { key |= UInt32(Workload.maskKey[(maskPhase + index) % 4]) << (8 * index) }
+        self.key = key
+    }
+
+    /// Writes `number`'s digits, masked, into a frame made from the template.
+    func write(_ number: UInt64, into frame: inout ByteBuffer) {
         frame.withUnsafeMutableReadableBytes { bytes in
-            var value = position
-            for index in stride(from: digits - 1, through: 0, by: -1) {
-                bytes[digitsAt + index] = (0x30 + UInt8(value % 10)) ^ Workload.maskKey[(maskPhase + index) % 4]
+            var value = number
+            var index = count
+            while index > 0 {
+                index -= 1
+                let mask = UInt8(truncatingIfNeeded: key >> (8 * (index & 3)))
+                bytes[offset + index] = (0x30 + UInt8(truncatingIfNeeded: value % 10)) ^ mask
                 value /= 10
             }
         }
