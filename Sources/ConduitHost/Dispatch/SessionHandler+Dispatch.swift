@@ -15,8 +15,7 @@ extension SessionHandler {
         let message: Message
         // On a resuming connection `ack` and `pos` are the connection's, not the message's.
         var positions = Self.positionFields
-        // Read once: each read of the stored property is a retain and an exclusivity check.
-        let resume = self.resume
+        let resume = attachedResume
         do {
             if resume != nil {
                 message = try Message(decoding: frameData, reusing: &decodedHeaders, settingAside: &positions)
@@ -31,7 +30,10 @@ extension SessionHandler {
         let route = headers.route
         let kind = InboundKind(headers, route: route)
         if let resume {
-            switch admitResumed(to: resume, kind, route: route, headers: headers, ack: positions.firstValue, position: positions.secondValue) {
+            let admitted = resume._withUnsafeGuaranteedRef {
+                admitResumed(to: $0, kind, route: route, headers: headers, ack: positions.firstValue, position: positions.secondValue)
+            }
+            switch admitted {
             case .consumed: return
             case .overflow: return close(code: .policyViolation, reason: "too many messages above an unfinished chunked request")
             case .dispatch: break

@@ -129,9 +129,9 @@ final class ResumeState: Sendable {
 
     /// `parts` with their positions, kept in the window; nil when `writer` is no longer the
     /// id's (it was replaced): nothing is stamped and the parts go to the new writer.
-    func stamp(_ parts: [Message], writer: AnyObject) -> [Message]? {
+    func stamp(_ parts: [Message], writer: ObjectIdentifier) -> [Message]? {
         state.withLockedValue { state in
-            guard state.writer == ObjectIdentifier(writer) else { return nil }
+            guard state.writer == writer else { return nil }
             return parts.map { stampWhole($0, in: &state) }
         }
     }
@@ -152,10 +152,10 @@ final class ResumeState: Sendable {
     /// (copied into the log, once), else whole. Nil, and nothing is encoded or numbered, when
     /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
     /// position. Encoded under the lock, so positions go out in the order they are given.
-    func stamp(_ message: Message, writer: AnyObject, into frames: inout OutboundFrames) throws(WireError) -> OutboundFrames.Appended? {
+    func stamp(_ message: Message, writer: ObjectIdentifier, into frames: inout OutboundFrames) throws(WireError) -> OutboundFrames.Appended? {
         try state.withLockedValue { state in
             Result { () throws(WireError) -> OutboundFrames.Appended? in
-                guard state.writer == ObjectIdentifier(writer) else { return nil }
+                guard state.writer == writer else { return nil }
                 let appended = try frames.append(message, appending: Self.position(state.nextPosition))
                 if let range = appended.messageRange {
                     let reserved = makeRoom(range.count, in: &state)

@@ -444,7 +444,7 @@ extension ClientDirectory {
             let message = entry.message
             let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
             // Under the lock the stream is the id's writer: numbering can't be refused.
-            let numbered = slots[client]?.resume?.stamp(parts, writer: stream) ?? parts
+            let numbered = slots[client]?.resume?.stamp(parts, writer: ObjectIdentifier(stream)) ?? parts
             return (numbered, takeWaitersIfWritable(client, in: &slots))
         }
         for waiter in waiters { waiter() }
