@@ -35,6 +35,11 @@ struct ResumeWindowTests {
             let acknowledged = UInt64(total / 13 * 13 - 5)
             try await waitUntil { host.client("w1")?.resume?.acknowledged == acknowledged }
             #expect(host.client("w1")?.resume?.windowMessages == total - Int(acknowledged))
+            // The window takes the host's budget in steps of 16 KiB: never less than it holds,
+            // at most two steps more.
+            let held = try #require(host.client("w1")?.resume?.windowBytes)
+            let used = host.host.directory.budget.usedBytes
+            #expect(used >= held && used <= held + 2 * 16 * 1024, "\(used) budget bytes for a window of \(held)")
             try await socket.close()
             try await socket.waitUntilClosed()
 
@@ -49,6 +54,7 @@ struct ResumeWindowTests {
             try await again.send(["ack": "\(total)"])
             try await waitUntil { host.client("w1")?.resume?.windowBytes == 0 }
             #expect(host.client("w1")?.resume?.windowMessages == 0)
+            #expect(host.host.directory.budget.usedBytes == 0, "an empty window holds none of the budget")
         }
     }
 

@@ -30,6 +30,10 @@ final class ResumeState: Sendable {
     }
     /// An empty log larger than this is let go.
     private static let keptLogCapacity = 64 * 1024
+    /// The window takes the host's budget in steps of this many bytes: one update of the
+    /// budget's shared counter (which every event loop updates) per step, not per message. An
+    /// id holds at most two steps it does not use, and none once its window is empty.
+    static let budgetStep = 16 * 1024
 
     private struct State {
         var epoch = ResumeState.newEpoch()
@@ -40,6 +44,8 @@ final class ResumeState: Sendable {
         /// The messages of the window kept whole, oldest first.
         var held = CircularBuffer<Message>()
         var windowBytes = 0
+        /// Budget bytes reserved for the window ahead of its messages (see `budgetStep`).
+        var credit = 0
         var acknowledged: UInt64 = 0
         var writer: ObjectIdentifier?
         /// Every client position up to this one is processed.
@@ -202,11 +208,29 @@ final class ResumeState: Sendable {
     /// reserved (the budget had them).
     private func makeRoom(_ bytes: Int, in state: inout State) -> Bool {
         while true {
-            if state.windowBytes + bytes <= windowLimit, budget.reserve(bytes) { return true }
-            guard !state.window.isEmpty else { return budget.reserve(bytes) }
+            if state.windowBytes + bytes <= windowLimit, takeBudget(bytes, in: &state) { return true }
+            guard !state.window.isEmpty else { return takeBudget(bytes, in: &state) }
             releaseOldest(1, in: &state)
             state.counters.add(.evicted, 1, metrics: budget.metrics)
         }
+    }
+
+    /// Takes `bytes` from the window's credit, topped up from the host's budget by a step, or
+    /// by just what is missing when a step no longer fits; false when not even that does.
+    private func takeBudget(_ bytes: Int, in state: inout State) -> Bool {
+        if state.credit < bytes {
+            let missing = bytes - state.credit
+            let step = max(missing, Self.budgetStep)
+            if budget.reserve(step) {
+                state.credit += step
+            } else if budget.reserve(missing) {
+                state.credit += missing
+            } else {
+                return false
+            }
+        }
+        state.credit -= bytes
+        return true
     }
 
     private func keep(held message: Message, in state: inout State) {
@@ -235,8 +259,8 @@ final class ResumeState: Sendable {
         releaseOldest(Int(position - first) + 1, in: &state)
     }
 
-    /// Takes the window's oldest `count` entries out; their bytes go back to the budget, and
-    /// leave the log, in one step each.
+    /// Takes the window's oldest `count` entries out; their bytes go back to the window's
+    /// credit (past it, to the budget) and leave the log, in one step each.
     private func releaseOldest(_ count: Int, in state: inout State) {
         var reservedBytes = 0
         var loggedBytes = 0
@@ -246,7 +270,15 @@ final class ResumeState: Sendable {
             if sent.reserved { reservedBytes += sent.bytes }
             if sent.isHeld { state.held.removeFirst() } else { loggedBytes += sent.bytes }
         }
-        budget.release(reservedBytes)
+        state.credit += reservedBytes
+        // An emptied window gives all its credit back; a busy one keeps a step of it.
+        if state.window.isEmpty {
+            budget.release(state.credit)
+            state.credit = 0
+        } else if state.credit > 2 * Self.budgetStep {
+            budget.release(state.credit - Self.budgetStep)
+            state.credit = Self.budgetStep
+        }
         state.log.moveReaderIndex(forwardBy: loggedBytes)
         guard state.log.readableBytes == 0 else { return }
         // All acknowledged: an idle id keeps a small log only.
