@@ -47,7 +47,10 @@ extension Message {
             throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
         for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
-        if let field { try add(field.name, valueBytes: field.digitCount) }
+        if let field {
+            try add(field.name, valueBytes: field.digitCount)
+            if let other = field.alsoReplacing, field.alsoNumber != nil { try add(other, valueBytes: field.alsoDigitCount) }
+        }
         guard count <= WireLimits.maxHeaders else {
             throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
         }
@@ -111,12 +114,11 @@ extension Message {
                 put(UInt16(value.utf8.count))
                 put(value)
             }
-            func put(_ field: AppendedField) {
-                put(UInt8(field.name.utf8.count))
-                put(field.name)
-                let digits = field.digitCount
+            func put(_ name: String, number: UInt64, digits: Int) {
+                put(UInt8(name.utf8.count))
+                put(name)
                 put(UInt16(digits))
-                field.writeDigits(into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
+                AppendedField.writeDigits(of: number, count: digits, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
                 offset += digits
             }
             // The count is known once the replaced fields are skipped: written last, in its place.
@@ -127,8 +129,9 @@ extension Message {
                 count += 1
             }
             if let field {
-                put(field)
-                count += 1
+                put(field.name, number: field.number, digits: field.digitCount)
+                if let other = field.alsoReplacing, let number = field.alsoNumber { put(other, number: number, digits: field.alsoDigitCount) }
+                count += UInt8(field.count)
             }
             out.storeBytes(of: count, toByteOffset: 0, as: UInt8.self)
             put(UInt16(payload.readableBytes))

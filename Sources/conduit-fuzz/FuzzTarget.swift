@@ -55,14 +55,18 @@ enum FuzzTarget {
         return .number(number)
     }
 
+    /// Numbers `message` as the host does: `pos`, with `ack` for odd numbers; both take the
+    /// place of the message's own.
     private static func appendPosition(to message: Message, number: UInt64) {
-        let field = Message.AppendedField(ResumeHeader.position, number)
+        let ack = number % 2 == 1 ? number / 3 : nil
+        let field = Message.AppendedField(ResumeHeader.position, number, alsoReplacing: ResumeHeader.ack, alsoNumber: ack)
         guard let size = try? message.validatedEncodedSize(appending: field) else { return }
         var encoded = ByteBuffer()
         message.encode(into: &encoded, validatedSize: size, appending: field)
-        precondition(encoded.readableBytes == size, "the appended field's size disagrees with its encoding")
-        let expected = message.headers.filter { $0.name != ResumeHeader.position }.map { ($0.name, $0.value) } + [(ResumeHeader.position, "\(number)")]
-        precondition((try? Message(decoding: encoded)) == Message(headers: Headers(expected), payload: message.payload), "an appended pos did not replace the message's own")
+        precondition(encoded.readableBytes == size, "the appended fields' size disagrees with their encoding")
+        let own = message.headers.filter { $0.name != ResumeHeader.position && $0.name != ResumeHeader.ack }.map { ($0.name, $0.value) }
+        let expected = own + [(ResumeHeader.position, "\(number)")] + (ack.map { [(ResumeHeader.ack, "\($0)")] } ?? [])
+        precondition((try? Message(decoding: encoded)) == Message(headers: Headers(expected), payload: message.payload), "the appended pos and ack did not replace the message's own")
     }
 
     private static func reassemble(_ message: Message, partSize: Int) {

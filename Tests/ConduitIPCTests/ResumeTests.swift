@@ -159,6 +159,27 @@ struct ResumeTests {
         }
     }
 
+    /// The 32nd client position owes an acknowledgement: it goes with the reply that follows
+    /// (SPEC §9: on any message the host sends), not as a `conduit.ack` frame of its own.
+    @Test func theAcknowledgementGoesWithTheReplyThatFollows() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, _) = try await Self.resume(host, id: "r15")
+            // All 32 in one write, so the 200 ms timer can't acknowledge part of them first.
+            var frames: [UInt8] = []
+            for n in 1...32 {
+                let message = Array(buffer: try Message(headers: ["route": "echo", "token": "\(n)", "pos": "\(n)"]).encoded())
+                // Masked with a zero key (any key is valid), so the payload is written as it is.
+                frames += [0x82, 0x80 | UInt8(message.count), 0, 0, 0, 0] + message
+            }
+            try await socket.sendRaw(frames)
+            var replies: [Message] = []
+            for _ in 1...32 { replies.append(try await socket.nextMessage()) }
+            #expect(replies.map(\.headers.route) == Array(repeating: "echo", count: 32), "no conduit.ack among them")
+            #expect(replies.map { $0.headers["ack"] } == Array(repeating: nil, count: 31) + ["32"])
+            #expect(replies.last?.headers.values(of: "pos") == ["32"])
+        }
+    }
+
     @Test func aChunkedRequestIsAcknowledgedOnlyWhenComplete() async throws {
         try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
             let (socket, greeting) = try await Self.resume(host, id: "r5")

@@ -56,6 +56,19 @@ struct LayerFieldTests {
         let expected = Message(headers: Headers([("route", "r"), ("acks", "y"), ("as", "z"), ("pos", "12")]), payload: [1])
         #expect(size == expected.encodedSize)
         #expect(appended == (try expected.encoded()))
+
+        // With a number of its own, the other name is appended too, after the first.
+        let both = Message.AppendedField("pos", 12, alsoReplacing: "ack", alsoNumber: 4_567_890)
+        let bothSize = try message.validatedEncodedSize(appending: both)
+        var appendedBoth = ByteBuffer()
+        message.encode(into: &appendedBoth, validatedSize: bothSize, appending: both)
+        let expectedBoth = Message(headers: Headers([("route", "r"), ("acks", "y"), ("as", "z"), ("pos", "12"), ("ack", "4567890")]), payload: [1])
+        #expect(bothSize == expectedBoth.encodedSize)
+        #expect(appendedBoth == (try expectedBoth.encoded()))
+        // Both count against the header limit.
+        let full = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
+        #expect(throws: Never.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 1, alsoReplacing: "ack")) }
+        #expect(throws: WireError.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 1, alsoReplacing: "ack", alsoNumber: 2)) }
     }
 
     @Test("an appended field counts against the limits")

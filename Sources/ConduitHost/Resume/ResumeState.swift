@@ -152,17 +152,28 @@ final class ResumeState: Sendable {
         return stamped
     }
 
+    /// What `stamp` wrote: the frame, and the acknowledgement of client positions that went
+    /// with it, if any.
+    struct Stamped {
+        let appended: OutboundFrames.Appended
+        let ack: UInt64?
+    }
+
     /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
     /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
     /// in the window: as a copy of the bytes just encoded when they lie in the frames' buffer
     /// (copied into the log, once), else whole. Nil, and nothing is encoded or numbered, when
     /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
     /// position. Encoded under the lock, so positions go out in the order they are given.
-    func stamp(_ message: Message, writer: ObjectIdentifier, into frames: inout OutboundFrames) throws(WireError) -> OutboundFrames.Appended? {
+    /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
+    /// goes with the message if it is above (SPEC §9 lets the host acknowledge on any message),
+    /// which spares a `conduit.ack` frame.
+    func stamp(_ message: Message, writer: ObjectIdentifier, into frames: inout OutboundFrames, ackAbove: UInt64? = nil) throws(WireError) -> Stamped? {
         try state.withLockedValue { state in
-            Result { () throws(WireError) -> OutboundFrames.Appended? in
+            Result { () throws(WireError) -> Stamped? in
                 guard state.writer == writer else { return nil }
-                let appended = try frames.append(message, appending: Self.position(state.nextPosition))
+                let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
+                let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
                 if let range = appended.messageRange {
                     let reserved = makeRoom(range.count, in: &state)
                     frames.withBytes(in: range) { Self.append($0, to: &state.log) }
@@ -170,16 +181,16 @@ final class ResumeState: Sendable {
                 } else {
                     _ = stampWhole(message, in: &state)
                 }
-                return appended
+                return Stamped(appended: appended, ack: ack)
             }
         }.get()
     }
 
-    /// `pos` as the host gives it: it takes the place of any `pos` or `ack` the message had (a
-    /// handler's, or a relay's from a plain connection), which would otherwise tell the client
-    /// of positions the host never sent or processed.
-    private static func position(_ position: UInt64) -> Message.AppendedField {
-        Message.AppendedField(ResumeHeader.position, position, alsoReplacing: ResumeHeader.ack)
+    /// `pos` as the host gives it (and `ack`, when given): it takes the place of any `pos` or
+    /// `ack` the message had (a handler's, or a relay's from a plain connection), which would
+    /// otherwise tell the client of positions the host never sent or processed.
+    private static func position(_ position: UInt64, ack: UInt64? = nil) -> Message.AppendedField {
+        Message.AppendedField(ResumeHeader.position, position, alsoReplacing: ResumeHeader.ack, alsoNumber: ack)
     }
 
     /// Appends an encoded message to the log. When it does not fit at the end, what is left of

@@ -66,7 +66,8 @@ extension SessionHandler {
 
     private func oweClientAck(_ due: ClientPositions.AckDue) {
         switch due {
-        case .now: sendClientAck()
+        // With the next numbered message this read makes (a reply), else alone once it ends.
+        case .now: clientPositions.ackDue = true
         case .scheduled: break
         case .later:
             guard let context else { return }
@@ -101,8 +102,11 @@ struct ClientPositions {
     /// The first position of a chunked request not complete yet.
     var openChunkFrom: UInt64?
     var timer: Scheduled<Void>?
+    /// 32 positions are owed: the ack goes with the next numbered message the connection
+    /// writes, or alone when the read that made them owed ends.
+    var ackDue = false
     private var owed = 0
-    private var lastAckSent: UInt64 = 0
+    private(set) var lastAckSent: UInt64 = 0
 
     enum AckDue {
         /// 32 positions are owed: the ack goes now.
@@ -134,10 +138,19 @@ struct ClientPositions {
 
     /// Whether `ack` is to be sent now; it is then taken as sent.
     mutating func shouldSend(_ ack: UInt64) -> Bool {
-        owed = 0
-        guard ack > lastAckSent else { return false }
-        lastAckSent = ack
+        guard ack > lastAckSent else {
+            sent(ack: nil)
+            return false
+        }
+        sent(ack: ack)
         return true
+    }
+
+    /// An acknowledgement went (nil: none was needed): nothing is owed.
+    mutating func sent(ack: UInt64?) {
+        owed = 0
+        ackDue = false
+        if let ack { lastAckSent = ack }
     }
 
     mutating func stop() {

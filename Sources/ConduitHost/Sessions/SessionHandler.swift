@@ -168,6 +168,8 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // An acknowledgement no reply of this read carried goes alone, in this read's flush.
+        if clientPositions.ackDue { sendClientAck() }
         isReading = false
         if needsFlush {
             needsFlush = false
@@ -283,8 +285,10 @@ final class SessionHandler: ChannelInboundHandler {
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
             // Handed to the channel only after the id's lock: a write can re-enter here.
             do {
-                guard let appended = try resume.stamp(message, writer: writerID, into: &outbound) else { return .superseded }
-                handOff(appended, context: context)
+                let ackAbove = clientPositions.ackDue ? clientPositions.lastAckSent : nil
+                guard let stamped = try resume.stamp(message, writer: writerID, into: &outbound, ackAbove: ackAbove) else { return .superseded }
+                if ackAbove != nil { clientPositions.sent(ack: stamped.ack) }
+                handOff(stamped.appended, context: context)
             } catch {
                 unencodable(message, error)
                 return .unencodable
