@@ -53,6 +53,10 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var unacknowledged = 0
     private var numbered: NumberedFrames?
     private let acknowledgements: [NumberedFrame]
+    /// The host position to acknowledge on the next request, sent in this read.
+    private var owedAck: UInt64?
+    /// By digit counts (position × 100 + ack).
+    private var acknowledging: [Int: AcknowledgingFrame] = [:]
 
     init(workload: Workload, requests: [ByteBuffer], inFlight: Int, recorder: Recorder, writer: ChannelHandlerContext?) {
         self.writer = writer
@@ -93,6 +97,8 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // An acknowledgement no request of this read carried goes alone.
+        if let ack = owedAck { sendAcknowledgement(ack, context: context) }
         context.flush()
     }
 
@@ -105,6 +111,11 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         sentAt.append(.now())
         if workload.resume {
             defer { nextPosition += 1 }
+            if let ack = owedAck, let frame = acknowledgingFrame(position: nextPosition, ack: ack) {
+                owedAck = nil
+                (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
+                return
+            }
             if let frame = numbered?.frame(position: nextPosition) {
                 (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
                 return
@@ -116,13 +127,29 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         for buffer in requests { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
     }
 
-    /// Resume: notes the host position of what arrived and acknowledges every 32.
+    /// Resume: notes the host position of what arrived and acknowledges every 32, on the next
+    /// request of this read (or alone when it ends without one).
     private func acknowledge(_ position: UInt64, context: ChannelHandlerContext) {
         hostPosition = position
         unacknowledged += 1
         guard unacknowledged >= 32 else { return }
         unacknowledged = 0
-        let ack = acknowledgements[hostPosition.decimalDigitCount - 1].frame(position: hostPosition)
-        (writer ?? context).write(wrapOutboundOut(ack), promise: nil)
+        owedAck = hostPosition
+    }
+
+    private func sendAcknowledgement(_ ack: UInt64, context: ChannelHandlerContext) {
+        owedAck = nil
+        let frame = acknowledgements[ack.decimalDigitCount - 1].frame(position: ack)
+        (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
+    }
+
+    /// A one-frame request carrying `ack` too; nil when requests take several frames.
+    private func acknowledgingFrame(position: UInt64, ack: UInt64) -> ByteBuffer? {
+        guard numbered != nil else { return nil }
+        let key = position.decimalDigitCount * 100 + ack.decimalDigitCount
+        if acknowledging[key] == nil {
+            acknowledging[key] = try? workload.acknowledgingFrame(positionDigits: position.decimalDigitCount, ackDigits: ack.decimalDigitCount)
+        }
+        return acknowledging[key]?.frame(position: position, ack: ack)
     }
 }

@@ -60,18 +60,40 @@ struct Workload: Sendable {
         try (1...NumberedFrames.maxDigits).map { try numberedFrame(Headers(), ResumeHeader.ack, digits: $0, payload: ByteBuffer()) }
     }
 
+    /// A one-frame request numbered `pos`, carrying `ack` too: the tool acknowledges on the
+    /// request it sends next (SPEC §9 allows `ack` on any message), as a client that answers in
+    /// the same read can. One template per pair of digit counts, made when first needed.
+    func acknowledgingFrame(positionDigits: Int, ackDigits: Int) throws -> AcknowledgingFrame {
+        let (frame, digits) = try Self.template(
+            Headers([(HeaderName.route, route)]), numbering: [(ResumeHeader.position, positionDigits), (ResumeHeader.ack, ackDigits)],
+            payload: ByteBuffer(repeating: 0x61, count: size))
+        return AcknowledgingFrame(masked: frame, position: digits[0], ack: digits[1])
+    }
+
     /// The template of a one-frame message with `headers`, then `name` with a `digits`-digit value.
     private static func numberedFrame(_ headers: Headers, _ name: String, digits: Int, payload: ByteBuffer) throws -> NumberedFrame {
+        let (frame, places) = try template(headers, numbering: [(name, digits)], payload: payload)
+        return NumberedFrame(masked: frame, digits: places[0])
+    }
+
+    /// A masked one-frame message with `headers`, then each numbered field with a value of its
+    /// count of zeros; and where each field's digits are.
+    private static func template(_ headers: Headers, numbering fields: [(name: String, digits: Int)], payload: ByteBuffer) throws -> (ByteBuffer, [MaskedDigits]) {
         var numbered = headers
-        numbered.append(name, String(repeating: "0", count: digits))
+        for field in fields { numbered.append(field.name, String(repeating: "0", count: field.digits)) }
         let message = Message(headers: numbered, payload: payload)
         let frame = maskedFrame(try message.encoded())
-        // The frame header (2 or 4 bytes, then the key), the header count, the headers before
-        // it, then `name`'s length-prefixed name and value: where the digits start.
+        // The frame header (2 or 4 bytes, then the key), the header count, the headers before,
+        // then each field's length-prefixed name and value: where its digits start.
         let frameHeader = frame.readableBytes - message.encodedSize
-        let before = headers.reduce(0) { $0 + 3 + $1.name.utf8.count + $1.value.utf8.count }
-        let inMessage = 1 + before + 1 + name.utf8.count + 2
-        return NumberedFrame(masked: frame, digits: MaskedDigits(count: digits, at: frameHeader + inMessage, maskPhase: inMessage))
+        var inMessage = 1 + headers.reduce(0) { $0 + 3 + $1.name.utf8.count + $1.value.utf8.count }
+        var places: [MaskedDigits] = []
+        for field in fields {
+            inMessage += 1 + field.name.utf8.count + 2
+            places.append(MaskedDigits(count: field.digits, at: frameHeader + inMessage, maskPhase: inMessage))
+            inMessage += field.digits
+        }
+        return (frame, places)
     }
 
     /// The masking key of every request frame.
@@ -163,6 +185,20 @@ struct NumberedFrame {
     func frame(position number: UInt64) -> ByteBuffer {
         var frame = masked
         digits.write(number, into: &frame)
+        return frame
+    }
+}
+
+/// A masked one-frame request whose `pos` and `ack` values are rewritten per request.
+struct AcknowledgingFrame {
+    let masked: ByteBuffer
+    let position: MaskedDigits
+    let ack: MaskedDigits
+
+    func frame(position number: UInt64, ack: UInt64) -> ByteBuffer {
+        var frame = masked
+        position.write(number, into: &frame)
+        self.ack.write(ack, into: &frame)
         return frame
     }
 }
