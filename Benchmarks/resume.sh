@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The routed echo with resume (SPEC §9) on and off, same host, same run (docs/resume.md,
 # BENCHMARKS.md): with `--resume` every request carries a position, every reply gets one and
-# is kept in the window until the load tool acknowledges it (every 32). The host has CPU 0,
+# is kept in the window until the load tool acknowledges it (every 32); `field` is plain with one
+# more header on each request (as long as a position), echoed back. The host has CPU 0,
 # the load tool CPU 1. Usage: Benchmarks/resume.sh [SECONDS] [REPEATS]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
@@ -17,8 +18,8 @@ port=$(announced_port "$workdir/host")
 for config in "latency 64 1 1" "throughput 64 1 64" "concurrency 64 100 4"; do
   read -r label size conns inflight <<<"$config"
   for rep in $(seq "$repeats"); do
-    for mode in plain resume; do
-      flag=(); [ "$mode" = resume ] && flag=(--resume)
+    for mode in plain field resume; do
+      flag=(); [ "$mode" = resume ] && flag=(--resume); [ "$mode" = field ] && flag=(--extra-field)
       taskset -c 1 "$bin/conduit-bench" --proto conduit --port "$port" --path "/{i}/0?key=$key" "${flag[@]}" \
         --connections "$conns" --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 \
         --server-pid "$host_pid" --label "conduit-$mode/$label" >>"$results" \

@@ -20,11 +20,14 @@ struct Echo: AsyncParsableCommand {
     @Option(help: "Seconds of warm-up.") var warmup = 1.0
     @Flag(help: "Conduit only: resume (SPEC §9) on, `resume=0` on the URL; requests carry positions, replies are acknowledged every 32.")
     var resume = false
+    @Flag(help: "Conduit only, without resume: one more header on each request (`n: 1234567`, as long as a position), which the echo sends back: what a header each way costs, beside resume.")
+    var extraField = false
 
     func run() async throws {
         guard let proto = Protocol(rawValue: proto) else { throw ValidationError("unknown --proto \(self.proto)") }
         guard !resume || proto == .conduit else { throw ValidationError("--resume is for --proto conduit") }
-        let workload = Workload(proto: proto, route: route, size: size, resume: resume)
+        guard !extraField || (proto == .conduit && !resume) else { throw ValidationError("--extra-field is for --proto conduit without --resume") }
+        let workload = Workload(proto: proto, route: route, size: size, resume: resume, extraField: extraField)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorder = Recorder(eventLoop: group.next())
         var channels: [any Channel] = []

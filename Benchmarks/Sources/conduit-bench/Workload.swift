@@ -19,6 +19,8 @@ struct Workload: Sendable {
     let size: Int
     /// Resume on: requests carry `pos`, replies are acknowledged (LoadHandler).
     var resume = false
+    /// Plain requests carry one more header, as long as a resumed request's `pos`.
+    var extraField = false
 
     /// The bytes of one request as they go on the wire: masked WebSocket frames, encoded and
     /// masked once here so the load tool spends no CPU per message on them (NIO's frame encoder
@@ -27,7 +29,8 @@ struct Workload: Sendable {
         let payload = ByteBuffer(repeating: 0x61, count: size)
         switch proto {
         case .conduit:
-            return try Message(headers: [HeaderName.route: route], payload: payload).split().map { Self.maskedFrame(try $0.encoded()) }
+            let headers: Headers = extraField ? [HeaderName.route: route, "n": "1234567"] : [HeaderName.route: route]
+            return try Message(headers: headers, payload: payload).split().map { Self.maskedFrame(try $0.encoded()) }
         case .websocket:
             return [Self.maskedFrame(payload)]
         case .tcp:
