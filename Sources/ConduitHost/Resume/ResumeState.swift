@@ -318,10 +318,14 @@ final class ResumeState: Sendable {
     /// below it (positions increase, so everything processed meanwhile is above it).
     func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?) -> ClientPosition {
         state.withLockedValue { state in
-            // `isEmpty` first: nearly always, and it spares hashing the position.
-            guard position > state.clientAck, state.processedAbove.isEmpty || !state.processedAbove.contains(position) else {
-                state.counters.add(.duplicate, 1, metrics: budget.metrics)
-                return .duplicate
+            // Nearly always: a whole request, no chunked one open anywhere for the id.
+            if !isChunk, openFrom == nil, state.processedAbove.isEmpty {
+                guard position > state.clientAck else { return duplicate(in: &state) }
+                state.clientAck = position
+                return .admitted
+            }
+            guard position > state.clientAck, !state.processedAbove.contains(position) else {
+                return duplicate(in: &state)
             }
             if isChunk { return .admitted }
             guard openFrom != nil else {
@@ -332,6 +336,11 @@ final class ResumeState: Sendable {
             state.processedAbove.insert(position)
             return state.processedAbove.count <= Self.maxProcessedAbove ? .admitted : .tooManyAbove
         }
+    }
+
+    private func duplicate(in state: inout State) -> ClientPosition {
+        state.counters.add(.duplicate, 1, metrics: budget.metrics)
+        return .duplicate
     }
 
     /// The last client position the host acknowledges.
