@@ -167,8 +167,8 @@ struct SlowHandler: ConduitHandler {
 }
 
 /// `watcher`: a synchronous handler that registers a cancellation callback (recording the
-/// token) and replies `late` 300 ms later from another thread, as a handler driving its own
-/// I/O would.
+/// token) and replies `late` later from a scheduled task, as a handler driving its own I/O
+/// would.
 struct WatchingHandler: ConduitHandler {
     static let cancelled = Mutex<Set<String>>([])
 
@@ -176,10 +176,16 @@ struct WatchingHandler: ConduitHandler {
 
     func handle(_ request: Request, responder: Responder) throws {
         let token = request.headers["token"] ?? ""
-        let registration = request.onCancel { Self.cancelled.withLock { _ = $0.insert(token) } }
-        request.eventLoop.scheduleTask(in: .milliseconds(300)) {
-            responder.reply(headers: ["late": "true"])
-            registration.remove()
+        let eventLoop = request.eventLoop
+        let answer: @Sendable () -> Void = { responder.reply(headers: ["late": "true"]) }
+        // Not cancelled, it answers after 2 s. Cancelled, it still answers 100 ms after its
+        // callback ran, which the host must drop: timed from the cancel, not the request, so a
+        // stalled machine can't make that answer come before the cancel.
+        let uncancelled = eventLoop.scheduleTask(in: .seconds(2), answer)
+        _ = request.onCancel {
+            Self.cancelled.withLock { _ = $0.insert(token) }
+            uncancelled.cancel()
+            eventLoop.scheduleTask(in: .milliseconds(100), answer)
         }
     }
 }
