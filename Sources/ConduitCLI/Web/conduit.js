@@ -157,7 +157,8 @@ export function encodeFrames (options, payload, extra = () => []) {
 /**
  * The client's side of resume (SPEC §9): numbers what it sends and keeps it until the host
  * acknowledges it (to send again after a reconnect), drops host positions already
- * delivered, and says when to acknowledge (every 32 messages or 200 ms).
+ * delivered, and says when to acknowledge (every 32 messages or 200 ms). Exported for the
+ * tests; an application turns resume on with `new Conduit({ id, resume: true })`.
  */
 export class ResumeState {
   static WINDOW_BYTES = 4 << 20
