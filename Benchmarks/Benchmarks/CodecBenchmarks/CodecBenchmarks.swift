@@ -24,6 +24,30 @@ let benchmarks: @Sendable () -> Void = {
         // Into a new buffer, as the host does for every reply frame.
         for _ in benchmark.scaledIterations { blackHole(try request.encoded()) }
     }
+    // Resume's fields as the host handles them (SPEC §9): `pos` set aside while decoding, into
+    // a header list reused per message; `pos` and `ack` appended while encoding into a buffer
+    // reused per frame batch. Beside the two above they give the codec's price of resume.
+    let numbered = try! Message(
+        headers: [HeaderName.route: "echo", HeaderName.token: "42", ResumeHeader.position: "1234567"],
+        payload: ByteBuffer(repeating: 0x61, count: 64)).encoded()
+    Benchmark("decode_64B_message_setting_pos_aside") { benchmark in
+        var headers = Headers()
+        for _ in benchmark.scaledIterations {
+            var positions = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
+            blackHole(try Message(decoding: numbered, reusing: &headers, settingAside: &positions))
+            blackHole(positions.secondValue)
+        }
+    }
+    Benchmark("encode_64B_message_appending_pos_and_ack") { benchmark in
+        let field = Message.AppendedField(ResumeHeader.position, 1_234_567, alsoReplacing: ResumeHeader.ack, alsoNumber: 1_234_500)
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(1 << 16)
+        for iteration in benchmark.scaledIterations {
+            if iteration & 255 == 0 { buffer.clear() }
+            request.encode(into: &buffer, validatedSize: try request.validatedEncodedSize(appending: field), appending: field)
+        }
+        blackHole(buffer)
+    }
     Benchmark("split_and_reassemble_1MiB") { benchmark in
         for _ in benchmark.scaledIterations {
             var assembler = ChunkAssembler(limit: 1 << 21)
