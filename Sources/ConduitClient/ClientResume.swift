@@ -79,7 +79,7 @@ final class ClientResume: Sendable {
 
     /// `messages`, numbered here and written in order, went out on a socket.
     func sent(_ messages: [Message]) {
-        guard let last = messages.last?.headers[ResumeHeader.position].flatMap(UInt64.init) else { return }
+        guard let last = messages.last.flatMap({ Self.position(ResumeHeader.position, in: $0.headers) }) else { return }
         state.withLockedValue { $0.sentThrough = max($0.sentThrough, last) }
     }
 
@@ -108,9 +108,9 @@ final class ClientResume: Sendable {
     /// connection's and never reach the application.
     func admit(_ message: Message) -> Inbound {
         if message.headers.route == ResumeHeader.resumeRoute { return greeting(message.headers) }
-        if let ack = message.headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
+        if let ack = Self.position(ResumeHeader.ack, in: message.headers) { acknowledged(ack) }
         if message.headers.route == ResumeHeader.ackRoute { return .consumed }
-        guard let position = message.headers[ResumeHeader.position].flatMap(UInt64.init) else { return .deliver(message) }
+        guard let position = Self.position(ResumeHeader.position, in: message.headers) else { return .deliver(message) }
         let fresh = state.withLockedValue { state in
             guard position > state.received else {
                 state.duplicates += 1
@@ -152,8 +152,14 @@ final class ClientResume: Sendable {
                 return state.kept.map(\.message)
             }
         }
-        if let ack = headers[ResumeHeader.ack].flatMap(UInt64.init) { acknowledged(ack) }
+        if let ack = Self.position(ResumeHeader.ack, in: headers) { acknowledged(ack) }
         return state.withLockedValue { $0.kept.map(\.message) }
+    }
+
+    /// The position in header `name`, read as the host reads them (decimal digits only, SPEC
+    /// §9); nil when absent or not one, which is then taken as absent.
+    private static func position(_ name: String, in headers: Headers) -> UInt64? {
+        headers[name].flatMap { UInt64(decimalDigits: $0.utf8) }
     }
 
     // MARK: Acknowledging

@@ -24,4 +24,14 @@ struct ClientResumeStateTests {
         }
         #expect(resume.resend(after: greeting).isEmpty)
     }
+
+    @Test func anAckThatIsNotADecimalPositionIsTakenAsAbsent() throws {
+        let resume = ClientResume()
+        for n in 1...2 { _ = try #require(resume.number(Message(headers: ["route": "r", "n": "\(n)"]))) }
+        for ack in ["+2", " 2", "2 ", "-1", "x"] {
+            _ = resume.admit(Message(headers: ["route": "x", "pos": "1", "ack": ack]))
+        }
+        let greeting = Message(headers: ["route": "conduit.resume", "epoch": "e", "resumed": "1", "replayed": "0", "lost": "0", "ack": "0"])
+        #expect(resume.resend(after: greeting).map { $0.headers["n"] } == ["1", "2"], "nothing was taken as acknowledged")
+    }
 }

@@ -42,6 +42,20 @@ test('resume: an ack on any message releases what it covers; pos and ack stay in
   assert.deepEqual(state.resend(greeting), [])
 })
 
+test('resume: an ack or pos that is not a decimal position is taken as absent', () => {
+  const state = new module.ResumeState()
+  for (const n of [1, 2]) state.number({ route: 'r', n })
+  const message = (pairs) => module.decode(module.encode(pairs))
+  for (const ack of ['x', '-1', '1.5', '+2']) state.admit(message([['route', 'x'], ['pos', '1'], ['ack', ack]]))
+  const greeting = message([['route', 'conduit.resume'], ['epoch', 'e'], ['resumed', '1'], ['replayed', '0'], ['lost', '0'], ['ack', '0']])
+  assert.deepEqual(state.resend(greeting).map((kept) => kept.position), [1, 2], 'nothing was taken as acknowledged')
+  assert.equal(state.received, 1)
+  const { deliver } = state.admit(message([['route', 'x'], ['pos', 'y']]))
+  assert.deepEqual(deliver.headers, [['route', 'x'], ['pos', 'y']], 'delivered as it came, without a position')
+  assert.equal(state.received, 1, 'a position that is not one leaves the last received alone')
+  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1']])), {}, 'duplicates are still recognised')
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

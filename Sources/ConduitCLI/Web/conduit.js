@@ -155,6 +155,17 @@ export function encodeFrames (options, payload, extra = () => []) {
 }
 
 /**
+ * A header value as a resume position (SPEC §9: decimal digits only), within the integers a
+ * number holds exactly; `undefined` for anything else, which is then taken as absent: `NaN`
+ * would release every kept message as acknowledged, or stop duplicates from being recognised.
+ */
+function positionOf (value) {
+  if (value === undefined || !/^[0-9]+$/.test(String(value))) return undefined
+  const position = Number(value)
+  return Number.isSafeInteger(position) ? position : undefined
+}
+
+/**
  * The client's side of resume (SPEC §9): numbers what it sends and keeps it until the host
  * acknowledges it (to send again after a reconnect), drops host positions already
  * delivered, and says when to acknowledge (every 32 messages or 200 ms). Exported for the
@@ -211,7 +222,7 @@ export class ResumeState {
   /** What to send again on a new socket, in order, after its greeting. */
   resend (greeting) {
     if (greeting.options.reset === true) this.#forgetSent(String(greeting.options.epoch))
-    else this.acknowledged(Number(greeting.options.ack ?? 0))
+    else this.acknowledged(positionOf(greeting.options.ack) ?? 0)
     return this.#kept
   }
 
@@ -223,11 +234,11 @@ export class ResumeState {
     const route = message.options.route
     if (route === 'conduit.resume') return { greeting: this.#greeting(message) }
     // The host may acknowledge on any message, not only `conduit.ack` (SPEC §9).
-    if (message.options.ack !== undefined) this.acknowledged(Number(message.options.ack))
+    const ack = positionOf(message.options.ack)
+    if (ack !== undefined) this.acknowledged(ack)
     if (route === 'conduit.ack') return {}
-    const index = message.headers.findIndex(([name]) => name === 'pos')
-    if (index < 0) return { deliver: message }
-    const position = Number(message.headers[index][1])
+    const position = positionOf(message.headers.findLast(([name]) => name === 'pos')?.[1])
+    if (position === undefined) return { deliver: message }
     if (position <= this.received) {
       this.duplicates++
       return {}
@@ -236,7 +247,7 @@ export class ResumeState {
     this.#owed++
     // `pos` and `ack` are the connection's: they never reach the application.
     const headers = message.headers.filter(([name]) => name !== 'pos' && name !== 'ack')
-    const { pos, ack, ...options } = message.options
+    const { pos: _pos, ack: _ack, ...options } = message.options
     return { deliver: { ...message, headers, options } }
   }
 
@@ -249,7 +260,7 @@ export class ResumeState {
       this.#lastAckSent = 0
       this.#forgetSent(this.epoch)
     }
-    return { reset: reset && hadEpoch, lost: Number(message.options.lost ?? 0) }
+    return { reset: reset && hadEpoch, lost: positionOf(message.options.lost) ?? 0 }
   }
 
   /** `'now'` (then `ackFrame()`), `'later'` (schedule it) or `'no'`. */
