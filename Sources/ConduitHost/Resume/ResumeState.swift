@@ -33,7 +33,7 @@ final class ResumeState: Sendable {
     /// The window takes the host's budget in steps of this many bytes: one update of the
     /// budget's shared counter (which every event loop updates) per step, not per message. An
     /// id holds at most two steps it does not use, and none once its window is empty.
-    static let budgetStep = 16 * 1024
+    private static let budgetStep = 16 * 1024
 
     private struct State {
         var epoch = ResumeState.newEpoch()
@@ -234,7 +234,7 @@ final class ResumeState: Sendable {
             let step = max(missing, Self.budgetStep)
             if budget.reserve(step) {
                 state.credit += step
-            } else if budget.reserve(missing) {
+            } else if step > missing, budget.reserve(missing) {
                 state.credit += missing
             } else {
                 return false

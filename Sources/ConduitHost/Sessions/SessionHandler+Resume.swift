@@ -7,9 +7,7 @@ import NIOCore
 /// least every 32 messages or 200 ms.
 extension SessionHandler {
     func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
-        precondition(resume == nil, "an id's resume state attaches once per connection")
-        resume = state
-        attachedResume = Unmanaged.passUnretained(state)
+        attach(state)
         writeUnnumbered(greeting.message)
         for message in greeting.replay { writeUnnumbered(message) }
     }

@@ -44,12 +44,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// What the connect asked of resume (SPEC §9), and the id's state once attached; nil on a
     /// plain connection, which then pays nothing for it.
     let resumeRequest: ResumeRequest?
-    var resume: ResumeState?
+    private(set) var resume: ResumeState?
     /// `resume` for the per-message paths, used without reference counting: set with it, once
-    /// (an id's state attaches once per connection), and kept alive by it for the handler's
-    /// life. A retain and a release of the shared state cost about 13 ns a message each time
-    /// it was read, as much as numbering the message.
-    var attachedResume: Unmanaged<ResumeState>?
+    /// (`attach(_:)`), and kept alive by it for the handler's life. A retain and a release of
+    /// the shared state per message showed as a third of resume's cost in its profile; same-run
+    /// A/Bs of CPU time gave 0.01 to 0.07 µs a message (BENCHMARKS.md).
+    private(set) var attachedResume: Unmanaged<ResumeState>?
     /// The session as the id's writer (`ResumeState.stamp`), compared without retaining it.
     private var writerID: ObjectIdentifier?
     /// The client positions this connection holds and acknowledges (SessionHandler+Resume).
@@ -111,6 +111,13 @@ final class SessionHandler: ChannelInboundHandler {
         session = nil
         writerID = nil
         self.context = nil
+    }
+
+    /// The id's resume state, once per connection (the directory attaches a session once).
+    func attach(_ state: ResumeState) {
+        precondition(resume == nil, "an id's resume state attaches once per connection")
+        resume = state
+        attachedResume = Unmanaged.passUnretained(state)
     }
 
     private func finish() {
