@@ -47,9 +47,8 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     /// Where requests are written: the frame encoder's context, so the ready-made frames pass
     /// below it; nil: this handler's own context (TCP).
     private let writer: ChannelHandlerContext?
-    /// Resume: the next request position, the last host position seen, replies not yet acknowledged.
+    /// Resume: the next request position, replies not yet acknowledged.
     private var nextPosition: UInt64 = 1
-    private var hostPosition: UInt64 = 0
     private var unacknowledged = 0
     private var numbered: NumberedFrames?
     private let acknowledgements: [NumberedFrame]
@@ -88,7 +87,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         }
         var position: UInt64?
         let replies = unit.repliesCompleted(by: workload, pendingBytes: &pendingBytes, hostPosition: &position)
-        if let position { acknowledge(position, context: context) }
+        if let position { acknowledge(position) }
         for _ in 0..<replies {
             guard let sent = sentAt.popFirst() else { return recorder.failed("a reply nobody asked for") }
             recorder.replyArrived(sentAt: sent, now: .now())
@@ -129,12 +128,11 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
 
     /// Resume: notes the host position of what arrived and acknowledges every 32, on the next
     /// request of this read (or alone when it ends without one).
-    private func acknowledge(_ position: UInt64, context: ChannelHandlerContext) {
-        hostPosition = position
+    private func acknowledge(_ position: UInt64) {
         unacknowledged += 1
         guard unacknowledged >= 32 else { return }
         unacknowledged = 0
-        owedAck = hostPosition
+        owedAck = position
     }
 
     private func sendAcknowledgement(_ ack: UInt64, context: ChannelHandlerContext) {
