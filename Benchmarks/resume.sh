@@ -3,7 +3,9 @@
 # BENCHMARKS.md): with `--resume` every request carries a position, every reply gets one and
 # is kept in the window until the load tool acknowledges it (every 32); `field` is plain with one
 # more header on each request (as long as a position), echoed back. The host has CPU 0,
-# the load tool CPU 1. Usage: Benchmarks/resume.sh [SECONDS] [REPEATS]
+# the load tool CPU 1. The workloads are the data plane's (run.sh): 64 B one in flight, 64 in
+# flight, 100 connections × 4; 16 KiB × 16; 1 MiB (16 parts, each with its own position) × 2.
+# Usage: Benchmarks/resume.sh [SECONDS] [REPEATS] [WORKLOAD...] (by name: latency throughput …)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 seconds=${1:-3}; repeats=${2:-5}
@@ -15,8 +17,11 @@ taskset -c 0 env CONDUIT_SHARED_KEY=$key "$conduit" serve --port 0 >"$workdir/ho
 trap 'kill $host_pid 2>/dev/null; rm -rf "$workdir"' EXIT
 port=$(announced_port "$workdir/host")
 
-for config in "latency 64 1 1" "throughput 64 1 64" "concurrency 64 100 4"; do
+workloads=("latency 64 1 1" "throughput 64 1 64" "concurrency 64 100 4" "bandwidth 16384 1 16" "chunked-1MiB 1048576 1 2")
+chosen=("${@:3}")
+for config in "${workloads[@]}"; do
   read -r label size conns inflight <<<"$config"
+  if [ ${#chosen[@]} -gt 0 ] && [[ ! " ${chosen[*]} " =~ " $label " ]]; then continue; fi
   for rep in $(seq "$repeats"); do
     for mode in plain field resume; do
       flag=(); [ "$mode" = resume ] && flag=(--resume); [ "$mode" = field ] && flag=(--extra-field)

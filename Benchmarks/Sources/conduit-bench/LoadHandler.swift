@@ -51,6 +51,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private var nextPosition: UInt64 = 1
     private var unacknowledged = 0
     private var numbered: NumberedFrames?
+    private var numberedParts: NumberedParts?
     private let acknowledgements: [NumberedFrame]
     /// The host position to acknowledge on the next request, sent in this read.
     private var owedAck: UInt64?
@@ -64,6 +65,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         self.inFlight = inFlight
         self.recorder = recorder
         numbered = workload.resume ? try? workload.numberedFrames(inFlight: inFlight) : nil
+        numberedParts = workload.resume ? workload.numberedParts() : nil
         acknowledgements = workload.resume ? (try? Workload.acknowledgementFrames()) ?? [] : []
     }
 
@@ -109,17 +111,20 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     private func send(_ context: ChannelHandlerContext) {
         sentAt.append(.now())
         if workload.resume {
-            defer { nextPosition += 1 }
             if let ack = owedAck, let frame = acknowledgingFrame(position: nextPosition, ack: ack) {
                 owedAck = nil
+                nextPosition += 1
                 (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
                 return
             }
             if let frame = numbered?.frame(position: nextPosition) {
+                nextPosition += 1
                 (writer ?? context).write(wrapOutboundOut(frame), promise: nil)
                 return
             }
-            guard let frames = try? workload.numberedWireBuffers(position: nextPosition) else { return recorder.failed("can't encode") }
+            // Each part takes a position of its own, as the clients number them.
+            guard let parts = numberedParts, let frames = try? numberedParts?.frames(from: nextPosition) else { return recorder.failed("can't encode") }
+            nextPosition += UInt64(parts.count)
             for buffer in frames { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
             return
         }

@@ -38,13 +38,11 @@ struct Workload: Sendable {
         }
     }
 
-    /// One request numbered `position` (resume), masked, as the frames it takes: made per
-    /// request, as a resuming client must. Requests of one frame come from `numberedFrames(inFlight:)`
-    /// instead (a template with the position's digits written in): the tool's own cost must
-    /// stay small beside the host's.
-    func numberedWireBuffers(position: UInt64) throws -> [ByteBuffer] {
-        let message = Message(headers: [HeaderName.route: route, ResumeHeader.position: "\(position)"], payload: ByteBuffer(repeating: 0x61, count: size))
-        return try message.split().map { Self.maskedFrame(try $0.encoded()) }
+    /// A request of several frames, its parts numbered per request (resume); nil when a
+    /// request is one frame (`numberedFrames(inFlight:)`).
+    func numberedParts() -> NumberedParts? {
+        guard size > WireLimits.maxPayloadBytes else { return nil }
+        return NumberedParts(parts: Message(headers: [HeaderName.route: route], payload: ByteBuffer(repeating: 0x61, count: size)).split())
     }
 
     /// The templates of one-frame numbered requests; nil when requests take several frames.
@@ -74,7 +72,7 @@ struct Workload: Sendable {
     }
 
     /// The template of a one-frame message with `headers`, then `name` with a `digits`-digit value.
-    private static func numberedFrame(_ headers: Headers, _ name: String, digits: Int, payload: ByteBuffer) throws -> NumberedFrame {
+    static func numberedFrame(_ headers: Headers, _ name: String, digits: Int, payload: ByteBuffer) throws -> NumberedFrame {
         let (frame, places) = try template(headers, numbering: [(name, digits)], payload: payload)
         return NumberedFrame(masked: frame, digits: places[0])
     }
