@@ -5,11 +5,13 @@ import ConduitWire
 import NIOCore
 import Testing
 
-/// The window's storage (SPEC §9): small messages kept as encoded bytes in one buffer, large
-/// ones kept whole, in one order of positions through acknowledgements, evictions and replays.
+/// The window's storage (SPEC §9): messages kept as encoded bytes in one buffer, the large
+/// ones' payloads copied from apart from their frames, in one order of positions through
+/// acknowledgements, evictions and replays.
 @Suite("Resume window", .serialized, .timeLimit(.minutes(1)))
 struct ResumeWindowTests {
-    /// Sizes around the line between the two kinds of kept message (1024 bytes of payload).
+    /// Sizes around the line between payloads encoded with their frame and payloads written
+    /// apart (1024 bytes).
     static func payloadSize(_ n: Int) -> Int {
         [3, 1023, 1024, 40, 5000, 0, 700][n % 7]
     }

@@ -7,8 +7,8 @@ import NIOCore
 ///
 /// Host → client: every message gets the next position as it is written, and stays in the
 /// window until the client acknowledges it; the window is bounded in bytes (the newest is
-/// always kept) and its bytes come from the host-wide budget. A small message is kept as the
-/// bytes its writer encoded, appended to one buffer (`log`): keeping each as a `Message` cost a
+/// always kept) and its bytes come from the host-wide budget. A message of one frame is kept as
+/// the bytes its writer encoded, appended to one buffer (`log`): keeping each as a `Message` cost a
 /// copy of its payload (a slice of the socket's read buffer) and of its header list per
 /// message, and their release on every acknowledgement, half the routed echo's cost of resume.
 /// Only the current writer (the id's socket or stream) may stamp: a socket that was replaced
@@ -161,8 +161,10 @@ final class ResumeState: Sendable {
 
     /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
     /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
-    /// in the window: as a copy of the bytes just encoded when they lie in the frames' buffer
-    /// (copied into the log, once), else whole. Nil, and nothing is encoded or numbered, when
+    /// in the window: its encoded bytes copied into the log, once (the frames' buffer holds
+    /// them, or all but a large payload written on its own, which is copied from the message:
+    /// kept whole instead, with a compacted payload, it cost an allocation, a copy of its
+    /// header list and the payload's copy all the same). Nil, and nothing is encoded or numbered, when
     /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
     /// position. Encoded under the lock, so positions go out in the order they are given.
     /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
@@ -174,13 +176,10 @@ final class ResumeState: Sendable {
                 guard state.writer == writer else { return nil }
                 let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
                 let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
-                if let range = appended.messageRange {
-                    let reserved = makeRoom(range.count, in: &state)
-                    frames.withBytes(in: range) { Self.append($0, to: &state.log) }
-                    keep(Sent(position: state.nextPosition, bytes: range.count, reserved: reserved, isHeld: false), in: &state)
-                } else {
-                    _ = stampWhole(message, in: &state)
-                }
+                let reserved = makeRoom(appended.encodedBytes, in: &state)
+                frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
+                appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
+                keep(Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, isHeld: false), in: &state)
                 return Stamped(appended: appended, ack: ack)
             }
         }.get()

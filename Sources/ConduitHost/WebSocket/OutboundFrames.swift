@@ -24,8 +24,9 @@ struct OutboundFrames {
         let encodedBytes: Int
         /// To be written after the buffer: the message's payload, not copied.
         let separatePayload: ByteBuffer?
-        /// Where the encoded message lies in the buffer, when it lies there whole (`withBytes(in:_:)`).
-        let messageRange: Range<Int>?
+        /// Where the encoded message lies in the buffer (`withBytes(in:_:)`): all of it, or all
+        /// but `separatePayload`.
+        let bufferedRange: Range<Int>
     }
 
     /// Appends `message` (with `field` after its headers) as one binary frame. Nothing is
@@ -36,13 +37,14 @@ struct OutboundFrames {
         FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
         guard message.payload.readableBytes < Self.gatherThreshold else {
             message.encodePrefix(into: &buffer, validatedSize: size, appending: field)
-            return Appended(encodedBytes: size, separatePayload: message.payload, messageRange: nil)
+            let prefix = size - message.payload.readableBytes
+            return Appended(encodedBytes: size, separatePayload: message.payload, bufferedRange: buffer.writerIndex - prefix..<buffer.writerIndex)
         }
         message.encode(into: &buffer, validatedSize: size, appending: field)
-        return Appended(encodedBytes: size, separatePayload: nil, messageRange: buffer.writerIndex - size..<buffer.writerIndex)
+        return Appended(encodedBytes: size, separatePayload: nil, bufferedRange: buffer.writerIndex - size..<buffer.writerIndex)
     }
 
-    /// Reads the bytes of a message just appended (`Appended.messageRange`).
+    /// Reads the bytes of a message just appended (`Appended.bufferedRange`).
     func withBytes<Result>(in range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
         buffer.withUnsafeReadableBytes { readable in
             body(UnsafeRawBufferPointer(rebasing: readable[(range.lowerBound - buffer.readerIndex)..<(range.upperBound - buffer.readerIndex)]))
