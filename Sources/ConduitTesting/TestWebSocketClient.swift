@@ -55,6 +55,14 @@ public final class TestWebSocketClient: Sendable {
         try await sendFrame(WebSocketFrame(fin: true, opcode: .binary, data: bytes))
     }
 
+    /// Sends `messages` as binary frames flushed together, so the host most likely reads
+    /// several of them at once.
+    public func send(together messages: [Message]) async throws {
+        let frames = try messages.map { WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: try $0.encoded()) }
+        for frame in frames.dropLast() { channel.write(frame, promise: nil) }
+        if let last = frames.last { try await channel.writeAndFlush(last) }
+    }
+
     public func send(_ headers: Headers, payload: some Sequence<UInt8> = []) async throws {
         try await send(Message(headers: headers, payload: payload))
     }

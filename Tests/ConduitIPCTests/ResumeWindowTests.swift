@@ -90,3 +90,73 @@ struct ResumeWindowTests {
         }
     }
 }
+
+extension ResumeWindowTests {
+    /// Echoed requests read several at once, small and large (a large payload's frame is
+    /// unmasked into a buffer of its own on a resuming connection, and the window keeps it
+    /// without a copy), replay intact and in order, and release all they took once acknowledged.
+    @Test func echoedPayloadsReadTogetherReplayIntact() async throws {
+        let yaml = "routes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "w3")
+            let epoch = try #require(greeting.headers["epoch"])
+            let sizes = [100, 1024, 5000, 1023, 20000, 3, 2048, 0, 65535]
+            func request(_ n: Int) -> Message {
+                Message(headers: [HeaderName.route: "echo", "pos": "\(n)", "n": "\(n)"], payload: ByteBuffer(repeating: UInt8(n % 251), count: sizes[n % sizes.count]))
+            }
+            let rounds = 4
+            let total = rounds * sizes.count
+            for round in 0..<rounds {
+                // Each round's frames arrive together and overwrite the reader's shared buffer.
+                try await socket.send(together: (1...sizes.count).map { request(round * sizes.count + $0) })
+                for n in (round * sizes.count + 1)...((round + 1) * sizes.count) {
+                    let reply = try await socket.nextMessage()
+                    #expect(reply.headers["n"] == "\(n)" && reply.payload == request(n).payload)
+                }
+            }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "w3", received: 0, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(total)" && resumed.headers["lost"] == "0")
+            for n in 1...total {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(n)" && message.headers["n"] == "\(n)")
+                #expect(message.payload == request(n).payload, "reply \(n) of \(message.payload.readableBytes) bytes")
+            }
+            try await again.send(["ack": "\(total)"])
+            try await waitUntil { host.client("w3")?.resume?.windowBytes == 0 }
+            #expect(host.host.directory.budget.usedBytes == 0, "an empty window holds none of the budget")
+        }
+    }
+}
+
+extension ResumeWindowTests {
+    /// A large payload that is a slice of a larger buffer is copied into the window (keeping it
+    /// would hold the whole buffer) and replays intact.
+    @Test func slicesOfALargerBufferReplayIntact() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("w4")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "w4")
+            let epoch = try #require(greeting.headers["epoch"])
+            let shared = ByteBuffer(bytes: (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 / 7) })
+            func push(_ n: Int) -> Message {
+                var push = numberedPush(n)
+                push.payload = shared.getSlice(at: n * 1000, length: 1024 + n * 100)!
+                return push
+            }
+            for n in 1...20 {
+                host.host.directory.push(push(n), to: id)
+                _ = try await socket.nextMessage()
+            }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+            let (again, resumed) = try await ResumeTests.resume(host, id: "w4", received: 0, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "20")
+            for n in 1...20 {
+                let message = try await again.nextMessage()
+                #expect(message.headers["pos"] == "\(n)" && message.payload == push(n).payload)
+            }
+        }
+    }
+}

@@ -21,12 +21,23 @@ final class ResumeState: Sendable {
     /// A window entry: plain values, so keeping and releasing one costs no reference counting.
     private struct Sent {
         let position: UInt64
+        /// The encoded message's size, which the window counts.
         let bytes: Int
         /// Its bytes are taken from the host-wide budget.
         let reserved: Bool
-        /// Kept whole, next in `held` (a large payload, not copied); else its `bytes` are the
-        /// next in the log.
-        let isHeld: Bool
+        /// How many of its encoded bytes are the next in the log.
+        let loggedBytes: Int
+        let held: Held
+    }
+
+    /// What of a window entry is kept apart from the log.
+    private enum Held {
+        case nothing
+        /// The message, whole, next in `held` (a part of a split message).
+        case message
+        /// Its payload, next in `heldPayloads`: the log has the rest (a payload written apart
+        /// from its frame, alone in its buffer, is kept without a copy).
+        case payload
     }
     /// An empty log larger than this is let go.
     private static let keptLogCapacity = 64 * 1024
@@ -43,6 +54,8 @@ final class ResumeState: Sendable {
         var log = ByteBuffer()
         /// The messages of the window kept whole, oldest first.
         var held = CircularBuffer<Message>()
+        /// The payloads of the window kept apart from the log, oldest first.
+        var heldPayloads = CircularBuffer<ByteBuffer>()
         var windowBytes = 0
         /// Budget bytes reserved for the window ahead of its messages (see `budgetStep`).
         var credit = 0
@@ -107,10 +120,16 @@ final class ResumeState: Sendable {
     private func replay(_ state: State) -> [Message] {
         var log = ByteBuffer(buffer: state.log)
         var held = state.held.makeIterator()
+        var heldPayloads = state.heldPayloads.makeIterator()
         return state.window.map { sent in
-            if sent.isHeld { return held.next()! }
+            var encoded = log.readSlice(length: sent.loggedBytes)!
+            switch sent.held {
+            case .message: return held.next()!
+            case .payload: encoded.writeImmutableBuffer(heldPayloads.next()!)
+            case .nothing: break
+            }
             // The log holds only what encoded without error.
-            return try! Message(decoding: log.readSlice(length: sent.bytes)!)
+            return try! Message(decoding: encoded)
         }
     }
 
@@ -161,10 +180,11 @@ final class ResumeState: Sendable {
 
     /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
     /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
-    /// in the window: its encoded bytes copied into the log, once (the frames' buffer holds
-    /// them, or all but a large payload written on its own, which is copied from the message:
-    /// kept whole instead, with a compacted payload, it cost an allocation, a copy of its
-    /// header list and the payload's copy all the same). Nil, and nothing is encoded or numbered, when
+    /// in the window: its encoded bytes copied into the log, once. A large payload written apart
+    /// from its frame is kept as it is when its buffer holds little else (an echo's, from a
+    /// frame unmasked into a buffer of its own), else copied into the log after the rest: kept
+    /// whole, the message cost an allocation and a copy of its header list, and copying a
+    /// 16 KiB payload was most of resume's cost at that size. Nil, and nothing is encoded or numbered, when
     /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
     /// position. Encoded under the lock, so positions go out in the order they are given.
     /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
@@ -178,8 +198,17 @@ final class ResumeState: Sendable {
                 let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
                 let reserved = makeRoom(appended.encodedBytes, in: &state)
                 frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
-                appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
-                keep(Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, isHeld: false), in: &state)
+                var held = Held.nothing
+                if let payload = appended.separatePayload {
+                    if Self.isCompact(payload) {
+                        state.heldPayloads.append(payload)
+                        held = .payload
+                    } else {
+                        payload.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
+                    }
+                }
+                let logged = held == .payload ? appended.bufferedRange.count : appended.encodedBytes
+                keep(Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, loggedBytes: logged, held: held), in: &state)
                 return Stamped(appended: appended, ack: ack)
             }
         }.get()
@@ -206,10 +235,15 @@ final class ResumeState: Sendable {
     /// slice of the socket's read buffer) is kept as a copy: kept as it is, it would hold the
     /// whole read buffer until acknowledged, and the socket would allocate a new one per read.
     private static func compacted(_ message: Message) -> Message {
-        guard message.payload.storageCapacity > 2 * message.payload.readableBytes + 4096 else { return message }
+        guard !isCompact(message.payload) else { return message }
         var copy = message
         copy.payload = ByteBuffer(buffer: message.payload)
         return copy
+    }
+
+    /// Whether keeping `payload` holds little more memory than its own bytes.
+    private static func isCompact(_ payload: ByteBuffer) -> Bool {
+        payload.storageCapacity <= 2 * payload.readableBytes + 4096
     }
 
     /// Makes room for `bytes` more: past the bound (its own, or the host's budget) the oldest
@@ -245,7 +279,7 @@ final class ResumeState: Sendable {
 
     private func keep(held message: Message, in state: inout State) {
         let bytes = message.encodedSize
-        keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), isHeld: true), in: &state)
+        keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), loggedBytes: 0, held: .message), in: &state)
         state.held.append(message)
     }
 
@@ -278,7 +312,12 @@ final class ResumeState: Sendable {
             let sent = state.window.removeFirst()
             state.windowBytes -= sent.bytes
             if sent.reserved { reservedBytes += sent.bytes }
-            if sent.isHeld { state.held.removeFirst() } else { loggedBytes += sent.bytes }
+            loggedBytes += sent.loggedBytes
+            switch sent.held {
+            case .message: state.held.removeFirst()
+            case .payload: state.heldPayloads.removeFirst()
+            case .nothing: break
+            }
         }
         state.credit += reservedBytes
         // An emptied window gives all its credit back; a busy one keeps a step of it.

@@ -118,6 +118,9 @@ final class SessionHandler: ChannelInboundHandler {
         precondition(resume == nil, "an id's resume state attaches once per connection")
         resume = state
         attachedResume = Unmanaged.passUnretained(state)
+        // The window keeps an echoed payload written apart from its frame without copying it
+        // when its buffer holds nothing else (`ResumeState.stamp`).
+        reader.ownBuffersFrom = OutboundFrames.gatherThreshold
     }
 
     private func finish() {

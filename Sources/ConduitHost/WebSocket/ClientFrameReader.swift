@@ -4,15 +4,18 @@ import NIOWebSocket
 /// Reads a client's frames straight from the socket's read buffers (RFC 6455 §5).
 ///
 /// All frames a read completes are checked and unmasked in one pass into a buffer the
-/// connection reuses, before any is handed on: nothing writes to that buffer while a handler
-/// may hold a slice of it, so the routed echo allocates nothing per message. A frame split
+/// connection reuses (large ones, where asked, into buffers of their own), before any is
+/// handed on: nothing writes to that buffer while a handler may hold a slice of it, so the
+/// routed echo allocates nothing per message. A frame split
 /// across reads waits in a buffer sized once for the whole frame, so a large one is copied
 /// in linear time. Every rule a server must check is checked here, and a breach ends reading.
 struct ClientFrameReader {
-    /// One frame of the current read; its payload lies in `payloads` at `offset`.
+    /// One frame of the current read.
     struct Frame {
         let opcode: WebSocketOpcode
         let fin: Bool
+        /// Where its payload lies: in `payloads` at this offset, or when negative, in the buffer
+        /// of its own at `-1 - offset` in `ownPayloads`.
         let offset: Int
         let length: Int
     }
@@ -23,6 +26,11 @@ struct ClientFrameReader {
     private(set) var violation: FrameViolation?
     /// Unmasked payloads of the last read's frames.
     private var payloads = ByteBuffer()
+    /// Frames with at least this many payload bytes are unmasked into buffers of their own, so
+    /// that keeping one (resume's window) holds nothing of the other frames of its read.
+    var ownBuffersFrom = Int.max
+    /// Those buffers, for the last read.
+    private var ownPayloads: [ByteBuffer] = []
     /// Bytes of a frame not yet complete, carried to the next read.
     private var partial: ByteBuffer?
     /// Payload bytes of the fragmented message in progress (nil: none in progress).
@@ -39,12 +47,14 @@ struct ClientFrameReader {
 
     /// The unmasked payload of `frame` (a slice: no copy).
     func payload(of frame: Frame) -> ByteBuffer {
-        payloads.getSlice(at: frame.offset, length: frame.length)!
+        guard frame.offset >= 0 else { return ownPayloads[-1 - frame.offset] }
+        return payloads.getSlice(at: frame.offset, length: frame.length)!
     }
 
     /// Parses what `input` adds to the stream. After a breach it reads nothing more.
     mutating func read(_ input: ByteBuffer, allocator: ByteBufferAllocator) {
         frames.removeAll(keepingCapacity: true)
+        if !ownPayloads.isEmpty { ownPayloads.removeAll(keepingCapacity: true) }
         guard violation == nil else { return }
         var source = input
         let isCarried = partial != nil
@@ -79,12 +89,21 @@ struct ClientFrameReader {
                         break
                     }
                     guard rest.count - header.size >= header.payloadLength else { break }
-                    Unmask.copy(
-                        from: rest.baseAddress! + header.size, to: out.baseAddress! + written,
-                        count: header.payloadLength, key: header.maskKey!)
-                    frames.append(Frame(opcode: header.opcode, fin: header.fin, offset: written, length: header.payloadLength))
+                    let masked = rest.baseAddress! + header.size
+                    if header.payloadLength >= ownBuffersFrom {
+                        var own = allocator.buffer(capacity: header.payloadLength)
+                        own.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { own in
+                            Unmask.copy(from: masked, to: own.baseAddress!, count: header.payloadLength, key: header.maskKey!)
+                            return header.payloadLength
+                        }
+                        ownPayloads.append(own)
+                        frames.append(Frame(opcode: header.opcode, fin: header.fin, offset: -ownPayloads.count, length: header.payloadLength))
+                    } else {
+                        Unmask.copy(from: masked, to: out.baseAddress! + written, count: header.payloadLength, key: header.maskKey!)
+                        frames.append(Frame(opcode: header.opcode, fin: header.fin, offset: written, length: header.payloadLength))
+                        written += header.payloadLength
+                    }
                     advance(past: header)
-                    written += header.payloadLength
                     consumed += header.size + header.payloadLength
                 }
                 return written
