@@ -59,31 +59,20 @@ struct FallbackStreamTests {
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("11")!
             let total = 3000
-            let received = NIOLockedValueBox<[Int]>([])
-            let (gate, openGate) = AsyncStream<Void>.makeStream()
-            // Takes one message, then stops reading until the gate opens: the host's writes
-            // back up, so most pushes are still in the directory when the socket attaches.
-            let reader = Task {
-                try await host.ipc().events(for: "11") { message in
-                    let count = received.withLockedValue { list in
-                        list.append(Int(message.headers["n"] ?? "") ?? -1)
-                        return list.count
-                    }
-                    if count == 1 { for await _ in gate { break } }
-                    return true
-                }
-            }
+            // Takes one message, then stops reading: the host's writes back up, so most pushes
+            // are still in the directory when the socket attaches.
+            let reader = StalledEventsReader(host, id: "11", stallAfter: 1)
             try await waitUntil { host.client("11")?.streaming == true }
             for n in 1...total {
                 var push = numberedPush(n)
                 push.payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)
                 host.host.directory.push(push, to: id)
             }
-            try await waitUntil { received.withLockedValue { $0.count } == 1 }
+            try await waitUntil { reader.count == 1 }
             let socket = try await host.connect(client: "11")
-            openGate.yield()
-            try await reader.value
-            let fromStream = received.withLockedValue { $0 }
+            reader.resume()
+            try await reader.task.value
+            let fromStream = reader.messages.map { Int($0.headers["n"] ?? "") ?? -1 }
             #expect(fromStream == Array(1...fromStream.count), "the stream's share is a prefix, in order")
             #expect(fromStream.count < total, "the stalled stream did not get everything")
 

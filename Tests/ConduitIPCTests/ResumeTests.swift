@@ -357,3 +357,51 @@ struct ResumeTests {
         return (socket, greeting)
     }
 }
+
+extension ResumeTests {
+    /// A resuming id moves from a stalled events stream to a socket: the stream numbered more
+    /// than its reader took (in the socket buffers), and most pushes still wait in the id's
+    /// queue. The socket gets the numbered ones replayed, then the queue numbered after them:
+    /// every push after the one it states, once and in order. (A stream numbers a push only
+    /// while it is the id's receiver, under the directory's lock, so it can't number one after
+    /// a socket's greeting.)
+    @Test func aStalledStreamsNumberedAndQueuedPushesReachTheSocketOnce() async throws {
+        // 3,000 pushes of 8 KiB: more than the socket buffers hold, so most wait in the id's
+        // queue; the queue must hold them all (the default is 8 MiB).
+        let yaml = "limits:\n  pushBufferBytes: 33554432\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("r13")!
+            let total = 3000
+            // Takes the greeting and one push, then stops reading.
+            let reader = StalledEventsReader(host, id: "r13", query: [("resume", "0")], stallAfter: 2)
+            try await waitUntil { reader.count >= 1 }
+            let epoch = try #require(reader.messages[0].headers["epoch"])
+            for n in 1...total {
+                var push = numberedPush(n)
+                push.payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)
+                host.host.directory.push(push, to: id)
+            }
+            try await waitUntil { reader.count == 2 }
+            let (socket, greeting) = try await Self.resume(host, id: "r13", received: 1, epoch: epoch)
+            reader.resume()
+            try await reader.task.value
+            #expect(greeting.headers["reset"] == nil && greeting.headers["lost"] == "0")
+            let fromStream = reader.messages.dropFirst().map { $0.headers["pos"] }
+            #expect(fromStream == (1...fromStream.count).map { "\($0)" }, "the stream's share is a prefix, in order")
+
+            var positions: [Int] = []
+            var pushes: [Int] = []
+            var damaged = 0
+            while pushes.last != total {
+                let message = try await socket.nextMessage()
+                positions.append(Int(message.headers["pos"] ?? "") ?? -1)
+                pushes.append(Int(message.headers["n"] ?? "") ?? -1)
+                if message.payload != ByteBuffer(repeating: UInt8(truncatingIfNeeded: pushes.last!), count: 8192) { damaged += 1 }
+            }
+            #expect(positions == Array(2...total) && pushes == positions, "every push after the first, once and in order, under its own position")
+            #expect(damaged == 0)
+            print("stream to socket: \(fromStream.count) over the stream, \(greeting.headers["replayed"] ?? "?") replayed, \(positions.count) over the socket")
+            try await socket.close()
+        }
+    }
+}
