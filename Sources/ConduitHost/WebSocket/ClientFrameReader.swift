@@ -159,9 +159,11 @@ struct ClientFrameReader {
         return fragments.take()
     }
 
-    /// Lets go of a payload buffer grown by a large message once its frames are handed on.
+    /// Lets go of a payload buffer grown by a large message, and of the read's own payload
+    /// buffers, once its frames are handed on: an idle connection holds none of them.
     mutating func releaseLargeBuffer() {
         if payloads.capacity > Self.keptCapacity { payloads = ByteBuffer() }
+        if !ownPayloads.isEmpty { ownPayloads.removeAll(keepingCapacity: true) }
     }
 
     /// The rules of RFC 6455 §5 a frame must meet on its own and in its message; checked as
