@@ -37,9 +37,9 @@ struct DoubleReplacementTests {
                 metrics: metrics, sharedKey: SharedKey(configured: settings.sharedKey), cluster: nil)
         }
 
-        /// A new socket of the id (it replaces the id's current one).
-        func connect() -> EmbeddedChannel {
-            EmbeddedChannel(handler: SessionHandler(client: id, window: "0", resume: nil, services: services, logger: Logger(label: "test")))
+        /// A new socket of the id (it replaces the id's current one); resuming when asked.
+        func connect(resume: ResumeRequest? = nil) -> EmbeddedChannel {
+            EmbeddedChannel(handler: SessionHandler(client: id, window: "0", resume: resume, services: services, logger: Logger(label: "test")))
         }
 
         func push(_ numbers: ClosedRange<Int>) {
@@ -98,6 +98,34 @@ struct DoubleReplacementTests {
         for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
     }
 
+    /// A resuming socket replaced while its writes were held back writes again before it has
+    /// closed: from the new socket's greeting on the id's positions are the new socket's, so
+    /// the old one may number none of what it held; it hands all of it to the new socket, which
+    /// numbers it after its greeting, followed by what waited in the id's buffer.
+    @Test func aReplacedResumingSocketNumbersNothingAfterTheNewGreeting() throws {
+        let sockets = try Sockets()
+        let first = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
+        first.embeddedEventLoop.run()
+        let firstGreeting = try #require(try Self.messages(writtenTo: first).first)
+        let epoch = try #require(firstGreeting.headers["epoch"])
+        first.isWritable = false
+        sockets.push(1...3)
+        let second = sockets.connect(resume: ResumeRequest(received: 0, epoch: epoch))
+        sockets.push(4...6)
+        first.isWritable = true
+        first.pipeline.fireChannelWritabilityChanged()
+        first.embeddedEventLoop.run()
+        second.embeddedEventLoop.run()
+
+        #expect(try Self.messages(writtenTo: first).isEmpty, "the replaced socket wrote nothing numbered")
+        let received = try Self.messages(writtenTo: second)
+        #expect(received.first?.headers.route == ResumeHeader.resumeRoute && received.first?.headers["replayed"] == "0")
+        let pushes = received.dropFirst()
+        #expect(pushes.map { $0.headers["n"] } == (1...6).map { "\($0)" }, "every push once, in order")
+        #expect(pushes.map { $0.headers["pos"] } == (1...6).map { "\($0)" }, "numbered by the new socket, from 1")
+        for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+    }
+
     static func expectOneToSix(writtenTo newest: EmbeddedChannel, closing channels: [EmbeddedChannel]) throws {
         let received = try pushNumbers(writtenTo: newest)
         #expect(received == Array(1...6), "the newest socket got \(received)")
@@ -106,19 +134,23 @@ struct DoubleReplacementTests {
 
     /// The `n` of every message in the server frames written to `channel`, in order.
     static func pushNumbers(writtenTo channel: EmbeddedChannel) throws -> [Int] {
+        try messages(writtenTo: channel).map { try #require($0.headers["n"].flatMap(Int.init)) }
+    }
+
+    /// The messages of the binary frames written to `channel` since last read, in order (other
+    /// frames, such as a close, skipped).
+    static func messages(writtenTo channel: EmbeddedChannel) throws -> [Message] {
         var bytes = ByteBuffer()
         while var written = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&written) }
-        var numbers: [Int] = []
+        var messages: [Message] = []
         while let first = bytes.readInteger(as: UInt8.self), let second = bytes.readInteger(as: UInt8.self) {
-            #expect(first == 0x82, "a final binary frame")
             var length = Int(second & 0x7F)
             if length == 126 { length = Int(bytes.readInteger(as: UInt16.self)!) }
             if length == 127 { length = Int(bytes.readInteger(as: UInt64.self)!) }
             let frame = bytes.readSlice(length: length)
-            let message = try Message(decoding: try #require(frame))
-            let n = message.headers["n"].flatMap(Int.init)
-            numbers.append(try #require(n))
+            guard first == 0x82 else { continue }
+            messages.append(try Message(decoding: try #require(frame)))
         }
-        return numbers
+        return messages
     }
 }
