@@ -160,3 +160,56 @@ extension ResumeWindowTests {
         }
     }
 }
+
+extension ResumeWindowTests {
+    /// The parts of a large message whose payload is alone in its buffer are kept without
+    /// copies, and the window counts the buffer until its last part is acknowledged (releasing
+    /// the first parts frees nothing); the parts of a payload that is a slice of a larger
+    /// buffer are copied and counted one by one. Both replay intact.
+    @Test func thePartsOfALargeMessageAreCountedAsWhatTheyHold() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let id = ClientID("w5")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "w5")
+            let epoch = try #require(greeting.headers["epoch"])
+            let size = 200_000
+            let alone = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 / 3) })
+            let larger = ByteBuffer(bytes: (0..<(4 * size)).map { UInt8(truncatingIfNeeded: $0 / 5) })
+            for (n, payload) in [(1, alone), (2, larger.getSlice(at: size, length: size)!)] {
+                var push = numberedPush(n)
+                push.payload = payload
+                host.host.directory.push(push, to: id)
+            }
+            let parts = size / WireLimits.maxPayloadBytes + 1
+            var received: [Message] = []
+            for _ in 1...(2 * parts) { received.append(try await socket.nextMessage()) }
+            #expect(received.map { $0.headers["pos"] } == (1...(2 * parts)).map { "\($0)" })
+            let window = { @Sendable () throws -> ResumeSnapshot in try #require(host.client("w5")?.resume) }
+
+            let whole = try window().windowBytes
+            #expect(whole >= 2 * size)
+            // All but the last part of the first message: its buffer is still held.
+            try await socket.send(["ack": "\(parts - 1)"])
+            try await waitUntil { try window().windowMessages == parts + 1 }
+            #expect(try window().windowBytes == whole, "the first message's buffer is held by its last part")
+            // The first message, and the first part of the second: that part's copy goes.
+            try await socket.send(["ack": "\(parts + 1)"])
+            try await waitUntil { try window().windowMessages == parts - 1 }
+            let second = try window().windowBytes
+            #expect(second < size && second > size - 2 * WireLimits.maxPayloadBytes)
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "w5", received: UInt64(parts + 1), epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(parts - 1)")
+            var replayed = ByteBuffer()
+            for _ in 1..<parts {
+                var message = try await again.nextMessage()
+                replayed.writeBuffer(&message.payload)
+            }
+            #expect(replayed == larger.getSlice(at: size + WireLimits.maxPayloadBytes, length: size - WireLimits.maxPayloadBytes)!)
+            try await again.send(["ack": "\(2 * parts)"])
+            try await waitUntil { try window().windowBytes == 0 }
+            #expect(host.host.directory.budget.usedBytes == 0)
+        }
+    }
+}

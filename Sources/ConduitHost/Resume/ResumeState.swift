@@ -152,22 +152,36 @@ final class ResumeState: Sendable {
 
     // MARK: Host positions
 
-    /// `parts` with their positions, kept in the window; nil when `writer` is no longer the
-    /// id's (it was replaced): nothing is stamped and the parts go to the new writer.
-    func stamp(_ parts: [Message], writer: ObjectIdentifier) -> [Message]? {
+    /// `message` split into the parts it goes out as, each with its position, kept whole in
+    /// the window; nil when `writer` is no longer the id's (it was replaced): nothing is
+    /// stamped and the message goes to the new writer.
+    ///
+    /// The parts of a payload alone in its buffer (a joined chunked request's echo) are kept as
+    /// the slices they are, and the buffer is counted once, on the last part: the others,
+    /// released before it, free nothing. Copying each part cost the 1 MiB echo about 5 % of the
+    /// host's CPU. Other parts are compacted one by one.
+    func stamp(splitting message: Message, writer: ObjectIdentifier) -> [Message]? {
         state.withLockedValue { state in
             guard state.writer == writer else { return nil }
-            return parts.map { stampWhole($0, in: &state) }
+            let parts = message.split()
+            let sharesOneBuffer = parts.count > 1 && Self.isCompact(message.payload)
+            var counted = message.payload.storageCapacity - message.payload.readableBytes
+            return parts.indices.map { index in
+                let stamped = Self.numbered(sharesOneBuffer ? parts[index] : Self.compacted(parts[index]), state.nextPosition)
+                counted += stamped.encodedSize
+                let bytes = sharesOneBuffer ? (index == parts.count - 1 ? counted : 0) : stamped.encodedSize
+                keep(held: stamped, counting: bytes, in: &state)
+                return stamped
+            }
         }
     }
 
-    /// `message` with the next position as a header, kept whole in the window.
-    private func stampWhole(_ message: Message, in state: inout State) -> Message {
+    /// `message` with `position` as its `pos`, in place of any `pos` or `ack` it had.
+    private static func numbered(_ message: Message, _ position: UInt64) -> Message {
         var stamped = message
         stamped.headers.removeAll(ResumeHeader.position)
         stamped.headers.removeAll(ResumeHeader.ack)
-        stamped.headers.append(ResumeHeader.position, String(state.nextPosition))
-        keep(held: Self.compacted(stamped), in: &state)
+        stamped.headers.append(ResumeHeader.position, String(position))
         return stamped
     }
 
@@ -277,8 +291,7 @@ final class ResumeState: Sendable {
         return true
     }
 
-    private func keep(held message: Message, in state: inout State) {
-        let bytes = message.encodedSize
+    private func keep(held message: Message, counting bytes: Int, in state: inout State) {
         keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), loggedBytes: 0, held: .message), in: &state)
         state.held.append(message)
     }

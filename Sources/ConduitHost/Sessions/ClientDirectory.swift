@@ -442,10 +442,9 @@ extension ClientDirectory {
                   let entry = slots[client]?.buffer.popFirst()
             else { return (nil, []) }
             let message = entry.message
-            let parts = message.payload.readableBytes > WireLimits.maxPayloadBytes ? message.split() : [message]
             // Under the lock the stream is the id's writer: numbering can't be refused.
-            let numbered = slots[client]?.resume?.stamp(parts, writer: ObjectIdentifier(stream)) ?? parts
-            return (numbered, takeWaitersIfWritable(client, in: &slots))
+            let parts = slots[client]?.resume?.stamp(splitting: message, writer: ObjectIdentifier(stream)) ?? message.split()
+            return (parts, takeWaitersIfWritable(client, in: &slots))
         }
         for waiter in waiters { waiter() }
         return parts

@@ -304,7 +304,7 @@ final class SessionHandler: ChannelInboundHandler {
                 return .unencodable
             }
         } else {
-            guard let numbered = resume.stamp(message.split(), writer: writerID) else { return .superseded }
+            guard let numbered = resume.stamp(splitting: message, writer: writerID) else { return .superseded }
             for part in numbered {
                 guard append(part, context: context) else { return .unencodable }
             }
