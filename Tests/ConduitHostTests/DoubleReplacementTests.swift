@@ -2,6 +2,7 @@
 import ConduitKit
 import ConduitTesting
 import ConduitWire
+import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -86,16 +87,27 @@ struct DoubleReplacementTests {
 
     /// The id expires while the socket it replaced has not closed yet; that socket's handover
     /// then makes the id anew, and it must expire again (it stayed, its bytes reserved).
-    @Test func aReplacedSocketThatClosesAfterItsIdExpiredLeavesNothingBehind() async throws {
+    /// Synchronous, so that the embedded loops are used only from the thread that made them
+    /// (an `await` may resume on another, which SwiftNIO reports as misuse).
+    @Test func aReplacedSocketThatClosesAfterItsIdExpiredLeavesNothingBehind() throws {
         let sockets = try Sockets(graceSeconds: 0.2)
         let (first, second) = Self.replacedWithMessagesWaiting(sockets)
-        _ = try? await second.close().get()
-        try await waitUntil { sockets.directory.snapshot.isEmpty }
+        _ = try? second.close().wait()
+        try Self.waitUntil { sockets.directory.snapshot.isEmpty }
         first.embeddedEventLoop.run()
         #expect(sockets.directory.snapshot.first?.buffered == 3, "the late handover is kept for a while")
-        try await waitUntil { sockets.directory.snapshot.isEmpty }
+        try Self.waitUntil { sockets.directory.snapshot.isEmpty }
         #expect(sockets.directory.budget.usedBytes == 0)
         for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+    }
+
+    /// Waits on this thread, up to 10 s, for `condition` (the id's expiry runs on a real loop).
+    static func waitUntil(_ condition: () -> Bool) throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 
     /// A resuming socket replaced while its writes were held back writes again before it has
