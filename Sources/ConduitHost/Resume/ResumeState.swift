@@ -7,10 +7,11 @@ import NIOCore
 ///
 /// Host → client: every message gets the next position as it is written, and stays in the
 /// window until the client acknowledges it; the window is bounded in bytes (the newest is
-/// always kept) and its bytes come from the host-wide budget. A message of one frame is kept as
-/// the bytes its writer encoded, appended to one buffer (`log`): keeping each as a `Message` cost a
-/// copy of its payload (a slice of the socket's read buffer) and of its header list per
-/// message, and their release on every acknowledgement, half the routed echo's cost of resume.
+/// always kept) and its bytes come from the host-wide budget. A message of one frame is kept
+/// as the bytes its writer encoded, appended to one buffer (`log`): keeping each as a
+/// `Message` cost a copy of its payload (a slice of the socket's read buffer) and of its
+/// header list per message, and their release on every acknowledgement, half the routed
+/// echo's cost of resume.
 /// Only the current writer (the id's socket or stream) may stamp: a socket that was replaced
 /// and still writes is told so, and hands its messages to the new one instead.
 ///
@@ -194,13 +195,13 @@ final class ResumeState: Sendable {
 
     /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
     /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
-    /// in the window: its encoded bytes copied into the log, once. A large payload written apart
-    /// from its frame is kept as it is when its buffer holds little else (an echo's, from a
-    /// frame unmasked into a buffer of its own), else copied into the log after the rest: kept
-    /// whole, the message cost an allocation and a copy of its header list, and copying a
-    /// 16 KiB payload was most of resume's cost at that size. Nil, and nothing is encoded or numbered, when
-    /// `writer` is no longer the id's; a message that breaks a limit throws and takes no
-    /// position. Encoded under the lock, so positions go out in the order they are given.
+    /// in the window: its encoded bytes copied into the log, once. A large payload written
+    /// apart from its frame is kept as it is when its buffer holds little else (an echo's, from
+    /// a frame unmasked into a buffer of its own), else copied into the log after the rest:
+    /// kept whole, the message cost an allocation and a copy of its header list, and copying a
+    /// 16 KiB payload was most of resume's cost at that size. Nil, and nothing is encoded or
+    /// numbered, when `writer` is no longer the id's; a message that breaks a limit throws and
+    /// takes no position. Encoded under the lock, so positions go out in the order they are given.
     /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
     /// goes with the message if it is above (SPEC §9 lets the host acknowledge on any message),
     /// which spares a `conduit.ack` frame.

@@ -6,9 +6,9 @@ import NIOWebSocket
 /// All frames a read completes are checked and unmasked in one pass into a buffer the
 /// connection reuses (large ones, where asked, into buffers of their own), before any is
 /// handed on: nothing writes to that buffer while a handler may hold a slice of it, so the
-/// routed echo allocates nothing per message. A frame split
-/// across reads waits in a buffer sized once for the whole frame, so a large one is copied
-/// in linear time. Every rule a server must check is checked here, and a breach ends reading.
+/// routed echo allocates nothing per message. A frame split across reads waits in a buffer
+/// sized once for the whole frame, so a large one is copied in linear time. Every rule a
+/// server must check is checked here, and a breach ends reading.
 struct ClientFrameReader {
     /// One frame of the current read.
     struct Frame {
