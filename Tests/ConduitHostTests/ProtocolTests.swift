@@ -67,6 +67,27 @@ struct ProtocolTests {
         }
     }
 
+    /// On a resuming connection a frame of 1 KiB and up is unmasked into a buffer of its own
+    /// (resume's window keeps an echoed payload without a copy): fragments of that size, with a
+    /// ping between them, still join into the one message.
+    @Test func largeFragmentsOnAResumingConnectionAreJoined() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await TestWebSocketClient.connect(port: host.port, path: host.path(client: "frag") + "&resume=0")
+            #expect(try await client.nextMessage().headers.route == ResumeHeader.resumeRoute)
+            let payload = ByteBuffer(bytes: (0..<30_000).map { UInt8(truncatingIfNeeded: $0 / 7) })
+            var encoded = try Message(headers: ["route": "echo", "pos": "1"], payload: payload).encoded()
+            let first = encoded.readSlice(length: 9_000)!
+            let second = encoded.readSlice(length: 20)!
+            try await client.sendFrame(.init(fin: false, opcode: .binary, data: first))
+            try await client.sendFrame(.init(fin: true, opcode: .ping, data: ByteBuffer(string: "mid")))
+            try await client.sendFrame(.init(fin: false, opcode: .continuation, data: second))
+            try await client.sendFrame(.init(fin: true, opcode: .continuation, data: encoded))
+            #expect(try await client.nextFrame().opcode == .pong)
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["pos"] == "1" && reply.payload == payload)
+        }
+    }
+
     @Test func oversizeMessagesAreClosedWith1009() async throws {
         let yaml = "limits:\n  maxMessageBytes: 4096\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
