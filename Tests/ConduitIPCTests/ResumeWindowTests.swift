@@ -216,3 +216,47 @@ extension ResumeWindowTests {
         }
     }
 }
+
+extension ResumeWindowTests {
+    /// A window smaller than one message keeps the newest message whole (every part, SPEC
+    /// §9), and a later message evicts it whole: a replay never starts inside a message. Both
+    /// for parts kept as slices of one buffer and parts copied one by one.
+    @Test(arguments: [true, false]) func evictionsTakeWholeMessagesAndKeepTheNewestWhole(payloadAlone: Bool) async throws {
+        let yaml = "limits:\n  resumeWindowBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let name = payloadAlone ? "w7" : "w8"
+            let id = ClientID(name)!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: name)
+            let epoch = try #require(greeting.headers["epoch"])
+            let size = 200_000
+            let bytes = ByteBuffer(bytes: (0..<(4 * size)).map { UInt8(truncatingIfNeeded: $0 / 3) })
+            let large = payloadAlone ? ByteBuffer(buffer: bytes.getSlice(at: 0, length: size)!) : bytes.getSlice(at: size, length: size)!
+            let parts = size / WireLimits.maxPayloadBytes + 1
+            for (n, payload) in [(1, ByteBuffer(repeating: 1, count: 100)), (2, large)] {
+                var push = numberedPush(n)
+                push.payload = payload
+                host.host.directory.push(push, to: id)
+            }
+            for _ in 0...parts { _ = try await socket.nextMessage() }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: name, received: 0, epoch: epoch)
+            #expect(resumed.headers["lost"] == "1" && resumed.headers["replayed"] == "\(parts)", "the newest message whole: \(resumed.headers)")
+            var replayed = ByteBuffer()
+            for _ in 1...parts {
+                var message = try await again.nextMessage()
+                replayed.writeBuffer(&message.payload)
+            }
+            #expect(replayed == large)
+            // A later message evicts every part of the large one.
+            host.host.directory.push(numberedPush(3), to: id)
+            _ = try await again.nextMessage()
+            try await again.close()
+            try await again.waitUntilClosed()
+            let (last, final) = try await ResumeTests.resume(host, id: name, received: 1, epoch: epoch)
+            #expect(final.headers["lost"] == "\(parts)" && final.headers["replayed"] == "1", "\(final.headers)")
+            #expect(try await last.nextMessage().headers["n"] == "3")
+        }
+    }
+}

@@ -29,6 +29,8 @@ final class ResumeState: Sendable {
         /// How many of its encoded bytes are the next in the log.
         let loggedBytes: Int
         let held: Held
+        /// A whole message, or the last part of one: evictions end here.
+        let endsMessage: Bool
     }
 
     /// What of a window entry is kept apart from the log.
@@ -166,12 +168,18 @@ final class ResumeState: Sendable {
             guard state.writer == writer else { return nil }
             let parts = message.split()
             let sharesOneBuffer = parts.count > 1 && Self.isCompact(message.payload)
+            let first = state.nextPosition
             var counted = message.payload.storageCapacity - message.payload.readableBytes
             return parts.indices.map { index in
                 let stamped = Self.numbered(sharesOneBuffer ? parts[index] : Self.compacted(parts[index]), state.nextPosition)
+                let isLast = index == parts.count - 1
                 counted += stamped.encodedSize
-                let bytes = sharesOneBuffer ? (index == parts.count - 1 ? counted : 0) : stamped.encodedSize
-                keep(held: stamped, counting: bytes, in: &state)
+                let bytes = sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize
+                let sent = Sent(
+                    position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, keepingFrom: first, in: &state),
+                    loggedBytes: 0, held: .message, endsMessage: isLast)
+                keep(sent, in: &state)
+                state.held.append(stamped)
                 return stamped
             }
         }
@@ -211,7 +219,7 @@ final class ResumeState: Sendable {
                 guard state.writer == writer else { return nil }
                 let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
                 let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
-                let reserved = makeRoom(appended.encodedBytes, in: &state)
+                let reserved = makeRoom(appended.encodedBytes, keepingFrom: state.nextPosition, in: &state)
                 frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
                 var held = Held.nothing
                 if let payload = appended.separatePayload {
@@ -223,7 +231,9 @@ final class ResumeState: Sendable {
                     }
                 }
                 let logged = held == .payload ? appended.bufferedRange.count : appended.encodedBytes
-                keep(Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, loggedBytes: logged, held: held), in: &state)
+                keep(
+                    Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, loggedBytes: logged, held: held, endsMessage: true),
+                    in: &state)
                 return Stamped(appended: appended, ack: ack)
             }
         }.get()
@@ -261,16 +271,19 @@ final class ResumeState: Sendable {
         payload.storageCapacity <= 2 * payload.readableBytes + 4096
     }
 
-    /// Makes room for `bytes` more: past the bound (its own, or the host's budget) the oldest
-    /// go, counted as evicted (a client that had not received them is told on its next
-    /// connect). The newest is kept even alone over the bound; true when its bytes are
-    /// reserved (the budget had them).
-    private func makeRoom(_ bytes: Int, in state: inout State) -> Bool {
+    /// Makes room for `bytes` more of the message that starts at position `first`: past the
+    /// bound (its own, or the host's budget) the oldest messages go, whole (every part of one
+    /// still held), counted as evicted (a client that had not received them is told on its next
+    /// connect). The newest message is kept whole even alone over the bound; true when its
+    /// bytes are reserved (the budget had them).
+    private func makeRoom(_ bytes: Int, keepingFrom first: UInt64, in state: inout State) -> Bool {
         while true {
             if state.windowBytes + bytes <= windowLimit, takeBudget(bytes, in: &state) { return true }
-            guard !state.window.isEmpty else { return takeBudget(bytes, in: &state) }
-            releaseOldest(1, in: &state)
-            state.counters.add(.evicted, 1, metrics: budget.metrics)
+            guard let oldest = state.window.first, oldest.position < first else { return takeBudget(bytes, in: &state) }
+            let end = state.window.firstIndex(where: \.endsMessage) ?? state.window.index(before: state.window.endIndex)
+            let count = state.window.distance(from: state.window.startIndex, to: end) + 1
+            releaseOldest(count, in: &state)
+            state.counters.add(.evicted, count, metrics: budget.metrics)
         }
     }
 
@@ -290,11 +303,6 @@ final class ResumeState: Sendable {
         }
         state.credit -= bytes
         return true
-    }
-
-    private func keep(held message: Message, counting bytes: Int, in state: inout State) {
-        keep(Sent(position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, in: &state), loggedBytes: 0, held: .message), in: &state)
-        state.held.append(message)
     }
 
     private func keep(_ sent: Sent, in state: inout State) {
