@@ -67,9 +67,10 @@ struct ProtocolTests {
         }
     }
 
-    /// On a resuming connection a frame of 1 KiB and up is unmasked into a buffer of its own
-    /// (resume's window keeps an echoed payload without a copy): fragments of that size, with a
-    /// ping between them, still join into the one message.
+    /// On a resuming connection an unfragmented frame of 1 KiB and up is unmasked into a
+    /// buffer of its own (resume's window keeps an echoed payload without a copy); fragments of
+    /// that size, read beside other frames, with a ping between them, still join into the one
+    /// message.
     @Test func largeFragmentsOnAResumingConnectionAreJoined() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await TestWebSocketClient.connect(port: host.port, path: host.path(client: "frag") + "&resume=0")

@@ -26,8 +26,9 @@ struct ClientFrameReader {
     private(set) var violation: FrameViolation?
     /// Unmasked payloads of the last read's frames.
     private var payloads = ByteBuffer()
-    /// Frames with at least this many payload bytes are unmasked into buffers of their own, so
-    /// that keeping one (resume's window) holds nothing of the other frames of its read.
+    /// Unfragmented frames with at least this many payload bytes are unmasked into buffers of
+    /// their own, so that keeping one (resume's window) holds nothing of the other frames of
+    /// its read.
     var ownBuffersFrom = Int.max
     /// Those buffers, for the last read.
     private var ownPayloads: [ByteBuffer] = []
@@ -90,7 +91,8 @@ struct ClientFrameReader {
                     }
                     guard rest.count - header.size >= header.payloadLength else { break }
                     let masked = rest.baseAddress! + header.size
-                    if header.payloadLength >= ownBuffersFrom {
+                    // A fragment is copied into its joined message anyway: no buffer of its own.
+                    if header.payloadLength >= ownBuffersFrom, header.fin, header.opcode != .continuation {
                         var own = allocator.buffer(capacity: header.payloadLength)
                         own.writeWithUnsafeMutableBytes(minimumWritableBytes: 0) { own in
                             Unmask.copy(from: masked, to: own.baseAddress!, count: header.payloadLength, key: header.maskKey!)
