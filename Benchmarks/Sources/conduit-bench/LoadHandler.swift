@@ -123,8 +123,10 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
                 return
             }
             // Each part takes a position of its own, as the clients number them.
-            guard let parts = numberedParts, let frames = try? numberedParts?.frames(from: nextPosition) else { return recorder.failed("can't encode") }
-            nextPosition += UInt64(parts.count)
+            guard let frames = try? numberedParts?.frames(from: nextPosition), let parts = numberedParts?.count else {
+                return recorder.failed("can't encode")
+            }
+            nextPosition += UInt64(parts)
             for buffer in frames { (writer ?? context).write(wrapOutboundOut(buffer), promise: nil) }
             return
         }
