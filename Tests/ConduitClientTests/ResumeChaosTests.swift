@@ -12,7 +12,9 @@ import Testing
 /// The chaos test of resume (SPEC §9), short; the Swift side (the JS side is in Tests/js).
 /// Numbered requests, numbered handler pushes and numbered UDP datagrams flow while a driver
 /// resets the client's connection (through a proxy: what is in flight is lost both ways) and
-/// lets another socket take the id over and the client take it back. Sizes from
+/// lets another socket take the id over and the client take it back. Some pushes and requests
+/// are large (`Self.payload`): kept apart from their frames in the window, split into parts
+/// each with its position, and sent by the client as chunks. Sizes from
 /// `CONDUIT_CHAOS_PUSHES`, `CONDUIT_CHAOS_DATAGRAMS`, `CONDUIT_CHAOS_REQUESTS` (the long run).
 @Suite("Client: resume chaos", .serialized, .timeLimit(.minutes(3)))
 struct ResumeChaosTests {
@@ -47,7 +49,7 @@ struct ResumeChaosTests {
             let pusher = Task {
                 for n in 1...pushes {
                     await directory.writable(id)
-                    directory.push(numberedPush(n), to: id)
+                    directory.push(Message(headers: ["route": "test.push", "n": "\(n)"], payload: Self.pushPayload(n)), to: id)
                     if n % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
                 }
             }
@@ -60,8 +62,10 @@ struct ResumeChaosTests {
             }
             let requester = Task {
                 for n in 1...requests {
-                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], timeout: .seconds(60))
+                    let payload = Self.requestPayload(n)
+                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], payload: payload, timeout: .seconds(60))
                     #expect(reply.headers["n"] == "\(n)")
+                    #expect(reply.payload == payload, "request \(n)'s reply: \(reply.payload.readableBytes) bytes for \(payload.readableBytes)")
                 }
             }
             let done = NIOLockedValueBox(false)
@@ -91,7 +95,10 @@ struct ResumeChaosTests {
             }
             try await Task.sleep(for: .milliseconds(300))
             let messages = recorder.messages
-            Self.expectOnceInOrder(messages.filter { $0.headers.route == "test.push" }.map { $0.headers["n"] ?? "?" }, count: pushes, "push")
+            let pushed = messages.filter { $0.headers.route == "test.push" }
+            Self.expectOnceInOrder(pushed.map { $0.headers["n"] ?? "?" }, count: pushes, "push")
+            let damaged = pushed.filter { $0.payload != Self.pushPayload(Int($0.headers["n"] ?? "") ?? 0) }
+            #expect(damaged.isEmpty, "pushes with a payload not as sent: \(damaged.prefix(5).map { "\($0.headers["n"] ?? "?"): \($0.payload.readableBytes) bytes" })")
             Self.expectOnceInOrder(messages.filter { $0.headers.route == "udp.data" }.map { String(buffer: $0.payload) }, count: datagrams, "datagram")
             #expect(messages.count == expected, "nothing else arrived")
             let counts = DispatchTally.counts(of: "chaotic")
@@ -107,6 +114,28 @@ struct ResumeChaosTests {
             try await peer.close()
             try await proxy.stop()
         }
+    }
+
+    /// Push `n`'s payload: small, 1.5–4.5 KB every 20th (written apart from its frame, kept
+    /// without a copy), 70 KB and up every 500th (two parts, kept as slices of one buffer).
+    static func pushPayload(_ n: Int) -> ByteBuffer {
+        if n % 500 == 0 { return pattern(n, bytes: 70_000 + n) }
+        if n % 20 == 0 { return pattern(n, bytes: 1_500 + n % 3_000) }
+        return ByteBuffer(string: "push \(n)")
+    }
+
+    /// Request `n`'s payload, echoed back: empty, 3 KB and up every 10th (a frame unmasked into
+    /// a buffer of its own), 150 KB every 100th (sent as chunks, echoed in three parts).
+    static func requestPayload(_ n: Int) -> ByteBuffer {
+        if n % 100 == 0 { return pattern(n, bytes: 150_000) }
+        if n % 10 == 0 { return pattern(n, bytes: 3_000 + n) }
+        return ByteBuffer()
+    }
+
+    /// Bytes that differ with `n` and with their offset, so a part from another message or
+    /// out of place shows.
+    private static func pattern(_ n: Int, bytes: Int) -> ByteBuffer {
+        ByteBuffer(bytes: (0..<bytes).map { UInt8(truncatingIfNeeded: n &* 131 &+ $0 &+ $0 / 251) })
     }
 
     /// Binds the id's UDP socket and starts reading it: datagrams become `udp.data` pushes.
