@@ -116,11 +116,13 @@ struct ResumeChaosTests {
         }
     }
 
-    /// Push `n`'s payload: small, 1.5–4.5 KB every 20th (written apart from its frame, kept
-    /// without a copy), 70 KB and up every 500th (two parts, kept as slices of one buffer).
+    /// Push `n`'s payload: small; 1.5–4.5 KB every 20th (written apart from its frame, kept
+    /// without a copy); 3 KB of a 24 KB buffer every 20th between them (copied into the window's
+    /// log); 70 KB and up every 500th (two parts, kept as slices of one buffer).
     static func pushPayload(_ n: Int) -> ByteBuffer {
         if n % 500 == 0 { return pattern(n, bytes: 70_000 + n) }
         if n % 20 == 0 { return pattern(n, bytes: 1_500 + n % 3_000) }
+        if n % 20 == 10 { return pattern(n, bytes: 24_000).getSlice(at: 5_000, length: 3_000)! }
         return ByteBuffer(string: "push \(n)")
     }
 

@@ -370,7 +370,8 @@ export function scenarios ({ module, vectors, prefix }) {
     // this side (what is in flight is discarded), lets another socket take the id over (the
     // client takes it back), pauses the host (the port changes) and pauses it longer (requests
     // wait, pushes come over the fallback stream). UDP datagrams flow too: the client sends
-    // them with udp.send to its own UDP socket, which pushes each back as udp.data.
+    // them with udp.send to its own UDP socket, which pushes each back as udp.data. Some
+    // pushes and requests are large, and their bytes are checked.
     async 'resume: every push, datagram and request exactly once while sockets die, are replaced, the host pauses and the fallback stream carries' () {
       const conduit = await open({ resume: true, reconnect: { timeout: 20, retries: 10000 } })
       const pushes = Number(globalThis.CONDUIT_CHAOS_PUSHES ?? 400)
@@ -379,11 +380,22 @@ export function scenarios ({ module, vectors, prefix }) {
       const received = []
       const datagramsReceived = []
       const told = { reset: 0, lost: 0 }
+      // Some bodies are large: kept apart from their frames in the window, or split into
+      // numbered parts (the 70 KB pushes, the 150 KB requests, sent as chunks); a part lost,
+      // doubled or out of place shows in the bytes.
+      const pattern = (n, size) => Uint8Array.from({ length: size }, (_, index) => (n * 131 + index + Math.floor(index / 251)) & 255)
+      const pushBody = (from) => from === 181 ? pattern(from, 70000) : from % 80 === 1 ? pattern(from, 2000 + from) : new TextEncoder().encode('p')
+      const requestBody = (n) => n % 40 === 0 ? pattern(n, 150000) : n % 10 === 0 ? pattern(n, 3000 + n) : new TextEncoder().encode(String(n))
+      const damaged = []
       conduit.addEventListener('reset', () => told.reset++)
       conduit.addEventListener('lost', (event) => { told.lost += event.count })
       conduit.receive((error, message) => {
         check(!error, `receive: ${error}`)
-        if (message.options.route === 'test.push') received.push(message.options.n)
+        if (message.options.route === 'test.push') {
+          received.push(message.options.n)
+          const body = pushBody(message.options.n - (message.options.n - 1) % 20)
+          if (!equalBytes(message.payload, body)) damaged.push(`${message.options.n}: ${message.payload.byteLength} bytes for ${body.byteLength}`)
+        }
         if (message.options.route === 'udp.data') datagramsReceived.push(Number(text(message.payload)))
       })
       const { data: udp } = JSON.parse(text((await conduit.request('udp.bind')).payload))
@@ -395,7 +407,7 @@ export function scenarios ({ module, vectors, prefix }) {
       })()
       const pusher = (async () => {
         for (let from = 1; from <= pushes; from += 20) {
-          const response = await Conduit.ipc('test.push', { headers: { to: conduit.id, count: Math.min(20, pushes - from + 1), from }, body: 'p' })
+          const response = await Conduit.ipc('test.push', { headers: { to: conduit.id, count: Math.min(20, pushes - from + 1), from }, body: pushBody(from) })
           check(response.ok, `test.push: HTTP ${response.status}`)
           await sleep(5)
         }
@@ -405,8 +417,9 @@ export function scenarios ({ module, vectors, prefix }) {
       let replacements = 0
       const requester = (async () => {
         for (let n = 1; n <= requests; n++) {
-          const reply = await conduit.request('test.tally', { headers: { n }, payload: String(n), timeout: 60000 })
-          check(reply.options.n === n && text(reply.payload) === String(n), `reply ${n}: ${JSON.stringify(reply.options)}`)
+          const body = requestBody(n)
+          const reply = await conduit.request('test.tally', { headers: { n }, payload: body, timeout: 60000 })
+          check(reply.options.n === n && equalBytes(reply.payload, body), `reply ${n}: ${JSON.stringify(reply.options)}, ${reply.payload.byteLength} bytes for ${body.byteLength}`)
           // A fast machine would finish before the driver's fourth disruption: pace the
           // requests on it, so at least four fall in the middle of the traffic.
           if (n % 30 === 0) await waitFor(() => disruptions >= n / 30, 20000, `disruption ${n / 30}`)
@@ -442,6 +455,7 @@ export function scenarios ({ module, vectors, prefix }) {
       await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`)
       await sleep(100)
       same(received, Array.from({ length: pushes }, (_, index) => index + 1), 'every push once, in order')
+      check(damaged.length === 0, `pushes with a body not as sent: ${damaged.slice(0, 5)}`)
       await waitFor(() => datagramsReceived.length >= datagrams, 20000, `${datagrams} datagrams (have ${datagramsReceived.length})`)
       same(datagramsReceived, Array.from({ length: datagrams }, (_, index) => index + 1), 'every datagram once, in order')
       const report = await conduit.request('test.tally', { headers: { report: true } })
