@@ -33,3 +33,5 @@ for config in "${workloads[@]}"; do
   done
 done
 python3 "$here/summarize.py" "$results"
+# Per repeat, then the median: the machine drifts between a fast and a slow phase.
+python3 "$here/paired.py" "$results"
