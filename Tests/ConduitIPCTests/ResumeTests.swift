@@ -159,6 +159,39 @@ struct ResumeTests {
         }
     }
 
+    /// A `cancel` (SPEC §8) carries a position like a request (§9's fine print): processed
+    /// once, acknowledged, and dropped as a duplicate when the client sends it again after a
+    /// reconnect, with the request it cancelled.
+    @Test func aCancelIsNumberedAndDeduplicatedLikeARequest() async throws {
+        let yaml = "routes:\n  - route: silent\n    handler: silent\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let (socket, greeting) = try await Self.resume(host, id: "r-cancel")
+            let epoch = try #require(greeting.headers["epoch"])
+            try await socket.send(["route": "silent", "token": "t1", "pos": "1"])
+            try await socket.send(["cancel": "t1", "pos": "2"])
+            let cancelled = try await socket.nextMessage(route: "silent")
+            #expect(cancelled.headers["error"] == "CancelledError" && cancelled.headers["token"] == "t1")
+            try await socket.close()
+
+            // Nothing acknowledged by the client: the host replays what it sent, and says it
+            // processed both client positions; the client sends both again all the same.
+            let (again, resumed) = try await Self.resume(host, id: "r-cancel", received: 0, epoch: epoch)
+            #expect(resumed.headers["ack"] == "2", "the cancel's position counts as processed: \(resumed.headers)")
+            try await again.send(["route": "silent", "token": "t1", "pos": "1"])
+            try await again.send(["cancel": "t1", "pos": "2"])
+            try await again.send(["route": "echo", "token": "after", "pos": "3"])
+            var before: [Message] = []
+            while true {
+                let message = try await again.nextMessage()
+                if message.headers.route == "echo" { break }
+                before.append(message)
+            }
+            let answers = before.filter { $0.headers.route == "silent" }
+            #expect(answers.count == 1 && answers.first?.headers["pos"] == cancelled.headers["pos"], "only the replayed answer: \(answers.map(\.headers))")
+            #expect(host.client("r-cancel")?.resume?.duplicates == 2)
+        }
+    }
+
     /// The 32nd client position owes an acknowledgement: it goes with the reply that follows
     /// (SPEC §9: on any message the host sends), not as a `conduit.ack` frame of its own.
     @Test func theAcknowledgementGoesWithTheReplyThatFollows() async throws {
