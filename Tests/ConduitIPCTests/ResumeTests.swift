@@ -192,6 +192,24 @@ struct ResumeTests {
         }
     }
 
+    /// SPEC §9's fine print: a bare `ack` is neither queued nor dispatched, and any payload it
+    /// has is discarded (never a chunk of the next request); a message without `pos` on a
+    /// resuming connection is dispatched without de-duplication.
+    @Test func aBareAcksPayloadIsNoChunkAndAMessageWithoutPositionIsNotDeduplicated() async throws {
+        try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
+            let (socket, _) = try await Self.resume(host, id: "r-bare")
+            try await socket.send(["ack": "0"], payload: Array("stray".utf8))
+            try await socket.send(["pos": "1"], payload: Array("ab".utf8))
+            try await socket.send(["route": "echo", "token": "joined", "pos": "2"], payload: Array("cd".utf8))
+            let joined = try await socket.nextMessage(route: "echo")
+            #expect(String(buffer: joined.payload) == "abcd", "the bare ack's payload stays out of the request")
+            for _ in 1...2 { try await socket.send(["route": "tally", "token": "np", "n": "np"]) }
+            for _ in 1...2 { _ = try await socket.nextMessage(route: "tally") }
+            #expect(DispatchTally.counts(of: "r-bare") == ["np": 2])
+            #expect(host.client("r-bare")?.resume?.duplicates == 0)
+        }
+    }
+
     /// The 32nd client position owes an acknowledgement: it goes with the reply that follows
     /// (SPEC §9: on any message the host sends), not as a `conduit.ack` frame of its own.
     @Test func theAcknowledgementGoesWithTheReplyThatFollows() async throws {
