@@ -6,6 +6,7 @@ import ConduitWire
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// `GET /internal.conduit.events?id=`: a client whose socket is down reads its pushes over IPC.
@@ -93,6 +94,24 @@ struct FallbackStreamTests {
     /// The stream's connection is closed when the stream ends, so its head says so: a client
     /// that pools keep-alive connections (Node's fetch) once sent its next request on it just as
     /// the host closed it, and that request failed ("other side closed").
+    /// SPEC §9's fine print: an id with an open socket gets its pushes there, and its events
+    /// stream is refused with 409, resuming or not, leaving the id as it was.
+    @Test func anIdWithAnOpenSocketHasNoEventsStream() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let socket = try await host.connect(client: "14")
+            for query in ["id=14", "id=14&resume=0"] {
+                let refused = try await host.ipc().request(.GET, "/internal.conduit.events?\(query)")
+                #expect(refused.status == .conflict, "\(query): \(refused.status)")
+                #expect(try refused.decode(ErrorEnvelope.self).err.message.contains("open socket"))
+            }
+            #expect(host.client("14")?.streaming == false && host.client("14")?.resume == nil)
+            host.host.directory.push(numberedPush(1), to: ClientID("14")!)
+            let push = try await socket.nextMessage()
+            #expect(push.headers["n"] == "1" && push.headers["pos"] == nil)
+            try await socket.close()
+        }
+    }
+
     @Test func theStreamsHeadSaysTheConnectionClosesAfterIt() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
