@@ -210,6 +210,25 @@ struct ResumeTests {
         }
     }
 
+    /// SPEC §9's fine print: a relay to a resuming id whose socket is down is still
+    /// `NotFoundError` (§3); the id's window does not take it, and the next socket is not sent it.
+    @Test func aRelayToAResumingIdWithoutASocketIsNotFound() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (away, greeting) = try await Self.resume(host, id: "r-away")
+            let epoch = try #require(greeting.headers["epoch"])
+            try await away.close()
+            try await waitUntil { host.client("r-away")?.connected == false }
+            let sender = try await host.connect(client: "relay-sender")
+            let missing = try await sender.request(Message(headers: ["to": "r-away", "token": "rel", "kind": "note"]))
+            #expect(missing.headers["error"] == "NotFoundError" && missing.headers["token"] == "rel")
+            #expect(host.client("r-away")?.resume?.sent == 0)
+            let (back, resumed) = try await Self.resume(host, id: "r-away", received: 0, epoch: epoch)
+            #expect(resumed.headers["reset"] == nil && resumed.headers["replayed"] == "0")
+            let next = try await back.request(Message(headers: ["route": "echo", "token": "after", "pos": "1"]))
+            #expect(next.headers.route == "echo" && next.headers["pos"] == "1", "nothing came before the echo: \(next.headers)")
+        }
+    }
+
     /// The 32nd client position owes an acknowledgement: it goes with the reply that follows
     /// (SPEC §9: on any message the host sends), not as a `conduit.ack` frame of its own.
     @Test func theAcknowledgementGoesWithTheReplyThatFollows() async throws {
