@@ -13,7 +13,7 @@ import Testing
 /// Numbered requests, numbered handler pushes and numbered UDP datagrams flow while a driver
 /// resets the client's connection (through a proxy: what is in flight is lost both ways) and
 /// lets another socket take the id over and the client take it back. Some pushes and requests
-/// are large (`Self.payload`): kept apart from their frames in the window, split into parts
+/// are large (`pushPayload`, `requestPayload`): kept apart from their frames in the window, split into parts
 /// each with its position, and sent by the client as chunks. Sizes from
 /// `CONDUIT_CHAOS_PUSHES`, `CONDUIT_CHAOS_DATAGRAMS`, `CONDUIT_CHAOS_REQUESTS` (the long run).
 @Suite("Client: resume chaos", .serialized, .timeLimit(.minutes(3)))
@@ -119,7 +119,7 @@ struct ResumeChaosTests {
     /// Push `n`'s payload: small; 1.5–4.5 KB every 20th (written apart from its frame, kept
     /// without a copy); 3 KB of a 24 KB buffer every 20th between them (copied into the window's
     /// log); 70 KB and up every 500th (two parts, kept as slices of one buffer).
-    static func pushPayload(_ n: Int) -> ByteBuffer {
+    private static func pushPayload(_ n: Int) -> ByteBuffer {
         if n % 500 == 0 { return pattern(n, bytes: 70_000 + n) }
         if n % 20 == 0 { return pattern(n, bytes: 1_500 + n % 3_000) }
         if n % 20 == 10 { return pattern(n, bytes: 24_000).getSlice(at: 5_000, length: 3_000)! }
@@ -128,7 +128,7 @@ struct ResumeChaosTests {
 
     /// Request `n`'s payload, echoed back: empty, 3 KB and up every 10th (a frame unmasked into
     /// a buffer of its own), 150 KB every 100th (sent as chunks, echoed in three parts).
-    static func requestPayload(_ n: Int) -> ByteBuffer {
+    private static func requestPayload(_ n: Int) -> ByteBuffer {
         if n % 100 == 0 { return pattern(n, bytes: 150_000) }
         if n % 10 == 0 { return pattern(n, bytes: 3_000 + n) }
         return ByteBuffer()
