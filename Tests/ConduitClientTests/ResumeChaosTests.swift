@@ -49,7 +49,7 @@ struct ResumeChaosTests {
             let pusher = Task {
                 for n in 1...pushes {
                     await directory.writable(id)
-                    directory.push(Message(headers: ["route": "test.push", "n": "\(n)"], payload: Self.pushPayload(n)), to: id)
+                    directory.push(numberedPush(n, payload: Self.pushPayload(n)), to: id)
                     if n % 50 == 0 { try await Task.sleep(for: .milliseconds(2)) }
                 }
             }
@@ -120,24 +120,18 @@ struct ResumeChaosTests {
     /// without a copy); 3 KB of a 24 KB buffer every 20th between them (copied into the window's
     /// log); 70 KB and up every 500th (two parts, kept as slices of one buffer).
     private static func pushPayload(_ n: Int) -> ByteBuffer {
-        if n % 500 == 0 { return pattern(n, bytes: 70_000 + n) }
-        if n % 20 == 0 { return pattern(n, bytes: 1_500 + n % 3_000) }
-        if n % 20 == 10 { return pattern(n, bytes: 24_000).getSlice(at: 5_000, length: 3_000)! }
+        if n % 500 == 0 { return patternedBytes(n, count: 70_000 + n) }
+        if n % 20 == 0 { return patternedBytes(n, count: 1_500 + n % 3_000) }
+        if n % 20 == 10 { return patternedBytes(n, count: 24_000).getSlice(at: 5_000, length: 3_000)! }
         return ByteBuffer(string: "push \(n)")
     }
 
     /// Request `n`'s payload, echoed back: empty, 3 KB and up every 10th (a frame unmasked into
     /// a buffer of its own), 150 KB every 100th (sent as chunks, echoed in three parts).
     private static func requestPayload(_ n: Int) -> ByteBuffer {
-        if n % 100 == 0 { return pattern(n, bytes: 150_000) }
-        if n % 10 == 0 { return pattern(n, bytes: 3_000 + n) }
+        if n % 100 == 0 { return patternedBytes(n, count: 150_000) }
+        if n % 10 == 0 { return patternedBytes(n, count: 3_000 + n) }
         return ByteBuffer()
-    }
-
-    /// Bytes that differ with `n` and with their offset, so a part from another message or
-    /// out of place shows.
-    private static func pattern(_ n: Int, bytes: Int) -> ByteBuffer {
-        ByteBuffer(bytes: (0..<bytes).map { UInt8(truncatingIfNeeded: n &* 131 &+ $0 &+ $0 / 251) })
     }
 
     /// Binds the id's UDP socket and starts reading it: datagrams become `udp.data` pushes.

@@ -11,7 +11,8 @@ import Testing
 
 /// The Swift client with `resume: true` (SPEC §9): numbered requests and pushes cross pauses
 /// of the socket server (sockets closed, the port changed) and the fallback stream between,
-/// and the application sees every push once and in order, every request dispatched once.
+/// and the application sees every push once, in order and intact (some are large: split in
+/// parts), every request dispatched once.
 @Suite("Client: resume", .serialized, .timeLimit(.minutes(2)))
 struct ResumeClientTests {
     static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
@@ -26,14 +27,15 @@ struct ResumeClientTests {
             let requests = 150
             let pusher = Task {
                 for n in 1...pushes {
-                    host.host.directory.push(numberedPush(n), to: id)
+                    host.host.directory.push(numberedPush(n, payload: Self.pushPayload(n)), to: id)
                     if n % 20 == 0 { try await Task.sleep(for: .milliseconds(5)) }
                 }
             }
             let requester = Task {
                 for n in 1...requests {
-                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], payload: ByteBuffer(string: "\(n)"))
-                    #expect(reply.headers["n"] == "\(n)" && String(buffer: reply.payload) == "\(n)")
+                    let payload = n % 30 == 0 ? patternedBytes(n, count: 100_000) : ByteBuffer(string: "\(n)")
+                    let reply = try await conduit.request(route: "tally", headers: ["n": "\(n)"], payload: payload)
+                    #expect(reply.headers["n"] == "\(n)" && reply.payload == payload, "request \(n)")
                 }
             }
             let ipc = try #require(conduit.ipc)
@@ -53,12 +55,22 @@ struct ResumeClientTests {
             try await Task.sleep(for: .milliseconds(300))
             let received = recorder.messages.map { $0.headers["n"] ?? "?" }
             #expect(received == (1...pushes).map { "\($0)" }, "every push once, in order")
+            let damaged = recorder.messages.filter { $0.payload != Self.pushPayload(Int($0.headers["n"] ?? "") ?? 0) }
+            #expect(damaged.isEmpty, "pushes not as sent: \(damaged.prefix(5).map { "\($0.headers["n"] ?? "?"): \($0.payload.readableBytes) bytes" })")
             let counts = DispatchTally.counts(of: "resumer")
             #expect(counts.count == requests && counts.values.allSatisfy { $0 == 1 }, "every request dispatched once")
             #expect(recorder.messages.allSatisfy { $0.headers["pos"] == nil }, "positions stay inside the client")
             #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0)
             conduit.close()
         }
+    }
+
+    /// Push `n`'s payload: every 10th 2 KB and up, every 50th 70 KB and up (two parts, which a
+    /// pause can part: the client joins them whichever way each came).
+    private static func pushPayload(_ n: Int) -> ByteBuffer {
+        if n % 50 == 0 { return patternedBytes(n, count: 70_000 + n) }
+        if n % 10 == 0 { return patternedBytes(n, count: 2_000 + n) }
+        return ByteBuffer(string: "push \(n)")
     }
 
     @Test func aResetIsReportedWhenTheHostForgotTheId() async throws {
