@@ -91,9 +91,6 @@ struct FallbackStreamTests {
         }
     }
 
-    /// The stream's connection is closed when the stream ends, so its head says so: a client
-    /// that pools keep-alive connections (Node's fetch) once sent its next request on it just as
-    /// the host closed it, and that request failed ("other side closed").
     /// SPEC §9's fine print: an id with an open socket gets its pushes there, and its events
     /// stream is refused with 409, resuming or not, leaving the id as it was.
     @Test func anIdWithAnOpenSocketHasNoEventsStream() async throws {
@@ -112,6 +109,9 @@ struct FallbackStreamTests {
         }
     }
 
+    /// The stream's connection is closed when the stream ends, so its head says so: a client
+    /// that pools keep-alive connections (Node's fetch) once sent its next request on it just as
+    /// the host closed it, and that request failed ("other side closed").
     @Test func theStreamsHeadSaysTheConnectionClosesAfterIt() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
