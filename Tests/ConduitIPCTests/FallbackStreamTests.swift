@@ -31,9 +31,7 @@ struct FallbackStreamTests {
             try await waitUntil { received.withLockedValue { $0.count } == 3 }
             #expect(host.client("9")?.streaming == true)
             for n in 4...6 { host.host.directory.push(numberedPush(n), to: id) }
-            var large = numberedPush(7)
-            large.payload = ByteBuffer(repeating: 7, count: 100_000)
-            host.host.directory.push(large, to: id)
+            host.host.directory.push(numberedPush(7, payload: ByteBuffer(repeating: 7, count: 100_000)), to: id)
             try await waitUntil { received.withLockedValue { $0.count } == 8 }
             let messages = received.withLockedValue { $0 }
             #expect(messages.prefix(6).map { $0.headers["n"] } == (1...6).map { "\($0)" })
@@ -65,9 +63,7 @@ struct FallbackStreamTests {
             let reader = StalledEventsReader(host, id: "11", stallAfter: 1)
             try await waitUntil { host.client("11")?.streaming == true }
             for n in 1...total {
-                var push = numberedPush(n)
-                push.payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)
-                host.host.directory.push(push, to: id)
+                host.host.directory.push(numberedPush(n, payload: ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)), to: id)
             }
             try await waitUntil { reader.count == 1 }
             let socket = try await host.connect(client: "11")

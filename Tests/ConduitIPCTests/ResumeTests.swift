@@ -42,9 +42,7 @@ struct ResumeTests {
             host.host.directory.push(numberedPush(1), to: ClientID("r1")!)
             #expect(try await socket.nextMessage().headers["pos"] == "2")
             // A large push is split: every part has a position of its own.
-            var large = numberedPush(2)
-            large.payload = ByteBuffer(repeating: 1, count: WireLimits.maxPayloadBytes + 10)
-            host.host.directory.push(large, to: ClientID("r1")!)
+            host.host.directory.push(numberedPush(2, payload: ByteBuffer(repeating: 1, count: WireLimits.maxPayloadBytes + 10)), to: ClientID("r1")!)
             let first = try await socket.nextMessage()
             let second = try await socket.nextMessage()
             #expect(first.headers.hasMore && first.headers["pos"] == "3")
@@ -310,9 +308,7 @@ struct ResumeTests {
             let epoch = try #require(greeting.headers["epoch"])
             let total = 100
             for n in 1...total {
-                var push = numberedPush(n)
-                push.payload = ByteBuffer(repeating: UInt8(n), count: 2000)
-                host.host.directory.push(push, to: ClientID("r8")!)
+                host.host.directory.push(numberedPush(n, payload: ByteBuffer(repeating: UInt8(n), count: 2000)), to: ClientID("r8")!)
             }
             for _ in 1...total { _ = try await socket.nextMessage() }
             try await socket.close()
@@ -447,9 +443,7 @@ extension ResumeTests {
             try await waitUntil { reader.count >= 1 }
             let epoch = try #require(reader.messages[0].headers["epoch"])
             for n in 1...total {
-                var push = numberedPush(n)
-                push.payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)
-                host.host.directory.push(push, to: id)
+                host.host.directory.push(numberedPush(n, payload: ByteBuffer(repeating: UInt8(truncatingIfNeeded: n), count: 8192)), to: id)
             }
             try await waitUntil { reader.count == 2 }
             let (socket, greeting) = try await Self.resume(host, id: "r13", received: 1, epoch: epoch)

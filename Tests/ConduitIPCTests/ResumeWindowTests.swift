@@ -16,10 +16,19 @@ struct ResumeWindowTests {
         [3, 1023, 1024, 40, 5000, 0, 700][n % 7]
     }
 
+    /// The payloads of the next `count` messages on `socket`, one after the other (a replayed
+    /// message's parts).
+    static func joinedPayloads(of count: Int, from socket: TestWebSocketClient) async throws -> ByteBuffer {
+        var joined = ByteBuffer()
+        for _ in 0..<count {
+            var message = try await socket.nextMessage()
+            joined.writeBuffer(&message.payload)
+        }
+        return joined
+    }
+
     static func push(_ n: Int) -> Message {
-        var push = numberedPush(n)
-        push.payload = ByteBuffer(repeating: UInt8(n % 251), count: payloadSize(n))
-        return push
+        numberedPush(n, payload: ByteBuffer(repeating: UInt8(n % 251), count: payloadSize(n)))
     }
 
     @Test func smallAndLargeMessagesReplayInOrderAfterManyAcknowledgements() async throws {
@@ -68,9 +77,7 @@ struct ResumeWindowTests {
             let epoch = try #require(greeting.headers["epoch"])
             let total = 3000
             for n in 1...total {
-                var push = numberedPush(n)
-                push.payload = ByteBuffer(repeating: UInt8(n % 251), count: 100)
-                host.host.directory.push(push, to: id)
+                host.host.directory.push(numberedPush(n, payload: ByteBuffer(repeating: UInt8(n % 251), count: 100)), to: id)
             }
             for _ in 1...total { _ = try await socket.nextMessage() }
             let window = try #require(host.client("w2")?.resume)
@@ -144,9 +151,7 @@ extension ResumeWindowTests {
             let epoch = try #require(greeting.headers["epoch"])
             let shared = ByteBuffer(bytes: (0..<(256 * 1024)).map { UInt8(truncatingIfNeeded: $0 / 7) })
             func push(_ n: Int) -> Message {
-                var push = numberedPush(n)
-                push.payload = shared.getSlice(at: n * 1000, length: 1024 + n * 100)!
-                return push
+                numberedPush(n, payload: shared.getSlice(at: n * 1000, length: 1024 + n * 100)!)
             }
             for n in 1...20 {
                 host.host.directory.push(push(n), to: id)
@@ -178,9 +183,7 @@ extension ResumeWindowTests {
             let alone = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 / 3) })
             let larger = ByteBuffer(bytes: (0..<(4 * size)).map { UInt8(truncatingIfNeeded: $0 / 5) })
             for (n, payload) in [(1, alone), (2, larger.getSlice(at: size, length: size)!)] {
-                var push = numberedPush(n)
-                push.payload = payload
-                host.host.directory.push(push, to: id)
+                host.host.directory.push(numberedPush(n, payload: payload), to: id)
             }
             let parts = size / WireLimits.maxPayloadBytes + 1
             var received: [Message] = []
@@ -204,11 +207,7 @@ extension ResumeWindowTests {
 
             let (again, resumed) = try await ResumeTests.resume(host, id: "w5", received: UInt64(parts + 1), epoch: epoch)
             #expect(resumed.headers["replayed"] == "\(parts - 1)")
-            var replayed = ByteBuffer()
-            for _ in 1..<parts {
-                var message = try await again.nextMessage()
-                replayed.writeBuffer(&message.payload)
-            }
+            let replayed = try await Self.joinedPayloads(of: parts - 1, from: again)
             #expect(replayed == larger.getSlice(at: size + WireLimits.maxPayloadBytes, length: size - WireLimits.maxPayloadBytes)!)
             try await again.send(["ack": "\(2 * parts)"])
             try await waitUntil { try window().windowBytes == 0 }
@@ -233,9 +232,7 @@ extension ResumeWindowTests {
             let large = payloadAlone ? ByteBuffer(buffer: bytes.getSlice(at: 0, length: size)!) : bytes.getSlice(at: size, length: size)!
             let parts = size / WireLimits.maxPayloadBytes + 1
             for (n, payload) in [(1, ByteBuffer(repeating: 1, count: 100)), (2, large)] {
-                var push = numberedPush(n)
-                push.payload = payload
-                host.host.directory.push(push, to: id)
+                host.host.directory.push(numberedPush(n, payload: payload), to: id)
             }
             for _ in 0...parts { _ = try await socket.nextMessage() }
             try await socket.close()
@@ -243,11 +240,7 @@ extension ResumeWindowTests {
 
             let (again, resumed) = try await ResumeTests.resume(host, id: name, received: 0, epoch: epoch)
             #expect(resumed.headers["lost"] == "1" && resumed.headers["replayed"] == "\(parts)", "the newest message whole: \(resumed.headers)")
-            var replayed = ByteBuffer()
-            for _ in 1...parts {
-                var message = try await again.nextMessage()
-                replayed.writeBuffer(&message.payload)
-            }
+            let replayed = try await Self.joinedPayloads(of: parts, from: again)
             #expect(replayed == large)
             // A later message evicts every part of the large one.
             host.host.directory.push(numberedPush(3), to: id)
