@@ -2,7 +2,6 @@
 import ConduitKit
 import ConduitTesting
 import ConduitWire
-import Foundation
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -93,21 +92,12 @@ struct DoubleReplacementTests {
         let sockets = try Sockets(graceSeconds: 0.2)
         let (first, second) = Self.replacedWithMessagesWaiting(sockets)
         _ = try? second.close().wait()
-        try Self.waitUntil { sockets.directory.snapshot.isEmpty }
+        try waitUntilBlocking { sockets.directory.snapshot.isEmpty }
         first.embeddedEventLoop.run()
         #expect(sockets.directory.snapshot.first?.buffered == 3, "the late handover is kept for a while")
-        try Self.waitUntil { sockets.directory.snapshot.isEmpty }
+        try waitUntilBlocking { sockets.directory.snapshot.isEmpty }
         #expect(sockets.directory.budget.usedBytes == 0)
         for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
-    }
-
-    /// Waits on this thread, up to 10 s, for `condition` (the id's expiry runs on a real loop).
-    static func waitUntil(_ condition: () -> Bool) throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
-            Thread.sleep(forTimeInterval: 0.01)
-        }
     }
 
     /// A resuming socket replaced while its writes were held back writes again before it has
@@ -149,8 +139,8 @@ struct DoubleReplacementTests {
         try messages(writtenTo: channel).map { try #require($0.headers["n"].flatMap(Int.init)) }
     }
 
-    /// The messages of the binary frames written to `channel` since last read, in order (other
-    /// frames, such as a close, skipped).
+    /// The messages of the frames written to `channel` since last read, in order; a close frame
+    /// is skipped, every other must be a final binary frame.
     static func messages(writtenTo channel: EmbeddedChannel) throws -> [Message] {
         var bytes = ByteBuffer()
         while var written = try channel.readOutbound(as: ByteBuffer.self) { bytes.writeBuffer(&written) }
@@ -160,7 +150,8 @@ struct DoubleReplacementTests {
             if length == 126 { length = Int(bytes.readInteger(as: UInt16.self)!) }
             if length == 127 { length = Int(bytes.readInteger(as: UInt64.self)!) }
             let frame = bytes.readSlice(length: length)
-            guard first == 0x82 else { continue }
+            if first == 0x88 { continue }
+            #expect(first == 0x82, "a final binary frame")
             messages.append(try Message(decoding: try #require(frame)))
         }
         return messages
