@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Soak and connection-scale runs against a real `conduit serve` (scripts/soak.py, scale.py).
+# Soak, resume-window memory and connection-scale runs against a real `conduit serve`
+# (scripts/soak.py, resume-memory.py, scale.py).
 # Usage: scripts/soak.sh [CLIENTS] [SECONDS] [--release] [--scale N]
 #   CI runs the short version (scripts/test.sh); the recorded full runs are in docs/soak.md.
 set -euo pipefail
@@ -30,4 +31,5 @@ swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --product
 conduit=$(swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --show-bin-path)/conduit
 ulimit -n "$(ulimit -Hn)"
 python3 "$repo/scripts/soak.py" "$conduit" --clients "$clients" --seconds "$seconds"
+python3 "$repo/scripts/resume-memory.py" "$conduit"
 if [[ $scale -gt 0 ]]; then python3 "$repo/scripts/scale.py" "$conduit" --connections "$scale"; fi

@@ -433,8 +433,9 @@ extension ResumeTests {
     /// a socket's greeting.)
     @Test func aStalledStreamsNumberedAndQueuedPushesReachTheSocketOnce() async throws {
         // 3,000 pushes of 8 KiB: more than the socket buffers hold, so most wait in the id's
-        // queue; the queue must hold them all (the default is 8 MiB).
-        let yaml = "limits:\n  pushBufferBytes: 33554432\nroutes:\n  - route: echo\n    handler: echo\n"
+        // queue; the queue must hold them all (the default is 8 MiB). The window must hold
+        // what the stream numbered: the socket buffers took 488 to 528 of them (4 MiB holds 509).
+        let yaml = "limits:\n  pushBufferBytes: 33554432\n  resumeWindowBytes: 16777216\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("r13")!
             let total = 3000

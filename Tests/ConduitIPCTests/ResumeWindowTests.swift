@@ -46,11 +46,12 @@ struct ResumeWindowTests {
             let acknowledged = UInt64(total / 13 * 13 - 5)
             try await waitUntil { host.client("w1")?.resume?.acknowledged == acknowledged }
             #expect(host.client("w1")?.resume?.windowMessages == total - Int(acknowledged))
-            // The window takes the host's budget in steps of 16 KiB: never less than it holds,
-            // at most two steps more.
-            let held = try #require(host.client("w1")?.resume?.windowBytes)
+            // The window takes the host's budget in steps of 16 KiB: never less than the memory
+            // it takes (at least its bytes), at most two steps more.
+            let window = try #require(host.client("w1")?.resume)
             let used = host.host.directory.budget.usedBytes
-            #expect(used >= held && used <= held + 2 * 16 * 1024, "\(used) budget bytes for a window of \(held)")
+            #expect(window.windowMemoryBytes >= window.windowBytes)
+            #expect(used >= window.windowMemoryBytes && used <= window.windowMemoryBytes + 2 * 16 * 1024, "\(used) budget bytes for \(window)")
             try await socket.close()
             try await socket.waitUntilClosed()
 
@@ -65,8 +66,19 @@ struct ResumeWindowTests {
             try await again.send(["ack": "\(total)"])
             try await waitUntil { host.client("w1")?.resume?.windowBytes == 0 }
             #expect(host.client("w1")?.resume?.windowMessages == 0)
-            #expect(host.host.directory.budget.usedBytes == 0, "an empty window holds none of the budget")
+            try await Self.expectEmptied(host, "w1", socket: again)
         }
+    }
+
+    /// An emptied window is charged just its memory: the storage it keeps for the next
+    /// messages (a log of at most 64 KiB, and short lists); once its socket is gone, almost none.
+    static func expectEmptied(_ host: TestHost, _ id: String, socket: TestWebSocketClient) async throws {
+        let emptied = try #require(host.client(id)?.resume)
+        #expect(host.host.directory.budget.usedBytes == emptied.windowMemoryBytes && emptied.windowMemoryBytes <= 66 * 1024)
+        try await socket.close()
+        try await socket.waitUntilClosed()
+        try await waitUntil { (host.client(id)?.resume?.windowMemoryBytes ?? .max) < 1024 }
+        #expect(host.host.directory.budget.usedBytes == host.client(id)?.resume?.windowMemoryBytes)
     }
 
     @Test func pastTheWindowSmallMessagesAreCountedExactly() async throws {
@@ -136,7 +148,7 @@ extension ResumeWindowTests {
             }
             try await again.send(["ack": "\(total)"])
             try await waitUntil { host.client("w3")?.resume?.windowBytes == 0 }
-            #expect(host.host.directory.budget.usedBytes == 0, "an empty window holds none of the budget")
+            try await Self.expectEmptied(host, "w3", socket: again)
         }
     }
 }
@@ -211,7 +223,7 @@ extension ResumeWindowTests {
             #expect(replayed == larger.getSlice(at: size + WireLimits.maxPayloadBytes, length: size - WireLimits.maxPayloadBytes)!)
             try await again.send(["ack": "\(2 * parts)"])
             try await waitUntil { try window().windowBytes == 0 }
-            #expect(host.host.directory.budget.usedBytes == 0)
+            try await Self.expectEmptied(host, "w5", socket: again)
         }
     }
 }
@@ -250,6 +262,33 @@ extension ResumeWindowTests {
             let (last, final) = try await ResumeTests.resume(host, id: name, received: 1, epoch: epoch)
             #expect(final.headers["lost"] == "\(parts)" && final.headers["replayed"] == "1", "\(final.headers)")
             #expect(try await last.nextMessage().headers["n"] == "3")
+        }
+    }
+}
+
+extension ResumeWindowTests {
+    /// A window of tiny messages is charged the memory it takes, not just their encoded bytes:
+    /// each message also takes an entry in a list. Charged by bytes alone, such a window took
+    /// six times its charge (an RSS of 24 MB for a full 4 MiB window). Under a 1 MiB budget the
+    /// oldest go instead, counted.
+    @Test func aWindowOfTinyMessagesIsChargedItsMemory() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\n  resumeWindowBytes: 8388608\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("w9")!
+            let (socket, _) = try await ResumeTests.resume(host, id: "w9")
+            // In batches the socket's queue takes whole (4,096 messages).
+            let batch = 4000
+            let total = 5 * batch
+            for _ in 0..<5 {
+                for _ in 1...batch { host.host.directory.push(Message(headers: [:]), to: id) }
+                for _ in 1...batch { _ = try await socket.nextMessage() }
+            }
+            let window = try #require(host.client("w9")?.resume)
+            let used = host.host.directory.budget.usedBytes
+            // Whatever the entries' layout, each takes more than its 8-byte position.
+            #expect(used >= window.windowBytes + 8 * window.windowMessages, "\(used) budget bytes for \(window)")
+            #expect(used >= window.windowMemoryBytes && used <= 1 << 20)
+            #expect(window.evicted > 0 && window.windowMessages + window.evicted == total)
         }
     }
 }

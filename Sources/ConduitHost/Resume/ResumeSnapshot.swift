@@ -7,7 +7,10 @@ public struct ResumeSnapshot: Sendable, Codable, Equatable {
     public let acknowledged: UInt64
     /// Messages sent and not acknowledged, kept for a replay.
     public let windowMessages: Int
+    /// Their encoded bytes, which the window's bound counts.
     public let windowBytes: Int
+    /// The memory the window takes (its storage included), charged to the host-wide budget.
+    public let windowMemoryBytes: Int
     /// The last client position the host processed and acknowledges.
     public let clientAcknowledged: UInt64
     /// Messages sent again after a reconnect.

@@ -6,12 +6,13 @@ import NIOCore
 /// fallback stream one after another.
 ///
 /// Host → client: every message gets the next position as it is written, and stays in the
-/// window until the client acknowledges it; the window is bounded in bytes (the newest is
-/// always kept) and its bytes come from the host-wide budget. A message of one frame is kept
-/// as the bytes its writer encoded, appended to one buffer (`log`): keeping each as a
-/// `Message` cost a copy of its payload (a slice of the socket's read buffer) and of its
-/// header list per message, and their release on every acknowledgement, half the routed
-/// echo's cost of resume.
+/// window until the client acknowledges it; the window is bounded in encoded bytes (the newest
+/// is always kept), and the memory it takes comes from the host-wide budget (`memory(of:)`:
+/// charged by encoded bytes alone, a window of tiny messages took six times its charge).
+/// A message of one frame is kept as the bytes its writer encoded, appended to one buffer
+/// (`log`): keeping each as a `Message` cost a copy of its payload (a slice of the socket's
+/// read buffer) and of its header list per message, and their release on every
+/// acknowledgement, half the routed echo's cost of resume.
 /// Only the current writer (the id's socket or stream) may stamp: a socket that was replaced
 /// and still writes is told so, and hands its messages to the new one instead.
 ///
@@ -20,14 +21,16 @@ import NIOCore
 /// chunked request and the client sends its chunks again after a reconnect.
 final class ResumeState: Sendable {
     /// A window entry: plain values, so keeping and releasing one costs no reference counting.
+    /// Sizes are 32-bit (no message reaches 4 GiB): every message in the window takes an
+    /// entry, and the budget is charged for it.
     private struct Sent {
         let position: UInt64
         /// The encoded message's size, which the window counts.
-        let bytes: Int
-        /// Its bytes are taken from the host-wide budget.
-        let reserved: Bool
+        let bytes: UInt32
         /// How many of its encoded bytes are the next in the log.
-        let loggedBytes: Int
+        let loggedBytes: UInt32
+        /// The memory it holds outside the log (`held`).
+        let heldBytes: UInt32
         let held: Held
         /// A whole message, or the last part of one: evictions end here.
         let endsMessage: Bool
@@ -44,6 +47,8 @@ final class ResumeState: Sendable {
     }
     /// An empty log larger than this is let go.
     private static let keptLogCapacity = 64 * 1024
+    /// So are empty lists of more entries than this.
+    private static let keptListCapacity = 1024
     /// The window takes the host's budget in steps of this many bytes: one update of the
     /// budget's shared counter (which every event loop updates) per step, not per message. An
     /// id holds at most two steps it does not use, and none once its window is empty.
@@ -56,12 +61,15 @@ final class ResumeState: Sendable {
         /// The encoded messages of the window that are not held, oldest first.
         var log = ByteBuffer()
         /// The messages of the window kept whole, oldest first.
-        var held = CircularBuffer<Message>()
+        var held = CircularBuffer<Message>(initialCapacity: 1)
         /// The payloads of the window kept apart from the log, oldest first.
-        var heldPayloads = CircularBuffer<ByteBuffer>()
+        var heldPayloads = CircularBuffer<ByteBuffer>(initialCapacity: 1)
         var windowBytes = 0
-        /// Budget bytes reserved for the window ahead of its messages (see `budgetStep`).
-        var credit = 0
+        /// Memory of the window's messages outside the log.
+        var heldBytes = 0
+        /// Taken from the host's budget: the window's memory (`memory(of:)`), and up to two
+        /// steps ahead of it while the window holds messages.
+        var charged = 0
         var acknowledged: UInt64 = 0
         var writer: ObjectIdentifier?
         /// Every client position up to this one is processed.
@@ -125,7 +133,7 @@ final class ResumeState: Sendable {
         var held = state.held.makeIterator()
         var heldPayloads = state.heldPayloads.makeIterator()
         return state.window.map { sent in
-            var encoded = log.readSlice(length: sent.loggedBytes)!
+            var encoded = log.readSlice(length: Int(sent.loggedBytes))!
             switch sent.held {
             case .message: return held.next()!
             case .payload: encoded.writeImmutableBuffer(heldPayloads.next()!)
@@ -174,12 +182,11 @@ final class ResumeState: Sendable {
                 let stamped = Self.numbered(sharesOneBuffer ? parts[index] : Self.compacted(parts[index]), state.nextPosition)
                 let isLast = index == parts.count - 1
                 counted += stamped.encodedSize
-                let bytes = sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize
-                let sent = Sent(
-                    position: state.nextPosition, bytes: bytes, reserved: makeRoom(bytes, keepingFrom: first, in: &state),
-                    loggedBytes: 0, held: .message, endsMessage: isLast)
-                keep(sent, in: &state)
+                let bytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
+                makeRoom(bytes, logging: 0, holding: bytes, keepingFrom: first, in: &state)
+                keep(Sent(position: state.nextPosition, bytes: bytes, loggedBytes: 0, heldBytes: bytes, held: .message, endsMessage: isLast), in: &state)
                 state.held.append(stamped)
+                settle(&state)
                 return stamped
             }
         }
@@ -219,21 +226,21 @@ final class ResumeState: Sendable {
                 guard state.writer == writer else { return nil }
                 let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
                 let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
-                let reserved = makeRoom(appended.encodedBytes, keepingFrom: state.nextPosition, in: &state)
+                let heldPayload = appended.separatePayload.flatMap { Self.isCompact($0) ? $0 : nil }
+                let bytes = UInt32(appended.encodedBytes)
+                let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
+                let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
+                makeRoom(bytes, logging: logged, holding: heldBytes, keepingFrom: state.nextPosition, in: &state)
                 frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
-                var held = Held.nothing
-                if let payload = appended.separatePayload {
-                    if Self.isCompact(payload) {
-                        state.heldPayloads.append(payload)
-                        held = .payload
-                    } else {
-                        payload.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
-                    }
+                if let heldPayload {
+                    state.heldPayloads.append(heldPayload)
+                } else {
+                    appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
                 }
-                let logged = held == .payload ? appended.bufferedRange.count : appended.encodedBytes
                 keep(
-                    Sent(position: state.nextPosition, bytes: appended.encodedBytes, reserved: reserved, loggedBytes: logged, held: held, endsMessage: true),
+                    Sent(position: state.nextPosition, bytes: bytes, loggedBytes: logged, heldBytes: heldBytes, held: heldPayload == nil ? .nothing : .payload, endsMessage: true),
                     in: &state)
+                settle(&state)
                 return Stamped(appended: appended, ack: ack)
             }
         }.get()
@@ -250,10 +257,33 @@ final class ResumeState: Sendable {
     /// the log first moves to its start if the acknowledged part ahead of it is at least as
     /// large (else the log grows): each byte is moved at most once for each byte released, and
     /// the log's capacity stays within about four times the most it held since it was last
-    /// empty (twice, before rounding up to a power of two).
+    /// empty (twice, before rounding up to a power of two). `logCapacity(appending:to:)`
+    /// foresees the capacity.
     private static func append(_ encoded: UnsafeRawBufferPointer, to log: inout ByteBuffer) {
         if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
         log.writeBytes(encoded)
+    }
+
+    /// The log's capacity once `append` has added `count` bytes (a buffer grows to a power of two).
+    private static func logCapacity(appending count: Int, to log: ByteBuffer) -> Int {
+        guard log.writableBytes < count else { return log.capacity }
+        let end = (log.readerIndex >= log.readableBytes ? log.readableBytes : log.writerIndex) + count
+        return end <= log.capacity ? log.capacity : 1 << (Int.bitWidth - (end - 1).leadingZeroBitCount)
+    }
+
+    /// The memory the window takes: the storage of its log and of its lists, and what its
+    /// messages hold apart from the log.
+    private static func memory(of state: State) -> Int {
+        state.log.capacity + state.heldBytes + state.window.capacity * MemoryLayout<Sent>.stride
+            + state.held.capacity * MemoryLayout<Message>.stride + state.heldPayloads.capacity * MemoryLayout<ByteBuffer>.stride
+    }
+
+    /// The window's memory once a message that puts `logged` bytes in the log and holds `held`
+    /// bytes apart is kept.
+    private static func memory(logging logged: Int, holding held: Int, _ state: State) -> Int {
+        // The list of entries doubles when it fills.
+        let listGrowth = state.window.count + 1 >= state.window.capacity ? state.window.capacity * MemoryLayout<Sent>.stride : 0
+        return memory(of: state) - state.log.capacity + logCapacity(appending: logged, to: state.log) + held + listGrowth
     }
 
     /// A message whose payload is a small slice of a large buffer (an echo of a request, a
@@ -271,15 +301,16 @@ final class ResumeState: Sendable {
         payload.storageCapacity <= 2 * payload.readableBytes + 4096
     }
 
-    /// Makes room for `bytes` more of the message that starts at position `first`: past the
-    /// bound (its own, or the host's budget) the oldest messages go, whole (every part of one
-    /// still held), counted as evicted (a client that had not received them is told on its next
-    /// connect). The newest message is kept whole even alone over the bound; true when its
-    /// bytes are reserved (the budget had them).
-    private func makeRoom(_ bytes: Int, keepingFrom first: UInt64, in state: inout State) -> Bool {
+    /// Makes room for a message of `bytes` encoded bytes, `logged` of them for the log and
+    /// `held` bytes of memory kept apart, that starts at position `first`: past the bound (its
+    /// own, of encoded bytes, or the memory the host's budget gives) the oldest messages go,
+    /// whole (every part of one still held), counted as evicted (a client that had not received
+    /// them is told on its next connect). The newest message is kept whole even alone over the
+    /// bound (`settle` then charges what the budget has).
+    private func makeRoom(_ bytes: UInt32, logging logged: UInt32, holding held: UInt32, keepingFrom first: UInt64, in state: inout State) {
         while true {
-            if state.windowBytes + bytes <= windowLimit, takeBudget(bytes, in: &state) { return true }
-            guard let oldest = state.window.first, oldest.position < first else { return takeBudget(bytes, in: &state) }
+            if state.windowBytes + Int(bytes) <= windowLimit, charge(Self.memory(logging: Int(logged), holding: Int(held), state), in: &state) { return }
+            guard let oldest = state.window.first, oldest.position < first else { return }
             let end = state.window.firstIndex(where: \.endsMessage) ?? state.window.index(before: state.window.endIndex)
             let count = state.window.distance(from: state.window.startIndex, to: end) + 1
             releaseOldest(count, in: &state)
@@ -287,28 +318,39 @@ final class ResumeState: Sendable {
         }
     }
 
-    /// Takes `bytes` from the window's credit, topped up from the host's budget by a step, or
-    /// by just what is missing when a step no longer fits; false when not even that does.
-    private func takeBudget(_ bytes: Int, in state: inout State) -> Bool {
-        if state.credit < bytes {
-            let missing = bytes - state.credit
-            let step = max(missing, Self.budgetStep)
-            if budget.reserve(step) {
-                state.credit += step
-            } else if step > missing, budget.reserve(missing) {
-                state.credit += missing
-            } else {
-                return false
-            }
+    /// Makes the window's charge on the host's budget cover `memory`, topped up by a step, or by
+    /// just what is missing when a step no longer fits; false when not even that does.
+    private func charge(_ memory: Int, in state: inout State) -> Bool {
+        guard memory > state.charged else { return true }
+        let missing = memory - state.charged
+        let step = max(missing, Self.budgetStep)
+        if budget.reserve(step) {
+            state.charged += step
+        } else if step > missing, budget.reserve(missing) {
+            state.charged += missing
+        } else {
+            return false
         }
-        state.credit -= bytes
         return true
+    }
+
+    /// Brings the charge to the window's memory: the budget is asked for what is missing (a
+    /// newest message over the bound is kept without it), and given back what is more than two
+    /// steps above it, all of it once the window is empty.
+    private func settle(_ state: inout State) {
+        let memory = Self.memory(of: state)
+        guard charge(memory, in: &state) else { return }
+        let ahead = state.window.isEmpty ? 0 : Self.budgetStep
+        guard state.charged > memory + 2 * ahead else { return }
+        budget.release(state.charged - memory - ahead)
+        state.charged = memory + ahead
     }
 
     private func keep(_ sent: Sent, in state: inout State) {
         state.window.append(sent)
         state.nextPosition += 1
-        state.windowBytes += sent.bytes
+        state.windowBytes += Int(sent.bytes)
+        state.heldBytes += Int(sent.heldBytes)
     }
 
     /// The client holds every position up to `position`: those leave the window.
@@ -325,40 +367,61 @@ final class ResumeState: Sendable {
         releaseOldest(Int(position - first) + 1, in: &state)
     }
 
-    /// Takes the window's oldest `count` entries out; their bytes go back to the window's
-    /// credit (past it, to the budget) and leave the log, in one step each.
+    /// Takes the window's oldest `count` entries out; their bytes leave the log in one step,
+    /// and the charge follows the memory.
     private func releaseOldest(_ count: Int, in state: inout State) {
-        var reservedBytes = 0
         var loggedBytes = 0
         for _ in 0..<count {
             let sent = state.window.removeFirst()
-            state.windowBytes -= sent.bytes
-            if sent.reserved { reservedBytes += sent.bytes }
-            loggedBytes += sent.loggedBytes
+            state.windowBytes -= Int(sent.bytes)
+            state.heldBytes -= Int(sent.heldBytes)
+            loggedBytes += Int(sent.loggedBytes)
             switch sent.held {
             case .message: state.held.removeFirst()
             case .payload: state.heldPayloads.removeFirst()
             case .nothing: break
             }
         }
-        state.credit += reservedBytes
-        // An emptied window gives all its credit back; a busy one keeps a step of it.
-        if state.window.isEmpty {
-            budget.release(state.credit)
-            state.credit = 0
-        } else if state.credit > 2 * Self.budgetStep {
-            budget.release(state.credit - Self.budgetStep)
-            state.credit = Self.budgetStep
-        }
         state.log.moveReaderIndex(forwardBy: loggedBytes)
-        guard state.log.readableBytes == 0 else { return }
-        // All acknowledged: an idle id keeps a small log only.
-        if state.log.capacity > Self.keptLogCapacity { state.log = ByteBuffer() } else { state.log.clear() }
+        if state.window.isEmpty {
+            // All acknowledged: an idle id keeps a small log and small lists only.
+            if state.log.capacity > Self.keptLogCapacity { state.log = ByteBuffer() } else { state.log.clear() }
+            if state.window.capacity > Self.keptListCapacity { Self.emptyLists(&state) }
+        }
+        settle(&state)
     }
 
+    private static func emptyLists(_ state: inout State) {
+        state.window = CircularBuffer(initialCapacity: 4)
+        state.held = CircularBuffer(initialCapacity: 1)
+        state.heldPayloads = CircularBuffer(initialCapacity: 1)
+    }
+
+    /// The window's messages all go, its storage with them, and the budget gets its charge back.
     private func releaseWindow(_ state: inout State) {
         releaseOldest(state.window.count, in: &state)
         state.log = ByteBuffer()
+        Self.emptyLists(&state)
+        budget.release(state.charged)
+        state.charged = 0
+    }
+
+    /// The id has no socket or stream for now: the window keeps its messages in storage of
+    /// their size, and none once empty (an id that waits out its grace period otherwise held
+    /// up to 64 KiB of log, and its lists as long as they ever were).
+    func idle() {
+        state.withLockedValue { state in
+            if state.window.isEmpty {
+                state.log = ByteBuffer()
+                Self.emptyLists(&state)
+            } else {
+                state.log = ByteBuffer(buffer: state.log)
+                var window = CircularBuffer<Sent>(initialCapacity: state.window.count + 1)
+                window.append(contentsOf: state.window)
+                state.window = window
+            }
+            settle(&state)
+        }
     }
 
     // MARK: Client positions
@@ -412,7 +475,8 @@ final class ResumeState: Sendable {
         state.withLockedValue { state in
             ResumeSnapshot(
                 epoch: state.epoch, sent: state.nextPosition - 1, acknowledged: state.acknowledged,
-                windowMessages: state.window.count, windowBytes: state.windowBytes, clientAcknowledged: state.clientAck,
+                windowMessages: state.window.count, windowBytes: state.windowBytes, windowMemoryBytes: Self.memory(of: state),
+                clientAcknowledged: state.clientAck,
                 replayed: state.counters[.replayed], duplicates: state.counters[.duplicate], lost: state.counters[.lost],
                 evicted: state.counters[.evicted], resets: state.counters[.reset])
         }

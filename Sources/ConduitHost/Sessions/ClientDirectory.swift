@@ -332,6 +332,7 @@ extension ClientDirectory {
                     slot.expiry?.cancel()
                     slot.expiry = scheduleExpiry(session.client)
                 }
+                if slot.stream == nil { slot.resume?.idle() }
             }
             // Handed over to a new socket: its own bound applies as they reach its queue.
             let away = slot.session == nil
@@ -455,7 +456,9 @@ extension ClientDirectory {
         slots.withLockedValue { slots in
             guard slots[client]?.stream === stream else { return }
             slots[client]?.stream = nil
-            if slots[client]?.session == nil, !paused.withLockedValue({ $0 }) {
+            guard slots[client]?.session == nil else { return }
+            slots[client]?.resume?.idle()
+            if !paused.withLockedValue({ $0 }) {
                 slots[client]?.expiry = scheduleExpiry(client)
             }
         }
