@@ -15,6 +15,8 @@ public final class ConduitHost: Service, Sendable {
     static let ipcHost = "127.0.0.1"
 
     public var sharedKey: SharedKey { control.sharedKey }
+    /// Connections waiting for their WebSocket handshake.
+    public var pendingHandshakes: Int { control.pendingHandshakes.count }
     public let registry: RouteRegistry
     /// Client ids, their sockets and push buffers; also the `PushSink` handlers get.
     public let directory: ClientDirectory
@@ -76,13 +78,15 @@ public final class ConduitHost: Service, Sendable {
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
             directory: directory, metrics: metrics, sharedKey: sharedKey, cluster: cluster
         )
+        let pending = PendingHandshakes(limit: settings.maxPendingHandshakes, maxBytes: settings.maxHandshakeBytes, metrics: metrics)
         let server = SocketServer(
-            listener: WebSocketListener(services: services, group: group, logger: logger),
+            listener: WebSocketListener(services: services, pending: pending, group: group, logger: logger),
             directory: directory, host: settings.host, configuredPort: settings.port
         )
         let reload = ReloadAction(source: source, registry: registry, logger: logger)
         let control = HostControl(
-            server: server, sharedKey: sharedKey, directory: directory, registry: registry, cluster: cluster, reload: reload.run)
+            server: server, sharedKey: sharedKey, directory: directory, registry: registry, cluster: cluster, pendingHandshakes: pending,
+            reload: reload.run)
         self.settings = settings
         self.directory = directory
         self.registry = registry

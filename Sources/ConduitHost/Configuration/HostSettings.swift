@@ -44,6 +44,11 @@ public struct HostSettings: Sendable, Equatable {
     public var outboundPolicy = OutboundPolicy.dropOldest
     /// A connection that has not completed its handshake by then is dropped.
     public var handshakeTimeoutSeconds = 10.0
+    /// Connections waiting for their handshake at once; past it the oldest is closed.
+    public var maxPendingHandshakes = 1024
+    /// Bytes a connection may send before its upgrade (its request head); past them it is
+    /// answered 431 and closed.
+    public var maxHandshakeBytes = 16 << 10
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
     /// A request answered from a task (`respond`, async handlers) that takes longer is

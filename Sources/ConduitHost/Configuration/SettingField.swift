@@ -34,6 +34,8 @@ struct SettingField: Sendable {
         .count("limits", "congestionLowWaterBytes", \.congestionLowWaterBytes, 0...(1 << 30)),
         .choice("limits", "outboundPolicy", \.outboundPolicy),
         .seconds("limits", "handshakeTimeoutSeconds", \.handshakeTimeoutSeconds, maximum: 3600),
+        .count("limits", "maxPendingHandshakes", \.maxPendingHandshakes, 1...1_000_000),
+        .count("limits", "maxHandshakeBytes", \.maxHandshakeBytes, 1024...(1 << 20)),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
         .seconds("limits", "requestTimeoutSeconds", \.requestTimeoutSeconds, maximum: 86_400),
         .count("limits", "maxRequestsInFlight", \.maxRequestsInFlight, 1...1_000_000),

@@ -39,6 +39,8 @@ final class HostControl: Sendable {
         let isActive: Bool
         let port: Int?
         let handles: Handles
+        /// Connections waiting for their WebSocket handshake.
+        let handshakesPending: Int
         let routes: [RouteCounts]
         /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
         let clients: [ClientDirectory.ClientSnapshot]
@@ -54,6 +56,7 @@ final class HostControl: Sendable {
     private let registry: RouteRegistry
     private let cluster: (any ClusterLink)?
     private let reloadConfiguration: @Sendable () async throws -> Void
+    let pendingHandshakes: PendingHandshakes
     /// Set once both listeners are up; nil before (and the runtime file not written yet).
     private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
     /// Start, stop, key rotation, reload and the runtime file's writes, one at a time: each
@@ -62,8 +65,9 @@ final class HostControl: Sendable {
 
     init(
         server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry, cluster: (any ClusterLink)?,
-        reload: @escaping @Sendable () async throws -> Void
+        pendingHandshakes: PendingHandshakes, reload: @escaping @Sendable () async throws -> Void
     ) {
+        self.pendingHandshakes = pendingHandshakes
         self.server = server
         self.sharedKey = sharedKey
         self.directory = directory
@@ -110,7 +114,7 @@ final class HostControl: Sendable {
         let clients = directory.snapshot
         let connected = clients.filter(\.connected).map(\.id)
         return Diagnostics(
-            isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
+            isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count), handshakesPending: pendingHandshakes.count,
             routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason, details: $0.handler.diagnostics) },
             clients: clients, buffers: directory.budget.snapshot, cluster: cluster?.diagnostics
         )

@@ -20,6 +20,7 @@ public final class HostMetrics: Sendable {
     private let errorCounters: [String: Counter]
     private let otherErrors: Counter
     private let resumeEvents: [ResumeEvent: Counter]
+    private let handshakeRefusals: [HandshakeRefusal: Counter]
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -41,6 +42,9 @@ public final class HostMetrics: Sendable {
         resumeEvents = Dictionary(uniqueKeysWithValues: ResumeEvent.allCases.map {
             ($0, Counter(label: "conduit_resume_total", dimensions: [("event", $0.rawValue)], factory: factory))
         })
+        handshakeRefusals = Dictionary(uniqueKeysWithValues: HandshakeRefusal.allCases.map {
+            ($0, Counter(label: "conduit_handshakes_refused_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+        })
     }
 
     func connectionOpened() {
@@ -49,6 +53,8 @@ public final class HostMetrics: Sendable {
     }
 
     func connectionClosed() { connectionsActive.decrement() }
+
+    func handshakeRefused(_ reason: HandshakeRefusal) { handshakeRefusals[reason]!.increment() }
 
     /// Adds a connection's traffic since its last report: one report per read batch or
     /// flush, so the shared counters are not touched per message.

@@ -12,12 +12,14 @@ final class WebSocketListener: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let policy: HandshakePolicy
+    private let pending: PendingHandshakes
 
-    init(services: SessionDependencies, group: any EventLoopGroup, logger: Logger) {
+    init(services: SessionDependencies, pending: PendingHandshakes, group: any EventLoopGroup, logger: Logger) {
         self.services = services
         self.group = group
         self.logger = logger
         self.policy = HandshakePolicy(mode: services.mode, sharedKey: services.sharedKey, allowedOrigins: services.settings.allowedOrigins)
+        self.pending = pending
     }
 
     /// Binds and returns the server channel.
@@ -35,6 +37,8 @@ final class WebSocketListener: Sendable {
     }
 
     private func configure(_ channel: any Channel) throws {
+        // First, so it gives the connection's place back however the rest goes.
+        try channel.pipeline.syncOperations.addHandler(pending.admit(channel), name: PendingHandshakes.Guard.name)
         let accepted = NIOLoopBoundBox<HandshakePolicy.Accepted?>(nil, eventLoop: channel.eventLoop)
         let attached = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let timeout = channel.eventLoop.assumeIsolated().scheduleTask(
@@ -69,6 +73,7 @@ final class WebSocketListener: Sendable {
             timeout.cancel()
             guard let result = accepted.value else { throw ChannelError.inappropriateOperationForState }
             channel.pipeline.syncOperations.removeHandler(name: HandshakeRejectionHandler.name, promise: nil)
+            channel.pipeline.syncOperations.removeHandler(name: PendingHandshakes.Guard.name, promise: nil)
             if services.mode == .conformanceEcho {
                 try channel.pipeline.syncOperations.addHandler(ConformanceEchoHandler(maxMessageBytes: services.settings.maxMessageBytes))
             } else {
