@@ -17,7 +17,7 @@ import resource
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak import KEY, open_fds, rss_kib, start_host  # noqa: E402
+from soak import KEY, hosted, open_fds, rss_kib  # noqa: E402
 
 ALLOWED_GROWTH_KIB = 56 << 10
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -37,8 +37,7 @@ async def served_with_key(port):
 
 
 async def flood(conduit, connections, head_bytes):
-    host, pid, port, _ = start_host(conduit, CONDUIT_HANDSHAKE_TIMEOUT_SECONDS="60")
-    try:
+    with hosted(conduit, CONDUIT_HANDSHAKE_TIMEOUT_SECONDS="60") as (pid, port, _):
         await asyncio.sleep(0.5)
         baseline = rss_kib(pid)
         head = (b"GET /flood/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ").ljust(head_bytes, b"a")
@@ -59,9 +58,6 @@ async def flood(conduit, connections, head_bytes):
         for _, writer in streams:
             writer.close()
         return figures
-    finally:
-        host.terminate()
-        host.wait()
 
 
 async def main():

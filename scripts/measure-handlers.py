@@ -19,7 +19,7 @@ import urllib.request
 
 from websockets.asyncio.client import connect
 
-from soak import decode, encode, start_host
+from soak import decode, encode, hosted
 
 CPU_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -158,16 +158,11 @@ async def main():
     parser.add_argument("--datagrams", type=int, default=200_000)
     parser.add_argument("--tls-mib", type=int, default=64)
     args = parser.parse_args()
-    host, pid, port = start_host(args.conduit)
-    try:
+    with hosted(args.conduit) as (pid, port, ipc_port):
         await asyncio.sleep(1)
-        ipc_port = json.load(open(f"/tmp/conduit-{pid}.json"))["ipcPort"]
         print(json.dumps(await udp_to_websocket(port, pid, args.datagrams)), flush=True)
         print(json.dumps(await tls_bridge(port, pid, args.tls_mib)), flush=True)
         print(json.dumps(ipc_invocation(ipc_port, 5000)), flush=True)
-    finally:
-        host.terminate()
-        host.wait()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak import KEY, decode, encode, rss_kib, start_host  # noqa: E402
+from soak import KEY, decode, encode, hosted, rss_kib  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 BUDGET_BYTES = 4 << 20
@@ -54,9 +54,8 @@ async def next_numbered(ws):
 
 
 async def tiny(conduit, messages):
-    host, pid, port, ipc_port = start_host(conduit, CONDUIT_HOST_BUFFER_BYTES=str(BUDGET_BYTES),
-                                           CONDUIT_RESUME_WINDOW_BYTES=str(64 << 20))
-    try:
+    settings = {"CONDUIT_HOST_BUFFER_BYTES": str(BUDGET_BYTES), "CONDUIT_RESUME_WINDOW_BYTES": str(64 << 20)}
+    with hosted(conduit, **settings) as (pid, port, ipc_port):
         await asyncio.sleep(0.5)
         baseline = rss_kib(pid)
         ws = await open_resuming(port, "tiny")
@@ -77,14 +76,10 @@ async def tiny(conduit, messages):
                 "rssBaselineKiB": baseline, "rssKiB": peak,
                 "ok": peak - baseline <= BUDGET_BYTES // 1024 + FIXED_OVERHEAD_KIB
                 and data["buffers"]["usedBytes"] <= BUDGET_BYTES}
-    finally:
-        host.terminate()
-        host.wait()
 
 
 async def idle(conduit, ids):
-    host, pid, port, _ = start_host(conduit, CONDUIT_CLIENT_GRACE_SECONDS="600")
-    try:
+    with hosted(conduit, CONDUIT_CLIENT_GRACE_SECONDS="600") as (pid, port, _):
         await asyncio.sleep(0.5)
         baseline = rss_kib(pid)
         for index in range(ids):
@@ -100,9 +95,6 @@ async def idle(conduit, ids):
         per_id = (after - baseline) / ids
         return {"ids": ids, "rssBaselineKiB": baseline, "rssKiB": after, "perIdKiB": round(per_id, 1),
                 "ok": per_id <= PER_IDLE_ID_KIB}
-    finally:
-        host.terminate()
-        host.wait()
 
 
 async def main():

@@ -14,7 +14,7 @@ import time
 
 from websockets.asyncio.client import connect
 
-from soak import KEY, decode, encode, rss_kib, start_host
+from soak import KEY, decode, encode, hosted, rss_kib
 
 
 async def main():
@@ -25,8 +25,7 @@ async def main():
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    host, pid, port = start_host(args.conduit)
-    try:
+    with hosted(args.conduit) as (pid, port, _):
         await asyncio.sleep(1)
         baseline = rss_kib(pid)
         started = time.monotonic()
@@ -54,9 +53,6 @@ async def main():
         print(json.dumps(result), flush=True)
         await asyncio.gather(*(ws.close() for ws in sockets))
         return 0
-    finally:
-        host.terminate()
-        host.wait()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ Usage: python3 scripts/soak.py CONDUIT_BINARY [--clients N] [--seconds S] [--hos
 Prints one JSON line with the figures; exits 1 if any check fails.
 """
 import base64
+import contextlib
 import urllib.request
 import argparse
 import asyncio
@@ -75,6 +76,18 @@ def start_host(conduit, **settings):
     host = subprocess.Popen([conduit, "serve"], stdout=subprocess.PIPE, env=env)
     announce = json.loads(host.stdout.readline())
     return host, announce["pid"], announce["port"], announce["ipcPort"]
+
+
+@contextlib.contextmanager
+def hosted(conduit, **settings):
+    """`conduit serve` as `start_host` starts it, stopped however the block ends (a script
+    that fails must not leave it running); yields its pid, WebSocket port and IPC port."""
+    host, pid, port, ipc_port = start_host(conduit, **settings)
+    try:
+        yield pid, port, ipc_port
+    finally:
+        host.terminate()
+        host.wait()
 
 
 def open_fds(pid):
