@@ -31,6 +31,10 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         MallocTuning.apply()
         let logger = Logger.bootstrapConduit()
+        let descriptors = DescriptorLimit.raise()
+        if descriptors.to > descriptors.from {
+            logger.info("descriptor limit raised", metadata: ["limit.before": "\(descriptors.from)", "limit": "\(descriptors.to)"])
+        }
         // The one metrics bootstrap of the process; `/metrics` on the IPC port exports it.
         let prometheus = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))

@@ -78,7 +78,10 @@ public final class ConduitHost: Service, Sendable {
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
             directory: directory, metrics: metrics, sharedKey: sharedKey, cluster: cluster
         )
-        let pending = PendingHandshakes(limit: settings.maxPendingHandshakes, maxBytes: settings.maxHandshakeBytes, metrics: metrics)
+        // Waiting handshakes take at most a quarter of the descriptors: never all of them.
+        let pending = PendingHandshakes(
+            limit: min(settings.maxPendingHandshakes, max(1, DescriptorLimit.current / 4)), maxBytes: settings.maxHandshakeBytes,
+            metrics: metrics)
         let server = SocketServer(
             listener: WebSocketListener(services: services, pending: pending, group: group, logger: logger),
             directory: directory, host: settings.host, configuredPort: settings.port

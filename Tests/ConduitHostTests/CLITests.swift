@@ -1,6 +1,7 @@
 import ConduitTesting
 import ConduitWire
 import Foundation
+import NIOCore
 import Testing
 
 /// The `conduit` executable as a user runs it: check, routes, serve, SIGHUP, SIGTERM.
@@ -95,5 +96,35 @@ struct CLITests {
         #expect(try await client.nextClose().code == 1001)
         #expect(await server.exit() == 0)
         #expect(!FileManager.default.fileExists(atPath: runtimeFile), "the runtime file is removed at exit")
+    }
+
+    /// `serve` raises its soft descriptor limit to the hard one, and lets connections waiting
+    /// for their handshake take at most a quarter of it: never every descriptor.
+    @Test func serveRaisesItsDescriptorLimitAndGivesWaitingHandshakesAQuarter() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let environment = ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"]
+
+        let raised = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: nil))
+        let announce = try JSONSerialization.jsonObject(with: Data(try await raised.firstLine().utf8)) as! [String: Any]
+        let limits = try String(contentsOfFile: "/proc/\(try #require(announce["pid"] as? Int))/limits", encoding: .utf8)
+        let openFiles = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let softAndHard = openFiles.split(separator: " ").compactMap { Int($0) }
+        #expect(softAndHard.count == 2 && softAndHard[0] == softAndHard[1] && softAndHard[0] > 200, "\(openFiles)")
+        raised.signal(SIGTERM)
+        #expect(await raised.exit() == 0)
+
+        let capped = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: 200))
+        let cappedAnnounce = try JSONSerialization.jsonObject(with: Data(try await capped.firstLine().utf8)) as! [String: Any]
+        let ipc = try await RawTCPClient.connect(port: try #require(cappedAnnounce["ipcPort"] as? Int))
+        try await ipc.send(
+            "POST /internal.conduit.diagnostics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer cli-test-key\r\n"
+                + "Content-Length: 0\r\nConnection: close\r\n\r\n")
+        let response = String(buffer: try await ipc.readUntilClosed())
+        let body = try #require(response.range(of: "\r\n\r\n").map { response[$0.upperBound...] })
+        let diagnostics = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        let handshakes = try #require((diagnostics["data"] as? [String: Any])?["handshakes"] as? [String: Any])
+        #expect(handshakes["limit"] as? Int == 50 && handshakes["pending"] as? Int == 0, "\(handshakes)")
+        capped.signal(SIGTERM)
+        #expect(await capped.exit() == 0)
     }
 }

@@ -22,6 +22,11 @@ final class HostControl: Sendable {
     }
 
     struct Diagnostics: Sendable, Codable {
+        struct Handshakes: Sendable, Codable {
+            let pending: Int
+            /// `maxPendingHandshakes`, or a quarter of the descriptor limit when that is lower.
+            let limit: Int
+        }
         struct Handles: Sendable, Codable {
             /// Ids with an open socket.
             let ids: [String]
@@ -39,8 +44,8 @@ final class HostControl: Sendable {
         let isActive: Bool
         let port: Int?
         let handles: Handles
-        /// Connections waiting for their WebSocket handshake.
-        let handshakesPending: Int
+        /// Connections waiting for their WebSocket handshake, and how many may.
+        let handshakes: Handshakes
         let routes: [RouteCounts]
         /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
         let clients: [ClientDirectory.ClientSnapshot]
@@ -114,7 +119,8 @@ final class HostControl: Sendable {
         let clients = directory.snapshot
         let connected = clients.filter(\.connected).map(\.id)
         return Diagnostics(
-            isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count), handshakesPending: pendingHandshakes.count,
+            isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
+            handshakes: .init(pending: pendingHandshakes.count, limit: pendingHandshakes.limit),
             routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason, details: $0.handler.diagnostics) },
             clients: clients, buffers: directory.budget.snapshot, cluster: cluster?.diagnostics
         )

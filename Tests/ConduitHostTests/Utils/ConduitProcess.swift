@@ -13,9 +13,16 @@ struct ConduitProcess {
     private let stdout = Pipe()
     private let stderr = Pipe()
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        process.executableURL = Self.executable
-        process.arguments = arguments
+    /// `descriptorLimit`: started through `prlimit` with that soft limit on open descriptors
+    /// (and that hard one, when given).
+    init(_ arguments: [String], environment: [String: String] = [:], descriptorLimit: (soft: Int, hard: Int?)? = nil) throws {
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(descriptorLimit.soft):\(descriptorLimit.hard.map(String.init) ?? "")", Self.executable.path] + arguments
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = arguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = stdout
         process.standardError = stderr
