@@ -266,3 +266,25 @@ struct UDPTests {
         }
     }
 }
+
+extension UDPTests {
+    /// Sockets are bounded for all ids together (`maxSockets`): any client with the key can
+    /// name as many ids as it likes, and each socket holds a descriptor and a 64 KiB read
+    /// buffer. Past the bound `udp.bind` is answered `UnavailableError`; a closed socket's
+    /// place is free again.
+    @Test func socketsAreBoundedForAllIdsTogether() async throws {
+        let yaml = Self.yaml() + "\n    options:\n      maxSockets: 2\n"
+        try await TestHost.run(yaml: yaml, catalog: .udpTests) { host in
+            var clients: [TestWebSocketClient] = []
+            for name in ["u-first", "u-second", "u-third"] { clients.append(try await host.connect(client: name)) }
+            for client in clients.prefix(2) {
+                #expect(try await client.request(.init(headers: ["route": "udp.bind"])).headers["error"] == nil)
+            }
+            let refused = try await clients[2].request(.init(headers: ["route": "udp.bind"]))
+            #expect(refused.headers["error"] == "UnavailableError")
+            #expect(String(buffer: refused.payload).contains("2 UDP sockets open"))
+            #expect(try await clients[0].request(.init(headers: ["route": "udp.close"])).headers["error"] == nil)
+            #expect(try await clients[2].request(.init(headers: ["route": "udp.bind"])).headers["error"] == nil)
+        }
+    }
+}

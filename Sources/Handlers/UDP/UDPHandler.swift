@@ -34,6 +34,9 @@ public final class UDPHandler: ConduitHandler {
         public var receiveBufferBytes = 4 << 20
         /// Address `udp.bind` uses when the request names none.
         public var defaultBindAddress = "127.0.0.1"
+        /// Sockets open (or binding) at once, for all ids: each holds a descriptor and its read
+        /// buffer, and any client with the key may name as many ids as it likes.
+        public var maxSockets = 1024
 
         public init() {}
 
@@ -43,6 +46,7 @@ public final class UDPHandler: ConduitHandler {
             guard (1024...(1 << 30)).contains(receiveBufferBytes) else {
                 throw InvalidOption("receiveBufferBytes", "must be 1024 to 1073741824")
             }
+            guard (1...1_000_000).contains(maxSockets) else { throw InvalidOption("maxSockets", "must be 1 to 1000000") }
         }
     }
 
@@ -56,7 +60,13 @@ public final class UDPHandler: ConduitHandler {
 
     private let options: Options
     private let context: HandlerContext
-    private let sockets = NIOLockedValueBox<[ClientID: UDPSocket]>([:])
+    private let sockets = NIOLockedValueBox(Sockets())
+
+    /// The open sockets by id, and how many binds are under way (they count against `maxSockets`).
+    private struct Sockets {
+        var open: [ClientID: UDPSocket] = [:]
+        var binding = 0
+    }
 
     public init(options: Options, context: HandlerContext) throws {
         self.options = options
@@ -79,24 +89,32 @@ public final class UDPHandler: ConduitHandler {
 
     public func clientEvent(_ event: ClientEvent) {
         guard case .expired(let client) = event else { return }
-        sockets.withLockedValue { $0.removeValue(forKey: client) }?.close()
+        sockets.withLockedValue { $0.open.removeValue(forKey: client) }?.close()
     }
 
     public func stop() async {
-        for socket in sockets.withLockedValue({ $0.values }) { socket.close() }
+        for socket in sockets.withLockedValue({ $0.open.values }) { socket.close() }
     }
 
     // MARK: Operations
 
     private func bind(_ request: Request, _ responder: Responder) throws {
         let client = request.client
-        guard sockets.withLockedValue({ $0[client] }) == nil else {
-            throw ConduitError.badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
-        }
         let host = request.headers["address"] ?? options.defaultBindAddress
         guard let port = Int(request.headers["port"] ?? "0"), (0...65_535).contains(port) else {
             throw ConduitError.badRequest("'port' must be 0…65535 (0 picks a free port)")
         }
+        let refusal = sockets.withLockedValue { sockets -> ConduitError? in
+            guard sockets.open[client] == nil else {
+                return .badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
+            }
+            guard sockets.open.count + sockets.binding < options.maxSockets else {
+                return .unavailable("the host has \(options.maxSockets) UDP sockets open (the udp option maxSockets)")
+            }
+            sockets.binding += 1
+            return nil
+        }
+        if let refusal { throw refusal }
         let counters = UDPSocket.Counters()
         let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters, route: context.route("data"))
         // On the requesting connection's event loop: its pushes are then written at once,
@@ -116,8 +134,9 @@ public final class UDPHandler: ConduitHandler {
                 case .success(let channel):
                     let socket = UDPSocket(channel: channel, reader: reader, counters: counters, maxDatagramBytes: options.maxDatagramBytes)
                     let raced = sockets.withLockedValue { sockets -> Bool in
-                        guard sockets[client] == nil else { return true }
-                        sockets[client] = socket
+                        sockets.binding -= 1
+                        guard sockets.open[client] == nil else { return true }
+                        sockets.open[client] = socket
                         return false
                     }
                     if raced {
@@ -127,6 +146,7 @@ public final class UDPHandler: ConduitHandler {
                         responder.reply(json: socket.state)
                     }
                 case .failure(let error):
+                    sockets.withLockedValue { $0.binding -= 1 }
                     responder.fail(UDPError.bindFailed(host: host, port: port, error))
                 }
             }
@@ -138,7 +158,7 @@ public final class UDPHandler: ConduitHandler {
     }
 
     private func close(_ client: ClientID, _ responder: Responder) throws {
-        guard let socket = sockets.withLockedValue({ $0.removeValue(forKey: client) }) else {
+        guard let socket = sockets.withLockedValue({ $0.open.removeValue(forKey: client) }) else {
             throw ConduitError.notFound("client '\(client)' has no UDP socket")
         }
         socket.close()
@@ -146,7 +166,7 @@ public final class UDPHandler: ConduitHandler {
     }
 
     private func socket(of request: Request) throws -> UDPSocket {
-        guard let socket = sockets.withLockedValue({ $0[request.client] }) else {
+        guard let socket = sockets.withLockedValue({ $0.open[request.client] }) else {
             throw ConduitError.notFound("client '\(request.client)' has no UDP socket; call \(context.route("bind")) first")
         }
         return socket
