@@ -283,3 +283,25 @@ extension Headers {
         return all
     }
 }
+
+extension TLSBridgeTests {
+    /// Connections are bounded for all ids together (`maxConnections`): any client with the
+    /// key can name as many ids as it likes, and each connection holds a descriptor and TLS
+    /// buffers. Past the bound `tls.connect` is answered `UnavailableError`; a closed
+    /// connection's place is free again.
+    @Test func connectionsAreBoundedForAllIdsTogether() async throws {
+        try await TestHost.run(yaml: Self.yaml("echoService: {enabled: true}, maxConnections: 1"), catalog: .tlsTests) { host in
+            let first = TLSSession(try await host.connect(client: "tls-first"))
+            let second = TLSSession(try await host.connect(client: "tls-second"))
+            _ = try await Self.connectToEcho(first)
+            let echo = try await second.request("tls.echoService").data(EchoServiceInfo.self)
+            let refused = try await second.request("tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+            #expect(refused.failure?.type == "UnavailableError")
+            #expect(refused.failure?.message.contains("1 TLS connections open") == true)
+            // Answered once the connection is closed, and so its place given back.
+            #expect(try await first.request("tls.close").failure == nil)
+            let again = try await second.request("tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+            #expect(again.failure == nil)
+        }
+    }
+}

@@ -36,6 +36,8 @@ public final class TLSHandler: ConduitHandler {
     private let context: HandlerContext
     private let trust: TLSTrust
     private let connections = NIOLockedValueBox<[ClientID: TLSConnection]>([:])
+    /// Connections open or opening, bounded by `maxConnections`.
+    private let inUse = NIOLockedValueBox(0)
     private let echoService = NIOLockedValueBox<TLSEchoService?>(nil)
 
     public init(options: TLSOptions, context: HandlerContext) throws {
@@ -91,13 +93,20 @@ public final class TLSHandler: ConduitHandler {
         let insecure = try insecureRequested(request)
         let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
         let congestionTimeout = TimeAmount.nanoseconds(Int64(options.congestionTimeoutSeconds * 1e9))
+        try takePlace()
         responder.respond { [self] in
-            // In the task: a CA of the request's own means loading the system roots again.
-            let choice = try trust.choice(insecureRequested: insecure, caPEM: request.payload)
-            let connection = try await TLSConnection.open(
-                endpoint, for: client, trust: choice, timeout: timeout, congestionTimeout: congestionTimeout,
-                pushes: context.pushes, routes: TLSPushRoutes(context), group: context.eventLoopGroup)
-            try register(connection, for: client)
+            let connection: TLSConnection
+            do {
+                // In the task: a CA of the request's own means loading the system roots again.
+                let choice = try trust.choice(insecureRequested: insecure, caPEM: request.payload)
+                connection = try await TLSConnection.open(
+                    endpoint, for: client, trust: choice, timeout: timeout, congestionTimeout: congestionTimeout,
+                    pushes: context.pushes, routes: TLSPushRoutes(context), group: context.eventLoopGroup)
+                try register(connection, for: client)
+            } catch {
+                givePlaceBack()
+                throw error
+            }
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
             return try .json(connection.summary)
         }
@@ -107,7 +116,9 @@ public final class TLSHandler: ConduitHandler {
         guard let connection = connections.withLockedValue({ $0.removeValue(forKey: client) }), connection.isOpen else {
             throw ConduitError.notFound("client '\(client)' has no TLS connection")
         }
-        connection.close().whenComplete { _ in responder.reply(json: ["closed": true]) }
+        connection.close()
+        // Once closed, after what `register` set to run then (its place is given back first).
+        connection.closed.whenComplete { _ in responder.reply(json: ["closed": true]) }
     }
 
     private func echoServiceInfo() throws -> TLSEchoService.Info {
@@ -126,6 +137,20 @@ public final class TLSHandler: ConduitHandler {
             throw ConduitError.notFound("client '\(client)' has no TLS connection; call \(context.route("connect")) first")
         }
         return connection
+    }
+
+    /// A place among `maxConnections` for a connection about to open.
+    private func takePlace() throws(ConduitError) {
+        let taken = inUse.withLockedValue { inUse in
+            guard inUse < options.maxConnections else { return false }
+            inUse += 1
+            return true
+        }
+        guard taken else { throw .unavailable("the host has \(options.maxConnections) TLS connections open (the tls option maxConnections)") }
+    }
+
+    private func givePlaceBack() {
+        inUse.withLockedValue { $0 -= 1 }
     }
 
     private func ensureNoConnection(for client: ClientID) throws(ConduitError) {
@@ -147,10 +172,11 @@ public final class TLSHandler: ConduitHandler {
             throw .badRequest("client '\(client)' already has a TLS connection; \(context.route("close")) it first")
         }
         // Also when the server closed before this line: the callback then runs at once.
-        connection.closed.whenComplete { [connections] _ in
+        connection.closed.whenComplete { [self] _ in
             connections.withLockedValue { connections in
                 if connections[client] === connection { connections[client] = nil }
             }
+            givePlaceBack()
         }
     }
 

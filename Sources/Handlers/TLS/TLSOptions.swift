@@ -58,6 +58,9 @@ public struct TLSOptions: HandlerOptions {
     /// How long a client may stay congested (the host's high-water mark) before its stream is
     /// ended with `tls.end`; meanwhile nothing is read from the server (SPEC §3).
     public var congestionTimeoutSeconds = 30.0
+    /// Connections open (or opening) at once, for all ids: each holds a descriptor and TLS
+    /// buffers, and any client with the key may name as many ids as it likes.
+    public var maxConnections = 1024
     public var echoService = EchoService()
 
     public init() {}
@@ -67,5 +70,6 @@ public struct TLSOptions: HandlerOptions {
         where !(value > 0 && value <= 86_400) {
             throw InvalidOption(option, "must be above 0 and at most 86400 (one day)")
         }
+        guard (1...1_000_000).contains(maxConnections) else { throw InvalidOption("maxConnections", "must be 1 to 1000000") }
     }
 }
