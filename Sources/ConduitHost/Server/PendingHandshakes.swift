@@ -64,7 +64,6 @@ final class PendingHandshakes: Sendable {
         private let pending: PendingHandshakes
         private let order: UInt64
         private var received = 0
-        private var released = false
         private var refused = false
 
         fileprivate init(pending: PendingHandshakes, order: UInt64) {
@@ -87,8 +86,6 @@ final class PendingHandshakes: Sendable {
         }
 
         func handlerRemoved(context: ChannelHandlerContext) {
-            guard !released else { return }
-            released = true
             pending.release(order)
         }
     }
