@@ -29,3 +29,22 @@ struct IdLifeTests {
         }
     }
 }
+
+extension IdLifeTests {
+    /// Naming an id over IPC costs no descriptor, so the ids the host holds are bounded
+    /// (`maxClients`): an invocation naming a new one past the bound is answered 503, while
+    /// the ids already held still answer.
+    @Test func anInvocationNamingANewIdPastMaxClientsIsAnswered503() async throws {
+        let yaml = "limits:\n  maxClients: 3\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            for index in 0..<3 {
+                #expect(try await host.ipc().request(.POST, "/echo?id=held-\(index)", body: ByteBuffer(string: "x")).status == .ok)
+            }
+            let refused = try await host.ipc().request(.POST, "/echo?id=one-more", body: ByteBuffer(string: "x"))
+            #expect(refused.status == .serviceUnavailable)
+            #expect(String(buffer: refused.body).contains("limits.maxClients"), "\(String(buffer: refused.body))")
+            #expect(host.client("one-more") == nil)
+            #expect(try await host.ipc().request(.POST, "/echo?id=held-0", body: ByteBuffer(string: "x")).status == .ok)
+        }
+    }
+}

@@ -51,6 +51,8 @@ public struct HostSettings: Sendable, Equatable {
     public var maxHandshakeBytes = 16 << 10
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
+    /// Ids the host holds at once; past it an IPC invocation naming a new id is answered 503.
+    public var maxClients = 65_536
     /// A request answered from a task (`respond`, async handlers) that takes longer is
     /// answered `TimeoutError`, over the WebSocket as over IPC, unless the handler sets its own.
     public var requestTimeoutSeconds = 60.0

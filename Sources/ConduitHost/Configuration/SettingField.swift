@@ -37,6 +37,7 @@ struct SettingField: Sendable {
         .count("limits", "maxPendingHandshakes", \.maxPendingHandshakes, 1...1_000_000),
         .count("limits", "maxHandshakeBytes", \.maxHandshakeBytes, 1024...(1 << 20)),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
+        .count("limits", "maxClients", \.maxClients, 1...10_000_000),
         .seconds("limits", "requestTimeoutSeconds", \.requestTimeoutSeconds, maximum: 86_400),
         .count("limits", "maxRequestsInFlight", \.maxRequestsInFlight, 1...1_000_000),
         .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds, maximum: 86_400),

@@ -102,7 +102,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
             return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))
         }
         // State a handler makes for this id (a UDP socket) ends with the id's grace period.
-        services.directory.touch(client)
+        guard services.directory.touch(client) else {
+            let limit = services.directory.settings.maxClients
+            return fail(.serviceUnavailable, .unavailable("the host holds \(limit) client ids (limits.maxClients); '\(client)' is not one of them"))
+        }
         let answer = answerer()
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))
