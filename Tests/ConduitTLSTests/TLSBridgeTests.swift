@@ -305,3 +305,34 @@ extension TLSBridgeTests {
         }
     }
 }
+
+extension TLSBridgeTests {
+    /// A connect the connection's own bound on running requests refuses takes no place among
+    /// `maxConnections`: once such refusals gave theirs back never, and the bound shrank for good.
+    @Test func aConnectRefusedForTooManyRunningRequestsTakesNoPlace() async throws {
+        let silent = try await SilentTCPServer.start()
+        let yaml = """
+            limits:
+              maxRequestsInFlight: 1
+            routes:
+              - route: tls.*
+                handler: tls
+                options: {echoService: {enabled: true}, maxConnections: 2, connectTimeoutSeconds: 2}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let busy = TLSSession(try await host.connect(client: "tls-busy"))
+            let ca = Array(try await busy.request("tls.echoService").data(EchoServiceInfo.self).certificatePEM.utf8)
+            // A server that never answers: the connect runs until its timeout.
+            let silentServer: Headers = ["host": "127.0.0.1", "port": "\(silent.port)"]
+            let hanging = try await busy.send("tls.connect", silentServer, payload: ca)
+            let refused = try await busy.request("tls.connect", silentServer, payload: ca)
+            #expect(refused.failure?.type == "UnavailableError")
+            #expect(try await busy.reply(to: hanging).failure?.type == "TimeoutError")
+            // Both places are free again: two clients connect at once.
+            for name in ["tls-one", "tls-two"] {
+                _ = try await Self.connectToEcho(TLSSession(try await host.connect(client: name)))
+            }
+        }
+        try await silent.stop()
+    }
+}

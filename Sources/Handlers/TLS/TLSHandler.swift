@@ -93,8 +93,10 @@ public final class TLSHandler: ConduitHandler {
         let insecure = try insecureRequested(request)
         let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
         let congestionTimeout = TimeAmount.nanoseconds(Int64(options.congestionTimeoutSeconds * 1e9))
-        try takePlace()
         responder.respond { [self] in
+            // In the task: a connect the connection's bound on running requests refuses never
+            // runs it, and must take no place.
+            try takePlace()
             let connection: TLSConnection
             do {
                 // In the task: a CA of the request's own means loading the system roots again.
