@@ -232,7 +232,7 @@ let package = Package(
             ],
             swiftSettings: settings
         ),
-        socketTests("ConduitHostTests", ["ConduitEcho", nio("NIOEmbedded"), nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOWebSocket")]),
+        socketTests("ConduitHostTests", ["ConduitEcho", "ConduitClient", nio("NIOEmbedded"), nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOWebSocket")]),
         .testTarget(
             name: "ConduitKitTests",
             dependencies: [

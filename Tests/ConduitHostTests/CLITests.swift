@@ -1,7 +1,9 @@
+import ConduitClient
 import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// The `conduit` executable as a user runs it: check, routes, serve, SIGHUP, SIGTERM.
@@ -115,13 +117,9 @@ struct CLITests {
 
         let capped = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: 200))
         let cappedAnnounce = try JSONSerialization.jsonObject(with: Data(try await capped.firstLine().utf8)) as! [String: Any]
-        let ipc = try await RawTCPClient.connect(port: try #require(cappedAnnounce["ipcPort"] as? Int))
-        try await ipc.send(
-            "POST /internal.conduit.diagnostics HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer cli-test-key\r\n"
-                + "Content-Length: 0\r\nConnection: close\r\n\r\n")
-        let response = String(buffer: try await ipc.readUntilClosed())
-        let body = try #require(response.range(of: "\r\n\r\n").map { response[$0.upperBound...] })
-        let diagnostics = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: Any]
+        let ipc = IPCClient(port: try #require(cappedAnnounce["ipcPort"] as? Int), key: "cli-test-key")
+        let response = try await ipc.request(.POST, "/internal.conduit.diagnostics")
+        let diagnostics = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as! [String: Any]
         let handshakes = try #require((diagnostics["data"] as? [String: Any])?["handshakes"] as? [String: Any])
         #expect(handshakes["limit"] as? Int == 50 && handshakes["pending"] as? Int == 0, "\(handshakes)")
         capped.signal(SIGTERM)
