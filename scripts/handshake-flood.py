@@ -13,11 +13,10 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak import KEY, hosted, open_fds, rss_kib  # noqa: E402
+from soak import KEY, hosted, open_fds, raise_descriptor_limit, rss_kib  # noqa: E402
 
 ALLOWED_GROWTH_KIB = 56 << 10
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -65,8 +64,7 @@ async def main():
     parser.add_argument("conduit")
     parser.add_argument("--connections", type=int, default=2000)
     arguments = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_descriptor_limit()
     over = await flood(arguments.conduit, arguments.connections, 79_000)
     under = await flood(arguments.conduit, arguments.connections, 15_000)
     ok = all(run["rssKiB"] - run["rssBaselineKiB"] <= ALLOWED_GROWTH_KIB for run in (over, under))

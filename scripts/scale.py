@@ -8,13 +8,12 @@ connection fails or an echo over a held connection goes unanswered.
 import argparse
 import asyncio
 import json
-import resource
 import sys
 import time
 
 from websockets.asyncio.client import connect
 
-from soak import KEY, decode, encode, hosted, rss_kib
+from soak import KEY, decode, encode, hosted, raise_descriptor_limit, rss_kib
 
 
 async def main():
@@ -22,8 +21,7 @@ async def main():
     parser.add_argument("conduit")
     parser.add_argument("--connections", type=int, default=10_000)
     args = parser.parse_args()
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    raise_descriptor_limit()
 
     with hosted(args.conduit) as (pid, port, _):
         await asyncio.sleep(1)

@@ -31,6 +31,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import socket
 import struct
 import subprocess
@@ -88,6 +89,21 @@ def hosted(conduit, **settings):
     finally:
         host.terminate()
         host.wait()
+
+
+def raise_descriptor_limit():
+    """Raises this process's soft descriptor limit to the hard one (a host started after it
+    inherits it): many connections need many descriptors."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def ipc_post(ipc_port, target):
+    """POSTs to the host's IPC port with the key; returns the status and the body."""
+    request = urllib.request.Request(f"http://127.0.0.1:{ipc_port}{target}", method="POST", data=b"",
+                                     headers={"Authorization": f"Bearer {KEY}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
 
 
 def open_fds(pid):
@@ -260,10 +276,7 @@ async def big_header_chunks(port, index, stop, per_second=20):
 
 
 def bind_over_ipc(ipc_port, client_id):
-    request = urllib.request.Request(f"http://127.0.0.1:{ipc_port}/udp.bind?id={client_id}", method="POST",
-                                     data=b"", headers={"Authorization": f"Bearer {KEY}"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
+    return ipc_post(ipc_port, f"/udp.bind?id={client_id}")[0]
 
 
 async def main():
