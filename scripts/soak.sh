@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Soak, resume-window memory, handshake flood and connection-scale runs against a real
-# `conduit serve` (scripts/soak.py, resume-memory.py, handshake-flood.py, scale.py).
+# Soak, resume-window memory, handshake flood, id churn and connection-scale runs against a
+# real `conduit serve` (scripts/soak.py, resume-memory.py, handshake-flood.py, id-churn.py,
+# scale.py).
 # Usage: scripts/soak.sh [CLIENTS] [SECONDS] [--release] [--scale N]
 #   CI runs the short version (scripts/test.sh); the recorded full runs are in docs/soak.md.
 set -euo pipefail
@@ -33,4 +34,5 @@ ulimit -n "$(ulimit -Hn)"
 python3 "$repo/scripts/soak.py" "$conduit" --clients "$clients" --seconds "$seconds"
 python3 "$repo/scripts/resume-memory.py" "$conduit"
 python3 "$repo/scripts/handshake-flood.py" "$conduit"
+python3 "$repo/scripts/id-churn.py" "$conduit"
 if [[ $scale -gt 0 ]]; then python3 "$repo/scripts/scale.py" "$conduit" --connections "$scale"; fi

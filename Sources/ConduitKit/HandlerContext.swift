@@ -49,6 +49,8 @@ public enum DropCause: String, Sendable, Codable, CaseIterable, Hashable {
     case expired
     /// The message breaks a wire limit (too many headers, a key or value too long).
     case unencodable
+    /// The id is new, the host holds `limits.maxClients` ids and none of them is away.
+    case tooManyClients = "too-many-clients"
 }
 
 /// What happened to a push: only `sent` and `buffered` mean the message was accepted.

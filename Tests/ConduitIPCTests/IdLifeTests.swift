@@ -1,5 +1,6 @@
 import ConduitClient
 import ConduitHost
+import ConduitKit
 import ConduitTesting
 import ConduitWire
 import Foundation
@@ -31,20 +32,66 @@ struct IdLifeTests {
 }
 
 extension IdLifeTests {
-    /// Naming an id over IPC costs no descriptor, so the ids the host holds are bounded
-    /// (`maxClients`): an invocation naming a new one past the bound is answered 503, while
-    /// the ids already held still answer.
-    @Test func anInvocationNamingANewIdPastMaxClientsIsAnswered503() async throws {
-        let yaml = "limits:\n  maxClients: 3\nroutes:\n  - route: echo\n    handler: echo\n"
+    /// Every id costs memory for its grace period whatever made it, and a client with the key
+    /// made 3,900 a second by opening and closing sockets under new ids: the host held every
+    /// one (77,476 in 20 s, +62 MB). Past `maxClients` a new id now takes the place of the id
+    /// away the longest, which ends as at the end of its grace period.
+    @Test func aNewIdPastMaxClientsTakesThePlaceOfTheIdAwayTheLongest() async throws {
+        StatefulHandler.expired.withLock { $0.removeAll() }
+        let yaml = "limits:\n  maxClients: 3\nroutes:\n  - route: stateful\n    handler: stateful\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            // Each id away with one push in its buffer, held-0 away the longest.
             for index in 0..<3 {
-                #expect(try await host.ipc().request(.POST, "/echo?id=held-\(index)", body: ByteBuffer(string: "x")).status == .ok)
+                #expect(try await host.ipc().request(.POST, "/stateful?id=held-\(index)", body: ByteBuffer(string: "x")).status == .ok)
             }
-            let refused = try await host.ipc().request(.POST, "/echo?id=one-more", body: ByteBuffer(string: "x"))
-            #expect(refused.status == .serviceUnavailable)
-            #expect(String(buffer: refused.body).contains("limits.maxClients"), "\(String(buffer: refused.body))")
-            #expect(host.client("one-more") == nil)
-            #expect(try await host.ipc().request(.POST, "/echo?id=held-0", body: ByteBuffer(string: "x")).status == .ok)
+            // held-1 comes back and goes away again: now the newest away.
+            let socket = try await host.connect(client: "held-1")
+            _ = try await socket.nextMessage()
+            try await socket.close()
+            try await waitUntil { host.client("held-1")?.connected == false }
+
+            #expect(try await host.ipc().request(.POST, "/stateful?id=new-0", body: ByteBuffer(string: "x")).status == .ok)
+            #expect(host.client("held-0") == nil)
+            #expect(StatefulHandler.expired.withLock { $0 } == ["held-0"], "handlers are told, as at the end of the grace period")
+            #expect(host.host.directory.budget.snapshot.dropped["expired"] == 1, "its buffered push is dropped, counted")
+
+            // A socket under a new id takes a place the same way.
+            let churned = try await host.connect(client: "new-1")
+            #expect(host.client("held-2") == nil && host.client("held-1") != nil)
+            try await churned.close()
+            let places = host.host.directory.places
+            #expect(places.held == 3 && places.limit == 3 && places.evicted == 2 && places.refused == 0, "\(places)")
+        }
+    }
+
+    /// With every id it holds connected, the host has no place to give: a new id is refused
+    /// on every path (a handshake, an invocation, a fallback stream, a push), and ids held
+    /// are served as before.
+    @Test func aNewIdFindsNoPlaceWhenEveryIdHeldIsConnected() async throws {
+        let yaml = "limits:\n  maxClients: 2\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let first = try await host.connect(client: "c-0")
+            let second = try await host.connect(client: "c-1")
+
+            #expect(try await RawTCPClient.handshakeStatus(port: host.port, path: host.path(client: "c-2")) == 503)
+            let invocation = try await host.ipc().request(.POST, "/echo?id=c-2", body: ByteBuffer(string: "x"))
+            #expect(invocation.status == .serviceUnavailable)
+            #expect(String(buffer: invocation.body).contains("limits.maxClients"), "\(String(buffer: invocation.body))")
+            let stream = try await host.ipc().request(.GET, "/internal.conduit.events?id=c-2")
+            #expect(stream.status == .serviceUnavailable)
+            #expect(host.host.directory.push(Message(headers: ["route": "p"]), to: ClientID("c-2")!, delivery: .reliable) == .dropped(.tooManyClients))
+            #expect(host.client("c-2") == nil)
+            let places = host.host.directory.places
+            #expect(places.held == 2 && places.evicted == 0 && places.refused == 4, "\(places)")
+            #expect(try await first.request(Message(headers: ["route": "echo"], payload: ByteBuffer(string: "still"))).payload == ByteBuffer(string: "still"))
+
+            // Once an id is away, a new one takes its place.
+            try await first.close()
+            try await waitUntil { host.client("c-0")?.connected == false }
+            let third = try await host.connect(client: "c-2")
+            #expect(host.client("c-0") == nil)
+            try await third.close()
+            try await second.close()
         }
     }
 }

@@ -102,10 +102,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
             return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))
         }
         // State a handler makes for this id (a UDP socket) ends with the id's grace period.
-        guard services.directory.touch(client) else {
-            let limit = services.directory.settings.maxClients
-            return fail(.serviceUnavailable, .unavailable("the host holds \(limit) client ids (limits.maxClients); '\(client)' is not one of them"))
-        }
+        guard services.directory.touch(client) else { return failForNoPlace(client) }
         let answer = answerer()
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))
@@ -115,6 +112,12 @@ final class IPCRequestHandler: ChannelInboundHandler {
             client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry,
             limits: .init(inFlight: nil, timeout: .nanoseconds(services.replyTimeout.nanoseconds)),
             destination: IPCReplyDestination(answer: answer))
+    }
+
+    /// A new id the host has no place for: every id it holds is connected.
+    private func failForNoPlace(_ client: ClientID) {
+        let limit = services.directory.settings.maxClients
+        fail(.serviceUnavailable, .unavailable("the host holds \(limit) client ids (limits.maxClients), all connected; '\(client)' is not one of them"))
     }
 
     /// A function that answers the current request from any thread, once; later calls (a
@@ -143,8 +146,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
         case .success(let request): resume = request
         }
         let stream = FallbackStream(client: client, handler: self, eventLoop: context!.eventLoop)
-        guard case .attached(let greeting) = services.directory.attach(stream, for: client, resume: resume) else {
-            return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
+        let greeting: ResumeState.Greeting?
+        switch services.directory.attach(stream, for: client, resume: resume) {
+        case .attached(let resumed): greeting = resumed
+        case .refused: return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
+        case .noPlace: return failForNoPlace(client)
         }
         self.stream = stream
         answered = true

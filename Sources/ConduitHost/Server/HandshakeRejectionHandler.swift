@@ -9,10 +9,13 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
     static let name = "conduit.handshake-rejection"
 
     private let policy: HandshakePolicy
+    /// Set when the policy accepted the handshake but the host refused it afterwards.
+    private let refusal: NIOLoopBoundBox<HandshakePolicy.Rejected?>
     private var responded = false
 
-    init(policy: HandshakePolicy) {
+    init(policy: HandshakePolicy, refusal: NIOLoopBoundBox<HandshakePolicy.Rejected?>) {
         self.policy = policy
+        self.refusal = refusal
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -20,7 +23,7 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         responded = true
         let rejection: HandshakePolicy.Rejected = switch policy.evaluate(head) {
         case .failure(let rejected): rejected
-        case .success: .init(status: .badRequest, reason: "the upgrade could not be completed")
+        case .success: refusal.value ?? .init(status: .badRequest, reason: "the upgrade could not be completed")
         }
         var body = context.channel.allocator.buffer(capacity: rejection.reason.utf8.count + 1)
         body.writeString(rejection.reason + "\n")

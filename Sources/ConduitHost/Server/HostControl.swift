@@ -46,6 +46,8 @@ final class HostControl: Sendable {
         let handles: Handles
         /// Connections waiting for their WebSocket handshake, and how many may.
         let handshakes: Handshakes
+        /// Ids held, how many may be, and new ids past that: evicted ids away, refused ones.
+        let places: ClientDirectory.Places
         let routes: [RouteCounts]
         /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
         let clients: [ClientDirectory.ClientSnapshot]
@@ -120,7 +122,7 @@ final class HostControl: Sendable {
         let connected = clients.filter(\.connected).map(\.id)
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
-            handshakes: .init(pending: pendingHandshakes.count, limit: pendingHandshakes.limit),
+            handshakes: .init(pending: pendingHandshakes.count, limit: pendingHandshakes.limit), places: directory.places,
             routes: registry.table.routes.map { .init(route: $0.entry.route, handler: $0.entry.handler, stats: $0.stats.snapshot, down: $0.handler.health.downReason, details: $0.handler.diagnostics) },
             clients: clients, buffers: directory.budget.snapshot, cluster: cluster?.diagnostics
         )

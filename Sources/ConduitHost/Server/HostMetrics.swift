@@ -21,6 +21,7 @@ public final class HostMetrics: Sendable {
     private let otherErrors: Counter
     private let resumeEvents: [ResumeEvent: Counter]
     private let handshakeRefusals: [HandshakeRefusal: Counter]
+    private let clientPlaces: [ClientPlace: Counter]
 
     public init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
@@ -45,6 +46,9 @@ public final class HostMetrics: Sendable {
         handshakeRefusals = Dictionary(uniqueKeysWithValues: HandshakeRefusal.allCases.map {
             ($0, Counter(label: "conduit_handshakes_refused_total", dimensions: [("reason", $0.rawValue)], factory: factory))
         })
+        clientPlaces = Dictionary(uniqueKeysWithValues: ClientPlace.allCases.map {
+            ($0, Counter(label: "conduit_client_ids_total", dimensions: [("event", $0.rawValue)], factory: factory))
+        })
     }
 
     func connectionOpened() {
@@ -55,6 +59,9 @@ public final class HostMetrics: Sendable {
     func connectionClosed() { connectionsActive.decrement() }
 
     func handshakeRefused(_ reason: HandshakeRefusal) { handshakeRefusals[reason]!.increment() }
+
+    /// A new id past `limits.maxClients` took an away id's place, or found none.
+    func clientPlace(_ event: ClientPlace) { clientPlaces[event]!.increment() }
 
     /// Adds a connection's traffic since its last report: one report per read batch or
     /// flush, so the shared counters are not touched per message.

@@ -40,6 +40,8 @@ final class WebSocketListener: Sendable {
         // First, so it gives the connection's place back however the rest goes.
         try channel.pipeline.syncOperations.addHandler(pending.admit(channel), name: PendingHandshakes.Guard.name)
         let accepted = NIOLoopBoundBox<HandshakePolicy.Accepted?>(nil, eventLoop: channel.eventLoop)
+        // A handshake the policy accepts may still find no place for a new id.
+        let refusal = NIOLoopBoundBox<HandshakePolicy.Rejected?>(nil, eventLoop: channel.eventLoop)
         let attached = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let timeout = channel.eventLoop.assumeIsolated().scheduleTask(
             in: .nanoseconds(Int64(services.settings.handshakeTimeoutSeconds * 1e9))
@@ -50,15 +52,19 @@ final class WebSocketListener: Sendable {
             shouldUpgrade: { [policy, services] channel, head in
                 switch policy.evaluate(head) {
                 case .success(let result):
-                    accepted.value = result
                     // The id is registered before its 101 is written: a client told of the
                     // connection at once can relay to it (SPEC §2).
                     if services.mode == .conduit {
-                        services.directory.handshakeAccepted(result.client)
+                        guard services.directory.handshakeAccepted(result.client) else {
+                            let limit = services.settings.maxClients
+                            refusal.value = .init(status: .serviceUnavailable, reason: "the host holds \(limit) client ids (limits.maxClients), all connected")
+                            return channel.eventLoop.makeSucceededFuture(nil)
+                        }
                         channel.closeFuture.whenComplete { _ in
                             if !attached.value { services.directory.handshakeAbandoned(result.client) }
                         }
                     }
+                    accepted.value = result
                     var headers = HTTPHeaders()
                     if let subprotocol = result.subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
                     return channel.eventLoop.makeSucceededFuture(headers)
@@ -87,7 +93,7 @@ final class WebSocketListener: Sendable {
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
             withErrorHandling: true
         )
-        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy), name: HandshakeRejectionHandler.name)
+        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy, refusal: refusal), name: HandshakeRejectionHandler.name)
     }
 }
 

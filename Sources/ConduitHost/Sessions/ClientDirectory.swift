@@ -59,6 +59,9 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
+    /// Taken inside the table's lock only, like `paused` and `placeCounts`.
+    let awayOrder = NIOLockedValueBox(AwayOrder())
+    let placeCounts = NIOLockedValueBox(PlaceCounts())
     let paused = NIOLockedValueBox(false)
     let settings: HostSettings
     let gracePeriod: TimeAmount
@@ -90,7 +93,7 @@ public final class ClientDirectory: PushSink, Sendable {
         }
         let entry = MessageQueue.Entry(message, delivery: delivery)
         enum Delivery { case now(Session), drain(Session), none }
-        let (delivery, outcome): (Delivery, PushOutcome) = withSlot(client) { slot in
+        let placed: (Delivery, PushOutcome)? = withPlacedSlot(client) { slot in
             slot.pushed += 1
             guard let session = slot.session else {
                 let outcome = buffer(entry, for: client, in: &slot)
@@ -105,6 +108,11 @@ public final class ClientDirectory: PushSink, Sendable {
             slot.draining = true
             return (.drain(session), outcome)
         }
+        guard let placed else {
+            budget.dropped(.tooManyClients)
+            return .dropped(.tooManyClients)
+        }
+        let (delivery, outcome) = placed
         // Sent outside the lock: a send can close the socket, which comes back here.
         switch delivery {
         case .now(let session): return session.sendOnLoop(entry, reserved: false)
@@ -138,10 +146,11 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     /// An id with no socket, stream or handshake and no grace period running gets one: what it
-    /// holds lives that long unless the id comes back.
+    /// holds lives that long unless the id comes back. (While paused none runs: the id is away
+    /// already when the order holds it.)
     private func startGraceIfAway(_ client: ClientID, in slot: inout Slot) {
-        guard slot.isAway, slot.expiry == nil, !isPaused else { return }
-        slot.expiry = scheduleExpiry(client)
+        guard slot.isAway, slot.expiry == nil, !awayOrder.withLockedValue({ $0.holds(client) }) else { return }
+        startGrace(client, in: &slot)
     }
 
     private func record(_ admission: MessageQueue.Admission, in slot: inout Slot, sent: Bool) -> PushOutcome {
@@ -221,7 +230,7 @@ public final class ClientDirectory: PushSink, Sendable {
             budget.dropped(.hostBudget)
             return .dropped(.hostBudget)
         }
-        let session: Session? = withSlot(client) { slot in
+        let placed: Session?? = withPlacedSlot(client) { slot in
             if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
             if asNewest {
                 _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true), in: &slot, sent: false)
@@ -232,6 +241,11 @@ public final class ClientDirectory: PushSink, Sendable {
             startGraceIfAway(client, in: &slot)
             slot.stream?.messagesAvailable()
             return nil
+        }
+        guard let session = placed else {
+            budget.release(entry.bytes)
+            budget.dropped(.tooManyClients)
+            return .dropped(.tooManyClients)
         }
         if let session {
             session.send(entry, reserved: true, asNewest: asNewest)
@@ -291,8 +305,7 @@ extension ClientDirectory {
         slot.session = session
         slot.stream?.end()
         slot.stream = nil
-        slot.expiry?.cancel()
-        slot.expiry = nil
+        endGrace(session.client, in: &slot)
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
         if let old {
@@ -328,10 +341,7 @@ extension ClientDirectory {
             if wasCurrent {
                 slot.session = nil
                 slot.draining = false
-                if !isPaused, slot.stream == nil {
-                    slot.expiry?.cancel()
-                    slot.expiry = scheduleExpiry(session.client)
-                }
+                if slot.isAway { startGrace(session.client, in: &slot) }
                 if slot.stream == nil { slot.resume?.idle() }
             }
             // Handed over to a new socket: its own bound applies as they reach its queue.
@@ -371,50 +381,42 @@ extension ClientDirectory {
 
     /// A handshake for the id was accepted; its 101 is about to be written. Until the socket
     /// attaches (or the handshake fails: `handshakeAbandoned`) pushes wait in its buffer.
-    func handshakeAccepted(_ client: ClientID) {
-        withSlot(client) { slot in
+    /// False, and nothing kept, for a new id the table has no place for.
+    func handshakeAccepted(_ client: ClientID) -> Bool {
+        withPlacedSlot(client) { (slot: inout Slot) -> Void in
             slot.handshakes += 1
-            slot.expiry?.cancel()
-            slot.expiry = nil
-        }
+            endGrace(client, in: &slot)
+        } != nil
     }
 
     /// The connection closed before its socket attached.
     func handshakeAbandoned(_ client: ClientID) {
         withSlot(client) { slot in
             slot.handshakes -= 1
-            guard slot.isAway, !isPaused else { return }
-            slot.expiry?.cancel()
-            slot.expiry = scheduleExpiry(client)
+            if slot.isAway { startGrace(client, in: &slot) }
         }
     }
 
     /// An id named over IPC (an invocation's `id=`): it lives for one grace period from now
     /// unless a socket or a stream opens for it, like an id whose socket just closed. False,
-    /// and nothing kept, for a new id while the host holds `maxClients`: naming an id costs no
-    /// descriptor, and one client with the key named 2,900 a second, each kept for the grace
-    /// period (853 bytes apiece).
+    /// and nothing kept, for a new id the table has no place for.
     func touch(_ client: ClientID) -> Bool {
-        slots.withLockedValue { slots in
-            guard slots[client] != nil || slots.count < settings.maxClients else { return false }
-            restartGrace(client, in: &slots[client, default: newSlot()])
-            return true
-        }
-    }
-
-    private func restartGrace(_ client: ClientID, in slot: inout Slot) {
-        guard slot.isAway, !isPaused else { return }
-        slot.expiry?.cancel()
-        slot.expiry = scheduleExpiry(client)
+        withPlacedSlot(client) { (slot: inout Slot) -> Void in
+            if slot.isAway { startGrace(client, in: &slot) }
+        } != nil
     }
 
     /// While paused, ids don't expire: a pause is not a client leaving.
     func setPaused(_ isPaused: Bool) {
         paused.withLockedValue { $0 = isPaused }
         slots.withLockedValue { slots in
-            for (client, slot) in slots where slot.isAway {
-                slot.expiry?.cancel()
-                slots[client]?.expiry = isPaused ? nil : scheduleExpiry(client)
+            for client in slots.keys where slots[client]!.isAway {
+                if isPaused {
+                    slots[client]!.expiry?.cancel()
+                    slots[client]!.expiry = nil
+                } else {
+                    startGrace(client, in: &slots[client]!)
+                }
             }
         }
     }
@@ -424,6 +426,8 @@ extension ClientDirectory {
     enum StreamAttachment {
         /// The id has an open socket: the socket receives its pushes.
         case refused
+        /// The id is new and the table has no place for it.
+        case noPlace
         /// The stream receives the id's pushes, after the greeting when it resumes (SPEC §9).
         case attached(ResumeState.Greeting?)
     }
@@ -431,14 +435,13 @@ extension ClientDirectory {
     /// Makes `stream` the id's fallback receiver, ending an older one; `resume` as for a socket.
     /// The caller writes the greeting before the stream's first pump.
     func attach(_ stream: any PushStream, for client: ClientID, resume: ResumeRequest?) -> StreamAttachment {
-        let attachment = withSlot(client) { slot -> StreamAttachment in
+        let attachment = withPlacedSlot(client) { slot -> StreamAttachment in
             guard slot.session == nil else { return .refused }
             slot.stream?.end()
             slot.stream = stream
-            slot.expiry?.cancel()
-            slot.expiry = nil
+            endGrace(client, in: &slot)
             return .attached(startResume(resume, writer: stream, in: &slot)?.greeting)
-        }
+        } ?? .noPlace
         if case .attached = attachment { stream.messagesAvailable() }
         return attachment
     }
@@ -464,35 +467,14 @@ extension ClientDirectory {
     func detach(_ stream: any PushStream, for client: ClientID) {
         slots.withLockedValue { slots in
             guard slots[client]?.stream === stream else { return }
-            slots[client]?.stream = nil
-            guard slots[client]?.session == nil else { return }
-            slots[client]?.resume?.idle()
-            if !paused.withLockedValue({ $0 }) {
-                slots[client]?.expiry = scheduleExpiry(client)
-            }
+            slots[client]!.stream = nil
+            guard slots[client]!.session == nil else { return }
+            slots[client]!.resume?.idle()
+            if slots[client]!.isAway { startGrace(client, in: &slots[client]!) }
         }
     }
 
-    /// At the end of the grace period an id that is still away is forgotten: its buffered
-    /// pushes are dropped (counted, bytes released), its waiters woken, handlers told.
-    private func scheduleExpiry(_ client: ClientID) -> Scheduled<Void> {
-        timers.scheduleTask(in: gracePeriod) { [self] in
-            let waiters: [@Sendable () -> Void]? = slots.withLockedValue { slots in
-                guard var slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
-                // Handovers still held go with the buffer (their bytes are reserved too).
-                for handOver in slot.replaced { handOver.unsent?.forEach { slot.buffer.takeOver($0) } }
-                slot.buffer.discardAll(.expired)
-                slot.resume?.end()
-                slots[client] = nil
-                return slot.waiters
-            }
-            guard let waiters else { return }
-            for waiter in waiters { waiter() }
-            events(.expired(client))
-        }
-    }
-
-    private func newSlot() -> Slot {
+    func newSlot() -> Slot {
         Slot(buffer: MessageQueue(byteLimit: settings.pushBufferBytes, countLimit: settings.pushBufferMessages, budget: budget))
     }
 

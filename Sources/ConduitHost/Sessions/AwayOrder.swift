@@ -1,0 +1,50 @@
+import ConduitKit
+import NIOCore
+
+/// The ids that are away (no socket, stream or handshake), in the order they went away: when
+/// the host holds `limits.maxClients` ids, the one away the longest gives its place to a new id.
+/// An id that comes back, or goes away again, leaves its old entry behind, stale; stale entries
+/// are skipped when met and swept out once they outnumber the ids away, so the order holds at
+/// most about twice as many entries as there are ids away.
+struct AwayOrder {
+    private struct Entry {
+        let client: ClientID
+        let ticket: UInt64
+    }
+
+    private var entries = CircularBuffer<Entry>()
+    /// The ticket of each id away: its entry is the one with this ticket.
+    private var tickets: [ClientID: UInt64] = [:]
+    private var lastTicket: UInt64 = 0
+
+    /// Whether `client` is among the ids away.
+    func holds(_ client: ClientID) -> Bool { tickets[client] != nil }
+
+    /// `client` went away, or was named again while away: it goes last.
+    mutating func wentAway(_ client: ClientID) {
+        lastTicket += 1
+        tickets[client] = lastTicket
+        entries.append(Entry(client: client, ticket: lastTicket))
+        // Each sweep follows at least as many appends as it reads entries.
+        if entries.count > 2 * tickets.count + 1024 { entries = CircularBuffer(entries.filter(isCurrent)) }
+    }
+
+    /// `client` has a socket, a stream or a handshake again, or is forgotten.
+    mutating func left(_ client: ClientID) {
+        tickets[client] = nil
+    }
+
+    /// Takes out the id away the longest.
+    mutating func removeOldest() -> ClientID? {
+        while let entry = entries.popFirst() {
+            guard isCurrent(entry) else { continue }
+            tickets[entry.client] = nil
+            return entry.client
+        }
+        return nil
+    }
+
+    private func isCurrent(_ entry: Entry) -> Bool {
+        tickets[entry.client] == entry.ticket
+    }
+}

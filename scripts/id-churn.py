@@ -1,0 +1,74 @@
+"""A client with the key that opens and closes sockets under new ids as fast as it can
+(docs/soak.md): each id outlives its socket by the grace period, so the ids held are bounded
+only by `limits.maxClients`. Runs WORKERS such loops for SECONDS against a host with
+`maxClients` LIMIT, while one client stays connected. Checks: the host holds at most LIMIT
+ids (the ids away the longest gave their places), its RSS grows by at most 1.5 KiB an id
+held plus 8 MiB, and the connected client is still served.
+
+Usage: python3 scripts/id-churn.py CONDUIT_BINARY [--limit N] [--seconds S] [--workers W]
+Prints one JSON line with the figures; exits 1 if a check fails.
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from soak import decode, encode, hosted, ipc_post, masked_frame, raise_descriptor_limit, raw_socket, rss_kib  # noqa: E402
+
+ALLOWED_KIB_PER_ID = 1.5
+ALLOWED_OVERHEAD_KIB = 8 << 10
+
+
+async def echoed(reader, writer, payload):
+    """The payload of the echo route's reply to one request (a short one: one frame)."""
+    writer.write(masked_frame(encode({"route": "echo", "token": "1"}, payload)))
+    await writer.drain()
+    _, length = await asyncio.wait_for(reader.readexactly(2), 10)
+    return decode(await reader.readexactly(length & 0x7F))[1]
+
+
+async def churn(port, worker, deadline, counts):
+    index = 0
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await raw_socket(port, f"churn-{worker}-{index}")
+            writer.close()
+            counts["opened"] += 1
+        except (OSError, RuntimeError, asyncio.IncompleteReadError):
+            counts["failed"] += 1
+        index += 1
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("conduit")
+    parser.add_argument("--limit", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--workers", type=int, default=32)
+    arguments = parser.parse_args()
+    raise_descriptor_limit()
+    with hosted(arguments.conduit, CONDUIT_MAX_CLIENTS=str(arguments.limit), CONDUIT_CLIENT_GRACE_SECONDS="600") as (pid, port, ipc_port):
+        await asyncio.sleep(0.5)
+        baseline = rss_kib(pid)
+        steady_reader, steady_writer = await raw_socket(port, "steady")
+        counts = {"opened": 0, "failed": 0}
+        deadline = time.monotonic() + arguments.seconds
+        await asyncio.gather(*(churn(port, worker, deadline, counts) for worker in range(arguments.workers)))
+        await asyncio.sleep(0.5)
+        grown = rss_kib(pid) - baseline
+        served = await echoed(steady_reader, steady_writer, b"still here") == b"still here"
+        _, body = ipc_post(ipc_port, "/internal.conduit.diagnostics")
+        places = json.loads(body)["data"]["places"]
+        steady_writer.close()
+    ok = (places["held"] <= arguments.limit and places["evicted"] > 0 and served
+          and grown <= ALLOWED_KIB_PER_ID * places["held"] + ALLOWED_OVERHEAD_KIB)
+    print(json.dumps({**counts, "perSecond": round(counts["opened"] / arguments.seconds), "places": places,
+                      "rssGrowthKiB": grown, "steadyClientServed": served, "ok": ok}))
+    if not ok:
+        sys.exit(1)
+
+
+asyncio.run(main())
