@@ -148,6 +148,26 @@ struct ControlPlaneTests {
             #expect(try await host.ipc().request(.PUT, "/internal.conduit.status").status == .methodNotAllowed)
         }
     }
+
+    /// Diagnostics listed every id the host held: 65,536 of them (the default bound) made an
+    /// answer of 30 MB, built whole for every call (the status page polls it). They list the
+    /// first 1,000 by name, or `clients=N`; `handles` and `places` count them all.
+    @Test func diagnosticsListTheFirstIdsAndCountThemAll() async throws {
+        let yaml = "limits:\n  maxClients: 1100\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            for index in 0..<1050 {
+                host.host.directory.push(Message(headers: ["route": "p"]), to: ClientID("away-\(1000 + index)")!, delivery: .reliable)
+            }
+            let socket = try await host.connect(client: "open")
+            let all = try await host.ipc().request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(all.clients.count == 1000 && all.clients.first?.id == "away-1000" && all.clients.last?.id == "away-1999")
+            #expect(all.handles.ids == ["open"] && all.places.held == 1051)
+            let two = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?clients=2").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(two.clients.map(\.id) == ["away-1000", "away-1001"])
+            #expect(try await host.ipc().request(.GET, "/internal.conduit.diagnostics?clients=-1").status == .badRequest)
+            try await socket.close()
+        }
+    }
 }
 
 struct DiagnosticsBody: Decodable {
@@ -173,8 +193,12 @@ struct DiagnosticsBody: Decodable {
         let dropped: Int
         let outboundQueued: Int
     }
+    struct Places: Decodable {
+        let held: Int
+    }
     let isActive: Bool
     let handles: Handles
+    let places: Places
     let routes: [Route]
     let clients: [Client]
 }

@@ -23,7 +23,7 @@ enum ControlRoutes {
                 } catch let error as ConduitKeyError {
                     throw ConduitError.badRequest(error.description)
                 }
-            case "diagnostics": return .success(try .json(await control.diagnostics()))
+            case "diagnostics": return .success(try .json(await control.diagnostics(listing: try listedClients(headers))))
             case "reload":
                 do {
                     try await control.reload()
@@ -45,6 +45,13 @@ enum ControlRoutes {
         } catch let error as IOError {
             throw ConduitError.unavailable("the socket server can't listen: \(error)")
         }
+    }
+
+    /// How many ids diagnostics list: `clients=N`, else `Diagnostics.listedClients`.
+    private static func listedClients(_ headers: Headers) throws(ConduitError) -> Int {
+        guard let value = headers["clients"] else { return HostControl.Diagnostics.listedClients }
+        guard let count = Int(value), count >= 0 else { throw .badRequest("'clients' must be how many ids to list: 0 or more") }
+        return count
     }
 
     /// `sharedKey` from the query, else from a JSON body `{"sharedKey":…}`.

@@ -22,6 +22,7 @@ final class HostControl: Sendable {
     }
 
     struct Diagnostics: Sendable, Codable {
+        static let listedClients = 1000
         struct Handshakes: Sendable, Codable {
             let pending: Int
             /// `maxPendingHandshakes`, or a quarter of the descriptor limit when that is lower.
@@ -49,7 +50,8 @@ final class HostControl: Sendable {
         /// Ids held, how many may be, and new ids past that: evicted ids away, refused ones.
         let places: ClientDirectory.Places
         let routes: [RouteCounts]
-        /// Every id the host knows: buffered and dropped pushes, outbound queue depth.
+        /// The first ids the host holds by name (`listedClients` unless the request says
+        /// `clients=`): buffered and dropped pushes, outbound queue depth.
         let clients: [ClientDirectory.ClientSnapshot]
         /// The host-wide buffer budget: its use, and drops and refusals by cause.
         let buffers: BufferBudget.Snapshot
@@ -116,10 +118,11 @@ final class HostControl: Sendable {
         try await serial.run { try await reloadConfiguration() }
     }
 
-    func diagnostics() async -> Diagnostics {
+    /// `listing`: how many ids `clients` shows (`handles` and `places` count them all).
+    func diagnostics(listing: Int = Diagnostics.listedClients) async -> Diagnostics {
         let port = await server.port
-        let clients = directory.snapshot
-        let connected = clients.filter(\.connected).map(\.id)
+        let clients = directory.snapshot(listing: listing)
+        let connected = directory.connectedIDs
         return Diagnostics(
             isActive: port != nil, port: port, handles: .init(ids: connected, count: connected.count),
             handshakes: .init(pending: pendingHandshakes.count, limit: pendingHandshakes.limit), places: directory.places,

@@ -485,6 +485,11 @@ extension ClientDirectory {
 
     // MARK: Diagnostics
 
+    /// The ids with an open socket, in the order of their names.
+    var connectedIDs: [String] {
+        slots.withLockedValue { $0.compactMap { client, slot in slot.session == nil ? nil : client.rawValue } }.sorted()
+    }
+
     /// One client id as diagnostics show it.
     public struct ClientSnapshot: Sendable, Codable, Equatable {
         public let id: String
@@ -507,10 +512,15 @@ extension ClientDirectory {
         public let resume: ResumeSnapshot?
     }
 
-    public var snapshot: [ClientSnapshot] {
+    public var snapshot: [ClientSnapshot] { snapshot(listing: .max) }
+
+    /// The first `limit` ids in the order of their names: the whole table (65,536 ids by
+    /// default) made a diagnostics answer of 30 MB.
+    public func snapshot(listing limit: Int) -> [ClientSnapshot] {
         slots.withLockedValue { slots in
-            slots.map { client, slot in
-                ClientSnapshot(
+            slots.keys.sorted { $0.rawValue < $1.rawValue }.prefix(limit).map { client in
+                let slot = slots[client]!
+                return ClientSnapshot(
                     id: client.rawValue, connected: slot.session != nil, streaming: slot.stream != nil, pushes: slot.pushed,
                     buffered: slot.buffer.count, bufferedBytes: slot.buffer.bytes, dropped: slot.dropped,
                     outboundQueued: slot.session?.queuedMessages.load(ordering: .relaxed) ?? 0,
@@ -518,7 +528,7 @@ extension ClientDirectory {
                     outboundDropped: slot.session?.droppedMessages.load(ordering: .relaxed) ?? 0,
                     resume: slot.resume?.snapshot
                 )
-            }.sorted { $0.id < $1.id }
+            }
         }
     }
 }
