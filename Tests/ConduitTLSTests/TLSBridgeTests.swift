@@ -336,3 +336,27 @@ extension TLSBridgeTests {
         try await silent.stop()
     }
 }
+
+extension TLSBridgeTests {
+    /// Anyone on the machine may connect to the echo service, without the key: 19,950
+    /// connections that did nothing held 19,970 of the host's 20,000 descriptors and 422 MB.
+    /// Past `maxConnections` a new connection is closed at once, and one that does not
+    /// complete its handshake in time is closed; the service then serves as before.
+    @Test func theEchoServiceBoundsItsConnectionsAndTheirHandshakes() async throws {
+        let options = "echoService: {enabled: true, maxConnections: 2, handshakeTimeoutSeconds: 0.5}"
+        try await TestHost.run(yaml: Self.yaml(options), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-echo-bound"))
+            let port = try await tls.request("tls.echoService").data(EchoServiceInfo.self).port
+            let silent = [try await RawTCPClient.connect(port: port), try await RawTCPClient.connect(port: port)]
+            let extra = try await RawTCPClient.connect(port: port)
+            // One of the three is closed at once (past the bound), the others once their
+            // handshake is late.
+            for connection in silent + [extra] {
+                #expect(try await connection.readUntilClosed(timeout: .seconds(5)).readableBytes == 0)
+            }
+            let echo = try await Self.connectToEcho(tls)
+            #expect(echo.refused == 1)
+            #expect(try await tls.request("tls.write", payload: Array("still echoing".utf8)).failure == nil)
+        }
+    }
+}

@@ -9,7 +9,8 @@ public import ConduitKit
 ///   caPEM: "-----BEGIN …"      # the same, inline
 ///   insecure: never            # never | allowed (a request's `insecure: true`) | always
 ///   connectTimeoutSeconds: 10  # TCP connect plus TLS handshake
-///   echoService: {enabled: true, host: 127.0.0.1, port: 0}   # + certificateFile, privateKeyFile
+///   echoService: {enabled: true, host: 127.0.0.1, port: 0}   # + certificateFile, privateKeyFile,
+///                                                            #   maxConnections: 256, handshakeTimeoutSeconds: 10
 /// ```
 public struct TLSOptions: HandlerOptions {
     /// When certificate verification may be skipped. Skipping is for local testing only.
@@ -39,11 +40,20 @@ public struct TLSOptions: HandlerOptions {
         /// certificate is generated at start.
         public var certificateFile: String?
         public var privateKeyFile: String?
+        /// Connections open at once: anyone on the machine may connect, without the key, and
+        /// each held a descriptor of the host's and 21 KB.
+        public var maxConnections = 256
+        /// A connection must complete its TLS handshake within this.
+        public var handshakeTimeoutSeconds = 10.0
 
         public init() {}
 
         public func validate() throws(InvalidOption) {
             guard (0...65_535).contains(port) else { throw InvalidOption("port", "must be 0…65535") }
+            guard (1...100_000).contains(maxConnections) else { throw InvalidOption("maxConnections", "must be 1 to 100000") }
+            guard handshakeTimeoutSeconds > 0, handshakeTimeoutSeconds <= 3600 else {
+                throw InvalidOption("handshakeTimeoutSeconds", "must be above 0 and at most 3600")
+            }
             guard (certificateFile == nil) == (privateKeyFile == nil) else {
                 throw InvalidOption(certificateFile == nil ? "privateKeyFile" : "certificateFile",
                     "needs its partner: certificateFile and privateKeyFile go together (neither: a self-signed certificate)")

@@ -32,6 +32,7 @@ struct EchoServiceInfo: Decodable {
     let port: Int
     let certificatePEM: String
     let connections: Int
+    let refused: Int
 }
 
 /// `tls.connect`'s answer.
