@@ -1,7 +1,8 @@
 """A client with the key that opens and closes sockets under new ids as fast as it can
 (docs/soak.md): each id outlives its socket by the grace period, so the ids held are bounded
 only by `limits.maxClients`. Runs WORKERS such loops for SECONDS against a host with
-`maxClients` LIMIT, while one client stays connected. Checks: the host holds at most LIMIT
+`maxClients` LIMIT, and 4 loops naming new ids in IPC invocations, while one client stays
+connected. Checks: the host holds at most LIMIT
 ids (the ids away the longest gave their places), its RSS grows by at most 1.5 KiB an id
 held plus 8 MiB, and the connected client is still served.
 
@@ -42,6 +43,14 @@ async def churn(port, worker, deadline, counts):
         index += 1
 
 
+async def name_over_ipc(ipc_port, worker, deadline, counts):
+    index = 0
+    while time.monotonic() < deadline:
+        status, _ = await asyncio.to_thread(ipc_post, ipc_port, f"/echo?id=named-{worker}-{index}")
+        counts["named" if status == 200 else "failed"] += 1
+        index += 1
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("conduit")
@@ -54,16 +63,17 @@ async def main():
         await asyncio.sleep(0.5)
         baseline = rss_kib(pid)
         steady_reader, steady_writer = await raw_socket(port, "steady")
-        counts = {"opened": 0, "failed": 0}
+        counts = {"opened": 0, "named": 0, "failed": 0}
         deadline = time.monotonic() + arguments.seconds
-        await asyncio.gather(*(churn(port, worker, deadline, counts) for worker in range(arguments.workers)))
+        await asyncio.gather(*(churn(port, worker, deadline, counts) for worker in range(arguments.workers)),
+                             *(name_over_ipc(ipc_port, worker, deadline, counts) for worker in range(4)))
         await asyncio.sleep(0.5)
         grown = rss_kib(pid) - baseline
         served = await echoed(steady_reader, steady_writer, b"still here") == b"still here"
         _, body = ipc_post(ipc_port, "/internal.conduit.diagnostics")
         places = json.loads(body)["data"]["places"]
         steady_writer.close()
-    ok = (places["held"] <= arguments.limit and places["evicted"] > 0 and served
+    ok = (places["held"] <= arguments.limit and places["evicted"] > 0 and served and counts["failed"] == 0
           and grown <= ALLOWED_KIB_PER_ID * places["held"] + ALLOWED_OVERHEAD_KIB)
     print(json.dumps({**counts, "perSecond": round(counts["opened"] / arguments.seconds), "places": places,
                       "rssGrowthKiB": grown, "steadyClientServed": served, "ok": ok}))
