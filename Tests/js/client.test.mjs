@@ -85,6 +85,7 @@ test('the status page charts requests/s and p50/p99 latency per route, drawn in 
         let line = 0
         for (let i = 0; i < pixels.length; i += 4) if (pixels[i + 3] > 0 && pixels[i + 2] > 150 && pixels[i] < 120) line++
         return { points: history.length, perSecond: Math.max(0, ...echo.map((e) => e.perSecond)),
+          places: document.getElementById('places').textContent,
           p50: echo.map((e) => e.p50).filter((v) => v !== null), p99: echo.map((e) => e.p99).filter((v) => v !== null), line }
       })()`)
       if (summary.points >= 4 && summary.perSecond > 0 && summary.p50.length > 0 && summary.line > 20) break
@@ -93,6 +94,7 @@ test('the status page charts requests/s and p50/p99 latency per route, drawn in 
     assert.ok(summary.perSecond > 10, `echo requests/s: ${JSON.stringify(summary)}`)
     assert.ok(summary.p50.length > 0 && summary.p50.every((v, i) => v > 0 && summary.p99[i] >= v), `p50/p99: ${JSON.stringify(summary)}`)
     assert.ok(summary.line > 20, `the requests chart has a drawn line: ${JSON.stringify(summary)}`)
+    assert.match(summary.places, /^\S+ of 65\D?536 \(\S+, \S+\)$/, 'ids held, of maxClients (evicted away, refused)')
   } finally {
     running = false
     await load
