@@ -151,7 +151,8 @@ struct ControlPlaneTests {
 
     /// Diagnostics listed every id the host held: 65,536 of them (the default bound) made an
     /// answer of 30 MB, built whole for every call (the status page polls it). They list the
-    /// first 1,000 by name, or `clients=N`; `handles` and `places` count them all.
+    /// first 1,000 by name, or `clients=N`, or the one `id=` names; `handles` and `places`
+    /// count them all.
     @Test func diagnosticsListTheFirstIdsAndCountThemAll() async throws {
         let yaml = "limits:\n  maxClients: 1100\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
@@ -165,6 +166,10 @@ struct ControlPlaneTests {
             let two = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?clients=2").decode(DataEnvelope<DiagnosticsBody>.self).data
             #expect(two.clients.map(\.id) == ["away-1000", "away-1001"])
             #expect(try await host.ipc().request(.GET, "/internal.conduit.diagnostics?clients=-1").status == .badRequest)
+            let one = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?id=away-2049").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(one.clients.map(\.id) == ["away-2049"] && one.clients.first?.buffered == 1, "an id past the first 1,000, by name")
+            let none = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?id=not-held").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(none.clients.isEmpty)
             try await socket.close()
         }
     }

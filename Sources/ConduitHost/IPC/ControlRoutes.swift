@@ -47,11 +47,16 @@ enum ControlRoutes {
         }
     }
 
-    /// How many ids diagnostics list: `clients=N`, else `Diagnostics.listedClients`.
-    private static func listedClients(_ headers: Headers) throws(ConduitError) -> Int {
-        guard let value = headers["clients"] else { return HostControl.Diagnostics.listedClients }
+    /// The ids diagnostics list: the one `id=` names, the first `clients=N`, else the first
+    /// `Diagnostics.listedClients`.
+    private static func listedClients(_ headers: Headers) throws(ConduitError) -> ClientDirectory.Listing {
+        if let id = headers["id"] {
+            guard let client = ClientID(id) else { throw .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]") }
+            return .only(client)
+        }
+        guard let value = headers["clients"] else { return .first(HostControl.Diagnostics.listedClients) }
         guard let count = Int(value), count >= 0 else { throw .badRequest("'clients' must be how many ids to list: 0 or more") }
-        return count
+        return .first(count)
     }
 
     /// `sharedKey` from the query, else from a JSON body `{"sharedKey":…}`.

@@ -51,7 +51,8 @@ final class HostControl: Sendable {
         let places: ClientDirectory.Places
         let routes: [RouteCounts]
         /// The first ids the host holds by name (`listedClients` unless the request says
-        /// `clients=`): buffered and dropped pushes, outbound queue depth.
+        /// `clients=`), or the one it names (`id=`): buffered and dropped pushes, outbound
+        /// queue depth, resume.
         let clients: [ClientDirectory.ClientSnapshot]
         /// The host-wide buffer budget: its use, and drops and refusals by cause.
         let buffers: BufferBudget.Snapshot
@@ -118,8 +119,8 @@ final class HostControl: Sendable {
         try await serial.run { try await reloadConfiguration() }
     }
 
-    /// `listing`: how many ids `clients` shows (`handles` and `places` count them all).
-    func diagnostics(listing: Int = Diagnostics.listedClients) async -> Diagnostics {
+    /// `listing`: the ids `clients` shows (`handles` and `places` count them all).
+    func diagnostics(listing: ClientDirectory.Listing = .first(Diagnostics.listedClients)) async -> Diagnostics {
         let port = await server.port
         let clients = directory.snapshot(listing: listing)
         let connected = directory.connectedIDs

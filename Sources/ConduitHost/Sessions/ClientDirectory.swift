@@ -512,13 +512,25 @@ extension ClientDirectory {
         public let resume: ResumeSnapshot?
     }
 
-    public var snapshot: [ClientSnapshot] { snapshot(listing: .max) }
+    /// Which ids a snapshot shows: listing the whole table (65,536 ids by default) made a
+    /// diagnostics answer of 30 MB.
+    public enum Listing: Sendable {
+        /// The first ones in the order of their names.
+        case first(Int)
+        /// This one, if the host holds it.
+        case only(ClientID)
+    }
 
-    /// The first `limit` ids in the order of their names: the whole table (65,536 ids by
-    /// default) made a diagnostics answer of 30 MB.
-    public func snapshot(listing limit: Int) -> [ClientSnapshot] {
+    public var snapshot: [ClientSnapshot] { snapshot(listing: .first(.max)) }
+
+    public func snapshot(listing: Listing) -> [ClientSnapshot] {
         slots.withLockedValue { slots in
-            slots.keys.sorted { $0.rawValue < $1.rawValue }.prefix(limit).map { client in
+            let listed: [ClientID] =
+                switch listing {
+                case .first(let count): Array(slots.keys.sorted { $0.rawValue < $1.rawValue }.prefix(count))
+                case .only(let client): slots[client] == nil ? [] : [client]
+                }
+            return listed.map { client in
                 let slot = slots[client]!
                 return ClientSnapshot(
                     id: client.rawValue, connected: slot.session != nil, streaming: slot.stream != nil, pushes: slot.pushed,
