@@ -94,4 +94,24 @@ extension IdLifeTests {
             try await second.close()
         }
     }
+
+    /// While paused no id expires, but the ids the pause sent away still give their places:
+    /// a new id past the bound takes the place of the one away the longest.
+    @Test func idsAwayWhilePausedStillGiveTheirPlaces() async throws {
+        let yaml = "limits:\n  maxClients: 2\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let first = try await host.connect(client: "p-0")
+            try await first.close()
+            try await waitUntil { host.client("p-0")?.connected == false }
+            _ = try await host.connect(client: "p-1")
+            // The pause closes p-1's socket.
+            #expect(try await host.ipc().request(.POST, "/internal.conduit.stop").status == .ok)
+            try await waitUntil { host.client("p-1")?.connected == false }
+            #expect(try await host.ipc().request(.POST, "/echo?id=p-2", body: ByteBuffer(string: "x")).status == .ok)
+            #expect(host.client("p-0") == nil && host.client("p-1") != nil && host.client("p-2") != nil)
+            #expect(try await host.ipc().request(.POST, "/echo?id=p-3", body: ByteBuffer(string: "x")).status == .ok)
+            #expect(host.client("p-1") == nil, "the pause sent p-1 away before p-2 was named")
+            #expect(host.host.directory.places.evicted == 2)
+        }
+    }
 }
