@@ -17,6 +17,9 @@ struct AwayOrder {
     private var tickets: [ClientID: UInt64] = [:]
     private var lastTicket: UInt64 = 0
 
+    /// Entries kept, stale ones included: at most about twice the ids away.
+    var storedEntries: Int { entries.count }
+
     /// Whether `client` is among the ids away.
     func holds(_ client: ClientID) -> Bool { tickets[client] != nil }
 
