@@ -88,23 +88,13 @@ extension SessionHandler {
     /// can't cover a new chunk, the queue is emptied (false).
     @discardableResult
     func syncChunkReservation() -> Bool {
-        let wanted = assembler.queuedBytes
-        // The common case, a message without chunks: nothing queued, nothing reserved.
-        if wanted == chunkBytesReserved { return true }
         let budget = services.directory.budget
-        if wanted < chunkBytesReserved {
-            budget.release(chunkBytesReserved - wanted)
-            chunkBytesReserved = wanted
-            return true
-        }
-        guard budget.reserve(wanted - chunkBytesReserved, share: .half) else {
+        guard chunkReservation.match(assembler.queuedBytes, in: budget) else {
             budget.dropped(.hostBudget)
             assembler.reset()
-            budget.release(chunkBytesReserved)
-            chunkBytesReserved = 0
+            chunkReservation.releaseAll(in: budget)
             return false
         }
-        chunkBytesReserved = wanted
         return true
     }
 

@@ -35,8 +35,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// Encoded frames that are not messages (pongs), bounded by the same bytes.
     private var pendingFrames = CircularBuffer<ByteBuffer>(initialCapacity: 2)
     private var pendingFrameBytes = 0
-    /// Bytes of the chunk queue taken from the host's budget.
-    var chunkBytesReserved = 0
+    /// Bytes of the chunk queue taken from the host's budget (the incoming half).
+    var chunkReservation = BudgetReservation(share: .half)
+    /// Bytes of an incoming message not yet complete (a frame split across reads, fragments
+    /// joined so far) taken from the host's budget: 500 connections each part way through a
+    /// 1 MB frame held 514 MB under a budget of 256 MiB.
+    private var unfinishedReservation = BudgetReservation(share: .half)
     /// This connection's requests a `cancel: <token>` can stop.
     let cancellations = CancellationRegistry()
     /// This connection's bound on requests answered from a task, and their deadline.
@@ -130,6 +134,7 @@ final class SessionHandler: ChannelInboundHandler {
         services.metrics.record(&traffic)
         assembler.reset()
         syncChunkReservation()
+        unfinishedReservation.releaseAll(in: services.directory.budget)
         clientPositions.stop()
         handOverUnsentMessages()
         logger.debug("client disconnected")
@@ -155,7 +160,19 @@ final class SessionHandler: ChannelInboundHandler {
             receive(frame, context: context)
         }
         reader.releaseLargeBuffer()
-        if let violation = reader.violation { fail(violation) }
+        if let violation = reader.violation { return fail(violation) }
+        holdUnfinishedMessage()
+    }
+
+    /// Takes from the budget what the reader holds of a message still arriving; when the
+    /// budget can't cover it the connection is closed (1008), as a full queue's is.
+    private func holdUnfinishedMessage() {
+        let budget = services.directory.budget
+        guard !isClosed, !closeSent else { return unfinishedReservation.releaseAll(in: budget) }
+        guard unfinishedReservation.match(reader.unfinishedBytes, in: budget) else {
+            budget.dropped(.hostBudget)
+            return fail(FrameViolation(.policyViolation, "the host's buffer budget is full: this message can't be held as it arrives"))
+        }
     }
 
     private func receive(_ frame: ClientFrameReader.Frame, context: ChannelHandlerContext) {

@@ -46,6 +46,12 @@ struct ClientFrameReader {
         self.maxMessageBytes = maxMessageBytes
     }
 
+    /// Memory held between reads for a message not yet complete: a frame split across reads,
+    /// the fragments joined so far.
+    var unfinishedBytes: Int {
+        (partial?.storageCapacity ?? 0) + (fragments?.payload.storageCapacity ?? 0)
+    }
+
     /// The unmasked payload of `frame` (a slice: no copy).
     func payload(of frame: Frame) -> ByteBuffer {
         guard frame.offset >= 0 else { return ownPayloads[-1 - frame.offset] }

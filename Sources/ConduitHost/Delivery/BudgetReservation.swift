@@ -1,0 +1,27 @@
+/// The bytes one holder (a connection's chunk queue, its unfinished inbound message) has taken
+/// from the host's budget, kept equal to what it holds.
+struct BudgetReservation {
+    private(set) var bytes = 0
+    /// The part of the budget the holder may fill.
+    let share: BufferBudget.Share
+
+    /// Takes from the budget, or gives back, the difference to `wanted`; false, and nothing
+    /// more taken, when the budget can't cover it.
+    mutating func match(_ wanted: Int, in budget: BufferBudget) -> Bool {
+        // The common case, first: nothing held, nothing taken.
+        if wanted == bytes { return true }
+        if wanted < bytes {
+            budget.release(bytes - wanted)
+            bytes = wanted
+            return true
+        }
+        guard budget.reserve(wanted - bytes, share: share) else { return false }
+        bytes = wanted
+        return true
+    }
+
+    mutating func releaseAll(in budget: BufferBudget) {
+        budget.release(bytes)
+        bytes = 0
+    }
+}
