@@ -1,3 +1,4 @@
+import ConduitHost
 import ConduitTesting
 import ConduitWire
 import NIOCore
@@ -20,6 +21,38 @@ struct ProtocolTests {
             let client = try await host.connect()
             try await client.sendFrame(.init(fin: true, opcode: .text, data: ByteBuffer(string: "hello")))
             #expect(try await client.nextClose().code == 1003)
+        }
+    }
+
+    /// A peer that pings without reading the pongs: only the pong to its latest ping waits
+    /// (RFC 6455 §5.5.3). Every pong used to wait, up to 8 MiB per connection outside the
+    /// host's budget (561 MB for 100 such peers), before the connection was closed.
+    @Test func pingsUnreadLeaveOnlyTheLatestPongWaiting() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect(client: "pinger", receiveBufferBytes: 4096)
+            try await client.pauseReading()
+            let count = 80_000
+            let pings = (0..<count).flatMap { index -> [UInt8] in
+                let payload = Array("ping-\(index)-".utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 100 - "ping-\(index)-".utf8.count)
+                return [0x89, 0x80 | UInt8(payload.count), 0, 0, 0, 0] + payload
+            }
+            try await client.sendRaw(pings)
+            // The host read them all once the last pong waits (each later one took its place).
+            try await waitUntil {
+                let queued = host.client("pinger")?.outboundQueuedBytes ?? 0
+                return queued > 0 && queued <= 102
+            }
+            try await client.resumeReading()
+            var pongs = 0
+            while true {
+                let frame = try await client.nextFrame()
+                guard frame.opcode == .pong else { continue }
+                pongs += 1
+                if String(buffer: frame.data).hasPrefix("ping-\(count - 1)-") { break }
+            }
+            #expect(pongs < count, "pongs waiting for a slow reader were replaced by the latest")
+            let echoed = try await client.request(Message(headers: ["route": "echo", "token": "1"], payload: ByteBuffer(string: "still here")))
+            #expect(String(buffer: echoed.payload) == "still here")
         }
     }
 

@@ -32,9 +32,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// messages, so those not written when the socket closes go back to the id's buffer and a
     /// drop never takes part of one.
     private var pending: MessageQueue
-    /// Encoded frames that are not messages (pongs), bounded by the same bytes.
-    private var pendingFrames = CircularBuffer<ByteBuffer>(initialCapacity: 2)
-    private var pendingFrameBytes = 0
+    /// The pong to the latest ping, encoded, while one waits in `outbound` or the socket can't
+    /// take it (`writePong`).
+    private var pendingPong: ByteBuffer?
+    private var pongInOutbound = false
+    /// Bytes waiting for the socket: messages and the pong.
+    private var queuedBytes: Int { pending.bytes + (pendingPong?.readableBytes ?? 0) }
     /// Bytes of the chunk queue taken from the host's budget (the incoming half).
     var chunkReservation = BudgetReservation(share: .half)
     /// Bytes of an incoming message not yet complete (a frame split across reads, fragments
@@ -145,8 +148,7 @@ final class SessionHandler: ChannelInboundHandler {
     private func handOverUnsentMessages() {
         guard let session else { return }
         let unsent = pending.takeAll()
-        pendingFrames.removeAll()
-        pendingFrameBytes = 0
+        pendingPong = nil
         publishQueueSize()
         services.directory.detach(session, unsent: unsent)
     }
@@ -180,7 +182,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !closeSent || frame.opcode == .connectionClose else { return }
         switch frame.opcode {
         case .ping:
-            writeControl(.pong, payload: reader.payload(of: frame))
+            writePong(reader.payload(of: frame))
         case .pong:
             break
         case .connectionClose:
@@ -224,7 +226,7 @@ final class SessionHandler: ChannelInboundHandler {
             send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
             return
         }
-        if pending.isEmpty, pendingFrames.isEmpty, context.channel.isWritable {
+        if pending.isEmpty, pendingPong == nil, context.channel.isWritable {
             if write(message, context: context) == .superseded {
                 handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
             }
@@ -242,7 +244,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             return services.directory.requeue(entry, reserved: reserved, asNewest: asNewest, for: client)
         }
-        guard !pending.isEmpty || !pendingFrames.isEmpty || !context.channel.isWritable else {
+        guard !pending.isEmpty || pendingPong != nil || !context.channel.isWritable else {
             let outcome = write(entry.message, context: context)
             if outcome == .superseded { return handOver(superseded: entry, reserved: reserved) }
             if reserved { services.directory.budget.release(entry.bytes) }
@@ -280,7 +282,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func publishQueueSize() {
         session?.queuedMessages.store(pending.count, ordering: .relaxed)
-        session?.queuedBytes.store(pending.bytes + pendingFrameBytes, ordering: .relaxed)
+        session?.queuedBytes.store(queuedBytes, ordering: .relaxed)
     }
 
     enum WriteOutcome {
@@ -394,6 +396,8 @@ final class SessionHandler: ChannelInboundHandler {
     /// Hands the tick's frames to the channel (without flushing).
     private func emit(_ context: ChannelHandlerContext) {
         if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: nil) }
+        pongInOutbound = false
+        if context.channel.isWritable, let pong = pendingPong.take() { context.write(wrapOutboundOut(pong), promise: nil) }
     }
 
     private func flush(_ context: ChannelHandlerContext) {
@@ -402,23 +406,22 @@ final class SessionHandler: ChannelInboundHandler {
         services.metrics.record(&traffic)
     }
 
-    /// Writes a control frame. A peer that keeps sending pings without reading the pongs
-    /// meets the same byte bound as messages, and is closed.
-    private func writeControl(_ opcode: WebSocketOpcode, payload: ByteBuffer) {
+    /// Answers a ping. One pong goes with each write to the socket, and the pong to the latest
+    /// ping waits for the next, as RFC 6455 §5.5.3 allows: a peer that sent pings without
+    /// reading the pongs had 8 MiB of them queued per connection outside the host's budget,
+    /// and a read's worth (up to 1 MB) more in the channel (561 MB for 100 such peers).
+    private func writePong(_ payload: ByteBuffer) {
         guard let context else { return }
-        guard !pendingFrames.isEmpty || !context.channel.isWritable else {
-            outbound.append(opcode, payload: payload)
-            return scheduleFlush(context)
+        defer { scheduleFlush(context) }
+        guard pendingPong != nil || pongInOutbound || !context.channel.isWritable else {
+            outbound.append(.pong, payload: payload)
+            pongInOutbound = true
+            return
         }
         var frame = context.channel.allocator.buffer(capacity: payload.readableBytes + 2)
-        FrameHeader.writeServerFrame(opcode, length: payload.readableBytes, into: &frame)
+        FrameHeader.writeServerFrame(.pong, length: payload.readableBytes, into: &frame)
         frame.writeImmutableBuffer(payload)
-        // The bound counts what is queued: whole frames, headers included.
-        guard pendingFrameBytes + frame.readableBytes <= services.settings.outboundQueueBytes else {
-            return close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
-        }
-        pendingFrames.append(frame)
-        pendingFrameBytes += frame.readableBytes
+        pendingPong = frame
         publishQueueSize()
     }
 
@@ -443,7 +446,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isWritingPending else { return }
         isWritingPending = true
         defer { isWritingPending = false }
-        while context.channel.isWritable, pendingFrames.isEmpty, !closeSent, let entry = pending.popFirst(keepReservation: true) {
+        while context.channel.isWritable, pendingPong == nil, !closeSent, let entry = pending.popFirst(keepReservation: true) {
             if write(entry.message, context: context) == .superseded {
                 countOutboundDrops(pending.prepend(CollectionOfOne(entry)))
                 closeSuperseded()
@@ -470,15 +473,11 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        let before = pending.bytes + pendingFrameBytes
+        let before = queuedBytes
         emit(context)
-        while context.channel.isWritable, let frame = pendingFrames.popFirst() {
-            pendingFrameBytes -= frame.readableBytes
-            context.write(wrapOutboundOut(frame), promise: nil)
-        }
         writePending(context)
         flush(context)
-        if pending.bytes + pendingFrameBytes < before {
+        if queuedBytes < before {
             services.directory.queueShrank(for: client)
         }
         context.fireChannelWritabilityChanged()
