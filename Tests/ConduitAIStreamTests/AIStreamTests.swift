@@ -169,6 +169,32 @@ struct AIStreamTests {
             #expect(String(buffer: duplicate.payload).contains("already running"))
         }
     }
+
+    /// Streams are bounded for all ids together (`maxStreams`): each holds its prompt and a
+    /// task (with `openai`, a connection to the backend too), and 10,000 started by one client
+    /// with 60 KB prompts held 633 MB. Past the bound `chat.generate` is `UnavailableError`;
+    /// a stream that ends gives its place back.
+    @Test func streamsAreBoundedForAllIdsTogether() async throws {
+        let yaml = aiYAML(extraRoutes: "  - route: few.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 200, maxTokens: 10000, maxStreams: 2}\n")
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let first = try await host.connect(client: "first")
+            let second = try await host.connect(client: "second")
+            try await first.send(["route": "few.chat.generate", "token": "a", "prompt": "hi"])
+            _ = try await first.nextMessage()
+            try await second.send(["route": "few.chat.generate", "token": "b", "prompt": "hi"])
+            _ = try await second.nextMessage()
+            try await second.send(["route": "few.chat.generate", "token": "c", "prompt": "hi"])
+            let refused = try await second.nextMessage(skipping: "b")
+            #expect(refused.headers["error"] == "UnavailableError")
+            #expect(String(buffer: refused.payload).contains("maxStreams"), "\(String(buffer: refused.payload))")
+            // Aborting a stream gives its place back.
+            let aborted = try await second.request(.init(headers: ["route": "few.chat.abort", "stream": "b", "token": "abort-b"]))
+            #expect(aborted.headers["error"] == nil)
+            try await second.send(["route": "few.chat.generate", "token": "d", "prompt": "hi"])
+            let started = try await second.nextMessage(skipping: "b")
+            #expect(started.headers["error"] == nil && started.headers["token"] == "d")
+        }
+    }
 }
 
 extension Headers {

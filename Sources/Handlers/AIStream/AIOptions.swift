@@ -31,6 +31,10 @@ public struct AIOptions: HandlerOptions {
     public var model = "default"
     public var apiKey: String?
     public var timeoutSeconds = 30
+    /// Streams running at once, for all ids together: each holds its prompt and a task (and,
+    /// with `openai`, a connection to the backend), and a client with the key may start as
+    /// many as it likes. 10,000 streams with 60 KB prompts held 633 MB.
+    public var maxStreams = 256
 
     /// The largest `maxTokens` a route or a request may ask for.
     public static let maxTokensLimit = 1_000_000
@@ -45,6 +49,7 @@ public struct AIOptions: HandlerOptions {
 
     public func validate() throws(InvalidOption) {
         guard (1...Self.maxTokensLimit).contains(maxTokens) else { throw InvalidOption("maxTokens", "must be 1…\(Self.maxTokensLimit)") }
+        guard (1...1_000_000).contains(maxStreams) else { throw InvalidOption("maxStreams", "must be 1 to 1000000") }
         guard tokensPerSecond >= 0, tokensPerSecond <= 1_000_000 else {
             throw InvalidOption("tokensPerSecond", "must be 0 (no pacing) to 1000000")
         }

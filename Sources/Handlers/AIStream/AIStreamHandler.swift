@@ -31,12 +31,13 @@ public struct AIStreamHandler: ConduitHandler {
 
     private let options: AIOptions
     private let backend: any TokenBackend
-    private let streams = StreamRegistry()
+    private let streams: StreamRegistry
     private let context: HandlerContext
 
     public init(options: AIOptions, context: HandlerContext) {
         self.options = options
         self.context = context
+        streams = StreamRegistry(limit: options.maxStreams)
         switch (options.backend, options.upstream) {
         case (.openai, let upstream?):
             backend = OpenAIBackend(upstream: upstream, eventLoopGroup: context.eventLoopGroup)
@@ -95,9 +96,11 @@ public struct AIStreamHandler: ConduitHandler {
                 }
             }
         }
-        guard started else {
+        guard started == .started else {
             cancellation.remove()
-            throw .badRequest("a stream with token '\(correlation.value)' is already running for this client")
+            throw started == .running
+                ? .badRequest("a stream with token '\(correlation.value)' is already running for this client")
+                : .unavailable("the host has \(options.maxStreams) AI streams running (the ai option maxStreams)")
         }
     }
 

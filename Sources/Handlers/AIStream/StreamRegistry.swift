@@ -10,17 +10,32 @@ final class StreamRegistry: Sendable {
     }
 
     private let streams = NIOLockedValueBox<[Key: Task<Void, Never>]>([:])
+    /// Streams running at once, at most.
+    let limit: Int
 
-    /// Runs `body` as the stream `key`; false (and nothing runs) when that stream is already running.
-    func start(_ key: Key, _ body: @escaping @Sendable () async -> Void) -> Bool {
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    enum Start {
+        case started
+        /// That stream is already running.
+        case running
+        /// `limit` streams are running.
+        case full
+    }
+
+    /// Runs `body` as the stream `key`, unless it is already running or `limit` streams are.
+    func start(_ key: Key, _ body: @escaping @Sendable () async -> Void) -> Start {
         streams.withLockedValue { streams in
-            guard streams[key] == nil else { return false }
+            guard streams[key] == nil else { return .running }
+            guard streams.count < limit else { return .full }
             // Made under the lock, so the task's own removal below always finds it registered.
             streams[key] = Task {
                 await body()
                 self.streams.withLockedValue { _ = $0.removeValue(forKey: key) }
             }
-            return true
+            return .started
         }
     }
 
