@@ -40,30 +40,57 @@ public final class RequestTasks: Sendable {
 }
 
 /// A bound on one connection's requests answered from a task (`Responder.respond`) and still
-/// running: a client can't pile up slow requests without limit.
+/// running: a client can't pile up slow requests without limit. Each also holds its bytes of
+/// the host's buffer budget while it runs, when the host gives one: a request keeps its
+/// payload until it is answered.
 public final class InFlightLimit: Sendable {
     public let limit: Int
     private let running = Atomic<Int>(0)
+    private let budget: InFlightBudget?
 
-    public init(limit: Int) {
-        self.limit = limit
+    public convenience init(limit: Int) {
+        self.init(limit: limit, budget: nil)
     }
 
-    /// Takes a place; false when all are taken.
-    package func acquire() -> Bool {
+    package init(limit: Int, budget: InFlightBudget?) {
+        self.limit = limit
+        self.budget = budget
+    }
+
+    /// Takes a place and `bytes` of the budget; what to answer when either is lacking.
+    package func acquire(bytes: Int) -> ConduitError? {
         var current = running.load(ordering: .relaxed)
-        while current < limit {
+        while true {
+            guard current < limit else { return exhausted }
             let (exchanged, original) = running.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
+            if exchanged { break }
             current = original
         }
-        return false
+        guard budget?.reserve(bytes) ?? true else {
+            running.subtract(1, ordering: .relaxed)
+            return .unavailable("the host's buffer budget is full; wait for this connection's running requests to be answered")
+        }
+        return nil
     }
 
     /// The answer to a request past the limit.
-    package var exhausted: ConduitError {
+    private var exhausted: ConduitError {
         .unavailable("\(limit) requests of this connection are still running; wait for their replies")
     }
 
-    package func release() { running.subtract(1, ordering: .relaxed) }
+    package func release(bytes: Int) {
+        budget?.release(bytes)
+        running.subtract(1, ordering: .relaxed)
+    }
+}
+
+/// Where requests in flight take their bytes from: the host's buffer budget.
+package struct InFlightBudget: Sendable {
+    let reserve: @Sendable (Int) -> Bool
+    let release: @Sendable (Int) -> Void
+
+    package init(reserve: @escaping @Sendable (Int) -> Bool, release: @escaping @Sendable (Int) -> Void) {
+        self.reserve = reserve
+        self.release = release
+    }
 }

@@ -10,6 +10,8 @@ public struct Responder: Sendable {
     private let address: ReplyAddress
     private let tasks: RequestTasks?
     private let inFlight: InFlightLimit?
+    /// The request's encoded size, which it holds of the budget while it runs.
+    private let requestBytes: Int
     private let defaultTimeout: Duration?
     /// The connection's cancellable requests: a cancelled request's replies are not sent.
     private let cancellations: CancellationRegistry?
@@ -29,12 +31,13 @@ public struct Responder: Sendable {
     /// The host's responder: replies go to `destination`, addressed to the request.
     package init(
         destination: any ReplyDestination, address: ReplyAddress, tasks: RequestTasks?, inFlight: InFlightLimit?, defaultTimeout: Duration?,
-        cancellations: CancellationRegistry? = nil
+        cancellations: CancellationRegistry? = nil, requestBytes: Int = 0
     ) {
         self.destination = destination
         self.address = address
         self.tasks = tasks
         self.inFlight = inFlight
+        self.requestBytes = requestBytes
         self.defaultTimeout = defaultTimeout
         self.cancellations = cancellations
     }
@@ -65,14 +68,12 @@ public struct Responder: Sendable {
     /// `start` is handed `finish`, to call once with the outcome (later calls are ignored); a
     /// connection with too many running is answered `UnavailableError` and `start` not called.
     public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
-        guard inFlight?.acquire() ?? true else {
-            return fail(inFlight!.exhausted)
-        }
+        if let refusal = inFlight?.acquire(bytes: requestBytes) { return fail(refusal) }
         let responder = self
         let once = FinishOnce()
-        start { [inFlight] result in
+        start { [inFlight, requestBytes] result in
             guard once.claim() else { return }
-            inFlight?.release()
+            inFlight?.release(bytes: requestBytes)
             responder.send(result)
         }
     }
@@ -86,15 +87,13 @@ public struct Responder: Sendable {
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
     ) {
-        guard inFlight?.acquire() ?? true else {
-            return fail(inFlight!.exhausted)
-        }
+        if let refusal = inFlight?.acquire(bytes: requestBytes) { return fail(refusal) }
         let responder = self
         let deadline = timeout ?? defaultTimeout
         let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation)
-        let work: @Sendable () async -> Void = { [inFlight] in
+        let work: @Sendable () async -> Void = { [inFlight, requestBytes] in
             defer {
-                inFlight?.release()
+                inFlight?.release(bytes: requestBytes)
                 registration.remove()
             }
             do {

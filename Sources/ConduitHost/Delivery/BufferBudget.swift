@@ -36,6 +36,12 @@ public final class BufferBudget: Sendable {
 
     enum Share { case whole, half }
 
+    /// Requests running in a task hold their bytes in the incoming half, as chunk queues do:
+    /// 1,024 of them per connection could keep 64 MB of payloads each.
+    var forRequestsInFlight: InFlightBudget {
+        InFlightBudget(reserve: { self.reserve($0, share: .half) }, release: { self.release($0) })
+    }
+
     func release(_ bytes: Int) {
         guard bytes > 0 else { return }
         used.subtract(bytes, ordering: .relaxed)

@@ -9,14 +9,14 @@ enum ClusterRelay {
         _ message: Message, to target: ClientID, through cluster: any ClusterLink, answering session: Session,
         correlation: (name: String, value: String)?, inFlight: InFlightLimit?, metrics: HostMetrics
     ) {
-        guard inFlight?.acquire() ?? true else {
-            let failure = inFlight!.exhausted
-            metrics.errorReplied(type: failure.kind.name)
-            return session.send(ReplyBuilder.message(for: .failure(failure), route: nil, correlation: correlation))
+        // The relayed message is sent at once: it holds no bytes while the answer is awaited.
+        if let refusal = inFlight?.acquire(bytes: 0) {
+            metrics.errorReplied(type: refusal.kind.name)
+            return session.send(ReplyBuilder.message(for: .failure(refusal), route: nil, correlation: correlation))
         }
         let (name, value) = (correlation?.name, correlation?.value)
         cluster.relay(message, to: target) { failure in
-            inFlight?.release()
+            inFlight?.release(bytes: 0)
             let correlation = name.flatMap { name in value.map { (name: name, value: $0) } }
             if let failure {
                 metrics.errorReplied(type: failure.kind.name)

@@ -30,7 +30,8 @@ enum RouteInvocation {
         let responder = Responder(
             destination: destination,
             address: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: entry.stats),
-            tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout, cancellations: cancellations)
+            tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout, cancellations: cancellations,
+            requestBytes: requestBytes)
         do {
             try entry.handler.handle(request, responder: responder)
         } catch {

@@ -79,7 +79,7 @@ final class SessionHandler: ChannelInboundHandler {
         self.assembler = ChunkAssembler(limit: services.settings.chunkQueueBytes)
         self.reader = ClientFrameReader(maxMessageBytes: services.settings.maxMessageBytes)
         self.requestLimits = .init(
-            inFlight: InFlightLimit(limit: services.settings.maxRequestsInFlight),
+            inFlight: InFlightLimit(limit: services.settings.maxRequestsInFlight, budget: services.directory.budget.forRequestsInFlight),
             timeout: .seconds(services.settings.requestTimeoutSeconds))
         self.pending = MessageQueue(
             byteLimit: services.settings.outboundQueueBytes, countLimit: services.settings.outboundQueueMessages,

@@ -1,0 +1,71 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// What a connection holds of what it received takes its bytes from the host's budget like
+/// every other buffer (SPEC §3): a message still arriving (500 connections each part way
+/// through a 1 MB frame held 514 MB under a budget of 256 MiB before it did), and requests
+/// still running.
+@Suite("Incoming bytes in the budget", .serialized, .timeLimit(.minutes(1)))
+struct IncomingBudgetTests {
+    static let yaml = "limits:\n  maxMessageBytes: 1048576\n  hostBufferBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
+
+    @Test func aMessageStillArrivingIsChargedAndPastTheBudgetItsConnectionCloses() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let budget = host.host.directory.budget
+            let request = try Message(headers: ["route": "echo", "token": "1"], payload: ByteBuffer(repeating: 7, count: 60_000)).encoded()
+            let frame = Self.frame(announcing: request.readableBytes) + Array(request.readableBytesView)
+            let slow = try await host.connect(client: "slow")
+            try await slow.sendRaw(Array(frame[..<40_000]))
+            try await waitUntil { budget.usedBytes >= 40_000 }
+
+            // Incoming messages may fill half the budget (512 KiB): this one can't be held.
+            let greedy = try await host.connect(client: "greedy")
+            try await greedy.sendRaw(Self.frame(announcing: 1_000_000) + [UInt8](repeating: 0, count: 700_000))
+            let close = try await greedy.nextClose()
+            #expect(close.code == 1008, "\(close.reason)")
+            try await greedy.waitUntilClosed()
+            #expect(host.host.directory.budget.snapshot.dropped["host-budget"] == 1)
+
+            try await slow.sendRaw(Array(frame[40_000...]))
+            let echoed = try await slow.nextMessage()
+            #expect(echoed.payload.readableBytes == 60_000)
+            try await waitUntil { budget.usedBytes == 0 }
+            try await slow.close()
+        }
+    }
+
+    /// A binary frame's header with a zero mask (so the payload goes as it is).
+    static func frame(announcing length: Int) -> [UInt8] {
+        [0x82, 0xFF] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: UInt64(length) >> (8 * $0)) } + [0, 0, 0, 0]
+    }
+
+    /// A request answered from a task keeps its payload until it is answered: 1,024 of them
+    /// per connection could hold 64 MB outside the budget. They hold their bytes of it now;
+    /// past it a request is answered `UnavailableError`, and cancelled ones give theirs back.
+    @Test func requestsRunningHoldTheirBytesOfTheBudget() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: slow\n    handler: slow\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let budget = host.host.directory.budget
+            let client = try await host.connect(client: "many-slow")
+            let payload = ByteBuffer(repeating: 1, count: 60_000)
+            for index in 0..<12 {
+                try await client.send(Message(headers: ["route": "slow", "token": "r\(index)", "mode": "patient"], payload: payload))
+            }
+            // Half the budget (512 KiB) takes eight of them; the others are refused at once.
+            var refused: [String] = []
+            while refused.count < 4 {
+                let reply = try await client.nextMessage()
+                #expect(reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("budget"), "\(reply.headers)")
+                refused.append(reply.headers["token"] ?? "")
+            }
+            #expect(refused == ["r8", "r9", "r10", "r11"])
+            #expect(budget.usedBytes > 8 * 60_000 && budget.usedBytes <= 512 * 1024)
+            for index in 0..<8 { try await client.send(["cancel": "r\(index)"]) }
+            try await waitUntil { budget.usedBytes == 0 }
+            try await client.close()
+        }
+    }
+}
