@@ -56,6 +56,21 @@ struct ProtocolTests {
         }
     }
 
+    /// Two pings and a request in one read: the second pong waits for the first to be
+    /// written, and the reply must not wait behind it (it once sat queued until the socket's
+    /// writability changed, which a reading client never makes happen).
+    @Test func aReplyAfterTwoPingsInOneReadIsNotHeldBack() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect(client: "two-pings")
+            let request = try Message(headers: ["route": "echo", "token": "1"], payload: ByteBuffer(string: "after the pings")).encoded()
+            let ping: [UInt8] = [0x89, 0x80 | 4, 0, 0, 0, 0] + Array("ping".utf8)
+            let binary: [UInt8] = [0x82, 0x80 | UInt8(request.readableBytes), 0, 0, 0, 0] + Array(request.readableBytesView)
+            try await client.sendRaw(ping + ping + binary)
+            let reply = try await client.nextMessage(timeout: .seconds(5))
+            #expect(String(buffer: reply.payload) == "after the pings")
+        }
+    }
+
     @Test func pingIsAnsweredWithPongCarryingTheSameData() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()

@@ -33,7 +33,8 @@ final class SessionHandler: ChannelInboundHandler {
     /// drop never takes part of one.
     private var pending: MessageQueue
     /// The pong to the latest ping, encoded, while one waits in `outbound` or the socket can't
-    /// take it (`writePong`).
+    /// take it (`writePong`); written with the next write to the socket. Messages never wait
+    /// for it.
     private var pendingPong: ByteBuffer?
     private var pongInOutbound = false
     /// Bytes waiting for the socket: messages and the pong.
@@ -226,7 +227,7 @@ final class SessionHandler: ChannelInboundHandler {
             send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
             return
         }
-        if pending.isEmpty, pendingPong == nil, context.channel.isWritable {
+        if pending.isEmpty, context.channel.isWritable {
             if write(message, context: context) == .superseded {
                 handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
             }
@@ -244,7 +245,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             return services.directory.requeue(entry, reserved: reserved, asNewest: asNewest, for: client)
         }
-        guard !pending.isEmpty || pendingPong != nil || !context.channel.isWritable else {
+        guard !pending.isEmpty || !context.channel.isWritable else {
             let outcome = write(entry.message, context: context)
             if outcome == .superseded { return handOver(superseded: entry, reserved: reserved) }
             if reserved { services.directory.budget.release(entry.bytes) }
@@ -446,7 +447,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isWritingPending else { return }
         isWritingPending = true
         defer { isWritingPending = false }
-        while context.channel.isWritable, pendingPong == nil, !closeSent, let entry = pending.popFirst(keepReservation: true) {
+        while context.channel.isWritable, !closeSent, let entry = pending.popFirst(keepReservation: true) {
             if write(entry.message, context: context) == .superseded {
                 countOutboundDrops(pending.prepend(CollectionOfOne(entry)))
                 closeSuperseded()
