@@ -1,6 +1,5 @@
 import ConduitKit
 import Foundation
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -30,15 +29,9 @@ final class TLSEchoService: Sendable {
     let port: Int
     private let certificatePEM: String
     private let listener: any Channel
-    private let connections: NIOLockedValueBox<Connections>
+    private let connections: OpenChannels
 
-    /// The open connections, and how many were refused.
-    private struct Connections {
-        var open: [ObjectIdentifier: any Channel] = [:]
-        var refused = 0
-    }
-
-    private init(certificatePEM: String, listener: any Channel, connections: NIOLockedValueBox<Connections>) {
+    private init(certificatePEM: String, listener: any Channel, connections: OpenChannels) {
         host = listener.localAddress?.ipAddress ?? "127.0.0.1"
         port = listener.localAddress?.port ?? 0
         self.certificatePEM = certificatePEM
@@ -47,9 +40,7 @@ final class TLSEchoService: Sendable {
     }
 
     var info: Info {
-        connections.withLockedValue {
-            Info(host: host, port: port, certificatePEM: certificatePEM, connections: $0.open.count, refused: $0.refused)
-        }
+        Info(host: host, port: port, certificatePEM: certificatePEM, connections: connections.count, refused: connections.refused)
     }
 
     static func start(_ options: TLSOptions.EchoService, group: any EventLoopGroup) async throws -> TLSEchoService {
@@ -59,23 +50,13 @@ final class TLSEchoService: Sendable {
             privateKey: .privateKey(privateKey)
         )
         let context = try NIOSSLContext(configuration: server)
-        let connections = NIOLockedValueBox(Connections())
+        let connections = OpenChannels(limit: options.maxConnections)
         let handshakeTimeout = TimeAmount.nanoseconds(Int64(options.handshakeTimeoutSeconds * 1e9))
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                let id = ObjectIdentifier(channel)
-                let admitted = connections.withLockedValue { connections in
-                    guard connections.open.count < options.maxConnections else {
-                        connections.refused += 1
-                        return false
-                    }
-                    connections.open[id] = channel
-                    return true
-                }
-                guard admitted else { return channel.close() }
-                channel.closeFuture.whenComplete { _ in connections.withLockedValue { $0.open[id] = nil } }
+                guard connections.admit(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         NIOSSLServerHandler(context: context), HandshakeDeadline(handshakeTimeout), BackPressureHandler(), EchoBack())
@@ -89,9 +70,7 @@ final class TLSEchoService: Sendable {
     /// Stops listening and closes every connection (with a TLS close_notify).
     func stop() async {
         try? await listener.close()
-        for closing in connections.withLockedValue({ $0.open.values.map { $0.close() } }) {
-            try? await closing.get()
-        }
+        await connections.closeAll()
     }
 
     /// The certificate (PEM) and key the service presents.
