@@ -38,7 +38,8 @@ extension ClientDirectory {
     func withPlacedSlot<Result>(_ client: ClientID, _ body: (inout Slot) -> Result) -> Result? {
         let (result, evicted): (Result?, Forgotten?) = slots.withLockedValue { slots in
             var evicted: Forgotten?
-            if slots[client] == nil, slots.count >= settings.maxClients {
+            // The count first: a push to a held id (nearly every call) then looks it up once.
+            if slots.count >= settings.maxClients, slots[client] == nil {
                 guard let oldest = awayOrder.withLockedValue({ $0.removeOldest() }) else {
                     placeCounts.withLockedValue { $0.refused += 1 }
                     budget.metrics.clientPlace(.refused)

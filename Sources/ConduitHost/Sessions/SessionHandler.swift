@@ -398,7 +398,11 @@ final class SessionHandler: ChannelInboundHandler {
     private func emit(_ context: ChannelHandlerContext) {
         if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: nil) }
         pongInOutbound = false
-        if context.channel.isWritable, let pong = pendingPong.take() { context.write(wrapOutboundOut(pong), promise: nil) }
+        // The optional first: nearly every call has no pong waiting, and needs no writability check.
+        if let pong = pendingPong, context.channel.isWritable {
+            pendingPong = nil
+            context.write(wrapOutboundOut(pong), promise: nil)
+        }
     }
 
     private func flush(_ context: ChannelHandlerContext) {
