@@ -170,6 +170,8 @@ struct ControlPlaneTests {
             #expect(one.clients.map(\.id) == ["away-2049"] && one.clients.first?.buffered == 1, "an id past the first 1,000, by name")
             let none = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?id=not-held").decode(DataEnvelope<DiagnosticsBody>.self).data
             #expect(none.clients.isEmpty)
+            let badID = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?id=not%20an%20id")
+            #expect(badID.status == .badRequest && badID.text.contains("'id' must be"), "\(badID.text)")
             try await socket.close()
         }
     }

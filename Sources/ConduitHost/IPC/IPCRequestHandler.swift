@@ -116,8 +116,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     /// A new id the host has no place for: every id it holds is connected.
     private func failForNoPlace(_ client: ClientID) {
-        let limit = services.directory.settings.maxClients
-        fail(.serviceUnavailable, .unavailable("the host holds \(limit) client ids (limits.maxClients), all connected; '\(client)' is not one of them"))
+        fail(.serviceUnavailable, .unavailable(services.directory.noPlaceReason(for: client)))
     }
 
     /// A function that answers the current request from any thread, once; later calls (a

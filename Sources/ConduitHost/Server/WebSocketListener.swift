@@ -56,8 +56,7 @@ final class WebSocketListener: Sendable {
                     // connection at once can relay to it (SPEC §2).
                     if services.mode == .conduit {
                         guard services.directory.handshakeAccepted(result.client) else {
-                            let limit = services.settings.maxClients
-                            refusal.value = .init(status: .serviceUnavailable, reason: "the host holds \(limit) client ids (limits.maxClients), all connected")
+                            refusal.value = .init(status: .serviceUnavailable, reason: services.directory.noPlaceReason(for: result.client))
                             return channel.eventLoop.makeSucceededFuture(nil)
                         }
                         channel.closeFuture.whenComplete { _ in

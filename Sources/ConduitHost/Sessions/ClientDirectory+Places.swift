@@ -55,6 +55,11 @@ extension ClientDirectory {
         return result
     }
 
+    /// Why a new id is refused: every id held is connected.
+    func noPlaceReason(for client: ClientID) -> String {
+        "the host holds \(settings.maxClients) client ids (limits.maxClients), all connected; '\(client)' is not one of them"
+    }
+
     /// An id taken out of the table, with what is told once the lock is released.
     struct Forgotten {
         let client: ClientID
