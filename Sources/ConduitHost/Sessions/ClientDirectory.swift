@@ -108,10 +108,7 @@ public final class ClientDirectory: PushSink, Sendable {
             slot.draining = true
             return (.drain(session), outcome)
         }
-        guard let placed else {
-            budget.dropped(.tooManyClients)
-            return .dropped(.tooManyClients)
-        }
+        guard let placed else { return droppedForNoPlace() }
         let (delivery, outcome) = placed
         // Sent outside the lock: a send can close the socket, which comes back here.
         switch delivery {
@@ -230,6 +227,7 @@ public final class ClientDirectory: PushSink, Sendable {
             budget.dropped(.hostBudget)
             return .dropped(.hostBudget)
         }
+        // Outer nil: no place for the id; inner nil: kept in its buffer.
         let placed: Session?? = withPlacedSlot(client) { slot in
             if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
             if asNewest {
@@ -244,14 +242,19 @@ public final class ClientDirectory: PushSink, Sendable {
         }
         guard let session = placed else {
             budget.release(entry.bytes)
-            budget.dropped(.tooManyClients)
-            return .dropped(.tooManyClients)
+            return droppedForNoPlace()
         }
         if let session {
             session.send(entry, reserved: true, asNewest: asNewest)
             return .sent
         }
         return .buffered
+    }
+
+    /// A message for a new id the table has no place for: dropped, counted.
+    private func droppedForNoPlace() -> PushOutcome {
+        budget.dropped(.tooManyClients)
+        return .dropped(.tooManyClients)
     }
 
     /// Runs `body` on the id's slot in place (no copy of its buffer), under the lock.
