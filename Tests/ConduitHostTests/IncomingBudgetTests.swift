@@ -51,9 +51,19 @@ struct IncomingBudgetTests {
             let budget = host.host.directory.budget
             let client = try await host.connect(client: "many-slow")
             let payload = ByteBuffer(repeating: 1, count: 60_000)
-            for index in 0..<12 {
-                try await client.send(Message(headers: ["route": "slow", "token": "r\(index)", "mode": "patient"], payload: payload))
+            func request(_ index: Int) throws -> [UInt8] {
+                let message = try Message(headers: ["route": "slow", "token": "r\(index)", "mode": "patient"], payload: payload).encoded()
+                return Self.frame(announcing: message.readableBytes) + Array(message.readableBytesView)
             }
+            for index in 0..<7 { try await client.sendRaw(request(index)) }
+            try await waitUntil { budget.usedBytes >= 7 * 60_000 }
+            // The eighth arrives in two reads: the half held while it arrives is given back
+            // when it is complete, not counted twice with the request it became.
+            let eighth = try request(7)
+            try await client.sendRaw(Array(eighth[..<40_000]))
+            try await waitUntil { budget.usedBytes >= 7 * 60_000 + 39_000 }
+            try await client.sendRaw(Array(eighth[40_000...]))
+            for index in 8..<12 { try await client.sendRaw(request(index)) }
             // Half the budget (512 KiB) takes eight of them; the others are refused at once.
             var refused: [String] = []
             while refused.count < 4 {

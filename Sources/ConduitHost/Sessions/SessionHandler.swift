@@ -192,6 +192,9 @@ final class SessionHandler: ChannelInboundHandler {
             close(code: .unacceptableData, reason: "text frames are not part of the Conduit protocol")
         default:
             if let message = reader.message(completedBy: frame, allocator: context.channel.allocator) {
+                // Its bytes held while it arrived are now the message's: given back before
+                // it takes its own, so they are never counted twice.
+                unfinishedReservation.releaseAll(in: services.directory.budget)
                 dispatch(message.payload)
             }
         }
