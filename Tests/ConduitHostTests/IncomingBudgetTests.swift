@@ -15,11 +15,12 @@ struct IncomingBudgetTests {
     @Test func aMessageStillArrivingIsChargedAndPastTheBudgetItsConnectionCloses() async throws {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let budget = host.host.directory.budget
-            let request = try Message(headers: ["route": "echo", "token": "1"], payload: ByteBuffer(repeating: 7, count: 60_000)).encoded()
+            let padding = String(repeating: "p", count: 60_000)
+            let request = try Message(headers: ["route": "echo", "token": "1", "padding": padding], payload: ByteBuffer(repeating: 7, count: 60_000)).encoded()
             let frame = Self.frame(announcing: request.readableBytes) + Array(request.readableBytesView)
             let slow = try await host.connect(client: "slow")
-            try await slow.sendRaw(Array(frame[..<40_000]))
-            try await waitUntil { budget.usedBytes >= 40_000 }
+            try await slow.sendRaw(Array(frame[..<110_000]))
+            try await waitUntil { budget.usedBytes >= 110_000 }
 
             // Incoming messages may fill half the budget (512 KiB): this one can't be held.
             let greedy = try await host.connect(client: "greedy")
@@ -29,9 +30,9 @@ struct IncomingBudgetTests {
             try await greedy.waitUntilClosed()
             #expect(host.host.directory.budget.snapshot.dropped["host-budget"] == 1)
 
-            try await slow.sendRaw(Array(frame[40_000...]))
+            try await slow.sendRaw(Array(frame[110_000...]))
             let echoed = try await slow.nextMessage()
-            #expect(echoed.payload.readableBytes == 60_000)
+            #expect(echoed.payload.readableBytes == 60_000 && echoed.headers["padding"] == padding)
             try await waitUntil { budget.usedBytes == 0 }
             try await slow.close()
         }
@@ -51,29 +52,39 @@ struct IncomingBudgetTests {
             let budget = host.host.directory.budget
             let client = try await host.connect(client: "many-slow")
             let payload = ByteBuffer(repeating: 1, count: 60_000)
-            func request(_ index: Int) throws -> [UInt8] {
-                let message = try Message(headers: ["route": "slow", "token": "r\(index)", "mode": "patient"], payload: payload).encoded()
+            func request(_ index: Int, padding: Int = 0) throws -> [UInt8] {
+                var headers: Headers = ["route": "slow", "token": "r\(index)", "mode": "patient"]
+                if padding > 0 { headers.append("padding", String(repeating: "p", count: padding)) }
+                let message = try Message(headers: headers, payload: payload).encoded()
                 return Self.frame(announcing: message.readableBytes) + Array(message.readableBytesView)
             }
-            for index in 0..<7 { try await client.sendRaw(request(index)) }
-            try await waitUntil { budget.usedBytes >= 7 * 60_000 }
-            // The eighth arrives in two reads: the half held while it arrives is given back
-            // when it is complete, not counted twice with the request it became.
+            for index in 0..<6 { try await client.sendRaw(request(index)) }
+            try await waitUntil { budget.usedBytes >= 6 * 60_000 }
+            // The seventh (120 KB) arrives in two reads, charged as it arrives; that charge is
+            // given back when it is complete, not counted twice with the request.
+            let seventh = try request(6, padding: 60_000)
+            try await client.sendRaw(Array(seventh[..<110_000]))
+            try await waitUntil { budget.usedBytes >= 6 * 60_000 + 110_000 }
+            try await client.sendRaw(Array(seventh[110_000...]))
+            // The eighth, split too (the pause makes two reads likely), finds the incoming half
+            // full even with its first part alone: as a message no larger than a read, it is
+            // held from the whole budget, and refused once complete like the others, not its
+            // connection closed.
             let eighth = try request(7)
-            try await client.sendRaw(Array(eighth[..<40_000]))
-            try await waitUntil { budget.usedBytes >= 7 * 60_000 + 39_000 }
-            try await client.sendRaw(Array(eighth[40_000...]))
-            for index in 8..<12 { try await client.sendRaw(request(index)) }
-            // Half the budget (512 KiB) takes eight of them; the others are refused at once.
+            try await client.sendRaw(Array(eighth[..<50_000]))
+            try await Task.sleep(for: .milliseconds(50))
+            try await client.sendRaw(Array(eighth[50_000...]))
+            for index in 8..<11 { try await client.sendRaw(request(index)) }
+            // Half the budget (512 KiB) takes the first seven; the others are refused at once.
             var refused: [String] = []
             while refused.count < 4 {
                 let reply = try await client.nextMessage()
                 #expect(reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("budget"), "\(reply.headers)")
                 refused.append(reply.headers["token"] ?? "")
             }
-            #expect(refused == ["r8", "r9", "r10", "r11"])
-            #expect(budget.usedBytes > 8 * 60_000 && budget.usedBytes <= 512 * 1024)
-            for index in 0..<8 { try await client.send(["cancel": "r\(index)"]) }
+            #expect(refused == ["r7", "r8", "r9", "r10"])
+            #expect(budget.usedBytes > 7 * 60_000 + 60_000 && budget.usedBytes <= 512 * 1024)
+            for index in 0..<7 { try await client.send(["cancel": "r\(index)"]) }
             try await waitUntil { budget.usedBytes == 0 }
             try await client.close()
         }

@@ -2,12 +2,10 @@
 /// from the host's budget, kept equal to what it holds.
 struct BudgetReservation {
     private(set) var bytes = 0
-    /// The part of the budget the holder may fill.
-    let share: BufferBudget.Share
 
     /// Takes from the budget, or gives back, the difference to `wanted`; false, and nothing
-    /// more taken, when the budget can't cover it.
-    mutating func match(_ wanted: Int, in budget: BufferBudget) -> Bool {
+    /// more taken, when the budget can't cover it. `share`: the part of the budget it may fill (incoming messages: half).
+    mutating func match(_ wanted: Int, in budget: BufferBudget, share: BufferBudget.Share = .half) -> Bool {
         // The common case, first: nothing held, nothing taken.
         if wanted == bytes { return true }
         if wanted < bytes {

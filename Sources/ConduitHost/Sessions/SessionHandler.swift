@@ -40,11 +40,16 @@ final class SessionHandler: ChannelInboundHandler {
     /// Bytes waiting for the socket: messages and the pong.
     private var queuedBytes: Int { pending.bytes + (pendingPong?.readableBytes ?? 0) }
     /// Bytes of the chunk queue taken from the host's budget (the incoming half).
-    var chunkReservation = BudgetReservation(share: .half)
+    var chunkReservation = BudgetReservation()
     /// Bytes of an incoming message not yet complete (a frame split across reads, fragments
     /// joined so far) taken from the host's budget: 500 connections each part way through a
     /// 1 MB frame held 514 MB under a budget of 256 MiB.
-    private var unfinishedReservation = BudgetReservation(share: .half)
+    private var unfinishedReservation = BudgetReservation()
+    /// Up to about a read's worth, a message still arriving may draw on the whole budget, not
+    /// only the incoming half: a request of that size split by TCP is then refused whole once
+    /// complete when the half is full (as it is when it comes in one read), not its
+    /// connection closed because of where the split fell.
+    static let unfinishedFromWholeBudget = 64 * 1024
     /// This connection's requests a `cancel: <token>` can stop.
     let cancellations = CancellationRegistry()
     /// This connection's bound on requests answered from a task, and their deadline.
@@ -172,7 +177,9 @@ final class SessionHandler: ChannelInboundHandler {
     private func holdUnfinishedMessage() {
         let budget = services.directory.budget
         guard !isClosed, !closeSent else { return unfinishedReservation.releaseAll(in: budget) }
-        guard unfinishedReservation.match(reader.unfinishedBytes, in: budget) else {
+        let unfinished = reader.unfinishedBytes
+        let share: BufferBudget.Share = unfinished <= Self.unfinishedFromWholeBudget ? .whole : .half
+        guard unfinishedReservation.match(unfinished, in: budget, share: share) else {
             budget.dropped(.hostBudget)
             return fail(FrameViolation(.policyViolation, "the host's buffer budget is full: this message can't be held as it arrives"))
         }
