@@ -29,6 +29,33 @@ struct IPCHardeningTests {
         }
     }
 
+    /// A body takes its memory from the host's budget as it arrives, until its response ends:
+    /// 100 connections with the key each part way through a 15 MiB body held 1.5 GB outside
+    /// it. Past the incoming half a request is answered 503 and its connection closed.
+    @Test func aBodyArrivingHoldsItsBytesOfTheBudget() async throws {
+        try await TestHost.run(yaml: Self.yaml("  hostBufferBytes: 1048576\n"), catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let head = "POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nConnection: close\r\nContent-Length: 300000\r\n\r\n"
+            let slow = try await RawTCPClient.connect(port: host.ipcPort)
+            try await slow.send(head)
+            try await slow.send([UInt8](repeating: 0x61, count: 200_000))
+            try await waitUntil { budget.usedBytes >= 200_000 }
+
+            // Half the budget (512 KiB) can't hold a second such body as well.
+            let greedy = try await RawTCPClient.connect(port: host.ipcPort)
+            try await greedy.send(head)
+            try? await greedy.send([UInt8](repeating: 0x62, count: 300_000))
+            let refused = String(buffer: try await greedy.readUntilClosed())
+            #expect(refused.hasPrefix("HTTP/1.1 503") && refused.contains("budget"), "\(refused.prefix(300))")
+            #expect(budget.snapshot.dropped["host-budget"] == 1)
+
+            try await slow.send([UInt8](repeating: 0x61, count: 100_000))
+            let answer = try await slow.readUntilClosed()
+            #expect(String(buffer: answer).hasPrefix("HTTP/1.1 200") && answer.readableBytes > 300_000)
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
     @Test func anIdleConnectionIsClosed() async throws {
         // 3 s, not 1: the keep-alive request below must go out within it, and a loaded full
         // run once took longer than 1 s to send it ("I/O on closed channel").

@@ -10,7 +10,6 @@ import NIOHTTP1
 final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
 
     private let sharedKey: SharedKey
     /// A refused request: the rest of it is dropped unread while the answer goes out.
@@ -37,13 +36,7 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String) {
         refusing = true
-        // Stop reading: nothing more from this caller is looked at.
-        _ = context.channel.setOption(.autoRead, value: false)
-        let body = ConduitError.forbidden(message).payload
-        let headers: HTTPHeaders = ["content-type": "application/json", "content-length": "\(body.readableBytes)", "connection": "close"]
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        IPCRefusal.send(status, .forbidden(message), context: context)
     }
 
     static func bearerToken(_ headers: HTTPHeaders) -> String? {

@@ -42,6 +42,7 @@ struct IPCListener: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(
                         IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
                         IPCKeyGate(sharedKey: services.control.sharedKey),
+                        IPCBodyBudget(budget: services.directory.budget),
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                         IPCRequestHandler(services: services, logger: logger)
                     )
