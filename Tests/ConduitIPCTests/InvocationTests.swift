@@ -49,6 +49,24 @@ struct InvocationTests {
         }
     }
 
+    /// The parts of a reply are joined in memory the host's budget gives: a handler that sends
+    /// parts without end gets its caller a 503, not the host's memory.
+    @Test func aReplyInPartsIsJoinedWithinTheBudget() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: flood\n    handler: flood\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let part = ByteBuffer(repeating: 7, count: 60_000)
+            let fits = try await host.ipc().request(.POST, "/flood?count=8", body: part)
+            #expect(fits.status == .ok && fits.body.readableBytes == 8 * 60_000)
+            let endless = try await host.ipc().request(.POST, "/flood?count=40", body: part)
+            #expect(endless.status == .serviceUnavailable && endless.text.contains("budget"), "\(endless.status) \(endless.body.readableBytes) bytes")
+            #expect(budget.snapshot.dropped["host-budget"] == 1)
+            try await waitUntil { budget.usedBytes == 0 }
+            let after = try await host.ipc().request(.POST, "/flood?count=2", body: part)
+            #expect(after.status == .ok && after.body.readableBytes == 2 * 60_000)
+        }
+    }
+
     @Test func aReplyInPartsIsJoinedAndASilentHandlerTimesOut() async throws {
         let yaml = "limits:\n  ipcReplyTimeoutSeconds: 0.2\nroutes:\n  - route: parts\n    handler: parts\n  - route: silent\n    handler: silent\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in

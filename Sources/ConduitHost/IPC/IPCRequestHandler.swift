@@ -22,8 +22,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var answered = true
     private var keepAlive = true
     private var replyTimeout: Scheduled<Void>?
-    /// The parts of a reply a handler sent split (`more=true`), joined into one body.
+    /// The parts of a reply a handler sent split (`more=true`), joined into one body; the
+    /// memory it takes comes from the host's budget until the response is written.
     private var replyParts: ByteBuffer?
+    private var replyReservation = BudgetReservation()
     private var stream: FallbackStream?
 
     init(services: IPCDependencies, logger: Logger) {
@@ -36,6 +38,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelInactive(context: ChannelHandlerContext) {
+        dropReplyParts()
         if let stream { services.directory.detach(stream, for: stream.client) }
         stream = nil
         context.fireChannelInactive()
@@ -50,7 +53,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         let request = unwrapInboundIn(data)
         serial += 1
         answered = false
-        replyParts = nil
+        dropReplyParts()
         keepAlive = request.head.isKeepAlive
         // IPCKeyGate has checked the key on the head.
         let target = IPCTarget(uri: request.head.uri)
@@ -214,17 +217,13 @@ final class IPCRequestHandler: ChannelInboundHandler {
     /// an `error` header as the matching status. Parts with `more=true` are joined first.
     private func respond(_ message: Message, contentType: String) {
         guard !answered else { return }
-        if message.headers.hasMore {
-            var part = message.payload
-            replyParts = replyParts ?? context?.channel.allocator.buffer(capacity: part.readableBytes * 2)
-            replyParts?.writeBuffer(&part)
-            return
-        }
+        if message.headers.hasMore { return join(message.payload) }
         var message = message
-        if var joined = replyParts {
+        // Taken, so the last part is appended without copying the others (their charge stays
+        // until the response is written).
+        if var joined = replyParts.take() {
             joined.writeBuffer(&message.payload)
             message.payload = joined
-            replyParts = nil
         }
         let status = message.headers[HeaderName.error].map(HTTPResponseStatus.init(conduitErrorType:)) ?? .ok
         var headers: HTTPHeaders = ["content-type": contentType]
@@ -234,9 +233,28 @@ final class IPCRequestHandler: ChannelInboundHandler {
         respond(status, headers: headers, body: message.payload)
     }
 
+    /// Adds a part of a reply to the ones before it; a reply the budget can't hold (a handler
+    /// sending parts without end) is answered 503 instead, its later parts ignored.
+    private func join(_ part: ByteBuffer) {
+        var part = part
+        if replyParts == nil { replyParts = context?.channel.allocator.buffer(capacity: part.readableBytes * 2) }
+        replyParts?.writeBuffer(&part)
+        let budget = services.directory.budget
+        guard replyReservation.match(replyParts?.capacity ?? 0, in: budget, share: .whole) else {
+            budget.dropped(.hostBudget)
+            return fail(.serviceUnavailable, .unavailable("the host's buffer budget is full: the reply's parts can't be joined"))
+        }
+    }
+
+    private func dropReplyParts() {
+        replyParts = nil
+        replyReservation.releaseAll(in: services.directory.budget)
+    }
+
     private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
         guard let context, !answered else { return }
         answered = true
+        dropReplyParts()
         replyTimeout?.cancel()
         replyTimeout = nil
         var headers = headers

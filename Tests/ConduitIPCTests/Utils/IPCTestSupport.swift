@@ -12,6 +12,7 @@ extension HandlerCatalog {
     static let ipcTests = HandlerCatalog([
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(PartsHandler.self, name: "parts"),
+        HandlerKind(FloodHandler.self, name: "flood"),
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),

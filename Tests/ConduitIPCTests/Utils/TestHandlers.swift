@@ -18,6 +18,18 @@ struct PartsHandler: ConduitHandler {
     }
 }
 
+/// Replies with the request's payload `count` times (a header), each but the last with
+/// `more=true`: a handler that sends a reply in as many parts as it likes.
+struct FloodHandler: ConduitHandler {
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) {
+        let count = Int(request.headers["count"] ?? "") ?? 1
+        for _ in 1..<max(count, 1) { responder.reply(headers: ["more": "true"], payload: request.payload) }
+        responder.reply(payload: request.payload)
+    }
+}
+
 /// Keeps per-id state the way a stream handler does (a UDP socket, an AI session): it pushes
 /// to the requesting id and records the ids it was told have expired.
 struct StatefulHandler: ConduitHandler {
