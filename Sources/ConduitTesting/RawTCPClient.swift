@@ -11,12 +11,15 @@ public final class RawTCPClient: Sendable {
         self.inbox = inbox
     }
 
+    /// `receiveBufferBytes`: a small socket receive buffer, for a client that stops reading.
     public static func connect(
-        host: String = "127.0.0.1", port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        host: String = "127.0.0.1", port: Int, receiveBufferBytes: Int? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> RawTCPClient {
         let eventLoop = group.next()
         let inbox = Inbox<ByteBuffer>(timers: eventLoop)
-        let channel = try await ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+        if let receiveBufferBytes { bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes)) }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteCollector(inbox: inbox))
@@ -33,6 +36,17 @@ public final class RawTCPClient: Sendable {
 
     public func send(_ text: String) async throws {
         try await channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Stops reading from the socket, so the server sees a caller that does not read;
+    /// `resumeReading` undoes it.
+    public func pauseReading() async throws {
+        try await channel.setOption(.autoRead, value: false).get()
+    }
+
+    public func resumeReading() async throws {
+        try await channel.setOption(.autoRead, value: true).get()
+        channel.read()
     }
 
     /// Everything the server sends until it closes the connection.

@@ -56,6 +56,41 @@ struct IPCHardeningTests {
         }
     }
 
+    /// A caller that sends requests and does not read the responses gets no more of them
+    /// answered than its socket takes: one such caller's 200 pipelined echoes of 1 MB held
+    /// 191 MB, each response waiting in memory, and released from the budget as it was written
+    /// to the channel, not to the socket.
+    @Test func aCallerThatDoesNotReadIsNotAnsweredWithoutEnd() async throws {
+        let yaml = "routes:\n  - route: tally\n    handler: test.tally\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let caller = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await caller.pauseReading()
+            let body = [UInt8](repeating: 0x61, count: 1_000_000)
+            let count = 40
+            // Written without waiting: the host stops reading them once it stalls.
+            let writes = Task {
+                for index in 0..<count {
+                    let head = "POST /tally?id=stall&n=\(index) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: \(body.count)\r\n\r\n"
+                    try await caller.send(Array(head.utf8) + body)
+                }
+            }
+            try await waitUntil { DispatchTally.counts(of: "stall").count >= 2 }
+            // Time enough for a host that answers without end to answer all of them (well
+            // under a second here); one that waits never gets near.
+            try await Task.sleep(for: .seconds(2))
+            let answeredWhileStalled = DispatchTally.counts(of: "stall").count
+            #expect(answeredWhileStalled < count / 2, "\(answeredWhileStalled) answered to a caller that reads none")
+            #expect(budget.usedBytes >= body.count, "the response waiting for the socket holds its request's bytes")
+
+            try await caller.resumeReading()
+            try await writes.value
+            try await waitUntil(timeout: .seconds(30)) { DispatchTally.counts(of: "stall").count == count }
+            try await waitUntil { budget.usedBytes == 0 }
+            #expect(DispatchTally.counts(of: "stall").values.allSatisfy { $0 == 1 })
+        }
+    }
+
     @Test func anIdleConnectionIsClosed() async throws {
         // 3 s, not 1: the keep-alive request below must go out within it, and a loaded full
         // run once took longer than 1 s to send it ("I/O on closed channel").

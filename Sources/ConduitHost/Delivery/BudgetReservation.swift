@@ -18,6 +18,13 @@ struct BudgetReservation {
         return true
     }
 
+    /// The bytes held, handed to the caller to release (once what holds them is written),
+    /// none left held here.
+    mutating func handOver() -> Int {
+        defer { bytes = 0 }
+        return bytes
+    }
+
     mutating func releaseAll(in budget: BufferBudget) {
         budget.release(bytes)
         bytes = 0

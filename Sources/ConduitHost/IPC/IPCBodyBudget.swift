@@ -3,9 +3,9 @@ import NIOCore
 import NIOHTTP1
 
 /// An IPC request's body takes its memory from the host's budget (the incoming half, as
-/// WebSocket messages still arriving do) as it arrives, and holds it until the response
-/// ends: 100 connections with the key, each part way through a 15 MiB body, held 1.5 GB
-/// outside it. Charged as the buffer that joins the body grows (by doubling); past the
+/// WebSocket messages still arriving do) as it arrives, and holds it until the response is
+/// written to the socket (an echo's response is the body): 100 connections with the key, each
+/// part way through a 15 MiB body, held 1.5 GB outside it. Charged as the buffer that joins the body grows (by doubling); past the
 /// budget the request is answered 503 and its connection closed, the rest left unread.
 final class IPCBodyBudget: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -40,12 +40,15 @@ final class IPCBodyBudget: ChannelDuplexHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            // Answered: the body is no longer the connection's to hold.
-            received = 0
-            reservation.releaseAll(in: budget)
-        }
-        context.write(data, promise: promise)
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        // Answered: the body is let go once the socket has taken the response (the next
+        // request may arrive meanwhile, and takes its own).
+        received = 0
+        let held = reservation.handOver()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [budget] _ in budget.release(held) }
+        written.futureResult.cascade(to: promise)
+        context.write(data, promise: written)
     }
 
     /// The capacity of a buffer that `bytes` were appended to: it grows to a power of two.

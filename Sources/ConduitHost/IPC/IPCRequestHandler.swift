@@ -23,10 +23,12 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var keepAlive = true
     private var replyTimeout: Scheduled<Void>?
     /// The parts of a reply a handler sent split (`more=true`), joined into one body; the
-    /// memory it takes comes from the host's budget until the response is written.
+    /// memory it takes comes from the host's budget until the socket has taken the response.
     private var replyParts: ByteBuffer?
     private var replyReservation = BudgetReservation()
     private var stream: FallbackStream?
+    /// A request that arrived while the socket could not take more: it is handled once it can.
+    private var waiting: NIOHTTPServerRequestFull?
 
     init(services: IPCDependencies, logger: Logger) {
         self.services = services
@@ -39,6 +41,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         dropReplyParts()
+        waiting = nil
         if let stream { services.directory.detach(stream, for: stream.client) }
         stream = nil
         context.fireChannelInactive()
@@ -51,6 +54,17 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = unwrapInboundIn(data)
+        // A caller that does not read its responses gets no more of them until it does: each
+        // would wait in memory (one such caller's 200 pipelined echoes of 1 MB held 191 MB).
+        // Meanwhile the pipelining handler reads nothing more.
+        guard context.channel.isWritable else {
+            waiting = request
+            return
+        }
+        handle(request, context: context)
+    }
+
+    private func handle(_ request: NIOHTTPServerRequestFull, context: ChannelHandlerContext) {
         serial += 1
         answered = false
         dropReplyParts()
@@ -203,6 +217,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let request = waiting.take() { handle(request, context: context) }
         pumpStream()
         context.fireChannelWritabilityChanged()
     }
@@ -254,7 +269,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
         guard let context, !answered else { return }
         answered = true
-        dropReplyParts()
+        replyParts = nil
+        let joinedBytes = replyReservation.handOver()
         replyTimeout?.cancel()
         replyTimeout = nil
         var headers = headers
@@ -263,6 +279,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        done.whenComplete { [budget = services.directory.budget] _ in budget.release(joinedBytes) }
         if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
