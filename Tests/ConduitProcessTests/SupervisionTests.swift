@@ -22,6 +22,39 @@ struct SupervisionTests {
         }
     }
 
+    /// Requests waiting for a child hold their bytes of the host's budget, as requests
+    /// answered from a task do: a child that stops answering held up to `maxInFlight` (1,024)
+    /// of them outside it. Past the incoming half a request is answered `UnavailableError`.
+    @Test func requestsWaitingForTheChildHoldTheirBytesOfTheBudget() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\n" + Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 2")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let budget = host.host.directory.budget
+            let client = try await host.connect(client: "waiting")
+            let payload = ByteBuffer(repeating: 1, count: 60_000)
+            // The first hangs the child; the others wait behind it, unread.
+            for index in 0..<12 {
+                try await client.send(Message(headers: ["route": "fixture.hang", "token": "h\(index)"], payload: payload))
+            }
+            var refused: [String] = []
+            while refused.count < 4 {
+                let reply = try await client.nextMessage()
+                #expect(reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("budget"), "\(reply.headers)")
+                refused.append(reply.headers["token"] ?? "")
+            }
+            #expect(refused == ["h8", "h9", "h10", "h11"])
+            #expect(budget.usedBytes >= 8 * 60_000)
+            // They time out (the child is killed after three), and give their bytes back.
+            var ended: Set<String> = []
+            for _ in 0..<8 {
+                let reply = try await client.nextMessage(timeout: .seconds(20))
+                #expect(["TimeoutError", "UnavailableError"].contains(reply.headers["error"]), "\(reply.headers)")
+                ended.insert(reply.headers["token"] ?? "")
+            }
+            #expect(ended == Set((0..<8).map { "h\($0)" }))
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
     @Test func aKilledChildIsReportedBySignalWithItsLastStderrLine() async throws {
         try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
             let client = try await host.connect()

@@ -14,7 +14,10 @@ public struct ProcessHandler: ConduitHandler {
     }
 
     public func handle(_ request: Request, responder: Responder) {
-        supervisor.submit(request, responder: responder)
+        // Counted with the connection's requests in flight, and its bytes held of the host's
+        // budget, until the child answers: a child that answers slowly otherwise held up to
+        // `maxInFlight` requests outside the budget.
+        responder.respondWhenDone { finish in supervisor.submit(request, responder: Responder(finish)) }
     }
 
     /// Starts the first child; a command that cannot be run fails the host's start-up.
