@@ -79,6 +79,19 @@ struct OpenAIBackendTests {
         }
     }
 
+    /// `data:` lines without the blank line that ends an event were joined without end.
+    @Test func anEventThatNeverEndsIsAnUpstreamErrorNotMemory() async throws {
+        try await FakeOpenAIServer.run(.endlessEvent(lines: 40)) { server in
+            try await TestHost.run(yaml: aiYAML(extraRoutes: openAIRoute("llm", port: server.port)), catalog: .aiTests) { host in
+                let client = try await host.connect()
+                let stream = try await client.generate(["route": "llm.chat.generate", "token": "endless", "prompt": "hi"])
+                let error = try #require(stream.last)
+                #expect(error.headers["error"] == "UpstreamError")
+                #expect(String(buffer: error.payload).contains("an event's data over 1048576 bytes"), "\(String(buffer: error.payload))")
+            }
+        }
+    }
+
     @Test func aNon200StatusIsAnUpstreamErrorWithTheStatus() async throws {
         try await FakeOpenAIServer.run(.status(.notFound)) { server in
             try await TestHost.run(yaml: aiYAML(extraRoutes: openAIRoute("llm", port: server.port)), catalog: .aiTests) { host in

@@ -59,8 +59,8 @@ final class OpenAIBackend: TokenBackend {
             }
         } catch let error as ConduitError {
             throw error
-        } catch is ServerSentEvents.LineTooLong {
-            throw ConduitError.upstream("the AI backend sent a line over \(ServerSentEvents.maxLineBytes) bytes")
+        } catch let tooLong as ServerSentEvents.TooLong {
+            throw ConduitError.upstream("the AI backend sent \(tooLong.what) over \(ServerSentEvents.maxBytes) bytes")
         } catch {
             try Task.checkCancellation()
             throw Self.streamError(error)

@@ -17,6 +17,8 @@ final class FakeOpenAIServer: Sendable {
         case malformed(after: [String])
         /// This status with a short JSON error body.
         case status(HTTPResponseStatus)
+        /// 200 with this many `data:` lines of 64 KiB and never the blank line that ends the event.
+        case endlessEvent(lines: Int)
     }
 
     struct Received: Sendable {
@@ -77,6 +79,8 @@ final class FakeOpenAIServer: Sendable {
             return [role] + tokens.map(content) + ["data: {\"choices\": [oops\n\n"]
         case .status:
             return []
+        case .endlessEvent(let lines):
+            return Array(repeating: "data: " + String(repeating: "x", count: 64 * 1024) + "\n", count: lines)
         }
     }
 }
