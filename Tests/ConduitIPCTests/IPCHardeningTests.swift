@@ -91,6 +91,41 @@ struct IPCHardeningTests {
         }
     }
 
+    /// Pipelined requests, the last saying `Connection: close` (as a pipelining client ends):
+    /// each is answered, then the connection closes. The last went unanswered: writing the
+    /// first response's end handed over the next request, and its `close` was taken as the
+    /// first's.
+    @Test func pipelinedRequestsEndingWithCloseAreAllAnswered() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
+            let caller = try await RawTCPClient.connect(port: host.ipcPort)
+            let key = "Authorization: Bearer \(host.sharedKey)\r\n"
+            try await caller.send(
+                "GET /echo?token=1 HTTP/1.1\r\nHost: x\r\n\(key)\r\n" + "GET /echo?token=2 HTTP/1.1\r\nHost: x\r\n\(key)Connection: close\r\n\r\n")
+            let answers = String(buffer: try await caller.readUntilClosed())
+            #expect(answers.components(separatedBy: "HTTP/1.1 200").count - 1 == 2, "\(answers)")
+            #expect(answers.contains("token: 2"))
+        }
+    }
+
+    /// A pipelined request that began before the previous response was taken by the socket is
+    /// not cut by the idle timeout that response's end started: it runs to its own answer.
+    @Test func aPipelinedRequestIsNotCutByTheIdleTimeout() async throws {
+        let yaml = "limits:\n  ipcIdleTimeoutSeconds: 1\n  ipcReplyTimeoutSeconds: 3\nroutes:\n  - route: echo\n    handler: echo\n  - route: silent\n    handler: silent\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let caller = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await caller.pauseReading()
+            let key = "Authorization: Bearer \(host.sharedKey)\r\n"
+            let echo = "POST /echo HTTP/1.1\r\nHost: x\r\n\(key)Content-Length: 1000000\r\n\r\n" + String(repeating: "a", count: 1_000_000)
+            try await caller.send(echo + "GET /silent?token=s HTTP/1.1\r\nHost: x\r\n\(key)Connection: close\r\n\r\n")
+            // Long enough for the second head to be read while the first response waits.
+            try await Task.sleep(for: .milliseconds(500))
+            try await caller.resumeReading()
+            let answers = String(buffer: try await caller.readUntilClosed())
+            #expect(answers.hasPrefix("HTTP/1.1 200"))
+            #expect(answers.contains("HTTP/1.1 504"), "the second request was cut: \(answers.suffix(200))")
+        }
+    }
+
     @Test func anIdleConnectionIsClosed() async throws {
         // 3 s, not 1: the keep-alive request below must go out within it, and a loaded full
         // run once took longer than 1 s to send it ("I/O on closed channel").

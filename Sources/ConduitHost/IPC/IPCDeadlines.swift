@@ -15,6 +15,9 @@ final class IPCDeadlines: ChannelDuplexHandler {
     private let idle: TimeAmount
     private let body: TimeAmount
     private var timer: Scheduled<Void>?
+    /// Request heads read so far: a response whose writing ends after the next request began
+    /// (pipelined) must not start the idle timer over that request.
+    private var requestsBegun = 0
 
     init(idle: TimeAmount, body: TimeAmount) {
         self.idle = idle
@@ -31,7 +34,9 @@ final class IPCDeadlines: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: arm(body, context: context)
+        case .head:
+            requestsBegun += 1
+            arm(body, context: context)
         case .end: disarm()
         case .body: break
         }
@@ -40,9 +45,13 @@ final class IPCDeadlines: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
-            // The response is out: the connection now waits for the next request.
+            // The response is out: the connection now waits for the next request, unless that
+            // one has begun meanwhile.
+            let begun = requestsBegun
             let written = context.eventLoop.makePromise(of: Void.self)
-            written.futureResult.assumeIsolated().whenSuccess { self.arm(self.idle, context: context) }
+            written.futureResult.assumeIsolated().whenSuccess {
+                if self.requestsBegun == begun { self.arm(self.idle, context: context) }
+            }
             written.futureResult.cascade(to: promise)
             context.write(data, promise: written)
         } else {

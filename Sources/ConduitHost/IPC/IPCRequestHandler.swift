@@ -269,6 +269,9 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private func respond(_ status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer) {
         guard let context, !answered else { return }
         answered = true
+        // Read before writing: writing the end hands this handler the next pipelined request,
+        // whose own `Connection: close` closed the connection before it was answered.
+        let keepAlive = keepAlive
         replyParts = nil
         let joinedBytes = replyReservation.handOver()
         replyTimeout?.cancel()
