@@ -3,10 +3,11 @@ import NIOCore
 import NIOHTTP1
 
 /// An IPC request's body takes its memory from the host's budget (the incoming half, as
-/// WebSocket messages still arriving do) as it arrives, and holds it until the response is
-/// written to the socket (an echo's response is the body): 100 connections with the key, each
-/// part way through a 15 MiB body, held 1.5 GB outside it. Charged as the buffer that joins the body grows (by doubling); past the
-/// budget the request is answered 503 and its connection closed, the rest left unread.
+/// WebSocket messages still arriving do) as it arrives, and holds it until the socket has
+/// taken the response (an echo's response is the body): 100 connections with the key, each
+/// part way through a 15 MB body, held 1,443 MB outside it. Charged as the buffer that joins
+/// the body grows (by doubling); past the budget the request is answered 503 and its
+/// connection closed, the rest left unread.
 final class IPCBodyBudget: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
