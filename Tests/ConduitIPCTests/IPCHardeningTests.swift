@@ -67,7 +67,8 @@ struct IPCHardeningTests {
             let caller = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
             try await caller.pauseReading()
             let body = [UInt8](repeating: 0x61, count: 1_000_000)
-            let count = 40
+            // Far more than the socket buffers of both ends hold (the host's may grow to a few MB).
+            let count = 60
             // Written without waiting: the host stops reading them once it stalls.
             let writes = Task {
                 for index in 0..<count {
