@@ -30,7 +30,7 @@ final class IPCBodyBudget: ChannelDuplexHandler {
         guard !refusing else { return }
         if case .body(let part) = unwrapInboundIn(data) {
             received += part.readableBytes
-            guard reservation.match(Self.joinedCapacity(received), in: budget) else {
+            guard reservation.match(received.grownBufferCapacity, in: budget) else {
                 refusing = true
                 reservation.releaseAll(in: budget)
                 budget.dropped(.hostBudget)
@@ -45,15 +45,8 @@ final class IPCBodyBudget: ChannelDuplexHandler {
         // Answered: the body is let go once the socket has taken the response (the next
         // request may arrive meanwhile, and takes its own).
         received = 0
-        let held = reservation.handOver()
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [budget] _ in budget.release(held) }
-        written.futureResult.cascade(to: promise)
+        let written = promise ?? context.eventLoop.makePromise()
+        reservation.release(in: budget, when: written.futureResult)
         context.write(data, promise: written)
-    }
-
-    /// The capacity of a buffer that `bytes` were appended to: it grows to a power of two.
-    private static func joinedCapacity(_ bytes: Int) -> Int {
-        bytes <= 1 ? bytes : 1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)
     }
 }

@@ -272,8 +272,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
         // Read before writing: writing the end hands this handler the next pipelined request,
         // whose own `Connection: close` closed the connection before it was answered.
         let keepAlive = keepAlive
+        // So is the joined reply's charge, handed to the end's write for the same reason.
+        let done = context.eventLoop.makePromise(of: Void.self)
         replyParts = nil
-        let joinedBytes = replyReservation.handOver()
+        replyReservation.release(in: services.directory.budget, when: done.futureResult)
         replyTimeout?.cancel()
         replyTimeout = nil
         var headers = headers
@@ -281,9 +283,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        done.whenComplete { [budget = services.directory.budget] _ in budget.release(joinedBytes) }
-        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        if !keepAlive { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
     /// Header names must be HTTP tokens and values free of control characters, and the

@@ -269,7 +269,7 @@ final class ResumeState: Sendable {
     private static func logCapacity(appending count: Int, to log: ByteBuffer) -> Int {
         guard log.writableBytes < count else { return log.capacity }
         let end = (log.readerIndex >= log.readableBytes ? log.readableBytes : log.writerIndex) + count
-        return end <= log.capacity ? log.capacity : 1 << (Int.bitWidth - (end - 1).leadingZeroBitCount)
+        return end <= log.capacity ? log.capacity : end.grownBufferCapacity
     }
 
     /// The memory the window takes: the storage of its log and of its lists, and what its
