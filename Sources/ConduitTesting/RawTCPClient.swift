@@ -2,7 +2,7 @@ public import NIOCore
 import NIOPosix
 
 /// A plain TCP connection for bad-input tests: write any bytes, read what comes back.
-public final class RawTCPClient: Sendable {
+public final class RawTCPClient: Sendable, PausableReading {
     public let channel: any Channel
     private let inbox: Inbox<ByteBuffer>
 
@@ -36,17 +36,6 @@ public final class RawTCPClient: Sendable {
 
     public func send(_ text: String) async throws {
         try await channel.writeAndFlush(ByteBuffer(string: text))
-    }
-
-    /// Stops reading from the socket, so the server sees a caller that does not read;
-    /// `resumeReading` undoes it.
-    public func pauseReading() async throws {
-        try await channel.setOption(.autoRead, value: false).get()
-    }
-
-    public func resumeReading() async throws {
-        try await channel.setOption(.autoRead, value: true).get()
-        channel.read()
     }
 
     /// Everything the server sends until it closes the connection.

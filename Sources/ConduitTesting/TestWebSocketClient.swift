@@ -8,7 +8,7 @@ import Synchronization
 
 /// A real WebSocket client for tests (NIO's client upgrader): sends Conduit messages or any
 /// raw frame, and reads what the host answers, waiting for events with timeouts.
-public final class TestWebSocketClient: Sendable {
+public final class TestWebSocketClient: Sendable, PausableReading {
     public let channel: any Channel
     private let inbox: Inbox<WebSocketFrame>
     /// Messages read while looking for a particular one (a reply by token, a push by route),
@@ -96,16 +96,6 @@ public final class TestWebSocketClient: Sendable {
         try await sendFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
     }
 
-    /// Stops reading from the socket, so the server sees a slow reader; `resumeReading` undoes it.
-    public func pauseReading() async throws {
-        try await channel.setOption(.autoRead, value: false).get()
-    }
-
-    public func resumeReading() async throws {
-        try await channel.setOption(.autoRead, value: true).get()
-        channel.read()
-    }
-
     // MARK: Receiving
 
     public func nextFrame(timeout: TimeAmount = .seconds(10)) async throws -> WebSocketFrame {
@@ -116,6 +106,13 @@ public final class TestWebSocketClient: Sendable {
     public func nextMessage(timeout: TimeAmount = .seconds(10)) async throws -> Message {
         if let kept = setAside.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return kept }
         return try await readMessage(timeout: timeout)
+    }
+
+    /// The next `count` messages, in order.
+    public func nextMessages(_ count: Int, timeout: TimeAmount = .seconds(10)) async throws -> [Message] {
+        var messages: [Message] = []
+        for _ in 0..<count { messages.append(try await nextMessage(timeout: timeout)) }
+        return messages
     }
 
     /// The next message of `route` (a push, typically); others that come first are kept.

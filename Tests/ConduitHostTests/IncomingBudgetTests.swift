@@ -76,13 +76,9 @@ struct IncomingBudgetTests {
             try await client.sendRaw(Array(eighth[50_000...]))
             for index in 8..<11 { try await client.sendRaw(request(index)) }
             // Half the budget (512 KiB) takes the first seven; the others are refused at once.
-            var refused: [String] = []
-            while refused.count < 4 {
-                let reply = try await client.nextMessage()
-                #expect(reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("budget"), "\(reply.headers)")
-                refused.append(reply.headers["token"] ?? "")
-            }
-            #expect(refused == ["r7", "r8", "r9", "r10"])
+            let refused = try await client.nextMessages(4)
+            #expect(refused.allSatisfy { $0.isBudgetRefusal }, "\(refused.map(\.headers))")
+            #expect(refused.map { $0.headers["token"] } == ["r7", "r8", "r9", "r10"])
             #expect(budget.usedBytes > 7 * 60_000 + 60_000 && budget.usedBytes <= 512 * 1024)
             for index in 0..<7 { try await client.send(["cancel": "r\(index)"]) }
             try await waitUntil { budget.usedBytes == 0 }

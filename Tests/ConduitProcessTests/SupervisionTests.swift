@@ -35,22 +35,14 @@ struct SupervisionTests {
             for index in 0..<12 {
                 try await client.send(Message(headers: ["route": "fixture.hang", "token": "h\(index)"], payload: payload))
             }
-            var refused: [String] = []
-            while refused.count < 4 {
-                let reply = try await client.nextMessage()
-                #expect(reply.headers["error"] == "UnavailableError" && String(buffer: reply.payload).contains("budget"), "\(reply.headers)")
-                refused.append(reply.headers["token"] ?? "")
-            }
-            #expect(refused == ["h8", "h9", "h10", "h11"])
+            let refused = try await client.nextMessages(4)
+            #expect(refused.allSatisfy { $0.isBudgetRefusal }, "\(refused.map(\.headers))")
+            #expect(refused.map { $0.headers["token"] } == ["h8", "h9", "h10", "h11"])
             #expect(budget.usedBytes >= 8 * 60_000)
             // They time out (the child is killed after three), and give their bytes back.
-            var ended: Set<String> = []
-            for _ in 0..<8 {
-                let reply = try await client.nextMessage(timeout: .seconds(20))
-                #expect(["TimeoutError", "UnavailableError"].contains(reply.headers["error"]), "\(reply.headers)")
-                ended.insert(reply.headers["token"] ?? "")
-            }
-            #expect(ended == Set((0..<8).map { "h\($0)" }))
+            let ended = try await client.nextMessages(8, timeout: .seconds(20))
+            #expect(ended.allSatisfy { ["TimeoutError", "UnavailableError"].contains($0.headers["error"]) }, "\(ended.map(\.headers))")
+            #expect(Set(ended.map { $0.headers["token"] ?? "" }) == Set((0..<8).map { "h\($0)" }))
             try await waitUntil { budget.usedBytes == 0 }
         }
     }
