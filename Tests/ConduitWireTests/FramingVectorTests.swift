@@ -21,6 +21,23 @@ struct FramingVectorTests {
         #expect(message.encodedSize == vector.hex.count / 2)
     }
 
+    @Test("encodes every valid vector into raw memory, whole or as a prefix before its payload", arguments: FramingVectors.shared.valid)
+    func encodesValidIntoRawMemory(_ vector: FramingVectors.Valid) throws {
+        let message = Message(headers: Headers(vector.headers.map { ($0[0], $0[1]) }), payload: ByteBuffer(hex: vector.payloadHex))
+        let size = try message.validatedEncodedSize()
+        // One byte more than needed on each side, which must stay untouched.
+        var whole = [UInt8](repeating: 0xEE, count: size + 1)
+        let written = whole.withUnsafeMutableBytes { message.encode(into: $0) }
+        #expect(written == size)
+        #expect(whole.last == 0xEE)
+        var gathered = [UInt8](repeating: 0xEE, count: size - message.payload.readableBytes + 1)
+        let prefix = gathered.withUnsafeMutableBytes { message.encodePrefix(into: $0) }
+        #expect(prefix == size - message.payload.readableBytes)
+        #expect(gathered.last == 0xEE)
+        #expect(ByteBuffer(bytes: whole.dropLast()).hex == vector.hex)
+        #expect(ByteBuffer(bytes: gathered.dropLast() + Array(buffer: message.payload)).hex == vector.hex)
+    }
+
     @Test("typed view matches every valid vector", arguments: FramingVectors.shared.valid)
     func typedView(_ vector: FramingVectors.Valid) throws {
         let message = try Message(decoding: ByteBuffer(hex: vector.hex))

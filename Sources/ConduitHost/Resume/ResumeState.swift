@@ -262,7 +262,11 @@ final class ResumeState: Sendable {
     /// foresees the capacity.
     private static func append(_ encoded: UnsafeRawBufferPointer, to log: inout ByteBuffer) {
         if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
-        log.writeBytes(encoded)
+        // A raw copy: `writeBytes` re-checks uniqueness and pays a dynamic exclusivity check.
+        log.writeWithUnsafeMutableBytes(minimumWritableBytes: encoded.count) {
+            $0.copyMemory(from: encoded)
+            return encoded.count
+        }
     }
 
     /// The log's capacity once `append` has added `count` bytes (a buffer grows to a power of two).

@@ -46,15 +46,35 @@ struct FrameHeader {
 
     /// Writes the header of an unmasked, final server frame of `length` payload bytes.
     static func writeServerFrame(_ opcode: WebSocketOpcode, length: Int, into buffer: inout ByteBuffer) {
-        let first = 0x80 | UInt8(webSocketOpcode: opcode)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: serverHeaderSize(length: length)) {
+            writeServerFrame(opcode, length: length, into: $0)
+        }
+    }
+
+    /// The size of a server frame's header (unmasked) for `length` payload bytes.
+    static func serverHeaderSize(length: Int) -> Int {
+        switch length {
+        case ..<126: 2
+        case ...Int(UInt16.max): 4
+        default: 10
+        }
+    }
+
+    /// Writes the header at the start of `out` (room for `serverHeaderSize(length:)` bytes);
+    /// returns its size.
+    static func writeServerFrame(_ opcode: WebSocketOpcode, length: Int, into out: UnsafeMutableRawBufferPointer) -> Int {
+        out[0] = 0x80 | UInt8(webSocketOpcode: opcode)
         switch length {
         case ..<126:
-            buffer.writeMultipleIntegers(first, UInt8(length))
+            out[1] = UInt8(length)
         case ...Int(UInt16.max):
-            buffer.writeMultipleIntegers(first, UInt8(126), UInt16(length))
+            out[1] = 126
+            out.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
         default:
-            buffer.writeMultipleIntegers(first, UInt8(127), UInt64(length))
+            out[1] = 127
+            out.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
         }
+        return serverHeaderSize(length: length)
     }
 }
 

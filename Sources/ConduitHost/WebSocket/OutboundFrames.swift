@@ -34,14 +34,17 @@ struct OutboundFrames {
     mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
-        FrameHeader.writeServerFrame(.binary, length: size, into: &buffer)
-        guard message.payload.readableBytes < Self.gatherThreshold else {
-            message.encodePrefix(into: &buffer, validatedSize: size, appending: field)
-            let prefix = size - message.payload.readableBytes
-            return Appended(encodedBytes: size, separatePayload: message.payload, bufferedRange: buffer.writerIndex - prefix..<buffer.writerIndex)
+        let gathered = message.payload.readableBytes >= Self.gatherThreshold
+        let buffered = gathered ? size - message.payload.readableBytes : size
+        // One raw write for the frame's header and the message (ByteBuffer's own writes each
+        // re-check capacity and uniqueness, and pay a dynamic exclusivity check).
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameHeader.serverHeaderSize(length: size) + buffered) { out in
+            let header = FrameHeader.writeServerFrame(.binary, length: size, into: out)
+            let body = UnsafeMutableRawBufferPointer(rebasing: out[header...])
+            return header + (gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field))
         }
-        message.encode(into: &buffer, validatedSize: size, appending: field)
-        return Appended(encodedBytes: size, separatePayload: nil, bufferedRange: buffer.writerIndex - size..<buffer.writerIndex)
+        return Appended(
+            encodedBytes: size, separatePayload: gathered ? message.payload : nil, bufferedRange: buffer.writerIndex - buffered..<buffer.writerIndex)
     }
 
     /// Reads the bytes of a message just appended (`Appended.bufferedRange`).
