@@ -3,6 +3,8 @@
 # (CPU 1) alternates between them REPEATS times, and summarize.py prints the medians with the
 # ratio of the first to the second ("conduit" = NEW, "conduit-before" = OLD).
 # Usage: Benchmarks/ab.sh OLD_BINARY NEW_BINARY [SIZE] [IN_FLIGHT] [REPEATS] [SECONDS]
+# With AB_MODES="plain resume" each build also runs with resume (SPEC §9) on, as
+# "conduit-resume" and "conduit-before-resume".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); source "$here/common.sh"
 old=$1 new=$2 size=${3:-64} inflight=${4:-64} repeats=${5:-5} seconds=${6:-3}
@@ -18,9 +20,13 @@ for target in conduit-before conduit; do
 done
 for _ in $(seq "$repeats"); do
   for target in conduit-before conduit; do
-    taskset -c 1 "$here/.build/release/conduit-bench" --port "${port[$target]}" --path "/{i}/0?key=$key" \
-      --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 --server-pid "${pid[$target]}" \
-      --label "$target/${size}B×$inflight" >>"$results"
+    for mode in ${AB_MODES:-plain}; do
+      flag=(); label=$target
+      [ "$mode" = resume ] && { flag=(--resume); label=$target-resume; }
+      taskset -c 1 "$here/.build/release/conduit-bench" --port "${port[$target]}" --path "/{i}/0?key=$key" "${flag[@]}" \
+        --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 --server-pid "${pid[$target]}" \
+        --label "$label/${size}B×$inflight" >>"$results"
+    done
   done
 done
 python3 "$here/summarize.py" "$results"
