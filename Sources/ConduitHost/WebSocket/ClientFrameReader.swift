@@ -90,7 +90,7 @@ struct ClientFrameReader {
                     do throws(FrameViolation) {
                         guard let parsed = try FrameHeader(parsing: rest) else { break }
                         header = parsed
-                        try check(header)
+                        try Self.check(header, fragmentedBytes: fragmentedBytes, maxMessageBytes: maxMessageBytes)
                     } catch {
                         violation = error
                         break
@@ -130,7 +130,7 @@ struct ClientFrameReader {
         source.withUnsafeReadableBytes { bytes in
             do throws(FrameViolation) {
                 guard let header = try FrameHeader(parsing: bytes) else { return false }
-                try check(header)
+                try Self.check(header, fragmentedBytes: fragmentedBytes, maxMessageBytes: maxMessageBytes)
                 return bytes.count - header.size >= header.payloadLength
             } catch {
                 return true
@@ -176,7 +176,9 @@ struct ClientFrameReader {
 
     /// The rules of RFC 6455 §5 a frame must meet on its own and in its message; checked as
     /// soon as its header arrives, so an oversized frame is refused before it is buffered.
-    private func check(_ header: FrameHeader) throws(FrameViolation) {
+    /// Static: called on `self` from the read's closures, a method copied the whole reader
+    /// (its buffers retained and released) for every frame.
+    private static func check(_ header: FrameHeader, fragmentedBytes: Int?, maxMessageBytes: Int) throws(FrameViolation) {
         guard header.maskKey != nil else { throw FrameViolation(.protocolError, "client frames must be masked") }
         guard !header.reservedBits else { throw FrameViolation(.protocolError, "reserved bits set without an extension") }
         switch header.opcode {
@@ -187,12 +189,12 @@ struct ClientFrameReader {
             guard fragmentedBytes == nil else {
                 throw FrameViolation(.protocolError, "a new message began before the fragmented one ended")
             }
-            try checkSize(header.payloadLength)
+            try checkSize(header.payloadLength, maxMessageBytes: maxMessageBytes)
         case .continuation:
             guard let sofar = fragmentedBytes else {
                 throw FrameViolation(.protocolError, "a continuation frame without a message to continue")
             }
-            try checkSize(sofar + header.payloadLength)
+            try checkSize(sofar + header.payloadLength, maxMessageBytes: maxMessageBytes)
         default:
             throw FrameViolation(.protocolError, "unknown opcode \(UInt8(webSocketOpcode: header.opcode))")
         }
@@ -204,7 +206,7 @@ struct ClientFrameReader {
         fragmentedBytes = header.fin ? nil : (fragmentedBytes ?? 0) + header.payloadLength
     }
 
-    private func checkSize(_ bytes: Int) throws(FrameViolation) {
+    private static func checkSize(_ bytes: Int, maxMessageBytes: Int) throws(FrameViolation) {
         guard bytes <= maxMessageBytes else {
             throw FrameViolation(.messageTooLarge, "the message exceeds \(maxMessageBytes) bytes")
         }
