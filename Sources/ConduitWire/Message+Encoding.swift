@@ -83,8 +83,9 @@ extension Message {
     /// `validatedEncodedSize(appending:)`, whose result `out` has room for; returns the bytes
     /// written. For a framing layer that writes its own header in the same raw write: each
     /// ByteBuffer write re-checks capacity and uniqueness and pays a dynamic exclusivity check,
-    /// a third of a 64-byte frame's encoding.
-    public func encode(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
+    /// a third of a 64-byte frame's encoding. Within the package only: memory too small for the
+    /// message is not checked for.
+    package func encode(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
         let prefix = writePrefix(into: out, appending: field)
         payload.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: out[prefix...]).copyMemory(from: $0) }
         return prefix + payload.readableBytes
@@ -101,7 +102,7 @@ extension Message {
     /// As `encodePrefix(into:)` (with `field`), into raw memory, for a message checked by
     /// `validatedEncodedSize(appending:)`, whose result less the payload `out` has room for;
     /// returns the bytes written.
-    public func encodePrefix(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
+    package func encodePrefix(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
         writePrefix(into: out, appending: field)
     }
 
