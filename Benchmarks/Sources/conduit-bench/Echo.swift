@@ -22,12 +22,14 @@ struct Echo: AsyncParsableCommand {
     var resume = false
     @Flag(help: "Conduit only, without resume: one more header on each request (`n: 1234567`, as long as a position), which the echo sends back: what a header each way costs, beside resume.")
     var extraField = false
+    @Option(help: "Nanoseconds the tool busy-waits per reply, as if it did more work per message: how the tool's own speed moves the server's figures.")
+    var toolWorkNs: UInt64 = 0
 
     func run() async throws {
         guard let proto = Protocol(rawValue: proto) else { throw ValidationError("unknown --proto \(self.proto)") }
         guard !resume || proto == .conduit else { throw ValidationError("--resume is for --proto conduit") }
         guard !extraField || (proto == .conduit && !resume) else { throw ValidationError("--extra-field is for --proto conduit without --resume") }
-        let workload = Workload(proto: proto, route: route, size: size, resume: resume, extraField: extraField)
+        let workload = Workload(proto: proto, route: route, size: size, resume: resume, extraField: extraField, toolWorkNanoseconds: toolWorkNs)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let recorder = Recorder(eventLoop: group.next())
         var channels: [any Channel] = []

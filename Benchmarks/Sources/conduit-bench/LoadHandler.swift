@@ -91,6 +91,7 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
         let replies = unit.repliesCompleted(by: workload, pendingBytes: &pendingBytes, hostPosition: &position)
         if let position { acknowledge(position) }
         for _ in 0..<replies {
+            if workload.toolWorkNanoseconds > 0 { Self.busyWait(workload.toolWorkNanoseconds) }
             guard let sent = sentAt.popFirst() else { return recorder.failed("a reply nobody asked for") }
             recorder.replyArrived(sentAt: sent, now: .now())
             send(context)
@@ -106,6 +107,11 @@ final class LoadHandler<Unit: EchoUnit>: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         recorder.failed("\(error)")
         context.close(promise: nil)
+    }
+
+    private static func busyWait(_ nanoseconds: UInt64) {
+        let until = NIODeadline.now() + .nanoseconds(Int64(nanoseconds))
+        while NIODeadline.now() < until {}
     }
 
     private func send(_ context: ChannelHandlerContext) {

@@ -21,6 +21,8 @@ struct Workload: Sendable {
     var resume = false
     /// Plain requests carry one more header, as long as a resumed request's `pos`.
     var extraField = false
+    /// Nanoseconds the tool busy-waits per reply: how its own speed moves the server's figures.
+    var toolWorkNanoseconds: UInt64 = 0
 
     /// The bytes of one request as they go on the wire: masked WebSocket frames, encoded and
     /// masked once here so the load tool spends no CPU per message on them (NIO's frame encoder
