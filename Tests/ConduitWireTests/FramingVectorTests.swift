@@ -25,7 +25,7 @@ struct FramingVectorTests {
     func encodesValidIntoRawMemory(_ vector: FramingVectors.Valid) throws {
         let message = Message(headers: Headers(vector.headers.map { ($0[0], $0[1]) }), payload: ByteBuffer(hex: vector.payloadHex))
         let size = try message.validatedEncodedSize()
-        // One byte more than needed on each side, which must stay untouched.
+        // One byte more than the message needs, which must stay untouched.
         var whole = [UInt8](repeating: 0xEE, count: size + 1)
         let written = whole.withUnsafeMutableBytes { message.encode(into: $0) }
         #expect(written == size)

@@ -63,18 +63,19 @@ struct FrameHeader {
     /// Writes the header at the start of `out` (room for `serverHeaderSize(length:)` bytes);
     /// returns its size.
     static func writeServerFrame(_ opcode: WebSocketOpcode, length: Int, into out: UnsafeMutableRawBufferPointer) -> Int {
+        let size = serverHeaderSize(length: length)
         out[0] = 0x80 | UInt8(webSocketOpcode: opcode)
-        switch length {
-        case ..<126:
+        switch size {
+        case 2:
             out[1] = UInt8(length)
-        case ...Int(UInt16.max):
+        case 4:
             out[1] = 126
             out.storeBytes(of: UInt16(length).bigEndian, toByteOffset: 2, as: UInt16.self)
         default:
             out[1] = 127
             out.storeBytes(of: UInt64(length).bigEndian, toByteOffset: 2, as: UInt64.self)
         }
-        return serverHeaderSize(length: length)
+        return size
     }
 }
 
