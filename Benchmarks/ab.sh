@@ -18,11 +18,8 @@ for target in conduit-before conduit; do
   pid[$target]=$!
   port[$target]=$(announced_port "$workdir/$target")
 done
-# The order alternates per repeat: run in a fixed order, one binary against itself came out
-# 3 % apart (BENCHMARKS.md, "Which runs first").
 for rep in $(seq "$repeats"); do
-  order=(conduit-before conduit); [ $((rep % 2)) = 0 ] && order=(conduit conduit-before)
-  for target in "${order[@]}"; do
+  for target in $(rotated "$rep" conduit-before conduit); do
     for mode in ${AB_MODES:-plain}; do
       flag=(); label=$target
       [ "$mode" = resume ] && { flag=(--resume); label=$target-resume; }

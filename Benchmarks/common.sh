@@ -14,3 +14,12 @@ announced_port() {
   for _ in $(seq 200); do grep -q '"port"' "$1" && break; sleep 0.05; done
   sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$1"
 }
+
+# Prints ITEMS rotated left by BY places (BY taken modulo their count): each takes each place in
+# turn over the repeats, since a run's place in a repeat is worth a few percent on this machine
+# (BENCHMARKS.md, "Which runs first"). Usage: rotated BY ITEMS...
+rotated() {
+  local by=$1; shift
+  local items=("$@"); by=$((by % ${#items[@]}))
+  echo "${items[@]:$by}" "${items[@]:0:$by}"
+}

@@ -23,10 +23,7 @@ for config in "${workloads[@]}"; do
   read -r label size conns inflight <<<"$config"
   if [ ${#chosen[@]} -gt 0 ] && [[ ! " ${chosen[*]} " =~ " $label " ]]; then continue; fi
   for rep in $(seq "$repeats"); do
-    # Each mode takes each place in turn: the one that runs first or last in a repeat gets a
-    # few percent of its own (BENCHMARKS.md, "Which runs first").
-    modes=(plain field resume plain field); start=$((rep % 3))
-    for mode in "${modes[@]:$start:3}"; do
+    for mode in $(rotated "$rep" plain field resume); do
       flag=(); [ "$mode" = resume ] && flag=(--resume); [ "$mode" = field ] && flag=(--extra-field)
       taskset -c 1 "$bin/conduit-bench" --proto conduit --port "$port" --path "/{i}/0?key=$key" "${flag[@]}" \
         --connections "$conns" --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 \

@@ -38,10 +38,7 @@ start raw-tcp tcp "/" "$bin/nio-echo" --tcp
 for config in "${configs[@]}"; do
   read -r label size conns inflight <<<"$config"
   for rep in $(seq "$repeats"); do
-    # The servers take turns in a rotated order: a run's place in a repeat is worth a few
-    # percent on this machine (BENCHMARKS.md, "Which runs first").
-    count=${#targets[@]}; shift_by=$(( (rep - 1) % count ))
-    for target in "${targets[@]:$shift_by}" "${targets[@]:0:$shift_by}"; do
+    for target in $(rotated "$((rep - 1))" "${targets[@]}"); do
       taskset -c 1 "$bin/conduit-bench" --proto "${proto[$target]}" --port "${port[$target]}" --path "${path[$target]}" \
         --connections "$conns" --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 \
         --server-pid "${pid[$target]}" --label "$target/$label" >>"$results" \
