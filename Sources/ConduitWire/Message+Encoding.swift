@@ -22,13 +22,14 @@ extension Message {
     }
 
     /// Checks the header limits only: a message whose payload is too large can still be sent
-    /// as parts (`split`), but headers that don't fit can't.
-    public func validateHeaderLimits() throws(WireError) {
-        _ = try validatedHeaderBytes(appending: nil)
+    /// as parts (`split`), but headers that don't fit can't. `reserved`: headers a layer will
+    /// add on the way out, which must fit too.
+    public func validateHeaderLimits(leavingRoomFor reserved: Int = 0) throws(WireError) {
+        _ = try validatedHeaderBytes(appending: nil, reserved: reserved)
     }
 
     /// The encoded size of the headers (length prefixes included), after checking their limits.
-    private func validatedHeaderBytes(appending field: AppendedField?) throws(WireError) -> Int {
+    private func validatedHeaderBytes(appending field: AppendedField?, reserved: Int = 0) throws(WireError) -> Int {
         var total = 0
         var count = 0
         func add(_ name: String, valueBytes: Int) throws(WireError) {
@@ -43,16 +44,16 @@ extension Message {
             count += 1
         }
         // Without a field that may replace some, the count is known before the limits of each.
-        if field == nil, headers.count > WireLimits.maxHeaders {
-            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        if field == nil, headers.count + reserved > WireLimits.maxHeaders {
+            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders - reserved) fit in one message")
         }
         for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
         if let field {
             try add(field.name, valueBytes: field.digitCount)
             if let other = field.alsoReplacing, field.alsoNumber != nil { try add(other, valueBytes: field.alsoDigitCount) }
         }
-        guard count <= WireLimits.maxHeaders else {
-            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        guard count + reserved <= WireLimits.maxHeaders else {
+            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders - reserved) fit in one message")
         }
         return total
     }

@@ -79,6 +79,16 @@ struct LayerFieldTests {
         #expect(throws: WireError.self) { try Message().validatedEncodedSize(appending: Message.AppendedField(long, 1)) }
     }
 
+    @Test("room left for fields to come counts against the header limit")
+    func roomForFieldsToCome() {
+        let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
+        let roomy = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
+        #expect(throws: Never.self) { try full.validateHeaderLimits() }
+        #expect(throws: Never.self) { try roomy.validateHeaderLimits(leavingRoomFor: 1) }
+        #expect(throws: WireError(.tooManyHeaders, "255 headers; at most 254 fit in one message")) { try full.validateHeaderLimits(leavingRoomFor: 1) }
+        #expect(throws: WireError.self) { try roomy.validateHeaderLimits(leavingRoomFor: 2) }
+    }
+
     @Test("set-aside fields leave the list and keep their last value")
     func setAsideFields() throws {
         let message = Message(

@@ -325,7 +325,10 @@ final class SessionHandler: ChannelInboundHandler {
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
             // Handed to the channel only after the id's lock: a write can re-enter here.
             do {
-                let ackAbove = clientPositions.ackDue ? clientPositions.lastAckSent : nil
+                // `ack` goes along only where the message has room for it beside `pos`; else
+                // it goes alone once the read ends.
+                let hasRoomForAck = message.headers.count + 2 <= WireLimits.maxHeaders
+                let ackAbove = clientPositions.ackDue && hasRoomForAck ? clientPositions.lastAckSent : nil
                 guard let stamped = try resume.stamp(message, writer: writerID, into: &outbound, ackAbove: ackAbove) else { return .superseded }
                 if ackAbove != nil { clientPositions.sent(ack: stamped.ack) }
                 handOff(stamped.appended, context: context)

@@ -17,6 +17,7 @@ extension HandlerCatalog {
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),
         HandlerKind(GatedHandler.self, name: "gated"),
+        HandlerKind(WideReplyHandler.self, name: "wide"),
         DispatchTally.kind,
     ])
 }

@@ -30,6 +30,17 @@ struct FloodHandler: ConduitHandler {
     }
 }
 
+/// Replies with `count` (a header) headers of its own, `w0`, `w1`, …: a reply near the
+/// framing's limit once the host adds `route`, the request's `token` and resume's `pos`.
+struct WideReplyHandler: ConduitHandler {
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) {
+        let count = Int(request.headers["count"] ?? "") ?? 0
+        responder.reply(headers: Headers((0..<count).map { ("w\($0)", "v") }))
+    }
+}
+
 /// Keeps per-id state the way a stream handler does (a UDP socket, an AI session): it pushes
 /// to the requesting id and records the ids it was told have expired.
 struct StatefulHandler: ConduitHandler {
