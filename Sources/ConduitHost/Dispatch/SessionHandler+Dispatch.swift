@@ -88,6 +88,9 @@ extension SessionHandler {
     /// can't cover a new chunk, the queue is emptied (false).
     @discardableResult
     func syncChunkReservation() -> Bool {
+        // Nearly always nothing is queued: fetching the budget first cost a retain and a
+        // release of two objects a message.
+        if chunkReservation.bytes == assembler.queuedBytes { return true }
         let budget = services.directory.budget
         guard chunkReservation.match(assembler.queuedBytes, in: budget) else {
             budget.dropped(.hostBudget)

@@ -221,30 +221,41 @@ final class ResumeState: Sendable {
     /// goes with the message if it is above (SPEC §9 lets the host acknowledge on any message),
     /// which spares a `conduit.ack` frame.
     func stamp(_ message: Message, writer: ObjectIdentifier, into frames: inout OutboundFrames, ackAbove: UInt64? = nil) throws(WireError) -> Stamped? {
-        try state.withLockedValue { state in
-            Result { () throws(WireError) -> Stamped? in
-                guard state.writer == writer else { return nil }
-                let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
-                let appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
-                let heldPayload = appended.separatePayload.flatMap { Self.isCompact($0) ? $0 : nil }
-                let bytes = UInt32(appended.encodedBytes)
-                let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
-                let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
-                let memory = makeRoom(
-                    bytes, logging: logged, holding: heldBytes, as: heldPayload == nil ? .nothing : .payload, keepingFrom: state.nextPosition, in: &state)
-                frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
-                if let heldPayload {
-                    state.heldPayloads.append(heldPayload)
-                } else {
-                    appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
-                }
-                keep(
-                    Sent(position: state.nextPosition, bytes: bytes, loggedBytes: logged, heldBytes: heldBytes, held: heldPayload == nil ? .nothing : .payload, endsMessage: true),
-                    in: &state)
-                settle(&state, foreseen: memory)
-                return Stamped(appended: appended, ack: ack)
+        // The outcome leaves the lock through locals: returned through the lock's generic
+        // closure (as a `Result`), it was copied and inspected by value-witness calls, which
+        // the routed echo's profile showed.
+        var stamped: Stamped?
+        var failure: WireError?
+        state.withLockedValue { state in
+            guard state.writer == writer else { return }
+            let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
+            let appended: OutboundFrames.Appended
+            do throws(WireError) {
+                appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
+            } catch {
+                failure = error
+                return
             }
-        }.get()
+            let heldPayload = appended.separatePayload.flatMap { Self.isCompact($0) ? $0 : nil }
+            let bytes = UInt32(appended.encodedBytes)
+            let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
+            let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
+            let memory = makeRoom(
+                bytes, logging: logged, holding: heldBytes, as: heldPayload == nil ? .nothing : .payload, keepingFrom: state.nextPosition, in: &state)
+            frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
+            if let heldPayload {
+                state.heldPayloads.append(heldPayload)
+            } else {
+                appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
+            }
+            keep(
+                Sent(position: state.nextPosition, bytes: bytes, loggedBytes: logged, heldBytes: heldBytes, held: heldPayload == nil ? .nothing : .payload, endsMessage: true),
+                in: &state)
+            settle(&state, foreseen: memory)
+            stamped = Stamped(appended: appended, ack: ack)
+        }
+        if let failure { throw failure }
+        return stamped
     }
 
     /// `pos` as the host gives it (and `ack`, when given): it takes the place of any `pos` or
