@@ -11,7 +11,9 @@ extension Conduit {
     /// socket in order (and a write that closes the socket can't come back into the lock).
     /// False: the window is full.
     func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
-        try message.validateHeaderLimits()
+        // With room for `pos` (and `more` on parts): a message numbered without it could not
+        // be encoded, and its caller waited out its timeout.
+        try message.validateHeaderLimitsForSending(numbered: true)
         let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
             guard let parts = resumption.number(message) else { return (false, false) }
             guard let connection = state.connection, state.resumeReady else { return (true, !state.isClosed) }

@@ -28,6 +28,14 @@ extension Message {
         _ = try validatedHeaderBytes(appending: nil, reserved: reserved)
     }
 
+    /// Checks the header limits of a message about to be sent, with room for what its way out
+    /// adds: `more` on the parts of a payload too large for one message (`split`), and `pos`
+    /// when it is `numbered` (SPEC §9).
+    public func validateHeaderLimitsForSending(numbered: Bool) throws(WireError) {
+        let more = payload.readableBytes > WireLimits.maxPayloadBytes ? 1 : 0
+        try validateHeaderLimits(leavingRoomFor: more + (numbered ? 1 : 0))
+    }
+
     /// The encoded size of the headers (length prefixes included), after checking their limits.
     private func validatedHeaderBytes(appending field: AppendedField?, reserved: Int = 0) throws(WireError) -> Int {
         var total = 0

@@ -91,4 +91,21 @@ struct ResumeClientTests {
             conduit.close()
         }
     }
+
+    /// A request with room for its own headers but not for `pos` is refused when it is sent:
+    /// numbered anyway, it could not be encoded, was dropped as it was written, and its caller
+    /// waited out the request's timeout.
+    @Test func aRequestWithoutRoomForItsPositionIsRefusedAtOnce() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
+            let conduit = host.client(id: "crowded", resume: true)
+            try await conduit.connect()
+            // With `route` and `token`: 255, the framing's limit, and no room for `pos`.
+            let crowded = Headers((0..<(WireLimits.maxHeaders - 2)).map { ("h\($0)", "v") })
+            await #expect(throws: WireError.self) { try await conduit.request(route: "echo", headers: crowded, timeout: .seconds(5)) }
+            let roomy = Headers((0..<(WireLimits.maxHeaders - 3)).map { ("h\($0)", "v") })
+            let reply = try await conduit.request(route: "echo", headers: roomy, timeout: .seconds(5))
+            #expect(reply.headers["h251"] == "v" && reply.headers["pos"] == nil)
+            conduit.close()
+        }
+    }
 }

@@ -81,4 +81,36 @@ struct HeaderRoomTests {
             try await plain.close()
         }
     }
+
+    /// The parts of a payload too large for one message each carry `more` but the last: a
+    /// message split has room for it too, or it is refused when pushed or replied.
+    @Test func aLargeMessageKeepsRoomForMoreOnItsParts() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .ipcTests) { host in
+            let id = ClientID("wide-parts")!
+            let large = ByteBuffer(repeating: 7, count: WireLimits.maxPayloadBytes + 100)
+            let (socket, _) = try await ResumeTests.resume(host, id: "wide-parts")
+            let crowded = Message(headers: Headers((0..<(WireLimits.maxHeaders - 1)).map { ("h\($0)", "v") }), payload: large)
+            #expect(host.host.directory.push(crowded, to: id) == .dropped(.unencodable))
+            let roomy = Message(headers: Headers((0..<(WireLimits.maxHeaders - 2)).map { ("h\($0)", "v") }), payload: large)
+            #expect(host.host.directory.push(roomy, to: id).isAccepted)
+            let parts = try await socket.nextMessages(2)
+            #expect(parts.map(\.headers.count) == [WireLimits.maxHeaders, WireLimits.maxHeaders - 1])
+            #expect(parts.map { $0.headers["pos"] } == ["1", "2"] && parts.map(\.headers.hasMore) == [true, false])
+
+            // Requests in two parts, a client position each.
+            func request(token: String, count: Int, from position: Int) async throws {
+                for (offset, var part) in Message(headers: ["route": "wide", "token": token, "count": "\(count)"], payload: large).split().enumerated() {
+                    part.headers.append("pos", "\(position + offset)")
+                    try await socket.send(part)
+                }
+            }
+            try await request(token: "a", count: 252, from: 1)
+            let refused = try await socket.nextMessage(route: "wide")
+            #expect(refused.headers["error"] == "InternalError" && refused.headers["pos"] == "3")
+            try await request(token: "b", count: 251, from: 3)
+            let replyParts = [try await socket.nextMessage(route: "wide"), try await socket.nextMessage(route: "wide")]
+            #expect(replyParts.map { $0.headers["error"] } == [nil, nil] && replyParts.map { $0.headers["pos"] } == ["4", "5"])
+            #expect(replyParts.map(\.headers.count) == [WireLimits.maxHeaders, WireLimits.maxHeaders - 1])
+        }
+    }
 }

@@ -87,6 +87,14 @@ struct LayerFieldTests {
         #expect(throws: Never.self) { try roomy.validateHeaderLimits(leavingRoomFor: 1) }
         #expect(throws: WireError(.tooManyHeaders, "255 headers; at most 254 fit in one message")) { try full.validateHeaderLimits(leavingRoomFor: 1) }
         #expect(throws: WireError.self) { try roomy.validateHeaderLimits(leavingRoomFor: 2) }
+        // Sending: `pos` when numbered, and `more` on the parts of a payload split.
+        #expect(throws: Never.self) { try full.validateHeaderLimitsForSending(numbered: false) }
+        #expect(throws: WireError.self) { try full.validateHeaderLimitsForSending(numbered: true) }
+        #expect(throws: Never.self) { try roomy.validateHeaderLimitsForSending(numbered: true) }
+        var large = roomy
+        large.payload = ByteBuffer(repeating: 0, count: WireLimits.maxPayloadBytes + 1)
+        #expect(throws: Never.self) { try large.validateHeaderLimitsForSending(numbered: false) }
+        #expect(throws: WireError.self) { try large.validateHeaderLimitsForSending(numbered: true) }
     }
 
     @Test("set-aside fields leave the list and keep their last value")

@@ -27,7 +27,7 @@ enum ReplyBuilder {
             // Checked with the host's fields in: checked before, a reply that fit alone but not
             // with them was dropped as it was written, and the client never answered.
             do throws(WireError) {
-                try message.validateHeaderLimitsForSending()
+                try message.validateForSending()
             } catch {
                 return Self.message(
                     for: .failure(.internal("the handler's reply exceeds the framing limits: \(error.message)")), route: route, correlation: correlation)

@@ -86,7 +86,7 @@ public final class ClientDirectory: PushSink, Sendable {
     @discardableResult
     public func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
         do {
-            try message.validateHeaderLimitsForSending()
+            try message.validateForSending()
         } catch {
             budget.dropped(.unencodable)
             return .dropped(.unencodable)

@@ -30,14 +30,15 @@ struct FloodHandler: ConduitHandler {
     }
 }
 
-/// Replies with `count` (a header) headers of its own, `w0`, `w1`, …: a reply near the
-/// framing's limit once the host adds `route`, the request's `token` and resume's `pos`.
+/// Replies with `count` (a header) headers of its own, `w0`, `w1`, …, and the request's
+/// payload: a reply near the framing's limit once the host adds `route`, the request's
+/// `token`, resume's `pos` and, on the parts of a large payload, `more`.
 struct WideReplyHandler: ConduitHandler {
     init(options: NoOptions, context: HandlerContext) {}
 
     func handle(_ request: Request, responder: Responder) {
         let count = Int(request.headers["count"] ?? "") ?? 0
-        responder.reply(headers: Headers((0..<count).map { ("w\($0)", "v") }))
+        responder.reply(headers: Headers((0..<count).map { ("w\($0)", "v") }), payload: request.payload)
     }
 }
 
