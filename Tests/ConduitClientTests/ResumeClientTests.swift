@@ -108,4 +108,29 @@ struct ResumeClientTests {
             conduit.close()
         }
     }
+
+    /// With 4 MiB of its own messages unacknowledged (the socket down, the server paused), the
+    /// client numbers nothing more: `send` says false and `request` goes over IPC, dispatched
+    /// once; what it kept is dispatched once each after the server is back.
+    @Test func aFullWindowSendsNothingMoreAndARequestGoesOverIPC() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
+            let conduit = host.client(id: "full-window", resume: true)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            let mebibyte = patternedBytes(1, count: 1 << 20)
+            for n in 1...4 { #expect(try conduit.send(["route": "tally", "n": "kept\(n)"], payload: mebibyte), "kept \(n)") }
+            #expect(try !conduit.send(["route": "tally", "n": "refused"]), "the window is full")
+            let reply = try await conduit.request(route: "tally", headers: ["n": "over-ipc"], payload: ByteBuffer(string: "ipc"))
+            #expect(reply.headers["n"] == "over-ipc" && String(buffer: reply.payload) == "ipc")
+            try await ipc.start()
+            try await waitUntil(timeout: .seconds(30)) { DispatchTally.counts(of: "full-window").count == 5 }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(DispatchTally.counts(of: "full-window") == ["kept1": 1, "kept2": 1, "kept3": 1, "kept4": 1, "over-ipc": 1])
+            // Acknowledged, the window empties: numbered sends go again.
+            let after = try await conduit.request(route: "tally", headers: ["n": "after"], timeout: .seconds(10))
+            #expect(after.headers["n"] == "after" && DispatchTally.counts(of: "full-window")["after"] == 1)
+            conduit.close()
+        }
+    }
 }
