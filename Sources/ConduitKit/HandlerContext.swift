@@ -47,7 +47,9 @@ public enum DropCause: String, Sendable, Codable, CaseIterable, Hashable {
     case hostBudget = "host-budget"
     /// The id's grace period ended with the message still buffered.
     case expired
-    /// The message breaks a wire limit (too many headers, a key or value too long).
+    /// The message breaks a wire limit (too many headers, a key or value too long). The host
+    /// keeps room for the headers it adds on the way out: at most 254 of a push's own, 253 with
+    /// a payload it must split (docs/protocol.md).
     case unencodable
     /// The id is new, the host holds `limits.maxClients` ids and none of them is away.
     case tooManyClients = "too-many-clients"
