@@ -31,9 +31,12 @@ public final class RecordingPushSink: PushSink {
         state.withLock { $0.pushes.filter { $0.client == client }.map(\.message) }
     }
 
+    /// Refuses, as the host does, a message without room for the headers the host adds on the
+    /// way out (`DropCause.unencodable`); the rest are recorded.
     @discardableResult
     public func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
-        state.withLock { state in
+        guard (try? message.validateHeaderLimitsForSending(numbered: true)) != nil else { return .dropped(.unencodable) }
+        return state.withLock { state in
             state.pushes.append(Push(message: message, client: client, delivery: delivery))
             return state.away.contains(client) ? .buffered : .sent
         }

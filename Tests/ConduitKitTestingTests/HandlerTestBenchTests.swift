@@ -63,6 +63,18 @@ struct HandlerTestBenchTests {
         #expect(bench.pushes.messages(to: ClientID("alice")!).map { $0.headers.route } == ["remind.due"])
     }
 
+    /// The bench's push sink refuses what the host would: a push without room for the headers
+    /// the host adds on the way out.
+    @Test func aPushTheHostWouldRefuseIsRefused() {
+        let pushes = RecordingPushSink()
+        let client = ClientID("alice")!
+        let roomy = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("h\($0)", "v") }))
+        let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("h\($0)", "v") }))
+        #expect(pushes.push(roomy, to: client) == .sent)
+        #expect(pushes.push(full, to: client) == .dropped(.unencodable))
+        #expect(pushes.messages(to: client).count == 1)
+    }
+
     @Test func congestionHoldsAReplyUntilCleared() async throws {
         let bench = try HandlerTestBench<Reminder>(options: NoOptions())
         let client = ClientID("slow")!
