@@ -110,6 +110,20 @@ struct ResumeTests {
         }
     }
 
+    /// `ack` on a request of the client's (beside its `pos`) acknowledges as a bare one does.
+    @Test func anAckOnARequestReleasesWhatItCovers() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let (socket, _) = try await Self.resume(host, id: "r16")
+            for n in 1...3 { host.host.directory.push(numberedPush(n), to: ClientID("r16")!) }
+            for _ in 1...3 { _ = try await socket.nextMessage() }
+            #expect(host.client("r16")?.resume?.windowMessages == 3)
+            let reply = try await socket.request(Message(headers: ["route": "echo", "token": "t", "pos": "1", "ack": "2"]))
+            #expect(reply.headers["pos"] == "4")
+            #expect(host.client("r16")?.resume?.acknowledged == 2)
+            #expect(host.client("r16")?.resume?.windowMessages == 2, "3 and the reply")
+        }
+    }
+
     @Test func acknowledgedMessagesAreNotReplayed() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let (socket, greeting) = try await Self.resume(host, id: "r3")

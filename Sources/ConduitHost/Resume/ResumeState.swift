@@ -475,8 +475,10 @@ final class ResumeState: Sendable {
     /// position is not recorded; the caller holds it as `openFrom`). `openFrom`: the first
     /// position of the chunked request open on the connection; the acknowledgement stays
     /// below it (positions increase, so everything processed meanwhile is above it).
-    func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?) -> ClientPosition {
+    /// `ack`: the host positions the message acknowledges, applied under the same lock.
+    func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?, acknowledging ack: UInt64? = nil) -> ClientPosition {
         state.withLockedValue { state in
+            if let ack { acknowledge(ack, in: &state) }
             // Nearly always: a whole request, no chunked one open anywhere for the id.
             if !isChunk, openFrom == nil, state.processedAbove.isEmpty {
                 guard position > state.clientAck else { return duplicate(in: &state) }

@@ -32,15 +32,15 @@ extension SessionHandler {
             return .consumed
         }
         guard ack != nil || position != nil else { return .dispatch }
-        if let ack { resume.acknowledge(ack) }
         guard let position else {
+            if let ack { resume.acknowledge(ack) }
             let isBareAck = kind == .chunk && route == nil && headers[HeaderName.to] == nil
             return isBareAck ? .consumed : .dispatch
         }
         let isChunk = kind == .chunk
         // A message that completes a request closes the chunked one it may end.
         let openFrom = isChunk || kind.standsAlone ? clientPositions.openChunkFrom : nil
-        switch resume.admit(position, isChunk: isChunk, openFrom: openFrom) {
+        switch resume.admit(position, isChunk: isChunk, openFrom: openFrom, acknowledging: ack) {
         case .duplicate:
             oweClientAck(clientPositions.owe())
             return .consumed
