@@ -242,12 +242,14 @@ final class ResumeState: Sendable {
             let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
             let memory = makeRoom(
                 bytes, logging: logged, holding: heldBytes, as: heldPayload == nil ? .nothing : .payload, keepingFrom: state.nextPosition, in: &state)
-            frames.withBytes(in: appended.bufferedRange) { Self.append($0, to: &state.log) }
-            if let heldPayload {
-                state.heldPayloads.append(heldPayload)
-            } else {
-                appended.separatePayload?.withUnsafeReadableBytes { Self.append($0, to: &state.log) }
+            frames.withBytes(in: appended.bufferedRange) { frame in
+                // The frame and a payload copied after it go into the log in one step, as
+                // `makeRoom` foresaw them: one by one, the first could leave the log too full to
+                // reuse its acknowledged start for the second, and it grew unforeseen.
+                guard heldPayload == nil, let payload = appended.separatePayload else { return Self.append(frame, to: &state.log) }
+                payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
             }
+            if let heldPayload { state.heldPayloads.append(heldPayload) }
             keep(
                 Sent(position: state.nextPosition, bytes: bytes, loggedBytes: logged, heldBytes: heldBytes, held: heldPayload == nil ? .nothing : .payload, endsMessage: true),
                 in: &state)
@@ -271,12 +273,15 @@ final class ResumeState: Sendable {
     /// the log's capacity stays within about four times the most it held since it was last
     /// empty (twice, before rounding up to a power of two). `logCapacity(appending:to:)`
     /// foresees the capacity.
-    private static func append(_ encoded: UnsafeRawBufferPointer, to log: inout ByteBuffer) {
-        if log.writableBytes < encoded.count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
+    /// `then`: more of the same message (its payload), appended with it.
+    private static func append(_ encoded: UnsafeRawBufferPointer, then more: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), to log: inout ByteBuffer) {
+        let count = encoded.count + more.count
+        if log.writableBytes < count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
         // A raw copy: `writeBytes` re-checks uniqueness and pays a dynamic exclusivity check.
-        log.writeWithUnsafeMutableBytes(minimumWritableBytes: encoded.count) {
-            $0.copyMemory(from: encoded)
-            return encoded.count
+        log.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { log in
+            log.copyMemory(from: encoded)
+            if more.count > 0 { UnsafeMutableRawBufferPointer(rebasing: log[encoded.count...]).copyMemory(from: more) }
+            return count
         }
     }
 
