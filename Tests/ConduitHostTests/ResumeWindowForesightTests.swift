@@ -8,7 +8,7 @@ import Testing
 /// A message whose payload is written apart from its frame and kept as a copy goes into the
 /// log in two pieces: the log's room was foreseen for the two together, and the pieces,
 /// appended one by one, grew the log where the foresight had it reuse its acknowledged start
-/// (the long chaos run stopped on the assertion in 2 of 14 runs: foreseen 140,761, was
+/// (the long chaos run stopped on the assertion in 2 of 16 runs: foreseen 140,761, was
 /// 144,857).
 @Suite("Resume window: foresight")
 struct ResumeWindowForesightTests {
