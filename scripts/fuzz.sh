@@ -24,6 +24,9 @@ def message(headers, payload=b""):
     return body + len(payload).to_bytes(2, "big") + payload
 (out / "seed-resume").write_bytes(message([(b"route", b"echo"), (b"pos", b"12"), (b"ack", b"007")], b"hi"))
 (out / "seed-resume-bad").write_bytes(message([(b"ack", b"18446744073709551616"), (b"pos", b"+1"), (b"pos", b"")]))
+# Near the header limit, where the room kept for `pos` and `more` decides what may be sent.
+for count in (253, 254, 255):
+    (out / f"seed-headers-{count}").write_bytes(message([(b"h%d" % i, b"v") for i in range(count)], b"x"))
 PY
 
 # -Xswiftc reaches the package's plugin tools too, and linking those with libFuzzer's main

@@ -11,6 +11,9 @@ import NIOCore
 ///   `pos` as a number encodes the message with its own `pos` fields replaced.
 /// - A decoded message split into parts and joined again by a `ChunkAssembler` gives back its
 ///   payload; an assembler with a cap refuses exactly when the queued bytes pass it.
+/// - A message that passes the check for sending (room for `more` on its parts and, numbered,
+///   for `pos`) encodes in every part, `pos` appended when numbered: the host accepts pushes
+///   and replies by that check and writes them later.
 enum FuzzTarget {
     static func run(_ bytes: UnsafeRawBufferPointer) {
         let input = ByteBuffer(bytes: bytes)
@@ -20,6 +23,24 @@ enum FuzzTarget {
         roundTrip(message, original: input)
         appendPosition(to: message, number: UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
         reassemble(message, partSize: Int(bytes.first ?? 1) % 7 + 1)
+        for numbered in [false, true] {
+            checkedForSending(message, numbered: numbered)
+            // The same headers with a payload that must be split.
+            var large = message
+            large.payload = largePayload
+            checkedForSending(large, numbered: numbered)
+        }
+    }
+
+    /// One byte over a message's payload limit, shared by every input.
+    private static let largePayload = ByteBuffer(repeating: 7, count: WireLimits.maxPayloadBytes + 1)
+
+    private static func checkedForSending(_ message: Message, numbered: Bool) {
+        guard (try? message.validateHeaderLimitsForSending(numbered: numbered)) != nil else { return }
+        let position = numbered ? Message.AppendedField(ResumeHeader.position, UInt64.max) : nil
+        for part in message.split() {
+            precondition((try? part.validatedEncodedSize(appending: position)) != nil, "a part of a message checked for sending does not encode")
+        }
     }
 
     private static func roundTrip(_ message: Message, original: ByteBuffer) {
