@@ -36,6 +36,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 from websockets.asyncio.client import connect
@@ -45,6 +46,17 @@ KEY = "soak-shared-key"
 GRACE_SECONDS = 10  # longer than any gap a client takes, shorter than the wait at the end
 HOST_BUFFER_BYTES = 64 << 20  # the host-wide budget the soak runs under
 OUTBOUND_QUEUE_BYTES = 1 << 20  # per socket
+# The soak's routes: the embedded configuration's echo and UDP, with room for a UDP socket per id.
+SOAK_ROUTES = """routes:
+  - route: echo
+    handler: echo
+  - route: udp.*
+    handler: udp
+    options:
+      maxDatagramBytes: 65507
+      receiveBufferBytes: 4194304
+      maxSockets: {max_sockets}
+"""
 REPLACE_FRACTION = 0.3  # of a client's drops, how many are a replacement instead of a close
 DATAGRAM_BYTES = 64
 
@@ -70,11 +82,12 @@ def decode(data):
     return headers, data[offset + 2:offset + 2 + plen]
 
 
-def start_host(conduit, **settings):
-    """Starts `conduit serve` with the soak key and `settings` as environment; returns the
-    process, its pid and its WebSocket port (from the announce line)."""
+def start_host(conduit, config=None, **settings):
+    """Starts `conduit serve` with the soak key and `settings` as environment (and `config`,
+    a file, else the embedded configuration); returns the process, its pid and its WebSocket
+    port (from the announce line)."""
     env = dict(os.environ, CONDUIT_SHARED_KEY=KEY, **settings)
-    host = subprocess.Popen([conduit, "serve"], stdout=subprocess.PIPE, env=env)
+    host = subprocess.Popen([conduit, "serve"] + (["--config", config] if config else []), stdout=subprocess.PIPE, env=env)
     announce = json.loads(host.stdout.readline())
     return host, announce["pid"], announce["port"], announce["ipcPort"]
 
@@ -289,9 +302,15 @@ async def main():
     args = parser.parse_args()
     hostile = args.hostile if args.hostile is not None else max(1, args.clients // 20)
 
+    # Every client and every IPC-only id holds a UDP socket: the embedded configuration's bound
+    # (udp's maxSockets, 1,024) would refuse the last of a thousand clients, as it should.
+    config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    config.write(SOAK_ROUTES.format(max_sockets=args.clients + hostile + 64))
+    config.close()
     host, pid, port, ipc_port = start_host(
-        args.conduit, CONDUIT_CLIENT_GRACE_SECONDS=str(GRACE_SECONDS), CONDUIT_HOST_BUFFER_BYTES=str(HOST_BUFFER_BYTES),
+        args.conduit, config.name, CONDUIT_CLIENT_GRACE_SECONDS=str(GRACE_SECONDS), CONDUIT_HOST_BUFFER_BYTES=str(HOST_BUFFER_BYTES),
         CONDUIT_OUTBOUND_QUEUE_BYTES=str(OUTBOUND_QUEUE_BYTES))
+    os.unlink(config.name)
     try:
         await asyncio.sleep(1)
         baseline = rss_kib(pid)
