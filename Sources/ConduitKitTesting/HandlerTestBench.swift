@@ -111,8 +111,13 @@ public struct BenchTimeout: Error, CustomStringConvertible {
 private final class ReplyLog: ReplyDestination {
     private let replies = Mutex<[String: [Result<Reply, ConduitError>]]>([:])
 
+    /// Records what the client would receive: a reply over the framing's limits becomes the
+    /// host's `InternalError`.
     func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
         guard let token = request.correlation?.value else { return }
+        if case .success(let reply) = result, case .failure(let refused) = reply.message(route: request.route, correlation: request.correlation) {
+            return record(.failure(refused), token: token)
+        }
         record(result, token: token)
     }
 

@@ -35,7 +35,7 @@ public final class RecordingPushSink: PushSink {
     /// way out (`DropCause.unencodable`); the rest are recorded.
     @discardableResult
     public func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
-        guard (try? message.validateHeaderLimitsForSending(numbered: true)) != nil else { return .dropped(.unencodable) }
+        guard (try? message.validateForSending()) != nil else { return .dropped(.unencodable) }
         return state.withLock { state in
             state.pushes.append(Push(message: message, client: client, delivery: delivery))
             return state.away.contains(client) ? .buffered : .sent

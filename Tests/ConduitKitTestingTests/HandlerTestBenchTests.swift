@@ -75,6 +75,18 @@ struct HandlerTestBenchTests {
         #expect(pushes.messages(to: client).count == 1)
     }
 
+    /// Replies are what the client would receive: one with no room left for the host's fields
+    /// is the host's `InternalError`, in the bench as in the host.
+    @Test func aReplyTheHostWouldRefuseIsItsError() async throws {
+        let bench = try HandlerTestBench<WideReplies>(options: NoOptions())
+        let fits = try await bench.reply(to: bench.send("x", headers: ["count": "252"])).get()
+        #expect(fits.headers.count == 252)
+        guard case .failure(let error) = try await bench.reply(to: bench.send("x", headers: ["count": "253"])) else {
+            Issue.record("expected the framing error"); return
+        }
+        #expect(error.kind == .internal && error.message.contains("framing limits"))
+    }
+
     @Test func congestionHoldsAReplyUntilCleared() async throws {
         let bench = try HandlerTestBench<Reminder>(options: NoOptions())
         let client = ClientID("slow")!
@@ -95,5 +107,14 @@ struct HandlerTestBenchTests {
         try await Task.sleep(for: .milliseconds(50))
         #expect(bench.replies(to: token).count == 1, "answered once")
         #expect(!bench.cancel("unknown"))
+    }
+}
+
+/// Replies with `count` (a header) headers of its own.
+struct WideReplies: ConduitHandler {
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) {
+        responder.reply(headers: Headers((0..<(Int(request.headers["count"] ?? "") ?? 0)).map { ("w\($0)", "v") }))
     }
 }

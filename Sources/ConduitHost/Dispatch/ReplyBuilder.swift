@@ -21,16 +21,9 @@ enum ReplyBuilder {
         var message: Message
         switch result {
         case .success(let reply):
-            message = Message(headers: reply.headers, payload: reply.payload)
-            if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
-            if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
-            // Checked with the host's fields in: checked before, a reply that fit alone but not
-            // with them was dropped as it was written, and the client never answered.
-            do throws(WireError) {
-                try message.validateForSending()
-            } catch {
-                return Self.message(
-                    for: .failure(.internal("the handler's reply exceeds the framing limits: \(error.message)")), route: route, correlation: correlation)
+            switch reply.message(route: route, correlation: correlation) {
+            case .success(let sendable): message = sendable
+            case .failure(let error): return Self.message(for: .failure(error), route: route, correlation: correlation)
             }
         case .failure(let error):
             message = Message(headers: [:], payload: error.payload)
