@@ -242,12 +242,13 @@ final class ResumeState: Sendable {
             let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
             let memory = makeRoom(
                 bytes, logging: logged, holding: heldBytes, as: heldPayload == nil ? .nothing : .payload, keepingFrom: state.nextPosition, in: &state)
+            // A payload written apart and not kept as it is goes into the log after its frame,
+            // in one step, as `makeRoom` foresaw them: one by one, the frame could leave the log
+            // too full to reuse its acknowledged start for the payload, and it grew unforeseen.
+            let copiedPayload = heldPayload == nil ? appended.separatePayload : nil
             frames.withBytes(in: appended.bufferedRange) { frame in
-                // The frame and a payload copied after it go into the log in one step, as
-                // `makeRoom` foresaw them: one by one, the first could leave the log too full to
-                // reuse its acknowledged start for the second, and it grew unforeseen.
-                guard heldPayload == nil, let payload = appended.separatePayload else { return Self.append(frame, to: &state.log) }
-                payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
+                guard let copiedPayload else { return Self.append(frame, to: &state.log) }
+                copiedPayload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
             }
             if let heldPayload { state.heldPayloads.append(heldPayload) }
             keep(
