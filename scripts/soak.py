@@ -307,10 +307,13 @@ async def main():
     config = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
     config.write(SOAK_ROUTES.format(max_sockets=args.clients + hostile + 64))
     config.close()
-    host, pid, port, ipc_port = start_host(
-        args.conduit, config.name, CONDUIT_CLIENT_GRACE_SECONDS=str(GRACE_SECONDS), CONDUIT_HOST_BUFFER_BYTES=str(HOST_BUFFER_BYTES),
-        CONDUIT_OUTBOUND_QUEUE_BYTES=str(OUTBOUND_QUEUE_BYTES))
-    os.unlink(config.name)
+    try:
+        host, pid, port, ipc_port = start_host(
+            args.conduit, config.name, CONDUIT_CLIENT_GRACE_SECONDS=str(GRACE_SECONDS), CONDUIT_HOST_BUFFER_BYTES=str(HOST_BUFFER_BYTES),
+            CONDUIT_OUTBOUND_QUEUE_BYTES=str(OUTBOUND_QUEUE_BYTES))
+    finally:
+        # Read at start: the file is not left behind, however the start ends.
+        os.unlink(config.name)
     try:
         await asyncio.sleep(1)
         baseline = rss_kib(pid)
