@@ -22,7 +22,8 @@ extension Reply {
         do throws(WireError) {
             try message.validateForSending()
         } catch {
-            return .failure(.internal("the handler's reply exceeds the framing limits: \(error.message)"))
+            let withFields = route == nil && correlation == nil ? "" : " with the request's route and correlation field"
+            return .failure(.internal("the handler's reply\(withFields) exceeds the framing limits: \(error.message)"))
         }
         return .success(message)
     }

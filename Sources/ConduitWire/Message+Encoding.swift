@@ -21,23 +21,45 @@ extension Message {
         return headerBytes + 3 + payload.readableBytes
     }
 
+    /// Fields a layer adds to a message on its way out, which must fit beside its own headers.
+    public struct AddedFields: OptionSet, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+        /// Resume's `pos` (SPEC §9).
+        public static let position = AddedFields(rawValue: 1)
+        /// `more`, on the parts of a payload split (SPEC §2).
+        public static let more = AddedFields(rawValue: 2)
+
+        var count: Int { rawValue.nonzeroBitCount }
+
+        /// The fields' names, for an error: a sender whose message breaks the limit only with
+        /// them is told which they are (the limit it sees is SPEC §1's 255).
+        var names: String {
+            [(Self.position, ResumeHeader.position), (Self.more, HeaderName.more)]
+                .filter { contains($0.0) }.map { "'\($0.1)'" }.joined(separator: " and ")
+        }
+    }
+
     /// Checks the header limits only: a message whose payload is too large can still be sent
-    /// as parts (`split`), but headers that don't fit can't. `reserved`: headers a layer will
-    /// add on the way out, which must fit too.
-    public func validateHeaderLimits(leavingRoomFor reserved: Int = 0) throws(WireError) {
-        _ = try validatedHeaderBytes(appending: nil, reserved: reserved)
+    /// as parts (`split`), but headers that don't fit can't. `added`: fields a layer will add
+    /// on the way out, which must fit too.
+    public func validateHeaderLimits(leavingRoomFor added: AddedFields = []) throws(WireError) {
+        _ = try validatedHeaderBytes(appending: nil, reserved: added)
     }
 
     /// Checks the header limits of a message about to be sent, with room for what its way out
     /// adds: `more` on the parts of a payload too large for one message (`split`), and `pos`
     /// when it is `numbered` (SPEC §9).
     public func validateHeaderLimitsForSending(numbered: Bool) throws(WireError) {
-        let more = payload.readableBytes > WireLimits.maxPayloadBytes ? 1 : 0
-        try validateHeaderLimits(leavingRoomFor: more + (numbered ? 1 : 0))
+        var added: AddedFields = numbered ? .position : []
+        if payload.readableBytes > WireLimits.maxPayloadBytes { added.insert(.more) }
+        try validateHeaderLimits(leavingRoomFor: added)
     }
 
     /// The encoded size of the headers (length prefixes included), after checking their limits.
-    private func validatedHeaderBytes(appending field: AppendedField?, reserved: Int = 0) throws(WireError) -> Int {
+    private func validatedHeaderBytes(appending field: AppendedField?, reserved added: AddedFields = []) throws(WireError) -> Int {
+        let reserved = added.count
         var total = 0
         var count = 0
         func add(_ name: String, valueBytes: Int) throws(WireError) {
@@ -53,7 +75,7 @@ extension Message {
         }
         // Without a field that may replace some, the count is known before the limits of each.
         if field == nil, headers.count + reserved > WireLimits.maxHeaders {
-            throw WireError(.tooManyHeaders, "\(headers.count) headers; at most \(WireLimits.maxHeaders - reserved) fit in one message")
+            throw Self.tooManyHeaders(headers.count, beside: added)
         }
         for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
         if let field {
@@ -61,9 +83,17 @@ extension Message {
             if let other = field.alsoReplacing, field.alsoNumber != nil { try add(other, valueBytes: field.alsoDigitCount) }
         }
         guard count + reserved <= WireLimits.maxHeaders else {
-            throw WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders - reserved) fit in one message")
+            throw Self.tooManyHeaders(count, beside: added)
         }
         return total
+    }
+
+    private static func tooManyHeaders(_ count: Int, beside added: AddedFields) -> WireError {
+        guard !added.isEmpty else {
+            return WireError(.tooManyHeaders, "\(count) headers; at most \(WireLimits.maxHeaders) fit in one message")
+        }
+        let fit = WireLimits.maxHeaders - added.count
+        return WireError(.tooManyHeaders, "\(count) headers; at most \(fit) fit in one message beside the \(added.names) added on its way out")
     }
 
     /// Whether the list's field `name` gives way to the appended `field` (its name or the one

@@ -84,9 +84,17 @@ struct LayerFieldTests {
         let full = Message(headers: Headers((0..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
         let roomy = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
         #expect(throws: Never.self) { try full.validateHeaderLimits() }
-        #expect(throws: Never.self) { try roomy.validateHeaderLimits(leavingRoomFor: 1) }
-        #expect(throws: WireError(.tooManyHeaders, "255 headers; at most 254 fit in one message")) { try full.validateHeaderLimits(leavingRoomFor: 1) }
-        #expect(throws: WireError.self) { try roomy.validateHeaderLimits(leavingRoomFor: 2) }
+        #expect(throws: Never.self) { try roomy.validateHeaderLimits(leavingRoomFor: .position) }
+        // The error names what the room is kept for: the limit a sender knows is 255.
+        #expect(throws: WireError(.tooManyHeaders, "255 headers; at most 254 fit in one message beside the 'pos' added on its way out")) {
+            try full.validateHeaderLimits(leavingRoomFor: .position)
+        }
+        #expect(throws: WireError(.tooManyHeaders, "254 headers; at most 253 fit in one message beside the 'pos' and 'more' added on its way out")) {
+            try roomy.validateHeaderLimits(leavingRoomFor: [.position, .more])
+        }
+        #expect(throws: WireError(.tooManyHeaders, "256 headers; at most 255 fit in one message")) {
+            try Message(headers: Headers((0...WireLimits.maxHeaders).map { ("k\($0)", "v") })).validateHeaderLimits()
+        }
         // Sending: `pos` when numbered, and `more` on the parts of a payload split.
         #expect(throws: Never.self) { try full.validateHeaderLimitsForSending(numbered: false) }
         #expect(throws: WireError.self) { try full.validateHeaderLimitsForSending(numbered: true) }
