@@ -12,7 +12,8 @@ import Testing
 /// The Swift client with `resume: true` (SPEC §9): numbered requests and pushes cross pauses
 /// of the socket server (sockets closed, the port changed) and the fallback stream between,
 /// and the application sees every push once, in order and intact (some are large: split in
-/// parts), every request dispatched once.
+/// parts), every request dispatched once. The pause test's sizes from `CONDUIT_PAUSES`,
+/// `CONDUIT_PAUSES_PUSHES` and `CONDUIT_PAUSES_REQUESTS` (the long run, docs/resume.md).
 @Suite("Client: resume", .serialized, .timeLimit(.minutes(2)))
 struct ResumeClientTests {
     static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
@@ -23,8 +24,10 @@ struct ResumeClientTests {
             let conduit = host.client(id: "resumer", resume: true)
             let recorder = Recorder(conduit)
             try await conduit.connect()
-            let pushes = 600
-            let requests = 150
+            let environment = ProcessInfo.processInfo.environment
+            let pushes = Int(environment["CONDUIT_PAUSES_PUSHES"] ?? "") ?? 600
+            let requests = Int(environment["CONDUIT_PAUSES_REQUESTS"] ?? "") ?? 150
+            let pauses = Int(environment["CONDUIT_PAUSES"] ?? "") ?? 4
             let pusher = Task {
                 for n in 1...pushes {
                     host.host.directory.push(numberedPush(n, payload: Self.pushPayload(n)), to: id)
@@ -39,7 +42,7 @@ struct ResumeClientTests {
                 }
             }
             let ipc = try #require(conduit.ipc)
-            for _ in 0..<4 {
+            for _ in 0..<pauses {
                 try await Task.sleep(for: .milliseconds(40))
                 try await ipc.stop()
                 try await Task.sleep(for: .milliseconds(60))

@@ -3,13 +3,14 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { startHost, vectorsPath, root } from './support/host.mjs'
+import { startHost, vectorsPath, root, chaosSizes } from './support/host.mjs'
 import { scenarios } from './support/scenarios.mjs'
 import { launchChromium } from './support/chromium.mjs'
 import { echoLoop } from './support/load.mjs'
 import * as module from '../../Sources/ConduitCLI/Web/conduit.js'
 
 const { Conduit } = module
+Object.assign(globalThis, chaosSizes)
 const vectors = JSON.parse(readFileSync(vectorsPath, 'utf8'))
 let host
 

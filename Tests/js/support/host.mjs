@@ -42,3 +42,10 @@ export async function startHost () {
 
 /** The golden vectors, the same file the Swift codec tests read. */
 export const vectorsPath = `${root}Tests/ConduitWireTests/Fixtures/framing.json`
+
+/** The resume chaos scenario's sizes from the environment (the long run, docs/resume.md):
+ * `CONDUIT_CHAOS_PUSHES`, `…_REQUESTS`, `…_DATAGRAMS`, set as globals of the same names where
+ * the scenario runs (Node, or the page in Chromium). */
+export const chaosSizes = Object.fromEntries(
+  ['CONDUIT_CHAOS_PUSHES', 'CONDUIT_CHAOS_REQUESTS', 'CONDUIT_CHAOS_DATAGRAMS']
+    .filter((name) => process.env[name]).map((name) => [name, Number(process.env[name])]))
