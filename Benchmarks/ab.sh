@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); source "$here/common.sh"
 old=$1 new=$2 size=${3:-64} inflight=${4:-64} repeats=${5:-5} seconds=${6:-3}
-swift build -c release --package-path "$here" --product conduit-bench >&2
+tools_build --product conduit-bench >&2; bin=$(tools_build --show-bin-path)
 key=bench-shared-key; workdir=$(mktemp -d); results=$workdir/runs.jsonl
 declare -A pid port
 trap 'kill "${pid[@]}" 2>/dev/null; rm -rf "$workdir"' EXIT
@@ -23,7 +23,7 @@ for rep in $(seq "$repeats"); do
     for mode in ${AB_MODES:-plain}; do
       flag=(); label=$target
       [ "$mode" = resume ] && { flag=(--resume); label=$target-resume; }
-      taskset -c 1 "$here/.build/release/conduit-bench" --port "${port[$target]}" --path "/{i}/0?key=$key" "${flag[@]}" \
+      taskset -c 1 "$bin/conduit-bench" --port "${port[$target]}" --path "/{i}/0?key=$key" "${flag[@]}" \
         --in-flight "$inflight" --size "$size" --seconds "$seconds" --warmup 0.5 --server-pid "${pid[$target]}" \
         --label "$label/${size}B×$inflight" >>"$results"
     done

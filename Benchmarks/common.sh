@@ -1,12 +1,21 @@
 # Sourced by the benchmark scripts (after setting $here, the Benchmarks folder, and $repo).
 
+# Release builds link the Swift runtime statically, as README.md advises for production: its
+# calls (reference counting, the exclusivity checks and their thread-local access set) are then
+# direct, which took 6–10 % of the host's CPU a message off the routed echo, with or without
+# resume (BENCHMARKS.md, 2026-12-02). The bare SwiftNIO peer is built the same way. The host has its
+# own scratch path, the tools theirs (`swift package benchmark` keeps .build, without the flag).
+release_build() { swift build -c release --static-swift-stdlib "$@"; }
+host_build() { release_build --package-path "$repo" --scratch-path "$repo/.build-release" "$@"; }
+tools_build() { release_build --package-path "$here" --scratch-path "$here/.build-static" "$@"; }
+
 # Builds the release host and the load tools; sets $conduit and $bin (conduit-bench, nio-echo).
 build_tools() {
-  swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
-  swift build -c release --package-path "$here" --product conduit-bench >&2
-  swift build -c release --package-path "$here" --product nio-echo >&2
-  bin=$here/.build/release
-  conduit=$(swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --show-bin-path)/conduit
+  host_build --product conduit >&2
+  tools_build --product conduit-bench >&2
+  tools_build --product nio-echo >&2
+  bin=$(tools_build --show-bin-path)
+  conduit=$(host_build --show-bin-path)/conduit
 }
 
 # The port a server announced on its first line ({"port":N}) in FILE, waiting up to 10 s.

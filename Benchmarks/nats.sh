@@ -8,7 +8,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 seconds=${1:-3}; repeats=${2:-3}
 source "$here/common.sh"; build_tools
-swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit-nats-worker >&2
+host_build --product conduit-nats-worker >&2
 worker=$(dirname "$conduit")/conduit-nats-worker
 nats_server=$(command -v nats-server || echo /usr/sbin/nats-server)
 out=$here/results; mkdir -p "$out"; results=$out/nats-runs.jsonl; : >"$results"

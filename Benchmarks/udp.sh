@@ -7,17 +7,17 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here"); source "$here/common.sh"
 datagrams=${1:-1000000}; repeats=${2:-3}; shift $(( $# < 2 ? $# : 2 ))
 if [[ -z ${CONDUIT:-} ]]; then
-  swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --product conduit >&2
-  CONDUIT=$(swift build -c release --package-path "$repo" --scratch-path "$repo/.build-release" --show-bin-path)/conduit
+  host_build --product conduit >&2
+  CONDUIT=$(host_build --show-bin-path)/conduit
 fi
-swift build -c release --package-path "$here" --product conduit-bench >&2
+tools_build --product conduit-bench >&2; bin=$(tools_build --show-bin-path)
 key=bench-shared-key; announce=$(mktemp); server_pid=
 trap '[[ -n $server_pid ]] && kill $server_pid 2>/dev/null; rm -f "$announce"' EXIT
 
 for rep in $(seq "$repeats"); do
   CONDUIT_SHARED_KEY=$key taskset -c 0 "$CONDUIT" serve --port 0 >"$announce" 2>/dev/null & server_pid=$!
   port=$(announced_port "$announce")
-  taskset -c 1 "$here/.build/release/conduit-bench" udp --port "$port" --path "/udp-bench/0?key=$key" \
+  taskset -c 1 "$bin/conduit-bench" udp --port "$port" --path "/udp-bench/0?key=$key" \
     --datagrams "$datagrams" --server-pid "$server_pid" --label "udp/$rep" "$@" || echo "{\"label\":\"udp/$rep\",\"failed\":true}"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 done

@@ -24,10 +24,10 @@ if ! python3 -c 'import websockets.asyncio.client' 2>/dev/null; then
     export PATH="$repo/.build/venv/bin:$PATH"
   fi
 fi
-# A release build gets its own scratch path (as Benchmarks/run.sh), so it never waits on or
-# disturbs the debug build the tests use.
+# A release build gets its own scratch path and flags (as Benchmarks/run.sh: the Swift runtime
+# linked statically), so it never waits on or disturbs the debug build the tests use.
 scratch=("--scratch-path" "$repo/.build")
-[[ $configuration == release ]] && scratch=("--scratch-path" "$repo/.build-release")
+[[ $configuration == release ]] && scratch=("--scratch-path" "$repo/.build-release" "--static-swift-stdlib")
 swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --product conduit >&2
 conduit=$(swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --show-bin-path)/conduit
 ulimit -n "$(ulimit -Hn)"
