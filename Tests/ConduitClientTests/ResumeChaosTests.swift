@@ -28,6 +28,9 @@ struct ResumeChaosTests {
     static let catalog = HandlerCatalog.clientTests + [DispatchTally.kind, HandlerKind(UDPHandler.self, name: "udp")]
 
     @Test func exactlyOnceThroughResetsReplacementsAndUDP() async throws {
+        let pushes = try longRunSize("CONDUIT_CHAOS_PUSHES", default: 2000)
+        let datagrams = try longRunSize("CONDUIT_CHAOS_DATAGRAMS", default: 1000)
+        let requests = try longRunSize("CONDUIT_CHAOS_REQUESTS", default: 300)
         try await TestHost.run(yaml: Self.yaml, catalog: Self.catalog) { host in
             let proxy = try await ChaosProxy.start(targetPort: host.port)
             let id = ClientID("chaotic")!
@@ -36,10 +39,6 @@ struct ResumeChaosTests {
                 backoff: Backoff(retries: 1000, initialDelay: .milliseconds(10), maxDelay: .milliseconds(100)), resume: true)
             let recorder = Recorder(conduit)
             try await conduit.connect()
-            let environment = ProcessInfo.processInfo.environment
-            let pushes = Int(environment["CONDUIT_CHAOS_PUSHES"] ?? "") ?? 2000
-            let datagrams = Int(environment["CONDUIT_CHAOS_DATAGRAMS"] ?? "") ?? 1000
-            let requests = Int(environment["CONDUIT_CHAOS_REQUESTS"] ?? "") ?? 300
 
             let udpPort = try await Self.bindAndRead(conduit)
             let peer = try await UDPPeer()

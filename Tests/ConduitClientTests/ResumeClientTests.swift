@@ -19,15 +19,14 @@ struct ResumeClientTests {
     static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
 
     @Test func everyPushOnceInOrderAndEveryRequestOnceAcrossPauses() async throws {
+        let pushes = try longRunSize("CONDUIT_PAUSES_PUSHES", default: 600)
+        let requests = try longRunSize("CONDUIT_PAUSES_REQUESTS", default: 150)
+        let pauses = try longRunSize("CONDUIT_PAUSES", default: 4)
         try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
             let id = ClientID("resumer")!
             let conduit = host.client(id: "resumer", resume: true)
             let recorder = Recorder(conduit)
             try await conduit.connect()
-            let environment = ProcessInfo.processInfo.environment
-            let pushes = Int(environment["CONDUIT_PAUSES_PUSHES"] ?? "") ?? 600
-            let requests = Int(environment["CONDUIT_PAUSES_REQUESTS"] ?? "") ?? 150
-            let pauses = Int(environment["CONDUIT_PAUSES"] ?? "") ?? 4
             let pusher = Task {
                 for n in 1...pushes {
                     host.host.directory.push(numberedPush(n, payload: Self.pushPayload(n)), to: id)

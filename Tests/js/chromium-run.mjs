@@ -26,7 +26,10 @@ try {
     }
   }
   console.log(`chromium: ${results.length - failed} passed, ${failed} failed`)
-  if (results.length === 0) failed = 1
+  if (results.length === 0) {
+    console.log(`chromium: no scenario ran${only ? ` (none is named with '${only}')` : ''}`)
+    failed = 1
+  }
 } finally {
   await chromium.close()
   await host.stop()

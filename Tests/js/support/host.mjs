@@ -45,7 +45,12 @@ export const vectorsPath = `${root}Tests/ConduitWireTests/Fixtures/framing.json`
 
 /** The resume chaos scenario's sizes from the environment (the long run, docs/resume.md):
  * `CONDUIT_CHAOS_PUSHES`, `…_REQUESTS`, `…_DATAGRAMS`, set as globals of the same names where
- * the scenario runs (Node, or the page in Chromium). */
+ * the scenario runs (Node, or the page in Chromium). A value that is not a whole number of at
+ * least 1 stops the run, named: as NaN the scenario would send nothing and pass. */
 export const chaosSizes = Object.fromEntries(
   ['CONDUIT_CHAOS_PUSHES', 'CONDUIT_CHAOS_REQUESTS', 'CONDUIT_CHAOS_DATAGRAMS']
-    .filter((name) => process.env[name]).map((name) => [name, Number(process.env[name])]))
+    .filter((name) => process.env[name] !== undefined).map((name) => {
+      const size = Number(process.env[name])
+      if (!Number.isInteger(size) || size < 1) throw new Error(`${name}=${process.env[name]}: a whole number of at least 1 is needed`)
+      return [name, size]
+    }))
