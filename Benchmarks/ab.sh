@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); source "$here/common.sh"
 old=$1 new=$2 size=${3:-64} inflight=${4:-64} repeats=${5:-5} seconds=${6:-3}
-tools_build --product conduit-bench >&2; bin=$(tools_build --show-bin-path)
+build_load_tool
 key=bench-shared-key; workdir=$(mktemp -d); results=$workdir/runs.jsonl
 declare -A pid port
 trap 'kill "${pid[@]}" 2>/dev/null; rm -rf "$workdir"' EXIT

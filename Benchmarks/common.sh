@@ -1,4 +1,5 @@
-# Sourced by the benchmark scripts (after setting $here, the Benchmarks folder, and $repo).
+# Sourced by the benchmark scripts (after setting $here, the Benchmarks folder, and $repo) and by
+# scripts/soak.sh for its release build (`host_build`, which needs $repo alone).
 
 # Release builds link the Swift runtime statically, as README.md advises for production: its
 # calls (reference counting, the exclusivity checks and their thread-local access set) are then
@@ -9,12 +10,17 @@ release_build() { swift build -c release --static-swift-stdlib "$@"; }
 host_build() { release_build --package-path "$repo" --scratch-path "$repo/.build-release" "$@"; }
 tools_build() { release_build --package-path "$here" --scratch-path "$here/.build-static" "$@"; }
 
+# Builds the load tool; sets $bin, where it is (and nio-echo, once built).
+build_load_tool() {
+  tools_build --product conduit-bench >&2
+  bin=$(tools_build --show-bin-path)
+}
+
 # Builds the release host and the load tools; sets $conduit and $bin (conduit-bench, nio-echo).
 build_tools() {
   host_build --product conduit >&2
-  tools_build --product conduit-bench >&2
+  build_load_tool
   tools_build --product nio-echo >&2
-  bin=$(tools_build --show-bin-path)
   conduit=$(host_build --show-bin-path)/conduit
 }
 

@@ -10,7 +10,7 @@ if [[ -z ${CONDUIT:-} ]]; then
   host_build --product conduit >&2
   CONDUIT=$(host_build --show-bin-path)/conduit
 fi
-tools_build --product conduit-bench >&2; bin=$(tools_build --show-bin-path)
+build_load_tool
 key=bench-shared-key; announce=$(mktemp); server_pid=
 trap '[[ -n $server_pid ]] && kill $server_pid 2>/dev/null; rm -f "$announce"' EXIT
 

@@ -24,12 +24,16 @@ if ! python3 -c 'import websockets.asyncio.client' 2>/dev/null; then
     export PATH="$repo/.build/venv/bin:$PATH"
   fi
 fi
-# A release build gets its own scratch path and flags (as Benchmarks/run.sh: the Swift runtime
-# linked statically), so it never waits on or disturbs the debug build the tests use.
-scratch=("--scratch-path" "$repo/.build")
-[[ $configuration == release ]] && scratch=("--scratch-path" "$repo/.build-release" "--static-swift-stdlib")
-swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --product conduit >&2
-conduit=$(swift build --package-path "$repo" "${scratch[@]}" -c "$configuration" --show-bin-path)/conduit
+# A release build is the benchmarks' (Benchmarks/common.sh: its own scratch path, the Swift
+# runtime linked statically), so it never waits on or disturbs the debug build the tests use.
+if [[ $configuration == release ]]; then
+  source "$repo/Benchmarks/common.sh"
+  host_build --product conduit >&2
+  conduit=$(host_build --show-bin-path)/conduit
+else
+  swift build --package-path "$repo" --product conduit >&2
+  conduit=$(swift build --package-path "$repo" --show-bin-path)/conduit
+fi
 ulimit -n "$(ulimit -Hn)"
 python3 "$repo/scripts/soak.py" "$conduit" --clients "$clients" --seconds "$seconds"
 python3 "$repo/scripts/resume-memory.py" "$conduit"
