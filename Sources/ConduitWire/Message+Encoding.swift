@@ -45,7 +45,7 @@ extension Message {
     /// as parts (`split`), but headers that don't fit can't. `added`: fields a layer will add
     /// on the way out, which must fit too.
     public func validateHeaderLimits(leavingRoomFor added: AddedFields = []) throws(WireError) {
-        _ = try validatedHeaderBytes(appending: nil, reserved: added)
+        _ = try validatedHeaderBytes(appending: nil, leavingRoomFor: added)
     }
 
     /// Checks the header limits of a message about to be sent, with room for what its way out
@@ -58,8 +58,7 @@ extension Message {
     }
 
     /// The encoded size of the headers (length prefixes included), after checking their limits.
-    private func validatedHeaderBytes(appending field: AppendedField?, reserved added: AddedFields = []) throws(WireError) -> Int {
-        let reserved = added.count
+    private func validatedHeaderBytes(appending field: AppendedField?, leavingRoomFor added: AddedFields = []) throws(WireError) -> Int {
         var total = 0
         var count = 0
         func add(_ name: String, valueBytes: Int) throws(WireError) {
@@ -74,7 +73,7 @@ extension Message {
             count += 1
         }
         // Without a field that may replace some, the count is known before the limits of each.
-        if field == nil, headers.count + reserved > WireLimits.maxHeaders {
+        if field == nil, headers.count + added.count > WireLimits.maxHeaders {
             throw Self.tooManyHeaders(headers.count, beside: added)
         }
         for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
@@ -82,7 +81,7 @@ extension Message {
             try add(field.name, valueBytes: field.digitCount)
             if let other = field.alsoReplacing, field.alsoNumber != nil { try add(other, valueBytes: field.alsoDigitCount) }
         }
-        guard count + reserved <= WireLimits.maxHeaders else {
+        guard count + added.count <= WireLimits.maxHeaders else {
             throw Self.tooManyHeaders(count, beside: added)
         }
         return total
