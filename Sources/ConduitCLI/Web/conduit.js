@@ -705,7 +705,7 @@ export class Conduit extends EventTarget {
     try {
       message = joiner.add(decode(data))
     } catch (error) {
-      this.#receive?.(error, null)
+      this.#handOn(error, null)
       this.#emit('error', { error })
       return
     }
@@ -743,8 +743,20 @@ export class Conduit extends EventTarget {
       if (waiter) return waiter(message)
       if (this.#aborted.delete(token)) return
     }
-    this.#receive?.(null, message)
+    this.#handOn(null, message)
     this.#emit('message', { data: message })
+  }
+
+  /**
+   * To the receive handler. What it throws is an `error` event and costs only this message:
+   * thrown through the fallback stream's reader it would drop the rest of the stream.
+   */
+  #handOn (error, message) {
+    try {
+      this.#receive?.(error, message)
+    } catch (thrown) {
+      this.#emit('error', { error: thrown })
+    }
   }
 
   /** Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed. */

@@ -331,6 +331,40 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // The stream's reader once let a handler's throw escape: the rest of the chunk was dropped
+    // (the host had already written it), a TypeError passed for a network error and any other
+    // error ended the fallback.
+    async 'a receive handler that throws loses only its own message, on the socket and on the fallback stream; each throw is an error event' () {
+      const conduit = await open()
+      const errors = []
+      conduit.addEventListener('error', (event) => errors.push(event.error))
+      const thrown = { 1: new TypeError('handler bug 1'), 2: new Error('handler bug 2') }
+      const received = []
+      conduit.receive((error, message) => {
+        received.push(message?.options.n ?? String(error))
+        if (thrown[message?.options.n]) throw thrown[message.options.n]
+      })
+      const pushFour = async () => check((await Conduit.ipc('test.push', { headers: { to: conduit.id, count: 4 }, body: 'p' })).ok, 'test.push')
+      const expectFourMore = async (way) => {
+        const expected = [...received, 1, 2, 3, 4]
+        const errorCount = errors.length
+        await pushFour()
+        await waitFor(() => received.length >= expected.length, 10000, `four pushes ${way} (have ${received})`)
+        same(received, expected, `every push ${way}`)
+        check(errors.length === errorCount + 2 && errors[errorCount] === thrown[1] && errors[errorCount + 1] === thrown[2], `error events ${way}: ${errors}`)
+      }
+      await expectFourMore('over the socket')
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.control('stop')
+      await closed
+      conduit.startFallback()
+      await expectFourMore('over the fallback stream')
+      const reopened = nextEvent(conduit, 'reopen', 20000)
+      await Conduit.control('start')
+      await reopened
+      conduit.close()
+    },
+
     // Resume across a fallback period (SPEC §9), step by step: the events stream continues the
     // socket's positions, and the socket that comes back gets from the host's window what the
     // client had not acknowledged yet, some of it already delivered by the stream. The client
