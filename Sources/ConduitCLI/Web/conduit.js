@@ -316,6 +316,9 @@ const served = (() => {
 })()
 const runtimeArgs = globalThis.__args?.conduit ?? {}
 
+/** What a closed client's calls fail with (the Swift client's `.closed`). */
+const closedError = () => Object.assign(new Error('this Conduit is closed'), { code: 'closed' })
+
 const sleep = (ms, signal) => new Promise((resolve) => {
   const timer = setTimeout(resolve, ms)
   signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
@@ -415,9 +418,9 @@ export class Conduit extends EventTarget {
   #connecting = null
   #reconnecting = null
   #fallback = null
-  /** Aborted by `close()`: ends a reconnect loop's wait at once. */
+  /** Aborted by `close()`: the client is closed for good, and a reconnect loop's wait ends at once. */
   #closing = new AbortController()
-  /** `request()`s waiting for their reply, by token. */
+  /** `request()`s waiting for their reply, by token: `{ reply(message), fail(error) }`. */
   #pending = new Map()
   #lastToken = 0
   /** Tokens whose caller aborted: the host's answer to each is swallowed (the newest 256). */
@@ -458,6 +461,8 @@ export class Conduit extends EventTarget {
 
   get isOpen () { return this.socket?.readyState === 1 }
 
+  get #closed () { return this.#closing.signal.aborted }
+
   /** Resume's state (`resume: true`): `{ epoch, received, duplicates }`; undefined without it. */
   get resumeStats () {
     const resume = this.#resume
@@ -475,6 +480,7 @@ export class Conduit extends EventTarget {
   }
 
   async #open () {
+    if (this.#closed) throw closedError()
     if (this.isOpen) return
     if (!this.port && this.ipcPort) {
       const status = await Conduit.status(this.#ipc)
@@ -492,9 +498,9 @@ export class Conduit extends EventTarget {
       socket.onerror = () => reject(new Error(`can't connect to ${this.host}:${this.port}`))
       socket.onclose = (event) => reject(new Error(`closed while connecting (${event.code})`))
     })
-    if (!Conduit.pool.has(this)) { // close() was called meanwhile
+    if (this.#closed) { // close() was called meanwhile
       socket.close(1000)
-      throw new Error('this Conduit is closed')
+      throw closedError()
     }
     this.#adopt(socket)
   }
@@ -530,6 +536,7 @@ export class Conduit extends EventTarget {
   reconnect ({ retries = 32, timeout = 500 } = {}) {
     this.#reconnecting ??= (async () => {
       for (let attempt = 0; ; attempt++) {
+        if (this.#closed) throw closedError()
         if (!this.shouldReconnect && attempt > 0) throw new Error('closed')
         try {
           if (this.ipcPort) this.port = undefined
@@ -568,30 +575,36 @@ export class Conduit extends EventTarget {
         this.#pending.delete(token)
         outcome()
       }
+      const fail = (error) => settle(() => reject(error))
       const onAbort = () => {
         if (this.#aborted.size >= 256) this.#aborted.delete(this.#aborted.values().next().value)
         this.#aborted.add(token)
         this.send({ cancel: token })
-        settle(() => reject(signal.reason))
+        fail(signal.reason)
       }
-      const timer = setTimeout(() => settle(() => reject(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`))), timeout)
+      const timer = setTimeout(() => fail(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`)), timeout)
       signal?.addEventListener('abort', onAbort, { once: true })
-      this.#pending.set(token, (message) => settle(() => {
-        const type = message.options.error
-        if (type === undefined) return resolve(message)
-        let text = ''
-        try { text = JSON.parse(utf8Decoder.decode(message.payload)).err.message } catch {}
-        reject(new ConduitReplyError(String(type), text, message))
-      }))
-      this.sendOrFallback({ ...headers, route, token }, payload).catch((error) => settle(() => reject(error)))
+      this.#pending.set(token, {
+        fail,
+        reply: (message) => settle(() => {
+          const type = message.options.error
+          if (type === undefined) return resolve(message)
+          let text = ''
+          try { text = JSON.parse(utf8Decoder.decode(message.payload)).err.message } catch {}
+          reject(new ConduitReplyError(String(type), text, message))
+        })
+      })
+      this.sendOrFallback({ ...headers, route, token }, payload).catch(fail)
     })
   }
 
   /**
    * Sends one message of any payload size; false when the socket is not open (with `resume`:
-   * kept and sent once a socket is back; false only when too much waits unacknowledged).
+   * kept and sent once a socket is back; false only when too much waits unacknowledged) and
+   * once the client is closed.
    */
   send (options, payload) {
+    if (this.#closed) return false
     if (this.#resume) return this.#sendNumbered(options, payload)
     if (!this.isOpen || Conduit.isPaused) return false
     const frames = encodeFrames(options, payload)
@@ -619,6 +632,7 @@ export class Conduit extends EventTarget {
    */
   async sendOrFallback (options, payload) {
     if (this.send(options, payload)) return 'socket'
+    if (this.#closed) throw closedError()
     const { route, ...headers } = Object.fromEntries(headerPairs(options))
     if (!route) throw new TypeError('sendOrFallback: IPC needs a route header')
     this.startFallback()
@@ -640,7 +654,7 @@ export class Conduit extends EventTarget {
    * itself when the socket closes, as the Swift client's does.
    */
   startFallback () {
-    if (this.#fallback || this.isOpen) return this.#fallback?.done
+    if (this.#fallback || this.isOpen || this.#closed) return this.#fallback?.done
     const abort = new AbortController()
     const done = this.#readFallbackWhileDown(abort.signal)
       .catch((error) => { if (!abort.signal.aborted) this.#emit('error', { error }) })
@@ -740,7 +754,7 @@ export class Conduit extends EventTarget {
     const token = message.headers.find(([name]) => name === 'token')?.[1]
     if (token !== undefined) {
       const waiter = this.#pending.get(token)
-      if (waiter) return waiter(message)
+      if (waiter) return waiter.reply(message)
       if (this.#aborted.delete(token)) return
     }
     this.#handOn(null, message)
@@ -777,12 +791,17 @@ export class Conduit extends EventTarget {
     this.dispatchEvent(Object.assign(new Event(type), fields))
   }
 
-  /** No more reconnects; closes the socket and the fallback stream, drops the handler. */
+  /**
+   * No more reconnects; closes the socket and the fallback stream, drops the handler, fails
+   * pending requests. From then on `send` is false, `startFallback` starts nothing, and
+   * `request`, `sendOrFallback`, `connect` and `reconnect` fail at once.
+   */
   close () {
     this.shouldReconnect = false
     this.#closing.abort()
     Conduit.pool.delete(this)
     this.#receive = null
+    for (const { fail } of this.#pending.values()) fail(closedError())
     this.#fallback?.abort.abort()
     clearTimeout(this.#ackTimer)
     const socket = this.socket

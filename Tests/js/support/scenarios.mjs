@@ -283,6 +283,38 @@ export function scenarios ({ module, vectors, prefix }) {
       check(!reopened && !conduit.isOpen, 'a closed client reconnected')
     },
 
+    // close() once left requests to wait out their timeout, and a closed client still called
+    // IPC and opened a fallback stream that nothing stopped; with resume, send took messages
+    // in and request waited for ever.
+    async 'close() fails pending requests at once; a closed client refuses every call and asks the host for nothing' () {
+      const failure = (promise, what) => within(promise.then(() => { throw new Error(`${what} succeeded`) }, (error) => error), 5000, what)
+      const closedFailure = async (promise, what) => {
+        const error = await failure(promise, what)
+        check(error.code === 'closed', `${what}: ${error}`)
+      }
+      const realFetch = globalThis.fetch
+      for (const resume of [false, true]) {
+        const conduit = await open({ resume })
+        const pending = conduit.request('test.silent', { timeout: 60000 })
+        await conduit.request('echo') // one connection, in order: the host has test.silent
+        const fetched = []
+        globalThis.fetch = (url, init) => { fetched.push(String(url)); return realFetch(url, init) }
+        try {
+          conduit.close()
+          await closedFailure(pending, `the pending request (resume: ${resume})`)
+          check(conduit.send({ route: 'echo' }) === false, `send after close returned true (resume: ${resume})`)
+          await closedFailure(conduit.request('echo'), `request after close (resume: ${resume})`)
+          await closedFailure(conduit.sendOrFallback({ route: 'echo' }), `sendOrFallback after close (resume: ${resume})`)
+          await closedFailure(conduit.connect(), `connect after close (resume: ${resume})`)
+          await closedFailure(conduit.reconnect(), `reconnect after close (resume: ${resume})`)
+          check(conduit.startFallback() === undefined, `startFallback after close started a stream (resume: ${resume})`)
+          same(fetched, [], `what the closed client asked the host for (resume: ${resume})`)
+        } finally {
+          globalThis.fetch = realFetch
+        }
+      }
+    },
+
     async 'a client replaced by a newer socket of its id does not take the id back by itself' () {
       const first = await open()
       const replaced = nextEvent(first, 'close')
