@@ -618,7 +618,8 @@ export class Conduit extends EventTarget {
     if (this.isOpen && this.#resumeReady && !Conduit.isPaused) {
       for (const entry of kept) this.socket.send(entry.frame)
       this.#resume.markSent(kept)
-    } else if (this.shouldReconnect && !Conduit.isPaused) {
+    } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
+      // (A socket open but not yet greeted needs nothing: its greeting sends what is kept.)
       this.startFallback()
       this.reconnect(this.reconnectOptions).catch(() => {})
     }

@@ -431,6 +431,27 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // A send before the socket's greeting was handled once made the client reconnect: `port`
+    // cleared and `reopen` on a socket that had just opened.
+    async 'resume: a send before the greeting waits for it: no reconnect, no reopen, the port kept' () {
+      const conduit = new Conduit({ id: `${prefix}-${++serial}`, resume: true, connect: false })
+      const next = inbox(conduit)
+      let reopened = 0
+      conduit.addEventListener('reopen', () => reopened++)
+      // `open` comes before the socket's first message, so before its greeting.
+      let sentOnOpen
+      conduit.addEventListener('open', () => { sentOnOpen = conduit.send({ route: 'echo', token: 'on-open' }) }, { once: true })
+      await within(conduit.connect(), 10000, 'connect')
+      check(conduit.send({ route: 'echo', token: 'after-connect' }), 'send after connect returned false')
+      check(sentOnOpen === true && conduit.port === Conduit.port, `sent on open: ${sentOnOpen}; port ${conduit.port}, the host's ${Conduit.port}`)
+      for (const token of ['on-open', 'after-connect']) {
+        const reply = await next()
+        check(reply.options.token === token, `expected the reply to ${token}: ${JSON.stringify(reply.options)}`)
+      }
+      check(reopened === 0 && conduit.isOpen && conduit.port === Conduit.port, `reopened ${reopened} times; port ${conduit.port}`)
+      conduit.close()
+    },
+
     // The chaos test of resume (SPEC §9), short: numbered pushes (from IPC, so they keep coming
     // whatever the socket does) and numbered requests while a driver closes the socket from
     // this side (what is in flight is discarded), lets another socket take the id over (the
