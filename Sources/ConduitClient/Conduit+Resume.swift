@@ -30,21 +30,22 @@ extension Conduit {
     }
 
     /// A new socket's greeting, on its event loop: sends again, in order, what the host has
-    /// not processed; new messages (queued on the loop after this) follow. The sends are queued
-    /// too: written at once, a write that meets a reset connection closes it there and then,
-    /// and a reconnect started from that close would state the old epoch, before the greeting
-    /// being handled has been taken in (the host then resets, and what was unconfirmed is lost).
+    /// not processed; new messages follow. The sends are queued too: written at once, a write
+    /// that meets a reset connection closes it there and then, and a reconnect started from that
+    /// close would state the old epoch, before the greeting being handled has been taken in (the
+    /// host then resets, and what was unconfirmed is lost). Queued under the lock that makes the
+    /// socket ready, as `sendNumbered` queues: queued after it, a message numbered in between
+    /// went first, and the host took the resent ones for duplicates and dropped them.
     func resendAfter(_ greeting: Message) {
         guard let resumption else { return }
-        let resend: (WebSocketConnection, [Message])? = state.withLockedValue { state in
-            guard let connection = state.connection else { return nil }
+        state.withLockedValue { state in
+            guard let connection = state.connection else { return }
             state.resumeReady = true
-            return (connection, resumption.resend(after: greeting))
-        }
-        guard let (connection, again) = resend else { return }
-        connection.channel.eventLoop.execute {
-            for message in again { try? connection.send(message) }
-            resumption.sent(again)
+            let again = resumption.resend(after: greeting)
+            connection.channel.eventLoop.execute {
+                for message in again { try? connection.send(message) }
+                resumption.sent(again)
+            }
         }
     }
 

@@ -115,6 +115,70 @@ struct ResumeChaosTests {
         }
     }
 
+    /// Requests from several tasks at once, while the connection is reset again and again: the
+    /// resend after a greeting must reach the socket before any request numbered after it. It
+    /// was queued on the event loop after the state's lock was let go, so a request numbered in
+    /// between could go first; the host then took the resent one for a duplicate (its position
+    /// below the one processed), dropped it and acknowledged it: never dispatched, its caller
+    /// timed out.
+    @Test func requestsFromManyTasksOnceThroughResets() async throws {
+        let tasks = 6
+        let perTask = try longRunSize("CONDUIT_CHAOS_TASK_REQUESTS", default: 300)
+        try await TestHost.run(yaml: Self.yaml, catalog: Self.catalog) { host in
+            let proxy = try await ChaosProxy.start(targetPort: host.port)
+            let conduit = Conduit(
+                id: "many-tasks", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
+                backoff: Backoff(retries: 1000, initialDelay: .milliseconds(1), maxDelay: .milliseconds(20)), resume: true)
+            try await conduit.connect()
+            let requesters = (0..<tasks).map { task in
+                Task {
+                    for n in 1...perTask {
+                        let reply: Message
+                        do { reply = try await conduit.request(route: "tally", headers: ["n": "\(task)-\(n)"], timeout: .seconds(20)) } catch {
+                            print("many tasks: request \(task)-\(n) failed, dispatched \(DispatchTally.counts(of: "many-tasks")["\(task)-\(n)"] ?? 0); host \(host.client("many-tasks")?.resume as Any)")
+                            throw error
+                        }
+                        #expect(reply.headers["n"] == "\(task)-\(n)")
+                    }
+                }
+            }
+            // Sends without waiting for a reply: some are being numbered whenever a greeting comes.
+            let sender = Task {
+                var n = 1
+                while n <= perTask * tasks {
+                    // Paced: as fast as it could, it filled the 4 MiB window, and each socket spent
+                    // its life sending that again.
+                    if try conduit.send(["route": "tally", "n": "s-\(n)"]) { n += 1 }
+                    if n % 4 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+                }
+            }
+            let done = NIOLockedValueBox(false)
+            Task {
+                for requester in requesters { _ = try? await requester.value }
+                _ = try? await sender.value
+                done.withLockedValue { $0 = true }
+            }
+            var cuts = 0
+            while !done.withLockedValue({ $0 }) {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 3...15)))
+                guard proxy.cutAll() > 0 else { continue }
+                cuts += 1
+                // Back before the next cut: cut again and again, no socket would get far.
+                try await waitUntil(timeout: .seconds(30)) { conduit.isOpen }
+            }
+            for requester in requesters { try await requester.value }
+            try await sender.value
+            let expected = 2 * tasks * perTask
+            // The last sends' dispatch is not awaited by anything: wait for it.
+            try? await waitUntil(timeout: .seconds(20)) { DispatchTally.counts(of: "many-tasks").count >= expected }
+            let counts = DispatchTally.counts(of: "many-tasks")
+            #expect(counts.count == expected && counts.values.allSatisfy { $0 == 1 }, "every message dispatched once: \(counts.count) of \(expected), \(counts.filter { $0.value != 1 }.count) more than once")
+            #expect(cuts >= 10, "\(cuts) resets")
+            conduit.close()
+            try await proxy.stop()
+        }
+    }
+
     /// Push `n`'s payload: small; 1.5–4.5 KB every 20th (written apart from its frame, kept
     /// without a copy); 3 KB of a 24 KB buffer every 20th between them (copied into the window's
     /// log); 70 KB and up every 500th (two parts, kept as slices of one buffer).
