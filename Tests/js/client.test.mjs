@@ -57,6 +57,24 @@ test('resume: an ack or pos that is not a decimal position is taken as absent', 
   assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1']])), {}, 'duplicates are still recognised')
 })
 
+// Each backoff wait once added an `abort` listener to the client's close signal and left it
+// there when the wait ran out: Node warned of a leak from the 11th wait on.
+test('reconnect: backoff waits leave no listener behind', { timeout: 60000 }, async () => {
+  const warnings = []
+  const onWarning = (warning) => warnings.push(`${warning.name}: ${warning.message}`)
+  process.on('warning', onWarning)
+  try {
+    // Nothing listens on port 1 and there is no IPC port: every attempt fails at once.
+    const conduit = new Conduit({ id: 'node-backoff', port: 1, ipcPort: 0, connect: false })
+    await assert.rejects(conduit.reconnect({ retries: 13, timeout: 0.01 }), /can't connect/)
+    await new Promise((resolve) => setImmediate(resolve)) // a warning is emitted on the next tick
+    conduit.close()
+    assert.deepEqual(warnings, [])
+  } finally {
+    process.off('warning', onWarning)
+  }
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

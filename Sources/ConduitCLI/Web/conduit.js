@@ -319,9 +319,15 @@ const runtimeArgs = globalThis.__args?.conduit ?? {}
 /** What a closed client's calls fail with (the Swift client's `.closed`). */
 const closedError = () => Object.assign(new Error('this Conduit is closed'), { code: 'closed' })
 
+/** Waits `ms`, or less if `signal` aborts; the listener goes with the wait (the signal lives on). */
 const sleep = (ms, signal) => new Promise((resolve) => {
-  const timer = setTimeout(resolve, ms)
-  signal?.addEventListener('abort', () => { clearTimeout(timer); resolve() }, { once: true })
+  const done = () => {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', done)
+    resolve()
+  }
+  const timer = setTimeout(done, ms)
+  signal?.addEventListener('abort', done, { once: true })
 })
 
 /** Headers an IPC response carries that are HTTP's, not the reply message's. */
