@@ -71,6 +71,25 @@ struct ProtocolTests {
         }
     }
 
+    /// The same with a reply whose payload is written apart from its frame (1 KiB and up): the
+    /// pong that waited went out between the frame's header and its payload, inside the frame.
+    @Test func aPongNeverLandsInsideALargeReply() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect(client: "two-pings-large")
+            let payload = ByteBuffer(bytes: (0..<2048).map { UInt8(truncatingIfNeeded: $0) })
+            let request = try Message(headers: ["route": "echo", "token": "1"], payload: payload).encoded()
+            let ping: [UInt8] = [0x89, 0x80 | 4, 0, 0, 0, 0] + Array("ping".utf8)
+            let length = UInt16(request.readableBytes)
+            let binary: [UInt8] = [0x82, 0x80 | 126, UInt8(length >> 8), UInt8(length & 0xFF), 0, 0, 0, 0] + Array(request.readableBytesView)
+            try await client.sendRaw(ping + ping + binary)
+            let reply = try await client.nextMessage(timeout: .seconds(5))
+            #expect(reply.payload == payload)
+            // The stream is still whole.
+            try await client.send(Message(headers: ["route": "echo", "token": "2"], payload: ByteBuffer(string: "after")))
+            #expect(String(buffer: try await client.nextMessage(timeout: .seconds(5)).payload) == "after")
+        }
+    }
+
     @Test func pingIsAnsweredWithPongCarryingTheSameData() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()

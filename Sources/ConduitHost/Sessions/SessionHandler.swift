@@ -394,8 +394,10 @@ final class SessionHandler: ChannelInboundHandler {
     private func handOff(_ appended: OutboundFrames.Appended, context: ChannelHandlerContext) {
         traffic.sent(bytes: appended.encodedBytes)
         if let payload = appended.separatePayload {
-            emit(context)
+            // The pong waits for the payload: written between the two, it landed inside the frame.
+            emitFrames(context)
             context.write(wrapOutboundOut(payload), promise: nil)
+            emitPendingPong(context)
         } else if outbound.byteCount >= Self.batchBytes {
             emit(context)
         }
@@ -407,10 +409,18 @@ final class SessionHandler: ChannelInboundHandler {
         services.directory.budget.dropped(.unencodable)
     }
 
-    /// Hands the tick's frames to the channel (without flushing).
+    /// Hands the tick's frames to the channel (without flushing), and the pong that waits.
     private func emit(_ context: ChannelHandlerContext) {
+        emitFrames(context)
+        emitPendingPong(context)
+    }
+
+    private func emitFrames(_ context: ChannelHandlerContext) {
         if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: nil) }
         pongInOutbound = false
+    }
+
+    private func emitPendingPong(_ context: ChannelHandlerContext) {
         // The optional first: nearly every call has no pong waiting, and needs no writability check.
         if let pong = pendingPong, context.channel.isWritable {
             pendingPong = nil
