@@ -424,6 +424,8 @@ export class Conduit extends EventTarget {
   #connecting = null
   #reconnecting = null
   #fallback = null
+  /** Without resume: the socket's messages while the fallback stream is still read. */
+  #held = []
   /** Aborted by `close()`: the client is closed for good, and a reconnect loop's wait ends at once. */
   #closing = new AbortController()
   /** `request()`s waiting for their reply, by token: `{ reply(message), fail(error) }`. */
@@ -515,6 +517,8 @@ export class Conduit extends EventTarget {
     this.socket = socket
     this.isActive = true
     this.#resumeReady = false
+    // Between two tries no stream is open, so none is cut off: the fallback ends now.
+    if (this.#fallback?.pausing) this.#fallback.abort.abort()
     const joiner = new PartJoiner()
     socket.onmessage = (event) => this.#deliver(joiner, event.data, socket)
     socket.onerror = () => this.#emit('error', { error: new Error('socket error') })
@@ -662,12 +666,16 @@ export class Conduit extends EventTarget {
    */
   startFallback () {
     if (this.#fallback || this.isOpen || this.#closed) return this.#fallback?.done
-    const abort = new AbortController()
-    const done = this.#readFallbackWhileDown(abort.signal)
-      .catch((error) => { if (!abort.signal.aborted) this.#emit('error', { error }) })
-      .finally(() => { this.#fallback = null })
-    this.#fallback = { abort, done }
-    return done
+    const fallback = { abort: new AbortController(), pausing: false }
+    fallback.done = this.#readFallbackWhileDown(fallback)
+      .catch((error) => { if (!fallback.abort.signal.aborted) this.#emit('error', { error }) })
+      .finally(() => {
+        this.#fallback = null
+        // The stream is read to its end: what the socket brought meanwhile follows it.
+        for (const message of this.#held.splice(0)) this.#dispatch(message)
+      })
+    this.#fallback = fallback
+    return fallback.done
   }
 
   /**
@@ -677,17 +685,21 @@ export class Conduit extends EventTarget {
    * gives up (an `error` event) after as many attempts as a reconnect makes, so a client whose
    * id another socket holds does not ask for ever.
    */
-  async #readFallbackWhileDown (signal) {
+  async #readFallbackWhileDown (fallback) {
+    const { signal } = fallback.abort
     const attempts = (this.reconnectOptions?.retries ?? 32) + 1
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (signal.aborted || this.isOpen) return
       try {
-        if (await this.#readFallback(signal)) return
+        // Refused while this client's socket is open: the host sends nothing more this way.
+        if (await this.#readFallback(signal) || this.isOpen) return
       } catch (error) {
         // Network errors (fetch's TypeError) are tried again; anything else is the caller's.
         if (!(error instanceof TypeError)) throw error
       }
+      fallback.pausing = true
       await sleep(Math.min(50 * 2 ** attempt, 1000), signal)
+      fallback.pausing = false
     }
     if (!signal.aborted && !this.isOpen) throw new Error(`fallback stream: refused or unreachable ${attempts} times`)
   }
@@ -732,7 +744,10 @@ export class Conduit extends EventTarget {
     }
     if (!message) return
     if (socket && this.#resume && message.options.route === 'conduit.resume') this.#resumeOn(socket, message)
-    this.#dispatch(message)
+    // Without resume, what the stream has yet to deliver was written before anything on this
+    // socket (the host ends the stream when a socket takes over): the socket's wait for its end.
+    if (socket && !this.#resume && this.#fallback) this.#held.push(message)
+    else this.#dispatch(message)
   }
 
   /**
@@ -808,6 +823,7 @@ export class Conduit extends EventTarget {
     this.#closing.abort()
     Conduit.pool.delete(this)
     this.#receive = null
+    this.#held = []
     for (const { fail } of this.#pending.values()) fail(closedError())
     this.#fallback?.abort.abort()
     clearTimeout(this.#ackTimer)

@@ -363,6 +363,64 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // Without resume, what the events stream carries at its end was written before the socket
+    // came back, so it is older than anything on the socket; the socket's messages once
+    // overtook it whenever the stream was read more slowly. The test holds the stream's bytes
+    // back until the socket has had a push.
+    async 'fallback: what comes over the socket waits until the stream is read to its end' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      const realFetch = globalThis.fetch
+      let streamText = ''
+      let release
+      const released = new Promise((resolve) => { release = resolve })
+      globalThis.fetch = async (url, init) => {
+        const response = await realFetch(url, init)
+        if (!String(url).includes('/internal.conduit.events') || !response.ok) return response
+        const chunks = []
+        const source = response.body.getReader()
+        const decoder = new TextDecoder()
+        const readToEnd = (async () => {
+          for (let read = await source.read(); !read.done; read = await source.read()) {
+            chunks.push(read.value)
+            streamText += decoder.decode(read.value, { stream: true })
+          }
+        })()
+        return new Response(new ReadableStream({
+          async start (controller) {
+            await released
+            await readToEnd
+            for (const chunk of chunks) controller.enqueue(chunk)
+            controller.close()
+          }
+        }))
+      }
+      try {
+        const closed = nextEvent(conduit, 'close')
+        await Conduit.control('stop')
+        await closed
+        conduit.startFallback()
+        check((await Conduit.ipc('test.push', { headers: { to: conduit.id, count: 3 }, body: 'stream' })).ok, 'test.push')
+        await waitFor(() => streamText.split('stream').length > 3, 10000, 'three pushes written to the stream')
+        const reopened = nextEvent(conduit, 'reopen', 20000)
+        await Conduit.control('start')
+        await reopened
+        // Added after the client's own handler: called once the client has taken the message.
+        const overSocket = new Promise((resolve) => conduit.socket.addEventListener('message', resolve, { once: true }))
+        check((await Conduit.ipc('test.push', { headers: { to: conduit.id, from: 4 }, body: 'socket' })).ok, 'test.push')
+        await within(overSocket, 10000, 'the push over the socket')
+        release()
+        for (const n of [1, 2, 3, 4]) {
+          const message = await next()
+          check(message.options.n === n && text(message.payload) === (n < 4 ? 'stream' : 'socket'), `push ${n}: ${JSON.stringify(message.options)} ${text(message.payload)}`)
+        }
+      } finally {
+        globalThis.fetch = realFetch
+        release()
+      }
+      conduit.close()
+    },
+
     // The stream's reader once let a handler's throw escape: the rest of the chunk was dropped
     // (the host had already written it), a TypeError passed for a network error and any other
     // error ended the fallback.
