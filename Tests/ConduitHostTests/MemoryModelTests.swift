@@ -4,6 +4,7 @@ import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOWebSocket
 import Testing
 
 /// SPEC §3 "Backpressure and memory", "Drops are whole", "One life for every id": every
@@ -46,6 +47,30 @@ struct MemoryModelTests {
             let snapshot = try #require(host.client("non-reader"))
             #expect(snapshot.outboundQueuedBytes + snapshot.bufferedBytes <= (1 << 20) + 2 * 60_100)
             #expect(host.host.directory.budget.usedBytes <= (1 << 20) + 2 * 60_100)
+        }
+    }
+
+    /// A client that stops reading and then sends its close (or breaks the protocol): the host's
+    /// answering close frame can't be written, and the connection waited for that write with no
+    /// time limit, its descriptor and what its channel held kept for good (and out of reach of
+    /// `stop`, since the id had already let it go). Closed after the close handshake's timeout now.
+    @Test(arguments: [false, true]) func aClosingClientThatDoesNotReadIsClosedAnyway(breaksTheProtocol: Bool) async throws {
+        let yaml = "limits:\n  outboundQueueBytes: 1048576\nroutes:\n  - route: push\n    handler: pusher\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "stuck-closer", receiveBufferBytes: 65536)
+            try await client.pauseReading()
+            try await client.send(["route": "push", "count": "100"], payload: Self.uniform(4, count: 60_000))
+            try await waitUntil { (host.client("stuck-closer")?.outboundQueuedBytes ?? 0) > 0 }
+            if breaksTheProtocol {
+                try await client.sendRaw([0x89, 0x80 | 126, 0, 200, 0, 0, 0, 0] + [UInt8](repeating: 0, count: 200))
+            } else {
+                try await client.sendFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: ByteBuffer(bytes: [0x03, 0xE8])))
+            }
+            // The client reads nothing, so only a write shows the host's end closed (reset).
+            try await waitUntil(timeout: .seconds(20)) {
+                try? await client.sendRaw([0x89, 0x80, 0, 0, 0, 0])
+                return !client.channel.isActive
+            }
         }
     }
 

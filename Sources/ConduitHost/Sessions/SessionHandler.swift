@@ -519,8 +519,6 @@ final class SessionHandler: ChannelInboundHandler {
         closeSent = true
         handOverUnsentMessages()
         writeClose(code: code, reason: reason, context: context)
-        let channel = context.channel
-        channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
     }
 
     /// Fails the connection after a protocol breach (RFC 6455 §7.1.7): the close frame, then
@@ -534,14 +532,21 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     /// Writes the close frame after every frame made before it; the future completes once
-    /// the socket has taken it.
+    /// the socket has taken it. The connection is closed after `closeTimeout` whatever happens:
+    /// a peer that reads nothing never takes the frame, and the connection waited for it with no
+    /// limit, out of reach of `stop` too (the id had let it go).
     @discardableResult
     private func writeClose(code: WebSocketErrorCode?, reason: String, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         outbound.appendClose(code: code, reason: reason)
         let written = context.write(wrapOutboundOut(outbound.take()!))
         context.flush()
+        let channel = context.channel
+        channel.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
         return written
     }
+
+    /// How long the close handshake may take.
+    static let closeTimeout = TimeAmount.seconds(5)
 
     private func receivedClose(_ payload: ByteBuffer) {
         guard let context else { return }
