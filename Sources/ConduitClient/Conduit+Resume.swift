@@ -9,14 +9,14 @@ extension Conduit {
     /// answered, else it goes with the next socket's resend. Numbered under the state's lock
     /// and written by a task queued on the event loop in the same step, so positions reach the
     /// socket in order (and a write that closes the socket can't come back into the lock).
-    /// False: the window is full.
+    /// False: the window is full, or the client is closed (a message kept then would never go).
     func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
         // With room for `pos` (and `more` on parts): a message numbered without it could not
         // be encoded, and its caller waited out its timeout.
         try message.validateHeaderLimitsForSending(numbered: true)
         let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
-            guard let parts = resumption.number(message) else { return (false, false) }
-            guard let connection = state.connection, state.resumeReady else { return (true, !state.isClosed) }
+            guard !state.isClosed, let parts = resumption.number(message) else { return (false, false) }
+            guard let connection = state.connection, state.resumeReady else { return (true, true) }
             // The headers were checked: parts can't fail to encode (a closed channel just
             // drops them, and they are sent again after the reconnect).
             connection.channel.eventLoop.execute {

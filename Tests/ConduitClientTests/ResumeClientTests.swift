@@ -18,6 +18,20 @@ import Testing
 struct ResumeClientTests {
     static let yaml = TestHost.clientYAML + "  - route: tally\n    handler: test.tally\n"
 
+    /// A closed client with resume refuses at once, as one without does: `send` kept the message
+    /// (true) and `request` waited out its timeout.
+    @Test func aClosedClientRefusesAtOnce() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
+            let conduit = host.client(id: "closed-resumer", resume: true)
+            try await conduit.connect()
+            _ = try await conduit.request(route: "tally", headers: ["n": "1"])
+            conduit.close()
+            #expect(try conduit.send(["route": "tally", "n": "2"]) == false)
+            let refused = await #expect(throws: ConduitClientError.self) { try await conduit.request(route: "tally", headers: ["n": "3"], timeout: .seconds(20)) }
+            #expect(refused?.code == .closed)
+        }
+    }
+
     @Test func everyPushOnceInOrderAndEveryRequestOnceAcrossPauses() async throws {
         let pushes = try longRunSize("CONDUIT_PAUSES_PUSHES", default: 600)
         let requests = try longRunSize("CONDUIT_PAUSES_REQUESTS", default: 150)
