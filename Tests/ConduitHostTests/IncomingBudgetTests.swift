@@ -85,4 +85,28 @@ struct IncomingBudgetTests {
             try await client.close()
         }
     }
+
+    /// The same for requests sent in chunks: each ran holding only its last message's bytes
+    /// (a few hundred), the chunk queue's charge given back once it was joined, so a connection
+    /// could keep 1,024 requests of 16 MiB each outside the budget. They hold the joined bytes now.
+    @Test func chunkedRequestsRunningHoldTheirJoinedBytes() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: slow\n    handler: slow\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let budget = host.host.directory.budget
+            let client = try await host.connect(client: "chunked-slow")
+            for index in 0..<6 {
+                // Two chunks of 50 KB and the request itself: 100 KB joined.
+                for _ in 0..<2 { try await client.send(Message(headers: [:], payload: ByteBuffer(repeating: 2, count: 50_000))) }
+                try await client.send(Message(headers: ["route": "slow", "token": "c\(index)", "mode": "patient"]))
+            }
+            // Half the budget (512 KiB) takes five of 100 KB: the sixth's chunks are refused as
+            // they come (SPEC §1: the queue is emptied, the next chunk starts a new one).
+            let refused = try await client.nextMessages(2)
+            #expect(refused.allSatisfy { $0.headers["error"] == "PayloadTooLargeError" && String(buffer: $0.payload).contains("budget") }, "\(refused.map(\.headers))")
+            #expect(budget.usedBytes >= 5 * 100_000)
+            for index in 0..<6 { try await client.send(["cancel": "c\(index)"]) }
+            try await waitUntil { budget.usedBytes == 0 }
+            try await client.close()
+        }
+    }
 }

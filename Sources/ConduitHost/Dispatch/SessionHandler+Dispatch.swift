@@ -57,8 +57,10 @@ extension SessionHandler {
             return relay(Message(headers: headers, payload: payload))
         }
         guard let session else { return }
+        // A request joined from chunks holds all of them (their queue's charge was given back).
+        let requestBytes = frameData.readableBytes - message.payload.readableBytes + payload.readableBytes
         RouteInvocation.invoke(
-            route: route, headers: headers, payload: payload, requestBytes: frameData.readableBytes,
+            route: route, headers: headers, payload: payload, requestBytes: requestBytes,
             client: client, transport: .webSocket, eventLoop: session.channel.eventLoop,
             registry: services.registry, limits: requestLimits, destination: session, cancellations: cancellations)
     }
