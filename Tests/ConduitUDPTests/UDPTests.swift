@@ -224,6 +224,15 @@ struct UDPTests {
         #expect(message.contains("unknown option 'maxDatagramByte'"), "\(message)")
     }
 
+    @Test func aDefaultBindAddressThatIsNotAnIPIsAStartUpError() async throws {
+        let yaml = "routes:\n  - route: udp.*\n    handler: udp\n    options:\n      defaultBindAddress: localhost\n"
+        let error = await #expect(throws: (any Error).self) {
+            try await TestHost.run(yaml: yaml, catalog: .udpTests) { _ in }
+        }
+        let message = String(describing: try #require(error))
+        #expect(message.contains("defaultBindAddress") && message.contains("must be an IPv4 or IPv6 address"), "\(message)")
+    }
+
     @Test func badRequestsAreClearErrorsAndLeaveOtherSocketsWorking() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .udpTests) { host in
             let good = try await host.connect(client: "good")
@@ -233,6 +242,12 @@ struct UDPTests {
             let unknown = try await bad.request(.init(headers: ["route": "udp.send", "token": "1"], payload: [1]))
             #expect(unknown.headers["error"] == "NotFoundError")
             #expect(unknown.headers["token"] == "1")
+
+            // A name is not looked up: resolving it would block the connection's event loop
+            // (every socket on it) for as long as the resolver takes.
+            let named = try await bad.request(.init(headers: ["route": "udp.bind", "address": "localhost"]))
+            #expect(named.headers["error"] == "BadRequestError")
+            #expect(String(buffer: named.payload).contains("'localhost' is not an IPv4 or IPv6 address"))
 
             let inUse = try await bad.request(.init(headers: ["route": "udp.bind", "port": "\(goodPort)"]))
             #expect(inUse.headers["error"] == "UnavailableError")

@@ -47,6 +47,9 @@ public final class UDPHandler: ConduitHandler {
                 throw InvalidOption("receiveBufferBytes", "must be 1024 to 1073741824")
             }
             guard (1...1_000_000).contains(maxSockets) else { throw InvalidOption("maxSockets", "must be 1 to 1000000") }
+            guard (try? SocketAddress(ipAddress: defaultBindAddress, port: 0)) != nil else {
+                throw InvalidOption("defaultBindAddress", "must be an IPv4 or IPv6 address")
+            }
         }
     }
 
@@ -100,10 +103,10 @@ public final class UDPHandler: ConduitHandler {
 
     private func bind(_ request: Request, _ responder: Responder) throws {
         let client = request.client
-        let host = request.headers["address"] ?? options.defaultBindAddress
         guard let port = Int(request.headers["port"] ?? "0"), (0...65_535).contains(port) else {
             throw ConduitError.badRequest("'port' must be 0…65535 (0 picks a free port)")
         }
+        let address = try Self.socketAddress(request.headers["address"] ?? options.defaultBindAddress, port: port)
         let refusal = sockets.withLockedValue { sockets -> ConduitError? in
             guard sockets.open[client] == nil else {
                 return .badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
@@ -128,7 +131,7 @@ public final class UDPHandler: ConduitHandler {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
-            .bind(host: host, port: port)
+            .bind(to: address)
             .whenComplete { [sockets, options] result in
                 switch result {
                 case .success(let channel):
@@ -147,7 +150,7 @@ public final class UDPHandler: ConduitHandler {
                     }
                 case .failure(let error):
                     sockets.withLockedValue { $0.binding -= 1 }
-                    responder.fail(UDPError.bindFailed(host: host, port: port, error))
+                    responder.fail(UDPError.bindFailed(address, error))
                 }
             }
     }
@@ -183,6 +186,12 @@ public final class UDPHandler: ConduitHandler {
         guard let port = Int(portText), (1...65_535).contains(port) else {
             throw ConduitError.badRequest("'port' must be 1…65535, not '\(portText)'")
         }
+        return try Self.socketAddress(host, port: port)
+    }
+
+    /// An IP address and port; a name is refused, not resolved: resolving blocks the event loop
+    /// (every connection on it) for as long as the resolver takes.
+    private static func socketAddress(_ host: String, port: Int) throws -> SocketAddress {
         do {
             return try SocketAddress(ipAddress: host, port: port)
         } catch {

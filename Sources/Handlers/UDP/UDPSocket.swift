@@ -105,12 +105,11 @@ final class UDPSocket: Sendable {
 
 /// The `udp.bind` failures users meet, in plain words.
 enum UDPError {
-    static func bindFailed(host: String, port: Int, _ error: any Error) -> ConduitError {
+    static func bindFailed(_ address: SocketAddress, _ error: any Error) -> ConduitError {
+        let host = address.ipAddress ?? "\(address)"
+        let port = address.port ?? 0
         if let error = error as? IOError, error.errnoCode == EADDRINUSE {
             return .unavailable("port \(port) on \(host) is already in use")
-        }
-        if error is SocketAddressError {
-            return .badRequest("'\(host)' is not an address this host can bind")
         }
         return .unavailable("binding \(host):\(port) failed: \(error)")
     }
