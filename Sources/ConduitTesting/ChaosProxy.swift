@@ -15,14 +15,18 @@ public final class ChaosProxy: Sendable {
         self.port = listener.localAddress!.port!
     }
 
-    public static func start(targetPort: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> ChaosProxy {
+    /// `delay`: each connection is joined to the target that much later (until then what the
+    /// client sends waits): a slow network, or a slow server.
+    public static func start(
+        targetPort: Int, delay: TimeAmount = .zero, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ChaosProxy {
         let proxy = NIOLockedValueBox<ChaosProxy?>(nil)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { inbound in
-                ClientBootstrap(group: inbound.eventLoop)
-                    .connect(host: "127.0.0.1", port: targetPort)
+                inbound.eventLoop.scheduleTask(in: delay) {}.futureResult
+                    .flatMap { ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort) }
                     .flatMap { outbound in
                         proxy.withLockedValue { $0 }?.joined(inbound, outbound)
                         return inbound.pipeline.addHandler(Forwarder(to: outbound)).flatMap {
@@ -39,10 +43,15 @@ public final class ChaosProxy: Sendable {
 
     private func joined(_ inbound: any Channel, _ outbound: any Channel) {
         pairs.withLockedValue { $0[ObjectIdentifier(inbound)] = (inbound, outbound) }
+        joinedCount.withLockedValue { $0 += 1 }
         inbound.closeFuture.whenComplete { [self] _ in
             _ = pairs.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(inbound)) }
         }
     }
+
+    /// Connections joined to the target so far, open or not.
+    public var joined: Int { joinedCount.withLockedValue { $0 } }
+    private let joinedCount = NIOLockedValueBox(0)
 
     /// Resets every proxied connection now; returns how many there were.
     @discardableResult

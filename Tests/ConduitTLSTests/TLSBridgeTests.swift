@@ -360,3 +360,26 @@ extension TLSBridgeTests {
         }
     }
 }
+
+extension TLSBridgeTests {
+    /// A connect the client cancels (or that times out) while its handshake runs leaves no
+    /// connection behind: the client was told `CancelledError`, yet once the handshake was done
+    /// the connection was kept, holding a place, pushing `tls.data`, refusing the next connect.
+    @Test func aConnectCancelledWhileHandshakingLeavesNoConnection() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-cancelled"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            // The handshake can only start a second after the connect.
+            let slow = try await ChaosProxy.start(targetPort: echo.port, delay: .seconds(1))
+            let token = try await tls.send("tls.connect", ["host": "127.0.0.1", "port": "\(slow.port)"], payload: Array(echo.certificatePEM.utf8))
+            try await tls.client.send(["cancel": token])
+            #expect(try await tls.reply(to: token).failure?.type == "CancelledError")
+            try await waitUntil { slow.joined == 1 }
+            // The handshake's few milliseconds, generously: then the connection must be gone.
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await Self.echoConnections(host) == 0)
+            #expect(try await tls.request("tls.write", payload: [1]).failure?.type == "NotFoundError")
+            try await slow.stop()
+        }
+    }
+}

@@ -104,6 +104,12 @@ public final class TLSHandler: ConduitHandler {
                 connection = try await TLSConnection.open(
                     endpoint, for: client, trust: choice, timeout: timeout, congestionTimeout: congestionTimeout,
                     pushes: context.pushes, routes: TLSPushRoutes(context), group: context.eventLoopGroup)
+                // Cancelled or timed out while it opened: the client was answered so, and the
+                // connection must not outlive that answer (opening does not stop for cancellation).
+                if Task.isCancelled {
+                    connection.close()
+                    throw CancellationError()
+                }
                 try register(connection, for: client)
             } catch {
                 givePlaceBack()
