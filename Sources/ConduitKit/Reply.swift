@@ -17,6 +17,13 @@ public struct Reply: Sendable {
         let data = try JSONEncoder.conduit.encode(DataEnvelope(data: value))
         return Reply(headers: headers, payload: ByteBuffer(data: data))
     }
+
+    /// `json(value)` as an outcome: a value that can't be encoded is an `InternalError`.
+    public static func jsonOutcome(_ value: some Encodable) -> Result<Reply, ConduitError> {
+        do { return .success(try .json(value)) } catch {
+            return .failure(.internal("the result could not be encoded as JSON: \(error)"))
+        }
+    }
 }
 
 private struct DataEnvelope<Value: Encodable>: Encodable {

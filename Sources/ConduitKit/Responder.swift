@@ -50,9 +50,7 @@ public struct Responder: Sendable {
 
     /// Replies `{"data": value}`; an unencodable value becomes an `InternalError`.
     public func reply(json value: some Encodable) {
-        do { send(.success(try .json(value))) } catch {
-            send(.failure(.internal("the result could not be encoded as JSON: \(error)")))
-        }
+        send(Reply.jsonOutcome(value))
     }
 
     public func fail(_ error: ConduitError) { send(.failure(error)) }

@@ -383,3 +383,27 @@ extension TLSBridgeTests {
         }
     }
 }
+
+extension TLSBridgeTests {
+    /// Writes to a server that reads nothing wait in the bridge's connection, and that memory is
+    /// the host's budget's like any request's: without a bound, 1,000 writes of 64 KB kept 64 MB
+    /// outside it, answered never. Past the budget a write is answered `UnavailableError`.
+    @Test func writesWaitingForAServerThatDoesNotReadAreBoundedByTheBudget() async throws {
+        let server = try await ClosingTLSServer(farewell: nil)
+        let yaml = "limits:\n  hostBufferBytes: 4194304\nroutes:\n  - route: tls.*\n    handler: tls\n"
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-deaf"))
+            let connected = try await tls.request(
+                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
+            #expect(connected.failure == nil)
+            var tokens: [String] = []
+            for _ in 0..<400 { tokens.append(try await tls.send("tls.write", payload: [UInt8](repeating: 7, count: 65_000))) }
+            // The kernels' buffers take some MB; then writes wait, and past the budget's incoming
+            // half (2 MiB) they are refused.
+            let last = try await tls.reply(to: tokens.last!)
+            #expect(last.failure?.type == "UnavailableError", "\(last.headers)")
+            #expect(host.host.directory.budget.usedBytes <= 4 << 20)
+        }
+        try await server.close()
+    }
+}

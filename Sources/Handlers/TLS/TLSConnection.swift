@@ -102,13 +102,16 @@ final class TLSConnection: Sendable {
     var closed: EventLoopFuture<Void> { channel.closeFuture }
 
     /// Writes at once (so writes keep request order) and replies once the bytes are handed to
-    /// the socket.
+    /// the socket. Until then the write is a request in flight, holding its bytes of the host's
+    /// budget: a server that reads nothing kept every write waiting, outside any bound.
     func write(_ payload: ByteBuffer, _ responder: Responder) {
         let bytes = payload.readableBytes
-        channel.writeAndFlush(payload).whenComplete { [endpoint] result in
-            switch result {
-            case .success: responder.reply(json: ["bytes": bytes])
-            case .failure(let error): responder.fail(TLSFailure.writing(to: endpoint, error))
+        responder.respondWhenDone { [channel, endpoint] finish in
+            channel.writeAndFlush(payload).whenComplete { result in
+                switch result {
+                case .success: finish(Reply.jsonOutcome(["bytes": bytes]))
+                case .failure(let error): finish(.failure(TLSFailure.writing(to: endpoint, error)))
+                }
             }
         }
     }

@@ -4,16 +4,17 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 
-/// A TLS server outside the host that says `farewell` to each client right after the
-/// handshake and closes the connection: cleanly (with a TLS close_notify) or by cutting the
-/// TCP connection under TLS. The far side of `tls.end`.
+/// A TLS server outside the host that, right after the handshake, either says `farewell` to
+/// each client and closes the connection, cleanly (with a TLS close_notify) or by cutting the
+/// TCP connection under TLS (the far side of `tls.end`), or, with `farewell` nil, stops reading
+/// (a server that takes no more of what the bridge writes).
 final class ClosingTLSServer: Sendable {
     let certificate: SelfSignedCertificate
     private let listener: any Channel
 
     var port: Int { listener.localAddress!.port! }
 
-    init(farewell: String, clean: Bool) async throws {
+    init(farewell: String?, clean: Bool = true) async throws {
         let certificate = try SelfSignedCertificate()
         let context = try NIOSSLContext(configuration: .makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
@@ -24,8 +25,9 @@ final class ClosingTLSServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let socketEnd = SocketEnd()
-                    try channel.pipeline.syncOperations.addHandlers(
-                        socketEnd, NIOSSLServerHandler(context: context), SayAndClose(farewell, cut: clean ? nil : socketEnd))
+                    try channel.pipeline.syncOperations.addHandlers(socketEnd, NIOSSLServerHandler(context: context))
+                    guard let farewell else { return try channel.pipeline.syncOperations.addHandler(StopReading()) }
+                    try channel.pipeline.syncOperations.addHandler(SayAndClose(farewell, cut: clean ? nil : socketEnd))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -57,6 +59,15 @@ private final class SayAndClose: ChannelInboundHandler {
                 context.close(promise: nil)
             }
         }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+private final class StopReading: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted = event as? TLSUserEvent { context.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
         context.fireUserInboundEventTriggered(event)
     }
 }
