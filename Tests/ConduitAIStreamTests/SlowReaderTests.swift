@@ -41,4 +41,28 @@ struct SlowReaderTests {
             #expect(host.client("ai-away")?.dropped == 0)
         }
     }
+
+    /// A client that stays connected and reads nothing: its stream waited for it with no limit,
+    /// keeping its place among `maxStreams` for good (one such client could take them all).
+    /// After `congestionTimeoutSeconds` the stream ends with `UnavailableError`, its place free.
+    @Test func aStreamToAClientThatReadsNothingEndsAndGivesItsPlaceBack() async throws {
+        let yaml = """
+            routes:
+              - route: ai.*
+                handler: ai
+                options: {backend: builtin, maxTokens: 1000000, maxStreams: 1, congestionTimeoutSeconds: 1}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let deaf = try await host.connect(client: "ai-deaf", receiveBufferBytes: 4096)
+            try await deaf.pauseReading()
+            try await deaf.send(["route": "ai.chat.generate", "token": "s", "prompt": "go on and on"])
+            try await waitUntil { (host.client("ai-deaf")?.outboundQueuedBytes ?? 0) > 0 }
+            let other = try await host.connect(client: "ai-other")
+            // Refused while the stream holds the only place, then served once it has ended.
+            try await waitUntil(timeout: .seconds(20)) {
+                try await other.send(["route": "ai.chat.generate", "token": "t", "prompt": "hi", "maxTokens": "1"])
+                return try await other.nextMessage().headers["error"] == nil
+            }
+        }
+    }
 }

@@ -35,6 +35,10 @@ public struct AIOptions: HandlerOptions {
     /// with `openai`, a connection to the backend), and a client with the key may start as
     /// many as it likes. 10,000 streams with 60 KB prompts held 633 MB.
     public var maxStreams = 256
+    /// How long a stream waits for a client that takes no more (congested: the host's
+    /// high-water mark) before it ends with `UnavailableError`: a client that stopped reading
+    /// kept its streams, and their places among `maxStreams`, for good.
+    public var congestionTimeoutSeconds = 30.0
 
     /// The largest `maxTokens` a route or a request may ask for.
     public static let maxTokensLimit = 1_000_000
@@ -50,6 +54,9 @@ public struct AIOptions: HandlerOptions {
     public func validate() throws(InvalidOption) {
         guard (1...Self.maxTokensLimit).contains(maxTokens) else { throw InvalidOption("maxTokens", "must be 1…\(Self.maxTokensLimit)") }
         guard (1...1_000_000).contains(maxStreams) else { throw InvalidOption("maxStreams", "must be 1 to 1000000") }
+        guard congestionTimeoutSeconds > 0, congestionTimeoutSeconds <= 86_400 else {
+            throw InvalidOption("congestionTimeoutSeconds", "must be above 0 and at most 86400 (one day)")
+        }
         guard tokensPerSecond >= 0, tokensPerSecond <= 1_000_000 else {
             throw InvalidOption("tokensPerSecond", "must be 0 (no pacing) to 1000000")
         }

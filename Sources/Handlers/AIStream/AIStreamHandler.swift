@@ -76,7 +76,8 @@ public struct AIStreamHandler: ConduitHandler {
         let maxTokens = try maxTokens(of: request)
         let backend = backend
         let output = TokenPushes(
-            pushes: context.pushes, client: request.client, route: request.route, correlation: correlation)
+            pushes: context.pushes, client: request.client, route: request.route, correlation: correlation,
+            congestionTimeout: .seconds(options.congestionTimeoutSeconds))
         let key = StreamRegistry.Key(client: request.client, token: correlation.value)
         // `cancel: <token>` stops the stream as `chat.abort` does.
         let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }

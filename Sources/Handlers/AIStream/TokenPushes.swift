@@ -12,19 +12,22 @@ import NIOCore
 /// `{"err":{"type":…,"message":…}}`), also `complete: true`.
 ///
 /// No token is dropped (SPEC §3): tokens are `.reliable` pushes, and while the client is
-/// congested the stream waits (the generator with it) until the host says it is writable. A
-/// token its queue refuses ends the stream with an `UnavailableError` instead of a gap.
+/// congested the stream waits (the generator with it) until the host says it is writable, for
+/// at most `congestionTimeout`. A token its queue refuses, or a client congested for longer,
+/// ends the stream with an `UnavailableError` instead of a gap.
 struct TokenPushes {
     private let pushes: any PushSink
     private let client: ClientID
+    private let congestionTimeout: Duration
     private let base: Headers
     private var index = 0
     /// Set when the client's queue refused a token: the stream can't go on without a gap.
     private(set) var refusal: ConduitError?
 
-    init(pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String)) {
+    init(pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String), congestionTimeout: Duration) {
         self.pushes = pushes
         self.client = client
+        self.congestionTimeout = congestionTimeout
         base = [HeaderName.route: route, "source": route, correlation.name: correlation.value]
     }
 
@@ -33,11 +36,33 @@ struct TokenPushes {
     mutating func token(_ text: String) async {
         guard refusal == nil else { return }
         if case .dropped(let cause) = push(["complete": "false"], payload: ByteBuffer(string: text)) {
-            refusal = .unavailable("the client's queue could not take token \(index - 1) (\(cause.rawValue)); the stream ends here")
-            withUnsafeCurrentTask { $0?.cancel() }
-            return
+            return end(.unavailable("the client's queue could not take token \(index - 1) (\(cause.rawValue)); the stream ends here"))
         }
-        await pushes.writable(client)
+        guard pushes.isCongested(client), await !writable(within: congestionTimeout) else { return }
+        end(.unavailable("the client took nothing for \(congestionTimeout); the stream ends here"))
+    }
+
+    /// Ends the stream with `refusal`: the generating task is cancelled.
+    private mutating func end(_ refusal: ConduitError) {
+        self.refusal = refusal
+        withUnsafeCurrentTask { $0?.cancel() }
+    }
+
+    /// Waits until the client is writable (true), or `timeout` (false).
+    private func writable(within timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { [pushes, client] waits in
+            waits.addTask {
+                await pushes.writable(client)
+                return !Task.isCancelled
+            }
+            waits.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await waits.next() ?? false
+            waits.cancelAll()
+            return first
+        }
     }
 
     mutating func finish(aborted: Bool) {
