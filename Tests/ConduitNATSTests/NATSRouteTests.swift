@@ -209,6 +209,32 @@ extension HandlerCatalog {
         }
     }
 
+    /// A reload that changes the `nats` route builds a new handler, which hears only of ids
+    /// that connect from then on: when the old one stopped, ids connected before the reload had
+    /// no subscription left, and their workers' pushes were lost, uncounted.
+    @Test func aWorkersPushStillReachesAClientConnectedBeforeAReload() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try await Self.worker(server)
+            try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let carol = try await host.connect(client: "carol")
+                try await waitUntil {
+                    (try? await worker.request("conduit.push.carol", headers: ["route": "news"], payload: ByteBuffer(string: "probe"), timeout: .seconds(1))) != nil
+                }
+                _ = try await carol.nextMessage(route: "news")
+                try Self.yaml(server, timeoutSeconds: 5).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+                try await host.host.reload()
+                // The new handler's subscription is made over its own NATS connection: wait for it.
+                try await waitUntil {
+                    (try? await worker.request("conduit.push.carol", headers: ["route": "news", "n": "after"], payload: ByteBuffer(string: "reloaded"), timeout: .seconds(1)))?
+                        .headers[HeldClientPushes.acceptedHeader] == "true"
+                }
+                #expect(try await carol.nextMessage(route: "news").headers["n"] == "after")
+            }
+            await worker.close()
+        }
+    }
+
     @Test func nothingCrashesWhileNATSIsDownAndServiceResumesWithoutARestart() async throws {
         let server = try NATSServerProcess()
         try await server.start()

@@ -65,12 +65,14 @@ public final class HeldClientPushes: Sendable {
         }
     }
 
-    /// Ends this one's subscriptions; the next of the host's instances takes over its ids.
+    /// Ends this one's subscriptions; the next of the host's instances takes over its ids, with
+    /// those it held: one started later (a reload's) heard only of ids that connected since, and
+    /// the others' pushes found no subscriber.
     public func stop() {
-        let subscriptions = state.withLock { state in
+        let (subscriptions, held) = state.withLock { state in
             state.isDelivering = false
             defer { state.subscriptions = [:] }
-            return state.subscriptions.values
+            return (state.subscriptions.values, state.held)
         }
         for subscription in subscriptions { subscription.unsubscribe() }
         let next = Self.instances.withLock { instances -> HeldClientPushes? in
@@ -78,11 +80,12 @@ public final class HeldClientPushes: Sendable {
             if instances[sink]?.isEmpty == true { instances[sink] = nil }
             return instances[sink]?.first
         }
-        next?.takeOver()
+        next?.takeOver(alsoHolding: held)
     }
 
-    private func takeOver() {
+    private func takeOver(alsoHolding inherited: Set<ClientID> = []) {
         let held = state.withLock { state -> Set<ClientID> in
+            state.held.formUnion(inherited)
             guard !state.isDelivering else { return [] }
             state.isDelivering = true
             return state.held
