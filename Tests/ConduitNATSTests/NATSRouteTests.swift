@@ -39,6 +39,17 @@ extension HandlerCatalog {
     }
 
     /// Waits until the host's NATS route is connected (it connects in the background).
+    /// Connects `id` and waits until a worker's push reaches it: the host subscribes for an id
+    /// when it connects, and pushes before that can't reach it. The probe push is read.
+    static func connectReachable(_ id: String, to host: TestHost, from worker: NATSClient) async throws -> TestWebSocketClient {
+        let client = try await host.connect(client: id)
+        try await waitUntil {
+            (try? await worker.request("conduit.push.\(id)", headers: ["route": "news"], payload: ByteBuffer(string: "probe"), timeout: .seconds(1))) != nil
+        }
+        _ = try await client.nextMessage(route: "news")
+        return client
+    }
+
     static func routeIsUp(_ host: TestHost) async throws {
         try await waitUntil(timeout: .seconds(20)) {
             let client = try await host.connect(client: "probe")
@@ -185,12 +196,7 @@ extension HandlerCatalog {
             let worker = try await Self.worker(server)
             try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
                 try await Self.routeIsUp(host)
-                let bob = try await host.connect(client: "bob")
-                // The host subscribes for bob when he connects; pushes before that can't reach him.
-                try await waitUntil {
-                    (try? await worker.request("conduit.push.bob", headers: ["route": "news"], payload: ByteBuffer(string: "probe"), timeout: .seconds(1))) != nil
-                }
-                _ = try await bob.nextMessage(route: "news")
+                let bob = try await Self.connectReachable("bob", to: host, from: worker)
                 try worker.publish("conduit.push.bob", headers: ["route": "news", "n": "1"], payload: ByteBuffer(string: "live"))
                 let live = try await bob.nextMessage(route: "news")
                 #expect(live.headers["n"] == "1")
@@ -217,11 +223,7 @@ extension HandlerCatalog {
             let worker = try await Self.worker(server)
             try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
                 try await Self.routeIsUp(host)
-                let carol = try await host.connect(client: "carol")
-                try await waitUntil {
-                    (try? await worker.request("conduit.push.carol", headers: ["route": "news"], payload: ByteBuffer(string: "probe"), timeout: .seconds(1))) != nil
-                }
-                _ = try await carol.nextMessage(route: "news")
+                let carol = try await Self.connectReachable("carol", to: host, from: worker)
                 try Self.yaml(server, timeoutSeconds: 5).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
                 try await host.host.reload()
                 // The new handler's subscription is made over its own NATS connection: wait for it.
