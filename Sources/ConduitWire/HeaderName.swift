@@ -28,9 +28,12 @@ extension Headers {
 /// The headers of resume (SPEC §9): they belong to the connection, not to a message's content.
 public enum ResumeHeader {
     /// A per-id position, stamped by the host on what it sends and by the client on what it sends.
-    public static let position = "pos"
+    public static let position = positionField.description
     /// Cumulative: the sender holds every position up to this one.
-    public static let ack = "ack"
+    public static let ack = ackField.description
+    /// The two as a layer appends them (`Message.AppendedField`).
+    public static let positionField: StaticString = "pos"
+    public static let ackField: StaticString = "ack"
     public static let epoch = "epoch"
     /// The route of the host's first message on a resuming connection.
     public static let resumeRoute = "conduit.resume"

@@ -76,10 +76,15 @@ extension Message {
         if field == nil, headers.count + added.count > WireLimits.maxHeaders {
             throw Self.tooManyHeaders(headers.count, beside: added)
         }
-        for (name, value) in headers where !Self.isReplaced(name, by: field) { try add(name, valueBytes: value.utf8.count) }
+        for (name, value) in headers where field?.replaces(name) != true { try add(name, valueBytes: value.utf8.count) }
         if let field {
-            try add(field.name, valueBytes: field.digitCount)
-            if let other = field.alsoReplacing, field.alsoNumber != nil { try add(other, valueBytes: field.alsoDigitCount) }
+            // Names of at most maxKeyBytes (checked when made), values of at most 20 digits.
+            total += 3 + field.name.utf8CodeUnitCount + field.digitCount
+            count += 1
+            if let other = field.alsoReplacing, field.alsoNumber != nil {
+                total += 3 + other.utf8CodeUnitCount + field.alsoDigitCount
+                count += 1
+            }
         }
         guard count + added.count <= WireLimits.maxHeaders else {
             throw Self.tooManyHeaders(count, beside: added)
@@ -93,16 +98,6 @@ extension Message {
         }
         let fit = WireLimits.maxHeaders - added.count
         return WireError(.tooManyHeaders, "\(count) headers; at most \(fit) fit in one message beside the \(added.names) added on its way out")
-    }
-
-    /// Whether the list's field `name` gives way to the appended `field` (its name or the one
-    /// it also replaces); the lengths are compared first, so most names cost no string comparison.
-    private static func isReplaced(_ name: String, by field: AppendedField?) -> Bool {
-        guard let field else { return false }
-        let length = name.utf8.count
-        if length == field.name.utf8.count, name == field.name { return true }
-        guard let other = field.alsoReplacing else { return false }
-        return length == other.utf8.count && name == other
     }
 
     /// Appends the encoded message to `buffer`. Nothing is written when a limit is exceeded.
@@ -151,7 +146,7 @@ extension Message {
         // The count is known once the replaced fields are skipped: written last, in its place.
         var writer = PrefixWriter(out: out, offset: 1)
         var count: UInt8 = 0
-        for (name, value) in headers where !Self.isReplaced(name, by: field) {
+        for (name, value) in headers where field?.replaces(name) != true {
             writer.put(field: name, value)
             count += 1
         }
@@ -194,9 +189,10 @@ extension Message {
             put(value)
         }
 
-        mutating func put(_ name: String, number: UInt64, digits: Int) {
-            put(UInt8(name.utf8.count))
-            put(name)
+        mutating func put(_ name: StaticString, number: UInt64, digits: Int) {
+            put(UInt8(name.utf8CodeUnitCount))
+            UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            offset += name.utf8CodeUnitCount
             put(UInt16(digits))
             AppendedField.writeDigits(of: number, count: digits, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
             offset += digits

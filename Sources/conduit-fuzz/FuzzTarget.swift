@@ -37,7 +37,7 @@ enum FuzzTarget {
 
     private static func checkedForSending(_ message: Message, numbered: Bool) {
         guard (try? message.validateHeaderLimitsForSending(numbered: numbered)) != nil else { return }
-        let position = numbered ? Message.AppendedField(ResumeHeader.position, UInt64.max) : nil
+        let position = numbered ? Message.AppendedField(ResumeHeader.positionField, UInt64.max) : nil
         for part in message.split() {
             precondition((try? part.validatedEncodedSize(appending: position)) != nil, "a part of a message checked for sending does not encode")
         }
@@ -80,7 +80,7 @@ enum FuzzTarget {
     /// place of the message's own.
     private static func appendPosition(to message: Message, number: UInt64) {
         let ack = number % 2 == 1 ? number / 3 : nil
-        let field = Message.AppendedField(ResumeHeader.position, number, alsoReplacing: ResumeHeader.ack, alsoNumber: ack)
+        let field = Message.AppendedField(ResumeHeader.positionField, number, alsoReplacing: ResumeHeader.ackField, alsoNumber: ack)
         guard let size = try? message.validatedEncodedSize(appending: field) else { return }
         var encoded = ByteBuffer()
         message.encode(into: &encoded, validatedSize: size, appending: field)

@@ -17,18 +17,18 @@ struct OutboundFramesTests {
     @Test("every size is one frame holding exactly the message", arguments: payloadSizes)
     func everySizeIsOneFrameHoldingTheMessage(_ size: Int) throws {
         let message = Message(headers: [HeaderName.route: "echo", HeaderName.token: "7"], payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) })
-        let field = Message.AppendedField(ResumeHeader.position, 1_234_567, alsoReplacing: ResumeHeader.ack, alsoNumber: 89)
+        let field = Message.AppendedField(ResumeHeader.positionField, 1_234_567, alsoReplacing: ResumeHeader.ackField, alsoNumber: 89)
         var frames = OutboundFrames()
         // Two messages in one batch: the second's frame starts where the first's ends.
         let first = try frames.append(message)
         var stream = frames.take().map { Array(buffer: $0) } ?? []
-        if let payload = first.separatePayload { stream += Array(buffer: payload) }
+        if first.payloadIsApart { stream += Array(buffer: message.payload) }
         let second = try frames.append(message, appending: field)
         let batch = frames.take().map { Array(buffer: $0) } ?? []
         stream += batch
-        if let payload = second.separatePayload { stream += Array(buffer: payload) }
+        if second.payloadIsApart { stream += Array(buffer: message.payload) }
         #expect(first.encodedBytes == size + 24 && second.encodedBytes == size + 45)
-        #expect((first.separatePayload != nil) == (size >= OutboundFrames.gatherThreshold))
+        #expect(first.payloadIsApart == (size >= OutboundFrames.gatherThreshold))
         #expect(second.bufferedRange.count == batch.count - FrameHeader.serverHeaderSize(length: second.encodedBytes))
 
         var numbered = message

@@ -37,7 +37,7 @@ struct ResumeWindowForesightTests {
         for (index, message) in sent.enumerated() {
             var frames = OutboundFrames()
             let stamped = try #require(try state.stamp(message, writer: ObjectIdentifier(writer), into: &frames))
-            #expect(stamped.appended.bufferedRange.count == frameBytes && stamped.appended.separatePayload != nil)
+            #expect(stamped.appended.bufferedRange.count == frameBytes && stamped.appended.payloadIsApart)
             if index == 1 { state.acknowledge(1) }
         }
         #expect(state.snapshot.windowMemoryBytes < 8192, "the log reused its start: \(state.snapshot)")

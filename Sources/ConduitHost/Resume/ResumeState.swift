@@ -236,7 +236,7 @@ final class ResumeState: Sendable {
                 failure = error
                 return
             }
-            let heldPayload = appended.separatePayload.flatMap { Self.isCompact($0) ? $0 : nil }
+            let heldPayload = appended.payloadIsApart && Self.isCompact(message.payload) ? message.payload : nil
             let bytes = UInt32(appended.encodedBytes)
             let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
             let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
@@ -245,10 +245,10 @@ final class ResumeState: Sendable {
             // A payload written apart and not kept as it is goes into the log after its frame,
             // in one step, as `makeRoom` foresaw them: one by one, the frame could leave the log
             // too full to reuse its acknowledged start for the payload, and it grew unforeseen.
-            let copiedPayload = heldPayload == nil ? appended.separatePayload : nil
+            let copiesPayload = appended.payloadIsApart && heldPayload == nil
             frames.withBytes(in: appended.bufferedRange) { frame in
-                guard let copiedPayload else { return Self.append(frame, to: &state.log) }
-                copiedPayload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
+                guard copiesPayload else { return Self.append(frame, to: &state.log) }
+                message.payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
             }
             if let heldPayload { state.heldPayloads.append(heldPayload) }
             keep(
@@ -265,7 +265,7 @@ final class ResumeState: Sendable {
     /// `ack` the message had (a handler's, or a relay's from a plain connection), which would
     /// otherwise tell the client of positions the host never sent or processed.
     private static func position(_ position: UInt64, ack: UInt64? = nil) -> Message.AppendedField {
-        Message.AppendedField(ResumeHeader.position, position, alsoReplacing: ResumeHeader.ack, alsoNumber: ack)
+        Message.AppendedField(ResumeHeader.positionField, position, alsoReplacing: ResumeHeader.ackField, alsoNumber: ack)
     }
 
     /// Appends an encoded message to the log. When it does not fit at the end, what is left of
@@ -412,18 +412,28 @@ final class ResumeState: Sendable {
     /// Takes the window's oldest `count` entries out; their bytes leave the log in one step,
     /// and the charge follows the memory.
     private func releaseOldest(_ count: Int, in state: inout State) {
+        // Summed first, then removed in one step: one `removeFirst()` per entry (a copy out
+        // and a check each) was a twentieth of resume's cost in the routed echo.
         var loggedBytes = 0
-        for _ in 0..<count {
-            let sent = state.window.removeFirst()
-            state.windowBytes -= Int(sent.bytes)
-            state.heldBytes -= Int(sent.heldBytes)
+        var windowBytes = 0
+        var heldBytes = 0
+        var heldMessages = 0
+        var heldPayloads = 0
+        for sent in state.window.prefix(count) {
+            windowBytes += Int(sent.bytes)
+            heldBytes += Int(sent.heldBytes)
             loggedBytes += Int(sent.loggedBytes)
             switch sent.held {
-            case .message: state.held.removeFirst()
-            case .payload: state.heldPayloads.removeFirst()
+            case .message: heldMessages += 1
+            case .payload: heldPayloads += 1
             case .nothing: break
             }
         }
+        state.window.removeFirst(count)
+        state.windowBytes -= windowBytes
+        state.heldBytes -= heldBytes
+        if heldMessages > 0 { state.held.removeFirst(heldMessages) }
+        if heldPayloads > 0 { state.heldPayloads.removeFirst(heldPayloads) }
         state.log.moveReaderIndex(forwardBy: loggedBytes)
         if state.window.isEmpty {
             // All acknowledged: an idle id keeps a small log and small lists only.

@@ -81,7 +81,7 @@ extension SessionHandler {
         guard let resume else { return }
         let ack = resume.clientAck
         guard clientPositions.shouldSend(ack) else { return }
-        writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ack, ack))
+        writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ackField, ack))
     }
 
     /// `conduit.ack` without its number, made once: one is sent every 32 client messages.

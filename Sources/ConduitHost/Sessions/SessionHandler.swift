@@ -331,7 +331,7 @@ final class SessionHandler: ChannelInboundHandler {
                 let ackAbove = clientPositions.ackDue && hasRoomForAck ? clientPositions.lastAckSent : nil
                 guard let stamped = try resume.stamp(message, writer: writerID, into: &outbound, ackAbove: ackAbove) else { return .superseded }
                 if ackAbove != nil { clientPositions.sent(ack: stamped.ack) }
-                handOff(stamped.appended, context: context)
+                handOff(stamped.appended, of: message, context: context)
             } catch {
                 unencodable(message, error)
                 return .unencodable
@@ -381,7 +381,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func append(_ message: Message, appending field: Message.AppendedField? = nil, context: ChannelHandlerContext) -> Bool {
         do {
-            handOff(try outbound.append(message, appending: field), context: context)
+            handOff(try outbound.append(message, appending: field), of: message, context: context)
             return true
         } catch {
             unencodable(message, error)
@@ -389,14 +389,14 @@ final class SessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Counts a frame just appended, and hands the tick's frames to the channel when it has a
-    /// payload of its own to follow them or they fill a batch.
-    private func handOff(_ appended: OutboundFrames.Appended, context: ChannelHandlerContext) {
+    /// Counts `message`'s frame just appended, and hands the tick's frames to the channel when
+    /// its payload is to follow them or they fill a batch.
+    private func handOff(_ appended: OutboundFrames.Appended, of message: Message, context: ChannelHandlerContext) {
         traffic.sent(bytes: appended.encodedBytes)
-        if let payload = appended.separatePayload {
+        if appended.payloadIsApart {
             // The pong waits for the payload: written between the two, it landed inside the frame.
             emitFrames(context)
-            context.write(wrapOutboundOut(payload), promise: nil)
+            context.write(wrapOutboundOut(message.payload), promise: nil)
             emitPendingPong(context)
         } else if outbound.byteCount >= Self.batchBytes {
             emit(context)

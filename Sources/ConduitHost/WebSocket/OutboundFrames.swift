@@ -18,14 +18,15 @@ struct OutboundFrames {
 
     var byteCount: Int { handedOff ? 0 : buffer.readableBytes }
 
-    /// A message appended as one binary frame.
+    /// A message appended as one binary frame. Plain values: it is returned for every message,
+    /// and a payload held here cost outlined copies and destroys (by value witness) per message.
     struct Appended {
         /// The encoded message's size (the frame's payload).
         let encodedBytes: Int
-        /// To be written after the buffer: the message's payload, not copied.
-        let separatePayload: ByteBuffer?
+        /// The message's payload is not in the buffer: it is to be written after it, not copied.
+        let payloadIsApart: Bool
         /// Where the encoded message lies in the buffer (`withBytes(in:_:)`): all of it, or all
-        /// but `separatePayload`.
+        /// but the payload.
         let bufferedRange: Range<Int>
     }
 
@@ -43,8 +44,7 @@ struct OutboundFrames {
             let body = UnsafeMutableRawBufferPointer(rebasing: out[header...])
             return header + (gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field))
         }
-        return Appended(
-            encodedBytes: size, separatePayload: gathered ? message.payload : nil, bufferedRange: buffer.writerIndex - buffered..<buffer.writerIndex)
+        return Appended(encodedBytes: size, payloadIsApart: gathered, bufferedRange: buffer.writerIndex - buffered..<buffer.writerIndex)
     }
 
     /// Reads the bytes of a message just appended (`Appended.bufferedRange`).
