@@ -1,40 +1,68 @@
 import NIOCore
 import Synchronization
 
-/// A listener's open connections, at most `limit`: one past it is closed at once and counted.
+/// A listener's open connections, at most `limit`. Past it, with `makingRoomFromUnproven`, the
+/// oldest connection not yet `proven` (one that has not shown the key) is closed to make room;
+/// otherwise, or when every one is proven, the new one is closed at once. Both are counted.
 /// Kept so that stopping the listener ends them too (a connection never ends by itself).
 package final class OpenChannels: Sendable {
     package let limit: Int
-    private let state = Mutex<(open: [ObjectIdentifier: any Channel], refused: Int)>(([:], 0))
+    private let makesRoomFromUnproven: Bool
+    private let state = Mutex(State())
 
-    package init(limit: Int) {
-        self.limit = limit
+    private struct State {
+        var open: [ObjectIdentifier: Entry] = [:]
+        var nextOrder: UInt64 = 0
+        var refused = 0
     }
 
-    /// Holds `channel` until it closes; false (and counted) when `limit` are open, and the
-    /// caller closes it.
+    private struct Entry {
+        let channel: any Channel
+        let order: UInt64
+        var proven = false
+    }
+
+    package init(limit: Int, makingRoomFromUnproven: Bool = false) {
+        self.limit = limit
+        self.makesRoomFromUnproven = makingRoomFromUnproven
+    }
+
+    /// Holds `channel` until it closes; false (and counted) when `limit` are open and none can
+    /// make room, and the caller closes it.
     package func admit(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let admitted = state.withLock { state in
-            guard state.open.count < limit else {
+        let (admitted, closing) = state.withLock { state -> (Bool, (any Channel)?) in
+            var closing: (any Channel)?
+            if state.open.count >= limit {
                 state.refused += 1
-                return false
+                // A linear search, only while full: a flood's cost, not a client's.
+                guard makesRoomFromUnproven, let oldest = state.open.filter({ !$0.value.proven }).min(by: { $0.value.order < $1.value.order }) else {
+                    return (false, nil)
+                }
+                closing = state.open.removeValue(forKey: oldest.key)?.channel
             }
-            state.open[id] = channel
-            return true
+            state.open[id] = Entry(channel: channel, order: state.nextOrder)
+            state.nextOrder += 1
+            return (true, closing)
         }
+        closing?.close(promise: nil)
         if admitted { channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } } }
         return admitted
     }
 
+    /// `channel` showed the key: it keeps its place from now on.
+    package func prove(_ channel: any Channel) {
+        state.withLock { $0.open[ObjectIdentifier(channel)]?.proven = true }
+    }
+
     package var count: Int { state.withLock { $0.open.count } }
 
-    /// Connections closed at once since the listener started.
+    /// Connections closed at once, or to make room, since the listener started.
     package var refused: Int { state.withLock { $0.refused } }
 
     /// Closes every open connection and waits until each has closed.
     package func closeAll() async {
-        for closing in state.withLock({ $0.open.values.map { $0.close() } }) {
+        for closing in state.withLock({ $0.open.values.map { $0.channel.close() } }) {
             try? await closing.get()
         }
     }

@@ -184,6 +184,26 @@ struct IPCHardeningTests {
         }
     }
 
+    /// Connections that never showed the key can't lock keyed callers out: a process without
+    /// the key that held every place (sending nothing) had the fallback, `stop`/`start` and the
+    /// status page refused to everyone. Past the bound the oldest connection that has not shown
+    /// the key makes room; one that has keeps its place.
+    @Test func connectionsWithoutTheKeyCannotLockOutThoseWithIt() async throws {
+        try await TestHost.run(yaml: Self.yaml("  ipcMaxConnections: 4\n"), catalog: .ipcTests) { host in
+            // A keyed events stream takes one place and keeps it.
+            let events = try await RawTCPClient.connect(port: host.ipcPort)
+            try await events.send("GET /internal.conduit.events?id=keyed-stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("keyed-stream") != nil }
+            var idle: [RawTCPClient] = []
+            for _ in 0..<8 { idle.append(try await RawTCPClient.connect(port: host.ipcPort)) }
+            let squatters = idle
+            try await waitUntil { squatters.filter { $0.channel.isActive }.count <= 3 }
+            #expect(try await host.ipc().request(.GET, "/internal.conduit.status").status == .ok)
+            #expect(events.channel.isActive, "the keyed stream kept its place")
+            for raw in squatters + [events] where raw.channel.isActive { try? await raw.close() }
+        }
+    }
+
     @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")

@@ -12,11 +12,14 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundOut = HTTPServerRequestPart
 
     private let sharedKey: SharedKey
+    /// Called when a request shows the right key (the connection keeps its place).
+    private let proven: () -> Void
     /// A refused request: the rest of it is dropped unread while the answer goes out.
     private var refusing = false
 
-    init(sharedKey: SharedKey) {
+    init(sharedKey: SharedKey, proven: @escaping () -> Void) {
         self.sharedKey = sharedKey
+        self.proven = proven
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -31,6 +34,7 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
         guard sharedKey.matches(candidate) else {
             return refuse(context, .forbidden, "wrong shared key")
         }
+        proven()
         context.fireChannelRead(data)
     }
 

@@ -11,14 +11,15 @@ struct IPCListener: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
     /// Open connections, bounded, so that shutdown ends them too (an event stream never ends
-    /// by itself).
+    /// by itself). Those that have not shown the key make room for new ones: a process without
+    /// it could otherwise hold every place and lock the keyed callers out.
     private let connections: OpenChannels
 
     init(services: IPCDependencies, group: any EventLoopGroup, logger: Logger) {
         self.services = services
         self.group = group
         self.logger = logger
-        connections = OpenChannels(limit: services.limits.maxConnections)
+        connections = OpenChannels(limit: services.limits.maxConnections, makingRoomFromUnproven: true)
     }
 
     /// Closes the listening channel and every connection.
@@ -41,7 +42,7 @@ struct IPCListener: Sendable {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandlers(
                         IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
-                        IPCKeyGate(sharedKey: services.control.sharedKey),
+                        IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
                         IPCBodyBudget(budget: services.directory.budget),
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                         IPCRequestHandler(services: services, logger: logger)
