@@ -23,6 +23,8 @@ extension UInt64 {
     }
 
     /// How many decimal digits the number takes (compared with powers of ten, not divided).
+    /// Inlinable: counted for every message a resuming connection sends.
+    @inlinable
     public var decimalDigitCount: Int {
         var count = 1
         var power: UInt64 = 10

@@ -15,10 +15,13 @@ extension Message {
         public let alsoReplacing: StaticString?
         public let alsoNumber: UInt64?
         /// The lengths of the numbers' decimal digits: counted once, for the size and the write.
-        let digitCount: Int
-        let alsoDigitCount: Int
+        @usableFromInline let digitCount: Int
+        @usableFromInline let alsoDigitCount: Int
 
         /// `name` and `alsoReplacing`: at most `WireLimits.maxKeyBytes` bytes of UTF-8 each.
+        /// Inlinable: made for every message a resuming connection sends, a call into this
+        /// module cost as much as the work.
+        @inlinable
         public init(_ name: StaticString, _ number: UInt64, alsoReplacing: StaticString? = nil, alsoNumber: UInt64? = nil) {
             // The layer's constants: a mistake shows in its tests (and a name over 255 bytes
             // would trap at its length byte anyway).
