@@ -170,6 +170,41 @@ struct MemoryModelTests {
         }
     }
 
+    /// A large message handed to a socket's channel holds its bytes of the budget until the
+    /// socket has taken all of it: it was released as it was handed over, so a client that asked
+    /// for a large echo and read nothing kept it in the channel outside the budget (20 such
+    /// clients with 16 MiB echoes held 345 MB, the budget's use 0).
+    @Test func largeRepliesWaitingInTheChannelHoldTheirBytesOfTheBudget() async throws {
+        // 12 MB: more than the kernel's socket buffers take (up to 4 MiB on Linux), and no more
+        // than the budget's incoming half, which a chunk queue may fill.
+        let size = 200 * 60_000
+        let yaml = "limits:\n  hostBufferBytes: 33554432\nroutes:\n  - route: echo\n    handler: test.tally\n"
+        try await TestHost.run(yaml: yaml, catalog: HandlerCatalog([DispatchTally.kind])) { host in
+            let budget = host.host.directory.budget
+            var clients: [TestWebSocketClient] = []
+            for index in 0..<4 {
+                let client = try await host.connect(client: "stalled-\(index)", receiveBufferBytes: 65536)
+                try await client.pauseReading()
+                // One after another, so their chunk queues don't compete for the budget.
+                for _ in 0..<200 { try await client.send([:], payload: Self.uniform(index, count: 60_000)) }
+                try await client.send(["route": "echo", "n": "last"])
+                try await waitUntil { DispatchTally.counts(of: "stalled-\(index)")["last"] == 1 }
+                clients.append(client)
+            }
+            // The first echo holds its bytes while part of it waits in the channel; the others'
+            // chunks found the budget short and were refused (counted), not held beyond it.
+            #expect(budget.usedBytes >= size && budget.usedBytes <= budget.limit, "\(budget.usedBytes)")
+            #expect(budget.snapshot.dropped["host-budget"] ?? 0 > 0)
+            for client in clients.dropFirst() {
+                try await client.resumeReading()
+                while try await client.nextJoinedMessage().headers["n"] != "last" {}
+            }
+            // Its client goes without reading: the channel's failed write gives its bytes back.
+            try await clients[0].channel.close()
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
     @Test func aPushThatCantBeEncodedIsReportedDropped() async throws {
         try await TestHost.run(yaml: "routes:\n  - route: outcome\n    handler: outcome\n", catalog: .hostTests) { host in
             let client = try await host.connect(client: "truthful")

@@ -229,7 +229,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     /// Sends a reply or an error of this connection's own.
     /// A reply the socket can take now is written without sizing it for a queue (the routed
-    /// echo's hot path); otherwise it is queued like any message.
+    /// echo's hot path) unless it is sent in parts; otherwise it is queued like any message.
     func send(_ message: Message) {
         guard !isClosed, !closeSent, let context else {
             // Made after the socket closed (a slow handler's reply): it goes to the id after
@@ -237,7 +237,7 @@ final class SessionHandler: ChannelInboundHandler {
             send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
             return
         }
-        if pending.isEmpty, context.channel.isWritable {
+        if pending.isEmpty, context.channel.isWritable, !Self.holdsWhileWriting(message) {
             if write(message, context: context) == .superseded {
                 handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
             }
@@ -255,10 +255,10 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             return services.directory.requeue(entry, reserved: reserved, asNewest: asNewest, for: client)
         }
-        guard !pending.isEmpty || !context.channel.isWritable else {
-            let outcome = write(entry.message, context: context)
+        let writesNow = pending.isEmpty && context.channel.isWritable
+        if writesNow, reserved || !Self.holdsWhileWriting(entry.message) {
+            let outcome = reserved ? write(reserved: entry, context: context) : write(entry.message, context: context)
             if outcome == .superseded { return handOver(superseded: entry, reserved: reserved) }
-            if reserved { services.directory.budget.release(entry.bytes) }
             return outcome == .written ? .sent : .dropped(.unencodable)
         }
         if reserved {
@@ -273,6 +273,9 @@ final class SessionHandler: ChannelInboundHandler {
             return services.directory.requeue(entry, reserved: false, asNewest: true, for: client)
         }
         let admission = pending.append(entry, evictOldest: true)
+        // A message sent in parts that the socket can take now is queued only to take its
+        // bytes from the budget (or be refused there, counted): it is written at once.
+        if writesNow { writePending(context) }
         publishQueueSize()
         switch admission {
         case .accepted(evicted: 0):
@@ -304,22 +307,42 @@ final class SessionHandler: ChannelInboundHandler {
         case superseded
     }
 
-    /// Writes every part of one message, numbered on a resuming connection.
-    private func write(_ message: Message, context: ChannelHandlerContext) -> WriteOutcome {
-        if let attachedResume { return attachedResume._withUnsafeGuaranteedRef { writeNumbered(message, resume: $0, context: context) } }
+    /// A message sent in parts (up to 16 MiB) keeps its bytes of the budget until the socket has
+    /// taken its last part: what the socket has not taken waits in the channel, whose
+    /// writability bounds it only to one message past its 64 KiB watermark (20 clients that
+    /// read nothing held 345 MB of 16 MiB echoes there, outside the budget). A message of one
+    /// frame holds none once handed over: the watermark bounds what the channel keeps of it,
+    /// and the routed echo pays no promise and no budget update for it.
+    static func holdsWhileWriting(_ message: Message) -> Bool {
+        message.payload.readableBytes > WireLimits.maxPayloadBytes
+    }
+
+    /// Writes a message whose bytes are taken from the budget: they are given back once the
+    /// socket has taken it when it `holdsWhileWriting`, else now (or when it can't be encoded).
+    /// Superseded, they stay taken: the message goes back to a queue.
+    private func write(reserved entry: MessageQueue.Entry, context: ChannelHandlerContext) -> WriteOutcome {
+        let held = Self.holdsWhileWriting(entry.message) ? entry.bytes : 0
+        let outcome = write(entry.message, holding: held, context: context)
+        if outcome == .unencodable || (outcome == .written && held == 0) { services.directory.budget.release(entry.bytes) }
+        return outcome
+    }
+
+    /// Writes every part of one message, numbered on a resuming connection. `held`: bytes of the
+    /// budget given back once the socket has taken its last part (or the channel closed).
+    private func write(_ message: Message, holding held: Int = 0, context: ChannelHandlerContext) -> WriteOutcome {
+        if let attachedResume {
+            return attachedResume._withUnsafeGuaranteedRef { writeNumbered(message, resume: $0, holding: held, context: context) }
+        }
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
             guard append(message, context: context) else { return .unencodable }
         } else {
-            // Every part is encodable when the first is: they share the headers.
-            for part in message.split() {
-                guard append(part, context: context) else { return .unencodable }
-            }
+            guard append(parts: message.split(), holding: held, context: context) else { return .unencodable }
         }
         scheduleFlush(context)
         return .written
     }
 
-    private func writeNumbered(_ message: Message, resume: ResumeState, context: ChannelHandlerContext) -> WriteOutcome {
+    private func writeNumbered(_ message: Message, resume: ResumeState, holding held: Int, context: ChannelHandlerContext) -> WriteOutcome {
         guard let writerID else { return .superseded }
         // The position is the host's to give: the one appended takes the place of any a handler set.
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
@@ -338,9 +361,7 @@ final class SessionHandler: ChannelInboundHandler {
             }
         } else {
             guard let numbered = resume.stamp(splitting: message, writer: writerID) else { return .superseded }
-            for part in numbered {
-                guard append(part, context: context) else { return .unencodable }
-            }
+            guard append(parts: numbered, holding: held, context: context) else { return .unencodable }
         }
         scheduleFlush(context)
         return .written
@@ -379,9 +400,11 @@ final class SessionHandler: ChannelInboundHandler {
     /// channel's writability follows a burst of pushes.
     private static let batchBytes = 64 * 1024
 
-    private func append(_ message: Message, appending field: Message.AppendedField? = nil, context: ChannelHandlerContext) -> Bool {
+    private func append(
+        _ message: Message, appending field: Message.AppendedField? = nil, holding held: Int = 0, context: ChannelHandlerContext
+    ) -> Bool {
         do {
-            handOff(try outbound.append(message, appending: field), of: message, context: context)
+            handOff(try outbound.append(message, appending: field), of: message, holding: held, context: context)
             return true
         } catch {
             unencodable(message, error)
@@ -389,18 +412,38 @@ final class SessionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Appends one message's parts, the last holding `held` bytes of the budget until written.
+    /// Every part is encodable when the first is: they share the headers.
+    private func append(parts: [Message], holding held: Int, context: ChannelHandlerContext) -> Bool {
+        for (index, part) in parts.enumerated() {
+            guard append(part, holding: index == parts.count - 1 ? held : 0, context: context) else { return false }
+        }
+        return true
+    }
+
     /// Counts `message`'s frame just appended, and hands the tick's frames to the channel when
-    /// its payload is to follow them or they fill a batch.
-    private func handOff(_ appended: OutboundFrames.Appended, of message: Message, context: ChannelHandlerContext) {
+    /// its payload is to follow them, they fill a batch or they end a message holding `held`
+    /// bytes of the budget (given back once the socket has taken them).
+    private func handOff(_ appended: OutboundFrames.Appended, of message: Message, holding held: Int = 0, context: ChannelHandlerContext) {
         traffic.sent(bytes: appended.encodedBytes)
         if appended.payloadIsApart {
             // The pong waits for the payload: written between the two, it landed inside the frame.
             emitFrames(context)
-            context.write(wrapOutboundOut(message.payload), promise: nil)
+            context.write(wrapOutboundOut(message.payload), promise: releasing(held, context))
             emitPendingPong(context)
-        } else if outbound.byteCount >= Self.batchBytes {
-            emit(context)
+        } else if held > 0 || outbound.byteCount >= Self.batchBytes {
+            emit(context, promise: releasing(held, context))
         }
+    }
+
+    /// A promise that gives `bytes` back to the budget once its write completes: the socket
+    /// took it, or the channel closed and failed it. None for 0.
+    private func releasing(_ bytes: Int, _ context: ChannelHandlerContext) -> EventLoopPromise<Void>? {
+        guard bytes > 0 else { return nil }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        let budget = services.directory.budget
+        promise.futureResult.whenComplete { _ in budget.release(bytes) }
+        return promise
     }
 
     /// A message that breaks a limit of SPEC §1 is dropped, logged and counted.
@@ -410,13 +453,14 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     /// Hands the tick's frames to the channel (without flushing), and the pong that waits.
-    private func emit(_ context: ChannelHandlerContext) {
-        emitFrames(context)
+    private func emit(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        emitFrames(context, promise: promise)
         emitPendingPong(context)
     }
 
-    private func emitFrames(_ context: ChannelHandlerContext) {
-        if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: nil) }
+    /// `promise` goes with the frames' write; only after an append, when there are frames.
+    private func emitFrames(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        if let bytes = outbound.take() { context.write(wrapOutboundOut(bytes), promise: promise) }
         pongInOutbound = false
     }
 
@@ -475,12 +519,11 @@ final class SessionHandler: ChannelInboundHandler {
         isWritingPending = true
         defer { isWritingPending = false }
         while context.channel.isWritable, !closeSent, let entry = pending.popFirst(keepReservation: true) {
-            if write(entry.message, context: context) == .superseded {
+            if write(reserved: entry, context: context) == .superseded {
                 countOutboundDrops(pending.prepend(CollectionOfOne(entry)))
                 closeSuperseded()
                 break
             }
-            services.directory.budget.release(entry.bytes)
             emit(context)
         }
         publishQueueSize()
