@@ -129,13 +129,14 @@ struct ResumeChaosTests {
             let conduit = Conduit(
                 id: "many-tasks", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
                 backoff: Backoff(retries: 1000, initialDelay: .milliseconds(1), maxDelay: .milliseconds(20)), resume: true)
+            let recorder = Recorder(conduit)
             try await conduit.connect()
             let requesters = (0..<tasks).map { task in
                 Task {
                     for n in 1...perTask {
                         let reply: Message
                         do { reply = try await conduit.request(route: "tally", headers: ["n": "\(task)-\(n)"], timeout: .seconds(20)) } catch {
-                            print("many tasks: request \(task)-\(n) failed, dispatched \(DispatchTally.counts(of: "many-tasks")["\(task)-\(n)"] ?? 0); host \(host.client("many-tasks")?.resume as Any)")
+                            print("many tasks: request \(task)-\(n) failed, dispatched \(DispatchTally.counts(of: "many-tasks")["\(task)-\(n)"] ?? 0); host \(host.client("many-tasks")?.resume as Any); open: \(conduit.isOpen); the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(8))")
                             throw error
                         }
                         #expect(reply.headers["n"] == "\(task)-\(n)")

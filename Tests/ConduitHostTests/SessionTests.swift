@@ -36,6 +36,28 @@ struct SessionTests {
         }
     }
 
+    /// A connection whose handshake finishes after a later one's (its request held back, as
+    /// the network does to one it is about to cut) does not replace the later socket: it is the
+    /// one replaced. It did, and a client whose dead connection's late handshake told its live
+    /// socket "replaced" did not reconnect (a replaced client doesn't), stuck away for good.
+    @Test func aConnectionThatArrivedEarlierDoesNotReplaceALaterSocket() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let early = try await RawTCPClient.connect(port: host.port)
+            let request = "GET \(host.path(client: "late-handshake")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            try await early.send(request)
+            let later = try await host.connect(client: "late-handshake")
+            _ = try await later.request(.init(headers: ["route": "echo"]))
+            // The early one's handshake ends now.
+            try await early.send("\r\n")
+            let answer = String(buffer: try await early.readUntilClosed())
+            #expect(answer.hasPrefix("HTTP/1.1 101") && answer.contains("replaced"), "\(answer)")
+            let echoed = try await later.request(.init(headers: ["route": "echo"], payload: ByteBuffer(string: "still mine")))
+            #expect(String(buffer: echoed.payload) == "still mine")
+            #expect(host.client("late-handshake")?.connected == true)
+        }
+    }
+
     @Test func pushesToAnAbsentIdAreBufferedAndFlushedInOrderOnConnect() async throws {
         try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
             let sender = try await host.connect(client: "sender")

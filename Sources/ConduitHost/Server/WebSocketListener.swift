@@ -13,6 +13,7 @@ final class WebSocketListener: Sendable {
     private let logger: Logger
     private let policy: HandshakePolicy
     private let pending: PendingHandshakes
+    private let arrivals = ArrivalOrder()
 
     init(services: SessionDependencies, pending: PendingHandshakes, group: any EventLoopGroup, logger: Logger) {
         self.services = services
@@ -27,6 +28,9 @@ final class WebSocketListener: Sendable {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { [arrivals] server in
+                server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(ArrivalOrder.Stamp(arrivals)) }
+            }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
@@ -37,6 +41,7 @@ final class WebSocketListener: Sendable {
     }
 
     private func configure(_ channel: any Channel) throws {
+        let arrival = arrivals.take(channel)
         // First, so it gives the connection's place back however the rest goes.
         try channel.pipeline.syncOperations.addHandler(pending.admit(channel), name: PendingHandshakes.Guard.name)
         let accepted = NIOLoopBoundBox<HandshakePolicy.Accepted?>(nil, eventLoop: channel.eventLoop)
@@ -83,7 +88,8 @@ final class WebSocketListener: Sendable {
                 try channel.pipeline.syncOperations.addHandler(ConformanceEchoHandler(maxMessageBytes: services.settings.maxMessageBytes))
             } else {
                 try channel.pipeline.syncOperations.addHandler(
-                    SessionHandler(client: result.client, window: result.window, resume: result.resume, services: services, logger: logger))
+                    SessionHandler(
+                        client: result.client, window: result.window, resume: result.resume, arrival: arrival, services: services, logger: logger))
             }
             attached.value = true
         }

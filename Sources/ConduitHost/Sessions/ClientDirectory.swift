@@ -277,15 +277,24 @@ extension ClientDirectory {
         // Checked under the table's lock, which a pause's closing of all sessions also takes:
         // a handshake that completes while the server is being paused is either refused here
         // or among the sessions that the pause closes.
+        var outrun = false
         let admitted: (Session?, CircularBuffer<MessageQueue.Entry>, ResumeStart?)? = slots.withLockedValue { slots in
             guard !paused.withLockedValue({ $0 }) else {
                 slots[session.client]?.handshakes -= 1
+                return nil
+            }
+            // A socket that arrived earlier than the id's current one (its handshake finished
+            // later) replaces nothing: it is the one replaced (`ArrivalOrder`).
+            if let current = slots[session.client]?.session, current.arrival > session.arrival {
+                slots[session.client]!.handshakes = max(0, slots[session.client]!.handshakes - 1)
+                outrun = true
                 return nil
             }
             let (replaced, buffered) = install(session, in: &slots[session.client, default: newSlot()])
             return (replaced, buffered, startResume(session.resumeRequest, writer: session, in: &slots[session.client]!))
         }
         guard let (replaced, buffered, resume) = admitted else {
+            if outrun { return session.close(code: .normalClosure, reason: "replaced") }
             session.close(code: .goingAway, reason: "paused")
             return
         }

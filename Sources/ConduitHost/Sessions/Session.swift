@@ -11,6 +11,8 @@ final class Session: ReplyDestination {
     let window: String
     /// What the connect asked of resume (SPEC §9); nil for a plain connection.
     let resumeRequest: ResumeRequest?
+    /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
+    let arrival: UInt64
     let channel: any Channel
     private let handler: NIOLoopBound<SessionHandler>
     /// Messages waiting for the socket to become writable (for diagnostics).
@@ -20,10 +22,11 @@ final class Session: ReplyDestination {
     /// Messages dropped by the outbound policy.
     let droppedMessages = Atomic<Int>(0)
 
-    init(client: ClientID, window: String, resumeRequest: ResumeRequest?, channel: any Channel, handler: SessionHandler) {
+    init(client: ClientID, window: String, resumeRequest: ResumeRequest?, arrival: UInt64, channel: any Channel, handler: SessionHandler) {
         self.client = client
         self.window = window
         self.resumeRequest = resumeRequest
+        self.arrival = arrival
         self.channel = channel
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }

@@ -76,9 +76,13 @@ final class SessionHandler: ChannelInboundHandler {
     private var closeSent = false
     private var isClosed = false
 
-    init(client: ClientID, window: String, resume: ResumeRequest?, services: SessionDependencies, logger: Logger) {
+    /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
+    let arrival: UInt64
+
+    init(client: ClientID, window: String, resume: ResumeRequest?, arrival: UInt64 = 0, services: SessionDependencies, logger: Logger) {
         self.client = client
         self.window = window
+        self.arrival = arrival
         self.resumeRequest = resume
         self.services = services
         self.hostLogger = logger
@@ -104,7 +108,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let session = Session(client: client, window: window, resumeRequest: resumeRequest, channel: context.channel, handler: self)
+        let session = Session(client: client, window: window, resumeRequest: resumeRequest, arrival: arrival, channel: context.channel, handler: self)
         self.session = session
         writerID = ObjectIdentifier(session)
         services.metrics.connectionOpened()
