@@ -39,7 +39,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
     Benchmark("encode_64B_message_appending_pos_and_ack") { benchmark in
-        let field = Message.AppendedField(ResumeHeader.position, 1_234_567, alsoReplacing: ResumeHeader.ack, alsoNumber: 1_234_500)
+        let field = Message.AppendedField(ResumeHeader.positionField, 1_234_567, alsoReplacing: ResumeHeader.ackField, alsoNumber: 1_234_500)
         var buffer = ByteBuffer()
         buffer.reserveCapacity(1 << 16)
         for iteration in benchmark.scaledIterations {
