@@ -26,7 +26,9 @@ struct SupervisionTests {
     /// answered from a task do: a child that stops answering held up to `maxInFlight` (1,024)
     /// of them outside it. Past the incoming half a request is answered `UnavailableError`.
     @Test func requestsWaitingForTheChildHoldTheirBytesOfTheBudget() async throws {
-        let yaml = "limits:\n  hostBufferBytes: 1048576\n" + Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 2")
+        // Long enough that the first request can't time out before the last is sent, on a
+        // loaded machine (2 s did in a full run: its answer came among the refusals).
+        let yaml = "limits:\n  hostBufferBytes: 1048576\n" + Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5")
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
             let budget = host.host.directory.budget
             let client = try await host.connect(client: "waiting")
