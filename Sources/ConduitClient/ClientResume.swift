@@ -60,27 +60,46 @@ final class ClientResume: Sendable {
 
     // MARK: Sending
 
-    /// `message` split into parts, each numbered and kept until acknowledged; nil when the
-    /// window is full.
-    func number(_ message: Message) -> [Message]? {
+    /// Numbers `message` (split into parts, each numbered) and keeps it until acknowledged;
+    /// false when the window is full.
+    func number(_ message: Message) -> Bool {
         state.withLockedValue { state in
-            guard state.keptBytes < Self.windowBytes else { return nil }
-            return message.split().map { part in
+            guard state.keptBytes < Self.windowBytes else { return false }
+            for part in message.split() {
                 var numbered = part
                 numbered.headers.replaceOrAppend(ResumeHeader.position, "\(state.nextPosition)")
                 let bytes = numbered.encodedSize
                 state.kept.append(Kept(message: numbered, position: state.nextPosition, bytes: bytes))
                 state.keptBytes += bytes
                 state.nextPosition += 1
-                return numbered
             }
+            return true
         }
     }
 
-    /// `messages`, numbered here and written in order, went out on a socket.
-    func sent(_ messages: [Message]) {
-        guard let last = messages.last.flatMap({ Self.position(ResumeHeader.position, in: $0.headers) }) else { return }
-        state.withLockedValue { $0.sentThrough = max($0.sentThrough, last) }
+    /// Kept messages from position `first` on, in order: at most `maxCount`, and about
+    /// `maxBytes` (at least one); `next`: the position after them; `isAll`: nothing more is kept from there. Kept
+    /// positions have no gaps (they are released from the oldest), so the first is found by
+    /// subtraction.
+    func unsent(from first: UInt64, maxCount: Int, maxBytes: Int) -> (messages: [Message], next: UInt64, isAll: Bool) {
+        state.withLockedValue { state in
+            guard let oldest = state.kept.first?.position, first < state.nextPosition else { return ([], first, true) }
+            var index = state.kept.index(state.kept.startIndex, offsetBy: Int(max(first, oldest) - oldest))
+            var messages: [Message] = []
+            var bytes = 0
+            while index < state.kept.endIndex, messages.count < maxCount, messages.isEmpty || bytes + state.kept[index].bytes <= maxBytes {
+                messages.append(state.kept[index].message)
+                bytes += state.kept[index].bytes
+                index = state.kept.index(after: index)
+            }
+            let next = max(first, oldest) + UInt64(messages.count)
+            return (messages, next, next == state.nextPosition)
+        }
+    }
+
+    /// Every kept position before `next` went out on a socket, in order.
+    func sent(before next: UInt64) {
+        state.withLockedValue { $0.sentThrough = max($0.sentThrough, next - 1) }
     }
 
     /// The host processed every client position up to `position`.
@@ -143,17 +162,16 @@ final class ClientResume: Sendable {
         return .greeting(reset: reset && hadEpoch, lost: lost)
     }
 
-    /// What to send again on a new socket, in order, once its greeting acknowledged `ack`.
-    func resend(after greeting: Message) -> [Message] {
+    /// The first position to send again on a new socket, once its greeting acknowledged `ack`
+    /// (after a reset: the first that never went out).
+    func firstToSend(after greeting: Message) -> UInt64 {
         let headers = greeting.headers
-        guard headers["reset"] != "true" else {
-            return state.withLockedValue { state in
-                state.forgetSent(resetTo: headers[ResumeHeader.epoch])
-                return state.kept.map(\.message)
-            }
+        if headers["reset"] == "true" {
+            state.withLockedValue { $0.forgetSent(resetTo: headers[ResumeHeader.epoch]) }
+        } else if let ack = Self.position(ResumeHeader.ack, in: headers) {
+            acknowledged(ack)
         }
-        if let ack = Self.position(ResumeHeader.ack, in: headers) { acknowledged(ack) }
-        return state.withLockedValue { $0.kept.map(\.message) }
+        return state.withLockedValue { $0.kept.first?.position ?? $0.nextPosition }
     }
 
     /// The position in header `name`, read as the host reads them (decimal digits only, SPEC

@@ -116,7 +116,8 @@ extension Conduit {
             // to the loop's end, a close in between joined the finished loop, and the client
             // never came back: seen after a quick pause in a loaded full run.)
             state.reconnecting = nil
-            state.resumeReady = false
+            state.writeCursor = nil
+            state.isDraining = false
             state.fallback?.socketIsBack()
             state.emit(.open)
             if isReconnect { state.emit(.reopen) }

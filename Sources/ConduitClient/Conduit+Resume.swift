@@ -5,48 +5,71 @@ import NIOCore
 /// Resume on the client (SPEC §9): numbered sends kept until acknowledged, sent again after
 /// the greeting of a new socket, and acknowledgements of what was delivered.
 extension Conduit {
-    /// Numbers and keeps `message`; sends it now when the socket is open and its greeting was
-    /// answered, else it goes with the next socket's resend. Numbered under the state's lock
-    /// and written by a task queued on the event loop in the same step, so positions reach the
-    /// socket in order (and a write that closes the socket can't come back into the lock).
+    /// Numbers and keeps `message`; it goes out when the socket is open and its greeting was
+    /// answered, else with the next socket's. Numbered under the state's lock, and written only
+    /// by the drain of the kept log (below), so positions reach the socket in order.
     /// False: the window is full, or the client is closed (a message kept then would never go).
     func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
         // With room for `pos` (and `more` on parts): a message numbered without it could not
         // be encoded, and its caller waited out its timeout.
         try message.validateHeaderLimitsForSending(numbered: true)
         let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
-            guard !state.isClosed, let parts = resumption.number(message) else { return (false, false) }
-            guard let connection = state.connection, state.resumeReady else { return (true, true) }
-            // The headers were checked: parts can't fail to encode (a closed channel just
-            // drops them, and they are sent again after the reconnect).
-            connection.channel.eventLoop.execute {
-                for part in parts { try? connection.send(part) }
-                resumption.sent(parts)
-            }
+            guard !state.isClosed, resumption.number(message) else { return (false, false) }
+            guard let connection = state.connection, state.writeCursor != nil else { return (true, true) }
+            startDrain(&state, onto: connection, resumption)
             return (true, false)
         }
         if reconnect, autoReconnect { startReconnect() }
         return accepted
     }
 
-    /// A new socket's greeting, on its event loop: sends again, in order, what the host has
-    /// not processed; new messages follow. The sends are queued too: written at once, a write
-    /// that meets a reset connection closes it there and then, and a reconnect started from that
-    /// close would state the old epoch, before the greeting being handled has been taken in (the
-    /// host then resets, and what was unconfirmed is lost). Queued under the lock that makes the
-    /// socket ready, as `sendNumbered` queues: queued after it, a message numbered in between
-    /// went first, and the host took the resent ones for duplicates and dropped them.
+    /// A new socket's greeting, on its event loop: what the host has not processed is sent
+    /// again, in order, from the first position it lacks; new messages follow.
     func resendAfter(_ greeting: Message) {
         guard let resumption else { return }
         state.withLockedValue { state in
             guard let connection = state.connection else { return }
-            state.resumeReady = true
-            let again = resumption.resend(after: greeting)
-            connection.channel.eventLoop.execute {
-                for message in again { try? connection.send(message) }
-                resumption.sent(again)
-            }
+            state.writeCursor = resumption.firstToSend(after: greeting)
+            startDrain(&state, onto: connection, resumption)
         }
+    }
+
+    /// Queues a drain of the kept log onto `connection` unless one is queued. A write made
+    /// from the caller's thread could overtake one queued before it; a write made at once on the
+    /// event loop, meeting a reset connection, closes it there and then, and a reconnect started
+    /// from that close would state the old epoch before the greeting being handled was taken in.
+    private func startDrain(_ state: inout ConnectionState, onto connection: WebSocketConnection, _ resumption: ClientResume) {
+        guard !state.isDraining else { return }
+        state.isDraining = true
+        connection.channel.eventLoop.execute { self.drain(onto: connection, resumption) }
+    }
+
+    /// At most this many kept messages, and about this many bytes of them, are written between
+    /// two turns of the event loop.
+    static let drainBatch = (messages: 64, bytes: 64 << 10)
+
+    /// On the event loop: writes the kept messages from the socket's cursor with one flush, a
+    /// batch at a time, and queues itself again while more wait. A reconnect can find
+    /// megabytes unacknowledged: written in one go they held the event loop (and the reads,
+    /// timers and sockets on it) for seconds in a debug build, and a network that cut the
+    /// socket sooner than that let nothing through, ever.
+    private func drain(onto connection: WebSocketConnection, _ resumption: ClientResume) {
+        let batch = state.withLockedValue { state -> (messages: [Message], next: UInt64, isAll: Bool)? in
+            // A later socket has its own drain.
+            guard state.connection === connection, let cursor = state.writeCursor else { return nil }
+            let unsent = resumption.unsent(from: cursor, maxCount: Self.drainBatch.messages, maxBytes: Self.drainBatch.bytes)
+            state.writeCursor = unsent.next
+            // Taken all: a message numbered from now on queues a drain of its own (after this one).
+            if unsent.isAll { state.isDraining = false }
+            return unsent.messages.isEmpty ? nil : unsent
+        }
+        guard let batch else { return }
+        // The headers were checked when numbered: parts can't fail to encode (a closed channel
+        // just drops them, and they are sent again after the reconnect).
+        for message in batch.messages { try? connection.write(message) }
+        connection.flush()
+        resumption.sent(before: batch.next)
+        if !batch.isAll { connection.channel.eventLoop.execute { self.drain(onto: connection, resumption) } }
     }
 
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.

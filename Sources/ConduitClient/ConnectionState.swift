@@ -27,9 +27,11 @@ struct ConnectionState: Sendable {
     /// Messages from a new socket, held until the fallback stream before it has been read to
     /// its end, so pushes reach the handler in the order they were made.
     var held: [Message] = []
-    /// Resume: the socket's greeting was answered (what the host lacked sent again), so new
-    /// messages may follow on it without overtaking those.
-    var resumeReady = false
+    /// Resume: the next client position to write on the open socket, from its greeting on
+    /// (nil before it: what is numbered meanwhile waits in the kept log).
+    var writeCursor: UInt64?
+    /// Resume: a drain of the kept log onto the socket is queued or running.
+    var isDraining = false
 
     var connection: WebSocketConnection? {
         if case .open(let connection) = phase { return connection }

@@ -121,10 +121,11 @@ struct ResumeChaosTests {
     /// between could go first; the host then took the resent one for a duplicate (its position
     /// below the one processed), dropped it and acknowledged it: never dispatched, its caller
     /// timed out.
-    /// Opt-in (`CONDUIT_CHAOS_TASK_REQUESTS`): in the full suite it stalls in about half the
-    /// runs, the client reporting `open` after its last reset yet no socket open and no `close`,
-    /// every request after the reset undispatched: a defect not found yet (docs/resume.md).
-    @Test(.enabled(if: ProcessInfo.processInfo.environment["CONDUIT_CHAOS_TASK_REQUESTS"] != nil))
+    /// It also stalled in about a third of the full-suite runs: each reconnect found a longer
+    /// backlog than the last socket had lived to send (written in one go, it held the event loop
+    /// the proxy shares), so nothing got through again (`aLongBacklogIsSentAgainWithoutHoldingTheEventLoop`).
+    /// Size from `CONDUIT_CHAOS_TASK_REQUESTS` (requests per task).
+    @Test
     func requestsFromManyTasksOnceThroughResets() async throws {
         let tasks = 6
         let perTask = try longRunSize("CONDUIT_CHAOS_TASK_REQUESTS", default: 300)

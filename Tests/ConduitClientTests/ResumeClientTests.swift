@@ -6,6 +6,7 @@ import ConduitWire
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -147,6 +148,39 @@ struct ResumeClientTests {
             let after = try await conduit.request(route: "tally", headers: ["n": "after"], timeout: .seconds(10))
             #expect(after.headers["n"] == "after" && DispatchTally.counts(of: "full-window")["after"] == 1)
             conduit.close()
+        }
+    }
+
+    /// A long backlog is sent again in batches, the event loop free between them: written in
+    /// one go after the greeting, 30,000 small kept messages held the client's event loop (its
+    /// reads, timers and every other socket on it) for seconds, and a network that cut each
+    /// socket sooner than that let nothing through, ever (the many-tasks chaos test stalled so).
+    @Test func aLongBacklogIsSentAgainWithoutHoldingTheEventLoop() async throws {
+        let backlog = 30_000
+        try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let conduit = host.client(id: "backlog", resume: true, group: group)
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            for n in 1...backlog { #expect(try conduit.send(["route": "tally", "n": "\(n)"])) }
+            // The longest the event loop went without running a task due every millisecond.
+            let longestGap = Mutex(Duration.zero)
+            let last = Mutex(ContinuousClock.now)
+            let probe = group.next().scheduleRepeatedTask(initialDelay: .milliseconds(1), delay: .milliseconds(1)) { _ in
+                let now = ContinuousClock.now
+                let gap = last.withLock { last in defer { last = now }; return now - last }
+                longestGap.withLock { $0 = max($0, gap) }
+            }
+            try await ipc.start()
+            try await waitUntil(timeout: .seconds(60)) { DispatchTally.counts(of: "backlog").count == backlog }
+            probe.cancel()
+            #expect(DispatchTally.counts(of: "backlog").values.allSatisfy { $0 == 1 }, "each dispatched once")
+            let gap = longestGap.withLock { $0 }
+            print("backlog of \(backlog): the client's event loop went at most \(gap) without a turn")
+            #expect(gap < .seconds(1), "the event loop was held \(gap)")
+            conduit.close()
+            try await group.shutdownGracefully()
         }
     }
 }

@@ -61,6 +61,12 @@ final class WebSocketConnection: Sendable {
     /// part but the last carries `more=true`; the host joins them). Header limits are checked
     /// before anything is written.
     func send(_ message: Message) throws(WireError) {
+        try write(message)
+        channel.flush()
+    }
+
+    /// Like `send`, without the flush: for several messages in a row.
+    func write(_ message: Message) throws(WireError) {
         try message.validateHeaderLimits()
         let parts = message.split()
         var frames: [WebSocketFrame] = []
@@ -71,6 +77,9 @@ final class WebSocketConnection: Sendable {
             frames.append(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: buffer))
         }
         for frame in frames { channel.write(frame, promise: nil) }
+    }
+
+    func flush() {
         channel.flush()
     }
 

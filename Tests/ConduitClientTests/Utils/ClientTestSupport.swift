@@ -6,6 +6,7 @@ import ConduitTesting
 import ConduitWire
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 
 extension HandlerCatalog {
     static let clientTests = HandlerCatalog([
@@ -20,13 +21,14 @@ extension TestHost {
 
     /// A client of this host with its socket and IPC ports; quick retries keep tests short.
     func client(
-        id: String, port: Int? = nil, ipc: Bool = true, key: String? = nil, autoReconnect: Bool = true, resume: Bool = false
+        id: String, port: Int? = nil, ipc: Bool = true, key: String? = nil, autoReconnect: Bool = true, resume: Bool = false,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) -> Conduit {
         Conduit(
             id: id,
             address: HostAddress(port: port ?? self.port, ipcPort: ipc ? endpoints.ipcPort : nil, sharedKey: key ?? sharedKey),
             backoff: Backoff(retries: 40, initialDelay: .milliseconds(50), maxDelay: .milliseconds(500)),
-            autoReconnect: autoReconnect, resume: resume
+            autoReconnect: autoReconnect, resume: resume, group: group
         )
     }
 }
