@@ -15,7 +15,10 @@ struct IPCHardeningTests {
         (limits.isEmpty ? "" : "limits:\n\(limits)") + "routes:\n  - route: echo\n    handler: echo\n"
     }
 
-    static let shortTimeouts = yaml("  ipcIdleTimeoutSeconds: 1\n  ipcBodyTimeoutSeconds: 1\n")
+    /// 3 s, not 1: a connection's first bytes must go out within them, and a loaded full run
+    /// once took longer than 1 s to send them ("I/O on closed channel"); the trickles below
+    /// take 15 s.
+    static let shortTimeouts = yaml("  ipcIdleTimeoutSeconds: 3\n  ipcBodyTimeoutSeconds: 3\n")
 
     @Test func aRequestWithoutTheKeyIsAnsweredOnItsHeadAndItsBodyNeverRead() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
