@@ -8,6 +8,13 @@ import Synchronization
 /// A connection's WebSocket life on its event loop, from the socket's bytes: frames, control
 /// frames, the close handshake, the bounded outbound queue and one write per read batch.
 /// Binary messages go to `dispatch`.
+///
+/// Its state is the event loop's alone (a channel handler runs only there), so its stored
+/// properties skip the run-time exclusivity check: each access paid one (about 70 instructions
+/// with the runtime's access set), thirteen a message on a plain connection and seventeen on a
+/// resuming one, a tenth of the routed 64-byte echo's instructions (BENCHMARKS.md). Overlapping
+/// accesses come only from re-entrant calls on the same loop, which the code orders itself
+/// (`isWritingPending`, writes handed to the channel after the id's lock).
 final class SessionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -17,34 +24,34 @@ final class SessionHandler: ChannelInboundHandler {
     let services: SessionDependencies
     private let hostLogger: Logger
     /// Traffic not yet added to the host's counters (they are shared by every event loop).
-    var traffic = TrafficTally()
+    @exclusivity(unchecked) var traffic = TrafficTally()
     /// The last message's header list, reused for the next one (see `Message(decoding:reusing:)`).
-    var decodedHeaders = Headers()
+    @exclusivity(unchecked) var decodedHeaders = Headers()
     /// Joins a large request's chunks (SPEC §1).
-    var assembler: ChunkAssembler
-    private(set) var session: Session?
+    @exclusivity(unchecked) var assembler: ChunkAssembler
+    @exclusivity(unchecked) private(set) var session: Session?
 
-    private(set) var context: ChannelHandlerContext?
-    private var reader: ClientFrameReader
+    @exclusivity(unchecked) private(set) var context: ChannelHandlerContext?
+    @exclusivity(unchecked) private var reader: ClientFrameReader
     /// Frames made in this tick, written together.
-    private var outbound = OutboundFrames()
+    @exclusivity(unchecked) private var outbound = OutboundFrames()
     /// Messages waiting for the socket to become writable, bounded in bytes and count; whole
     /// messages, so those not written when the socket closes go back to the id's buffer and a
     /// drop never takes part of one.
-    private var pending: MessageQueue
+    @exclusivity(unchecked) private var pending: MessageQueue
     /// The pong to the latest ping, encoded, while one waits in `outbound` or the socket can't
     /// take it (`writePong`); written with the next write to the socket. Messages never wait
     /// for it.
-    private var pendingPong: ByteBuffer?
-    private var pongInOutbound = false
+    @exclusivity(unchecked) private var pendingPong: ByteBuffer?
+    @exclusivity(unchecked) private var pongInOutbound = false
     /// Bytes waiting for the socket: messages and the pong.
     private var queuedBytes: Int { pending.bytes + (pendingPong?.readableBytes ?? 0) }
     /// Bytes of the chunk queue taken from the host's budget (the incoming half).
-    var chunkReservation = BudgetReservation()
+    @exclusivity(unchecked) var chunkReservation = BudgetReservation()
     /// Bytes of an incoming message not yet complete (a frame split across reads, fragments
     /// joined so far) taken from the host's budget: 500 connections each part way through a
     /// 1 MB frame held 514 MB under a budget of 256 MiB.
-    private var unfinishedReservation = BudgetReservation()
+    @exclusivity(unchecked) private var unfinishedReservation = BudgetReservation()
     /// Up to about a read's worth, a message still arriving may draw on the whole budget, not
     /// only the incoming half: a request of that size split by TCP is then refused whole once
     /// complete when the half is full (as it is when it comes in one read), not its
@@ -57,24 +64,24 @@ final class SessionHandler: ChannelInboundHandler {
     /// What the connect asked of resume (SPEC §9), and the id's state once attached; nil on a
     /// plain connection, which then pays nothing for it.
     let resumeRequest: ResumeRequest?
-    private(set) var resume: ResumeState?
+    @exclusivity(unchecked) private(set) var resume: ResumeState?
     /// `resume` for the per-message paths, used without reference counting: set with it, once
     /// (`attach(_:)`), and kept alive by it for the handler's life. A retain and a release of
     /// the shared state per message showed as a third of resume's cost in its profile; same-run
     /// A/Bs of CPU time gave 0.01 to 0.07 µs a message (BENCHMARKS.md).
-    private(set) var attachedResume: Unmanaged<ResumeState>?
+    @exclusivity(unchecked) private(set) var attachedResume: Unmanaged<ResumeState>?
     /// The session as the id's writer (`ResumeState.stamp`), compared without retaining it.
-    private var writerID: ObjectIdentifier?
+    @exclusivity(unchecked) private var writerID: ObjectIdentifier?
     /// The client positions this connection holds and acknowledges (SessionHandler+Resume).
-    var clientPositions = ClientPositions()
+    @exclusivity(unchecked) var clientPositions = ClientPositions()
     /// `writePending` is running: a writability change inside one of its writes must not start
     /// another (it would write the next message between a frame's header and its payload).
-    private var isWritingPending = false
-    private var isReading = false
-    private var needsFlush = false
-    private var flushScheduled = false
-    private var closeSent = false
-    private var isClosed = false
+    @exclusivity(unchecked) private var isWritingPending = false
+    @exclusivity(unchecked) private var isReading = false
+    @exclusivity(unchecked) private var needsFlush = false
+    @exclusivity(unchecked) private var flushScheduled = false
+    @exclusivity(unchecked) private var closeSent = false
+    @exclusivity(unchecked) private var isClosed = false
 
     /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
     let arrival: UInt64
