@@ -78,9 +78,9 @@ final class ClientResume: Sendable {
     }
 
     /// Kept messages from position `first` on, in order: at most `maxCount`, and about
-    /// `maxBytes` (at least one); `next`: the position after them; `isAll`: nothing more is kept from there. Kept
-    /// positions have no gaps (they are released from the oldest), so the first is found by
-    /// subtraction.
+    /// `maxBytes` (at least one); `next`: the position after them; `isAll`: nothing more is
+    /// kept from there. Kept positions have no gaps (they are released from the oldest), so the
+    /// first is found by subtraction.
     func unsent(from first: UInt64, maxCount: Int, maxBytes: Int) -> (messages: [Message], next: UInt64, isAll: Bool) {
         state.withLockedValue { state in
             guard let oldest = state.kept.first?.position, first < state.nextPosition else { return ([], first, true) }

@@ -66,7 +66,7 @@ extension Conduit {
         guard let batch else { return }
         // The headers were checked when numbered: parts can't fail to encode (a closed channel
         // just drops them, and they are sent again after the reconnect).
-        for message in batch.messages { try? connection.write(message) }
+        for part in batch.messages { try? connection.write(part: part) }
         connection.flush()
         resumption.sent(before: batch.next)
         if !batch.isAll { connection.channel.eventLoop.execute { self.drain(onto: connection, resumption) } }

@@ -61,26 +61,29 @@ final class WebSocketConnection: Sendable {
     /// part but the last carries `more=true`; the host joins them). Header limits are checked
     /// before anything is written.
     func send(_ message: Message) throws(WireError) {
-        try write(message)
-        channel.flush()
-    }
-
-    /// Like `send`, without the flush: for several messages in a row.
-    func write(_ message: Message) throws(WireError) {
         try message.validateHeaderLimits()
         let parts = message.split()
         var frames: [WebSocketFrame] = []
         frames.reserveCapacity(parts.count)
-        for part in parts {
-            var buffer = channel.allocator.buffer(capacity: part.encodedSize)
-            try part.encode(into: &buffer)
-            frames.append(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: buffer))
-        }
+        for part in parts { frames.append(try frame(part)) }
         for frame in frames { channel.write(frame, promise: nil) }
+        channel.flush()
+    }
+
+    /// Writes one part, without the flush: resume's kept messages, numbered, split and checked
+    /// when they were kept, several in a row (`send` would check, split and collect each again).
+    func write(part: Message) throws(WireError) {
+        channel.write(try frame(part), promise: nil)
     }
 
     func flush() {
         channel.flush()
+    }
+
+    private func frame(_ part: Message) throws(WireError) -> WebSocketFrame {
+        var buffer = channel.allocator.buffer(capacity: part.encodedSize)
+        try part.encode(into: &buffer)
+        return WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: buffer)
     }
 
     /// Starts the close handshake (1000); the channel closes when the host answers.
