@@ -70,6 +70,9 @@ final class ResumeState: Sendable {
         /// Taken from the host's budget: the window's memory (`memory(of:)`), and up to two
         /// steps ahead of it while the window holds messages.
         var charged = 0
+        /// The charge covers the window's memory (it does not when the newest message was kept
+        /// over the bound): a message that grows no storage then needs no charging.
+        var memoryIsCharged = false
         var acknowledged: UInt64 = 0
         var writer: ObjectIdentifier?
         /// Every client position up to this one is processed.
@@ -184,7 +187,7 @@ final class ResumeState: Sendable {
                 counted += stamped.encodedSize
                 let bytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
                 let memory = makeRoom(bytes, logging: 0, holding: bytes, as: .message, keepingFrom: first, in: &state)
-                keep(Sent(position: state.nextPosition, bytes: bytes, loggedBytes: 0, heldBytes: bytes, held: .message, endsMessage: isLast), in: &state)
+                Self.keep(Sent(position: state.nextPosition, bytes: bytes, loggedBytes: 0, heldBytes: bytes, held: .message, endsMessage: isLast), in: &state)
                 state.held.append(stamped)
                 settle(&state, foreseen: memory)
                 return stamped
@@ -229,36 +232,66 @@ final class ResumeState: Sendable {
         state.withLockedValue { state in
             guard state.writer == writer else { return }
             let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
-            let appended: OutboundFrames.Appended
+            let position = state.nextPosition
+            let windowLimit = windowLimit
+            var keptAsWritten = false
             do throws(WireError) {
-                appended = try frames.append(message, appending: Self.position(state.nextPosition, ack: ack))
+                // Nearly always kept as it is written: its bytes copied into the log from the
+                // frames' buffer in the same access to it. The closure captures neither the
+                // message nor `self`: each was a retain and a release a message.
+                let appended = try frames.append(message, appending: Self.position(position, ack: ack)) { encoded, appended in
+                    keptAsWritten = Self.keepAsWritten(encoded, appended, at: position, windowLimit: windowLimit, in: &state)
+                }
+                if !keptAsWritten { keep(message, appended, at: position, from: frames, in: &state) }
+                stamped = Stamped(appended: appended, ack: ack)
             } catch {
                 failure = error
-                return
             }
-            let heldPayload = appended.payloadIsApart && Self.isCompact(message.payload) ? message.payload : nil
-            let bytes = UInt32(appended.encodedBytes)
-            let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
-            let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
-            let memory = makeRoom(
-                bytes, logging: logged, holding: heldBytes, as: heldPayload == nil ? .nothing : .payload, keepingFrom: state.nextPosition, in: &state)
-            // A payload written apart and not kept as it is goes into the log after its frame,
-            // in one step, as `makeRoom` foresaw them: one by one, the frame could leave the log
-            // too full to reuse its acknowledged start for the payload, and it grew unforeseen.
-            let copiesPayload = appended.payloadIsApart && heldPayload == nil
-            frames.withBytes(in: appended.bufferedRange) { frame in
-                guard copiesPayload else { return Self.append(frame, to: &state.log) }
-                message.payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
-            }
-            if let heldPayload { state.heldPayloads.append(heldPayload) }
-            keep(
-                Sent(position: state.nextPosition, bytes: bytes, loggedBytes: logged, heldBytes: heldBytes, held: heldPayload == nil ? .nothing : .payload, endsMessage: true),
-                in: &state)
-            settle(&state, foreseen: memory)
-            stamped = Stamped(appended: appended, ack: ack)
         }
         if let failure { throw failure }
         return stamped
+    }
+
+    /// Keeps a message just encoded (`encoded`) in the window at `position` when that is all
+    /// there is to it, nearly always: the message is in the frames' buffer whole and fits the
+    /// window's bound and the storage of its log and list as they are, so the window's memory,
+    /// charged already, does not change (foreseeing it for every message was a tenth of
+    /// resume's cost in the routed echo). False, and nothing is kept, otherwise.
+    private static func keepAsWritten(
+        _ encoded: UnsafeRawBufferPointer, _ appended: OutboundFrames.Appended, at position: UInt64, windowLimit: Int, in state: inout State
+    ) -> Bool {
+        let bytes = UInt32(appended.encodedBytes)
+        guard !appended.payloadIsApart, state.memoryIsCharged, state.windowBytes + Int(bytes) <= windowLimit,
+            state.log.writableBytes >= Int(bytes), state.window.count + 1 < state.window.capacity
+        else { return false }
+        append(encoded, to: &state.log)
+        keep(Sent(position: position, bytes: bytes, loggedBytes: bytes, heldBytes: 0, held: .nothing, endsMessage: true), in: &state)
+        assert(state.charged >= memory(of: state), "the window's memory grew on the path that foresaw no growth")
+        return true
+    }
+
+    /// Keeps a message just appended to `frames` in the window at `position`, making room for it
+    /// first. A large payload written apart from its frame is kept as it is when its buffer
+    /// holds little else (an echo's, from a frame unmasked into a buffer of its own), else
+    /// copied into the log after the rest, in one step, as `makeRoom` foresaw them: one by one,
+    /// the frame could leave the log too full to reuse its acknowledged start for the payload,
+    /// and it grew unforeseen.
+    private func keep(_ message: Message, _ appended: OutboundFrames.Appended, at position: UInt64, from frames: OutboundFrames, in state: inout State) {
+        let heldPayload = appended.payloadIsApart && Self.isCompact(message.payload) ? message.payload : nil
+        let bytes = UInt32(appended.encodedBytes)
+        let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
+        let sent = Sent(
+            position: position, bytes: bytes, loggedBytes: logged, heldBytes: UInt32(heldPayload?.storageCapacity ?? 0),
+            held: heldPayload == nil ? .nothing : .payload, endsMessage: true)
+        let memory = makeRoom(bytes, logging: logged, holding: sent.heldBytes, as: sent.held, keepingFrom: position, in: &state)
+        let copiesPayload = appended.payloadIsApart && heldPayload == nil
+        frames.withBytes(in: appended.bufferedRange) { frame in
+            guard copiesPayload else { return Self.append(frame, to: &state.log) }
+            message.payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
+        }
+        if let heldPayload { state.heldPayloads.append(heldPayload) }
+        Self.keep(sent, in: &state)
+        settle(&state, foreseen: memory)
     }
 
     /// `pos` as the host gives it (and `ack`, when given): it takes the place of any `pos` or
@@ -343,7 +376,10 @@ final class ResumeState: Sendable {
     private func makeRoom(_ bytes: UInt32, logging logged: UInt32, holding held: UInt32, as kind: Held, keepingFrom first: UInt64, in state: inout State) -> Int? {
         while true {
             let memory = Self.memory(logging: Int(logged), holding: Int(held), as: kind, state)
-            if state.windowBytes + Int(bytes) <= windowLimit, charge(memory, in: &state) { return memory }
+            if state.windowBytes + Int(bytes) <= windowLimit, charge(memory, in: &state) {
+                state.memoryIsCharged = true
+                return memory
+            }
             guard let oldest = state.window.first, oldest.position < first else { return nil }
             let end = state.window.firstIndex(where: \.endsMessage) ?? state.window.index(before: state.window.endIndex)
             let count = state.window.distance(from: state.window.startIndex, to: end) + 1
@@ -373,7 +409,8 @@ final class ResumeState: Sendable {
     /// steps above it, all of it once the window is empty.
     private func settle(_ state: inout State) {
         let memory = Self.memory(of: state)
-        guard charge(memory, in: &state) else { return }
+        state.memoryIsCharged = charge(memory, in: &state)
+        guard state.memoryIsCharged else { return }
         let ahead = state.window.isEmpty ? 0 : Self.budgetStep
         guard state.charged > memory + 2 * ahead else { return }
         budget.release(state.charged - memory - ahead)
@@ -388,7 +425,7 @@ final class ResumeState: Sendable {
         assert(memory == Self.memory(of: state), "the window's memory was foreseen \(memory), is \(Self.memory(of: state))")
     }
 
-    private func keep(_ sent: Sent, in state: inout State) {
+    private static func keep(_ sent: Sent, in state: inout State) {
         state.window.append(sent)
         state.nextPosition += 1
         state.windowBytes += Int(sent.bytes)
@@ -456,6 +493,7 @@ final class ResumeState: Sendable {
         Self.emptyLists(&state)
         budget.release(state.charged)
         state.charged = 0
+        state.memoryIsCharged = false
     }
 
     /// The id has no socket or stream for now: the window keeps its messages in storage of

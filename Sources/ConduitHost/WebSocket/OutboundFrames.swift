@@ -33,18 +33,33 @@ struct OutboundFrames {
     /// Appends `message` (with `field` after its headers) as one binary frame. Nothing is
     /// appended when the message breaks a limit.
     mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
+        try append(message, appending: field) { _, _ in }
+    }
+
+    /// As `append(_:appending:)`, and `encoded` is given the message's bytes as just written
+    /// (all but the payload when it is apart) with what was appended, inside the same raw write:
+    /// a copy made there (resume's log) pays no second access to the buffer, each a dynamic
+    /// exclusivity check in SwiftNIO's inlined code.
+    mutating func append(
+        _ message: Message, appending field: Message.AppendedField? = nil, encoded: (UnsafeRawBufferPointer, Appended) -> Void
+    ) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
         let gathered = message.payload.readableBytes >= Self.gatherThreshold
         let buffered = gathered ? size - message.payload.readableBytes : size
+        let headerSize = FrameHeader.serverHeaderSize(length: size)
+        let start = buffer.writerIndex + headerSize
+        let appended = Appended(encodedBytes: size, payloadIsApart: gathered, bufferedRange: start..<start + buffered)
         // One raw write for the frame's header and the message (ByteBuffer's own writes each
         // re-check capacity and uniqueness, and pay a dynamic exclusivity check).
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: FrameHeader.serverHeaderSize(length: size) + buffered) { out in
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headerSize + buffered) { out in
             let header = FrameHeader.writeServerFrame(.binary, length: size, into: out)
             let body = UnsafeMutableRawBufferPointer(rebasing: out[header...])
-            return header + (gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field))
+            let written = gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field)
+            encoded(UnsafeRawBufferPointer(rebasing: body[..<written]), appended)
+            return header + written
         }
-        return Appended(encodedBytes: size, payloadIsApart: gathered, bufferedRange: buffer.writerIndex - buffered..<buffer.writerIndex)
+        return appended
     }
 
     /// Reads the bytes of a message just appended (`Appended.bufferedRange`).
