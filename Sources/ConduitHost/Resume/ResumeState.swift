@@ -59,7 +59,7 @@ final class ResumeState: Sendable {
         var nextPosition: UInt64 = 1
         var window = CircularBuffer<Sent>(initialCapacity: 4)
         /// The encoded messages of the window that are not held, oldest first.
-        var log = ByteBuffer()
+        var log = ResumeLog()
         /// The messages of the window kept whole, oldest first.
         var held = CircularBuffer<Message>(initialCapacity: 1)
         /// The payloads of the window kept apart from the log, oldest first.
@@ -132,7 +132,7 @@ final class ResumeState: Sendable {
     /// The window's messages, `pos` included; the logged ones decoded from a copy of the log,
     /// which stays the window's alone.
     private func replay(_ state: State) -> [Message] {
-        var log = ByteBuffer(buffer: state.log)
+        var log = state.log.readableBytesCopy
         var held = state.held.makeIterator()
         var heldPayloads = state.heldPayloads.makeIterator()
         return state.window.map { sent in
@@ -264,7 +264,7 @@ final class ResumeState: Sendable {
         guard !appended.payloadIsApart, state.memoryIsCharged, state.windowBytes + Int(bytes) <= windowLimit,
             state.log.writableBytes >= Int(bytes), state.window.count + 1 < state.window.capacity
         else { return false }
-        append(encoded, to: &state.log)
+        state.log.append(encoded)
         keep(Sent(position: position, bytes: bytes, loggedBytes: bytes, heldBytes: 0, held: .nothing, endsMessage: true), in: &state)
         assert(state.charged >= memory(of: state), "the window's memory grew on the path that foresaw no growth")
         return true
@@ -286,8 +286,8 @@ final class ResumeState: Sendable {
         let memory = makeRoom(bytes, logging: logged, holding: sent.heldBytes, as: sent.held, keepingFrom: position, in: &state)
         let copiesPayload = appended.payloadIsApart && heldPayload == nil
         frames.withBytes(in: appended.bufferedRange) { frame in
-            guard copiesPayload else { return Self.append(frame, to: &state.log) }
-            message.payload.withUnsafeReadableBytes { Self.append(frame, then: $0, to: &state.log) }
+            guard copiesPayload else { return state.log.append(frame) }
+            message.payload.withUnsafeReadableBytes { state.log.append(frame, then: $0) }
         }
         if let heldPayload { state.heldPayloads.append(heldPayload) }
         Self.keep(sent, in: &state)
@@ -299,31 +299,6 @@ final class ResumeState: Sendable {
     /// otherwise tell the client of positions the host never sent or processed.
     private static func position(_ position: UInt64, ack: UInt64? = nil) -> Message.AppendedField {
         Message.AppendedField(ResumeHeader.positionField, position, alsoReplacing: ResumeHeader.ackField, alsoNumber: ack)
-    }
-
-    /// Appends an encoded message to the log. When it does not fit at the end, what is left of
-    /// the log first moves to its start if the acknowledged part ahead of it is at least as
-    /// large (else the log grows): each byte is moved at most once for each byte released, and
-    /// the log's capacity stays within about four times the most it held since it was last
-    /// empty (twice, before rounding up to a power of two). `logCapacity(appending:to:)`
-    /// foresees the capacity.
-    /// `then`: more of the same message (its payload), appended with it.
-    private static func append(_ encoded: UnsafeRawBufferPointer, then more: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0), to log: inout ByteBuffer) {
-        let count = encoded.count + more.count
-        if log.writableBytes < count, log.readerIndex >= log.readableBytes { log.discardReadBytes() }
-        // A raw copy: `writeBytes` re-checks uniqueness and pays a dynamic exclusivity check.
-        log.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { log in
-            log.copyMemory(from: encoded)
-            if more.count > 0 { UnsafeMutableRawBufferPointer(rebasing: log[encoded.count...]).copyMemory(from: more) }
-            return count
-        }
-    }
-
-    /// The log's capacity once `append` has added `count` bytes (a buffer grows to a power of two).
-    private static func logCapacity(appending count: Int, to log: ByteBuffer) -> Int {
-        guard log.writableBytes < count else { return log.capacity }
-        let end = (log.readerIndex >= log.readableBytes ? log.readableBytes : log.writerIndex) + count
-        return end <= log.capacity ? log.capacity : end.grownBufferCapacity
     }
 
     /// The memory the window takes: the storage of its log and of its lists, and what its
@@ -342,7 +317,7 @@ final class ResumeState: Sendable {
             case .message: growth(appendingTo: state.held)
             case .payload: growth(appendingTo: state.heldPayloads)
             }
-        return memory(of: state) - state.log.capacity + logCapacity(appending: logged, to: state.log) + held
+        return memory(of: state) - state.log.capacity + state.log.capacity(appending: logged) + held
             + growth(appendingTo: state.window) + listGrowth
     }
 
@@ -471,10 +446,10 @@ final class ResumeState: Sendable {
         state.heldBytes -= heldBytes
         if heldMessages > 0 { state.held.removeFirst(heldMessages) }
         if heldPayloads > 0 { state.heldPayloads.removeFirst(heldPayloads) }
-        state.log.moveReaderIndex(forwardBy: loggedBytes)
+        state.log.release(loggedBytes)
         if state.window.isEmpty {
             // All acknowledged: an idle id keeps a small log and small lists only.
-            if state.log.capacity > Self.keptLogCapacity { state.log = ByteBuffer() } else { state.log.clear() }
+            if state.log.capacity > Self.keptLogCapacity { state.log = ResumeLog() } else { state.log.clear() }
             if state.window.capacity > Self.keptListCapacity { Self.emptyLists(&state) }
         }
         settle(&state)
@@ -489,7 +464,7 @@ final class ResumeState: Sendable {
     /// The window's messages all go, its storage with them, and the budget gets its charge back.
     private func releaseWindow(_ state: inout State) {
         releaseOldest(state.window.count, in: &state)
-        state.log = ByteBuffer()
+        state.log = ResumeLog()
         Self.emptyLists(&state)
         budget.release(state.charged)
         state.charged = 0
@@ -502,10 +477,10 @@ final class ResumeState: Sendable {
     func idle() {
         state.withLockedValue { state in
             if state.window.isEmpty {
-                state.log = ByteBuffer()
+                state.log = ResumeLog()
                 Self.emptyLists(&state)
             } else {
-                state.log = ByteBuffer(buffer: state.log)
+                state.log = state.log.compacted()
                 var window = CircularBuffer<Sent>(initialCapacity: state.window.count + 1)
                 window.append(contentsOf: state.window)
                 state.window = window
