@@ -205,3 +205,13 @@ final class ClientResume: Sendable {
         }
     }
 }
+
+extension ClientResume: CustomDebugStringConvertible {
+    /// Both directions' positions, for a log or a failing test.
+    var debugDescription: String {
+        state.withLockedValue { state in
+            "epoch \(state.epoch ?? "none"), received \(state.received) (acknowledged \(state.lastAckSent)); "
+                + "kept \(state.kept.first?.position ?? state.nextPosition)..<\(state.nextPosition) (\(state.keptBytes) bytes), sent through \(state.sentThrough)"
+        }
+    }
+}

@@ -49,6 +49,9 @@ public final class ChaosProxy: Sendable {
         }
     }
 
+    /// Connections joined to the target and not closed or cut.
+    public var open: Int { pairs.withLockedValue { $0.count } }
+
     /// Connections joined to the target so far, open or not.
     public var joined: Int { joinedCount.withLockedValue { $0 } }
     private let joinedCount = NIOLockedValueBox(0)

@@ -1,4 +1,4 @@
-import ConduitClient
+@testable import ConduitClient
 import ConduitHost
 import ConduitKit
 import ConduitTesting
@@ -125,6 +125,15 @@ struct ResumeChaosTests {
     /// backlog than the last socket had lived to send (written in one go, it held the event loop
     /// the proxy shares), so nothing got through again (`aLongBacklogIsSentAgainWithoutHoldingTheEventLoop`).
     /// Size from `CONDUIT_CHAOS_TASK_REQUESTS` (requests per task).
+    /// The client's socket and resume state, for a failure's message.
+    private static func describeConnection(of conduit: Conduit) -> String {
+        let socket = conduit.state.withLockedValue { state in
+            "socket \(state.connection.map { "\($0.channel.isActive ? "active" : "inactive") on \($0.channel.eventLoop)" } ?? "none"), "
+                + "write cursor \(state.writeCursor.map(String.init) ?? "none"), draining \(state.isDraining)"
+        }
+        return "\(socket); \(conduit.resumption.map(String.init(reflecting:)) ?? "no resume")"
+    }
+
     @Test
     func requestsFromManyTasksOnceThroughResets() async throws {
         let tasks = 6
@@ -136,12 +145,13 @@ struct ResumeChaosTests {
                 backoff: Backoff(retries: 1000, initialDelay: .milliseconds(1), maxDelay: .milliseconds(20)), resume: true)
             let recorder = Recorder(conduit)
             try await conduit.connect()
+            let cutCount = NIOLockedValueBox(0)
             let requesters = (0..<tasks).map { task in
                 Task {
                     for n in 1...perTask {
                         let reply: Message
                         do { reply = try await conduit.request(route: "tally", headers: ["n": "\(task)-\(n)"], timeout: .seconds(20)) } catch {
-                            print("many tasks: request \(task)-\(n) failed, dispatched \(DispatchTally.counts(of: "many-tasks")["\(task)-\(n)"] ?? 0); host \(host.client("many-tasks")?.resume as Any); open: \(conduit.isOpen); the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(8))")
+                            print("many tasks: request \(task)-\(n) failed, dispatched \(DispatchTally.counts(of: "many-tasks")["\(task)-\(n)"] ?? 0); host \(host.client("many-tasks")?.resume as Any); open: \(conduit.isOpen) (\(Self.describeConnection(of: conduit))), proxied \(proxy.open) of \(proxy.joined), cuts \(cutCount.withLockedValue { $0 }); the client's last events: \(recorder.events.filter { if case .message = $0 { false } else { true } }.suffix(8))")
                             throw error
                         }
                         #expect(reply.headers["n"] == "\(task)-\(n)")
@@ -164,11 +174,10 @@ struct ResumeChaosTests {
                 _ = try? await sender.value
                 done.withLockedValue { $0 = true }
             }
-            var cuts = 0
             while !done.withLockedValue({ $0 }) {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 3...15)))
                 guard proxy.cutAll() > 0 else { continue }
-                cuts += 1
+                cutCount.withLockedValue { $0 += 1 }
                 // Back before the next cut: cut again and again, no socket would get far.
                 try await waitUntil(timeout: .seconds(30)) { conduit.isOpen }
             }
@@ -179,6 +188,7 @@ struct ResumeChaosTests {
             try? await waitUntil(timeout: .seconds(20)) { DispatchTally.counts(of: "many-tasks").count >= expected }
             let counts = DispatchTally.counts(of: "many-tasks")
             #expect(counts.count == expected && counts.values.allSatisfy { $0 == 1 }, "every message dispatched once: \(counts.count) of \(expected), \(counts.filter { $0.value != 1 }.count) more than once")
+            let cuts = cutCount.withLockedValue { $0 }
             #expect(cuts >= 10, "\(cuts) resets")
             conduit.close()
             try await proxy.stop()
