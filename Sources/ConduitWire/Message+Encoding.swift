@@ -190,10 +190,13 @@ extension Message {
         }
 
         mutating func put(_ name: StaticString, number: UInt64, digits: Int) {
-            put(UInt8(name.utf8CodeUnitCount))
-            UnsafeMutableRawBufferPointer(rebasing: out[offset...]).copyMemory(from: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            offset += name.utf8CodeUnitCount
-            put(UInt16(digits))
+            let nameBytes = name.utf8CodeUnitCount
+            let nameStart = name.utf8Start
+            put(UInt8(truncatingIfNeeded: nameBytes))
+            // A layer's short name: stored byte by byte, cheaper than a call to copy memory.
+            for index in 0..<nameBytes { out[offset + index] = nameStart[index] }
+            offset += nameBytes
+            put(UInt16(truncatingIfNeeded: digits))
             AppendedField.writeDigits(of: number, count: digits, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
             offset += digits
         }

@@ -1,4 +1,4 @@
-import ConduitWire
+@testable import ConduitWire
 import NIOCore
 import Testing
 
@@ -27,6 +27,20 @@ struct LayerFieldTests {
         var appended = ByteBuffer()
         message.encode(into: &appended, validatedSize: try message.validatedEncodedSize(appending: field), appending: field)
         #expect(try Message(decoding: appended).headers == Headers([("route", "r"), ("pos", "\(number)")]))
+    }
+
+    @Test("every number up to 100,000 and random ones of every length are written as their digits")
+    func appendedNumbersOfEveryLength() {
+        var generator = SystemRandomNumberGenerator()
+        // 9, 99, …, nineteen nines, and then the rest of uint64: every length of number.
+        let largest = (1...19).map { digits in (1..<digits).reduce(UInt64(9)) { value, _ in value * 10 + 9 } } + [UInt64.max]
+        let random = largest.flatMap { upper in (0..<50).map { _ in UInt64.random(in: upper / 10 + 1...upper, using: &generator) } }
+        let wrong = (Array(0...100_000) + random).filter { number in
+            var digits = [UInt8](repeating: 0, count: number.decimalDigitCount)
+            digits.withUnsafeMutableBytes { Message.AppendedField.writeDigits(of: number, count: number.decimalDigitCount, into: $0) }
+            return String(decoding: digits, as: UTF8.self) != String(number)
+        }
+        #expect(wrong.isEmpty, "written wrong: \(wrong.prefix(5))")
     }
 
     @Test("an appended field takes the place of the list's fields of its name")
