@@ -61,7 +61,8 @@ public struct SetAsideNumbers: Sendable {
     }
 
     /// Which of the two `name` is, if either: its bytes are packed (once) only when its length
-    /// is one of theirs.
+    /// is one of theirs. Inlined into the decoder's loop: most names are ruled out by length.
+    @inline(__always)
     func slot(of name: UnsafeRawBufferPointer) -> Slot? {
         guard name.count == firstName.length || name.count == secondName.length else { return nil }
         let packed = PackedName.pack(name)
