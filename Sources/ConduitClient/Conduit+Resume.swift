@@ -48,8 +48,16 @@ extension Conduit {
     /// two turns of the event loop.
     static let drainBatch = (messages: 64, bytes: 64 << 10)
 
+    /// The next batch waits this long: a timer not yet due when the event loop next looks ends
+    /// its turn, so it reads its sockets in between. Queued with `execute`, the batches held the
+    /// loop's sockets until the whole backlog was written (SwiftNIO runs the tasks that tasks
+    /// queue before it polls again; only its timers ran): 30,000 kept messages kept a socket on
+    /// the client's loop unread for 3.2 s, and a proxy on that loop forwarded nothing before the
+    /// next reset, socket after socket (the many-tasks chaos test's stall).
+    static let drainPause = TimeAmount.microseconds(100)
+
     /// On the event loop: writes the kept messages from the socket's cursor with one flush, a
-    /// batch at a time, and queues itself again while more wait. A reconnect can find
+    /// batch at a time, and comes back after `drainPause` while more wait. A reconnect can find
     /// megabytes unacknowledged: written in one go they held the event loop (and the reads,
     /// timers and sockets on it) for seconds in a debug build, and a network that cut the
     /// socket sooner than that let nothing through, ever.
@@ -69,7 +77,7 @@ extension Conduit {
         for part in batch.messages { try? connection.write(part: part) }
         connection.flush()
         resumption.sent(before: batch.next)
-        if !batch.isAll { connection.channel.eventLoop.execute { self.drain(onto: connection, resumption) } }
+        if !batch.isAll { connection.channel.eventLoop.scheduleTask(in: Self.drainPause) { self.drain(onto: connection, resumption) } }
     }
 
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.
