@@ -2,7 +2,9 @@ public import ConduitHost
 public import ConduitKit
 import Foundation
 public import Logging
+public import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 
 /// Runs a real `ConduitHost` on an ephemeral port for the length of a test.
@@ -26,6 +28,7 @@ public struct TestHost: Sendable {
         catalog: HandlerCatalog,
         environment: [String: String] = [:],
         cluster: ClusterLinkFactory? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: @Sendable (TestHost) async throws -> Result
     ) async throws -> Result {
@@ -40,7 +43,7 @@ public struct TestHost: Sendable {
         try yaml.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let host = try ConduitHost(
-            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), cluster: cluster, logger: logger)
+            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), group: group, cluster: cluster, logger: logger)
         let group = ServiceGroup(services: [host], logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { tasks in
             tasks.addTask {

@@ -3,6 +3,7 @@ import ConduitKit
 import ConduitTesting
 import ConduitWire
 import NIOCore
+import NIOPosix
 import Testing
 
 /// The window's storage (SPEC §9): messages kept as encoded bytes in one buffer, the large
@@ -79,6 +80,45 @@ struct ResumeWindowTests {
         try await socket.waitUntilClosed()
         try await waitUntil { (host.client(id)?.resume?.windowMemoryBytes ?? .max) < 1024 }
         #expect(host.host.directory.budget.usedBytes == host.client(id)?.resume?.windowMemoryBytes)
+    }
+
+    /// A long replay goes out a batch at a time, the host's event loop reading its sockets in
+    /// between, and what is pushed meanwhile follows it in order: decoded and written in one go,
+    /// 40,000 small replayed messages kept the loop from reading any socket for 1 s and more
+    /// (debug build), 80,000 for 2.
+    @Test func aLongReplayLeavesTheEventLoopReading() async throws {
+        // The host alone on a loop of its own: what the probe sees there is the host's work.
+        let hostLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        try await TestHost.run(catalog: .ipcTests, group: hostLoop) { host in
+            let id = ClientID("long-replay")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "long-replay")
+            let epoch = try #require(greeting.headers["epoch"])
+            let replayed = 80_000
+            let later = 100
+            // Pushed a run at a time, each read before the next: faster than the socket, pushes
+            // would pass the outbound queue's bound and the oldest be dropped.
+            for run in stride(from: 1, through: replayed, by: 500) {
+                for n in run..<run + 500 { host.host.directory.push(numberedPush(n), to: id) }
+                _ = try await socket.nextMessages(500, timeout: .seconds(30))
+            }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+            let probe = try await SocketReadProbe(watching: hostLoop.next())
+            let (again, resumed) = try await ResumeTests.resume(host, id: "long-replay", received: 0, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(replayed)")
+            for n in replayed + 1...replayed + later { host.host.directory.push(numberedPush(n), to: id) }
+            let received = try await again.nextMessages(replayed + later, timeout: .seconds(60))
+            #expect(received.map { $0.headers["pos"] } == (1...replayed + later).map { "\($0)" }, "every position once, in order")
+            #expect(received.map { $0.headers["n"] } == (1...replayed + later).map { "\($0)" }, "the pushes in order")
+            let replayedBy = NIODeadline.now()
+            try await waitUntil(timeout: .seconds(30)) { probe.hasRead(sentAfter: replayedBy) }
+            let longest = probe.longestWait.wait
+            try await probe.stop()
+            print("replay of \(replayed): the host's loop went at most \(longest.nanoseconds / 1_000_000) ms without reading a socket")
+            #expect(longest < .seconds(1), "the host's loop read no socket for \(longest.nanoseconds / 1_000_000) ms")
+            try await again.close()
+        }
+        try await hostLoop.shutdownGracefully()
     }
 
     @Test func pastTheWindowSmallMessagesAreCountedExactly() async throws {

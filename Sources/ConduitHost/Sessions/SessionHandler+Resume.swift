@@ -9,7 +9,36 @@ extension SessionHandler {
     func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
         attach(state)
         writeUnnumbered(greeting.message)
-        for message in greeting.replay { writeUnnumbered(message) }
+        guard greeting.replay.count > 0 else { return }
+        replaying = greeting.replay.makeIterator()
+        writeReplay()
+    }
+
+    /// Messages of the replay written between two turns of the event loop.
+    static let replayBatch = 256
+    /// The next batch waits this long: a timer not yet due when the event loop next looks ends
+    /// its turn, so it reads its sockets in between (SwiftNIO runs the tasks that tasks queue
+    /// before it polls them again).
+    static let replayPause = TimeAmount.microseconds(100)
+
+    /// Writes the next batch of the replay; live messages wait in the outbound queue until the
+    /// last (numbered only when written, they follow it). A socket that closes meanwhile drops
+    /// the rest: the window still holds it for the next one.
+    private func writeReplay() {
+        guard var replay = replaying else { return }
+        guard let context, !closeSent else { return replaying = nil }
+        var written = 0
+        while written < Self.replayBatch, let message = replay.next() {
+            writeUnnumbered(message)
+            written += 1
+        }
+        guard written < Self.replayBatch else {
+            replaying = replay
+            context.eventLoop.assumeIsolated().scheduleTask(in: Self.replayPause) { self.writeReplay() }
+            return
+        }
+        replaying = nil
+        writePending(context)
     }
 
     /// What becomes of a message on a resuming connection once its `ack` and `pos` are taken off.

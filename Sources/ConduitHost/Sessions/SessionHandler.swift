@@ -77,10 +77,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// `writePending` is running: a writability change inside one of its writes must not start
     /// another (it would write the next message between a frame's header and its payload).
     @exclusivity(unchecked) private var isWritingPending = false
+    /// Resume's replay still to write (`writeReplay`); live messages wait in `pending` until it is out.
+    @exclusivity(unchecked) var replaying: ResumeState.Replay.Iterator?
     @exclusivity(unchecked) private var isReading = false
     @exclusivity(unchecked) private var needsFlush = false
     @exclusivity(unchecked) private var flushScheduled = false
-    @exclusivity(unchecked) private var closeSent = false
+    @exclusivity(unchecked) private(set) var closeSent = false
     @exclusivity(unchecked) private var isClosed = false
 
     /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
@@ -248,7 +250,7 @@ final class SessionHandler: ChannelInboundHandler {
             send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
             return
         }
-        if pending.isEmpty, context.channel.isWritable, !Self.holdsWhileWriting(message) {
+        if pending.isEmpty, replaying == nil, context.channel.isWritable, !Self.holdsWhileWriting(message) {
             if write(message, context: context) == .superseded {
                 handOver(superseded: MessageQueue.Entry(message, delivery: .droppable), reserved: false)
             }
@@ -266,7 +268,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             return services.directory.requeue(entry, reserved: reserved, asNewest: asNewest, for: client)
         }
-        let writesNow = pending.isEmpty && context.channel.isWritable
+        let writesNow = pending.isEmpty && replaying == nil && context.channel.isWritable
         if writesNow, reserved || !Self.holdsWhileWriting(entry.message) {
             let outcome = reserved ? write(reserved: entry, context: context) : write(entry.message, context: context)
             if outcome == .superseded { return handOver(superseded: entry, reserved: reserved) }
@@ -522,11 +524,11 @@ final class SessionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes queued messages while the socket takes them. Each is taken off the queue before
-    /// it is written: a write can re-enter here (writability changes), and must not find the
-    /// same message still first.
-    private func writePending(_ context: ChannelHandlerContext) {
-        guard !isWritingPending else { return }
+    /// Writes queued messages while the socket takes them, once resume's replay is out. Each is
+    /// taken off the queue before it is written: a write can re-enter here (writability
+    /// changes), and must not find the same message still first.
+    func writePending(_ context: ChannelHandlerContext) {
+        guard !isWritingPending, replaying == nil else { return }
         isWritingPending = true
         defer { isWritingPending = false }
         while context.channel.isWritable, !closeSent, let entry = pending.popFirst(keepReservation: true) {
