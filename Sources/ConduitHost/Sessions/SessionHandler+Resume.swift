@@ -23,10 +23,11 @@ extension SessionHandler {
 
     /// Writes the next batch of the replay; live messages wait in the outbound queue until the
     /// last (numbered only when written, they follow it). A socket that closes meanwhile drops
-    /// the rest: the window still holds it for the next one.
+    /// the rest (a dropped connection too, which sends no close: written on, every batch went
+    /// to a dead channel): the window still holds it for the next one.
     private func writeReplay() {
         guard var replay = replaying else { return }
-        guard let context, !closeSent else { return replaying = nil }
+        guard let context, !closeSent, !isClosed else { return replaying = nil }
         var written = 0
         while written < Self.replayBatch, let message = replay.next() {
             writeUnnumbered(message)

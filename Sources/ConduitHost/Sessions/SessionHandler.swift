@@ -83,7 +83,7 @@ final class SessionHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var needsFlush = false
     @exclusivity(unchecked) private var flushScheduled = false
     @exclusivity(unchecked) private(set) var closeSent = false
-    @exclusivity(unchecked) private var isClosed = false
+    @exclusivity(unchecked) private(set) var isClosed = false
 
     /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
     let arrival: UInt64
