@@ -31,7 +31,8 @@ public final class SocketReadProbe: Sendable {
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            guard let sent = unwrapInboundIn(data).data.getInteger(at: 0, as: UInt64.self) else { return }
+            var stamp = unwrapInboundIn(data).data
+            guard let sent = stamp.readInteger(as: UInt64.self) else { return }
             let waited = TimeAmount.nanoseconds(Int64(NIODeadline.now().uptimeNanoseconds - sent))
             readings.withLockedValue { readings in
                 readings.longestWait = max(readings.longestWait, waited)

@@ -44,20 +44,20 @@ public struct TestHost: Sendable {
         defer { try? FileManager.default.removeItem(atPath: file) }
         let host = try ConduitHost(
             configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), group: group, cluster: cluster, logger: logger)
-        let group = ServiceGroup(services: [host], logger: logger)
+        let services = ServiceGroup(services: [host], logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { tasks in
             tasks.addTask {
-                try await group.run()
+                try await services.run()
                 return nil
             }
             let endpoints = try await host.waitUntilReady()
             do {
                 let result = try await body(TestHost(host: host, endpoints: endpoints, configurationFile: file))
-                await group.triggerGracefulShutdown()
+                await services.triggerGracefulShutdown()
                 try await tasks.waitForAll()
                 return result
             } catch {
-                await group.triggerGracefulShutdown()
+                await services.triggerGracefulShutdown()
                 try? await tasks.waitForAll()
                 throw error
             }
