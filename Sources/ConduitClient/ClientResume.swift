@@ -102,6 +102,9 @@ final class ClientResume: Sendable {
         state.withLockedValue { $0.sentThrough = max($0.sentThrough, next - 1) }
     }
 
+    /// Every kept position up to this one went out on a socket.
+    var sentThrough: UInt64 { state.withLockedValue { $0.sentThrough } }
+
     /// The host processed every client position up to `position`.
     func acknowledged(_ position: UInt64) {
         state.withLockedValue { state in

@@ -163,7 +163,6 @@ final class ResumeState: Sendable {
             let firstHeld = state.window.first?.position ?? state.nextPosition
             let lost = Int(firstHeld - 1 - min(request.received, firstHeld - 1))
             state.counters.add(.lost, lost, metrics: budget.metrics)
-            state.counters.add(.replayed, state.window.count, metrics: budget.metrics)
             return Greeting(
                 message: greeting(state, request, replayed: state.window.count, lost: lost, reset: false),
                 replay: Replay(state: state))
@@ -560,6 +559,12 @@ final class ResumeState: Sendable {
     var clientAck: UInt64 { state.withLockedValue { $0.clientAck } }
 
     // MARK: Diagnostics
+
+    /// `count` messages of a replay went out: counted as written, so a replay its socket cut
+    /// short counts what it sent.
+    func replayed(_ count: Int) {
+        state.withLockedValue { $0.counters.add(.replayed, count, metrics: budget.metrics) }
+    }
 
     var snapshot: ResumeSnapshot {
         state.withLockedValue { state in

@@ -224,13 +224,17 @@ final class SessionHandler: ChannelInboundHandler {
         // An acknowledgement no reply of this read carried goes alone, in this read's flush.
         if clientPositions.ackDue { sendClientAck() }
         isReading = false
-        if needsFlush {
-            needsFlush = false
-            flush(context)
-        } else {
-            services.metrics.record(&traffic)
-        }
+        if !flushIfNeeded(context) { services.metrics.record(&traffic) }
         context.fireChannelReadComplete()
+    }
+
+    /// Flushes what a read or a replay's batch wrote, if anything; whether it did.
+    @discardableResult
+    func flushIfNeeded(_ context: ChannelHandlerContext) -> Bool {
+        guard needsFlush else { return false }
+        needsFlush = false
+        flush(context)
+        return true
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -511,9 +515,10 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     private func scheduleFlush(_ context: ChannelHandlerContext) {
-        // Inside a read, channelReadComplete flushes once for the whole batch; otherwise one
-        // flush at the end of this event loop tick covers every push made in it.
-        if isReading {
+        // Inside a read, channelReadComplete flushes once for the whole batch, and a replay's
+        // batch flushes at its end; otherwise one flush at the end of this event loop tick
+        // covers every push made in it.
+        if isReading || replaying != nil {
             needsFlush = true
         } else if !flushScheduled {
             flushScheduled = true
