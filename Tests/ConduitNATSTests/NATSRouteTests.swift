@@ -124,11 +124,12 @@ extension HandlerCatalog {
             try await TestHost.run(yaml: Self.yaml(server, timeoutSeconds: 0.5), catalog: .natsTests) { host in
                 try await Self.routeIsUp(host)
                 let client = try await host.connect()
-                let start = ContinuousClock.now
+                // Known before the timeout: a request is answered once, and after 0.5 s the answer
+                // would have been the timeout's ("in time"). No clock here: a loaded machine can
+                // take longer than any bound below 0.5 s to carry the answer back.
                 let nobody = try await client.request(Message(headers: ["route": "work.nobody", "token": "1"]))
                 #expect(nobody.headers["error"] == "UnavailableError")
                 #expect(String(buffer: nobody.payload).contains("no responders"))
-                #expect(ContinuousClock.now - start < .milliseconds(450), "no responders is known before the timeout")
                 let silentReply = try await client.request(Message(headers: ["route": "work.silent", "token": "2"]))
                 #expect(silentReply.headers["error"] == "UnavailableError")
                 #expect(String(buffer: silentReply.payload).contains("in time"))
