@@ -337,3 +337,39 @@ extension ResumeWindowTests {
     }
 }
 
+
+extension ResumeWindowTests {
+    /// A reply made while a replay goes out follows the replay: the requests are read (and
+    /// answered) between its batches, and the replies wait in the outbound queue, numbered only
+    /// when written, after the last replayed position.
+    @Test func repliesMadeDuringAReplayFollowIt() async throws {
+        let yaml = "routes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("reply-replay")!
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "reply-replay")
+            let epoch = try #require(greeting.headers["epoch"])
+            let replayed = 20_000
+            for run in stride(from: 1, through: replayed, by: 500) {
+                for n in run..<run + 500 { host.host.directory.push(numberedPush(n), to: id) }
+                _ = try await socket.nextMessages(500, timeout: .seconds(30))
+            }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "reply-replay", received: 0, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(replayed)")
+            let requests = 3
+            try await again.send(together: (1...requests).map { Message(headers: ["route": "echo", "pos": "\($0)", "n": "reply \($0)"]) })
+            var numbered: [Message] = []
+            while numbered.count < replayed + requests {
+                let message = try await again.nextMessage(timeout: .seconds(30))
+                if message.headers.route != ResumeHeader.ackRoute { numbered.append(message) }
+            }
+            #expect(numbered.map { $0.headers["pos"] } == (1...replayed + requests).map { "\($0)" }, "every position once, in order")
+            #expect(numbered.prefix(replayed).map { $0.headers["n"] } == (1...replayed).map { "\($0)" }, "the replay first")
+            #expect(numbered.suffix(requests).map { $0.headers["n"] } == (1...requests).map { "reply \($0)" }, "then the replies")
+            #expect(try #require(host.client("reply-replay")?.resume).clientAcknowledged == UInt64(requests), "each request dispatched once")
+            try await again.close()
+        }
+    }
+}
