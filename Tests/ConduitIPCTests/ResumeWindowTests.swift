@@ -94,18 +94,9 @@ struct ResumeWindowTests {
         let hostLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1, metricsDelegate: turns)
         try await TestHost.run(catalog: .ipcTests, group: hostLoop) { host in
             let id = ClientID("long-replay")!
-            let (socket, greeting) = try await ResumeTests.resume(host, id: "long-replay")
-            let epoch = try #require(greeting.headers["epoch"])
             let replayed = 80_000
             let later = 100
-            // Pushed a run at a time, each read before the next: faster than the socket, pushes
-            // would pass the outbound queue's bound and the oldest be dropped.
-            for run in stride(from: 1, through: replayed, by: 500) {
-                for n in run..<run + 500 { host.host.directory.push(numberedPush(n), to: id) }
-                _ = try await socket.nextMessages(500, timeout: .seconds(30))
-            }
-            try await socket.close()
-            try await socket.waitUntilClosed()
+            let epoch = try await Self.windowOfPushes(replayed, host, id: "long-replay")
             turns.watch { host.client("long-replay")?.resume?.replayed ?? 0 }
             let (again, resumed) = try await ResumeTests.resume(host, id: "long-replay", received: 0, epoch: epoch)
             #expect(resumed.headers["replayed"] == "\(replayed)")
@@ -123,6 +114,21 @@ struct ResumeWindowTests {
             try await again.close()
         }
         try await hostLoop.shutdownGracefully()
+    }
+
+    /// `count` small numbered pushes sent to a resuming socket of `id` and read there, the socket
+    /// then closed: the window holds them all. The id's epoch.
+    static func windowOfPushes(_ count: Int, _ host: TestHost, id: String) async throws -> String {
+        let (socket, greeting) = try await ResumeTests.resume(host, id: id)
+        // Pushed a run at a time, each read before the next: faster than the socket, pushes
+        // would pass the outbound queue's bound and the oldest be dropped.
+        for run in stride(from: 1, through: count, by: 500) {
+            for n in run..<min(run + 500, count + 1) { host.host.directory.push(numberedPush(n), to: ClientID(id)!) }
+            _ = try await socket.nextMessages(min(500, count + 1 - run), timeout: .seconds(30))
+        }
+        try await socket.close()
+        try await socket.waitUntilClosed()
+        return try #require(greeting.headers["epoch"])
     }
 
     @Test func pastTheWindowSmallMessagesAreCountedExactly() async throws {
@@ -345,17 +351,8 @@ extension ResumeWindowTests {
     @Test func repliesMadeDuringAReplayFollowIt() async throws {
         let yaml = "routes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
-            let id = ClientID("reply-replay")!
-            let (socket, greeting) = try await ResumeTests.resume(host, id: "reply-replay")
-            let epoch = try #require(greeting.headers["epoch"])
             let replayed = 20_000
-            for run in stride(from: 1, through: replayed, by: 500) {
-                for n in run..<run + 500 { host.host.directory.push(numberedPush(n), to: id) }
-                _ = try await socket.nextMessages(500, timeout: .seconds(30))
-            }
-            try await socket.close()
-            try await socket.waitUntilClosed()
-
+            let epoch = try await Self.windowOfPushes(replayed, host, id: "reply-replay")
             let (again, resumed) = try await ResumeTests.resume(host, id: "reply-replay", received: 0, epoch: epoch)
             #expect(resumed.headers["replayed"] == "\(replayed)")
             let requests = 3
