@@ -109,21 +109,22 @@ struct ResumeWindowTests {
             print("replay of \(replayed): the host's loop turned at \(turnsDuringReplay) points of it; its longest turn took \(turns.longestTurn.nanoseconds / 1_000_000) ms")
             // A turn can end after any batch but the last; now and then a task queued meanwhile (a
             // push) makes the next batch due before the loop turns.
-            let batches = (replayed + SessionHandler.replayBatch - 1) / SessionHandler.replayBatch
+            let perBatch = ResumeState.Replay.batchBound.messages
+            let batches = (replayed + perBatch - 1) / perBatch
             #expect(turnsDuringReplay >= (batches - 1) * 4 / 5, "the host's loop turned at \(turnsDuringReplay) points of the replay's \(batches) batches")
             try await again.close()
         }
         try await hostLoop.shutdownGracefully()
     }
 
-    /// `count` small numbered pushes sent to a resuming socket of `id` and read there, the socket
+    /// `count` numbered pushes (small, or with `payload`) sent to a resuming socket of `id` and read there, the socket
     /// then closed: the window holds them all. The id's epoch.
-    static func windowOfPushes(_ count: Int, _ host: TestHost, id: String) async throws -> String {
+    static func windowOfPushes(_ count: Int, _ host: TestHost, id: String, payload: (Int) -> ByteBuffer? = { _ in nil }) async throws -> String {
         let (socket, greeting) = try await ResumeTests.resume(host, id: id)
         // Pushed a run at a time, each read before the next: faster than the socket, pushes
         // would pass the outbound queue's bound and the oldest be dropped.
         for run in stride(from: 1, through: count, by: 500) {
-            for n in run..<min(run + 500, count + 1) { host.host.directory.push(numberedPush(n), to: ClientID(id)!) }
+            for n in run..<min(run + 500, count + 1) { host.host.directory.push(numberedPush(n, payload: payload(n)), to: ClientID(id)!) }
             _ = try await socket.nextMessages(min(500, count + 1 - run), timeout: .seconds(30))
         }
         try await socket.close()
@@ -366,6 +367,110 @@ extension ResumeWindowTests {
             #expect(numbered.prefix(replayed).map { $0.headers["n"] } == (1...replayed).map { "\($0)" }, "the replay first")
             #expect(numbered.suffix(requests).map { $0.headers["n"] } == (1...requests).map { "reply \($0)" }, "then the replies")
             #expect(try #require(host.client("reply-replay")?.resume).clientAcknowledged == UInt64(requests), "each request dispatched once")
+            try await again.close()
+        }
+    }
+}
+
+extension ResumeWindowTests {
+    /// A replay goes out as fast as the socket takes it, not faster: to a client that stopped
+    /// reading it stops when the channel is full and goes on when the client reads. Written
+    /// regardless, all 24,000 messages (24 MB) went into the channel at once, the window held a
+    /// second time outside the budget.
+    @Test func aReplayWaitsForTheSocketToTakeMore() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 67108864\n  resumeWindowBytes: 33554432\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let total = 24_000
+            let epoch = try await Self.windowOfPushes(total, host, id: "slow-reader") { patternedBytes($0, count: 1000) }
+            let path = host.path(client: "slow-reader") + "&resume=0&epoch=\(epoch)"
+            let socket = try await TestWebSocketClient.connect(port: host.port, path: path, receiveBufferBytes: 65536)
+            try await socket.pauseReading()
+            // Until the replay stands still: the socket's buffers are full (or it is all out).
+            var replayed = 0
+            var before = -1
+            let deadline = ContinuousClock.now + .seconds(60)
+            while replayed == 0 || replayed != before {
+                guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
+                before = replayed
+                try await Task.sleep(for: .seconds(1))
+                replayed = host.client("slow-reader")?.resume?.replayed ?? 0
+            }
+            print("a replay of \(total) messages of 1 KB to a client that does not read stopped after \(replayed)")
+            #expect(replayed < total / 2, "\(replayed) of \(total) written to a socket nobody read")
+            try await socket.resumeReading()
+            var positions: [String?] = []
+            while positions.count < total {
+                let message = try await socket.nextMessage(timeout: .seconds(30))
+                if message.headers.route == "test.push" {
+                    positions.append(message.headers["pos"])
+                    #expect(message.payload == patternedBytes(positions.count, count: 1000))
+                }
+            }
+            #expect(positions == (1...total).map { "\($0)" }, "every position once, in order")
+            #expect(host.client("slow-reader")?.resume?.replayed == total)
+            try await socket.close()
+        }
+    }
+}
+
+extension ResumeWindowTests {
+    /// A replay read from the window a batch at a time while the client acknowledges what it
+    /// got (the oldest leave the window under the replay's feet) is intact: small messages,
+    /// payloads kept apart from the log, and messages split into parts kept whole.
+    @Test func aReplayAcknowledgedAsItGoesIsIntact() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 67108864\n  resumeWindowBytes: 33554432\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("acked-replay")!
+            let sizes = [10, 1000, 20_000, 70_000]
+            func push(_ n: Int) -> Message { numberedPush(n, payload: patternedBytes(n, count: sizes[n % sizes.count])) }
+            let total = 600
+            let (socket, greeting) = try await ResumeTests.resume(host, id: "acked-replay")
+            let epoch = try #require(greeting.headers["epoch"])
+            for run in stride(from: 1, through: total, by: 50) {
+                for n in run..<run + 50 { host.host.directory.push(push(n), to: id) }
+                for _ in 0..<50 { _ = try await socket.nextJoinedMessage() }
+            }
+            try await socket.close()
+            try await socket.waitUntilClosed()
+            let kept = try #require(host.client("acked-replay")?.resume)
+            #expect(kept.windowMessages > total, "the large ones kept in parts")
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "acked-replay", received: 0, epoch: epoch)
+            #expect(resumed.headers["replayed"] == "\(kept.windowMessages)")
+            for n in 1...total {
+                let message = try await again.nextJoinedMessage()
+                #expect(message.headers["n"] == "\(n)" && message.payload == push(n).payload, "message \(n)")
+                if n % 7 == 0 { try await again.send(["ack": try #require(message.headers["pos"])]) }
+            }
+            try await again.send(["ack": "\(kept.sent)"])
+            try await waitUntil { host.client("acked-replay")?.resume?.windowBytes == 0 }
+            #expect(host.client("acked-replay")?.resume?.replayed == kept.windowMessages)
+            try await again.close()
+        }
+    }
+
+    /// A client that acknowledges positions the replay has not sent again yet ends the replay
+    /// there (they left the window): what it had sent is in order, and the next live message
+    /// follows with the next position.
+    @Test func anAcknowledgementAheadOfTheReplayEndsIt() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let total = 20_000
+            let epoch = try await Self.windowOfPushes(total, host, id: "ack-ahead")
+            let (again, _) = try await ResumeTests.resume(host, id: "ack-ahead", received: 0, epoch: epoch)
+            try await again.send(["ack": "\(total)"])
+            try await waitUntil { host.client("ack-ahead")?.resume?.acknowledged == UInt64(total) }
+            host.host.directory.push(numberedPush(total + 1), to: ClientID("ack-ahead")!)
+            var positions: [Int] = []
+            while positions.last != total + 1 {
+                let message = try await again.nextMessage(timeout: .seconds(30))
+                guard message.headers.route == "test.push" else { continue }
+                positions.append(try #require(Int(message.headers["pos"] ?? "")))
+                #expect(message.headers["n"] == message.headers["pos"])
+            }
+            let replayed = try #require(host.client("ack-ahead")?.resume?.replayed)
+            print("a replay of \(total) acknowledged at once stopped after \(replayed)")
+            #expect(replayed < total, "the acknowledgement ended the replay")
+            #expect(positions == Array(1...replayed) + [total + 1])
             try await again.close()
         }
     }

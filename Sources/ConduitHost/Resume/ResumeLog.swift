@@ -7,8 +7,8 @@ import NIOCore
 /// and uniqueness and pays a run-time exclusivity check, about 200 instructions a message of
 /// the resuming routed echo (a seventh of what resume adds), for bytes that only their id's
 /// lock ever touches. It grows as a buffer does (to a power of two), which
-/// `capacity(appending:)` foresees for the budget's charge.
-/// A copy shares the storage: a copy is only read (`readableBytesCopy`).
+/// `capacity(appending:)` foresees for the budget's charge. Never copied: a copy would share
+/// its storage, and write over it.
 struct ResumeLog: Sendable {
     /// Unchecked: its bytes are written only by the log that holds it, under its id's lock.
     private final class Storage: @unchecked Sendable {
@@ -82,10 +82,11 @@ struct ResumeLog: Sendable {
         writerIndex = 0
     }
 
-    /// The log's bytes in a buffer of their own.
-    var readableBytesCopy: ByteBuffer {
-        guard let storage else { return ByteBuffer() }
-        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: storage.bytes + readerIndex, count: readableBytes))
+    /// `count` of its bytes from `offset` (counted from the oldest) in a buffer of their own.
+    func copy(at offset: Int, count: Int) -> ByteBuffer {
+        precondition(offset >= 0 && offset + count <= readableBytes, "bytes \(offset)..<\(offset + count) of a log holding \(readableBytes)")
+        guard count > 0, let storage else { return ByteBuffer() }
+        return ByteBuffer(bytes: UnsafeRawBufferPointer(start: storage.bytes + readerIndex + offset, count: count))
     }
 
     /// The same bytes in storage of their size (none when empty).

@@ -80,6 +80,17 @@ final class ResumeState: Sendable {
         /// Processed client positions above `clientAck` (only while a chunked request is open).
         var processedAbove = Set<UInt64>()
         var counters = ResumeCounters()
+        /// What left the window since the epoch began: where its oldest message is, counted
+        /// from the epoch's start (a replay's place stays valid while acknowledgements release).
+        var released = WindowPlace()
+    }
+
+    /// A place in the window's storage, counted from the epoch's start: bytes of the log, and
+    /// entries of the lists of held messages and held payloads.
+    fileprivate struct WindowPlace {
+        var logged = 0
+        var held = 0
+        var heldPayloads = 0
     }
 
     /// Bound on the positions remembered above the acknowledgement while a chunked request is
@@ -106,11 +117,53 @@ final class ResumeState: Sendable {
         let replay: Replay
     }
 
-    /// The window's messages as they go out again on a reconnect, `pos` included, each decoded
-    /// as it is written, from a copy of the log (which stays the window's alone): decoded all at
-    /// once under the id's lock and then written in one go, a replay of 20,000 small messages
+    /// What a resume sends again: the window's messages from the first the client lacks to the
+    /// last sent before it resumed, `pos` included, read from the window a batch at a time (its
+    /// bytes copied under the id's lock) and decoded as each is written. Copied whole at the
+    /// resume, the window's log was held twice until the replay was out, once outside the
+    /// budget; decoded all at once under the lock and written in one go, 20,000 small messages
     /// kept the event loop from reading any socket for 557 ms (debug build).
     struct Replay: Sequence {
+        /// How many messages it sends, from the start.
+        let count: Int
+        fileprivate let resume: ResumeState
+        fileprivate let epoch: String
+        fileprivate let writer: ObjectIdentifier?
+        /// The next position it sends, and where that message is in the window's storage.
+        fileprivate var position: UInt64
+        fileprivate var place: WindowPlace
+        fileprivate let through: UInt64
+
+        /// At most this many messages a batch, and about this many bytes of the log (a message
+        /// of more goes alone).
+        static let batchBound = (messages: 256, loggedBytes: 64 << 10)
+
+        /// The next batch: nil once all is sent, or when the window is no longer the one it
+        /// replays (a reset; the id taken by another socket or stream; the id ended).
+        mutating func nextBatch() -> ReplayBatch? {
+            resume.nextBatch(of: &self)
+        }
+
+        func makeIterator() -> ReplayIterator { ReplayIterator(replay: self) }
+    }
+
+    /// Every message of a replay, a batch at a time (the events stream writes them in one go).
+    struct ReplayIterator: IteratorProtocol {
+        fileprivate var replay: Replay
+        fileprivate var batch: ReplayBatch.Iterator?
+
+        mutating func next() -> Message? {
+            while true {
+                if let message = batch?.next() { return message }
+                guard let next = replay.nextBatch() else { return nil }
+                batch = next.makeIterator()
+            }
+        }
+    }
+
+    /// Messages of a replay: their bytes, copied from the log, and what their entries held
+    /// apart from it; each is decoded as it is taken.
+    struct ReplayBatch: Sequence {
         fileprivate let log: ByteBuffer
         fileprivate let entries: [Sent]
         fileprivate let held: [Message]
@@ -126,11 +179,11 @@ final class ResumeState: Sendable {
             private var held: IndexingIterator<[Message]>
             private var heldPayloads: IndexingIterator<[ByteBuffer]>
 
-            fileprivate init(_ replay: Replay) {
-                log = replay.log
-                entries = replay.entries.makeIterator()
-                held = replay.held.makeIterator()
-                heldPayloads = replay.heldPayloads.makeIterator()
+            fileprivate init(_ batch: ReplayBatch) {
+                log = batch.log
+                entries = batch.entries.makeIterator()
+                held = batch.held.makeIterator()
+                heldPayloads = batch.heldPayloads.makeIterator()
             }
 
             mutating func next() -> Message? {
@@ -157,7 +210,7 @@ final class ResumeState: Sendable {
                 if request.epoch != nil { state.counters.add(.reset, 1, metrics: budget.metrics) }
                 releaseWindow(&state)
                 state = State(writer: state.writer, counters: state.counters)
-                return Greeting(message: greeting(state, request, replayed: 0, lost: 0, reset: true), replay: Replay(state: state))
+                return Greeting(message: greeting(state, request, replayed: 0, lost: 0, reset: true), replay: replay(of: state))
             }
             acknowledge(request.received, in: &state)
             let firstHeld = state.window.first?.position ?? state.nextPosition
@@ -165,7 +218,53 @@ final class ResumeState: Sendable {
             state.counters.add(.lost, lost, metrics: budget.metrics)
             return Greeting(
                 message: greeting(state, request, replayed: state.window.count, lost: lost, reset: false),
-                replay: Replay(state: state))
+                replay: replay(of: state))
+        }
+    }
+
+    /// The replay of what the window holds now.
+    private func replay(of state: State) -> Replay {
+        Replay(
+            count: state.window.count, resume: self, epoch: state.epoch, writer: state.writer,
+            position: state.window.first?.position ?? state.nextPosition, place: state.released, through: state.nextPosition - 1)
+    }
+
+    /// The next batch of `replay`, its place moved past it.
+    fileprivate func nextBatch(of replay: inout Replay) -> ReplayBatch? {
+        state.withLockedValue { state in
+            guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer,
+                let first = state.window.first?.position
+            else { return nil }
+            // A client may acknowledge positions not yet sent again: they left the window.
+            if replay.position < first {
+                replay.position = first
+                replay.place = state.released
+            }
+            var entries: [Sent] = []
+            var taken = WindowPlace()
+            for sent in state.window.dropFirst(Int(replay.position - first)) {
+                guard replay.position + UInt64(entries.count) <= replay.through, entries.count < Replay.batchBound.messages,
+                    entries.isEmpty || taken.logged + Int(sent.loggedBytes) <= Replay.batchBound.loggedBytes
+                else { break }
+                entries.append(sent)
+                taken.logged += Int(sent.loggedBytes)
+                switch sent.held {
+                case .message: taken.held += 1
+                case .payload: taken.heldPayloads += 1
+                case .nothing: break
+                }
+            }
+            guard !entries.isEmpty else { return nil }
+            let batch = ReplayBatch(
+                log: state.log.copy(at: replay.place.logged - state.released.logged, count: taken.logged),
+                entries: entries,
+                held: Array(state.held.dropFirst(replay.place.held - state.released.held).prefix(taken.held)),
+                heldPayloads: Array(state.heldPayloads.dropFirst(replay.place.heldPayloads - state.released.heldPayloads).prefix(taken.heldPayloads)))
+            replay.position += UInt64(entries.count)
+            replay.place.logged += taken.logged
+            replay.place.held += taken.held
+            replay.place.heldPayloads += taken.heldPayloads
+            return batch
         }
     }
 
@@ -469,6 +568,9 @@ final class ResumeState: Sendable {
         if heldMessages > 0 { state.held.removeFirst(heldMessages) }
         if heldPayloads > 0 { state.heldPayloads.removeFirst(heldPayloads) }
         state.log.release(loggedBytes)
+        state.released.logged += loggedBytes
+        state.released.held += heldMessages
+        state.released.heldPayloads += heldPayloads
         if state.window.isEmpty {
             // All acknowledged: an idle id keeps a small log and small lists only.
             if state.log.capacity > Self.keptLogCapacity { state.log = ResumeLog() } else { state.log.clear() }
@@ -579,17 +681,6 @@ final class ResumeState: Sendable {
 
     private static func newEpoch() -> String {
         String(UInt64.random(in: 1...UInt64.max), radix: 36)
-    }
-}
-
-extension ResumeState.Replay {
-    /// What the window holds now, copied: the log's bytes, and the entries and messages kept
-    /// apart from it.
-    fileprivate init(state: ResumeState.State) {
-        log = state.log.readableBytesCopy
-        entries = Array(state.window)
-        held = Array(state.held)
-        heldPayloads = Array(state.heldPayloads)
     }
 }
 

@@ -10,42 +10,39 @@ extension SessionHandler {
         attach(state)
         writeUnnumbered(greeting.message)
         guard greeting.replay.count > 0 else { return }
-        replaying = greeting.replay.makeIterator()
+        replaying = greeting.replay
         writeReplay()
     }
 
-    /// Messages of the replay written between two turns of the event loop.
-    static let replayBatch = 256
     /// The next batch waits this long: a timer not yet due when the event loop next looks ends
     /// its turn, so it reads its sockets in between (SwiftNIO runs the tasks that tasks queue
     /// before it polls them again).
     static let replayPause = TimeAmount.microseconds(100)
 
-    /// Writes the next batch of the replay; live messages wait in the outbound queue until the
-    /// last (numbered only when written, they follow it). A socket that closes meanwhile drops
-    /// the rest (a dropped connection too, which sends no close: written on, every batch went
-    /// to a dead channel): the window still holds it for the next one.
+    /// Writes the next batch of the replay while the socket takes more (else it goes on when it
+    /// does: written regardless, a replay to a client that did not read held the whole window
+    /// a second time in the channel, outside the budget); live messages wait in the outbound
+    /// queue until the last (numbered only when written, they follow it). A socket that closes
+    /// meanwhile drops the rest (a dropped connection too, which sends no close: written on,
+    /// every batch went to a dead channel): the window still holds it for the next one.
     ///
     /// A batch flushes itself, the timer for the next one the last thing it does: a flush
     /// queued as a task ran after the batch, and one that took longer than the pause made the
     /// next batch due before the loop looked at its sockets, and so on; on a loaded machine
     /// 60 batches ran back to back for 600 ms.
-    private func writeReplay() {
+    func writeReplay() {
         guard var replay = replaying else { return }
         guard let context, !closeSent, !isClosed else { return replaying = nil }
-        var written = 0
-        while written < Self.replayBatch, let message = replay.next() {
-            writeUnnumbered(message)
-            written += 1
-        }
-        resume?.replayed(written)
-        guard written == Self.replayBatch else {
+        guard context.channel.isWritable else { return replayWaitsForWritable = true }
+        guard let batch = replay.nextBatch() else {
             replaying = nil
-            flushIfNeeded(context)
             return writePending(context)
         }
+        for message in batch { writeUnnumbered(message) }
+        resume?.replayed(batch.count)
         replaying = replay
         flushIfNeeded(context)
+        guard context.channel.isWritable else { return replayWaitsForWritable = true }
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.replayPause) { self.writeReplay() }
     }
 

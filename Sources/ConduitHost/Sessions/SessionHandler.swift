@@ -78,7 +78,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// another (it would write the next message between a frame's header and its payload).
     @exclusivity(unchecked) private var isWritingPending = false
     /// Resume's replay still to write (`writeReplay`); live messages wait in `pending` until it is out.
-    @exclusivity(unchecked) var replaying: ResumeState.Replay.Iterator?
+    @exclusivity(unchecked) var replaying: ResumeState.Replay?
+    /// The replay waits for the socket to take more (`channelWritabilityChanged` goes on with it).
+    @exclusivity(unchecked) var replayWaitsForWritable = false
     @exclusivity(unchecked) private var isReading = false
     @exclusivity(unchecked) private var needsFlush = false
     @exclusivity(unchecked) private var flushScheduled = false
@@ -562,6 +564,10 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if replayWaitsForWritable, context.channel.isWritable {
+            replayWaitsForWritable = false
+            writeReplay()
+        }
         let before = queuedBytes
         emit(context)
         writePending(context)
