@@ -373,6 +373,21 @@ extension ResumeWindowTests {
 }
 
 extension ResumeWindowTests {
+    /// How many messages `id`'s replay has sent once that stopped growing for a second: the
+    /// reader's buffers are full (or it is all out).
+    static func replayStandsStill(_ host: TestHost, id: String) async throws -> Int {
+        var replayed = 0
+        var before = -1
+        let deadline = ContinuousClock.now + .seconds(60)
+        while replayed == 0 || replayed != before {
+            guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
+            before = replayed
+            try await Task.sleep(for: .seconds(1))
+            replayed = host.client(id)?.resume?.replayed ?? 0
+        }
+        return replayed
+    }
+
     /// A replay goes out as fast as the socket takes it, not faster: to a client that stopped
     /// reading it stops when the channel is full and goes on when the client reads. Written
     /// regardless, all 24,000 messages (24 MB) went into the channel at once, the window held a
@@ -385,16 +400,7 @@ extension ResumeWindowTests {
             let path = host.path(client: "slow-reader") + "&resume=0&epoch=\(epoch)"
             let socket = try await TestWebSocketClient.connect(port: host.port, path: path, receiveBufferBytes: 65536)
             try await socket.pauseReading()
-            // Until the replay stands still: the socket's buffers are full (or it is all out).
-            var replayed = 0
-            var before = -1
-            let deadline = ContinuousClock.now + .seconds(60)
-            while replayed == 0 || replayed != before {
-                guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
-                before = replayed
-                try await Task.sleep(for: .seconds(1))
-                replayed = host.client("slow-reader")?.resume?.replayed ?? 0
-            }
+            let replayed = try await Self.replayStandsStill(host, id: "slow-reader")
             print("a replay of \(total) messages of 1 KB to a client that does not read stopped after \(replayed)")
             #expect(replayed < total / 2, "\(replayed) of \(total) written to a socket nobody read")
             try await socket.resumeReading()
@@ -472,6 +478,30 @@ extension ResumeWindowTests {
             #expect(replayed < total, "the acknowledgement ended the replay")
             #expect(positions == Array(1...replayed) + [total + 1])
             try await again.close()
+        }
+    }
+}
+
+extension ResumeWindowTests {
+    /// The events stream's replay goes out as fast as the stream is read, as the socket's does:
+    /// written in one go, all 24,000 messages (24 MB) went into the channel of a reader that had
+    /// stopped after the greeting.
+    @Test func aStreamsReplayWaitsForTheStreamToTakeMore() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 67108864\n  resumeWindowBytes: 33554432\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let total = 24_000
+            let epoch = try await Self.windowOfPushes(total, host, id: "slow-stream") { patternedBytes($0, count: 1000) }
+            let reader = StalledEventsReader(host, id: "slow-stream", query: [("resume", "0"), ("epoch", epoch)], stallAfter: 1)
+            let replayed = try await Self.replayStandsStill(host, id: "slow-stream")
+            print("a stream's replay of \(total) messages of 1 KB to a reader that stopped stopped after \(replayed)")
+            #expect(replayed < total / 2, "\(replayed) of \(total) written to a stream nobody read")
+            reader.resume()
+            try await waitUntil(timeout: .seconds(60)) { reader.count == total + 1 }
+            let replay = reader.messages.dropFirst()
+            #expect(replay.map { $0.headers["pos"] } == (1...total).map { "\($0)" }, "every position once, in order")
+            #expect(replay.allSatisfy { $0.payload == patternedBytes(Int($0.headers["n"] ?? "") ?? 0, count: 1000) })
+            #expect(host.client("slow-stream")?.resume?.replayed == total)
+            reader.task.cancel()
         }
     }
 }

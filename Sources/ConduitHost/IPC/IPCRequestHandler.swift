@@ -27,6 +27,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var replyParts: ByteBuffer?
     private var replyReservation = BudgetReservation()
     private var stream: FallbackStream?
+    /// The resume replay the stream sends before any push (`pumpStream`).
+    private var streamReplay: ResumeState.Replay?
     /// A request that arrived while the socket could not take more: it is handled once it can.
     private var waiting: NIOHTTPServerRequestFull?
 
@@ -177,17 +179,29 @@ final class IPCRequestHandler: ChannelInboundHandler {
         ])
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
         if let greeting {
-            for message in [greeting.message] + greeting.replay { writeToStream(message) }
+            writeToStream(greeting.message)
+            streamReplay = greeting.replay
         }
         context?.flush()
+        pumpStream()
     }
 
-    /// Writes buffered pushes, each as a uint32 BE length and an encoded message, while the
-    /// connection can take more; the rest stay in the directory for later (or for a socket).
+    /// Writes resume's replay, then buffered pushes, each as a uint32 BE length and an encoded
+    /// message, while the connection can take more; the rest stay in the window or the
+    /// directory for later (or for a socket). Pushes are numbered as they are taken: after the
+    /// replay. Written in one go, the replay went into the channel whole, read or not.
     func pumpStream() {
         guard let context, let stream else { return }
         var wrote = false
-        while context.channel.isWritable, let parts = services.directory.takeNext(for: stream.client, stream: stream) {
+        while context.channel.isWritable, var replay = streamReplay {
+            guard let batch = replay.nextBatch() else {
+                streamReplay = nil
+                break
+            }
+            streamReplay = replay
+            for message in batch where writeToStream(message) { wrote = true }
+        }
+        while streamReplay == nil, context.channel.isWritable, let parts = services.directory.takeNext(for: stream.client, stream: stream) {
             for part in parts where writeToStream(part) { wrote = true }
         }
         if wrote { context.flush() }
@@ -213,6 +227,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     func endStream() {
         guard let context, stream != nil else { return }
         stream = nil
+        streamReplay = nil
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 

@@ -147,7 +147,7 @@ final class ResumeState: Sendable {
         func makeIterator() -> ReplayIterator { ReplayIterator(replay: self) }
     }
 
-    /// Every message of a replay, a batch at a time (the events stream writes them in one go).
+    /// Every message of a replay, a batch at a time.
     struct ReplayIterator: IteratorProtocol {
         fileprivate var replay: Replay
         fileprivate var batch: ReplayBatch.Iterator?
@@ -260,6 +260,8 @@ final class ResumeState: Sendable {
                 entries: entries,
                 held: Array(state.held.dropFirst(replay.place.held - state.released.held).prefix(taken.held)),
                 heldPayloads: Array(state.heldPayloads.dropFirst(replay.place.heldPayloads - state.released.heldPayloads).prefix(taken.heldPayloads)))
+            // Counted as they go out: a replay cut short counts what it sent.
+            state.counters.add(.replayed, entries.count, metrics: budget.metrics)
             replay.position += UInt64(entries.count)
             replay.place.logged += taken.logged
             replay.place.held += taken.held
@@ -661,12 +663,6 @@ final class ResumeState: Sendable {
     var clientAck: UInt64 { state.withLockedValue { $0.clientAck } }
 
     // MARK: Diagnostics
-
-    /// `count` messages of a replay went out: counted as written, so a replay its socket cut
-    /// short counts what it sent.
-    func replayed(_ count: Int) {
-        state.withLockedValue { $0.counters.add(.replayed, count, metrics: budget.metrics) }
-    }
 
     var snapshot: ResumeSnapshot {
         state.withLockedValue { state in

@@ -39,7 +39,6 @@ extension SessionHandler {
             return writePending(context)
         }
         for message in batch { writeUnnumbered(message) }
-        resume?.replayed(batch.count)
         replaying = replay
         flushIfNeeded(context)
         guard context.channel.isWritable else { return replayWaitsForWritable = true }
