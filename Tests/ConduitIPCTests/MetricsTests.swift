@@ -13,8 +13,9 @@ import ServiceLifecycle
 import Testing
 
 /// Host options the IPC listener serves: `GET /metrics` from an injected Prometheus registry
-/// (with a factory writing to it; no global bootstrap in tests), and static resources.
-@Suite("IPC metrics and static resources", .serialized, .timeLimit(.minutes(1)))
+/// (with a factory writing to it; no global bootstrap in tests), and static resources. Three
+/// minutes: 120 IPC requests in a row took over one on a machine loaded beside the suite.
+@Suite("IPC metrics and static resources", .serialized, .timeLimit(.minutes(3)))
 struct MetricsTests {
     static let key = "metrics-test-key"
 
