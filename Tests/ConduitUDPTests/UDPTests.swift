@@ -19,7 +19,7 @@ extension TestHost {
         let port = try await socket.bindAndRead()
         try await socket.close()
         try await socket.waitUntilClosed()
-        try await waitUntil { self.client(client)?.connected != true }
+        try await waitUntil(timeout: .seconds(60)) { self.client(client)?.connected != true }
         return port
     }
 }
@@ -185,7 +185,7 @@ struct UDPTests {
             let burstSize = 200
             for burst in stride(from: 0, to: total, by: burstSize) {
                 for n in burst..<burst + burstSize { try await peer.send(withUnsafeBytes(of: UInt32(n).bigEndian, Array.init), to: port) }
-                try await waitUntil { host.client("u6")?.pushes == burst + burstSize }
+                try await waitUntil(timeout: .seconds(60)) { host.client("u6")?.pushes == burst + burstSize }
             }
             let snapshot = try #require(host.client("u6"))
             #expect(snapshot.buffered == bound)
