@@ -123,7 +123,7 @@ final class ResumeState: Sendable {
     /// resume, the window's log was held twice until the replay was out, once outside the
     /// budget; decoded all at once under the lock and written in one go, 20,000 small messages
     /// kept the event loop from reading any socket for 557 ms (debug build).
-    struct Replay: Sequence {
+    struct Replay {
         /// How many messages it sends, from the start.
         let count: Int
         fileprivate let resume: ResumeState
@@ -142,22 +142,6 @@ final class ResumeState: Sendable {
         /// replays (a reset; the id taken by another socket or stream; the id ended).
         mutating func nextBatch() -> ReplayBatch? {
             resume.nextBatch(of: &self)
-        }
-
-        func makeIterator() -> ReplayIterator { ReplayIterator(replay: self) }
-    }
-
-    /// Every message of a replay, a batch at a time.
-    struct ReplayIterator: IteratorProtocol {
-        fileprivate var replay: Replay
-        fileprivate var batch: ReplayBatch.Iterator?
-
-        mutating func next() -> Message? {
-            while true {
-                if let message = batch?.next() { return message }
-                guard let next = replay.nextBatch() else { return nil }
-                batch = next.makeIterator()
-            }
         }
     }
 
