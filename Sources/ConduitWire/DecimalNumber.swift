@@ -1,24 +1,29 @@
 extension UInt64 {
     /// A number written as decimal digits only (no sign, no spaces; leading zeros allowed), as
     /// resume's positions are (SPEC §9); nil for anything else or past uint64's largest.
-    public init?(decimalDigits digits: some Sequence<UInt8>) {
+    public init?(decimalDigits digits: some Collection<UInt8>) {
+        guard !digits.isEmpty else { return nil }
+        // Nineteen digits never overflow (10^19 - 1 < UInt64.max): their loop checks only that
+        // each is a digit (a count and a check a digit were a fifth of a position's decoding).
+        guard digits.count >= 20 else {
+            var number: UInt64 = 0
+            for byte in digits {
+                let digit = byte &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                number = number &* 10 &+ UInt64(digit)
+            }
+            self = number
+            return
+        }
         var number: UInt64 = 0
-        var count = 0
         for byte in digits {
             let digit = byte &- UInt8(ascii: "0")
             guard digit < 10 else { return nil }
-            count += 1
-            // Nineteen digits never overflow (10^19 - 1 < UInt64.max): only later ones are checked.
-            guard count >= 20 else {
-                number = number &* 10 &+ UInt64(digit)
-                continue
-            }
             let (times10, overflowed) = number.multipliedReportingOverflow(by: 10)
             let (sum, carried) = times10.addingReportingOverflow(UInt64(digit))
             guard !overflowed, !carried else { return nil }
             number = sum
         }
-        guard count > 0 else { return nil }
         self = number
     }
 

@@ -37,7 +37,7 @@ extension Message {
                     if let slot = setAside.slot(of: name) {
                         let value = try input.readField(lengthPrefix: UInt16.self, field: .value(index))
                         // Not a number: still refused as any value is when it is not UTF-8.
-                        if setAside.set(slot, to: value) == .malformed { _ = try Self.string(value, field: .value(index)) }
+                        if case .malformed = setAside.set(slot, to: value) { _ = try Self.string(value, field: .value(index)) }
                         continue
                     }
                     let key = try Self.string(name, field: .key(index))

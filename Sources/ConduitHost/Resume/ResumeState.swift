@@ -1,5 +1,5 @@
 import ConduitWire
-import NIOConcurrencyHelpers
+import Synchronization
 import NIOCore
 
 /// One resuming id's positions in both directions (SPEC §9), shared by its sockets and its
@@ -99,10 +99,11 @@ final class ResumeState: Sendable {
 
     let windowLimit: Int
     private let budget: BufferBudget
-    /// A pthread mutex, taken twice per resumed message: the standard library's `Mutex` (a
-    /// priority-inheriting futex lock, which needs the thread's id) took 9 ns to lock and
-    /// unlock here against 3 ns.
-    private let state = NIOLockedValueBox(State())
+    /// Taken twice per resumed message. The standard library's `Mutex` (Swift 6.3: the thread's
+    /// id cached, one atomic exchange each way, inlined) costs 5.8 ns to lock and unlock on this
+    /// machine against 7.2-9.2 ns for a pthread mutex (`NIOLockedValueBox`), and 94 fewer
+    /// instructions a message of the resuming routed echo.
+    private let state = Mutex(State())
 
     init(windowLimit: Int, budget: BufferBudget) {
         self.windowLimit = windowLimit
@@ -188,7 +189,7 @@ final class ResumeState: Sendable {
     /// the client lacks, or a reset (new epoch, positions from 1) when the epoch differs or the
     /// client states a position never sent.
     func resume(_ request: ResumeRequest, writer: AnyObject) -> Greeting {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.writer = ObjectIdentifier(writer)
             guard request.epoch == state.epoch, request.received < state.nextPosition else {
                 if request.epoch != nil { state.counters.add(.reset, 1, metrics: budget.metrics) }
@@ -215,7 +216,7 @@ final class ResumeState: Sendable {
 
     /// The next batch of `replay`, its place moved past it.
     fileprivate func nextBatch(of replay: inout Replay) -> ReplayBatch? {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer,
                 let first = state.window.first?.position
             else { return nil }
@@ -265,7 +266,7 @@ final class ResumeState: Sendable {
 
     /// The id's state ends (a plain connection, or the id expired): the window is released.
     func end() {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.writer = nil
             releaseWindow(&state)
         }
@@ -282,7 +283,7 @@ final class ResumeState: Sendable {
     /// released before it, free nothing. Copying each part cost the 1 MiB echo about 5 % of the
     /// host's CPU. Other parts are compacted one by one.
     func stamp(splitting message: Message, writer: ObjectIdentifier) -> [Message]? {
-        state.withLockedValue { state in
+        state.withLock { state in
             guard state.writer == writer else { return nil }
             let parts = message.split()
             let sharesOneBuffer = parts.count > 1 && Self.isCompact(message.payload)
@@ -336,7 +337,7 @@ final class ResumeState: Sendable {
         // the routed echo's profile showed.
         var stamped: Stamped?
         var failure: WireError?
-        state.withLockedValue { state in
+        state.withLock { state in
             guard state.writer == writer else { return }
             let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
             let position = state.nextPosition
@@ -516,7 +517,7 @@ final class ResumeState: Sendable {
 
     /// The client holds every position up to `position`: those leave the window.
     func acknowledge(_ position: UInt64) {
-        state.withLockedValue { acknowledge(position, in: &$0) }
+        state.withLock { acknowledge(position, in: &$0) }
     }
 
     private func acknowledge(_ position: UInt64, in state: inout State) {
@@ -585,7 +586,7 @@ final class ResumeState: Sendable {
     /// their size, and none once empty (an id that waits out its grace period otherwise held
     /// up to 64 KiB of log, and its lists as long as they ever were).
     func idle() {
-        state.withLockedValue { state in
+        state.withLock { state in
             if state.window.isEmpty {
                 state.log = ResumeLog()
                 Self.emptyLists(&state)
@@ -616,7 +617,7 @@ final class ResumeState: Sendable {
     /// below it (positions increase, so everything processed meanwhile is above it).
     /// `ack`: the host positions the message acknowledges, applied under the same lock.
     func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?, acknowledging ack: UInt64? = nil) -> ClientPosition {
-        state.withLockedValue { state in
+        state.withLock { state in
             if let ack { acknowledge(ack, in: &state) }
             // Nearly always: a whole request, no chunked one open anywhere for the id.
             if !isChunk, openFrom == nil, state.processedAbove.isEmpty {
@@ -644,12 +645,12 @@ final class ResumeState: Sendable {
     }
 
     /// The last client position the host acknowledges.
-    var clientAck: UInt64 { state.withLockedValue { $0.clientAck } }
+    var clientAck: UInt64 { state.withLock { $0.clientAck } }
 
     // MARK: Diagnostics
 
     var snapshot: ResumeSnapshot {
-        state.withLockedValue { state in
+        state.withLock { state in
             ResumeSnapshot(
                 epoch: state.epoch, sent: state.nextPosition - 1, acknowledged: state.acknowledged,
                 windowMessages: state.window.count, windowBytes: state.windowBytes, windowMemoryBytes: Self.memory(of: state),

@@ -369,8 +369,8 @@ final class SessionHandler: ChannelInboundHandler {
             do {
                 // `ack` goes along only where the message has room for it beside `pos`; else
                 // it goes alone once the read ends.
-                let hasRoomForAck = message.headers.count + 2 <= WireLimits.maxHeaders
-                let ackAbove = clientPositions.ackDue && hasRoomForAck ? clientPositions.lastAckSent : nil
+                // (The room is counted only when an ack is due: a call into the wire module.)
+                let ackAbove = clientPositions.ackDue && message.headers.count + 2 <= WireLimits.maxHeaders ? clientPositions.lastAckSent : nil
                 guard let stamped = try resume.stamp(message, writer: writerID, into: &outbound, ackAbove: ackAbove) else { return .superseded }
                 if ackAbove != nil { clientPositions.sent(ack: stamped.ack) }
                 handOff(stamped.appended, of: message, context: context)
