@@ -76,15 +76,13 @@ extension Message {
         if field == nil, headers.count + added.count > WireLimits.maxHeaders {
             throw Self.tooManyHeaders(headers.count, beside: added)
         }
-        for (name, value) in headers where field?.replaces(name) != true { try add(name, valueBytes: value.utf8.count) }
+        // The names taken once: the field itself is too large to be copied for each header.
+        let replaced = field?.names
+        for (name, value) in headers where replaced?.contain(name) != true { try add(name, valueBytes: value.utf8.count) }
         if let field {
-            // Names of at most maxKeyBytes (checked when made), values of at most 20 digits.
-            total += 3 + field.name.utf8CodeUnitCount + field.digitCount
-            count += 1
-            if let other = field.alsoReplacing, field.alsoNumber != nil {
-                total += 3 + other.utf8CodeUnitCount + field.alsoDigitCount
-                count += 1
-            }
+            // Names of at most 8 bytes (checked when made), values of at most 20 digits.
+            total += field.encodedBytes
+            count += field.count
         }
         guard count + added.count <= WireLimits.maxHeaders else {
             throw Self.tooManyHeaders(count, beside: added)
@@ -146,14 +144,14 @@ extension Message {
         // The count is known once the replaced fields are skipped: written last, in its place.
         var writer = PrefixWriter(out: out, offset: 1)
         var count: UInt8 = 0
-        for (name, value) in headers where field?.replaces(name) != true {
+        let replaced = field?.names
+        for (name, value) in headers where replaced?.contain(name) != true {
             writer.put(field: name, value)
             count += 1
         }
         if let field {
-            writer.put(field.name, number: field.number, digits: field.digitCount)
-            if let other = field.alsoReplacing, let number = field.alsoNumber { writer.put(other, number: number, digits: field.alsoDigitCount) }
-            count += UInt8(field.count)
+            writer.offset &+= field.write(into: UnsafeMutableRawBufferPointer(rebasing: out[writer.offset...]))
+            count &+= UInt8(truncatingIfNeeded: field.count)
         }
         out.storeBytes(of: count, toByteOffset: 0, as: UInt8.self)
         writer.put(UInt16(payload.readableBytes))
@@ -162,14 +160,16 @@ extension Message {
 
     /// Raw stores into memory whose size was checked before. A struct, not local functions:
     /// closures that captured the offset paid a dynamic exclusivity check on every access
-    /// (a tenth of a 64-byte message's encoding in a profile).
+    /// (a tenth of a 64-byte message's encoding in a profile). Its arithmetic wraps: sizes were
+    /// checked against the limits (a few hundred KiB at most) before anything is written, so the
+    /// overflow checks of `+` could never fail.
     private struct PrefixWriter {
         let out: UnsafeMutableRawBufferPointer
         var offset: Int
 
         mutating func put<Integer: FixedWidthInteger>(_ value: Integer) {
             out.storeBytes(of: value.bigEndian, toByteOffset: offset, as: Integer.self)
-            offset += MemoryLayout<Integer>.size
+            offset &+= MemoryLayout<Integer>.size
         }
 
         mutating func put(_ string: String) {
@@ -179,7 +179,7 @@ extension Message {
                 UnsafeMutableRawBufferPointer(rebasing: out[start...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
                 return utf8.count
             }
-            offset += count
+            offset &+= count
         }
 
         mutating func put(field name: String, _ value: String) {
@@ -187,18 +187,6 @@ extension Message {
             put(name)
             put(UInt16(value.utf8.count))
             put(value)
-        }
-
-        mutating func put(_ name: StaticString, number: UInt64, digits: Int) {
-            let nameBytes = name.utf8CodeUnitCount
-            let nameStart = name.utf8Start
-            put(UInt8(truncatingIfNeeded: nameBytes))
-            // A layer's short name: stored byte by byte, cheaper than a call to copy memory.
-            for index in 0..<nameBytes { out[offset + index] = nameStart[index] }
-            offset += nameBytes
-            put(UInt16(truncatingIfNeeded: digits))
-            AppendedField.writeDigits(of: number, count: digits, into: UnsafeMutableRawBufferPointer(rebasing: out[offset...]))
-            offset += digits
         }
     }
 

@@ -14,8 +14,7 @@ public struct SetAsideNumbers: Sendable {
     public private(set) var firstValue = Value.absent
     public private(set) var secondValue = Value.absent
 
-    /// The names as compared: their lengths and bytes packed in an integer (none: length -1,
-    /// so a plain decode matches nothing).
+    /// The names as compared (none: a plain decode matches nothing).
     private let firstName: PackedName
     private let secondName: PackedName
 
@@ -29,35 +28,6 @@ public struct SetAsideNumbers: Sendable {
     init() {
         firstName = PackedName()
         secondName = PackedName()
-    }
-
-    /// A name of up to 8 bytes as one comparison of two integers (a generic byte-by-byte
-    /// comparison showed in the routed echo's profile).
-    private struct PackedName {
-        let length: Int
-        let bytes: UInt64
-
-        /// Matches no name.
-        init() {
-            length = -1
-            bytes = 0
-        }
-
-        init(_ name: String.UTF8View) {
-            precondition(name.count <= 8, "a set-aside field's name has at most 8 bytes")
-            length = name.count
-            bytes = Self.pack(name)
-        }
-
-        static func pack(_ name: some Sequence<UInt8>) -> UInt64 {
-            var packed: UInt64 = 0
-            for byte in name { packed = packed << 8 | UInt64(byte) }
-            return packed
-        }
-
-        func matches(length: Int, packed: UInt64) -> Bool {
-            length == self.length && packed == bytes
-        }
     }
 
     /// Which of the two `name` is, if either: its bytes are packed (once) only when its length

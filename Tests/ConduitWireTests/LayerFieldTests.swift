@@ -35,7 +35,9 @@ struct LayerFieldTests {
         // 9, 99, …, nineteen nines, and then the rest of uint64: every length of number.
         let largest = (1...19).map { digits in (1..<digits).reduce(UInt64(9)) { value, _ in value * 10 + 9 } } + [UInt64.max]
         let random = largest.flatMap { upper in (0..<50).map { _ in UInt64.random(in: upper / 10 + 1...upper, using: &generator) } }
-        let wrong = (Array(0...100_000) + random).filter { number in
+        // Where a length starts and ends, and every bit length's bounds (the count starts from it).
+        let bounds = largest.flatMap { [$0, $0 &+ 1] } + (1..<64).flatMap { bit in [(UInt64(1) << bit) - 1, UInt64(1) << bit] }
+        let wrong = (Array(0...100_000) + random + bounds).filter { number in
             var digits = [UInt8](repeating: 0, count: number.decimalDigitCount)
             digits.withUnsafeMutableBytes { Message.AppendedField.writeDigits(of: number, count: number.decimalDigitCount, into: $0) }
             return String(decoding: digits, as: UTF8.self) != String(number)
@@ -83,6 +85,33 @@ struct LayerFieldTests {
         let full = Message(headers: Headers((1..<WireLimits.maxHeaders).map { ("k\($0)", "v") }))
         #expect(throws: Never.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 1, alsoReplacing: "ack")) }
         #expect(throws: WireError.self) { try full.validatedEncodedSize(appending: Message.AppendedField("pos", 1, alsoReplacing: "ack", alsoNumber: 2)) }
+    }
+
+    @Test("a field counted up encodes as one made for its number, in memory with room to spare or none", arguments: [
+        0, 1, 8, 9, 10, 98, 99, 100, 998, 999, 99_999, 1_234_567, 9_999_999_999, 9_999_999_999_999_999_998, UInt64.max - 2,
+    ] as [UInt64])
+    func countedUpField(_ start: UInt64) throws {
+        let message = Message(headers: ["route": "r", "pos": "7"], payload: [1, 2, 3])
+        var counted = Message.AppendedField("pos", start, alsoReplacing: "ack")
+        for number in start...(start + 2) {
+            let made = Message.AppendedField("pos", number, alsoReplacing: "ack")
+            #expect(counted.number == number)
+            let size = try message.validatedEncodedSize(appending: counted)
+            #expect(size == (try message.validatedEncodedSize(appending: made)))
+            // Exactly the prefix's room (the field is copied byte by byte), and a buffer's spare room.
+            let prefix = size - message.payload.readableBytes
+            let exact = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix, alignment: 1)
+            defer { exact.deallocate() }
+            #expect(message.encodePrefix(into: exact, appending: counted) == prefix)
+            var roomy = ByteBuffer()
+            message.encode(into: &roomy, validatedSize: size, appending: counted)
+            var expected = message
+            expected.headers["pos"] = "\(number)"
+            let encoded = try expected.encoded()
+            #expect(roomy == encoded, "\(number)")
+            #expect(Array(exact) == Array(encoded.readableBytesView.prefix(prefix)), "\(number)")
+            if number < start + 2 { counted.increment() }
+        }
     }
 
     @Test("an appended field counts against the limits")

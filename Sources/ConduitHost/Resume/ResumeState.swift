@@ -56,7 +56,9 @@ final class ResumeState: Sendable {
 
     fileprivate struct State {
         var epoch = ResumeState.newEpoch()
-        var nextPosition: UInt64 = 1
+        /// `pos` as the next message gets it: counted up as messages are kept (`increment`).
+        var nextField = ResumeState.position(1)
+        var nextPosition: UInt64 { nextField.number }
         var window = CircularBuffer<Sent>(initialCapacity: 4)
         /// The encoded messages of the window that are not held, oldest first.
         var log = ResumeLog()
@@ -347,7 +349,8 @@ final class ResumeState: Sendable {
                 // Nearly always kept as it is written: its bytes copied into the log from the
                 // frames' buffer in the same access to it. The closure captures neither the
                 // message nor `self`: each was a retain and a release a message.
-                let appended = try frames.append(message, appending: Self.position(position, ack: ack)) { encoded, appended in
+                let field = ack.map { Self.position(position, ack: $0) } ?? state.nextField
+                let appended = try frames.append(message, appending: field) { encoded, appended in
                     keptAsWritten = Self.keepAsWritten(encoded, appended, at: position, windowLimit: windowLimit, in: &state)
                 }
                 if !keptAsWritten { keep(message, appended, at: position, from: frames, in: &state) }
@@ -405,7 +408,7 @@ final class ResumeState: Sendable {
     /// `pos` as the host gives it (and `ack`, when given): it takes the place of any `pos` or
     /// `ack` the message had (a handler's, or a relay's from a plain connection), which would
     /// otherwise tell the client of positions the host never sent or processed.
-    private static func position(_ position: UInt64, ack: UInt64? = nil) -> Message.AppendedField {
+    fileprivate static func position(_ position: UInt64, ack: UInt64? = nil) -> Message.AppendedField {
         Message.AppendedField(ResumeHeader.positionField, position, alsoReplacing: ResumeHeader.ackField, alsoNumber: ack)
     }
 
@@ -510,7 +513,7 @@ final class ResumeState: Sendable {
 
     private static func keep(_ sent: Sent, in state: inout State) {
         state.window.append(sent)
-        state.nextPosition += 1
+        state.nextField.increment()
         state.windowBytes += Int(sent.bytes)
         state.heldBytes += Int(sent.heldBytes)
     }

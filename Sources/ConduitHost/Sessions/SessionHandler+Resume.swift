@@ -95,6 +95,8 @@ extension SessionHandler {
         }
     }
 
+    /// Inlined, as `admitted`: on every resumed message's path, where a call cost as much as the work.
+    @inline(__always)
     private func oweClientAck(_ due: ClientPositions.AckDue) {
         switch due {
         // With the next numbered message this read makes (a reply), else alone once it ends.
@@ -158,6 +160,7 @@ struct ClientPositions {
     /// Records an admitted client position: a chunk opens the chunked request unless one is
     /// open; what completes a request closes it. Nil for a chunk (acknowledged only with its
     /// request), else the acknowledgement owed.
+    @inline(__always)
     mutating func admitted(_ position: UInt64, isChunk: Bool, standsAlone: Bool) -> AckDue? {
         if isChunk {
             if openChunkFrom == nil { openChunkFrom = position }
