@@ -34,10 +34,12 @@ extension Message {
                 headers.removeAll(reservingCapacity: Int(count))
                 for index in 0..<Int(count) {
                     let name = try input.readField(lengthPrefix: UInt8.self, field: .key(index))
-                    if let slot = setAside.slot(of: name) {
+                    if let slot = setAside.slot(of: name, readable: name.count &+ input.remaining) {
                         let value = try input.readField(lengthPrefix: UInt16.self, field: .value(index))
                         // Not a number: still refused as any value is when it is not UTF-8.
-                        if case .malformed = setAside.set(slot, to: value) { _ = try Self.string(value, field: .value(index)) }
+                        if case .malformed = setAside.set(slot, to: value, readable: value.count &+ input.remaining) {
+                            _ = try Self.string(value, field: .value(index))
+                        }
                         continue
                     }
                     let key = try Self.string(name, field: .key(index))

@@ -17,7 +17,7 @@ struct PackedName: Sendable {
     }
 
     init(_ name: some Collection<UInt8>) {
-        precondition(name.count <= Self.maxBytes, "a layer's field name has at most \(Self.maxBytes) bytes")
+        precondition(!name.isEmpty && name.count <= Self.maxBytes, "a layer's field name has 1 to \(Self.maxBytes) bytes")
         length = name.count
         packed = Self.pack(name)
     }

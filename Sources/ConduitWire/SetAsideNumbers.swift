@@ -32,19 +32,23 @@ public struct SetAsideNumbers: Sendable {
 
     /// Which of the two `name` is, if either: its bytes are packed (once) only when its length
     /// is one of theirs. Inlined into the decoder's loop: most names are ruled out by length.
+    /// `readable`: how many bytes can be read from the name's start (the rest of the message).
     @inline(__always)
-    func slot(of name: UnsafeRawBufferPointer) -> Slot? {
+    func slot(of name: UnsafeRawBufferPointer, readable: Int) -> Slot? {
         guard name.count == firstName.length || name.count == secondName.length else { return nil }
-        let packed = PackedName.pack(name)
+        // Eight bytes read at once and the name's kept (a loop a byte showed in the profile).
+        let packed = readable >= 8 ? UInt64(bigEndian: name.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt64.self)) &>> UInt64(64 &- 8 &* name.count) : PackedName.pack(name)
         if firstName.matches(length: name.count, packed: packed) { return .first }
         return secondName.matches(length: name.count, packed: packed) ? .second : nil
     }
 
     enum Slot { case first, second }
 
-    /// Keeps `digits`, parsed, as the value of `slot`, and returns it.
-    mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer) -> Value {
-        let value = UInt64(decimalDigits: digits).map(Value.number) ?? .malformed
+    /// Keeps `digits`, parsed, as the value of `slot`, and returns it. `readable`: how many
+    /// bytes can be read from the digits' start (the rest of the message).
+    mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer, readable: Int) -> Value {
+        let parsed = readable >= 8 ? UInt64(upToEightDigits: digits) ?? UInt64(decimalDigits: digits) : UInt64(decimalDigits: digits)
+        let value = parsed.map(Value.number) ?? .malformed
         switch slot {
         case .first: firstValue = value
         case .second: secondValue = value

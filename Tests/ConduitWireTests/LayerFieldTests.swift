@@ -162,6 +162,33 @@ struct LayerFieldTests {
         #expect(plain.headers == ["route": "echo"] && none.firstValue == .absent && none.secondValue == .absent)
     }
 
+    @Test("set-aside numbers of every length parse alike with eight bytes to read after them or fewer")
+    func setAsideNumbersOfEveryLength() throws {
+        var generator = SystemRandomNumberGenerator()
+        let numbers = (1...20).flatMap { length in
+            [String(repeating: "0", count: length), String(repeating: "9", count: length), "1" + String(repeating: "0", count: length - 1),
+             String((0..<length).map { _ in "0123456789".randomElement(using: &generator)! })]
+        }
+        // Each byte of each in turn not a digit (just below and above them, a letter, NUL, a space, two bytes).
+        let broken = numbers.flatMap { number in
+            number.indices.flatMap { index in
+                ["/", ":", "a", "\u{0}", " ", "é"].map { bad in String(number[..<index]) + bad + String(number[number.index(after: index)...]) }
+            }
+        }
+        for text in numbers + broken {
+            // No payload: two bytes follow the value; sixteen: more than eight.
+            for payload in [[UInt8](), [UInt8](repeating: 0x39, count: 16)] {
+                var fields = SetAsideNumbers("ack", "pos")
+                var reused = Headers()
+                let message = Message(headers: Headers([("route", "r"), ("pos", text)]), payload: payload)
+                let decoded = try Message(decoding: try message.encoded(), reusing: &reused, settingAside: &fields)
+                #expect(decoded.headers == ["route": "r"])
+                let expected = text.utf8.allSatisfy { (0x30...0x39).contains($0) } ? UInt64(text).map { SetAsideNumbers.Value.number($0) } ?? .malformed : .malformed
+                #expect(fields.secondValue == expected, "'\(text)' with \(payload.count) bytes of payload")
+            }
+        }
+    }
+
     @Test("a set-aside value that is not a decimal uint64 is malformed, not an error")
     func malformedSetAsideValues() throws {
         for bad in ["", "-1", "+1", "1.0", " 1", "1a", "18446744073709551616", "99999999999999999999", "184467440737095516150", "x", "١"] {
