@@ -3,6 +3,8 @@ line), or with --table the totals and the functions whose own instructions resum
 import glob, json, re, subprocess, sys
 
 workdir, commit, top = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# The payload size of the echo: rows of other sizes than 64 say theirs.
+size = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4].isdigit() else 64
 modes = ["plain", "field", "resume"]
 
 
@@ -34,7 +36,8 @@ def per_function(mode):
 
 results = {mode: per_function(mode) for mode in modes}
 if "--table" not in sys.argv:
-    print(json.dumps({"commit": commit, **{mode: {"messages": results[mode][0], "instructionsPerMessage": round(results[mode][1])} for mode in modes}}))
+    row = {"commit": commit, **{mode: {"messages": results[mode][0], "instructionsPerMessage": round(results[mode][1])} for mode in modes}}
+    print(json.dumps(row if size == 64 else {**row, "size": size}))
     sys.exit()
 
 plain = results["plain"][1]

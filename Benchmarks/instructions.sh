@@ -6,10 +6,11 @@
 # only while the load tool runs in each mode: plain, field (one more header each way), resume.
 # Counts user-space instructions of the host alone: not the kernel's work, not time.
 # Usage: Benchmarks/instructions.sh [SECONDS] [TOP]  (defaults 10 and 25: the TOP functions by
-# what resume adds) → Benchmarks/results/instructions-runs.jsonl, callgrind files in $KEEP (if set)
+# what resume adds) → Benchmarks/results/instructions-runs.jsonl, callgrind files in $KEEP (if set).
+# SIZE=N (default 64) counts the echo of N-byte payloads instead; its rows say so ("size").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
-seconds=${1:-10}; top=${2:-25}
+seconds=${1:-10}; top=${2:-25}; size=${SIZE:-64}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 1; }
 source "$here/common.sh"; build_tools
 workdir=${KEEP:-$(mktemp -d)}; mkdir -p "$workdir"
@@ -24,7 +25,7 @@ commit=$(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet HEA
 run() { # MODE SECONDS
   local flag=(); [ "$1" = resume ] && flag=(--resume); [ "$1" = field ] && flag=(--extra-field)
   taskset -c 1 "$bin/conduit-bench" --proto conduit --port "$port" --path "/{i}/0?key=$key" "${flag[@]}" \
-    --connections 1 --in-flight 64 --size 64 --seconds "$2" --warmup 0 --label "$1"
+    --connections 1 --in-flight 64 --size "$size" --seconds "$2" --warmup 0 --label "$1"
 }
 # Uncounted first: what a process does once (type metadata, conformance caches) is nobody's cost.
 for mode in plain field resume; do run "$mode" 1 >/dev/null; done
@@ -33,5 +34,5 @@ for mode in plain field resume; do
   run "$mode" "$seconds" >"$workdir/$mode.json"
   callgrind_control -i off "$host_pid" >/dev/null; callgrind_control -d "$mode" "$host_pid" >/dev/null
 done
-python3 "$here/instructions.py" "$workdir" "$commit" "$top" | tee -a "$results" | sed -n '1,3p' >/dev/null
-python3 "$here/instructions.py" "$workdir" "$commit" "$top" --table
+python3 "$here/instructions.py" "$workdir" "$commit" "$top" "$size" | tee -a "$results" | sed -n '1,3p' >/dev/null
+python3 "$here/instructions.py" "$workdir" "$commit" "$top" "$size" --table
