@@ -30,8 +30,9 @@ extension UInt64 {
     /// `digits` as a number when they are 1 to 8 decimal digits, all eight bytes from their
     /// start read at once (the caller makes sure 8 can be read); nil otherwise, a number of
     /// more digits included (`init(decimalDigits:)` tells those). A position's digits one at a
-    /// time were a third of its decoding: here the bytes past the digits are made zeros
-    /// ("0"s), all eight are checked in one step and joined in three (pairs, fours, eight).
+    /// time were a third of its decoding: here the bytes past the digits are shifted out and
+    /// "0"s take their place as leading zeros, all eight are checked in one step and joined in
+    /// three (pairs, fours, eight).
     init?(upToEightDigits digits: UnsafeRawBufferPointer) {
         let count = digits.count
         guard count > 0, count <= 8 else { return nil }

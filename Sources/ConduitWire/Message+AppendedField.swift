@@ -20,7 +20,8 @@ extension Message {
         private var first = EncodedField()
         private var firstBytes: UInt8
 
-        /// `name` and `alsoReplacing`: at most `PackedName.maxBytes` bytes of UTF-8 each.
+        /// `name` and `alsoReplacing`: 1 to `PackedName.maxBytes` bytes of UTF-8 each (a layer's
+        /// constants; others trap).
         public init(_ name: StaticString, _ number: UInt64, alsoReplacing: StaticString? = nil, alsoNumber: UInt64? = nil) {
             // The layer's constants: a mistake shows in its tests.
             precondition(alsoNumber == nil || alsoReplacing != nil, "a second number needs the name it is appended under")

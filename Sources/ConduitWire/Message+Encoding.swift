@@ -115,7 +115,8 @@ extension Message {
     /// written. For a framing layer that writes its own header in the same raw write: each
     /// ByteBuffer write re-checks capacity and uniqueness and pays a dynamic exclusivity check,
     /// a third of a 64-byte frame's encoding. Within the package only: memory too small for the
-    /// message is not checked for.
+    /// message is not checked for, and `out` past the bytes written is scratch (an appended
+    /// field is stored a word at a time where `out` has room).
     package func encode(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
         let prefix = writePrefix(into: out, appending: field)
         payload.withUnsafeReadableBytes { UnsafeMutableRawBufferPointer(rebasing: out[prefix...]).copyMemory(from: $0) }
@@ -132,7 +133,7 @@ extension Message {
 
     /// As `encodePrefix(into:)` (with `field`), into raw memory, for a message checked by
     /// `validatedEncodedSize(appending:)`, whose result less the payload `out` has room for;
-    /// returns the bytes written.
+    /// returns the bytes written (`out` past them is scratch, as for `encode(into:appending:)`).
     package func encodePrefix(into out: UnsafeMutableRawBufferPointer, appending field: AppendedField? = nil) -> Int {
         writePrefix(into: out, appending: field)
     }

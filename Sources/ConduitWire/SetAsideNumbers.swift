@@ -18,7 +18,7 @@ public struct SetAsideNumbers: Sendable {
     private let firstName: PackedName
     private let secondName: PackedName
 
-    /// `first` and `second`: at most 8 bytes of UTF-8 each.
+    /// `first` and `second`: 1 to 8 bytes of UTF-8 each (a layer's constants; others trap).
     public init(_ first: String, _ second: String) {
         firstName = PackedName(first.utf8)
         secondName = PackedName(second.utf8)
@@ -36,8 +36,7 @@ public struct SetAsideNumbers: Sendable {
     @inline(__always)
     func slot(of name: UnsafeRawBufferPointer, readable: Int) -> Slot? {
         guard name.count == firstName.length || name.count == secondName.length else { return nil }
-        // Eight bytes read at once and the name's kept (a loop a byte showed in the profile).
-        let packed = readable >= 8 ? UInt64(bigEndian: name.baseAddress.unsafelyUnwrapped.loadUnaligned(as: UInt64.self)) &>> UInt64(64 &- 8 &* name.count) : PackedName.pack(name)
+        let packed = PackedName.pack(name, readable: readable)
         if firstName.matches(length: name.count, packed: packed) { return .first }
         return secondName.matches(length: name.count, packed: packed) ? .second : nil
     }

@@ -143,9 +143,9 @@ final class SessionHandler: ChannelInboundHandler {
 
     /// Frames of a resuming connection with this much payload are unmasked into buffers of their
     /// own. Below it, copying the echoed payload into the window's log costs less than a buffer
-    /// a frame: timed (`Benchmarks/ab.sh`, 2026-12-03), from 1 KiB on the 1 KiB echo cost resume
-    /// +30 % host CPU a message against +14 % copied, while the 4 KiB echo cost 8 % less with
-    /// its own buffers than copied.
+    /// a frame. Timed (`Benchmarks/ab.sh`, 2026-12-03): with buffers of their own, resume cost
+    /// the 1 KiB echo +30 % host CPU a message, copied +14 %; the 4 KiB echo cost 8 % less host
+    /// CPU with buffers of their own than copied.
     static let ownPayloadBuffersFrom = 2 * OutboundFrames.gatherThreshold
 
     /// The id's resume state, once per connection (the directory attaches a session once).
