@@ -46,4 +46,24 @@ struct OutboundFramesTests {
         }
         #expect(rest.isEmpty)
     }
+
+    /// What a writer's callback is given (resume's log copies it): the bytes written and the
+    /// payload when it is apart, which together are exactly the encoded message.
+    @Test("the callback is given the whole message, its payload apart or not", arguments: payloadSizes)
+    func theCallbackIsGivenTheWholeMessage(_ size: Int) throws {
+        let message = Message(headers: [HeaderName.route: "echo"], payload: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+        let field = Message.AppendedField(ResumeHeader.positionField, 99)
+        var frames = OutboundFrames()
+        var given: [UInt8] = []
+        var apart = -1
+        let appended = try frames.append(message, appending: field) { encoded, payloadApart, _ in
+            given = Array(encoded) + Array(payloadApart)
+            apart = payloadApart.count
+        }
+        var numbered = message
+        numbered.headers.append(ResumeHeader.position, "99")
+        #expect(given.count == appended.encodedBytes)
+        #expect(apart == (appended.payloadIsApart ? size : 0))
+        #expect(try Message(decoding: ByteBuffer(bytes: given)) == numbered)
+    }
 }

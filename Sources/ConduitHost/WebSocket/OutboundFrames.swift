@@ -33,15 +33,16 @@ struct OutboundFrames {
     /// Appends `message` (with `field` after its headers) as one binary frame. Nothing is
     /// appended when the message breaks a limit.
     mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
-        try append(message, appending: field) { _, _ in }
+        try append(message, appending: field) { _, _, _ in }
     }
 
     /// As `append(_:appending:)`, and `encoded` is given the message's bytes as just written
-    /// (all but the payload when it is apart) with what was appended, inside the same raw write:
-    /// a copy made there (resume's log) pays no second access to the buffer, each a dynamic
-    /// exclusivity check in SwiftNIO's inlined code.
+    /// (all but the payload when it is apart), the payload when it is apart (else no bytes),
+    /// and what was appended, inside the same raw write: a copy made there (resume's log) pays
+    /// no second access to the buffer, each a dynamic exclusivity check in SwiftNIO's inlined code.
     mutating func append(
-        _ message: Message, appending field: Message.AppendedField? = nil, encoded: (UnsafeRawBufferPointer, Appended) -> Void
+        _ message: Message, appending field: Message.AppendedField? = nil,
+        encoded: (UnsafeRawBufferPointer, _ payloadApart: UnsafeRawBufferPointer, Appended) -> Void
     ) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
@@ -56,7 +57,12 @@ struct OutboundFrames {
             let header = FrameHeader.writeServerFrame(.binary, length: size, into: out)
             let body = UnsafeMutableRawBufferPointer(rebasing: out[header...])
             let written = gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field)
-            encoded(UnsafeRawBufferPointer(rebasing: body[..<written]), appended)
+            let bytes = UnsafeRawBufferPointer(rebasing: body[..<written])
+            if gathered {
+                message.payload.withUnsafeReadableBytes { encoded(bytes, $0, appended) }
+            } else {
+                encoded(bytes, UnsafeRawBufferPointer(start: nil, count: 0), appended)
+            }
             return header + written
         }
         return appended
