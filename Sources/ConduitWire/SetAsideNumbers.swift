@@ -47,7 +47,7 @@ public struct SetAsideNumbers: Sendable {
     /// bytes can be read from the digits' start (the rest of the message).
     mutating func set(_ slot: Slot, to digits: UnsafeRawBufferPointer, readable: Int) -> Value {
         let parsed = readable >= 8 ? UInt64(upToEightDigits: digits) ?? UInt64(decimalDigits: digits) : UInt64(decimalDigits: digits)
-        let value = parsed.map(Value.number) ?? .malformed
+        let value = if let parsed { Value.number(parsed) } else { Value.malformed }
         switch slot {
         case .first: firstValue = value
         case .second: secondValue = value
