@@ -355,13 +355,12 @@ final class ResumeState: Sendable {
         // the routed echo's profile showed.
         var stamped: Stamped?
         var failure: WireError?
+        let holdsPayload = Self.holdsApart(message.payload)
         state.withLock { state in
             guard state.writer == writer else { return }
             let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
             let position = state.nextPosition
             let windowLimit = windowLimit
-            // Whether `keep` would hold the payload apart, if it is written apart.
-            let holdsPayload = message.payload.readableBytes >= OutboundFrames.gatherThreshold && Self.isCompact(message.payload)
             var keptAsWritten = false
             do throws(WireError) {
                 // Nearly always kept as it is written: its bytes copied into the log from the
@@ -369,10 +368,10 @@ final class ResumeState: Sendable {
                 // message nor `self`: each was a retain and a release a message.
                 let field = ack.map { Self.position(position, ack: $0) } ?? state.nextField
                 let appended = try frames.append(message, appending: field) { encoded, payloadApart, appended in
-                    guard !(appended.payloadIsApart && holdsPayload) else { return }
+                    guard !holdsPayload else { return }
                     keptAsWritten = Self.keepAsWritten(encoded, then: payloadApart, appended, windowLimit: windowLimit, in: &state)
                 }
-                if !keptAsWritten { keep(message, appended, at: position, from: frames, in: &state) }
+                if !keptAsWritten { keep(message, appended, holdingPayload: holdsPayload, at: position, from: frames, in: &state) }
                 stamped = Stamped(appended: appended, ack: ack)
             } catch {
                 failure = error
@@ -408,8 +407,11 @@ final class ResumeState: Sendable {
     /// copied into the log after the rest, in one step, as `makeRoom` foresaw them: one by one,
     /// the frame could leave the log too full to reuse its acknowledged start for the payload,
     /// and it grew unforeseen.
-    private func keep(_ message: Message, _ appended: OutboundFrames.Appended, at position: UInt64, from frames: OutboundFrames, in state: inout State) {
-        let heldPayload = appended.payloadIsApart && Self.isCompact(message.payload) ? message.payload : nil
+    private func keep(
+        _ message: Message, _ appended: OutboundFrames.Appended, holdingPayload holdsPayload: Bool, at position: UInt64, from frames: OutboundFrames,
+        in state: inout State
+    ) {
+        let heldPayload = holdsPayload ? message.payload : nil
         let bytes = UInt32(appended.encodedBytes)
         let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
         let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
@@ -465,6 +467,12 @@ final class ResumeState: Sendable {
         var copy = message
         copy.payload = ByteBuffer(buffer: message.payload)
         return copy
+    }
+
+    /// Whether the window keeps `payload` as it is, apart from the log: it is written apart from
+    /// its frame, and its buffer holds little else (else it is copied into the log).
+    private static func holdsApart(_ payload: ByteBuffer) -> Bool {
+        OutboundFrames.writesApart(payload) && isCompact(payload)
     }
 
     /// Whether keeping `payload` holds little more memory than its own bytes.

@@ -3,7 +3,7 @@
 ///
 /// Storage of its own rather than a `CircularBuffer`: that keeps optional elements and checks
 /// its indices on every access, and appending an entry cost 48 instructions a message of the
-/// resuming routed echo; here an append is a store and two additions. Never copied: a copy
+/// resuming routed echo; here an append is a store, a mask and two additions. Never copied: a copy
 /// would share its storage, and write over it.
 struct ValueRing<Element: BitwiseCopyable>: Sendable {
     /// Unchecked: its elements are written only by the ring that holds it, under its owner's lock.

@@ -13,6 +13,8 @@ struct OutboundFrames {
     /// Payloads from this size on are not copied: the frame's header and the message's
     /// headers go in the buffer, and the payload is written after it as a buffer of its own.
     static let gatherThreshold = 1024
+    /// Whether a message with `payload` has it written after its frame rather than copied in.
+    static func writesApart(_ payload: ByteBuffer) -> Bool { payload.readableBytes >= gatherThreshold }
     /// Beyond this the buffer is not kept for reuse (an idle connection holds little).
     private static let keptCapacity = 16 * 1024
 
@@ -46,7 +48,7 @@ struct OutboundFrames {
     ) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
-        let gathered = message.payload.readableBytes >= Self.gatherThreshold
+        let gathered = Self.writesApart(message.payload)
         let buffered = gathered ? size - message.payload.readableBytes : size
         let headerSize = FrameHeader.serverHeaderSize(length: size)
         let start = buffer.writerIndex + headerSize
