@@ -34,10 +34,14 @@ public final class EventLoopTurns: NIOEventLoopMetricsDelegate, Sendable {
         }
     }
 
-    /// How many turns ended with `progress` strictly between `start` and `end`: work between
-    /// them done in one turn leaves none, work done a part a turn one for each part but the last.
-    public func turns(between start: Int, and end: Int) -> Int {
-        state.withLockedValue { $0.values.filter { start < $0 && $0 < end }.count }
+    /// The most `progress` moved in one turn on its way from `start` to `end`: work done a part
+    /// a turn moves it a part (now and then two, when the machine stalls the loop's thread
+    /// between queuing the next part and looking at its timers), work done in one go all of it.
+    public func longestStep(from start: Int, to end: Int) -> Int {
+        state.withLockedValue { state in
+            let points = [start] + state.values.filter { start < $0 && $0 <= end }
+            return zip(points, points.dropFirst()).map { $1 - $0 }.max() ?? 0
+        }
     }
 
     /// The longest turn's tasks since `watch`.

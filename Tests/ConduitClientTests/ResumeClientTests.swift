@@ -173,12 +173,11 @@ struct ResumeClientTests {
             turns.watch { Int(resumption.sentThrough) }
             try await ipc.start()
             try await waitUntil(timeout: .seconds(60)) { DispatchTally.counts(of: "backlog").count == backlog }
-            let turnsDuringBacklog = turns.turns(between: 0, and: backlog)
+            let longestStep = turns.longestStep(from: 0, to: backlog)
             #expect(DispatchTally.counts(of: "backlog").values.allSatisfy { $0 == 1 }, "each dispatched once")
-            print("backlog of \(backlog): the client's event loop turned at \(turnsDuringBacklog) points of it; its longest turn took \(turns.longestTurn.nanoseconds / 1_000_000) ms")
-            // A turn can end after any batch but the last (with a few tasks queued meanwhile, most).
-            let batches = (backlog + Conduit.drainBatch.messages - 1) / Conduit.drainBatch.messages
-            #expect(turnsDuringBacklog >= (batches - 1) * 4 / 5, "the client's event loop turned at \(turnsDuringBacklog) points of the backlog's \(batches) batches")
+            print("backlog of \(backlog): at most \(longestStep) messages sent in one turn of the client's event loop; its longest turn took \(turns.longestTurn.nanoseconds / 1_000_000) ms")
+            // A batch a turn, now and then two or three (a loaded machine stalls the loop's thread).
+            #expect(longestStep <= 16 * Conduit.drainBatch.messages, "\(longestStep) kept messages sent in one turn of the client's event loop")
             conduit.close()
             try await group.shutdownGracefully()
         }
