@@ -26,9 +26,10 @@ struct SupervisionTests {
     /// answered from a task do: a child that stops answering held up to `maxInFlight` (1,024)
     /// of them outside it. Past the incoming half a request is answered `UnavailableError`.
     @Test func requestsWaitingForTheChildHoldTheirBytesOfTheBudget() async throws {
-        // Long enough that the first request can't time out before the last is sent, on a
-        // loaded machine (2 s did in a full run: its answer came among the refusals).
-        let yaml = "limits:\n  hostBufferBytes: 1048576\n" + Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5")
+        // Long enough that no request times out before the budget is read, on a loaded machine
+        // (2 s did in a full run: its answer came among the refusals; 5 s did with the suite
+        // run beside two busy processes: 5 of the 8 had given their bytes back).
+        let yaml = "limits:\n  hostBufferBytes: 1048576\n" + Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 15")
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
             let budget = host.host.directory.budget
             let client = try await host.connect(client: "waiting")
@@ -42,7 +43,7 @@ struct SupervisionTests {
             #expect(refused.map { $0.headers["token"] } == ["h8", "h9", "h10", "h11"])
             #expect(budget.usedBytes >= 8 * 60_000)
             // They time out (the child is killed after three), and give their bytes back.
-            let ended = try await client.nextMessages(8, timeout: .seconds(20))
+            let ended = try await client.nextMessages(8, timeout: .seconds(40))
             #expect(ended.allSatisfy { ["TimeoutError", "UnavailableError"].contains($0.headers["error"]) }, "\(ended.map(\.headers))")
             #expect(Set(ended.map { $0.headers["token"] ?? "" }) == Set((0..<8).map { "h\($0)" }))
             try await waitUntil { budget.usedBytes == 0 }
