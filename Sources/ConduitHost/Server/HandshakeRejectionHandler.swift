@@ -1,7 +1,8 @@
 import NIOCore
 import NIOHTTP1
 
-/// Answers an HTTP request that was not upgraded with the policy's status, then closes.
+/// Answers an HTTP request that was not upgraded with the policy's status, then closes; closes
+/// a socket whose request could not be parsed too.
 final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -35,5 +36,14 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
+    }
+
+    /// A request that could not be parsed was answered 400 by SwiftNIO's HTTP error handler,
+    /// which leaves closing to the rest of the pipeline: left open, each such socket held its
+    /// descriptor until the handshake timeout. (A refused upgrade is an error too, and is
+    /// answered above.)
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else { return context.fireErrorCaught(error) }
+        context.close(promise: nil)
     }
 }
