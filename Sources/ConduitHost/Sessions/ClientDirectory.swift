@@ -56,6 +56,13 @@ public final class ClientDirectory: PushSink, Sendable {
         }
 
         var isAway: Bool { session == nil && stream == nil && handshakes == 0 }
+
+        /// A handshake ended without its socket attaching: once none is on the way, the
+        /// stream takes what waits again.
+        mutating func handshakeEnded() {
+            handshakes = max(0, handshakes - 1)
+            if handshakes == 0 { stream?.messagesAvailable() }
+        }
     }
 
     let slots = NIOLockedValueBox<[ClientID: Slot]>([:])
@@ -280,13 +287,13 @@ extension ClientDirectory {
         var outrun = false
         let admitted: (Session?, CircularBuffer<MessageQueue.Entry>, ResumeStart?)? = slots.withLockedValue { slots in
             guard !paused.withLockedValue({ $0 }) else {
-                slots[session.client]?.handshakes -= 1
+                slots[session.client]?.handshakeEnded()
                 return nil
             }
             // A socket that arrived earlier than the id's current one (its handshake finished
             // later) replaces nothing: it is the one replaced (`ArrivalOrder`).
             if let current = slots[session.client]?.session, current.arrival > session.arrival {
-                slots[session.client]!.handshakes = max(0, slots[session.client]!.handshakes - 1)
+                slots[session.client]!.handshakeEnded()
                 outrun = true
                 return nil
             }
@@ -404,7 +411,7 @@ extension ClientDirectory {
     /// The connection closed before its socket attached.
     func handshakeAbandoned(_ client: ClientID) {
         withSlot(client) { slot in
-            slot.handshakes -= 1
+            slot.handshakeEnded()
             if slot.isAway { startGrace(client, in: &slot) }
         }
     }
@@ -459,11 +466,12 @@ extension ClientDirectory {
     }
 
     /// The oldest buffered push for `stream`'s id, removed, as the parts to write (numbered if
-    /// the id resumes); nil when none waits or when the stream is no longer the id's receiver
-    /// (a socket or another stream took over).
+    /// the id resumes); nil when none waits, when the stream is no longer the id's receiver
+    /// (a socket or another stream took over), or while a socket's handshake for the id is
+    /// accepted: its client is told it is back, and a push made after that must come over it.
     func takeNext(for client: ClientID, stream: any PushStream) -> [Message]? {
         let (parts, waiters): ([Message]?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
-            guard slots[client]?.stream === stream, slots[client]?.replaced.isEmpty == true,
+            guard slots[client]?.stream === stream, slots[client]?.replaced.isEmpty == true, slots[client]?.handshakes == 0,
                   let entry = slots[client]?.buffer.popFirst()
             else { return (nil, []) }
             let message = entry.message
