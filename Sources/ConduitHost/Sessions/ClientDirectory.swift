@@ -57,8 +57,8 @@ public final class ClientDirectory: PushSink, Sendable {
 
         var isAway: Bool { session == nil && stream == nil && handshakes == 0 }
 
-        /// A handshake ended without its socket attaching: once none is on the way, the
-        /// stream takes what waits again.
+        /// A handshake for the id ended, its socket attached or not: once none is on the way,
+        /// a stream still the id's takes what waits again.
         mutating func handshakeEnded() {
             handshakes = max(0, handshakes - 1)
             if handshakes == 0 { stream?.messagesAvailable() }
@@ -320,10 +320,10 @@ extension ClientDirectory {
     /// and what is to be sent now (nothing while a replaced socket still has to hand over).
     private func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<MessageQueue.Entry>) {
         let old = slot.session
-        slot.handshakes = max(0, slot.handshakes - 1)
         slot.session = session
         slot.stream?.end()
         slot.stream = nil
+        slot.handshakeEnded()
         endGrace(session.client, in: &slot)
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
