@@ -54,6 +54,25 @@ struct ControlRaceTests {
         }
     }
 
+    /// A pause closes every socket (SPEC §6), those whose handshake is not done included: one
+    /// accepted before a stop and completed after the next start was upgraded, a live socket on
+    /// a port nothing listened to any more (a client told of it could not open a second one).
+    @Test func aHandshakeBegunBeforeAStopDoesNotOutliveIt() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            let client = try await RawTCPClient.connect(port: host.port)
+            try await client.send("GET \(host.path(client: "begun-before-stop")) HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            _ = try status(try await ipc.request(.POST, "/internal.conduit.stop"))
+            #expect(try status(try await ipc.request(.POST, "/internal.conduit.start")).isActive)
+            try? await client.send(
+                "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            // Nil: still open 30 s on (upgraded).
+            let answer = try? await client.readUntilClosed(timeout: .seconds(30))
+            #expect(answer?.readableBytes == 0, "closed by the stop, unanswered: \(answer.map { String(buffer: $0).prefix(40) } ?? "left open")")
+            #expect(host.client("begun-before-stop")?.connected != true)
+        }
+    }
+
     @Test func concurrentKeyWritesAllSucceed() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let ipc = host.ipc()

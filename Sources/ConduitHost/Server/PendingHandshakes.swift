@@ -49,6 +49,14 @@ final class PendingHandshakes: Sendable {
     /// Connections waiting for their handshake now.
     var count: Int { waiting.withLockedValue { $0.channels.count } }
 
+    /// Closes every connection still waiting for its upgrade: a pause closes every socket, and
+    /// one accepted before it would otherwise be upgraded after the next start, on a port no
+    /// longer listened to. (Each gives its place back as it closes.)
+    func closeAll() {
+        let channels = waiting.withLockedValue { Array($0.channels.values) }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
     fileprivate func release(_ order: UInt64) {
         _ = waiting.withLockedValue { $0.channels.removeValue(forKey: order) }
     }

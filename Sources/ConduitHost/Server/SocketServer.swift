@@ -28,13 +28,16 @@ actor SocketServer {
         directory.setPaused(false)
     }
 
-    /// Stops listening and closes every socket with `code` (clients see a close frame);
-    /// returns once they are closed. Pushes made meanwhile are buffered per id.
+    /// Stops listening and closes every socket with `code` (clients see a close frame), and
+    /// every connection whose handshake is not done; returns once the sockets are closed.
+    /// Pushes made meanwhile are buffered per id.
     func stop(code: WebSocketErrorCode, reason: String) async {
         directory.setPaused(true)
         let server = channel
         channel = nil
         try? await server?.close()
+        // After `setPaused`: a handshake that gets past this is refused when it attaches.
+        listener.closePendingHandshakes()
         let sessions = directory.sessions
         for session in sessions { session.close(code: code, reason: reason) }
         for session in sessions { try? await session.channel.closeFuture.get() }

@@ -23,6 +23,11 @@ final class WebSocketListener: Sendable {
         self.pending = pending
     }
 
+    /// Closes the connections whose handshake is not done (a pause).
+    func closePendingHandshakes() {
+        pending.closeAll()
+    }
+
     /// Binds and returns the server channel.
     func bind(host: String, port: Int) async throws -> any Channel {
         try await ServerBootstrap(group: group)
