@@ -42,6 +42,19 @@ struct HandshakeOnTheWayTests {
         _ = try? socket.finish(acceptAlreadyClosed: true)
     }
 
+    /// Diagnostics agree with the client, which is told it is connected by the 101: a client
+    /// that asked right after opening was not among the ids connected.
+    @Test func anIdIsConnectedFromItsAcceptedHandshake() throws {
+        let sockets = try DoubleReplacementTests.Sockets()
+        let directory = sockets.directory
+        #expect(directory.handshakeAccepted(sockets.id))
+        #expect(directory.connectedIDs == [sockets.id.rawValue])
+        #expect(directory.snapshot.first?.connected == true)
+        directory.handshakeAbandoned(sockets.id)
+        #expect(directory.connectedIDs.isEmpty)
+        #expect(directory.snapshot.first?.connected == false)
+    }
+
     @Test func anAbandonedHandshakeGivesTheStreamItsPushesBack() throws {
         let sockets = try DoubleReplacementTests.Sockets()
         let directory = sockets.directory

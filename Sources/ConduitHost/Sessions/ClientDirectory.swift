@@ -57,6 +57,10 @@ public final class ClientDirectory: PushSink, Sendable {
 
         var isAway: Bool { session == nil && stream == nil && handshakes == 0 }
 
+        /// A socket is open for the id, or its 101 is on the way: the client may be told it
+        /// is connected before the socket attaches, and the host answers as it would after.
+        var isConnected: Bool { session != nil || handshakes > 0 }
+
         /// A handshake for the id ended, its socket attached or not: once none is on the way,
         /// a stream still the id's takes what waits again.
         mutating func handshakeEnded() {
@@ -181,7 +185,7 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     public func isConnected(_ client: ClientID) -> Bool {
-        slots.withLockedValue { $0[client].map { $0.session != nil || $0.handshakes > 0 } ?? false }
+        slots.withLockedValue { $0[client]?.isConnected ?? false }
     }
 
     // MARK: Congestion
@@ -505,9 +509,9 @@ extension ClientDirectory {
 
     // MARK: Diagnostics
 
-    /// The ids with an open socket, in the order of their names.
+    /// The ids with an open socket (or one whose 101 is on the way), in the order of their names.
     var connectedIDs: [String] {
-        slots.withLockedValue { $0.compactMap { client, slot in slot.session == nil ? nil : client.rawValue } }.sorted()
+        slots.withLockedValue { $0.compactMap { client, slot in slot.isConnected ? client.rawValue : nil } }.sorted()
     }
 
     /// One client id as diagnostics show it.
@@ -556,7 +560,7 @@ extension ClientDirectory {
             listed.compactMap { client in
                 guard let slot = slots[client] else { return nil }
                 return ClientSnapshot(
-                    id: client.rawValue, connected: slot.session != nil, streaming: slot.stream != nil, pushes: slot.pushed,
+                    id: client.rawValue, connected: slot.isConnected, streaming: slot.stream != nil, pushes: slot.pushed,
                     buffered: slot.buffer.count, bufferedBytes: slot.buffer.bytes, dropped: slot.dropped,
                     outboundQueued: slot.session?.queuedMessages.load(ordering: .relaxed) ?? 0,
                     outboundQueuedBytes: slot.session?.queuedBytes.load(ordering: .relaxed) ?? 0,
