@@ -585,6 +585,7 @@ export function scenarios ({ module, vectors, prefix }) {
         }
       })()
       let worstRecoveryMs = 0
+      let listening = conduit.port
       const driver = (async () => {
         const begun = performance.now()
         // Never past the test's own timeout, even if the traffic hangs.
@@ -604,10 +605,12 @@ export function scenarios ({ module, vectors, prefix }) {
           } else {
             await Conduit.control('stop')
             await sleep(round % 4 === 1 ? 20 : 200)
-            await Conduit.control('start')
+            listening = (await Conduit.control('start')).port
           }
           disruptions++
-          await waitFor(() => conduit.isOpen, 20000, 'the socket back')
+          // On the port listened to now: a socket whose upgrade the host had not finished
+          // when it stopped looks open to the client until its close arrives.
+          await waitFor(() => conduit.isOpen && conduit.port === listening, 20000, `the socket back on port ${listening}`)
           worstRecoveryMs = Math.max(worstRecoveryMs, performance.now() - started)
         }
       })()
