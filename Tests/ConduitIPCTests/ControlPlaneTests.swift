@@ -203,9 +203,13 @@ struct DiagnosticsBody: Decodable {
     struct Places: Decodable {
         let held: Int
     }
+    struct Handshakes: Decodable {
+        let pending: Int
+    }
     let isActive: Bool
     let handles: Handles
     let places: Places
+    let handshakes: Handshakes
     let routes: [Route]
     let clients: [Client]
 }

@@ -62,6 +62,10 @@ struct ControlRaceTests {
             let ipc = host.ipc()
             let client = try await RawTCPClient.connect(port: host.port)
             try await client.send("GET \(host.path(client: "begun-before-stop")) HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            // Held by the host before the stop (else the closed listener's backlog would close it).
+            try await waitUntil {
+                try await ipc.request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data.handshakes.pending == 1
+            }
             _ = try status(try await ipc.request(.POST, "/internal.conduit.stop"))
             #expect(try status(try await ipc.request(.POST, "/internal.conduit.start")).isActive)
             try? await client.send(

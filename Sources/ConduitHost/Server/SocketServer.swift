@@ -37,7 +37,7 @@ actor SocketServer {
         channel = nil
         try? await server?.close()
         // After `setPaused`: a handshake that gets past this is refused when it attaches.
-        listener.closePendingHandshakes()
+        listener.pending.closeAll()
         let sessions = directory.sessions
         for session in sessions { session.close(code: code, reason: reason) }
         for session in sessions { try? await session.channel.closeFuture.get() }

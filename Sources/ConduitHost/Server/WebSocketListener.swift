@@ -12,7 +12,8 @@ final class WebSocketListener: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let policy: HandshakePolicy
-    private let pending: PendingHandshakes
+    /// Connections whose handshake is not done: a pause closes them.
+    let pending: PendingHandshakes
     private let arrivals = ArrivalOrder()
 
     init(services: SessionDependencies, pending: PendingHandshakes, group: any EventLoopGroup, logger: Logger) {
@@ -21,11 +22,6 @@ final class WebSocketListener: Sendable {
         self.logger = logger
         self.policy = HandshakePolicy(mode: services.mode, sharedKey: services.sharedKey, allowedOrigins: services.settings.allowedOrigins)
         self.pending = pending
-    }
-
-    /// Closes the connections whose handshake is not done (a pause).
-    func closePendingHandshakes() {
-        pending.closeAll()
     }
 
     /// Binds and returns the server channel.
