@@ -267,7 +267,7 @@ let package = Package(
             "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
-        socketTests("ConduitAIStreamTests", ["ConduitAIStream", nio("NIOPosix"), nio("NIOHTTP1")]),
+        socketTests("ConduitAIStreamTests", ["ConduitAIStream", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1")]),
         socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers")]),
         // Against a real nats-server started by the tests (Debian package nats-server).
         socketTests("ConduitNATSTests", ["ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix")]),

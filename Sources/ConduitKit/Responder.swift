@@ -66,13 +66,36 @@ public struct Responder: Sendable {
     /// `start` is handed `finish`, to call once with the outcome (later calls are ignored); a
     /// connection with too many running is answered `UnavailableError` and `start` not called.
     public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
-        if let refusal = inFlight?.acquire(bytes: requestBytes) { return fail(refusal) }
+        guard let release = holdPlace() else { return }
         let responder = self
+        start { result in
+            if release() { responder.send(result) }
+        }
+    }
+
+    /// For work that answers with pushes, not a reply (a token stream), and keeps what the
+    /// request carried while it runs: counted against the connection's requests in flight, and
+    /// holding the request's bytes of the budget, as `respond` is, until `end` is called (once;
+    /// later calls are ignored). A connection with too many running, or a full budget, is
+    /// answered `UnavailableError` and `start` not called.
+    public func holdWhileRunning(_ start: (_ end: @escaping @Sendable () -> Void) -> Void) {
+        guard let release = holdPlace() else { return }
+        start { _ = release() }
+    }
+
+    /// Takes the request's place among the connection's running ones and its bytes of the
+    /// budget; nil when either is lacking, the request then answered so. The function returned
+    /// gives them back on its first call, true then, and does nothing on later ones.
+    private func holdPlace() -> (@Sendable () -> Bool)? {
+        if let refusal = inFlight?.acquire(bytes: requestBytes) {
+            fail(refusal)
+            return nil
+        }
         let once = FinishOnce()
-        start { [inFlight, requestBytes] result in
-            guard once.claim() else { return }
+        return { [inFlight, requestBytes] in
+            guard once.claim() else { return false }
             inFlight?.release(bytes: requestBytes)
-            responder.send(result)
+            return true
         }
     }
 

@@ -1,7 +1,10 @@
+import ConduitClient
+import ConduitHost
 import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 /// SPEC §5 "AI stream" with the built-in generator, over real sockets.
@@ -195,6 +198,59 @@ struct AIStreamTests {
             #expect(started.headers["error"] == nil && started.headers["token"] == "d")
         }
     }
+
+    /// A stream holds its request's bytes of the host's budget until it ends, as a request
+    /// answered from a task does: its prompt lives as long as the stream, and 256 streams (the
+    /// default `maxStreams`) with prompts of 16 MiB (a chunked request's most) were 4 GiB
+    /// outside the budget. Past the budget's share for running requests, `chat.generate` is
+    /// answered `UnavailableError`; a stream that ends gives its bytes back.
+    @Test func streamsHoldTheirRequestsBytesOfTheBudget() async throws {
+        try await TestHost.run(yaml: "limits:\n  hostBufferBytes: 1048576\n" + aiYAML(extraRoutes: heldRoute), catalog: .aiTests) { host in
+            let budget = host.host.directory.budget
+            let client = try await host.connect(client: "prompts")
+            let prompt = ByteBuffer(repeating: UInt8(ascii: "a"), count: 60_000)
+            // Half of the 1 MiB budget takes 8 of them.
+            for index in 0..<12 {
+                try await client.send(Message(headers: ["route": "held.chat.generate", "token": "p\(index)"], payload: prompt))
+            }
+            // Each request's first answer: a token of its stream, or its refusal.
+            var first: [String: Message] = [:]
+            while first.count < 12 {
+                let message = try await client.nextMessage()
+                if let token = message.headers["token"], first[token] == nil { first[token] = message }
+            }
+            let refused = first.filter { $0.value.headers["error"] != nil }
+            #expect(refused.values.allSatisfy { $0.isBudgetRefusal }, "\(refused.values.map(\.headers))")
+            #expect(refused.keys.sorted() == ["p10", "p11", "p8", "p9"])
+            #expect(budget.usedBytes >= 8 * 60_000)
+            for index in 0..<8 {
+                let aborted = try await client.request(.init(headers: ["route": "held.chat.abort", "stream": "p\(index)", "token": "abort-\(index)"]))
+                #expect(aborted.headers["error"] == nil)
+            }
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
+    /// Over IPC too: the request gets no reply (its tokens go to the id) and times out, and its
+    /// body is let go then; the stream it started keeps its bytes of the budget until it ends.
+    @Test func aStreamStartedOverIPCHoldsItsBytesAfterItsRequestTimesOut() async throws {
+        try await TestHost.run(yaml: "limits:\n  ipcReplyTimeoutSeconds: 0.5\n" + aiYAML(extraRoutes: heldRoute), catalog: .aiTests) { host in
+            let budget = host.host.directory.budget
+            let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+            let prompt = ByteBuffer(repeating: UInt8(ascii: "a"), count: 60_000)
+            let timedOut = try await ipc.request(.POST, "/held.chat.generate?id=ipc-prompt&token=p", body: prompt)
+            #expect(timedOut.status == .gatewayTimeout)
+            // The body (64 KiB of buffer) goes once the answer is written; the stream's 60,000 and
+            // its first tokens, waiting in the id's push buffer, stay.
+            try await waitUntil { (60_000..<65_536).contains(budget.usedBytes) }
+            let aborted = try await ipc.request(.POST, "/held.chat.abort?id=ipc-prompt&stream=p&token=a")
+            #expect(aborted.status == .ok)
+            try await waitUntil { budget.usedBytes < 60_000 }
+        }
+    }
+
+    /// Streams that run long enough to be counted (a token a second).
+    private let heldRoute = "  - route: held.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 1, maxTokens: 10000}\n"
 }
 
 extension Headers {

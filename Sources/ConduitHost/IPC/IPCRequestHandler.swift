@@ -129,7 +129,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         RouteInvocation.invoke(
             route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
             client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry,
-            limits: .init(inFlight: nil, timeout: .nanoseconds(services.replyTimeout.nanoseconds)),
+            limits: .init(inFlight: .ipcRequest(budget: services.directory.budget), timeout: .nanoseconds(services.replyTimeout.nanoseconds)),
             destination: IPCReplyDestination(answer: answer))
     }
 

@@ -59,13 +59,13 @@ public struct AIStreamHandler: ConduitHandler {
 
     public func handle(_ request: Request, responder: Responder) throws {
         switch request.operation {
-        case "chat.generate": try generate(request)
+        case "chat.generate": try generate(request, responder: responder)
         case "chat.abort": try abort(request, responder: responder)
         default: throw ConduitError.notFound("no AI operation '\(request.route)'; known: \(context.route("chat.generate")), \(context.route("chat.abort"))")
         }
     }
 
-    private func generate(_ request: Request) throws(ConduitError) {
+    private func generate(_ request: Request, responder: Responder) throws(ConduitError) {
         guard let correlation = request.headers.correlation else {
             throw .badRequest("'\(request.route)' needs a 'token' header: it names the stream")
         }
@@ -79,29 +79,39 @@ public struct AIStreamHandler: ConduitHandler {
             pushes: context.pushes, client: request.client, route: request.route, correlation: correlation,
             congestionTimeout: .seconds(options.congestionTimeoutSeconds))
         let key = StreamRegistry.Key(client: request.client, token: correlation.value)
-        // `cancel: <token>` stops the stream as `chat.abort` does.
-        let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }
-        let started = streams.start(key) {
-            defer { cancellation.remove() }
-            var output = output
-            do {
-                try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
-                if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
-            } catch {
-                if let refusal = output.refusal {
-                    output.fail(refusal)
-                } else if Task.isCancelled {
-                    output.finish(aborted: true)
-                } else {
-                    output.fail(ConduitError(converting: error))
+        let (streams, maxStreams) = (streams, options.maxStreams)
+        // The stream keeps its prompt while it runs: it holds the request's bytes of the host's
+        // budget until it ends (up to `maxStreams` prompts of 16 MiB were outside it).
+        responder.holdWhileRunning { end in
+            // `cancel: <token>` stops the stream as `chat.abort` does.
+            let cancellation = request.onCancel { Task { _ = await streams.abort(key) } }
+            let started = streams.start(key) {
+                defer {
+                    cancellation.remove()
+                    end()
+                }
+                var output = output
+                do {
+                    try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
+                    if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
+                } catch {
+                    if let refusal = output.refusal {
+                        output.fail(refusal)
+                    } else if Task.isCancelled {
+                        output.finish(aborted: true)
+                    } else {
+                        output.fail(ConduitError(converting: error))
+                    }
                 }
             }
-        }
-        guard started == .started else {
-            cancellation.remove()
-            throw started == .running
-                ? .badRequest("a stream with token '\(correlation.value)' is already running for this client")
-                : .unavailable("the host has \(options.maxStreams) AI streams running (the ai option maxStreams)")
+            guard started == .started else {
+                cancellation.remove()
+                end()
+                return responder.fail(
+                    started == .running
+                        ? .badRequest("a stream with token '\(correlation.value)' is already running for this client")
+                        : .unavailable("the host has \(maxStreams) AI streams running (the ai option maxStreams)"))
+            }
         }
     }
 
