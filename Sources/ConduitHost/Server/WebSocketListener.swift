@@ -30,7 +30,10 @@ final class WebSocketListener: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { [arrivals] server in
-                server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(ArrivalOrder.Stamp(arrivals)) }
+                server.eventLoop.makeCompletedFuture {
+                    // Out of descriptors: a pause between accepts, not a spinning loop.
+                    try server.pipeline.syncOperations.addHandlers(AcceptPause(), ArrivalOrder.Stamp(arrivals))
+                }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
