@@ -14,7 +14,6 @@ import Darwin
 /// registered for readability. Turning `autoRead` off unregisters it; on again, it reads.
 public final class AcceptPause: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = any Channel
-    public typealias InboundOut = any Channel
 
     private let pause: TimeAmount
     private var resumption: Scheduled<Void>?
