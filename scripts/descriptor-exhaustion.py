@@ -1,10 +1,12 @@
 """The host out of descriptors (docs/memory.md): started under `prlimit --nofile=LIMIT`, it
-gets WebSockets with the key until it holds LIMIT descriptors, then three more connections that
-wait in its backlog; reports the host's CPU over 3 s (a listener that retries accept at once
-spins a core), then closes everything and checks that a new socket is served.
+gets WebSockets with the key until it holds LIMIT descriptors; checks that the control plane
+still answers (IPC status), then adds three connections that wait in its backlog and reports
+the host's CPU over 3 s (a listener that retries accept at once spins a core); then closes
+everything and checks that a new socket is served.
 
 Usage: python3 scripts/descriptor-exhaustion.py CONDUIT_BINARY [--limit N]
-Prints one JSON line; exits 1 if the host used more than half a core or served no new socket.
+Prints one JSON line; exits 1 if the control plane did not answer, the host used more than
+half a core, or no new socket was served.
 """
 import argparse
 import json
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from soak import KEY, open_fds  # noqa: E402
@@ -30,6 +33,15 @@ def upgrade(port, index):
         return connection, False
 
 
+def status_answered(ipc_port):
+    """Whether the IPC status route answers within 5 s."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ipc_port}/internal.conduit.status?key={KEY}", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -44,13 +56,14 @@ def main():
                             env=dict(os.environ, CONDUIT_SHARED_KEY=KEY), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         announce = json.loads(host.stdout.readline())
-        pid, port = announce["pid"], announce["port"]
+        pid, port, ipc_port = announce["pid"], announce["port"], announce["ipcPort"]
         sockets = []
         while open_fds(pid) < arguments.limit:
             connection, upgraded = upgrade(port, len(sockets))
             sockets.append(connection)
             if not upgraded:
                 break
+        answered = status_answered(ipc_port)
         sockets += [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
         time.sleep(0.5)
         start, started = cpu_seconds(pid), time.time()
@@ -62,8 +75,8 @@ def main():
         time.sleep(1)
         connection, served = upgrade(port, len(sockets) + 1)
         connection.close()
-        result = {"limit": arguments.limit, "hostDescriptors": held, "connections": len(sockets),
-                  "hostCoresWhileOut": round(cores, 3), "newSocketServed": served, "ok": cores < 0.5 and served}
+        result = {"limit": arguments.limit, "hostDescriptors": held, "connections": len(sockets), "controlPlaneAnswered": answered,
+                  "hostCoresWhileOut": round(cores, 3), "newSocketServed": served, "ok": answered and cores < 0.5 and served}
         print(json.dumps(result))
         sys.exit(0 if result["ok"] else 1)
     finally:

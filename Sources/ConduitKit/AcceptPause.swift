@@ -16,16 +16,22 @@ public final class AcceptPause: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = any Channel
 
     private let pause: TimeAmount
+    private let freeDescriptor: (@Sendable () -> Bool)?
     private var resumption: Scheduled<Void>?
 
-    public init(pause: TimeAmount = .milliseconds(100)) {
+    /// `freeDescriptor`: called first when accept fails for want of descriptors; true when it
+    /// freed one (a descriptor kept in reserve), and accept is then tried again at once.
+    public init(pause: TimeAmount = .milliseconds(100), freeDescriptor: (@Sendable () -> Bool)? = nil) {
         self.pause = pause
+        self.freeDescriptor = freeDescriptor
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let error = error as? IOError, Self.isShortage(error), resumption == nil else {
             return context.fireErrorCaught(error)
         }
+        // Still registered and readable: the loop accepts again on its next turn.
+        if freeDescriptor?() == true { return }
         try? context.channel.syncOptions?.setOption(.autoRead, value: false)
         resumption = context.eventLoop.assumeIsolated().scheduleTask(in: pause) {
             self.resumption = nil

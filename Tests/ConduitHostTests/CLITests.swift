@@ -128,21 +128,33 @@ struct CLITests {
 
     /// Out of descriptors, accept fails while a connection waits in the backlog and the
     /// listening socket stays readable: the host tried again at once, for good, spinning a whole
-    /// core (0.997 measured) on the loop that also serves its sockets. It now waits 100 ms
-    /// between tries, and serves new connections once descriptors are free again.
-    @Test func outOfDescriptorsTheHostWaitsBetweenAcceptsAndServesAgain() async throws {
+    /// core (0.997 measured) on the loop that also serves its sockets; and the control plane
+    /// could not accept either. The IPC listener now lets go of a descriptor it keeps in
+    /// reserve, every listener waits 100 ms between tries, and new connections are served once
+    /// descriptors are free again.
+    @Test func outOfDescriptorsTheControlPlaneAnswersAndNoListenerSpins() async throws {
         let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
         let environment = ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"]
         let limit = 64
         let server = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: limit, hard: limit))
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
-        let (pid, port) = (try #require(announce["pid"] as? Int), try #require(announce["port"] as? Int))
+        let pid = try #require(announce["pid"] as? Int)
+        let (port, ipcPort) = (try #require(announce["port"] as? Int), try #require(announce["ipcPort"] as? Int))
         let socketPath = { (index: Int) in "/fd\(index)/0?key=cli-test-key" }
         var sockets: [TestWebSocketClient] = []
-        // Each socket takes one of the host's descriptors; the last ones wait unaccepted.
+        // Each socket takes one of the host's descriptors.
         while try Self.openDescriptors(of: pid) < limit {
             sockets.append(try await TestWebSocketClient.connect(port: port, path: socketPath(sockets.count)))
         }
+        // None left, but the control plane answers (twice: the reserve is kept again after the first).
+        for _ in 0..<2 {
+            let status = try await RawTCPClient.connect(port: ipcPort)
+            try await status.send("GET /internal.conduit.status?key=cli-test-key HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            let answer = String(buffer: try await status.readUntilClosed(timeout: .seconds(10)))
+            #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(200))")
+        }
+
+        // Connections waiting to be accepted: the WebSocket listener must not spin.
         var waiting: [RawTCPClient] = []
         for _ in 0..<2 { waiting.append(try await RawTCPClient.connect(port: port)) }
         let busy = try Self.cpuSeconds(of: pid)

@@ -14,6 +14,8 @@ struct IPCListener: Sendable {
     /// by itself). Those that have not shown the key make room for new ones: a process without
     /// it could otherwise hold every place and lock the keyed callers out.
     private let connections: OpenChannels
+    /// A descriptor kept for the control plane when sockets take all the others.
+    private let reserve = DescriptorReserve()
 
     init(services: IPCDependencies, group: any EventLoopGroup, logger: Logger) {
         self.services = services
@@ -32,12 +34,15 @@ struct IPCListener: Sendable {
         try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Out of descriptors: a pause between accepts, not a spinning loop.
-            .serverChannelInitializer { server in
-                server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause()) }
+            // Out of descriptors: the one in reserve is let go for the next connection, else a
+            // pause between accepts, not a spinning loop.
+            .serverChannelInitializer { [reserve] server in
+                server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause(freeDescriptor: reserve.release)) }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { [services, logger, connections] channel in
+            .childChannelInitializer { [services, logger, connections, reserve] channel in
+                // The connection may hold the reserve's descriptor: kept again once it closes.
+                channel.closeFuture.whenComplete { _ in reserve.restore() }
                 guard connections.admit(channel) else {
                     logger.debug("IPC connection refused: too many open", metadata: ["ipc.connections": "\(connections.limit)"])
                     return channel.close()
