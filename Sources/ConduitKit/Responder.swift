@@ -66,10 +66,10 @@ public struct Responder: Sendable {
     /// `start` is handed `finish`, to call once with the outcome (later calls are ignored); a
     /// connection with too many running is answered `UnavailableError` and `start` not called.
     public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
-        guard let release = holdPlace() else { return }
+        guard let place = holdPlace() else { return }
         let responder = self
         start { result in
-            if release() { responder.send(result) }
+            if place.release() { responder.send(result) }
         }
     }
 
@@ -79,24 +79,18 @@ public struct Responder: Sendable {
     /// later calls are ignored). A connection with too many running, or a full budget, is
     /// answered `UnavailableError` and `start` not called.
     public func holdWhileRunning(_ start: (_ end: @escaping @Sendable () -> Void) -> Void) {
-        guard let release = holdPlace() else { return }
-        start { _ = release() }
+        guard let place = holdPlace() else { return }
+        start { _ = place.release() }
     }
 
     /// Takes the request's place among the connection's running ones and its bytes of the
-    /// budget; nil when either is lacking, the request then answered so. The function returned
-    /// gives them back on its first call, true then, and does nothing on later ones.
-    private func holdPlace() -> (@Sendable () -> Bool)? {
+    /// budget; nil when either is lacking, the request then answered so.
+    private func holdPlace() -> HeldPlace? {
         if let refusal = inFlight?.acquire(bytes: requestBytes) {
             fail(refusal)
             return nil
         }
-        let once = FinishOnce()
-        return { [inFlight, requestBytes] in
-            guard once.claim() else { return false }
-            inFlight?.release(bytes: requestBytes)
-            return true
-        }
+        return HeldPlace(inFlight: inFlight, bytes: requestBytes)
     }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
@@ -129,11 +123,22 @@ public struct Responder: Sendable {
     }
 }
 
-/// Lets the first of several calls through.
-private final class FinishOnce: Sendable {
-    private let claimed = Atomic<Bool>(false)
+/// A request's place among its connection's running ones and its bytes of the budget, given
+/// back by the first of several calls.
+private final class HeldPlace: Sendable {
+    private let inFlight: InFlightLimit?
+    private let bytes: Int
+    private let released = Atomic<Bool>(false)
 
-    func claim() -> Bool {
-        !claimed.exchange(true, ordering: .acquiringAndReleasing)
+    init(inFlight: InFlightLimit?, bytes: Int) {
+        self.inFlight = inFlight
+        self.bytes = bytes
+    }
+
+    /// Gives the place back; true on the first call only.
+    func release() -> Bool {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        inFlight?.release(bytes: bytes)
+        return true
     }
 }
