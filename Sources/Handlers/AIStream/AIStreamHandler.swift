@@ -79,30 +79,17 @@ public struct AIStreamHandler: ConduitHandler {
             pushes: context.pushes, client: request.client, route: request.route, correlation: correlation,
             congestionTimeout: .seconds(options.congestionTimeoutSeconds))
         let key = StreamRegistry.Key(client: request.client, token: correlation.value)
-        let (streams, maxStreams) = (streams, options.maxStreams)
         // The stream keeps its prompt while it runs: it holds the request's bytes of the host's
         // budget until it ends (up to `maxStreams` prompts of 16 MiB were outside it).
         responder.holdWhileRunning { end in
             // `cancel: <token>` stops the stream as `chat.abort` does.
-            let cancellation = request.onCancel { Task { _ = await streams.abort(key) } }
+            let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }
             let started = streams.start(key) {
                 defer {
                     cancellation.remove()
                     end()
                 }
-                var output = output
-                do {
-                    try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
-                    if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
-                } catch {
-                    if let refusal = output.refusal {
-                        output.fail(refusal)
-                    } else if Task.isCancelled {
-                        output.finish(aborted: true)
-                    } else {
-                        output.fail(ConduitError(converting: error))
-                    }
-                }
+                await Self.run(backend, prompt: prompt, maxTokens: maxTokens, into: output)
             }
             guard started == .started else {
                 cancellation.remove()
@@ -110,7 +97,24 @@ public struct AIStreamHandler: ConduitHandler {
                 return responder.fail(
                     started == .running
                         ? .badRequest("a stream with token '\(correlation.value)' is already running for this client")
-                        : .unavailable("the host has \(maxStreams) AI streams running (the ai option maxStreams)"))
+                        : .unavailable("the host has \(options.maxStreams) AI streams running (the ai option maxStreams)"))
+            }
+        }
+    }
+
+    /// Generates the answer into `output`, which ends it: complete, aborted, or failed.
+    private static func run(_ backend: any TokenBackend, prompt: String, maxTokens: Int, into output: TokenPushes) async {
+        var output = output
+        do {
+            try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
+            if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
+        } catch {
+            if let refusal = output.refusal {
+                output.fail(refusal)
+            } else if Task.isCancelled {
+                output.finish(aborted: true)
+            } else {
+                output.fail(ConduitError(converting: error))
             }
         }
     }
