@@ -69,6 +69,10 @@ struct BadInputMatrixTests {
         .init(testDescription: "frame header announcing 2^62 bytes → 1009, nothing allocated", expectedClose: 1009) {
             try await $0.sendRaw([0x82, 0xFF, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4])
         },
+        .init(testDescription: "continuation announcing 2^63 - 1 bytes after a fragment → 1009, not a crash", expectedClose: 1009) {
+            try await $0.sendFrame(.init(fin: false, opcode: .binary, data: ByteBuffer(bytes: [1])))
+            try await $0.sendRaw([0x80, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4])
+        },
         .init(testDescription: "oversize fragmented message → 1009", expectedClose: 1009) {
             try await $0.sendFrame(.init(fin: false, opcode: .binary, data: ByteBuffer(repeating: 0, count: 3000)))
             try await $0.sendFrame(.init(fin: true, opcode: .continuation, data: ByteBuffer(repeating: 0, count: 3000)))

@@ -194,7 +194,7 @@ struct ClientFrameReader {
             guard let sofar = fragmentedBytes else {
                 throw FrameViolation(.protocolError, "a continuation frame without a message to continue")
             }
-            try checkSize(sofar + header.payloadLength, maxMessageBytes: maxMessageBytes)
+            try checkSize(header.payloadLength, after: sofar, maxMessageBytes: maxMessageBytes)
         default:
             throw FrameViolation(.protocolError, "unknown opcode \(UInt8(webSocketOpcode: header.opcode))")
         }
@@ -206,8 +206,11 @@ struct ClientFrameReader {
         fragmentedBytes = header.fin ? nil : (fragmentedBytes ?? 0) + header.payloadLength
     }
 
-    private static func checkSize(_ bytes: Int, maxMessageBytes: Int) throws(FrameViolation) {
-        guard bytes <= maxMessageBytes else {
+    /// `bytes` more after `sofar` (never over the limit): compared with what is left, as a
+    /// continuation may announce up to 2^63 - 1 bytes, which added to `sofar` overflowed (a
+    /// trap that ended the host).
+    private static func checkSize(_ bytes: Int, after sofar: Int = 0, maxMessageBytes: Int) throws(FrameViolation) {
+        guard bytes <= maxMessageBytes - sofar else {
             throw FrameViolation(.messageTooLarge, "the message exceeds \(maxMessageBytes) bytes")
         }
     }
