@@ -97,22 +97,25 @@ public struct Responder: Sendable {
     /// error. At `timeout` (else the host's request timeout) the reply is `TimeoutError`, on
     /// time, and the body is cancelled; stopping the route's handler, or the client cancelling
     /// the request (`cancel: <token>`), cancels it too. A connection with too many such
-    /// requests running is answered `UnavailableError`.
+    /// requests running is answered `UnavailableError`. The request's place and bytes are held
+    /// until the body ends, even when it goes on after its answer.
     public func respond(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
     ) {
-        if let refusal = inFlight?.acquire(bytes: requestBytes) { return fail(refusal) }
+        guard let place = holdPlace() else { return }
         let responder = self
         let deadline = timeout ?? defaultTimeout
         let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation)
-        let work: @Sendable () async -> Void = { [inFlight, requestBytes] in
-            defer {
-                inFlight?.release(bytes: requestBytes)
-                registration.remove()
-            }
+        let work: @Sendable () async -> Void = {
+            defer { registration.remove() }
             do {
-                let reply = try await withDeadline(deadline, body)
+                // Given back when the body ends, not with the answer: a body that outlives its
+                // deadline or a cancel (a TLS connect waiting on its handshake) still holds the request.
+                let reply = try await withDeadline(deadline) {
+                    defer { _ = place.release() }
+                    return try await body()
+                }
                 if let reply { responder.reply(reply) }
             } catch {
                 responder.fail(ConduitError(converting: error))

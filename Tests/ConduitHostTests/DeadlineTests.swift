@@ -64,8 +64,33 @@ struct InFlightTests {
             #expect(replies["pile-4"]?.headers["error"] == "UnavailableError", "the fifth is refused at once")
             // The four admitted ones get the WebSocket path's reply timeout (none of their own).
             #expect((0..<4).allSatisfy { replies["pile-\($0)"]?.headers["error"] == "TimeoutError" })
-            let again = try await client.request(Message(headers: ["route": "slow", "token": "after", "mode": "stubborn"]))
-            #expect(again.headers["error"] == "TimeoutError", "the places are free again")
+            // Free again once the cancelled bodies have ended, which comes just after their answers.
+            try await waitUntil {
+                let again = try await client.request(Message(headers: ["route": "slow", "token": "after", "mode": "stubborn"]))
+                return again.headers["error"] == "TimeoutError"
+            }
+        }
+    }
+
+    /// A body that goes on after its request was answered (at its deadline, or cancelled by
+    /// the client) still holds the request: its place and its bytes of the budget are given
+    /// back when it ends, not with the answer. Given back with the answer, a TLS connect
+    /// waiting on its handshake held a 16 MiB payload outside the budget and its place, and a
+    /// client could start one after another.
+    @Test(arguments: ["deadline", "cancel"])
+    func aBodyThatOutlivesItsAnswerHoldsItsPlaceAndBytesUntilItEnds(_ answeredBy: String) async throws {
+        let yaml = "limits:\n  maxRequestsInFlight: 1\nroutes:\n  - route: slow\n    handler: slow\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "outliving")
+            let token = "outlives-\(answeredBy)"
+            try await client.send(Message(headers: ["route": "slow", "token": token, "mode": "stubborn"], payload: ByteBuffer(repeating: 1, count: 50_000)))
+            if answeredBy == "cancel" { try await client.send(["cancel": token]) }
+            let answer = try await client.nextMessage()
+            #expect(answer.headers["error"] == (answeredBy == "cancel" ? "CancelledError" : "TimeoutError"))
+            #expect(!SlowHandler.finished.withLock { $0.contains(token) }, "the body (15 s) still runs")
+            #expect(host.host.directory.budget.usedBytes >= 50_000, "the running body's request is in the budget")
+            let refused = try await client.request(Message(headers: ["route": "slow", "token": "next-\(answeredBy)"]))
+            #expect(refused.headers["error"] == "UnavailableError", "the one place is still taken")
         }
     }
 }
