@@ -4,6 +4,7 @@ import ConduitTesting
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// SPEC §6/§8: the IPC listener can't be held by a caller without the key, nor by one that
@@ -29,6 +30,27 @@ struct IPCHardeningTests {
                 let answer = String(buffer: try await raw.readUntilClosed())
                 #expect(answer.hasPrefix("HTTP/1.1 \(status)"), "\(answer)")
             }
+        }
+    }
+
+    /// A caller whose request's last bytes and connection's end arrive in one read is gone
+    /// before its reply's first part (`more=true`) is joined: the part was charged to the
+    /// budget all the same and never given back (a handful of such requests held the whole
+    /// budget until the host restarted). Nothing is answered once the connection is down.
+    @Test func aReplyPartArrivingAfterItsCallerLeftHoldsNothing() async throws {
+        let yaml = "routes:\n  - route: late-parts\n    handler: late-parts\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let body = [UInt8](repeating: 0x61, count: 200_000)
+            let head = "POST /late-parts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: \(body.count)\r\n\r\n"
+            let sentBefore = LatePartsHandler.lastPartsSent.load(ordering: .relaxed)
+            let (port, request) = (host.ipcPort, Array(head.utf8) + body)
+            for _ in 0..<10 { try await offThePool { Result { try sendEndingTogether(request, port: port) } }.get() }
+            try await waitUntil { LatePartsHandler.lastPartsSent.load(ordering: .relaxed) >= sentBefore + 10 }
+            try? await waitUntil { budget.usedBytes == 0 }
+            #expect(budget.usedBytes == 0, "bytes still charged once every reply is over")
+            let served = try await host.ipc().request(.POST, "/late-parts", body: ByteBuffer(bytes: body))
+            #expect(served.status == .ok && served.body.readableBytes == body.count)
         }
     }
 

@@ -25,6 +25,17 @@ struct InvocationTests {
         }
     }
 
+    /// `more=true` marks a part of a split message, which over IPC never comes: echo answered
+    /// in kind and the response waited for a last part until the reply timeout (60 s).
+    @Test func aQueryMarkingAPartIsRefusedAtOnce() async throws {
+        try await TestHost.run(yaml: "limits:\n  ipcReplyTimeoutSeconds: 2\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
+            let part = try await host.ipc().request(.POST, "/echo?token=1&more=true", body: ByteBuffer(string: "abc"))
+            #expect(part.status == .badRequest && part.text.contains("more"), "\(part.status) \(part.text)")
+            let whole = try await host.ipc().request(.POST, "/echo?token=2&more=false", body: ByteBuffer(string: "abc"))
+            #expect(whole.status == .ok && whole.text == "abc")
+        }
+    }
+
     @Test func errorsGetTheMatchingStatus() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let missing = try await host.ipc().request(.GET, "/no.such.route?token=9")

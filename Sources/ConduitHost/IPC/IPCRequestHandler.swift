@@ -42,6 +42,12 @@ final class IPCRequestHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // Nothing more is answered: a reply already on its way to this loop (queued before the
+        // handler is removed, which SwiftNIO does a task later) joined its parts and charged
+        // them to the budget for a response never written, and never gave them back.
+        answered = true
+        replyTimeout?.cancel()
+        replyTimeout = nil
         dropReplyParts()
         waiting = nil
         if let stream { services.directory.detach(stream, for: stream.client) }
@@ -116,6 +122,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
             try Message(headers: headers).validateHeaderLimits()
         } catch {
             return fail(.badRequest, .badRequest("the query can't be a Conduit message's headers: \(error.message)"))
+        }
+        // A part of a split message waits for the rest on a socket; over IPC the body is whole,
+        // and a handler that answered in kind (echo) left the response waiting for its end.
+        guard !headers.hasMore else {
+            return fail(.badRequest, .badRequest("'more=true' marks a part of a split message; an IPC request's body is its whole payload"))
         }
         guard let client = ClientID(headers["id"] ?? "ipc") else {
             return fail(.badRequest, .badRequest("'id' must be a uint64 or 1–64 of [A-Za-z0-9._-]"))

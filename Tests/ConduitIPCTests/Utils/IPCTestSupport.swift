@@ -13,6 +13,7 @@ extension HandlerCatalog {
         HandlerKind(EchoHandler.self, name: "echo"),
         HandlerKind(PartsHandler.self, name: "parts"),
         HandlerKind(FloodHandler.self, name: "flood"),
+        HandlerKind(LatePartsHandler.self, name: "late-parts"),
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),

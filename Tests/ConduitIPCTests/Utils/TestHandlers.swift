@@ -18,6 +18,24 @@ struct PartsHandler: ConduitHandler {
     }
 }
 
+/// Replies with the first half of the request's payload (`more=true`) at once and the rest
+/// 300 ms later: a reply whose parts straddle its caller's connection closing.
+struct LatePartsHandler: ConduitHandler {
+    static let lastPartsSent = Atomic<Int>(0)
+
+    init(options: NoOptions, context: HandlerContext) {}
+
+    func handle(_ request: Request, responder: Responder) {
+        var payload = request.payload
+        responder.reply(headers: ["more": "true"], payload: payload.readSlice(length: payload.readableBytes / 2)!)
+        let rest = payload
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) {
+            responder.reply(payload: rest)
+            Self.lastPartsSent.add(1, ordering: .relaxed)
+        }
+    }
+}
+
 /// Replies with the request's payload `count` times (a header), each but the last with
 /// `more=true`: a handler that sends a reply in as many parts as it likes.
 struct FloodHandler: ConduitHandler {
