@@ -45,12 +45,39 @@ struct IPCHardeningTests {
             let head = "POST /late-parts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: \(body.count)\r\n\r\n"
             let sentBefore = LatePartsHandler.lastPartsSent.load(ordering: .relaxed)
             let (port, request) = (host.ipcPort, Array(head.utf8) + body)
-            for _ in 0..<10 { try await offThePool { Result { try sendEndingTogether(request, port: port) } }.get() }
+            for _ in 0..<10 {
+                try await offThePool {
+                    Result {
+                        let socket = try BlockingSocket(port: port)
+                        socket.cork()
+                        try socket.send(request)
+                        socket.closeSending()
+                        socket.drainUntilClosed()
+                    }
+                }.get()
+            }
             try await waitUntil { LatePartsHandler.lastPartsSent.load(ordering: .relaxed) >= sentBefore + 10 }
             try? await waitUntil { budget.usedBytes == 0 }
             #expect(budget.usedBytes == 0, "bytes still charged once every reply is over")
             let served = try await host.ipc().request(.POST, "/late-parts", body: ByteBuffer(bytes: body))
             #expect(served.status == .ok && served.body.readableBytes == body.count)
+        }
+    }
+
+    /// A response waits for its caller to take it for at most the idle timeout: one that never
+    /// read kept its request's body (an echo's response) in the budget for as long as it kept
+    /// the connection, and 8 such callers held the incoming half of the default budget.
+    @Test func aResponseItsCallerNeverTakesEndsWithTheIdleTimeout() async throws {
+        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let body = [UInt8](repeating: 0x61, count: 4_000_000)
+            let request = Array("POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+            let caller = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await caller.pauseReading()
+            try await caller.send(request)
+            try await waitUntil { budget.usedBytes >= body.count }
+            try await waitUntil(timeout: .seconds(20)) { budget.usedBytes == 0 }
+            #expect(try await host.ipc().request(.POST, "/echo", body: ByteBuffer(string: "next")).text == "next")
         }
     }
 

@@ -6,8 +6,11 @@ import NIOHTTP1
 /// - *idle*: while the connection waits for a request (after it opened, or after the last
 ///   response ended), the request's head must be complete within `idle` — an idle keep-alive
 ///   connection and a head sent a byte at a time both end there;
-/// - *body*: once a head is read, the whole body must arrive within `body`.
-/// A response being written (an events stream, a slow handler) is never cut.
+/// - *body*: once a head is read, the whole body must arrive within `body`;
+/// - *taken*: a response must be taken by the caller's socket within `idle` of its end being
+///   written — one never read held its request's body in the budget for as long as the caller
+///   kept the connection.
+/// A response still coming (an events stream, a slow handler) is never cut.
 final class IPCDeadlines: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -15,6 +18,8 @@ final class IPCDeadlines: ChannelDuplexHandler {
     private let idle: TimeAmount
     private let body: TimeAmount
     private var timer: Scheduled<Void>?
+    /// Closes the connection if the response being written is not taken within `idle`.
+    private var untaken: Scheduled<Void>?
     /// Request heads read so far: a response whose writing ends after the next request began
     /// (pipelined) must not start the idle timer over that request.
     private var requestsBegun = 0
@@ -30,6 +35,7 @@ final class IPCDeadlines: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        untaken?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -49,6 +55,10 @@ final class IPCDeadlines: ChannelDuplexHandler {
             // one has begun meanwhile.
             let begun = requestsBegun
             let written = context.eventLoop.makePromise(of: Void.self)
+            untaken?.cancel()
+            let untaken = context.eventLoop.assumeIsolated().scheduleTask(in: idle) { context.close(promise: nil) }
+            self.untaken = untaken
+            written.futureResult.assumeIsolated().whenComplete { _ in untaken.cancel() }
             written.futureResult.assumeIsolated().whenSuccess {
                 if self.requestsBegun == begun { self.arm(self.idle, context: context) }
             }
