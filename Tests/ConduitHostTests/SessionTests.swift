@@ -58,6 +58,27 @@ struct SessionTests {
         }
     }
 
+    /// What the outrun socket sent right behind its handshake (in the same write) is not
+    /// dispatched: it is refused at attach. Its close was only queued, and the frames SwiftNIO
+    /// hands on with the upgrade were dispatched meanwhile, as a connection without resume, so a
+    /// request the live socket had made already ran twice.
+    @Test func framesBehindAnOutrunHandshakeAreNotDispatched() async throws {
+        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+            let early = try await RawTCPClient.connect(port: host.port)
+            let request = "GET \(host.path(client: "outrun")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            try await early.send(request)
+            let later = try await host.connect(client: "outrun")
+            _ = try await later.request(.init(headers: ["route": "echo"]))
+            let echo = try Message(headers: ["route": "echo", "token": "t"], payload: ByteBuffer(string: "sent by the outrun socket")).encoded()
+            // Masked with a zero key: the bytes are the message's own.
+            try await early.send(Array("\r\n".utf8) + [0x82, 0x80 | UInt8(echo.readableBytes), 0, 0, 0, 0] + Array(echo.readableBytesView))
+            let answer = String(buffer: try await early.readUntilClosed())
+            #expect(answer.hasPrefix("HTTP/1.1 101") && answer.contains("replaced"), "\(answer)")
+            #expect(!answer.contains("sent by the outrun socket"), "dispatched and answered: \(answer)")
+        }
+    }
+
     @Test func pushesToAnAbsentIdAreBufferedAndFlushedInOrderOnConnect() async throws {
         try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
             let sender = try await host.connect(client: "sender")

@@ -305,8 +305,8 @@ extension ClientDirectory {
             return (replaced, buffered, startResume(session.resumeRequest, writer: session, in: &slots[session.client]!))
         }
         guard let (replaced, buffered, resume) = admitted else {
-            if outrun { return session.close(code: .normalClosure, reason: "replaced") }
-            session.close(code: .goingAway, reason: "paused")
+            if outrun { return session.refuse(code: .normalClosure, reason: "replaced") }
+            session.refuse(code: .goingAway, reason: "paused")
             return
         }
         if let resume { session.beginResume(resume.state, resume.greeting) }

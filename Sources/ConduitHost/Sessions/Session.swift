@@ -73,6 +73,13 @@ final class Session: ReplyDestination {
         handler.value.send(batch: entries)
     }
 
+    /// Starts the close handshake with `code` now, on the socket's event loop: for a socket
+    /// refused as it attaches, whose first frames may follow at once in the same read (SwiftNIO
+    /// hands on what came behind the handshake); a close queued behind them let them be dispatched.
+    func refuse(code: WebSocketErrorCode, reason: String) {
+        handler.value.close(code: code, reason: reason)
+    }
+
     /// Starts the close handshake with `code`.
     func close(code: WebSocketErrorCode, reason: String) {
         channel.eventLoop.execute { self.handler.value.close(code: code, reason: reason) }
