@@ -85,8 +85,12 @@ final class ResumeState: Sendable {
         var writer: ObjectIdentifier?
         /// Every client position up to this one is processed.
         var clientAck: UInt64 = 0
-        /// Processed client positions above `clientAck` (only while a chunked request is open).
+        /// Processed client positions above `clientAck` (only while a chunked request is open),
+        /// and the memory their set takes, which the window's charge covers: it outlives the
+        /// connection (a resume drops the positions sent again), and uncharged, 4,096 of them an
+        /// id held 64 KiB each outside the budget.
         var processedAbove = Set<UInt64>()
+        var processedAboveMemory = 0
         var counters = ResumeCounters()
         /// What left the window since the epoch began: where its oldest message is, counted
         /// from the epoch's start (a replay's place stays valid while acknowledgements release).
@@ -439,6 +443,13 @@ final class ResumeState: Sendable {
     private static func memory(of state: State) -> Int {
         state.log.capacity + state.heldBytes + state.window.capacity * MemoryLayout<Sent>.stride
             + state.held.capacity * MemoryLayout<Message>.stride + state.heldPayloads.capacity * MemoryLayout<ByteBuffer>.stride
+            + state.processedAboveMemory
+    }
+
+    /// A set of positions' storage: a bucket of 8 bytes and a bit for each place and a third
+    /// more (a set fills at most three quarters of its buckets), and its header.
+    private static func memory(of positions: Set<UInt64>) -> Int {
+        positions.capacity == 0 ? 0 : 64 + positions.capacity * 11
     }
 
     /// The window's memory once a message that puts `logged` bytes in the log and holds `held`
@@ -612,6 +623,8 @@ final class ResumeState: Sendable {
 
     /// The window's messages all go, its storage with them, and the budget gets its charge back.
     private func releaseWindow(_ state: inout State) {
+        state.processedAbove = []
+        state.processedAboveMemory = 0
         releaseOldest(state.window.count, in: &state)
         state.log = ResumeLog()
         Self.emptyLists(&state)
@@ -642,7 +655,8 @@ final class ResumeState: Sendable {
         /// Processed already: the message is dropped (counted).
         case duplicate
         case admitted
-        /// Too many positions wait above an open chunked request: the connection is closed.
+        /// Too many positions wait above an open chunked request (4,096, or what the budget can
+        /// cover): the connection is closed, the message not dispatched nor its position recorded.
         case tooManyAbove
     }
 
@@ -667,12 +681,30 @@ final class ResumeState: Sendable {
             if isChunk { return .admitted }
             guard openFrom != nil else {
                 state.clientAck = max(position, state.processedAbove.max() ?? 0)
-                if !state.processedAbove.isEmpty { state.processedAbove.removeAll() }
+                if !state.processedAbove.isEmpty { notePositions(in: &state) { $0.removeAll() } }
                 return .admitted
             }
-            state.processedAbove.insert(position)
-            return state.processedAbove.count <= Self.maxProcessedAbove ? .admitted : .tooManyAbove
+            // Refused, the position is not recorded: the message is not dispatched, and its
+            // client sends it again after reconnecting.
+            guard state.processedAbove.count < Self.maxProcessedAbove else { return .tooManyAbove }
+            guard notePositions(in: &state, { $0.insert(position) }) else {
+                notePositions(in: &state) { $0.remove(position) }
+                return .tooManyAbove
+            }
+            return .admitted
         }
+    }
+
+    /// Changes the positions above the acknowledgement; when their storage changes size, the
+    /// window's charge follows. False when the budget can't cover it.
+    @discardableResult
+    private func notePositions(in state: inout State, _ change: (inout Set<UInt64>) -> Void) -> Bool {
+        change(&state.processedAbove)
+        let memory = Self.memory(of: state.processedAbove)
+        guard memory != state.processedAboveMemory else { return true }
+        state.processedAboveMemory = memory
+        settle(&state)
+        return state.memoryIsCharged
     }
 
     private func duplicate(in state: inout State) -> ClientPosition {
