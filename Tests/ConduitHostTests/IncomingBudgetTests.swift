@@ -39,6 +39,26 @@ struct IncomingBudgetTests {
     }
 
     /// A binary frame's header with a zero mask (so the payload goes as it is).
+    /// After its close the host reads on until the client's close, carrying a frame still
+    /// arriving: that frame was outside the budget (up to the close timeout, 5 s, a connection).
+    @Test func aFrameArrivingAfterTheHostsCloseIsInTheBudget() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let budget = host.host.directory.budget
+            let raw = try await RawTCPClient.connect(port: host.port)
+            let upgrade = "GET \(host.path(client: "closing")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            // A text frame earns a close (1003), which this client never answers; a large frame
+            // follows, part way.
+            let text: [UInt8] = [0x81, 0x81, 0, 0, 0, 0, 0x78]
+            try await raw.send(upgrade)
+            #expect(String(buffer: try await raw.read(count: 12)).hasPrefix("HTTP/1.1 101"))
+            try await raw.send(text + Self.frame(announcing: 600_000) + [UInt8](repeating: 0, count: 300_000))
+            try await waitUntil { budget.usedBytes >= 300_000 }
+            try await raw.close()
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
     static func frame(announcing length: Int) -> [UInt8] {
         [0x82, 0xFF] + (0..<8).reversed().map { UInt8(truncatingIfNeeded: UInt64(length) >> (8 * $0)) } + [0, 0, 0, 0]
     }

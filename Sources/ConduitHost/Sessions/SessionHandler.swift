@@ -195,14 +195,17 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     /// Takes from the budget what the reader holds of a message still arriving; when the
-    /// budget can't cover it the connection is closed (1008), as a full queue's is.
+    /// budget can't cover it the connection is closed (1008), as a full queue's is. Also once
+    /// the host's close is sent: it reads on until the client's close, and a frame arriving
+    /// meanwhile was carried outside the budget; past it, the connection is simply closed.
     private func holdUnfinishedMessage() {
         let budget = services.directory.budget
-        guard !isClosed, !closeSent else { return unfinishedReservation.releaseAll(in: budget) }
+        guard !isClosed else { return unfinishedReservation.releaseAll(in: budget) }
         let unfinished = reader.unfinishedBytes
         let share: BufferBudget.Share = unfinished <= Self.unfinishedFromWholeBudget ? .whole : .half
         guard unfinishedReservation.match(unfinished, in: budget, share: share) else {
             budget.dropped(.hostBudget)
+            guard !closeSent else { return context?.close(promise: nil) ?? () }
             return fail(FrameViolation(.policyViolation, "the host's buffer budget is full: this message can't be held as it arrives"))
         }
     }
