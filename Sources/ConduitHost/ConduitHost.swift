@@ -130,7 +130,7 @@ public final class ConduitHost: Service, Sendable {
             ready.succeed(endpoints)
         } catch {
             ready.fail(error)
-            _ = try? await control.stop(reason: "host shutting down")
+            await control.stopForShutdown()
             await registry.stopHandlers()
             await cluster?.stop()
             throw error
@@ -141,7 +141,7 @@ public final class ConduitHost: Service, Sendable {
 
     /// Closes every socket with 1001, stops both listeners, stops the handlers.
     private func shutdown(ipcServer: any Channel) async {
-        _ = try? await control.stop(reason: "host shutting down")
+        await control.stopForShutdown()
         await ipc.close(ipcServer)
         await registry.stopHandlers()
         await cluster?.stop()

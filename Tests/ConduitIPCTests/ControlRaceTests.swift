@@ -17,6 +17,30 @@ struct ControlRaceTests {
         try response.decode(DataEnvelope<StatusBody>.self).data
     }
 
+    /// The IPC listener stays up while the shutdown's stop closes the sockets (up to the close
+    /// timeout, 5 s, for a client that never answers): a start queued behind that stop bound
+    /// the socket server again once it was done, a listener nothing ever closed.
+    @Test func aStartDuringShutdownIsRefusedAndNothingListensAfterIt() async throws {
+        let port = try NATSServerProcess.freePort()
+        let start = try await TestHost.run(yaml: "server:\n  port: \(port)\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
+            let silent = try await RawTCPClient.connect(port: port)
+            try await silent.send("GET \(host.path(client: "silent")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            #expect(String(buffer: try await silent.read(count: 12)).hasPrefix("HTTP/1.1 101"))
+            let ipc = host.ipc()
+            // Once the shutdown has stopped the listener, and while it waits for the silent socket.
+            return Task {
+                try await waitUntil(timeout: .seconds(30)) { try self.status(try await ipc.request(.GET, "/internal.conduit.status")).isActive == false }
+                return try await ipc.request(.POST, "/internal.conduit.start").status
+            }
+        }
+        // The start, queued behind the stop, has had its turn by the time the shutdown is over.
+        try await Task.sleep(for: .seconds(1))
+        let connected = try? await RawTCPClient.connect(port: port)
+        #expect(connected == nil, "something listens on \(port) after the shutdown")
+        try await connected?.close()
+        #expect((try? await start.value) != .ok, "the start is refused (or unanswered, the IPC listener closing)")
+    }
+
     @Test func concurrentStartsBindOneListenerAndStopLeavesNone() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let ipc = host.ipc()

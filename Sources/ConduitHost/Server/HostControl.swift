@@ -72,6 +72,10 @@ final class HostControl: Sendable {
     /// Start, stop, key rotation, reload and the runtime file's writes, one at a time: each
     /// answers with the state it left, never a later caller's.
     private let serial = SerialQueue()
+    /// Set by the shutdown's stop: what would undo it (a start, a key or a reload queued behind
+    /// it) is refused. A start queued then bound the socket server again after the shutdown, a
+    /// listener nothing closed, and rewrote the runtime file the shutdown removes.
+    private let shuttingDown = NIOLockedValueBox(false)
 
     init(
         server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry, cluster: (any ClusterLink)?,
@@ -93,6 +97,7 @@ final class HostControl: Sendable {
 
     func start() async throws -> Status {
         try await serial.run {
+            try refuseWhileShuttingDown()
             try await server.start()
             try await publish()
             return await status()
@@ -107,8 +112,18 @@ final class HostControl: Sendable {
         }
     }
 
+    /// Stops the socket server for good: the host is shutting down.
+    func stopForShutdown() async {
+        _ = try? await serial.run {
+            shuttingDown.withLockedValue { $0 = true }
+            await server.stop(code: .goingAway, reason: "host shutting down")
+            try await publish()
+        }
+    }
+
     func setSharedKey(_ key: String) async throws -> Status {
         try await serial.run {
+            try refuseWhileShuttingDown()
             try sharedKey.rotate(to: key)
             try await publish()
             return await status()
@@ -116,7 +131,14 @@ final class HostControl: Sendable {
     }
 
     func reload() async throws {
-        try await serial.run { try await reloadConfiguration() }
+        try await serial.run {
+            try refuseWhileShuttingDown()
+            try await reloadConfiguration()
+        }
+    }
+
+    private func refuseWhileShuttingDown() throws(ConduitError) {
+        guard !shuttingDown.withLockedValue({ $0 }) else { throw .unavailable("the host is shutting down") }
     }
 
     /// `listing`: the ids `clients` shows (`handles` and `places` count them all).
