@@ -19,6 +19,29 @@ struct RuntimeFileTests {
         #expect(try RuntimeFile.read(from: path).sharedKey == key)
     }
 
+    /// A key or a start whose runtime file can't be written is undone: the caller is answered
+    /// 500 and the file still tells the truth. The key was changed all the same, so the file
+    /// (which the CLI reads) held a key that no longer opened anything; a start left the
+    /// server listening on a port the file did not name.
+    @Test func aControlCallWhoseRuntimeFileCantBeWrittenIsUndone() async throws {
+        let directory = NSTemporaryDirectory() + "conduit-runtime-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        let path = directory + "/conduit.json"
+        try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_RUNTIME_FILE": path]) { host in
+            let ipc = host.ipc()
+            #expect(try await ipc.request(.POST, "/internal.conduit.stop").status == .ok)
+            try FileManager.default.removeItem(atPath: directory)
+
+            let key = try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=another-key-123")
+            #expect(key.status == .internalServerError, "\(key.status) \(key.text)")
+            #expect(host.sharedKey == TestHost.defaultKey, "the key is the one the file held")
+            let start = try await ipc.request(.POST, "/internal.conduit.start")
+            #expect(start.status == .internalServerError, "\(start.status) \(start.text)")
+            let status = try await ipc.request(.GET, "/internal.conduit.status")
+            #expect(status.text.contains("\"isActive\":false"), "\(status.text)")
+        }
+    }
+
     @Test func aPlantedLinkAtTheOldTemporaryNameIsNotFollowed() async throws {
         let path = NSTemporaryDirectory() + "conduit-planted-link-\(UUID().uuidString).json"
         let target = NSTemporaryDirectory() + "conduit-link-target-\(UUID().uuidString)"

@@ -98,8 +98,15 @@ final class HostControl: Sendable {
     func start() async throws -> Status {
         try await serial.run {
             try refuseWhileShuttingDown()
+            let wasListening = await server.port != nil
             try await server.start()
-            try await publish()
+            do {
+                try await publish()
+            } catch {
+                // Undone: the file would not name the port the server listens on.
+                if !wasListening { await server.stop(code: .goingAway, reason: "paused") }
+                throw error
+            }
             return await status()
         }
     }
@@ -124,8 +131,15 @@ final class HostControl: Sendable {
     func setSharedKey(_ key: String) async throws -> Status {
         try await serial.run {
             try refuseWhileShuttingDown()
+            let previous = sharedKey.value
             try sharedKey.rotate(to: key)
-            try await publish()
+            do {
+                try await publish()
+            } catch {
+                // Undone: the file (which the CLI reads) would hold a key that opens nothing.
+                try? sharedKey.rotate(to: previous)
+                throw error
+            }
             return await status()
         }
     }
