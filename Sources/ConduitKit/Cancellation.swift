@@ -48,7 +48,7 @@ package final class CancellationRegistry: Sendable {
     }
 
     /// Whether the request `token` was cancelled: its replies are no longer sent.
-    func isCancelled(_ token: String) -> Bool {
+    package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }
         return entries.withLock { $0[token]?.cancelled ?? false }
     }

@@ -69,6 +69,24 @@ struct CancellationTests {
         }
     }
 
+    /// A request that reuses the token of a cancelled one still ending is answered at once with an error saying so: replies under that token are
+    /// not sent until the cancelled request ends, and such a request was never answered.
+    @Test func aTokenOfACancelledRequestStillEndingIsRefusedNotLeftUnanswered() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            // The watcher's work goes on after its cancel (it never says it is over).
+            try await client.send(["route": "watch", "token": "reused"])
+            try await client.send(["cancel": "reused"])
+            let cancelled = try await client.nextMessage()
+            #expect(cancelled.headers["error"] == "CancelledError")
+            try await client.send(["route": "echo", "token": "reused"], payload: Array("again".utf8))
+            let refused = try await client.nextMessage()
+            #expect(refused.headers["token"] == "reused" && refused.headers["error"] == "BadRequestError", "\(refused.headers)")
+            #expect(String(buffer: refused.payload).contains("cancelled"))
+            try await Self.expectNextIsEcho(client)
+        }
+    }
+
     /// The next message is the reply to an echo sent now: nothing else was queued before it.
     static func expectNextIsEcho(_ client: TestWebSocketClient) async throws {
         try await client.send(["route": "echo", "token": "fence"])

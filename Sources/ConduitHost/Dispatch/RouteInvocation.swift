@@ -16,6 +16,11 @@ enum RouteInvocation {
             registry.metrics.errorReplied(type: error.kind.name)
             destination.deliver(.failure(error), to: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: nil))
         }
+        // Replies under a cancelled request's token are not sent until it has ended (SPEC §8:
+        // answered once), so a request reusing the token meanwhile was never answered.
+        if let cancellations, let correlation, cancellations.isCancelled(correlation.value) {
+            return fail(.badRequest("the \(correlation.name) '\(correlation.value)' is a cancelled request's, which is still ending: use another"))
+        }
         if route.hasPrefix(RoutePattern.internalPrefix) {
             return fail(.notFound(transport == .ipc ? "no control route '\(route)'" : "'\(route)' is reachable over IPC only"))
         }
