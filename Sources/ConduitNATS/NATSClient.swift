@@ -367,9 +367,15 @@ public final class NATSClient: Sendable {
         }
     }
 
-    /// Adds the servers a cluster announced that the client doesn't know yet.
+    /// The most servers the client knows: a server announcing new addresses without end (each
+    /// `INFO` up to a control line's length) grew the list, and the time to search it under
+    /// the client's lock, without limit.
+    static let maxKnownServers = 64
+
+    /// Adds the servers a cluster announced that the client doesn't know yet, up to `maxKnownServers`.
     private static func learn(_ announced: [String], into servers: inout [ServerAddress]) {
         for server in announced.compactMap(ServerAddress.init(announced:)) where !servers.contains(server) {
+            guard servers.count < maxKnownServers else { return }
             servers.append(server)
         }
     }

@@ -337,3 +337,34 @@ private final class StallingServer: ChannelInboundHandler, @unchecked Sendable {
         context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
     }
 }
+
+/// A server that only ever announces more servers: `INFO` lines, each naming 1,000 new ones.
+@Suite struct HostileAnnouncementTests {
+    private final class Announcer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        func channelActive(context: ChannelHandlerContext) {
+            for line in 0..<20 {
+                let urls = (0..<1000).map { "\"10.\(line).\($0 / 250).\($0 % 250):4222\"" }.joined(separator: ",")
+                let info = "INFO {\"server_id\":\"hostile\",\"max_payload\":1048576,\"connect_urls\":[\(urls)]}\r\n"
+                context.writeAndFlush(NIOAny(ByteBuffer(string: info)), promise: nil)
+            }
+        }
+    }
+
+    @Test func aServerAnnouncingEndlessServersIsBelievedUpToABound() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(Announcer()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        var options = try NATSClientOptions(url: "nats://127.0.0.1:\(server.localAddress!.port!)", name: "announced-to")
+        options.initialReconnectDelay = .milliseconds(20)
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        client.start()
+        // The first INFO is taken at once; the others as they are read.
+        try await waitUntil { client.knownServers.count >= 64 }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(client.knownServers.count == 64, "\(client.knownServers.count) servers known")
+        await client.close()
+    }
+}
