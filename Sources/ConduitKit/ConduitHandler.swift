@@ -56,7 +56,8 @@ public struct NoOptions: HandlerOptions {
 
 /// A client id's socket life, as a stream handler needs it.
 public enum ClientEvent: Sendable, Equatable {
-    /// A socket opened for the id (first time, or after a disconnect).
+    /// A socket opened for the id (first time, or after a disconnect), or the host began to
+    /// hold an id through IPC alone (its events stream, or an invocation naming it): once.
     case connected(ClientID)
     /// A second socket with the same id replaced the first; the id's streams continue.
     case replaced(ClientID)

@@ -7,6 +7,7 @@ import ConduitTesting
 import ConduitWire
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 import Testing
@@ -211,6 +212,40 @@ extension HandlerCatalog {
                 let buffered = try await back.nextMessage(route: "news")
                 #expect(buffered.headers["n"] == "2")
                 #expect(String(buffer: buffered.payload) == "while away")
+            }
+            await worker.close()
+        }
+    }
+
+    /// An id the host holds through IPC alone (named by an invocation, or reading its events
+    /// stream) gets its workers' pushes like any held id: the host subscribed for an id only
+    /// when a socket opened for it, and pushes to the others were lost, uncounted.
+    @Test func aWorkersPushReachesAnIdHeldOverIPCOnly() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try await Self.worker(server)
+            try await TestHost.run(yaml: Self.yaml(server), catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+                _ = try await ipc.request(.GET, "/work.none?id=named")
+                try await waitUntil {
+                    (try? await worker.request("conduit.push.named", headers: ["route": "news"], payload: ByteBuffer(string: "kept"), timeout: .seconds(1))) != nil
+                }
+                #expect(host.client("named")?.buffered == 1)
+
+                let streamed = Task {
+                    var received: Message?
+                    try await ipc.events(for: "streamed") { message in
+                        received = message
+                        return false
+                    }
+                    return received
+                }
+                try await waitUntil { host.client("streamed") != nil }
+                try await waitUntil {
+                    (try? await worker.request("conduit.push.streamed", headers: ["route": "news"], payload: ByteBuffer(string: "down the stream"), timeout: .seconds(1))) != nil
+                }
+                let message = try await streamed.value
+                #expect(message.map { String(buffer: $0.payload) } == "down the stream")
             }
             await worker.close()
         }

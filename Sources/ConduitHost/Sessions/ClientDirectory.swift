@@ -45,6 +45,15 @@ public final class ClientDirectory: PushSink, Sendable {
         var handshakes = 0
         /// Positions and the window of a resuming id (SPEC §9), across its sockets and streams.
         var resume: ResumeState?
+        /// Handlers were told `.connected` for the id: what they keep per held id (the NATS
+        /// pushes' subscription) exists. An id held through IPC alone is told once too.
+        var announced = false
+
+        /// Marks the id announced; true when it was not yet (`.connected` is then to be told).
+        mutating func announce() -> Bool {
+            defer { announced = true }
+            return !announced
+        }
 
         /// Bytes queued for the id: its buffer and its socket's outbound queue.
         var queuedBytes: Int {
@@ -325,6 +334,7 @@ extension ClientDirectory {
     private func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<MessageQueue.Entry>) {
         let old = slot.session
         slot.session = session
+        slot.announced = true
         slot.stream?.end()
         slot.stream = nil
         slot.handshakeEnded()
@@ -424,9 +434,13 @@ extension ClientDirectory {
     /// unless a socket or a stream opens for it, like an id whose socket just closed. False,
     /// and nothing kept, for a new id the table has no place for.
     func touch(_ client: ClientID) -> Bool {
-        withPlacedSlot(client) { (slot: inout Slot) -> Void in
+        let placed = withPlacedSlot(client) { (slot: inout Slot) -> Bool in
             if slot.isAway { startGrace(client, in: &slot) }
-        } != nil
+            return slot.announce()
+        }
+        guard let placed else { return false }
+        if placed { events(.connected(client)) }
+        return true
     }
 
     /// While paused, ids don't expire: a pause is not a client leaving.
@@ -458,13 +472,14 @@ extension ClientDirectory {
     /// Makes `stream` the id's fallback receiver, ending an older one; `resume` as for a socket.
     /// The caller writes the greeting before the stream's first pump.
     func attach(_ stream: any PushStream, for client: ClientID, resume: ResumeRequest?) -> StreamAttachment {
-        let attachment = withPlacedSlot(client) { slot -> StreamAttachment in
-            guard slot.session == nil else { return .refused }
+        let (attachment, isNew) = withPlacedSlot(client) { slot -> (StreamAttachment, Bool) in
+            guard slot.session == nil else { return (.refused, false) }
             slot.stream?.end()
             slot.stream = stream
             endGrace(client, in: &slot)
-            return .attached(startResume(resume, writer: stream, in: &slot)?.greeting)
-        } ?? .noPlace
+            return (.attached(startResume(resume, writer: stream, in: &slot)?.greeting), slot.announce())
+        } ?? (.noPlace, false)
+        if isNew { events(.connected(client)) }
         if case .attached = attachment { stream.messagesAvailable() }
         return attachment
     }
