@@ -251,7 +251,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConduitWireTests",
-            dependencies: ["ConduitWire"],
+            dependencies: ["ConduitWire", "ConduitTesting"],
             resources: [.copy("Fixtures")],
             swiftSettings: settings
         ),

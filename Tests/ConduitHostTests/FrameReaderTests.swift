@@ -1,4 +1,5 @@
 @testable import ConduitHost
+import ConduitTesting
 import NIOCore
 import NIOWebSocket
 import Testing
@@ -98,5 +99,44 @@ struct FrameReaderTests {
         #expect(reader.violation != nil)
         reader.read(ByteBuffer(bytes: frame(0x2, payload: [1])), allocator: allocator)
         #expect(reader.frames.isEmpty)
+    }
+
+    /// Random streams of frames, seeded so a failure repeats: any opcode and flags, declared
+    /// lengths from the edges (0, 125/126, 65,535/65,536, the limit and one past it, 2^62,
+    /// 2^63 - 1) with the payload present, cut short or absent, fed in random pieces. The
+    /// reader never traps, delivers no message over the limit and never holds more than one
+    /// message's worth. (A continuation announcing 2^63 - 1 bytes after a fragment trapped it.)
+    @Test func randomStreamsNeitherTrapNorPassTheLimit() {
+        var random = SplitMix64(seed: 0xC0DE)
+        let limit = 4096
+        let lengths: [UInt64] = [0, 1, 3, 125, 126, 127, 65_535, 65_536, UInt64(limit), UInt64(limit + 1), 1 << 62, (1 << 63) - 1]
+        let opcodes: [UInt8] = [0x0, 0x0, 0x1, 0x2, 0x2, 0x3, 0x8, 0x9, 0xA, 0xB]
+        for _ in 0..<2000 {
+            var stream: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...6, using: &random) {
+                let declared = lengths.randomElement(using: &random)!
+                let present = declared <= UInt64(limit) && Bool.random(using: &random) ? Int(declared) : Int.random(in: 0...64, using: &random)
+                let whole = frame(
+                    opcodes.randomElement(using: &random)!, fin: Bool.random(using: &random),
+                    payload: [UInt8](repeating: 0x61, count: present), masked: Int.random(in: 0..<20, using: &random) > 0,
+                    rsv: Int.random(in: 0..<20, using: &random) == 0 ? 1 : 0, declaredLength: declared)
+                stream += whole
+            }
+            var reader = ClientFrameReader(maxMessageBytes: limit)
+            var start = 0
+            while start < stream.count, reader.violation == nil {
+                let end = min(start + Int.random(in: 1...300, using: &random), stream.count)
+                reader.read(ByteBuffer(bytes: stream[start..<end]), allocator: allocator)
+                for frame in reader.frames where !frame.opcode.isControlOpcode {
+                    if let message = reader.message(completedBy: frame, allocator: allocator) {
+                        #expect(message.payload.readableBytes <= limit)
+                    }
+                }
+                reader.releaseLargeBuffer()
+                // A message's limit, what a frame's header and a read's rest may add, and growth by doubling.
+                #expect(reader.unfinishedBytes <= 4 * (limit + 300 + 14))
+                start = end
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+import ConduitTesting
 import ConduitWire
 import NIOCore
 import Testing
@@ -5,17 +6,6 @@ import Testing
 /// Seeded random inputs, so a failure names a reproducible seed.
 @Suite("Codec properties")
 struct PropertyTests {
-    private struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private static let alphabet = Array("ab-_.0123456789ZéЖ✓🙂 \"\\\n").map(String.init)
 
     private func randomString(_ rng: inout SplitMix64, maxCharacters: Int) -> String {
@@ -24,7 +14,7 @@ struct PropertyTests {
 
     @Test("random messages round-trip", arguments: 0..<20)
     func roundTrip(seed: UInt64) throws {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         for _ in 0..<100 {
             let headers = Headers((0..<Int.random(in: 0...12, using: &rng)).map { _ in
                 (randomString(&rng, maxCharacters: 20), randomString(&rng, maxCharacters: 40))
@@ -39,7 +29,7 @@ struct PropertyTests {
 
     @Test("random bytes never crash the decoder", arguments: 0..<20)
     func randomBytes(seed: UInt64) {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         for _ in 0..<2000 {
             let bytes = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             _ = try? Message(decoding: ByteBuffer(bytes: bytes))
