@@ -90,7 +90,8 @@ public protocol PushSink: Sendable {
     func isCongested(_ client: ClientID) -> Bool
 
     /// Calls `body` once, from any thread: when the bytes queued for `client` fall under the
-    /// low-water mark (at once if they already are), or when the id expires.
+    /// low-water mark (at once if they already are), or when the id expires — or earlier, when
+    /// many wait for the id (the host keeps 64): check `isCongested` again when called.
     func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void)
 }
 
@@ -103,15 +104,17 @@ extension PushSink {
 
     /// Waits until `client` is no longer congested, its id expired, or the task is cancelled.
     public func writable(_ client: ClientID) async {
-        guard isCongested(client) else { return }
-        let waiter = WritableWaiter()
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                waiter.wait(continuation)
-                whenWritable(client) { waiter.wake() }
+        // Called back early (many wait for the id), it waits again while the id is congested.
+        while isCongested(client), !Task.isCancelled {
+            let waiter = WritableWaiter()
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    waiter.wait(continuation)
+                    whenWritable(client) { waiter.wake() }
+                }
+            } onCancel: {
+                waiter.wake()
             }
-        } onCancel: {
-            waiter.wake()
         }
     }
 }

@@ -209,13 +209,22 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     public func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) {
-        let now: Bool = slots.withLockedValue { slots in
-            guard slots[client] != nil, !isUnderLowWater(slots[client]!) else { return true }
+        let (now, early): (Bool, (@Sendable () -> Void)?) = slots.withLockedValue { slots in
+            guard slots[client] != nil, !isUnderLowWater(slots[client]!) else { return (true, nil) }
             slots[client]!.waiters.append(body)
-            return false
+            guard slots[client]!.waiters.count > Self.maxWaitersPerID else { return (false, nil) }
+            return (false, slots[client]!.waiters.removeFirst())
         }
         if now { body() }
+        early?()
     }
+
+    /// Callbacks one id keeps at most; past it the oldest is called at once (it finds the id
+    /// still congested and waits again). Those of sources that ended meanwhile (a TLS
+    /// connection closed while paused, an AI stream past its timeout) stayed, each holding what
+    /// it captured, until the id drained or expired: a client that never read grew the list
+    /// without end.
+    static let maxWaitersPerID = 64
 
     private func isUnderLowWater(_ slot: Slot) -> Bool {
         slot.queuedBytes <= settings.congestionLowWaterBytes && slot.queuedMessages <= messageBound(slot) / 4

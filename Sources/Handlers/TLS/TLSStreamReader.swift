@@ -76,17 +76,25 @@ final class TLSStreamReader: ChannelDuplexHandler {
     /// Stops reading from the server until the client drains, or ends the stream if it doesn't
     /// within `congestionTimeout`.
     private func pauseReading(context: ChannelHandlerContext) {
-        let channel = context.channel
         let loop = context.eventLoop.assumeIsolated()
-        _ = channel.setOption(.autoRead, value: false)
+        _ = context.channel.setOption(.autoRead, value: false)
         congestion = loop.scheduleTask(in: congestionTimeout) { [self] in
             end(context: context, reason: "the client read too slowly: congested for \(congestionTimeout.nanoseconds / 1_000_000_000) s")
         }
-        let resume = NIOLoopBound({ [self] in
-            guard let scheduled = congestion else { return }
+        waitUntilWritable(context: context)
+    }
+
+    /// Reads again once the client drains. Called back early (many wait for the id), it waits
+    /// again, its deadline unchanged. The callback holds this handler and its context weakly:
+    /// kept by the host until the id drains, it held a connection closed meanwhile, channel
+    /// and all.
+    private func waitUntilWritable(context: ChannelHandlerContext) {
+        let resume = NIOLoopBound({ [weak self, weak context] in
+            guard let self, let context, let scheduled = congestion else { return }
+            guard !pushes.isCongested(client) else { return waitUntilWritable(context: context) }
             scheduled.cancel()
             congestion = nil
-            _ = channel.setOption(.autoRead, value: true)
+            _ = context.channel.setOption(.autoRead, value: true)
             context.read()
         }, eventLoop: context.eventLoop)
         pushes.whenWritable(client) { resume.eventLoop.execute { resume.value() } }

@@ -1,0 +1,41 @@
+import ConduitHost
+import ConduitKit
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Synchronization
+import Testing
+
+/// `whenWritable` (SPEC §3 backpressure): callbacks wait for a congested id to drain.
+@Suite("Waiting for a congested id", .timeLimit(.minutes(1)))
+struct WritableWaitTests {
+    static let yaml = """
+        limits:
+          congestionHighWaterBytes: 65536
+          congestionLowWaterBytes: 16384
+        routes:
+          - route: echo
+            handler: echo
+        """
+
+    /// An id keeps 64 callbacks at most; past that the oldest is called at once (it finds the
+    /// id still congested and waits again). Callbacks of sources that ended meanwhile (a TLS
+    /// connection closed while paused, each holding its channel) stayed until the id drained or
+    /// expired: a client that never read grew the list without end.
+    @Test func anIdKeepsABoundedNumberOfCallbacksTheOldestCalledFirst() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let directory = host.host.directory
+            let id = ClientID("congested")!
+            for n in 0..<4 { directory.push(Message(headers: ["route": "fill", "n": "\(n)"], payload: ByteBuffer(repeating: 1, count: 30_000)), to: id, delivery: .reliable) }
+            #expect(directory.isCongested(id))
+            let called = Mutex<[Int]>([])
+            for n in 0..<100 { directory.whenWritable(id) { called.withLock { $0.append(n) } } }
+            #expect(called.withLock { $0 } == Array(0..<36), "the oldest 36 called early")
+            // Drained by its socket: the 64 kept are called.
+            let client = try await host.connect(client: "congested")
+            for _ in 0..<4 { _ = try await client.nextMessage() }
+            try await waitUntil { called.withLock { $0.count } == 100 }
+            #expect(called.withLock { Set($0) } == Set(0..<100))
+        }
+    }
+}
