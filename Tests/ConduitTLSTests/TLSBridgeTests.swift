@@ -38,6 +38,28 @@ struct TLSBridgeTests {
         return echo
     }
 
+    /// A connect that completes after its id expired (a slow handshake, a short grace; over
+    /// IPC, where nothing cancels the request when the id goes) is closed: kept under the gone
+    /// id, nothing would ever close it, and it held its descriptor and its place among
+    /// `maxConnections` until shutdown.
+    @Test func aConnectCompletingAfterItsIdExpiredIsClosed() async throws {
+        try await TestHost.run(yaml: Self.yaml(grace: 0.3), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "asks"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            let slow = try await ChaosProxy.start(targetPort: echo.port, delay: .seconds(2))
+            let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+            let connect = Task {
+                try await ipc.request(.POST, "/tls.connect?id=gone-while-connecting&host=127.0.0.1&port=\(slow.port)", body: ByteBuffer(string: echo.certificatePEM))
+            }
+            try await waitUntil { host.client("gone-while-connecting") != nil }
+            try await waitUntil { host.client("gone-while-connecting") == nil }
+            _ = try await connect.value
+            #expect(slow.joined == 1)
+            try await waitUntil { slow.open == 0 }
+            try await slow.stop()
+        }
+    }
+
     @Test func theModuleWorksUnderAnotherPrefixAndItsPushesFollowIt() async throws {
         let yaml = "routes:\n  - route: secure.*\n    handler: tls\n    options: {echoService: {enabled: true}}\n"
         try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in

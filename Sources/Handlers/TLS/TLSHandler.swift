@@ -38,6 +38,10 @@ public final class TLSHandler: ConduitHandler {
     private let connections = NIOLockedValueBox<[ClientID: TLSConnection]>([:])
     /// Connections open or opening, bounded by `maxConnections`.
     private let inUse = NIOLockedValueBox(0)
+    /// Connects under way per id, and whether the id expired meanwhile: a connection that
+    /// opens for an id gone is closed, as nothing else ever would (over IPC nothing cancels
+    /// its request when the id goes).
+    private let opening = NIOLockedValueBox<[ClientID: (count: Int, expired: Bool)]>([:])
     private let echoService = NIOLockedValueBox<TLSEchoService?>(nil)
 
     public init(options: TLSOptions, context: HandlerContext) throws {
@@ -81,6 +85,8 @@ public final class TLSHandler: ConduitHandler {
 
     public func clientEvent(_ event: ClientEvent) {
         guard case .expired(let client) = event else { return }
+        // Marked first: a connect that registers after the removal below sees the mark.
+        opening.withLockedValue { $0[client]?.expired = true }
         connections.withLockedValue { $0.removeValue(forKey: client) }?.close()
     }
 
@@ -97,6 +103,7 @@ public final class TLSHandler: ConduitHandler {
             // In the task: a connect the connection's bound on running requests refuses never
             // runs it, and must take no place.
             try takePlace()
+            opening.withLockedValue { $0[client, default: (0, false)].count += 1 }
             let connection: TLSConnection
             do {
                 // In the task: a CA of the request's own means loading the system roots again.
@@ -112,8 +119,14 @@ public final class TLSHandler: ConduitHandler {
                 }
                 try register(connection, for: client)
             } catch {
+                _ = endOpening(client)
                 givePlaceBack()
                 throw error
+            }
+            if endOpening(client) {
+                connections.withLockedValue { if $0[client] === connection { $0[client] = nil } }
+                connection.close()
+                throw ConduitError.notFound("client '\(client)' expired while its TLS connection opened; the connection is closed")
             }
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
             return try .json(connection.summary)
@@ -155,6 +168,15 @@ public final class TLSHandler: ConduitHandler {
             return true
         }
         guard taken else { throw .unavailable("the host has \(options.maxConnections) TLS connections open (the tls option maxConnections)") }
+    }
+
+    /// A connect for `client` is over; whether the id expired while it was under way.
+    private func endOpening(_ client: ClientID) -> Bool {
+        opening.withLockedValue { opening in
+            guard let entry = opening[client] else { return false }
+            opening[client] = entry.count > 1 ? (entry.count - 1, entry.expired) : nil
+            return entry.expired
+        }
     }
 
     private func givePlaceBack() {
