@@ -10,6 +10,15 @@ import Testing
 /// SPEC §5 "AI stream" with the built-in generator, over real sockets.
 @Suite("AI stream: builtin backend", .serialized, .timeLimit(.minutes(1)))
 struct AIStreamTests {
+    /// A pace so slow that a token's wait no longer fits a duration is refused when the
+    /// configuration loads: accepted (any pace above 0 was), the host trapped on the second token.
+    @Test func aPaceTooSlowToWaitForIsRefusedAtLoad() async throws {
+        let yaml = "routes:\n  - route: ai.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 1e-20}\n"
+        await #expect {
+            try await TestHost.run(yaml: yaml, catalog: .aiTests) { _ in }
+        } throws: { "\($0)".contains("tokensPerSecond") }
+    }
+
     @Test func streamsTokensInOrderThenComplete() async throws {
         try await TestHost.run(yaml: aiYAML(), catalog: .aiTests) { host in
             let client = try await host.connect(client: "reader")

@@ -57,8 +57,10 @@ public struct AIOptions: HandlerOptions {
         guard congestionTimeoutSeconds > 0, congestionTimeoutSeconds <= 86_400 else {
             throw InvalidOption("congestionTimeoutSeconds", "must be above 0 and at most 86400 (one day)")
         }
-        guard tokensPerSecond >= 0, tokensPerSecond <= 1_000_000 else {
-            throw InvalidOption("tokensPerSecond", "must be 0 (no pacing) to 1000000")
+        // Slower than a token a thousand seconds, a token's wait (index / pace) could pass what
+        // a duration holds, which traps.
+        guard tokensPerSecond == 0 || (tokensPerSecond >= 0.001 && tokensPerSecond <= 1_000_000) else {
+            throw InvalidOption("tokensPerSecond", "must be 0 (no pacing) or 0.001 to 1000000")
         }
         guard backend == .openai else { return }
         guard let url, url.hasPrefix("http://") || url.hasPrefix("https://") else {
