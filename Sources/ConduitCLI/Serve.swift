@@ -28,6 +28,10 @@ struct Serve: AsyncParsableCommand {
     ))
     var conformanceEcho = false
 
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0 to 65535 (0: ephemeral), not \(port)") }
+    }
+
     func run() async throws {
         MallocTuning.apply()
         let logger = Logger.bootstrapConduit()

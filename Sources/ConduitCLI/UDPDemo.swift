@@ -14,6 +14,10 @@ struct UDPDemo: AsyncParsableCommand {
     @OptionGroup var configurationOptions: ConfigurationOptions
     @Option(help: "Datagrams the outside socket sends.") var count = 5
 
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, not \(count)") }
+    }
+
     private struct Bound: Decodable { let address: String; let port: Int }
 
     func run() async throws {

@@ -39,12 +39,22 @@ struct CLITests {
         ("routes:\n  - route: u.*\n    handler: udp\n    options: {receiveBufferBytes: 5000000000}\n", 4),
         ("routes:\n  - route: a.*\n    handler: ai\n    options: {backend: openai, url: 'http://127.0.0.1:1', timeoutSeconds: 99999999999}\n", 4),
         ("routes:\n  - route: t.*\n    handler: tls\n    options: {connectTimeoutSeconds: 1e10}\n", 4),
+        ("routes:\n  - route: a.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 1e-20}\n", 4),
     ])
     func outOfRangeNumbersAreRefusedAtLoadWithALocation(yaml: String, line: Int) async throws {
         let path = try writeConfig(yaml.hasPrefix("routes") ? yaml : yaml + "routes:\n  - route: echo\n    handler: echo\n")
         let result = try await ConduitProcess.run(["check", path])
         #expect(result.status == 1, "exit 1, not a crash: \(result.status) \(result.stderr)")
         #expect(result.stderr.hasPrefix("\(path):\(line):"), "\(result.stderr)")
+    }
+
+    /// Command-line numbers out of range are usage errors (exit 64, a sentence): `--count 0`
+    /// trapped the UDP demo, and a port past 65,535 was never checked.
+    @Test(arguments: [["serve", "--port", "70000"], ["serve", "--port", "-1"], ["demo", "udp", "--count", "0"]])
+    func outOfRangeArgumentsAreUsageErrors(arguments: [String]) async throws {
+        let result = try await ConduitProcess.run(arguments)
+        #expect(result.status == 64, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains(arguments[arguments.count - 2]), "\(result.stderr)")
     }
 
     @Test func anOutOfRangeEnvironmentOverrideNamesTheVariable() async throws {
