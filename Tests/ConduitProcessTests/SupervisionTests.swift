@@ -118,6 +118,19 @@ struct SupervisionTests {
         }
     }
 
+    /// A reply's parts count what each keeps, headers included, and no part pins the child's
+    /// read buffer: empty parts counted as nothing, so a child writing them without end grew
+    /// the host's memory without limit (each also kept its 64 KiB read alive).
+    @Test func partsWithoutEndAreMalformedOutputOnceTheyPassTheLimit() async throws {
+        let yaml = Repository.yaml(fixtureOptions: "maxMessageBytes: 1048576\nrequestTimeoutSeconds: 10")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect()
+            let endless = try await client.request(Message(headers: ["route": "fixture.parts", "token": "p"]), timeout: .seconds(20))
+            #expect(endless.headers["error"] == "InternalError", "\(endless.headers)")
+            #expect(String(buffer: endless.payload).contains("maxMessageBytes"), "\(String(buffer: endless.payload))")
+        }
+    }
+
     @Test func stderrLinesReachTheHostLog() async throws {
         let logs = CapturedLogs()
         try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests, logger: logs.logger) { host in

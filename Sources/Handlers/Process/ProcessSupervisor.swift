@@ -169,7 +169,11 @@ final class ProcessSupervisor: Sendable {
         guard let child = state.child, child.incarnation == incarnation else { return }
         let message: Message
         do {
-            if part.headers.hasMore { return try state.parts.append(part.payload) }
+            if part.headers.hasMore {
+                // Copied, so it does not pin the child's read, and counted as what the part
+                // kept, headers included: empty parts counted as nothing, without end.
+                return try state.parts.append(ByteBuffer(buffer: part.payload), bytes: part.encodedSize)
+            }
             var headers = part.headers
             headers.removeAll(HeaderName.more)
             message = Message(headers: headers, payload: try state.parts.complete(with: part.payload))

@@ -8,13 +8,15 @@
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
+    fixture.parts    writes empty parts (`more: true`) of a reply that never ends
 """
 import os
 import signal
+import struct
 import sys
 import time
 
-from conduit_child import Child
+from conduit_child import Child, encode
 
 
 def main():
@@ -35,6 +37,14 @@ def main():
         elif action == "stderr":
             print(request.payload.decode(), file=sys.stderr, flush=True)
             child.reply(request)
+        elif action == "parts":
+            part = encode([("x-request", request.id), ("more", "true")])
+            frame = struct.pack(">I", len(part)) + part
+            try:
+                while True:
+                    os.write(1, frame * 4096)
+            except BrokenPipeError:
+                return
         elif action == "env":
             child.reply(request, os.environ.get(request.payload.decode(), "").encode())
         else:
