@@ -38,4 +38,21 @@ struct WritableWaitTests {
             #expect(called.withLock { Set($0) } == Set(0..<100))
         }
     }
+
+    /// A queue configured smaller than the high-water mark is congested at half its bytes, as
+    /// at half its messages: with the mark alone a stream was never told to pause, and its
+    /// reliable pushes were refused (the stream ended) once the queue was full.
+    @Test func aQueueSmallerThanTheMarkIsCongestedAtHalfItsBytes() async throws {
+        let yaml = "limits:\n  pushBufferBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let directory = host.host.directory
+            let id = ClientID("small-queue")!
+            #expect(directory.push(Message(headers: ["route": "fill"], payload: ByteBuffer(repeating: 1, count: 40_000)), to: id, delivery: .reliable).isAccepted)
+            #expect(directory.isCongested(id), "40 KB of a 64 KiB buffer, under the 1 MiB mark")
+            let woken = Mutex(false)
+            directory.whenWritable(id) { woken.withLock { $0 = true } }
+            _ = try await host.connect(client: "small-queue").nextMessage()
+            try await waitUntil { woken.withLock { $0 } }
+        }
+    }
 }

@@ -199,12 +199,14 @@ public final class ClientDirectory: PushSink, Sendable {
 
     // MARK: Congestion
 
-    /// Congested: over the high-water mark in bytes, or over half the message bound (a
-    /// stream of small messages meets that first).
+    /// Congested: over the high-water mark in bytes, or over half the byte or message bound
+    /// of the id's queue (a stream of small messages meets the latter first; so does a queue
+    /// configured smaller than the mark, whose reliable pushes were refused before a stream
+    /// was ever told to pause).
     public func isCongested(_ client: ClientID) -> Bool {
         slots.withLockedValue { slots in
             guard let slot = slots[client] else { return false }
-            return slot.queuedBytes > settings.congestionHighWaterBytes || slot.queuedMessages > messageBound(slot) / 2
+            return slot.queuedBytes > min(settings.congestionHighWaterBytes, byteBound(slot) / 2) || slot.queuedMessages > messageBound(slot) / 2
         }
     }
 
@@ -227,11 +229,15 @@ public final class ClientDirectory: PushSink, Sendable {
     static let maxWaitersPerID = 64
 
     private func isUnderLowWater(_ slot: Slot) -> Bool {
-        slot.queuedBytes <= settings.congestionLowWaterBytes && slot.queuedMessages <= messageBound(slot) / 4
+        slot.queuedBytes <= min(settings.congestionLowWaterBytes, byteBound(slot) / 4) && slot.queuedMessages <= messageBound(slot) / 4
     }
 
     private func messageBound(_ slot: Slot) -> Int {
         slot.session == nil ? settings.pushBufferMessages : settings.outboundQueueMessages
+    }
+
+    private func byteBound(_ slot: Slot) -> Int {
+        slot.session == nil ? settings.pushBufferBytes : settings.outboundQueueBytes
     }
 
     /// The id's queue shrank (its socket wrote, a stream took a push, a buffer was handed to
