@@ -31,13 +31,16 @@ extension Conduit {
             guard state.connection == nil else { return Task {} }
             state.reconnectSerial += 1
             let serial = state.reconnectSerial
-            let task = Task { try await self.reconnectLoop(policy, serial: serial) }
+            let failedAlready = state.quickCloses
+            let task = Task { try await self.reconnectLoop(policy, serial: serial, failedAlready: failedAlready) }
             state.reconnecting = task
             return task
         }
     }
 
-    private func reconnectLoop(_ policy: Backoff, serial: Int) async throws {
+    /// `failedAlready`: sockets that closed soon after they opened, counted as failed attempts
+    /// (the first wait is as long as after that many).
+    private func reconnectLoop(_ policy: Backoff, serial: Int, failedAlready: Int) async throws {
         defer {
             state.withLockedValue { state in
                 if state.reconnectSerial == serial { state.reconnecting = nil }
@@ -45,7 +48,8 @@ extension Conduit {
         }
         var lastError: any Error = ConduitClientError(.reconnectFailed, "no attempt made")
         for attempt in 0...max(0, policy.retries) {
-            if attempt > 0 { try await Task.sleep(for: policy.delay(before: attempt - 1)) }
+            let failed = attempt + failedAlready
+            if failed > 0 { try await Task.sleep(for: policy.delay(before: failed - 1)) }
             do {
                 return try await openSocket(isReconnect: true)
             } catch let error as ConduitClientError where error.code == .closed {
@@ -107,6 +111,9 @@ extension Conduit {
         return known
     }
 
+    /// A socket that stays open this long was a success: the backoff starts over.
+    static let stableSocket = Duration.seconds(5)
+
     /// On the event loop, before the socket's first message: the socket becomes current.
     private func opened(_ connection: WebSocketConnection, generation: Int, isReconnect: Bool) {
         let keep = state.withLockedValue { state in
@@ -116,6 +123,7 @@ extension Conduit {
             // to the loop's end, a close in between joined the finished loop, and the client
             // never came back: seen after a quick pause in a loaded full run.)
             state.reconnecting = nil
+            state.openedAt = .now
             state.writeCursor = nil
             state.isDraining = false
             state.fallback?.socketIsBack()
@@ -136,6 +144,8 @@ extension Conduit {
                 return false
             }
             state.phase = .down
+            let lasted = state.openedAt.map { $0.duration(to: .now) } ?? .zero
+            state.quickCloses = lasted < Self.stableSocket ? state.quickCloses + 1 : 0
             // A newer socket with this id replaced this one: getting it back would only
             // replace that one in turn.
             let again = autoReconnect && !(code == 1000 && reason == "replaced")

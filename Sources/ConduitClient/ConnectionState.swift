@@ -19,6 +19,11 @@ struct ConnectionState: Sendable {
     var subscribers: [Int: AsyncStream<ConduitEvent>.Continuation] = [:]
     var nextSubscriber = 0
     var reconnecting: Task<Void, any Error>?
+    /// When the current socket opened, and how many sockets in a row closed soon after they
+    /// opened: those count as failed attempts, so a host that accepts and then closes at once
+    /// is not reconnected to as fast as the round trip allows.
+    var openedAt: ContinuousClock.Instant?
+    var quickCloses = 0
     /// Which reconnect `reconnecting` is: a finished loop clears only its own.
     var reconnectSerial = 0
     /// Reading pushes over IPC while the socket is down; `fallbackSerial` names the current one.

@@ -45,6 +45,24 @@ struct ReconnectTests {
         }
     }
 
+    /// A host that takes the socket and closes it at once is reconnected to with backoff: each
+    /// such socket counts as a failed attempt. The backoff started over with every socket that
+    /// opened, so the client came back as fast as the round trip allowed (hundreds a second).
+    @Test func socketsClosedAsSoonAsTheyOpenAreRetriedWithBackoff() async throws {
+        let server = try await ClosingWebSocketServer.start()
+        let conduit = Conduit(id: "dropped", sharedKey: "any-key-123", port: server.port, backoff: Backoff(initialDelay: .milliseconds(200)))
+        // Not `connect()`: when the close arrives before the client has seen its socket open,
+        // connect fails and (as it should) nothing retries by itself.
+        Task { try? await conduit.reconnect() }
+        try await Task.sleep(for: .seconds(6))
+        conduit.close()
+        // 200 ms doubling, each wait at least half: about 7 sockets in 6 s (25 came before, one
+        // every close round trip).
+        #expect(server.upgraded <= 10, "\(server.upgraded) sockets in 6 s")
+        #expect(server.upgraded >= 2, "it does come back")
+        try await server.stop()
+    }
+
     @Test func closeEndsTheClientAndPreventsReconnects() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "r2")

@@ -75,6 +75,32 @@ test('reconnect: backoff waits leave no listener behind', { timeout: 60000 }, as
   }
 })
 
+// A host that takes the socket and closes it at once: each such socket counts as a failed
+// attempt. The backoff started over with every socket that opened, so the client came back at
+// the pace of the close round trip.
+test('reconnect: sockets closed as soon as they open are retried with backoff', { timeout: 60000 }, async () => {
+  const { createServer } = await import('node:net')
+  const { createHash } = await import('node:crypto')
+  let upgrades = 0
+  const server = createServer((socket) => {
+    socket.once('data', (head) => {
+      const key = /Sec-WebSocket-Key: *(\S+)/i.exec(head.toString())?.[1] ?? ''
+      const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+      upgrades++
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n` +
+        String.fromCharCode(0x88, 0x02, 0x03, 0xF3), 'latin1')
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-dropped', port: server.address().port, ipcPort: 0, connect: false, reconnect: { timeout: 200 } })
+  conduit.reconnect(conduit.reconnectOptions).catch(() => {})
+  await new Promise((resolve) => setTimeout(resolve, 6000))
+  conduit.close()
+  server.close()
+  // 200 ms doubling, each wait at least half: about 7 sockets in 6 s.
+  assert.ok(upgrades >= 2 && upgrades <= 10, `${upgrades} sockets in 6 s`)
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

@@ -316,6 +316,15 @@ const served = (() => {
 })()
 const runtimeArgs = globalThis.__args?.conduit ?? {}
 
+/** A socket open this long was a success: the reconnect backoff starts over. */
+const STABLE_SOCKET_MS = 5000
+
+/** The wait after `failed` failed attempts: about `timeout` ms doubling, at most 30 s, with jitter. */
+const backoff = (timeout, failed) => {
+  const delay = Math.min(timeout * 2 ** failed, 30_000)
+  return delay / 2 + Math.random() * delay / 2
+}
+
 /** What a closed client's calls fail with (the Swift client's `.closed`). */
 const closedError = () => Object.assign(new Error('this Conduit is closed'), { code: 'closed' })
 
@@ -423,6 +432,10 @@ export class Conduit extends EventTarget {
   #receive = null
   #connecting = null
   #reconnecting = null
+  /** When the socket opened, and how many in a row closed soon after: those count as failed
+   * attempts, so a host that takes the socket and closes it is not retried at round-trip pace. */
+  #openedAt = 0
+  #quickCloses = 0
   #fallback = null
   /** Without resume: the socket's messages while the fallback stream is still read. */
   #held = []
@@ -516,6 +529,7 @@ export class Conduit extends EventTarget {
   #adopt (socket) {
     this.socket = socket
     this.isActive = true
+    this.#openedAt = Date.now()
     this.#resumeReady = false
     // Between two tries no stream is open, so none is cut off: the fallback ends now.
     if (this.#fallback?.pausing) this.#fallback.abort.abort()
@@ -526,6 +540,7 @@ export class Conduit extends EventTarget {
       if (this.socket !== socket) return
       this.socket = null
       this.isActive = false
+      this.#quickCloses = Date.now() - this.#openedAt < STABLE_SOCKET_MS ? this.#quickCloses + 1 : 0
       this.#emit('close', { code: event.code, reason: event.reason })
       // A newer socket with this id (another tab) replaced this one: taking the id back by
       // itself would replace that one in turn, and the two would trade it for ever.
@@ -545,6 +560,8 @@ export class Conduit extends EventTarget {
    */
   reconnect ({ retries = 32, timeout = 500 } = {}) {
     this.#reconnecting ??= (async () => {
+      const failedAlready = this.#quickCloses
+      if (failedAlready > 0) await sleep(backoff(timeout, failedAlready - 1), this.#closing.signal)
       for (let attempt = 0; ; attempt++) {
         if (this.#closed) throw closedError()
         if (!this.shouldReconnect && attempt > 0) throw new Error('closed')
@@ -555,8 +572,7 @@ export class Conduit extends EventTarget {
           return
         } catch (error) {
           if (attempt + 1 >= retries) throw error
-          const delay = Math.min(timeout * 2 ** attempt, 30_000)
-          await sleep(delay / 2 + Math.random() * delay / 2, this.#closing.signal)
+          await sleep(backoff(timeout, failedAlready + attempt), this.#closing.signal)
         }
       }
     })().finally(() => { this.#reconnecting = null })
