@@ -35,6 +35,25 @@ struct OpenAIBackendTests {
         }
     }
 
+    /// Streams beyond eight at once to one upstream get their connections too: the HTTP
+    /// client kept its default of eight per host, and a ninth stream waited, without a token
+    /// or an error, until one of the eight ended (a client that stops reading holds its eight).
+    @Test func moreStreamsThanEightToOneUpstreamAllStart() async throws {
+        try await FakeOpenAIServer.run(.holding(["first"])) { server in
+            let route = openAIRoute("llm", port: server.port).replacingOccurrences(of: "timeoutSeconds: 5", with: "timeoutSeconds: 300")
+            try await TestHost.run(yaml: aiYAML(extraRoutes: route), catalog: .aiTests) { host in
+                let client = try await host.connect()
+                for n in 0..<12 { try await client.send(["route": "llm.chat.generate", "token": "s\(n)", "maxTokens": "5"], payload: Array("hi".utf8)) }
+                var started = Set<String>()
+                while started.count < 12 {
+                    let token = try await client.nextMessage(timeout: .seconds(20))
+                    started.insert(token.headers["token"] ?? "")
+                }
+                #expect(started == Set((0..<12).map { "s\($0)" }))
+            }
+        }
+    }
+
     @Test func maxTokensCutsALongerAnswer() async throws {
         try await FakeOpenAIServer.run(.tokens(Self.tokens)) { server in
             try await TestHost.run(yaml: aiYAML(extraRoutes: openAIRoute("llm", port: server.port)), catalog: .aiTests) { host in

@@ -40,7 +40,7 @@ public struct AIStreamHandler: ConduitHandler {
         streams = StreamRegistry(limit: options.maxStreams)
         switch (options.backend, options.upstream) {
         case (.openai, let upstream?):
-            backend = OpenAIBackend(upstream: upstream, eventLoopGroup: context.eventLoopGroup)
+            backend = OpenAIBackend(upstream: upstream, maxStreams: options.maxStreams, eventLoopGroup: context.eventLoopGroup)
         default:
             backend = BuiltinGenerator(tokensPerSecond: options.tokensPerSecond)
         }

@@ -14,12 +14,15 @@ import NIOHTTP1
 /// error event, or a stream cut before `[DONE]` → `UpstreamError`.
 final class OpenAIBackend: TokenBackend {
     private let upstream: AIOptions.Upstream
+    /// Streams at once (`maxStreams`), each on a connection of its own to the upstream.
+    private let maxStreams: Int
     private let eventLoopGroup: any EventLoopGroup
     /// Made in `start`, shut down in `stop`: a route table that is only checked opens nothing.
     private let client = NIOLockedValueBox<HTTPClient?>(nil)
 
-    init(upstream: AIOptions.Upstream, eventLoopGroup: any EventLoopGroup) {
+    init(upstream: AIOptions.Upstream, maxStreams: Int, eventLoopGroup: any EventLoopGroup) {
         self.upstream = upstream
+        self.maxStreams = maxStreams
         self.eventLoopGroup = eventLoopGroup
     }
 
@@ -28,6 +31,10 @@ final class OpenAIBackend: TokenBackend {
             timeout: .init(connect: .seconds(Int64(upstream.timeoutSeconds)), read: .seconds(Int64(upstream.timeoutSeconds))))
         // A backend that is down is reported at once, not retried until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // One connection a stream: at the client's default of 8 a host, a ninth stream waited,
+        // answered nothing, until one of the eight ended (a client that stops reading holds its
+        // streams for the congestion timeout).
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = maxStreams
         let made = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
         client.withLockedValue { $0 = made }
     }

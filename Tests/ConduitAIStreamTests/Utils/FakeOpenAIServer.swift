@@ -19,6 +19,8 @@ final class FakeOpenAIServer: Sendable {
         case status(HTTPResponseStatus)
         /// 200 with this many `data:` lines of 64 KiB and never the blank line that ends the event.
         case endlessEvent(lines: Int)
+        /// 200 with these tokens, then the connection held open, the stream never finished.
+        case holding([String])
     }
 
     struct Received: Sendable {
@@ -81,6 +83,8 @@ final class FakeOpenAIServer: Sendable {
             return []
         case .endlessEvent(let lines):
             return Array(repeating: "data: " + String(repeating: "x", count: 64 * 1024) + "\n", count: lines)
+        case .holding(let tokens):
+            return [role] + tokens.map(content)
         }
     }
 }
@@ -133,6 +137,7 @@ private final class CompletionsResponder: ChannelInboundHandler {
                 }
             }
         }
+        if case .holding = reply { return }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
