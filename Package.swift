@@ -268,7 +268,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1")]),
-        socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers")]),
+        socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers"), nio("NIOEmbedded"), nio("NIOWebSocket")]),
         // Against a real nats-server started by the tests (Debian package nats-server).
         socketTests("ConduitNATSTests", ["ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix")]),
         // new-handler: targets above this line

@@ -101,6 +101,20 @@ test('reconnect: sockets closed as soon as they open are retried with backoff', 
   assert.ok(upgrades >= 2 && upgrades <= 10, `${upgrades} sockets in 6 s`)
 })
 
+// A message whose parts pass the joining limit is dropped whole, with an error: its later
+// parts, up to its last, are skipped. There was no limit (a host sending parts without end
+// grew the page's memory without bound).
+test('parts: a message over the joining limit is dropped whole, not delivered as its tail', () => {
+  const joiner = new module.PartJoiner(130)
+  const part = (byte, more) => module.decode(module.encode(more ? { route: 'big', more: true } : { route: 'big' }, new Uint8Array(60).fill(byte)))
+  assert.equal(joiner.add(part(1, true)), undefined)
+  assert.equal(joiner.add(part(2, true)), undefined)
+  assert.throws(() => joiner.add(part(3, true)), (error) => error.code === 'limit')
+  assert.equal(joiner.add(part(4, false)), undefined, 'the last part of the dropped message')
+  const small = joiner.add(module.decode(module.encode({ route: 'small' }, new TextEncoder().encode('ok'))))
+  assert.equal(small.options.route, 'small')
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

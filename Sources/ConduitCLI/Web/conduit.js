@@ -281,16 +281,39 @@ export class ResumeState {
   }
 }
 
-/** Joins host→client parts: every part with `more=true` is held until one without it. */
-class PartJoiner {
+/**
+ * Joins host→client parts: every part with `more=true` is held until one without it, up to
+ * `limit` bytes (256 MiB, as the Swift client). A message past it is dropped whole, with an
+ * error: its later parts, up to its last, are skipped, never delivered as a message of their own.
+ */
+export class PartJoiner {
   #parts = []
+  #bytes = 0
+  #skippingRest = false
+  #limit
 
-  /** The whole message, or undefined while parts are still coming. */
+  constructor (limit = 256 * 1024 * 1024) { this.#limit = limit }
+
+  /** The whole message, or undefined while parts are still coming (or skipped). */
   add (message) {
-    if (message.options.more === true) {
+    const more = message.options.more === true
+    if (this.#skippingRest) {
+      this.#skippingRest = more
+      return undefined
+    }
+    this.#bytes += message.payload.byteLength
+    if (this.#bytes > this.#limit) {
+      const bytes = this.#bytes
+      this.#parts = []
+      this.#bytes = 0
+      this.#skippingRest = more
+      throw new ConduitCodecError('limit', `a message from the host passes ${this.#limit} bytes (${bytes} so far); it is dropped`)
+    }
+    if (more) {
       this.#parts.push(message.payload)
       return undefined
     }
+    this.#bytes = 0
     if (this.#parts.length === 0) return message
     const parts = [...this.#parts, message.payload]
     this.#parts = []

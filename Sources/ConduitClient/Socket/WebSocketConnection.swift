@@ -100,19 +100,23 @@ final class WebSocketConnection: Sendable {
 
 /// Decodes binary frames into messages, joins parts, answers pings and the close handshake
 /// (and sees outgoing frames, so a close this side started is not answered twice).
-private final class MessageReader: ChannelDuplexHandler {
+final class MessageReader: ChannelDuplexHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     private let callbacks: WebSocketConnection.Callbacks
-    private var assembler = ChunkAssembler(limit: WebSocketConnection.maxJoinedBytes)
+    private var assembler: ChunkAssembler
+    /// A message passed the joining limit: its later parts, up to its last, are dropped with
+    /// it (its tail was delivered as a message of its own).
+    private var skippingRest = false
     private var closeCode: UInt16?
     private var closeReason = ""
     private var closeSent = false
 
-    init(callbacks: WebSocketConnection.Callbacks) {
+    init(callbacks: WebSocketConnection.Callbacks, joinLimit: Int = WebSocketConnection.maxJoinedBytes) {
         self.callbacks = callbacks
+        assembler = ChunkAssembler(limit: joinLimit)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -137,13 +141,20 @@ private final class MessageReader: ChannelDuplexHandler {
     }
 
     private func read(_ bytes: ByteBuffer) {
+        var isPart = false
         do {
             let part = try Message(decoding: bytes)
-            guard part.headers.hasMore else {
+            isPart = part.headers.hasMore
+            if skippingRest {
+                skippingRest = isPart
+                return
+            }
+            guard isPart else {
                 return callbacks.message(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)))
             }
             try assembler.append(part.payload)
         } catch {
+            skippingRest = isPart
             callbacks.failure(ConduitClientError(.protocolError, "a message from the host can't be read: \(error)"))
         }
     }
