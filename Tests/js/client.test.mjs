@@ -115,6 +115,26 @@ test('parts: a message over the joining limit is dropped whole, not delivered as
   assert.equal(small.options.route, 'small')
 })
 
+// A fallback stream whose frame announces a length no message has ends with an error at
+// once: it was buffered toward 4 GB, re-copied on every read, and ended without a word.
+test('fallback: a frame length no message has is an error event at once', { timeout: 60000 }, async () => {
+  const { createServer } = await import('node:http')
+  const server = createServer((request, response) => {
+    response.writeHead(200, { 'content-type': 'application/octet-stream' })
+    response.write(new Uint8Array([0xFF, 0xFF, 0xFF, 0xFF]))
+    response.end(new Uint8Array(1 << 20))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-broken-stream', port: 1, ipcPort: server.address().port, connect: false })
+  const errors = []
+  conduit.addEventListener('error', (event) => errors.push(event.error))
+  await conduit.startFallback()
+  conduit.close()
+  server.close()
+  assert.equal(errors.length, 1)
+  assert.equal(errors[0].code, 'limit', String(errors[0]))
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

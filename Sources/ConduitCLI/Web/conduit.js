@@ -6,6 +6,8 @@
 // from there, the IPC address and the key are the defaults for every client.
 
 export const MAX_PAYLOAD_BYTES = 0xffff
+/** The largest encoded message: the count, 255 headers at their largest, the payload's length and the largest payload. */
+export const MAX_ENCODED_BYTES = 1 + 255 * (1 + 255 + 2 + 0xffff) + 2 + 0xffff
 const MAX_HEADERS = 0xff
 const MAX_KEY_BYTES = 0xff
 const MAX_VALUE_BYTES = 0xffff
@@ -763,6 +765,11 @@ export class Conduit extends EventTarget {
       let offset = 0
       while (joined.byteLength - offset >= 4 && !signal.aborted) {
         const length = new DataView(joined.buffer, offset, 4).getUint32(0)
+        // A length no message has (a broken stream) is an error, not 4 GB to wait for.
+        if (length > MAX_ENCODED_BYTES) {
+          reader.cancel().catch(() => {})
+          throw new ConduitCodecError('limit', `the events stream announced a message of ${length} bytes; none is over ${MAX_ENCODED_BYTES}`)
+        }
         if (joined.byteLength - offset - 4 < length) break
         this.#deliver(joiner, joined.subarray(offset + 4, offset + 4 + length))
         offset += 4 + length

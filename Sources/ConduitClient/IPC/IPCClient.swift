@@ -83,9 +83,12 @@ public struct IPCClient: Sendable {
 
     /// One framed message (uint32 BE length, encoded message) off the front of `buffer`.
     static func nextMessage(from buffer: inout ByteBuffer) throws -> Message? {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self),
-              buffer.readableBytes >= 4 + Int(length)
-        else { return nil }
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        // A length no message has (a broken stream) is an error, not 4 GB to wait for.
+        guard length <= WireLimits.maxEncodedBytes else {
+            throw IPCClientError(status: nil, message: "the events stream announced a message of \(length) bytes; none is over \(WireLimits.maxEncodedBytes)")
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)
         let message = try Message(decoding: buffer.readSlice(length: Int(length))!)
         buffer.discardReadBytes()
