@@ -180,7 +180,8 @@ public final class Conduit: Sendable {
     // MARK: Closing
 
     /// Closes the socket for good (the seed's `close`): no more reconnects or fallback reads;
-    /// pending requests fail with `closed`; event streams end after the `close` event.
+    /// pending requests fail with `closed`; the `receive` handler is let go (nothing more
+    /// reaches it); event streams end after the `close` event.
     public func close() {
         let (connection, reconnecting, fallback, ended) = state.withLockedValue { state in
             defer {
@@ -188,6 +189,9 @@ public final class Conduit: Sendable {
                 state.reconnecting = nil
                 state.fallback = nil
                 state.held.removeAll()
+                // Let go of, as the JS client does: a handler that captured this client kept it
+                // (and its resume log) alive, and heard a late IPC reply or fallback message.
+                state.receiver = nil
             }
             // With a socket, the streams end after its close event.
             let ended = state.connection == nil ? state.takeSubscribers() : []

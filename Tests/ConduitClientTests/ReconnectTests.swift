@@ -63,6 +63,22 @@ struct ReconnectTests {
         try await server.stop()
     }
 
+    /// `close()` lets go of the receive handler: one that captured something (the client
+    /// itself, typically) kept it alive, resume log and all, for as long as the client lived.
+    @Test func closeLetsGoOfTheReceiveHandler() {
+        final class Captured: Sendable {}
+        weak var captured: Captured?
+        let conduit = Conduit(id: "let-go", sharedKey: "any-key-123", port: 1)
+        do {
+            let object = Captured()
+            captured = object
+            conduit.receive { _ in _ = object }
+        }
+        #expect(captured != nil, "held while the client is open")
+        conduit.close()
+        #expect(captured == nil, "let go once closed")
+    }
+
     @Test func closeEndsTheClientAndPreventsReconnects() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "r2")
