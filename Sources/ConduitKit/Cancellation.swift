@@ -10,6 +10,8 @@ package final class CancellationRegistry: Sendable {
         let correlation: String
         var handlers: [@Sendable () -> Void] = []
         var cancelled = false
+        /// Its reply went out: a cancel is too late, as after its end.
+        var answered = false
         /// Registrations not yet removed: the entry goes when the last one is.
         var holders = 0
     }
@@ -32,10 +34,10 @@ package final class CancellationRegistry: Sendable {
     package init() {}
 
     /// Cancels `token`: runs what was registered for it and returns the request to answer
-    /// `CancelledError`; nil (ignored) for a token unknown, finished or already cancelled.
+    /// `CancelledError`; nil (ignored) for a token unknown, finished, answered or already cancelled.
     package func cancel(_ token: String) -> Cancelled? {
         let found = entries.withLock { entries -> (Cancelled, [@Sendable () -> Void])? in
-            guard var entry = entries[token], !entry.cancelled else { return nil }
+            guard var entry = entries[token], !entry.cancelled, !entry.answered else { return nil }
             entry.cancelled = true
             let handlers = entry.handlers
             entry.handlers = []
@@ -51,6 +53,19 @@ package final class CancellationRegistry: Sendable {
     package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }
         return entries.withLock { $0[token]?.cancelled ?? false }
+    }
+
+    /// The request `token` is about to be answered: false when it was cancelled (its client has
+    /// its `CancelledError`, SPEC §8: once); else a cancel from now on is ignored. Checked and
+    /// marked in one step: a cancel read between a check and the reply answered it twice.
+    package func answer(_ token: String) -> Bool {
+        guard tracked.load(ordering: .relaxed) > 0 else { return true }
+        return entries.withLock { entries in
+            guard entries[token] != nil else { return true }
+            guard !entries[token]!.cancelled else { return false }
+            entries[token]!.answered = true
+            return true
+        }
     }
 
     fileprivate func hold(_ token: String, route: String, correlation: String) -> Bool {

@@ -57,7 +57,7 @@ public struct Responder: Sendable {
 
     private func send(_ result: Result<Reply, ConduitError>) {
         // The client was answered `CancelledError` already (SPEC §8: once).
-        if let cancellations, let token = address.correlation?.value, cancellations.isCancelled(token) { return }
+        if let cancellations, let token = address.correlation?.value, !cancellations.answer(token) { return }
         destination.deliver(result, to: address)
     }
 
@@ -66,8 +66,9 @@ public struct Responder: Sendable {
     /// `start` is handed `finish`, to call once with the outcome (later calls are ignored); a
     /// connection with too many running is answered `UnavailableError` and `start` not called.
     public func respondWhenDone(_ start: (_ finish: @escaping @Sendable (Result<Reply, ConduitError>) -> Void) -> Void) {
-        guard let place = holdPlace() else { return }
         let responder = self
+        // A `finish` let go of uncalled would leave the client waiting for its timeout.
+        guard let place = holdPlace(abandoned: { responder.fail(.internal("the handler let go of the request without answering it")) }) else { return }
         start { result in
             if place.release() { responder.send(result) }
         }
@@ -84,13 +85,14 @@ public struct Responder: Sendable {
     }
 
     /// Takes the request's place among the connection's running ones and its bytes of the
-    /// budget; nil when either is lacking, the request then answered so.
-    private func holdPlace() -> HeldPlace? {
+    /// budget; nil when either is lacking, the request then answered so. `abandoned`: what is
+    /// done when the place goes uncalled (its callback let go of without a call).
+    private func holdPlace(abandoned: (@Sendable () -> Void)? = nil) -> HeldPlace? {
         if let refusal = inFlight?.acquire(bytes: requestBytes) {
             fail(refusal)
             return nil
         }
-        return HeldPlace(inFlight: inFlight, bytes: requestBytes)
+        return HeldPlace(inFlight: inFlight, bytes: requestBytes, abandoned: abandoned)
     }
 
     /// Replies with the outcome of `body`, run as a task: its value (nil: no reply) or its
@@ -127,15 +129,22 @@ public struct Responder: Sendable {
 }
 
 /// A request's place among its connection's running ones and its bytes of the budget, given
-/// back by the first of several calls.
+/// back by the first of several calls, or when the last callback holding it goes: a handler
+/// that let go of its `end` or `finish` without calling it held both for good.
 private final class HeldPlace: Sendable {
     private let inFlight: InFlightLimit?
     private let bytes: Int
     private let released = Atomic<Bool>(false)
+    private let abandoned: (@Sendable () -> Void)?
 
-    init(inFlight: InFlightLimit?, bytes: Int) {
+    init(inFlight: InFlightLimit?, bytes: Int, abandoned: (@Sendable () -> Void)?) {
         self.inFlight = inFlight
         self.bytes = bytes
+        self.abandoned = abandoned
+    }
+
+    deinit {
+        if release() { abandoned?() }
     }
 
     /// Gives the place back; true on the first call only.

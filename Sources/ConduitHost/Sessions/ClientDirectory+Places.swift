@@ -7,7 +7,10 @@ import NIOCore
 /// closed 3,900 sockets a second under new ids, each held for the grace period. So the table
 /// holds at most `limits.maxClients` ids. A new id past it takes the place of the id away the
 /// longest, which ends as at the end of its grace period (its buffered pushes dropped as
-/// expired, handlers told); when no id is away, the new one is refused.
+/// expired, handlers told); when no id is away, the new one is refused. Only a client's arrival
+/// (a handshake, an IPC call naming its id) takes a place so: a push to an id the host does not
+/// hold never ends one it does (a handler's farewell on `.expired` made the next id expire,
+/// whose farewell made the next, without end).
 extension ClientDirectory {
     /// Places taken from ids away, and refused, since the host started.
     struct PlaceCounts {
@@ -34,13 +37,14 @@ extension ClientDirectory {
     }
 
     /// Runs `body` on the id's slot, which is made when the id is new and the table has a
-    /// place for it; nil, and `body` is not run, when it has none.
-    func withPlacedSlot<Result>(_ client: ClientID, _ body: (inout Slot) -> Result) -> Result? {
+    /// place for it; nil, and `body` is not run, when it has none. `evicting`: a new id may take
+    /// the place of the id away the longest (a client arriving, not a push).
+    func withPlacedSlot<Result>(_ client: ClientID, evicting: Bool = true, _ body: (inout Slot) -> Result) -> Result? {
         let (result, evicted): (Result?, Forgotten?) = slots.withLockedValue { slots in
             var evicted: Forgotten?
             // The count first: a push to a held id (nearly every call) then looks it up once.
             if slots.count >= settings.maxClients, slots[client] == nil {
-                guard let oldest = awayOrder.withLockedValue({ $0.removeOldest() }) else {
+                guard evicting, let oldest = awayOrder.withLockedValue({ $0.removeOldest() }) else {
                     placeCounts.withLockedValue { $0.refused += 1 }
                     budget.metrics.clientPlace(.refused)
                     return (nil, nil)

@@ -13,5 +13,8 @@ extension HandlerCatalog {
         HandlerKind(OutcomeHandler.self, name: "outcome"),
         HandlerKind(SlowHandler.self, name: "slow"),
         HandlerKind(WatchingHandler.self, name: "watcher"),
+        HandlerKind(FarewellHandler.self, name: "farewell"),
+        HandlerKind(AbandoningHandler.self, name: "abandoning"),
+        HandlerKind(WaitingHandler.self, name: "waiting"),
     ])
 }

@@ -146,6 +146,10 @@ struct SlowHandler: ConduitHandler {
     func handle(_ request: Request, responder: Responder) throws {
         let token = request.headers["token"] ?? ""
         let stubborn = request.headers["mode"] == "stubborn"
+        if request.headers["mode"] == "quick" {
+            responder.respond { Reply(payload: ByteBuffer(string: "quick")) }
+            return
+        }
         responder.respond(timeout: stubborn ? .milliseconds(200) : nil) {
             if stubborn {
                 // A wait that cancellation can't end (and that spins no thread meanwhile).
