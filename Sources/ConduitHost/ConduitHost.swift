@@ -115,7 +115,7 @@ public final class ConduitHost: Service, Sendable {
     public func run() async throws {
         let ipcServer: any Channel
         do {
-            try await registry.startHandlers()
+            try await control.startHandlers(registry)
             try await cluster?.start()
             ipcServer = try await ipc.bind(host: Self.ipcHost, port: settings.ipcPort)
             _ = try await control.start()
@@ -131,7 +131,7 @@ public final class ConduitHost: Service, Sendable {
         } catch {
             ready.fail(error)
             await control.stopForShutdown()
-            await registry.stopHandlers()
+            await registry.stopHandlers(logger: logger)
             await cluster?.stop()
             throw error
         }
@@ -143,7 +143,7 @@ public final class ConduitHost: Service, Sendable {
     private func shutdown(ipcServer: any Channel) async {
         await control.stopForShutdown()
         await ipc.close(ipcServer)
-        await registry.stopHandlers()
+        await registry.stopHandlers(logger: logger)
         await cluster?.stop()
         if let endpoints = control.announced { unlink(endpoints.runtimeFile) }
         logger.info("conduit stopped")

@@ -22,7 +22,8 @@ public struct TestHost: Sendable {
     public static let defaultKey = "test-shared-key"
 
     /// Starts a host from `yaml` (the route table and settings), runs `body`, then shuts the
-    /// host down gracefully. The runtime file goes to a unique temporary path.
+    /// host down gracefully. The runtime file goes to a unique temporary path. `duringStartUp`
+    /// runs while the host starts (its handlers, its listeners), before it is ready.
     public static func run<Result: Sendable>(
         yaml: String = "routes:\n  - route: echo\n    handler: echo\n",
         catalog: HandlerCatalog,
@@ -30,6 +31,7 @@ public struct TestHost: Sendable {
         cluster: ClusterLinkFactory? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() }),
+        duringStartUp: (@Sendable (_ host: ConduitHost, _ configurationFile: String) async throws -> Void)? = nil,
         _ body: @Sendable (TestHost) async throws -> Result
     ) async throws -> Result {
         var environment = environment
@@ -50,6 +52,7 @@ public struct TestHost: Sendable {
                 try await services.run()
                 return nil
             }
+            try await duringStartUp?(host, file)
             let endpoints = try await host.waitUntilReady()
             do {
                 let result = try await body(TestHost(host: host, endpoints: endpoints, configurationFile: file))

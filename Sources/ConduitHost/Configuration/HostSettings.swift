@@ -68,6 +68,9 @@ public struct HostSettings: Sendable, Equatable {
     public var ipcIdleTimeoutSeconds = 30.0
     /// A request body must arrive whole within this after its head.
     public var ipcBodyTimeoutSeconds = 30.0
+    /// A handler's `start()` or `stop()` taking longer is given up on: a start fails the
+    /// start-up or the reload, a stop is left to finish in the background.
+    public var handlerStartStopSeconds = 30.0
     /// Where the runtime file is written; empty: `$TMPDIR/conduit-<pid>.json`.
     public var runtimeFile = ""
     /// Hosts sharing client ids over NATS (`server.cluster`); nil: this host alone.

@@ -44,6 +44,7 @@ struct SettingField: Sendable {
         .count("limits", "ipcMaxConnections", \.ipcMaxConnections, 1...100_000),
         .seconds("limits", "ipcIdleTimeoutSeconds", \.ipcIdleTimeoutSeconds, maximum: 86_400),
         .seconds("limits", "ipcBodyTimeoutSeconds", \.ipcBodyTimeoutSeconds, maximum: 86_400),
+        .seconds("limits", "handlerStartStopSeconds", \.handlerStartStopSeconds, maximum: 3600),
     ]
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {

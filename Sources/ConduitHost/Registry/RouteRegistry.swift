@@ -13,6 +13,11 @@ public final class RouteRegistry: Sendable {
     private let current: ManagedAtomic<RouteTable>
     private let makeContext: @Sendable (RouteEntry) -> HandlerContext
     let metrics: HostMetrics
+    /// `limits.handlerStartStopSeconds`: how long a handler's `start()` or `stop()` is waited for.
+    private let stepLimit: Duration
+    /// The handlers of the table in force were started: a reload before (a SIGHUP during the
+    /// start-up) only swaps the table, which the start-up then starts.
+    private let started = ManagedAtomic(false)
 
     /// Builds (but does not start) the handlers of `configuration`.
     public init(
@@ -22,6 +27,7 @@ public final class RouteRegistry: Sendable {
         self.catalog = catalog
         self.makeContext = makeContext
         self.metrics = metrics
+        self.stepLimit = .seconds(configuration.settings.handlerStartStopSeconds)
         let table = try Self.build(configuration.routes, catalog: catalog, reusing: nil, metrics: metrics, makeContext: makeContext)
         self.current = ManagedAtomic(table)
     }
@@ -31,12 +37,33 @@ public final class RouteRegistry: Sendable {
 
     public func lookup(_ route: String) -> RouteTable.Route? { table.lookup(route) }
 
+    /// Starts the table's handlers, in file order; called once, by the start-up, in turn with
+    /// reloads (the control plane's queue).
     public func startHandlers() async throws {
-        for route in table.routes { try await route.handler.start() }
+        for route in table.routes { try await start(route) }
+        started.store(true, ordering: .releasing)
     }
 
-    public func stopHandlers() async {
-        for route in table.routes.reversed() { await route.stop() }
+    public func stopHandlers(logger: Logger) async {
+        for route in table.routes.reversed() { await stop(route, logger: logger) }
+    }
+
+    /// Starts `route`'s handler within the limit; one that starts later is stopped again then.
+    private func start(_ route: RouteTable.Route) async throws {
+        let outcome = await TimeLimitedStep.run(stepLimit, route.handler.start) { late in
+            if case .success = late { Task { await route.stop() } }
+        }
+        guard let outcome else {
+            throw ConduitError.unavailable("the handler of route '\(route.entry.route)' did not start within \(stepLimit) (limits.handlerStartStopSeconds)")
+        }
+        try outcome.get()
+    }
+
+    private func stop(_ route: RouteTable.Route, logger: Logger) async {
+        guard await TimeLimitedStep.run(stepLimit, route.stop) == nil else { return }
+        logger.warning("a handler did not stop in time; it is left to finish", metadata: [
+            "route": "\(route.entry.route)", "limit": "\(stepLimit)",
+        ])
     }
 
     /// Replaces the table with one built from `configuration`. Throws, keeping the old table,
@@ -52,19 +79,24 @@ public final class RouteRegistry: Sendable {
         let kept = Set(new.routes.map { ObjectIdentifier($0.stats) })
         let added = new.routes.filter { route in !old.routes.contains { $0.stats === route.stats } }
         // All or nothing: a handler that fails to start stops the ones this reload started.
-        var started: [RouteTable.Route] = []
+        guard started.load(ordering: .acquiring) else {
+            // Before the start-up started anything: it starts this table.
+            current.store(new, ordering: .releasing)
+            return
+        }
+        var startedNow: [RouteTable.Route] = []
         do {
             for route in added {
-                try await route.handler.start()
-                started.append(route)
+                try await start(route)
+                startedNow.append(route)
             }
         } catch {
-            for route in started { await route.stop() }
+            for route in startedNow { await stop(route, logger: logger) }
             throw error
         }
         current.store(new, ordering: .releasing)
         for route in old.routes where !kept.contains(ObjectIdentifier(route.stats)) {
-            await route.stop()
+            await stop(route, logger: logger)
         }
         logger.info("route table reloaded", metadata: [
             "routes.count": "\(new.routes.count)", "routes.added": "\(added.count)",

@@ -144,6 +144,12 @@ final class HostControl: Sendable {
         }
     }
 
+    /// The start-up's start of the handlers, in turn with reloads: a reload (SIGHUP) while it
+    /// ran stopped routes it had not started yet, which it then started, out of every table.
+    func startHandlers(_ registry: RouteRegistry) async throws {
+        try await serial.run { try await registry.startHandlers() }
+    }
+
     func reload() async throws {
         try await serial.run {
             try refuseWhileShuttingDown()

@@ -17,6 +17,7 @@ extension HandlerCatalog {
         HandlerKind(SilentHandler.self, name: "silent"),
         HandlerKind(StatefulHandler.self, name: "stateful"),
         HandlerKind(CountingHandler.self, name: "counting"),
+        HandlerKind(HangingHandler.self, name: "hanging"),
         HandlerKind(GatedHandler.self, name: "gated"),
         HandlerKind(WideReplyHandler.self, name: "wide"),
         DispatchTally.kind,

@@ -114,6 +114,36 @@ struct CountingHandler: ConduitHandler {
     struct StartFailure: Error {}
 }
 
+/// Takes `startSeconds` to start and `stopSeconds` to stop: a handler that hangs there.
+struct HangingHandler: ConduitHandler {
+    /// Starts begun so far, to act while one runs.
+    static let startsBegun = Atomic<Int>(0)
+
+    struct Options: Decodable, Sendable {
+        let startSeconds: Double?
+        let stopSeconds: Double?
+    }
+
+    let options: Options
+
+    init(options: Options, context: HandlerContext) {
+        self.options = options
+    }
+
+    func start() async throws {
+        HangingHandler.startsBegun.add(1, ordering: .relaxed)
+        if let startSeconds = options.startSeconds { try? await Task.sleep(for: .seconds(startSeconds)) }
+    }
+
+    func stop() async {
+        if let stopSeconds = options.stopSeconds { try? await Task.sleep(for: .seconds(stopSeconds)) }
+    }
+
+    func handle(_ request: Request, responder: Responder) {
+        responder.reply(json: "hanging")
+    }
+}
+
 /// Holds each request's answer until the test lets it go (`release(token:)`), so a reply can
 /// be made to come after anything else.
 struct GatedHandler: ConduitHandler {
