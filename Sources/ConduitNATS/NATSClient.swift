@@ -380,8 +380,13 @@ public final class NATSClient: Sendable {
         }
     }
 
+    /// The longest subject sent. A server closes the connection on a control line past its
+    /// `max_control_line` (nats-server: 4,096 bytes), failing every request waiting on it: a
+    /// client's long route made into a subject took the route down for everyone.
+    static let maxSubjectBytes = 1024
+
     static func validate(subject: String) throws(NATSError) {
-        guard !subject.isEmpty, subject.utf8.allSatisfy({ $0 > 32 && $0 != 127 }),
+        guard !subject.isEmpty, subject.utf8.count <= maxSubjectBytes, subject.utf8.allSatisfy({ $0 > 32 && $0 != 127 }),
               !subject.hasPrefix("."), !subject.hasSuffix("."), !subject.contains("..")
         else { throw .invalidSubject(subject) }
     }

@@ -16,6 +16,10 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var flushPending = false
     private var phase = Phase.awaitingInfo
     private var pingsOut = 0
+    /// PONGs not yet taken by the socket: a server that sends PINGs and reads none of the
+    /// answers had them wait in the outbound queue without bound (a few hundred bytes each).
+    private var pongsUnwritten = 0
+    private static let maxPongsUnwritten = 1024
     private var pinger: RepeatedTask?
 
     private enum Phase { case awaitingInfo, awaitingPong, ready }
@@ -64,7 +68,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 client.connectionReady(context.channel)
             }
         case .ping:
-            send(.pong)
+            answer(ping: context)
         case .message(let message, let subscription):
             client.received(message, subscription: subscription)
         case .ok:
@@ -74,10 +78,26 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
+    private func answer(ping context: ChannelHandlerContext) {
+        guard pongsUnwritten < Self.maxPongsUnwritten else {
+            client.record(error: NATSError.protocolViolation("the server sent \(pongsUnwritten) PINGs whose PONGs it does not read"))
+            context.close(promise: nil)
+            return
+        }
+        pongsUnwritten += 1
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in loopBound.value.pongsUnwritten -= 1 }
+        send(.pong, promise: written)
+    }
+
     /// Sends `operation`; the flush comes once the current turn of the event loop is over.
-    func send(_ operation: ClientOperation) {
-        guard let context else { return }
-        context.write(wrapOutboundOut(operation), promise: nil)
+    func send(_ operation: ClientOperation, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(operation), promise: promise)
         guard !flushPending else { return }
         flushPending = true
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)

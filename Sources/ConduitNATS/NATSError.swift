@@ -30,6 +30,8 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .noResponders(let subject): "no responders on '\(subject)'"
         case .timedOut(let subject): "no answer on '\(subject)' in time"
         case .payloadTooLarge(let bytes, let limit): "a \(bytes)-byte message exceeds the NATS server's max_payload of \(limit) bytes"
+        case .invalidSubject(let subject) where subject.utf8.count > NATSClient.maxSubjectBytes:
+            "'\(subject.prefix(64))…' (\(subject.utf8.count) bytes) is not a valid NATS subject: at most \(NATSClient.maxSubjectBytes) bytes"
         case .invalidSubject(let subject): "'\(subject)' is not a valid NATS subject"
         case .invalidHeader(let name): "header '\(name)' can't be sent to NATS (a name needs visible ASCII without ':', a value no line break)"
         case .invalidURL(let url): "'\(url)' is not a NATS URL (nats://[user:password@|token@]host[:port] or tls://…)"

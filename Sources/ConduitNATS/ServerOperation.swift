@@ -82,7 +82,8 @@ struct ServerOperationDecoder: ByteToMessageDecoder {
         var message = NATSMessage(
             subject: arguments[0], replyTo: arguments.count == 3 + counts ? arguments[2] : nil,
             payload: buffer.readSlice(length: total)!)
-        buffer.moveReaderIndex(forwardBy: 2)
+        // A byte count that is off would have the next operation read from the wrong place.
+        guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw .protocolViolation("a message not ended by CRLF after its \(total) bytes") }
         if hasHeaders {
             let block = message.payload.readSlice(length: headerBytes)!
             (message.headers, message.status, message.statusDescription) = try NATSHeaders.parse(block)

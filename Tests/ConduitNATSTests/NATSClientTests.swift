@@ -319,25 +319,6 @@ import Testing
     }
 }
 
-/// A NATS server that completes the handshake and then never reads again.
-private final class StallingServer: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    private var received = ""
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "INFO {\"server_id\":\"stall\",\"max_payload\":1048576,\"headers\":true}\r\n")), promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !received.contains("PING") else { return }
-        received += String(buffer: unwrapInboundIn(data))
-        guard received.contains("PING") else { return }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "PONG\r\n")), promise: nil)
-        context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
-    }
-}
-
 /// A server that only ever announces more servers: `INFO` lines, each naming 1,000 new ones.
 @Suite struct HostileAnnouncementTests {
     private final class Announcer: ChannelInboundHandler, Sendable {

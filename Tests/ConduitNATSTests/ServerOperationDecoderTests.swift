@@ -48,6 +48,15 @@ struct ServerOperationDecoderTests {
         }
     }
 
+    /// A message's byte count that is off (a broken server) was taken on trust: the two bytes
+    /// after the payload were skipped unchecked, and the next operation read from the wrong
+    /// place. They must be CRLF.
+    @Test func aMessageNotEndedByCRLFIsAProtocolViolation() throws {
+        for bad in ["MSG a 1 3\r\nabcXXPING\r\n", "HMSG a 1 12 15\r\nNATS/1.0\r\n\r\nabc\nxPING\r\n"] {
+            #expect(throws: NATSError.self, "\(bad.debugDescription)") { try decode(bad) }
+        }
+    }
+
     @Test func infoAndErrors() throws {
         let operations = try decode("INFO {\"server_id\":\"s\",\"max_payload\":4096,\"headers\":true}\r\n-ERR 'Authorization Violation'\r\n+OK\r\nPONG\r\n")
         guard case .info(let info) = operations[0], case .error(let text) = operations[1] else { Issue.record("\(operations)"); return }

@@ -11,8 +11,10 @@ extension NATSHeaders {
 }
 
 extension Headers {
+    /// A NATS message is whole, so `more` (the framing's mark of a part, SPEC §1) is not taken
+    /// from it: a client held such a push or reply as a part and joined it to the next message.
     public init(_ headers: NATSHeaders) {
-        self.init(headers.map { ($0.name, $0.value) })
+        self.init(headers.filter { $0.name != HeaderName.more }.map { ($0.name, $0.value) })
     }
 }
 
