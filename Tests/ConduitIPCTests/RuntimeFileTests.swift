@@ -42,6 +42,23 @@ struct RuntimeFileTests {
         }
     }
 
+    /// A stop whose runtime file can't be written stopped the server all the same and answered
+    /// 500: the file named a port nothing listened on. The file is written first now, and a
+    /// stop it can't record is not made.
+    @Test func aStopWhoseRuntimeFileCantBeWrittenIsNotMade() async throws {
+        let directory = NSTemporaryDirectory() + "conduit-runtime-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_RUNTIME_FILE": directory + "/conduit.json"]) { host in
+            try FileManager.default.removeItem(atPath: directory)
+            let stop = try await host.ipc().request(.POST, "/internal.conduit.stop")
+            #expect(stop.status == .internalServerError, "\(stop.status) \(stop.text)")
+            let status = try await host.ipc().request(.GET, "/internal.conduit.status")
+            #expect(status.text.contains("\"isActive\":true"), "\(status.text)")
+            let client = try await host.connect(client: "still-listening")
+            try await client.close()
+        }
+    }
+
     @Test func aPlantedLinkAtTheOldTemporaryNameIsNotFollowed() async throws {
         let path = NSTemporaryDirectory() + "conduit-planted-link-\(UUID().uuidString).json"
         let target = NSTemporaryDirectory() + "conduit-link-target-\(UUID().uuidString)"

@@ -113,8 +113,10 @@ final class HostControl: Sendable {
 
     func stop(code: WebSocketErrorCode = .goingAway, reason: String = "paused") async throws -> Status {
         try await serial.run {
+            // The file first: a stop it can't record is not made (the server stopped all the
+            // same, and the file named a port nothing listened on).
+            try await publish(stopping: true)
             await server.stop(code: code, reason: reason)
-            try await publish()
             return await status()
         }
     }
@@ -185,14 +187,13 @@ final class HostControl: Sendable {
 
     var announced: Endpoints? { endpoints.withLockedValue { $0 } }
 
-    /// Rewrites the runtime file with the current port (null while paused) and key.
-    private func publish() async throws {
-        let port = await server.port
-        guard let current = endpoints.withLockedValue({ state -> Endpoints? in
-            state?.port = port
-            return state
-        }) else { return }
-        try RuntimeFile(port: current.port, ipcPort: current.ipcPort, host: current.host, pid: current.pid, sharedKey: sharedKey.value)
+    /// Rewrites the runtime file with the current port (null while paused, or `stopping`) and key.
+    private func publish(stopping: Bool = false) async throws {
+        let port = stopping ? nil : await server.port
+        guard let current = endpoints.withLockedValue({ $0 }) else { return }
+        try RuntimeFile(port: port, ipcPort: current.ipcPort, host: current.host, pid: current.pid, sharedKey: sharedKey.value)
             .write(to: current.runtimeFile)
+        // Only what the file says: the endpoints are the file's.
+        endpoints.withLockedValue { $0?.port = port }
     }
 }
