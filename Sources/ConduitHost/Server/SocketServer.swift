@@ -24,8 +24,15 @@ actor SocketServer {
     /// Binds (a no-op when already listening). Throws when the port can't be bound.
     func start() async throws {
         guard channel == nil else { return }
-        channel = try await listener.bind(host: host, port: configuredPort)
+        // Unpaused before the listener accepts: a socket accepted in between got its 101 and
+        // was then closed as paused by a server that was starting.
         directory.setPaused(false)
+        do {
+            channel = try await listener.bind(host: host, port: configuredPort)
+        } catch {
+            directory.setPaused(true)
+            throw error
+        }
     }
 
     /// Stops listening and closes every socket with `code` (clients see a close frame), and
