@@ -105,6 +105,10 @@ public final class ClientDirectory: PushSink, Sendable {
     /// a socket that closes meanwhile leaves it in the buffer, in order, for the next socket.
     @discardableResult
     public func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
+        // A push is a whole message (the host splits one too large): a `more` its maker set
+        // had the client hold it as a first part and join the next message to it (SPEC §3).
+        var message = message
+        if message.headers[HeaderName.more] != nil { message.headers.removeAll(HeaderName.more) }
         do {
             try message.validateForSending()
         } catch {
