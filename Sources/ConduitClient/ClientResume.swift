@@ -129,9 +129,9 @@ final class ClientResume: Sendable {
     /// acknowledge on any message, not only `conduit.ack` (SPEC §9); `ack` and `pos` are the
     /// connection's and never reach the application.
     func admit(_ message: Message) -> Inbound {
-        if message.headers.route == ResumeHeader.resumeRoute { return greeting(message.headers) }
+        if message.headers.isResumeControl(route: ResumeHeader.resumeRoute) { return greeting(message.headers) }
         if let ack = Self.position(ResumeHeader.ack, in: message.headers) { acknowledged(ack) }
-        if message.headers.route == ResumeHeader.ackRoute { return .consumed }
+        if message.headers.isResumeControl(route: ResumeHeader.ackRoute) { return .consumed }
         guard let position = Self.position(ResumeHeader.position, in: message.headers) else { return .deliver(message) }
         let fresh = state.withLockedValue { state in
             guard position > state.received else {

@@ -161,7 +161,7 @@ extension Conduit {
 
     /// A message from the socket: held while a fallback stream is still being read.
     private func inbound(_ message: Message) {
-        if resumption != nil, message.headers.route == ResumeHeader.resumeRoute { resendAfter(message) }
+        if resumption != nil, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) { resendAfter(message) }
         let held = state.withLockedValue { state in
             guard state.fallback != nil else { return false }
             state.held.append(message)

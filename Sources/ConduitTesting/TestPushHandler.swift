@@ -7,9 +7,12 @@ import NIOCore
 /// pushes the payload `count` times (header `n` = from…from+count-1, `from` default 1) to the
 /// client named in `to`, as a
 /// streaming handler would, so pushes to an id whose socket is down can be produced on demand.
+/// A header `push-<name>` is set on each push as `<name>` (`push-route` replaces its route):
+/// what a careless handler or worker may push.
 public struct TestPushHandler: ConduitHandler {
     public static let kind = HandlerKind(TestPushHandler.self, name: "test.push")
     private let pushes: any PushSink
+    private static let pushedPrefix = "push-"
 
     public init(options: NoOptions, context: HandlerContext) {
         pushes = context.pushes
@@ -25,8 +28,14 @@ public struct TestPushHandler: ConduitHandler {
         guard let first = Int(request.headers["from"] ?? "1"), first >= 0, first <= Int.max - count else {
             throw ConduitError.badRequest("'from' must be a whole number")
         }
+        var headers: Headers = ["route": request.route]
+        for (name, value) in request.headers where name.hasPrefix(Self.pushedPrefix) {
+            headers.replaceOrAppend(String(name.dropFirst(Self.pushedPrefix.count)), value)
+        }
         for n in first..<(first + count) {
-            pushes.push(Message(headers: ["route": request.route, "n": "\(n)"], payload: request.payload), to: target)
+            var numbered = headers
+            numbered.append("n", "\(n)")
+            pushes.push(Message(headers: numbered, payload: request.payload), to: target)
         }
         responder.reply(json: ["pushed": count])
     }

@@ -40,3 +40,12 @@ public enum ResumeHeader {
     /// The route of a message that only acknowledges client positions.
     public static let ackRoute = "conduit.ack"
 }
+
+extension Headers {
+    /// The host's own `conduit.resume` or `conduit.ack` (SPEC §9), which never carry `pos`: a
+    /// message so routed with a `pos` was numbered as any other, so it is a handler's or a
+    /// worker's, to be delivered, not obeyed (a forged greeting reset the client's epoch).
+    public func isResumeControl(route: String) -> Bool {
+        self.route == route && self[ResumeHeader.position] == nil
+    }
+}

@@ -90,6 +90,30 @@ struct ResumeClientTests {
         return ByteBuffer(string: "push \(n)")
     }
 
+    /// The host's greeting never carries `pos`. A handler's (or a NATS worker's) push routed
+    /// `conduit.resume` with `reset: true` was numbered like any push and taken as a greeting:
+    /// the client reported a reset, forgot what it had sent, adopted the forged epoch, and its
+    /// next reconnect got a real reset. It is delivered as the message it is.
+    @Test func aPushRoutedLikeTheGreetingIsDeliveredNotObeyed() async throws {
+        let yaml = Self.yaml + "  - route: test.push\n    handler: test.push\n"
+        try await TestHost.run(yaml: yaml, catalog: .clientTests + [DispatchTally.kind, TestPushHandler.kind]) { host in
+            let conduit = host.client(id: "forged-at", resume: true)
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            _ = try await conduit.request(route: "test.push", headers: [
+                "to": "forged-at", "push-route": "conduit.resume", "push-reset": "true", "push-epoch": "forged",
+                "push-resumed": "0", "push-replayed": "0", "push-lost": "0", "push-ack": "0",
+            ])
+            try await waitUntil { recorder.messages.contains { $0.headers.route == "conduit.resume" } }
+            #expect(recorder.messages.first { $0.headers.route == "conduit.resume" }?.headers["epoch"] == "forged")
+            try await conduit.reconnect()
+            let reply = try await conduit.request(route: "echo", payload: ByteBuffer(string: "after"))
+            #expect(String(buffer: reply.payload) == "after")
+            #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0, "neither the forged greeting nor the reconnect is a reset")
+            conduit.close()
+        }
+    }
+
     @Test func aResetIsReportedWhenTheHostForgotTheId() async throws {
         try await TestHost.run(yaml: Self.yaml, catalog: .clientTests + [DispatchTally.kind]) { host in
             let conduit = host.client(id: "forgotten", resume: true)

@@ -168,6 +168,15 @@ function positionOf (value) {
 }
 
 /**
+ * The host's own `route` (`conduit.resume`, `conduit.ack`), which never carries `pos` (SPEC
+ * §9): so routed with a `pos`, the message was numbered like any other, a handler's or a
+ * worker's, to deliver, not to obey (a forged greeting reset the client's epoch).
+ */
+function isResumeControl (message, route) {
+  return message.options.route === route && !message.headers.some(([name]) => name === 'pos')
+}
+
+/**
  * The client's side of resume (SPEC §9): numbers what it sends and keeps it until the host
  * acknowledges it (to send again after a reconnect), drops host positions already
  * delivered, and says when to acknowledge (every 32 messages or 200 ms). Exported for the
@@ -233,12 +242,11 @@ export class ResumeState {
    * taken off), `{ greeting: { reset, lost } }`, or `{}` (a duplicate or an acknowledgement).
    */
   admit (message) {
-    const route = message.options.route
-    if (route === 'conduit.resume') return { greeting: this.#greeting(message) }
+    if (isResumeControl(message, 'conduit.resume')) return { greeting: this.#greeting(message) }
     // The host may acknowledge on any message, not only `conduit.ack` (SPEC §9).
     const ack = positionOf(message.options.ack)
     if (ack !== undefined) this.acknowledged(ack)
-    if (route === 'conduit.ack') return {}
+    if (isResumeControl(message, 'conduit.ack')) return {}
     const position = positionOf(message.headers.findLast(([name]) => name === 'pos')?.[1])
     if (position === undefined) return { deliver: message }
     if (position <= this.received) {
@@ -789,7 +797,7 @@ export class Conduit extends EventTarget {
       return
     }
     if (!message) return
-    if (socket && this.#resume && message.options.route === 'conduit.resume') this.#resumeOn(socket, message)
+    if (socket && this.#resume && isResumeControl(message, 'conduit.resume')) this.#resumeOn(socket, message)
     // Without resume, what the stream has yet to deliver was written before anything on this
     // socket (the host ends the stream when a socket takes over): the socket's wait for its end.
     if (socket && !this.#resume && this.#fallback) this.#held.push(message)

@@ -491,6 +491,30 @@ export function scenarios ({ module, vectors, prefix }) {
 
     // A send before the socket's greeting was handled once made the client reconnect: `port`
     // cleared and `reopen` on a socket that had just opened.
+    // The host's greeting never carries `pos`. A handler's push routed `conduit.resume` with
+    // `reset: true` was numbered like any push and taken as a greeting: a reset was reported,
+    // the forged epoch adopted, and the next reconnect got a real reset.
+    async 'resume: a push routed like the greeting is delivered, not obeyed' () {
+      const conduit = await open({ resume: true })
+      const next = inbox(conduit)
+      let resets = 0
+      conduit.addEventListener('reset', () => resets++)
+      const forged = { 'push-route': 'conduit.resume', 'push-reset': 'true', 'push-epoch': 'forged', 'push-resumed': '0', 'push-replayed': '0', 'push-lost': '0', 'push-ack': '0' }
+      check((await Conduit.ipc('test.push', { headers: { to: conduit.id, ...forged }, body: 'p' })).ok, 'test.push')
+      const pushed = await next()
+      check(pushed.options.route === 'conduit.resume' && pushed.options.epoch === 'forged', `delivered as a message: ${JSON.stringify(pushed.options)}`)
+      const closed = nextEvent(conduit, 'close')
+      await Conduit.control('stop')
+      await closed
+      const reopened = nextEvent(conduit, 'reopen', 20000)
+      await Conduit.control('start')
+      await reopened
+      conduit.send({ route: 'echo', token: 'after-forged' })
+      check((await next()).options.token === 'after-forged', 'echo after the reconnect')
+      check(resets === 0, `neither the forged greeting nor the reconnect is a reset: ${resets}`)
+      conduit.close()
+    },
+
     async 'resume: a send before the greeting waits for it: no reconnect, no reopen, the port kept' () {
       const conduit = new Conduit({ id: `${prefix}-${++serial}`, resume: true, connect: false })
       const next = inbox(conduit)
