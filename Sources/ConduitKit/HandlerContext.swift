@@ -51,7 +51,8 @@ public enum DropCause: String, Sendable, Codable, CaseIterable, Hashable {
     /// keeps room for the headers it adds on the way out: at most 254 of a push's own, 253 with
     /// a payload it must split (docs/protocol.md).
     case unencodable
-    /// The id is new, the host holds `limits.maxClients` ids and none of them is away.
+    /// The id is new and the host holds `limits.maxClients` ids: a push never takes an id's
+    /// place (a client arriving does, from the id away the longest).
     case tooManyClients = "too-many-clients"
 }
 

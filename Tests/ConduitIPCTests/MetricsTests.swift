@@ -22,18 +22,25 @@ struct MetricsTests {
     /// Runs a host built with `metrics`, `prometheus` and `resources` around `body`.
     private func withHost(
         metrics: HostMetrics = HostMetrics(), prometheus: PrometheusCollectorRegistry? = nil,
-        resources: [String: StaticResource] = [:], _ body: (ConduitHost, IPCClient) async throws -> Void
+        resources: [String: StaticResource] = [:], yaml: String = "routes:\n  - route: echo\n    handler: echo\n",
+        configurationFile file: String = NSTemporaryDirectory() + "conduit-metrics-\(UUID().uuidString).yaml",
+        _ body: (ConduitHost, IPCClient) async throws -> Void
     ) async throws {
         let environment = [
             "CONDUIT_SHARED_KEY": Self.key, "CONDUIT_PUSH_BUFFER_MESSAGES": "2",
             "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-test-\(UUID().uuidString).json",
         ]
-        let configuration = try ConfigurationLoader(environment: environment).load(yaml: "routes:\n  - route: echo\n    handler: echo\n", file: "<test>")
+        let loader = ConfigurationLoader(environment: environment)
+        let configuration = try loader.load(yaml: yaml, file: "<test>")
+        // Reloads read the test's own table: written where the test can change it.
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
         let logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() })
         var exposition: (@Sendable () -> [UInt8])?
         if let prometheus { exposition = { prometheus.emitToBuffer() } }
         let host = try ConduitHost(
-            configuration: configuration, catalog: .ipcTests, metrics: metrics, metricsExposition: exposition, resources: resources, logger: logger
+            configuration: configuration, catalog: .ipcTests, source: .init(path: file, loader: loader), metrics: metrics,
+            metricsExposition: exposition, resources: resources, logger: logger
         )
         let group = ServiceGroup(services: [host], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -65,6 +72,29 @@ struct MetricsTests {
             #expect(text.contains(#"conduit_dropped_total{cause="queue-full"} 3"#))
             #expect(text.contains("conduit_buffered_bytes "), "the budget in use")
             #expect(text.contains("# TYPE conduit_handler_duration_seconds histogram"))
+        }
+    }
+
+    /// A reload that changed a route's options gave it new counters: diagnostics started again
+    /// at 0 while /metrics went on counting the same series; a route the reload removed kept
+    /// its series in /metrics for good, frozen. A route's counters go with its name now, and
+    /// leave with it.
+    @Test func routeCountersFollowTheRouteAcrossReloads() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        let yaml = ControlRaceTests.countingYAML(version: 1, extra: "  - route: gone\n    handler: echo\n")
+        let file = NSTemporaryDirectory() + "conduit-metrics-\(UUID().uuidString).yaml"
+        try await withHost(
+            metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus, yaml: yaml, configurationFile: file
+        ) { host, ipc in
+            for _ in 0..<3 { #expect(try await ipc.request(.POST, "/counted").status == .ok) }
+            #expect(try await ipc.request(.POST, "/gone", body: ByteBuffer(string: "x")).status == .ok)
+            try ControlRaceTests.countingYAML(version: 2).write(toFile: file, atomically: true, encoding: .utf8)
+            #expect(try await ipc.request(.POST, "/internal.conduit.reload").status == .ok)
+            #expect(try await ipc.request(.POST, "/counted").text == #"{"data":2}"#)
+            #expect(host.registry.lookup("counted")?.stats.snapshot.requests == 4, "diagnostics go on counting")
+            let text = try await ipc.request(.GET, "/metrics").text
+            #expect(text.contains(#"conduit_route_messages_total{route="counted",direction="in"} 4"#), "\(text)")
+            #expect(!text.contains(#"route="gone""#), "the removed route's series are gone: \(text)")
         }
     }
 

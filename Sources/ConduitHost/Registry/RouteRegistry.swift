@@ -76,8 +76,9 @@ public final class RouteRegistry: Sendable {
         }
         let old = table
         let new = try Self.build(configuration.routes, catalog: catalog, reusing: old, metrics: metrics, makeContext: makeContext)
-        let kept = Set(new.routes.map { ObjectIdentifier($0.stats) })
-        let added = new.routes.filter { route in !old.routes.contains { $0.stats === route.stats } }
+        // A route's instance is its handler's, which `tasks` goes with (its stats go with its name).
+        let kept = Set(new.routes.map { ObjectIdentifier($0.tasks) })
+        let added = new.routes.filter { route in !old.routes.contains { $0.tasks === route.tasks } }
         // All or nothing: a handler that fails to start stops the ones this reload started.
         guard started.load(ordering: .acquiring) else {
             // Before the start-up started anything: it starts this table.
@@ -95,8 +96,10 @@ public final class RouteRegistry: Sendable {
             throw error
         }
         current.store(new, ordering: .releasing)
-        for route in old.routes where !kept.contains(ObjectIdentifier(route.stats)) {
+        for route in old.routes where !kept.contains(ObjectIdentifier(route.tasks)) {
             await stop(route, logger: logger)
+            // A route gone from the table: its series leave /metrics (a new instance keeps them).
+            if !new.routes.contains(where: { $0.entry.route == route.entry.route }) { route.stats.destroy() }
         }
         logger.info("route table reloaded", metadata: [
             "routes.count": "\(new.routes.count)", "routes.added": "\(added.count)",
@@ -133,8 +136,10 @@ public final class RouteRegistry: Sendable {
             } catch {
                 throw ConfigurationError(entry.optionsLocation, "the options of route '\(entry.route)' are not usable: \(error)")
             }
-            routes.append(RouteTable.Route(
-                entry: entry, handler: handler, stats: RouteStats(route: entry.route, metrics: metrics), tasks: RequestTasks()))
+            // A route whose options changed keeps counting where it was, in diagnostics as in
+            // /metrics (whose series its name picks): new counters started again at 0 there.
+            let stats = old?.routes.first { $0.entry.route == entry.route }?.stats ?? RouteStats(route: entry.route, metrics: metrics)
+            routes.append(RouteTable.Route(entry: entry, handler: handler, stats: stats, tasks: RequestTasks()))
         }
         return RouteTable(routes: routes)
     }

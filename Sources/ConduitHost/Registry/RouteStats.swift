@@ -50,6 +50,12 @@ public final class RouteStats: ReplyCounter {
         }
     }
 
+    /// The route left the table: its series leave the metrics' exposition.
+    func destroy() {
+        for counter in [messagesIn, messagesOut, bytesInCounter, bytesOutCounter] { counter.destroy() }
+        latency.destroy()
+    }
+
     public struct Snapshot: Sendable, Codable, Equatable {
         public let requests: Int
         public let errors: Int
