@@ -22,8 +22,14 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
     private let log = ReplyLog()
     private let cancellations = CancellationRegistry()
     private let tokens = Atomic<Int>(0)
+    /// What the handler's requests run from tasks, cancelled at `stop()` as the host does.
+    private let tasks = RequestTasks()
+    private let requestTimeout: Duration?
 
-    public init(options: Handler.Options, mount: String = "test.*") throws {
+    /// `requestTimeout`: the deadline of a request answered from a task that names none (the
+    /// host's `limits.requestTimeoutSeconds`, 60 s by default; nil: none).
+    public init(options: Handler.Options, mount: String = "test.*", requestTimeout: Duration? = .seconds(60)) throws {
+        self.requestTimeout = requestTimeout
         loop = NIOAsyncTestingEventLoop()
         pushes = RecordingPushSink()
         self.mount = mount
@@ -48,7 +54,7 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
         request.cancellations = cancellations
         let responder = Responder(
             destination: log, address: ReplyAddress(route: route, correlation: (HeaderName.token, token), received: .now(), counter: nil),
-            tasks: nil, inFlight: nil, defaultTimeout: nil, cancellations: cancellations)
+            tasks: tasks, inFlight: nil, defaultTimeout: requestTimeout, cancellations: cancellations)
         do {
             try handler.handle(request, responder: responder)
         } catch {
@@ -96,6 +102,7 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
     public func start() async throws { try await handler.start() }
 
     public func stop() async {
+        tasks.cancelAll()
         await handler.stop()
         await loop.shutdownGracefully()
     }

@@ -108,6 +108,25 @@ struct HandlerTestBenchTests {
         #expect(bench.replies(to: token).count == 1, "answered once")
         #expect(!bench.cancel("unknown"))
     }
+
+    /// The host cancels what a handler's requests still run when it stops the handler (at
+    /// shutdown, or when a reload removes its route); the bench left them running, unanswered,
+    /// so a handler whose tasks ignored that passed here and hung in the host.
+    @Test func stoppingTheBenchCancelsRunningRequestsAsTheHostDoes() async throws {
+        let bench = try HandlerTestBench<Reminder>(options: NoOptions())
+        let token = bench.send("forever")
+        await bench.stop()
+        guard case .failure = try await bench.reply(to: token, timeout: .seconds(5)) else { Issue.record("answered as if it had run to its end"); return }
+    }
+
+    /// A request answered from a task has the host's deadline (`limits.requestTimeoutSeconds`,
+    /// 60 s) unless the handler names one: the bench applies it too.
+    @Test func aTaskPastTheRequestTimeoutIsAnsweredTimeoutError() async throws {
+        let bench = try HandlerTestBench<Reminder>(options: NoOptions(), requestTimeout: .milliseconds(100))
+        guard case .failure(let error) = try await bench.reply(to: bench.send("forever")) else { Issue.record("no error"); return }
+        #expect(error.kind == .timeout)
+        await bench.stop()
+    }
 }
 
 /// Replies with `count` (a header) headers of its own.
