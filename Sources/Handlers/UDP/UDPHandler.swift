@@ -69,6 +69,8 @@ public final class UDPHandler: ConduitHandler {
     private struct Sockets {
         var open: [ClientID: UDPSocket] = [:]
         var binding = 0
+        /// The handler stopped (a reload took its route): a bind under way then is undone.
+        var stopped = false
     }
 
     public init(options: Options, context: HandlerContext) throws {
@@ -96,7 +98,12 @@ public final class UDPHandler: ConduitHandler {
     }
 
     public func stop() async {
-        for socket in sockets.withLockedValue({ $0.open.values }) { socket.close() }
+        let open = sockets.withLockedValue { sockets in
+            sockets.stopped = true
+            defer { sockets.open = [:] }
+            return sockets.open.values
+        }
+        for socket in open { socket.close() }
     }
 
     // MARK: Operations
@@ -108,6 +115,7 @@ public final class UDPHandler: ConduitHandler {
         }
         let address = try Self.socketAddress(request.headers["address"] ?? options.defaultBindAddress, port: port)
         let refusal = sockets.withLockedValue { sockets -> ConduitError? in
+            guard !sockets.stopped else { return Self.stopped }
             guard sockets.open[client] == nil else {
                 return .badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
             }
@@ -136,15 +144,17 @@ public final class UDPHandler: ConduitHandler {
                 switch result {
                 case .success(let channel):
                     let socket = UDPSocket(channel: channel, reader: reader, counters: counters, maxDatagramBytes: options.maxDatagramBytes)
-                    let raced = sockets.withLockedValue { sockets -> Bool in
+                    // Another bind of the id, or the handler's stop, came first: undone.
+                    let refusal = sockets.withLockedValue { sockets -> ConduitError? in
                         sockets.binding -= 1
-                        guard sockets.open[client] == nil else { return true }
+                        guard !sockets.stopped else { return Self.stopped }
+                        guard sockets.open[client] == nil else { return .badRequest("client '\(client)' already has a UDP socket") }
                         sockets.open[client] = socket
-                        return false
+                        return nil
                     }
-                    if raced {
+                    if let refusal {
                         socket.close()
-                        responder.fail(.badRequest("client '\(client)' already has a UDP socket"))
+                        responder.fail(refusal)
                     } else {
                         responder.reply(json: socket.state)
                     }
@@ -154,6 +164,8 @@ public final class UDPHandler: ConduitHandler {
                 }
             }
     }
+
+    private static let stopped = ConduitError.unavailable("the UDP route's handler stopped (a reload or the shutdown); bind again")
 
     private func send(_ request: Request, _ responder: Responder) throws {
         let socket = try socket(of: request)
