@@ -120,7 +120,8 @@ public final class TestWebSocketClient: Sendable, PausableReading {
         try await nextMessage(timeout: timeout) { $0.headers.route == route }
     }
 
-    private func nextMessage(timeout: TimeAmount, where matches: (Message) -> Bool) async throws -> Message {
+    /// The next message that `matches`; those before it that don't are set aside for later calls.
+    public func nextMessage(timeout: TimeAmount = .seconds(10), where matches: (Message) -> Bool) async throws -> Message {
         let kept = setAside.withLock { messages in messages.firstIndex(where: matches).map { messages.remove(at: $0) } }
         if let kept { return kept }
         while true {

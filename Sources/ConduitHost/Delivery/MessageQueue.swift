@@ -6,7 +6,8 @@ import NIOCore
 /// budget. Used for a socket's outbound queue and an absent id's push buffer, so both follow
 /// one rule: a message is kept or dropped whole; drop-oldest drops only `.droppable` messages;
 /// an empty queue always takes one message (a single message larger than the bound can still
-/// be delivered to a reader that keeps up).
+/// be delivered to a reader that keeps up). What it keeps pins no storage beyond its bytes
+/// (`Entry.compacted`), so the bytes it counts are what it holds.
 struct MessageQueue {
     struct Entry {
         let message: Message
@@ -19,6 +20,15 @@ struct MessageQueue {
             self.bytes = message.encodedSize
             self.delivery = delivery
         }
+
+        private init(_ message: Message, bytes: Int, delivery: PushDelivery) {
+            self.message = message
+            self.bytes = bytes
+            self.delivery = delivery
+        }
+
+        /// As kept in a queue: its payload pins no more storage than its own (`Message.compacted`).
+        var compacted: Entry { Entry(message.compacted(), bytes: bytes, delivery: delivery) }
     }
 
     enum Admission: Equatable {
@@ -67,7 +77,7 @@ struct MessageQueue {
             budget.dropped(.hostBudget)
             return .refused(.hostBudget)
         }
-        entries.append(entry)
+        entries.append(entry.compacted)
         bytes += entry.bytes
         return .accepted(evicted: evicted)
     }
@@ -75,7 +85,7 @@ struct MessageQueue {
     /// Appends a message another queue had accepted, with its reservation, whatever this
     /// queue's bounds: what was accepted is not dropped for being handed on.
     mutating func takeOver(_ entry: Entry) {
-        entries.append(entry)
+        entries.append(entry.compacted)
         bytes += entry.bytes
     }
 
@@ -83,7 +93,7 @@ struct MessageQueue {
     /// queue holds; past the bound the newest droppable ones go, then the newest of any kind.
     mutating func prepend(_ older: some BidirectionalCollection<Entry>) -> Int {
         for entry in older.reversed() {
-            entries.prepend(entry)
+            entries.prepend(entry.compacted)
             bytes += entry.bytes
         }
         var dropped = 0

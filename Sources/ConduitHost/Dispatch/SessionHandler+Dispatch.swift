@@ -7,11 +7,17 @@ import NIOWebSocket
 /// One binary message's way from the socket to a handler (SPEC §1, §3): decode, digest check,
 /// chunk queueing, relay, route lookup, handler call, reply.
 extension SessionHandler {
+    /// The size of message past which its headers are not kept for the next one to reuse.
+    private static let keptHeaderBytes = 16 * 1024
+
     /// Resume's fields, made once (their names are packed for comparison).
     private static let positionFields = SetAsideNumbers(ResumeHeader.ack, ResumeHeader.position)
 
     func dispatch(_ frameData: ByteBuffer) {
         traffic.received(bytes: frameData.readableBytes)
+        // A message that may carry large headers leaves none behind: the reused list held the
+        // strings of the connection's last message (up to a megabyte) for as long as it idled.
+        defer { if frameData.readableBytes > Self.keptHeaderBytes { decodedHeaders = Headers() } }
         let message: Message
         // On a resuming connection `ack` and `pos` are the connection's, not the message's.
         var positions = Self.positionFields
