@@ -15,6 +15,8 @@ final class ClientResume: Sendable {
         let message: Message
         let position: UInt64
         let bytes: Int
+        /// The message's last part (or its only one).
+        let endsMessage: Bool
     }
 
     private struct State {
@@ -36,12 +38,18 @@ final class ClientResume: Sendable {
 
         /// After a reset the host no longer knows which of ours it processed: sending those
         /// again could run them twice, so only the ones that never went out stay. Once per reset.
+        /// Whole messages only: one whose last part never went out was never dispatched, so it
+        /// stays whole (without its first parts, the rest went out as a request of their own).
         mutating func forgetSent(resetTo epoch: String?) {
             guard forgottenFor != epoch else { return }
             forgottenFor = epoch
-            while let first = kept.first, first.position <= sentThrough {
-                keptBytes -= first.bytes
-                kept.removeFirst()
+            var forgotten = 0
+            for (index, entry) in kept.enumerated() {
+                guard entry.position <= sentThrough else { break }
+                if entry.endsMessage { forgotten = index + 1 }
+            }
+            for _ in 0..<forgotten {
+                keptBytes -= kept.removeFirst().bytes
             }
         }
     }
@@ -65,11 +73,12 @@ final class ClientResume: Sendable {
     func number(_ message: Message) -> Bool {
         state.withLockedValue { state in
             guard state.keptBytes < Self.windowBytes else { return false }
-            for part in message.split() {
+            let parts = message.split()
+            for (index, part) in parts.enumerated() {
                 var numbered = part
                 numbered.headers.replaceOrAppend(ResumeHeader.position, "\(state.nextPosition)")
                 let bytes = numbered.encodedSize
-                state.kept.append(Kept(message: numbered, position: state.nextPosition, bytes: bytes))
+                state.kept.append(Kept(message: numbered, position: state.nextPosition, bytes: bytes, endsMessage: index == parts.count - 1))
                 state.keptBytes += bytes
                 state.nextPosition += 1
             }

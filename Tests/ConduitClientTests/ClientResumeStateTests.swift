@@ -1,5 +1,6 @@
 @testable import ConduitClient
 import ConduitWire
+import NIOCore
 import Testing
 
 /// The client's side of resume as a state machine, for what the host this repository ships
@@ -33,6 +34,24 @@ struct ClientResumeStateTests {
         }
         let greeting = Message(headers: ["route": "conduit.resume", "epoch": "e", "resumed": "1", "replayed": "0", "lost": "0", "ack": "0"])
         #expect(resume.sentAgain(after: greeting).map { $0.headers["n"] } == ["1", "2"], "nothing was taken as acknowledged")
+    }
+}
+
+extension ClientResumeStateTests {
+    /// After a reset the client forgets what went out (the host may have run it). A message in
+    /// parts whose first parts had gone out lost only those: its last parts were sent alone on
+    /// the new socket, and the host dispatched them as the whole request, truncated. A message
+    /// whose last part never went out was never dispatched: it is sent again whole.
+    @Test func aResetForgetsWholeMessagesOnly() throws {
+        let resume = ClientResume()
+        #expect(resume.number(Message(headers: ["route": "r", "n": "1"])))
+        #expect(resume.number(Message(headers: ["route": "r", "n": "2"], payload: ByteBuffer(repeating: 7, count: 3 * WireLimits.maxPayloadBytes))))
+        // The first message and two of the second's three parts went out.
+        resume.sent(before: 4)
+        let reset = Message(headers: ["route": "conduit.resume", "reset": "true", "epoch": "new", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0"])
+        let again = resume.sentAgain(after: reset)
+        #expect(again.map { $0.headers["pos"] } == ["2", "3", "4"], "the second message whole")
+        #expect(again.allSatisfy { $0.headers["n"] == "2" })
     }
 }
 
