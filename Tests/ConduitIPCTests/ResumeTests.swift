@@ -211,6 +211,29 @@ struct ResumeTests {
         }
     }
 
+    /// A request a resuming id's socket dispatched is cancelled by a `cancel` that comes on the
+    /// id's next socket (the client sends what its old socket may not have carried): each
+    /// socket had its own registry of cancellable requests, so the cancel was acknowledged and
+    /// did nothing, and the work went on with no answer.
+    @Test func aCancelOnTheIdsNextSocketCancelsTheRequestOfTheLast() async throws {
+        let yaml = "routes:\n  - route: silent\n    handler: silent\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let (first, greeting) = try await Self.resume(host, id: "r-cancel-later")
+            let epoch = try #require(greeting.headers["epoch"])
+            try await first.send(["route": "silent", "token": "t1", "pos": "1"])
+            try await waitUntil { SilentHandler.received.withLock { $0.contains("r-cancel-later") } }
+            try await first.close()
+            try await first.waitUntilClosed()
+
+            let (again, resumed) = try await Self.resume(host, id: "r-cancel-later", received: 0, epoch: epoch)
+            #expect(resumed.headers["ack"] == "1")
+            try await again.send(["cancel": "t1", "pos": "2"])
+            let answer = try await again.nextMessage(where: { $0.headers["token"] == "t1" })
+            #expect(answer.headers["error"] == "CancelledError", "\(answer.headers)")
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("r-cancel-later") } }
+        }
+    }
+
     /// SPEC §9's fine print: a bare `ack` is neither queued nor dispatched, and any payload it
     /// has is discarded (never a chunk of the next request); a message without `pos` on a
     /// resuming connection is dispatched without de-duplication.

@@ -1,3 +1,4 @@
+import ConduitKit
 import ConduitWire
 import Synchronization
 import NIOCore
@@ -116,6 +117,11 @@ final class ResumeState: Sendable {
     /// machine against 7.2-9.2 ns for a pthread mutex (`NIOLockedValueBox`), and 94 fewer
     /// instructions a message of the resuming routed echo.
     private let state = Mutex(State())
+
+    /// The id's requests a `cancel: <token>` can stop, whichever of its sockets dispatched
+    /// them: a client sends its cancel again on its next socket, and each socket's own registry
+    /// let such a cancel be acknowledged and do nothing.
+    let cancellations = CancellationRegistry()
 
     init(windowLimit: Int, budget: BufferBudget) {
         self.windowLimit = windowLimit
