@@ -289,6 +289,12 @@ export class ResumeState {
   markSent (kept) {
     for (const entry of kept) entry.sent = true
   }
+
+  /** What is kept and has not gone out yet (the newest: messages go out in order). */
+  unsent () {
+    const first = this.#kept.findIndex((kept) => !kept.sent)
+    return first < 0 ? [] : this.#kept.slice(first)
+  }
 }
 
 /**
@@ -443,6 +449,7 @@ export class Conduit extends EventTarget {
   /** The app is back: restart the server, learn its port, reconnect clients that want it. */
   static async onApplicationResume (options) {
     Conduit.isPaused = false
+    for (const conduit of Conduit.pool) conduit.#flushKept()
     const status = await Conduit.control('start', options)
     await Promise.all([...Conduit.pool]
       .filter((conduit) => conduit.shouldReconnect && !conduit.isOpen)
@@ -672,17 +679,30 @@ export class Conduit extends EventTarget {
   }
 
   #sendNumbered (options, payload) {
-    const kept = this.#resume.number(options, payload)
-    if (!kept) return false
+    if (!this.#resume.number(options, payload)) return false
     if (this.isOpen && this.#resumeReady && !Conduit.isPaused) {
-      for (const entry of kept) this.socket.send(entry.frame)
-      this.#resume.markSent(kept)
+      this.#sendUnsent()
     } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
       // (A socket open but not yet greeted needs nothing: its greeting sends what is kept.)
       this.startFallback()
       this.reconnect(this.reconnectOptions).catch(() => {})
     }
     return true
+  }
+
+  /**
+   * Sends what is kept and not yet sent, in order: a message kept while `Conduit.isPaused`
+   * goes before the next one (sent alone, the next one's acknowledgement released it unsent).
+   */
+  /** What was kept while paused on an open, greeted socket goes out now. */
+  #flushKept () {
+    if (this.#resume && this.isOpen && this.#resumeReady) this.#sendUnsent()
+  }
+
+  #sendUnsent () {
+    const unsent = this.#resume.unsent()
+    for (const entry of unsent) this.socket.send(entry.frame)
+    this.#resume.markSent(unsent)
   }
 
   /**

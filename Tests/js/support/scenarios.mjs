@@ -491,6 +491,24 @@ export function scenarios ({ module, vectors, prefix }) {
 
     // A send before the socket's greeting was handled once made the client reconnect: `port`
     // cleared and `reopen` on a socket that had just opened.
+    // A message sent while `Conduit.isPaused` (set by `onApplicationPause` before its IPC call)
+    // on an open, greeted socket was kept but not sent; the next one went out with a higher
+    // position, the host acknowledged both (gaps are allowed), and the first was released
+    // unsent: its request never ran and timed out.
+    async 'resume: a message kept while paused goes out, in order, before the next' () {
+      const conduit = await open({ resume: true })
+      await conduit.request('echo', { headers: { token: 'greeted' } })
+      Conduit.isPaused = true
+      const first = conduit.request('test.tally', { headers: { n: 'paused' }, timeout: 10000 })
+      Conduit.isPaused = false
+      const second = conduit.request('test.tally', { headers: { n: 'after' }, timeout: 10000 })
+      await within(Promise.all([first, second]), 15000, 'both requests answered')
+      const report = await conduit.request('test.tally', { headers: { report: true } })
+      const counts = JSON.parse(text(report.payload)).data
+      check(counts.paused === 1 && counts.after === 1, `dispatches: ${JSON.stringify(counts)}`)
+      conduit.close()
+    },
+
     // The host's greeting never carries `pos`. A handler's push routed `conduit.resume` with
     // `reset: true` was numbered like any push and taken as a greeting: a reset was reported,
     // the forged epoch adopted, and the next reconnect got a real reset.
