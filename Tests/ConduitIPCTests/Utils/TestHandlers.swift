@@ -118,10 +118,13 @@ struct CountingHandler: ConduitHandler {
 struct HangingHandler: ConduitHandler {
     /// Starts begun so far, to act while one runs.
     static let startsBegun = Atomic<Int>(0)
+    /// The `name`s of the instances started and not stopped (a test's own, whatever runs beside it).
+    static let running = Mutex<Set<String>>([])
 
     struct Options: Decodable, Sendable {
         let startSeconds: Double?
         let stopSeconds: Double?
+        let name: String?
     }
 
     let options: Options
@@ -132,12 +135,16 @@ struct HangingHandler: ConduitHandler {
 
     func start() async throws {
         HangingHandler.startsBegun.add(1, ordering: .relaxed)
+        if let name = options.name { _ = Self.running.withLock { $0.insert(name) } }
         if let startSeconds = options.startSeconds { try? await Task.sleep(for: .seconds(startSeconds)) }
     }
 
     func stop() async {
         if let stopSeconds = options.stopSeconds { try? await Task.sleep(for: .seconds(stopSeconds)) }
+        if let name = options.name { _ = Self.running.withLock { $0.remove(name) } }
     }
+
+    static func isRunning(_ name: String) -> Bool { running.withLock { $0.contains(name) } }
 
     func handle(_ request: Request, responder: Responder) {
         responder.reply(json: "hanging")
