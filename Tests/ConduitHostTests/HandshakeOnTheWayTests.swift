@@ -29,7 +29,7 @@ struct HandshakeOnTheWayTests {
         let stream = CountingStream()
         guard case .attached = directory.attach(stream, for: sockets.id, resume: nil) else { Issue.record("stream refused"); return }
         sockets.push(1...1)
-        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).map { $0.headers["n"] } == ["1"])
+        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).parts.map { $0.headers["n"] } == ["1"])
 
         #expect(directory.handshakeAccepted(sockets.id))
         sockets.push(2...2)
@@ -70,8 +70,8 @@ struct HandshakeOnTheWayTests {
         let toldBefore = stream.available
         directory.handshakeAbandoned(sockets.id)
         #expect(stream.available > toldBefore, "the stream is told to take again")
-        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).map { $0.headers["n"] } == ["1"])
-        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).map { $0.headers["n"] } == ["2"])
+        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).parts.map { $0.headers["n"] } == ["1"])
+        #expect(try #require(directory.takeNext(for: sockets.id, stream: stream)).parts.map { $0.headers["n"] } == ["2"])
         #expect(stream.ended == 0)
     }
 }

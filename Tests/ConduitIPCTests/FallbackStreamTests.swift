@@ -121,4 +121,23 @@ struct FallbackStreamTests {
             try await socket.close()
         }
     }
+
+    /// A push the stream took was given back to the budget as it was taken, before the stream's
+    /// connection had written it: a stream that did not read held a message of up to 16 MiB in
+    /// the channel, outside the budget (256 such streams, 4 GiB against a 256 MiB budget). Its
+    /// bytes stay charged until the connection has written them.
+    @Test func aPushTheStreamTookStaysChargedUntilWritten() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let size = 12 << 20
+            #expect(host.host.directory.push(Message(headers: ["route": "big"], payload: ByteBuffer(repeating: 5, count: size)), to: ClientID("unread")!, delivery: .reliable) == .buffered)
+            let raw = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await raw.pauseReading()
+            try await raw.send("GET /internal.conduit.events?id=unread HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("unread")?.streaming == true && host.client("unread")?.buffered == 0 }
+            #expect(budget.usedBytes >= size, "\(budget.usedBytes) bytes charged while the stream holds the push unwritten")
+            try await raw.close()
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
 }

@@ -212,25 +212,33 @@ final class IPCRequestHandler: ChannelInboundHandler {
             streamReplay = replay
             for message in batch where writeToStream(message) { wrote = true }
         }
-        while streamReplay == nil, context.channel.isWritable, let parts = services.directory.takeNext(for: stream.client, stream: stream) {
-            for part in parts where writeToStream(part) { wrote = true }
+        while streamReplay == nil, context.channel.isWritable, let taken = services.directory.takeNext(for: stream.client, stream: stream) {
+            // The push's bytes go back to the budget once the channel has written its last part.
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { [budget = services.directory.budget] _ in budget.release(taken.bytes) }
+            for (index, part) in taken.parts.enumerated() where writeToStream(part, promise: index == taken.parts.count - 1 ? written : nil) { wrote = true }
         }
         if wrote { context.flush() }
     }
 
-    /// Writes one message to the stream as a uint32 BE length and the encoded message.
+    /// Writes one message to the stream as a uint32 BE length and the encoded message;
+    /// `promise` is completed (failed when it can't be) as for the write.
     @discardableResult
-    private func writeToStream(_ message: Message) -> Bool {
-        guard let context else { return false }
+    private func writeToStream(_ message: Message, promise: EventLoopPromise<Void>? = nil) -> Bool {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return false
+        }
         var buffer = context.channel.allocator.buffer(capacity: 4 + message.encodedSize)
         buffer.writeInteger(UInt32(message.encodedSize))
         do {
             try message.encode(into: &buffer)
         } catch {
             logger.error("push can't be encoded", metadata: ["error": "\(error)", "client.id": "\(stream?.client.rawValue ?? "")"])
+            promise?.fail(error)
             return false
         }
-        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: promise)
         return true
     }
 

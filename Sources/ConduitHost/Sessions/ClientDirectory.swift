@@ -509,21 +509,24 @@ extension ClientDirectory {
     }
 
     /// The oldest buffered push for `stream`'s id, removed, as the parts to write (numbered if
-    /// the id resumes); nil when none waits, when the stream is no longer the id's receiver
-    /// (a socket or another stream took over), or while a socket's handshake for the id is
-    /// accepted: its client is told it is back, and a push made after that must come over it.
-    func takeNext(for client: ClientID, stream: any PushStream) -> [Message]? {
-        let (parts, waiters): ([Message]?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
+    /// the id resumes) and the bytes of the budget it still holds, which the stream gives back
+    /// once its connection has written them (taken back at once, a stream that did not read held
+    /// up to 16 MiB in its channel outside the budget); nil when none waits, when the stream is
+    /// no longer the id's receiver (a socket or another stream took over), or while a socket's
+    /// handshake for the id is accepted: its client is told it is back, and a push made after
+    /// that must come over it.
+    func takeNext(for client: ClientID, stream: any PushStream) -> (parts: [Message], bytes: Int)? {
+        let (taken, waiters): ((parts: [Message], bytes: Int)?, [@Sendable () -> Void]) = slots.withLockedValue { slots in
             guard slots[client]?.stream === stream, slots[client]?.replaced.isEmpty == true, slots[client]?.handshakes == 0,
-                  let entry = slots[client]?.buffer.popFirst()
+                  let entry = slots[client]?.buffer.popFirst(keepReservation: true)
             else { return (nil, []) }
             let message = entry.message
             // Under the lock the stream is the id's writer: numbering can't be refused.
             let parts = slots[client]?.resume?.stamp(splitting: message, writer: ObjectIdentifier(stream)) ?? message.split()
-            return (parts, takeWaitersIfWritable(client, in: &slots))
+            return ((parts, entry.bytes), takeWaitersIfWritable(client, in: &slots))
         }
         for waiter in waiters { waiter() }
-        return parts
+        return taken
     }
 
     /// Forgets `stream` if it is still the id's receiver; the id's grace period starts.
