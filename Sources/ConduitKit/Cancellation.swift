@@ -49,6 +49,9 @@ package final class CancellationRegistry: Sendable {
         return cancelled
     }
 
+    /// Nothing is registered.
+    package var isEmpty: Bool { tracked.load(ordering: .relaxed) == 0 }
+
     /// Whether the request `token` was cancelled: its replies are no longer sent.
     package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }

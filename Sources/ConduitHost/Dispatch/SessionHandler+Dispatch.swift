@@ -74,7 +74,7 @@ extension SessionHandler {
     /// `cancel: <token>` (SPEC §8): stops the request's work and answers it `CancelledError`,
     /// once; an unknown or finished token is ignored. Never queued, never dispatched.
     private func cancelRequest(_ token: String) {
-        guard let cancelled = cancellations.cancel(token) else { return }
+        guard let cancelled = cancellations.cancel(token) ?? attachedResume?.takeUnretainedValue().cancel(token, besides: cancellations) else { return }
         replyError(.cancelled("the request was cancelled by the client"), route: cancelled.route, correlation: (cancelled.correlation, token))
     }
 

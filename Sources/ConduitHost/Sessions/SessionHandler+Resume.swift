@@ -8,7 +8,7 @@ import NIOCore
 extension SessionHandler {
     func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
         attach(state)
-        cancellations = state.cancellations
+        state.adopt(cancellations)
         writeUnnumbered(greeting.message)
         guard greeting.replay.count > 0 else { return }
         replaying = greeting.replay

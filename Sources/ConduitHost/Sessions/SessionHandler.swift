@@ -57,9 +57,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// complete when the half is full (as it is when it comes in one read), not its
     /// connection closed because of where the split fell.
     static let unfinishedFromWholeBudget = 64 * 1024
-    /// This connection's requests a `cancel: <token>` can stop; on a resuming one, its id's
-    /// (`ResumeState.cancellations`).
-    @exclusivity(unchecked) var cancellations = CancellationRegistry()
+    /// This connection's requests a `cancel: <token>` can stop (on a resuming one, with those
+    /// of its id's earlier sockets: `ResumeState.cancel(_:besides:)`).
+    let cancellations = CancellationRegistry()
     /// This connection's bound on requests answered from a task, and their deadline.
     let requestLimits: RequestLimits
     /// What the connect asked of resume (SPEC §9), and the id's state once attached; nil on a
