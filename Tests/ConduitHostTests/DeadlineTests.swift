@@ -83,8 +83,10 @@ struct InFlightTests {
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let client = try await host.connect(client: "outliving")
             let token = "outlives-\(answeredBy)"
-            try await client.send(Message(headers: ["route": "slow", "token": token, "mode": "stubborn"], payload: ByteBuffer(repeating: 1, count: 50_000)))
-            if answeredBy == "cancel" { try await client.send(["cancel": token]) }
+            // The cancel in the same write: dispatched right after the request, before its 200 ms
+            // deadline, however loaded the machine.
+            let request = Message(headers: ["route": "slow", "token": token, "mode": "stubborn"], payload: ByteBuffer(repeating: 1, count: 50_000))
+            try await client.send(together: answeredBy == "cancel" ? [request, Message(headers: ["cancel": token])] : [request])
             let answer = try await client.nextMessage()
             #expect(answer.headers["error"] == (answeredBy == "cancel" ? "CancelledError" : "TimeoutError"))
             #expect(!SlowHandler.finished.withLock { $0.contains(token) }, "the body (15 s) still runs")
