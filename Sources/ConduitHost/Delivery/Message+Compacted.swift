@@ -1,18 +1,21 @@
 import ConduitWire
 import NIOCore
 
-extension Message {
-    /// Storage a kept payload may pin beyond twice its own bytes.
-    private static let pinnedSlackBytes = 4096
+extension ByteBuffer {
+    /// Whether keeping this buffer holds little more memory than its own bytes (at most twice
+    /// them, plus 4 KiB).
+    var isCompact: Bool { storageCapacity <= 2 * readableBytes + 4096 }
+}
 
-    /// The message, its payload copied into storage of its own when it pins far more memory
-    /// than it holds. A payload is often a slice of a whole read's buffer (the frame reader's,
-    /// NIOSSL's, a NATS or child-process decoder's); kept past that read in a queue, it kept the
-    /// whole buffer alive (a 1-byte echo or push a megabyte), where the budget counts its bytes.
+extension Message {
+    /// The message, its payload copied into storage of its own unless it is compact. A payload
+    /// is often a slice of a whole read's buffer (the frame reader's, NIOSSL's, a NATS or
+    /// child-process decoder's); kept past that read (in a queue, in the resume window), it kept
+    /// the whole buffer alive (a 1-byte echo or push a megabyte), where the budget counts its bytes.
     func compacted() -> Message {
-        guard payload.storageCapacity > 2 * payload.readableBytes + Self.pinnedSlackBytes else { return self }
-        var own = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
-        own.writeImmutableBuffer(payload)
-        return Message(headers: headers, payload: own)
+        guard !payload.isCompact else { return self }
+        var copy = self
+        copy.payload = ByteBuffer(buffer: payload)
+        return copy
     }
 }

@@ -329,11 +329,11 @@ final class ResumeState: Sendable {
         state.withLock { state in
             guard state.writer == writer else { return nil }
             let parts = message.split()
-            let sharesOneBuffer = parts.count > 1 && Self.isCompact(message.payload)
+            let sharesOneBuffer = parts.count > 1 && message.payload.isCompact
             let first = state.nextPosition
             var counted = message.payload.storageCapacity - message.payload.readableBytes
             return parts.indices.map { index in
-                let stamped = Self.numbered(sharesOneBuffer ? parts[index] : Self.compacted(parts[index]), state.nextPosition)
+                let stamped = Self.numbered(sharesOneBuffer ? parts[index] : parts[index].compacted(), state.nextPosition)
                 let isLast = index == parts.count - 1
                 counted += stamped.encodedSize
                 let bytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
@@ -494,25 +494,10 @@ final class ResumeState: Sendable {
         list.count + 1 >= list.capacity ? list.capacity * MemoryLayout<Element>.stride : 0
     }
 
-    /// A message whose payload is a small slice of a large buffer (an echo of a request, a
-    /// slice of the socket's read buffer) is kept as a copy: kept as it is, it would hold the
-    /// whole read buffer until acknowledged, and the socket would allocate a new one per read.
-    private static func compacted(_ message: Message) -> Message {
-        guard !isCompact(message.payload) else { return message }
-        var copy = message
-        copy.payload = ByteBuffer(buffer: message.payload)
-        return copy
-    }
-
     /// Whether the window keeps `payload` as it is, apart from the log: it is written apart from
     /// its frame, and its buffer holds little else (else it is copied into the log).
     private static func holdsApart(_ payload: ByteBuffer) -> Bool {
-        OutboundFrames.writesApart(payload) && isCompact(payload)
-    }
-
-    /// Whether keeping `payload` holds little more memory than its own bytes.
-    private static func isCompact(_ payload: ByteBuffer) -> Bool {
-        payload.storageCapacity <= 2 * payload.readableBytes + 4096
+        OutboundFrames.writesApart(payload) && payload.isCompact
     }
 
     /// Makes room for a message of `bytes` encoded bytes, `logged` of them for the log and
