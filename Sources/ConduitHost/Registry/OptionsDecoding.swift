@@ -8,6 +8,7 @@ import Yams
 extension OptionsDecoder {
     init(entry: RouteEntry) {
         self.init { type in
+            try Self.refuseOverflowingBaseSixty(in: entry.options, entry: entry)
             do {
                 if let defaulted = type as? any HandlerOptions.Type {
                     return try Self.decodeOverDefaults(defaulted, entry: entry)
