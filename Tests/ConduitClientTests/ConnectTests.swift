@@ -66,6 +66,31 @@ struct ConnectTests {
         }
     }
 
+    /// Each part was its own write: from several threads at once, two messages' parts went out
+    /// interleaved, and the host joined them into requests of the wrong bytes (no error).
+    @Test func largeMessagesSentFromManyTasksAtOnceArriveWhole() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let conduit = host.client(id: "parts")
+            try await conduit.connect()
+            // Two parts each, 32 in flight (well within the host's outbound queue, so no reply is
+            // dropped), many rounds: the parts of two messages met in one round out of about forty.
+            for round in 0..<60 {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for n in 0..<32 {
+                        group.addTask {
+                            let fill = UInt8(truncatingIfNeeded: round * 32 + n)
+                            let payload = ByteBuffer(repeating: fill, count: WireLimits.maxPayloadBytes + 1 + n)
+                            let reply = try await conduit.request(route: "echo", payload: payload)
+                            #expect(reply.payload == payload, "request \(n) of round \(round) came back as other bytes")
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            conduit.close()
+        }
+    }
+
     @Test func anErrorReplyIsThrownWithItsTypeAndMessage() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "3")

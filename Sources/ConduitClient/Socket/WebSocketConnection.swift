@@ -66,6 +66,16 @@ final class WebSocketConnection: Sendable {
         var frames: [WebSocketFrame] = []
         frames.reserveCapacity(parts.count)
         for part in parts { frames.append(try frame(part)) }
+        // The parts go out together: written from another thread one at a time, each became a
+        // task of its own on the event loop, two senders' parts interleaved, and the host
+        // joined them into requests of the wrong bytes.
+        guard channel.eventLoop.inEventLoop else {
+            return channel.eventLoop.execute { [channel] in Self.write(frames, to: channel) }
+        }
+        Self.write(frames, to: channel)
+    }
+
+    private static func write(_ frames: [WebSocketFrame], to channel: any Channel) {
         for frame in frames { channel.write(frame, promise: nil) }
         channel.flush()
     }
