@@ -264,6 +264,28 @@ struct IPCHardeningTests {
         }
     }
 
+    /// A body sent with an events request kept its charge for the stream's life (it is let go
+    /// with the response's end, which a stream never writes): two such streams held the
+    /// incoming half of this host's budget, and every other caller's body was refused 503.
+    @Test func anEventsRequestWithABodyIsRefusedAndHoldsNothing() async throws {
+        try await TestHost.run(yaml: Self.yaml("  hostBufferBytes: 4194304\n"), catalog: .ipcTests) { host in
+            let budget = host.host.directory.budget
+            let body = String(repeating: "b", count: 1 << 20)
+            var streams: [RawTCPClient] = []
+            for n in 0..<2 {
+                let raw = try await RawTCPClient.connect(port: host.ipcPort)
+                try await raw.send("POST /internal.conduit.events?id=bodied-\(n) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+                let answer = String(buffer: try await raw.read(count: 12))
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer)")
+                streams.append(raw)
+            }
+            try await waitUntil { budget.usedBytes == 0 }
+            let echo = try await host.ipc().request(.POST, "/echo", body: ByteBuffer(string: String(repeating: "e", count: 1_500_000)))
+            #expect(echo.status == .ok)
+            for raw in streams where raw.channel.isActive { try? await raw.close() }
+        }
+    }
+
     @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")

@@ -88,7 +88,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         }
         switch target.route {
         case "metrics": serveMetrics()
-        case ControlRoutes.events: openStream(target.headers)
+        case ControlRoutes.events: openStream(target.headers, body: request.body)
         case let route where route.hasPrefix(ControlRoutes.prefix): control(route, headers: target.headers, body: request.body)
         case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
         default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
@@ -165,7 +165,13 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     // MARK: Fallback stream
 
-    private func openStream(_ headers: Headers) {
+    private func openStream(_ headers: Headers, body: ByteBuffer?) {
+        // A body would keep its charge on the host's budget for the stream's whole life (it is
+        // let go with the response's end), which never comes: eight 16 MiB bodies held the
+        // incoming half of the default budget, and every other client's messages were refused.
+        guard (body?.readableBytes ?? 0) == 0 else {
+            return fail(.badRequest, .badRequest("the events stream takes no request body"))
+        }
         guard let id = headers["id"], let client = ClientID(id) else {
             return fail(.badRequest, .badRequest("give the client id: /internal.conduit.events?id=<client-id>"))
         }
