@@ -264,7 +264,7 @@ let package = Package(
         ]),
         socketTests("ConduitProcessTests", ["ConduitEcho", "ConduitProcess", "ConduitClient", nio("NIOConcurrencyHelpers"), nio("NIOHTTP1"), logging], exclude: ["Fixtures"]),
         socketTests("ConduitTLSTests", [
-            "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"),
+            "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"), nio("NIOEmbedded"), logging,
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1")]),

@@ -59,6 +59,8 @@ final class TLSStreamReader: ChannelDuplexHandler {
         guard endReason == nil else { return }
         if let held = unpushed?.readableBytes, held + bytes.readableBytes > Self.maxPushBytes {
             pushUnpushed(context: context)
+            // Refused: the stream ended; these bytes after the hole are not the client's.
+            guard endReason == nil else { return }
         }
         if unpushed == nil {
             unpushed = bytes

@@ -1,0 +1,63 @@
+@testable import ConduitTLS
+import ConduitKit
+import ConduitWire
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOTLS
+import Synchronization
+import Testing
+
+/// The stream's reader on its own, fed reads as the TLS layer would give them.
+@Suite("TLS stream reader")
+struct TLSStreamReaderTests {
+    /// A client's queue that refuses a payload past `refusingOver` bytes and takes the rest.
+    final class RefusingSink: PushSink {
+        let refusingOver: Int
+        private let accepted = Mutex<[Message]>([])
+        init(refusingOver: Int) { self.refusingOver = refusingOver }
+
+        var messages: [Message] { accepted.withLock { $0 } }
+
+        func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
+            guard message.payload.readableBytes <= refusingOver else { return .dropped(.queueFull) }
+            accepted.withLock { $0.append(message) }
+            return .sent
+        }
+        func isConnected(_ client: ClientID) -> Bool { true }
+        func isCongested(_ client: ClientID) -> Bool { false }
+        func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) { body() }
+    }
+
+    /// Closes later, as NIOSSL does once its close_notify went out: the reader sees the rest
+    /// of the turn's reads before the channel is inactive.
+    final class DeferredClose: ChannelOutboundHandler {
+        typealias OutboundIn = Any
+        func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+            context.eventLoop.execute { context.close(mode: mode, promise: promise) }
+        }
+    }
+
+    /// Two reads in one turn, the first held and then refused by the client's queue: the
+    /// stream ended, yet the second read was kept and pushed after it (smaller, it fit), so
+    /// the client got the bytes after a hole, then `tls.end`.
+    @Test func nothingIsPushedAfterAPushWasRefused() throws {
+        let sink = RefusingSink(refusingOver: 40_000)
+        let channel = EmbeddedChannel()
+        let context = HandlerContext(route: "tls.*", logger: Logger(label: "test"), pushes: sink, eventLoopGroup: channel.eventLoop)
+        let reader = TLSStreamReader(
+            client: ClientID("stream-client")!, pushes: sink, routes: TLSPushRoutes(context),
+            handshake: channel.eventLoop.makePromise(), congestionTimeout: .seconds(5))
+        try channel.pipeline.syncOperations.addHandlers([DeferredClose(), reader])
+        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
+        // Reads, then their turn's end (`writeInbound` would end a turn after each).
+        channel.pipeline.fireChannelRead(ByteBuffer(repeating: 0x41, count: 50_000))
+        channel.pipeline.fireChannelRead(ByteBuffer(repeating: 0x42, count: 30_000))
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.run()
+        let data = sink.messages.filter { $0.headers.route == "tls.data" }
+        #expect(data.isEmpty, "bytes after the refused push reached the client: \(data.map(\.payload.readableBytes))")
+        let end = sink.messages.last
+        #expect(end?.headers.route == "tls.end" && end?.headers["reason"]?.contains("can't take more") == true, "\(String(describing: end?.headers))")
+    }
+}
