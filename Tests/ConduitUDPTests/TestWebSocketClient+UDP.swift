@@ -15,6 +15,7 @@ struct UDPState: Decodable {
     let pushedBuffered: Int
     let pushedDroppingOldest: Int
     let ignored: Int
+    let droppedTooLarge: Int
 }
 
 private struct DataEnvelope<Value: Decodable>: Decodable { let data: Value }

@@ -105,6 +105,27 @@ struct UDPTests {
         }
     }
 
+    /// NIO does not report a datagram the kernel cut to its room, and the room NIO gives each
+    /// is not exactly the limit: one longer than the limit was pushed (9,001 bytes against a
+    /// 9,000-byte limit, counted as pushed); one longer than its room would have been cut.
+    @Test func aDatagramOverTheLimitIsDroppedWholeAndCounted() async throws {
+        let maxDatagramBytes = 9_000
+        let yaml = Self.yaml() + "\n    options:\n      maxDatagramBytes: \(maxDatagramBytes)\n"
+        try await TestHost.run(yaml: yaml, catalog: .udpTests) { host in
+            let client = try await host.connect(client: "u-over")
+            let port = try await client.bindAndRead()
+            let peer = try await UDPPeer()
+            for size in [maxDatagramBytes + 1, maxDatagramBytes + 500] { try await peer.send([UInt8](repeating: 7, count: size), to: port) }
+            try await peer.send(Array("after".utf8), to: port)
+            let push = try await client.nextMessage()
+            #expect(String(buffer: push.payload) == "after", "pushed \(push.payload.readableBytes) bytes of a datagram over the limit")
+            let state = try await client.udpState(["route": "udp.getState"])
+            #expect(state.droppedTooLarge == 2)
+            #expect(state.received == 3)
+            try await peer.close()
+        }
+    }
+
     @Test func sendReachesAnExternalSocketByAddressOrThroughConnect() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .udpTests) { host in
             let client = try await host.connect(client: "u3")

@@ -33,9 +33,11 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
     private let pushes: any PushSink
     private let counters: UDPSocket.Counters
     private let filter: NIOLockedValueBox<Filter>
+    private let maxDatagramBytes: Int
 
-    init(client: ClientID, pushes: any PushSink, counters: UDPSocket.Counters, route: String) {
+    init(client: ClientID, pushes: any PushSink, counters: UDPSocket.Counters, route: String, maxDatagramBytes: Int) {
         self.filter = NIOLockedValueBox(Filter(route: route))
+        self.maxDatagramBytes = maxDatagramBytes
         self.client = client
         self.pushes = pushes
         self.counters = counters
@@ -52,6 +54,11 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         counters.received.add(1, ordering: .relaxed)
         guard let headers = filter.withLockedValue({ $0.headers(for: envelope.remoteAddress) }) else {
             counters.ignored.add(1, ordering: .relaxed)
+            return
+        }
+        // Longer than the limit (read cut to one byte past it): dropped whole, never pushed cut.
+        guard envelope.data.readableBytes <= maxDatagramBytes else {
+            counters.tooLarge.add(1, ordering: .relaxed)
             return
         }
         // A copy of just the datagram: with vector reads it is a slice of the whole read's

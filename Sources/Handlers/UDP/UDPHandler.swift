@@ -59,7 +59,11 @@ public final class UDPHandler: ConduitHandler {
     /// faster (8 per read: 205k datagrams/s, 1: 100k) but cost every bound socket that
     /// much memory: 512 KiB took a 200-client soak from 101 to 153 MB.
     private static let readBufferBytes = 64 << 10
-    private var datagramsPerRead: Int { min(32, max(1, Self.readBufferBytes / options.maxDatagramBytes)) }
+    private var datagramsPerRead: Int { min(32, max(1, Self.readBufferBytes / datagramRoom)) }
+    /// The room each datagram is read into: one byte more than the limit, so that a longer
+    /// datagram (cut by the kernel to its room, which NIO does not report) shows as longer and
+    /// is dropped whole rather than pushed cut.
+    private var datagramRoom: Int { options.maxDatagramBytes + 1 }
 
     private let options: Options
     private let context: HandlerContext
@@ -127,7 +131,7 @@ public final class UDPHandler: ConduitHandler {
         }
         if let refusal { throw refusal }
         let counters = UDPSocket.Counters()
-        let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters, route: context.route("data"))
+        let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters, route: context.route("data"), maxDatagramBytes: options.maxDatagramBytes)
         // On the requesting connection's event loop: its pushes are then written at once,
         // with no hop to another thread (after a reconnect on another loop, the host's push
         // buffer carries them over).
@@ -135,7 +139,7 @@ public final class UDPHandler: ConduitHandler {
             .channelOption(.socketOption(.so_rcvbuf), value: .init(options.receiveBufferBytes))
             // NIO's default room per datagram is 2 KiB, which silently cut longer ones.
             .channelOption(.datagramVectorReadMessageCount, value: datagramsPerRead)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: datagramsPerRead * options.maxDatagramBytes))
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: datagramsPerRead * datagramRoom))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }

@@ -13,6 +13,7 @@ final class UDPSocket: Sendable {
         let droppedOldest = Atomic<Int>(0)
         let dropped = Atomic<Int>(0)
         let ignored = Atomic<Int>(0)
+        let tooLarge = Atomic<Int>(0)
         let sent = Atomic<Int>(0)
     }
 
@@ -33,6 +34,8 @@ final class UDPSocket: Sendable {
         let dropped: Int
         /// Received while not reading, or from a peer other than the connected one.
         let ignored: Int
+        /// Longer than the option maxDatagramBytes: dropped whole, not pushed.
+        let droppedTooLarge: Int
         let sent: Int
     }
 
@@ -57,7 +60,7 @@ final class UDPSocket: Sendable {
             reading: reader.isReading, received: counters.received.load(ordering: .relaxed),
             pushedLive: counters.pushed.load(ordering: .relaxed), pushedBuffered: counters.buffered.load(ordering: .relaxed),
             pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
-            ignored: counters.ignored.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
+            ignored: counters.ignored.load(ordering: .relaxed), droppedTooLarge: counters.tooLarge.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
         )
     }
 
