@@ -5,8 +5,11 @@ import Synchronization
 /// oldest connection not yet `proven` (one that has not shown the key) is closed to make room;
 /// otherwise, or when every one is proven, the new one is closed at once. Both are counted.
 /// Kept so that stopping the listener ends them too (a connection never ends by itself).
+/// At most `streamLimit` of them may be streams (`startStream`), which never end by
+/// themselves: the other places stay for requests, which do.
 package final class OpenChannels: Sendable {
     package let limit: Int
+    package let streamLimit: Int
     private let makesRoomFromUnproven: Bool
     private let state = Mutex(State())
 
@@ -14,16 +17,19 @@ package final class OpenChannels: Sendable {
         var open: [ObjectIdentifier: Entry] = [:]
         var nextOrder: UInt64 = 0
         var refused = 0
+        var streams = 0
     }
 
     private struct Entry {
         let channel: any Channel
         let order: UInt64
         var proven = false
+        var streaming = false
     }
 
-    package init(limit: Int, makingRoomFromUnproven: Bool = false) {
+    package init(limit: Int, makingRoomFromUnproven: Bool = false, streamLimit: Int? = nil) {
         self.limit = limit
+        self.streamLimit = streamLimit ?? limit
         self.makesRoomFromUnproven = makingRoomFromUnproven
     }
 
@@ -46,8 +52,28 @@ package final class OpenChannels: Sendable {
             return (true, closing)
         }
         closing?.close(promise: nil)
-        if admitted { channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } } }
+        if admitted {
+            channel.closeFuture.whenComplete { _ in
+                self.state.withLock { state in
+                    if state.open.removeValue(forKey: id)?.streaming == true { state.streams -= 1 }
+                }
+            }
+        }
         return admitted
+    }
+
+    /// `channel` becomes a stream, unless `streamLimit` are streams already (false: the caller
+    /// refuses the stream, and the connection stays a place for requests).
+    package func startStream(_ channel: any Channel) -> Bool {
+        state.withLock { state in
+            let id = ObjectIdentifier(channel)
+            guard let entry = state.open[id] else { return false }
+            if entry.streaming { return true }
+            guard state.streams < streamLimit else { return false }
+            state.open[id]?.streaming = true
+            state.streams += 1
+            return true
+        }
     }
 
     /// `channel` showed the key: it keeps its place from now on.

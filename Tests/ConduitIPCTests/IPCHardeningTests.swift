@@ -286,6 +286,30 @@ struct IPCHardeningTests {
         }
     }
 
+    /// Events streams never end by themselves, and every one has shown the key: paused, every
+    /// resuming client reads over IPC, and as many streams as places locked everyone out,
+    /// `start` included. An eighth of the places are kept for requests.
+    @Test func eventsStreamsLeavePlacesForRequests() async throws {
+        // 16 places: 14 for streams, 2 for requests (a request's connection may still hold its
+        // place for a moment after its answer while the next one comes).
+        try await TestHost.run(yaml: Self.yaml("  ipcMaxConnections: 16\n"), catalog: .ipcTests) { host in
+            var streams: [RawTCPClient] = []
+            for n in 0..<15 {
+                let raw = try await RawTCPClient.connect(port: host.ipcPort)
+                try await raw.send("GET /internal.conduit.events?id=streaming-\(n) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+                let answer = String(buffer: try await raw.read(count: 12))
+                #expect(answer.hasPrefix(n < 14 ? "HTTP/1.1 200" : "HTTP/1.1 503"), "stream \(n): \(answer)")
+                streams.append(raw)
+            }
+            let refused = streams[14]
+            try await waitUntil { !refused.channel.isActive }
+            #expect(try await host.ipc().request(.GET, "/internal.conduit.status").status == .ok)
+            #expect(try await host.ipc().request(.POST, "/internal.conduit.stop").status == .ok)
+            #expect(try await host.ipc().request(.POST, "/internal.conduit.start").status == .ok)
+            for raw in streams where raw.channel.isActive { try? await raw.close() }
+        }
+    }
+
     @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")

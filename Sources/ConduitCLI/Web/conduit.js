@@ -779,7 +779,9 @@ export class Conduit extends EventTarget {
     url.searchParams.set('id', this.id)
     for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
     const response = await fetch(url, { headers: { authorization: `Bearer ${this.sharedKey}` }, signal })
-    if (response.status === 409) return false // a socket of the id is open, or was until now
+    // 409: a socket of the id is open, or was until now; 503: the listener holds as many
+    // streams as it allows (or the id has no place yet). Both are asked again after a pause.
+    if (response.status === 409 || response.status === 503) return false
     if (!response.ok) throw new Error(`fallback stream: HTTP ${response.status}`)
     const reader = response.body.getReader()
     const joiner = new PartJoiner()

@@ -12,7 +12,9 @@ struct IPCListener: Sendable {
     let logger: Logger
     /// Open connections, bounded, so that shutdown ends them too (an event stream never ends
     /// by itself). Those that have not shown the key make room for new ones: a process without
-    /// it could otherwise hold every place and lock the keyed callers out.
+    /// it could otherwise hold every place and lock the keyed callers out. An eighth of the
+    /// places are kept from events streams: paused, every resuming client reads over IPC, and
+    /// 256 of them took every place, `conduit resume` (start) included.
     private let connections: OpenChannels
     /// A descriptor kept for the control plane when sockets take all the others.
     private let reserve = DescriptorReserve()
@@ -21,7 +23,8 @@ struct IPCListener: Sendable {
         self.services = services
         self.group = group
         self.logger = logger
-        connections = OpenChannels(limit: services.limits.maxConnections, makingRoomFromUnproven: true)
+        let places = services.limits.maxConnections
+        connections = OpenChannels(limit: places, makingRoomFromUnproven: true, streamLimit: max(1, places - (places + 7) / 8))
     }
 
     /// Closes the listening channel and every connection.
@@ -54,7 +57,7 @@ struct IPCListener: Sendable {
                         IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
                         IPCBodyBudget(budget: services.directory.budget),
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
-                        IPCRequestHandler(services: services, logger: logger)
+                        IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
                     )
                 }
             }

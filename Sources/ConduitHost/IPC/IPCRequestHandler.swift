@@ -15,6 +15,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     private let services: IPCDependencies
     private let logger: Logger
+    /// Marks the connection a stream; false when the listener holds as many as it allows.
+    private let startStream: @Sendable () -> Bool
     private var context: ChannelHandlerContext?
     /// The request being answered: its number (late replies to earlier ones are ignored) and
     /// whether the connection stays open after it.
@@ -32,9 +34,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
     /// A request that arrived while the socket could not take more: it is handled once it can.
     private var waiting: NIOHTTPServerRequestFull?
 
-    init(services: IPCDependencies, logger: Logger) {
+    init(services: IPCDependencies, logger: Logger, startStream: @escaping @Sendable () -> Bool) {
         self.services = services
         self.logger = logger
+        self.startStream = startStream
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -180,12 +183,21 @@ final class IPCRequestHandler: ChannelInboundHandler {
         case .failure(let problem): return fail(.badRequest, .badRequest(problem.message))
         case .success(let request): resume = request
         }
+        guard startStream() else {
+            keepAlive = false
+            return fail(.serviceUnavailable, .unavailable("the IPC listener holds as many events streams as it allows (7/8 of limits.ipcMaxConnections, the rest kept for requests); try again later"))
+        }
         let stream = FallbackStream(client: client, handler: self, eventLoop: context!.eventLoop)
         let greeting: ResumeState.Greeting?
         switch services.directory.attach(stream, for: client, resume: resume) {
         case .attached(let resumed): greeting = resumed
-        case .refused: return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
-        case .noPlace: return failForNoPlace(client)
+        case .refused:
+            // Counted as a stream until it closes: it does, after this answer.
+            keepAlive = false
+            return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
+        case .noPlace:
+            keepAlive = false
+            return failForNoPlace(client)
         }
         self.stream = stream
         answered = true
