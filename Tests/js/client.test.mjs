@@ -101,6 +101,60 @@ test('reconnect: sockets closed as soon as they open are retried with backoff', 
   assert.ok(upgrades >= 2 && upgrades <= 10, `${upgrades} sockets in 6 s`)
 })
 
+// A peer that takes the connection and never answers the upgrade: the attempt had no time
+// limit, so connect() and every reconnect waited as long as the runtime does (about 300 s).
+test('connect: an attempt that gets no answer fails within reconnect.attemptTimeout', { timeout: 20000 }, async () => {
+  const { createServer } = await import('node:net')
+  const held = []
+  const server = createServer((socket) => { held.push(socket) })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-unanswered', port: server.address().port, ipcPort: 0, connect: false, reconnect: { attemptTimeout: 300 } })
+  const started = Date.now()
+  await assert.rejects(conduit.connect(), /no answer/)
+  assert.ok(Date.now() - started < 5000, `rejected after ${Date.now() - started} ms`)
+  conduit.close()
+  for (const socket of held) socket.destroy()
+  server.close()
+})
+
+// The IPC listener's own refusals (a wrong key, the budget, no place) carry neither `error`
+// nor `token`: request() waited out its whole timeout while the refusal went to the receive
+// handler as an ordinary message.
+test('request: a refusal by the IPC listener rejects at once and is not a message', { timeout: 20000 }, async () => {
+  const { createServer } = await import('node:http')
+  const server = createServer((request, response) => {
+    response.writeHead(403, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ err: { type: 'ForbiddenError', message: 'wrong key' } }))
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-refused', ipcPort: server.address().port, connect: false, reconnect: { retries: 0 } })
+  const received = []
+  conduit.receive((error, message) => { if (!error) received.push(message) })
+  conduit.addEventListener('error', () => {})
+  const started = Date.now()
+  await assert.rejects(conduit.request('echo', { timeout: 10000 }), (error) => error.type === 'HTTP403' && /wrong key/.test(error.message))
+  assert.ok(Date.now() - started < 5000, `rejected after ${Date.now() - started} ms`)
+  assert.deepEqual(received, [], 'the refusal reached the receive handler')
+  conduit.close()
+  server.close()
+})
+
+// Reconnecting by itself, the client gave up without a word, one attempt short of `retries`.
+test('reconnect: retries count after the first attempt, and giving up is an error event', { timeout: 20000 }, async () => {
+  const { createServer } = await import('node:net')
+  let attempts = 0
+  const server = createServer((socket) => { attempts++; socket.destroy() })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-giving-up', port: server.address().port, ipcPort: 0, connect: false, reconnect: { retries: 2, timeout: 50 } })
+  const errors = []
+  conduit.addEventListener('error', (event) => errors.push(event.error ?? event.detail?.error))
+  await assert.rejects(conduit.reconnect(conduit.reconnectOptions))
+  assert.equal(attempts, 3, 'the first attempt and two retries')
+  assert.ok(errors.some((error) => /gave up after 3 attempts/.test(String(error?.message))), `errors: ${errors.map(String)}`)
+  conduit.close()
+  server.close()
+})
+
 // A message whose parts pass the joining limit is dropped whole, with an error: its later
 // parts, up to its last, are skipped. There was no limit (a host sending parts without end
 // grew the page's memory without bound).

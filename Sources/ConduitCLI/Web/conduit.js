@@ -393,14 +393,15 @@ export class Conduit extends EventTarget {
   static pool = new Set()
 
   /** Calls `/<route>?<headers>` on the IPC listener; resolves to the `Response`. */
-  static async ipc (route, { headers = {}, body, method, id, host, ipcPort, sharedKey } = {}) {
+  static async ipc (route, { headers = {}, body, method, id, host, ipcPort, sharedKey, signal } = {}) {
     const url = new URL(`http://${host ?? Conduit.host}:${ipcPort ?? Conduit.ipcPort}/${route}`)
     for (const [key, value] of headerPairs(headers)) url.searchParams.append(key, value)
     if (id !== undefined) url.searchParams.set('id', String(id))
     return fetch(url, {
       method: method ?? (body === undefined ? 'GET' : 'POST'),
       headers: { authorization: `Bearer ${sharedKey ?? Conduit.sharedKey}` },
-      body
+      body,
+      signal
     })
   }
 
@@ -540,11 +541,17 @@ export class Conduit extends EventTarget {
     return attempt
   }
 
+  /**
+   * One attempt, bounded in time (`reconnect.attemptTimeout`, 10 s as the Swift client's): a
+   * peer that took the connection and never answered its upgrade or status query held
+   * `connect()` and every reconnect for as long as the runtime waits (about 300 s in Node).
+   */
   async #open () {
     if (this.#closed) throw closedError()
     if (this.isOpen) return
+    const limit = this.reconnectOptions?.attemptTimeout ?? 10_000
     if (!this.port && this.ipcPort) {
-      const status = await Conduit.status(this.#ipc)
+      const status = await Conduit.status({ ...this.#ipc, signal: AbortSignal.timeout(limit) })
       if (!status.isActive) throw new Error('the Conduit server is paused')
       this.port = status.port
     }
@@ -555,9 +562,14 @@ export class Conduit extends EventTarget {
     const socket = new WebSocket(url)
     socket.binaryType = 'arraybuffer'
     await new Promise((resolve, reject) => {
-      socket.onopen = resolve
-      socket.onerror = () => reject(new Error(`can't connect to ${this.host}:${this.port}`))
-      socket.onclose = (event) => reject(new Error(`closed while connecting (${event.code})`))
+      const timer = setTimeout(() => {
+        reject(new Error(`no answer from ${this.host}:${this.port} within ${limit} ms`))
+        socket.close()
+      }, limit)
+      const settle = (outcome) => (value) => { clearTimeout(timer); outcome(value) }
+      socket.onopen = settle(resolve)
+      socket.onerror = settle(() => reject(new Error(`can't connect to ${this.host}:${this.port}`)))
+      socket.onclose = settle((event) => reject(new Error(`closed while connecting (${event.code})`)))
     })
     if (this.#closed) { // close() was called meanwhile
       socket.close(1000)
@@ -611,7 +623,12 @@ export class Conduit extends EventTarget {
           this.#emit('reopen')
           return
         } catch (error) {
-          if (attempt + 1 >= retries) throw error
+          // `retries` after the first attempt, as the Swift client counts them (SPEC §7); giving
+          // up is an `error` event, or a client reconnecting by itself stopped without a word.
+          if (attempt >= retries) {
+            if (!this.#closed) this.#emit('error', { error: new Error(`reconnect: gave up after ${attempt + 1} attempts: ${error.message}`) })
+            throw error
+          }
           await sleep(backoff(timeout, failedAlready + attempt), this.#closing.signal)
         }
       }
@@ -719,6 +736,13 @@ export class Conduit extends EventTarget {
     if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
     const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })
     const replyHeaders = [...response.headers].filter(([name]) => !HTTP_HEADERS.has(name))
+    // A refusal by the listener (the key, the budget, no place, a timeout) is no reply of a
+    // handler: it has neither `error` nor `token`, and went to the receive handler as a
+    // message while `request()` waited out its timeout. It answers this call all the same,
+    // with `error: HTTP<status>` as the Swift client gives it.
+    const has = (name) => replyHeaders.some(([key]) => key === name)
+    if (response.status >= 300 && !has('error')) replyHeaders.push(['error', `HTTP${response.status}`])
+    if (headers.token !== undefined && !has('token')) replyHeaders.push(['token', String(headers.token)])
     this.#dispatch({
       headers: replyHeaders,
       options: Object.fromEntries(replyHeaders.map(([key, value]) => [key, typed(value)])),
