@@ -131,13 +131,23 @@ public final class Conduit: Sendable {
         headers.replaceOrAppend(HeaderName.route, route)
         let token = pending.register(timeout: timeout, timers: eventLoop)
         headers.replaceOrAppend(HeaderName.token, token)
+        var overIPC: Task<Void, Never>?
         do {
             if try !send(headers, payload: payload) {
-                pending.settle(token, .success(try await invokeOverIPC(route: route, headers: headers, payload: payload)))
+                // On its own: awaited here, the exchange (up to the host's reply timeout, 60 s)
+                // came before the wait, which alone ends at `timeout` or on `close()`.
+                overIPC = Task { [pending, headers] in
+                    do {
+                        pending.settle(token, .success(try await self.invokeOverIPC(route: route, headers: headers, payload: payload)))
+                    } catch {
+                        pending.fail(token, error)
+                    }
+                }
             }
         } catch {
             pending.fail(token, error)
         }
+        defer { overIPC?.cancel() }
         // A cancelled caller cancels the request on the host too (SPEC §8).
         let reply = try await withTaskCancellationHandler {
             try await pending.wait(for: token)

@@ -74,6 +74,31 @@ struct FallbackTests {
         }
     }
 
+    /// Over IPC the call waited for the exchange to end (the host's reply timeout, 60 s by
+    /// default) before it looked at its own timeout or at `close()`.
+    @Test func aRequestOverIPCEndsAtItsTimeoutAndOnClose() async throws {
+        try await TestHost.run(yaml: TestHost.clientYAML, catalog: .clientTests) { host in
+            let conduit = host.client(id: "f4")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            try await conduit.ipc?.stop()
+            try await recorder.waitFor { $0.isClose }
+            let started = ContinuousClock.now
+            let timedOut = await #expect(throws: ConduitClientError.self) {
+                try await conduit.request(route: "silent", timeout: .milliseconds(300))
+            }
+            #expect(timedOut?.code == .timedOut)
+            #expect(ContinuousClock.now - started < .seconds(10), "ended after \(ContinuousClock.now - started)")
+            let closedCall = Task { try await conduit.request(route: "silent", timeout: .seconds(50)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let closing = ContinuousClock.now
+            conduit.close()
+            let closed = await #expect(throws: ConduitClientError.self) { try await closedCall.value }
+            #expect(closed?.code == .closed)
+            #expect(ContinuousClock.now - closing < .seconds(10), "ended \(ContinuousClock.now - closing) after close()")
+        }
+    }
+
     @Test func withoutAnIPCPortTheFallbackIsNotConnected() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "f3", ipc: false)
