@@ -63,8 +63,32 @@ extension Conduit {
         throw failure
     }
 
-    /// One attempt: finds the port, opens the socket; `opened` makes it the current one.
+    /// The attempt in flight, or a new one. Each made its own socket: `connect()` beside a
+    /// reconnect (a send starts one) opened two for the id, the host let the later replace the
+    /// earlier, and the client, keeping the later, was told "replaced" and stayed down.
     private func openSocket(isReconnect: Bool) async throws {
+        let attempt = try state.withLockedValue { state throws -> Task<Void, any Error>? in
+            guard !state.isClosed else { throw ConduitClientError(.closed, "the client was closed") }
+            if let inFlight = state.attempt { return inFlight }
+            guard state.connection == nil else { return nil }
+            state.attemptSerial += 1
+            let serial = state.attemptSerial
+            let task = Task {
+                defer {
+                    self.state.withLockedValue { state in
+                        if state.attemptSerial == serial { state.attempt = nil }
+                    }
+                }
+                try await self.attemptSocket(isReconnect: isReconnect)
+            }
+            state.attempt = task
+            return task
+        }
+        try await attempt?.value
+    }
+
+    /// One attempt: finds the port, opens the socket; `opened` makes it the current one.
+    private func attemptSocket(isReconnect: Bool) async throws {
         let attempt = try state.withLockedValue { state throws -> (generation: Int, port: Int?)? in
             guard !state.isClosed else { throw ConduitClientError(.closed, "the client was closed") }
             guard state.connection == nil else { return nil }

@@ -26,6 +26,10 @@ struct ConnectionState: Sendable {
     var quickCloses = 0
     /// Which reconnect `reconnecting` is: a finished loop clears only its own.
     var reconnectSerial = 0
+    /// The one connection attempt in flight, which every caller joins (`connect()`, a
+    /// reconnect, a send that starts one); `attemptSerial` names it.
+    var attempt: Task<Void, any Error>?
+    var attemptSerial = 0
     /// Reading pushes over IPC while the socket is down; `fallbackSerial` names the current one.
     var fallback: FallbackReceiver?
     var fallbackSerial = 0

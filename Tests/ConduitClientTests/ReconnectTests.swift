@@ -119,6 +119,26 @@ struct ReconnectTests {
         }
     }
 
+    /// Each caller made its own attempt: `connect()` beside a reconnect (which a send starts)
+    /// opened two sockets for the id; the host let the later replace the earlier, and the
+    /// client, keeping the later one, could be told "replaced" and stay down.
+    @Test func callsThatConnectAtOnceShareOneAttempt() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let proxy = try await ChaosProxy.start(targetPort: host.port, delay: .milliseconds(300))
+            let conduit = host.client(id: "r-once", port: proxy.port, ipc: false)
+            async let first: Void = conduit.connect()
+            async let second: Void = conduit.connect()
+            async let third: Void = conduit.reconnect()
+            _ = try await (first, second, third)
+            #expect(conduit.isOpen)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(proxy.joined == 1, "\(proxy.joined) sockets for one client")
+            #expect(conduit.isOpen, "the client's socket was replaced by its own other one")
+            #expect(try await conduit.request(route: "echo", payload: ByteBuffer(string: "still")).payload == ByteBuffer(string: "still"))
+            conduit.close()
+        }
+    }
+
     @Test func reconnectGivesUpAfterItsRetries() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "r5", autoReconnect: false)
