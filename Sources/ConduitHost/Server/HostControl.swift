@@ -114,8 +114,16 @@ final class HostControl: Sendable {
     func stop(code: WebSocketErrorCode = .goingAway, reason: String = "paused") async throws -> Status {
         try await serial.run {
             // The file first: a stop it can't record is not made (the server stopped all the
-            // same, and the file named a port nothing listened on).
-            try await publish(stopping: true)
+            // same, and the file named a port nothing listened on). Unless what it lacks is a
+            // descriptor, which stopping frees (sockets took them all: the reserve let this call
+            // in, and refusing it left nothing that could): stopped, then recorded.
+            do {
+                try await publish(stopping: true)
+            } catch let error as RuntimeFileError where error.isOutOfDescriptors {
+                await server.stop(code: code, reason: reason)
+                try await publish(stopping: true)
+                return await status()
+            }
             await server.stop(code: code, reason: reason)
             return await status()
         }

@@ -78,4 +78,6 @@ struct RuntimeFileError: Error, CustomStringConvertible {
     let path: String
     let errno: Int32
     var description: String { "can't write the runtime file \(path): \(String(cString: strerror(errno)))" }
+    /// The process (EMFILE) or the system (ENFILE) has no descriptor left.
+    var isOutOfDescriptors: Bool { errno == EMFILE || errno == ENFILE }
 }
