@@ -293,6 +293,26 @@ struct TLSBridgeTests {
         }
     }
 
+    /// A reload that replaces the route stops its handler: its streams ended without a word
+    /// (a close asked for here pushes no `tls.end`), and the client learned it only when its
+    /// next `tls.write` was `NotFoundError`.
+    @Test func aReloadThatReplacesTheRouteEndsItsStreamsWithAReason() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
+            try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { bridgeHost in
+                let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
+                    .request("tls.echoService").data(EchoServiceInfo.self)
+                let tls = TLSSession(try await bridgeHost.connect(client: "t-reload"))
+                let connected = try await tls.request(
+                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+                #expect(connected.failure == nil)
+                try Self.yaml("connectTimeoutSeconds: 20").write(toFile: bridgeHost.configurationFile, atomically: true, encoding: .utf8)
+                try await bridgeHost.host.reload()
+                try await tls.read { $0.end != nil }
+                #expect(tls.end?.headers["reason"]?.contains("stopped") == true, "\(String(describing: tls.end?.headers))")
+            }
+        }
+    }
+
     /// The echo service's open connections, asked by a client of its own.
     static func echoConnections(_ host: TestHost) async throws -> Int {
         let watcher = try await host.connect(client: "watcher")

@@ -64,8 +64,10 @@ public final class TLSHandler: ConduitHandler {
             defer { connections.removeAll() }
             return connections.values
         }
-        // All at once: each waits for its server's close_notify.
-        for closing in open.map({ $0.close() }) {
+        // All at once: each waits for its server's close_notify. The clients are told: a
+        // reload that replaced the route ended their streams without a word.
+        let reason = "the route \(context.route) stopped (a reload replaced it, or the host is shutting down)"
+        for closing in open.map({ $0.end(reason: reason) }) {
             try? await closing.get()
         }
         await echoService.withLockedValue { $0.take() }?.stop()

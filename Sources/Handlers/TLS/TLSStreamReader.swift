@@ -141,6 +141,17 @@ final class TLSStreamReader: ChannelDuplexHandler {
         handshake = nil
     }
 
+    /// Ends the stream with a reason the client sees in `tls.end` (`TLSConnection.end`).
+    struct End: Sendable {
+        let reason: String
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let ending = event as? End else { return context.triggerUserOutboundEvent(event, promise: promise) }
+        end(context: context, reason: ending.reason)
+        promise?.succeed()
+    }
+
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         closingHere = true
         context.close(mode: mode, promise: promise)
