@@ -1,6 +1,8 @@
 import ConduitClient
 import ConduitHost
+import ConduitKit
 import ConduitTesting
+import ConduitWire
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -307,6 +309,33 @@ struct IPCHardeningTests {
             #expect(try await host.ipc().request(.POST, "/internal.conduit.stop").status == .ok)
             #expect(try await host.ipc().request(.POST, "/internal.conduit.start").status == .ok)
             for raw in streams where raw.channel.isActive { try? await raw.close() }
+        }
+    }
+
+    /// The stream was framed chunked whatever the request's version: an HTTP/1.0 caller (RFC
+    /// 9112 §6.1: never chunked for it) read chunk sizes as part of the frames.
+    @Test func anHTTP10EventsStreamIsNotChunked() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("GET /internal.conduit.events?id=old-http HTTP/1.0\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("old-http") != nil }
+            let push = Message(headers: ["route": "news"], payload: ByteBuffer(string: "first"))
+            host.host.directory.push(push, to: ClientID("old-http")!)
+            var frame = try push.encoded()
+            var expected = ByteBuffer()
+            expected.writeInteger(UInt32(frame.readableBytes))
+            expected.writeBuffer(&frame)
+            var received = ByteBuffer()
+            while !String(buffer: received).contains("first") {
+                var chunk = try await raw.read(count: 1)
+                received.writeBuffer(&chunk)
+            }
+            let text = String(buffer: received)
+            #expect(text.hasPrefix("HTTP/1.0 200"), "\(text.prefix(200))")
+            #expect(!text.lowercased().contains("transfer-encoding"), "\(text.prefix(300))")
+            let body = received.getSlice(at: received.readerIndex + (text.range(of: "\r\n\r\n")!.upperBound.utf16Offset(in: text)), length: expected.readableBytes)
+            #expect(body == expected, "the stream's first bytes are its first frame")
+            try? await raw.close()
         }
     }
 

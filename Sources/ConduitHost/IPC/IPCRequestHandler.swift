@@ -91,7 +91,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         }
         switch target.route {
         case "metrics": serveMetrics()
-        case ControlRoutes.events: openStream(target.headers, body: request.body)
+        case ControlRoutes.events: openStream(target.headers, body: request.body, version: request.head.version)
         case let route where route.hasPrefix(ControlRoutes.prefix): control(route, headers: target.headers, body: request.body)
         case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
         default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
@@ -168,7 +168,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     // MARK: Fallback stream
 
-    private func openStream(_ headers: Headers, body: ByteBuffer?) {
+    private func openStream(_ headers: Headers, body: ByteBuffer?, version: HTTPVersion) {
         // A body would keep its charge on the host's budget for the stream's whole life (it is
         // let go with the response's end), which never comes: eight 16 MiB bodies held the
         // incoming half of the default budget, and every other client's messages were refused.
@@ -203,7 +203,9 @@ final class IPCRequestHandler: ChannelInboundHandler {
         answered = true
         keepAlive = false
         // The connection closes when the stream ends: said up front, so no client pools it.
-        let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: [
+        // In the request's version: an HTTP/1.0 caller can't read chunked framing (RFC 9112
+        // §6.1), and gets the frames as they are, the stream ending with the connection.
+        let head = HTTPResponseHead(version: version.minor >= 1 ? .http1_1 : .http1_0, status: .ok, headers: [
             "content-type": "application/octet-stream", "cache-control": "no-store", "connection": "close",
         ])
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
