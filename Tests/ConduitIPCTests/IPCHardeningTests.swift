@@ -339,6 +339,30 @@ struct IPCHardeningTests {
         }
     }
 
+    /// `Expect: 100-continue` was never answered: curl waited a second before each upload,
+    /// and a client that waits for the 100 waited for the body timeout.
+    @Test func aCallerThatExpectsContinueIsToldToSendItsBody() async throws {
+        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            let interim = String(buffer: try await raw.read(count: 12, timeout: .seconds(2)))
+            #expect(interim.hasPrefix("HTTP/1.1 100"), "\(interim)")
+            try await raw.send("hello")
+            var answer = ByteBuffer()
+            while !String(buffer: answer).hasSuffix("hello") {
+                var chunk = try await raw.read(count: 1)
+                answer.writeBuffer(&chunk)
+            }
+            #expect(String(buffer: answer).contains("HTTP/1.1 200"), "\(String(buffer: answer))")
+            try? await raw.close()
+            // Without the key: no 100, the refusal.
+            let stranger = try await RawTCPClient.connect(port: host.ipcPort)
+            try await stranger.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+            let refused = String(buffer: try await stranger.readUntilClosed())
+            #expect(refused.hasPrefix("HTTP/1.1 401"), "\(refused.prefix(100))")
+        }
+    }
+
     @Test func tooManyQueryParametersAreABadRequestWithASentence() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let query = (0..<300).map { "p\($0)=v" }.joined(separator: "&")

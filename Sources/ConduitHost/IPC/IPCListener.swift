@@ -55,6 +55,7 @@ struct IPCListener: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(
                         IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
                         IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
+                        IPCExpectContinue(maxBodyBytes: services.maxBodyBytes),
                         IPCBodyBudget(budget: services.directory.budget),
                         NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                         IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
