@@ -5,17 +5,19 @@ import Testing
 
 /// The window foresees its memory before it keeps a message, so that it charges the host's
 /// budget once (`settle(_:foreseen:)` asserts the foresight in debug builds, the tests' build).
-/// A message whose payload is written apart from its frame and kept as a copy goes into the
+/// A message whose payload was written apart from its frame and kept as a copy went into the
 /// log in two pieces: the log's room was foreseen for the two together, and the pieces,
 /// appended one by one, grew the log where the foresight had it reuse its acknowledged start
 /// (the long chaos run stopped on the assertion in 2 of 16 runs: foreseen 140,761, was
-/// 144,857).
+/// 144,857). Such a payload (a slice of a larger buffer) is copied into its frame now, and
+/// goes into the log with it in one piece.
 @Suite("Resume window: foresight")
 struct ResumeWindowForesightTests {
     /// The case the long chaos run met, built exactly: a log of 4 KiB holding two messages of
-    /// 1,800 bytes (frame and copied payload), the first acknowledged. A third fits only if the
-    /// log reuses its acknowledged start, which `makeRoom` foresaw; appended in two pieces, the
-    /// frame fit at the end and the payload then grew the log to 8 KiB.
+    /// 1,800 bytes (a payload sliced from a larger buffer), the first acknowledged. A third fits
+    /// only if the log reuses its acknowledged start, which `makeRoom` foresaw; appended in two
+    /// pieces (frame, then payload), the frame fit at the end and the payload then grew the log
+    /// to 8 KiB.
     @Test func aCopiedPayloadGoesIntoTheLogWithItsFrame() throws {
         let large = ByteBuffer(repeating: 3, count: 64 * 1024)
         func message(payloadBytes: Int) -> Message {
@@ -27,17 +29,17 @@ struct ResumeWindowForesightTests {
             _ = state.resume(ResumeRequest(received: 0, epoch: nil), writer: writer)
             return (state, writer)
         }
-        // The frame's own bytes (its header and the message's headers), from a probe.
+        // The message's bytes besides its payload (its headers and `pos`), from a probe.
         let (probe, probeWriter) = newState()
         var probeFrames = OutboundFrames()
-        let frameBytes = try #require(try probe.stamp(message(payloadBytes: 1500), writer: ObjectIdentifier(probeWriter), into: &probeFrames)).appended.bufferedRange.count
+        let overhead = try #require(try probe.stamp(message(payloadBytes: 1500), writer: ObjectIdentifier(probeWriter), into: &probeFrames)).appended.encodedBytes - 1500
 
         let (state, writer) = newState()
-        let sent = (1...3).map { _ in message(payloadBytes: 1800 - frameBytes) }
+        let sent = (1...3).map { _ in message(payloadBytes: 1800 - overhead) }
         for (index, message) in sent.enumerated() {
             var frames = OutboundFrames()
             let stamped = try #require(try state.stamp(message, writer: ObjectIdentifier(writer), into: &frames))
-            #expect(stamped.appended.bufferedRange.count == frameBytes && stamped.appended.payloadIsApart)
+            #expect(stamped.appended.encodedBytes == 1800 && !stamped.appended.payloadIsApart, "copied into its frame")
             if index == 1 { state.acknowledge(1) }
         }
         #expect(state.snapshot.windowMemoryBytes < 8192, "the log reused its start: \(state.snapshot)")
@@ -50,8 +52,8 @@ struct ResumeWindowForesightTests {
         case inline
         /// 1–3 KiB in a buffer of its own: written apart and kept as it is.
         case own
-        /// 1–3 KiB sliced from a larger buffer: written apart and copied into the log after
-        /// its frame.
+        /// 1–3 KiB sliced from a larger buffer: copied into its frame (written apart, it would
+        /// keep the larger buffer), and into the log with it.
         case sliced
     }
 

@@ -44,32 +44,26 @@ struct ResumeLog: Sendable {
     /// held since it was last empty (twice, before rounding up to a power of two).
     private var movesToStart: Bool { readerIndex >= readableBytes }
 
-    /// Appends `encoded`, then `more` (the rest of the same message: its payload, when it was
-    /// written apart), growing the storage if they do not fit.
-    mutating func append(_ encoded: UnsafeRawBufferPointer, then more: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) {
-        let count = encoded.count + more.count
-        if writableBytes < count { makeRoom(for: count) }
+    /// Appends `encoded`, growing the storage if it does not fit.
+    mutating func append(_ encoded: UnsafeRawBufferPointer) {
+        if writableBytes < encoded.count { makeRoom(for: encoded.count) }
         // `makeRoom` leaves storage whenever there is anything to append.
-        guard count > 0, let storage else { return }
-        let end = storage.bytes + writerIndex
-        if let source = encoded.baseAddress { end.copyMemory(from: source, byteCount: encoded.count) }
-        if let source = more.baseAddress { (end + encoded.count).copyMemory(from: source, byteCount: more.count) }
-        writerIndex += count
+        guard let source = encoded.baseAddress, encoded.count > 0, let storage else { return }
+        (storage.bytes + writerIndex).copyMemory(from: source, byteCount: encoded.count)
+        writerIndex += encoded.count
     }
 
-    /// As `append(_:then:)`, for bytes the caller made sure fit (`writableBytes`): nearly always
-    /// they do, and this is inlined (a call that handled two sources and growth cost twice the
-    /// copy's own instructions). `encoded` holds at least a byte.
+    /// As `append(_:)`, for bytes the caller made sure fit (`writableBytes`): nearly always
+    /// they do, and this is inlined (a call that handled growth cost twice the copy's own
+    /// instructions). `encoded` holds at least a byte.
     @inline(__always)
-    mutating func appendFitting(_ encoded: UnsafeRawBufferPointer, then more: UnsafeRawBufferPointer) {
+    mutating func appendFitting(_ encoded: UnsafeRawBufferPointer) {
         // Room for a byte means storage.
-        guard let storage, let source = encoded.baseAddress, encoded.count &+ more.count <= writableBytes else {
-            preconditionFailure("\(encoded.count) + \(more.count) bytes do not fit the log's \(writableBytes)")
+        guard let storage, let source = encoded.baseAddress, encoded.count <= writableBytes else {
+            preconditionFailure("\(encoded.count) bytes do not fit the log's \(writableBytes)")
         }
-        let end = storage.bytes + writerIndex
-        end.copyMemory(from: source, byteCount: encoded.count)
-        if let payload = more.baseAddress { (end + encoded.count).copyMemory(from: payload, byteCount: more.count) }
-        writerIndex &+= encoded.count &+ more.count
+        (storage.bytes + writerIndex).copyMemory(from: source, byteCount: encoded.count)
+        writerIndex &+= encoded.count
     }
 
     private mutating func makeRoom(for count: Int) {

@@ -365,10 +365,10 @@ final class ResumeState: Sendable {
     /// Encodes `message` (one frame's worth, without `pos`) into `frames` with the next
     /// position appended (`Message.AppendedField`: its header list is not copied) and keeps it
     /// in the window: its encoded bytes copied into the log, once. A large payload written
-    /// apart from its frame is kept as it is when its buffer holds little else (an echo's, from
-    /// a frame unmasked into a buffer of its own), else copied into the log after the rest:
-    /// kept whole, the message cost an allocation and a copy of its header list, and copying a
-    /// 16 KiB payload was most of resume's cost at that size. Nil, and nothing is encoded or
+    /// apart from its frame (only when its buffer holds little else: an echo's, from a frame
+    /// unmasked into a buffer of its own) is kept as it is: kept whole, the message cost an
+    /// allocation and a copy of its header list, and copying a 16 KiB payload was most of
+    /// resume's cost at that size. Nil, and nothing is encoded or
     /// numbered, when `writer` is no longer the id's; a message that breaks a limit throws and
     /// takes no position. Encoded under the lock, so positions go out in the order they are given.
     /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
@@ -395,9 +395,9 @@ final class ResumeState: Sendable {
                 // frames' buffer in the same access to it. The closure captures neither the
                 // message nor `self`: each was a retain and a release a message.
                 let field = ack.map { Self.position(position, ack: $0) } ?? state.nextField
-                let appended = try frames.append(message, appending: field) { encoded, payloadApart, appended in
+                let appended = try frames.append(message, appending: field) { encoded, appended in
                     guard !holdsPayload else { return }
-                    keptAsWritten = Self.keepAsWritten(encoded, then: payloadApart, appended, windowLimit: windowLimit, in: &state)
+                    keptAsWritten = Self.keepAsWritten(encoded, appended, windowLimit: windowLimit, in: &state)
                 }
                 if !keptAsWritten { keep(message, appended, holdingPayload: holdsPayload, at: position, from: frames, in: &state) }
                 stamped = Stamped(appended: appended, ack: ack)
@@ -409,32 +409,28 @@ final class ResumeState: Sendable {
         return stamped
     }
 
-    /// Keeps a message just encoded (`encoded`, then its payload when that was written apart)
-    /// in the window as the next position's, to be copied whole into the log, when that is all
+    /// Keeps a message just encoded (`encoded`: all of it, its payload in its frame) in the
+    /// window as the next position's, to be copied whole into the log, when that is all
     /// there is to it, nearly always: it fits the window's bound and the storage of its log and
     /// list as they are, so the window's memory, charged already, does not change (foreseeing
-    /// it for every message was a tenth of resume's cost in the routed echo; a payload written
-    /// apart took the way that foresees, with three more accesses to buffers, each a dynamic
-    /// exclusivity check: a tenth of the 1 KiB echo's). False, and nothing is kept, otherwise.
+    /// it for every message was a tenth of resume's cost in the routed echo). False, and
+    /// nothing is kept, otherwise.
     private static func keepAsWritten(
-        _ encoded: UnsafeRawBufferPointer, then payloadApart: UnsafeRawBufferPointer, _ appended: OutboundFrames.Appended, windowLimit: Int,
+        _ encoded: UnsafeRawBufferPointer, _ appended: OutboundFrames.Appended, windowLimit: Int,
         in state: inout State
     ) -> Bool {
         let bytes = UInt32(appended.encodedBytes)
         guard state.memoryIsCharged, state.windowBytes + Int(bytes) <= windowLimit, state.log.writableBytes >= Int(bytes), !state.window.isFull
         else { return false }
-        state.log.appendFitting(encoded, then: payloadApart)
+        state.log.appendFitting(encoded)
         keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: 0, held: .nothing, endsMessage: true), in: &state)
         assert(state.charged >= memory(of: state), "the window's memory grew on the path that foresaw no growth")
         return true
     }
 
     /// Keeps a message just appended to `frames` in the window at `position`, making room for it
-    /// first. A large payload written apart from its frame is kept as it is when its buffer
-    /// holds little else (an echo's, from a frame unmasked into a buffer of its own), else
-    /// copied into the log after the rest, in one step, as `makeRoom` foresaw them: one by one,
-    /// the frame could leave the log too full to reuse its acknowledged start for the payload,
-    /// and it grew unforeseen.
+    /// first. A large payload written apart from its frame (only when its buffer holds little
+    /// else: an echo's, from a frame unmasked into a buffer of its own) is kept as it is.
     private func keep(
         _ message: Message, _ appended: OutboundFrames.Appended, holdingPayload holdsPayload: Bool, at position: UInt64, from frames: OutboundFrames,
         in state: inout State
@@ -445,11 +441,7 @@ final class ResumeState: Sendable {
         let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
         let held = heldPayload == nil ? Held.nothing : .payload
         let memory = makeRoom(bytes, logging: logged, holding: heldBytes, as: held, keepingFrom: position, in: &state)
-        let copiesPayload = appended.payloadIsApart && heldPayload == nil
-        frames.withBytes(in: appended.bufferedRange) { frame in
-            guard copiesPayload else { return state.log.append(frame) }
-            message.payload.withUnsafeReadableBytes { state.log.append(frame, then: $0) }
-        }
+        frames.withBytes(in: appended.bufferedRange) { state.log.append($0) }
         if let heldPayload { state.heldPayloads.append(heldPayload) }
         Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: held, endsMessage: true), in: &state)
         settle(&state, foreseen: memory)
@@ -495,9 +487,9 @@ final class ResumeState: Sendable {
     }
 
     /// Whether the window keeps `payload` as it is, apart from the log: it is written apart from
-    /// its frame, and its buffer holds little else (else it is copied into the log).
+    /// its frame, which it is only when its buffer holds little else (else it is copied into the log).
     private static func holdsApart(_ payload: ByteBuffer) -> Bool {
-        OutboundFrames.writesApart(payload) && payload.isCompact
+        OutboundFrames.writesApart(payload)
     }
 
     /// Makes room for a message of `bytes` encoded bytes, `logged` of them for the log and

@@ -366,7 +366,8 @@ final class SessionHandler: ChannelInboundHandler {
         if message.payload.readableBytes <= WireLimits.maxPayloadBytes {
             guard append(message, context: context) else { return .unencodable }
         } else {
-            guard append(parts: message.split(), holding: held, context: context) else { return .unencodable }
+            // Its parts are written apart from their frames: they keep no more than the whole.
+            guard append(parts: message.compacted().split(), holding: held, context: context) else { return .unencodable }
         }
         scheduleFlush(context)
         return .written
@@ -431,10 +432,10 @@ final class SessionHandler: ChannelInboundHandler {
     private static let batchBytes = 64 * 1024
 
     private func append(
-        _ message: Message, appending field: Message.AppendedField? = nil, holding held: Int = 0, context: ChannelHandlerContext
+        _ message: Message, appending field: Message.AppendedField? = nil, isPart: Bool = false, holding held: Int = 0, context: ChannelHandlerContext
     ) -> Bool {
         do {
-            handOff(try outbound.append(message, appending: field), of: message, holding: held, context: context)
+            handOff(try outbound.append(message, appending: field, isPart: isPart), of: message, holding: held, context: context)
             return true
         } catch {
             unencodable(message, error)
@@ -446,7 +447,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// Every part is encodable when the first is: they share the headers.
     private func append(parts: [Message], holding held: Int, context: ChannelHandlerContext) -> Bool {
         for (index, part) in parts.enumerated() {
-            guard append(part, holding: index == parts.count - 1 ? held : 0, context: context) else { return false }
+            guard append(part, isPart: true, holding: index == parts.count - 1 ? held : 0, context: context) else { return false }
         }
         return true
     }

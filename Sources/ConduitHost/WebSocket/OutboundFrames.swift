@@ -13,8 +13,14 @@ struct OutboundFrames {
     /// Payloads from this size on are not copied: the frame's header and the message's
     /// headers go in the buffer, and the payload is written after it as a buffer of its own.
     static let gatherThreshold = 1024
-    /// Whether a message with `payload` has it written after its frame rather than copied in.
-    static func writesApart(_ payload: ByteBuffer) -> Bool { payload.readableBytes >= gatherThreshold }
+    /// Whether a message with `payload` has it written after its frame rather than copied in:
+    /// not when it is a slice of a much larger buffer (the whole read it came in), which the
+    /// channel would keep alive until it is written: NIO's 64 KiB mark of 1 KiB echoes to a
+    /// slow reader held 64 read buffers of a megabyte, outside the budget. The part of a split
+    /// message is a slice of the whole's buffer by design (the whole made compact first).
+    static func writesApart(_ payload: ByteBuffer, isPart: Bool = false) -> Bool {
+        payload.readableBytes >= gatherThreshold && (isPart || payload.isCompact)
+    }
     /// Beyond this the buffer is not kept for reuse (an idle connection holds little).
     private static let keptCapacity = 16 * 1024
 
@@ -34,21 +40,20 @@ struct OutboundFrames {
 
     /// Appends `message` (with `field` after its headers) as one binary frame. Nothing is
     /// appended when the message breaks a limit.
-    mutating func append(_ message: Message, appending field: Message.AppendedField? = nil) throws(WireError) -> Appended {
-        try append(message, appending: field) { _, _, _ in }
+    mutating func append(_ message: Message, appending field: Message.AppendedField? = nil, isPart: Bool = false) throws(WireError) -> Appended {
+        try append(message, appending: field, isPart: isPart) { _, _ in }
     }
 
     /// As `append(_:appending:)`, and `encoded` is given the message's bytes as just written
-    /// (all but the payload when it is apart), the payload when it is apart (else no bytes),
-    /// and what was appended, inside the same raw write: a copy made there (resume's log) pays
+    /// (all but the payload when it is apart) and what was appended, inside the same raw write: a copy made there (resume's log) pays
     /// no second access to the buffer, each a dynamic exclusivity check in SwiftNIO's inlined code.
     mutating func append(
-        _ message: Message, appending field: Message.AppendedField? = nil,
-        encoded: (UnsafeRawBufferPointer, _ payloadApart: UnsafeRawBufferPointer, Appended) -> Void
+        _ message: Message, appending field: Message.AppendedField? = nil, isPart: Bool = false,
+        encoded: (UnsafeRawBufferPointer, Appended) -> Void
     ) throws(WireError) -> Appended {
         let size = try message.validatedEncodedSize(appending: field)
         prepare()
-        let gathered = Self.writesApart(message.payload)
+        let gathered = Self.writesApart(message.payload, isPart: isPart)
         let buffered = gathered ? size - message.payload.readableBytes : size
         let headerSize = FrameHeader.serverHeaderSize(length: size)
         let start = buffer.writerIndex + headerSize
@@ -59,12 +64,7 @@ struct OutboundFrames {
             let header = FrameHeader.writeServerFrame(.binary, length: size, into: out)
             let body = UnsafeMutableRawBufferPointer(rebasing: out[header...])
             let written = gathered ? message.encodePrefix(into: body, appending: field) : message.encode(into: body, appending: field)
-            let bytes = UnsafeRawBufferPointer(rebasing: body[..<written])
-            if gathered {
-                message.payload.withUnsafeReadableBytes { encoded(bytes, $0, appended) }
-            } else {
-                encoded(bytes, UnsafeRawBufferPointer(start: nil, count: 0), appended)
-            }
+            encoded(UnsafeRawBufferPointer(rebasing: body[..<written]), appended)
             return header + written
         }
         return appended
