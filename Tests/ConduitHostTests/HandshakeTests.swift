@@ -53,6 +53,19 @@ struct HandshakeTests {
         }
     }
 
+    /// RFC 6455 §4.4: another version is refused with the one spoken, so the client can retry
+    /// (it was 400 without it).
+    @Test func anotherWebSocketVersionIsToldVersion13() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            let client = try await RawTCPClient.connect(port: host.port)
+            try await client.send(
+                "GET \(host.path()) HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            let response = String(buffer: try await client.readUntilClosed()).lowercased()
+            #expect(response.hasPrefix("http/1.1 426"), "\(response.prefix(100))")
+            #expect(response.contains("sec-websocket-version: 13"), "\(response)")
+        }
+    }
+
     @Test func originsOutsideTheAllowListAre403() async throws {
         let yaml = "server:\n  allowedOrigins: [https://app.example]\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { (host: TestHost) async throws in

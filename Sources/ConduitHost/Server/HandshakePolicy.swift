@@ -16,6 +16,8 @@ struct HandshakePolicy: Sendable {
     struct Rejected: Error, Sendable {
         let status: HTTPResponseStatus
         let reason: String
+        /// Headers the answer carries besides its own (the version a client may retry with).
+        var advertised: HTTPHeaders = [:]
     }
 
     static let subprotocol = "conduit"
@@ -30,10 +32,13 @@ struct HandshakePolicy: Sendable {
         guard head.method == .GET,
               headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
               headers["upgrade"].contains(where: { $0.lowercased() == "websocket" }),
-              headers["sec-websocket-version"].first == "13",
               let key = headers["sec-websocket-key"].first, !key.isEmpty
         else {
             return .failure(Rejected(status: .badRequest, reason: "not a WebSocket upgrade (RFC 6455 version 13 with Sec-WebSocket-Key)"))
+        }
+        // RFC 6455 §4.4: the versions spoken go back with the refusal, so a client can retry.
+        guard headers["sec-websocket-version"].first == "13" else {
+            return .failure(Rejected(status: .upgradeRequired, reason: "WebSocket version 13 only (RFC 6455)", advertised: ["sec-websocket-version": "13"]))
         }
         if let origin = headers["origin"].first, !isAllowed(origin: origin) {
             return .failure(Rejected(status: .forbidden, reason: "origin not allowed"))

@@ -28,9 +28,10 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         }
         var body = context.channel.allocator.buffer(capacity: rejection.reason.utf8.count + 1)
         body.writeString(rejection.reason + "\n")
-        let headers: HTTPHeaders = [
+        var headers: HTTPHeaders = [
             "content-type": "text/plain; charset=utf-8", "content-length": "\(body.readableBytes)", "connection": "close",
         ]
+        headers.add(contentsOf: rejection.advertised)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: rejection.status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
