@@ -87,6 +87,21 @@ struct SupervisionTests {
         }
     }
 
+    /// Any exit within 2 s of a start counted as a crash at start-up: a client that sent a
+    /// request crashing each child five times took the route down for every client, until the
+    /// configuration changed.
+    @Test func requestsThatCrashEveryChildDoNotTakeTheRouteDown() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            for n in 0..<7 {
+                let crashed = try await client.request(Message(headers: ["route": "fixture.crash", "token": "c\(n)"]))
+                #expect(crashed.headers["error"] == "UnavailableError")
+                #expect(!String(buffer: crashed.payload).contains("the route is down"), "\(String(buffer: crashed.payload))")
+            }
+            #expect(try await client.pid() > 0, "the route still answers")
+        }
+    }
+
     @Test func hungChildTimesOutAndIsReplaced() async throws {
         let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5\nrestartAfterTimeouts: 2")
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in

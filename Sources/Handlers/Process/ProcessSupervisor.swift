@@ -246,6 +246,9 @@ final class ProcessSupervisor: Sendable {
             if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = exit }
             return
         }
+        // Asked before the requests it had are answered: a child that died with requests may
+        // have died of one.
+        let hadRequests = state.pending.values.contains { $0.writtenTo == incarnation }
         state.child = nil
         state.parts.reset()
         state.consecutiveTimeouts = 0
@@ -254,7 +257,11 @@ final class ProcessSupervisor: Sendable {
         state.exitWaiters.removeAll()
         let stopped = state.phase == .stopped
         if !stopped {
-            let crashedAtStartup = NIODeadline.now() - child.startedAt < limits.startupWindow
+            // Only a child that died on its own counts: one that died with requests it had been
+            // given is restarted (its requests answered), else a client whose request crashes
+            // every child (bad input, an exception) sent it five times and took the route down
+            // for every client until the configuration changed.
+            let crashedAtStartup = !hadRequests && NIODeadline.now() - child.startedAt < limits.startupWindow
             state.startupCrashes = crashedAtStartup ? state.startupCrashes + 1 : 0
         }
         let goesDown = !stopped && state.startupCrashes >= limits.maxStartupCrashes
