@@ -112,9 +112,13 @@ extension SessionHandler {
         }
     }
 
-    /// Sends `conduit.ack` with the last client position processed, if it moved.
+    /// Sends `conduit.ack` with the last client position processed, if it moved. While the
+    /// socket takes no more it waits, owed (it is cumulative: the one sent then says it all):
+    /// written regardless, a client that sent positions and read nothing had an ack a read
+    /// pile up in the channel, outside every bound.
     func sendClientAck() {
-        guard let resume else { return }
+        guard let resume, let context else { return }
+        guard context.channel.isWritable else { return clientPositions.ackDue = true }
         let ack = resume.clientAck
         guard clientPositions.shouldSend(ack) else { return }
         writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ackField, ack))

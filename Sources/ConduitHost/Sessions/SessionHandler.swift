@@ -580,6 +580,7 @@ final class SessionHandler: ChannelInboundHandler {
             replayWaitsForWritable = false
             writeReplay()
         }
+        if clientPositions.ackDue, context.channel.isWritable { sendClientAck() }
         let before = queuedBytes
         emit(context)
         writePending(context)
