@@ -102,6 +102,36 @@ struct SupervisionTests {
         }
     }
 
+    /// Only the child was killed: what it had started (here the handler under a `sh -c`
+    /// wrapper) kept running, one more at every restart.
+    @Test func aHungChildIsKilledWithWhatItStarted() async throws {
+        let yaml = """
+            routes:
+              - route: fixture.*
+                handler: process
+                options:
+                  command: [sh, -c, "python3 \(Repository.root)/Tests/ConduitProcessTests/Fixtures/misbehaving.py; exit $?"]
+                  environment: {PYTHONPATH: \(Repository.root)/handlers}
+                  restartDelaySeconds: 0.05
+                  requestTimeoutSeconds: 1
+                  restartAfterTimeouts: 1
+            """
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect()
+            let handler = try await client.pid()
+            let hung = try await client.request(Message(headers: ["route": "fixture.hang", "token": "h"]))
+            #expect(hung.headers["error"] == "TimeoutError")
+            try await waitUntil { try await client.pid() != handler }
+            try await waitUntil(timeout: .seconds(10)) { !Self.isRunning(handler) }
+        }
+    }
+
+    /// Whether `pid` runs (exists and is not a zombie: nothing may reap an orphan in a container).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return stat.split(separator: ")").last?.split(separator: " ").first != "Z"
+    }
+
     @Test func hungChildTimesOutAndIsReplaced() async throws {
         let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 5\nrestartAfterTimeouts: 2")
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in

@@ -75,6 +75,9 @@ struct ChildProcess: Sendable {
     }
 }
 
+/// Kills the child and the processes it started: Foundation starts each child as the leader of
+/// a process group of its own. Killing the child alone left what a wrapper (`sh -c`, `npm
+/// start`) or a forking child had started running, one more at every restart.
 private func killProcess(_ pid: Int32) {
-    _ = kill(pid, SIGKILL)
+    if kill(-pid, SIGKILL) != 0 { _ = kill(pid, SIGKILL) }
 }
