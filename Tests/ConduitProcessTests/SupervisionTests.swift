@@ -199,6 +199,7 @@ struct SupervisionTests {
     @Test(arguments: [
         ("command: []", "option 'command' needs at least a program"),
         ("command: [no-such-program-anywhere]", "'no-such-program-anywhere' is not an executable in PATH"),
+        ("command: [./no-such-program]\n      workingDirectory: /tmp", "'./no-such-program' is not an executable file (/tmp/no-such-program)"),
         ("command: [python3]\n      requestTimeoutSeconds: 0", "'requestTimeoutSeconds' must be greater than 0"),
         ("command: [python3]\n      requestTimeout: 5", "unknown option 'requestTimeout'"),
     ])

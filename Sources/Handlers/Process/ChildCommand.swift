@@ -1,8 +1,9 @@
 import Foundation
 
 /// The command line of the child, resolved once when the route is built: a bare program name
-/// is looked up in PATH then, so a missing interpreter is an error at start-up (with the
-/// route's file:line:column), not at the first request.
+/// is looked up in PATH then, and a path is checked, so a missing interpreter or script is an
+/// error at start-up (with the route's file:line:column), not at the first request. A relative
+/// path is relative to `workingDirectory` when there is one (as `cd dir && ./tool`).
 struct ChildCommand: Sendable {
     let executable: URL
     let arguments: [String]
@@ -19,6 +20,10 @@ struct ChildCommand: Sendable {
         let program = options.command[0]
         if program.contains("/") {
             executable = URL(fileURLWithPath: program, relativeTo: workingDirectory).absoluteURL
+            // Unchecked, `check` passed and every start failed (the route went down at start-up).
+            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+                throw ChildCommandError(description: "'\(program)' is not an executable file (\(executable.path))")
+            }
         } else {
             executable = try Self.lookUp(program, path: environment["PATH"] ?? "/usr/bin:/bin")
         }
