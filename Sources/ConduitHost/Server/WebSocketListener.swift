@@ -8,6 +8,15 @@ import NIOWebSocket
 /// The Conduit socket server: binds, upgrades HTTP to WebSocket on NIO's own codec, and
 /// gives each socket a `SessionHandler`. It can be stopped and started again (pause/resume).
 final class WebSocketListener: Sendable {
+    /// TCP keepalive on every socket: a peer gone without a FIN or a RST (a laptop that slept,
+    /// a network that dropped) is found within about two minutes (60 s idle, then 6 probes 10 s
+    /// apart) and its socket closed, so its id goes on to its grace period. Without it such a
+    /// socket stayed "connected" for as long as nothing was sent (the kernel's own default
+    /// waits two hours), holding its id, its streams and its queue.
+    private static let keepAliveIdle = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPIDLE))
+    private static let keepAliveInterval = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPINTVL))
+    private static let keepAliveProbes = ChannelOptions.Types.SocketOption(level: .tcp, name: NIOBSDSocket.Option(rawValue: TCP_KEEPCNT))
+
     private let services: SessionDependencies
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -36,6 +45,10 @@ final class WebSocketListener: Sendable {
                 }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelOption(Self.keepAliveIdle, value: 60)
+            .childChannelOption(Self.keepAliveInterval, value: 10)
+            .childChannelOption(Self.keepAliveProbes, value: 6)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try self.configure(channel) }
