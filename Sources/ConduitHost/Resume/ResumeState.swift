@@ -383,7 +383,8 @@ final class ResumeState: Sendable {
         // the routed echo's profile showed.
         var stamped: Stamped?
         var failure: WireError?
-        let holdsPayload = Self.holdsApart(message.payload)
+        // Written apart from its frame (its buffer holds little else), the payload is kept as it is.
+        let holdsPayload = OutboundFrames.writesApart(message.payload)
         state.withLock { state in
             guard state.writer == writer else { return }
             let ack = ackAbove.flatMap { state.clientAck > $0 ? state.clientAck : nil }
@@ -484,12 +485,6 @@ final class ResumeState: Sendable {
     /// The bytes a list's storage grows by when one more element is appended: it doubles when it fills.
     private static func growth<Element>(appendingTo list: CircularBuffer<Element>) -> Int {
         list.count + 1 >= list.capacity ? list.capacity * MemoryLayout<Element>.stride : 0
-    }
-
-    /// Whether the window keeps `payload` as it is, apart from the log: it is written apart from
-    /// its frame, which it is only when its buffer holds little else (else it is copied into the log).
-    private static func holdsApart(_ payload: ByteBuffer) -> Bool {
-        OutboundFrames.writesApart(payload)
     }
 
     /// Makes room for a message of `bytes` encoded bytes, `logged` of them for the log and
