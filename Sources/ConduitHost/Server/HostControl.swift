@@ -117,14 +117,14 @@ final class HostControl: Sendable {
             // same, and the file named a port nothing listened on). Unless what it lacks is a
             // descriptor, which stopping frees (sockets took them all: the reserve let this call
             // in, and refusing it left nothing that could): stopped, then recorded.
+            var recorded = true
             do {
                 try await publish(stopping: true)
             } catch let error as RuntimeFileError where error.isOutOfDescriptors {
-                await server.stop(code: code, reason: reason)
-                try await publish(stopping: true)
-                return await status()
+                recorded = false
             }
             await server.stop(code: code, reason: reason)
+            if !recorded { try await publish(stopping: true) }
             return await status()
         }
     }

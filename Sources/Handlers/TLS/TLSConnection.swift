@@ -125,9 +125,7 @@ final class TLSConnection: Sendable {
     /// Closes as the host's doing, not the client's: `tls.end` with `reason` tells the client
     /// its stream is over (a reload that replaced the route, or a shutdown).
     func end(reason: String) -> EventLoopFuture<Void> {
-        let ended = channel.eventLoop.makePromise(of: Void.self)
         channel.triggerUserOutboundEvent(TLSStreamReader.End(reason: reason), promise: nil)
-        channel.closeFuture.cascade(to: ended)
-        return ended.futureResult
+        return channel.closeFuture
     }
 }
