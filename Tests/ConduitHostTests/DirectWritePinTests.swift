@@ -2,6 +2,7 @@
 import ConduitWire
 import NIOCore
 import NIOEmbedded
+import NIOWebSocket
 import Testing
 
 /// What the socket hands to the channel holds its own bytes only. A reply's payload of 1 KiB
@@ -11,20 +12,13 @@ import Testing
 /// the budget. One that pins a larger buffer is copied into the frame now.
 @Suite("Writes pin no read buffer")
 struct DirectWritePinTests {
-    /// A final binary frame masked with a zero key (a client's frame, whose bytes stay as they are).
+    /// A final binary frame masked with a zero key (a client's frame, whose bytes stay as they
+    /// are): the host's own frame header with the mask bit set and the key after it.
     static func clientFrame(_ message: Message) throws -> ByteBuffer {
         var body = try message.encoded()
         var frame = ByteBuffer()
-        frame.writeInteger(UInt8(0x82))
-        switch body.readableBytes {
-        case ..<126: frame.writeInteger(UInt8(0x80 | body.readableBytes))
-        case ...0xFFFF:
-            frame.writeInteger(UInt8(0x80 | 126))
-            frame.writeInteger(UInt16(body.readableBytes))
-        default:
-            frame.writeInteger(UInt8(0x80 | 127))
-            frame.writeInteger(UInt64(body.readableBytes))
-        }
+        FrameHeader.writeServerFrame(.binary, length: body.readableBytes, into: &frame)
+        frame.setInteger(frame.getInteger(at: 1, as: UInt8.self)! | 0x80, at: 1)
         frame.writeInteger(UInt32(0))
         frame.writeBuffer(&body)
         return frame

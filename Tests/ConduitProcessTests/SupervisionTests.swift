@@ -105,17 +105,7 @@ struct SupervisionTests {
     /// Only the child was killed: what it had started (here the handler under a `sh -c`
     /// wrapper) kept running, one more at every restart.
     @Test func aHungChildIsKilledWithWhatItStarted() async throws {
-        let yaml = """
-            routes:
-              - route: fixture.*
-                handler: process
-                options:
-                  command: [sh, -c, "python3 \(Repository.root)/Tests/ConduitProcessTests/Fixtures/misbehaving.py; exit $?"]
-                  environment: {PYTHONPATH: \(Repository.root)/handlers}
-                  restartDelaySeconds: 0.05
-                  requestTimeoutSeconds: 1
-                  restartAfterTimeouts: 1
-            """
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 1\nrestartAfterTimeouts: 1", underShell: true)
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
             let client = try await host.connect()
             let handler = try await client.pid()

@@ -280,12 +280,7 @@ struct TLSBridgeTests {
     @Test func stoppingTheHandlerClosesItsConnections() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
             try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { bridgeHost in
-                let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
-                    .request("tls.echoService").data(EchoServiceInfo.self)
-                let tls = TLSSession(try await bridgeHost.connect(client: "t9"))
-                let connected = try await tls.request(
-                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
-                #expect(connected.failure == nil)
+                _ = try await Self.connect(client: "t9", through: bridgeHost, to: echoHost)
                 #expect(try await Self.echoConnections(echoHost) == 1)
             }
             // The bridge host shut down (its handler's stop): its connection to the echo service is gone.
@@ -299,18 +294,24 @@ struct TLSBridgeTests {
     @Test func aReloadThatReplacesTheRouteEndsItsStreamsWithAReason() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { echoHost in
             try await TestHost.run(yaml: Self.yaml(""), catalog: .tlsTests) { bridgeHost in
-                let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
-                    .request("tls.echoService").data(EchoServiceInfo.self)
-                let tls = TLSSession(try await bridgeHost.connect(client: "t-reload"))
-                let connected = try await tls.request(
-                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
-                #expect(connected.failure == nil)
+                let tls = try await Self.connect(client: "t-reload", through: bridgeHost, to: echoHost)
                 try Self.yaml("connectTimeoutSeconds: 20").write(toFile: bridgeHost.configurationFile, atomically: true, encoding: .utf8)
                 try await bridgeHost.host.reload()
                 try await tls.read { $0.end != nil }
                 #expect(tls.end?.headers["reason"]?.contains("stopped") == true, "\(String(describing: tls.end?.headers))")
             }
         }
+    }
+
+    /// `client` of `bridgeHost`, connected to the echo service of `echoHost`.
+    static func connect(client: String, through bridgeHost: TestHost, to echoHost: TestHost) async throws -> TLSSession {
+        let echo = try await TLSSession(try await echoHost.connect(client: "asker"))
+            .request("tls.echoService").data(EchoServiceInfo.self)
+        let tls = TLSSession(try await bridgeHost.connect(client: client))
+        let connected = try await tls.request(
+            "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)"], payload: Array(echo.certificatePEM.utf8))
+        #expect(connected.failure == nil)
+        return tls
     }
 
     /// The echo service's open connections, asked by a client of its own.

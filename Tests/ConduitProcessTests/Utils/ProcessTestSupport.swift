@@ -19,8 +19,12 @@ enum Repository {
         .path
 
     /// A table with `echo`, `example.*` (handlers/example.py, run from the repository root)
-    /// and `fixture.*` (the misbehaving child) with `fixtureOptions` added to its options.
-    static func yaml(fixtureOptions: String = "") -> String {
+    /// and `fixture.*` (the misbehaving child) with `fixtureOptions` added to its options;
+    /// `underShell`: the child run by a `sh -c` wrapper (the handler is then its child).
+    static func yaml(fixtureOptions: String = "", underShell: Bool = false) -> String {
+        let fixture = "\(root)/Tests/ConduitProcessTests/Fixtures/misbehaving.py"
+        let command = underShell ? "[sh, -c, \"python3 \(fixture); exit $?\"]" : "[python3, \(fixture)]"
+        return
         """
         routes:
           - route: echo
@@ -33,7 +37,7 @@ enum Repository {
           - route: fixture.*
             handler: process
             options:
-              command: [python3, \(root)/Tests/ConduitProcessTests/Fixtures/misbehaving.py]
+              command: \(command)
               environment: {PYTHONPATH: \(root)/handlers}
               restartDelaySeconds: 0.05
         \(fixtureOptions.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n"))
