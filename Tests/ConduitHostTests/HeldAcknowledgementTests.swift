@@ -1,4 +1,6 @@
 @testable import ConduitHost
+import ConduitKit
+import ConduitTesting
 import ConduitWire
 import NIOCore
 import NIOEmbedded
@@ -28,5 +30,37 @@ struct HeldAcknowledgementTests {
         let acks = try DoubleReplacementTests.messages(writtenTo: channel).filter { $0.headers.route == "conduit.ack" }
         #expect(acks.map { $0.headers["ack"] } == ["640"])
         _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+}
+
+/// A replay's batch ends at 256 messages (or 64 KiB of the log), which can be between two parts
+/// of a message: an acknowledgement owed then (32 client positions read before the next batch)
+/// went between them, and the client joined the first part to it.
+@Suite("Acknowledgements during a replay")
+struct ReplayBetweenPartsTests {
+    @Test func anAcknowledgementWaitsForTheReplayedMessagesLastPart() throws {
+        let sockets = try DoubleReplacementTests.Sockets()
+        let first = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
+        first.embeddedEventLoop.run()
+        let epoch = try #require(try DoubleReplacementTests.messages(writtenTo: first).first?.headers["epoch"])
+        sockets.push(1...255)
+        sockets.directory.push(numberedPush(256, payload: patternedBytes(256, count: 100_000)), to: sockets.id)
+        first.embeddedEventLoop.run()
+        #expect(try DoubleReplacementTests.messages(writtenTo: first).count == 257, "the last push in two parts")
+
+        let second = sockets.connect(resume: ResumeRequest(received: 0, epoch: epoch))
+        first.embeddedEventLoop.run()
+        second.embeddedEventLoop.run()
+        for position in 1...32 {
+            try second.writeInbound(try DirectWritePinTests.clientFrame(Message(headers: ["cancel": "nothing", "pos": "\(position)"])))
+        }
+        second.pipeline.fireChannelReadComplete()
+        second.embeddedEventLoop.advanceTime(by: .milliseconds(1))
+        second.embeddedEventLoop.run()
+        let written = try DoubleReplacementTests.messages(writtenTo: second)
+        let firstPart = try #require(written.firstIndex { $0.headers.hasMore })
+        #expect(written[firstPart + 1].headers["n"] == "256", "\(written[firstPart + 1].headers) came between the parts")
+        #expect(written.last?.headers.route == ResumeHeader.ackRoute && written.count == 1 + 257 + 1)
+        for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
     }
 }

@@ -193,6 +193,8 @@ final class ResumeState: Sendable {
         fileprivate let heldPayloads: [ByteBuffer]
 
         var count: Int { entries.count }
+        /// Its last message is a part with more to follow (in the next batch).
+        var endsInsideAMessage: Bool { entries.last.map { !$0.endsMessage } ?? false }
 
         func makeIterator() -> Iterator { Iterator(self) }
 

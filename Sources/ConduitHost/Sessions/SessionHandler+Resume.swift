@@ -41,6 +41,11 @@ extension SessionHandler {
         }
         for message in batch { writeUnnumbered(message) }
         replaying = replay
+        if batch.endsInsideAMessage {
+            partsOpen = true
+        } else if partsOpen {
+            partsClosed()
+        }
         flushIfNeeded(context)
         guard context.channel.isWritable else { return replayWaitsForWritable = true }
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.replayPause) { self.writeReplay() }
@@ -118,7 +123,7 @@ extension SessionHandler {
     /// pile up in the channel, outside every bound.
     func sendClientAck() {
         guard let resume, let context else { return }
-        guard context.channel.isWritable else { return clientPositions.ackDue = true }
+        guard context.channel.isWritable, !partsOpen else { return clientPositions.ackDue = true }
         let ack = resume.clientAck
         guard clientPositions.shouldSend(ack) else { return }
         writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ackField, ack))

@@ -78,6 +78,12 @@ final class SessionHandler: ChannelInboundHandler {
     /// `writePending` is running: a writability change inside one of its writes must not start
     /// another (it would write the next message between a frame's header and its payload).
     @exclusivity(unchecked) private var isWritingPending = false
+    /// The last message written was a part with `more`: nothing else may follow until its last
+    /// part (SPEC §1: clients join parts until one without it). A part's write can re-enter
+    /// here (past the high-water mark, the flush of the writability change makes the channel
+    /// writable again), and a replay's batch can end between parts: an acknowledgement due
+    /// then waits, owed. (Queued messages already wait: `writePending` does not re-enter.)
+    @exclusivity(unchecked) var partsOpen = false
     /// Resume's replay still to write (`writeReplay`); live messages wait in `pending` until it is out.
     @exclusivity(unchecked) var replaying: ResumeState.Replay?
     /// The replay waits for the socket to take more (`channelWritabilityChanged` goes on with it).
@@ -446,10 +452,18 @@ final class SessionHandler: ChannelInboundHandler {
     /// Appends one message's parts, the last holding `held` bytes of the budget until written.
     /// Every part is encodable when the first is: they share the headers.
     private func append(parts: [Message], holding held: Int, context: ChannelHandlerContext) -> Bool {
+        partsOpen = true
+        defer { partsClosed() }
         for (index, part) in parts.enumerated() {
             guard append(part, isPart: true, holding: index == parts.count - 1 ? held : 0, context: context) else { return false }
         }
         return true
+    }
+
+    /// A message's last part is written: an acknowledgement that waited for it goes.
+    func partsClosed() {
+        partsOpen = false
+        if clientPositions.ackDue { sendClientAck() }
     }
 
     /// Counts `message`'s frame just appended, and hands the tick's frames to the channel when
