@@ -109,12 +109,15 @@ public final class Conduit: Sendable {
 
     /// Sends one message (the seed's `send`): false when the socket is not open; then use the
     /// fallback (`sendOrFallback`, or `request`, which falls back by itself). Payloads of any
-    /// size are split into parts. Throws when the headers are over the limits (SPEC §1).
+    /// size are split into parts, but a digest check's or a cancellation's must fit one.
+    /// Throws when the headers are over the limits (SPEC §1), or for such a payload.
     @discardableResult
     public func send(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) throws(WireError) -> Bool {
-        if let resumption { return try sendNumbered(Message(headers: headers, payload: payload), resumption) }
+        let message = Message(headers: headers, payload: payload)
+        try message.validateStandsAloneInOneFrame()
+        if let resumption { return try sendNumbered(message, resumption) }
         guard let connection = state.withLockedValue({ $0.connection }), connection.channel.isActive else { return false }
-        try connection.send(Message(headers: headers, payload: payload))
+        try connection.send(message)
         return true
     }
 

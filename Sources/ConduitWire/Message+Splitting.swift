@@ -20,4 +20,17 @@ extension Message {
         parts.append(Message(headers: lastHeaders, payload: remaining))
         return parts
     }
+
+    /// A client's digest check or cancellation is answered or applied as the one message it
+    /// is (SPEC §3, §8): sent in parts, each part carrying its headers was answered alone (a
+    /// wrong digest a part), and parts without them were queued as chunks that the client's
+    /// next request was joined to. Such a message's payload must fit one frame.
+    public func validateStandsAloneInOneFrame() throws(WireError) {
+        guard payload.readableBytes > WireLimits.maxPayloadBytes,
+            headers[HeaderName.digest] != nil || (headers.route == nil && headers[HeaderName.cancel] != nil)
+        else { return }
+        throw WireError(
+            .payloadTooLarge,
+            "a digest check or a cancellation is one message: a payload of \(payload.readableBytes) bytes, at most \(WireLimits.maxPayloadBytes)")
+    }
 }

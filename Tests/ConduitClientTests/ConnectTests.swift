@@ -196,6 +196,11 @@ struct ConnectTests {
             try await conduit.connect()
             let tooMany = Headers((0...WireLimits.maxHeaders).map { ("h\($0)", "v") })
             #expect(throws: WireError.self) { try conduit.send(tooMany) }
+            // A digest check or a cancellation is one message: sent in parts, each carrying
+            // `digest` was answered alone, with the digest of its part.
+            let oversize = ByteBuffer(repeating: 1, count: 70_000)
+            #expect(throws: WireError.self) { try conduit.send(["digest": "1", "token": "d"], payload: oversize) }
+            #expect(throws: WireError.self) { try conduit.send(["cancel": "nothing"], payload: oversize) }
             #expect(String(buffer: try await conduit.request(route: "echo", payload: ByteBuffer(string: "ok")).payload) == "ok")
             conduit.close()
             let closed = await #expect(throws: ConduitClientError.self) { try await conduit.request(route: "echo") }

@@ -143,16 +143,24 @@ export function decode (data) {
 /**
  * The frames of one client→host message of any size (SPEC §1): payloads over 64 KiB go
  * first as chunks carrying only `more=true` (no route), then the last part with the headers.
- * `extra()` gives headers added to every frame (resume's `pos`).
+ * `extra()` gives headers added to every frame (resume's `pos`). A digest check or a
+ * cancellation is answered or applied as the one message it is (SPEC §3, §8): sent in parts,
+ * its first parts were queued as chunks that the next request was joined to, so its payload
+ * must fit one frame.
  */
 export function encodeFrames (options, payload, extra = () => []) {
   const body = bytesOf(payload)
+  const headers = headerPairs(options)
+  const has = (name) => headers.some(([key]) => key === name)
+  if (body.byteLength > MAX_PAYLOAD_BYTES && (has('digest') || (!has('route') && has('cancel')))) {
+    throw new ConduitCodecError('limit', `a digest check or a cancellation is one message: a payload of ${body.byteLength} bytes, at most ${MAX_PAYLOAD_BYTES}`)
+  }
   const frames = []
   let offset = 0
   for (; body.byteLength - offset > MAX_PAYLOAD_BYTES; offset += MAX_PAYLOAD_BYTES) {
     frames.push(encode([['more', 'true'], ...extra()], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
   }
-  frames.push(encode([...headerPairs(options), ...extra()], body.subarray(offset)))
+  frames.push(encode([...headers, ...extra()], body.subarray(offset)))
   return frames
 }
 

@@ -166,6 +166,17 @@ export function scenarios ({ module, vectors, prefix }) {
       check(JSON.parse(text(error.payload)).err.type === 'NotFoundError', 'error payload')
       conduit.send({ route: 'echo', token: 'y' })
       check((await next()).options.token === 'y', 'echo after the error')
+      // A digest check or a cancellation is one message: a payload over one frame is refused.
+      // Sent in parts, its first parts were queued as chunks, and the next echo came back
+      // 70,000 bytes long.
+      for (const options of [{ digest: 1, token: 'd' }, { cancel: 'nothing' }]) {
+        let refused
+        try { conduit.send(options, new Uint8Array(70000)) } catch (error) { refused = error }
+        check(refused instanceof ConduitCodecError && refused.code === 'limit', `${JSON.stringify(options)} with 70,000 bytes: ${refused}`)
+      }
+      conduit.send({ route: 'echo', token: 'z' }, 'x')
+      const echo = await next()
+      check(echo.options.token === 'z' && text(echo.payload) === 'x', `the echo after them: ${echo.payload.byteLength} bytes`)
       conduit.close()
     },
 
