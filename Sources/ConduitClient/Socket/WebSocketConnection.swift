@@ -62,10 +62,9 @@ final class WebSocketConnection: Sendable {
     /// before anything is written.
     func send(_ message: Message) throws(WireError) {
         try message.validateHeaderLimits()
-        let parts = message.split()
-        var frames: [WebSocketFrame] = []
-        frames.reserveCapacity(parts.count)
-        for part in parts { frames.append(try frame(part)) }
+        var parts: [WebSocketFrame] = []
+        for part in message.split() { parts.append(try frame(part)) }
+        let frames = parts
         // The parts go out together: written from another thread one at a time, each became a
         // task of its own on the event loop, two senders' parts interleaved, and the host
         // joined them into requests of the wrong bytes.

@@ -24,8 +24,7 @@ enum Repository {
     static func yaml(fixtureOptions: String = "", underShell: Bool = false) -> String {
         let fixture = "\(root)/Tests/ConduitProcessTests/Fixtures/misbehaving.py"
         let command = underShell ? "[sh, -c, \"python3 \(fixture); exit $?\"]" : "[python3, \(fixture)]"
-        return
-        """
+        return """
         routes:
           - route: echo
             handler: echo
