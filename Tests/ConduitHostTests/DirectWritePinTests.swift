@@ -15,9 +15,14 @@ struct DirectWritePinTests {
     /// A final binary frame masked with a zero key (a client's frame, whose bytes stay as they
     /// are): the host's own frame header with the mask bit set and the key after it.
     static func clientFrame(_ message: Message) throws -> ByteBuffer {
-        var body = try message.encoded()
+        clientFrame(.binary, try message.encoded())
+    }
+
+    /// A client's frame masked with the zero key (its payload unchanged).
+    static func clientFrame(_ opcode: WebSocketOpcode, _ payload: ByteBuffer) -> ByteBuffer {
+        var body = payload
         var frame = ByteBuffer()
-        FrameHeader.writeServerFrame(.binary, length: body.readableBytes, into: &frame)
+        FrameHeader.writeServerFrame(opcode, length: body.readableBytes, into: &frame)
         frame.setInteger(frame.getInteger(at: 1, as: UInt8.self)! | 0x80, at: 1)
         frame.writeInteger(UInt32(0))
         frame.writeBuffer(&body)

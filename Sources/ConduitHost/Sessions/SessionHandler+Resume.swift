@@ -123,7 +123,7 @@ extension SessionHandler {
     /// pile up in the channel, outside every bound.
     func sendClientAck() {
         guard let resume, let context else { return }
-        guard context.channel.isWritable, !partsOpen else { return clientPositions.ackDue = true }
+        guard context.channel.isWritable, !partsOpen, !frameOpen else { return clientPositions.ackDue = true }
         let ack = resume.clientAck
         guard clientPositions.shouldSend(ack) else { return }
         writeUnnumbered(Self.acknowledgement, appending: Message.AppendedField(ResumeHeader.ackField, ack))

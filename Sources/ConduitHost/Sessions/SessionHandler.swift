@@ -84,6 +84,10 @@ final class SessionHandler: ChannelInboundHandler {
     /// writable again), and a replay's batch can end between parts: an acknowledgement due
     /// then waits, owed. (Queued messages already wait: `writePending` does not re-enter.)
     @exclusivity(unchecked) var partsOpen = false
+    /// A frame's header is written and its payload (written apart) not yet: the same
+    /// re-entry must write nothing, not even a pong (a control frame may go between two
+    /// messages, never inside a frame).
+    @exclusivity(unchecked) var frameOpen = false
     /// Resume's replay still to write (`writeReplay`); live messages wait in `pending` until it is out.
     @exclusivity(unchecked) var replaying: ResumeState.Replay?
     /// The replay waits for the socket to take more (`channelWritabilityChanged` goes on with it).
@@ -473,8 +477,10 @@ final class SessionHandler: ChannelInboundHandler {
         traffic.sent(bytes: appended.encodedBytes)
         if appended.payloadIsApart {
             // The pong waits for the payload: written between the two, it landed inside the frame.
+            frameOpen = true
             emitFrames(context)
             context.write(wrapOutboundOut(message.payload), promise: releasing(held, context))
+            frameOpen = false
             emitPendingPong(context)
         } else if held > 0 || outbound.byteCount >= Self.batchBytes {
             emit(context, promise: releasing(held, context))
@@ -511,7 +517,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func emitPendingPong(_ context: ChannelHandlerContext) {
         // The optional first: nearly every call has no pong waiting, and needs no writability check.
-        if let pong = pendingPong, context.channel.isWritable {
+        if let pong = pendingPong, !frameOpen, context.channel.isWritable {
             pendingPong = nil
             context.write(wrapOutboundOut(pong), promise: nil)
         }
