@@ -1,4 +1,5 @@
 @testable import ConduitHost
+import ConduitKit
 import ConduitWire
 import NIOCore
 import NIOEmbedded
@@ -82,6 +83,60 @@ struct MidFrameWriteTests {
         let acknowledged = messages.compactMap { $0.headers[ResumeHeader.ack] }
         #expect(acknowledged == (waiting == "pong" ? [] : ["32"]), "\(acknowledged)")
         #expect(written.readableBytes == 0, "\(written.readableBytes) bytes left that no frame holds")
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+    }
+
+    /// What NIO does when a flush fails (the peer reset the connection): inside that flush it
+    /// reads what the socket still holds, then closes.
+    final class FailingFlush: ChannelDuplexHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundIn = Any
+        private let channel: EmbeddedChannel
+        private var stillHeld: ByteBuffer?
+
+        init(_ channel: EmbeddedChannel, stillHeld: ByteBuffer) {
+            self.channel = channel
+            self.stillHeld = stillHeld
+        }
+
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            context.write(data, promise: promise)
+            guard channel.isWritable else { return }
+            channel.isWritable = false
+            context.fireChannelWritabilityChanged()
+        }
+
+        func flush(context: ChannelHandlerContext) {
+            guard let held = stillHeld else { return context.flush() }
+            stillHeld = nil
+            context.fireChannelRead(NIOAny(held))
+            context.close(promise: nil)
+        }
+    }
+
+    /// A read whose first reply's write fails: the frames NIO reads inside that write came
+    /// ahead of the rest of the read being processed, which the close then dropped, and the
+    /// id's acknowledgement of client positions went past those never processed (a resumed
+    /// client then forgets them as done: lost). Now nothing of that read is processed.
+    @Test func framesReadInsideAFailedWriteDoNotOvertakeTheRestOfTheRead() throws {
+        let sockets = try DoubleReplacementTests.Sockets()
+        let channel = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
+        channel.embeddedEventLoop.run()
+        _ = try DoubleReplacementTests.messages(writtenTo: channel)
+        var later = ByteBuffer()
+        for position in 40...41 {
+            later.writeImmutableBuffer(try DirectWritePinTests.clientFrame(Message(headers: ["cancel": "nothing", "pos": "\(position)"])))
+        }
+        try channel.pipeline.syncOperations.addHandler(FailingFlush(channel, stillHeld: later), position: .first)
+        // An echo whose reply's payload goes apart (written at once), then positions 2–39.
+        var read = try DirectWritePinTests.clientFrame(Message(headers: ["route": "echo", "pos": "1"], payload: ByteBuffer(repeating: 7, count: 2_000)))
+        for position in 2...39 {
+            read.writeImmutableBuffer(try DirectWritePinTests.clientFrame(Message(headers: ["cancel": "nothing", "pos": "\(position)"])))
+        }
+        _ = try? channel.writeInbound(read)
+        channel.embeddedEventLoop.run()
+        let processed = sockets.directory.snapshot.first { $0.id == sockets.id.rawValue }?.resume?.clientAcknowledged
+        #expect(processed == 1, "client positions acknowledged through \(processed.map(String.init) ?? "none") with 2–39 never processed")
         _ = try? channel.finish(acceptAlreadyClosed: true)
     }
 }

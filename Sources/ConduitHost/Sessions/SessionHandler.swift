@@ -93,6 +93,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// The replay waits for the socket to take more (`channelWritabilityChanged` goes on with it).
     @exclusivity(unchecked) var replayWaitsForWritable = false
     @exclusivity(unchecked) private var isReading = false
+    @exclusivity(unchecked) private var isInChannelRead = false
     @exclusivity(unchecked) private var needsFlush = false
     @exclusivity(unchecked) private var flushScheduled = false
     @exclusivity(unchecked) private(set) var closeSent = false
@@ -195,6 +196,14 @@ final class SessionHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // NIO reads what the socket still holds inside a write that failed (the peer reset the
+        // connection), then closes it: read inside this one's writes, those frames ran ahead
+        // of the rest of it, which the close then dropped, and their client positions were
+        // acknowledged over the ones never processed. Unprocessed and unacknowledged, they are
+        // sent again by a resuming client.
+        guard !isInChannelRead else { return }
+        isInChannelRead = true
+        defer { isInChannelRead = false }
         isReading = true
         reader.read(unwrapInboundIn(data), allocator: context.channel.allocator)
         for frame in reader.frames where !isClosed {
