@@ -182,14 +182,15 @@ struct WatchingHandler: ConduitHandler {
         let token = request.headers["token"] ?? ""
         let eventLoop = request.eventLoop
         let answer: @Sendable () -> Void = { responder.reply(headers: ["late": "true"]) }
-        // Not cancelled, it answers after 2 s. Cancelled, it still answers 100 ms after its
-        // callback ran, which the host must drop: timed from the cancel, not the request, so a
-        // stalled machine can't make that answer come before the cancel.
+        // Not cancelled, it answers after 2 s. Cancelled, it still answers 100 ms (or header
+        // `endsAfterCancel` ms) after its callback ran, which the host must drop: timed from
+        // the cancel, not the request, so a stalled machine can't make that answer come first.
         let uncancelled = eventLoop.scheduleTask(in: .seconds(2), answer)
+        let ending = TimeAmount.milliseconds(Int64(request.headers["endsAfterCancel"] ?? "") ?? 100)
         _ = request.onCancel {
             Self.cancelled.withLock { _ = $0.insert(token) }
             uncancelled.cancel()
-            eventLoop.scheduleTask(in: .milliseconds(100), answer)
+            eventLoop.scheduleTask(in: ending, answer)
         }
     }
 }
