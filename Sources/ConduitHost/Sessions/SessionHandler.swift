@@ -196,11 +196,11 @@ final class SessionHandler: ChannelInboundHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // NIO reads what the socket still holds inside a write that failed (the peer reset the
-        // connection), then closes it: read inside this one's writes, those frames ran ahead
-        // of the rest of it, which the close then dropped, and their client positions were
-        // acknowledged over the ones never processed. Unprocessed and unacknowledged, they are
-        // sent again by a resuming client.
+        // A write that fails (the peer reset the connection) makes NIO read what the socket
+        // still holds, inside that write, then close. Such a read inside this one's replies
+        // was processed ahead of this one's remaining frames, which the close then dropped,
+        // and its client positions acknowledged over theirs. It is left unprocessed and
+        // unacknowledged, for a resuming client to send again with the rest.
         guard !isInChannelRead else { return }
         isInChannelRead = true
         defer { isInChannelRead = false }
