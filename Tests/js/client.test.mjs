@@ -189,6 +189,37 @@ test('fallback: a frame length no message has is an error event at once', { time
   assert.equal(errors[0].code, 'limit', String(errors[0]))
 })
 
+// The events stream is read until the socket is back, as in Swift: with `retries: 0` one
+// refusal (503: the listener's streams were all taken) ended it for good, with an error
+// event, and the id's pushes waited on the host, unread.
+test('fallback: a refused events stream is asked again until the socket is back', { timeout: 60000 }, async () => {
+  const { createServer } = await import('node:http')
+  let asked = 0
+  const server = createServer((request, response) => {
+    asked++
+    if (asked === 1) return response.writeHead(503).end()
+    const message = module.encode({ route: 'news' }, new TextEncoder().encode('after a refusal'))
+    const frame = new Uint8Array(4 + message.byteLength)
+    new DataView(frame.buffer).setUint32(0, message.byteLength)
+    frame.set(message, 4)
+    response.writeHead(200, { 'content-type': 'application/octet-stream' })
+    response.write(frame)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-refused-stream', port: 1, ipcPort: server.address().port, connect: false, reconnect: { retries: 0 } })
+  const outcome = new Promise((resolve) => {
+    conduit.receive((error, message) => resolve({ error, message }))
+    conduit.addEventListener('error', (event) => resolve({ error: event.error }))
+  })
+  conduit.startFallback()
+  const { error, message } = await outcome
+  conduit.close()
+  server.closeAllConnections()
+  server.close()
+  assert.ok(!error, String(error))
+  assert.equal(new TextDecoder().decode(message.payload), 'after a refusal')
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

@@ -786,23 +786,30 @@ export class Conduit extends EventTarget {
    * gives up (an `error` event) after as many attempts as a reconnect makes, so a client whose
    * id another socket holds does not ask for ever.
    */
+  /**
+   * Reads the events stream until this client's socket is open again (or `close()`), as the
+   * Swift client does. A refusal (409, 503) or an unreachable listener is asked again after a
+   * pause that grows with each in a row; a stream that ended (a socket took the id, maybe one
+   * of ours whose opening then failed) after a short one. Giving up after `retries` refusals
+   * over the stream's life, or at the end of the first stream, left pushes waiting on the host,
+   * unread, while the socket stayed down.
+   */
   async #readFallbackWhileDown (fallback) {
     const { signal } = fallback.abort
-    const attempts = (this.reconnectOptions?.retries ?? 32) + 1
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      if (signal.aborted || this.isOpen) return
+    let failures = 0
+    while (!signal.aborted && !this.isOpen) {
       try {
-        // Refused while this client's socket is open: the host sends nothing more this way.
-        if (await this.#readFallback(signal) || this.isOpen) return
+        failures = await this.#readFallback(signal) ? 0 : failures + 1
       } catch (error) {
         // Network errors (fetch's TypeError) are tried again; anything else is the caller's.
         if (!(error instanceof TypeError)) throw error
+        failures++
       }
+      if (signal.aborted || this.isOpen) return
       fallback.pausing = true
-      await sleep(Math.min(50 * 2 ** attempt, 1000), signal)
+      await sleep(Math.min(50 * 2 ** failures, 1000), signal)
       fallback.pausing = false
     }
-    if (!signal.aborted && !this.isOpen) throw new Error(`fallback stream: refused or unreachable ${attempts} times`)
   }
 
   /** One stream; true when the host ended it (a socket took over), false when it refused it. */
