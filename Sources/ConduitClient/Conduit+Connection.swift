@@ -97,6 +97,9 @@ extension Conduit {
         }
         guard let (generation, knownPort) = attempt else { return }
         let port = try await currentPort(known: knownPort)
+        // Closed while it asked for the port: a socket opened now (to be closed at once) would
+        // still replace one of the same id that another client opened meanwhile.
+        try refuseIfClosed()
         let callbacks = WebSocketConnection.Callbacks(
             opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
             message: { message in self.inbound(message) },
@@ -113,6 +116,10 @@ extension Conduit {
         } catch {
             throw ConduitClientError(.connectFailed, "can't connect to \(host):\(port): \(error)")
         }
+        try refuseIfClosed()
+    }
+
+    private func refuseIfClosed() throws(ConduitClientError) {
         guard state.withLockedValue({ !$0.isClosed }) else { throw ConduitClientError(.closed, "the client was closed") }
     }
 

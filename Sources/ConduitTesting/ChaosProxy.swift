@@ -25,7 +25,8 @@ public final class ChaosProxy: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { inbound in
-                inbound.eventLoop.scheduleTask(in: delay) {}.futureResult
+                proxy.withLockedValue { $0 }?.acceptedCount.withLockedValue { $0 += 1 }
+                return inbound.eventLoop.scheduleTask(in: delay) {}.futureResult
                     .flatMap { ClientBootstrap(group: inbound.eventLoop).connect(host: "127.0.0.1", port: targetPort) }
                     .flatMap { outbound in
                         proxy.withLockedValue { $0 }?.joined(inbound, outbound)
@@ -51,6 +52,10 @@ public final class ChaosProxy: Sendable {
 
     /// Connections joined to the target and not closed or cut.
     public var open: Int { pairs.withLockedValue { $0.count } }
+
+    /// Connections taken in so far, joined to the target yet or not (`delay`).
+    public var accepted: Int { acceptedCount.withLockedValue { $0 } }
+    private let acceptedCount = NIOLockedValueBox(0)
 
     /// Connections joined to the target so far, open or not.
     public var joined: Int { joinedCount.withLockedValue { $0 } }

@@ -207,4 +207,22 @@ struct ConnectTests {
             #expect(closed?.code == .closed)
         }
     }
+
+    /// `close()` while an attempt asks IPC for the port: the attempt opened its socket after
+    /// the answer all the same (closing it at once), which replaced a socket of the same id
+    /// that a new client had opened meanwhile. Closed, it opens nothing.
+    @Test func aClientClosedWhileItAsksForThePortOpensNoSocket() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let slowIPC = try await ChaosProxy.start(targetPort: try #require(host.endpoints.ipcPort), delay: .milliseconds(500))
+            let conduit = Conduit(
+                id: "closed-early", address: HostAddress(ipcPort: slowIPC.port, sharedKey: host.sharedKey), autoReconnect: false)
+            let attempt = Task { try await conduit.connect() }
+            try await waitUntil { slowIPC.accepted > 0 }
+            conduit.close()
+            let outcome = await #expect(throws: ConduitClientError.self) { try await attempt.value }
+            #expect(outcome?.code == .closed)
+            #expect(host.client("closed-early") == nil, "a socket was opened for the id")
+            try await slowIPC.stop()
+        }
+    }
 }

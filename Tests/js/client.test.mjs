@@ -220,6 +220,32 @@ test('fallback: a refused events stream is asked again until the socket is back'
   assert.equal(new TextDecoder().decode(message.payload), 'after a refusal')
 })
 
+// close() while an attempt asked IPC for the port: the socket was opened all the same, and
+// closed at once, replacing one of the same id that another client had opened meanwhile.
+test('connect: a client closed while it asks for the port opens no socket', { timeout: 60000 }, async () => {
+  const { createServer, connect } = await import('node:net')
+  let asked
+  const askedForThePort = new Promise((resolve) => { asked = resolve })
+  const slowIPC = createServer((socket) => {
+    asked()
+    setTimeout(() => socket.pipe(connect(host.ipcPort, '127.0.0.1')).pipe(socket), 500)
+  })
+  await new Promise((resolve) => slowIPC.listen(0, '127.0.0.1', resolve))
+  const closing = new Conduit({ id: 'node-closed-early', ipcPort: slowIPC.address().port, connect: false })
+  const attempt = closing.connect()
+  await askedForThePort
+  closing.close()
+  const successor = new Conduit({ id: 'node-closed-early', connect: false })
+  await successor.connect()
+  await assert.rejects(attempt, (error) => error.code === 'closed', 'the attempt ends as closed')
+  slowIPC.close()
+  const replaced = new Promise((resolve) => successor.addEventListener('close', (event) => resolve(`closed: ${event.reason}`)))
+  const echoed = new Promise((resolve) => successor.receive((error, message) => resolve(error ? String(error) : message.options.token)))
+  successor.send({ route: 'echo', token: 'still-open' })
+  assert.equal(await Promise.race([replaced, echoed]), 'still-open', 'the new client of the id kept its socket')
+  successor.close()
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

@@ -485,6 +485,8 @@ export class Conduit extends EventTarget {
    * attempts, so a host that takes the socket and closes it is not retried at round-trip pace. */
   #openedAt = 0
   #quickCloses = 0
+  /** Sockets this client has opened: `reopen` is for the second and later. */
+  #adopted = 0
   #fallback = null
   /** Without resume: the socket's messages while the fallback stream is still read. */
   #held = []
@@ -562,6 +564,9 @@ export class Conduit extends EventTarget {
       const status = await Conduit.status({ ...this.#ipc, signal: AbortSignal.timeout(limit) })
       if (!status.isActive) throw new Error('the Conduit server is paused')
       this.port = status.port
+      // Closed while it asked: a socket opened now (to be closed at once) would still replace
+      // one of the same id that another client opened meanwhile.
+      if (this.#closed) throw closedError()
     }
     if (!this.port) throw new Error('no Conduit port: give { port } or { ipcPort }')
     const url = new URL(`ws://${this.host}:${this.port}/${encodeURIComponent(this.id)}/${encodeURIComponent(this.windowId)}`)
@@ -587,6 +592,7 @@ export class Conduit extends EventTarget {
   }
 
   #adopt (socket) {
+    this.#adopted++
     this.socket = socket
     this.isActive = true
     this.#openedAt = Date.now()
@@ -627,8 +633,11 @@ export class Conduit extends EventTarget {
         if (!this.shouldReconnect && attempt > 0) throw new Error('closed')
         try {
           if (this.ipcPort) this.port = undefined
+          const adopted = this.#adopted
           await this.connect()
-          this.#emit('reopen')
+          // Only for a socket that follows another: not when one was open already, or when
+          // this joined the first connect (a send before it, with resume).
+          if (this.#adopted > adopted && this.#adopted > 1) this.#emit('reopen')
           return
         } catch (error) {
           // `retries` after the first attempt, as the Swift client counts them (SPEC §7); giving

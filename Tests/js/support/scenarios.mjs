@@ -263,6 +263,20 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // `reopen` said "a socket after another" for a send that, with resume, joined the first
+    // connect: an application that subscribes again on it subscribed twice.
+    async 'reopen: not for the first socket, whoever asked for it' () {
+      const conduit = new Conduit({ id: `${prefix}-${++serial}`, resume: true, reconnect: { timeout: 50 } })
+      let reopens = 0
+      conduit.addEventListener('reopen', () => reopens++)
+      const next = inbox(conduit)
+      check(conduit.send({ route: 'echo', token: 'early' }), 'kept before the first socket')
+      check((await next()).options.token === 'early', 'the echo of the early send')
+      await conduit.reconnect({ timeout: 50 })
+      check(reopens === 0, `${reopens} reopen events with one socket`)
+      conduit.close()
+    },
+
     async 'application pause and resume: no reconnect while paused, reopen on resume' () {
       const conduit = await open()
       const next = inbox(conduit)
