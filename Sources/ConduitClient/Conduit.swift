@@ -124,9 +124,9 @@ public final class Conduit: Sendable {
     /// Sends `route` with a fresh `token` and returns the reply to it. While the socket is down
     /// the route is invoked over IPC instead (and a reconnect starts). An error reply is thrown
     /// as `ConduitReplyError` (type and message as the host sent them); no reply within
-    /// `timeout`: `ConduitClientError.timedOut`. Cancelling the calling task throws
-    /// `CancellationError` and cancels the request on the host (`cancel: <token>`), which stops
-    /// the handler's work for it.
+    /// `timeout`: `ConduitClientError.timedOut`. A timeout, or cancelling the calling task
+    /// (which throws `CancellationError`), cancels the request on the host too
+    /// (`cancel: <token>`), which stops the handler's work for it.
     public func request(
         route: String, headers: Headers = [:], payload: ByteBuffer = ByteBuffer(), timeout: Duration = .seconds(30)
     ) async throws -> Message {
@@ -152,10 +152,19 @@ public final class Conduit: Sendable {
         }
         defer { overIPC?.cancel() }
         // A cancelled caller cancels the request on the host too (SPEC §8).
-        let reply = try await withTaskCancellationHandler {
-            try await pending.wait(for: token)
-        } onCancel: {
+        let reply: Message
+        do {
+            reply = try await withTaskCancellationHandler {
+                try await pending.wait(for: token)
+            } onCancel: {
+                _ = try? send([HeaderName.cancel: token])
+            }
+        } catch let error as ConduitClientError where error.code == .timedOut {
+            // So does a timeout: the request ran on with nobody waiting for its reply, or,
+            // kept while the socket was down (resume), ran after the reconnect.
+            pending.swallowLateReply(to: token)
             _ = try? send([HeaderName.cancel: token])
+            throw error
         }
         if let error = ConduitReplyError(reply: reply) { throw error }
         return reply

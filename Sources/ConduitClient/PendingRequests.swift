@@ -67,10 +67,15 @@ final class PendingRequests: Sendable {
             }
         } onCancel: {
             guard settle(token, .failure(CancellationError())) else { return }
-            state.withLockedValue { state in
-                if state.cancelled.count == Self.maxCancelled { state.cancelled.removeFirst() }
-                state.cancelled.append(token)
-            }
+            swallowLateReply(to: token)
+        }
+    }
+
+    /// The host's answer to a request given up on (cancelled, timed out) is not the app's.
+    func swallowLateReply(to token: String) {
+        state.withLockedValue { state in
+            if state.cancelled.count == Self.maxCancelled { state.cancelled.removeFirst() }
+            state.cancelled.append(token)
         }
     }
 

@@ -146,6 +146,22 @@ struct ConnectTests {
         }
     }
 
+    /// A request that timed out ran on on the host with nobody waiting for its reply (or,
+    /// kept while the socket was down, ran after the reconnect): it is cancelled there too.
+    @Test func aRequestThatTimesOutIsCancelledOnTheHost() async throws {
+        try await TestHost.run(yaml: TestHost.clientYAML, catalog: .clientTests) { host in
+            let conduit = host.client(id: "timed-out")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let timedOut = await #expect(throws: ConduitClientError.self) { try await conduit.request(route: "silent", timeout: .milliseconds(300)) }
+            #expect(timedOut?.code == .timedOut)
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("timed-out") } }
+            _ = try await conduit.request(route: "echo")
+            #expect(!recorder.messages.contains { $0.headers["error"] != nil }, "the host's CancelledError is not the app's")
+            conduit.close()
+        }
+    }
+
     @Test func aOneMebibytePayloadIsSplitAndJoined() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "4")

@@ -676,13 +676,16 @@ export class Conduit extends EventTarget {
         outcome()
       }
       const fail = (error) => settle(() => reject(error))
-      const onAbort = () => {
+      // Cancelled on the host too, its late reply swallowed: a request that timed out ran on
+      // with nobody waiting, or, kept while the socket was down, ran after the reconnect.
+      const cancel = (error) => {
         if (this.#aborted.size >= 256) this.#aborted.delete(this.#aborted.values().next().value)
         this.#aborted.add(token)
         this.send({ cancel: token })
-        fail(signal.reason)
+        fail(error)
       }
-      const timer = setTimeout(() => fail(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`)), timeout)
+      const onAbort = () => cancel(signal.reason)
+      const timer = setTimeout(() => cancel(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`)), timeout)
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#pending.set(token, {
         fail,

@@ -217,6 +217,22 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // A request that timed out ran on on the host with nobody waiting for its reply (or, kept
+    // while the socket was down, ran after the reconnect): it is cancelled there too.
+    async 'request: a timeout cancels the request on the host' () {
+      const conduit = await open()
+      const next = inbox(conduit)
+      let error
+      await conduit.request('test.silent', { timeout: 300 }).catch((caught) => { error = caught })
+      check(/within 300 ms/.test(error?.message), `rejected with ${error}`)
+      const notice = await next()
+      check(notice.options.route === 'test.silent.cancelled', `got ${JSON.stringify(notice.options)}`)
+      conduit.send({ route: 'echo', token: 'after' })
+      const after = await next()
+      check(after.options.token === 'after', `receive got ${JSON.stringify(after.options)}`)
+      conduit.close()
+    },
+
     async 'a wrong key is refused' () {
       const conduit = new Conduit({ id: `${prefix}-badkey`, sharedKey: 'not-the-key-at-all', port: Conduit.port, connect: false })
       let failed = false
