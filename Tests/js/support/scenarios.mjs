@@ -78,6 +78,17 @@ export function scenarios ({ module, vectors, prefix }) {
     await within(closed, 20000, 'the client taking its id back')
   }
   let serial = 0
+  /** test.silent stopped its work: it pushes a notice from its cancellation callback, and the
+   * host's CancelledError answer went to the request given up on, not to receive. Closes. */
+  const cancelledOnTheHost = async (conduit, next) => {
+    const notice = await next()
+    check(notice.options.route === 'test.silent.cancelled', `got ${JSON.stringify(notice.options)}`)
+    conduit.send({ route: 'echo', token: 'after' })
+    const after = await next()
+    check(after.options.token === 'after', `receive got ${JSON.stringify(after.options)}`)
+    conduit.close()
+  }
+
   const open = async (options = {}) => {
     const conduit = new Conduit({ id: `${prefix}-${++serial}`, reconnect: { timeout: 50 }, ...options })
     await within(conduit.connect(), 10000, 'connect')
@@ -207,14 +218,7 @@ export function scenarios ({ module, vectors, prefix }) {
       let error
       await pending.catch((caught) => { error = caught })
       check(error?.message === 'no longer needed', `rejected with ${error}`)
-      // The host stopped the work: test.silent pushes a notice from its cancellation callback.
-      const notice = await next()
-      check(notice.options.route === 'test.silent.cancelled', `got ${JSON.stringify(notice.options)}`)
-      // The host's CancelledError answer went to the aborted request, not to receive.
-      conduit.send({ route: 'echo', token: 'after' })
-      const after = await next()
-      check(after.options.token === 'after', `receive got ${JSON.stringify(after.options)}`)
-      conduit.close()
+      await cancelledOnTheHost(conduit, next)
     },
 
     // A request that timed out ran on on the host with nobody waiting for its reply (or, kept
@@ -225,12 +229,7 @@ export function scenarios ({ module, vectors, prefix }) {
       let error
       await conduit.request('test.silent', { timeout: 300 }).catch((caught) => { error = caught })
       check(/within 300 ms/.test(error?.message), `rejected with ${error}`)
-      const notice = await next()
-      check(notice.options.route === 'test.silent.cancelled', `got ${JSON.stringify(notice.options)}`)
-      conduit.send({ route: 'echo', token: 'after' })
-      const after = await next()
-      check(after.options.token === 'after', `receive got ${JSON.stringify(after.options)}`)
-      conduit.close()
+      await cancelledOnTheHost(conduit, next)
     },
 
     async 'a wrong key is refused' () {
