@@ -792,19 +792,13 @@ export class Conduit extends EventTarget {
   }
 
   /**
-   * The stream, asked again after a pause while the socket is down: the host refuses it (409)
-   * while it still counts the closed socket as open, and the IPC listener may be unreachable
-   * for a moment. Ends when the host ends a stream (a socket took over) or the socket is open;
-   * gives up (an `error` event) after as many attempts as a reconnect makes, so a client whose
-   * id another socket holds does not ask for ever.
-   */
-  /**
    * Reads the events stream until this client's socket is open again (or `close()`), as the
    * Swift client does. A refusal (409, 503) or an unreachable listener is asked again after a
    * pause that grows with each in a row; a stream that ended (a socket took the id, maybe one
    * of ours whose opening then failed) after a short one. Giving up after `retries` refusals
    * over the stream's life, or at the end of the first stream, left pushes waiting on the host,
-   * unread, while the socket stayed down.
+   * unread, while the socket stayed down. (A socket replaced by another of its id starts no
+   * stream: that one holds the id's pushes.)
    */
   async #readFallbackWhileDown (fallback) {
     const { signal } = fallback.abort

@@ -183,25 +183,21 @@ final class IPCRequestHandler: ChannelInboundHandler {
         case .failure(let problem): return fail(.badRequest, .badRequest(problem.message))
         case .success(let request): resume = request
         }
+        // From here the connection ends with its answer: the stream's end, or a refusal (one
+        // counted as a stream stays counted until it closes).
+        keepAlive = false
         guard startStream() else {
-            keepAlive = false
             return fail(.serviceUnavailable, .unavailable("the IPC listener holds as many events streams as it allows (7/8 of limits.ipcMaxConnections, the rest kept for requests); try again later"))
         }
         let stream = FallbackStream(client: client, handler: self, eventLoop: context!.eventLoop)
         let greeting: ResumeState.Greeting?
         switch services.directory.attach(stream, for: client, resume: resume) {
         case .attached(let resumed): greeting = resumed
-        case .refused:
-            // Counted as a stream until it closes: it does, after this answer.
-            keepAlive = false
-            return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
-        case .noPlace:
-            keepAlive = false
-            return failForNoPlace(client)
+        case .refused: return fail(.conflict, .unavailable("client '\(client)' has an open socket; its pushes go there"))
+        case .noPlace: return failForNoPlace(client)
         }
         self.stream = stream
         answered = true
-        keepAlive = false
         // The connection closes when the stream ends: said up front, so no client pools it.
         // In the request's version: an HTTP/1.0 caller can't read chunked framing (RFC 9112
         // §6.1), and gets the frames as they are, the stream ending with the connection.
