@@ -62,9 +62,7 @@ final class WebSocketConnection: Sendable {
     /// before anything is written.
     func send(_ message: Message) throws(WireError) {
         try message.validateHeaderLimits()
-        var parts: [WebSocketFrame] = []
-        for part in message.split() { parts.append(try frame(part)) }
-        let frames = parts
+        let frames = try message.split().map(frame)
         // The parts go out together: written from another thread one at a time, each became a
         // task of its own on the event loop, two senders' parts interleaved, and the host
         // joined them into requests of the wrong bytes.

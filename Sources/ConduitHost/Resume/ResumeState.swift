@@ -370,9 +370,9 @@ final class ResumeState: Sendable {
     /// apart from its frame (only when its buffer holds little else: an echo's, from a frame
     /// unmasked into a buffer of its own) is kept as it is: kept whole, the message cost an
     /// allocation and a copy of its header list, and copying a 16 KiB payload was most of
-    /// resume's cost at that size. Nil, and nothing is encoded or
-    /// numbered, when `writer` is no longer the id's; a message that breaks a limit throws and
-    /// takes no position. Encoded under the lock, so positions go out in the order they are given.
+    /// resume's cost at that size. Nil, and nothing is encoded or numbered, when `writer` is no
+    /// longer the id's; a message that breaks a limit throws and takes no position. Encoded
+    /// under the lock, so positions go out in the order they are given.
     /// `ackAbove`, when the connection owes an acknowledgement: the last it sent; the id's `ack`
     /// goes with the message if it is above (SPEC §9 lets the host acknowledge on any message),
     /// which spares a `conduit.ack` frame.

@@ -45,8 +45,9 @@ struct OutboundFrames {
     }
 
     /// As `append(_:appending:)`, and `encoded` is given the message's bytes as just written
-    /// (all but the payload when it is apart) and what was appended, inside the same raw write: a copy made there (resume's log) pays
-    /// no second access to the buffer, each a dynamic exclusivity check in SwiftNIO's inlined code.
+    /// (all but the payload when it is apart) and what was appended, inside the same raw
+    /// write: a copy made there (resume's log) pays no second access to the buffer, each a
+    /// dynamic exclusivity check in SwiftNIO's inlined code.
     mutating func append(
         _ message: Message, appending field: Message.AppendedField? = nil, isPart: Bool = false,
         encoded: (UnsafeRawBufferPointer, Appended) -> Void
