@@ -42,6 +42,14 @@ struct DoubleReplacementTests {
             EmbeddedChannel(handler: SessionHandler(client: id, window: "0", resume: resume, services: services, logger: Logger(label: "test")))
         }
 
+        /// A first resuming socket of the id, its greeting read: the channel and the id's epoch.
+        func connectResuming() throws -> (channel: EmbeddedChannel, epoch: String) {
+            let channel = connect(resume: ResumeRequest(received: 0, epoch: nil))
+            channel.embeddedEventLoop.run()
+            let greeting = try #require(try DoubleReplacementTests.messages(writtenTo: channel).first)
+            return (channel, try #require(greeting.headers["epoch"]))
+        }
+
         func push(_ numbers: ClosedRange<Int>) {
             for n in numbers { directory.push(numberedPush(n), to: id) }
         }
@@ -106,10 +114,7 @@ struct DoubleReplacementTests {
     /// numbers it after its greeting, followed by what waited in the id's buffer.
     @Test func aReplacedResumingSocketNumbersNothingAfterTheNewGreeting() throws {
         let sockets = try Sockets()
-        let first = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
-        first.embeddedEventLoop.run()
-        let firstGreeting = try #require(try Self.messages(writtenTo: first).first)
-        let epoch = try #require(firstGreeting.headers["epoch"])
+        let (first, epoch) = try sockets.connectResuming()
         first.isWritable = false
         sockets.push(1...3)
         let second = sockets.connect(resume: ResumeRequest(received: 0, epoch: epoch))

@@ -13,9 +13,7 @@ import Testing
 struct HeldAcknowledgementTests {
     @Test func oneAcknowledgementWaitsForTheSocketToTakeMore() throws {
         let sockets = try DoubleReplacementTests.Sockets()
-        let channel = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
-        channel.embeddedEventLoop.run()
-        _ = try DoubleReplacementTests.messages(writtenTo: channel)
+        let channel = try sockets.connectResuming().channel
         channel.isWritable = false
         // Cancels of nothing: no reply, but each takes a position to acknowledge; a read each.
         for position in 1...640 {
@@ -40,9 +38,7 @@ struct HeldAcknowledgementTests {
 struct ReplayBetweenPartsTests {
     @Test func anAcknowledgementWaitsForTheReplayedMessagesLastPart() throws {
         let sockets = try DoubleReplacementTests.Sockets()
-        let first = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
-        first.embeddedEventLoop.run()
-        let epoch = try #require(try DoubleReplacementTests.messages(writtenTo: first).first?.headers["epoch"])
+        let (first, epoch) = try sockets.connectResuming()
         sockets.push(1...255)
         sockets.directory.push(numberedPush(256, payload: patternedBytes(256, count: 100_000)), to: sockets.id)
         first.embeddedEventLoop.run()

@@ -15,13 +15,17 @@ import Testing
 @Suite("Nothing inside a frame")
 struct MidFrameWriteTests {
     /// What NIO does past its watermarks, at every write: unwritable on the write, writable
-    /// again on the flush, each fired to the handlers as it happens.
+    /// again on the flush, each fired to the handlers as it happens. With `failingFlushRead`,
+    /// the first flush fails as one does when the peer reset the connection: inside it NIO
+    /// reads what the socket still holds (these bytes), then closes.
     final class WatermarkFlipper: ChannelOutboundHandler {
         typealias OutboundIn = Any
         private let channel: EmbeddedChannel
+        private var failingFlushRead: ByteBuffer?
 
-        init(_ channel: EmbeddedChannel) {
+        init(_ channel: EmbeddedChannel, failingFlushRead: ByteBuffer? = nil) {
             self.channel = channel
+            self.failingFlushRead = failingFlushRead
         }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -32,6 +36,11 @@ struct MidFrameWriteTests {
         }
 
         func flush(context: ChannelHandlerContext) {
+            if let held = failingFlushRead {
+                failingFlushRead = nil
+                context.fireChannelRead(NIOAny(held))
+                return context.close(promise: nil)
+            }
             context.flush()
             guard !channel.isWritable else { return }
             channel.isWritable = true
@@ -39,16 +48,10 @@ struct MidFrameWriteTests {
         }
     }
 
-    /// An echo of 2,000 bytes, which a resuming connection unmasks into a buffer of its own:
-    /// its reply's payload goes apart. Before it in the same read, two pings (one pong waits
-    /// for the next write), or 31 positions that make an acknowledgement due with the echo's,
-    /// which has no room left to carry it.
     @Test(arguments: ["pong", "acknowledgement"])
     func nothingIsWrittenBetweenAFramesHeaderAndItsPayload(_ waiting: String) throws {
         let sockets = try DoubleReplacementTests.Sockets()
-        let channel = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
-        channel.embeddedEventLoop.run()
-        _ = try DoubleReplacementTests.messages(writtenTo: channel)
+        let channel = try sockets.connectResuming().channel
         try channel.pipeline.syncOperations.addHandler(WatermarkFlipper(channel), position: .first)
         let payload = ByteBuffer(repeating: 7, count: 2_000)
         var read = ByteBuffer()
@@ -86,48 +89,18 @@ struct MidFrameWriteTests {
         _ = try? channel.finish(acceptAlreadyClosed: true)
     }
 
-    /// What NIO does when a flush fails (the peer reset the connection): inside that flush it
-    /// reads what the socket still holds, then closes.
-    final class FailingFlush: ChannelDuplexHandler {
-        typealias InboundIn = ByteBuffer
-        typealias OutboundIn = Any
-        private let channel: EmbeddedChannel
-        private var stillHeld: ByteBuffer?
-
-        init(_ channel: EmbeddedChannel, stillHeld: ByteBuffer) {
-            self.channel = channel
-            self.stillHeld = stillHeld
-        }
-
-        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-            context.write(data, promise: promise)
-            guard channel.isWritable else { return }
-            channel.isWritable = false
-            context.fireChannelWritabilityChanged()
-        }
-
-        func flush(context: ChannelHandlerContext) {
-            guard let held = stillHeld else { return context.flush() }
-            stillHeld = nil
-            context.fireChannelRead(NIOAny(held))
-            context.close(promise: nil)
-        }
-    }
-
     /// A read whose first reply's write fails: the frames NIO reads inside that write came
     /// ahead of the rest of the read being processed, which the close then dropped, and the
     /// id's acknowledgement of client positions went past those never processed (a resumed
     /// client then forgets them as done: lost). Now nothing of that read is processed.
     @Test func framesReadInsideAFailedWriteDoNotOvertakeTheRestOfTheRead() throws {
         let sockets = try DoubleReplacementTests.Sockets()
-        let channel = sockets.connect(resume: ResumeRequest(received: 0, epoch: nil))
-        channel.embeddedEventLoop.run()
-        _ = try DoubleReplacementTests.messages(writtenTo: channel)
+        let channel = try sockets.connectResuming().channel
         var later = ByteBuffer()
         for position in 40...41 {
             later.writeImmutableBuffer(try DirectWritePinTests.clientFrame(Message(headers: ["cancel": "nothing", "pos": "\(position)"])))
         }
-        try channel.pipeline.syncOperations.addHandler(FailingFlush(channel, stillHeld: later), position: .first)
+        try channel.pipeline.syncOperations.addHandler(WatermarkFlipper(channel, failingFlushRead: later), position: .first)
         // An echo whose reply's payload goes apart (written at once), then positions 2–39.
         var read = try DirectWritePinTests.clientFrame(Message(headers: ["route": "echo", "pos": "1"], payload: ByteBuffer(repeating: 7, count: 2_000)))
         for position in 2...39 {
