@@ -49,6 +49,10 @@ public struct HostSettings: Sendable, Equatable {
     /// Bytes a connection may send before its upgrade (its request head); past them it is
     /// answered 431 and closed.
     public var maxHandshakeBytes = 16 << 10
+    /// A WebSocket message must arrive whole within this from its first byte, else its
+    /// connection is closed (1008): begun and then trickled, it held its bytes of the budget for
+    /// as long as it trickled.
+    public var messageArrivalTimeoutSeconds = 30.0
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
     /// Ids the host holds at once; past it an IPC invocation naming a new id is answered 503.

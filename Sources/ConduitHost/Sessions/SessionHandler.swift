@@ -57,6 +57,13 @@ final class SessionHandler: ChannelInboundHandler {
     /// complete when the half is full (as it is when it comes in one read), not its
     /// connection closed because of where the split fell.
     static let unfinishedFromWholeBudget = 64 * 1024
+    /// When the message still arriving began (nil: none is): it must be whole within
+    /// `messageArrivalTimeoutSeconds` (`watchArrival`), checked by `arrivalCheck`.
+    @exclusivity(unchecked) private var arrivalBegan: NIODeadline?
+    @exclusivity(unchecked) private var arrivalCheck: Scheduled<Void>?
+    /// A data message was completed by the read in progress: what is left unfinished after it
+    /// is a new message, with a time limit of its own.
+    @exclusivity(unchecked) private var completedAMessage = false
     /// This connection's requests a `cancel: <token>` can stop (on a resuming one, with those
     /// of its id's earlier sockets: `ResumeState.cancel(_:besides:)`).
     let cancellations = CancellationRegistry()
@@ -178,6 +185,7 @@ final class SessionHandler: ChannelInboundHandler {
         assembler.reset()
         syncChunkReservation()
         unfinishedReservation.releaseAll(in: services.directory.budget)
+        arrivalCheck?.cancel()
         clientPositions.stop()
         handOverUnsentMessages()
         logger.debug("client disconnected")
@@ -214,6 +222,40 @@ final class SessionHandler: ChannelInboundHandler {
         holdUnfinishedMessage()
     }
 
+    /// Starts the time limit of a message left unfinished by a read, if it began in that read;
+    /// ends it once none is. One check is scheduled at a time, moved on by `checkArrival` when
+    /// the message it watched was completed and another began: a read that ends mid-frame (a
+    /// pipelining client's, often) costs a clock read, not a timer.
+    private func watchArrival(unfinished: Int, context: ChannelHandlerContext) {
+        defer { completedAMessage = false }
+        guard unfinished > 0 else {
+            arrivalBegan = nil
+            return
+        }
+        guard arrivalBegan == nil || completedAMessage else { return }
+        let began = NIODeadline.now()
+        arrivalBegan = began
+        if arrivalCheck == nil { scheduleArrivalCheck(at: began + arrivalTimeout, context: context) }
+    }
+
+    private var arrivalTimeout: TimeAmount { .nanoseconds(Int64(services.settings.messageArrivalTimeoutSeconds * 1e9)) }
+
+    private func scheduleArrivalCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        arrivalCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.checkArrival() }
+    }
+
+    /// A message still arriving past its time limit fails its connection (1008), which gives
+    /// back its bytes of the budget; else the check waits for the current message's limit.
+    private func checkArrival() {
+        arrivalCheck = nil
+        guard let began = arrivalBegan, let context, !closeSent else { return }
+        let deadline = began + arrivalTimeout
+        guard deadline <= .now() else { return scheduleArrivalCheck(at: deadline, context: context) }
+        let seconds = services.settings.messageArrivalTimeoutSeconds
+        let limit = seconds == seconds.rounded() ? "\(Int(seconds))" : "\(seconds)"
+        fail(FrameViolation(.policyViolation, "a message must arrive whole within \(limit) s (limits.messageArrivalTimeoutSeconds)"))
+    }
+
     /// Takes from the budget what the reader holds of a message still arriving; when the
     /// budget can't cover it the connection is closed (1008), as a full queue's is. Also once
     /// the host's close is sent: it reads on until the client's close, and a frame arriving
@@ -228,6 +270,7 @@ final class SessionHandler: ChannelInboundHandler {
             guard !closeSent else { return context?.close(promise: nil) ?? () }
             return fail(FrameViolation(.policyViolation, "the host's buffer budget is full: this message can't be held as it arrives"))
         }
+        if let context { watchArrival(unfinished: unfinished, context: context) }
     }
 
     private func receive(_ frame: ClientFrameReader.Frame, context: ChannelHandlerContext) {
@@ -247,6 +290,7 @@ final class SessionHandler: ChannelInboundHandler {
                 // Its bytes held while it arrived are now the message's: given back before
                 // it takes its own, so they are never counted twice.
                 unfinishedReservation.releaseAll(in: services.directory.budget)
+                completedAMessage = true
                 dispatch(message.payload)
             }
         }
