@@ -304,6 +304,47 @@ struct TLSBridgeTests {
         }
     }
 
+    /// A reload starts the new handlers before it stops the old ones (all or nothing): the
+    /// replacing route's echo service could not bind the fixed port the old one held, so a
+    /// route with `echoService.port` set could not be reloaded at all (EADDRINUSE, the old table
+    /// kept). The echo service shares its port with the one it replaces for that moment.
+    @Test func aReloadKeepsTheEchoServiceOnItsFixedPort() async throws {
+        let port = try NATSServerProcess.freePort()
+        try await TestHost.run(yaml: Self.yaml("echoService: {enabled: true, port: \(port)}"), catalog: .tlsTests) { host in
+            try Self.yaml("echoService: {enabled: true, port: \(port)}, connectTimeoutSeconds: 20")
+                .write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            try await host.host.reload()
+            let tls = TLSSession(try await host.connect(client: "after-reload"))
+            let echo = try await Self.connectToEcho(tls)
+            #expect(echo.port == port)
+            _ = try await tls.request("tls.write", payload: Array("still here".utf8))
+            try await tls.read { $0.received.count >= 10 }
+            #expect(tls.received == Array("still here".utf8))
+        }
+    }
+
+    /// The sharing is this process's own: a port another process listens on, even one that
+    /// offers to share it too (as another host's echo service does), is still refused.
+    @Test func aFixedPortAnotherProcessListensOnIsStillRefused() async throws {
+        let port = try NATSServerProcess.freePort()
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        other.arguments = ["python3", "-c", """
+            import socket, sys, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", \(port))); s.listen(); print("listening", flush=True); time.sleep(60)
+            """]
+        let output = Pipe()
+        other.standardOutput = output
+        try other.run()
+        defer { other.terminate() }
+        #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("listening"))
+        let error = await #expect(throws: (any Error).self) {
+            try await TestHost.run(yaml: Self.yaml("echoService: {enabled: true, port: \(port)}"), catalog: .tlsTests) { _ in }
+        }
+        #expect("\(String(describing: error))".contains("in use"), "\(String(describing: error))")
+    }
+
     /// `client` of `bridgeHost`, connected to the echo service of `echoHost`.
     static func connect(client: String, through bridgeHost: TestHost, to echoHost: TestHost) async throws -> TLSSession {
         let echo = try await TLSSession(try await echoHost.connect(client: "asker"))

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import Synchronization
 
 /// A local TLS server that sends back every byte it receives, so the `tls.*` bridge can be
 /// shown and tested without anything outside the host. Its certificate is generated at start
@@ -30,13 +31,17 @@ final class TLSEchoService: Sendable {
     private let certificatePEM: String
     private let listener: any Channel
     private let connections: OpenChannels
+    /// The host and port asked for (`SharedListeningPort`), let go once at the first stop.
+    private let boundAs: (host: String, port: Int)
+    private let stopped = Atomic(false)
 
-    private init(certificatePEM: String, listener: any Channel, connections: OpenChannels) {
+    private init(certificatePEM: String, listener: any Channel, connections: OpenChannels, boundAs: (host: String, port: Int)) {
         host = listener.localAddress?.ipAddress ?? "127.0.0.1"
         port = listener.localAddress?.port ?? 0
         self.certificatePEM = certificatePEM
         self.listener = listener
         self.connections = connections
+        self.boundAs = boundAs
     }
 
     var info: Info {
@@ -52,8 +57,10 @@ final class TLSEchoService: Sendable {
         let context = try NIOSSLContext(configuration: server)
         let connections = OpenChannels(limit: options.maxConnections)
         let handshakeTimeout = TimeAmount.nanoseconds(Int64(options.handshakeTimeoutSeconds * 1e9))
+        try await SharedListeningPort.checkFree(host: options.host, port: options.port, group: group)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(SharedListeningPort.option, value: 1)
             // Out of descriptors: a pause between accepts, not a spinning loop.
             .serverChannelInitializer { server in
                 server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause()) }
@@ -68,12 +75,14 @@ final class TLSEchoService: Sendable {
             }
             .bind(host: options.host, port: options.port)
             .get()
-        return TLSEchoService(certificatePEM: certificatePEM, listener: listener, connections: connections)
+        SharedListeningPort.hold(host: options.host, port: options.port)
+        return TLSEchoService(certificatePEM: certificatePEM, listener: listener, connections: connections, boundAs: (options.host, options.port))
     }
 
     /// Stops listening and closes every connection (with a TLS close_notify).
     func stop() async {
         try? await listener.close()
+        if !stopped.exchange(true, ordering: .relaxed) { SharedListeningPort.release(host: boundAs.host, port: boundAs.port) }
         await connections.closeAll()
     }
 
