@@ -42,7 +42,12 @@ final class Session: ReplyDestination {
 
     /// Answers one of this connection's requests, from any thread.
     func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
-        send(ReplyBuilder.message(for: result, to: request))
+        let message = ReplyBuilder.message(for: result, to: request)
+        if channel.eventLoop.inEventLoop {
+            handler.value.sendReply(message)
+        } else {
+            channel.eventLoop.execute { self.handler.value.sendReply(message) }
+        }
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

@@ -64,6 +64,9 @@ final class SessionHandler: ChannelInboundHandler {
     /// A data message was completed by the read in progress: what is left unfinished after it
     /// is a new message, with a time limit of its own.
     @exclusivity(unchecked) private var completedAMessage = false
+    /// Handlers' replies in parts, joined until their last (`sendReply`). They outlive the
+    /// socket: a reply made after it closed goes to the id whole, as any other.
+    @exclusivity(unchecked) private var replyParts = ReplyParts()
     /// This connection's requests a `cancel: <token>` can stop (on a resuming one, with those
     /// of its id's earlier sockets: `ResumeState.cancel(_:besides:)`).
     let cancellations = CancellationRegistry()
@@ -124,6 +127,12 @@ final class SessionHandler: ChannelInboundHandler {
         self.pending = MessageQueue(
             byteLimit: services.settings.outboundQueueBytes, countLimit: services.settings.outboundQueueMessages,
             budget: services.directory.budget)
+    }
+
+    /// Parts of a reply whose last never came keep their bytes of the budget until nothing can
+    /// send it any more: no responder holds this connection.
+    deinit {
+        replyParts.releaseAll(in: services.directory.budget)
     }
 
     /// The host's logger with this client's id: made when something is logged, since a
@@ -319,6 +328,17 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     // MARK: Outbound
+
+    /// Sends a handler's reply, its parts joined first (`ReplyParts`).
+    func sendReply(_ message: Message) {
+        guard replyParts.involves(message) else { return send(message) }
+        switch replyParts.add(message, budget: services.directory.budget) {
+        case .send(let whole): send(whole)
+        case .held: break
+        case .refused:
+            replyError(.unavailable("the host's buffer budget is full: the reply's parts can't be joined"), route: message.headers.route, correlation: message.headers.correlation)
+        }
+    }
 
     /// Sends a reply or an error of this connection's own.
     /// A reply the socket can take now is written without sizing it for a queue (the routed

@@ -16,5 +16,6 @@ extension HandlerCatalog {
         HandlerKind(FarewellHandler.self, name: "farewell"),
         HandlerKind(AbandoningHandler.self, name: "abandoning"),
         HandlerKind(WaitingHandler.self, name: "waiting"),
+        HandlerKind(PartedReplyHandler.self, name: "parted"),
     ])
 }

@@ -30,6 +30,28 @@ struct PushingHandler: ConduitHandler {
     func clientEvent(_ event: ClientEvent) { events.record(event) }
 }
 
+/// `parted`: replies in `parts` parts (`more: true` on all but the last) of `size` bytes
+/// each, the part's index in every byte, and pushes `push: <index>` to the sender after each
+/// part but the last: a handler whose reply is made in parts while other messages go out.
+struct PartedReplyHandler: ConduitHandler {
+    let pushes: any PushSink
+
+    init(options: NoOptions, context: HandlerContext) {
+        pushes = context.pushes
+    }
+
+    func handle(_ request: Request, responder: Responder) {
+        let parts = Int(request.headers["parts"] ?? "2") ?? 2
+        let size = Int(request.headers["size"] ?? "10") ?? 10
+        for index in 0..<parts {
+            let payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: index), count: size)
+            guard index < parts - 1 else { return responder.reply(headers: ["parts": "\(parts)"], payload: payload) }
+            responder.reply(headers: ["more": "true"], payload: payload)
+            pushes.push(Message(headers: ["route": "push", "after": "\(index)"], payload: [9]), to: request.client)
+        }
+    }
+}
+
 /// `thrower`: fails every request with the error type named in the `type` header.
 struct ThrowingHandler: ConduitHandler {
     init(options: NoOptions, context: HandlerContext) {}

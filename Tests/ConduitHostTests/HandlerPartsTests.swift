@@ -1,0 +1,64 @@
+import ConduitHost
+import ConduitTesting
+import ConduitWire
+import NIOCore
+import Testing
+
+/// A handler may answer in parts (`more: true` on each reply but the last); clients join a
+/// message's parts until one without `more` (SPEC §1). Written as they came, a push made between
+/// two parts went between them on the socket and the client joined it to the reply: the
+/// reply's payload ended with the push's, and its true last part arrived as a message alone.
+/// The host joins a handler's parts now and sends the reply whole (split by the host, back to
+/// back, when it needs more than one frame).
+@Suite("Handler replies in parts", .serialized, .timeLimit(.minutes(1)))
+struct HandlerPartsTests {
+    static let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: parted\n    handler: parted\n"
+
+    @Test func aPushMadeBetweenTwoPartsIsNotJoinedToTheReply() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "parts")
+            try await client.send(["route": "parted", "token": "1", "parts": "3", "size": "10"])
+            // Read as a client reads: parts joined until one without `more`.
+            let received = try await Self.nextJoinedMessages(3, from: client)
+            let reply = try #require(received.first { $0.headers["token"] == "1" })
+            #expect(Array(reply.payload.readableBytesView) == [UInt8](repeating: 0, count: 10) + [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 10))
+            #expect(reply.headers["parts"] == "3")
+            #expect(received.compactMap { $0.headers["after"] } == ["0", "1"], "the two pushes, each alone")
+            #expect(received.allSatisfy { $0.headers["token"] == "1" || Array($0.payload.readableBytesView) == [9] })
+        }
+    }
+
+    /// Joined, a reply of 100 KB parts is sent as the host's own parts, back to back.
+    @Test func aLargeReplyInPartsArrivesWholeBesideThePushes() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "large-parts")
+            try await client.send(["route": "parted", "token": "2", "parts": "3", "size": "100000"])
+            let received = try await Self.nextJoinedMessages(3, from: client)
+            let reply = try #require(received.first { $0.headers["token"] == "2" })
+            #expect(reply.payload.readableBytes == 300_000)
+            #expect(reply.payload.getBytes(at: reply.payload.readerIndex + 150_000, length: 1) == [1])
+            #expect(received.compactMap { $0.headers["after"] } == ["0", "1"], "the two pushes, each alone")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+    }
+
+    static func nextJoinedMessages(_ count: Int, from client: TestWebSocketClient) async throws -> [Message] {
+        var messages: [Message] = []
+        for _ in 0..<count { messages.append(try await client.nextJoinedMessage()) }
+        return messages
+    }
+
+    /// Parts without end can't hold more than the budget: the request is answered
+    /// `UnavailableError` and what its parts held is given back.
+    @Test func partsPastTheBudgetAreRefusedAndGiveTheirBytesBack() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "endless-parts")
+            try await client.send(["route": "parted", "token": "3", "parts": "40", "size": "60000"])
+            let refused = try await client.nextMessage { $0.headers["token"] == "3" }
+            #expect(refused.headers["error"] == "UnavailableError", "\(refused.headers)")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+            let after = try await client.request(Message(headers: ["route": "parted", "token": "4", "parts": "2"]))
+            #expect(after.payload.readableBytes == 20)
+        }
+    }
+}
