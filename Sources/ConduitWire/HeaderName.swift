@@ -22,7 +22,7 @@ extension Headers {
         return nil
     }
     /// True when the message is one part of a larger payload (`more=true`).
-    public var hasMore: Bool { self[HeaderName.more] == "true" }
+    public var hasMore: Bool { lastValue(ofFourByteName: HeaderName.more) == "true" }
 }
 
 /// The headers of resume (SPEC §9): they belong to the connection, not to a message's content.

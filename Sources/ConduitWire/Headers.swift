@@ -33,6 +33,12 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
         }
     }
 
+    /// `self[name]` for a name of 4 bytes (`more`, asked of every reply the host sends): the
+    /// others are ruled out by their length, without the call a comparison of names makes.
+    func lastValue(ofFourByteName name: String) -> String? {
+        fields.last { $0.name.utf8.count == 4 && $0.name == name }?.value
+    }
+
     /// Every value of `name`, in order.
     public func values(of name: String) -> [String] {
         fields.filter { $0.name == name }.map(\.value)

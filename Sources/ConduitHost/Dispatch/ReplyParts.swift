@@ -7,7 +7,10 @@ import NIOCore
 /// until one without `more` (SPEC §1), so a push, or another request's reply, written between
 /// two of a handler's parts became the end of its reply. Joined by the correlation value (a
 /// request without one: by none). The parts held take their bytes from the host's budget.
-struct ReplyParts {
+///
+/// A connection makes one only when a part arrives and lets it go once nothing is joined: the
+/// routed echo's replies pay the `more` lookup and a nil check, not a copy of this state.
+final class ReplyParts {
     private var open: [String: ByteBuffer] = [:]
     /// Replies whose parts the budget could not hold: their requests were answered
     /// `UnavailableError`, and their later parts are dropped up to the last.
@@ -23,14 +26,10 @@ struct ReplyParts {
         case refused
     }
 
-    /// Whether `message` needs `add`: a part, or a reply while others are being joined. Checked
-    /// for every reply, so a name's length rules out most headers before any comparison.
-    func involves(_ message: Message) -> Bool {
-        !open.isEmpty || !refused.isEmpty
-            || message.headers.contains { $0.name.utf8.count == 4 && $0.name == HeaderName.more && $0.value == "true" }
-    }
+    /// Nothing is joined or dropped any more: the connection may let this go.
+    var isIdle: Bool { open.isEmpty && refused.isEmpty }
 
-    mutating func add(_ message: Message, budget: BufferBudget) -> Outcome {
+    func add(_ message: Message, budget: BufferBudget) -> Outcome {
         let key = message.headers.correlation?.value ?? ""
         let isPart = message.headers.hasMore
         if refused.contains(key) {
@@ -60,7 +59,7 @@ struct ReplyParts {
     /// What the parts being joined hold.
     private var heldBytes: Int { open.values.reduce(0) { $0 + $1.capacity } }
 
-    mutating func releaseAll(in budget: BufferBudget) {
+    func releaseAll(in budget: BufferBudget) {
         open.removeAll()
         refused.removeAll()
         reservation.releaseAll(in: budget)

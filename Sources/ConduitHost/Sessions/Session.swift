@@ -31,23 +31,18 @@ final class Session: ReplyDestination {
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
-    /// Sends a reply (split if large) from any thread.
+    /// Sends a reply (split if large; a handler's parts joined first) from any thread.
     func send(_ message: Message) {
-        if channel.eventLoop.inEventLoop {
-            handler.value.send(message)
-        } else {
-            channel.eventLoop.execute { self.handler.value.send(message) }
-        }
-    }
-
-    /// Answers one of this connection's requests, from any thread.
-    func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
-        let message = ReplyBuilder.message(for: result, to: request)
         if channel.eventLoop.inEventLoop {
             handler.value.sendReply(message)
         } else {
             channel.eventLoop.execute { self.handler.value.sendReply(message) }
         }
+    }
+
+    /// Answers one of this connection's requests, from any thread.
+    func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
+        send(ReplyBuilder.message(for: result, to: request))
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

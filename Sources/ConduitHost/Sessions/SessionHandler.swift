@@ -66,7 +66,7 @@ final class SessionHandler: ChannelInboundHandler {
     @exclusivity(unchecked) private var completedAMessage = false
     /// Handlers' replies in parts, joined until their last (`sendReply`). They outlive the
     /// socket: a reply made after it closed goes to the id whole, as any other.
-    @exclusivity(unchecked) private var replyParts = ReplyParts()
+    @exclusivity(unchecked) private var replyParts: ReplyParts?
     /// This connection's requests a `cancel: <token>` can stop (on a resuming one, with those
     /// of its id's earlier sockets: `ResumeState.cancel(_:besides:)`).
     let cancellations = CancellationRegistry()
@@ -132,7 +132,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// Parts of a reply whose last never came keep their bytes of the budget until nothing can
     /// send it any more: no responder holds this connection.
     deinit {
-        replyParts.releaseAll(in: services.directory.budget)
+        replyParts?.releaseAll(in: services.directory.budget)
     }
 
     /// The host's logger with this client's id: made when something is logged, since a
@@ -329,10 +329,18 @@ final class SessionHandler: ChannelInboundHandler {
 
     // MARK: Outbound
 
-    /// Sends a handler's reply, its parts joined first (`ReplyParts`).
+    /// Sends a handler's reply, its parts joined first (`ReplyParts`). Inlined into the
+    /// session's send: the routed echo's replies pass here.
+    @inline(__always)
     func sendReply(_ message: Message) {
-        guard replyParts.involves(message) else { return send(message) }
-        switch replyParts.add(message, budget: services.directory.budget) {
+        guard replyParts != nil || message.headers.hasMore else { return send(message) }
+        joinReplyPart(message)
+    }
+
+    private func joinReplyPart(_ message: Message) {
+        let parts = replyParts ?? ReplyParts()
+        defer { replyParts = parts.isIdle ? nil : parts }
+        switch parts.add(message, budget: services.directory.budget) {
         case .send(let whole): send(whole)
         case .held: break
         case .refused:
