@@ -188,6 +188,33 @@ struct TLSBridgeTests {
         }
     }
 
+    /// A reload kept a route whose YAML was unchanged, whatever became of the files it names: a
+    /// certificate rotated on disk was served until a restart. A file its options name that
+    /// changed makes the route new, so the reload builds it again and the new one is served.
+    @Test func aReloadPicksUpACertificateRotatedOnDisk() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let certificateFile = folder.appendingPathComponent("cert.pem").path
+        let keyFile = folder.appendingPathComponent("key.pem").path
+        @Sendable func install(_ certificate: SelfSignedCertificate) throws {
+            try certificate.certificatePEM.write(toFile: certificateFile, atomically: true, encoding: .utf8)
+            try certificate.privateKeyPEM.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        }
+        let (first, second) = (try SelfSignedCertificate(), try SelfSignedCertificate())
+        try install(first)
+        let options = "echoService: {enabled: true, certificateFile: \(certificateFile), privateKeyFile: \(keyFile)}"
+        try await TestHost.run(yaml: Self.yaml(options), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "rotating"))
+            #expect(try await tls.request("tls.echoService").data(EchoServiceInfo.self).certificatePEM == first.certificatePEM)
+            try await host.host.reload()
+            #expect(try await tls.request("tls.echoService").data(EchoServiceInfo.self).certificatePEM == first.certificatePEM, "unchanged: kept")
+            try install(second)
+            try await host.host.reload()
+            #expect(try await tls.request("tls.echoService").data(EchoServiceInfo.self).certificatePEM == second.certificatePEM)
+        }
+    }
+
     @Test(arguments: [("insecure: allowed", ["insecure": "true"]), ("insecure: always", [:])] as [(String, Headers)])
     func insecureSkipsVerificationWhenTheRouteAllowsIt(policy: String, headers: Headers) async throws {
         try await TestHost.run(yaml: Self.yaml("\(policy), echoService: {enabled: true}"), catalog: .tlsTests) { host in

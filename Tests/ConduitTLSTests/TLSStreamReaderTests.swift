@@ -34,7 +34,7 @@ struct TLSStreamReaderTests {
     final class DeferredClose: ChannelOutboundHandler {
         typealias OutboundIn = Any
         func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-            context.eventLoop.execute { context.close(mode: mode, promise: promise) }
+            context.eventLoop.assumeIsolated().execute { context.close(mode: mode, promise: promise) }
         }
     }
 

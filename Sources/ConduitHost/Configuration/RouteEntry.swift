@@ -11,6 +11,16 @@ public struct RouteEntry: Sendable, Equatable {
     let optionsTree: YAMLTree
     /// Where the entry is, for error messages.
     let location: SourceLocation
+    /// The files its options name, as they were when it was read.
+    let files: NamedFiles
+
+    init(route: String, handler: String, optionsTree: YAMLTree, location: SourceLocation) {
+        self.route = route
+        self.handler = handler
+        self.optionsTree = optionsTree
+        self.location = location
+        files = NamedFiles(namedIn: optionsTree.node)
+    }
 }
 
 /// A place in a configuration file.

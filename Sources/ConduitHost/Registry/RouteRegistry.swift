@@ -147,7 +147,7 @@ public final class RouteRegistry: Sendable {
 
 extension RouteEntry {
     func isSameDefinition(as other: RouteEntry) -> Bool {
-        route == other.route && handler == other.handler && options == other.options
+        route == other.route && handler == other.handler && options == other.options && files == other.files
     }
 
     var optionsLocation: SourceLocation {
