@@ -91,6 +91,31 @@ struct ConfigurationTests {
         await #expect(throws: ConfigurationError.self) { try await registry.reload(broken, logger: logger) }
         #expect(registry.lookup("fail.x") != nil, "the old table stays")
     }
+
+    /// A file named by an option whose key ends in `File` that changed on disk makes its route
+    /// new at the next reload (a rotated certificate); any other path in the options is data
+    /// (a log a handler writes to) and leaves the route as it is.
+    @Test func aReloadRebuildsARouteWhoseNamedFileChangedAndOnlyThen() async throws {
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-files-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (keyFile, logFile) = (folder.appendingPathComponent("key.pem").path, folder.appendingPathComponent("app.log").path)
+        try "one".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try "".write(toFile: logFile, atomically: true, encoding: .utf8)
+        let yaml = "routes:\n  - route: c\n    handler: configured\n    options: {greeting: hi, repeats: 1, keyFile: \(keyFile), log: \(logFile)}\n"
+        func load() throws -> HostConfiguration { try ConfigurationLoader(environment: [:]).load(yaml: yaml, file: "f") }
+        let registry = try RouteRegistry(configuration: try load(), catalog: .hostTests) { entry in
+            .init(route: entry.route, logger: logger, pushes: DiscardingSink(), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        }
+        let first = try #require(registry.lookup("c"))
+        try "a line the handler logged".write(toFile: logFile, atomically: false, encoding: .utf8)
+        try await registry.reload(try load(), logger: logger)
+        #expect(registry.lookup("c")?.tasks === first.tasks, "a changed log file is no change of the route")
+        try "two".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try await registry.reload(try load(), logger: logger)
+        #expect(registry.lookup("c")?.tasks !== first.tasks, "a changed key file makes the route new")
+    }
 }
 
 import ConduitKit

@@ -350,6 +350,24 @@ struct TLSBridgeTests {
         }
     }
 
+    /// Two routes of one host on the same fixed port: the second is refused at start-up, as
+    /// before the port was shared (the kernel would spread connections over two services with
+    /// two certificates).
+    @Test func twoRoutesOnOneFixedPortAreRefused() async throws {
+        let port = try NATSServerProcess.freePort()
+        let yaml = """
+            routes:
+              - route: tls.*
+                handler: tls
+                options: {echoService: {enabled: true, port: \(port)}}
+              - route: secure.*
+                handler: tls
+                options: {echoService: {enabled: true, port: \(port)}}
+            """
+        let error = await #expect(throws: (any Error).self) { try await TestHost.run(yaml: yaml, catalog: .tlsTests) { _ in } }
+        #expect("\(String(describing: error))".contains("in use"), "\(String(describing: error))")
+    }
+
     /// The sharing is this process's own: a port another process listens on, even one that
     /// offers to share it too (as another host's echo service does), is still refused.
     @Test func aFixedPortAnotherProcessListensOnIsStillRefused() async throws {

@@ -5,11 +5,13 @@ import Darwin
 #endif
 import Yams
 
-/// The files a route's options name (every option value that is the path of a regular file: a
-/// CA or certificate file, a process handler's program), as they were when the configuration
+/// The files a route's options name (the value of every option whose key ends in `File`, at any
+/// depth: `caFile`, `certificateFile`, `privateKeyFile`), as they were when the configuration
 /// was read. A reload keeps a route's handler only when its definition is the same, and that
-/// compared the YAML text alone: a certificate rotated in place, or a handler's program
-/// rebuilt, was never picked up by a reload, only by a restart.
+/// compared the YAML text alone: a certificate rotated in place was never picked up by a
+/// reload, only by a restart. Only keys that say so: a path that is data (a log or a database
+/// a process handler's child is given) changes all the time, and would restart the route at
+/// every reload.
 struct NamedFiles: Sendable, Equatable {
     /// What tells one version of a file from the next: replaced by a rename (a new inode), or
     /// rewritten in place (its size or modification time).
@@ -31,10 +33,16 @@ struct NamedFiles: Sendable, Equatable {
 
     private static func collect(_ node: Node, into stamps: inout [String: Stamp]) {
         switch node {
-        case .scalar(let scalar):
-            if let stamp = stamp(of: scalar.string) { stamps[scalar.string] = stamp }
+        case .scalar:
+            return
         case .mapping(let mapping):
-            for (_, value) in mapping { collect(value, into: &stamps) }
+            for (key, value) in mapping {
+                if key.string?.hasSuffix("File") == true, let path = value.string, let stamp = stamp(of: path) {
+                    stamps[path] = stamp
+                } else {
+                    collect(value, into: &stamps)
+                }
+            }
         case .sequence(let sequence):
             for item in sequence { collect(item, into: &stamps) }
         case .alias:
@@ -42,9 +50,8 @@ struct NamedFiles: Sendable, Equatable {
         }
     }
 
-    /// The stamp of a regular file at `path`; nil for anything else (most values are no path).
+    /// The stamp of a regular file at `path`; nil for anything else.
     private static func stamp(of path: String) -> Stamp? {
-        guard path.contains("/") else { return nil }
         var info = stat()
         guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
         #if canImport(Darwin)

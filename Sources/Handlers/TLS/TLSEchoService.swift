@@ -48,7 +48,8 @@ final class TLSEchoService: Sendable {
         Info(host: host, port: port, certificatePEM: certificatePEM, connections: connections.count, refused: connections.refused)
     }
 
-    static func start(_ options: TLSOptions.EchoService, group: any EventLoopGroup) async throws -> TLSEchoService {
+    /// `route`: the route it serves, which alone may share its fixed port (`SharedListeningPort`).
+    static func start(_ options: TLSOptions.EchoService, route: String, group: any EventLoopGroup) async throws -> TLSEchoService {
         let (certificatePEM, privateKey) = try identity(options)
         let server = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
@@ -57,7 +58,7 @@ final class TLSEchoService: Sendable {
         let context = try NIOSSLContext(configuration: server)
         let connections = OpenChannels(limit: options.maxConnections)
         let handshakeTimeout = TimeAmount.nanoseconds(Int64(options.handshakeTimeoutSeconds * 1e9))
-        try await SharedListeningPort.checkFree(host: options.host, port: options.port, group: group)
+        try await SharedListeningPort.checkFree(host: options.host, port: options.port, route: route, group: group)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(SharedListeningPort.option, value: 1)
@@ -75,7 +76,7 @@ final class TLSEchoService: Sendable {
             }
             .bind(host: options.host, port: options.port)
             .get()
-        SharedListeningPort.hold(host: options.host, port: options.port)
+        SharedListeningPort.hold(host: options.host, port: options.port, route: route)
         return TLSEchoService(certificatePEM: certificatePEM, listener: listener, connections: connections, boundAs: (options.host, options.port))
     }
 

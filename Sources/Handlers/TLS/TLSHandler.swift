@@ -52,7 +52,7 @@ public final class TLSHandler: ConduitHandler {
 
     public func start() async throws {
         guard options.echoService.enabled else { return }
-        let service = try await TLSEchoService.start(options.echoService, group: context.eventLoopGroup)
+        let service = try await TLSEchoService.start(options.echoService, route: context.route, group: context.eventLoopGroup)
         echoService.withLockedValue { $0 = service }
         context.logger.info("tls echo service listening", metadata: [
             "tls.echo.host": "\(service.host)", "tls.echo.port": "\(service.port)",
