@@ -42,6 +42,48 @@ struct HandlerPartsTests {
         }
     }
 
+    /// An error that ends a reply's parts is the answer: the parts before it were joined in
+    /// front of its JSON, which no client could read.
+    @Test func anErrorAfterPartsArrivesAlone() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "failing-parts")
+            let reply = try await client.request(Message(headers: ["route": "parted", "token": "5", "parts": "3", "end": "fail"]))
+            #expect(reply.headers["error"] == "InternalError")
+            #expect(String(buffer: reply.payload).hasPrefix("{\"err\""), "\(String(buffer: reply.payload))")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+    }
+
+    /// Parts are joined per request, not per token: a reply whose last part never came was
+    /// joined in front of the next reply with its token.
+    @Test func aLaterRequestWithTheSameTokenGetsItsOwnReply() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "reused-token")
+            try await client.send(["route": "parted", "token": "6", "parts": "3", "end": "never"])
+            _ = try await client.nextMessages(2)
+            let reply = try await client.request(Message(headers: ["route": "parted", "token": "6", "parts": "1"]))
+            #expect(Array(reply.payload.readableBytesView) == [UInt8](repeating: 0, count: 10))
+        }
+    }
+
+    /// Parts whose last never comes are dropped once they are older than a request may run
+    /// (`requestTimeoutSeconds`), at the connection's next reply: they held their bytes of the
+    /// budget for as long as the connection lived.
+    @Test func partsWithoutAnEndAreDroppedWhenTooOld() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\n  requestTimeoutSeconds: 1\nroutes:\n  - route: parted\n    handler: parted\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let budget = host.host.directory.budget
+            let client = try await host.connect(client: "unended-parts")
+            try await client.send(["route": "parted", "token": "7", "parts": "3", "size": "50000", "end": "never"])
+            _ = try await client.nextMessages(2)
+            try await waitUntil { budget.usedBytes >= 100_000 }
+            try await Task.sleep(for: .milliseconds(1_500))
+            let reply = try await client.request(Message(headers: ["route": "parted", "token": "8", "parts": "1"]))
+            #expect(reply.payload.readableBytes == 10)
+            try await waitUntil { budget.usedBytes == 0 }
+        }
+    }
+
     static func nextJoinedMessages(_ count: Int, from client: TestWebSocketClient) async throws -> [Message] {
         var messages: [Message] = []
         for _ in 0..<count { messages.append(try await client.nextJoinedMessage()) }

@@ -5,63 +5,91 @@ import NIOCore
 /// A handler's reply sent in parts (`more: true` on every call of its responder but the last)
 /// joined on the host before it is sent, as the IPC path does: clients join a message's parts
 /// until one without `more` (SPEC §1), so a push, or another request's reply, written between
-/// two of a handler's parts became the end of its reply. Joined by the correlation value (a
-/// request without one: by none). The parts held take their bytes from the host's budget.
+/// two of a handler's parts became the end of its reply. Joined per request (its token and the
+/// moment it reached its handler: a later request reusing the token is another). The parts held
+/// take their bytes from the host's budget.
 ///
 /// A connection makes one only when a part arrives and lets it go once nothing is joined: the
 /// routed echo's replies pay the `more` lookup and a nil check, not a copy of this state.
 final class ReplyParts {
-    private var open: [String: ByteBuffer] = [:]
-    /// Replies whose parts the budget could not hold: their requests were answered
-    /// `UnavailableError`, and their later parts are dropped up to the last.
-    private var refused: Set<String> = []
+    struct Request: Hashable {
+        let correlation: String
+        let received: NIODeadline
+    }
+
+    private var open: [Request: (parts: ByteBuffer, since: NIODeadline)] = [:]
+    /// Requests whose parts are dropped up to the last: the budget could not hold them (the
+    /// request was answered `UnavailableError`), or they went on too long.
+    private var dropping: [Request: NIODeadline] = [:]
     private var reservation = BudgetReservation()
+    /// How long a reply's parts may keep coming: a handler that never sends the last one (a
+    /// body that ran on past its deadline) would otherwise hold them for the connection's life.
+    private let maxAge: TimeAmount
+
+    init(maxAge: TimeAmount) {
+        self.maxAge = maxAge
+    }
 
     enum Outcome {
-        /// Send it: a whole reply, or the last part with those before it.
+        /// Send it: a whole reply, the last part with those before it, or an error that ends
+        /// the parts (they are dropped: the request failed).
         case send(Message)
-        /// A part kept, or one of a refused reply's dropped: nothing to send.
+        /// A part kept, or one of a reply being dropped: nothing to send.
         case held
         /// The budget can't hold this reply's parts: answer its request `UnavailableError`.
         case refused
     }
 
     /// Nothing is joined or dropped any more: the connection may let this go.
-    var isIdle: Bool { open.isEmpty && refused.isEmpty }
+    var isIdle: Bool { open.isEmpty && dropping.isEmpty }
 
-    func add(_ message: Message, budget: BufferBudget) -> Outcome {
-        let key = message.headers.correlation?.value ?? ""
+    func add(_ message: Message, of request: Request, budget: BufferBudget) -> Outcome {
+        let now = NIODeadline.now()
+        dropOld(before: now - maxAge, budget: budget)
         let isPart = message.headers.hasMore
-        if refused.contains(key) {
-            if !isPart { refused.remove(key) }
+        if dropping[request] != nil {
+            if !isPart { dropping[request] = nil }
             return .held
         }
         guard isPart else {
-            guard var joined = open.removeValue(forKey: key) else { return .send(message) }
+            guard var joined = open.removeValue(forKey: request)?.parts else { return .send(message) }
             _ = reservation.match(heldBytes, in: budget)
+            guard message.headers[HeaderName.error] == nil else { return .send(message) }
             var whole = message
             joined.writeBuffer(&whole.payload)
             whole.payload = joined
             return .send(whole)
         }
         var payload = message.payload
-        open[key, default: ByteBuffer()].writeBuffer(&payload)
+        open[request, default: (ByteBuffer(), now)].parts.writeBuffer(&payload)
         guard reservation.match(heldBytes, in: budget, share: .whole) else {
-            open[key] = nil
+            open[request] = nil
             _ = reservation.match(heldBytes, in: budget)
-            refused.insert(key)
+            dropping[request] = now
             budget.dropped(.hostBudget)
             return .refused
         }
         return .held
     }
 
+    /// Drops the parts of replies begun before `limit`, and stops dropping for those.
+    private func dropOld(before limit: NIODeadline, budget: BufferBudget) {
+        dropping = dropping.filter { $0.value >= limit }
+        let old = open.filter { $0.value.since < limit }
+        guard !old.isEmpty else { return }
+        for request in old.keys {
+            open[request] = nil
+            dropping[request] = .now()
+        }
+        _ = reservation.match(heldBytes, in: budget)
+    }
+
     /// What the parts being joined hold.
-    private var heldBytes: Int { open.values.reduce(0) { $0 + $1.capacity } }
+    private var heldBytes: Int { open.values.reduce(0) { $0 + $1.parts.capacity } }
 
     func releaseAll(in budget: BufferBudget) {
         open.removeAll()
-        refused.removeAll()
+        dropping.removeAll()
         reservation.releaseAll(in: budget)
     }
 }

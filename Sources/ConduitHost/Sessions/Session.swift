@@ -31,18 +31,26 @@ final class Session: ReplyDestination {
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
-    /// Sends a reply (split if large; a handler's parts joined first) from any thread.
+    /// Sends a reply (split if large) from any thread.
     func send(_ message: Message) {
         if channel.eventLoop.inEventLoop {
-            handler.value.sendReply(message)
+            handler.value.send(message)
         } else {
-            channel.eventLoop.execute { self.handler.value.sendReply(message) }
+            channel.eventLoop.execute { self.handler.value.send(message) }
         }
     }
 
     /// Answers one of this connection's requests, from any thread.
+    /// Answers one of this connection's requests, from any thread; a handler's parts are
+    /// joined first (`ReplyParts`).
     func deliver(_ result: Result<Reply, ConduitError>, to request: ReplyAddress) {
-        send(ReplyBuilder.message(for: result, to: request))
+        let message = ReplyBuilder.message(for: result, to: request)
+        let received = request.received
+        if channel.eventLoop.inEventLoop {
+            handler.value.sendReply(message, received: received)
+        } else {
+            channel.eventLoop.execute { self.handler.value.sendReply(message, received: received) }
+        }
     }
 
     /// Sends or queues a message from any thread. `reserved`: its bytes are already taken from

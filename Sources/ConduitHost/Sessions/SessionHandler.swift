@@ -329,18 +329,20 @@ final class SessionHandler: ChannelInboundHandler {
 
     // MARK: Outbound
 
-    /// Sends a handler's reply, its parts joined first (`ReplyParts`). Inlined into the
-    /// session's send: the routed echo's replies pass here.
+    /// Sends a handler's reply to a request that reached it at `received`, its parts joined
+    /// first (`ReplyParts`). Inlined into the session's delivery: the routed echo's replies
+    /// pass here.
     @inline(__always)
-    func sendReply(_ message: Message) {
+    func sendReply(_ message: Message, received: NIODeadline) {
         guard replyParts != nil || message.headers.hasMore else { return send(message) }
-        joinReplyPart(message)
+        joinReplyPart(message, of: ReplyParts.Request(correlation: message.headers.correlation?.value ?? "", received: received))
     }
 
-    private func joinReplyPart(_ message: Message) {
-        let parts = replyParts ?? ReplyParts()
+    private func joinReplyPart(_ message: Message, of request: ReplyParts.Request) {
+        // Parts may keep coming as long as a request may run.
+        let parts = replyParts ?? ReplyParts(maxAge: TimeAmount(requestLimits.timeout))
         defer { replyParts = parts.isIdle ? nil : parts }
-        switch parts.add(message, budget: services.directory.budget) {
+        switch parts.add(message, of: request, budget: services.directory.budget) {
         case .send(let whole): send(whole)
         case .held: break
         case .refused:

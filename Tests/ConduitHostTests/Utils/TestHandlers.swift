@@ -33,6 +33,7 @@ struct PushingHandler: ConduitHandler {
 /// `parted`: replies in `parts` parts (`more: true` on all but the last) of `size` bytes
 /// each, the part's index in every byte, and pushes `push: <index>` to the sender after each
 /// part but the last: a handler whose reply is made in parts while other messages go out.
+/// `end: fail` fails the request in place of the last part; `end: never` never sends it.
 struct PartedReplyHandler: ConduitHandler {
     let pushes: any PushSink
 
@@ -45,7 +46,13 @@ struct PartedReplyHandler: ConduitHandler {
         let size = Int(request.headers["size"] ?? "10") ?? 10
         for index in 0..<parts {
             let payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: index), count: size)
-            guard index < parts - 1 else { return responder.reply(headers: ["parts": "\(parts)"], payload: payload) }
+            guard index < parts - 1 else {
+                switch request.headers["end"] {
+                case "fail": return responder.fail(.internal("failed after its parts"))
+                case "never": return
+                default: return responder.reply(headers: ["parts": "\(parts)"], payload: payload)
+                }
+            }
             responder.reply(headers: ["more": "true"], payload: payload)
             pushes.push(Message(headers: ["route": "push", "after": "\(index)"], payload: [9]), to: request.client)
         }
