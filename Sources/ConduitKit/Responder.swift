@@ -100,12 +100,14 @@ public struct Responder: Sendable {
     /// time, and the body is cancelled; stopping the route's handler, or the client cancelling
     /// the request (`cancel: <token>`), cancels it too. A connection with too many such
     /// requests running is answered `UnavailableError`. The request's place and bytes are held
-    /// until the body ends, even when it goes on after its answer.
+    /// until the body ends, even when it goes on after its answer. Returns whether the body
+    /// runs (false: refused so, and never called).
+    @discardableResult
     public func respond(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable () async throws -> Reply?
-    ) {
-        guard let place = holdPlace() else { return }
+    ) -> Bool {
+        guard let place = holdPlace() else { return false }
         let responder = self
         let deadline = timeout ?? defaultTimeout
         let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation)
@@ -125,6 +127,7 @@ public struct Responder: Sendable {
         }
         let task = tasks?.run(work) ?? Task { await work() }
         registration.onCancel { task.cancel() }
+        return true
     }
 }
 

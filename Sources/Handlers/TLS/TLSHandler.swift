@@ -101,11 +101,19 @@ public final class TLSHandler: ConduitHandler {
         let insecure = try insecureRequested(request)
         let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
         let congestionTimeout = TimeAmount.nanoseconds(Int64(options.congestionTimeoutSeconds * 1e9))
-        responder.respond { [self] in
+        // Counted as opening now, while the id surely exists (its request is being handled):
+        // counted in the task, an expiry before the task started (a loaded machine, a short
+        // grace) marked nothing, and the connection outlived its id, open for good.
+        opening.withLockedValue { $0[client, default: (0, false)].count += 1 }
+        let runs = responder.respond { [self] in
             // In the task: a connect the connection's bound on running requests refuses never
             // runs it, and must take no place.
-            try takePlace()
-            opening.withLockedValue { $0[client, default: (0, false)].count += 1 }
+            do {
+                try takePlace()
+            } catch {
+                _ = endOpening(client)
+                throw error
+            }
             let connection: TLSConnection
             do {
                 // In the task: a CA of the request's own means loading the system roots again.
@@ -133,6 +141,7 @@ public final class TLSHandler: ConduitHandler {
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
             return try .json(connection.summary)
         }
+        if !runs { _ = endOpening(client) }
     }
 
     private func close(_ client: ClientID, _ responder: Responder) throws {
