@@ -133,6 +133,23 @@ struct DoubleReplacementTests {
         for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
     }
 
+    /// A message a replaced socket can no longer number goes to the queue it hands over; when
+    /// the host's budget can't take it, it is dropped there (counted), and the push was told
+    /// `.sent` all the same.
+    @Test func aMessageTheBudgetRefusesOnAReplacedSocketIsReportedDropped() throws {
+        let sockets = try Sockets()
+        let (first, epoch) = try sockets.connectResuming()
+        let second = sockets.connect(resume: ResumeRequest(received: 0, epoch: epoch))
+        let budget = sockets.directory.budget
+        let filled = budget.limit - budget.usedBytes
+        #expect(budget.reserve(filled))
+        defer { budget.release(filled) }
+        let handler = try first.pipeline.syncOperations.handler(type: SessionHandler.self)
+        let outcome = handler.send(MessageQueue.Entry(numberedPush(1), delivery: .droppable), reserved: false)
+        #expect(outcome == .dropped(.hostBudget), "\(outcome)")
+        for channel in [first, second] { _ = try? channel.finish(acceptAlreadyClosed: true) }
+    }
+
     static func expectOneToSix(writtenTo newest: EmbeddedChannel, closing channels: [EmbeddedChannel]) throws {
         let received = try pushNumbers(writtenTo: newest)
         #expect(received == Array(1...6), "the newest socket got \(received)")

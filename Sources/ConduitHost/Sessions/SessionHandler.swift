@@ -499,16 +499,18 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     /// A message this replaced socket can no longer number goes, with what it had not written,
-    /// to the socket that resumed the id.
+    /// to the socket that resumed the id; one not yet accepted may be refused there (the
+    /// budget), which its sender is told (it was told `.sent`).
     @discardableResult
     private func handOver(superseded entry: MessageQueue.Entry, reserved: Bool) -> PushOutcome {
-        if reserved {
+        defer { closeSuperseded() }
+        guard !reserved else {
             pending.takeOver(entry)
-        } else {
-            _ = pending.append(entry, evictOldest: false)
+            return .sent
         }
-        closeSuperseded()
-        return .sent
+        guard case .refused(let cause) = pending.append(entry, evictOldest: false) else { return .sent }
+        countOutboundDrops(1)
+        return .dropped(cause)
     }
 
     /// Closes a socket whose id another socket resumed, at the end of this event-loop turn:
