@@ -74,7 +74,7 @@ final class ReplyParts {
 
     /// Drops the parts of replies begun before `limit`, and stops dropping for those.
     private func dropOld(before limit: NIODeadline, budget: BufferBudget) {
-        dropping = dropping.filter { $0.value >= limit }
+        if !dropping.isEmpty { dropping = dropping.filter { $0.value >= limit } }
         let old = open.filter { $0.value.since < limit }
         guard !old.isEmpty else { return }
         for request in old.keys {
