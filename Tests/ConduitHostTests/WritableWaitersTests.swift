@@ -18,7 +18,12 @@ struct WritableWaitersTests {
             let stalled = try await host.connect(client: "stalled", receiveBufferBytes: 65536)
             try await stalled.pauseReading()
             let driver = try await host.connect(client: "driver")
-            let reply = try await driver.request(Message(headers: ["route": "waiting", "to": "stalled", "fill": "150", "waiters": "65"]))
+            // Filled first, and the waiters started once the id is seen congested: the pushes
+            // reach the stalled socket on its own event loop, which a loaded full run got to
+            // after the handler had asked (it answered false, and its waiters had nothing to wait for).
+            _ = try await driver.request(Message(headers: ["route": "waiting", "to": "stalled", "fill": "150", "token": "fill"]))
+            try await waitUntil { host.host.directory.isCongested(ClientID("stalled")!) }
+            let reply = try await driver.request(Message(headers: ["route": "waiting", "to": "stalled", "waiters": "65", "token": "wait"]))
             #expect(reply.payload == ByteBuffer(string: "{\"data\":true}"), "the stalled id is congested")
             let before = WaitingHandler.wakeUpsWhileCongested.load(ordering: .relaxed)
             try await Task.sleep(for: .seconds(2))
