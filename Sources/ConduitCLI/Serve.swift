@@ -41,7 +41,9 @@ struct Serve: AsyncParsableCommand {
         }
         // The one metrics bootstrap of the process; `/metrics` on the IPC port exports it.
         let prometheus = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+        var factory = PrometheusMetricsFactory(registry: prometheus)
+        factory.durationHistogramBuckets = HostMetrics.durationHistogramBuckets
+        MetricsSystem.bootstrap(factory)
         var configuration = try configurationOptions.load()
         if let port { configuration.settings.port = port }
         if let host { configuration.settings.host = host }

@@ -95,6 +95,13 @@ struct CLITests {
         let client = try await TestWebSocketClient.connect(port: port, path: "/1/0?key=cli-test-key")
         #expect(try await client.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
         #expect(try await client.request(.init(headers: ["route": "later"])).headers["error"] == "NotFoundError")
+        // Handler latencies are told apart below a millisecond (Prometheus' default buckets
+        // start at 5 ms, where every echo landed).
+        let ipc = IPCClient(port: try #require(announce["ipcPort"] as? Int), key: "cli-test-key")
+        let metrics = String(buffer: try await ipc.request(.GET, "/metrics").body)
+        #expect(metrics.contains(#"conduit_handler_duration_seconds_bucket{route="echo",le="0.00001"} "#), "\(metrics)")
+        #expect(metrics.contains(#"conduit_handler_duration_seconds_bucket{route="echo",le="0.001"} "#))
+        #expect(metrics.contains(#"conduit_handler_duration_seconds_count{route="echo"} 1"#))
 
         try "routes:\n  - route: echo\n    handler: echo\n  - route: later\n    handler: echo\n".write(toFile: path, atomically: true, encoding: .utf8)
         server.signal(SIGHUP)

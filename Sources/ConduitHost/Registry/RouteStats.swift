@@ -26,7 +26,7 @@ public final class RouteStats: ReplyCounter {
         messagesOut = Counter(label: "conduit_route_messages_total", dimensions: [("route", route), ("direction", "out")], factory: factory)
         bytesInCounter = Counter(label: "conduit_route_bytes_total", dimensions: [("route", route), ("direction", "in")], factory: factory)
         bytesOutCounter = Counter(label: "conduit_route_bytes_total", dimensions: [("route", route), ("direction", "out")], factory: factory)
-        latency = Timer(label: "conduit_handler_duration_seconds", dimensions: [("route", route)], preferredDisplayUnit: .seconds, factory: factory)
+        latency = Timer(label: HostMetrics.handlerDurationLabel, dimensions: [("route", route)], preferredDisplayUnit: .seconds, factory: factory)
     }
 
     func countRequest(bytes: Int) {
