@@ -329,3 +329,39 @@ extension UDPTests {
         }
     }
 }
+
+extension UDPTests {
+    /// A send the kernel refuses in a way NIO takes as fatal (an IPv6 destination from an IPv4
+    /// socket, `EAFNOSUPPORT`; broadcast without `SO_BROADCAST`, `EACCES`) closed the socket,
+    /// which the handler went on treating as live: datagrams were lost uncounted, `getState`
+    /// said `reading: true` with no port, and `udp.bind` was refused ("already has a socket").
+    /// Another family is refused before sending now, and a socket that closes under the
+    /// handler leaves its id, with the failing send told so.
+    @Test func aSendTheKernelRefusesLeavesTheSocketWorkingOrGone() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .udpTests) { host in
+            let client = try await host.connect(client: "u-refused")
+            let port = try await client.bindAndRead()
+            let peer = try await UDPPeer()
+
+            let otherFamily = try await client.request(.init(headers: ["route": "udp.send", "address": "::1", "port": "9"], payload: [1]))
+            #expect(otherFamily.headers["error"] == "BadRequestError", "\(String(buffer: otherFamily.payload))")
+            #expect(String(buffer: otherFamily.payload).contains("IPv6"))
+            let connectOther = try await client.request(.init(headers: ["route": "udp.connect", "address": "::1", "port": "9"]))
+            #expect(connectOther.headers["error"] == "BadRequestError")
+            try await peer.send(Array("after".utf8), to: port)
+            #expect(String(buffer: try await client.nextMessage().payload) == "after")
+
+            let broadcast = try await client.request(.init(headers: ["route": "udp.send", "address": "255.255.255.255", "port": "9"], payload: [1]))
+            #expect(broadcast.headers["error"] == "UnavailableError")
+            // Linux refuses it (`EACCES`: no `SO_BROADCAST`) and NIO closes the socket: it is
+            // gone from the id, which may bind again.
+            #expect(String(buffer: broadcast.payload).contains("the socket closed: bind again"), "\(String(buffer: broadcast.payload))")
+            let state = try await client.request(.init(headers: ["route": "udp.getState"]))
+            #expect(state.headers["error"] == "NotFoundError")
+            let again = try await client.bindAndRead()
+            try await peer.send(Array("again".utf8), to: again)
+            #expect(String(buffer: try await client.nextMessage().payload) == "again")
+            try await peer.close()
+        }
+    }
+}

@@ -160,6 +160,11 @@ public final class UDPHandler: ConduitHandler {
                         socket.close()
                         responder.fail(refusal)
                     } else {
+                        // Closed under the handler too (NIO closes it on most send errors):
+                        // the id may bind again, and nothing reports a dead socket as reading.
+                        channel.closeFuture.whenComplete { _ in
+                            sockets.withLockedValue { if $0.open[client] === socket { $0.open.removeValue(forKey: client) } }
+                        }
                         responder.reply(json: socket.state)
                     }
                 case .failure(let error):

@@ -65,7 +65,8 @@ final class UDPSocket: Sendable {
     }
 
     /// Sets the default destination of `udp.send`; datagrams from other peers are ignored.
-    func connect(to address: SocketAddress, _ responder: Responder) {
+    func connect(to address: SocketAddress, _ responder: Responder) throws {
+        try checkFamily(of: address)
         peer.withLockedValue { $0 = address }
         reader.onlyFrom(address)
         responder.reply(json: state)
@@ -89,16 +90,33 @@ final class UDPSocket: Sendable {
         guard let destination = address ?? peer.withLockedValue({ $0 }) else {
             throw ConduitError.badRequest("sending needs 'address' and 'port' unless the socket is connected")
         }
+        try checkFamily(of: destination)
         let bytes = payload.readableBytes
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters] result in
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters, channel] result in
             switch result {
             case .success:
                 counters.sent.add(1, ordering: .relaxed)
                 responder.reply(json: ["bytes": bytes])
             case .failure(let error):
-                responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)"))
+                // NIO closes the socket on any error of a send but a few (e.g. `EACCES` for a
+                // broadcast address); the socket then leaves its id (`UDPHandler`).
+                let closed = channel.isActive ? "" : "; the socket closed: bind again"
+                responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)\(closed)"))
             }
         }
+    }
+
+    /// The kernel refuses a destination of the other family (`EAFNOSUPPORT`), which NIO takes
+    /// as fatal: it closed the socket, so it is refused here, before sending.
+    private func checkFamily(of destination: SocketAddress) throws {
+        guard let local = channel.localAddress, local.protocol != destination.protocol else { return }
+        throw ConduitError.badRequest(
+            "the socket is bound to \(Self.family(of: local)) address \(local.ipAddress ?? "?"): it can't reach \(Self.family(of: destination)) address \(destination.ipAddress ?? "?")"
+        )
+    }
+
+    private static func family(of address: SocketAddress) -> String {
+        address.protocol == .inet6 ? "an IPv6" : "an IPv4"
     }
 
     func close() {
