@@ -203,6 +203,49 @@ struct SupervisionTests {
     }
 }
 
+extension SupervisionTests {
+    /// A cancel (`cancel: <token>`) of a request a child had not answered was dropped: the
+    /// handler registered nothing to stop, so the client waited for `requestTimeoutSeconds`
+    /// and got `TimeoutError`, while the request kept its place of `maxInFlight`. It is
+    /// answered `CancelledError` now, and its place is free at once.
+    @Test func aCancelledRequestIsAnsweredCancelledAndGivesBackItsPlace() async throws {
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 60\nmaxInFlight: 1")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "fixture.hang", "token": "7"])
+            try await client.send(["cancel": "7"])
+            let cancelled = try await client.nextMessage()
+            #expect(cancelled.headers["error"] == "CancelledError")
+            #expect(cancelled.headers["token"] == "7")
+            // The only place in flight is free: this one is taken (and waits for the hung
+            // child) rather than refused, and can be cancelled too.
+            try await client.send(["route": "fixture.pid", "token": "8"])
+            try await client.send(["cancel": "8"])
+            let second = try await client.nextMessage()
+            #expect(second.headers["error"] == "CancelledError", "\(String(buffer: second.payload))")
+            #expect(second.headers["token"] == "8")
+        }
+    }
+
+    /// A reply that came after its request timed out was not counted as a reply: a slow
+    /// child, answering every request late, was killed as hung after `restartAfterTimeouts`
+    /// timeouts, with whatever else it had been given. Timeouts count "in a row (no reply in
+    /// between)": a late reply is one.
+    @Test func aChildThatAnswersLateIsNotKilledAsHung() async throws {
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 2\nrestartAfterTimeouts: 2")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect()
+            let before = try await client.pid()
+            // Each is answered 0.5 s after its timeout; the second is read only then.
+            for token in ["s1", "s2"] {
+                let late = try await client.request(Message(headers: ["route": "fixture.slow", "token": "\(token)"], payload: Array("2.5".utf8)))
+                #expect(late.headers["error"] == "TimeoutError")
+            }
+            #expect(try await client.pid() == before)
+        }
+    }
+}
+
 extension TestWebSocketClient {
     /// The process id of the fixture child that answers now.
     fileprivate func pid() async throws -> Int32 {

@@ -120,17 +120,23 @@ final class ProcessSupervisor: Sendable {
         } catch {
             return responder.fail(.badRequest("the request can't be passed to the handler process: \(error)"))
         }
-        eventLoop.execute { self.accept(id, frames: frames, responder: responder) }
+        // Registered before the hop, on the request's own loop: a cancel from its connection,
+        // even one in the same read, then runs after `accept` and finds it pending. (One from
+        // another socket of a resumed id may come first: the request then stays until the
+        // child answers or it times out, its client answered already.)
+        let cancellation = request.onCancel { [eventLoop] in eventLoop.execute { self.cancelled(id) } }
+        eventLoop.execute { self.accept(id, frames: frames, responder: responder, cancellation: cancellation) }
     }
 
-    private func accept(_ id: UInt64, frames: ByteBuffer, responder: Responder) {
+    private func accept(_ id: UInt64, frames: ByteBuffer, responder: Responder, cancellation: CancelRegistration) {
         let state = state.value
-        guard state.phase != .stopped else { return responder.fail(.unavailable("the handler is stopped")) }
-        if let reason = downReason.withLock({ $0 }) { return responder.fail(.unavailable(reason)) }
+        let request = PendingRequest(responder: responder, cancellation: cancellation, frames: frames)
+        guard state.phase != .stopped else { return request.fail(.unavailable("the handler is stopped")) }
+        if let reason = downReason.withLock({ $0 }) { return request.fail(.unavailable(reason)) }
         guard state.pending.count < limits.maxInFlight else {
-            return responder.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
+            return request.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
         }
-        state.pending[id] = PendingRequest(responder: responder, frames: frames)
+        state.pending[id] = request
         if let child = state.child, state.phase == .running {
             write(id, to: child)
         } else {
@@ -148,10 +154,20 @@ final class ProcessSupervisor: Sendable {
         child.process.channel.writeAndFlush(frames, promise: nil)
     }
 
+    /// The client cancelled it (the host answered `CancelledError` already): its place in
+    /// flight is given back at once, and the child's answer, if it comes, is dropped. Nothing
+    /// is sent to the child: it has no cancel in its protocol.
+    private func cancelled(_ id: UInt64) {
+        let state = state.value
+        guard let request = state.pending.removeValue(forKey: id) else { return }
+        state.queue.removeAll { $0 == id }
+        request.fail(.cancelled("the client cancelled the request"))
+    }
+
     private func timedOut(_ id: UInt64) {
         let state = state.value
         guard let request = state.pending.removeValue(forKey: id) else { return }
-        request.responder.fail(.timeout("the handler process did not answer within \(limits.requestTimeoutSeconds) s"))
+        request.fail(.timeout("the handler process did not answer within \(limits.requestTimeoutSeconds) s"))
         guard let child = state.child, request.writtenTo == child.incarnation else { return }
         state.consecutiveTimeouts += 1
         guard state.consecutiveTimeouts >= limits.restartAfterTimeouts else { return }
@@ -191,18 +207,19 @@ final class ProcessSupervisor: Sendable {
 
     private func reply(_ message: Message, to id: String) {
         let state = state.value
+        // Any reply, even one too late for its request, shows the child reads and answers:
+        // counted only as timeouts, late replies had a slow child killed as hung.
+        state.consecutiveTimeouts = 0
         guard let number = UInt64(id), let request = state.pending.removeValue(forKey: number) else {
-            // Most likely answered already: timed out, or the child replied twice.
+            // Most likely answered already: timed out, cancelled, or the child replied twice.
             return logger.debug("handler process reply to no pending request", metadata: ["process.request": "\(id)"])
         }
-        request.timeout?.cancel()
-        state.consecutiveTimeouts = 0
         var headers = message.headers
         for name in ChildHeader.reserved { headers.removeAll(name) }
         if let kind = headers[HeaderName.error] {
-            request.responder.fail(ConduitError(.init(kind), String(buffer: message.payload)))
+            request.fail(ConduitError(.init(kind), String(buffer: message.payload)))
         } else {
-            request.responder.reply(headers: headers, payload: message.payload)
+            request.answer { $0.reply(headers: headers, payload: message.payload) }
         }
     }
 

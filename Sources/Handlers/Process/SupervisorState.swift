@@ -73,8 +73,7 @@ final class SupervisorState {
     private func fail(_ error: ConduitError, where matches: (PendingRequest) -> Bool) {
         for (id, request) in pending where matches(request) {
             pending[id] = nil
-            request.timeout?.cancel()
-            request.responder.fail(error)
+            request.fail(error)
         }
     }
 }
@@ -82,12 +81,25 @@ final class SupervisorState {
 /// A request the child has not answered yet.
 struct PendingRequest {
     let responder: Responder
+    /// Its client may cancel it (`cancel: <token>`) until it is answered.
+    let cancellation: CancelRegistration
     /// The framed request until it is written to a child.
     var frames: ByteBuffer?
     /// Runs from the moment the request is written to a child.
     var timeout: Scheduled<Void>?
     /// The incarnation of the child it was written to; nil while it waits for one.
     var writtenTo: Int?
+
+    /// Answers it with `answering` (once it is out of `pending`). Its cancel registration goes
+    /// after the answer: the registry must still know a cancelled request, so that answer is
+    /// dropped (SPEC §8: one answer).
+    func answer(_ answering: (Responder) -> Void) {
+        timeout?.cancel()
+        answering(responder)
+        cancellation.remove()
+    }
+
+    func fail(_ error: ConduitError) { answer { $0.fail(error) } }
 }
 
 struct RunningChild {

@@ -5,6 +5,7 @@
     fixture.crash    exits at once, without replying
     fixture.killed   says why on stderr, then is killed by SIGKILL, without replying
     fixture.hang     never answers anything again
+    fixture.slow     replies after as many seconds as the payload says
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
@@ -32,6 +33,9 @@ def main():
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "hang":
             time.sleep(3600)
+        elif action == "slow":
+            time.sleep(float(request.payload.decode()))
+            child.reply(request)
         elif action == "garbage":
             os.write(1, b"oops, a stray print\n")
         elif action == "stderr":
