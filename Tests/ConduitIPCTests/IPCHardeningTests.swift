@@ -372,3 +372,27 @@ struct IPCHardeningTests {
         }
     }
 }
+
+extension IPCHardeningTests {
+    /// A request pipelined behind an answer that ends the connection (an events stream, or a
+    /// response to `Connection: close`) must not run (RFC 9112 §9.6). It did once that
+    /// answer's end was written: here a `stop` pipelined behind an events stream paused the
+    /// host when a socket took the id over, and its own answer was lost to the close.
+    @Test func aRequestPipelinedBehindAnEventsStreamDoesNotRun() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
+            let caller = try await RawTCPClient.connect(port: host.ipcPort)
+            let key = "Authorization: Bearer \(host.sharedKey)\r\n"
+            try await caller.send(
+                "GET /internal.conduit.events?id=pipelined HTTP/1.1\r\nHost: x\r\n\(key)\r\n"
+                    + "POST /internal.conduit.stop HTTP/1.1\r\nHost: x\r\n\(key)Content-Length: 0\r\n\r\n")
+            try await waitUntil { host.client("pipelined")?.streaming == true }
+            // The socket takes the id over: the stream ends, and the connection with it.
+            let socket = try await host.connect(client: "pipelined")
+            let answers = String(buffer: try await caller.readUntilClosed())
+            #expect(answers.components(separatedBy: "HTTP/1.1 ").count - 1 == 1, "\(answers)")
+            let status = try await IPCClient(port: host.ipcPort, key: host.sharedKey).request(.POST, "/internal.conduit.status")
+            #expect(String(buffer: status.body).contains(#""isActive":true"#), "\(String(buffer: status.body))")
+            #expect(try await socket.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        }
+    }
+}

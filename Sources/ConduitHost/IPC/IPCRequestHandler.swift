@@ -65,6 +65,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = unwrapInboundIn(data)
+        // The answer given last ends the connection (its request said `Connection: close`, or
+        // it is an events stream): a request pipelined behind it is not run (RFC 9112 §9.6).
+        // It was, once that answer's end was written, and its own answer was lost to the close.
+        guard keepAlive else { return }
         // A caller that does not read its responses gets no more of them until it does: each
         // would wait in memory (one such caller's 200 pipelined echoes of 1 MB held 191 MB).
         // Meanwhile the pipelining handler reads nothing more.
