@@ -213,3 +213,50 @@ struct DiagnosticsBody: Decodable {
     let routes: [Route]
     let clients: [Client]
 }
+
+extension ControlPlaneTests {
+    /// How many ids diagnostics list is the caller's to say (`clients=N`), and the answer was
+    /// held, whole, outside the budget until the caller read it: 256 callers that asked for
+    /// 65,536 ids and read nothing held about 4 GB. Past 256 KiB the answer takes its bytes
+    /// from the budget until written, or is 503 when the budget can't cover it; the default
+    /// listing is answered whatever the budget.
+    @Test func aLargeDiagnosticsAnswerTheBudgetCanNotHoldIsRefused() async throws {
+        let yaml = "limits:\n  maxClients: 5000\n  hostBufferBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            for index in 0..<3000 {
+                let push = Message(headers: ["route": "p"], payload: ByteBuffer(repeating: 1, count: 200))
+                host.host.directory.push(push, to: ClientID("away-\(10000 + index)")!, delivery: .reliable)
+            }
+            let held = host.host.directory.budget.usedBytes
+            #expect(held > 600_000)
+            // About 540 KB: more than the pushes left of the budget.
+            let large = try await host.ipc().request(.GET, "/internal.conduit.diagnostics?clients=3000")
+            #expect(large.status == .serviceUnavailable, "\(large.status) \(large.body.readableBytes) bytes")
+            let refusal = String(large.text.prefix(300))
+            #expect(refusal.contains("clients=N"), "\(refusal)")
+            #expect(host.host.directory.budget.usedBytes == held)
+            // The default listing is answered whatever the budget.
+            let listed = try await host.ipc().request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data
+            #expect(listed.clients.count == 1000)
+        }
+    }
+
+    @Test func aLargeDiagnosticsAnswerHoldsItsBytesOfTheBudgetUntilWritten() async throws {
+        let yaml = "limits:\n  maxClients: 40000\n  hostBufferBytes: 33554432\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            for index in 0..<30000 {
+                host.host.directory.push(Message(headers: ["route": "p"]), to: ClientID("away-\(100000 + index)")!, delivery: .reliable)
+            }
+            let held = host.host.directory.budget.usedBytes
+            // About 5.4 MB, more than the kernel's buffers take, asked for by a caller that
+            // does not read: charged whole until the socket has taken it, then given back.
+            let slow = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await slow.pauseReading()
+            try await slow.send("GET /internal.conduit.diagnostics?clients=30000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nConnection: close\r\n\r\n")
+            try await waitUntil { host.host.directory.budget.usedBytes > held + 5_000_000 }
+            try await slow.resumeReading()
+            #expect(String(buffer: try await slow.readUntilClosed()).hasPrefix("HTTP/1.1 200"))
+            try await waitUntil { host.host.directory.budget.usedBytes == held }
+        }
+    }
+}

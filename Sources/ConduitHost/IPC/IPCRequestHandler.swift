@@ -113,7 +113,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     private func control(_ route: String, headers: Headers, body: ByteBuffer?) {
-        let answer = answerer()
+        let answer = answerer(charging: true)
         let control = services.control
         Task {
             let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
@@ -158,16 +158,38 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     /// A function that answers the current request from any thread, once; later calls (a
     /// handler replying twice, a reply after the timeout) are ignored.
-    private func answerer() -> @Sendable (Message, String) -> Void {
+    /// `charging`: the answer is the host's own (a control route's), whose size the caller
+    /// chooses (`diagnostics?clients=N`): past `unchargedAnswerBytes` it takes its bytes from
+    /// the budget until written, or is refused.
+    private func answerer(charging: Bool = false) -> @Sendable (Message, String) -> Void {
         let current = serial
         let handler = NIOLoopBound(self, eventLoop: context!.eventLoop)
         let eventLoop = context!.eventLoop
         return { message, contentType in
             eventLoop.execute {
-                guard current == handler.value.serial else { return }
+                guard current == handler.value.serial, !handler.value.answered else { return }
+                guard !charging || handler.value.charge(message.payload.readableBytes) else { return }
                 handler.value.respond(message, contentType: contentType)
             }
         }
+    }
+
+    /// A control answer this size or smaller is not charged: a listing of the default 1,000
+    /// ids (about 175 KB) is answered even when the budget is full, when the status page is
+    /// most wanted; what such answers hold is bounded by `limits.ipcMaxConnections`.
+    static let unchargedAnswerBytes = 256 * 1024
+
+    /// Takes a control answer's bytes from the budget (given back once written), or answers
+    /// 503 instead: 256 unread `diagnostics?clients=65536` answers held about 4 GB outside it.
+    private func charge(_ bytes: Int) -> Bool {
+        guard bytes > Self.unchargedAnswerBytes else { return true }
+        let budget = services.directory.budget
+        guard replyReservation.match(bytes, in: budget, share: .whole) else {
+            budget.dropped(.hostBudget)
+            fail(.serviceUnavailable, .unavailable("the host's buffer budget can't hold this answer (\(bytes) bytes): ask for less (fewer ids with clients=N, or one with id=)"))
+            return false
+        }
+        return true
     }
 
     // MARK: Fallback stream
