@@ -79,7 +79,6 @@ extension ClientDirectory {
     /// released) and its resume state ends.
     private func remove(_ client: ClientID, in slots: inout [ClientID: Slot]) -> Forgotten? {
         guard var slot = slots.removeValue(forKey: client) else { return nil }
-        slot.expiry?.cancel()
         // Handovers still held go with the buffer (their bytes are reserved too).
         for handOver in slot.replaced { handOver.unsent?.forEach { slot.buffer.takeOver($0) } }
         slot.buffer.discardAll(.expired)
@@ -88,30 +87,43 @@ extension ClientDirectory {
         return Forgotten(client: client, waiters: slot.waiters)
     }
 
-    /// Ends the id's life one grace period from now, if it is still away then.
-    func scheduleExpiry(_ client: ClientID) -> Scheduled<Void> {
-        timers.scheduleTask(in: gracePeriod) { [self] in
-            let forgotten = slots.withLockedValue { slots -> Forgotten? in
-                guard let slot = slots[client], slot.isAway, slot.expiry != nil else { return nil }
-                return remove(client, in: &slots)
-            }
-            forgotten?.tell(events)
-        }
-    }
-
     /// The id is away from now on, or named again while away: its grace period starts over,
-    /// and it goes last among the ids that give their place to new ones.
-    func startGrace(_ client: ClientID, in slot: inout Slot) {
-        slot.expiry?.cancel()
-        slot.expiry = isPaused ? nil : scheduleExpiry(client)
-        awayOrder.withLockedValue { $0.wentAway(client) }
+    /// and it goes last among the ids that give their place to new ones. Under the table's lock.
+    func startGrace(_ client: ClientID) {
+        let expiresAt = isPaused ? nil : NIODeadline.now() + gracePeriod
+        awayOrder.withLockedValue { $0.wentAway(client, expiresAt: expiresAt) }
+        if let expiresAt { scheduleSweep(at: expiresAt) }
     }
 
     /// The id has a socket, a stream or a handshake again: it neither expires nor gives its place.
-    func endGrace(_ client: ClientID, in slot: inout Slot) {
-        slot.expiry?.cancel()
-        slot.expiry = nil
+    func endGrace(_ client: ClientID) {
         awayOrder.withLockedValue { $0.left(client) }
+    }
+
+    /// One timer, set for the first id to expire, serves every id: they expire in the order
+    /// they went away. (A timer each was cancelled by SwiftNIO searching all of its loop's
+    /// timers: 50,000 ids coming back, or paused, held that loop for minutes.) Under the
+    /// table's lock; `deadline` is never before one already set.
+    private func scheduleSweep(at deadline: NIODeadline) {
+        let isSet = nextSweep.withLockedValue { next in
+            defer { if next == nil { next = deadline } }
+            return next != nil
+        }
+        guard !isSet else { return }
+        timers.scheduleTask(deadline: deadline) { [self] in sweepExpired() }
+    }
+
+    /// Ends the lives of the ids whose grace period is over, then sets the timer for the next.
+    private func sweepExpired() {
+        let forgotten = slots.withLockedValue { slots -> [Forgotten] in
+            nextSweep.withLockedValue { $0 = nil }
+            guard !isPaused else { return [] }
+            let expired = awayOrder.withLockedValue { $0.removeExpired(asOf: .now()) }
+            let forgotten = expired.compactMap { client in slots[client]?.isAway == true ? remove(client, in: &slots) : nil }
+            if let next = awayOrder.withLockedValue({ $0.nextExpiry() }) { scheduleSweep(at: next) }
+            return forgotten
+        }
+        for id in forgotten { id.tell(events) }
     }
 }
 

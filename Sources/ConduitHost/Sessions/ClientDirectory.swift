@@ -31,7 +31,6 @@ public final class ClientDirectory: PushSink, Sendable {
         var buffer: MessageQueue
         var pushed = 0
         var dropped = 0
-        var expiry: Scheduled<Void>?
         /// A drain of `buffer` into `session` is scheduled on its event loop.
         var draining = false
         /// The sockets `session` replaced, oldest first, until each has handed back what it
@@ -83,6 +82,8 @@ public final class ClientDirectory: PushSink, Sendable {
     let awayOrder = NIOLockedValueBox(AwayOrder())
     let placeCounts = NIOLockedValueBox(PlaceCounts())
     let paused = NIOLockedValueBox(false)
+    /// When the timer that ends grace periods fires next (nil: not set).
+    let nextSweep = NIOLockedValueBox<NIODeadline?>(nil)
     let settings: HostSettings
     let gracePeriod: TimeAmount
     let timers: any EventLoop
@@ -170,8 +171,8 @@ public final class ClientDirectory: PushSink, Sendable {
     /// holds lives that long unless the id comes back. (While paused none runs: the id is away
     /// already when the order holds it.)
     private func startGraceIfAway(_ client: ClientID, in slot: inout Slot) {
-        guard slot.isAway, slot.expiry == nil, !awayOrder.withLockedValue({ $0.holds(client) }) else { return }
-        startGrace(client, in: &slot)
+        guard slot.isAway, !awayOrder.withLockedValue({ $0.holds(client) }) else { return }
+        startGrace(client)
     }
 
     private func record(_ admission: MessageQueue.Admission, in slot: inout Slot, sent: Bool) -> PushOutcome {
@@ -360,7 +361,7 @@ extension ClientDirectory {
         slot.stream?.end()
         slot.stream = nil
         slot.handshakeEnded()
-        endGrace(session.client, in: &slot)
+        endGrace(session.client)
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
         if let old {
@@ -396,7 +397,7 @@ extension ClientDirectory {
             if wasCurrent {
                 slot.session = nil
                 slot.draining = false
-                if slot.isAway { startGrace(session.client, in: &slot) }
+                if slot.isAway { startGrace(session.client) }
                 if slot.stream == nil { slot.resume?.idle() }
             }
             // Handed over to a new socket: its own bound applies as they reach its queue.
@@ -442,7 +443,7 @@ extension ClientDirectory {
     func handshakeAccepted(_ client: ClientID) -> Bool {
         withPlacedSlot(client) { (slot: inout Slot) -> Void in
             slot.handshakes += 1
-            endGrace(client, in: &slot)
+            endGrace(client)
         } != nil
     }
 
@@ -450,7 +451,7 @@ extension ClientDirectory {
     func handshakeAbandoned(_ client: ClientID) {
         withSlot(client) { slot in
             slot.handshakeEnded()
-            if slot.isAway { startGrace(client, in: &slot) }
+            if slot.isAway { startGrace(client) }
         }
     }
 
@@ -459,7 +460,7 @@ extension ClientDirectory {
     /// and nothing kept, for a new id the table has no place for.
     func touch(_ client: ClientID) -> Bool {
         let placed = withPlacedSlot(client) { (slot: inout Slot) -> Bool in
-            if slot.isAway { startGrace(client, in: &slot) }
+            if slot.isAway { startGrace(client) }
             return slot.announce()
         }
         guard let placed else { return false }
@@ -470,15 +471,10 @@ extension ClientDirectory {
     /// While paused, ids don't expire: a pause is not a client leaving.
     func setPaused(_ isPaused: Bool) {
         paused.withLockedValue { $0 = isPaused }
+        // Paused, the timer ends nothing; after, every id away has its grace period again.
+        guard !isPaused else { return }
         slots.withLockedValue { slots in
-            for client in slots.keys where slots[client]!.isAway {
-                if isPaused {
-                    slots[client]!.expiry?.cancel()
-                    slots[client]!.expiry = nil
-                } else {
-                    startGrace(client, in: &slots[client]!)
-                }
-            }
+            for (client, slot) in slots where slot.isAway { startGrace(client) }
         }
     }
 
@@ -500,7 +496,7 @@ extension ClientDirectory {
             guard slot.session == nil else { return (.refused, false) }
             slot.stream?.end()
             slot.stream = stream
-            endGrace(client, in: &slot)
+            endGrace(client)
             return (.attached(startResume(resume, writer: stream, in: &slot)?.greeting), slot.announce())
         } ?? (.noPlace, false)
         if isNew { events(.connected(client)) }
@@ -536,7 +532,7 @@ extension ClientDirectory {
             slots[client]!.stream = nil
             guard slots[client]!.session == nil else { return }
             slots[client]!.resume?.idle()
-            if slots[client]!.isAway { startGrace(client, in: &slots[client]!) }
+            if slots[client]!.isAway { startGrace(client) }
         }
     }
 
