@@ -4,6 +4,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { startHost, vectorsPath, root, chaosSizes } from './support/host.mjs'
+import { startFakeHost, streamFrame } from './support/fake-host.mjs'
 import { scenarios } from './support/scenarios.mjs'
 import { launchChromium } from './support/chromium.mjs'
 import { echoLoop } from './support/load.mjs'
@@ -289,5 +290,216 @@ test('the status page charts requests/s and p50/p99 latency per route, drawn in 
     running = false
     await load
     await chromium.close()
+  }
+})
+
+// A request too large for the host's chunk queue: its chunks carried only `more=true`, so the
+// host's refusal had no token (it went to the receive handler), the parts after the refused
+// one made a request of their own, and request() resolved with the echo of that cut-off tail.
+test('request: a payload the chunk queue refuses rejects, and the reply to its tail is swallowed', { timeout: 60000 }, async () => {
+  const small = await startHost({ env: { CONDUIT_CHUNK_QUEUE_BYTES: '200000' } })
+  const conduit = new Conduit({ id: 'node-chunk-queue', host: small.host, port: small.port, ipcPort: small.ipcPort, sharedKey: small.sharedKey, connect: false })
+  try {
+    await conduit.connect()
+    const received = []
+    conduit.receive((error, message) => received.push(error ? String(error) : message.options))
+    await assert.rejects(conduit.request('echo', { payload: new Uint8Array(300000) }),
+      (error) => error.type === 'PayloadTooLargeError', 'the refusal answers the request')
+    // One connection, answered in order: the tail's reply (if any) comes before this one's.
+    const after = await conduit.request('echo', { payload: 'after' })
+    assert.equal(new TextDecoder().decode(after.payload), 'after')
+    assert.deepEqual(received, [], 'nothing of the refused request reached the receive handler')
+  } finally {
+    conduit.close()
+    await small.stop()
+  }
+})
+
+/** Resolves on `conduit`'s next event of `type`. */
+const nextEvent = (conduit, type) => new Promise((resolve) => conduit.addEventListener(type, resolve, { once: true }))
+
+// Without resume, a message that came over a socket while the fallback stream was read waited
+// for the end of the whole fallback, not of that stream: when that socket went down again
+// before the stream's end was read, the next stream's newer push overtook it.
+test('fallback: what a socket brought while a stream was read comes before the next stream', { timeout: 30000 }, async () => {
+  let endFirstStream
+  let streams = 0
+  const fake = await startFakeHost({
+    onEvents (url, response) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      if (++streams > 1) return response.write(streamFrame(module.encode({ route: 'push', n: 3 })))
+      response.write(streamFrame(module.encode({ route: 'push', n: 1 })))
+      endFirstStream = () => response.end()
+    }
+  })
+  const conduit = new Conduit({ id: 'node-held', ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 50 } })
+  const received = []
+  let onReceived = () => {}
+  conduit.receive((error, message) => {
+    received.push(error ? String(error) : message.options.n)
+    onReceived()
+  })
+  const arrived = (n) => new Promise((resolve) => { onReceived = () => received.includes(n) && resolve() })
+  try {
+    const firstSocket = fake.nextSocket()
+    await conduit.connect()
+    fake.accept = false
+    let closed = nextEvent(conduit, 'close')
+    ;(await firstSocket).close(1001, 'going away')
+    await closed
+    const first = arrived(1)
+    conduit.startFallback()
+    await first
+    fake.accept = true
+    const secondSocket = fake.nextSocket()
+    await nextEvent(conduit, 'reopen')
+    // Added after the client's own handler: called once the client has taken the message.
+    const taken = new Promise((resolve) => conduit.socket.addEventListener('message', resolve, { once: true }))
+    ;(await secondSocket).send(module.encode({ route: 'push', n: 2 }))
+    await taken
+    assert.deepEqual(received, [1], 'push 2 waits for the stream being read')
+    fake.accept = false
+    closed = nextEvent(conduit, 'close')
+    ;(await secondSocket).close(1001, 'going away')
+    await closed
+    const third = arrived(3)
+    endFirstStream()
+    await third
+    assert.deepEqual(received, [1, 2, 3])
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// The events stream and a socket asked with the same `resume=N` (the socket's URL was made
+// before the stream's greeting was read) each report the positions after N the host released:
+// the client told the application they were lost twice, or told it of ones it had.
+test('resume: positions reported lost are counted once, and never ones that were delivered', () => {
+  const state = new module.ResumeState()
+  const message = (pairs) => module.decode(module.encode(pairs))
+  const push = (position) => state.admit(message([['route', 'push'], ['pos', String(position)]]))
+  const greeting = ({ epoch = 'e1', resumed, lost, reset = false }) => state.admit(message([
+    ['route', 'conduit.resume'], ['epoch', epoch], ['resumed', String(resumed)], ['replayed', '0'], ['lost', String(lost)], ['ack', '0'],
+    ...(reset ? [['reset', 'true']] : [])])).greeting
+  greeting({ resumed: 0, lost: 0, reset: true })
+  for (let position = 1; position <= 10; position++) push(position)
+  assert.equal(greeting({ resumed: 10, lost: 5 }).lost, 5, "the stream's greeting: 11–15 released")
+  push(16)
+  assert.equal(greeting({ resumed: 10, lost: 5 }).lost, 0, "the socket's greeting, from the same resume=10")
+  assert.equal(greeting({ resumed: 10, lost: 7 }).lost, 1, '16 was delivered, 17 is news')
+  assert.deepEqual(greeting({ epoch: 'e2', resumed: 16, lost: 0, reset: true }), { reset: true, lost: 0 })
+  push(1)
+  assert.equal(greeting({ epoch: 'e2', resumed: 1, lost: 3 }).lost, 3, 'after a reset, positions (and losses) start again')
+})
+
+// A send before the first socket opened started the events stream: the host made the id's
+// resume state for it (epoch E1), the socket, asked for meanwhile without an epoch, reset it
+// (E2), and a brand-new client was told of a reset. The fake host keeps an epoch as the host
+// does; the test holds the port's answer until a stream asked for has attached, and the
+// stream's greeting until the socket has asked, so the socket's URL is made without it.
+test('resume: a send before the first socket opens causes no reset', { timeout: 30000 }, async () => {
+  let epoch
+  let epochs = 0
+  const greeting = (url) => {
+    const reset = epoch === undefined || url.searchParams.get('epoch') !== epoch
+    if (reset) epoch = `e${++epochs}`
+    return module.encode([['route', 'conduit.resume'], ['epoch', epoch], ['resumed', url.searchParams.get('resume')],
+      ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
+  }
+  let attached
+  const streamAttached = new Promise((resolve) => { attached = resolve })
+  const fake = await startFakeHost({
+    onEvents (url, response) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      attached({ greeting: greeting(url), response })
+    }
+  })
+  const realFetch = globalThis.fetch
+  let askedForStream = false
+  let answerPort
+  const portAnswered = new Promise((resolve) => { answerPort = resolve })
+  globalThis.fetch = async (url, init) => {
+    if (String(url).includes('/internal.conduit.events')) askedForStream = true
+    if (String(url).includes('/internal.conduit.status')) await portAnswered
+    return realFetch(url, init)
+  }
+  const conduit = new Conduit({ id: 'node-early-send', ipcPort: fake.ipcPort, resume: true })
+  let resets = 0
+  conduit.addEventListener('reset', () => resets++)
+  try {
+    assert.equal(conduit.send({ route: 'echo', token: 'first' }), true)
+    const stream = askedForStream ? await streamAttached : undefined
+    answerPort()
+    const socket = await fake.nextSocket()
+    if (stream) {
+      stream.response.write(streamFrame(stream.greeting))
+      const deadline = Date.now() + 10000
+      while (conduit.resumeStats.epoch === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    socket.send(greeting(socket.url))
+    // Sent once the socket's greeting was taken.
+    const first = await socket.nextMessage()
+    assert.equal(first.options.token, 'first')
+    assert.equal(resets, 0, 'a brand-new client was told of a reset')
+  } finally {
+    globalThis.fetch = realFetch
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// A split message whose middle part did not decode: the error was reported, then the first
+// and last parts were joined and delivered as the whole message, with a hole in it.
+test('parts: a message with a part that does not decode is dropped whole, not joined around the hole', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-hole', port: fake.port, ipcPort: 0, connect: false })
+  const received = []
+  let done
+  const after = new Promise((resolve) => { done = resolve })
+  conduit.receive((error, message) => {
+    received.push(error ? error.code : `${message.options.route}: ${[...new Set(message.payload)]}`)
+    if (message?.options.route === 'after') done()
+  })
+  conduit.addEventListener('error', () => {})
+  try {
+    const socket = fake.nextSocket()
+    await conduit.connect()
+    const part = (byte, more) => module.encode(more ? { route: 'file', more: true } : { route: 'file' }, new Uint8Array(10).fill(byte))
+    const broken = part(2, true)
+    broken[2] = 0xFF // the first byte of the first key: not UTF-8
+    for (const message of [part(1, true), broken, part(3, false), module.encode({ route: 'after' }, new Uint8Array([4]))]) (await socket).send(message)
+    await after
+    assert.deepEqual(received, ['invalid-utf8', 'after: 4'])
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// A resuming client given a port and no IPC port started the events stream when its socket
+// closed, at http://127.0.0.1:0/, and asked it again about once a second for ever, keeping
+// Node alive after its reconnect had given up.
+test('fallback: a client without an IPC port reads no events stream', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const realFetch = globalThis.fetch
+  const fetched = []
+  globalThis.fetch = (url, init) => {
+    fetched.push(String(url))
+    return realFetch(url, init)
+  }
+  const conduit = new Conduit({ id: 'node-no-ipc', port: fake.port, ipcPort: 0, resume: true, connect: false, reconnect: { retries: 1, timeout: 10 } })
+  try {
+    const socket = fake.nextSocket()
+    await conduit.connect()
+    fake.accept = false
+    const gaveUp = new Promise((resolve) => conduit.addEventListener('error', (event) => /gave up/.test(event.error?.message) && resolve()))
+    ;(await socket).close(1001, 'going away')
+    await gaveUp
+    assert.deepEqual(fetched, [])
+  } finally {
+    globalThis.fetch = realFetch
+    conduit.close()
+    fake.stop()
   }
 })

@@ -141,8 +141,11 @@ export function decode (data) {
 }
 
 /**
- * The frames of one client→host message of any size (SPEC §1): payloads over 64 KiB go
- * first as chunks carrying only `more=true` (no route), then the last part with the headers.
+ * The frames of one client→host message of any size (SPEC §1): payloads over 64 KiB go in
+ * parts, each with the message's headers, all but the last with `more=true` too, as the
+ * Swift client sends them: a part the host's chunk queue refuses is answered with the
+ * request's `token` (a route-less chunk's refusal reached no request, and the parts after it
+ * made a request of their own, answered as if it were the whole one).
  * `extra()` gives headers added to every frame (resume's `pos`). A digest check or a
  * cancellation is answered or applied as the one message it is (SPEC §3, §8): sent in parts,
  * its first parts were queued as chunks that the next request was joined to, so its payload
@@ -158,7 +161,7 @@ export function encodeFrames (options, payload, extra = () => []) {
   const frames = []
   let offset = 0
   for (; body.byteLength - offset > MAX_PAYLOAD_BYTES; offset += MAX_PAYLOAD_BYTES) {
-    frames.push(encode([['more', 'true'], ...extra()], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
+    frames.push(encode([...headers, ['more', 'true'], ...extra()], body.subarray(offset, offset + MAX_PAYLOAD_BYTES)))
   }
   frames.push(encode([...headers, ...extra()], body.subarray(offset)))
   return frames
@@ -205,6 +208,8 @@ export class ResumeState {
   #owed = 0
   #lastAckSent = 0
   #forgottenFor = undefined
+  /** The last host position reported lost: a greeting that counts it again tells nothing new. */
+  #lostThrough = 0
   duplicates = 0
 
   /** `resume` and `epoch` for a socket URL or the events stream. */
@@ -273,12 +278,21 @@ export class ResumeState {
     const reset = message.options.reset === true
     const hadEpoch = this.epoch !== undefined
     this.epoch = String(message.options.epoch)
+    const lost = positionOf(message.options.lost) ?? 0
     if (reset) {
       this.received = 0
       this.#lastAckSent = 0
+      this.#lostThrough = 0
       this.#forgetSent(this.epoch)
+      return { reset: hadEpoch, lost }
     }
-    return { reset: reset && hadEpoch, lost: positionOf(message.options.lost) ?? 0 }
+    // `lost` counts the positions after the `resumed` N that the host no longer holds. The events
+    // stream and a socket asked with the same N (the second asked before the first's greeting
+    // was read) both count them: only positions neither delivered nor reported yet are news.
+    const resumed = positionOf(message.options.resumed) ?? this.received
+    const news = Math.max(0, resumed + lost - Math.max(resumed, this.received, this.#lostThrough))
+    this.#lostThrough = Math.max(this.#lostThrough, resumed + lost)
+    return { reset: false, lost: news }
   }
 
   /** `'now'` (then `ackFrame()`), `'later'` (schedule it) or `'no'`. */
@@ -307,8 +321,9 @@ export class ResumeState {
 
 /**
  * Joins host→client parts: every part with `more=true` is held until one without it, up to
- * `limit` bytes (256 MiB, as the Swift client). A message past it is dropped whole, with an
- * error: its later parts, up to its last, are skipped, never delivered as a message of their own.
+ * `limit` bytes (256 MiB, as the Swift client). A message past it, or with a part that does not
+ * decode, is dropped whole, with an error: its later parts, up to its last, are skipped, never
+ * delivered as a message of their own or joined around a hole.
  */
 export class PartJoiner {
   #parts = []
@@ -317,6 +332,26 @@ export class PartJoiner {
   #limit
 
   constructor (limit = 256 * 1024 * 1024) { this.#limit = limit }
+
+  /**
+   * `add` for an encoded part. One that does not decode, while parts are held, is taken for
+   * one of theirs (it can't say whether it was the last): the message is dropped. With none
+   * held it is taken for a message of its own, and only it is lost.
+   */
+  addEncoded (data) {
+    let message
+    try {
+      message = decode(data)
+    } catch (error) {
+      if (this.#parts.length > 0) {
+        this.#parts = []
+        this.#bytes = 0
+        this.#skippingRest = true
+      }
+      throw error
+    }
+    return this.add(message)
+  }
 
   /** The whole message, or undefined while parts are still coming (or skipped). */
   add (message) {
@@ -495,8 +530,9 @@ export class Conduit extends EventTarget {
   /** `request()`s waiting for their reply, by token: `{ reply(message), fail(error) }`. */
   #pending = new Map()
   #lastToken = 0
-  /** Tokens whose caller aborted: the host's answer to each is swallowed (the newest 256). */
-  #aborted = new Set()
+  /** Tokens of requests that ended before the host's last answer: what it still sends with
+   * one is swallowed (the newest 256). */
+  #ignored = new Set()
   /** Resume's positions and kept messages (SPEC §9), when asked for. */
   #resume = null
   /** Resume: the socket's greeting was answered, so new messages may follow on it. */
@@ -676,11 +712,14 @@ export class Conduit extends EventTarget {
         outcome()
       }
       const fail = (error) => settle(() => reject(error))
+      const ignoreLater = () => {
+        if (this.#ignored.size >= 256) this.#ignored.delete(this.#ignored.values().next().value)
+        this.#ignored.add(token)
+      }
       // Cancelled on the host too, its late reply swallowed: a request that timed out ran on
       // with nobody waiting, or, kept while the socket was down, ran after the reconnect.
       const cancel = (error) => {
-        if (this.#aborted.size >= 256) this.#aborted.delete(this.#aborted.values().next().value)
-        this.#aborted.add(token)
+        ignoreLater()
         this.send({ cancel: token })
         fail(error)
       }
@@ -692,6 +731,9 @@ export class Conduit extends EventTarget {
         reply: (message) => settle(() => {
           const type = message.options.error
           if (type === undefined) return resolve(message)
+          // The host's chunk queue refused a part: the parts after it, already sent, make a
+          // request of their own, and its answers (the reply to a cut-off payload) are not this one's.
+          if (type === 'PayloadTooLargeError') ignoreLater()
           let text = ''
           try { text = JSON.parse(utf8Decoder.decode(message.payload)).err.message } catch {}
           reject(new ConduitReplyError(String(type), text, message))
@@ -721,7 +763,9 @@ export class Conduit extends EventTarget {
       this.#sendUnsent()
     } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
       // (A socket open but not yet greeted needs nothing: its greeting sends what is kept.)
-      this.startFallback()
+      // Not before a first greeting: the stream would make the id's state, with an epoch the
+      // socket, asked for without one meanwhile, does not state, and the host would reset it.
+      if (this.#resume.epoch !== undefined) this.startFallback()
       this.reconnect(this.reconnectOptions).catch(() => {})
     }
     return true
@@ -778,14 +822,14 @@ export class Conduit extends EventTarget {
    * itself when the socket closes, as the Swift client's does.
    */
   startFallback () {
-    if (this.#fallback || this.isOpen || this.#closed) return this.#fallback?.done
+    // Without an IPC port there is no stream to read (`port` alone: IPC is never asked).
+    if (this.#fallback || this.isOpen || this.#closed || !this.ipcPort) return this.#fallback?.done
     const fallback = { abort: new AbortController(), pausing: false }
     fallback.done = this.#readFallbackWhileDown(fallback)
       .catch((error) => { if (!fallback.abort.signal.aborted) this.#emit('error', { error }) })
       .finally(() => {
         this.#fallback = null
-        // The stream is read to its end: what the socket brought meanwhile follows it.
-        for (const message of this.#held.splice(0)) this.#dispatch(message)
+        this.#releaseHeld()
       })
     this.#fallback = fallback
     return fallback.done
@@ -811,11 +855,19 @@ export class Conduit extends EventTarget {
         if (!(error instanceof TypeError)) throw error
         failures++
       }
+      // Now, not when the loop ends: a socket that came back and went down again while this
+      // stream was read brought messages older than anything the next stream will carry.
+      this.#releaseHeld()
       if (signal.aborted || this.isOpen) return
       fallback.pausing = true
       await sleep(Math.min(50 * 2 ** failures, 1000), signal)
       fallback.pausing = false
     }
+  }
+
+  /** No stream is being read: what the socket brought meanwhile follows what it carried. */
+  #releaseHeld () {
+    for (const message of this.#held.splice(0)) this.#dispatch(message)
   }
 
   /** One stream; true when the host ended it (a socket took over), false when it refused it. */
@@ -857,7 +909,7 @@ export class Conduit extends EventTarget {
   #deliver (joiner, data, socket) {
     let message
     try {
-      message = joiner.add(decode(data))
+      message = joiner.addEncoded(data)
     } catch (error) {
       this.#handOn(error, null)
       this.#emit('error', { error })
@@ -898,7 +950,8 @@ export class Conduit extends EventTarget {
     if (token !== undefined) {
       const waiter = this.#pending.get(token)
       if (waiter) return waiter.reply(message)
-      if (this.#aborted.delete(token)) return
+      // Kept, not deleted: a request cut off by the chunk queue may be answered more than once.
+      if (this.#ignored.has(token)) return
     }
     this.#handOn(null, message)
     this.#emit('message', { data: message })

@@ -14,11 +14,12 @@ function binary () {
   return execFileSync('swift', ['build', '--show-bin-path'], { cwd: root, encoding: 'utf8' }).trim() + '/conduit-test-host'
 }
 
-/** `{ port, ipcPort, host, sharedKey, url(path), stop() }` */
-export async function startHost () {
+/** `{ port, ipcPort, host, sharedKey, url(path), stop() }`; `env` overrides settings
+ * (docs/configuration.md), e.g. `{ CONDUIT_CHUNK_QUEUE_BYTES: '200000' }`. */
+export async function startHost ({ env = {} } = {}) {
   const sharedKey = randomBytes(12).toString('hex')
   const child = spawn(binary(), ['serve', '--config', `${root}Tests/js/conduit-test.yaml`], {
-    env: { ...process.env, CONDUIT_SHARED_KEY: sharedKey },
+    env: { ...process.env, ...env, CONDUIT_SHARED_KEY: sharedKey },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const exited = new Promise((resolve) => child.once('exit', resolve))
