@@ -91,13 +91,16 @@ public struct AIStreamHandler: ConduitHandler {
                 }
                 await Self.run(backend, prompt: prompt, maxTokens: maxTokens, into: output)
             }
-            guard started == .started else {
+            let refusal: ConduitError? = switch started {
+            case .started: nil
+            case .running: .badRequest("a stream with token '\(correlation.value)' is already running for this client")
+            case .full: .unavailable("the host has \(options.maxStreams) AI streams running (the ai option maxStreams)")
+            case .stopped: .unavailable("the AI route's handler stopped (a reload or the shutdown); generate again")
+            }
+            if let refusal {
                 cancellation.remove()
                 end()
-                return responder.fail(
-                    started == .running
-                        ? .badRequest("a stream with token '\(correlation.value)' is already running for this client")
-                        : .unavailable("the host has \(options.maxStreams) AI streams running (the ai option maxStreams)"))
+                responder.fail(refusal)
             }
         }
     }

@@ -9,7 +9,13 @@ final class StreamRegistry: Sendable {
         let token: String
     }
 
-    private let streams = NIOLockedValueBox<[Key: Task<Void, Never>]>([:])
+    private struct State {
+        var streams: [Key: Task<Void, Never>] = [:]
+        /// `abortAll` ran (the handler stopped): no stream starts any more.
+        var stopped = false
+    }
+
+    private let state = NIOLockedValueBox(State())
     /// Streams running at once, at most.
     let limit: Int
 
@@ -23,17 +29,21 @@ final class StreamRegistry: Sendable {
         case running
         /// `limit` streams are running.
         case full
+        /// The handler stopped: a generate that reached it after its stop began (a reload
+        /// swapping the table meanwhile) ran to its end, pushing from a handler no table held.
+        case stopped
     }
 
     /// Runs `body` as the stream `key`, unless it is already running or `limit` streams are.
     func start(_ key: Key, _ body: @escaping @Sendable () async -> Void) -> Start {
-        streams.withLockedValue { streams in
-            guard streams[key] == nil else { return .running }
-            guard streams.count < limit else { return .full }
+        state.withLockedValue { state in
+            guard !state.stopped else { return .stopped }
+            guard state.streams[key] == nil else { return .running }
+            guard state.streams.count < limit else { return .full }
             // Made under the lock, so the task's own removal below always finds it registered.
-            streams[key] = Task {
+            state.streams[key] = Task {
                 await body()
-                self.streams.withLockedValue { _ = $0.removeValue(forKey: key) }
+                self.state.withLockedValue { _ = $0.streams.removeValue(forKey: key) }
             }
             return .started
         }
@@ -42,7 +52,7 @@ final class StreamRegistry: Sendable {
     /// Cancels the stream `key` and waits until it has sent its last message; false when
     /// no such stream runs.
     func abort(_ key: Key) async -> Bool {
-        guard let task = streams.withLockedValue({ $0[key] }) else { return false }
+        guard let task = state.withLockedValue({ $0.streams[key] }) else { return false }
         task.cancel()
         await task.value
         return true
@@ -50,14 +60,17 @@ final class StreamRegistry: Sendable {
 
     /// Cancels every stream of `client` (its id expired) without waiting.
     func cancelAll(of client: ClientID) {
-        streams.withLockedValue { streams in
-            for (key, task) in streams where key.client == client { task.cancel() }
+        state.withLockedValue { state in
+            for (key, task) in state.streams where key.client == client { task.cancel() }
         }
     }
 
-    /// Cancels every stream and waits until all have ended.
+    /// Cancels every stream and waits until all have ended; none starts after.
     func abortAll() async {
-        let tasks = streams.withLockedValue { Array($0.values) }
+        let tasks = state.withLockedValue { state in
+            state.stopped = true
+            return Array(state.streams.values)
+        }
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
     }
