@@ -232,3 +232,37 @@ struct MemoryModelTests {
         }
     }
 }
+
+extension MemoryModelTests {
+    /// A socket that closes hands what it had not written back to its id's buffer, ahead of
+    /// anything newer. Past the buffer's bound that hand-back dropped the newest messages of any
+    /// kind: reliable ones too (a TLS stream's bytes, an AI stream's tokens), which their handler
+    /// had been told were accepted: a hole in a byte stream. Accepted reliable messages are kept
+    /// now, over the bound (bounded by what the socket's queue held, and charged to the budget).
+    @Test func aClosedSocketsUnsentReliableMessagesAreAllHandedBack() async throws {
+        let yaml = "limits:\n  outboundQueueBytes: 16777216\n  pushBufferBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = ClientID("reliable-holder")!
+            let first = try await host.connect(client: client.rawValue, receiveBufferBytes: 65536)
+            try await first.pauseReading()
+            // 9 MB: more than the kernel's buffers take, the rest queued for the socket.
+            for n in 0..<150 {
+                let outcome = host.host.directory.push(numberedPush(n, payload: ByteBuffer(bytes: Self.uniform(n, count: 60_000))), to: client, delivery: .reliable)
+                #expect(outcome.isAccepted, "push \(n): \(outcome)")
+            }
+            try await waitUntil { host.client(client.rawValue)?.outboundQueued ?? 0 > 10 }
+            try await first.channel.close()
+            try await waitUntil { host.client(client.rawValue)?.connected == false }
+            #expect(host.client(client.rawValue)?.dropped == 0)
+            // What the first socket had written is its own to lose; the rest follows, whole.
+            let second = try await host.connect(client: client.rawValue)
+            var last = -1
+            while last < 149 {
+                let message = try await second.nextJoinedMessage()
+                guard let n = message.headers["n"].flatMap(Int.init) else { continue }
+                if last >= 0 { #expect(n == last + 1, "in order, none missing") }
+                last = n
+            }
+        }
+    }
+}

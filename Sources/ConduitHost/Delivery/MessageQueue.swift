@@ -90,14 +90,16 @@ struct MessageQueue {
     }
 
     /// Puts older messages (a closed socket's unsent ones, already reserved) before what the
-    /// queue holds; past the bound the newest droppable ones go, then the newest of any kind.
+    /// queue holds; past the bound the newest droppable ones go. Reliable ones stay, over the
+    /// bound (by no more than the queue they come from held, all of it charged to the budget):
+    /// their handler was told they were accepted, and dropping one left a hole in its stream.
     mutating func prepend(_ older: some BidirectionalCollection<Entry>) -> Int {
         for entry in older.reversed() {
             entries.prepend(entry.compacted)
             bytes += entry.bytes
         }
         var dropped = 0
-        while isOverBound, let index = entries.lastIndex(where: { $0.delivery == .droppable }) ?? entries.indices.last {
+        while isOverBound, let index = entries.lastIndex(where: { $0.delivery == .droppable }) {
             release(entries.remove(at: index))
             dropped += 1
         }
