@@ -161,13 +161,7 @@ struct MemoryModelTests {
             let second = try await host.connect(client: "handover")
             // Nothing else is pushed: what the first socket had not written must reach the
             // second on its own, in order, up to the last push.
-            var last = -1
-            while last < 99 {
-                let message = try await second.nextJoinedMessage()
-                guard let n = message.headers["n"].flatMap(Int.init) else { continue }
-                if last >= 0 { #expect(n == last + 1, "in order, none missing") }
-                last = n
-            }
+            try await Self.readInOrder(from: second, through: 99)
         }
     }
 
@@ -256,13 +250,19 @@ extension MemoryModelTests {
             #expect(host.client(client.rawValue)?.dropped == 0)
             // What the first socket had written is its own to lose; the rest follows, whole.
             let second = try await host.connect(client: client.rawValue)
-            var last = -1
-            while last < 149 {
-                let message = try await second.nextJoinedMessage()
-                guard let n = message.headers["n"].flatMap(Int.init) else { continue }
-                if last >= 0 { #expect(n == last + 1, "in order, none missing") }
-                last = n
-            }
+            try await Self.readInOrder(from: second, through: 149)
+        }
+    }
+
+    /// Reads numbered pushes (`n`) until `last`: each one after the first read must follow the
+    /// one before it.
+    static func readInOrder(from socket: TestWebSocketClient, through last: Int) async throws {
+        var previous = -1
+        while previous < last {
+            let message = try await socket.nextJoinedMessage()
+            guard let n = message.headers["n"].flatMap(Int.init) else { continue }
+            if previous >= 0 { #expect(n == previous + 1, "in order, none missing") }
+            previous = n
         }
     }
 }
