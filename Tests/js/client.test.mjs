@@ -40,7 +40,7 @@ test('resume: an ack on any message releases what it covers; pos and ack stay in
   assert.deepEqual(deliver.options, { route: 'x' })
   const greeting = message([['route', 'conduit.resume'], ['epoch', 'e'], ['resumed', '1'], ['replayed', '0'], ['lost', '0'], ['ack', '0']])
   assert.deepEqual(state.resend(greeting).map((kept) => kept.position), [3], 'what the ack covered is not sent again')
-  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1'], ['ack', '3']])), {}, 'a duplicate is dropped, its ack still taken')
+  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1'], ['ack', '3']])), { duplicate: true }, 'a duplicate is dropped, its ack still taken')
   assert.deepEqual(state.resend(greeting), [])
 })
 
@@ -55,7 +55,21 @@ test('resume: an ack or pos that is not a decimal position is taken as absent', 
   const { deliver } = state.admit(message([['route', 'x'], ['pos', 'y']]))
   assert.deepEqual(deliver.headers, [['route', 'x'], ['pos', 'y']], 'delivered as it came, without a position')
   assert.equal(state.received, 1, 'a position that is not one leaves the last received alone')
-  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1']])), {}, 'duplicates are still recognised')
+  assert.deepEqual(state.admit(message([['route', 'x'], ['pos', '1']])), { duplicate: true }, 'duplicates are still recognised')
+})
+
+// Resume sees each part before the joiner, which may then drop the message: the last part
+// receives it (delivered or not), an earlier one nothing (a reconnect then asks for all of it).
+test('resume: a split message is received at its last part, and a copy is one duplicate', () => {
+  const state = new module.ResumeState()
+  const part = (position, more) => module.decode(module.encode([['route', 'x'], ...(more ? [['more', 'true']] : []), ['pos', String(position)]]))
+  assert.deepEqual(state.admit(part(1, true)).deliver.headers, [['route', 'x'], ['more', 'true']])
+  assert.equal(state.received, 0, 'a part before the last')
+  assert.ok(state.admit(part(2, false)).deliver)
+  assert.equal(state.received, 2)
+  assert.equal(state.ackDue(), 'later')
+  assert.deepEqual([state.admit(part(1, true)), state.admit(part(2, false))], [{ duplicate: true }, { duplicate: true }])
+  assert.equal(state.duplicates, 1)
 })
 
 // Each backoff wait once added an `abort` listener to the client's close signal and left it
@@ -499,6 +513,106 @@ test('fallback: a client without an IPC port reads no events stream', { timeout:
     assert.deepEqual(fetched, [])
   } finally {
     globalThis.fetch = realFetch
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// With resume, a message the client dropped (a part that does not decode, or over the joining
+// limit) never reached resume's bookkeeping: its positions were not received, the next
+// connect's `resume=` stayed below it, the host sent it again, and the application was told of
+// its error again. Now its last part receives it, and a copy of it is a duplicate, unseen.
+test('resume: a message dropped for a part that does not decode is received, and its copy is a duplicate', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-hole-resume', port: fake.port, ipcPort: 0, resume: true, connect: false, reconnect: { timeout: 10 } })
+  const received = []
+  let done
+  const after = new Promise((resolve) => { done = resolve })
+  let failed
+  const errorSeen = new Promise((resolve) => { failed = resolve })
+  conduit.receive((error, message) => {
+    received.push(error ? error.code : message.options.route)
+    if (error) failed()
+    if (message?.options.route === 'after') done()
+  })
+  conduit.addEventListener('error', () => {})
+  const greeting = (url, reset) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', url.searchParams.get('resume')],
+    ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
+  const part = (position, more) => module.encode([['route', 'file'], ...(more ? [['more', 'true']] : []), ['pos', String(position)]], new Uint8Array(10))
+  const broken = part(2, true)
+  broken[2] = 0xFF // the first byte of the first key: not UTF-8
+  const dropped = [part(1, true), broken, part(3, false)]
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.send(greeting(socket.url, true))
+    for (const frame of dropped) socket.send(frame)
+    await errorSeen
+    const second = fake.nextSocket()
+    socket.close(1001, 'going away')
+    const again = await second
+    assert.equal(again.url.searchParams.get('resume'), '3', 'the dropped message was received')
+    // A copy, as when the events stream and a socket were asked from the same position.
+    again.send(greeting(again.url, false))
+    for (const frame of dropped) again.send(frame)
+    again.send(module.encode([['route', 'after'], ['pos', '4']]))
+    await after
+    assert.deepEqual(received, ['invalid-utf8', 'after'])
+    assert.equal(conduit.resumeStats.duplicates, 1)
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// A resuming socket that closed before its first greeting started the events stream: asked
+// without an epoch, it made the host reset the id's state made for the socket, and the next
+// socket, asked without one too, reset it again: a `reset` event for a brand-new client. The
+// fake host keeps an epoch as the host does, and holds the stream's greeting until the next
+// socket has asked, so that socket's URL is made without the stream's epoch.
+test('resume: a socket closed before its first greeting starts no events stream (no reset)', { timeout: 30000 }, async () => {
+  let epoch
+  let epochs = 0
+  const greeting = (url) => {
+    const reset = epoch === undefined || url.searchParams.get('epoch') !== epoch
+    if (reset) epoch = `e${++epochs}`
+    return module.encode([['route', 'conduit.resume'], ['epoch', epoch], ['resumed', url.searchParams.get('resume')],
+      ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
+  }
+  let streams = 0
+  let stream
+  const fake = await startFakeHost({
+    onEvents (url, response) {
+      streams++
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      stream = { greeting: greeting(url), response }
+    }
+  })
+  const conduit = new Conduit({ id: 'node-early-close', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
+  let resets = 0
+  conduit.addEventListener('reset', () => resets++)
+  conduit.addEventListener('error', () => {})
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    greeting(socket.url) // the host made the id's state; the socket closes before its greeting is read
+    const second = fake.nextSocket()
+    socket.close(1001, 'going away')
+    const again = await second
+    if (stream) {
+      stream.response.write(streamFrame(stream.greeting))
+      const deadline = Date.now() + 10000
+      while (conduit.resumeStats.epoch === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    again.send(greeting(again.url))
+    conduit.send({ route: 'echo', token: 'first' })
+    // Sent once the socket's greeting was taken.
+    assert.equal((await again.nextMessage()).options.token, 'first')
+    assert.equal(resets, 0, 'a brand-new client was told of a reset')
+    assert.equal(streams, 0)
+  } finally {
     conduit.close()
     fake.stop()
   }

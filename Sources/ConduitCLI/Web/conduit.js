@@ -251,8 +251,13 @@ export class ResumeState {
   }
 
   /**
-   * What to make of a message from the host, in delivery order: `{ deliver }` (positions
-   * taken off), `{ greeting: { reset, lost } }`, or `{}` (a duplicate or an acknowledgement).
+   * What to make of a message from the host, or of one part of a split one, in delivery order
+   * and before parts are joined: `{ deliver }` (positions taken off), `{ greeting: { reset,
+   * lost } }`, `{ duplicate: true }` or `{}` (an acknowledgement). A message's last part
+   * receives it, whether the joiner then delivers it or drops it (too big, a part that does not
+   * decode): a dropped message left unreceived held the acknowledgement below it until the next
+   * one, a reconnect meanwhile asked for it and its error came again, as did a copy's. Earlier
+   * parts receive nothing: a reconnect between them asks for the whole message again.
    */
   admit (message) {
     if (isResumeControl(message, 'conduit.resume')) return { greeting: this.#greeting(message) }
@@ -262,12 +267,15 @@ export class ResumeState {
     if (isResumeControl(message, 'conduit.ack')) return {}
     const position = positionOf(message.headers.findLast(([name]) => name === 'pos')?.[1])
     if (position === undefined) return { deliver: message }
+    const last = message.options.more !== true
     if (position <= this.received) {
-      this.duplicates++
-      return {}
+      if (last) this.duplicates++
+      return { duplicate: true }
     }
-    this.received = position
-    this.#owed++
+    if (last) {
+      this.received = position
+      this.#owed++
+    }
     // `pos` and `ack` are the connection's: they never reach the application.
     const headers = message.headers.filter(([name]) => name !== 'pos' && name !== 'ack')
     const { pos: _pos, ack: _ack, ...options } = message.options
@@ -322,7 +330,7 @@ export class ResumeState {
 /**
  * Joins host→client parts: every part with `more=true` is held until one without it, up to
  * `limit` bytes (256 MiB, as the Swift client). A message past it, or with a part that does not
- * decode, is dropped whole, with an error: its later parts, up to its last, are skipped, never
+ * decode, is dropped whole, with one error: its later parts, up to its last, are skipped, never
  * delivered as a message of their own or joined around a hole.
  */
 export class PartJoiner {
@@ -334,23 +342,30 @@ export class PartJoiner {
   constructor (limit = 256 * 1024 * 1024) { this.#limit = limit }
 
   /**
-   * `add` for an encoded part. One that does not decode, while parts are held, is taken for
-   * one of theirs (it can't say whether it was the last): the message is dropped. With none
-   * held it is taken for a message of its own, and only it is lost.
+   * A part, decoded for `add`. One that does not decode, while parts are held or the rest of a
+   * dropped message is skipped, is taken for one of theirs (it can't say whether it was the
+   * last): the message is dropped, and undefined returned once it was already. With none held it
+   * is taken for a message of its own, and only it is lost.
    */
-  addEncoded (data) {
-    let message
+  decode (data) {
     try {
-      message = decode(data)
+      return decode(data)
     } catch (error) {
-      if (this.#parts.length > 0) {
-        this.#parts = []
-        this.#bytes = 0
-        this.#skippingRest = true
-      }
+      if (this.#skippingRest) return undefined
+      if (this.#parts.length > 0) this.#drop(true)
       throw error
     }
-    return this.add(message)
+  }
+
+  /** A part dropped before it was joined (resume's duplicate): so are the rest of its message's. */
+  skip (message) {
+    this.#drop(message.options.more === true)
+  }
+
+  #drop (skippingRest) {
+    this.#parts = []
+    this.#bytes = 0
+    this.#skippingRest = skippingRest
   }
 
   /** The whole message, or undefined while parts are still coming (or skipped). */
@@ -363,9 +378,7 @@ export class PartJoiner {
     this.#bytes += message.payload.byteLength
     if (this.#bytes > this.#limit) {
       const bytes = this.#bytes
-      this.#parts = []
-      this.#bytes = 0
-      this.#skippingRest = more
+      this.#drop(more)
       throw new ConduitCodecError('limit', `a message from the host passes ${this.#limit} bytes (${bytes} so far); it is dropped`)
     }
     if (more) {
@@ -649,7 +662,7 @@ export class Conduit extends EventTarget {
       const replaced = event.code === 1000 && event.reason === 'replaced'
       if (!this.shouldReconnect || Conduit.isPaused || replaced) return
       // Resume switches to the fallback stream while the socket is down (SPEC §9).
-      if (this.#resume) this.startFallback()
+      if (this.#resume) this.#fallBackResuming()
       this.reconnect(this.reconnectOptions).catch(() => {})
     }
     this.#emit('open')
@@ -763,12 +776,19 @@ export class Conduit extends EventTarget {
       this.#sendUnsent()
     } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
       // (A socket open but not yet greeted needs nothing: its greeting sends what is kept.)
-      // Not before a first greeting: the stream would make the id's state, with an epoch the
-      // socket, asked for without one meanwhile, does not state, and the host would reset it.
-      if (this.#resume.epoch !== undefined) this.startFallback()
+      this.#fallBackResuming()
       this.reconnect(this.reconnectOptions).catch(() => {})
     }
     return true
+  }
+
+  /**
+   * The fallback stream of a resuming client whose socket is down, once a first greeting told
+   * the epoch: before, the stream (re)made the id's state with an epoch that the socket, asked for
+   * without one meanwhile, did not state, and the host reset it (a `reset` event for nothing).
+   */
+  #fallBackResuming () {
+    if (this.#resume.epoch !== undefined) this.startFallback()
   }
 
   /**
@@ -807,6 +827,7 @@ export class Conduit extends EventTarget {
     const has = (name) => replyHeaders.some(([key]) => key === name)
     if (response.status >= 300 && !has('error')) replyHeaders.push(['error', `HTTP${response.status}`])
     if (headers.token !== undefined && !has('token')) replyHeaders.push(['token', String(headers.token)])
+    // An HTTP response, not a message to the id's socket or stream: never numbered (SPEC §9).
     this.#dispatch({
       headers: replyHeaders,
       options: Object.fromEntries(replyHeaders.map(([key, value]) => [key, typed(value)])),
@@ -819,7 +840,7 @@ export class Conduit extends EventTarget {
    * Reads `/internal.conduit.events?id=` while the socket is down: each frame a uint32 BE
    * length and an encoded message, handed to the receive handler. Ends when a socket for the
    * id takes over (the host ends the response) or on `close()`. With `resume` it starts by
-   * itself when the socket closes, as the Swift client's does.
+   * itself when the socket closes after a first greeting, as the Swift client's does.
    */
   startFallback () {
     // Without an IPC port there is no stream to read (`port` alone: IPC is never asked).
@@ -909,18 +930,35 @@ export class Conduit extends EventTarget {
   #deliver (joiner, data, socket) {
     let message
     try {
-      message = joiner.addEncoded(data)
+      message = joiner.decode(data)
+      // Resume sees every part before the joiner, which may drop its message (SPEC §9).
+      if (message && this.#resume) message = this.#admit(joiner, message, socket)
+      if (message) message = joiner.add(message)
     } catch (error) {
       this.#handOn(error, null)
       this.#emit('error', { error })
       return
     }
     if (!message) return
-    if (socket && this.#resume && isResumeControl(message, 'conduit.resume')) this.#resumeOn(socket, message)
     // Without resume, what the stream has yet to deliver was written before anything on this
     // socket (the host ends the stream when a socket takes over): the socket's wait for its end.
     if (socket && !this.#resume && this.#fallback) this.#held.push(message)
     else this.#dispatch(message)
+  }
+
+  /** Resume's part of a message or part from the host: what goes on to the joiner, if anything. */
+  #admit (joiner, message, socket) {
+    if (socket && isResumeControl(message, 'conduit.resume')) this.#resumeOn(socket, message)
+    const admitted = this.#resume.admit(message)
+    if (admitted.greeting) {
+      if (admitted.greeting.reset) this.#emit('reset')
+      if (admitted.greeting.lost > 0) this.#emit('lost', { count: admitted.greeting.lost })
+    }
+    // The duplicate's later parts are skipped too, even one that does not decode (a copy of a
+    // message dropped for it): its error was reported with the first copy.
+    if (admitted.duplicate) joiner.skip(message)
+    this.#acknowledgeWhenDue()
+    return admitted.deliver
   }
 
   /**
@@ -936,16 +974,6 @@ export class Conduit extends EventTarget {
   }
 
   #dispatch (message) {
-    if (this.#resume) {
-      const admitted = this.#resume.admit(message)
-      if (admitted.greeting) {
-        if (admitted.greeting.reset) this.#emit('reset')
-        if (admitted.greeting.lost > 0) this.#emit('lost', { count: admitted.greeting.lost })
-      }
-      if (!admitted.deliver) return
-      message = admitted.deliver
-      this.#acknowledgeWhenDue()
-    }
     const token = message.headers.find(([name]) => name === 'token')?.[1]
     if (token !== undefined) {
       const waiter = this.#pending.get(token)
@@ -969,7 +997,7 @@ export class Conduit extends EventTarget {
     }
   }
 
-  /** Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed. */
+  /** Acknowledges received host positions every 32 messages, or 200 ms after the first owed. */
   #acknowledgeWhenDue () {
     const due = this.#resume.ackDue()
     if (due === 'now') return this.#sendAck()
