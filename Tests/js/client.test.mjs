@@ -407,20 +407,26 @@ test('resume: positions reported lost are counted once, and never ones that were
   assert.equal(greeting({ epoch: 'e2', resumed: 1, lost: 3 }).lost, 3, 'after a reset, positions (and losses) start again')
 })
 
+// Greetings as the host makes them for a socket's or a stream's URL: it keeps the id's epoch,
+// and one asked for without it, or with another, resets it to a new one.
+function epochKeepingGreeter () {
+  let epoch
+  let epochs = 0
+  return (url) => {
+    const reset = epoch === undefined || url.searchParams.get('epoch') !== epoch
+    if (reset) epoch = `e${++epochs}`
+    return module.encode([['route', 'conduit.resume'], ['epoch', epoch], ['resumed', url.searchParams.get('resume')],
+      ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
+  }
+}
+
 // A send before the first socket opened started the events stream: the host made the id's
 // resume state for it (epoch E1), the socket, asked for meanwhile without an epoch, reset it
 // (E2), and a brand-new client was told of a reset. The fake host keeps an epoch as the host
 // does; the test holds the port's answer until a stream asked for has attached, and the
 // stream's greeting until the socket has asked, so the socket's URL is made without it.
 test('resume: a send before the first socket opens causes no reset', { timeout: 30000 }, async () => {
-  let epoch
-  let epochs = 0
-  const greeting = (url) => {
-    const reset = epoch === undefined || url.searchParams.get('epoch') !== epoch
-    if (reset) epoch = `e${++epochs}`
-    return module.encode([['route', 'conduit.resume'], ['epoch', epoch], ['resumed', url.searchParams.get('resume')],
-      ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
-  }
+  const greeting = epochKeepingGreeter()
   let attached
   const streamAttached = new Promise((resolve) => { attached = resolve })
   const fake = await startFakeHost({
@@ -572,14 +578,7 @@ test('resume: a message dropped for a part that does not decode is received, and
 // fake host keeps an epoch as the host does, and holds the stream's greeting until the next
 // socket has asked, so that socket's URL is made without the stream's epoch.
 test('resume: a socket closed before its first greeting starts no events stream (no reset)', { timeout: 30000 }, async () => {
-  let epoch
-  let epochs = 0
-  const greeting = (url) => {
-    const reset = epoch === undefined || url.searchParams.get('epoch') !== epoch
-    if (reset) epoch = `e${++epochs}`
-    return module.encode([['route', 'conduit.resume'], ['epoch', epoch], ['resumed', url.searchParams.get('resume')],
-      ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
-  }
+  const greeting = epochKeepingGreeter()
   let streams = 0
   let stream
   const fake = await startFakeHost({
