@@ -27,13 +27,15 @@ public final class HostMetrics: Sendable {
     static let handlerDurationLabel = "conduit_handler_duration_seconds"
 
     /// Its buckets, to give the exporting backend: handlers here answer in microseconds, and
-    /// Prometheus' defaults (5 ms up) put every one of them in the first bucket. 1, 2.5 and 10
-    /// per decade, from 10 µs to 10 s: 13 buckets, two more than the defaults (recording a
-    /// reply compares it with each).
+    /// Prometheus' defaults (5 ms up) put every one of them in the first bucket. Finer where
+    /// this host's handlers answer, from 10 µs to 10 s, and few: swift-prometheus compares
+    /// each latency with every bucket, about 42 instructions a bucket (its 11 defaults cost 450
+    /// instructions a message, 5.5 % of the routed echo's; a `Double` histogram through a
+    /// `Recorder` cost more, its generic conversion unspecialized).
     public static let durationHistogramBuckets: [String: [Duration]] = [
         handlerDurationLabel: [
-            .microseconds(10), .microseconds(25), .microseconds(100), .microseconds(250), .milliseconds(1), .microseconds(2500),
-            .milliseconds(10), .milliseconds(25), .milliseconds(100), .milliseconds(250), .seconds(1), .milliseconds(2500), .seconds(10),
+            .microseconds(10), .microseconds(100), .microseconds(250), .milliseconds(1),
+            .milliseconds(10), .milliseconds(100), .seconds(1), .seconds(10),
         ],
     ]
 
