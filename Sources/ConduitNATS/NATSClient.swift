@@ -268,6 +268,18 @@ public final class NATSClient: Sendable {
         }
     }
 
+    /// A message whose headers could not be read is dropped, counted, and its error kept; a
+    /// reply to a request fails the request at once rather than at its timeout.
+    func receivedMalformed(subject: String, subscription sid: Int, _ error: NATSError) {
+        state.withLock { state in
+            state.statistics.malformedMessages += 1
+            state.lastError = "\(error)"
+        }
+        guard sid == Self.inboxSubscription, subject.hasPrefix(inboxPrefix),
+              let token = UInt64(subject.dropFirst(inboxPrefix.utf8.count)) else { return }
+        finishRequest(token, with: .failure(error))
+    }
+
     /// The server's INFO came: the operations that restore the inbox and every subscription.
     func connectionOpened(_ channel: any Channel, handler: NATSConnectionHandler, info: NATSServerInfo) -> [ClientOperation] {
         state.withLock { state in

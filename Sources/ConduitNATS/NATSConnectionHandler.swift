@@ -71,6 +71,8 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
             answer(ping: context)
         case .message(let message, let subscription):
             client.received(message, subscription: subscription)
+        case .malformed(let subject, let subscription, let error):
+            client.receivedMalformed(subject: subject, subscription: subscription, error)
         case .ok:
             break
         case .error(let text):

@@ -10,6 +10,8 @@ public struct NATSStatistics: Sendable, Equatable, Codable {
     public var noResponders = 0
     /// Messages a subscriber's bounded buffer had no room for (a slow consumer).
     public var slowConsumerDrops = 0
+    /// Messages dropped because their header block could not be read (a publisher's fault).
+    public var malformedMessages = 0
 
     public init() {}
 }

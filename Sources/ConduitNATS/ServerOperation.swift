@@ -5,6 +5,10 @@ import NIOCore
 enum ServerOperation: Sendable {
     case info(NATSServerInfo)
     case message(NATSMessage, subscription: Int)
+    /// A message framed right whose header block can't be read: it alone is lost (a publisher,
+    /// not the server, wrote its headers: closing the connection for them failed every
+    /// request in flight on it, again each time the message was sent).
+    case malformed(subject: String, subscription: Int, NATSError)
     case ping
     case pong
     case ok
@@ -86,7 +90,11 @@ struct ServerOperationDecoder: ByteToMessageDecoder {
         guard buffer.readInteger(as: UInt16.self) == 0x0D0A else { throw .protocolViolation("a message not ended by CRLF after its \(total) bytes") }
         if hasHeaders {
             let block = message.payload.readSlice(length: headerBytes)!
-            (message.headers, message.status, message.statusDescription) = try NATSHeaders.parse(block)
+            do {
+                (message.headers, message.status, message.statusDescription) = try NATSHeaders.parse(block)
+            } catch {
+                return .malformed(subject: message.subject, subscription: sid, error)
+            }
         }
         return .message(message, subscription: sid)
     }

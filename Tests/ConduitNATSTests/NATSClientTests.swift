@@ -349,3 +349,30 @@ import Testing
         await client.close()
     }
 }
+
+extension NATSClientTests {
+    /// Any publisher can send a message whose header block is not NATS's (nats-server passes
+    /// headers on unchecked): the client took it as a protocol violation and closed its
+    /// connection, failing every request in flight, and again each time it was sent. It is
+    /// dropped alone now, counted; the connection and what follows are untouched.
+    @Test(.timeLimit(.minutes(1))) func aMessageWithUnreadableHeadersIsDroppedAndTheConnectionStays() async throws {
+        try await NATSServerProcess.run { server in
+            let subscriber = try client(server.url)
+            try await subscriber.connect()
+            let messages = try subscriber.messages(on: "greetings.*")
+            _ = try? await subscriber.request("nobody.listens", payload: ByteBuffer(), timeout: .seconds(5))
+            let raw = try await RawTCPClient.connect(port: server.port)
+            let block = "NATS/1.0\r\nno colon here\r\n\r\n"
+            try await raw.send("CONNECT {\"headers\":true,\"verbose\":false}\r\n"
+                + "HPUB greetings.bad \(block.utf8.count) \(block.utf8.count + 2)\r\n\(block)hi\r\n"
+                + "PUB greetings.good 2\r\nok\r\nPING\r\n")
+            var iterator = messages.makeAsyncIterator()
+            let next = try #require(await iterator.next())
+            #expect(next.subject == "greetings.good" && String(buffer: next.payload) == "ok")
+            #expect(subscriber.statistics.malformedMessages == 1)
+            #expect(subscriber.statistics.reconnects == 0)
+            #expect(subscriber.connectionState == .connected)
+            await subscriber.close()
+        }
+    }
+}

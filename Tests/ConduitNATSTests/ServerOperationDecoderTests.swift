@@ -42,7 +42,7 @@ struct ServerOperationDecoderTests {
         #expect(throws: NATSError.self) { try decode(String(repeating: "x", count: 2000), maxLine: 1024) }
         // A declared size beyond any max_payload.
         #expect(throws: NATSError.self) { try decode("MSG a 1 999999999999\r\n") }
-        for bad in ["MSG a b 5\r\nhello\r\n", "MSG a 1\r\n", "HMSG a 1 9 5\r\nhello\r\n", "HMSG a 1 5 5\r\nhello\r\n",
+        for bad in ["MSG a b 5\r\nhello\r\n", "MSG a 1\r\n", "HMSG a 1 9 5\r\nhello\r\n",
                     "INFO nope\r\n", "BOGUS\r\n", "\r\n"] {
             #expect(throws: NATSError.self, "\(bad.debugDescription)") { try decode(bad) }
         }
@@ -54,6 +54,21 @@ struct ServerOperationDecoderTests {
     @Test func aMessageNotEndedByCRLFIsAProtocolViolation() throws {
         for bad in ["MSG a 1 3\r\nabcXXPING\r\n", "HMSG a 1 12 15\r\nNATS/1.0\r\n\r\nabc\nxPING\r\n"] {
             #expect(throws: NATSError.self, "\(bad.debugDescription)") { try decode(bad) }
+        }
+    }
+
+    /// A message framed right whose header block can't be read (a publisher's doing: the server
+    /// does not check it) was a protocol violation that closed the connection, failing every
+    /// request in flight on it. It alone is dropped now, and what follows is read.
+    @Test func aMessageWhoseHeadersCanNotBeReadIsDroppedAlone() throws {
+        for block in ["NATS/1.0\r\nx\r\n\r\n", "HTTP/1.1\r\n\r\n", "hello"] {
+            let bytes = block.utf8.count
+            let operations = try decode("HMSG conduit.push.alice 7 \(bytes) \(bytes + 2)\r\n\(block)hi\r\nPING\r\n")
+            guard operations.count == 2, case .malformed(let subject, let sid, _) = operations[0], case .ping = operations[1] else {
+                Issue.record("\(block.debugDescription): \(operations)")
+                continue
+            }
+            #expect(subject == "conduit.push.alice" && sid == 7)
         }
     }
 

@@ -20,7 +20,7 @@ final class NATSMetricsExport: Sendable {
             ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
             ("conduit_nats_bytes_in_total", \.bytesIn), ("conduit_nats_bytes_out_total", \.bytesOut),
             ("conduit_nats_reconnects_total", \.reconnects), ("conduit_nats_requests_timed_out_total", \.requestsTimedOut),
-            ("conduit_nats_no_responders_total", \.noResponders),
+            ("conduit_nats_no_responders_total", \.noResponders), ("conduit_nats_malformed_messages_total", \.malformedMessages),
         ]
         self.counters = labels.map { (Counter(label: $0.0, dimensions: [("owner", owner)]), $0.1) }
         let made = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.export() }
