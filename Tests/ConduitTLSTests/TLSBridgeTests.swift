@@ -541,3 +541,33 @@ extension TLSBridgeTests {
         try await server.close()
     }
 }
+
+extension TLSBridgeTests {
+    /// Writes to a server that reads nothing were never answered once the kernels' buffers were
+    /// full: each held a place of the connection's requests in flight (past `maxRequestsInFlight`
+    /// every request on the socket, any route, was refused) and its bytes of the budget, with no
+    /// time limit. When none is taken for `congestionTimeoutSeconds` the stream ends now, with a
+    /// reason, and every waiting write is answered.
+    @Test func writesToAServerThatReadsNothingEndTheStreamAfterTheCongestionTimeout() async throws {
+        let server = try await ClosingTLSServer(farewell: nil)
+        let yaml = "limits:\n  maxRequestsInFlight: 64\nroutes:\n  - route: tls.*\n    handler: tls\n    options:\n      congestionTimeoutSeconds: 2\n"
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-stalled"))
+            let connected = try await tls.request(
+                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
+            #expect(connected.failure == nil)
+            // About 6 MB: more than the kernels' buffers take.
+            var tokens: [String] = []
+            for _ in 0..<60 { tokens.append(try await tls.send("tls.write", payload: [UInt8](repeating: 7, count: 100_000))) }
+            try await tls.read { $0.hasReplies(to: tokens) && $0.end != nil }
+            #expect(tls.end?.headers["reason"]?.contains("read nothing") == true, "\(String(describing: tls.end?.headers))")
+            var failed = 0
+            for token in tokens where try await tls.reply(to: token).failure != nil { failed += 1 }
+            #expect(failed > 0, "the writes that waited failed")
+            // Answered by the handler (no echo service here), not refused for places in flight.
+            #expect(try await tls.request("tls.echoService").failure?.type == "NotFoundError", "the socket takes requests again")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+        try await server.close()
+    }
+}

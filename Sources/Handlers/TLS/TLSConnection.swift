@@ -1,5 +1,6 @@
 import ConduitKit
 import ConduitWire
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -44,11 +45,25 @@ final class TLSConnection: Sendable {
     let endpoint: Endpoint
     let verified: Bool
     private let channel: any Channel
+    /// How long writes may wait with none of them taken by the socket: the server reads
+    /// nothing. Then the stream ends, and the writes fail.
+    private let writeStallTimeout: TimeAmount
+    private let writes = NIOLockedValueBox(WriteProgress())
 
-    private init(endpoint: Endpoint, verified: Bool, channel: any Channel) {
+    /// Writes handed to the channel and not yet taken by the socket; one timer a connection
+    /// watches them (a timer a write would cost NIO a search of its timers to cancel).
+    private struct WriteProgress {
+        var pending = 0
+        /// When a write was last taken, or the first of the pending ones began.
+        var lastProgress = NIODeadline.now()
+        var watching = false
+    }
+
+    private init(endpoint: Endpoint, verified: Bool, channel: any Channel, writeStallTimeout: TimeAmount) {
         self.endpoint = endpoint
         self.verified = verified
         self.channel = channel
+        self.writeStallTimeout = writeStallTimeout
     }
 
     /// Connects and completes the handshake, both within `timeout`.
@@ -88,7 +103,7 @@ final class TLSConnection: Sendable {
             channel.close(promise: nil)
             throw TLSFailure.handshaking(with: endpoint, error)
         }
-        return TLSConnection(endpoint: endpoint, verified: trust.verifies, channel: channel)
+        return TLSConnection(endpoint: endpoint, verified: trust.verifies, channel: channel, writeStallTimeout: congestionTimeout)
     }
 
     var summary: Summary {
@@ -103,16 +118,51 @@ final class TLSConnection: Sendable {
 
     /// Writes at once (so writes keep request order) and replies once the bytes are handed to
     /// the socket. Until then the write is a request in flight, holding its bytes of the host's
-    /// budget: a server that reads nothing kept every write waiting, outside any bound.
+    /// budget: a server that reads nothing kept every write waiting, outside any bound. When
+    /// none is taken for `writeStallTimeout` the stream ends (`tls.end`) and they fail: they
+    /// waited unanswered for good, each holding a place of the connection's requests in flight.
     func write(_ payload: ByteBuffer, _ responder: Responder) {
         let bytes = payload.readableBytes
-        responder.respondWhenDone { [channel, endpoint] finish in
+        let startsWatch = writes.withLockedValue { writes in
+            if writes.pending == 0 { writes.lastProgress = .now() }
+            writes.pending += 1
+            defer { writes.watching = true }
+            return !writes.watching
+        }
+        if startsWatch { watchWrites(until: .now() + writeStallTimeout) }
+        responder.respondWhenDone { [channel, endpoint, writes] finish in
             channel.writeAndFlush(payload).whenComplete { result in
+                writes.withLockedValue { writes in
+                    writes.pending -= 1
+                    writes.lastProgress = .now()
+                }
                 switch result {
                 case .success: finish(Reply.jsonOutcome(["bytes": bytes]))
                 case .failure(let error): finish(.failure(TLSFailure.writing(to: endpoint, error)))
                 }
             }
+        }
+    }
+
+    /// Checks at `deadline` whether the pending writes moved since; the check is set again
+    /// while writes are pending, and the stream ends when they have not moved for the timeout.
+    private func watchWrites(until deadline: NIODeadline) {
+        enum Verdict { case idle, moving(NIODeadline), stalled }
+        channel.eventLoop.scheduleTask(deadline: deadline) { [self] in
+            let verdict = writes.withLockedValue { writes -> Verdict in
+                let due = writes.lastProgress + writeStallTimeout
+                guard writes.pending > 0, due <= .now() else {
+                    if writes.pending > 0 { return .moving(due) }
+                    writes.watching = false
+                    return .idle
+                }
+                writes.watching = false
+                return .stalled
+            }
+            if case .moving(let next) = verdict { return watchWrites(until: next) }
+            guard case .stalled = verdict else { return }
+            let seconds = Double(writeStallTimeout.nanoseconds) / 1e9
+            _ = end(reason: "the server read nothing for \(seconds) s (congestionTimeoutSeconds): writes to it could not be sent")
         }
     }
 
