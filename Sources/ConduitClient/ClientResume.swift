@@ -35,6 +35,8 @@ final class ClientResume: Sendable {
         var duplicates = 0
         /// The epoch of the last reset whose unconfirmed messages were forgotten.
         var forgottenFor: String?
+        /// The last host position reported lost: a greeting that counts it again tells nothing new.
+        var lostThrough: UInt64 = 0
 
         /// After a reset the host no longer knows which of ours it processed: sending those
         /// again could run them twice, so only the ones that never went out stay. Once per reset.
@@ -142,7 +144,25 @@ final class ClientResume: Sendable {
         if let ack = Self.position(ResumeHeader.ack, in: message.headers) { acknowledged(ack) }
         if message.headers.isResumeControl(route: ResumeHeader.ackRoute) { return .consumed }
         guard let position = Self.position(ResumeHeader.position, in: message.headers) else { return .deliver(message) }
-        let fresh = state.withLockedValue { state in
+        guard receive(position) else { return .consumed }
+        var delivered = message
+        delivered.headers.removeAll(ResumeHeader.position)
+        delivered.headers.removeAll(ResumeHeader.ack)
+        return .deliver(delivered)
+    }
+
+    /// A message the client dropped whole (`Arrival.dropped`), by its last part's headers: its
+    /// position is received all the same (acknowledged, not asked for again). False for a copy
+    /// of one received already: a duplicate, not dropped (nor reported) twice.
+    func admitDropped(lastPart headers: Headers) -> Bool {
+        if let ack = Self.position(ResumeHeader.ack, in: headers) { acknowledged(ack) }
+        guard let position = Self.position(ResumeHeader.position, in: headers) else { return true }
+        return receive(position)
+    }
+
+    /// Takes host position `position` as received; false when it was already (a duplicate).
+    private func receive(_ position: UInt64) -> Bool {
+        state.withLockedValue { state in
             guard position > state.received else {
                 state.duplicates += 1
                 return false
@@ -151,27 +171,31 @@ final class ClientResume: Sendable {
             state.owed += 1
             return true
         }
-        guard fresh else { return .consumed }
-        var delivered = message
-        delivered.headers.removeAll(ResumeHeader.position)
-        delivered.headers.removeAll(ResumeHeader.ack)
-        return .deliver(delivered)
     }
 
     private func greeting(_ headers: Headers) -> Inbound {
         let reset = headers["reset"] == "true"
-        let lost = Int(headers["lost"] ?? "") ?? 0
-        let hadEpoch = state.withLockedValue { state in
+        let lost = Self.position("lost", in: headers) ?? 0
+        return state.withLockedValue { state in
             let hadEpoch = state.epoch != nil
             state.epoch = headers[ResumeHeader.epoch]
             if reset {
                 state.received = 0
                 state.lastAckSent = 0
+                state.lostThrough = 0
                 state.forgetSent(resetTo: state.epoch)
+                return .greeting(reset: hadEpoch, lost: Int(clamping: lost))
             }
-            return hadEpoch
+            // `lost` counts the positions after the `resumed` N that the host no longer holds.
+            // The events stream and a socket that asked with the same N (the second asked before
+            // the first's greeting was read) both count them: only positions neither delivered
+            // nor reported yet are news.
+            let resumed = Self.position("resumed", in: headers) ?? state.received
+            let lostEnd = resumed > .max - lost ? .max : resumed + lost
+            let news = lostEnd - min(lostEnd, max(resumed, state.received, state.lostThrough))
+            state.lostThrough = max(state.lostThrough, lostEnd)
+            return .greeting(reset: false, lost: Int(clamping: news))
         }
-        return .greeting(reset: reset && hadEpoch, lost: lost)
     }
 
     /// The first position to send again on a new socket, once its greeting acknowledged `ack`

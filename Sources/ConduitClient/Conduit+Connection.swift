@@ -102,7 +102,7 @@ extension Conduit {
         try refuseIfClosed()
         let callbacks = WebSocketConnection.Callbacks(
             opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
-            message: { message in self.inbound(message) },
+            arrived: { arrival in self.inbound(arrival) },
             failure: { error in self.state.withLockedValue { $0.emit(.error(error)) } },
             closed: { code, reason in self.socketClosed(generation: generation, code: code, reason: reason) }
         )
@@ -190,15 +190,33 @@ extension Conduit {
 
     // MARK: Delivery
 
-    /// A message from the socket: held while a fallback stream is still being read.
-    private func inbound(_ message: Message) {
-        if resumption != nil, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) { resendAfter(message) }
+    /// What the socket brought: held while a fallback stream is still being read.
+    private func inbound(_ arrival: Arrival) {
+        if resumption != nil, case .message(let message) = arrival, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) {
+            resendAfter(message)
+        }
         let held = state.withLockedValue { state in
             guard state.fallback != nil else { return false }
-            state.held.append(message)
+            state.held.append(arrival)
             return true
         }
-        if !held { deliver(message) }
+        if !held { deliver(arrival) }
+    }
+
+    /// A message as below; a message dropped whole is an `.error` event.
+    func deliver(_ arrival: Arrival) {
+        switch arrival {
+        case .message(let message):
+            deliver(message)
+        case .dropped(let lastPart, let error):
+            // Resume takes its position as received; a copy of one taken already is a duplicate,
+            // its error told once.
+            if let resumption {
+                guard resumption.admitDropped(lastPart: lastPart) else { return }
+                acknowledgeWhenDue(resumption)
+            }
+            state.withLockedValue { $0.emit(.error(error)) }
+        }
     }
 
     /// To the request waiting for its token, else to the receive handler and the event streams.
@@ -232,7 +250,7 @@ extension Conduit {
         state.fallbackSerial += 1
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
-            endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { message in self.deliver(message) },
+            endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { arrival in self.deliver(arrival) },
             finished: { self.fallbackFinished(serial) }
         )
     }
@@ -241,13 +259,13 @@ extension Conduit {
     /// the socket's event loop so nothing from the socket overtakes it.
     private func fallbackFinished(_ serial: Int) {
         eventLoop.execute {
-            let held = self.state.withLockedValue { state -> [Message] in
+            let held = self.state.withLockedValue { state -> [Arrival] in
                 guard state.fallbackSerial == serial, state.fallback != nil else { return [] }
                 state.fallback = nil
                 defer { state.held.removeAll() }
                 return state.held
             }
-            for message in held { self.deliver(message) }
+            for arrival in held { self.deliver(arrival) }
         }
     }
 }

@@ -15,22 +15,21 @@ final class FallbackReceiver: Sendable {
     private let state = NIOLockedValueBox(State())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    /// Starts reading; `deliver` gets each message in order, `finished` is called once at the end.
+    /// Starts reading; `deliver` gets each message (or one dropped) in order, `finished` is
+    /// called once at the end.
     /// `query`: resume's parameters, asked anew for every stream.
     init(
-        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Message) -> Void, finished: @escaping @Sendable () -> Void
+        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Arrival) -> Void, finished: @escaping @Sendable () -> Void
     ) {
         let started = Task { [state] in
             var attempt = 0
             while !state.withLockedValue({ $0.stopping }), !Task.isCancelled {
-                var assembler = ChunkAssembler(limit: WebSocketConnection.maxJoinedBytes)
+                // A message past the joining limit is dropped (and reported) as on the socket: thrown,
+                // it ended the stream, and the next one, asked from the same position, brought it again.
+                var joiner = PartJoiner()
                 do {
                     try await endpoint.events(for: id, query: query()) { part in
-                        guard part.headers.hasMore else {
-                            deliver(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)))
-                            return true
-                        }
-                        try assembler.append(part.payload)
+                        if let arrival = joiner.add(part) { deliver(arrival) }
                         return true
                     }
                     attempt = 0

@@ -16,13 +16,15 @@ final class PendingRequests: Sendable {
     private struct State {
         var slots: [String: Slot] = [:]
         var nextToken = 0
-        /// Tokens whose caller cancelled: the host's answer to each (`CancelledError`, or a
-        /// reply that crossed the cancel) is swallowed, not handed to the app. The newest
-        /// `maxCancelled` are kept; an older answer is delivered as any unmatched message.
-        var cancelled: [String] = []
+        /// Tokens of requests that ended before the host's last answer to them (cancelled,
+        /// timed out, refused as too large): every later answer with one (`CancelledError`, a
+        /// reply that crossed the cancel, the reply to a cut-off payload) is swallowed, not
+        /// handed to the app. The newest `maxIgnored` are kept; an older token's answer is
+        /// delivered as any unmatched message.
+        var ignored: [String] = []
     }
 
-    private static let maxCancelled = 256
+    private static let maxIgnored = 256
 
     private let state = NIOLockedValueBox(State())
     private let prefix: String
@@ -71,24 +73,35 @@ final class PendingRequests: Sendable {
         }
     }
 
-    /// The host's answer to a request given up on (cancelled, timed out) is not the app's.
+    /// The host's later answers to a request that ended (cancelled, timed out, refused as too
+    /// large) are not the app's.
     func swallowLateReply(to token: String) {
         state.withLockedValue { state in
-            if state.cancelled.count == Self.maxCancelled { state.cancelled.removeFirst() }
-            state.cancelled.append(token)
+            if state.ignored.count == Self.maxIgnored { state.ignored.removeFirst() }
+            state.ignored.append(token)
         }
     }
 
-    /// Hands `message` to the request waiting for its token; false when there is none.
+    /// Hands `message` to the request waiting for its token; false when there is none. True
+    /// too for a later answer to a request that already ended: swallowed.
     func resolve(_ message: Message) -> Bool {
         guard let token = message.headers.correlation?.value else { return false }
         // A waiting request takes it; only a message nobody waits for is checked against the
-        // cancelled tokens, so a reply costs one lock.
-        if settle(token, .success(message)) { return true }
-        return state.withLockedValue { state in
-            state.cancelled.firstIndex(of: token).map { state.cancelled.remove(at: $0) } != nil
+        // ignored tokens, so a reply costs one lock.
+        if settle(token, .success(message)) {
+            // The host's chunk queue refused a part of the request: the parts after it, already
+            // sent, make a request of their own with this token, and its answers (the reply to
+            // a cut-off payload) are not the app's. Marked here, before the next message is
+            // delivered, not when the caller wakes up.
+            if message.headers[HeaderName.error] == Self.payloadTooLarge { swallowLateReply(to: token) }
+            return true
         }
+        // Kept after a match: one request may be answered more than once (a reply that crossed
+        // the cancel, then `CancelledError`; a cut-off payload's further refusals and reply).
+        return state.withLockedValue { $0.ignored.contains(token) }
     }
+
+    private static let payloadTooLarge = "PayloadTooLargeError"
 
     func fail(_ token: String, _ error: any Error) {
         settle(token, .failure(error))

@@ -55,6 +55,60 @@ extension ClientResumeStateTests {
     }
 }
 
+extension ClientResumeStateTests {
+    /// The events stream and a socket that asked with the same `resume=N` both get a greeting
+    /// counting the same lost positions: reported twice, the app was told of twice the loss.
+    @Test func positionsLostAreReportedOnceWhenTwoGreetingsCountThem() throws {
+        let resume = ClientResume()
+        _ = resume.admit(Message(headers: ["route": "conduit.resume", "reset": "true", "epoch": "e", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0"]))
+        for position in 1...5 { _ = resume.admit(Message(headers: ["route": "x", "pos": "\(position)"])) }
+        let greeting = Message(headers: ["route": "conduit.resume", "epoch": "e", "resumed": "5", "replayed": "0", "lost": "3", "ack": "0"])
+        guard case .greeting(reset: false, lost: 3) = resume.admit(greeting) else {
+            Issue.record("the first greeting reports positions 6-8 lost")
+            return
+        }
+        _ = resume.admit(Message(headers: ["route": "x", "pos": "9"]))
+        guard case .greeting(reset: false, lost: 0) = resume.admit(greeting) else {
+            Issue.record("the same loss, counted again, is not reported again")
+            return
+        }
+    }
+}
+
+extension ClientResumeStateTests {
+    /// A message the client drops itself (past its joining limit) counts as received: left
+    /// out, the acknowledgement stuck below it and a reconnect asked for it again.
+    @Test func aMessageDroppedWholeIsReceivedAndAcknowledgedOnce() throws {
+        let resume = ClientResume()
+        _ = resume.admit(Message(headers: ["route": "x", "pos": "1"]))
+        #expect(resume.admitDropped(lastPart: ["route": "big", "pos": "3"]))
+        #expect(resume.query.first?.1 == "3", "a reconnect asks for what follows it")
+        guard case .now(let ack) = resume.dueAck(force: true) else {
+            Issue.record("its position is acknowledged")
+            return
+        }
+        #expect(ack.headers[ResumeHeader.ack] == "3")
+        #expect(!resume.admitDropped(lastPart: ["route": "big", "pos": "3"]), "a copy is a duplicate")
+        #expect(resume.duplicates == 1)
+    }
+
+    /// Its error is told once: a copy (the fallback stream's and the socket's, asked from the
+    /// same position) is a duplicate, dropped unseen.
+    @Test func aDroppedMessageAndItsCopyAreOneError() async throws {
+        let conduit = Conduit(id: "dropped", address: HostAddress(port: 1, ipcPort: nil, sharedKey: "k"), autoReconnect: false, resume: true)
+        let recorder = Recorder(conduit)
+        let error = ConduitClientError(.protocolError, "too big")
+        conduit.deliver(.dropped(lastPart: ["route": "big", "pos": "1"], error))
+        conduit.deliver(.dropped(lastPart: ["route": "big", "pos": "1"], error))
+        conduit.deliver(.message(Message(headers: ["route": "after", "pos": "2"])))
+        try await recorder.waitFor { if case .message = $0 { true } else { false } }
+        #expect(recorder.count { if case .error = $0 { true } else { false } } == 1)
+        #expect(recorder.messages.map(\.headers.route) == ["after"])
+        #expect(conduit.resumeDuplicates == 1)
+        conduit.close()
+    }
+}
+
 extension ClientResume {
     /// Everything a new socket with this greeting is sent again.
     func sentAgain(after greeting: Message) -> [Message] {

@@ -162,6 +162,30 @@ struct ConnectTests {
         }
     }
 
+    /// A payload the host's chunk queue refuses part-way fails the request, and the parts
+    /// after the refused one make requests of their own with its token: their answers (more
+    /// refusals, the reply to a cut-off payload) reached the app as pushes.
+    @Test func theAnswersToAPayloadRefusedPartWayAreNotTheApps() async throws {
+        let yaml = "limits:\n  chunkQueueBytes: 100000\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .clientTests) { host in
+            let conduit = host.client(id: "too-large")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            // Seven parts of up to 64 KiB: every second one passes the queue's limit, and the last
+            // completes the one before it (three refusals, then a reply to two parts).
+            let refused = await #expect(throws: ConduitReplyError.self) {
+                try await conduit.request(route: "echo", payload: ByteBuffer(repeating: 1, count: 400_000))
+            }
+            #expect(refused?.type == "PayloadTooLargeError")
+            // Echoed after the refused payload's other answers: once it is in, they came before it.
+            #expect(try conduit.send(["route": "echo"], payload: ByteBuffer(string: "after")))
+            try await recorder.waitFor { if case .message(let message) = $0 { String(buffer: message.payload) == "after" } else { false } }
+            #expect(recorder.messages.map { String(String(buffer: $0.payload).prefix(80)) } == ["after"], "only the echo reached the receive handler")
+            #expect(recorder.count { if case .message = $0 { true } else { false } } == 1, "and the events")
+            conduit.close()
+        }
+    }
+
     @Test func aOneMebibytePayloadIsSplitAndJoined() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "4")

@@ -9,7 +9,7 @@ final class WebSocketConnection: Sendable {
     struct Callbacks: Sendable {
         /// On the event loop, once the upgrade is done and before the first message.
         let opened: @Sendable (WebSocketConnection) -> Void
-        let message: @Sendable (Message) -> Void
+        let arrived: @Sendable (Arrival) -> Void
         let failure: @Sendable (ConduitClientError) -> Void
         /// Once, when the connection is gone: the host's close code and reason, if it sent one.
         let closed: @Sendable (_ code: UInt16?, _ reason: String) -> Void
@@ -113,17 +113,14 @@ final class MessageReader: ChannelDuplexHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let callbacks: WebSocketConnection.Callbacks
-    private var assembler: ChunkAssembler
-    /// A message passed the joining limit: its later parts, up to its last, are dropped with
-    /// it (its tail was delivered as a message of its own).
-    private var skippingRest = false
+    private var joiner: PartJoiner
     private var closeCode: UInt16?
     private var closeReason = ""
     private var closeSent = false
 
     init(callbacks: WebSocketConnection.Callbacks, joinLimit: Int = WebSocketConnection.maxJoinedBytes) {
         self.callbacks = callbacks
-        assembler = ChunkAssembler(limit: joinLimit)
+        joiner = PartJoiner(limit: joinLimit)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -148,22 +145,16 @@ final class MessageReader: ChannelDuplexHandler {
     }
 
     private func read(_ bytes: ByteBuffer) {
-        var isPart = false
+        let part: Message
         do {
-            let part = try Message(decoding: bytes)
-            isPart = part.headers.hasMore
-            if skippingRest {
-                skippingRest = isPart
-                return
-            }
-            guard isPart else {
-                return callbacks.message(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)))
-            }
-            try assembler.append(part.payload)
+            part = try Message(decoding: bytes)
         } catch {
-            skippingRest = isPart
-            callbacks.failure(ConduitClientError(.protocolError, "a message from the host can't be read: \(error)"))
+            if let failure = joiner.undecodable(ConduitClientError(.protocolError, "a message from the host can't be read: \(error)")) {
+                callbacks.failure(failure)
+            }
+            return
         }
+        if let arrival = joiner.add(part) { callbacks.arrived(arrival) }
     }
 
     /// Echoes the host's close code (RFC 6455 §5.5.1), then closes the connection.
