@@ -251,17 +251,21 @@ extension Conduit {
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
             endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { arrival in self.deliver(arrival) },
-            finished: { self.fallbackFinished(serial) }
+            streamEnded: { try? await self.releaseHeld(serial, stopping: false).get() }, finished: { self.releaseHeld(serial, stopping: true) }
         )
     }
 
-    /// The fallback stream is read to its end: hand on what the socket brought meanwhile, on
-    /// the socket's event loop so nothing from the socket overtakes it.
-    private func fallbackFinished(_ serial: Int) {
-        eventLoop.execute {
+    /// A stream of receiver `serial` ended: what the socket brought meanwhile follows it, on the
+    /// socket's event loop so nothing from the socket overtakes it. Now, not only once the
+    /// receiver stops (`stopping`): a socket that came back and went down again while the
+    /// stream was read brought messages older than anything the next stream carries, and they
+    /// waited behind it.
+    @discardableResult
+    private func releaseHeld(_ serial: Int, stopping: Bool) -> EventLoopFuture<Void> {
+        eventLoop.submit {
             let held = self.state.withLockedValue { state -> [Arrival] in
                 guard state.fallbackSerial == serial, state.fallback != nil else { return [] }
-                state.fallback = nil
+                if stopping { state.fallback = nil }
                 defer { state.held.removeAll() }
                 return state.held
             }

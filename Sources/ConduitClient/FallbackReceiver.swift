@@ -15,11 +15,12 @@ final class FallbackReceiver: Sendable {
     private let state = NIOLockedValueBox(State())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    /// Starts reading; `deliver` gets each message (or one dropped) in order, `finished` is
-    /// called once at the end.
+    /// Starts reading; `deliver` gets each message (or one dropped) in order, `streamEnded` is
+    /// awaited after each stream (before the next is asked for), `finished` called once at the end.
     /// `query`: resume's parameters, asked anew for every stream.
     init(
-        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Arrival) -> Void, finished: @escaping @Sendable () -> Void
+        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Arrival) -> Void,
+        streamEnded: @escaping @Sendable () async -> Void, finished: @escaping @Sendable () -> Void
     ) {
         let started = Task { [state] in
             var attempt = 0
@@ -37,6 +38,7 @@ final class FallbackReceiver: Sendable {
                     // Refused (the host still counts the old socket as open) or IPC unreachable.
                     attempt += 1
                 }
+                await streamEnded()
                 await Self.pause(attempt: attempt, state: state)
             }
             finished()

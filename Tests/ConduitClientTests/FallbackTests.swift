@@ -3,6 +3,8 @@ import ConduitHost
 import ConduitKit
 import ConduitTesting
 import ConduitWire
+import Dispatch
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -108,6 +110,47 @@ struct FallbackTests {
             #expect(error?.code == .notConnected)
             let noRoute = await #expect(throws: ConduitClientError.self) { try await conduit.sendOrFallback(["n": "1"]) }
             #expect(noRoute?.code == .invalidMessage)
+        }
+    }
+}
+
+extension FallbackTests {
+    /// A socket that came back while the fallback stream was still being read, and went down
+    /// again, brought messages that were held until the receiver stopped, behind everything the
+    /// next stream carried: pushes 1, 2, 4, and 3 only once a socket stayed. They are released
+    /// when the stream they waited for ends now.
+    @Test func whatASocketBroughtWhileAStreamWasReadComesBeforeTheNextStream() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let id = ClientID("held-order")!
+            let conduit = host.client(id: "held-order")
+            let recorder = Recorder(conduit)
+            // The stream's delivery of push 1 waits until the test lets it go.
+            let gate = DispatchSemaphore(value: 0)
+            let received = NIOLockedValueBox<[String]>([])
+            conduit.receive { message in
+                guard let n = message.headers["n"] else { return }
+                if n == "1" { gate.wait() }
+                received.withLockedValue { $0.append(n) }
+            }
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            try await recorder.waitFor { $0.isClose }
+            try await waitUntil { host.client("held-order")?.streaming == true }
+            for n in 1...2 { host.host.directory.push(numberedPush(n), to: id) }
+            // A socket comes back (the host ends the stream after push 2), brings push 3 and goes.
+            try await ipc.start()
+            try await recorder.waitFor { $0.isReopen }
+            host.host.directory.push(numberedPush(3), to: id)
+            try await waitUntil { host.client("held-order")?.pushes == 3 && host.client("held-order")?.outboundQueued == 0 }
+            try await ipc.stop()
+            try await recorder.waitFor(2) { $0.isClose }
+            host.host.directory.push(numberedPush(4), to: id)
+            gate.signal()
+            try await waitUntil(timeout: .seconds(20)) { received.withLockedValue { $0.contains("4") } }
+            #expect(received.withLockedValue { $0 } == ["1", "2", "3", "4"])
+            try await ipc.start()
+            conduit.close()
         }
     }
 }
