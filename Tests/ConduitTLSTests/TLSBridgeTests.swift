@@ -571,3 +571,27 @@ extension TLSBridgeTests {
         try await server.close()
     }
 }
+
+extension TLSBridgeTests {
+    /// `tls.end` was pushed once: refused by a queue full of other reliable pushes (or the
+    /// budget), it was lost, and the client learned its stream had ended only when a write found
+    /// no connection. It is pushed again once the client's queue has room.
+    @Test func tlsEndRefusedByAFullQueueArrivesOnceThereIsRoom() async throws {
+        let server = try await ClosingTLSServer(farewell: "bye")
+        let yaml = "limits:\n  pushBufferMessages: 4\nroutes:\n  - route: tls.*\n    handler: tls\n"
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let id = ClientID("end-lost")!
+            // The id is away, its buffer full of reliable pushes (a NATS worker's, say).
+            for n in 1...4 { #expect(host.host.directory.push(numberedPush(n), to: id, delivery: .reliable).isAccepted) }
+            let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
+            // The server says goodbye and closes: neither its bytes nor the end find room.
+            let connected = try await ipc.request(
+                .POST, "/tls.connect?id=end-lost&host=127.0.0.1&port=\(server.port)", body: ByteBuffer(string: server.certificate.certificatePEM))
+            #expect(connected.status == .ok, "\(String(buffer: connected.body))")
+            let tls = TLSSession(try await host.connect(client: "end-lost"))
+            try await tls.read { $0.end != nil }
+            #expect(tls.end?.headers["reason"]?.contains("can't take more") == true, "\(String(describing: tls.end?.headers))")
+        }
+        try await server.close()
+    }
+}

@@ -130,9 +130,18 @@ final class TLSStreamReader: ChannelDuplexHandler {
         } else if established, !closingHere {
             var headers: Headers = ["route": routes.end]
             if let reason = endReason ?? failure.map(TLSFailure.describeEnd) { headers["reason"] = reason }
-            pushes.push(Message(headers: headers, payload: ByteBuffer()), to: client, delivery: .reliable)
+            Self.pushEnd(Message(headers: headers, payload: ByteBuffer()), to: client, pushes: pushes)
         }
         context.fireChannelInactive()
+    }
+
+    /// Pushes `tls.end`, and again once the client's queue has room when it has none now (a
+    /// buffer full of other reliable pushes, or the budget): refused once, it was lost, and the
+    /// client learned the stream had ended only when a write found no connection. The id's
+    /// expiry calls the wait too; the push then goes to a gone id, and lives its grace period.
+    private static func pushEnd(_ end: Message, to client: ClientID, pushes: any PushSink) {
+        guard case .dropped(let cause) = pushes.push(end, to: client, delivery: .reliable), cause == .queueFull || cause == .hostBudget else { return }
+        pushes.whenWritable(client) { pushEnd(end, to: client, pushes: pushes) }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
