@@ -106,8 +106,9 @@ extension ClientDirectory {
     /// table's lock; `deadline` is never before one already set.
     private func scheduleSweep(at deadline: NIODeadline) {
         let isSet = nextSweep.withLockedValue { next in
-            defer { if next == nil { next = deadline } }
-            return next != nil
+            guard next == nil else { return true }
+            next = deadline
+            return false
         }
         guard !isSet else { return }
         timers.scheduleTask(deadline: deadline) { [self] in sweepExpired() }
