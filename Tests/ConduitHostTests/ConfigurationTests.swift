@@ -57,6 +57,44 @@ struct ConfigurationTests {
         #expect(error.description.hasPrefix("routes.yaml:\(line):\(column): error: "))
     }
 
+    /// Nine levels of ten aliases each ("billion laughs"): 10^9 nodes once expanded, from a few
+    /// lines. `lines` are the anchors, indented under `indent`.
+    private static func laughs(indent: String) -> String {
+        var lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        for level in 1...8 {
+            lines.append("a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]")
+        }
+        return lines.map { indent + $0 + "\n" }.joined()
+    }
+
+    /// Nested aliases hung `check`, a start and a reload: Yams hashed an alias used as a key whole,
+    /// and every walk of a route's options visited each expanded node.
+    @Test("aliases that expand past any configuration's size are an error, not a hang", arguments: [
+        // Past the limit at the tenth alias of `a4` (10 × 11,111 nodes), on its line.
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section:\n" + laughs(indent: "        "), 10),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n" + laughs(indent: "      ") + "      ? *a8\n      : 1\n", 9),
+    ])
+    func nestedAliasesAreRefused(yaml: String, line: Int) throws {
+        let error = try #require(loadError(yaml))
+        #expect(error.message.contains("more than 100000 YAML nodes"), "\(error)")
+        #expect(error.location.line == line, "\(error)")
+    }
+
+    @Test func aliasesWithinTheLimitStillWork() throws {
+        let yaml = """
+            routes:
+              - route: d
+                handler: defaulted
+                options: &shared {step: 3, label: shared}
+              - route: e
+                handler: defaulted
+                options: *shared
+            """
+        let configuration = try ConfigurationLoader(environment: [:]).load(yaml: yaml, file: "f")
+        #expect(configuration.routes.map(\.route) == ["d", "e"])
+        #expect(loadError(yaml) == nil)
+    }
+
     @Test func handlerInitErrorsAreReportedAtTheOptions() throws {
         let error = try #require(loadError("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n      repeats: 0\n"))
         #expect(error.location.line == 5)

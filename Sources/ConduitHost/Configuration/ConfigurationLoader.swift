@@ -50,6 +50,12 @@ public struct ConfigurationLoader: Sendable {
 
     private func compose(_ yaml: String, file: String) throws(ConfigurationError) -> Node? {
         do {
+            try YAMLExpansion.check(yaml)
+        } catch {
+            throw ConfigurationError(SourceLocation(file: file, line: error.line, column: error.column),
+                "the file expands to more than \(YAMLExpansion.maxNodes) YAML nodes once its aliases are expanded (aliases of aliases?)")
+        }
+        do {
             return try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
             throw ConfigurationError(file: file, yamlError: error)
