@@ -2,8 +2,10 @@
 public enum RouteMount {
     /// `route` relative to `pattern`, which matched it: what follows the prefix, or empty for an
     /// exact pattern.
+    /// A route that does not start with the prefix's bytes (equal as Swift compares strings)
+    /// gives what follows as many bytes, with a character cut in two replaced, never a trap.
     public static func operation(of route: String, under pattern: String) -> String {
-        pattern.hasSuffix(".*") ? String(route.utf8.dropFirst(pattern.utf8.count - 1))! : ""
+        pattern.hasSuffix(".*") ? String(decoding: route.utf8.dropFirst(pattern.utf8.count - 1), as: UTF8.self) : ""
     }
 
     /// The full route of `operation` under `pattern`, the inverse of `operation(of:under:)`:

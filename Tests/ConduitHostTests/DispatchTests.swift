@@ -53,6 +53,23 @@ struct DispatchTests {
         }
     }
 
+    /// Swift compares strings by canonical equivalence: a KELVIN SIGN (U+212A, 3 bytes) equals
+    /// `K`. `TAS\u{212A}.run` had the prefix `TASK.`, and its operation, cut at the prefix's
+    /// length inside that sign, trapped: one message from a client with the key ended the host.
+    @Test func aRouteMatchesByItsBytesNotByUnicodeEquivalence() async throws {
+        let yaml = "routes:\n  - route: TASK.*\n    handler: echo\n  - route: Kelvin\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            for route in ["TAS\u{212A}.run", "\u{212A}elvin"] {
+                let reply = try await client.request(.init(headers: ["route": route, "token": "t"]))
+                #expect(reply.headers == ["route": route, "token": "t", "error": "NotFoundError"])
+            }
+            for route in ["TASK.run", "Kelvin"] {
+                #expect(try await client.request(.init(headers: ["route": route, "token": "t"])).headers["error"] == nil)
+            }
+        }
+    }
+
     @Test func handlerErrorsBecomeErrorReplies() async throws {
         let yaml = "routes:\n  - route: fail.*\n    handler: thrower\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in

@@ -23,6 +23,14 @@ struct HandlerKitTests {
         #expect((ClientID(text) != nil) == valid)
     }
 
+    @Test func anOperationIsWhatFollowsThePrefixAndNeverTraps() {
+        #expect(RouteMount.operation(of: "udp.send", under: "udp.*") == "send")
+        #expect(RouteMount.operation(of: "echo", under: "echo") == "")
+        // Equal to `TASK.run` as Swift compares strings; the prefix's length ends inside the
+        // KELVIN SIGN, which trapped: the rest of the bytes, the cut character replaced by one U+FFFD.
+        #expect(RouteMount.operation(of: "TAS\u{212A}.run", under: "TASK.*") == "\u{FFFD}.run")
+    }
+
     @Test func jsonRepliesAreWrappedInData() throws {
         let recorder = Recorder()
         recorder.responder.reply(json: ["a": 1])

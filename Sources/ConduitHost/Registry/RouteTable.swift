@@ -47,8 +47,13 @@ public final class RouteTable: Sendable, AtomicReference {
         self.prefixes = prefixes.sorted { $0.0.utf8.count > $1.0.utf8.count }
     }
 
+    /// The route `route` names, byte for byte: Swift compares strings by canonical equivalence,
+    /// so `TAS\u{212A}.run` (a KELVIN SIGN) equalled `TASK.run` and had the prefix `TASK.`,
+    /// and cutting its operation off at the prefix's length trapped inside that sign.
     public func lookup(_ route: String) -> Route? {
-        if let match = exact[route] { return match }
-        return prefixes.first { route.hasPrefix($0.0) }?.1
+        // The table's names are ASCII (`RoutePattern`), so a name equivalent to one but not the
+        // same bytes has a non-ASCII character in place of an ASCII one: it is longer.
+        if let match = exact[route], match.entry.route.utf8.count == route.utf8.count { return match }
+        return prefixes.first { route.utf8.starts(with: $0.0.utf8) }?.1
     }
 }
