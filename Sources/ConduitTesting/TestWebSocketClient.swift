@@ -22,9 +22,11 @@ public final class TestWebSocketClient: Sendable, PausableReading {
 
     /// Connects to `ws://host:port<path>`; throws `TestClientError.handshakeRefused` when the
     /// server does not switch protocols (use `RawTCPClient.handshakeStatus` to see the status).
+    /// `paused`: reading stops once the handshake is done (`resumeReading()` starts it), before
+    /// the server's first messages are read: a fast replay, paused later, was read whole.
     public static func connect(
         host: String = "127.0.0.1", port: Int, path: String, headers: HTTPHeaders = [:],
-        maxFrameSize: Int = 1 << 24, receiveBufferBytes: Int? = nil,
+        maxFrameSize: Int = 1 << 24, receiveBufferBytes: Int? = nil, paused: Bool = false,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> TestWebSocketClient {
         let eventLoop = group.next()
@@ -37,7 +39,10 @@ public final class TestWebSocketClient: Sendable, PausableReading {
                 guard let receiveBufferBytes else { return bootstrap }
                 return bootstrap.channelOption(.socketOption(.so_rcvbuf), value: .init(receiveBufferBytes))
             },
-            upgraded: { channel in try channel.pipeline.syncOperations.addHandler(FrameCollector(inbox: inbox)) }
+            upgraded: { channel in
+                if paused { try channel.syncOptions?.setOption(.autoRead, value: false) }
+                try channel.pipeline.syncOperations.addHandler(FrameCollector(inbox: inbox))
+            }
         )
         channel.closeFuture.whenComplete { _ in inbox.finish() }
         return TestWebSocketClient(channel: channel, inbox: inbox)

@@ -485,6 +485,61 @@ extension ResumeWindowTests {
 }
 
 extension ResumeWindowTests {
+    /// A client may acknowledge positions a replay has not sent again (it has them from its
+    /// events stream). When they are the rest of a message whose parts the replay had begun,
+    /// the message can't be finished: the old code sent the next message after a part with
+    /// `more`, which the client joined to it, and kept its own acknowledgements back (owed
+    /// until the open message ended) for the rest of the connection. The socket now closes, and
+    /// the next one resumes past the message.
+    @Test func anAcknowledgementAheadOfAReplayInsideAMessageEndsTheSocket() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 268435456\n  resumeWindowBytes: 67108864\n  outboundQueueBytes: 67108864\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("inside")!
+            let parts = 400
+            let (first, greeting) = try await ResumeTests.resume(host, id: "inside")
+            let epoch = try #require(greeting.headers["epoch"])
+            host.host.directory.push(numberedPush(1, payload: patternedBytes(1, count: parts * WireLimits.maxPayloadBytes)), to: id)
+            host.host.directory.push(numberedPush(2), to: id)
+            _ = try await first.nextJoinedMessage(timeout: .seconds(30))
+            #expect(try await first.nextMessage(timeout: .seconds(30)).headers["pos"] == "\(parts + 1)")
+            try await first.close()
+            try await first.waitUntilClosed()
+
+            let path = host.path(client: "inside") + "&resume=0&epoch=\(epoch)"
+            let socket = try await TestWebSocketClient.connect(port: host.port, path: path, receiveBufferBytes: 65536, paused: true)
+            let replayed = try await Self.replayStandsStill(host, id: "inside")
+            print("a replay of a message of \(parts) parts to a client that does not read stopped after \(replayed)")
+            try #require(replayed < parts, "the replay stopped inside the message")
+            try await socket.send(["ack": "\(parts + 1)"])
+            try await waitUntil { host.client("inside")?.resume?.acknowledged == UInt64(parts + 1) }
+            host.host.directory.push(numberedPush(3), to: id)
+            try await socket.resumeReading()
+            var partsRead = 0
+            var closed: (code: UInt16, reason: String)?
+            do {
+                while true {
+                    let message = try await socket.nextMessage(timeout: .seconds(30))
+                    guard message.headers.route == "test.push" else { continue }
+                    guard message.headers["n"] == "1", message.headers.hasMore else {
+                        Issue.record("after \(partsRead) parts of message 1 with more to come: \(message.headers)")
+                        break
+                    }
+                    partsRead += 1
+                }
+            } catch TestClientError.closedByServer(let code, let reason) {
+                closed = (code, reason)
+            }
+            #expect(partsRead == replayed)
+            #expect(closed?.code == 1000 && closed?.reason.contains("acknowledged") == true, "\(String(describing: closed))")
+
+            let (again, resumed) = try await ResumeTests.resume(host, id: "inside", received: UInt64(parts + 1), epoch: epoch)
+            #expect(resumed.headers["replayed"] == "0" && resumed.headers["lost"] == "0")
+            let next = try await again.nextMessage(route: "test.push", timeout: .seconds(30))
+            #expect(next.headers["n"] == "3" && next.headers["pos"] == "\(parts + 2)")
+            try await again.close()
+        }
+    }
+
     /// The events stream's replay goes out as fast as the stream is read, as the socket's does:
     /// written in one go, all 24,000 messages (24 MB) went into the channel of a reader that had
     /// stopped after the greeting.

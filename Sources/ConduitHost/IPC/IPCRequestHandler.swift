@@ -249,6 +249,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
         while context.channel.isWritable, var replay = streamReplay {
             guard let batch = replay.nextBatch() else {
                 streamReplay = nil
+                // Else the next message followed a part with `more`: the client resumes past it.
+                if replay.isCutInsideAMessage {
+                    services.directory.detach(stream, for: stream.client)
+                    return endStream()
+                }
                 break
             }
             streamReplay = replay

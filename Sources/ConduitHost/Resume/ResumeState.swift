@@ -170,13 +170,20 @@ final class ResumeState: Sendable {
         fileprivate var position: UInt64
         fileprivate var place: WindowPlace
         fileprivate let through: UInt64
+        /// Its last batch ended with a part that has more to follow.
+        fileprivate var insideAMessage = false
+        /// The rest of a message it had begun left the window (the client acknowledged
+        /// positions not sent again): that message can't be finished, and nothing else may
+        /// follow its part with more to come (SPEC §3), so the receiver must end.
+        fileprivate(set) var isCutInsideAMessage = false
 
         /// At most this many messages a batch, and about this many bytes of the log (a message
         /// of more goes alone).
         static let batchBound = (messages: 256, loggedBytes: 64 << 10)
 
         /// The next batch: nil once all is sent, or when the window is no longer the one it
-        /// replays (a reset; the id taken by another socket or stream; the id ended).
+        /// replays (a reset; the id taken by another socket or stream; the id ended), or when
+        /// it is cut inside a message (`isCutInsideAMessage`).
         mutating func nextBatch() -> ReplayBatch? {
             resume.nextBatch(of: &self)
         }
@@ -261,11 +268,15 @@ final class ResumeState: Sendable {
     /// The next batch of `replay`, its place moved past it.
     fileprivate func nextBatch(of replay: inout Replay) -> ReplayBatch? {
         state.withLock { state in
-            guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer, !state.window.isEmpty
-            else { return nil }
+            guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer else { return nil }
             let first = state.firstPosition
             // A client may acknowledge positions not yet sent again: they left the window.
-            if replay.position < first {
+            if state.window.isEmpty || replay.position < first {
+                guard !replay.insideAMessage else {
+                    replay.isCutInsideAMessage = true
+                    return nil
+                }
+                guard !state.window.isEmpty else { return nil }
                 replay.position = first
                 replay.place = state.released
             }
@@ -293,6 +304,7 @@ final class ResumeState: Sendable {
             // Counted as they go out: a replay cut short counts what it sent.
             state.counters.add(.replayed, entries.count, metrics: budget.metrics)
             replay.position += UInt64(entries.count)
+            replay.insideAMessage = batch.endsInsideAMessage
             replay.place.logged += taken.logged
             replay.place.held += taken.held
             replay.place.heldPayloads += taken.heldPayloads

@@ -1,6 +1,7 @@
 import ConduitKit
 import ConduitWire
 import NIOCore
+import NIOWebSocket
 
 /// Resume on the connection (SPEC §9): the greeting and replay first, `ack` and `pos` taken off
 /// what the client sends (duplicates dropped), and acknowledgements of client positions at
@@ -37,6 +38,8 @@ extension SessionHandler {
         guard context.channel.isWritable else { return replayWaitsForWritable = true }
         guard let batch = replay.nextBatch() else {
             replaying = nil
+            // Else the next message went out after a part with `more`, and the client joined the two.
+            if replay.isCutInsideAMessage { return close(code: .normalClosure, reason: Self.replayCutInsideAMessage) }
             return writePending(context)
         }
         for message in batch { writeUnnumbered(message) }
@@ -50,6 +53,9 @@ extension SessionHandler {
         guard context.channel.isWritable else { return replayWaitsForWritable = true }
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.replayPause) { self.writeReplay() }
     }
+
+    /// The client resumes past the message on its next socket.
+    static let replayCutInsideAMessage = "the rest of a message the replay had begun was acknowledged: resume"
 
     /// What becomes of a message on a resuming connection once its `ack` and `pos` are taken off.
     enum ResumedInbound {
