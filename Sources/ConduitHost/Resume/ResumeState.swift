@@ -92,6 +92,9 @@ final class ResumeState: Sendable {
         /// id held 64 KiB each outside the budget.
         var processedAbove = Set<UInt64>()
         var processedAboveMemory = 0
+        /// `end()` released it: nothing is recorded or charged any more (a socket on another
+        /// event loop finishes the read it is in on it, and what it charged was never given back).
+        var ended = false
         var counters = ResumeCounters()
         /// What left the window since the epoch began: where its oldest message is, counted
         /// from the epoch's start (a replay's place stays valid while acknowledgements release).
@@ -325,6 +328,7 @@ final class ResumeState: Sendable {
     func end() {
         state.withLock { state in
             state.writer = nil
+            state.ended = true
             releaseWindow(&state)
         }
     }
@@ -527,6 +531,7 @@ final class ResumeState: Sendable {
     /// just what is missing when a step no longer fits; false when not even that does.
     private func charge(_ memory: Int, in state: inout State) -> Bool {
         guard memory > state.charged else { return true }
+        guard !state.ended else { return false }
         let missing = memory - state.charged
         let step = max(missing, Self.budgetStep)
         if budget.reserve(step) {
@@ -685,6 +690,8 @@ final class ResumeState: Sendable {
                 state.clientAck = position
                 return .admitted
             }
+            // Dispatched as on a plain connection, which took the id (or it expired).
+            guard !state.ended else { return .admitted }
             guard position > state.clientAck, !state.processedAbove.contains(position) else {
                 return duplicate(in: &state)
             }
