@@ -247,13 +247,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
         guard let context, let stream else { return }
         var wrote = false
         while context.channel.isWritable, var replay = streamReplay {
+            // Never cut inside a message: the stream's reader acknowledges nothing while it
+            // is the id's writer (a socket or another stream that could takes the id over).
             guard let batch = replay.nextBatch() else {
                 streamReplay = nil
-                // Else the next message followed a part with `more`: the client resumes past it.
-                if replay.isCutInsideAMessage {
-                    services.directory.detach(stream, for: stream.client)
-                    return endStream()
-                }
                 break
             }
             streamReplay = replay
