@@ -67,4 +67,39 @@ struct SlowReaderTests {
             }
         }
     }
+
+    /// A stream aborted (or cancelled) while it waits for its congested client to take more:
+    /// the cancelled wait looked like the congestion timeout, and the stream ended with a false
+    /// `UnavailableError` ("the client took nothing for 30 s") instead of `aborted: true`.
+    @Test func aStreamAbortedWhileItWaitsForItsClientEndsAsAborted() async throws {
+        let yaml = """
+            limits:
+              congestionHighWaterBytes: 4096
+              congestionLowWaterBytes: 1024
+            routes:
+              - route: ai.*
+                handler: ai
+                options: {backend: builtin, maxTokens: 1000000, congestionTimeoutSeconds: 30}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let slow = try await host.connect(client: "ai-paused", receiveBufferBytes: 4096)
+            try await slow.pauseReading()
+            try await slow.send(["route": "ai.chat.generate", "token": "s", "prompt": "go on and on"])
+            // The socket's buffers full and the queue congested, standing still: the stream
+            // waits for the client to take more.
+            var queued = -1
+            for _ in 0..<100 {
+                let before = queued
+                try await Task.sleep(for: .milliseconds(300))
+                queued = host.client("ai-paused")?.outboundQueuedBytes ?? 0
+                if queued == before, host.host.directory.isCongested(ClientID("ai-paused")!) { break }
+            }
+            try #require(host.host.directory.isCongested(ClientID("ai-paused")!))
+            try await slow.send(["route": "ai.chat.abort", "stream": "s", "token": "a"])
+            try await slow.resumeReading()
+            let last = try await slow.nextMessage(timeout: .seconds(20)) { $0.headers["token"] == "s" && $0.headers["complete"] == "true" }
+            #expect(last.headers["error"] == nil, "\(last.headers): \(String(buffer: last.payload))")
+            #expect(last.headers["aborted"] == "true")
+        }
+    }
 }

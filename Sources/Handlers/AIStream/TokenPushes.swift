@@ -39,6 +39,9 @@ struct TokenPushes {
             return end(.unavailable("the client's queue could not take token \(index - 1) (\(cause.rawValue)); the stream ends here"))
         }
         guard pushes.isCongested(client), await !writable(within: congestionTimeout) else { return }
+        // A wait cut short by `chat.abort`, `cancel` or the id's expiry is no timeout: the
+        // stream ends as aborted.
+        guard !Task.isCancelled else { return }
         end(.unavailable("the client took nothing for \(congestionTimeout); the stream ends here"))
     }
 
