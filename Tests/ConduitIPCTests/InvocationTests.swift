@@ -95,4 +95,16 @@ struct InvocationTests {
             #expect(after.text == "abc", "the host answers the next request normally")
         }
     }
+
+    /// An error that ends a reply's parts is the answer alone, as over the socket: the parts
+    /// before it were joined in front of its JSON, which no caller could read.
+    @Test func anErrorAfterPartsIsAnsweredAlone() async throws {
+        let yaml = "routes:\n  - route: parts\n    handler: parts\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let failed = try await host.ipc().request(.POST, "/parts?token=f&end=fail", body: ByteBuffer(repeating: 7, count: 30))
+            #expect(failed.status == .internalServerError)
+            #expect(try failed.decode(ErrorEnvelope.self).err.type == "InternalError", "\(failed.text)")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+    }
 }

@@ -307,18 +307,22 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     /// A reply message as a response: its headers as response headers, its payload as the body,
-    /// an `error` header as the matching status. Parts with `more=true` are joined first.
+    /// an `error` header as the matching status. Parts with `more=true` are joined first; an
+    /// error after parts is the answer alone, as over the socket (joined in front of its JSON,
+    /// no caller could read it).
     private func respond(_ message: Message, contentType: String) {
         guard !answered else { return }
         if message.headers.hasMore { return join(message.payload) }
         var message = message
+        let error = message.headers[HeaderName.error]
+        if error != nil { dropReplyParts() }
         // Taken, so the last part is appended without copying the others (their charge stays
         // until the response is written).
         if var joined = replyParts.take() {
             joined.writeBuffer(&message.payload)
             message.payload = joined
         }
-        let status = message.headers[HeaderName.error].map(HTTPResponseStatus.init(conduitErrorType:)) ?? .ok
+        let status = error.map(HTTPResponseStatus.init(conduitErrorType:)) ?? .ok
         var headers: HTTPHeaders = ["content-type": contentType]
         for (name, value) in message.headers where Self.isHTTPSafe(name: name, value: value) {
             headers.add(name: name, value: value)

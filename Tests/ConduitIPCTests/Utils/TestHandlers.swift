@@ -4,7 +4,8 @@ import Foundation
 import NIOCore
 import Synchronization
 
-/// Replies with the request's payload in three parts, the first two with `more=true`.
+/// Replies with the request's payload in three parts, the first two with `more=true`;
+/// `end: fail` fails the request in place of the third.
 struct PartsHandler: ConduitHandler {
     init(options: NoOptions, context: HandlerContext) {}
 
@@ -14,6 +15,7 @@ struct PartsHandler: ConduitHandler {
         for part in [payload.readSlice(length: third)!, payload.readSlice(length: third)!] {
             responder.reply(headers: ["more": "true"], payload: part)
         }
+        guard request.headers["end"] != "fail" else { return responder.fail(.internal("failed after its parts")) }
         responder.reply(headers: ["parts": "3"], payload: payload)
     }
 }
