@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Finds a running host through its runtime file (SPEC §6) and calls one control route.
 struct RunningHostOptions: ParsableArguments {
-    @Option(help: "The host's runtime file (default: the newest conduit-*.json in $TMPDIR, else /tmp).")
+    @Option(help: "The host's runtime file (default: the newest conduit-*.json in $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp).")
     var runtimeFile: String?
 
     /// Calls `route` on the host's IPC port and prints the JSON answer; exits 1 on an error.

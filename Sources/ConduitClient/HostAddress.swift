@@ -29,24 +29,21 @@ public struct HostAddress: Sendable, Hashable {
         self.init(host: file.host, port: file.port, ipcPort: file.ipcPort, sharedKey: file.sharedKey)
     }
 
-    /// The most recently written `conduit-*.json` in $TMPDIR and /tmp, where hosts write them.
+    /// The most recently written `conduit-*.json` where hosts write them by default: in
+    /// `$XDG_RUNTIME_DIR` when set, else `$TMPDIR`, else `/tmp`. The first of those holding any
+    /// is searched (a host with `$XDG_RUNTIME_DIR` set was not found, and a stale file in /tmp
+    /// was taken for it).
     public static func newestRuntimeFile() throws -> String {
-        let directories = Set([ProcessInfo.processInfo.environment["TMPDIR"], "/tmp"].compactMap { $0 })
-        let candidates = directories.flatMap { directory in
-            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        let environment = ProcessInfo.processInfo.environment
+        let searched = [environment["XDG_RUNTIME_DIR"], environment["TMPDIR"], "/tmp"].compactMap { $0 }.filter { !$0.isEmpty }
+        for directory in searched {
+            let dated = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
                 .filter { $0.hasPrefix("conduit-") && $0.hasSuffix(".json") }
                 .map { (directory as NSString).appendingPathComponent($0) }
+                .compactMap { path in (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { (path, $0) } }
+            if let newest = dated.max(by: { $0.1 < $1.1 }) { return newest.0 }
         }
-        let dated = candidates.compactMap { path in
-            (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { (path, $0) }
-        }
-        guard let newest = dated.max(by: { $0.1 < $1.1 }) else {
-            throw ConduitClientError(
-                .connectFailed,
-                "no running host found (no conduit-*.json in \(directories.sorted().joined(separator: " or ")))"
-            )
-        }
-        return newest.0
+        throw ConduitClientError(.connectFailed, "no running host found (no conduit-*.json in \(searched.joined(separator: ", ")))")
     }
 
     /// The fields of the runtime file a client needs.

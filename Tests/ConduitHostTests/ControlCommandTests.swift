@@ -39,4 +39,29 @@ struct ControlCommandTests {
         let gone = try await ConduitProcess.run(["status", "--runtime-file", runtimeFile])
         #expect(gone.status == 1, "no host: a clear error, exit 1")
     }
+
+    /// Without `--runtime-file` both sides use the default place: a host with
+    /// `$XDG_RUNTIME_DIR` set wrote its file there, and `status` looked in $TMPDIR and /tmp
+    /// only ("no running host found", or another host's stale file).
+    @Test func statusFindsAHostThatWroteItsFileToTheRuntimeDirectory() async throws {
+        let runtimeDirectory = NSTemporaryDirectory() + "conduit-xdg-\(UUID().uuidString)"
+        let emptyTemporary = NSTemporaryDirectory() + "conduit-tmp-\(UUID().uuidString)"
+        for directory in [runtimeDirectory, emptyTemporary] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        }
+        defer { for directory in [runtimeDirectory, emptyTemporary] { try? FileManager.default.removeItem(atPath: directory) } }
+        var environment = ProcessInfo.processInfo.environment
+        environment["CONDUIT_RUNTIME_FILE"] = nil
+        environment["XDG_RUNTIME_DIR"] = runtimeDirectory
+        environment["TMPDIR"] = emptyTemporary
+        let server = try ConduitProcess(["serve"], environment: environment.merging(["CONDUIT_SHARED_KEY": "cli-xdg-key"]) { $1 })
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let port = try #require(announce["port"] as? Int)
+        #expect((announce["runtimeFile"] as? String)?.hasPrefix(runtimeDirectory) == true)
+        let status = try await ConduitProcess.run(["status"], environment: environment)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains(#""port":\#(port)"#), "\(status.stdout)")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
 }
