@@ -85,7 +85,11 @@ final class PendingRequests: Sendable {
     /// Hands `message` to the request waiting for its token; false when there is none. True
     /// too for a later answer to a request that already ended: swallowed.
     func resolve(_ message: Message) -> Bool {
-        guard let token = message.headers.correlation?.value else { return false }
+        // A relay (the host's `from`, no `route`: every reply has one) is another client's
+        // message, whatever token it carries: tokens are predictable, and one was taken for
+        // the reply to the request it named.
+        guard let token = message.headers.correlation?.value, message.headers[HeaderName.from] == nil || message.headers.route != nil
+        else { return false }
         // A waiting request takes it; only a message nobody waits for is checked against the
         // ignored tokens, so a reply costs one lock.
         if settle(token, .success(message)) {

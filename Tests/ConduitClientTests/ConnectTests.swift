@@ -43,6 +43,26 @@ struct ConnectTests {
         }
     }
 
+    /// Tokens are predictable (`r.1`, `r.2`, …): another client with the key relayed a message
+    /// with the token of a request in flight, and `request` returned it as the reply. A relay
+    /// (the host's `from`, no `route`) is never a reply; it reaches the receive handler.
+    @Test func aRelayCarryingARequestsTokenIsNotItsReply() async throws {
+        let yaml = "routes:\n  - route: silent\n    handler: silent\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .clientTests) { host in
+            let conduit = host.client(id: "victim")
+            let recorder = Recorder(conduit)
+            try await conduit.connect()
+            let asked = Task { try await conduit.request(route: "silent", timeout: .seconds(2)) }
+            try await waitUntil { host.host.registry.lookup("silent")?.stats.snapshot.requests == 1 }
+            let other = try await host.connect(client: "forger")
+            try await other.send(["to": "victim", "token": "r.1"], payload: Array("forged".utf8))
+            try await recorder.waitForMessages(1)
+            #expect(recorder.messages[0].headers["from"] == "forger")
+            await #expect(throws: ConduitClientError.self) { _ = try await asked.value }
+            conduit.close()
+        }
+    }
+
     @Test func requestCorrelatesRepliesByToken() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "2")

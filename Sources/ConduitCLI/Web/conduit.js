@@ -975,7 +975,10 @@ export class Conduit extends EventTarget {
 
   #dispatch (message) {
     const token = message.headers.find(([name]) => name === 'token')?.[1]
-    if (token !== undefined) {
+    // A relay (the host's `from`, no `route`: every reply has one) is another client's message,
+    // whatever token it carries: tokens are predictable, and one was taken for a request's reply.
+    const relayed = message.options.from !== undefined && message.options.route === undefined
+    if (token !== undefined && !relayed) {
       const waiter = this.#pending.get(token)
       if (waiter) return waiter.reply(message)
       // Kept, not deleted: a request cut off by the chunk queue may be answered more than once.

@@ -207,6 +207,25 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
+    // Tokens are predictable (`js.1`, `js.2`, …): another client with the key relayed a message
+    // with the token of a request in flight, and the request resolved with it. A relay (the
+    // host's `from`, no `route`) is never a reply: it goes to receive.
+    async 'request: a relay carrying the token of a request in flight is not its reply' () {
+      const victim = await open()
+      const next = inbox(victim)
+      const forger = await open()
+      let error
+      const pending = victim.request('test.silent', { timeout: 2000 }).catch((caught) => { error = caught })
+      await victim.request('echo') // the host has the silent request: one connection, in order
+      forger.send({ to: victim.id, token: 'js.1' }, 'forged')
+      const relayed = await next()
+      check(relayed.options.from === forger.id && text(relayed.payload) === 'forged', `receive got ${JSON.stringify(relayed.options)}`)
+      await pending
+      check(/within 2000 ms/.test(error?.message), `the request ended with ${error}`)
+      forger.close()
+      victim.close()
+    },
+
     async 'request: an AbortSignal cancels the request on the host' () {
       const conduit = await open()
       const next = inbox(conduit)
