@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
-scratch=$(mktemp -d /tmp/conduit-scaffold.XXXXXX)
+# A space in the path: the build's plugins must pass paths as they are (not percent-encoded).
+scratch=$(mktemp -d "/tmp/conduit scaffold.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 tar --exclude='./.build*' --exclude='./.git' --exclude='./Benchmarks/.build*' -cf - . | tar -C "$scratch" -xf -
 cd "$scratch"
@@ -31,6 +32,9 @@ expect_refusal "is not a valid handler name" Bad-Name
 expect_refusal "is not a valid route" Greet --route 'greet..x'
 expect_refusal "IPC-only" Greet --route 'internal.greet'
 expect_refusal "exists already" Echo
+# A target declared by `handlerModule("ConduitNATSHandler", …)`, and a route whose line has a comment.
+expect_refusal "already has a target named 'ConduitNATSHandler'" NATSHandler --route 'nats2.*'
+expect_refusal "the route 'ai.*' is already in the table" Greet --route 'ai.*' --add-route
 
 new_handler Greet --route 'greet.*' --add-route
 grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not registered"

@@ -16,12 +16,13 @@ struct EmbedFiles: BuildToolPlugin {
         guard let (enumName, files) = Self.embedded[target.name] else { return [] }
         let inputs = files.map { context.package.directoryURL.appending(path: $0.path) }
         let output = context.pluginWorkDirectoryURL.appending(path: "\(enumName).swift")
-        let pairs = zip(files, inputs).map { "\($0.name)=\($1.path())" }
+        // Paths as they are: `path()` percent-encodes, and a package under "My Projects" failed to build.
+        let pairs = zip(files, inputs).map { "\($0.name)=\($1.path(percentEncoded: false))" }
         return [
             .buildCommand(
                 displayName: "Embedding \(files.map(\.path).joined(separator: ", "))",
                 executable: try context.tool(named: "conduit-embed-files").url,
-                arguments: [output.path(), enumName] + pairs,
+                arguments: [output.path(percentEncoded: false), enumName] + pairs,
                 inputFiles: inputs,
                 outputFiles: [output]
             ),

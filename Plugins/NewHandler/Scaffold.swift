@@ -23,7 +23,8 @@ struct Scaffold {
     }
 
     private func addTargets(to manifest: String) throws -> String {
-        for target in [module.target, module.testTarget] where manifest.contains("name: \"\(target)\"") {
+        // Any quoted mention: the handler modules are declared as `handlerModule("ConduitX", …)`.
+        for target in [module.target, module.testTarget] where manifest.contains("\"\(target)\"") {
             throw ScaffoldError("Package.swift already has a target named '\(target)'")
         }
         var lines = manifest.components(separatedBy: "\n")
@@ -59,13 +60,23 @@ struct Scaffold {
             let line = lines[index]
             if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
             guard line.hasPrefix(" ") || line.hasPrefix("-") else { break }
-            if line.trimmingCharacters(in: .whitespaces) == "- route: \(module.route)" {
+            if Self.route(ofEntry: line) == module.route {
                 throw ScaffoldError("\(Self.configFile):\(index + 1): the route '\(module.route)' is already in the table")
             }
             end = index
         }
         lines.insert(contentsOf: ["  - route: \(module.route)", "    handler: \(module.kind)"], at: end + 1)
         return lines.joined(separator: "\n")
+    }
+
+    /// The route of a table entry's first line (`- route: X`, quoted or not, a comment after
+    /// it allowed), or nil for another line.
+    private static func route(ofEntry line: String) -> String? {
+        let entry = line.trimmingCharacters(in: .whitespaces)
+        guard entry.hasPrefix("- route:") else { return nil }
+        var value = entry.dropFirst("- route:".count)
+        if let comment = value.range(of: " #") { value = value[..<comment.lowerBound] }
+        return value.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
     }
 
     private func insert(_ new: [String], before marker: String, in lines: inout [String], file: String) throws {
