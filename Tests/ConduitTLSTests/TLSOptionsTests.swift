@@ -13,6 +13,9 @@ struct TLSOptionsTests {
         ("echoService: {enabled: true, port: 70000}", 5, 42, "option 'echoService.port' must be 0…65535"),
         ("echoService: {enabled: true, certificateFile: /tmp/cert.pem}", 5, 53, "go together"),
         ("caFile: /nonexistent/ca.pem", 5, 7, "cannot read '/nonexistent/ca.pem'"),
+        // Read when the service started only: `conduit check` called such a file ok.
+        ("echoService: {enabled: true, certificateFile: /nonexistent/cert.pem, privateKeyFile: /nonexistent/key.pem}", 5, 7, "cannot read '/nonexistent/cert.pem'"),
+        ("echoService: {enabled: true, certificateFile: /etc/hostname, privateKeyFile: /nonexistent/key.pem}", 5, 7, "holds no usable private key"),
         ("caPEM: not a certificate", 5, 7, "caPEM holds no PEM certificate"),
     ])
     func badOption(option: String, line: Int, column: Int, says: String) throws {

@@ -49,8 +49,11 @@ final class TLSEchoService: Sendable {
     }
 
     /// `route`: the route it serves, which alone may share its fixed port (`SharedListeningPort`).
-    static func start(_ options: TLSOptions.EchoService, route: String, group: any EventLoopGroup) async throws -> TLSEchoService {
-        let (certificatePEM, privateKey) = try identity(options)
+    /// `configured`: the identity of the options' files (`configuredIdentity`); nil makes one.
+    static func start(
+        _ options: TLSOptions.EchoService, configured: Identity?, route: String, group: any EventLoopGroup
+    ) async throws -> TLSEchoService {
+        let (certificatePEM, privateKey) = try configured ?? generatedIdentity()
         let server = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(privateKey)
@@ -88,11 +91,22 @@ final class TLSEchoService: Sendable {
     }
 
     /// The certificate (PEM) and key the service presents.
-    private static func identity(_ options: TLSOptions.EchoService) throws -> (String, NIOSSLPrivateKey) {
-        if let certificateFile = options.certificateFile, let privateKeyFile = options.privateKeyFile {
-            let certificatePEM = String(decoding: try TLSTrust.contents(of: certificateFile), as: UTF8.self)
+    typealias Identity = (certificatePEM: String, privateKey: NIOSSLPrivateKey)
+
+    /// The identity the options' files hold, nil when they name none; read when the route is
+    /// made, so `conduit check` and a reload refuse a file that can't be used (read at start,
+    /// a configuration `check` called ok failed to serve).
+    static func configuredIdentity(_ options: TLSOptions.EchoService) throws -> Identity? {
+        guard options.enabled, let certificateFile = options.certificateFile, let privateKeyFile = options.privateKeyFile else { return nil }
+        let certificatePEM = String(decoding: try TLSTrust.contents(of: certificateFile), as: UTF8.self)
+        do {
             return (certificatePEM, try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+        } catch {
+            throw ConduitError.badRequest("echoService.privateKeyFile '\(privateKeyFile)' holds no usable private key: \(error)")
         }
+    }
+
+    private static func generatedIdentity() throws -> Identity {
         let generated = try SelfSignedCertificate()
         return (generated.certificatePEM, try NIOSSLPrivateKey(bytes: Array(generated.privateKeyPEM.utf8), format: .pem))
     }

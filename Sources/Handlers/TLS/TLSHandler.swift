@@ -43,16 +43,19 @@ public final class TLSHandler: ConduitHandler {
     /// its request when the id goes).
     private let opening = NIOLockedValueBox<[ClientID: (count: Int, expired: Bool)]>([:])
     private let echoService = NIOLockedValueBox<TLSEchoService?>(nil)
+    private let echoIdentity: TLSEchoService.Identity?
 
     public init(options: TLSOptions, context: HandlerContext) throws {
         self.options = options
         self.context = context
         trust = try TLSTrust(options: options)
+        echoIdentity = try TLSEchoService.configuredIdentity(options.echoService)
     }
 
     public func start() async throws {
         guard options.echoService.enabled else { return }
-        let service = try await TLSEchoService.start(options.echoService, route: context.route, group: context.eventLoopGroup)
+        let service = try await TLSEchoService.start(
+            options.echoService, configured: echoIdentity, route: context.route, group: context.eventLoopGroup)
         echoService.withLockedValue { $0 = service }
         context.logger.info("tls echo service listening", metadata: [
             "tls.echo.host": "\(service.host)", "tls.echo.port": "\(service.port)",
