@@ -29,7 +29,7 @@ enum RouteInvocation {
         }
         entry.stats.countRequest(bytes: requestBytes)
         var request = Request(
-            headers: headers, payload: payload, route: route, operation: RouteMount.operation(of: route, under: entry.entry.route),
+            headers: headers, payload: payload, route: route, operation: entry.isPrefixPattern ? RouteMount.operation(of: route, under: entry.entry.route) : "",
             client: client, transport: transport, eventLoop: eventLoop)
         request.cancellations = cancellations
         let responder = Responder(
