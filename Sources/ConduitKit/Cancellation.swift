@@ -52,6 +52,9 @@ package final class CancellationRegistry: Sendable {
     /// Nothing is registered.
     package var isEmpty: Bool { tracked.load(ordering: .relaxed) == 0 }
 
+    /// Whether any request is registered: none nearly always, and then nothing else is asked.
+    package var tracksAny: Bool { tracked.load(ordering: .relaxed) > 0 }
+
     /// Whether the request `token` was cancelled: its replies are no longer sent.
     package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }

@@ -56,8 +56,14 @@ public struct Responder: Sendable {
     public func fail(_ error: ConduitError) { send(.failure(error)) }
 
     private func send(_ result: Result<Reply, ConduitError>) {
-        // The client was answered `CancelledError` already (SPEC §8: once).
-        if let cancellations, let token = address.correlation?.value, !cancellations.answer(token) { return }
+        if let cancellations, cancellations.tracksAny, let token = address.correlation?.value {
+            // A part with more to come is held by the host until the last: the request is not
+            // answered yet, and a cancel meanwhile still answers it (marked answered at the
+            // first part, the cancel was ignored and the whole reply came later).
+            let isPart = (try? result.get())?.headers.hasMore == true
+            // The client was answered `CancelledError` already (SPEC §8: once).
+            if isPart ? cancellations.isCancelled(token) : !cancellations.answer(token) { return }
+        }
         destination.deliver(result, to: address)
     }
 

@@ -49,6 +49,22 @@ struct CancellationTests {
         }
     }
 
+    /// A handler's first part (more to come) marked the request answered: a cancel after it
+    /// was ignored, and the whole reply came at the handler's own time. Held by the host,
+    /// nothing of it had reached the client.
+    @Test func aCancelAfterAHeldFirstPartStillAnswersTheRequest() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "watch", "token": "parted", "firstPart": "yes"])
+            try await Self.expectNextIsEcho(client)  // the handler has run and sent its part
+            try await client.send(["cancel": "parted"])
+            let reply = try await client.nextMessage()
+            #expect(reply.headers == ["route": "watch", "token": "parted", "error": "CancelledError"])
+            try await Task.sleep(for: .milliseconds(500))  // past the handler's late reply
+            try await Self.expectNextIsEcho(client)
+        }
+    }
+
     @Test func anUnknownTokenIsIgnoredAndTheCancelIsNeverQueuedAsAChunk() async throws {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let client = try await host.connect()

@@ -221,5 +221,7 @@ struct WatchingHandler: ConduitHandler {
             uncancelled.cancel()
             eventLoop.scheduleTask(in: ending, answer)
         }
+        // `firstPart`: a part with more to come goes at once (the host holds it until the last).
+        if request.headers["firstPart"] != nil { responder.reply(headers: ["more": "true"], payload: ByteBuffer(string: "first")) }
     }
 }
