@@ -84,6 +84,21 @@ struct HandlerPartsTests {
         }
     }
 
+    /// Parts dropped as too old and then more of them: the dropped join was forgotten after
+    /// another request timeout, and the parts that came on made a reply of their own, sent as
+    /// a success: the client got a truncated answer. They are dropped up to the last now.
+    @Test func partsComingOnAfterTheirJoinWasDroppedAreNotSentAsAReply() async throws {
+        let yaml = "limits:\n  requestTimeoutSeconds: 1\nroutes:\n  - route: parted\n    handler: parted\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "trickling-parts")
+            // Parts at 0, 1.2 s and 2.4 s, the last at 2.5 s: the join is too old at the second.
+            try await client.send(["route": "parted", "token": "9", "parts": "4", "every": "1200"])
+            let reply = try? await client.nextMessage(timeout: .seconds(4)) { $0.headers["token"] == "9" }
+            #expect(reply == nil, "a reply of \(reply?.payload.readableBytes ?? 0) bytes: \(reply.map { "\($0.headers)" } ?? "")")
+            try await waitUntil { host.host.directory.budget.usedBytes == 0 }
+        }
+    }
+
     static func nextJoinedMessages(_ count: Int, from client: TestWebSocketClient) async throws -> [Message] {
         var messages: [Message] = []
         for _ in 0..<count { messages.append(try await client.nextJoinedMessage()) }

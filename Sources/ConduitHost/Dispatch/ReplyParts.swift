@@ -19,8 +19,11 @@ final class ReplyParts {
 
     private var open: [Request: (parts: ByteBuffer, since: NIODeadline)] = [:]
     /// Requests whose parts are dropped up to the last: the budget could not hold them (the
-    /// request was answered `UnavailableError`), or they went on too long.
+    /// request was answered `UnavailableError`), or they went on too long. Kept until that last
+    /// part (forgotten after a while, the parts that came on made a reply of their own, sent as
+    /// a success: a truncated answer), the oldest let go past `maxDropping`.
     private var dropping: [Request: NIODeadline] = [:]
+    static let maxDropping = 1024
     private var reservation = BudgetReservation()
     /// How long a reply's parts may keep coming: a handler that never sends the last one (a
     /// body that ran on past its deadline) would otherwise hold them for the connection's life.
@@ -65,23 +68,29 @@ final class ReplyParts {
         guard reservation.match(heldBytes, in: budget, share: .whole) else {
             open[request] = nil
             _ = reservation.match(heldBytes, in: budget)
-            dropping[request] = now
+            stopJoining(request, at: now)
             budget.dropped(.hostBudget)
             return .refused
         }
         return .held
     }
 
-    /// Drops the parts of replies begun before `limit`, and stops dropping for those.
+    /// Drops the parts of replies begun before `limit`; the rest of each is dropped as it comes.
     private func dropOld(before limit: NIODeadline, budget: BufferBudget) {
-        if !dropping.isEmpty { dropping = dropping.filter { $0.value >= limit } }
         let old = open.filter { $0.value.since < limit }
         guard !old.isEmpty else { return }
         for request in old.keys {
             open[request] = nil
-            dropping[request] = .now()
+            stopJoining(request, at: .now())
         }
         _ = reservation.match(heldBytes, in: budget)
+    }
+
+    private func stopJoining(_ request: Request, at now: NIODeadline) {
+        if dropping.count >= Self.maxDropping, let oldest = dropping.min(by: { $0.value < $1.value }) {
+            dropping[oldest.key] = nil
+        }
+        dropping[request] = now
     }
 
     /// What the parts being joined hold.

@@ -34,6 +34,7 @@ struct PushingHandler: ConduitHandler {
 /// each, the part's index in every byte, and pushes `push: <index>` to the sender after each
 /// part but the last: a handler whose reply is made in parts while other messages go out.
 /// `end: fail` fails the request in place of the last part; `end: never` never sends it.
+/// `every: <ms>` sends the parts that far apart, the last 100 ms after the one before it.
 struct PartedReplyHandler: ConduitHandler {
     let pushes: any PushSink
 
@@ -44,6 +45,15 @@ struct PartedReplyHandler: ConduitHandler {
     func handle(_ request: Request, responder: Responder) {
         let parts = Int(request.headers["parts"] ?? "2") ?? 2
         let size = Int(request.headers["size"] ?? "10") ?? 10
+        if let every = request.headers["every"].flatMap(Int64.init) {
+            for index in 0..<parts {
+                let last = index == parts - 1
+                let after = TimeAmount.milliseconds(last ? every * Int64(index - 1) + 100 : every * Int64(index))
+                let payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: index), count: size)
+                request.eventLoop.scheduleTask(in: after) { responder.reply(headers: last ? [:] : ["more": "true"], payload: payload) }
+            }
+            return
+        }
         for index in 0..<parts {
             let payload = ByteBuffer(repeating: UInt8(truncatingIfNeeded: index), count: size)
             guard index < parts - 1 else {
