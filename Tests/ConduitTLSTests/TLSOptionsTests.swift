@@ -15,7 +15,7 @@ struct TLSOptionsTests {
         ("caFile: /nonexistent/ca.pem", 5, 7, "cannot read '/nonexistent/ca.pem'"),
         // Read when the service started only: `conduit check` called such a file ok.
         ("echoService: {enabled: true, certificateFile: /nonexistent/cert.pem, privateKeyFile: /nonexistent/key.pem}", 5, 7, "cannot read '/nonexistent/cert.pem'"),
-        ("echoService: {enabled: true, certificateFile: /etc/hostname, privateKeyFile: /nonexistent/key.pem}", 5, 7, "holds no usable private key"),
+        ("echoService: {enabled: true, certificateFile: /etc/passwd, privateKeyFile: /etc/passwd}", 5, 7, "echoService.certificateFile '/etc/passwd' holds no PEM certificate"),
         ("caPEM: not a certificate", 5, 7, "caPEM holds no PEM certificate"),
     ])
     func badOption(option: String, line: Int, column: Int, says: String) throws {

@@ -248,7 +248,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         var wrote = false
         while context.channel.isWritable, var replay = streamReplay {
             // Never cut inside a message: the stream's reader acknowledges nothing while it
-            // is the id's writer (a socket or another stream that could takes the id over).
+            // is the id's writer (whatever could, a socket or another stream, takes the id over).
             guard let batch = replay.nextBatch() else {
                 streamReplay = nil
                 break

@@ -53,11 +53,9 @@ final class TLSEchoService: Sendable {
     static func start(
         _ options: TLSOptions.EchoService, configured: Identity?, route: String, group: any EventLoopGroup
     ) async throws -> TLSEchoService {
-        let (certificatePEM, privateKey) = try configured ?? generatedIdentity()
+        let identity = try configured ?? generatedIdentity()
         let server = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
-            privateKey: .privateKey(privateKey)
-        )
+            certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.privateKey))
         let context = try NIOSSLContext(configuration: server)
         let connections = OpenChannels(limit: options.maxConnections)
         let handshakeTimeout = TimeAmount.nanoseconds(Int64(options.handshakeTimeoutSeconds * 1e9))
@@ -80,7 +78,7 @@ final class TLSEchoService: Sendable {
             .bind(host: options.host, port: options.port)
             .get()
         SharedListeningPort.hold(host: options.host, port: options.port, route: route)
-        return TLSEchoService(certificatePEM: certificatePEM, listener: listener, connections: connections, boundAs: (options.host, options.port))
+        return TLSEchoService(certificatePEM: identity.certificatePEM, listener: listener, connections: connections, boundAs: (options.host, options.port))
     }
 
     /// Stops listening and closes every connection (with a TLS close_notify).
@@ -91,16 +89,17 @@ final class TLSEchoService: Sendable {
     }
 
     /// The certificate (PEM) and key the service presents.
-    typealias Identity = (certificatePEM: String, privateKey: NIOSSLPrivateKey)
+    typealias Identity = (certificatePEM: String, chain: [NIOSSLCertificate], privateKey: NIOSSLPrivateKey)
 
     /// The identity the options' files hold, nil when they name none; read when the route is
     /// made, so `conduit check` and a reload refuse a file that can't be used (read at start,
     /// a configuration `check` called ok failed to serve).
     static func configuredIdentity(_ options: TLSOptions.EchoService) throws -> Identity? {
         guard options.enabled, let certificateFile = options.certificateFile, let privateKeyFile = options.privateKeyFile else { return nil }
-        let certificatePEM = String(decoding: try TLSTrust.contents(of: certificateFile), as: UTF8.self)
+        let pem = try TLSTrust.contents(of: certificateFile)
+        let chain = try TLSTrust.certificates(inPEM: pem, from: "echoService.certificateFile '\(certificateFile)'")
         do {
-            return (certificatePEM, try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+            return (String(decoding: pem, as: UTF8.self), chain, try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
         } catch {
             throw ConduitError.badRequest("echoService.privateKeyFile '\(privateKeyFile)' holds no usable private key: \(error)")
         }
@@ -108,7 +107,8 @@ final class TLSEchoService: Sendable {
 
     private static func generatedIdentity() throws -> Identity {
         let generated = try SelfSignedCertificate()
-        return (generated.certificatePEM, try NIOSSLPrivateKey(bytes: Array(generated.privateKeyPEM.utf8), format: .pem))
+        let chain = try NIOSSLCertificate.fromPEMBytes(Array(generated.certificatePEM.utf8))
+        return (generated.certificatePEM, chain, try NIOSSLPrivateKey(bytes: Array(generated.privateKeyPEM.utf8), format: .pem))
     }
 }
 

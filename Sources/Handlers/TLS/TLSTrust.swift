@@ -63,7 +63,7 @@ struct TLSTrust: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    private static func certificates(inPEM pem: [UInt8], from source: String) throws(ConduitError) -> [NIOSSLCertificate] {
+    static func certificates(inPEM pem: [UInt8], from source: String) throws(ConduitError) -> [NIOSSLCertificate] {
         let certificates = try? NIOSSLCertificate.fromPEMBytes(pem)
         guard let certificates, !certificates.isEmpty else {
             throw .badRequest("\(source) holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
