@@ -65,6 +65,21 @@ struct CancellationTests {
         }
     }
 
+    /// Tokens are their bytes: `K` and `\u{212A}` (KELVIN SIGN) are equal as Swift compares
+    /// strings, and a cancel of the one stopped the request of the other, answered
+    /// `CancelledError` under the cancel's token: the request itself was never answered.
+    @Test func aCancelStopsTheRequestWithItsTokensBytesOnly() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "watch", "token": "K"])
+            try await Self.expectNextIsEcho(client)  // the handler has registered its callback
+            try await client.send(["cancel": "\u{212A}"])
+            let reply = try await client.nextMessage(timeout: .seconds(10))
+            #expect(reply.headers["token"] == "K" && reply.headers["late"] == "true" && reply.headers["error"] == nil, "\(reply.headers)")
+            #expect(!WatchingHandler.cancelled.withLock { $0.contains("K") })
+        }
+    }
+
     @Test func anUnknownTokenIsIgnoredAndTheCancelIsNeverQueuedAsAChunk() async throws {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let client = try await host.connect()
