@@ -221,10 +221,12 @@ struct WatchingHandler: ConduitHandler {
         let token = request.headers["token"] ?? ""
         let eventLoop = request.eventLoop
         let answer: @Sendable () -> Void = { responder.reply(headers: ["late": "true"]) }
-        // Not cancelled, it answers after 2 s. Cancelled, it still answers 100 ms (or header
-        // `endsAfterCancel` ms) after its callback ran, which the host must drop: timed from
-        // the cancel, not the request, so a stalled machine can't make that answer come first.
-        let uncancelled = eventLoop.scheduleTask(in: .seconds(2), answer)
+        // Not cancelled, it answers after 2 s (or header `answersAfter` ms). Cancelled, it still
+        // answers 100 ms (or header `endsAfterCancel` ms) after its callback ran, which the host
+        // must drop: timed from the cancel, not the request, so a stalled machine can't make that
+        // answer come first.
+        let answersAfter = TimeAmount.milliseconds(Int64(request.headers["answersAfter"] ?? "") ?? 2000)
+        let uncancelled = eventLoop.scheduleTask(in: answersAfter, answer)
         let ending = TimeAmount.milliseconds(Int64(request.headers["endsAfterCancel"] ?? "") ?? 100)
         _ = request.onCancel {
             Self.cancelled.withLock { _ = $0.insert(token) }
