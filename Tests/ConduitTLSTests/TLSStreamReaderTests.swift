@@ -60,4 +60,38 @@ struct TLSStreamReaderTests {
         let end = sink.messages.last
         #expect(end?.headers.route == "tls.end" && end?.headers["reason"]?.contains("can't take more") == true, "\(String(describing: end?.headers))")
     }
+
+    /// A host budget full while the id's queue is empty: `whenWritable` calls back at once, and
+    /// the retried `tls.end` was pushed again inside that call, refused, and so on: a
+    /// recursion without end (a crash) for as long as the budget stayed full. Each try now
+    /// waits a pause on the event loop.
+    @Test func aRefusedEndIsTriedAgainAfterAPauseNotAtOnce() {
+        final class FullBudget: PushSink {
+            private let state = Mutex((refusals: 3, attempts: 0, accepted: [Message]()))
+            var attempts: Int { state.withLock { $0.attempts } }
+            var accepted: [Message] { state.withLock { $0.accepted } }
+            func push(_ message: Message, to client: ClientID, delivery: PushDelivery) -> PushOutcome {
+                state.withLock { state in
+                    state.attempts += 1
+                    guard state.refusals == 0 else {
+                        state.refusals -= 1
+                        return .dropped(.hostBudget)
+                    }
+                    state.accepted.append(message)
+                    return .sent
+                }
+            }
+            func isConnected(_ client: ClientID) -> Bool { true }
+            func isCongested(_ client: ClientID) -> Bool { false }
+            func whenWritable(_ client: ClientID, _ body: @escaping @Sendable () -> Void) { body() }
+        }
+        let sink = FullBudget()
+        let loop = EmbeddedEventLoop()
+        TLSStreamReader.pushEnd(Message(headers: ["route": "tls.end"]), to: ClientID("budget")!, pushes: sink, retryingOn: loop)
+        #expect(sink.attempts == 1, "tried again inside the refusal")
+        loop.advanceTime(by: TLSStreamReader.endRetryPause)
+        #expect(sink.attempts == 2)
+        loop.advanceTime(by: TLSStreamReader.endRetryPause * 2)
+        #expect(sink.attempts == 4 && sink.accepted.map(\.headers.route) == ["tls.end"])
+    }
 }
