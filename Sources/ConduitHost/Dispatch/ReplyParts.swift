@@ -21,9 +21,11 @@ final class ReplyParts {
     /// Requests whose parts are dropped up to the last: the budget could not hold them (the
     /// request was answered `UnavailableError`), or they went on too long. Kept until that last
     /// part (forgotten after a while, the parts that came on made a reply of their own, sent as
-    /// a success: a truncated answer), the oldest let go past `maxDropping`.
+    /// a success: a truncated answer), the oldest let go past `maxDroppingBytes`.
     private var dropping: [Request: NIODeadline] = [:]
-    static let maxDropping = 1024
+    /// What `dropping` holds: bounded in bytes, as a client's tokens may be long.
+    private var droppingBytes = 0
+    static let maxDroppingBytes = 64 << 10
     private var reservation = BudgetReservation()
     /// How long a reply's parts may keep coming: a handler that never sends the last one (a
     /// body that ran on past its deadline) would otherwise hold them for the connection's life.
@@ -51,7 +53,7 @@ final class ReplyParts {
         dropOld(before: now - maxAge, budget: budget)
         let isPart = message.headers.hasMore
         if dropping[request] != nil {
-            if !isPart { dropping[request] = nil }
+            if !isPart { stopDropping(request) }
             return .held
         }
         guard isPart else {
@@ -87,11 +89,21 @@ final class ReplyParts {
     }
 
     private func stopJoining(_ request: Request, at now: NIODeadline) {
-        if dropping.count >= Self.maxDropping, let oldest = dropping.min(by: { $0.value < $1.value }) {
-            dropping[oldest.key] = nil
+        while !dropping.isEmpty, droppingBytes + Self.bytes(of: request) > Self.maxDroppingBytes,
+              let oldest = dropping.min(by: { $0.value < $1.value }) {
+            stopDropping(oldest.key)
         }
         dropping[request] = now
+        droppingBytes += Self.bytes(of: request)
     }
+
+    private func stopDropping(_ request: Request) {
+        guard dropping.removeValue(forKey: request) != nil else { return }
+        droppingBytes -= Self.bytes(of: request)
+    }
+
+    /// An entry's memory, roughly: its token and the dictionary's slot.
+    private static func bytes(of request: Request) -> Int { request.correlation.utf8.count + 64 }
 
     /// What the parts being joined hold.
     private var heldBytes: Int { open.values.reduce(0) { $0 + $1.parts.capacity } }
@@ -99,6 +111,7 @@ final class ReplyParts {
     func releaseAll(in budget: BufferBudget) {
         open.removeAll()
         dropping.removeAll()
+        droppingBytes = 0
         reservation.releaseAll(in: budget)
     }
 }
