@@ -96,9 +96,23 @@ public final class TestWebSocketClient: Sendable, PausableReading {
 
     /// Starts the close handshake.
     public func close(code: WebSocketErrorCode = .normalClosure) async throws {
+        try await sendFrame(closeFrame(code))
+    }
+
+    /// Sends `message` and starts the close handshake in the same flush: the host most likely
+    /// reads both at once, so the client is away from the message's first answer on, however
+    /// loaded the machine.
+    public func sendThenClose(_ message: Message) async throws {
+        channel.write(WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: try message.encoded()), promise: nil)
+        var close = closeFrame(.normalClosure)
+        close.maskKey = .random()
+        try await channel.writeAndFlush(close)
+    }
+
+    private func closeFrame(_ code: WebSocketErrorCode) -> WebSocketFrame {
         var data = channel.allocator.buffer(capacity: 2)
         data.write(webSocketErrorCode: code)
-        try await sendFrame(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
     }
 
     // MARK: Receiving

@@ -40,7 +40,7 @@ struct OpenAIBackendTests {
     /// or an error, until one of the eight ended (a client that stops reading holds its eight).
     @Test func moreStreamsThanEightToOneUpstreamAllStart() async throws {
         try await FakeOpenAIServer.run(.holding(["first"])) { server in
-            let route = openAIRoute("llm", port: server.port).replacingOccurrences(of: "timeoutSeconds: 5", with: "timeoutSeconds: 300")
+            let route = openAIRoute("llm", port: server.port).replacingOccurrences(of: "timeoutSeconds: 30", with: "timeoutSeconds: 300")
             try await TestHost.run(yaml: aiYAML(extraRoutes: route), catalog: .aiTests) { host in
                 let client = try await host.connect()
                 for n in 0..<12 { try await client.send(["route": "llm.chat.generate", "token": "s\(n)", "maxTokens": "5"], payload: Array("hi".utf8)) }

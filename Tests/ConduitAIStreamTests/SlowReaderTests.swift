@@ -18,14 +18,13 @@ struct SlowReaderTests {
                 handler: ai
                 options: {backend: builtin, tokensPerSecond: 200, maxTokens: 1000}
             """
-        // Five seconds of tokens: with two seconds (400), a machine loaded by the rest of the
-        // suite closed the first socket after the last token, and nothing was left to wait.
         try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
             let first = try await host.connect(client: "ai-away")
-            try await first.send(["route": "ai.chat.generate", "token": "s"], payload: Array("tell me".utf8))
+            // The close in the same write: the client goes away as the stream starts. Closed
+            // after its first token, a machine loaded by the rest of the suite let all five
+            // seconds of tokens reach the first socket, and nothing was left to wait for.
+            try await first.sendThenClose(Message(headers: ["route": "ai.chat.generate", "token": "s"], payload: Array("tell me".utf8)))
             var stream = ReceivedStream()
-            stream.tokens.append(try await first.nextMessage())
-            try await first.close()
             // What reached the first socket before it closed, up to the host's close frame.
             while true {
                 do { stream.tokens.append(try await first.nextMessage()) } catch TestClientError.closedByServer { break }

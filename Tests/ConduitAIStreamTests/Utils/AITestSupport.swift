@@ -31,7 +31,7 @@ func openAIRoute(_ prefix: String, port: Int) -> String {
     """
       - route: \(prefix).*
         handler: ai
-        options: {backend: openai, url: "http://127.0.0.1:\(port)", model: test-model, apiKey: sk-test, timeoutSeconds: 5}
+        options: {backend: openai, url: "http://127.0.0.1:\(port)", model: test-model, apiKey: sk-test, timeoutSeconds: 30}
     """
 }
 
