@@ -340,9 +340,11 @@ final class ResumeState: Sendable {
     /// stamped and the message goes to the new writer.
     ///
     /// The parts of a payload alone in its buffer (a joined chunked request's echo) are kept as
-    /// the slices they are, and the buffer is counted once, on the last part: the others,
-    /// released before it, free nothing. Copying each part cost the 1 MiB echo about 5 % of the
-    /// host's CPU. Other parts are compacted one by one.
+    /// the slices they are, and the buffer's memory is charged once, on the last part: the
+    /// others, released before it, free nothing. Copying each part cost the 1 MiB echo about 5 %
+    /// of the host's CPU. Other parts are compacted one by one. The window's bound counts each
+    /// part's encoded bytes only (SPEC §9): counted at the buffer's capacity (up to about twice
+    /// the payload), a message kept in its buffer took twice its share of the window.
     func stamp(splitting message: Message, writer: ObjectIdentifier) -> [Message]? {
         state.withLock { state in
             guard state.writer == writer else { return nil }
@@ -354,9 +356,10 @@ final class ResumeState: Sendable {
                 let stamped = Self.numbered(sharesOneBuffer ? parts[index] : parts[index].compacted(), state.nextPosition)
                 let isLast = index == parts.count - 1
                 counted += stamped.encodedSize
-                let bytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
-                let memory = makeRoom(bytes, logging: 0, holding: bytes, as: .message, keepingFrom: first, in: &state)
-                Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: bytes, held: .message, endsMessage: isLast), in: &state)
+                let bytes = UInt32(stamped.encodedSize)
+                let heldBytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
+                let memory = makeRoom(bytes, logging: 0, holding: heldBytes, as: .message, keepingFrom: first, in: &state)
+                Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: .message, endsMessage: isLast), in: &state)
                 state.held.append(stamped)
                 settle(&state, foreseen: memory)
                 return stamped
