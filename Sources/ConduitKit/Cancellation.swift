@@ -27,7 +27,7 @@ package final class CancellationRegistry: Sendable {
     /// cancellable (its work runs to the end), so a handler that never finishes its requests
     /// can't grow this without limit.
     package static let maxEntries = 4096
-    private let entries = Mutex<[Token: Entry]>([:])
+    private let entries = Mutex<[ExactText: Entry]>([:])
     /// Whether anything is registered: replies check for cancellation only then.
     private let tracked = Atomic<Int>(0)
 
@@ -36,7 +36,7 @@ package final class CancellationRegistry: Sendable {
     /// Cancels `token`: runs what was registered for it and returns the request to answer
     /// `CancelledError`; nil (ignored) for a token unknown, finished, answered or already cancelled.
     package func cancel(_ token: String) -> Cancelled? {
-        let key = Token(token)
+        let key = ExactText(token)
         let found = entries.withLock { entries -> (Cancelled, [@Sendable () -> Void])? in
             guard var entry = entries[key], !entry.cancelled, !entry.answered else { return nil }
             entry.cancelled = true
@@ -59,7 +59,7 @@ package final class CancellationRegistry: Sendable {
     /// Whether the request `token` was cancelled: its replies are no longer sent.
     package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }
-        return entries.withLock { $0[Token(token)]?.cancelled ?? false }
+        return entries.withLock { $0[ExactText(token)]?.cancelled ?? false }
     }
 
     /// The request `token` is about to be answered: false when it was cancelled (its client has
@@ -67,7 +67,7 @@ package final class CancellationRegistry: Sendable {
     /// marked in one step: a cancel read between a check and the reply answered it twice.
     package func answer(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return true }
-        let key = Token(token)
+        let key = ExactText(token)
         return entries.withLock { entries in
             guard entries[key] != nil else { return true }
             guard !entries[key]!.cancelled else { return false }
@@ -77,7 +77,7 @@ package final class CancellationRegistry: Sendable {
     }
 
     fileprivate func hold(_ token: String, route: String, correlation: String) -> Bool {
-        let key = Token(token)
+        let key = ExactText(token)
         let held = entries.withLock { entries -> Bool in
             if entries[key] == nil {
                 guard entries.count < Self.maxEntries else { return false }
@@ -91,7 +91,7 @@ package final class CancellationRegistry: Sendable {
     }
 
     fileprivate func add(_ token: String, _ handler: @escaping @Sendable () -> Void) {
-        let key = Token(token)
+        let key = ExactText(token)
         let runNow = entries.withLock { entries -> Bool in
             guard entries[key] != nil else { return false }
             if entries[key]!.cancelled { return true }
@@ -102,28 +102,13 @@ package final class CancellationRegistry: Sendable {
     }
 
     fileprivate func release(_ token: String) {
-        let key = Token(token)
+        let key = ExactText(token)
         entries.withLock { entries in
             guard var entry = entries[key] else { return }
             entry.holders -= 1
             entries[key] = entry.holders > 0 ? entry : nil
         }
         tracked.subtract(1, ordering: .relaxed)
-    }
-}
-
-/// A token as its bytes: Swift compares strings by canonical equivalence (`K` and `\u{212A}`,
-/// KELVIN SIGN, are equal), which made two of a client's requests one entry, and a cancel of
-/// one token stopped the request of another.
-private struct Token: Hashable {
-    let text: String
-
-    init(_ text: String) { self.text = text }
-
-    static func == (lhs: Token, rhs: Token) -> Bool { lhs.text.utf8.elementsEqual(rhs.text.utf8) }
-
-    func hash(into hasher: inout Hasher) {
-        for byte in text.utf8 { hasher.combine(byte) }
     }
 }
 

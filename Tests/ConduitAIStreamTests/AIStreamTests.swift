@@ -55,6 +55,25 @@ struct AIStreamTests {
         }
     }
 
+    /// Streams are keyed by their tokens' bytes: `K` and `\u{212A}` (KELVIN SIGN) are equal as
+    /// Swift compares strings, and an abort of the one ended the other's stream, and a
+    /// generate of the one was refused as running while the other ran.
+    @Test func aStreamIsItsTokensBytes() async throws {
+        let yaml = "routes:\n  - route: ai.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 20, maxTokens: 1000}\n"
+        try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in
+            let client = try await host.connect()
+            try await client.send(["route": "ai.chat.generate", "token": "K", "prompt": "rivers"])
+            _ = try await client.nextMessage()  // the stream runs
+            let kelvin = "\u{212A}"
+            try await client.send(["route": "ai.chat.abort", "stream": kelvin, "token": "a"])
+            let abort = try await client.nextMessage { $0.headers["token"] == "a" }
+            #expect(abort.headers["error"] == "NotFoundError", "\(abort.headers)")
+            try await client.send(["route": "ai.chat.generate", "token": kelvin, "prompt": "rivers", "maxTokens": "1"])
+            let other = try await client.nextMessage { $0.headers["token"].map { Array($0.utf8) == Array(kelvin.utf8) } ?? false }
+            #expect(other.headers["error"] == nil, "started beside K, not refused as running: \(other.headers)")
+        }
+    }
+
     @Test func operationsAreRelativeToTheMountAndOnlyThoseDeclaredExist() async throws {
         let yaml = "routes:\n  - route: llm.v2.*\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 0, maxTokens: 8}\n"
         try await TestHost.run(yaml: yaml, catalog: .aiTests) { host in

@@ -78,7 +78,7 @@ public struct AIStreamHandler: ConduitHandler {
         let output = TokenPushes(
             pushes: context.pushes, client: request.client, route: request.route, correlation: correlation,
             congestionTimeout: .seconds(options.congestionTimeoutSeconds))
-        let key = StreamRegistry.Key(client: request.client, token: correlation.value)
+        let key = StreamRegistry.Key(client: request.client, token: ExactText(correlation.value))
         // The stream keeps its prompt while it runs: it holds the request's bytes of the host's
         // budget until it ends (up to `maxStreams` prompts of 16 MiB were outside it).
         responder.holdWhileRunning { end in
@@ -126,7 +126,7 @@ public struct AIStreamHandler: ConduitHandler {
         guard let token = request.headers["stream"] ?? request.headers["token"] else {
             throw .badRequest("'\(request.route)' needs the header 'stream' (or 'token') naming the stream")
         }
-        let key = StreamRegistry.Key(client: request.client, token: token)
+        let key = StreamRegistry.Key(client: request.client, token: ExactText(token))
         responder.respond { [streams] in
             guard await streams.abort(key) else {
                 throw ConduitError.notFound("no stream '\(token)' is running for client '\(request.client)'")

@@ -4,9 +4,10 @@ import NIOConcurrencyHelpers
 /// The streams running now, by client id and stream token, so that `ai.chat.abort`, an id
 /// that expired and `stop()` can end them. A stream removes itself when it ends.
 final class StreamRegistry: Sendable {
+    /// A stream is its token's bytes (`ExactText`).
     struct Key: Hashable, Sendable {
         let client: ClientID
-        let token: String
+        let token: ExactText
     }
 
     private struct State {
