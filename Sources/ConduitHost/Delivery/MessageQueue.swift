@@ -58,12 +58,16 @@ struct MessageQueue {
     /// Appends `entry`, first dropping the oldest droppable messages when `evictOldest` and the
     /// bound is reached. `reserved`: the entry's bytes are already taken from the budget (it
     /// moves from another queue) and stay taken.
-    mutating func append(_ entry: Entry, evictOldest: Bool, reserved: Bool = false) -> Admission {
+    /// `overflow` is offered the oldest messages first, while droppable, to keep elsewhere (a
+    /// resuming id's window): each it takes leaves the queue, not dropped.
+    mutating func append(_ entry: Entry, evictOldest: Bool, reserved: Bool = false, overflow: (Message) -> Bool = { _ in false }) -> Admission {
         var evicted = 0
-        if evictOldest {
-            while !fits(entry), let index = entries.firstIndex(where: { $0.delivery == .droppable }) {
-                let victim = entries.remove(at: index)
-                release(victim)
+        if !fits(entry) {
+            while !fits(entry), let oldest = entries.first, oldest.delivery == .droppable, overflow(oldest.message) {
+                release(entries.removeFirst())
+            }
+            while evictOldest, !fits(entry), let index = entries.firstIndex(where: { $0.delivery == .droppable }) {
+                release(entries.remove(at: index))
                 evicted += 1
             }
         }
@@ -93,10 +97,14 @@ struct MessageQueue {
     /// queue holds; past the bound the newest droppable ones go. Reliable ones stay, over the
     /// bound (by no more than the queue they come from held, all of it charged to the budget):
     /// their handler was told they were accepted, and dropping one left a hole in its stream.
-    mutating func prepend(_ older: some BidirectionalCollection<Entry>) -> Int {
+    /// `overflow` as for `append`, before anything is dropped.
+    mutating func prepend(_ older: some BidirectionalCollection<Entry>, overflow: (Message) -> Bool = { _ in false }) -> Int {
         for entry in older.reversed() {
             entries.prepend(entry.compacted)
             bytes += entry.bytes
+        }
+        while isOverBound, let oldest = entries.first, oldest.delivery == .droppable, overflow(oldest.message) {
+            release(entries.removeFirst())
         }
         var dropped = 0
         while isOverBound, let index = entries.lastIndex(where: { $0.delivery == .droppable }) {

@@ -348,22 +348,41 @@ final class ResumeState: Sendable {
     func stamp(splitting message: Message, writer: ObjectIdentifier) -> [Message]? {
         state.withLock { state in
             guard state.writer == writer else { return nil }
-            let parts = message.split()
-            let sharesOneBuffer = parts.count > 1 && message.payload.isCompact
-            let first = state.nextPosition
-            var counted = message.payload.storageCapacity - message.payload.readableBytes
-            return parts.indices.map { index in
-                let stamped = Self.numbered(sharesOneBuffer ? parts[index] : parts[index].compacted(), state.nextPosition)
-                let isLast = index == parts.count - 1
-                counted += stamped.encodedSize
-                let bytes = UInt32(stamped.encodedSize)
-                let heldBytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
-                let memory = makeRoom(bytes, logging: 0, holding: heldBytes, as: .message, keepingFrom: first, in: &state)
-                Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: .message, endsMessage: isLast), in: &state)
-                state.held.append(stamped)
-                settle(&state, foreseen: memory)
-                return stamped
-            }
+            return keep(splitting: message, in: &state)
+        }
+    }
+
+    /// Numbers `message` and keeps it in the window while the id has no socket, stream or
+    /// handshake: its push buffer, full, hands its oldest here instead of dropping it. Nothing
+    /// is numbered while the id is away, so it comes after every position given before and
+    /// ahead of what stays buffered, numbered when a writer takes it: positions keep the order
+    /// sent. Past the window's bound the oldest go, counted, and the client's next resume is
+    /// told how many (SPEC §9); dropped from the buffer, they had no position and it never
+    /// was. False, and nothing kept, once the id's state has ended.
+    func keepWhileAway(_ message: Message) -> Bool {
+        state.withLock { state in
+            guard !state.ended else { return false }
+            _ = keep(splitting: message, in: &state)
+            return true
+        }
+    }
+
+    private func keep(splitting message: Message, in state: inout State) -> [Message] {
+        let parts = message.split()
+        let sharesOneBuffer = parts.count > 1 && message.payload.isCompact
+        let first = state.nextPosition
+        var counted = message.payload.storageCapacity - message.payload.readableBytes
+        return parts.indices.map { index in
+            let stamped = Self.numbered(sharesOneBuffer ? parts[index] : parts[index].compacted(), state.nextPosition)
+            let isLast = index == parts.count - 1
+            counted += stamped.encodedSize
+            let bytes = UInt32(stamped.encodedSize)
+            let heldBytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
+            let memory = makeRoom(bytes, logging: 0, holding: heldBytes, as: .message, keepingFrom: first, in: &state)
+            Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: .message, endsMessage: isLast), in: &state)
+            state.held.append(stamped)
+            settle(&state, foreseen: memory)
+            return stamped
         }
     }
 

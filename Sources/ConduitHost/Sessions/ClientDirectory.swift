@@ -150,6 +150,16 @@ public final class ClientDirectory: PushSink, Sendable {
     private func bufferInTransit(_ entry: MessageQueue.Entry, to session: Session, in slot: inout Slot) -> PushOutcome {
         slot.buffer.byteLimit = max(0, settings.outboundQueueBytes - session.queuedBytes.load(ordering: .relaxed))
         slot.buffer.countLimit = settings.outboundQueueMessages
+        if slot.resume != nil, !slot.buffer.fits(entry) {
+            // A resuming socket that can't take more is closed, and nothing is dropped: this
+            // waits here, within the budget only, until the socket hands back (`detach`), where
+            // what the push buffer can't hold goes into the window. Dropped, a message had no
+            // position, and the client reading on never learned of it.
+            session.close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
+            slot.buffer.byteLimit = .max
+            slot.buffer.countLimit = .max
+            return record(slot.buffer.append(entry, evictOldest: false), in: &slot, sent: false)
+        }
         let closing = settings.outboundPolicy == .close && !slot.buffer.fits(entry)
         if closing {
             session.close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
@@ -164,7 +174,18 @@ public final class ClientDirectory: PushSink, Sendable {
         slot.buffer.countLimit = settings.pushBufferMessages
         // A push may be the first thing heard of this id.
         startGraceIfAway(client, in: &slot)
-        return record(slot.buffer.append(entry, evictOldest: true), in: &slot, sent: false)
+        let overflow = windowOverflow(of: slot)
+        // A push buffer of no messages: straight to the window.
+        if slot.buffer.isEmpty, !slot.buffer.fits(entry), entry.delivery == .droppable, overflow(entry.message) { return .buffered }
+        return record(slot.buffer.append(entry, evictOldest: true, overflow: overflow), in: &slot, sent: false)
+    }
+
+    /// Where the id's buffer hands its oldest messages rather than dropping them: a resuming id
+    /// with no socket, stream or handshake numbers them into its window
+    /// (`ResumeState.keepWhileAway`). Any other id has nowhere: they are dropped as before.
+    private func windowOverflow(of slot: Slot) -> (Message) -> Bool {
+        guard let resume = slot.resume, slot.isAway, slot.replaced.isEmpty else { return { _ in false } }
+        return { resume.keepWhileAway($0) }
     }
 
     /// An id with no socket, stream or handshake and no grace period running gets one: what it
@@ -274,9 +295,9 @@ public final class ClientDirectory: PushSink, Sendable {
         let placed: Session?? = withPlacedSlot(client) { slot in
             if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
             if asNewest {
-                _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true), in: &slot, sent: false)
+                _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true, overflow: windowOverflow(of: slot)), in: &slot, sent: false)
             } else {
-                slot.dropped += slot.buffer.prepend(CollectionOfOne(entry))
+                slot.dropped += slot.buffer.prepend(CollectionOfOne(entry), overflow: windowOverflow(of: slot))
             }
             // A reply for an id that expired meanwhile lives one grace period, like a push.
             startGraceIfAway(client, in: &slot)
@@ -426,15 +447,17 @@ extension ClientDirectory {
     /// order, the oldest socket's first.
     private func handBack(_ unsent: CircularBuffer<MessageQueue.Entry>, from session: Session, in slot: inout Slot) {
         guard let index = slot.replaced.firstIndex(where: { $0.session === session }) else {
-            slot.dropped += slot.buffer.prepend(unsent)
+            slot.dropped += slot.buffer.prepend(unsent, overflow: windowOverflow(of: slot))
             return
         }
         var handedBack = slot.replaced[index].unsent ?? CircularBuffer()
         handedBack.append(contentsOf: unsent)
         slot.replaced[index].unsent = handedBack
         guard slot.replaced.allSatisfy({ $0.unsent != nil }) else { return }
-        for handOver in slot.replaced.reversed() { slot.dropped += slot.buffer.prepend(handOver.unsent!) }
+        // In one step, the oldest socket's first: the window takes the oldest of all of them.
+        let oldestFirst = slot.replaced.flatMap { $0.unsent! }
         slot.replaced = []
+        slot.dropped += slot.buffer.prepend(oldestFirst, overflow: windowOverflow(of: slot))
     }
 
     /// A handshake for the id was accepted; its 101 is about to be written. Until the socket

@@ -391,7 +391,9 @@ final class SessionHandler: ChannelInboundHandler {
             publishQueueSize()
             return .sent
         }
-        if services.settings.outboundPolicy == .close, !pending.fits(entry) {
+        // A resuming socket too: its oldest dropped had no position, and the client reading on
+        // never learned of it. Closed, it resumes, and the id's window keeps what its buffer can't.
+        if services.settings.outboundPolicy == .close || resume != nil, !pending.fits(entry) {
             close(code: .policyViolation, reason: "the client reads too slowly: outbound queue full")
             return services.directory.requeue(entry, reserved: false, asNewest: true, for: client)
         }
