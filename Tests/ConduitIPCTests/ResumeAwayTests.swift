@@ -21,17 +21,22 @@ struct ResumeAwayTests {
         return read
     }
 
+    /// Connects `id` resuming, then closes its socket; the epoch to resume.
+    static func resumedAndGone(_ host: TestHost, id: String) async throws -> String {
+        let (socket, greeting) = try await ResumeTests.resume(host, id: id)
+        try await socket.close()
+        try await socket.waitUntilClosed()
+        try await waitUntil { host.client(id)?.connected == false }
+        return try #require(greeting.headers["epoch"])
+    }
+
     /// Away, more pushes than the push buffer holds but fewer bytes than the window: all of them
     /// arrive, once, in order, numbered without a gap.
     @Test func pushesPastThePushBufferWaitInTheWindow() async throws {
         let yaml = "limits:\n  pushBufferMessages: 64\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("a1")!
-            let (socket, greeting) = try await ResumeTests.resume(host, id: "a1")
-            let epoch = try #require(greeting.headers["epoch"])
-            try await socket.close()
-            try await socket.waitUntilClosed()
-            try await waitUntil { host.client("a1")?.connected == false }
+            let epoch = try await Self.resumedAndGone(host, id: "a1")
             let total = 500
             for n in 0..<total { host.host.directory.push(numberedPush(n), to: id) }
 
@@ -50,11 +55,7 @@ struct ResumeAwayTests {
         let yaml = "limits:\n  pushBufferMessages: 16\n  resumeWindowBytes: 65536\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("a2")!
-            let (socket, greeting) = try await ResumeTests.resume(host, id: "a2")
-            let epoch = try #require(greeting.headers["epoch"])
-            try await socket.close()
-            try await socket.waitUntilClosed()
-            try await waitUntil { host.client("a2")?.connected == false }
+            let epoch = try await Self.resumedAndGone(host, id: "a2")
             let total = 300
             for n in 0..<total { host.host.directory.push(numberedPush(n, payload: patternedBytes(n, count: 1000)), to: id) }
 
