@@ -315,6 +315,30 @@ public final class ClientDirectory: PushSink, Sendable {
         return .buffered
     }
 
+    /// As `requeue`, for a run of older messages (a drain that reached a closed socket), in
+    /// order and in one step: taken back one by one, newest first, a resuming id's window could
+    /// number one before those older than it, and a new socket received them newest first.
+    func requeue(older entries: CircularBuffer<MessageQueue.Entry>, for client: ClientID) {
+        let placed: Session?? = withPlacedSlot(client) { slot in
+            if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
+            slot.dropped += slot.buffer.prepend(entries, overflow: windowOverflow(of: slot))
+            startGraceIfAway(client, in: &slot)
+            slot.stream?.messagesAvailable()
+            return nil
+        }
+        guard let session = placed else {
+            for entry in entries { budget.release(entry.bytes) }
+            budget.dropped(.tooManyClients, count: entries.count)
+            return
+        }
+        guard let session else { return }
+        if session.channel.eventLoop.inEventLoop {
+            session.sendOnLoop(batch: entries)
+        } else {
+            session.channel.eventLoop.execute { session.sendOnLoop(batch: entries) }
+        }
+    }
+
     /// A message for a new id the table has no place for: dropped, counted.
     private func droppedForNoPlace() -> PushOutcome {
         budget.dropped(.tooManyClients)

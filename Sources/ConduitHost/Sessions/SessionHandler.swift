@@ -674,8 +674,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// queue, in order: handed over one by one, each went in front of the one before.
     func send(batch entries: CircularBuffer<MessageQueue.Entry>) {
         guard !isClosed, !closeSent, let context else {
-            for entry in entries.reversed() { services.directory.requeue(entry, reserved: true, for: client) }
-            return
+            return services.directory.requeue(older: entries, for: client)
         }
         for entry in entries { pending.takeOver(entry) }
         writePending(context)
