@@ -114,4 +114,31 @@ struct ResumeAwayTests {
             #expect(host.client("a3")?.outboundDropped == 0 && host.client("a3")?.dropped == 0)
         }
     }
+
+    /// An events stream (the fallback) that can't take more ends, as a resuming socket is
+    /// closed: the id's buffer behind it dropped its oldest, unnumbered, and the client never
+    /// learned of them.
+    @Test func aFullEventsStreamEndsAndTheClientResumesWithEveryMessage() async throws {
+        let yaml = "limits:\n  pushBufferMessages: 32\n  resumeWindowBytes: 16777216\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let id = ClientID("a4")!
+            let raw = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
+            try await raw.pauseReading()
+            try await raw.send("GET /internal.conduit.events?id=a4&resume=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("a4")?.streaming == true }
+            let epoch = try #require(host.client("a4")?.resume?.epoch)
+            // 10 MB: more than the stream's socket buffers take, less than the window.
+            let total = 10_000
+            for n in 0..<total { host.host.directory.push(numberedPush(n, payload: patternedBytes(n, count: 1000)), to: id) }
+            #expect(host.client("a4")?.streaming == false, "the stream ended")
+            try await raw.close()
+
+            let (socket, resumed) = try await ResumeTests.resume(host, id: "a4", received: 0, epoch: epoch)
+            #expect(resumed.headers["lost"] == "0", "\(resumed.headers)")
+            let read = try await Self.read(total, from: socket)
+            #expect(read.map(\.n) == Array(0..<total))
+            #expect(read.map(\.pos) == Array(1...UInt64(total)))
+            #expect(host.client("a4")?.dropped == 0)
+        }
+    }
 }

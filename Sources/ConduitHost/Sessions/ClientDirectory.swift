@@ -172,6 +172,12 @@ public final class ClientDirectory: PushSink, Sendable {
     private func buffer(_ entry: MessageQueue.Entry, for client: ClientID, in slot: inout Slot) -> PushOutcome {
         slot.buffer.byteLimit = settings.pushBufferBytes
         slot.buffer.countLimit = settings.pushBufferMessages
+        if slot.resume != nil, let stream = slot.stream, !slot.buffer.fits(entry) {
+            // A resuming id's events stream that can't take more ends, as a resuming socket is
+            // closed: the id is away, and the client resumes with what the window keeps.
+            stream.end()
+            slot.stream = nil
+        }
         // A push may be the first thing heard of this id.
         startGraceIfAway(client, in: &slot)
         let overflow = windowOverflow(of: slot)
