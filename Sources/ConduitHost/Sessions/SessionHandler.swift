@@ -671,7 +671,8 @@ final class SessionHandler: ChannelInboundHandler {
     /// Takes a run of messages from the id's buffer (reserved, oldest first) into the outbound
     /// queue whole, then writes what the socket takes. Should the socket close on the way (a
     /// flush meeting a reset connection closes it there and then), the rest goes back with the
-    /// queue, in order: handed over one by one, each went in front of the one before.
+    /// queue, in order: handed over one by one, each went in front of the one before. A socket
+    /// closed already gives them back to the id in one step (`requeue(older:)`).
     func send(batch entries: CircularBuffer<MessageQueue.Entry>) {
         guard !isClosed, !closeSent, let context else {
             return services.directory.requeue(older: entries, for: client)
