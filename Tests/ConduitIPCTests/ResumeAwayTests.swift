@@ -31,14 +31,17 @@ struct ResumeAwayTests {
     }
 
     /// Away, more pushes than the push buffer holds but fewer bytes than the window: all of them
-    /// arrive, once, in order, numbered without a gap.
-    @Test func pushesPastThePushBufferWaitInTheWindow() async throws {
+    /// arrive, once, in order, numbered without a gap. Also while a handshake for the id is in
+    /// progress (one that is then abandoned).
+    @Test(arguments: [false, true]) func pushesPastThePushBufferWaitInTheWindow(duringAHandshake: Bool) async throws {
         let yaml = "limits:\n  pushBufferMessages: 64\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let id = ClientID("a1")!
             let epoch = try await Self.resumedAndGone(host, id: "a1")
+            if duringAHandshake { #expect(host.host.directory.handshakeAccepted(id)) }
             let total = 500
             for n in 0..<total { host.host.directory.push(numberedPush(n), to: id) }
+            if duringAHandshake { host.host.directory.handshakeAbandoned(id) }
 
             let (again, resumed) = try await ResumeTests.resume(host, id: "a1", received: 0, epoch: epoch)
             #expect(resumed.headers["lost"] == "0" && resumed.headers["replayed"] == "\(total - 64)", "\(resumed.headers)")
@@ -131,7 +134,7 @@ struct ResumeAwayTests {
             let total = 10_000
             for n in 0..<total { host.host.directory.push(numberedPush(n, payload: patternedBytes(n, count: 1000)), to: id) }
             #expect(host.client("a4")?.streaming == false, "the stream ended")
-            try await raw.close()
+            try? await raw.close()  // unless the host closed it with the stream
 
             let (socket, resumed) = try await ResumeTests.resume(host, id: "a4", received: 0, epoch: epoch)
             #expect(resumed.headers["lost"] == "0", "\(resumed.headers)")

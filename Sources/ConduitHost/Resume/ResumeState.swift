@@ -352,9 +352,9 @@ final class ResumeState: Sendable {
         }
     }
 
-    /// Numbers `message` and keeps it in the window while the id has no socket, stream or
-    /// handshake: its push buffer, full, hands its oldest here instead of dropping it. Nothing
-    /// is numbered while the id is away, so it comes after every position given before and
+    /// Numbers `message` and keeps it in the window while the id has no socket or stream: its
+    /// push buffer, full, hands its oldest here instead of dropping it. Nothing is numbered
+    /// while the id has no writer, so it comes after every position given before and
     /// ahead of what stays buffered, numbered when a writer takes it: positions keep the order
     /// sent. Past the window's bound the oldest go, counted, and the client's next resume is
     /// told how many (SPEC §9); dropped from the buffer, they had no position and it never

@@ -187,10 +187,12 @@ public final class ClientDirectory: PushSink, Sendable {
     }
 
     /// Where the id's buffer hands its oldest messages rather than dropping them: a resuming id
-    /// with no socket, stream or handshake numbers them into its window
-    /// (`ResumeState.keepWhileAway`). Any other id has nowhere: they are dropped as before.
+    /// with no socket or stream numbers them into its window (`ResumeState.keepWhileAway`). A
+    /// handshake in progress too: a resuming one replays them, and a plain one ends the resume
+    /// state, as the full buffer would have dropped them. Any other id has nowhere: they are
+    /// dropped as before.
     private func windowOverflow(of slot: Slot) -> (Message) -> Bool {
-        guard let resume = slot.resume, slot.isAway, slot.replaced.isEmpty else { return { _ in false } }
+        guard let resume = slot.resume, slot.session == nil, slot.stream == nil, slot.replaced.isEmpty else { return { _ in false } }
         return { resume.keepWhileAway($0) }
     }
 
