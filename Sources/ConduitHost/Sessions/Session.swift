@@ -21,6 +21,9 @@ final class Session: ReplyDestination {
     let queuedBytes = Atomic<Int>(0)
     /// Messages dropped by the outbound policy.
     let droppedMessages = Atomic<Int>(0)
+    /// `close` was asked already: only the first counts (the handler ignores the rest), and a
+    /// burst of pushes to a full resuming socket asked once a push.
+    private let closeAsked = Atomic<Bool>(false)
 
     init(client: ClientID, window: String, resumeRequest: ResumeRequest?, arrival: UInt64, channel: any Channel, handler: SessionHandler) {
         self.client = client
@@ -90,6 +93,7 @@ final class Session: ReplyDestination {
 
     /// Starts the close handshake with `code`.
     func close(code: WebSocketErrorCode, reason: String) {
+        guard closeAsked.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         channel.eventLoop.execute { self.handler.value.close(code: code, reason: reason) }
     }
 }
