@@ -299,37 +299,30 @@ public final class ClientDirectory: PushSink, Sendable {
             budget.dropped(.hostBudget)
             return .dropped(.hostBudget)
         }
-        // Outer nil: no place for the id; inner nil: kept in its buffer.
-        let placed: Session?? = withPlacedSlot(client) { slot in
-            if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
-            if asNewest {
-                _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true, overflow: windowOverflow(of: slot)), in: &slot, sent: false)
-            } else {
-                slot.dropped += slot.buffer.prepend(CollectionOfOne(entry), overflow: windowOverflow(of: slot))
-            }
-            // A reply for an id that expired meanwhile lives one grace period, like a push.
-            startGraceIfAway(client, in: &slot)
-            slot.stream?.messagesAvailable()
-            return nil
-        }
-        guard let session = placed else {
-            budget.release(entry.bytes)
-            return droppedForNoPlace()
-        }
-        if let session {
-            session.send(entry, reserved: true, asNewest: asNewest)
-            return .sent
-        }
-        return .buffered
+        return giveBack([entry], asNewest: asNewest, for: client)
     }
 
     /// As `requeue`, for a run of older messages (a drain that reached a closed socket), in
     /// order and in one step: taken back one by one, newest first, a resuming id's window could
     /// number one before those older than it, and a new socket received them newest first.
     func requeue(older entries: CircularBuffer<MessageQueue.Entry>, for client: ClientID) {
+        giveBack(entries, asNewest: false, for: client)
+    }
+
+    /// Messages whose bytes are reserved, back to the id: to its socket when nothing waits
+    /// before them, else into its buffer (after what waits there when `asNewest`, else before).
+    /// A reply for an id that expired meanwhile lives one grace period, like a push.
+    @discardableResult
+    private func giveBack(_ entries: CircularBuffer<MessageQueue.Entry>, asNewest: Bool, for client: ClientID) -> PushOutcome {
+        // Outer nil: no place for the id; inner nil: kept in its buffer.
         let placed: Session?? = withPlacedSlot(client) { slot in
             if let session = slot.session, slot.replaced.isEmpty, !slot.draining, slot.buffer.isEmpty { return session }
-            slot.dropped += slot.buffer.prepend(entries, overflow: windowOverflow(of: slot))
+            let overflow = windowOverflow(of: slot)
+            if asNewest {
+                for entry in entries { _ = record(slot.buffer.append(entry, evictOldest: true, reserved: true, overflow: overflow), in: &slot, sent: false) }
+            } else {
+                slot.dropped += slot.buffer.prepend(entries, overflow: overflow)
+            }
             startGraceIfAway(client, in: &slot)
             slot.stream?.messagesAvailable()
             return nil
@@ -337,14 +330,18 @@ public final class ClientDirectory: PushSink, Sendable {
         guard let session = placed else {
             for entry in entries { budget.release(entry.bytes) }
             budget.dropped(.tooManyClients, count: entries.count)
-            return
+            return .dropped(.tooManyClients)
         }
-        guard let session else { return }
-        if session.channel.eventLoop.inEventLoop {
+        guard let session else { return .buffered }
+        // One message keeps its place should this socket close too; a run goes back as a run.
+        if entries.count == 1 {
+            session.send(entries.first!, reserved: true, asNewest: asNewest)
+        } else if session.channel.eventLoop.inEventLoop {
             session.sendOnLoop(batch: entries)
         } else {
             session.channel.eventLoop.execute { session.sendOnLoop(batch: entries) }
         }
+        return .sent
     }
 
     /// A message for a new id the table has no place for: dropped, counted.
