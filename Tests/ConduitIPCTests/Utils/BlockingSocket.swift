@@ -6,11 +6,13 @@ import Glibc
 final class BlockingSocket: Sendable {
     private let descriptor: Int32
 
-    init(port: Int) throws {
+    /// `receiveBufferBytes`: a small receive buffer, for a caller that stops reading.
+    init(port: Int, receiveBufferBytes: Int32? = nil) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw BlockingSocketError.failed("socket") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setOption(SOL_SOCKET, SO_RCVTIMEO, &timeout)
+        if var receiveBufferBytes { setOption(SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -43,10 +45,26 @@ final class BlockingSocket: Sendable {
 
     func closeSending() { shutdown(descriptor, Int32(SHUT_WR)) }
 
-    /// Reads and drops everything until the host closes (or 10 s pass without a byte).
-    func drainUntilClosed() {
+    /// Reads exactly `count` bytes (fewer if the host closes, or 10 s pass without a byte).
+    func receive(count: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var received = 0
+        while received < count {
+            let read = bytes[received...].withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            guard read > 0 else { break }
+            received += read
+        }
+        return Array(bytes[..<received])
+    }
+
+    /// Reads and drops everything until the host closes (or 10 s pass without a byte); returns
+    /// how many bytes that was.
+    @discardableResult
+    func drainUntilClosed() -> Int {
         var scratch = [UInt8](repeating: 0, count: 4096)
-        while recv(descriptor, &scratch, scratch.count, 0) > 0 {}
+        var total = 0
+        while case let read = recv(descriptor, &scratch, scratch.count, 0), read > 0 { total += read }
+        return total
     }
 
     private func setOption<T: BitwiseCopyable>(_ level: Int32, _ name: Int32, _ value: inout T) {
