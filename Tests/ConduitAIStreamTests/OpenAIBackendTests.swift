@@ -72,7 +72,8 @@ struct OpenAIBackendTests {
             let client = try await host.connect()
             let asked = ContinuousClock.now
             let stream = try await client.generate(["route": "llm.chat.generate", "token": "down", "prompt": "hi"])
-            #expect(ContinuousClock.now - asked < .seconds(4), "reported at once, not after the connect timeout")
+            // Well under the connect timeout (30 s) it would otherwise take, on a loaded machine.
+            #expect(ContinuousClock.now - asked < .seconds(20), "reported at once, not after the connect timeout")
             #expect(stream.tokens.isEmpty)
             let error = try #require(stream.last)
             #expect(error.headers["error"] == "UnavailableError")

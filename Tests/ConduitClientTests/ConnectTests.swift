@@ -250,7 +250,8 @@ struct ConnectTests {
     /// that a new client had opened meanwhile. Closed, it opens nothing.
     @Test func aClientClosedWhileItAsksForThePortOpensNoSocket() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
-            let slowIPC = try await ChaosProxy.start(targetPort: try #require(host.endpoints.ipcPort), delay: .milliseconds(500))
+            // The close must come before the answer: 10 s, for a loaded machine.
+            let slowIPC = try await ChaosProxy.start(targetPort: try #require(host.endpoints.ipcPort), delay: .seconds(10))
             let conduit = Conduit(
                 id: "closed-early", address: HostAddress(ipcPort: slowIPC.port, sharedKey: host.sharedKey), autoReconnect: false)
             let attempt = Task { try await conduit.connect() }

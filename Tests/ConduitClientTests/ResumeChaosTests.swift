@@ -57,6 +57,12 @@ struct ResumeChaosTests {
                     await directory.writable(id)
                     try await peer.send(Array("\(n)".utf8), to: udpPort)
                     if n % 25 == 0 { try await Task.sleep(for: .milliseconds(2)) }
+                    // Each 200 waited for: the kernel holds about 512 datagrams for the host's
+                    // socket, and more in flight while the host's loop stalls would be lost
+                    // before the host saw them (the network's loss, not the host's).
+                    if n % 200 == 0 {
+                        try await waitUntil(timeout: .seconds(60)) { recorder.messages.count { $0.headers.route == "udp.data" } >= n }
+                    }
                 }
             }
             let requester = Task {

@@ -102,11 +102,12 @@ struct MemoryModelTests {
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let sender = try await host.connect(client: "expiry-sender")
             _ = try await sender.request(Message(headers: ["route": "push", "to": "departed", "count": "100"], payload: ByteBuffer(bytes: Self.uniform(3, count: 10_000))))
-            #expect(host.client("departed")?.buffered == 100)
+            // Not `buffered == 100` now: that lasts the 3 s grace, which a loaded machine can
+            // outlast; the 100 dropped at expiry show they were all buffered.
             try await waitUntil { host.client("departed") == nil }
             // Handlers hear of the expiry once the id's lock is released, just after it leaves the table.
             try await waitUntil { EventLog.shared.all(for: "departed").contains(.expired(.init("departed")!)) }
-            #expect(host.host.directory.budget.snapshot.dropped["expired"] ?? 0 >= 100)
+            #expect(host.host.directory.budget.snapshot.dropped["expired"] == 100)
             try await waitUntil { host.host.directory.budget.usedBytes == 0 }
         }
     }

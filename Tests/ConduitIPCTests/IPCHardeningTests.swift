@@ -18,10 +18,10 @@ struct IPCHardeningTests {
         (limits.isEmpty ? "" : "limits:\n\(limits)") + "routes:\n  - route: echo\n    handler: echo\n"
     }
 
-    /// 3 s, not 1: a connection's first bytes must go out within them, and a loaded full run
-    /// once took longer than 1 s to send them ("I/O on closed channel"); the trickles below
-    /// take 15 s.
-    static let shortTimeouts = yaml("  ipcIdleTimeoutSeconds: 3\n  ipcBodyTimeoutSeconds: 3\n")
+    /// The idle timeout is 6 s, not 1 or 3: a connection's first bytes must go out within it, and
+    /// a loaded run once took longer than 1 s to send them ("I/O on closed channel"); the
+    /// trickles below take 15 s. A timeout a test does not measure keeps its default (30 s).
+    static let shortTimeouts = yaml("  ipcIdleTimeoutSeconds: 6\n  ipcBodyTimeoutSeconds: 3\n")
 
     @Test func aRequestWithoutTheKeyIsAnsweredOnItsHeadAndItsBodyNeverRead() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
@@ -170,8 +170,10 @@ struct IPCHardeningTests {
 
     /// A pipelined request that began before the previous response was taken by the socket is
     /// not cut by the idle timeout that response's end started: it runs to its own answer.
+    /// The caller must take the first response within the idle timeout (5 s), and the second's
+    /// answer comes at the reply timeout (10 s), which the old cut came before.
     @Test func aPipelinedRequestIsNotCutByTheIdleTimeout() async throws {
-        let yaml = "limits:\n  ipcIdleTimeoutSeconds: 1\n  ipcReplyTimeoutSeconds: 3\nroutes:\n  - route: echo\n    handler: echo\n  - route: silent\n    handler: silent\n"
+        let yaml = "limits:\n  ipcIdleTimeoutSeconds: 5\n  ipcReplyTimeoutSeconds: 10\nroutes:\n  - route: echo\n    handler: echo\n  - route: silent\n    handler: silent\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let caller = try await RawTCPClient.connect(port: host.ipcPort, receiveBufferBytes: 4096)
             try await caller.pauseReading()
@@ -181,22 +183,22 @@ struct IPCHardeningTests {
             // Long enough for the second head to be read while the first response waits.
             try await Task.sleep(for: .milliseconds(500))
             try await caller.resumeReading()
-            let answers = String(buffer: try await caller.readUntilClosed())
+            let answers = String(buffer: try await caller.readUntilClosed(timeout: .seconds(30)))
             #expect(answers.hasPrefix("HTTP/1.1 200"))
             #expect(answers.contains("HTTP/1.1 504"), "the second request was cut: \(answers.suffix(200))")
         }
     }
 
     @Test func anIdleConnectionIsClosed() async throws {
-        // 3 s, not 1: the keep-alive request below must go out within it, and a loaded full
+        // 6 s, not 1: the keep-alive request below must go out within it, and a loaded full
         // run once took longer than 1 s to send it ("I/O on closed channel").
-        try await TestHost.run(yaml: Self.yaml("  ipcIdleTimeoutSeconds: 3\n"), catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.yaml("  ipcIdleTimeoutSeconds: 6\n"), catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
-            #expect(try await raw.readUntilClosed().readableBytes == 0)
+            #expect(try await raw.readUntilClosed(timeout: .seconds(20)).readableBytes == 0)
             // A keep-alive connection after its response, too.
             let kept = try await RawTCPClient.connect(port: host.ipcPort)
             try await kept.send("GET /internal.conduit.status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
-            #expect(String(buffer: try await kept.readUntilClosed()).hasPrefix("HTTP/1.1 200"))
+            #expect(String(buffer: try await kept.readUntilClosed(timeout: .seconds(20))).hasPrefix("HTTP/1.1 200"))
         }
     }
 
@@ -230,7 +232,7 @@ struct IPCHardeningTests {
     /// Waits until the host closes `client`'s connection: a close while bytes still arrive
     /// unread is a reset, which is the cut-off too.
     static func waitUntilCutOff(_ client: RawTCPClient) async throws {
-        do { _ = try await client.readUntilClosed() } catch let error as IOError where error.errnoCode == ECONNRESET {}
+        do { _ = try await client.readUntilClosed(timeout: .seconds(20)) } catch let error as IOError where error.errnoCode == ECONNRESET {}
     }
 
     @Test func connectionsPastTheBoundAreClosedAtOnce() async throws {
@@ -348,10 +350,11 @@ struct IPCHardeningTests {
     /// `Expect: 100-continue` was never answered: curl waited a second before each upload,
     /// and a client that waits for the 100 waited for the body timeout.
     @Test func aCallerThatExpectsContinueIsToldToSendItsBody() async throws {
-        try await TestHost.run(yaml: Self.shortTimeouts, catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
             let raw = try await RawTCPClient.connect(port: host.ipcPort)
             try await raw.send("POST /echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-            let interim = String(buffer: try await raw.read(count: 12, timeout: .seconds(2)))
+            // Well under the body timeout (30 s) the old code made such a caller wait for.
+            let interim = String(buffer: try await raw.read(count: 12, timeout: .seconds(10)))
             #expect(interim.hasPrefix("HTTP/1.1 100"), "\(interim)")
             try await raw.send("hello")
             var answer = ByteBuffer()

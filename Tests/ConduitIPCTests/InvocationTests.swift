@@ -28,7 +28,8 @@ struct InvocationTests {
     /// `more=true` marks a part of a split message, which over IPC never comes: echo answered
     /// in kind and the response waited for a last part until the reply timeout (60 s).
     @Test func aQueryMarkingAPartIsRefusedAtOnce() async throws {
-        try await TestHost.run(yaml: "limits:\n  ipcReplyTimeoutSeconds: 2\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
+        // The old wait ended at this timeout (10 s: the echo's answer must come within it).
+        try await TestHost.run(yaml: "limits:\n  ipcReplyTimeoutSeconds: 10\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
             let part = try await host.ipc().request(.POST, "/echo?token=1&more=true", body: ByteBuffer(string: "abc"))
             #expect(part.status == .badRequest && part.text.contains("more"), "\(part.status) \(part.text)")
             let whole = try await host.ipc().request(.POST, "/echo?token=2&more=false", body: ByteBuffer(string: "abc"))
@@ -79,7 +80,8 @@ struct InvocationTests {
     }
 
     @Test func aReplyInPartsIsJoinedAndASilentHandlerTimesOut() async throws {
-        let yaml = "limits:\n  ipcReplyTimeoutSeconds: 0.2\nroutes:\n  - route: parts\n    handler: parts\n  - route: silent\n    handler: silent\n"
+        // 3 s, not 0.2: the parts' reply must come within it on a loaded machine too.
+        let yaml = "limits:\n  ipcReplyTimeoutSeconds: 3\nroutes:\n  - route: parts\n    handler: parts\n  - route: silent\n    handler: silent\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let body = ByteBuffer(bytes: (0..<300_000).map { UInt8(truncatingIfNeeded: $0 * 7) })
             let joined = try await host.ipc().request(.POST, "/parts?token=p", body: body)

@@ -564,7 +564,9 @@ extension ResumeWindowTests {
             } catch TestClientError.closedByServer(let code, let reason) {
                 closed = (code, reason)
             }
-            #expect(partsRead == replayed)
+            // The host's count once the socket is closed: a loaded host can look still for the
+            // sampling's second and then send more.
+            #expect(partsRead == host.client("inside")?.resume?.replayed)
             #expect(closed?.code == 1000 && closed?.reason.contains("acknowledged") == true, "\(String(describing: closed))")
 
             let (again, resumed) = try await ResumeTests.resume(host, id: "inside", received: UInt64(parts + 1), epoch: epoch)

@@ -124,12 +124,12 @@ extension HandlerCatalog {
             let silent = try await Self.worker(server)
             _ = try silent.subscribe("work.silent") { _ in }
             try await NATSClientTests.flush(silent)
-            try await TestHost.run(yaml: Self.yaml(server, timeoutSeconds: 0.5), catalog: .natsTests) { host in
+            try await TestHost.run(yaml: Self.yaml(server, timeoutSeconds: 5), catalog: .natsTests) { host in
                 try await Self.routeIsUp(host)
                 let client = try await host.connect()
-                // Known before the timeout: a request is answered once, and after 0.5 s the answer
+                // Known before the timeout: a request is answered once, and after 5 s the answer
                 // would have been the timeout's ("in time"). No clock here: a loaded machine can
-                // take longer than any bound below 0.5 s to carry the answer back.
+                // take longer than any bound below 5 s to carry the answer back (0.5 s was close).
                 let nobody = try await client.request(Message(headers: ["route": "work.nobody", "token": "1"]))
                 #expect(nobody.headers["error"] == "UnavailableError")
                 #expect(String(buffer: nobody.payload).contains("no responders"))
@@ -229,8 +229,10 @@ extension HandlerCatalog {
                 try await Self.routeIsUp(host)
                 let ipc = IPCClient(port: host.endpoints.ipcPort!, key: host.sharedKey)
                 _ = try await ipc.request(.GET, "/work.none?id=named")
-                try await waitUntil {
-                    (try? await worker.request("conduit.push.named", headers: ["route": "news"], payload: ByteBuffer(string: "kept"), timeout: .seconds(1))) != nil
+                // Retried until the host has subscribed (no responders fails at once); a request
+                // timing out on a loaded machine would be one the host took, then pushed again.
+                try await waitUntil(timeout: .seconds(30)) {
+                    (try? await worker.request("conduit.push.named", headers: ["route": "news"], payload: ByteBuffer(string: "kept"), timeout: .seconds(10))) != nil
                 }
                 #expect(host.client("named")?.buffered == 1)
 

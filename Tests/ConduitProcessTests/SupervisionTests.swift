@@ -105,13 +105,15 @@ struct SupervisionTests {
     /// Only the child was killed: what it had started (here the handler under a `sh -c`
     /// wrapper) kept running, one more at every restart.
     @Test func aHungChildIsKilledWithWhatItStarted() async throws {
-        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 1\nrestartAfterTimeouts: 1", underShell: true)
+        // 3 s, not 1: a child starting on a loaded machine must answer `pid` within it.
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 3\nrestartAfterTimeouts: 1", underShell: true)
         try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
             let client = try await host.connect()
             let handler = try await client.pid()
             let hung = try await client.request(Message(headers: ["route": "fixture.hang", "token": "h"]))
             #expect(hung.headers["error"] == "TimeoutError")
-            try await waitUntil { try await client.pid() != handler }
+            // The replacement may still be starting: a `pid` it is late for is asked again.
+            try await waitUntil(timeout: .seconds(30)) { (try? await client.pid()).map { $0 != handler } ?? false }
             try await waitUntil(timeout: .seconds(10)) { !Self.isRunning(handler) }
         }
     }

@@ -282,9 +282,10 @@ struct TLSBridgeTests {
     }
 
     /// The grace period must outlast the reconnect on a loaded machine: at 1 s the id once
-    /// expired before the second socket's handshake (CI, every test running at once).
+    /// expired before the second socket's handshake (CI, every test running at once), and 5 s
+    /// fell short for another test's reconnect.
     @Test func aConnectionSurvivesAReconnectAndClosesWhenTheIdExpires() async throws {
-        try await TestHost.run(yaml: Self.yaml(grace: 5), catalog: .tlsTests) { host in
+        try await TestHost.run(yaml: Self.yaml(grace: 15), catalog: .tlsTests) { host in
             let first = TLSSession(try await host.connect(client: "t8"))
             _ = try await Self.connectToEcho(first)
             try await first.client.close()
@@ -299,7 +300,7 @@ struct TLSBridgeTests {
 
             try await back.client.close()
             try await back.client.waitUntilClosed()
-            try await waitUntil(timeout: .seconds(30)) { try await Self.echoConnections(host) == 0 }
+            try await waitUntil(timeout: .seconds(45)) { try await Self.echoConnections(host) == 0 }
             let later = TLSSession(try await host.connect(client: "t8"))
             #expect(try await later.request("tls.write", payload: [1]).failure?.type == "NotFoundError")
         }
@@ -450,12 +451,13 @@ extension TLSBridgeTests {
             routes:
               - route: tls.*
                 handler: tls
-                options: {echoService: {enabled: true}, maxConnections: 2, connectTimeoutSeconds: 2}
+                options: {echoService: {enabled: true}, maxConnections: 2, connectTimeoutSeconds: 6}
             """
         try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
             let busy = TLSSession(try await host.connect(client: "tls-busy"))
             let ca = Array(try await busy.request("tls.echoService").data(EchoServiceInfo.self).certificatePEM.utf8)
-            // A server that never answers: the connect runs until its timeout.
+            // A server that never answers: the connect runs until its timeout (6 s: the second
+            // connect must come before it on a loaded machine).
             let silentServer: Headers = ["host": "127.0.0.1", "port": "\(silent.port)"]
             let hanging = try await busy.send("tls.connect", silentServer, payload: ca)
             let refused = try await busy.request("tls.connect", silentServer, payload: ca)
@@ -476,8 +478,9 @@ extension TLSBridgeTests {
     /// Past `maxConnections` a new connection is closed at once, and one that does not
     /// complete its handshake in time is closed; the service then serves as before.
     @Test func theEchoServiceBoundsItsConnectionsAndTheirHandshakes() async throws {
-        // Long enough for the real handshake at the end on a loaded machine.
-        let options = "echoService: {enabled: true, maxConnections: 2, handshakeTimeoutSeconds: 2}"
+        // Long enough for the real handshake at the end, and for the third connection to come
+        // while the first two still hold their places, on a loaded machine.
+        let options = "echoService: {enabled: true, maxConnections: 2, handshakeTimeoutSeconds: 6}"
         try await TestHost.run(yaml: Self.yaml(options), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "tls-echo-bound"))
             let port = try await tls.request("tls.echoService").data(EchoServiceInfo.self).port
@@ -505,9 +508,11 @@ extension TLSBridgeTests {
             let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
             // The handshake can only start a second after the connect.
             let slow = try await ChaosProxy.start(targetPort: echo.port, delay: .seconds(1))
-            let token = try await tls.send("tls.connect", ["host": "127.0.0.1", "port": "\(slow.port)"], payload: Array(echo.certificatePEM.utf8))
-            try await tls.client.send(["cancel": token])
-            #expect(try await tls.reply(to: token).failure?.type == "CancelledError")
+            // The connect and its cancel in one write: the cancel must come during the handshake.
+            let connect = Message(
+                headers: ["route": "tls.connect", "token": "c", "host": "127.0.0.1", "port": "\(slow.port)"], payload: Array(echo.certificatePEM.utf8))
+            try await tls.client.send(together: [connect, Message(headers: ["cancel": "c"])])
+            #expect(try await tls.reply(to: "c").failure?.type == "CancelledError")
             try await waitUntil { slow.joined == 1 }
             // The handshake's few milliseconds, generously: then the connection must be gone.
             try await Task.sleep(for: .seconds(1))

@@ -17,7 +17,10 @@ import Testing
 @Suite("UDP: a bind racing the handler's stop")
 struct UDPStopRaceTests {
     @Test func aBindThatCompletesAfterStopIsClosedAndRefused() async throws {
-        let group = MultiThreadedEventLoopGroup.singleton
+        // A group of its own: the loop held busy below would stall every other test's sockets
+        // on a shared one.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
         let loop = group.next()
         let context = HandlerContext(route: "udp.*", logger: .init(label: "udp.test"), pushes: RecordingPushSink(), eventLoopGroup: group)
         let handler = try UDPHandler(options: .init(), context: context)
