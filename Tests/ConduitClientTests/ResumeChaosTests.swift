@@ -180,16 +180,21 @@ struct ResumeChaosTests {
                 _ = try? await sender.value
                 done.withLockedValue { $0 = true }
             }
+            let expected = 2 * tasks * perTask
             while !done.withLockedValue({ $0 }) {
                 try await Task.sleep(for: .milliseconds(Int.random(in: 3...15)))
+                let dispatched = DispatchTally.counts(of: "many-tasks").count
                 guard proxy.cutAll() > 0 else { continue }
                 cutCount.withLockedValue { $0 += 1 }
-                // Back before the next cut: cut again and again, no socket would get far.
-                try await waitUntil(timeout: .seconds(30)) { conduit.isOpen }
+                // Back, and 32 more dispatched, before the next cut: cut again and again, no
+                // socket would get far (on a loaded machine the sends outran the sockets' short
+                // lives, and requests behind them waited past their 20 s).
+                try await waitUntil(timeout: .seconds(30)) {
+                    conduit.isOpen && DispatchTally.counts(of: "many-tasks").count >= min(dispatched + 32, expected)
+                }
             }
             for requester in requesters { try await requester.value }
             try await sender.value
-            let expected = 2 * tasks * perTask
             // The last sends' dispatch is not awaited by anything: wait for it.
             try? await waitUntil(timeout: .seconds(20)) { DispatchTally.counts(of: "many-tasks").count >= expected }
             let counts = DispatchTally.counts(of: "many-tasks")

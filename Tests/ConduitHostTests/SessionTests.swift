@@ -122,20 +122,6 @@ struct SessionTests {
         }
     }
 
-    @Test func aRelayRightAfterTheTargetsHandshakeArrives() async throws {
-        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
-            let sender = try await host.connect(client: "eager-sender")
-            for attempt in 0..<100 {
-                // `connect` returns once the 101 is read: the id must be known from then on.
-                let target = try await host.connect(client: "fresh-\(attempt)")
-                let answer = try await sender.request(.init(headers: ["to": "fresh-\(attempt)", "token": "\(attempt)"]))
-                #expect(answer.headers["error"] == nil, "attempt \(attempt): \(String(buffer: answer.payload))")
-                #expect(try await target.nextMessage().headers["from"] == "eager-sender")
-                try await target.close()
-            }
-        }
-    }
-
     @Test func aSlowReaderLosesTheOldestQueuedMessagesNotMemory() async throws {
         let yaml = "limits:\n  outboundQueueMessages: 8\n  outboundPolicy: drop-oldest\nroutes:\n  - route: push\n    handler: pusher\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
@@ -170,6 +156,25 @@ struct SessionTests {
             // the connection closed without the frame.
             do { #expect(try await client.nextClose().code == 1008) } catch TestClientError.closed {}
             #expect(host.client("slow2")?.buffered ?? 0 > 0)
+        }
+    }
+}
+
+/// A hundred handshakes, each followed by a relay: past a minute on a machine loaded by the
+/// rest of the suite.
+@Suite("Relays right after a handshake", .timeLimit(.minutes(3)))
+struct RelayAfterHandshakeTests {
+    @Test func aRelayRightAfterTheTargetsHandshakeArrives() async throws {
+        try await TestHost.run(yaml: SessionTests.pusherYAML, catalog: .hostTests) { host in
+            let sender = try await host.connect(client: "eager-sender")
+            for attempt in 0..<100 {
+                // `connect` returns once the 101 is read: the id must be known from then on.
+                let target = try await host.connect(client: "fresh-\(attempt)")
+                let answer = try await sender.request(.init(headers: ["to": "fresh-\(attempt)", "token": "\(attempt)"]))
+                #expect(answer.headers["error"] == nil, "attempt \(attempt): \(String(buffer: answer.payload))")
+                #expect(try await target.nextMessage().headers["from"] == "eager-sender")
+                try await target.close()
+            }
         }
     }
 }

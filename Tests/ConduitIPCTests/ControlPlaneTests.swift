@@ -9,7 +9,7 @@ import NIOHTTP1
 import Testing
 
 /// The control routes over a real IPC connection, against a real host and real WebSockets.
-@Suite("IPC control plane", .serialized, .timeLimit(.minutes(1)))
+@Suite("IPC control plane", .serialized, .timeLimit(.minutes(3)))
 struct ControlPlaneTests {
     @Test func stopClosesSocketsAndStartServesBufferedPushesInOrder() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in

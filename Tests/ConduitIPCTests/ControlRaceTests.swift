@@ -11,7 +11,7 @@ import Testing
 /// SPEC §8: control operations are serialised. Concurrent callers (the original runtime's
 /// clients start a paused server from many instances at once) never leave two listeners, an
 /// answer describing another caller's state, a half-applied route table or a failed file write.
-@Suite("Concurrent control calls", .serialized, .timeLimit(.minutes(1)))
+@Suite("Concurrent control calls", .serialized, .timeLimit(.minutes(3)))
 struct ControlRaceTests {
     private func status(_ response: IPCClient.Response) throws -> StatusBody {
         try response.decode(DataEnvelope<StatusBody>.self).data

@@ -24,8 +24,8 @@ struct IdLifeTests {
             try await waitUntil { (0..<20).allSatisfy { host.client("ipc-only-\($0)") == nil } }
             // Each id held one push; it was released, counted, at expiry.
             #expect(host.host.directory.budget.snapshot.dropped["expired"] == 20)
-            let expired = StatefulHandler.expired.withLock { $0 }
-            #expect((0..<20).allSatisfy { expired.contains("ipc-only-\($0)") }, "handlers are told, so they close what they hold")
+            // Handlers are told once the id's lock is let go, just after it leaves the table.
+            try await waitUntil { StatefulHandler.expired.withLock { expired in (0..<20).allSatisfy { expired.contains("ipc-only-\($0)") } } }
             #expect(host.host.directory.budget.usedBytes == 0)
         }
     }
