@@ -124,9 +124,9 @@ test('connect: an attempt that gets no answer fails within reconnect.attemptTime
   const server = createServer((socket) => { held.push(socket) })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const conduit = new Conduit({ id: 'node-unanswered', port: server.address().port, ipcPort: 0, connect: false, reconnect: { attemptTimeout: 300 } })
-  const started = Date.now()
-  await assert.rejects(conduit.connect(), /no answer/)
-  assert.ok(Date.now() - started < 5000, `rejected after ${Date.now() - started} ms`)
+  // Its own limit named, not the default's (10 s), nor none (the test's 20 s); no clock here,
+  // which a loaded machine can outlast.
+  await assert.rejects(conduit.connect(), /no answer .* within 300 ms/)
   conduit.close()
   for (const socket of held) socket.destroy()
   server.close()
@@ -146,9 +146,8 @@ test('request: a refusal by the IPC listener rejects at once and is not a messag
   const received = []
   conduit.receive((error, message) => { if (!error) received.push(message) })
   conduit.addEventListener('error', () => {})
-  const started = Date.now()
+  // The refusal itself, not the timeout's error (which the old code ended with); no clock.
   await assert.rejects(conduit.request('echo', { timeout: 10000 }), (error) => error.type === 'HTTP403' && /wrong key/.test(error.message))
-  assert.ok(Date.now() - started < 5000, `rejected after ${Date.now() - started} ms`)
   assert.deepEqual(received, [], 'the refusal reached the receive handler')
   conduit.close()
   server.close()
@@ -293,7 +292,7 @@ test('the status page charts requests/s and p50/p99 latency per route, drawn in 
           places: document.getElementById('places').textContent,
           p50: echo.map((e) => e.p50).filter((v) => v !== null), p99: echo.map((e) => e.p99).filter((v) => v !== null), line }
       })()`)
-      if (summary.points >= 4 && summary.perSecond > 0 && summary.p50.length > 0 && summary.line > 20) break
+      if (summary.points >= 4 && summary.perSecond > 10 && summary.p50.length > 0 && summary.line > 20) break
     }
     assert.ok(summary.points >= 4, `points: ${JSON.stringify(summary)}`)
     assert.ok(summary.perSecond > 10, `echo requests/s: ${JSON.stringify(summary)}`)
