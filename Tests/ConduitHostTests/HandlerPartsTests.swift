@@ -68,7 +68,8 @@ struct HandlerPartsTests {
 
     /// Parts whose last never comes are dropped once they are older than a request may run
     /// (`requestTimeoutSeconds`), at the connection's next reply: they held their bytes of the
-    /// budget for as long as the connection lived.
+    /// budget for as long as the connection lived. The request is answered `TimeoutError` then:
+    /// it was never answered, and its client waited for its own timeout.
     @Test func partsWithoutAnEndAreDroppedWhenTooOld() async throws {
         let yaml = "limits:\n  hostBufferBytes: 1048576\n  requestTimeoutSeconds: 1\nroutes:\n  - route: parted\n    handler: parted\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
@@ -80,21 +81,27 @@ struct HandlerPartsTests {
             try await Task.sleep(for: .milliseconds(1_500))
             let reply = try await client.request(Message(headers: ["route": "parted", "token": "8", "parts": "1"]))
             #expect(reply.payload.readableBytes == 10)
+            let late = try await client.nextMessage { $0.headers["token"] == "7" }
+            #expect(late.headers["error"] == "TimeoutError" && late.headers.route == "parted", "\(late.headers)")
             try await waitUntil { budget.usedBytes == 0 }
         }
     }
 
     /// Parts dropped as too old and then more of them: the dropped join was forgotten after
     /// another request timeout, and the parts that came on made a reply of their own, sent as
-    /// a success: the client got a truncated answer. They are dropped up to the last now.
+    /// a success: the client got a truncated answer. They are dropped up to the last now, and
+    /// the request is answered once, `TimeoutError`, when its parts are dropped.
     @Test func partsComingOnAfterTheirJoinWasDroppedAreNotSentAsAReply() async throws {
         let yaml = "limits:\n  requestTimeoutSeconds: 1\nroutes:\n  - route: parted\n    handler: parted\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let client = try await host.connect(client: "trickling-parts")
             // Parts at 0, 1.2 s and 2.4 s, the last at 2.5 s: the join is too old at the second.
             try await client.send(["route": "parted", "token": "9", "parts": "4", "every": "1200"])
-            let reply = try? await client.nextMessage(timeout: .seconds(4)) { $0.headers["token"] == "9" }
-            #expect(reply == nil, "a reply of \(reply?.payload.readableBytes ?? 0) bytes: \(reply.map { "\($0.headers)" } ?? "")")
+            let answer = try await client.nextMessage(timeout: .seconds(10)) { $0.headers["token"] == "9" }
+            #expect(answer.headers["error"] == "TimeoutError", "\(answer.headers), \(answer.payload.readableBytes) bytes")
+            // The parts still to come (until 2.5 s) make no second answer.
+            let more = try? await client.nextMessage(timeout: .seconds(4)) { $0.headers["token"] == "9" }
+            #expect(more == nil, "a second answer of \(more?.payload.readableBytes ?? 0) bytes: \(more.map { "\($0.headers)" } ?? "")")
             try await waitUntil { host.host.directory.budget.usedBytes == 0 }
         }
     }

@@ -17,7 +17,23 @@ final class ReplyParts {
         let received: NIODeadline
     }
 
-    private var open: [Request: (parts: ByteBuffer, since: NIODeadline)] = [:]
+    /// Who to answer when a request's parts stop being joined unanswered.
+    struct Unanswered {
+        let route: String?
+        let correlation: (name: String, value: String)?
+    }
+
+    private struct Joining {
+        var parts = ByteBuffer()
+        let since: NIODeadline
+        let unanswered: Unanswered
+    }
+
+    private var open: [Request: Joining] = [:]
+    /// Requests whose parts went on too long, dropped since the last `takeExpired()`: each is
+    /// answered `TimeoutError` by the connection (it was never answered: its client waited
+    /// for its own timeout, and the handler's last part, when it came, was dropped too).
+    private var expired: [Unanswered] = []
     /// Requests whose parts are dropped up to the last: the budget could not hold them (the
     /// request was answered `UnavailableError`), or they went on too long. Kept until that last
     /// part (forgotten after a while, the parts that came on made a reply of their own, sent as
@@ -46,7 +62,7 @@ final class ReplyParts {
     }
 
     /// Nothing is joined or dropped any more: the connection may let this go.
-    var isIdle: Bool { open.isEmpty && dropping.isEmpty }
+    var isIdle: Bool { open.isEmpty && dropping.isEmpty && expired.isEmpty }
 
     func add(_ message: Message, of request: Request, budget: BufferBudget) -> Outcome {
         let now = NIODeadline.now()
@@ -66,7 +82,8 @@ final class ReplyParts {
             return .send(whole)
         }
         var payload = message.payload
-        open[request, default: (ByteBuffer(), now)].parts.writeBuffer(&payload)
+        let unanswered = Unanswered(route: message.headers.route, correlation: message.headers.correlation)
+        open[request, default: Joining(since: now, unanswered: unanswered)].parts.writeBuffer(&payload)
         guard reservation.match(heldBytes, in: budget, share: .whole) else {
             open[request] = nil
             _ = reservation.match(heldBytes, in: budget)
@@ -81,9 +98,10 @@ final class ReplyParts {
     private func dropOld(before limit: NIODeadline, budget: BufferBudget) {
         let old = open.filter { $0.value.since < limit }
         guard !old.isEmpty else { return }
-        for request in old.keys {
+        for (request, joining) in old {
             open[request] = nil
             stopJoining(request, at: .now())
+            expired.append(joining.unanswered)
         }
         _ = reservation.match(heldBytes, in: budget)
     }
@@ -102,6 +120,12 @@ final class ReplyParts {
         droppingBytes -= Self.bytes(of: request)
     }
 
+    /// The requests dropped as too old since the last call, to be answered `TimeoutError`.
+    func takeExpired() -> [Unanswered] {
+        defer { expired.removeAll() }
+        return expired
+    }
+
     /// An entry's memory, roughly: its token and the dictionary's slot.
     private static func bytes(of request: Request) -> Int { request.correlation.utf8.count + 64 }
 
@@ -110,6 +134,7 @@ final class ReplyParts {
 
     func releaseAll(in budget: BufferBudget) {
         open.removeAll()
+        expired.removeAll()
         dropping.removeAll()
         droppingBytes = 0
         reservation.releaseAll(in: budget)

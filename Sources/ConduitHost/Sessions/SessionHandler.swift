@@ -342,7 +342,11 @@ final class SessionHandler: ChannelInboundHandler {
         // Parts may keep coming as long as a request may run.
         let parts = replyParts ?? ReplyParts(maxAge: TimeAmount(requestLimits.timeout))
         defer { replyParts = parts.isIdle ? nil : parts }
-        switch parts.add(message, of: request, budget: services.directory.budget) {
+        let outcome = parts.add(message, of: request, budget: services.directory.budget)
+        for late in parts.takeExpired() {
+            replyError(.timeout("the reply's last part did not come within \(requestLimits.timeout)"), route: late.route, correlation: late.correlation)
+        }
+        switch outcome {
         case .send(let whole): send(whole)
         case .held: break
         case .refused:
