@@ -86,16 +86,23 @@ struct SlowReaderTests {
             let slow = try await host.connect(client: "ai-paused", receiveBufferBytes: 4096)
             try await slow.pauseReading()
             try await slow.send(["route": "ai.chat.generate", "token": "s", "prompt": "go on and on"])
-            // The socket's buffers full and the queue congested, standing still: the stream
-            // waits for the client to take more.
+            // The socket's buffers full and the queue standing still, not empty: the stream
+            // waits for the client to take more. Not "congested" as the directory says it: the
+            // queue can shrink into the band between the marks as the kernel takes a little
+            // more, and the stream waits there until the low-water mark (1 in 3 runs of the
+            // suite did, and the wait for congestion ran out).
             var queued = -1
+            var samples: [Int] = []
+            var standing = false
             for _ in 0..<100 {
                 let before = queued
                 try await Task.sleep(for: .milliseconds(300))
                 queued = host.client("ai-paused")?.outboundQueuedBytes ?? 0
-                if queued == before, host.host.directory.isCongested(ClientID("ai-paused")!) { break }
+                samples.append(queued)
+                standing = queued == before && queued > 0
+                if standing { break }
             }
-            try #require(host.host.directory.isCongested(ClientID("ai-paused")!))
+            try #require(standing, "queued bytes every 300 ms: \(samples)")
             try await slow.send(["route": "ai.chat.abort", "stream": "s", "token": "a"])
             try await slow.resumeReading()
             let last = try await slow.nextMessage(timeout: .seconds(20)) { $0.headers["token"] == "s" && $0.headers["complete"] == "true" }
