@@ -164,7 +164,7 @@ import Testing
         try await worker.connect()
         try await caller.connect()
         try await Self.answer(on: "echo", with: worker) { $0.payload }
-        #expect(String(buffer: try await caller.request("echo", payload: ByteBuffer(string: "before"), timeout: .seconds(5)).payload) == "before")
+        #expect(String(buffer: try await caller.request("echo", payload: ByteBuffer(string: "before"), timeout: .seconds(30)).payload) == "before")
 
         server.stop()
         try await waitUntil { caller.connectionState == .connecting && worker.connectionState == .connecting }
@@ -176,7 +176,7 @@ import Testing
         try await server.start()
         try await waitUntil(timeout: .seconds(20)) { caller.connectionState == .connected && worker.connectionState == .connected }
         try await Self.flush(worker)
-        let reply = try await caller.request("echo", payload: ByteBuffer(string: "after"), timeout: .seconds(5))
+        let reply = try await caller.request("echo", payload: ByteBuffer(string: "after"), timeout: .seconds(30))
         #expect(String(buffer: reply.payload) == "after")
         #expect(caller.statistics.reconnects == 1)
         #expect(worker.statistics.reconnects == 1)
@@ -315,7 +315,7 @@ import Testing
 
     /// A round trip through the server: everything `client` sent before is processed by then.
     static func flush(_ client: NATSClient) async throws {
-        _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(5))
+        _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(30))
     }
 }
 

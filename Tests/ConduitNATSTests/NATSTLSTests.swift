@@ -50,7 +50,7 @@ import Testing
             try await caller.connect()
             #expect(caller.serverInfo?.tlsRequired == true)
             try await NATSClientTests.answer(on: "secure.echo", with: worker) { $0.payload }
-            let reply = try await caller.request("secure.echo", payload: ByteBuffer(string: "over tls"), timeout: .seconds(5))
+            let reply = try await caller.request("secure.echo", payload: ByteBuffer(string: "over tls"), timeout: .seconds(30))
             #expect(String(buffer: reply.payload) == "over tls")
 
             // The system roots don't know the test CA: the handshake fails, and it keeps trying.
