@@ -94,7 +94,9 @@ struct SlowReaderTests {
             var queued = -1
             var samples: [Int] = []
             var standing = false
-            for _ in 0..<100 {
+            // Up to a minute: beside two busy loops the kernel's buffers took 30 s of tokens
+            // and more before anything was queued.
+            for _ in 0..<200 {
                 let before = queued
                 try await Task.sleep(for: .milliseconds(300))
                 queued = host.client("ai-paused")?.outboundQueuedBytes ?? 0

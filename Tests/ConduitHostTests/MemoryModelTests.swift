@@ -240,10 +240,14 @@ extension MemoryModelTests {
             let client = ClientID("reliable-holder")!
             let first = try await host.connect(client: client.rawValue, receiveBufferBytes: 65536)
             try await first.pauseReading()
-            // 9 MB: more than the kernel's buffers take, the rest queued for the socket.
+            // 9 MB: more than the kernel's buffers take, the rest queued for the socket. In tens,
+            // each waited for until the socket's loop has taken it from the id's buffer: pushes
+            // from another thread wait there on their way, within its bound (1 MiB here), and a
+            // loaded loop that took none of 150 in a row refused the 18th.
             for n in 0..<150 {
                 let outcome = host.host.directory.push(numberedPush(n, payload: ByteBuffer(bytes: Self.uniform(n, count: 60_000))), to: client, delivery: .reliable)
                 #expect(outcome.isAccepted, "push \(n): \(outcome)")
+                if n % 10 == 9 { try await waitUntil { host.client(client.rawValue)?.buffered == 0 } }
             }
             try await waitUntil { host.client(client.rawValue)?.outboundQueued ?? 0 > 10 }
             try await first.channel.close()

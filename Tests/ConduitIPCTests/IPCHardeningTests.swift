@@ -402,9 +402,12 @@ struct IPCUnreadResponsesTests {
             #expect(answeredWhileStalled < count / 2, "\(answeredWhileStalled) answered to a caller that reads none")
             #expect(budget.usedBytes >= body.count, "the response waiting for the socket holds its request's bytes")
 
+            // Reading on, through a larger buffer (60 MB through 4 KiB windows took past a minute
+            // beside two busy loops; the window stays under 64 KiB, its scale fixed at connect).
+            try await caller.channel.setOption(.socketOption(.so_rcvbuf), value: 1 << 20).get()
             try await caller.resumeReading()
             try await writes.value
-            try await waitUntil(timeout: .seconds(30)) { DispatchTally.counts(of: "stall").count == count }
+            try await waitUntil(timeout: .seconds(120)) { DispatchTally.counts(of: "stall").count == count }
             try await waitUntil { budget.usedBytes == 0 }
             #expect(DispatchTally.counts(of: "stall").values.allSatisfy { $0 == 1 })
         }
