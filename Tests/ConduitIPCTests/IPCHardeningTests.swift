@@ -394,7 +394,7 @@ struct IPCUnreadResponsesTests {
                     try await caller.send(Array(head.utf8) + body)
                 }
             }
-            try await waitUntil { DispatchTally.counts(of: "stall").count >= 2 }
+            try await waitUntil(timeout: .seconds(60)) { DispatchTally.counts(of: "stall").count >= 2 }
             // Time enough for a host that answers without end to answer all of them (well
             // under a second here); one that waits never gets near.
             try await Task.sleep(for: .seconds(2))
@@ -408,7 +408,7 @@ struct IPCUnreadResponsesTests {
             try await caller.resumeReading()
             try await writes.value
             try await waitUntil(timeout: .seconds(120)) { DispatchTally.counts(of: "stall").count == count }
-            try await waitUntil { budget.usedBytes == 0 }
+            try await waitUntil(timeout: .seconds(60)) { budget.usedBytes == 0 }
             #expect(DispatchTally.counts(of: "stall").values.allSatisfy { $0 == 1 })
         }
     }
