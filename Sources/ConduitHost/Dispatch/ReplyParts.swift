@@ -82,8 +82,10 @@ final class ReplyParts {
             return .send(whole)
         }
         var payload = message.payload
-        let unanswered = Unanswered(route: message.headers.route, correlation: message.headers.correlation)
-        open[request, default: Joining(since: now, unanswered: unanswered)].parts.writeBuffer(&payload)
+        // The default is built only for a request's first part (an autoclosure): the route and
+        // token looked up once a join, not once a part.
+        open[request, default: Joining(since: now, unanswered: Unanswered(route: message.headers.route, correlation: message.headers.correlation))]
+            .parts.writeBuffer(&payload)
         guard reservation.match(heldBytes, in: budget, share: .whole) else {
             open[request] = nil
             _ = reservation.match(heldBytes, in: budget)
