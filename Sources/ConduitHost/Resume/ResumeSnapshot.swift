@@ -23,4 +23,7 @@ public struct ResumeSnapshot: Sendable, Codable, Equatable {
     public let evicted: Int
     /// Reconnects that stated an epoch the host no longer held.
     public let resets: Int
+    /// Messages a reset sent again with new positions: unacknowledged in the epoch it ended,
+    /// to a client that never read that epoch's greeting.
+    public let carried: Int
 }

@@ -99,6 +99,9 @@ final class ResumeState: Sendable {
         /// What left the window since the epoch began: where its oldest message is, counted
         /// from the epoch's start (a replay's place stays valid while acknowledgements release).
         var released = WindowPlace()
+        /// The last message to leave the window left only in part (the client acknowledged
+        /// the first parts of one): the window begins inside it.
+        var releasedInsideAMessage = false
     }
 
     /// A place in the window's storage, counted from the epoch's start: bytes of the log, and
@@ -155,6 +158,9 @@ final class ResumeState: Sendable {
     struct Greeting {
         let message: Message
         let replay: Replay
+        /// What a reset sends again as new traffic, ahead of everything else for the id
+        /// (`carriedOver(in:)`), its bytes taken from the budget.
+        var carried = CircularBuffer<MessageQueue.Entry>()
     }
 
     /// What a resume sends again: the window's messages from the first the client lacks to the
@@ -247,9 +253,15 @@ final class ResumeState: Sendable {
             state.writer = ObjectIdentifier(writer)
             guard request.epoch == state.epoch, request.received < state.nextPosition else {
                 if request.epoch != nil { state.counters.add(.reset, 1, metrics: budget.metrics) }
+                // A client of another epoch (or none) never read this one's greeting, so none
+                // of its messages: released, they were lost without a word (a first socket cut
+                // before its greeting was read took with it what the id had waiting).
+                let carried = request.epoch != state.epoch ? carriedOver(in: &state) : []
                 releaseWindow(&state)
                 state = State(writer: state.writer, counters: state.counters)
-                return Greeting(message: greeting(state, request, replayed: 0, lost: 0, reset: true), replay: replay(of: state))
+                var greeting = Greeting(message: greeting(state, request, replayed: 0, lost: 0, reset: true), replay: replay(of: state))
+                greeting.carried = reserved(carried, in: &state)
+                return greeting
             }
             acknowledge(request.received, in: &state)
             let firstHeld = state.firstPosition
@@ -271,48 +283,86 @@ final class ResumeState: Sendable {
     /// The next batch of `replay`, its place moved past it.
     fileprivate func nextBatch(of replay: inout Replay) -> ReplayBatch? {
         state.withLock { state in
-            guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer else { return nil }
-            let first = state.firstPosition
-            // A client may acknowledge positions not yet sent again: they left the window.
-            if state.window.isEmpty || replay.position < first {
-                guard !replay.insideAMessage else {
-                    replay.isCutInsideAMessage = true
-                    return nil
-                }
-                guard !state.window.isEmpty else { return nil }
-                replay.position = first
-                replay.place = state.released
-            }
-            var entries: [Sent] = []
-            var taken = WindowPlace()
-            for offset in Int(replay.position - first)..<state.window.count {
-                let sent = state.window[offset]
-                guard replay.position + UInt64(entries.count) <= replay.through, entries.count < Replay.batchBound.messages,
-                    entries.isEmpty || sent.loggedEnd - replay.place.logged <= Replay.batchBound.loggedBytes
-                else { break }
-                entries.append(sent)
-                taken.logged = sent.loggedEnd - replay.place.logged
-                switch sent.held {
-                case .message: taken.held += 1
-                case .payload: taken.heldPayloads += 1
-                case .nothing: break
-                }
-            }
-            guard !entries.isEmpty else { return nil }
-            let batch = ReplayBatch(
-                log: state.log.copy(at: replay.place.logged - state.released.logged, count: taken.logged),
-                loggedFrom: replay.place.logged, entries: entries,
-                held: Array(state.held.dropFirst(replay.place.held - state.released.held).prefix(taken.held)),
-                heldPayloads: Array(state.heldPayloads.dropFirst(replay.place.heldPayloads - state.released.heldPayloads).prefix(taken.heldPayloads)))
+            guard replay.position <= replay.through, state.epoch == replay.epoch, state.writer == replay.writer,
+                  let batch = batch(of: &replay, in: &state)
+            else { return nil }
             // Counted as they go out: a replay cut short counts what it sent.
-            state.counters.add(.replayed, entries.count, metrics: budget.metrics)
-            replay.position += UInt64(entries.count)
-            replay.insideAMessage = batch.endsInsideAMessage
-            replay.place.logged += taken.logged
-            replay.place.held += taken.held
-            replay.place.heldPayloads += taken.heldPayloads
+            state.counters.add(.replayed, batch.count, metrics: budget.metrics)
             return batch
         }
+    }
+
+    /// The window's messages from the first that begins a message (the client may have
+    /// acknowledged the first parts of one), for a reset to send again with new positions.
+    private func carriedOver(in state: inout State) -> [Message] {
+        var skipped = 0
+        if state.releasedInsideAMessage {
+            while skipped < state.window.count, !state.window[skipped].endsMessage { skipped += 1 }
+            skipped += 1
+        }
+        var messages: [Message] = []
+        var replay = replay(of: state)
+        while let batch = batch(of: &replay, in: &state) { messages.append(contentsOf: batch) }
+        return Array(messages.dropFirst(skipped))
+    }
+
+    /// `carried` as queue entries whose bytes the budget gives, in order; what it has no room
+    /// for is dropped, counted.
+    private func reserved(_ carried: [Message], in state: inout State) -> CircularBuffer<MessageQueue.Entry> {
+        var entries = CircularBuffer<MessageQueue.Entry>(initialCapacity: carried.count)
+        for message in carried {
+            // Sent once already, each may belong to a byte stream: none is evicted for room.
+            let entry = MessageQueue.Entry(message, delivery: .reliable).compacted
+            guard budget.reserve(entry.bytes) else {
+                budget.dropped(.hostBudget, count: carried.count - entries.count)
+                break
+            }
+            entries.append(entry)
+        }
+        state.counters.add(.carried, entries.count, metrics: budget.metrics)
+        return entries
+    }
+
+    /// The next batch of `replay` from `state`, its place moved past it.
+    private func batch(of replay: inout Replay, in state: inout State) -> ReplayBatch? {
+        let first = state.firstPosition
+        // A client may acknowledge positions not yet sent again: they left the window.
+        if state.window.isEmpty || replay.position < first {
+            guard !replay.insideAMessage else {
+                replay.isCutInsideAMessage = true
+                return nil
+            }
+            guard !state.window.isEmpty else { return nil }
+            replay.position = first
+            replay.place = state.released
+        }
+        var entries: [Sent] = []
+        var taken = WindowPlace()
+        for offset in Int(replay.position - first)..<state.window.count {
+            let sent = state.window[offset]
+            guard replay.position + UInt64(entries.count) <= replay.through, entries.count < Replay.batchBound.messages,
+                entries.isEmpty || sent.loggedEnd - replay.place.logged <= Replay.batchBound.loggedBytes
+            else { break }
+            entries.append(sent)
+            taken.logged = sent.loggedEnd - replay.place.logged
+            switch sent.held {
+            case .message: taken.held += 1
+            case .payload: taken.heldPayloads += 1
+            case .nothing: break
+            }
+        }
+        guard !entries.isEmpty else { return nil }
+        let batch = ReplayBatch(
+            log: state.log.copy(at: replay.place.logged - state.released.logged, count: taken.logged),
+            loggedFrom: replay.place.logged, entries: entries,
+            held: Array(state.held.dropFirst(replay.place.held - state.released.held).prefix(taken.held)),
+            heldPayloads: Array(state.heldPayloads.dropFirst(replay.place.heldPayloads - state.released.heldPayloads).prefix(taken.heldPayloads)))
+        replay.position += UInt64(entries.count)
+        replay.insideAMessage = batch.endsInsideAMessage
+        replay.place.logged += taken.logged
+        replay.place.held += taken.held
+        replay.place.heldPayloads += taken.heldPayloads
+        return batch
     }
 
     private func greeting(_ state: State, _ request: ResumeRequest, replayed: Int, lost: Int, reset: Bool) -> Message {
@@ -635,6 +685,7 @@ final class ResumeState: Sendable {
                 }
             }
         }
+        state.releasedInsideAMessage = !state.window[count - 1].endsMessage
         state.window.removeFirst(count)
         state.windowBytes -= windowBytes
         state.heldBytes -= heldBytes
@@ -763,7 +814,7 @@ final class ResumeState: Sendable {
                 windowMessages: state.window.count, windowBytes: state.windowBytes, windowMemoryBytes: Self.memory(of: state),
                 clientAcknowledged: state.clientAck,
                 replayed: state.counters[.replayed], duplicates: state.counters[.duplicate], lost: state.counters[.lost],
-                evicted: state.counters[.evicted], resets: state.counters[.reset])
+                evicted: state.counters[.evicted], resets: state.counters[.reset], carried: state.counters[.carried])
         }
     }
 
@@ -784,6 +835,9 @@ enum ResumeEvent: String, CaseIterable, Sendable {
     case evicted
     /// A reconnect that stated an epoch the host no longer held.
     case reset
+    /// A message a reset sent again with a new position: sent in the epoch the reset ended and
+    /// never acknowledged, to a client that had not read that epoch's greeting.
+    case carried
 }
 
 struct ResumeCounters: Sendable {

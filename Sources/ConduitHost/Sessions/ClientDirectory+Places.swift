@@ -80,7 +80,10 @@ extension ClientDirectory {
     private func remove(_ client: ClientID, in slots: inout [ClientID: Slot]) -> Forgotten? {
         guard var slot = slots.removeValue(forKey: client) else { return nil }
         // Handovers still held go with the buffer (their bytes are reserved too).
-        for handOver in slot.replaced { handOver.unsent?.forEach { slot.buffer.takeOver($0) } }
+        for handOver in slot.replaced {
+            for entry in handOver.carried { slot.buffer.takeOver(entry) }
+            handOver.unsent?.forEach { slot.buffer.takeOver($0) }
+        }
         slot.buffer.discardAll(.expired)
         slot.resume?.end()
         awayOrder.withLockedValue { $0.left(client) }

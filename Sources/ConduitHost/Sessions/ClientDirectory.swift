@@ -22,6 +22,9 @@ public final class ClientDirectory: PushSink, Sendable {
     struct HandOver {
         let session: Session
         var unsent: CircularBuffer<MessageQueue.Entry>?
+        /// What goes ahead of all that the replaced sockets hand back (on the oldest only):
+        /// messages a reset carried over, sent before any of it.
+        var carried = CircularBuffer<MessageQueue.Entry>()
     }
 
     struct Slot {
@@ -383,8 +386,11 @@ extension ClientDirectory {
                 outrun = true
                 return nil
             }
-            let (replaced, buffered) = install(session, in: &slots[session.client, default: newSlot()])
-            return (replaced, buffered, startResume(session.resumeRequest, writer: session, in: &slots[session.client]!))
+            let replaced = install(session, in: &slots[session.client, default: newSlot()])
+            let resume = startResume(session.resumeRequest, writer: session, in: &slots[session.client]!)
+            // A socket replaced before the last one went may still hand back older messages.
+            let buffered = slots[session.client]!.replaced.isEmpty ? slots[session.client]!.buffer.takeAll() : []
+            return (replaced, buffered, resume)
         }
         guard let (replaced, buffered, resume) = admitted else {
             if outrun { return session.refuse(code: .normalClosure, reason: "replaced") }
@@ -402,9 +408,8 @@ extension ClientDirectory {
         }
     }
 
-    /// Makes `session` the slot's socket, ending a fallback stream; returns the replaced socket
-    /// and what is to be sent now (nothing while a replaced socket still has to hand over).
-    private func install(_ session: Session, in slot: inout Slot) -> (Session?, CircularBuffer<MessageQueue.Entry>) {
+    /// Makes `session` the slot's socket, ending a fallback stream; returns the replaced socket.
+    private func install(_ session: Session, in slot: inout Slot) -> Session? {
         let old = slot.session
         slot.session = session
         slot.announced = true
@@ -414,12 +419,8 @@ extension ClientDirectory {
         endGrace(session.client)
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
-        if let old {
-            slot.replaced.append(HandOver(session: old))
-            return (old, [])
-        }
-        // A socket replaced before the last one went may still hand back older messages.
-        return (nil, slot.replaced.isEmpty ? slot.buffer.takeAll() : [])
+        if let old { slot.replaced.append(HandOver(session: old)) }
+        return old
     }
 
     typealias ResumeStart = (state: ResumeState, greeting: ResumeState.Greeting)
@@ -434,7 +435,21 @@ extension ClientDirectory {
         }
         let state = slot.resume ?? ResumeState(windowLimit: settings.resumeWindowBytes, budget: budget)
         slot.resume = state
-        return (state, state.resume(request, writer: writer))
+        let greeting = state.resume(request, writer: writer)
+        placeCarried(greeting.carried, in: &slot)
+        return (state, greeting)
+    }
+
+    /// Messages a reset carried over were sent before anything else that waits for the id: they
+    /// go first, ahead of its buffer or, while replaced sockets still have to hand back what
+    /// they did not write, ahead of that.
+    private func placeCarried(_ carried: CircularBuffer<MessageQueue.Entry>, in slot: inout Slot) {
+        guard !carried.isEmpty else { return }
+        guard slot.replaced.isEmpty else { return slot.replaced[0].carried.append(contentsOf: carried) }
+        let waiting = slot.buffer.takeAll()
+        // Their bytes are reserved, and they were accepted once: no bound of the buffer drops them.
+        for entry in carried { slot.buffer.takeOver(entry) }
+        for entry in waiting { slot.buffer.takeOver(entry) }
     }
 
     /// Forgets `session` if it is still the id's socket and starts the grace period. `unsent`,
@@ -484,7 +499,7 @@ extension ClientDirectory {
         slot.replaced[index].unsent = handedBack
         guard slot.replaced.allSatisfy({ $0.unsent != nil }) else { return }
         // In one step, the oldest socket's first: the window takes the oldest of all of them.
-        let oldestFirst = slot.replaced.flatMap { $0.unsent! }
+        let oldestFirst = slot.replaced.flatMap { $0.carried + $0.unsent! }
         slot.replaced = []
         slot.dropped += slot.buffer.prepend(oldestFirst, overflow: windowOverflow(of: slot))
     }
