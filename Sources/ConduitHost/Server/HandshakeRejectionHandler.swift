@@ -26,15 +26,20 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         case .failure(let rejected): rejected
         case .success: refusal.value ?? .init(status: .badRequest, reason: "the upgrade could not be completed")
         }
+        Self.answer(head, with: rejection, context: context)
+    }
+
+    /// Writes `rejection` as the response to `head`, then closes.
+    static func answer(_ head: HTTPRequestHead, with rejection: HandshakePolicy.Rejected, context: ChannelHandlerContext) {
         var body = context.channel.allocator.buffer(capacity: rejection.reason.utf8.count + 1)
         body.writeString(rejection.reason + "\n")
         var headers: HTTPHeaders = [
             "content-type": "text/plain; charset=utf-8", "content-length": "\(body.readableBytes)", "connection": "close",
         ]
         headers.add(contentsOf: rejection.advertised)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: rejection.status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: rejection.status, headers: headers))), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(body))), promise: nil)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
     }

@@ -116,6 +116,8 @@ final class WebSocketListener: Sendable {
             withErrorHandling: true
         )
         try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy, refusal: refusal), name: HandshakeRejectionHandler.name)
+        let upgrading = try channel.pipeline.syncOperations.context(handlerType: HTTPServerUpgradeHandler.self)
+        try channel.pipeline.syncOperations.addHandler(UpgradeTokenLimit(), position: .before(upgrading.handler))
     }
 }
 
