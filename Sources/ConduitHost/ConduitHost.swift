@@ -118,6 +118,11 @@ public final class ConduitHost: Service, Sendable {
             try await control.startHandlers(registry)
             try await cluster?.start()
             ipcServer = try await ipc.bind(host: Self.ipcHost, port: settings.ipcPort)
+        } catch {
+            await failedToStart(error)
+            throw error
+        }
+        do {
             _ = try await control.start()
             let pid = getpid()
             let endpoints = try await control.announce(Endpoints(
@@ -129,14 +134,20 @@ public final class ConduitHost: Service, Sendable {
             ])
             ready.succeed(endpoints)
         } catch {
-            ready.fail(error)
-            await control.stopForShutdown()
-            await registry.stopHandlers(logger: logger)
-            await cluster?.stop()
+            // Left open, a host that did not start went on answering IPC, its port held.
+            await ipc.close(ipcServer)
+            await failedToStart(error)
             throw error
         }
         try? await gracefulShutdown()
         await shutdown(ipcServer: ipcServer)
+    }
+
+    private func failedToStart(_ error: any Error) async {
+        ready.fail(error)
+        await control.stopForShutdown()
+        await registry.stopHandlers(logger: logger)
+        await cluster?.stop()
     }
 
     /// Closes every socket with 1001, stops both listeners, stops the handlers.
