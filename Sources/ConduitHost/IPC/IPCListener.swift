@@ -43,6 +43,9 @@ struct IPCListener: Sendable {
                 server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause(freeDescriptor: reserve.release)) }
             }
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // A caller that shuts down its side after its request still reads the answer:
+            // SwiftNIO's pipelining handler closes once the answer in progress has gone.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { [services, logger, connections, reserve] channel in
                 // The connection may hold the reserve's descriptor: kept again once it closes.
                 channel.closeFuture.whenComplete { _ in reserve.restore() }

@@ -33,6 +33,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var streamReplay: ResumeState.Replay?
     /// A request that arrived while the socket could not take more: it is handled once it can.
     private var waiting: NIOHTTPServerRequestFull?
+    /// The caller shut down its side: it sends nothing more, and reads the answer it waits for.
+    private var inputClosed = false
 
     init(services: IPCDependencies, logger: Logger, startStream: @escaping @Sendable () -> Bool) {
         self.services = services
@@ -56,6 +58,15 @@ final class IPCRequestHandler: ChannelInboundHandler {
         if let stream { services.directory.detach(stream, for: stream.client) }
         stream = nil
         context.fireChannelInactive()
+    }
+
+    /// A caller that shut down its side after its request (`allowRemoteHalfClosure`) gets the
+    /// answer, then the connection closes; with nothing to answer it closes now.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
+        inputClosed = true
+        keepAlive = false
+        if answered, stream == nil, waiting == nil { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -83,7 +94,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         serial += 1
         answered = false
         dropReplyParts()
-        keepAlive = request.head.isKeepAlive
+        keepAlive = request.head.isKeepAlive && !inputClosed
         // IPCKeyGate has checked the key on the head.
         let target = IPCTarget(uri: request.head.uri)
         guard request.head.method == .GET || request.head.method == .POST else {
