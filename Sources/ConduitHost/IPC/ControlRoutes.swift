@@ -8,6 +8,9 @@ import NIOCore
 enum ControlRoutes {
     static let prefix = "internal.conduit."
     static let events = "internal.conduit.events"
+    /// A body larger than this is refused: the largest any route reads is `{"sharedKey":…}`
+    /// (a key is at most 256 bytes, each of which JSON may write as six).
+    static let maxBodyBytes = 4096
 
     static func answer(_ route: String, headers: Headers, body: ByteBuffer?, control: HostControl) async -> Result<Reply, ConduitError> {
         do {

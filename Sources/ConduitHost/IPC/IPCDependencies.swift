@@ -14,6 +14,7 @@ struct IPCDependencies: Sendable {
     /// How long a routed request may go without a reply before it is answered `TimeoutError`.
     let replyTimeout: TimeAmount
     let limits: IPCLimits
+    let controlCalls = ControlCallCount()
 }
 
 /// The IPC listener's bounds (SPEC §8): connections open at once, and how long a connection

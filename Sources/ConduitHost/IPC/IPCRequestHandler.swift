@@ -124,9 +124,18 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     private func control(_ route: String, headers: Headers, body: ByteBuffer?) {
+        // The largest a control route reads is a new key; a call holds its body while it waits
+        // for the control plane's queue, past its connection's close and outside the budget.
+        if let body, body.readableBytes > ControlRoutes.maxBodyBytes {
+            return fail(.payloadTooLarge, .payloadTooLarge("a control route reads a body of at most \(ControlRoutes.maxBodyBytes) bytes"))
+        }
+        guard services.controlCalls.enter() else {
+            return fail(.serviceUnavailable, .unavailable("\(ControlCallCount.limit) control calls are running or waiting; try again once they are done"))
+        }
         let answer = answerer(charging: true)
         let control = services.control
-        Task {
+        Task { [calls = services.controlCalls] in
+            defer { calls.leave() }
             let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
             answer(ReplyBuilder.message(for: result, route: nil, correlation: nil), "application/json")
         }
