@@ -18,8 +18,10 @@ struct IPCTarget: Sendable {
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = Self.decode(parts[0])
-            let value = parts.count > 1 ? Self.decode(parts[1]) : ""
-            if name == Self.keyParameter { key = value } else { headers.append(name, value) }
+            let value = parts.count > 1 ? parts[1] : ""
+            // A `+` in the key is itself, as on the WebSocket URL: a key has no spaces, and a
+            // key such as base64 text worked there and was refused (403) here.
+            if name == Self.keyParameter { key = Self.percentDecode(value) } else { headers.append(name, Self.decode(value)) }
         }
         self.headers = headers
         self.key = key
@@ -27,7 +29,10 @@ struct IPCTarget: Sendable {
 
     /// `+` is a space in a query (HTML forms, curl --data-urlencode); `%XX` as usual.
     private static func decode(_ text: Substring) -> String {
-        let spaced = text.replacingOccurrences(of: "+", with: " ")
-        return spaced.removingPercentEncoding ?? spaced
+        percentDecode(text.replacingOccurrences(of: "+", with: " ")[...])
+    }
+
+    private static func percentDecode(_ text: Substring) -> String {
+        text.removingPercentEncoding ?? String(text)
     }
 }
