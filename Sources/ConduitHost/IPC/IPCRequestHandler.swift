@@ -98,7 +98,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         // IPCKeyGate has checked the key on the head.
         let target = IPCTarget(uri: request.head.uri)
         guard request.head.method == .GET || request.head.method == .POST else {
-            return fail(.methodNotAllowed, .badRequest("use GET or POST"))
+            // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
+            return respond(.methodNotAllowed, headers: ["content-type": "application/json", "allow": "GET, POST"], body: ConduitError.badRequest("use GET or POST").payload)
         }
         let path = "/" + target.route
         if let resource = services.resources[path] {
