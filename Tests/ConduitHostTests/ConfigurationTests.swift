@@ -31,6 +31,8 @@ struct ConfigurationTests {
         ("routes:\n  - route: echo\n    handler: nope\n", 2, 5, "unknown handler kind 'nope'"),
         ("routes:\n  - route: echo\n    handler: echo\n  - route: echo\n    handler: echo\n", 4, 5, "already defined at line 2"),
         ("server:\n  port: 70000\n", 2, 9, "not a port number"),
+        // One place could go to an events stream, which never ends: no request could be answered.
+        ("limits:\n  ipcMaxConnections: 1\n", 2, 22, "2"),
         ("server:\n  prot: 1\n", 2, 3, "unknown setting 'prot'"),
         ("limits:\n  outboundPolicy: maybe\n", 2, 19, "'drop-oldest' or 'close'"),
         ("routes:\n  - route: a b\n    handler: echo\n", 2, 5, "is not a route"),

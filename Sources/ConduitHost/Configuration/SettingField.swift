@@ -42,7 +42,7 @@ struct SettingField: Sendable {
         .seconds("limits", "requestTimeoutSeconds", \.requestTimeoutSeconds, maximum: 86_400),
         .count("limits", "maxRequestsInFlight", \.maxRequestsInFlight, 1...1_000_000),
         .seconds("limits", "ipcReplyTimeoutSeconds", \.ipcReplyTimeoutSeconds, maximum: 86_400),
-        .count("limits", "ipcMaxConnections", \.ipcMaxConnections, 1...100_000),
+        .count("limits", "ipcMaxConnections", \.ipcMaxConnections, 2...100_000),
         .seconds("limits", "ipcIdleTimeoutSeconds", \.ipcIdleTimeoutSeconds, maximum: 86_400),
         .seconds("limits", "ipcBodyTimeoutSeconds", \.ipcBodyTimeoutSeconds, maximum: 86_400),
         .seconds("limits", "handlerStartStopSeconds", \.handlerStartStopSeconds, maximum: 3600),
