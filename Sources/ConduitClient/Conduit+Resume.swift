@@ -93,8 +93,11 @@ extension Conduit {
     }
 
     /// A bare `ack` on the socket; while it is down the next connect's `resume=` says the same.
+    /// Not before the socket's greeting: owed on the last socket, the host would take it for a
+    /// position of the epoch the greeting may have just begun (a reset), and release positions
+    /// of it the client never read.
     private func sendAcknowledgement(_ ack: Message) {
-        guard let connection = state.withLockedValue({ $0.connection }) else { return }
+        guard let connection = state.withLockedValue({ $0.writeCursor == nil ? nil : $0.connection }) else { return }
         try? connection.send(ack)
     }
 }

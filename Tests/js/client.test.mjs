@@ -615,3 +615,41 @@ test('resume: a socket closed before its first greeting starts no events stream 
     fake.stop()
   }
 })
+
+// An acknowledgement owed on one socket (its 200 ms timer running) went out on the next socket
+// before that socket's greeting was read: after a reset greeting, the host took the old epoch's
+// position for one of the new epoch and released positions the client never read.
+test('resume: no acknowledgement goes out on a socket before its greeting', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-stale-ack', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  let delivered = 0
+  conduit.receive(() => { delivered++ })
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  const greeting = (resumed, reset) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', String(resumed)],
+    ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
+  const push = (position) => module.encode([['route', 'push'], ['pos', String(position)]])
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.send(greeting(0, true))
+    // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
+    for (let position = 1; position <= 3; position++) socket.send(push(position))
+    const deadline = Date.now() + 10000
+    while (delivered < 3 && Date.now() < deadline) await sleep(5)
+    const second = fake.nextSocket()
+    socket.close(1001, 'going away')
+    const again = await second
+    // Past the timer, the greeting held back: nothing may have been acknowledged yet.
+    const firstFromClient = again.nextMessage()
+    assert.equal(await Promise.race([firstFromClient, sleep(600).then(() => null)]), null)
+    // Once it is read, acknowledgements flow as before.
+    again.send(greeting(3, false))
+    for (let position = 4; position <= 6; position++) again.send(push(position))
+    assert.equal(String((await firstFromClient).options.ack), '6')
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})

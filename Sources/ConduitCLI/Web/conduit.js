@@ -1007,11 +1007,16 @@ export class Conduit extends EventTarget {
     if (due === 'later' && !this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), ResumeState.ACK_WITHIN_MS)
   }
 
-  /** A bare `ack` on the socket; while it is down the next connect's `resume=` says the same. */
+  /**
+   * A bare `ack` on the socket; while it is down the next connect's `resume=` says the same.
+   * Not before the socket's greeting: owed on the last socket, the host would take it for a
+   * position of the epoch the greeting may have just begun (a reset), and release positions of
+   * it the client never read.
+   */
   #sendAck () {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = null
-    if (this.isOpen && this.#resume.ackDue() !== 'no') this.socket.send(this.#resume.ackFrame())
+    if (this.isOpen && this.#resumeReady && this.#resume.ackDue() !== 'no') this.socket.send(this.#resume.ackFrame())
   }
 
   #emit (type, fields = {}) {

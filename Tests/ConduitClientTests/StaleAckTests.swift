@@ -1,0 +1,42 @@
+import ConduitClient
+import ConduitTesting
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+import Testing
+
+/// An acknowledgement owed on one socket (its 200 ms timer running) went out on the next
+/// socket before that socket's greeting was read: if the greeting was a reset, the host took the
+/// old epoch's position as one of the new epoch and released positions the client never read.
+/// Acknowledgements wait for the greeting now (the URL's `resume=` says what they would have).
+@Suite("Client: resume acknowledges only after the greeting", .serialized, .timeLimit(.minutes(1)))
+struct StaleAckTests {
+    @Test func noAcknowledgementGoesOutOnASocketBeforeItsGreeting() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Conduit(
+            id: "stale-ack", sharedKey: "fake-host-key", port: fake.port,
+            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        let delivered = Atomic<Int>(0)
+        conduit.receive { _ in delivered.add(1, ordering: .relaxed) }
+        try await conduit.connect()
+        let first = try await fake.socket(0)
+        try await first.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
+        for position in 1...3 { try await first.send(["route": "push", "pos": "\(position)"]) }
+        try await waitUntil { delivered.load(ordering: .relaxed) == 3 }
+        try await first.close()
+
+        let second = try await fake.socket(1)
+        #expect(second.channel.isActive)
+        // Past the timer: the greeting is held back, so nothing may have been acknowledged yet.
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(second.received.withLockedValue { $0.filter { $0.headers["ack"] != nil } }.isEmpty)
+        // Once it is read, acknowledgements flow as before.
+        try await second.send(["route": "conduit.resume", "epoch": "e1", "resumed": "3", "replayed": "0", "lost": "0", "ack": "0"])
+        for position in 4...6 { try await second.send(["route": "push", "pos": "\(position)"]) }
+        try await waitUntil { second.received.withLockedValue { $0.contains { $0.headers["ack"] == "6" } } }
+        conduit.close()
+        try await fake.stop()
+    }
+}

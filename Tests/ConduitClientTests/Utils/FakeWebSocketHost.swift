@@ -1,0 +1,90 @@
+import ConduitTesting
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// A scripted stand-in for the host, for what the real one never does on cue (a greeting held
+/// back): a WebSocket listener that upgrades every request and hands each socket to the test,
+/// which sends it messages and reads what the client sent.
+final class FakeWebSocketHost: Sendable {
+    let port: Int
+    private let server: any Channel
+    /// Every socket opened, in order.
+    private let opened: NIOLockedValueBox<[FakeSocket]>
+
+    private init(server: any Channel, opened: NIOLockedValueBox<[FakeSocket]>) {
+        self.server = server
+        self.port = server.localAddress?.port ?? 0
+        self.opened = opened
+    }
+
+    static func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FakeWebSocketHost {
+        let opened = NIOLockedValueBox<[FakeSocket]>([])
+        let upgrader = NIOWebSocketServerUpgrader(
+            shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture([:]) },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let socket = FakeSocket(channel: channel)
+                    try channel.pipeline.syncOperations.addHandler(FrameCollector(socket: socket))
+                    opened.withLockedValue { $0.append(socket) }
+                }
+            })
+        let server = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return FakeWebSocketHost(server: server, opened: opened)
+    }
+
+    /// The `index`th socket a client opened (from 0), once it is open.
+    func socket(_ index: Int) async throws -> FakeSocket {
+        try await waitUntil { self.opened.withLockedValue { $0.count > index } }
+        return opened.withLockedValue { $0[index] }
+    }
+
+    func stop() async throws {
+        try await server.close()
+    }
+}
+
+/// One upgraded socket of the fake host.
+final class FakeSocket: Sendable {
+    let channel: any Channel
+    /// The client's messages, decoded, in order.
+    let received = NIOLockedValueBox<[Message]>([])
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func send(_ headers: Headers) async throws {
+        var buffer = ByteBuffer()
+        try Message(headers: headers).encode(into: &buffer)
+        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: buffer))
+    }
+
+    func close() async throws {
+        try await channel.close()
+    }
+}
+
+private final class FrameCollector: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    private let socket: FakeSocket
+
+    init(socket: FakeSocket) {
+        self.socket = socket
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        guard frame.opcode == .binary, let message = try? Message(decoding: frame.unmaskedData) else { return }
+        socket.received.withLockedValue { $0.append(message) }
+    }
+}
