@@ -116,9 +116,11 @@ final class ClientResume: Sendable {
     /// Every kept position up to this one went out on a socket.
     var sentThrough: UInt64 { state.withLockedValue { $0.sentThrough } }
 
-    /// The host processed every client position up to `position`.
+    /// The host processed every client position up to `position`: of those that went out. An
+    /// acknowledgement above them (a host's mistake) released messages no host ever had.
     func acknowledged(_ position: UInt64) {
         state.withLockedValue { state in
+            let position = min(position, state.sentThrough)
             while let first = state.kept.first, first.position <= position {
                 state.keptBytes -= first.bytes
                 state.kept.removeFirst()

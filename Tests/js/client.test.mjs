@@ -653,3 +653,36 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
     fake.stop()
   }
 })
+
+// An acknowledgement above every position the client sent (a host's mistake) released the
+// messages still waiting to go out: they were never sent, and nothing told the application.
+test('resume: messages not sent yet stay whatever an acknowledgement says', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-ack-above', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  const greeting = (ack, reset) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', '0'],
+    ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.send(greeting(0, true))
+    assert.equal(conduit.send({ route: 'probe' }), true)
+    assert.equal((await socket.nextMessage()).options.route, 'probe')
+    const second = fake.nextSocket()
+    const closed = nextEvent(conduit, 'close')
+    socket.close(1001, 'going away')
+    await closed
+    // Kept while the next socket has no greeting: none of these goes out before it.
+    for (let n = 1; n <= 3; n++) assert.equal(conduit.send({ route: 'kept', n }), true)
+    const again = await second
+    again.send(greeting(1000000, false))
+    const resent = []
+    for (let n = 1; n <= 3; n++) resent.push(await again.nextMessage())
+    assert.deepEqual(resent.map((message) => String(message.options.n)), ['1', '2', '3'])
+    assert.deepEqual(resent.map((message) => String(message.options.pos)), ['2', '3', '4'], 'the probe, sent, was acknowledged')
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})

@@ -228,9 +228,12 @@ export class ResumeState {
     return kept
   }
 
-  /** The host processed every client position up to `position`. */
+  /**
+   * The host processed every client position up to `position`: of those that went out. An
+   * acknowledgement above them (a host's mistake) released messages no host ever had.
+   */
   acknowledged (position) {
-    const count = this.#kept.findIndex((kept) => kept.position > position)
+    const count = this.#kept.findIndex((kept) => kept.position > position || !kept.sent)
     const done = this.#kept.splice(0, count < 0 ? this.#kept.length : count)
     for (const kept of done) this.#keptBytes -= kept.frame.byteLength
   }

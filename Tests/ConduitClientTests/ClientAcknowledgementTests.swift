@@ -40,3 +40,31 @@ struct StaleAckTests {
         try await fake.stop()
     }
 }
+
+/// An acknowledgement above every position the client sent (a host's mistake) released the
+/// messages still waiting to go out: they were never sent, and nothing told the application.
+@Suite("Client: resume takes acknowledgements only of what it sent", .serialized, .timeLimit(.minutes(1)))
+struct AckAboveSentTests {
+    @Test func messagesNotSentYetStayWhateverTheAcknowledgementSays() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Conduit(
+            id: "ack-above", sharedKey: "fake-host-key", port: fake.port,
+            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        try await conduit.connect()
+        let first = try await fake.socket(0)
+        try await first.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        #expect(try conduit.send(["route": "probe"]))
+        try await waitUntil { first.received.withLockedValue { $0.count } == 1 }
+        try await first.close()
+        // Kept while the next socket has no greeting: none of these goes out before it.
+        for n in 1...3 { #expect(try conduit.send(["route": "kept", "n": "\(n)"])) }
+        let second = try await fake.socket(1)
+        try await second.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "1000000"])
+        try await waitUntil { second.received.withLockedValue { $0.count } == 3 }
+        let resent = second.received.withLockedValue { $0 }
+        #expect(resent.map { $0.headers["n"] } == ["1", "2", "3"])
+        #expect(resent.map { $0.headers["pos"] } == ["2", "3", "4"], "the probe, sent, was acknowledged")
+        conduit.close()
+        try await fake.stop()
+    }
+}
