@@ -4,7 +4,6 @@ import ConduitTesting
 import Foundation
 import NIOCore
 import NIOHTTP1
-import Synchronization
 import Testing
 
 /// A control call waits its turn in the control plane's queue, behind a stop (up to the close
@@ -28,12 +27,12 @@ struct ControlCallLimitTests {
         let limits = "limits:\n  handlerStartStopSeconds: 15\n"
         try await TestHost.run(yaml: limits + ControlRaceTests.countingYAML(version: 1), catalog: .ipcTests) { host in
             // A reload whose new handler never starts holds the queue for 15 s.
-            let hanging = limits + ControlRaceTests.countingYAML(version: 1, extra: "  - route: slow-start\n    handler: hanging\n    options: {startSeconds: 3600}\n")
+            let hanging = limits + ControlRaceTests.countingYAML(version: 1, extra: "  - route: slow-start\n    handler: hanging\n    options: {startSeconds: 3600, name: call-limit-reload}\n")
             try hanging.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
-            let begun = HangingHandler.startsBegun.load(ordering: .relaxed)
             let reload = try await RawTCPClient.connect(port: host.ipcPort)
             try await reload.send("POST /internal.conduit.reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 0\r\n\r\n")
-            try await waitUntil { HangingHandler.startsBegun.load(ordering: .relaxed) > begun }
+            // This test's own instance: other suites' hanging handlers run beside it.
+            try await waitUntil { HangingHandler.isRunning("call-limit-reload") }
             var callers: [RawTCPClient] = []
             for _ in 0..<70 {
                 let raw = try await RawTCPClient.connect(port: host.ipcPort)
