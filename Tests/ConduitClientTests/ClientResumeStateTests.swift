@@ -31,6 +31,8 @@ struct ClientResumeStateTests {
     @Test func anAckThatIsNotADecimalPositionIsTakenAsAbsent() throws {
         let resume = ClientResume()
         for n in 1...2 { #expect(resume.number(Message(headers: ["route": "r", "n": "\(n)"]))) }
+        // Written: else nothing could be acknowledged, whatever the value.
+        resume.sent(before: 3)
         for ack in ["+2", " 2", "2 ", "-1", "x"] {
             _ = resume.admit(Message(headers: ["route": "x", "pos": "1", "ack": ack]))
         }

@@ -33,7 +33,8 @@ for (const [name, run] of Object.entries(scenarios({ module, vectors, prefix: 'n
 // SPEC §9 lets a host put `ack` on any message it sends.
 test('resume: an ack on any message releases what it covers; pos and ack stay inside', () => {
   const state = new module.ResumeState()
-  for (const n of [1, 2, 3]) state.number({ route: 'r', n })
+  // Written on a socket: an acknowledgement covers only what went out.
+  for (const n of [1, 2, 3]) state.markSent(state.number({ route: 'r', n }))
   const message = (pairs) => module.decode(module.encode(pairs))
   const { deliver } = state.admit(message([['route', 'x'], ['pos', '1'], ['ack', '2']]))
   assert.deepEqual(deliver.headers, [['route', 'x']])
@@ -46,7 +47,7 @@ test('resume: an ack on any message releases what it covers; pos and ack stay in
 
 test('resume: an ack or pos that is not a decimal position is taken as absent', () => {
   const state = new module.ResumeState()
-  for (const n of [1, 2]) state.number({ route: 'r', n })
+  for (const n of [1, 2]) state.markSent(state.number({ route: 'r', n }))
   const message = (pairs) => module.decode(module.encode(pairs))
   for (const ack of ['x', '-1', '1.5', '+2']) state.admit(message([['route', 'x'], ['pos', '1'], ['ack', ack]]))
   const greeting = message([['route', 'conduit.resume'], ['epoch', 'e'], ['resumed', '1'], ['replayed', '0'], ['lost', '0'], ['ack', '0']])
