@@ -25,32 +25,46 @@ struct ControlCallLimitTests {
 
     @Test func pastSixtyFourWaitingCallsTheNextAreRefusedAtOnce() async throws {
         // Echo routes only: a counting handler would count in its suite's global (run beside it).
-        let table = "limits:\n  handlerStartStopSeconds: 15\nroutes:\n  - route: echo\n    handler: echo\n"
+        let table = "limits:\n  handlerStartStopSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: table, catalog: .ipcTests) { host in
-            // A reload whose new handler never starts holds the queue for 15 s.
-            let hanging = table + "  - route: slow-start\n    handler: hanging\n    options: {startSeconds: 3600, name: call-limit-reload}\n"
-            try hanging.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            // A reload whose new handler starts only when the test says holds the queue till then.
+            let gated = table + "  - route: gated-start\n    handler: hanging\n    options: {name: call-limit-reload, startsWhenOpened: call-limit}\n"
+            try gated.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            let key = host.sharedKey
+            let request: @Sendable (String) -> String = { route in
+                "POST /internal.conduit.\(route) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 0\r\n\r\n"
+            }
             let reload = try await RawTCPClient.connect(port: host.ipcPort)
-            try await reload.send("POST /internal.conduit.reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 0\r\n\r\n")
+            try await reload.send(request("reload"))
             // This test's own instance: other suites' hanging handlers run beside it.
             try await waitUntil { HangingHandler.isRunning("call-limit-reload") }
-            var callers: [RawTCPClient] = []
-            for _ in 0..<70 {
-                let raw = try await RawTCPClient.connect(port: host.ipcPort)
-                try await raw.send("POST /internal.conduit.start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 0\r\n\r\n")
-                callers.append(raw)
-            }
-            // The reload and 63 of these are in; 7 are answered 503 without waiting.
-            let answers = await withTaskGroup(of: String.self) { group in
-                for raw in callers {
+            let callers = try await withThrowingTaskGroup(of: RawTCPClient.self) { group in
+                for _ in 0..<70 {
                     group.addTask {
-                        guard let head = try? await raw.read(count: 12, timeout: .seconds(5)) else { return "none" }
-                        return String(String(buffer: head).prefix(12))
+                        let raw = try await RawTCPClient.connect(port: host.ipcPort)
+                        try await raw.send(request("start"))
+                        return raw
                     }
                 }
-                return await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+                return try await group.reduce(into: []) { $0.append($1) }
             }
-            #expect(answers["HTTP/1.1 503"] == 7, "\(answers)")
+            // The reload and 63 of these are in; 7 are answered 503 without waiting for the queue.
+            let answers = try await withThrowingTaskGroup(of: String.self) { group in
+                for raw in callers {
+                    group.addTask { String(String(buffer: try await raw.read(count: 12, timeout: .seconds(60))).prefix(12)) }
+                }
+                var answers: [String] = []
+                for try await answer in group {
+                    answers.append(answer)
+                    // The rest wait for the reload, which ends once these are in.
+                    if answers.count == 7 { HangingHandler.open("call-limit") }
+                }
+                return answers
+            }
+            #expect(answers.prefix(7).allSatisfy { $0 == "HTTP/1.1 503" }, "\(answers)")
+            #expect(answers.dropFirst(7).allSatisfy { $0 == "HTTP/1.1 200" }, "\(answers)")
+            let reloaded = String(buffer: try await reload.read(count: 12, timeout: .seconds(60)))
+            #expect(reloaded.hasPrefix("HTTP/1.1 200"))
             for raw in callers { try? await raw.close() }
             try? await reload.close()
         }

@@ -116,18 +116,23 @@ struct CountingHandler: ConduitHandler {
     struct StartFailure: Error {}
 }
 
-/// Takes `startSeconds` to start and `stopSeconds` to stop: a handler that hangs there.
+/// Takes `startSeconds` to start and `stopSeconds` to stop: a handler that hangs there. With
+/// `startsWhenOpened`, its start ends only once the test opens that gate (`open(_:)`).
 struct HangingHandler: ConduitHandler {
     /// Starts begun so far, to act while one runs.
     static let startsBegun = Atomic<Int>(0)
     /// The `name`s of the instances started and not stopped (a test's own, whatever runs beside it).
     static let running = Mutex<Set<String>>([])
+    static let openedGates = Mutex<Set<String>>([])
 
     struct Options: Decodable, Sendable {
         let startSeconds: Double?
         let stopSeconds: Double?
         let name: String?
+        let startsWhenOpened: String?
     }
+
+    static func open(_ gate: String) { _ = openedGates.withLock { $0.insert(gate) } }
 
     let options: Options
 
@@ -139,6 +144,9 @@ struct HangingHandler: ConduitHandler {
         HangingHandler.startsBegun.add(1, ordering: .relaxed)
         if let name = options.name { _ = Self.running.withLock { $0.insert(name) } }
         if let startSeconds = options.startSeconds { try? await Task.sleep(for: .seconds(startSeconds)) }
+        if let gate = options.startsWhenOpened {
+            while !Self.openedGates.withLock({ $0.contains(gate) }) { try? await Task.sleep(for: .milliseconds(10)) }
+        }
     }
 
     func stop() async {
