@@ -78,6 +78,9 @@ final class ClientResume: Sendable {
             let parts = message.split()
             for (index, part) in parts.enumerated() {
                 var numbered = part
+                // `pos` and `ack` are the connection's (SPEC §9): an application's `ack` told the
+                // host the client held host positions it may never have received.
+                numbered.headers.removeAll(ResumeHeader.ack)
                 numbered.headers.replaceOrAppend(ResumeHeader.position, "\(state.nextPosition)")
                 let bytes = numbered.encodedSize
                 state.kept.append(Kept(message: numbered, position: state.nextPosition, bytes: bytes, endsMessage: index == parts.count - 1))

@@ -72,3 +72,24 @@ struct AckAboveSentTests {
         try await fake.stop()
     }
 }
+
+/// `pos` and `ack` are the connection's (SPEC §9): an application's own `ack` went out as it was,
+/// and the host took it for an acknowledgement of host positions the client may never have had.
+@Suite("Client: resume sends only its own pos and ack", .serialized, .timeLimit(.minutes(1)))
+struct ApplicationAckTests {
+    @Test func anApplicationsPosAndAckNeverReachTheHost() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Conduit(id: "app-ack", sharedKey: "fake-host-key", port: fake.port, resume: true)
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        try await socket.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        #expect(try conduit.send(["route": "note", "ack": "77", "pos": "9"]))
+        try await waitUntil { socket.received.withLockedValue { $0.count } == 1 }
+        let sent = try #require(socket.received.withLockedValue { $0.first })
+        #expect(sent.headers["route"] == "note")
+        #expect(sent.headers.values(of: "ack").isEmpty)
+        #expect(sent.headers.values(of: "pos") == ["1"])
+        conduit.close()
+        try await fake.stop()
+    }
+}

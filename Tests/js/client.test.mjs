@@ -687,3 +687,25 @@ test('resume: messages not sent yet stay whatever an acknowledgement says', { ti
     fake.stop()
   }
 })
+
+// `pos` and `ack` are the connection's (SPEC §9): an application's own `ack` went out as it was,
+// and the host took it for an acknowledgement of host positions the client may never have had.
+test("resume: an application's pos and ack never reach the host", { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-app-ack', ipcPort: fake.ipcPort, resume: true, connect: false })
+  conduit.addEventListener('error', () => {})
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.send(module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', '0'], ['replayed', '0'], ['lost', '0'],
+      ['ack', '0'], ['reset', 'true']]))
+    assert.equal(conduit.send({ route: 'note', ack: 77, pos: 9 }), true)
+    const sent = await socket.nextMessage()
+    assert.equal(sent.options.route, 'note')
+    assert.deepEqual(sent.headers.filter(([name]) => name === 'ack' || name === 'pos'), [['pos', '1']])
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})

@@ -146,14 +146,15 @@ export function decode (data) {
  * Swift client sends them: a part the host's chunk queue refuses is answered with the
  * request's `token` (a route-less chunk's refusal reached no request, and the parts after it
  * made a request of their own, answered as if it were the whole one).
- * `extra()` gives headers added to every frame (resume's `pos`). A digest check or a
+ * `extra()` gives headers added to every frame (resume's `pos`), in place of those named in
+ * `without`. A digest check or a
  * cancellation is answered or applied as the one message it is (SPEC §3, §8): sent in parts,
  * its first parts were queued as chunks that the next request was joined to, so its payload
  * must fit one frame.
  */
-export function encodeFrames (options, payload, extra = () => []) {
+export function encodeFrames (options, payload, extra = () => [], without = []) {
   const body = bytesOf(payload)
-  const headers = headerPairs(options)
+  const headers = headerPairs(options).filter(([name]) => !without.includes(name))
   const has = (name) => headers.some(([key]) => key === name)
   if (body.byteLength > MAX_PAYLOAD_BYTES && (has('digest') || (!has('route') && has('cancel')))) {
     throw new ConduitCodecError('limit', `a digest check or a cancellation is one message: a payload of ${body.byteLength} bytes, at most ${MAX_PAYLOAD_BYTES}`)
@@ -220,7 +221,9 @@ export class ResumeState {
   /** The frames of a message, numbered and kept; undefined when the window is full. */
   number (options, payload) {
     if (this.#keptBytes >= ResumeState.WINDOW_BYTES) return undefined
-    const frames = encodeFrames(options, payload, () => [['pos', String(this.#nextPosition++)]])
+    // `pos` and `ack` are the connection's (SPEC §9): an application's `ack` told the host the
+    // client held host positions it may never have received.
+    const frames = encodeFrames(options, payload, () => [['pos', String(this.#nextPosition++)]], ['pos', 'ack'])
     const first = this.#nextPosition - frames.length
     const kept = frames.map((frame, index) => ({ position: first + index, frame, sent: false }))
     this.#kept.push(...kept)
