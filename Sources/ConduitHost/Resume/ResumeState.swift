@@ -306,14 +306,17 @@ final class ResumeState: Sendable {
         return Array(messages.dropFirst(skipped))
     }
 
-    /// `carried` as queue entries whose bytes the budget gives, in order; what it has no room
-    /// for is dropped, counted.
+    /// `carried` as queue entries whose bytes the budget gives, in order, without their old
+    /// `pos` (a plain socket that takes the id first must see none); what the budget has no room
+    /// for is dropped, counted, from the start of a message on (drops are whole).
     private func reserved(_ carried: [Message], in state: inout State) -> CircularBuffer<MessageQueue.Entry> {
         var entries = CircularBuffer<MessageQueue.Entry>(initialCapacity: carried.count)
-        for message in carried {
+        for var message in carried {
+            message.headers.removeAll(ResumeHeader.position)
             // Sent once already, each may belong to a byte stream: none is evicted for room.
             let entry = MessageQueue.Entry(message, delivery: .reliable).compacted
             guard budget.reserve(entry.bytes) else {
+                while let last = entries.last, last.message.headers.hasMore { budget.release(entries.removeLast().bytes) }
                 budget.dropped(.hostBudget, count: carried.count - entries.count)
                 break
             }
