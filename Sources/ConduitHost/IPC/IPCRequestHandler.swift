@@ -99,7 +99,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         let target = IPCTarget(uri: request.head.uri)
         guard request.head.method == .GET || request.head.method == .POST else {
             // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
-            return respond(.methodNotAllowed, headers: ["content-type": "application/json", "allow": "GET, POST"], body: ConduitError.badRequest("use GET or POST").payload)
+            return fail(.methodNotAllowed, .badRequest("use GET or POST"), headers: ["allow": "GET, POST"])
         }
         let path = "/" + target.route
         if let resource = services.resources[path] {
@@ -323,8 +323,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     // MARK: Responses
 
-    private func fail(_ status: HTTPResponseStatus, _ error: ConduitError) {
-        respond(status, headers: ["content-type": "application/json"], body: error.payload)
+    private func fail(_ status: HTTPResponseStatus, _ error: ConduitError, headers: HTTPHeaders = [:]) {
+        var headers = headers
+        headers.add(name: "content-type", value: "application/json")
+        respond(status, headers: headers, body: error.payload)
     }
 
     /// A reply message as a response: its headers as response headers, its payload as the body,
