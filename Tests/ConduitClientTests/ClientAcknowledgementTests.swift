@@ -14,14 +14,12 @@ import Testing
 struct StaleAckTests {
     @Test func noAcknowledgementGoesOutOnASocketBeforeItsGreeting() async throws {
         let fake = try await FakeWebSocketHost.start()
-        let conduit = Conduit(
-            id: "stale-ack", sharedKey: "fake-host-key", port: fake.port,
-            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        let conduit = fake.resumingClient(id: "stale-ack")
         let delivered = Atomic<Int>(0)
         conduit.receive { _ in delivered.add(1, ordering: .relaxed) }
         try await conduit.connect()
         let first = try await fake.socket(0)
-        try await first.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        try await first.greet(reset: true)
         // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
         for position in 1...3 { try await first.send(["route": "push", "pos": "\(position)"]) }
         try await waitUntil { delivered.load(ordering: .relaxed) == 3 }
@@ -33,7 +31,7 @@ struct StaleAckTests {
         try await Task.sleep(for: .milliseconds(600))
         #expect(second.received.withLockedValue { $0.filter { $0.headers["ack"] != nil } }.isEmpty)
         // Once it is read, acknowledgements flow as before.
-        try await second.send(["route": "conduit.resume", "epoch": "e1", "resumed": "3", "replayed": "0", "lost": "0", "ack": "0"])
+        try await second.greet(resumed: 3)
         for position in 4...6 { try await second.send(["route": "push", "pos": "\(position)"]) }
         try await waitUntil { second.received.withLockedValue { $0.contains { $0.headers["ack"] == "6" } } }
         conduit.close()
@@ -47,13 +45,11 @@ struct StaleAckTests {
 struct AckAboveSentTests {
     @Test func messagesNotSentYetStayWhateverTheAcknowledgementSays() async throws {
         let fake = try await FakeWebSocketHost.start()
-        let conduit = Conduit(
-            id: "ack-above", sharedKey: "fake-host-key", port: fake.port,
-            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        let conduit = fake.resumingClient(id: "ack-above")
         let events = conduit.events()
         try await conduit.connect()
         let first = try await fake.socket(0)
-        try await first.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        try await first.greet(reset: true)
         #expect(try conduit.send(["route": "probe"]))
         try await waitUntil { first.received.withLockedValue { $0.count } == 1 }
         try await first.close()
@@ -63,7 +59,7 @@ struct AckAboveSentTests {
         // Kept while the next socket has no greeting: none of these goes out before it.
         for n in 1...3 { #expect(try conduit.send(["route": "kept", "n": "\(n)"])) }
         let second = try await fake.socket(1)
-        try await second.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "1000000"])
+        try await second.greet(ack: 1_000_000)
         try await waitUntil { second.received.withLockedValue { $0.count } == 3 }
         let resent = second.received.withLockedValue { $0 }
         #expect(resent.map { $0.headers["n"] } == ["1", "2", "3"])
@@ -79,10 +75,10 @@ struct AckAboveSentTests {
 struct ApplicationAckTests {
     @Test func anApplicationsPosAndAckNeverReachTheHost() async throws {
         let fake = try await FakeWebSocketHost.start()
-        let conduit = Conduit(id: "app-ack", sharedKey: "fake-host-key", port: fake.port, resume: true)
+        let conduit = fake.resumingClient(id: "app-ack")
         try await conduit.connect()
         let socket = try await fake.socket(0)
-        try await socket.send(["route": "conduit.resume", "epoch": "e1", "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true"])
+        try await socket.greet(reset: true)
         #expect(try conduit.send(["route": "note", "ack": "77", "pos": "9"]))
         try await waitUntil { socket.received.withLockedValue { $0.count } == 1 }
         let sent = try #require(socket.received.withLockedValue { $0.first })

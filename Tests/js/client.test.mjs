@@ -332,6 +332,10 @@ test('request: a payload the chunk queue refuses rejects, and the reply to its t
 /** Resolves on `conduit`'s next event of `type`. */
 const nextEvent = (conduit, type) => new Promise((resolve) => conduit.addEventListener(type, resolve, { once: true }))
 
+/** A `conduit.resume` greeting of epoch `e1` (SPEC §9), encoded. */
+const greetingOfE1 = ({ resumed = 0, ack = 0, reset = false } = {}) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'],
+  ['resumed', String(resumed)], ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
+
 // Without resume, a message that came over a socket while the fallback stream was read waited
 // for the end of the whole fallback, not of that stream: when that socket went down again
 // before the stream's end was read, the next stream's newer push overtook it.
@@ -627,14 +631,12 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
   let delivered = 0
   conduit.receive(() => { delivered++ })
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-  const greeting = (resumed, reset) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', String(resumed)],
-    ['replayed', '0'], ['lost', '0'], ['ack', '0'], ...(reset ? [['reset', 'true']] : [])])
   const push = (position) => module.encode([['route', 'push'], ['pos', String(position)]])
   try {
     const first = fake.nextSocket()
     await conduit.connect()
     const socket = await first
-    socket.send(greeting(0, true))
+    socket.send(greetingOfE1({ reset: true }))
     // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
     for (let position = 1; position <= 3; position++) socket.send(push(position))
     const deadline = Date.now() + 10000
@@ -646,7 +648,7 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
     const firstFromClient = again.nextMessage()
     assert.equal(await Promise.race([firstFromClient, sleep(600).then(() => null)]), null)
     // Once it is read, acknowledgements flow as before.
-    again.send(greeting(3, false))
+    again.send(greetingOfE1({ resumed: 3 }))
     for (let position = 4; position <= 6; position++) again.send(push(position))
     assert.equal(String((await firstFromClient).options.ack), '6')
   } finally {
@@ -661,13 +663,11 @@ test('resume: messages not sent yet stay whatever an acknowledgement says', { ti
   const fake = await startFakeHost()
   const conduit = new Conduit({ id: 'node-ack-above', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
   conduit.addEventListener('error', () => {})
-  const greeting = (ack, reset) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', '0'],
-    ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
   try {
     const first = fake.nextSocket()
     await conduit.connect()
     const socket = await first
-    socket.send(greeting(0, true))
+    socket.send(greetingOfE1({ reset: true }))
     assert.equal(conduit.send({ route: 'probe' }), true)
     assert.equal((await socket.nextMessage()).options.route, 'probe')
     const second = fake.nextSocket()
@@ -677,7 +677,7 @@ test('resume: messages not sent yet stay whatever an acknowledgement says', { ti
     // Kept while the next socket has no greeting: none of these goes out before it.
     for (let n = 1; n <= 3; n++) assert.equal(conduit.send({ route: 'kept', n }), true)
     const again = await second
-    again.send(greeting(1000000, false))
+    again.send(greetingOfE1({ ack: 1000000 }))
     const resent = []
     for (let n = 1; n <= 3; n++) resent.push(await again.nextMessage())
     assert.deepEqual(resent.map((message) => String(message.options.n)), ['1', '2', '3'])
@@ -698,8 +698,7 @@ test("resume: an application's pos and ack never reach the host", { timeout: 300
     const first = fake.nextSocket()
     await conduit.connect()
     const socket = await first
-    socket.send(module.encode([['route', 'conduit.resume'], ['epoch', 'e1'], ['resumed', '0'], ['replayed', '0'], ['lost', '0'],
-      ['ack', '0'], ['reset', 'true']]))
+    socket.send(greetingOfE1({ reset: true }))
     assert.equal(conduit.send({ route: 'note', ack: 77, pos: 9 }), true)
     const sent = await socket.nextMessage()
     assert.equal(sent.options.route, 'note')

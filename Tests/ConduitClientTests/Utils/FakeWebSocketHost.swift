@@ -1,3 +1,4 @@
+import ConduitClient
 import ConduitTesting
 import ConduitWire
 import NIOConcurrencyHelpers
@@ -48,6 +49,13 @@ final class FakeWebSocketHost: Sendable {
         return opened.withLockedValue { $0[index] }
     }
 
+    /// A resuming client of this host that reconnects at once.
+    func resumingClient(id: String) -> Conduit {
+        Conduit(
+            id: id, sharedKey: "fake-host-key", port: port,
+            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+    }
+
     func stop() async throws {
         try await server.close()
     }
@@ -67,6 +75,15 @@ final class FakeSocket: Sendable {
         var buffer = ByteBuffer()
         try Message(headers: headers).encode(into: &buffer)
         try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: buffer))
+    }
+
+    /// A `conduit.resume` greeting of epoch `e1` (SPEC §9).
+    func greet(resumed: Int = 0, ack: Int = 0, reset: Bool = false) async throws {
+        var headers: Headers = [
+            "route": "conduit.resume", "epoch": "e1", "resumed": "\(resumed)", "replayed": "0", "lost": "0", "ack": "\(ack)",
+        ]
+        if reset { headers.append("reset", "true") }
+        try await send(headers)
     }
 
     func close() async throws {
