@@ -34,9 +34,36 @@ public enum PushDelivery: Sendable, Equatable {
     /// Datagrams, tokens of a lossy feed: under the drop-oldest policy an older droppable
     /// message may be dropped (whole) to make room for a newer one.
     case droppable
+    /// As `.droppable`, and each one the host drops after accepting it (evicted by a newer
+    /// message, released when the id expires) is counted in the tally: an accepted push
+    /// (`.sent`, `.buffered`) is not yet delivered, and its source can so account for every one.
+    case droppableTallied(DropTally)
     /// One piece of a byte stream: once accepted it is never dropped, so a stream never gets a
     /// hole; when there is no room it is refused (`.dropped`) and the stream must end.
     case reliable
+
+    public var isDroppable: Bool {
+        if case .reliable = self { false } else { true }
+    }
+
+    /// Counts one message of this delivery dropped after it was accepted.
+    package func countDropped() {
+        if case .droppableTallied(let tally) = self { tally.add() }
+    }
+}
+
+/// How many of a source's accepted pushes the host dropped later (`.droppableTallied`).
+public final class DropTally: Sendable, Equatable {
+    private let dropped = Atomic<Int>(0)
+
+    public init() {}
+
+    public var count: Int { dropped.load(ordering: .relaxed) }
+
+    fileprivate func add() { dropped.add(1, ordering: .relaxed) }
+
+    /// One tally is equal only to itself: two sources counting apart are two deliveries.
+    public static func == (lhs: DropTally, rhs: DropTally) -> Bool { lhs === rhs }
 }
 
 /// Why a message was not kept. A bounded set: these are metric labels.

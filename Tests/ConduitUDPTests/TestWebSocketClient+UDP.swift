@@ -14,6 +14,8 @@ struct UDPState: Decodable {
     let pushedLive: Int
     let pushedBuffered: Int
     let pushedDroppingOldest: Int
+    let dropped: Int
+    let evicted: Int
     let ignored: Int
     let droppedTooLarge: Int
 }
@@ -22,8 +24,8 @@ private struct DataEnvelope<Value: Decodable>: Decodable { let data: Value }
 
 extension TestWebSocketClient {
     /// Sends a `udp.*` request that answers with the socket's state, and decodes it.
-    func udpState(_ headers: Headers) async throws -> UDPState {
-        let reply = try await request(Message(headers: headers))
+    func udpState(_ headers: Headers, timeout: TimeAmount = .seconds(10)) async throws -> UDPState {
+        let reply = try await request(Message(headers: headers), timeout: timeout)
         #expect(reply.headers["error"] == nil, "\(String(buffer: reply.payload))")
         return try JSONDecoder().decode(DataEnvelope<UDPState>.self, from: Data(reply.payload.readableBytesView)).data
     }

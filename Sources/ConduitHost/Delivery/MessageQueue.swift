@@ -63,17 +63,21 @@ struct MessageQueue {
     mutating func append(_ entry: Entry, evictOldest: Bool, reserved: Bool = false, overflow: (Message) -> Bool = { _ in false }) -> Admission {
         var evicted = 0
         if !fits(entry) {
-            while !fits(entry), let oldest = entries.first, oldest.delivery == .droppable, overflow(oldest.message) {
+            while !fits(entry), let oldest = entries.first, oldest.delivery.isDroppable, overflow(oldest.message) {
                 release(entries.removeFirst())
             }
-            while evictOldest, !fits(entry), let index = entries.firstIndex(where: { $0.delivery == .droppable }) {
-                release(entries.remove(at: index))
+            while evictOldest, !fits(entry), let index = entries.firstIndex(where: { $0.delivery.isDroppable }) {
+                drop(entries.remove(at: index))
                 evicted += 1
             }
         }
         if evicted > 0 { budget.dropped(.queueFull, count: evicted) }
         guard fits(entry) else {
-            if reserved { budget.release(entry.bytes) }
+            // Reserved, it was accepted already (its source was told so).
+            if reserved {
+                budget.release(entry.bytes)
+                entry.delivery.countDropped()
+            }
             budget.dropped(.queueFull)
             return .refused(.queueFull)
         }
@@ -103,12 +107,12 @@ struct MessageQueue {
             entries.prepend(entry.compacted)
             bytes += entry.bytes
         }
-        while isOverBound, let oldest = entries.first, oldest.delivery == .droppable, overflow(oldest.message) {
+        while isOverBound, let oldest = entries.first, oldest.delivery.isDroppable, overflow(oldest.message) {
             release(entries.removeFirst())
         }
         var dropped = 0
-        while isOverBound, let index = entries.lastIndex(where: { $0.delivery == .droppable }) {
-            release(entries.remove(at: index))
+        while isOverBound, let index = entries.lastIndex(where: { $0.delivery.isDroppable }) {
+            drop(entries.remove(at: index))
             dropped += 1
         }
         budget.dropped(.queueFull, count: dropped)
@@ -135,6 +139,7 @@ struct MessageQueue {
 
     /// Drops everything (counted under `cause`) and releases its bytes.
     mutating func discardAll(_ cause: DropCause) {
+        for entry in entries { entry.delivery.countDropped() }
         budget.dropped(cause, count: entries.count)
         budget.release(bytes)
         entries = CircularBuffer(initialCapacity: 2)
@@ -154,5 +159,11 @@ struct MessageQueue {
     private mutating func release(_ entry: Entry) {
         bytes -= entry.bytes
         budget.release(entry.bytes)
+    }
+
+    /// Releases a message dropped after it was accepted, which its source may count.
+    private mutating func drop(_ entry: Entry) {
+        release(entry)
+        entry.delivery.countDropped()
     }
 }

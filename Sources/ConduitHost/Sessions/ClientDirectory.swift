@@ -185,7 +185,7 @@ public final class ClientDirectory: PushSink, Sendable {
         startGraceIfAway(client, in: &slot)
         let overflow = windowOverflow(of: slot)
         // A push buffer of no messages: straight to the window.
-        if slot.buffer.isEmpty, !slot.buffer.fits(entry), entry.delivery == .droppable, overflow(entry.message) { return .buffered }
+        if slot.buffer.isEmpty, !slot.buffer.fits(entry), entry.delivery.isDroppable, overflow(entry.message) { return .buffered }
         return record(slot.buffer.append(entry, evictOldest: true, overflow: overflow), in: &slot, sent: false)
     }
 
@@ -331,7 +331,10 @@ public final class ClientDirectory: PushSink, Sendable {
             return nil
         }
         guard let session = placed else {
-            for entry in entries { budget.release(entry.bytes) }
+            for entry in entries {
+                budget.release(entry.bytes)
+                entry.delivery.countDropped()
+            }
             budget.dropped(.tooManyClients, count: entries.count)
             return .dropped(.tooManyClients)
         }

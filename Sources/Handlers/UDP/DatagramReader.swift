@@ -64,7 +64,7 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         // A copy of just the datagram: with vector reads it is a slice of the whole read's
         // buffer, which a push waiting in the id's buffer (client away) would otherwise pin.
         let payload = context.channel.allocator.buffer(buffer: envelope.data)
-        switch pushes.push(Message(headers: headers, payload: payload), to: client) {
+        switch pushes.push(Message(headers: headers, payload: payload), to: client, delivery: .droppableTallied(counters.evicted)) {
         case .sent: counters.pushed.add(1, ordering: .relaxed)
         case .buffered: counters.buffered.add(1, ordering: .relaxed)
         case .bufferedDroppingOldest: counters.droppedOldest.add(1, ordering: .relaxed)

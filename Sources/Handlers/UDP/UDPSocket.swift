@@ -15,6 +15,8 @@ final class UDPSocket: Sendable {
         let ignored = Atomic<Int>(0)
         let tooLarge = Atomic<Int>(0)
         let sent = Atomic<Int>(0)
+        /// Pushed datagrams the host dropped after accepting them.
+        let evicted = DropTally()
     }
 
     struct State: Encodable {
@@ -32,6 +34,10 @@ final class UDPSocket: Sendable {
         let pushedDroppingOldest: Int
         /// Not pushed: the id's queue or the host's budget had no room (dropped whole).
         let dropped: Int
+        /// Pushed (counted above), then dropped whole by the host before the client read them:
+        /// evicted under drop-oldest by newer messages (from the socket's outbound queue or
+        /// the id's buffer), or released when the id expired. Delivered: the pushed less these.
+        let evicted: Int
         /// Received while not reading, or from a peer other than the connected one.
         let ignored: Int
         /// Longer than the option maxDatagramBytes: dropped whole, not pushed.
@@ -60,6 +66,7 @@ final class UDPSocket: Sendable {
             reading: reader.isReading, received: counters.received.load(ordering: .relaxed),
             pushedLive: counters.pushed.load(ordering: .relaxed), pushedBuffered: counters.buffered.load(ordering: .relaxed),
             pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
+            evicted: counters.evicted.count,
             ignored: counters.ignored.load(ordering: .relaxed), droppedTooLarge: counters.tooLarge.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
         )
     }
