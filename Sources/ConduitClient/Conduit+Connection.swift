@@ -195,11 +195,11 @@ extension Conduit {
         if resumption != nil, case .message(let message) = arrival, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) {
             resendAfter(message)
         }
-        let held = state.withLockedValue { state in
-            guard state.fallback != nil else { return false }
-            state.held.append(arrival)
-            return true
+        let (held, pause) = state.withLockedValue { state -> (Bool, WebSocketConnection?) in
+            guard state.fallback != nil else { return (false, nil) }
+            return (true, state.held.hold(arrival, from: state.connection))
         }
+        pause?.setReading(false)
         if !held { deliver(arrival) }
     }
 
@@ -263,13 +263,13 @@ extension Conduit {
     @discardableResult
     private func releaseHeld(_ serial: Int, stopping: Bool) -> EventLoopFuture<Void> {
         eventLoop.submit {
-            let held = self.state.withLockedValue { state -> [Arrival] in
-                guard state.fallbackSerial == serial, state.fallback != nil else { return [] }
+            let (held, paused) = self.state.withLockedValue { state -> ([Arrival], WebSocketConnection?) in
+                guard state.fallbackSerial == serial, state.fallback != nil else { return ([], nil) }
                 if stopping { state.fallback = nil }
-                defer { state.held.removeAll() }
-                return state.held
+                return state.held.release()
             }
             for arrival in held { self.deliver(arrival) }
+            paused?.setReading(true)
         }
     }
 }

@@ -210,7 +210,7 @@ public final class Conduit: Sendable {
                 state.phase = .closed
                 state.reconnecting = nil
                 state.fallback = nil
-                state.held.removeAll()
+                state.held = HeldArrivals()
                 // Let go of, as the JS client does: a handler that captured this client kept it
                 // (and its resume log) alive, and heard a late IPC reply or fallback message.
                 state.receiver = nil

@@ -35,7 +35,7 @@ struct ConnectionState: Sendable {
     var fallbackSerial = 0
     /// Messages from a new socket, held until the fallback stream before it has been read to
     /// its end, so pushes reach the handler in the order they were made.
-    var held: [Arrival] = []
+    var held = HeldArrivals()
     /// Resume: the next client position to write on the open socket, from its greeting on
     /// (nil before it: what is numbered meanwhile waits in the kept log).
     var writeCursor: UInt64?

@@ -153,4 +153,47 @@ extension FallbackTests {
             conduit.close()
         }
     }
+
+    /// What a socket brings while the stream before it is still being handed to the application
+    /// is held, up to 8 MiB: past that the socket stops reading, so the host holds the rest
+    /// under its bounds (its queue for the id stays congested) instead of the client holding
+    /// all of it in memory. Nothing is lost: released, it all comes, in order.
+    @Test func aSocketStopsReadingWhileWhatItBroughtIsHeldPastItsBound() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let id = ClientID("held-bound")!
+            let conduit = host.client(id: "held-bound")
+            let recorder = Recorder(conduit)
+            let gate = DispatchSemaphore(value: 0)
+            let received = NIOLockedValueBox<[String]>([])
+            conduit.receive { message in
+                guard let n = message.headers["n"] else { return }
+                if n == "1" { gate.wait() }
+                received.withLockedValue { $0.append(n) }
+            }
+            try await conduit.connect()
+            let ipc = try #require(conduit.ipc)
+            try await ipc.stop()
+            try await recorder.waitFor { $0.isClose }
+            try await waitUntil { host.client("held-bound")?.streaming == true }
+            host.host.directory.push(numberedPush(1), to: id)
+            try await ipc.start()
+            try await recorder.waitFor { $0.isReopen }
+            // 1 MiB pushes, each once the host's queue for the id is no longer congested: a
+            // client that reads on takes them all, one that stopped leaves the queue congested.
+            var pushed = 1
+            while pushed < 100 {
+                let drained = (try? await waitUntil(timeout: .seconds(5)) { !host.host.directory.isCongested(id) }) != nil
+                guard drained else { break }
+                pushed += 1
+                #expect(host.host.directory.push(numberedPush(pushed, payload: patternedBytes(pushed, count: 1 << 20)), to: id, delivery: .reliable).isAccepted)
+            }
+            // 8 MiB held, the kernel's buffers both sides and the host's queue (8 MiB): well under 100.
+            #expect(pushed < 100, "the client read every push while it held them")
+            gate.signal()
+            let all = (1...pushed).map(String.init)
+            try await waitUntil(timeout: .seconds(30)) { received.withLockedValue { $0.count } == all.count }
+            #expect(received.withLockedValue { $0 } == all)
+            conduit.close()
+        }
+    }
 }

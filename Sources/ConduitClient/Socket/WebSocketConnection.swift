@@ -93,6 +93,14 @@ final class WebSocketConnection: Sendable {
         return WebSocketFrame(fin: true, opcode: .binary, maskKey: .random(), data: buffer)
     }
 
+    /// Stops or starts reading the socket (what the host sends meanwhile waits in the kernel's
+    /// buffers and then on the host).
+    func setReading(_ reading: Bool) {
+        channel.setOption(.autoRead, value: reading).whenSuccess { [channel] in
+            if reading { channel.read() }
+        }
+    }
+
     /// Starts the close handshake (1000); the channel closes when the host answers.
     func close() {
         var data = channel.allocator.buffer(capacity: 2)
