@@ -115,6 +115,28 @@ struct FallbackTests {
 }
 
 extension FallbackTests {
+    /// A client of `id` whose socket is down (the host paused) and whose fallback stream is
+    /// being read; its `receive` handler records each push's `n` and, given push 1, waits for
+    /// the gate: the stream's delivery stops there until the test signals it.
+    static func streamingWithPushOneHeld(
+        _ id: ClientID, in host: TestHost
+    ) async throws -> (Conduit, Recorder, DispatchSemaphore, NIOLockedValueBox<[String]>) {
+        let conduit = host.client(id: id.rawValue)
+        let recorder = Recorder(conduit)
+        let gate = DispatchSemaphore(value: 0)
+        let received = NIOLockedValueBox<[String]>([])
+        conduit.receive { message in
+            guard let n = message.headers["n"] else { return }
+            if n == "1" { gate.wait() }
+            received.withLockedValue { $0.append(n) }
+        }
+        try await conduit.connect()
+        try await #require(conduit.ipc).stop()
+        try await recorder.waitFor { $0.isClose }
+        try await waitUntil { host.client(id.rawValue)?.streaming == true }
+        return (conduit, recorder, gate, received)
+    }
+
     /// A socket that came back while the fallback stream was still being read, and went down
     /// again, brought messages that were held until the receiver stopped, behind everything the
     /// next stream carried: pushes 1, 2, 4, and 3 only once a socket stayed. They are released
@@ -122,21 +144,8 @@ extension FallbackTests {
     @Test func whatASocketBroughtWhileAStreamWasReadComesBeforeTheNextStream() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let id = ClientID("held-order")!
-            let conduit = host.client(id: "held-order")
-            let recorder = Recorder(conduit)
-            // The stream's delivery of push 1 waits until the test lets it go.
-            let gate = DispatchSemaphore(value: 0)
-            let received = NIOLockedValueBox<[String]>([])
-            conduit.receive { message in
-                guard let n = message.headers["n"] else { return }
-                if n == "1" { gate.wait() }
-                received.withLockedValue { $0.append(n) }
-            }
-            try await conduit.connect()
+            let (conduit, recorder, gate, received) = try await Self.streamingWithPushOneHeld(id, in: host)
             let ipc = try #require(conduit.ipc)
-            try await ipc.stop()
-            try await recorder.waitFor { $0.isClose }
-            try await waitUntil { host.client("held-order")?.streaming == true }
             for n in 1...2 { host.host.directory.push(numberedPush(n), to: id) }
             // A socket comes back (the host ends the stream after push 2), brings push 3 and goes.
             try await ipc.start()
@@ -161,20 +170,8 @@ extension FallbackTests {
     @Test func aSocketStopsReadingWhileWhatItBroughtIsHeldPastItsBound() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let id = ClientID("held-bound")!
-            let conduit = host.client(id: "held-bound")
-            let recorder = Recorder(conduit)
-            let gate = DispatchSemaphore(value: 0)
-            let received = NIOLockedValueBox<[String]>([])
-            conduit.receive { message in
-                guard let n = message.headers["n"] else { return }
-                if n == "1" { gate.wait() }
-                received.withLockedValue { $0.append(n) }
-            }
-            try await conduit.connect()
+            let (conduit, recorder, gate, received) = try await Self.streamingWithPushOneHeld(id, in: host)
             let ipc = try #require(conduit.ipc)
-            try await ipc.stop()
-            try await recorder.waitFor { $0.isClose }
-            try await waitUntil { host.client("held-bound")?.streaming == true }
             host.host.directory.push(numberedPush(1), to: id)
             try await ipc.start()
             try await recorder.waitFor { $0.isReopen }
