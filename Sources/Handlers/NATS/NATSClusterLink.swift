@@ -31,6 +31,7 @@ public final class NATSClusterLink: ClusterLink {
     public func start() async throws {
         client.start()
         held.start()
+        metrics.start()
     }
 
     public func stop() async {

@@ -36,6 +36,7 @@ public final class NATSHandler: ConduitHandler {
         // requests fail with UnavailableError until it is.
         client.start()
         pushes.start()
+        metrics.start()
     }
 
     public func stop() async {

@@ -11,10 +11,12 @@ final class NATSMetricsExport: Sendable {
     private let connected: Gauge
     private let counters: [(Counter, any KeyPath<NATSStatistics, Int> & Sendable)]
     private let last = Mutex(NATSStatistics())
+    private let eventLoop: any EventLoop
     private let task: Mutex<RepeatedTask?> = Mutex(nil)
 
     init(client: NATSClient, owner: String, eventLoop: any EventLoop) {
         self.client = client
+        self.eventLoop = eventLoop
         self.connected = Gauge(label: "conduit_nats_connected", dimensions: [("owner", owner)])
         let labels: [(String, any KeyPath<NATSStatistics, Int> & Sendable)] = [
             ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
@@ -23,6 +25,11 @@ final class NATSMetricsExport: Sendable {
             ("conduit_nats_no_responders_total", \.noResponders), ("conduit_nats_malformed_messages_total", \.malformedMessages),
         ]
         self.counters = labels.map { (Counter(label: $0.0, dimensions: [("owner", owner)]), $0.1) }
+    }
+
+    /// Exports once a second from now on. Not in `init`: a handler made and never started (a
+    /// reload that fails, `conduit check`) left a timer ticking for nothing.
+    func start() {
         let made = eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [weak self] _ in self?.export() }
         task.withLock { $0 = made }
     }
