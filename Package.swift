@@ -70,6 +70,7 @@ let package = Package(
                 "ConduitWire",
                 nio("NIOCore"),
                 logging,
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: settings
         ),
@@ -270,7 +271,10 @@ let package = Package(
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1")]),
         socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers"), nio("NIOEmbedded"), nio("NIOWebSocket")]),
         // Against a real nats-server started by the tests (Debian package nats-server).
-        socketTests("ConduitNATSTests", ["ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix")]),
+        socketTests("ConduitNATSTests", [
+            "ConduitNATS", "ConduitNATSHandler", "ConduitClient", nio("NIOPosix"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // new-handler: targets above this line
     ]
 )

@@ -69,7 +69,7 @@ public final class ConduitHost: Service, Sendable {
         let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
             HandlerContext(
                 route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]),
-                pushes: directory, eventLoopGroup: group
+                pushes: directory, eventLoopGroup: group, metrics: metrics.factory
             )
         }
         routesBox.withLockedValue { $0 = registry }

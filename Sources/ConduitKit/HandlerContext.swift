@@ -1,4 +1,5 @@
 public import ConduitWire
+public import CoreMetrics
 public import Logging
 public import NIOCore
 import Synchronization
@@ -13,12 +14,18 @@ public struct HandlerContext: Sendable {
     public let pushes: any PushSink
     /// For handlers that open their own sockets (UDP, TLS).
     public let eventLoopGroup: any EventLoopGroup
+    /// Where the handler's metrics go (`Counter(label:dimensions:factory:)`): the host's, so
+    /// they are in its `/metrics` (the global one unless the host was given another).
+    public let metrics: any MetricsFactory
 
-    public init(route: String, logger: Logger, pushes: any PushSink, eventLoopGroup: any EventLoopGroup) {
+    public init(
+        route: String, logger: Logger, pushes: any PushSink, eventLoopGroup: any EventLoopGroup, metrics: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.route = route
         self.logger = logger
         self.pushes = pushes
         self.eventLoopGroup = eventLoopGroup
+        self.metrics = metrics
     }
 
     /// The full route of `operation` under this handler's mount: `dgram.data` for `data` under

@@ -29,6 +29,7 @@ public struct TestHost: Sendable {
         catalog: HandlerCatalog,
         environment: [String: String] = [:],
         cluster: ClusterLinkFactory? = nil,
+        metrics: HostMetrics = HostMetrics(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "conduit.test", factory: { _ in SwiftLogNoOpLogHandler() }),
         duringStartUp: (@Sendable (_ host: ConduitHost, _ configurationFile: String) async throws -> Void)? = nil,
@@ -45,7 +46,8 @@ public struct TestHost: Sendable {
         try yaml.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let host = try ConduitHost(
-            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), group: group, cluster: cluster, logger: logger)
+            configuration: configuration, catalog: catalog, source: .init(path: file, loader: loader), group: group, metrics: metrics,
+            cluster: cluster, logger: logger)
         let services = ServiceGroup(services: [host], logger: logger)
         return try await withThrowingTaskGroup(of: Result?.self) { tasks in
             tasks.addTask {

@@ -28,7 +28,7 @@ public final class NATSHandler: ConduitHandler {
             throw ConduitError.badRequest(error.description)
         }
         pushes = HeldClientPushes(client: client, pushes: context.pushes)
-        metrics = NATSMetricsExport(client: client, owner: context.route, eventLoop: context.eventLoopGroup.next())
+        metrics = NATSMetricsExport(client: client, owner: context.route, eventLoop: context.eventLoopGroup.next(), factory: context.metrics)
     }
 
     public func start() async throws {

@@ -14,17 +14,17 @@ final class NATSMetricsExport: Sendable {
     private let eventLoop: any EventLoop
     private let task: Mutex<RepeatedTask?> = Mutex(nil)
 
-    init(client: NATSClient, owner: String, eventLoop: any EventLoop) {
+    init(client: NATSClient, owner: String, eventLoop: any EventLoop, factory: any MetricsFactory = MetricsSystem.factory) {
         self.client = client
         self.eventLoop = eventLoop
-        self.connected = Gauge(label: "conduit_nats_connected", dimensions: [("owner", owner)])
+        self.connected = Gauge(label: "conduit_nats_connected", dimensions: [("owner", owner)], factory: factory)
         let labels: [(String, any KeyPath<NATSStatistics, Int> & Sendable)] = [
             ("conduit_nats_messages_in_total", \.messagesIn), ("conduit_nats_messages_out_total", \.messagesOut),
             ("conduit_nats_bytes_in_total", \.bytesIn), ("conduit_nats_bytes_out_total", \.bytesOut),
             ("conduit_nats_reconnects_total", \.reconnects), ("conduit_nats_requests_timed_out_total", \.requestsTimedOut),
             ("conduit_nats_no_responders_total", \.noResponders), ("conduit_nats_malformed_messages_total", \.malformedMessages),
         ]
-        self.counters = labels.map { (Counter(label: $0.0, dimensions: [("owner", owner)]), $0.1) }
+        self.counters = labels.map { (Counter(label: $0.0, dimensions: [("owner", owner)], factory: factory), $0.1) }
     }
 
     /// Exports once a second from now on. Not in `init`: a handler made and never started (a
