@@ -72,6 +72,18 @@ public final class TestWebSocketClient: Sendable, PausableReading {
         try await send(Message(headers: headers, payload: payload))
     }
 
+    /// Sends a request of any size as a chunked one (SPEC §2): parts of 60,000 bytes with
+    /// `more: true`, then the last with `headers`.
+    public func send(chunked bytes: [UInt8], _ headers: Headers) async throws {
+        let chunk = 60_000
+        var offset = 0
+        while bytes.count - offset > chunk {
+            try await send(["more": "true"], payload: bytes[offset..<(offset + chunk)])
+            offset += chunk
+        }
+        try await send(headers, payload: bytes[offset...])
+    }
+
     /// Sends any frame; it is masked with a random key unless `masked` is false.
     public func sendFrame(_ frame: WebSocketFrame, masked: Bool = true) async throws {
         var frame = frame

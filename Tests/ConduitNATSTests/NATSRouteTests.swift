@@ -180,12 +180,12 @@ extension HandlerCatalog {
                 try await Self.routeIsUp(host)
                 let client = try await host.connect()
                 let mebibyte = (0..<(1 << 20)).map { UInt8($0 % 251) }
-                try await Self.sendChunked(mebibyte, route: "work.size", token: "big", over: client)
+                try await client.send(chunked: mebibyte, ["route": "work.size", "token": "big"])
                 let reply = try await client.nextMessage(timeout: .seconds(20))
                 #expect(reply.headers["token"] == "big")
                 #expect(String(buffer: reply.payload) == "1048576 true")
 
-                try await Self.sendChunked([UInt8](repeating: 0, count: 3 << 20), route: "work.size", token: "huge", over: client)
+                try await client.send(chunked: [UInt8](repeating: 0, count: 3 << 20), ["route": "work.size", "token": "huge"])
                 let refused = try await client.nextMessage(timeout: .seconds(20))
                 #expect(refused.headers["token"] == "huge")
                 #expect(refused.headers["error"] == "PayloadTooLargeError")
@@ -309,16 +309,6 @@ extension HandlerCatalog {
     }
 
     // MARK: Helpers
-
-    static func sendChunked(_ bytes: [UInt8], route: String, token: String, over client: TestWebSocketClient) async throws {
-        let chunk = 60_000
-        var offset = 0
-        while bytes.count - offset > chunk {
-            try await client.send(["more": "true"], payload: bytes[offset..<(offset + chunk)])
-            offset += chunk
-        }
-        try await client.send(["route": route, "token": token], payload: bytes[offset...])
-    }
 
     /// The `details` of the `work.*` route in `internal.conduit.diagnostics`.
     static func routeDetails(_ host: TestHost) async throws -> [String: DiagnosticValue] {

@@ -229,6 +229,33 @@ extension SupervisionTests {
         }
     }
 
+    /// A cancelled request gave back its place in flight and its bytes of the budget at once,
+    /// though its frames still waited to be written to a child that had stopped reading: a
+    /// client cancelling request after request piled them up in the pipe's buffer, outside
+    /// every bound (a mebibyte each, without end). Such a one keeps its place, and its bytes
+    /// of the budget, until written: past `maxInFlight` the next ones are refused.
+    @Test func aCancelledRequestTheChildHasNotReadKeepsItsPlace() async throws {
+        let yaml = Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 60\nmaxInFlight: 4")
+        try await TestHost.run(yaml: yaml, catalog: .processTests) { host in
+            let client = try await host.connect(client: "cancelling")
+            // The child stops reading its stdin; the pipe takes 64 KiB of what follows.
+            try await client.send(["route": "fixture.hang", "token": "h"])
+            let payload = [UInt8](repeating: 1, count: 1 << 20)
+            for index in 0..<40 {
+                try await client.send(chunked: payload, ["route": "fixture.pid", "token": "p\(index)"])
+                try await client.send(["cancel": "p\(index)"])
+                // Cancelled, or refused when the child's places are taken (which a cancel
+                // answered first hides: one answer only).
+                let answer = try await client.nextMessage()
+                #expect(answer.headers["token"] == "p\(index)")
+                #expect(["CancelledError", "UnavailableError"].contains(answer.headers["error"]), "\(answer.headers)")
+            }
+            // Three unwritten requests beside the hung one hold their bytes, and no more do.
+            let used = host.host.directory.budget.usedBytes
+            #expect(used >= 3 << 20 && used < 4 << 20, "\(used)")
+        }
+    }
+
     /// A reply that came after its request timed out was not counted as a reply: a slow
     /// child, answering every request late, was killed as hung after `restartAfterTimeouts`
     /// timeouts, with whatever else it had been given. Timeouts count "in a row (no reply in

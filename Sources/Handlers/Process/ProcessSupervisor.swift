@@ -133,7 +133,7 @@ final class ProcessSupervisor: Sendable {
         let request = PendingRequest(responder: responder, cancellation: cancellation, frames: frames)
         guard state.phase != .stopped else { return request.fail(.unavailable("the handler is stopped")) }
         if let reason = downReason.withLock({ $0 }) { return request.fail(.unavailable(reason)) }
-        guard state.pending.count < limits.maxInFlight else {
+        guard state.inFlight < limits.maxInFlight else {
             return request.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
         }
         state.pending[id] = request
@@ -150,17 +150,31 @@ final class ProcessSupervisor: Sendable {
         guard let frames = state.value.pending[id]?.frames else { return }
         state.value.pending[id]?.writtenTo = child.incarnation
         state.value.pending[id]?.frames = nil
+        state.value.pending[id]?.isBeingWritten = true
         state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
-        child.process.channel.writeAndFlush(frames, promise: nil)
+        child.process.channel.writeAndFlush(frames).hop(to: eventLoop).whenComplete { _ in self.written(id) }
+    }
+
+    /// The child's stdin took the request (or closed): a cancelled one gives back its place now.
+    private func written(_ id: UInt64) {
+        let state = state.value
+        state.pending[id]?.isBeingWritten = false
+        state.cancelledWhileWriting.removeValue(forKey: id)?.fail(.cancelled("the client cancelled the request"))
     }
 
     /// The client cancelled it (the host answered `CancelledError` already): its place in
-    /// flight is given back at once, and the child's answer, if it comes, is dropped. Nothing
-    /// is sent to the child: it has no cancel in its protocol.
+    /// flight is given back once the child's stdin has taken it (at once, nearly always), and
+    /// the child's answer, if it comes, is dropped. Nothing is sent to the child: it has no
+    /// cancel in its protocol.
     private func cancelled(_ id: UInt64) {
         let state = state.value
         guard let request = state.pending.removeValue(forKey: id) else { return }
         state.queue.removeAll { $0 == id }
+        guard !request.isBeingWritten else {
+            request.timeout?.cancel()
+            state.cancelledWhileWriting[id] = request
+            return
+        }
         request.fail(.cancelled("the client cancelled the request"))
     }
 
