@@ -103,7 +103,7 @@ extension Conduit {
         let callbacks = WebSocketConnection.Callbacks(
             opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
             arrived: { arrival in self.inbound(arrival) },
-            failure: { error in self.state.withLockedValue { $0.emit(.error(error)) } },
+            failure: { error in self.report(error) },
             closed: { code, reason in self.socketClosed(generation: generation, code: code, reason: reason) }
         )
         do {
@@ -203,6 +203,11 @@ extension Conduit {
         if !held { deliver(arrival) }
     }
 
+    /// An `.error` event: what the host sent could not be read.
+    private func report(_ error: ConduitClientError) {
+        state.withLockedValue { $0.emit(.error(error)) }
+    }
+
     /// A message as below; a message dropped whole is an `.error` event.
     func deliver(_ arrival: Arrival) {
         switch arrival {
@@ -251,6 +256,7 @@ extension Conduit {
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
             endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { arrival in self.deliver(arrival) },
+            failure: { error in self.report(error) },
             streamEnded: { try? await self.releaseHeld(serial, stopping: false).get() }, finished: { self.releaseHeld(serial, stopping: true) }
         )
     }

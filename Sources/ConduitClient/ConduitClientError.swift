@@ -1,3 +1,5 @@
+import ConduitWire
+
 /// Why a client call failed on this side (not an error reply from the host: that is a
 /// `ConduitReplyError`). A struct with an opaque code, so codes can be added.
 public struct ConduitClientError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -33,4 +35,9 @@ public struct ConduitClientError: Error, Hashable, Sendable, CustomStringConvert
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// A message from the host, on the socket or the fallback stream, that does not decode.
+    static func undecodable(_ error: WireError) -> ConduitClientError {
+        ConduitClientError(.protocolError, "a message from the host can't be read: \(error)")
+    }
 }

@@ -15,12 +15,14 @@ final class FallbackReceiver: Sendable {
     private let state = NIOLockedValueBox(State())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    /// Starts reading; `deliver` gets each message (or one dropped) in order, `streamEnded` is
+    /// Starts reading; `deliver` gets each message (or one dropped) in order, `failure` what
+    /// does not decode (as on the socket: reported, and the stream read on), `streamEnded` is
     /// awaited after each stream (before the next is asked for), `finished` called once at the end.
     /// `query`: resume's parameters, asked anew for every stream.
     init(
         endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Arrival) -> Void,
-        streamEnded: @escaping @Sendable () async -> Void, finished: @escaping @Sendable () -> Void
+        failure: @escaping @Sendable (ConduitClientError) -> Void, streamEnded: @escaping @Sendable () async -> Void,
+        finished: @escaping @Sendable () -> Void
     ) {
         let started = Task { [state] in
             var attempt = 0
@@ -29,8 +31,13 @@ final class FallbackReceiver: Sendable {
                 // it ended the stream, and the next one, asked from the same position, brought it again.
                 var joiner = PartJoiner()
                 do {
-                    try await endpoint.events(for: id, query: query()) { part in
-                        if let arrival = joiner.add(part) { deliver(arrival) }
+                    try await endpoint.frames(for: id, query: query()) { frame in
+                        switch frame {
+                        case .success(let part):
+                            if let arrival = joiner.add(part) { deliver(arrival) }
+                        case .failure(let error):
+                            if let reported = joiner.undecodable(.undecodable(error)) { failure(reported) }
+                        }
                         return true
                     }
                     attempt = 0

@@ -1,4 +1,7 @@
-import ConduitClient
+@testable import ConduitClient
+import ConduitTesting
+import ConduitWire
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -31,6 +34,50 @@ struct EventsStreamLimitTests {
             try await ipc.events(for: "broken") { _ in true }
         }
         #expect(error?.message.contains("4294967295 bytes") == true, "\(error?.message ?? "")")
+        try await server.close()
+    }
+
+    /// Answers every connection with a 200 stream of three frames, the second not a message,
+    /// then closes.
+    private final class StreamWithABadFrame: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var body = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+            for frame in [try! numberedPush(1).encoded(), ByteBuffer(bytes: [9, 9, 9]), try! numberedPush(2).encoded()] {
+                body.writeInteger(UInt32(frame.readableBytes))
+                body.writeImmutableBuffer(frame)
+            }
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(body)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// A frame of the fallback stream that does not decode is reported and the stream read on,
+    /// as on the socket: it ended the stream, and the next, asked for from the same position,
+    /// brought it again, every two seconds for ever, and nothing after it.
+    @Test func aFrameThatDoesNotDecodeIsReportedAndTheStreamReadOn() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(StreamWithABadFrame()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let arrivals = NIOLockedValueBox<[String]>([])
+        let failures = NIOLockedValueBox<[ConduitClientError]>([])
+        let firstStreamEnded = NIOLockedValueBox(false)
+        let receiver = FallbackReceiver(
+            endpoint: IPCEndpoint(port: server.localAddress!.port!, sharedKey: "any-key-123"), id: "bad-frame", query: { [] },
+            deliver: { arrival in
+                guard case .message(let message) = arrival, !firstStreamEnded.withLockedValue({ $0 }) else { return }
+                arrivals.withLockedValue { $0.append(message.headers["n"] ?? "?") }
+            },
+            failure: { error in failures.withLockedValue { $0.append(error) } },
+            streamEnded: { firstStreamEnded.withLockedValue { $0 = true } }, finished: {}
+        )
+        try await waitUntil { firstStreamEnded.withLockedValue { $0 } }
+        receiver.cancel()
+        #expect(arrivals.withLockedValue { $0 } == ["1", "2"])
+        let failure = try #require(failures.withLockedValue { $0.first })
+        #expect(failure.code == .protocolError)
+        #expect(failure.message.contains("can't be read"), "\(failure)")
         try await server.close()
     }
 }

@@ -57,6 +57,13 @@ public struct IPCClient: Sendable {
     /// refuses the stream (the error carries the status and body). `query`: more parameters
     /// (`resume`, `epoch`: SPEC §9).
     public func events(for client: String, query: [(String, String)] = [], receive: (Message) async throws -> Bool) async throws {
+        try await frames(for: client, query: query) { try await receive($0.get()) }
+    }
+
+    /// As `events`, except that a frame that does not decode is handed on as its error and
+    /// the stream read on: thrown, it ended the stream, and the next one, asked for from the
+    /// same position, brought it again, every two seconds for ever.
+    func frames(for client: String, query: [(String, String)] = [], receive: (Result<Message, WireError>) async throws -> Bool) async throws {
         var pending = ByteBuffer()
         var refusal: HTTPResponseStatus?
         let target = "/internal.conduit.events?" + IPCQuery.encode([("id", client)] + query)
@@ -70,8 +77,8 @@ public struct IPCClient: Sendable {
                 pending.writeBuffer(&bytes)
             case .body(var bytes):
                 pending.writeBuffer(&bytes)
-                while let message = try Self.nextMessage(from: &pending) {
-                    guard try await receive(message) else { return false }
+                while let frame = try Self.nextFrame(from: &pending) {
+                    guard try await receive(frame) else { return false }
                 }
             case .end:
                 return false
@@ -81,8 +88,9 @@ public struct IPCClient: Sendable {
         if let refusal { throw IPCClientError(status: refusal, message: "\(refusal.code) \(String(buffer: pending))") }
     }
 
-    /// One framed message (uint32 BE length, encoded message) off the front of `buffer`.
-    static func nextMessage(from buffer: inout ByteBuffer) throws -> Message? {
+    /// One framed message (uint32 BE length, encoded message) off the front of `buffer`, or
+    /// why its bytes do not decode.
+    static func nextFrame(from buffer: inout ByteBuffer) throws(IPCClientError) -> Result<Message, WireError>? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         // A length no message has (a broken stream) is an error, not 4 GB to wait for.
         guard length <= WireLimits.maxEncodedBytes else {
@@ -90,9 +98,9 @@ public struct IPCClient: Sendable {
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
         buffer.moveReaderIndex(forwardBy: 4)
-        let message = try Message(decoding: buffer.readSlice(length: Int(length))!)
+        let frame = buffer.readSlice(length: Int(length))!
         buffer.discardReadBytes()
-        return message
+        return Result { () throws(WireError) in try Message(decoding: frame) }
     }
 
     /// The part of a response that ends the wait `timeout` bounds.

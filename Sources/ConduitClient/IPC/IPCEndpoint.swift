@@ -96,6 +96,11 @@ public final class IPCEndpoint: Sendable {
         try await client.events(for: id, query: query, receive: receive)
     }
 
+    /// As `events`, a frame that does not decode handed on as its error (`IPCClient.frames`).
+    func frames(for id: String, query: [(String, String)] = [], receive: (Result<Message, WireError>) async throws -> Bool) async throws {
+        try await client.frames(for: id, query: query, receive: receive)
+    }
+
     private var client: IPCClient { IPCClient(host: host, port: port, key: sharedKey, timeout: timeout, group: group) }
 
     private func control<Answer: Decodable>(_ name: String, body: ByteBuffer? = nil) async throws -> Answer {

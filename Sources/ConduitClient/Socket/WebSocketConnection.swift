@@ -157,7 +157,7 @@ final class MessageReader: ChannelDuplexHandler {
         do {
             part = try Message(decoding: bytes)
         } catch {
-            if let failure = joiner.undecodable(ConduitClientError(.protocolError, "a message from the host can't be read: \(error)")) {
+            if let failure = joiner.undecodable(.undecodable(error)) {
                 callbacks.failure(failure)
             }
             return
