@@ -184,6 +184,28 @@ test('parts: a message over the joining limit is dropped whole, not delivered as
   assert.equal(small.options.route, 'small')
 })
 
+// Parts held keep only their payloads: each kept as it came (a view of its frame) held its
+// headers too, uncounted, so parts with large headers and no payload grew memory without end.
+test('parts: what is held while parts come is their payloads, not their frames', async () => {
+  const { setFlagsFromString } = await import('node:v8')
+  const { runInNewContext } = await import('node:vm')
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc')
+  const joiner = new module.PartJoiner()
+  const padding = 'x'.repeat(4000)
+  gc()
+  const before = process.memoryUsage().arrayBuffers
+  for (let n = 0; n < 10000; n++) {
+    assert.equal(joiner.add(module.decode(module.encode({ route: 'parts', more: true, padding }, new Uint8Array([n & 0xFF])))), undefined)
+  }
+  gc()
+  const held = process.memoryUsage().arrayBuffers - before
+  assert.ok(held < 4_000_000, `10,000 one-byte parts hold ${held} bytes`)
+  const whole = joiner.add(module.decode(module.encode({ route: 'parts' }, new Uint8Array([7]))))
+  assert.equal(whole.payload.byteLength, 10001)
+  assert.deepEqual([...whole.payload.subarray(0, 3), whole.payload[10000]], [0, 1, 2, 7])
+})
+
 // A fallback stream whose frame announces a length no message has ends with an error at
 // once: it was buffered toward 4 GB, re-copied on every read, and ended without a word.
 test('fallback: a frame length no message has is an error event at once', { timeout: 60000 }, async () => {

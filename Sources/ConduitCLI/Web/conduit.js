@@ -337,11 +337,14 @@ export class ResumeState {
  * Joins host→client parts: every part with `more=true` is held until one without it, up to
  * `limit` bytes (256 MiB, as the Swift client). A message past it, or with a part that does not
  * decode, is dropped whole, with one error: its later parts, up to its last, are skipped, never
- * delivered as a message of their own or joined around a hole.
+ * delivered as a message of their own or joined around a hole. Parts' payloads are copied into
+ * one buffer as they come: kept as they were, each (a view) held its whole frame, headers
+ * included, and parts with large headers and no payload grew memory past every limit.
  */
 export class PartJoiner {
-  #parts = []
+  #joined = new Uint8Array(0)
   #bytes = 0
+  #holding = false
   #skippingRest = false
   #limit
 
@@ -358,7 +361,7 @@ export class PartJoiner {
       return decode(data)
     } catch (error) {
       if (this.#skippingRest) return undefined
-      if (this.#parts.length > 0) this.#drop(true)
+      if (this.#holding) this.#drop(true)
       throw error
     }
   }
@@ -369,8 +372,9 @@ export class PartJoiner {
   }
 
   #drop (skippingRest) {
-    this.#parts = []
+    this.#joined = new Uint8Array(0)
     this.#bytes = 0
+    this.#holding = false
     this.#skippingRest = skippingRest
   }
 
@@ -381,27 +385,32 @@ export class PartJoiner {
       this.#skippingRest = more
       return undefined
     }
-    this.#bytes += message.payload.byteLength
-    if (this.#bytes > this.#limit) {
-      const bytes = this.#bytes
+    const bytes = this.#bytes + message.payload.byteLength
+    if (bytes > this.#limit) {
       this.#drop(more)
       throw new ConduitCodecError('limit', `a message from the host passes ${this.#limit} bytes (${bytes} so far); it is dropped`)
     }
+    if (!more && !this.#holding) return message
+    this.#append(message.payload)
     if (more) {
-      this.#parts.push(message.payload)
+      this.#holding = true
       return undefined
     }
-    this.#bytes = 0
-    if (this.#parts.length === 0) return message
-    const parts = [...this.#parts, message.payload]
-    this.#parts = []
-    const payload = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0))
-    let offset = 0
-    for (const part of parts) {
-      payload.set(part, offset)
-      offset += part.byteLength
-    }
+    const payload = this.#joined.slice(0, this.#bytes)
+    this.#drop(false)
     return { ...message, payload }
+  }
+
+  /** Copies `payload` after what is held, the buffer doubling when it is full. */
+  #append (payload) {
+    const needed = this.#bytes + payload.byteLength
+    if (needed > this.#joined.byteLength) {
+      const grown = new Uint8Array(Math.max(needed, 2 * this.#joined.byteLength, 64 * 1024))
+      grown.set(this.#joined.subarray(0, this.#bytes))
+      this.#joined = grown
+    }
+    this.#joined.set(payload, this.#bytes)
+    this.#bytes = needed
   }
 }
 
