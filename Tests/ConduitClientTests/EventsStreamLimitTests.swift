@@ -3,6 +3,7 @@ import ConduitTesting
 import ConduitWire
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Testing
 
@@ -78,6 +79,49 @@ struct EventsStreamLimitTests {
         let failure = try #require(failures.withLockedValue { $0.first })
         #expect(failure.code == .protocolError)
         #expect(failure.message.contains("can't be read"), "\(failure)")
+        try await server.close()
+    }
+
+    /// Answers every connection with `status` and a body that never ends (until the client
+    /// closes): what a program other than the host could answer on the IPC port.
+    private final class EndlessBody: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let status: String
+        init(status: String) { self.status = status }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.write(NIOAny(ByteBuffer(string: "HTTP/1.1 \(status)\r\nConnection: close\r\n\r\n")), promise: nil)
+            Self.pump(context.channel)
+        }
+
+        private static func pump(_ channel: any Channel) {
+            channel.writeAndFlush(ByteBuffer(repeating: UInt8(ascii: "x"), count: 1 << 16)).whenSuccess { pump(channel) }
+        }
+    }
+
+    private static func endless(_ status: String) async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(EndlessBody(status: status)) }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// A refusal whose body never ended was read for ever (its deadline ends with the head),
+    /// all of it kept for the error: the call hung and its memory grew.
+    @Test(.timeLimit(.minutes(1))) func aRefusalWithABodyWithoutEndIsAnErrorAtOnce() async throws {
+        let server = try await Self.endless("409 Conflict")
+        let ipc = IPCClient(port: server.localAddress!.port!, key: "any-key-123")
+        let error = await #expect(throws: IPCClientError.self) { try await ipc.events(for: "endless") { _ in true } }
+        #expect(error?.status == .conflict)
+        try await server.close()
+    }
+
+    /// A response was collected whole, for as long as the call's deadline (60 s by default)
+    /// allowed: gigabytes on a fast connection.
+    @Test(.timeLimit(.minutes(1))) func aResponsePastTheLimitIsAnErrorAtOnce() async throws {
+        let server = try await Self.endless("200 OK")
+        let ipc = IPCClient(port: server.localAddress!.port!, key: "any-key-123", timeout: .seconds(600))
+        let error = await #expect(throws: IPCClientError.self) { try await ipc.request(.GET, "/internal.conduit.status") }
+        #expect(error?.message.contains("passes \(IPCClient.maxResponseBytes) bytes") == true, "\(String(describing: error))")
         try await server.close()
     }
 }

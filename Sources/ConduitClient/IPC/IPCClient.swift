@@ -36,6 +36,13 @@ public struct IPCClient: Sendable {
         self.group = group
     }
 
+    /// The most a response may bring: a reply carries one message (`WireLimits.maxEncodedBytes`),
+    /// the diagnostics of every id a few megabytes. Whatever answers on the port (another
+    /// program, after the host went) can't make the client buffer more.
+    public static let maxResponseBytes = 64 << 20
+    /// The most of a refused events stream's body kept for its error (a host's is a line).
+    static let maxRefusalBytes = 64 << 10
+
     /// Sends `method target` (`/<route>?<query>`) with `body` and returns the whole response.
     public func request(_ method: HTTPMethod = .GET, _ target: String, body: ByteBuffer? = nil) async throws -> Response {
         var head: HTTPResponseHead?
@@ -43,7 +50,11 @@ public struct IPCClient: Sendable {
         try await exchange(method, target, body: body, answeredBy: .end) { part in
             switch part {
             case .head(let received): head = received
-            case .body(var bytes): collected.writeBuffer(&bytes)
+            case .body(var bytes):
+                guard collected.readableBytes + bytes.readableBytes <= Self.maxResponseBytes else {
+                    throw IPCClientError(status: head?.status, message: "the response from \(host):\(port) passes \(Self.maxResponseBytes) bytes")
+                }
+                collected.writeBuffer(&bytes)
             case .end: return false
             }
             return true
@@ -74,7 +85,9 @@ public struct IPCClient: Sendable {
             case .head:
                 break
             case .body(var bytes) where refusal != nil:
+                // A refusal's body is its error's text: past a line's worth, the rest is not read.
                 pending.writeBuffer(&bytes)
+                return pending.readableBytes < Self.maxRefusalBytes
             case .body(var bytes):
                 pending.writeBuffer(&bytes)
                 while let frame = try Self.nextFrame(from: &pending) {
