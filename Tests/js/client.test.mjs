@@ -206,6 +206,23 @@ test('parts: what is held while parts come is their payloads, not their frames',
   assert.deepEqual([...whole.payload.subarray(0, 3), whole.payload[10000]], [0, 1, 2, 7])
 })
 
+// A response from the IPC port was read whole, however long: whatever answered there (another
+// program, after the host went) could make the page buffer without end.
+test('ipc: a response past 64 MiB is a limit error at once', { timeout: 60000 }, async () => {
+  const { createServer } = await import('node:http')
+  const chunk = new Uint8Array(1 << 16).fill(32)
+  const server = createServer((request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    const pump = () => { while (!response.destroyed && response.write(chunk)); }
+    response.on('drain', pump)
+    pump()
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  await assert.rejects(Conduit.status({ ipcPort: server.address().port }), (error) => error.code === 'limit')
+  server.closeAllConnections()
+  server.close()
+})
+
 // A fallback stream whose frame announces a length no message has ends with an error at
 // once: it was buffered toward 4 GB, re-copied on every read, and ended without a word.
 test('fallback: a frame length no message has is an error event at once', { timeout: 60000 }, async () => {

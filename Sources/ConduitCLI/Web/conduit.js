@@ -8,6 +8,8 @@
 export const MAX_PAYLOAD_BYTES = 0xffff
 /** The largest encoded message: the count, 255 headers at their largest, the payload's length and the largest payload. */
 export const MAX_ENCODED_BYTES = 1 + 255 * (1 + 255 + 2 + 0xffff) + 2 + 0xffff
+/** The most an IPC response may bring, as in the Swift client (`IPCClient.maxResponseBytes`). */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 const MAX_HEADERS = 0xff
 const MAX_KEY_BYTES = 0xff
 const MAX_VALUE_BYTES = 0xffff
@@ -62,6 +64,34 @@ function bytesOf (payload) {
   if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
   if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
   return utf8Encoder.encode(JSON.stringify(payload))
+}
+
+/**
+ * An IPC response's body, read up to `MAX_RESPONSE_BYTES`: past it the read is cancelled and a
+ * `limit` error thrown, so whatever answers on the port (another program, after the host went)
+ * can't make the page buffer without end.
+ */
+async function bodyOf (response) {
+  const chunks = []
+  let total = 0
+  const reader = response.body?.getReader()
+  for (;;) {
+    const { value, done } = reader ? await reader.read() : { done: true }
+    if (done) break
+    total += value.byteLength
+    if (total > MAX_RESPONSE_BYTES) {
+      reader.cancel().catch(() => {})
+      throw new ConduitCodecError('limit', `the IPC response passes ${MAX_RESPONSE_BYTES} bytes`)
+    }
+    chunks.push(value)
+  }
+  const body = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    body.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return body
 }
 
 /**
@@ -479,7 +509,9 @@ export class Conduit extends EventTarget {
   /** A control route's `data`, or its error thrown (`error.type` the Conduit error type). */
   static async control (name, options = {}) {
     const response = await Conduit.ipc(`internal.conduit.${name}`, options)
-    const answer = await response.json().catch(() => ({}))
+    const body = await bodyOf(response)
+    let answer = {}
+    try { answer = JSON.parse(new TextDecoder().decode(body)) } catch {}
     if (!response.ok || answer.err) {
       throw Object.assign(new Error(answer.err?.message ?? `${name}: HTTP ${response.status}`), { type: answer.err?.type, status: response.status })
     }
@@ -846,7 +878,7 @@ export class Conduit extends EventTarget {
     this.#dispatch({
       headers: replyHeaders,
       options: Object.fromEntries(replyHeaders.map(([key, value]) => [key, typed(value)])),
-      payload: new Uint8Array(await response.arrayBuffer())
+      payload: await bodyOf(response)
     })
     return 'ipc'
   }
