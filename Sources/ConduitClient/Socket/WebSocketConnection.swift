@@ -106,11 +106,14 @@ final class WebSocketConnection: Sendable {
         var data = channel.allocator.buffer(capacity: 2)
         data.write(webSocketErrorCode: .normalClosure)
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)
-        channel.writeAndFlush(frame).whenComplete { [channel] _ in
-            // A host that never answers must not keep the socket open.
-            channel.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
-        }
+        channel.writeAndFlush(frame, promise: nil)
+        // A host that never answers must not keep the socket open, nor one that reads nothing
+        // more (the close frame then never leaves: counted from its write, the wait never began).
+        channel.eventLoop.scheduleTask(in: Self.closeWait) { [channel] in channel.close(promise: nil) }
     }
+
+    /// How long a close handshake may take before the connection is simply closed.
+    static let closeWait = TimeAmount.seconds(5)
 }
 
 /// Decodes binary frames into messages, joins parts, answers pings and the close handshake
@@ -125,6 +128,9 @@ final class MessageReader: ChannelDuplexHandler {
     private var closeCode: UInt16?
     private var closeReason = ""
     private var closeSent = false
+    /// A pong handed to the channel and not yet written, and the last ping since, owed.
+    private var pongUnwritten = false
+    private var pingOwed: ByteBuffer?
 
     init(callbacks: WebSocketConnection.Callbacks, joinLimit: Int = WebSocketConnection.maxJoinedBytes) {
         self.callbacks = callbacks
@@ -137,8 +143,7 @@ final class MessageReader: ChannelDuplexHandler {
         case .binary:
             read(frame.data)
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.data)
-            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
+            answerPing(frame.data, context: context)
         case .connectionClose:
             var data = frame.data
             closeCode = data.readInteger(as: UInt16.self)
@@ -165,13 +170,29 @@ final class MessageReader: ChannelDuplexHandler {
         if let arrival = joiner.add(part) { callbacks.arrived(arrival) }
     }
 
-    /// Echoes the host's close code (RFC 6455 §5.5.1), then closes the connection.
+    /// At most one pong waits to be written, answering the last ping (RFC 6455 §5.5.3 allows
+    /// it): a host that pinged and read nothing had a pong queued for every ping, without end.
+    private func answerPing(_ data: ByteBuffer, context: ChannelHandlerContext) {
+        guard !pongUnwritten else { return pingOwed = data }
+        pongUnwritten = true
+        let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: data)
+        context.writeAndFlush(wrapOutboundOut(pong)).assumeIsolated().whenComplete { _ in
+            self.pongUnwritten = false
+            guard let owed = self.pingOwed else { return }
+            self.pingOwed = nil
+            self.answerPing(owed, context: context)
+        }
+    }
+
+    /// Echoes the host's close code (RFC 6455 §5.5.1), then closes the connection: once the echo
+    /// is written, or after the close wait, should the host read nothing more.
     private func answerClose(_ data: ByteBuffer, context: ChannelHandlerContext) {
         guard !closeSent else { return context.close(promise: nil) }
         closeSent = true
         let code = data.getSlice(at: data.readerIndex, length: min(2, data.readableBytes)) ?? ByteBuffer()
         let echo = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: code)
         context.writeAndFlush(wrapOutboundOut(echo)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: WebSocketConnection.closeWait) { context.close(promise: nil) }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

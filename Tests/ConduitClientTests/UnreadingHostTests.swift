@@ -1,0 +1,57 @@
+@testable import ConduitClient
+import ConduitTesting
+import ConduitWire
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOWebSocket
+import Testing
+
+/// A host (or whatever took its port) that stops reading: the client must neither hang nor
+/// buffer without end.
+@Suite("Client: a host that reads nothing", .serialized, .timeLimit(.minutes(1)))
+struct UnreadingHostTests {
+    private static func client(of fake: FakeWebSocketHost, id: String) -> Conduit {
+        Conduit(id: id, sharedKey: "fake-host-key", port: fake.port, autoReconnect: false)
+    }
+
+    /// The close handshake's wait began only once the close frame was written: behind what a
+    /// host that reads nothing never took, it never was, and the socket stayed open for good
+    /// (the event streams, which end with its close, never did).
+    @Test func closeEndsTheSocketThoughTheHostReadsNothing() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Self.client(of: fake, id: "unread-close")
+        let recorder = Recorder(conduit)
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        // More than the kernel's buffers both sides take: the rest waits in the client's channel.
+        let payload = ByteBuffer(repeating: 1, count: 60_000)
+        for _ in 0..<600 { _ = try conduit.send(["route": "x"], payload: payload) }
+        conduit.close()
+        try await recorder.waitFor { $0.isClose }
+        try await fake.stop()
+    }
+
+    /// Every ping was answered with a pong handed to the channel: a host that pinged and read
+    /// nothing filled the client's memory with pongs (about 40 MB here).
+    @Test func pingsOfAHostThatReadsNothingLeaveOnePongWaiting() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Self.client(of: fake, id: "unread-pings")
+        let last = NIOLockedValueBox(false)
+        conduit.receive { message in if message.headers["route"] == "last" { last.withLockedValue { $0 = true } } }
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        let ping = WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer(repeating: 7, count: 125))
+        for _ in 0..<300_000 { socket.channel.write(ping, promise: nil) }
+        socket.channel.flush()
+        // Read after every ping.
+        try await socket.send(["route": "last"])
+        try await waitUntil(timeout: .seconds(40)) { last.withLockedValue { $0 } }
+        let channel = try #require(conduit.state.withLockedValue { $0.connection?.channel })
+        let buffered = try await channel.getOption(.bufferedWritableBytes).get()
+        #expect(buffered < 1 << 20, "\(buffered) bytes of pongs wait in the client")
+        conduit.close()
+        try await fake.stop()
+    }
+}
