@@ -16,7 +16,11 @@ struct HeldArrivals: Sendable {
     /// Holds `arrival`; returns `socket` when it must stop reading now.
     mutating func hold(_ arrival: Arrival, from socket: WebSocketConnection?) -> WebSocketConnection? {
         arrivals.append(arrival)
-        if case .message(let message) = arrival { bytes += message.encodedSize }
+        switch arrival {
+        case .message(let message): bytes += message.encodedSize
+        // What is kept of a dropped message: its last part's headers.
+        case .dropped(let lastPart, _): bytes += Message(headers: lastPart).encodedSize
+        }
         guard bytes > Self.maxBytes, paused == nil, let socket else { return nil }
         paused = socket
         return socket

@@ -21,7 +21,7 @@ final class WebSocketConnection: Sendable {
 
     let channel: any Channel
 
-    private init(channel: any Channel) {
+    init(channel: any Channel) {
         self.channel = channel
     }
 
