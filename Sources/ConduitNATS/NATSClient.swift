@@ -349,7 +349,7 @@ public final class NATSClient: Sendable {
         }
         ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: options.maxPendingBytes / 2, high: options.maxPendingBytes))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {

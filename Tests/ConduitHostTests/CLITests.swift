@@ -118,6 +118,35 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: runtimeFile), "the runtime file is removed at exit")
     }
 
+    /// Run by an ordinary user, the host reset every connection it accepted: it asked for
+    /// TCP_NODELAY at the socket level, where that number is SO_DEBUG, which only root may set,
+    /// and SwiftNIO closes a connection whose option fails. Tests run as root never saw it;
+    /// this one runs the host as `nobody` (65534) when it can.
+    @Test func serveRunByAnOrdinaryUserAcceptsConnections() async throws {
+        let directory = NSTemporaryDirectory() + "conduit-user-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/conduit.yaml"
+        try "routes:\n  - route: echo\n    handler: echo\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: config)
+        let user = getuid() == 0 ? (id: 65534, copyIn: directory) : nil
+        let server = try ConduitProcess(
+            ["serve", "--config", config], environment: ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": directory + "/runtime.json"],
+            asUser: user)
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let ipc = IPCClient(port: try #require(announce["ipcPort"] as? Int), key: "cli-test-key")
+        #expect(try await ipc.request(.POST, "/internal.conduit.status").status == .ok)
+        let client = try await TestWebSocketClient.connect(port: try #require(announce["port"] as? Int), path: "/1/0?key=cli-test-key")
+        #expect(try await client.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+        // The Swift client too (it asked for the same option on its socket): the demo's.
+        try FileManager.default.removeItem(atPath: directory + "/conduit")
+        let demo = try await ConduitProcess.run(
+            ["demo", "udp", "--count", "2"], environment: ["CONDUIT_RUNTIME_FILE": directory + "/demo.json"], asUser: user)
+        #expect(demo.status == 0, "\(demo.stderr)")
+    }
+
     /// `serve` raises its soft descriptor limit to the hard one, and lets connections waiting
     /// for their handshake take at most a quarter of it: never every descriptor.
     @Test func serveRaisesItsDescriptorLimitAndGivesWaitingHandshakesAQuarter() async throws {

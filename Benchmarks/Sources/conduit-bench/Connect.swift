@@ -58,7 +58,7 @@ enum Connect {
     }
 
     private static func bootstrap(_ eventLoop: any EventLoop) -> ClientBootstrap {
-        ClientBootstrap(group: eventLoop).channelOption(.socketOption(.tcp_nodelay), value: 1)
+        ClientBootstrap(group: eventLoop).channelOption(.tcpOption(.tcp_nodelay), value: 1)
     }
 }
 

@@ -16,7 +16,7 @@ package enum WebSocketUpgrade {
         upgraded: @escaping @Sendable (any Channel) throws -> Void
     ) async throws -> any Channel {
         let upgradeDone = eventLoop.makePromise(of: Void.self)
-        let connecting = configure(ClientBootstrap(group: eventLoop).connectTimeout(timeout).channelOption(.socketOption(.tcp_nodelay), value: 1))
+        let connecting = configure(ClientBootstrap(group: eventLoop).connectTimeout(timeout).channelOption(.tcpOption(.tcp_nodelay), value: 1))
             .channelInitializer { channel in
                 let upgrader = NIOWebSocketClientUpgrader(
                     maxFrameSize: maxFrameSize,

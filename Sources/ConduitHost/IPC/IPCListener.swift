@@ -42,7 +42,7 @@ struct IPCListener: Sendable {
             .serverChannelInitializer { [reserve] server in
                 server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause(freeDescriptor: reserve.release)) }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // A caller that shuts down its side after its request still reads the answer:
             // SwiftNIO's pipelining handler closes once the answer in progress has gone.
             .childChannelOption(.allowRemoteHalfClosure, value: true)

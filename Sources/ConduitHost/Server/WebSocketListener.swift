@@ -44,7 +44,7 @@ final class WebSocketListener: Sendable {
                     try server.pipeline.syncOperations.addHandlers(AcceptPause(), ArrivalOrder.Stamp(arrivals))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelOption(Self.keepAliveIdle, value: 60)
             .childChannelOption(Self.keepAliveInterval, value: 10)

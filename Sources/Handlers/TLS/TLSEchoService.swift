@@ -67,7 +67,7 @@ final class TLSEchoService: Sendable {
             .serverChannelInitializer { server in
                 server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause()) }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 guard connections.admit(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {

@@ -14,9 +14,19 @@ struct ConduitProcess {
     private let stderr = Pipe()
 
     /// `descriptorLimit`: started through `prlimit` with that soft limit on open descriptors
-    /// (and that hard one, when given).
-    init(_ arguments: [String], environment: [String: String] = [:], descriptorLimit: (soft: Int, hard: Int?)? = nil) throws {
-        if let descriptorLimit {
+    /// (and that hard one, when given). `asUser`: started through `setpriv` as that user and
+    /// group, from a copy of the executable it can run (the checkout may be closed to it).
+    init(
+        _ arguments: [String], environment: [String: String] = [:], descriptorLimit: (soft: Int, hard: Int?)? = nil,
+        asUser user: (id: Int, copyIn: String)? = nil
+    ) throws {
+        if let user {
+            let copy = user.copyIn + "/conduit"
+            try FileManager.default.copyItem(atPath: Self.executable.path, toPath: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy)
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(user.id)", "--regid=\(user.id)", "--clear-groups", copy] + arguments
+        } else if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
             process.arguments = ["--nofile=\(descriptorLimit.soft):\(descriptorLimit.hard.map(String.init) ?? "")", Self.executable.path] + arguments
         } else {
@@ -30,8 +40,10 @@ struct ConduitProcess {
     }
 
     /// Runs to completion and returns the exit code and both outputs.
-    static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let child = try ConduitProcess(arguments, environment: environment)
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], asUser user: (id: Int, copyIn: String)? = nil
+    ) async throws -> (status: Int32, stdout: String, stderr: String) {
+        let child = try ConduitProcess(arguments, environment: environment, asUser: user)
         // Read while it runs: a child whose output fills a pipe never exits.
         async let stdout = offThePool { [pipe = child.stdout] in Self.readAll(pipe) }
         async let stderr = offThePool { [pipe = child.stderr] in Self.readAll(pipe) }
