@@ -133,8 +133,13 @@ final class ProcessSupervisor: Sendable {
         let request = PendingRequest(responder: responder, cancellation: cancellation, frames: frames)
         guard state.phase != .stopped else { return request.fail(.unavailable("the handler is stopped")) }
         if let reason = downReason.withLock({ $0 }) { return request.fail(.unavailable(reason)) }
-        guard state.inFlight < limits.maxInFlight else {
+        guard state.pending.count < limits.maxInFlight else {
             return request.fail(.unavailable("the handler process has \(limits.maxInFlight) requests in flight; try again later"))
+        }
+        // A child that does not read its input gets no more of it: what waits for it stays
+        // bounded in bytes, whether its requests are still waiting, cancelled or timed out.
+        guard state.unwrittenBytes < Self.maxUnwrittenBytes else {
+            return request.fail(.unavailable("the handler process is not reading its input (\(state.unwrittenBytes) bytes wait for it); try again later"))
         }
         state.pending[id] = request
         if let child = state.child, state.phase == .running {
@@ -150,31 +155,48 @@ final class ProcessSupervisor: Sendable {
         guard let frames = state.value.pending[id]?.frames else { return }
         state.value.pending[id]?.writtenTo = child.incarnation
         state.value.pending[id]?.frames = nil
-        state.value.pending[id]?.isBeingWritten = true
         state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
-        child.process.channel.writeAndFlush(frames).hop(to: eventLoop).whenComplete { _ in self.written(id) }
+        let bytes = frames.readableBytes
+        state.value.unwrittenBytes += bytes
+        if state.value.inputStall == nil { watchInput(of: child) }
+        child.process.channel.writeAndFlush(frames).hop(to: eventLoop).whenComplete { _ in self.written(bytes, to: child) }
     }
 
-    /// The child's stdin took the request (or closed): a cancelled one gives back its place now.
-    private func written(_ id: UInt64) {
+    /// The most that may wait to be written to a child's stdin before requests are refused:
+    /// more than one request of the largest size a client can send.
+    static let maxUnwrittenBytes = 32 << 20
+
+    /// The child's stdin took `bytes` (or closed): while more wait, the stall is timed anew.
+    private func written(_ bytes: Int, to child: RunningChild) {
         let state = state.value
-        state.pending[id]?.isBeingWritten = false
-        state.cancelledWhileWriting.removeValue(forKey: id)?.fail(.cancelled("the client cancelled the request"))
+        state.unwrittenBytes -= bytes
+        state.inputStall?.cancel()
+        state.inputStall = nil
+        if state.unwrittenBytes > 0, state.child?.incarnation == child.incarnation { watchInput(of: child) }
+    }
+
+    /// A child that takes none of its input for a request's timeout is hung, whether or not
+    /// requests still wait for their answers: those cancelled or timed out count no timeout,
+    /// and their bytes kept it from ever being replaced.
+    private func watchInput(of child: RunningChild) {
+        state.value.inputStall = eventLoop.scheduleTask(in: limits.requestTimeout) {
+            self.state.value.inputStall = nil
+            guard let current = self.state.value.child, current.incarnation == child.incarnation else { return }
+            self.logger.error("handler process stopped reading its input; killing it", metadata: [
+                "process.pid": "\(child.process.pid)", "process.unwritten": "\(self.state.value.unwrittenBytes)",
+            ])
+            self.retire(child)
+        }
     }
 
     /// The client cancelled it (the host answered `CancelledError` already): its place in
-    /// flight is given back once the child's stdin has taken it (at once, nearly always), and
-    /// the child's answer, if it comes, is dropped. Nothing is sent to the child: it has no
-    /// cancel in its protocol.
+    /// flight is given back at once, and the child's answer, if it comes, is dropped. Nothing
+    /// is sent to the child: it has no cancel in its protocol. (What of it the child has not
+    /// read yet still counts in `unwrittenBytes`.)
     private func cancelled(_ id: UInt64) {
         let state = state.value
         guard let request = state.pending.removeValue(forKey: id) else { return }
         state.queue.removeAll { $0 == id }
-        guard !request.isBeingWritten else {
-            request.timeout?.cancel()
-            state.cancelledWhileWriting[id] = request
-            return
-        }
         request.fail(.cancelled("the client cancelled the request"))
     }
 

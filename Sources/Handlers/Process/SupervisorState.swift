@@ -22,11 +22,10 @@ final class SupervisorState {
     /// The last line a child wrote to stderr, by incarnation: most often why it died.
     var lastStderrLine: (incarnation: Int, line: String)?
     var pending: [UInt64: PendingRequest] = [:]
-    /// Cancelled requests the child's stdin has not taken yet: each keeps its place in flight
-    /// (and its bytes of the budget) until written, else a client could cancel request after
-    /// request to a child that stopped reading and pile them up in the pipe's buffer.
-    var cancelledWhileWriting: [UInt64: PendingRequest] = [:]
-    var inFlight: Int { pending.count + cancelledWhileWriting.count }
+    /// Bytes handed to the child's stdin that it has not taken yet, whatever became of their
+    /// requests (cancelled, timed out), and the timer that retires a child taking none of them.
+    var unwrittenBytes = 0
+    var inputStall: Scheduled<Void>?
     /// Requests that arrived while no child was running, in arrival order.
     var queue: [UInt64] = []
     var consecutiveTimeouts = 0
@@ -94,8 +93,6 @@ struct PendingRequest {
     var timeout: Scheduled<Void>?
     /// The incarnation of the child it was written to; nil while it waits for one.
     var writtenTo: Int?
-    /// Handed to the child's stdin, which has not taken all of it yet.
-    var isBeingWritten = false
 
     /// Answers it with `answering` (once it is out of `pending`). Its cancel registration goes
     /// after the answer: the registry must still know a cancelled request, so that answer is
