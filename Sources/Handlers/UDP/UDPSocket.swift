@@ -99,16 +99,22 @@ final class UDPSocket: Sendable {
         }
         try checkFamily(of: destination)
         let bytes = payload.readableBytes
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters, channel] result in
-            switch result {
-            case .success:
-                counters.sent.add(1, ordering: .relaxed)
-                responder.reply(json: ["bytes": bytes])
-            case .failure(let error):
-                // NIO closes the socket on any error of a send but a few (e.g. `EACCES` for a
-                // broadcast address); the socket then leaves its id (`UDPHandler`).
-                let closed = channel.isActive ? "" : "; the socket closed: bind again"
-                responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)\(closed)"))
+        // Held until the kernel takes the datagram, among the connection's requests in flight
+        // and with its bytes of the host's budget: NIO keeps every datagram the kernel can't
+        // take yet (EAGAIN on a congested path), and sends unheld piled up there without end.
+        responder.respondWhenDone { finish in
+            let responder = Responder(finish)
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters, channel] result in
+                switch result {
+                case .success:
+                    counters.sent.add(1, ordering: .relaxed)
+                    responder.reply(json: ["bytes": bytes])
+                case .failure(let error):
+                    // NIO closes the socket on any error of a send but a few (e.g. `EACCES` for a
+                    // broadcast address); the socket then leaves its id (`UDPHandler`).
+                    let closed = channel.isActive ? "" : "; the socket closed: bind again"
+                    responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)\(closed)"))
+                }
             }
         }
     }
