@@ -375,6 +375,50 @@ const nextEvent = (conduit, type) => new Promise((resolve) => conduit.addEventLi
 const greetingOfE1 = ({ resumed = 0, ack = 0, reset = false } = {}) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'],
   ['resumed', String(resumed)], ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
 
+// Without resume a socket's messages wait behind the fallback stream until it ends, which a
+// host does when the socket takes over. One that never ended it had them held for ever: the
+// page's memory grew and none reached the application. Past 8 MiB the stream is given up.
+test('fallback: a stream that does not end once the socket is back is given up past 8 MiB held', { timeout: 60000 }, async () => {
+  const fake = await startFakeHost({
+    onEvents (url, response) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      response.write(streamFrame(module.encode({ route: 'push', n: 0 })))
+    }
+  })
+  const conduit = new Conduit({ id: 'node-held-bound', ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 50 } })
+  const received = []
+  let onReceived = () => {}
+  conduit.receive((error, message) => {
+    if (!error) received.push(message.options.n)
+    onReceived()
+  })
+  const errors = []
+  conduit.addEventListener('error', (event) => errors.push(event.error ?? event.detail?.error))
+  try {
+    const firstSocket = fake.nextSocket()
+    await conduit.connect()
+    fake.accept = false
+    const closed = nextEvent(conduit, 'close')
+    ;(await firstSocket).close(1001, 'going away')
+    await closed
+    const streamed = new Promise((resolve) => { onReceived = () => received.includes(0) && resolve() })
+    conduit.startFallback()
+    await streamed
+    fake.accept = true
+    const secondSocket = fake.nextSocket()
+    await nextEvent(conduit, 'reopen')
+    const all = new Promise((resolve) => { onReceived = () => received.length === 161 && resolve() })
+    const payload = new Uint8Array(60000)
+    for (let n = 1; n <= 160; n++) (await secondSocket).send(module.encode({ route: 'push', n }, payload))
+    await all
+    assert.deepEqual(received, Array.from({ length: 161 }, (_, n) => n))
+    assert.ok(errors.some((error) => error?.code === 'limit' && /did not end/.test(error.message)), `errors: ${errors.map(String)}`)
+  } finally {
+    conduit.close()
+    await fake.stop()
+  }
+})
+
 // Without resume, a message that came over a socket while the fallback stream was read waited
 // for the end of the whole fallback, not of that stream: when that socket went down again
 // before the stream's end was read, the next stream's newer push overtook it.

@@ -10,6 +10,8 @@ export const MAX_PAYLOAD_BYTES = 0xffff
 export const MAX_ENCODED_BYTES = 1 + 255 * (1 + 255 + 2 + 0xffff) + 2 + 0xffff
 /** The most an IPC response may bring, as in the Swift client (`IPCClient.maxResponseBytes`). */
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+/** The most of a socket's messages held behind a fallback stream (8 MiB, as the Swift client). */
+const HELD_BYTES = 8 * 1024 * 1024
 const MAX_HEADERS = 0xff
 const MAX_KEY_BYTES = 0xff
 const MAX_VALUE_BYTES = 0xffff
@@ -583,8 +585,9 @@ export class Conduit extends EventTarget {
   /** Sockets this client has opened: `reopen` is for the second and later. */
   #adopted = 0
   #fallback = null
-  /** Without resume: the socket's messages while the fallback stream is still read. */
+  /** Without resume: the socket's messages while the fallback stream is still read, and their bytes. */
   #held = []
+  #heldBytes = 0
   /** Aborted by `close()`: the client is closed for good, and a reconnect loop's wait ends at once. */
   #closing = new AbortController()
   /** `request()`s waiting for their reply, by token: `{ reply(message), fail(error) }`. */
@@ -935,6 +938,7 @@ export class Conduit extends EventTarget {
 
   /** No stream is being read: what the socket brought meanwhile follows what it carried. */
   #releaseHeld () {
+    this.#heldBytes = 0
     for (const message of this.#held.splice(0)) this.#dispatch(message)
   }
 
@@ -989,8 +993,22 @@ export class Conduit extends EventTarget {
     if (!message) return
     // Without resume, what the stream has yet to deliver was written before anything on this
     // socket (the host ends the stream when a socket takes over): the socket's wait for its end.
-    if (socket && !this.#resume && this.#fallback) this.#held.push(message)
+    if (socket && !this.#resume && this.#fallback) this.#hold(message, data.byteLength)
     else this.#dispatch(message)
+  }
+
+  /**
+   * Holds a socket's message behind the stream, up to `HELD_BYTES`: a host ends the stream
+   * when the socket takes over, so one that has not by then never will. A browser's socket
+   * can't stop reading, so the stream is given up instead (an error event): held without
+   * end, the socket's messages grew the page's memory and never reached the application.
+   */
+  #hold (message, bytes) {
+    this.#held.push(message)
+    this.#heldBytes += bytes
+    if (this.#heldBytes <= HELD_BYTES || !this.#fallback || this.#fallback.abort.signal.aborted) return
+    this.#emit('error', { error: new ConduitCodecError('limit', `the events stream did not end after the socket came back (${this.#heldBytes} bytes from the socket wait behind it); it is given up`) })
+    this.#fallback.abort.abort()
   }
 
   /** Resume's part of a message or part from the host: what goes on to the joiner, if anything. */
@@ -1081,6 +1099,7 @@ export class Conduit extends EventTarget {
     Conduit.pool.delete(this)
     this.#receive = null
     this.#held = []
+    this.#heldBytes = 0
     for (const { fail } of this.#pending.values()) fail(closedError())
     this.#fallback?.abort.abort()
     clearTimeout(this.#ackTimer)
