@@ -184,12 +184,14 @@ final class HostControl: Sendable {
         )
     }
 
-    /// Records where the host is and writes the runtime file; later changes rewrite it.
+    /// Records where the host is and writes the runtime file (later changes rewrite it), and
+    /// returns it as written: with the port the server has now, null if a stop came between
+    /// the start and this (returned as given, the announce line named a port nothing listened on).
     func announce(_ announced: Endpoints) async throws -> Endpoints {
         try await serial.run {
             endpoints.withLockedValue { $0 = announced }
             try await publish()
-            return announced
+            return endpoints.withLockedValue { $0 } ?? announced
         }
     }
 

@@ -5,23 +5,11 @@ import Foundation
 /// facts plus the shared key in a file only its owner can read (mode 0600).
 public struct Endpoints: Sendable, Codable, Equatable {
     /// The socket server's port; nil while paused.
-    public var port: Int?
-    public var ipcPort: Int?
+    @NullWhenAbsent public var port: Int?
+    @NullWhenAbsent public var ipcPort: Int?
     public var host: String
     public var pid: Int32
     public var runtimeFile: String
-
-    private enum CodingKeys: String, CodingKey { case port, ipcPort, host, pid, runtimeFile }
-
-    /// Absent ports are written as null, so readers see every key.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(port, forKey: .port)
-        try container.encode(ipcPort, forKey: .ipcPort)
-        try container.encode(host, forKey: .host)
-        try container.encode(pid, forKey: .pid)
-        try container.encode(runtimeFile, forKey: .runtimeFile)
-    }
 
     /// The announce line: no key in it, since stdout often ends up in logs.
     public var announceLine: String {
@@ -31,8 +19,8 @@ public struct Endpoints: Sendable, Codable, Equatable {
 
 /// The runtime file: the endpoints and the shared key.
 public struct RuntimeFile: Sendable, Codable, Equatable {
-    public var port: Int?
-    public var ipcPort: Int?
+    @NullWhenAbsent public var port: Int?
+    @NullWhenAbsent public var ipcPort: Int?
     public var host: String
     public var pid: Int32
     public var sharedKey: String
