@@ -82,6 +82,7 @@ struct CLITests {
         let server = try ConduitProcess(["serve", "--config", path], environment: [
             "CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": runtimeFile,
         ])
+        defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
         let port = try #require(announce["port"] as? Int)
         #expect(announce["host"] as? String == "127.0.0.1")
@@ -133,6 +134,7 @@ struct CLITests {
         let server = try ConduitProcess(
             ["serve", "--config", config], environment: ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": directory + "/runtime.json"],
             asUser: user)
+        defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
         let ipc = IPCClient(port: try #require(announce["ipcPort"] as? Int), key: "cli-test-key")
         #expect(try await ipc.request(.POST, "/internal.conduit.status").status == .ok)
@@ -184,6 +186,7 @@ struct CLITests {
         let environment = ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"]
         let limit = 64
         let server = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: limit, hard: limit))
+        defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
         let pid = try #require(announce["pid"] as? Int)
         let (port, ipcPort) = (try #require(announce["port"] as? Int), try #require(announce["ipcPort"] as? Int))

@@ -11,6 +11,7 @@ struct ControlCommandTests {
         let server = try ConduitProcess(["serve"], environment: [
             "CONDUIT_SHARED_KEY": "cli-control-key", "CONDUIT_RUNTIME_FILE": runtimeFile,
         ])
+        defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
         let port = try #require(announce["port"] as? Int)
         #expect(announce["ipcPort"] as? Int != nil)
@@ -55,6 +56,7 @@ struct ControlCommandTests {
         environment["XDG_RUNTIME_DIR"] = runtimeDirectory
         environment["TMPDIR"] = emptyTemporary
         let server = try ConduitProcess(["serve"], environment: environment.merging(["CONDUIT_SHARED_KEY": "cli-xdg-key"]) { $1 })
+        defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
         let port = try #require(announce["port"] as? Int)
         #expect((announce["runtimeFile"] as? String)?.hasPrefix(runtimeDirectory) == true)

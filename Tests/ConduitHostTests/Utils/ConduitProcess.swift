@@ -71,6 +71,11 @@ struct ConduitProcess {
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    /// For a test's `defer`: one that failed before its SIGTERM left a host running.
+    func killIfRunning() {
+        if process.isRunning { signal(SIGKILL) }
+    }
+
     func exit() async -> Int32 {
         await offThePool { [process] in
             process.waitUntilExit()
