@@ -10,7 +10,7 @@ import Testing
 /// it found the id still congested and waited again, as the handler guide says to, which
 /// called the next oldest at once, and so on: 65 waiters (65 AI streams or TLS connections of
 /// one client that stopped reading) spun a core on the directory's lock until the id drained.
-@Suite("Waiting for a congested id", .serialized, .timeLimit(.minutes(1)))
+@Suite("Waiting for a congested id", .serialized, .timeLimit(.minutes(3)))
 struct WritableWaitersTests {
     @Test func waitersPastTheCapDoNotSpin() async throws {
         let yaml = "routes:\n  - route: waiting\n    handler: waiting\n"
@@ -22,7 +22,8 @@ struct WritableWaitersTests {
             // reach the stalled socket on its own event loop, which a loaded full run got to
             // after the handler had asked (it answered false, and its waiters had nothing to wait for).
             _ = try await driver.request(Message(headers: ["route": "waiting", "to": "stalled", "fill": "150", "token": "fill"]))
-            try await waitUntil { host.host.directory.isCongested(ClientID("stalled")!) }
+            // (Generous waits: beside busy processes the fill took over 10 s, and the drain too.)
+            try await waitUntil(timeout: .seconds(60)) { host.host.directory.isCongested(ClientID("stalled")!) }
             let reply = try await driver.request(Message(headers: ["route": "waiting", "to": "stalled", "waiters": "65", "token": "wait"]))
             #expect(reply.payload == ByteBuffer(string: "{\"data\":true}"), "the stalled id is congested")
             let before = WaitingHandler.wakeUpsWhileCongested.load(ordering: .relaxed)
@@ -31,7 +32,7 @@ struct WritableWaitersTests {
             // At most a few a tenth of a second; the spin made hundreds of thousands.
             #expect(wakeUps < 1_000, "\(wakeUps) wake-ups in 2 s while the id stayed congested")
             try await stalled.resumeReading()
-            try await waitUntil { !host.host.directory.isCongested(ClientID("stalled")!) }
+            try await waitUntil(timeout: .seconds(60)) { !host.host.directory.isCongested(ClientID("stalled")!) }
             try await stalled.close()
             try await driver.close()
         }
