@@ -61,12 +61,24 @@ public final class NATSServerProcess: @unchecked Sendable {
         throw TestClientError.missingTool("nats-server is not installed (apt-get install nats-server; scripts/test.sh does it)")
     }
 
-    /// A TCP port nothing listens on now (for a cluster's route ports).
+    /// A TCP port nothing listens on now, for a server a test binds by number (a cluster's
+    /// route ports, a host's fixed port), taken below Linux's ephemeral range (32768 up): an
+    /// ephemeral one was free again once closed, and another test binding port 0 took it
+    /// meanwhile ("address already in use" in a full run).
     public static func freePort() throws -> Int {
         let group = MultiThreadedEventLoopGroup.singleton
-        let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? channel.close().wait() }
-        return channel.localAddress!.port!
+        var lastError: (any Error)?
+        for _ in 0..<100 {
+            let port = Int.random(in: 20_000..<32_768)
+            do {
+                let channel = try ServerBootstrap(group: group).bind(host: "127.0.0.1", port: port).wait()
+                try? channel.close().wait()
+                return port
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError!
     }
 
     private static func accepts(port: Int) async -> Bool {
