@@ -39,7 +39,7 @@ public final class RawTCPClient: Sendable, PausableReading {
     }
 
     /// Everything the server sends until it closes the connection.
-    public func readUntilClosed(timeout: TimeAmount = .seconds(10)) async throws -> ByteBuffer {
+    public func readUntilClosed(timeout: TimeAmount = Patience.timeAmount) async throws -> ByteBuffer {
         var all = ByteBuffer()
         while true {
             do {
@@ -52,7 +52,7 @@ public final class RawTCPClient: Sendable, PausableReading {
     }
 
     /// Reads until `count` bytes have arrived.
-    public func read(count: Int, timeout: TimeAmount = .seconds(10)) async throws -> ByteBuffer {
+    public func read(count: Int, timeout: TimeAmount = Patience.timeAmount) async throws -> ByteBuffer {
         var all = ByteBuffer()
         while all.readableBytes < count {
             var chunk = try await inbox.next(timeout: timeout)

@@ -100,7 +100,7 @@ public final class TestWebSocketClient: Sendable, PausableReading {
 
     /// Sends `message` and returns its reply: the first message carrying its `token` (or
     /// `seq`), pushes before it kept for the next reads. Without a token, the next message.
-    public func request(_ message: Message, timeout: TimeAmount = .seconds(10)) async throws -> Message {
+    public func request(_ message: Message, timeout: TimeAmount = Patience.timeAmount) async throws -> Message {
         try await send(message)
         guard let correlation = message.headers.correlation else { return try await nextMessage(timeout: timeout) }
         return try await nextMessage(timeout: timeout) { $0.headers[correlation.name] == correlation.value }
@@ -129,30 +129,30 @@ public final class TestWebSocketClient: Sendable, PausableReading {
 
     // MARK: Receiving
 
-    public func nextFrame(timeout: TimeAmount = .seconds(10)) async throws -> WebSocketFrame {
+    public func nextFrame(timeout: TimeAmount = Patience.timeAmount) async throws -> WebSocketFrame {
         try await inbox.next(timeout: timeout)
     }
 
     /// The next binary message, decoded; skips pings/pongs; a close frame throws `closedByServer`.
-    public func nextMessage(timeout: TimeAmount = .seconds(10)) async throws -> Message {
+    public func nextMessage(timeout: TimeAmount = Patience.timeAmount) async throws -> Message {
         if let kept = setAside.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return kept }
         return try await readMessage(timeout: timeout)
     }
 
     /// The next `count` messages, in order.
-    public func nextMessages(_ count: Int, timeout: TimeAmount = .seconds(10)) async throws -> [Message] {
+    public func nextMessages(_ count: Int, timeout: TimeAmount = Patience.timeAmount) async throws -> [Message] {
         var messages: [Message] = []
         for _ in 0..<count { messages.append(try await nextMessage(timeout: timeout)) }
         return messages
     }
 
     /// The next message of `route` (a push, typically); others that come first are kept.
-    public func nextMessage(route: String, timeout: TimeAmount = .seconds(10)) async throws -> Message {
+    public func nextMessage(route: String, timeout: TimeAmount = Patience.timeAmount) async throws -> Message {
         try await nextMessage(timeout: timeout) { $0.headers.route == route }
     }
 
     /// The next message that `matches`; those before it that don't are set aside for later calls.
-    public func nextMessage(timeout: TimeAmount = .seconds(10), where matches: (Message) -> Bool) async throws -> Message {
+    public func nextMessage(timeout: TimeAmount = Patience.timeAmount, where matches: (Message) -> Bool) async throws -> Message {
         let kept = setAside.withLock { messages in messages.firstIndex(where: matches).map { messages.remove(at: $0) } }
         if let kept { return kept }
         while true {
@@ -174,7 +174,7 @@ public final class TestWebSocketClient: Sendable, PausableReading {
     }
 
     /// The next message with `more=true` parts joined (SPEC §1).
-    public func nextJoinedMessage(timeout: TimeAmount = .seconds(10)) async throws -> Message {
+    public func nextJoinedMessage(timeout: TimeAmount = Patience.timeAmount) async throws -> Message {
         var assembler = ChunkAssembler(limit: .max)
         while true {
             let part = try await nextMessage(timeout: timeout)
@@ -186,7 +186,7 @@ public final class TestWebSocketClient: Sendable, PausableReading {
     }
 
     /// Waits for the server's close frame and returns its code and reason.
-    public func nextClose(timeout: TimeAmount = .seconds(10)) async throws -> (code: UInt16, reason: String) {
+    public func nextClose(timeout: TimeAmount = Patience.timeAmount) async throws -> (code: UInt16, reason: String) {
         while true {
             let frame = try await nextFrame(timeout: timeout)
             if frame.opcode == .connectionClose, case .closedByServer(let code, let reason) = Self.closeError(frame) {

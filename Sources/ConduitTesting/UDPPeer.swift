@@ -34,7 +34,7 @@ public final class UDPPeer: Sendable {
     }
 
     /// The next datagram that reaches this socket, within `timeout`.
-    public func next(timeout: Duration = .seconds(10)) async throws -> AddressedEnvelope<ByteBuffer> {
+    public func next(timeout: Duration = Patience.duration) async throws -> AddressedEnvelope<ByteBuffer> {
         try await withThrowingTaskGroup(of: AddressedEnvelope<ByteBuffer>?.self) { group in
             group.addTask { [received] in
                 var iterator = received.makeAsyncIterator()
