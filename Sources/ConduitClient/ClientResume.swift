@@ -230,12 +230,13 @@ final class ClientResume: Sendable {
     }
 
     /// Whether to acknowledge what was delivered: now, in `ackWithin` (the caller schedules
-    /// `dueAck(force: true)`), or not.
-    func dueAck(force: Bool = false) -> AckDue {
+    /// `dueAck(force: true)`), or not. Not while the socket takes no more (`socketTakesMore`):
+    /// acknowledgements are cumulative, so the latest one, sent once it does, says all of them.
+    func dueAck(force: Bool = false, socketTakesMore: Bool) -> AckDue {
         state.withLockedValue { state in
             if force { state.ackScheduled = false }
             guard state.received > state.lastAckSent else { return .no }
-            if force || state.owed >= Self.ackEveryMessages {
+            if socketTakesMore, force || state.owed >= Self.ackEveryMessages {
                 state.owed = 0
                 state.lastAckSent = state.received
                 return .now(Message(headers: [ResumeHeader.ack: "\(state.received)"]))

@@ -81,13 +81,14 @@ extension Conduit {
     }
 
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.
-    func acknowledgeWhenDue(_ resumption: ClientResume) {
-        switch resumption.dueAck() {
+    /// A host that reads nothing while it sends got one acknowledgement per 32 messages, each
+    /// kept by the channel without bound: while the socket takes no more, the acknowledgement
+    /// waits (checked every 200 ms) and goes out once, saying everything delivered meanwhile.
+    func acknowledgeWhenDue(_ resumption: ClientResume, force: Bool = false) {
+        let socketTakesMore = state.withLockedValue { $0.connection?.channel.isWritable ?? true }
+        switch resumption.dueAck(force: force, socketTakesMore: socketTakesMore) {
         case .now(let ack): sendAcknowledgement(ack)
-        case .later:
-            eventLoop.scheduleTask(in: ClientResume.ackWithin) {
-                if case .now(let ack) = resumption.dueAck(force: true) { self.sendAcknowledgement(ack) }
-            }
+        case .later: eventLoop.scheduleTask(in: ClientResume.ackWithin) { self.acknowledgeWhenDue(resumption, force: true) }
         case .no: break
         }
     }

@@ -4,6 +4,7 @@ import ConduitWire
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOWebSocket
+import Synchronization
 import Testing
 
 /// A host (or whatever took its port) that stops reading: the client must neither hang nor
@@ -51,6 +52,49 @@ struct UnreadingHostTests {
         let channel = try #require(conduit.state.withLockedValue { $0.connection?.channel })
         let buffered = try await channel.getOption(.bufferedWritableBytes).get()
         #expect(buffered < 1 << 20, "\(buffered) bytes of pongs wait in the client")
+        conduit.close()
+        try await fake.stop()
+    }
+
+    /// Resume acknowledged every 32 messages delivered, each acknowledgement handed to the
+    /// channel: a host that sent and read nothing filled the client's memory with them (2,000
+    /// here). While the socket takes no more the acknowledgement waits, and goes out once.
+    @Test func aHostThatReadsNothingGetsOneAcknowledgementOnceItDoes() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = fake.resumingClient(id: "unread-acks")
+        let delivered = Atomic<Int>(0)
+        conduit.receive { _ in delivered.add(1, ordering: .relaxed) }
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        try await socket.greet(reset: true)
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        // The client's own messages fill what the kernel takes, acknowledged window by window
+        // as a host would that reads them: then its channel takes no more.
+        let resumption = try #require(conduit.resumption)
+        let takesMore = { conduit.state.withLockedValue { $0.connection?.channel.isWritable ?? false } }
+        // Under the fake's largest frame (16 KiB).
+        let payload = ByteBuffer(repeating: 1, count: 12_000)
+        var sent: UInt64 = 0
+        for _ in 0..<20 where takesMore() {
+            try await waitUntil { try conduit.send(["route": "fill"], payload: payload) }
+            sent += 1
+            while try conduit.send(["route": "fill"], payload: payload) { sent += 1 }
+            try await waitUntil { [sent] in resumption.sentThrough == sent }
+            try await socket.send(["route": ResumeHeader.ackRoute, "ack": "\(sent)"])
+        }
+        #expect(!takesMore())
+        let count = 64_000
+        for position in 1...count {
+            var buffer = ByteBuffer()
+            try Message(headers: ["route": "push", "pos": "\(position)"]).encode(into: &buffer)
+            socket.channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer), promise: nil)
+        }
+        socket.channel.flush()
+        try await waitUntil(timeout: .seconds(50)) { delivered.load(ordering: .relaxed) == count }
+        try await socket.channel.setOption(.autoRead, value: true).get()
+        try await waitUntil { socket.received.withLockedValue { $0.contains { $0.headers["ack"] == "\(count)" } } }
+        let acknowledgements = socket.received.withLockedValue { $0.filter { $0.headers["ack"] != nil }.count }
+        #expect(acknowledgements <= 2, "\(acknowledgements) acknowledgements waited in the client")
         conduit.close()
         try await fake.stop()
     }
