@@ -740,6 +740,63 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
   }
 })
 
+// Resume acknowledged every 32 messages received, each handed to the socket: a host that sent
+// and read nothing filled the page's memory with them (2,000 here). While the socket holds
+// unsent bytes the acknowledgement waits, and goes out once.
+test('resume: a host that reads nothing gets one acknowledgement once it does', { timeout: 60000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-unread-acks', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  let delivered = 0
+  conduit.receive(() => { delivered++ })
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  const until = async (condition) => {
+    const deadline = Date.now() + 30000
+    while (!condition()) {
+      assert.ok(Date.now() < deadline, 'timed out')
+      await sleep(5)
+    }
+  }
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.send(greetingOfE1({ reset: true }))
+    assert.equal(conduit.send({ route: 'probe' }), true)
+    assert.equal((await socket.nextMessage()).options.route, 'probe', 'sent once the greeting was taken')
+    socket.pauseReading()
+    // The client's own messages fill what the kernel takes, acknowledged window by window as a
+    // host would that reads them: then the socket holds what it can't send (once the kernel
+    // has taken what it will: right after a send it holds all of it).
+    const payload = new Uint8Array(60000)
+    let sent = 1
+    for (let round = 0; round < 20; round++) {
+      await until(() => conduit.send({ route: 'fill' }, payload))
+      sent++
+      while (conduit.send({ route: 'fill' }, payload)) sent++
+      socket.send(module.encode([['route', 'conduit.ack'], ['ack', String(sent)]]))
+      await sleep(200)
+      if (conduit.socket.bufferedAmount > 1 << 20) break
+    }
+    assert.ok(conduit.socket.bufferedAmount > 1 << 20)
+    const count = 64000
+    for (let position = 1; position <= count; position++) socket.send(module.encode([['route', 'push'], ['pos', String(position)]]))
+    await until(() => delivered === count)
+    socket.resumeReading()
+    let acknowledgements = 0
+    for (;;) {
+      const ack = (await socket.nextMessage()).options.ack
+      if (ack === undefined) continue
+      acknowledgements++
+      if (String(ack) === String(count)) break
+    }
+    assert.ok(acknowledgements <= 2, `${acknowledgements} acknowledgements waited in the client`)
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
 // An acknowledgement above every position the client sent (a host's mistake) released the
 // messages still waiting to go out: they were never sent, and nothing told the application.
 test('resume: messages not sent yet stay whatever an acknowledgement says', { timeout: 30000 }, async () => {

@@ -230,6 +230,8 @@ export class ResumeState {
   static WINDOW_BYTES = 4 << 20
   static ACK_EVERY = 32
   static ACK_WITHIN_MS = 200
+  /** Unsent bytes the socket holds past which an acknowledgement waits (SwiftNIO's high water). */
+  static ACK_HOLD_BYTES = 64 * 1024
 
   epoch = undefined
   /** Every host position up to this one was delivered. */
@@ -1065,11 +1067,20 @@ export class Conduit extends EventTarget {
     }
   }
 
-  /** Acknowledges received host positions every 32 messages, or 200 ms after the first owed. */
+  /**
+   * Acknowledges received host positions every 32 messages, or 200 ms after the first owed.
+   * A host that reads nothing while it sends got one per 32 messages, each kept by the socket
+   * without bound: while the socket holds unsent bytes, the acknowledgement waits (checked every
+   * 200 ms) and goes out once, saying everything received meanwhile.
+   */
   #acknowledgeWhenDue () {
     const due = this.#resume.ackDue()
-    if (due === 'now') return this.#sendAck()
-    if (due === 'later' && !this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), ResumeState.ACK_WITHIN_MS)
+    if (due === 'now' && !this.#socketIsBehind()) return this.#sendAck()
+    if (due !== 'no' && !this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), ResumeState.ACK_WITHIN_MS)
+  }
+
+  #socketIsBehind () {
+    return (this.socket?.bufferedAmount ?? 0) > ResumeState.ACK_HOLD_BYTES
   }
 
   /**
@@ -1081,7 +1092,9 @@ export class Conduit extends EventTarget {
   #sendAck () {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = null
-    if (this.isOpen && this.#resumeReady && this.#resume.ackDue() !== 'no') this.socket.send(this.#resume.ackFrame())
+    if (!this.isOpen || !this.#resumeReady || this.#resume.ackDue() === 'no') return
+    if (this.#socketIsBehind()) this.#ackTimer = setTimeout(() => this.#sendAck(), ResumeState.ACK_WITHIN_MS)
+    else this.socket.send(this.#resume.ackFrame())
   }
 
   #emit (type, fields = {}) {

@@ -33,7 +33,8 @@ export function streamFrame (message) {
 
 /**
  * `{ port, ipcPort, accept, nextSocket(), stop() }`. `accept = false` refuses upgrades (503).
- * A socket: `{ url, send(encoded), close(code, reason), nextMessage() }` (the client's
+ * A socket: `{ url, send(encoded), pauseReading(), resumeReading(), close(code, reason),
+ * nextMessage() }` (the client's
  * messages, decoded). `onEvents(url, response)` answers each events stream request.
  */
 export async function startFakeHost ({ onEvents = (url, response) => response.writeHead(404).end() } = {}) {
@@ -93,6 +94,9 @@ function fakeSocket (connection, url) {
   return {
     url,
     send (encoded) { connection.write(frame(encoded)) },
+    /** Stops reading the client (its bytes wait in the kernel's buffers, then in the client). */
+    pauseReading () { connection.pause() },
+    resumeReading () { connection.resume() },
     close (code = 1000, reason = '') {
       const payload = Buffer.alloc(2 + Buffer.byteLength(reason))
       payload.writeUInt16BE(code)
