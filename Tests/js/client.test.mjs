@@ -371,6 +371,27 @@ test('request: a payload the chunk queue refuses rejects, and the reply to its t
 /** Resolves on `conduit`'s next event of `type`. */
 const nextEvent = (conduit, type) => new Promise((resolve) => conduit.addEventListener(type, resolve, { once: true }))
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Resolves once `condition()` holds; fails past `timeout` ms. */
+async function until (condition, timeout = 30000) {
+  const deadline = Date.now() + timeout
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, 'timed out')
+    await sleep(5)
+  }
+}
+
+/** A fake host and a resuming client of it, not connected yet, that counts what it delivers. */
+async function fakeAndResumingClient (id) {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id, ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  const counts = { delivered: 0 }
+  conduit.receive(() => { counts.delivered++ })
+  return { fake, conduit, counts }
+}
+
 /** A `conduit.resume` greeting of epoch `e1` (SPEC §9), encoded. */
 const greetingOfE1 = ({ resumed = 0, ack = 0, reset = false } = {}) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'],
   ['resumed', String(resumed)], ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
@@ -708,12 +729,7 @@ test('resume: a socket closed before its first greeting starts no events stream 
 // before that socket's greeting was read: after a reset greeting, the host took the old epoch's
 // position for one of the new epoch and released positions the client never read.
 test('resume: no acknowledgement goes out on a socket before its greeting', { timeout: 30000 }, async () => {
-  const fake = await startFakeHost()
-  const conduit = new Conduit({ id: 'node-stale-ack', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
-  conduit.addEventListener('error', () => {})
-  let delivered = 0
-  conduit.receive(() => { delivered++ })
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  const { fake, conduit, counts } = await fakeAndResumingClient('node-stale-ack')
   const push = (position) => module.encode([['route', 'push'], ['pos', String(position)]])
   try {
     const first = fake.nextSocket()
@@ -722,8 +738,7 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
     socket.send(greetingOfE1({ reset: true }))
     // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
     for (let position = 1; position <= 3; position++) socket.send(push(position))
-    const deadline = Date.now() + 10000
-    while (delivered < 3 && Date.now() < deadline) await sleep(5)
+    await until(() => counts.delivered === 3)
     const second = fake.nextSocket()
     socket.close(1001, 'going away')
     const again = await second
@@ -744,19 +759,7 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
 // and read nothing filled the page's memory with them (2,000 here). While the socket holds
 // unsent bytes the acknowledgement waits, and goes out once.
 test('resume: a host that reads nothing gets one acknowledgement once it does', { timeout: 60000 }, async () => {
-  const fake = await startFakeHost()
-  const conduit = new Conduit({ id: 'node-unread-acks', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
-  conduit.addEventListener('error', () => {})
-  let delivered = 0
-  conduit.receive(() => { delivered++ })
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-  const until = async (condition) => {
-    const deadline = Date.now() + 30000
-    while (!condition()) {
-      assert.ok(Date.now() < deadline, 'timed out')
-      await sleep(5)
-    }
-  }
+  const { fake, conduit, counts } = await fakeAndResumingClient('node-unread-acks')
   try {
     const first = fake.nextSocket()
     await conduit.connect()
@@ -781,7 +784,7 @@ test('resume: a host that reads nothing gets one acknowledgement once it does', 
     assert.ok(conduit.socket.bufferedAmount > 1 << 20)
     const count = 64000
     for (let position = 1; position <= count; position++) socket.send(module.encode([['route', 'push'], ['pos', String(position)]]))
-    await until(() => delivered === count)
+    await until(() => counts.delivered === count)
     socket.resumeReading()
     let acknowledgements = 0
     for (;;) {
@@ -800,9 +803,7 @@ test('resume: a host that reads nothing gets one acknowledgement once it does', 
 // An acknowledgement above every position the client sent (a host's mistake) released the
 // messages still waiting to go out: they were never sent, and nothing told the application.
 test('resume: messages not sent yet stay whatever an acknowledgement says', { timeout: 30000 }, async () => {
-  const fake = await startFakeHost()
-  const conduit = new Conduit({ id: 'node-ack-above', ipcPort: fake.ipcPort, resume: true, connect: false, reconnect: { timeout: 10 } })
-  conduit.addEventListener('error', () => {})
+  const { fake, conduit } = await fakeAndResumingClient('node-ack-above')
   try {
     const first = fake.nextSocket()
     await conduit.connect()
