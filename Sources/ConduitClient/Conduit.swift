@@ -86,23 +86,26 @@ public final class Conduit: Sendable {
     }
 
     /// A new stream of this client's events from now on; several may be open at once. It ends
-    /// after `close()`.
-    public func events(bufferingPolicy: AsyncStream<ConduitEvent>.Continuation.BufferingPolicy = .unbounded) -> AsyncStream<ConduitEvent> {
-        let (stream, continuation) = AsyncStream<ConduitEvent>.makeStream(bufferingPolicy: bufferingPolicy)
+    /// after `close()`. What it holds unread is bounded by `maxBufferedBytes`: past it, events
+    /// are left out and counted (`.eventsLeftOut`).
+    public func events(maxBufferedBytes: Int = 8 << 20) -> ConduitEvents {
+        let (stream, continuation) = AsyncStream<ConduitEvent>.makeStream()
+        let subscriber = EventsSubscriber(continuation: continuation, maxBufferedBytes: maxBufferedBytes)
+        let events = ConduitEvents(stream: stream, subscriber: subscriber)
         let number = state.withLockedValue { state -> Int? in
             guard !state.isClosed else { return nil }
             state.nextSubscriber += 1
-            state.subscribers[state.nextSubscriber] = continuation
+            state.subscribers[state.nextSubscriber] = subscriber
             return state.nextSubscriber
         }
         guard let number else {
             continuation.finish()
-            return stream
+            return events
         }
         continuation.onTermination = { [state] _ in
             _ = state.withLockedValue { $0.subscribers.removeValue(forKey: number) }
         }
-        return stream
+        return events
     }
 
     // MARK: Sending

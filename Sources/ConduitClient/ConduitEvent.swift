@@ -22,4 +22,8 @@ public enum ConduitEvent: Sendable {
     /// Resume: `count` messages were released by the host (its window was full) before this
     /// client received them.
     case lost(count: Int)
+    /// This stream was not read fast enough: `count` events were left out of it, to keep what it
+    /// holds under its bound (`Conduit.events(maxBufferedBytes:)`). Messages among them still
+    /// went to the `receive` handler.
+    case eventsLeftOut(count: Int)
 }

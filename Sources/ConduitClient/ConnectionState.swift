@@ -16,7 +16,7 @@ struct ConnectionState: Sendable {
     /// Bumped for every socket, so a late close of an old one changes nothing.
     var generation = 0
     var receiver: (@Sendable (Message) -> Void)?
-    var subscribers: [Int: AsyncStream<ConduitEvent>.Continuation] = [:]
+    var subscribers: [Int: EventsSubscriber] = [:]
     var nextSubscriber = 0
     var reconnecting: Task<Void, any Error>?
     /// When the current socket opened, and how many sockets in a row closed soon after they
@@ -60,6 +60,6 @@ struct ConnectionState: Sendable {
     /// `onTermination`, which takes the lock).
     mutating func takeSubscribers() -> [AsyncStream<ConduitEvent>.Continuation] {
         defer { subscribers.removeAll() }
-        return Array(subscribers.values)
+        return subscribers.values.map(\.continuation)
     }
 }
