@@ -8,7 +8,7 @@ import ConduitWire
 struct HeldArrivals: Sendable {
     static let maxBytes = 8 << 20
 
-    private(set) var arrivals: [Arrival] = []
+    private var arrivals: [Arrival] = []
     private var bytes = 0
     /// The socket that stopped reading, to read again once they are released.
     private var paused: WebSocketConnection?

@@ -158,8 +158,10 @@ final class ProcessSupervisor: Sendable {
         state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
         let bytes = frames.readableBytes
         state.value.unwrittenBytes += bytes
-        if state.value.inputStall == nil { watchInput(of: child) }
         child.process.channel.writeAndFlush(frames).hop(to: eventLoop).whenComplete { _ in self.written(bytes, to: child) }
+        // Timed only when the pipe did not take it all at once (it completes the write before
+        // returning when it does): a child that reads keeps no timer armed per request.
+        if state.value.unwrittenBytes > 0, state.value.inputStall == nil { watchInput(of: child) }
     }
 
     /// The most that may wait to be written to a child's stdin before requests are refused:
