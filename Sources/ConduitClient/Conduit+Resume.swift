@@ -99,6 +99,6 @@ extension Conduit {
     /// of it the client never read.
     private func sendAcknowledgement(_ ack: Message) {
         guard let connection = state.withLockedValue({ $0.writeCursor == nil ? nil : $0.connection }) else { return }
-        try? connection.send(ack)
+        _ = try? connection.send(ack)
     }
 }

@@ -110,8 +110,9 @@ public final class Conduit: Sendable {
 
     // MARK: Sending
 
-    /// Sends one message (the seed's `send`): false when the socket is not open; then use the
-    /// fallback (`sendOrFallback`, or `request`, which falls back by itself). Payloads of any
+    /// Sends one message (the seed's `send`): false when the socket is not open, or when 8 MiB
+    /// sent on it are not written yet (a host that reads slowly or not at all); then use the
+    /// fallback (`sendOrFallback`, or `request`, which falls back by itself), or try later. Payloads of any
     /// size are split into parts, but a digest check's or a cancellation's must fit one.
     /// Throws when the headers are over the limits (SPEC §1), or for such a payload.
     @discardableResult
@@ -120,8 +121,7 @@ public final class Conduit: Sendable {
         try message.validateStandsAloneInOneFrame()
         if let resumption { return try sendNumbered(message, resumption) }
         guard let connection = state.withLockedValue({ $0.connection }), connection.channel.isActive else { return false }
-        try connection.send(message)
-        return true
+        return try connection.send(message)
     }
 
     /// Sends `route` with a fresh `token` and returns the reply to it. While the socket is down

@@ -56,6 +56,28 @@ struct UnreadingHostTests {
         try await fake.stop()
     }
 
+    /// `send` handed every message to the channel: sent to a host that read nothing, they grew
+    /// the client's memory without end. Past 8 MiB unwritten it refuses (false), and nothing it
+    /// accepted is lost: once the host reads, all of it arrives, in order, and `send` takes more.
+    @Test func sendsToAHostThatReadsNothingAreRefusedPastTheBoundAndNoneIsLost() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Self.client(of: fake, id: "unread-sends")
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        // Under the fake's largest frame (16 KiB).
+        let payload = ByteBuffer(repeating: 1, count: 12_000)
+        var sent = 0
+        while sent < 64 << 20 / 12_000, try conduit.send(["route": "fill", "n": "\(sent)"], payload: payload) { sent += 1 }
+        #expect(sent < 64 << 20 / 12_000, "64 MiB taken for a host that reads nothing")
+        try await socket.channel.setOption(.autoRead, value: true).get()
+        try await waitUntil { [sent] in socket.received.withLockedValue { $0.count } == sent }
+        #expect(socket.received.withLockedValue { $0.map { $0.headers["n"] } } == (0..<sent).map { "\($0)" })
+        try await waitUntil { try conduit.send(["route": "after"]) }
+        conduit.close()
+        try await fake.stop()
+    }
+
     /// Resume acknowledged every 32 messages delivered, each acknowledgement handed to the
     /// channel: a host that sent and read nothing filled the client's memory with them (2,000
     /// here). While the socket takes no more the acknowledgement waits, and goes out once.

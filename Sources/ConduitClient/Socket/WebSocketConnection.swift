@@ -2,6 +2,7 @@ import ConduitWire
 import NIOCore
 import NIOHTTP1
 import NIOWebSocket
+import Synchronization
 
 /// One open socket to the host: sends messages split into frames, and hands what arrives to
 /// its callbacks on the channel's event loop, in order, with `more=true` parts joined.
@@ -59,22 +60,35 @@ final class WebSocketConnection: Sendable {
 
     /// Sends `message`, split into parts when its payload exceeds one frame (SPEC §1: every
     /// part but the last carries `more=true`; the host joins them). Header limits are checked
-    /// before anything is written.
-    func send(_ message: Message) throws(WireError) {
+    /// before anything is written. False, and nothing written, while `maxUnsentBytes` or more
+    /// wait to be written: sent to a host that reads slowly or not at all, they grew the
+    /// client's memory without end.
+    func send(_ message: Message) throws(WireError) -> Bool {
         try message.validateHeaderLimits()
+        guard unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes else { return false }
         let frames = try message.split().map(frame)
+        let bytes = frames.reduce(0) { $0 + $1.data.readableBytes }
+        unsentBytes.add(bytes, ordering: .relaxed)
         // The parts go out together: written from another thread one at a time, each became a
         // task of its own on the event loop, two senders' parts interleaved, and the host
         // joined them into requests of the wrong bytes.
         guard channel.eventLoop.inEventLoop else {
-            return channel.eventLoop.execute { [channel] in Self.write(frames, to: channel) }
+            channel.eventLoop.execute { self.write(frames, bytes: bytes) }
+            return true
         }
-        Self.write(frames, to: channel)
+        write(frames, bytes: bytes)
+        return true
     }
 
-    private static func write(_ frames: [WebSocketFrame], to channel: any Channel) {
-        for frame in frames { channel.write(frame, promise: nil) }
-        channel.flush()
+    /// Counted from `send` (not from the channel's write, which a send from another thread
+    /// reaches later), so that sends in a burst see each other.
+    private let unsentBytes = Atomic<Int>(0)
+    static let maxUnsentBytes = 8 << 20
+
+    private func write(_ frames: [WebSocketFrame], bytes: Int) {
+        for frame in frames.dropLast() { channel.write(frame, promise: nil) }
+        // Written in order: once the last is, all are (or the channel closed, and none will be).
+        channel.writeAndFlush(frames[frames.count - 1]).whenComplete { _ in self.unsentBytes.subtract(bytes, ordering: .relaxed) }
     }
 
     /// Writes one part, without the flush: resume's kept messages, numbered, split and checked
