@@ -755,6 +755,32 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
   }
 })
 
+// `send` handed every message to the socket: sent to a host that read nothing, they grew the
+// page's memory without end. Past 8 MiB unsent it refuses (false), and nothing it accepted is
+// lost: once the host reads, all of it arrives in order, and `send` takes more.
+test('send: to a host that reads nothing, refused past 8 MiB unsent, and nothing accepted is lost', { timeout: 60000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-unread-sends', ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    socket.pauseReading()
+    const payload = new Uint8Array(60000)
+    const cap = (64 << 20) / 60000
+    let sent = 0
+    while (sent < cap && conduit.send({ route: 'fill', n: String(sent) }, payload)) sent++
+    assert.ok(sent < cap, '64 MiB taken for a host that reads nothing')
+    socket.resumeReading()
+    for (let n = 0; n < sent; n++) assert.equal(String((await socket.nextMessage()).options.n), String(n))
+    await until(() => conduit.send({ route: 'after' }))
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
 // Resume acknowledged every 32 messages received, each handed to the socket: a host that sent
 // and read nothing filled the page's memory with them (2,000 here). While the socket holds
 // unsent bytes the acknowledgement waits, and goes out once.

@@ -12,6 +12,8 @@ export const MAX_ENCODED_BYTES = 1 + 255 * (1 + 255 + 2 + 0xffff) + 2 + 0xffff
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** The most of a socket's messages held behind a fallback stream (8 MiB, as the Swift client). */
 const HELD_BYTES = 8 * 1024 * 1024
+/** Unsent bytes a socket may hold before `send` refuses (8 MiB, as the Swift client). */
+const MAX_UNSENT_BYTES = 8 * 1024 * 1024
 const MAX_HEADERS = 0xff
 const MAX_KEY_BYTES = 0xff
 const MAX_VALUE_BYTES = 0xffff
@@ -809,14 +811,15 @@ export class Conduit extends EventTarget {
   }
 
   /**
-   * Sends one message of any payload size; false when the socket is not open (with `resume`:
-   * kept and sent once a socket is back; false only when too much waits unacknowledged) and
-   * once the client is closed.
+   * Sends one message of any payload size; false when the socket is not open, or holds 8 MiB
+   * it has not sent yet (a host that reads slowly or not at all: sent on, messages grew the
+   * page's memory without end), with `resume`: kept and sent once a socket is back; false
+   * only when too much waits unacknowledged; and once the client is closed.
    */
   send (options, payload) {
     if (this.#closed) return false
     if (this.#resume) return this.#sendNumbered(options, payload)
-    if (!this.isOpen || Conduit.isPaused) return false
+    if (!this.isOpen || Conduit.isPaused || this.socket.bufferedAmount >= MAX_UNSENT_BYTES) return false
     const frames = encodeFrames(options, payload)
     for (const frame of frames) this.socket.send(frame)
     return true
