@@ -92,6 +92,27 @@ import Testing
         }
     }
 
+    /// A relay to an id this host holds without a socket (in grace) went to the cluster, whose
+    /// request reached this host's own subscription for the id: the relay was buffered and
+    /// answered `delivered`, where a relay to an id with no open socket is `NotFoundError`
+    /// (SPEC §3, §9). An id has one holder, so this host answers it itself.
+    @Test func aRelayToAnIdInGraceOnThisHostIsNotFound() async throws {
+        try await NATSServerProcess.run { server in
+            try await Self.withTwoHosts(server) { a, b in
+                let alice = try await a.connect(client: "alice")
+                let bob = try await a.connect(client: "bob")
+                let carol = try await b.connect(client: "carol")
+                // Host A's subscription for bob is live: B's relay reaches him through it.
+                _ = try await Self.relayOnceHeld(from: carol, to: "bob", payload: "from B")
+                try await bob.close()
+                try await waitUntil { a.client("bob")?.connected == false }
+                let reply = try await alice.request(Message(headers: ["to": "bob", "token": "t"], payload: ByteBuffer(string: "while away")))
+                #expect(reply.headers["error"] == "NotFoundError", "\(reply.headers) \(String(buffer: reply.payload))")
+                #expect(a.client("bob")?.buffered == 0, "nothing was kept for him")
+            }
+        }
+    }
+
     @Test func anExpiredIdIsReleasedByItsHost() async throws {
         try await NATSServerProcess.run { server in
             let yamlB = Self.yaml(server, name: "b") + "\nlimits:\n  clientGraceSeconds: 0.2\n"

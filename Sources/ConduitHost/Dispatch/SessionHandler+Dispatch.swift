@@ -109,8 +109,10 @@ extension SessionHandler {
         return true
     }
 
-    /// `to`: hands the message to another client with `from` added (SPEC §3); an id without
-    /// a socket here goes to the cluster, when there is one (SPEC §10).
+    /// `to`: hands the message to another client with `from` added (SPEC §3); an id this host
+    /// does not hold goes to the cluster, when there is one (SPEC §10). One held here without
+    /// a socket is not found: an id has one holder, and the cluster's request reached this
+    /// host's own subscription for it, which buffered the relay and answered it delivered.
     private func relay(_ message: Message) {
         let correlation = message.headers.correlation
         guard let target = message.headers[HeaderName.to].flatMap(ClientID.init) else {
@@ -119,7 +121,7 @@ extension SessionHandler {
         var relayed = message
         relayed.headers.replaceOrAppend(HeaderName.from, client.rawValue)
         guard services.directory.isConnected(target) else {
-            guard let cluster = services.cluster, let session else {
+            guard let cluster = services.cluster, !services.directory.holds(target), let session else {
                 return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
             }
             return ClusterRelay.start(

@@ -234,6 +234,11 @@ public final class ClientDirectory: PushSink, Sendable {
         slots.withLockedValue { $0[client]?.isConnected ?? false }
     }
 
+    /// Whether the host holds state for the id: connected, in grace, or named over IPC.
+    public func holds(_ client: ClientID) -> Bool {
+        slots.withLockedValue { $0[client] != nil }
+    }
+
     // MARK: Congestion
 
     /// Congested: over the high-water mark in bytes, or over half the byte or message bound
