@@ -209,6 +209,36 @@ struct MemoryModelTests {
         }
     }
 
+    /// Pushes made off the socket's event loop wait in the id's buffer, whose bound was the
+    /// socket's queue's bytes less what that queue held, but its whole message count: each push
+    /// found the buffer empty (drained since), and the socket's queue grew past its message
+    /// bound without end (to about 2,000 of 50 here).
+    @Test func pushesFromAnotherLoopKeepTheSocketsQueueUnderItsMessageBound() async throws {
+        let yaml = """
+            limits:
+              outboundQueueMessages: 50
+              outboundQueueBytes: 33554432
+            routes:
+              - route: echo
+                handler: echo
+            """
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "counted", receiveBufferBytes: 4096)
+            try await client.pauseReading()
+            let id = ClientID("counted")!
+            // From this task, on no event loop. Droppable: past the bound, the oldest go.
+            // 12 MB: more than the kernel's buffers take, under the queue's byte bound (32 MiB).
+            for n in 0..<3_000 {
+                _ = host.host.directory.push(numberedPush(n, payload: ByteBuffer(repeating: 1, count: 4_000)), to: id)
+                if n % 100 == 99 { try await waitUntil { host.client("counted")?.buffered == 0 } }
+            }
+            try await waitUntil { host.client("counted")?.buffered == 0 }
+            let snapshot = try #require(host.client("counted"))
+            #expect(snapshot.outboundQueued <= 50, "\(snapshot.outboundQueued) messages queued for a socket bound to 50")
+            #expect(snapshot.dropped + snapshot.outboundDropped > 0)
+        }
+    }
+
     @Test func aRelayIsAcknowledgedOnlyWhenTheRecipientsQueueTookIt() async throws {
         let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in

@@ -151,8 +151,10 @@ public final class ClientDirectory: PushSink, Sendable {
     /// (its outbound queue counts against the same bytes). Under the close policy a socket
     /// that can't take it is closed and the push waits in the buffer as for an absent id.
     private func bufferInTransit(_ entry: MessageQueue.Entry, to session: Session, in slot: inout Slot) -> PushOutcome {
+        // What the socket's queue holds counts in both bounds: the buffer is emptied into it
+        // by each drain, so a push found it empty, and the queue grew past its message bound.
         slot.buffer.byteLimit = max(0, settings.outboundQueueBytes - session.queuedBytes.load(ordering: .relaxed))
-        slot.buffer.countLimit = settings.outboundQueueMessages
+        slot.buffer.countLimit = max(0, settings.outboundQueueMessages - session.queuedMessages.load(ordering: .relaxed))
         if slot.resume != nil, !slot.buffer.fits(entry) {
             // A resuming socket that can't take more is closed, and nothing is dropped: this
             // waits here, within the budget only, until the socket hands back (`detach`), where
