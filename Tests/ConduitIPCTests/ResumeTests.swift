@@ -252,6 +252,18 @@ struct ResumeTests {
         }
     }
 
+    /// SPEC §1: a message without `route` that is an acknowledgement (`ack`) is no chunk, on
+    /// any connection. On one that does not resume it was queued, and its payload went in front
+    /// of the next request's: an echo of "B" came back "AAAB".
+    @Test func aBareAckOnAPlainConnectionIsNoChunk() async throws {
+        try await TestHost.run(yaml: Self.tallyYAML, catalog: .ipcTests) { host in
+            let socket = try await host.connect(client: "plain-ack")
+            try await socket.send(["ack": "5"], payload: Array("AAA".utf8))
+            let echoed = try await socket.request(Message(headers: ["route": "echo", "token": "t"], payload: ByteBuffer(string: "B")))
+            #expect(String(buffer: echoed.payload) == "B")
+        }
+    }
+
     /// SPEC §9's fine print: a relay to a resuming id whose socket is down is still
     /// `NotFoundError` (§3); the id's window does not take it, and the next socket is not sent it.
     @Test func aRelayToAResumingIdWithoutASocketIsNotFound() async throws {

@@ -7,6 +7,9 @@ enum InboundKind: Equatable {
     case digest
     /// `cancel` without `route`: stops the request with that token.
     case cancel(token: String)
+    /// `ack` without `route`, `to` or `more` on a connection that does not resume (a resuming
+    /// one sets `ack` aside as it decodes): there is nothing to acknowledge, and it is no chunk.
+    case acknowledgement
     /// A part of a request that is not complete yet (`more=true`, or neither `route` nor `to`).
     case chunk
     /// What completes a request to `route`, or a message for the client `to`.
@@ -18,7 +21,7 @@ enum InboundKind: Equatable {
         } else if route == nil, let token = headers[HeaderName.cancel] {
             self = .cancel(token: token)
         } else if headers.hasMore || (route == nil && headers[HeaderName.to] == nil) {
-            self = .chunk
+            self = route == nil && !headers.hasMore && headers[ResumeHeader.ack] != nil ? .acknowledgement : .chunk
         } else {
             self = .complete
         }
@@ -27,7 +30,7 @@ enum InboundKind: Equatable {
     /// Neither part of a request nor the end of one.
     var standsAlone: Bool {
         switch self {
-        case .digest, .cancel: true
+        case .digest, .cancel, .acknowledgement: true
         case .chunk, .complete: false
         }
     }

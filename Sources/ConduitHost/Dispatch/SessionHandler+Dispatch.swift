@@ -48,6 +48,7 @@ extension SessionHandler {
         switch kind {
         case .digest: return replyDigest(of: message.payload, correlation: headers.correlation)
         case .cancel(let token): return cancelRequest(token)
+        case .acknowledgement: return
         case .chunk: return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
         case .complete: break
         }
