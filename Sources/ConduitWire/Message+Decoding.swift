@@ -60,18 +60,20 @@ extension Message {
         self.init(headers: headers, payload: buffer.getSlice(at: buffer.readerIndex + payload.lowerBound, length: payload.count)!)
     }
 
-    /// The headers of a message that failed to decode, as far as they can be read (every one
-    /// before the first broken field): an error reply keeps the request's `route` and `token`
-    /// whenever they could be read (SPEC §3).
+    /// The headers of a message that failed to decode, as far as they can be read: an error
+    /// reply keeps the request's `route` and `token` whenever they could be read (SPEC §3).
+    /// A field that is not UTF-8 still has its length, so reading goes on past it; one whose
+    /// length runs past the message ends it.
     public static func readableHeaders(of buffer: ByteBuffer) -> Headers {
         buffer.withUnsafeReadableBytes { bytes in
             var input = WireReader(bytes)
             var headers = Headers()
             guard let count = input.readInteger(as: UInt8.self) else { return headers }
             for index in 0..<Int(count) {
-                guard let name = try? string(input.readField(lengthPrefix: UInt8.self, field: .key(index)), field: .key(index)),
-                      let value = try? string(input.readField(lengthPrefix: UInt16.self, field: .value(index)), field: .value(index))
+                guard let name = try? input.readField(lengthPrefix: UInt8.self, field: .key(index)),
+                      let value = try? input.readField(lengthPrefix: UInt16.self, field: .value(index))
                 else { break }
+                guard let name = validatedString(name), let value = validatedString(value) else { continue }
                 headers.append(name, value)
             }
             return headers

@@ -42,6 +42,26 @@ struct DispatchTests {
         }
     }
 
+    /// A header that is not UTF-8 still has its length, so those after it can be read (SPEC §3:
+    /// "whenever those headers could be read"): reading stopped at it, and the error reply to
+    /// `[x: 0xFF, route: echo, token: 7]` had neither, so the client waited out its timeout.
+    @Test func anErrorReplyKeepsTheRouteAndTokenThatComeAfterABrokenHeader() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect(client: "after-broken")
+            var bytes = ByteBuffer(bytes: [3, 1, UInt8(ascii: "x"), 0, 1, 0xFF])
+            for (key, value) in [("route", "echo"), ("token", "7")] {
+                bytes.writeInteger(UInt8(key.utf8.count))
+                bytes.writeString(key)
+                bytes.writeInteger(UInt16(value.utf8.count))
+                bytes.writeString(value)
+            }
+            bytes.writeInteger(UInt16(0))
+            try await client.sendFrame(.init(fin: true, opcode: .binary, data: bytes))
+            let error = try await client.nextMessage()
+            #expect(error.headers == ["route": "echo", "token": "7", "error": "BadRequestError"])
+        }
+    }
+
     @Test func unknownAndInternalRoutesAreNotFound() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()
