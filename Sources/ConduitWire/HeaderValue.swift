@@ -28,8 +28,8 @@ public enum HeaderValue: Hashable, Sendable {
         guard !integerPart.isEmpty else { return nil }
         let rest = digits[integerPart.endIndex...]
         if rest.isEmpty {
-            // Only digits: more than 16 of them cannot be within 2^53 whatever their value.
-            guard integerPart.count <= 16, let value = Int64(text),
+            // Only digits: past leading zeros, more than 16 cannot be within 2^53 whatever their value.
+            guard integerPart.drop(while: { $0 == UInt8(ascii: "0") }).count <= 16, let value = Int64(text),
                   abs(value) <= maxSafeInteger else { return nil }
             return .integer(value)
         }

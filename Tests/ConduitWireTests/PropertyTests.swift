@@ -53,5 +53,10 @@ struct PropertyTests {
         #expect(HeaderValue(parsing: "1.") == .string("1."))
         #expect(HeaderValue(parsing: ".5") == .string(".5"))
         #expect(HeaderValue(parsing: "-0.5") == .decimal(-0.5))
+        // Leading zeros count for nothing, as in the JavaScript client's view (`Number`): more
+        // than 16 digits in all were a string here.
+        #expect(HeaderValue(parsing: "00000000000000000001") == .integer(1))
+        #expect(HeaderValue(parsing: "-0000000000000000000000009007199254740991") == .integer(-9_007_199_254_740_991))
+        #expect(HeaderValue(parsing: "0009007199254740992") == .string("0009007199254740992"))
     }
 }
