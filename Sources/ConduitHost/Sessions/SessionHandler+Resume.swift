@@ -87,6 +87,11 @@ extension SessionHandler {
         let openFrom = isChunk || kind.standsAlone ? clientPositions.openChunkFrom : nil
         switch resume.admit(position, isChunk: isChunk, openFrom: openFrom, acknowledging: ack) {
         case .duplicate:
+            // What completes a request came as a duplicate: the request was dispatched on another
+            // socket of the id (one replaced, still reading), chunks and all. The chunks this
+            // connection holds are that request's (they came just before it): joined to the
+            // next request, they corrupted it.
+            if !isChunk, !kind.standsAlone, clientPositions.openChunkFrom != nil { dropOpenChunks() }
             oweClientAck(clientPositions.owe())
             return .consumed
         case .tooManyAbove:
@@ -96,6 +101,13 @@ extension SessionHandler {
             if let due = clientPositions.admitted(position, isChunk: isChunk, standsAlone: kind.standsAlone) { oweClientAck(due) }
             return .dispatch
         }
+    }
+
+    /// Empties the chunk queue of a request that will not be completed on this connection.
+    private func dropOpenChunks() {
+        assembler.reset()
+        syncChunkReservation()
+        clientPositions.openChunkFrom = nil
     }
 
     /// A set-aside value as a position: nil inside when absent, nil outside when malformed.
