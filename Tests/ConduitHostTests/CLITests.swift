@@ -5,6 +5,7 @@ import ConduitWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 /// The `conduit` executable as a user runs it: check, routes, serve, SIGHUP, SIGTERM.
@@ -56,6 +57,18 @@ struct CLITests {
         let result = try await ConduitProcess.run(arguments)
         #expect(result.status == 64, "\(result.status) \(result.stderr)")
         #expect(result.stderr.contains(arguments[arguments.count - 2]), "\(result.stderr)")
+    }
+
+    /// A host that could not start because its port was taken said only "bind(descriptor:ptr:
+    /// bytes:): Address already in use", naming neither the port nor which listener it was.
+    @Test func aTakenPortIsNamedWhenServeCannotStart() async throws {
+        let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        defer { taken.close(promise: nil) }
+        let port = try #require(taken.localAddress?.port)
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let result = try await ConduitProcess.run(["serve", "--config", path, "--port", "\(port)"])
+        #expect(result.status == 1, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains("cannot listen for WebSocket connections on 127.0.0.1:\(port): Address already in use"), "\(result.stderr)")
     }
 
     @Test func anOutOfRangeEnvironmentOverrideNamesTheVariable() async throws {

@@ -34,38 +34,40 @@ struct IPCListener: Sendable {
     }
 
     func bind(host: String, port: Int) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Out of descriptors: the one in reserve is let go for the next connection, else a
-            // pause between accepts, not a spinning loop.
-            .serverChannelInitializer { [reserve] server in
-                server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause(freeDescriptor: reserve.release)) }
-            }
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // A caller that shuts down its side after its request still reads the answer:
-            // SwiftNIO's pipelining handler closes once the answer in progress has gone.
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { [services, logger, connections, reserve] channel in
-                // The connection may hold the reserve's descriptor: kept again once it closes.
-                channel.closeFuture.whenComplete { _ in reserve.restore() }
-                guard connections.admit(channel) else {
-                    logger.debug("IPC connection refused: too many open", metadata: ["ipc.connections": "\(connections.limit)"])
-                    return channel.close()
+        try await ListenFailure.naming("IPC requests", host: host, port: port) {
+            try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                // Out of descriptors: the one in reserve is let go for the next connection, else a
+                // pause between accepts, not a spinning loop.
+                .serverChannelInitializer { [reserve] server in
+                    server.eventLoop.makeCompletedFuture { try server.pipeline.syncOperations.addHandler(AcceptPause(freeDescriptor: reserve.release)) }
                 }
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandlers(
-                        IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
-                        IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
-                        IPCExpectContinue(maxBodyBytes: services.maxBodyBytes),
-                        IPCBodyBudget(budget: services.directory.budget),
-                        NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
-                        IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
-                    )
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // A caller that shuts down its side after its request still reads the answer:
+                // SwiftNIO's pipelining handler closes once the answer in progress has gone.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { [services, logger, connections, reserve] channel in
+                    // The connection may hold the reserve's descriptor: kept again once it closes.
+                    channel.closeFuture.whenComplete { _ in reserve.restore() }
+                    guard connections.admit(channel) else {
+                        logger.debug("IPC connection refused: too many open", metadata: ["ipc.connections": "\(connections.limit)"])
+                        return channel.close()
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandlers(
+                            IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
+                            IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
+                            IPCExpectContinue(maxBodyBytes: services.maxBodyBytes),
+                            IPCBodyBudget(budget: services.directory.budget),
+                            NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
+                            IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
+                        )
+                    }
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
+                .bind(host: host, port: port)
+                .get()
+        }
     }
 }

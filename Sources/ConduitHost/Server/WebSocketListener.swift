@@ -35,26 +35,28 @@ final class WebSocketListener: Sendable {
 
     /// Binds and returns the server channel.
     func bind(host: String, port: Int) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { [arrivals] server in
-                server.eventLoop.makeCompletedFuture {
-                    // Out of descriptors: a pause between accepts, not a spinning loop.
-                    try server.pipeline.syncOperations.addHandlers(AcceptPause(), ArrivalOrder.Stamp(arrivals))
+        try await ListenFailure.naming("WebSocket connections", host: host, port: port) {
+            try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { [arrivals] server in
+                    server.eventLoop.makeCompletedFuture {
+                        // Out of descriptors: a pause between accepts, not a spinning loop.
+                        try server.pipeline.syncOperations.addHandlers(AcceptPause(), ArrivalOrder.Stamp(arrivals))
+                    }
                 }
-            }
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.socketOption(.so_keepalive), value: 1)
-            .childChannelOption(Self.keepAliveIdle, value: 60)
-            .childChannelOption(Self.keepAliveInterval, value: 10)
-            .childChannelOption(Self.keepAliveProbes, value: 6)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
-            .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture { try self.configure(channel) }
-            }
-            .bind(host: host, port: port)
-            .get()
+                .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                .childChannelOption(Self.keepAliveIdle, value: 60)
+                .childChannelOption(Self.keepAliveInterval, value: 10)
+                .childChannelOption(Self.keepAliveProbes, value: 6)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .childChannelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture { try self.configure(channel) }
+                }
+                .bind(host: host, port: port)
+                .get()
+        }
     }
 
     private func configure(_ channel: any Channel) throws {
