@@ -62,6 +62,20 @@ struct DispatchTests {
         }
     }
 
+    /// A relay that breaks the framing's limits once `from` is in can never be delivered: it
+    /// was answered `UnavailableError` ("can't take the message now"), which says to try again.
+    @Test func aRelayTooManyHeadersToEverBeDeliveredIsABadRequest() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            _ = try await host.connect(client: "many-headers-recipient")
+            let sender = try await host.connect(client: "many-headers-sender")
+            var headers: Headers = ["to": "many-headers-recipient", "token": "t"]
+            for index in 0..<252 { headers.append("h\(index)", "v") }
+            let answer = try await sender.request(Message(headers: headers))
+            #expect(answer.headers["error"] == "BadRequestError", "\(answer.headers) \(String(buffer: answer.payload))")
+            #expect(try errorBody(answer)["message"]?.contains("'from' added") == true)
+        }
+    }
+
     @Test func unknownAndInternalRoutesAreNotFound() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()

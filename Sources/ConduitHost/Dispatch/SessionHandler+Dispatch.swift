@@ -131,7 +131,7 @@ extension SessionHandler {
         }
         // `delivered` means accepted into the recipient's queue (SPEC §3), so say when it wasn't.
         if case .dropped(let cause) = services.directory.push(relayed, to: target) {
-            return replyError(.unavailable("client '\(target)' can't take the message now (\(cause.rawValue))"), route: nil, correlation: correlation)
+            return replyError(.relayRefused(to: target, cause: cause.rawValue), route: nil, correlation: correlation)
         }
         if let correlation { send(ReplyBuilder.delivered(correlation)) }
     }

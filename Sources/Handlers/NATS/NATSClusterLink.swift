@@ -55,7 +55,7 @@ public final class NATSClusterLink: ClusterLink {
                 completion(ConduitError(error))
             case .success(let answer):
                 let accepted = answer.headers[HeldClientPushes.acceptedHeader] ?? "no answer"
-                completion(accepted == "true" ? nil : .unavailable("client '\(target)' can't take the message now (\(accepted))"))
+                completion(accepted == "true" ? nil : .relayRefused(to: target, cause: accepted))
             }
         }
     }
