@@ -226,7 +226,13 @@ public final class ClientDirectory: PushSink, Sendable {
         let entries: CircularBuffer<MessageQueue.Entry> = slots.withLockedValue { slots in
             guard slots[session.client]?.session === session, slots[session.client]?.replaced.isEmpty == true else { return [] }
             slots[session.client]?.draining = false
-            return slots[session.client]?.buffer.takeAll() ?? []
+            // In the socket's queue from now, under the lock: a push between this and the
+            // queue's own count (published once it took them) saw them in neither, and the
+            // queue passed its bounds.
+            session.queuedBytes.add(slots[session.client]?.buffer.bytes ?? 0, ordering: .relaxed)
+            let entries = slots[session.client]?.buffer.takeAll() ?? []
+            session.queuedMessages.add(entries.count, ordering: .relaxed)
+            return entries
         }
         if !entries.isEmpty { session.sendOnLoop(batch: entries) }
         queueShrank(for: session.client)
