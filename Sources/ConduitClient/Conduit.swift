@@ -112,8 +112,9 @@ public final class Conduit: Sendable {
 
     /// Sends one message (the seed's `send`): false when the socket is not open, or when 8 MiB
     /// sent on it are not written yet (a host that reads slowly or not at all); then use the
-    /// fallback (`sendOrFallback`, or `request`, which falls back by itself), or try later. Payloads of any
-    /// size are split into parts, but a digest check's or a cancellation's must fit one.
+    /// fallback (`sendOrFallback`, or `request`, which falls back by itself), or try later.
+    /// Payloads of any size are split into parts, but a digest check's or a cancellation's
+    /// must fit one.
     /// Throws when the headers are over the limits (SPEC §1), or for such a payload.
     @discardableResult
     public func send(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) throws(WireError) -> Bool {
