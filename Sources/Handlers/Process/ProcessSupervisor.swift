@@ -70,6 +70,10 @@ final class ProcessSupervisor: Sendable {
                 try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineDecoder()))
                 try channel.pipeline.syncOperations.addHandler(StderrForwarder(logger: logger, pid: pid) { line in
                     self.state.value.lastStderrLine = (incarnation, line)
+                    // The child that took the route down: its reason names the line, however late.
+                    if let down = self.state.value.wentDownAfter, down.incarnation == incarnation {
+                        self.setDownReason(after: down.exit, of: incarnation)
+                    }
                 })
             },
             onExit: { exit in self.eventLoop.execute { self.exited(incarnation, exit) } }
@@ -340,12 +344,22 @@ final class ProcessSupervisor: Sendable {
     private func takeDown(after exit: ChildExit, child: RunningChild) {
         let state = state.value
         state.phase = .down
-        let reason = "the route is down: its handler process \(exit) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
-            + "starting, \(limits.maxStartupCrashes) times in a row\(state.lastWords(of: child.incarnation)); fix it, then reload the configuration with "
-            + "the route changed, or restart the host"
-        downReason.withLock { $0 = reason }
+        state.wentDownAfter = (exit, child.incarnation)
+        let reason = setDownReason(after: exit, of: child.incarnation)
         logger.error("handler process keeps crashing at start-up; route down", metadata: ["process.exit": "\(exit)"])
         state.failQueued(.unavailable(reason))
+    }
+
+    /// Says why the route is down, with the last child's last stderr line. Called again for a
+    /// line read only after the wait for it (a loaded machine's loop can come to the pipe late).
+    @discardableResult
+    private func setDownReason(after exit: ChildExit, of incarnation: Int) -> String {
+        let state = state.value
+        let reason = "the route is down: its handler process \(exit) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
+            + "starting, \(limits.maxStartupCrashes) times in a row\(state.lastWords(of: incarnation)); fix it, then reload the configuration with "
+            + "the route changed, or restart the host"
+        downReason.withLock { $0 = reason }
+        return reason
     }
 
     /// Answers the requests `child` took with why it died: its exit and its last stderr line.
@@ -358,17 +372,18 @@ final class ProcessSupervisor: Sendable {
     /// Runs `body` once, when the child's stderr pipe has ended: its last line may still be in
     /// the pipe when the exit is seen. A second at most, if another process keeps the pipe open
     /// (one the child started, or one the host spawned at the same moment, which inherited it):
-    /// a quarter second was once too short for a loaded CI machine.
+    /// a quarter second was once too short for a loaded CI machine. The pipe is read 10 s more
+    /// before it is closed: a line read after `body` still goes into a route's down reason.
     private func afterStderrEnds(of child: RunningChild, _ body: @escaping @Sendable () -> Void) {
         let done = NIOLoopBoundBox(false, eventLoop: eventLoop)
         let once: @Sendable () -> Void = {
             guard !done.value else { return }
             done.value = true
-            child.process.stderr.close(promise: nil)
             body()
         }
         child.process.stderr.closeFuture.whenComplete { _ in once() }
         eventLoop.scheduleTask(in: .seconds(1)) { once() }
+        eventLoop.scheduleTask(in: .seconds(11)) { child.process.stderr.close(promise: nil) }
     }
 }
 

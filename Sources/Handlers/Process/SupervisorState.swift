@@ -31,6 +31,8 @@ final class SupervisorState {
     var consecutiveTimeouts = 0
     /// Children in a row that exited within the start-up window.
     var startupCrashes = 0
+    /// The exit, and the child, that took the route down.
+    var wentDownAfter: (exit: ChildExit, incarnation: Int)?
     var restart: Scheduled<Void>?
     var exitWaiters: [EventLoopPromise<Void>] = []
     /// The parts of a message the child is sending in pieces.
