@@ -370,10 +370,11 @@ final class ProcessSupervisor: Sendable {
     }
 
     /// Runs `body` once, when the child's stderr pipe has ended: its last line may still be in
-    /// the pipe when the exit is seen. A second at most, if another process keeps the pipe open
-    /// (one the child started, or one the host spawned at the same moment, which inherited it):
-    /// a quarter second was once too short for a loaded CI machine. The pipe is read 10 s more
-    /// before it is closed: a line read after `body` still goes into a route's down reason.
+    /// the pipe when the exit is seen. Three seconds at most, if another process keeps the pipe
+    /// open (one the child started, or one the host spawned at the same moment, which inherited
+    /// it): a quarter second, then a second, were too short for a loaded CI machine. The pipe
+    /// is read 10 s more before it is closed: a line read after `body` still goes into a
+    /// route's down reason.
     private func afterStderrEnds(of child: RunningChild, _ body: @escaping @Sendable () -> Void) {
         let done = NIOLoopBoundBox(false, eventLoop: eventLoop)
         let once: @Sendable () -> Void = {
@@ -382,8 +383,8 @@ final class ProcessSupervisor: Sendable {
             body()
         }
         child.process.stderr.closeFuture.whenComplete { _ in once() }
-        eventLoop.scheduleTask(in: .seconds(1)) { once() }
-        eventLoop.scheduleTask(in: .seconds(11)) { child.process.stderr.close(promise: nil) }
+        eventLoop.scheduleTask(in: .seconds(3)) { once() }
+        eventLoop.scheduleTask(in: .seconds(13)) { child.process.stderr.close(promise: nil) }
     }
 }
 
