@@ -396,6 +396,15 @@ async function fakeAndResumingClient (id) {
 const greetingOfE1 = ({ resumed = 0, ack = 0, reset = false } = {}) => module.encode([['route', 'conduit.resume'], ['epoch', 'e1'],
   ['resumed', String(resumed)], ['replayed', '0'], ['lost', '0'], ['ack', String(ack)], ...(reset ? [['reset', 'true']] : [])])
 
+/** Connects `conduit` to `fake`; its socket, once a reset greeting of epoch `e1` was sent on it. */
+async function connectGreeted (fake, conduit) {
+  const first = fake.nextSocket()
+  await conduit.connect()
+  const socket = await first
+  socket.send(greetingOfE1({ reset: true }))
+  return socket
+}
+
 // Without resume a socket's messages wait behind the fallback stream until it ends, which a
 // host does when the socket takes over. One that never ended it had them held for ever: the
 // page's memory grew and none reached the application. Past 8 MiB the stream is given up.
@@ -732,10 +741,7 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
   const { fake, conduit, counts } = await fakeAndResumingClient('node-stale-ack')
   const push = (position) => module.encode([['route', 'push'], ['pos', String(position)]])
   try {
-    const first = fake.nextSocket()
-    await conduit.connect()
-    const socket = await first
-    socket.send(greetingOfE1({ reset: true }))
+    const socket = await connectGreeted(fake, conduit)
     // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
     for (let position = 1; position <= 3; position++) socket.send(push(position))
     await until(() => counts.delivered === 3)
@@ -787,10 +793,7 @@ test('send: to a host that reads nothing, refused past 8 MiB unsent, and nothing
 test('resume: a host that reads nothing gets one acknowledgement once it does', { timeout: 60000 }, async () => {
   const { fake, conduit, counts } = await fakeAndResumingClient('node-unread-acks')
   try {
-    const first = fake.nextSocket()
-    await conduit.connect()
-    const socket = await first
-    socket.send(greetingOfE1({ reset: true }))
+    const socket = await connectGreeted(fake, conduit)
     assert.equal(conduit.send({ route: 'probe' }), true)
     assert.equal((await socket.nextMessage()).options.route, 'probe', 'sent once the greeting was taken')
     socket.pauseReading()
@@ -831,10 +834,7 @@ test('resume: a host that reads nothing gets one acknowledgement once it does', 
 test('resume: messages not sent yet stay whatever an acknowledgement says', { timeout: 30000 }, async () => {
   const { fake, conduit } = await fakeAndResumingClient('node-ack-above')
   try {
-    const first = fake.nextSocket()
-    await conduit.connect()
-    const socket = await first
-    socket.send(greetingOfE1({ reset: true }))
+    const socket = await connectGreeted(fake, conduit)
     assert.equal(conduit.send({ route: 'probe' }), true)
     assert.equal((await socket.nextMessage()).options.route, 'probe')
     const second = fake.nextSocket()
@@ -862,10 +862,7 @@ test("resume: an application's pos and ack never reach the host", { timeout: 300
   const conduit = new Conduit({ id: 'node-app-ack', ipcPort: fake.ipcPort, resume: true, connect: false })
   conduit.addEventListener('error', () => {})
   try {
-    const first = fake.nextSocket()
-    await conduit.connect()
-    const socket = await first
-    socket.send(greetingOfE1({ reset: true }))
+    const socket = await connectGreeted(fake, conduit)
     assert.equal(conduit.send({ route: 'note', ack: 77, pos: 9 }), true)
     const sent = await socket.nextMessage()
     assert.equal(sent.options.route, 'note')
