@@ -52,12 +52,34 @@ struct InvocationTests {
         }
     }
 
-    @Test func aBodyOverTheLimitIsRefusedWith413() async throws {
+    /// SwiftNIO's aggregator answered 413 with an empty body: the caller was not told why.
+    @Test func aBodyOverTheLimitIsRefusedWith413AndASentence() async throws {
         try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_CHUNK_QUEUE_BYTES": "65536"]) { host in
             let response = try await host.ipc().request(.POST, "/echo", body: ByteBuffer(repeating: 1, count: 65_537))
             #expect(response.status == .payloadTooLarge)
+            let error = try response.decode(ErrorEnvelope.self).err
+            #expect(error.type == "PayloadTooLargeError" && error.message.contains("65536"), "\(response.text)")
             let fits = try await host.ipc().request(.POST, "/echo", body: ByteBuffer(repeating: 1, count: 65_536))
             #expect(fits.status == .ok)
+        }
+    }
+
+    /// A chunked body declares no length: it is refused once more than the limit has arrived,
+    /// with the same sentence, and a declared length over it gets no `100 Continue`.
+    @Test func aChunkedBodyOverTheLimitIsRefusedWithASentence() async throws {
+        try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_CHUNK_QUEUE_BYTES": "65536"]) { host in
+            let chunked = try await RawTCPClient.connect(port: host.ipcPort)
+            let key = "Authorization: Bearer \(host.sharedKey)\r\n"
+            try await chunked.send("POST /echo HTTP/1.1\r\nHost: x\r\n\(key)Transfer-Encoding: chunked\r\n\r\n")
+            // The limit and one byte more: nothing sent is left unread when the host closes.
+            for _ in 0..<2 { try await chunked.send("8000\r\n" + String(repeating: "a", count: 0x8000) + "\r\n") }
+            try await chunked.send("1\r\na\r\n")
+            let refused = String(buffer: try await chunked.readUntilClosed())
+            #expect(refused.hasPrefix("HTTP/1.1 413") && refused.contains("PayloadTooLargeError"), "\(refused.prefix(300))")
+            let expecting = try await RawTCPClient.connect(port: host.ipcPort)
+            try await expecting.send("POST /echo HTTP/1.1\r\nHost: x\r\n\(key)Content-Length: 65537\r\nExpect: 100-continue\r\n\r\n")
+            let told = String(buffer: try await expecting.readUntilClosed())
+            #expect(told.hasPrefix("HTTP/1.1 413") && told.contains("declares 65537 bytes"), "\(told.prefix(300))")
         }
     }
 

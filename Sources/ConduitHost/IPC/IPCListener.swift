@@ -59,7 +59,8 @@ struct IPCListener: Sendable {
                         try channel.pipeline.syncOperations.addHandlers(
                             IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
                             IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
-                            IPCExpectContinue(maxBodyBytes: services.maxBodyBytes),
+                            IPCBodyLimit(maxBodyBytes: services.maxBodyBytes),
+                            IPCExpectContinue(),
                             IPCBodyBudget(budget: services.directory.budget),
                             NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                             IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
