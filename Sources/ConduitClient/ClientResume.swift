@@ -71,10 +71,10 @@ final class ClientResume: Sendable {
     // MARK: Sending
 
     /// Numbers `message` (split into parts, each numbered) and keeps it until acknowledged;
-    /// false when the window is full.
-    func number(_ message: Message) -> Bool {
+    /// false when the window is full, unless `pastWindow`.
+    func number(_ message: Message, pastWindow: Bool = false) -> Bool {
         state.withLockedValue { state in
-            guard state.keptBytes < Self.windowBytes else { return false }
+            guard pastWindow || state.keptBytes < Self.windowBytes else { return false }
             let parts = message.split()
             for (index, part) in parts.enumerated() {
                 var numbered = part

@@ -9,12 +9,12 @@ extension Conduit {
     /// answered, else with the next socket's. Numbered under the state's lock, and written only
     /// by the drain of the kept log (below), so positions reach the socket in order.
     /// False: the window is full, or the client is closed (a message kept then would never go).
-    func sendNumbered(_ message: Message, _ resumption: ClientResume) throws(WireError) -> Bool {
+    func sendNumbered(_ message: Message, _ resumption: ClientResume, pastWindow: Bool) throws(WireError) -> Bool {
         // With room for `pos` (and `more` on parts): a message numbered without it could not
         // be encoded, and its caller waited out its timeout.
         try message.validateHeaderLimitsForSending(numbered: true)
         let (accepted, reconnect) = state.withLockedValue { state -> (Bool, Bool) in
-            guard !state.isClosed, resumption.number(message) else { return (false, false) }
+            guard !state.isClosed, resumption.number(message, pastWindow: pastWindow) else { return (false, false) }
             guard let connection = state.connection, state.writeCursor != nil else { return (true, true) }
             startDrain(&state, onto: connection, resumption)
             return (true, false)

@@ -118,11 +118,21 @@ public final class Conduit: Sendable {
     /// Throws when the headers are over the limits (SPEC §1), or for such a payload.
     @discardableResult
     public func send(_ headers: Headers, payload: ByteBuffer = ByteBuffer()) throws(WireError) -> Bool {
-        let message = Message(headers: headers, payload: payload)
+        try send(Message(headers: headers, payload: payload), pastBounds: false)
+    }
+
+    /// `pastBounds`: taken though the socket holds 8 MiB unwritten, or the resume window is full.
+    private func send(_ message: Message, pastBounds: Bool) throws(WireError) -> Bool {
         try message.validateStandsAloneInOneFrame()
-        if let resumption { return try sendNumbered(message, resumption) }
+        if let resumption { return try sendNumbered(message, resumption, pastWindow: pastBounds) }
         guard let connection = state.withLockedValue({ $0.connection }), connection.channel.isActive else { return false }
-        return try connection.send(message)
+        return try connection.send(message, pastBound: pastBounds)
+    }
+
+    /// A cancellation goes out past `send`'s bounds: refused there, it left the handler's work
+    /// for the request running on the host. It is one small message, at most two a request.
+    private func sendCancel(_ token: String) {
+        _ = try? send(Message(headers: [HeaderName.cancel: token]), pastBounds: true)
     }
 
     /// Sends `route` with a fresh `token` and returns the reply to it. While the socket is down
@@ -161,13 +171,13 @@ public final class Conduit: Sendable {
             reply = try await withTaskCancellationHandler {
                 try await pending.wait(for: token)
             } onCancel: {
-                _ = try? send([HeaderName.cancel: token])
+                sendCancel(token)
             }
         } catch let error as ConduitClientError where error.code == .timedOut {
             // So does a timeout: the request ran on with nobody waiting for its reply, or,
             // kept while the socket was down (resume), ran after the reconnect.
             pending.swallowLateReply(to: token)
-            _ = try? send([HeaderName.cancel: token])
+            sendCancel(token)
             throw error
         }
         if let error = ConduitReplyError(reply: reply) { throw error }

@@ -78,6 +78,30 @@ struct UnreadingHostTests {
         try await fake.stop()
     }
 
+    /// A cancellation went through `send`'s bound: a request cancelled while the socket held
+    /// 8 MiB unwritten was never cancelled on the host, and its handler's work ran on.
+    @Test func aCancellationIsSentPastTheBoundOfUnwrittenSends() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Self.client(of: fake, id: "unread-cancel")
+        try await conduit.connect()
+        let socket = try await fake.socket(0)
+        let request = Task { try await conduit.request(route: "slow") }
+        try await waitUntil { socket.received.withLockedValue { $0.contains { $0.headers["route"] == "slow" } } }
+        let token = try #require(socket.received.withLockedValue { $0.first { $0.headers["route"] == "slow" }?.headers["token"] })
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        // Under the fake's largest frame (16 KiB).
+        let payload = ByteBuffer(repeating: 1, count: 12_000)
+        var sent = 0
+        while sent < 64 << 20 / 12_000, try conduit.send(["route": "fill"], payload: payload) { sent += 1 }
+        #expect(try !conduit.send(["route": "refused"]), "the bound is reached")
+        request.cancel()
+        _ = await request.result
+        try await socket.channel.setOption(.autoRead, value: true).get()
+        try await waitUntil { socket.received.withLockedValue { $0.contains { $0.headers["cancel"] == token } } }
+        conduit.close()
+        try await fake.stop()
+    }
+
     /// Resume acknowledged every 32 messages delivered, each acknowledgement handed to the
     /// channel: a host that sent and read nothing filled the client's memory with them (2,000
     /// here). While the socket takes no more the acknowledgement waits, and goes out once.

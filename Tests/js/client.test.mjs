@@ -382,6 +382,16 @@ async function until (condition, timeout = 30000) {
   }
 }
 
+/** A fake host and a client of it (without resume), connected: its socket on the host's side. */
+async function fakeAndConnectedClient (id) {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id, ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 10 } })
+  conduit.addEventListener('error', () => {})
+  const first = fake.nextSocket()
+  await conduit.connect()
+  return { fake, conduit, socket: await first }
+}
+
 /** A fake host and a resuming client of it, not connected yet, that counts what it delivers. */
 async function fakeAndResumingClient (id) {
   const fake = await startFakeHost()
@@ -765,13 +775,8 @@ test('resume: no acknowledgement goes out on a socket before its greeting', { ti
 // page's memory without end. Past 8 MiB unsent it refuses (false), and nothing it accepted is
 // lost: once the host reads, all of it arrives in order, and `send` takes more.
 test('send: to a host that reads nothing, refused past 8 MiB unsent, and nothing accepted is lost', { timeout: 60000 }, async () => {
-  const fake = await startFakeHost()
-  const conduit = new Conduit({ id: 'node-unread-sends', ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 10 } })
-  conduit.addEventListener('error', () => {})
+  const { fake, conduit, socket } = await fakeAndConnectedClient('node-unread-sends')
   try {
-    const first = fake.nextSocket()
-    await conduit.connect()
-    const socket = await first
     socket.pauseReading()
     const payload = new Uint8Array(60000)
     const cap = (64 << 20) / 60000
@@ -781,6 +786,31 @@ test('send: to a host that reads nothing, refused past 8 MiB unsent, and nothing
     socket.resumeReading()
     for (let n = 0; n < sent; n++) assert.equal(String((await socket.nextMessage()).options.n), String(n))
     await until(() => conduit.send({ route: 'after' }))
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// A cancellation went through `send`'s bound: a request aborted while the socket held 8 MiB
+// unsent was never cancelled on the host, and its handler's work ran on.
+test('send: a cancellation goes out past the bound of unsent bytes', { timeout: 60000 }, async () => {
+  const { fake, conduit, socket } = await fakeAndConnectedClient('node-unread-cancel')
+  try {
+    const abort = new AbortController()
+    const request = conduit.request('slow', { signal: abort.signal }).catch((error) => error)
+    const { token } = (await socket.nextMessage()).options
+    socket.pauseReading()
+    const payload = new Uint8Array(60000)
+    const cap = (64 << 20) / 60000
+    let sent = 0
+    while (sent < cap && conduit.send({ route: 'fill' }, payload)) sent++
+    assert.equal(conduit.send({ route: 'refused' }), false, 'the bound is reached')
+    abort.abort(new Error('given up'))
+    assert.equal((await request).message, 'given up')
+    socket.resumeReading()
+    for (let n = 0; n < sent; n++) assert.equal((await socket.nextMessage()).options.route, 'fill')
+    assert.equal(String((await socket.nextMessage()).options.cancel), String(token))
   } finally {
     conduit.close()
     fake.stop()

@@ -254,9 +254,9 @@ export class ResumeState {
     return this.epoch === undefined ? { resume: this.received } : { resume: this.received, epoch: this.epoch }
   }
 
-  /** The frames of a message, numbered and kept; undefined when the window is full. */
-  number (options, payload) {
-    if (this.#keptBytes >= ResumeState.WINDOW_BYTES) return undefined
+  /** The frames of a message, numbered and kept; undefined when the window is full, unless `pastWindow`. */
+  number (options, payload, pastWindow = false) {
+    if (!pastWindow && this.#keptBytes >= ResumeState.WINDOW_BYTES) return undefined
     // `pos` and `ack` are the connection's (SPEC §9): an application's `ack` told the host the
     // client held host positions it may never have received.
     const frames = encodeFrames(options, payload, () => [['pos', String(this.#nextPosition++)]], ['pos', 'ack'])
@@ -787,7 +787,7 @@ export class Conduit extends EventTarget {
       // with nobody waiting, or, kept while the socket was down, ran after the reconnect.
       const cancel = (error) => {
         ignoreLater()
-        this.send({ cancel: token })
+        this.#sendCancel(token)
         fail(error)
       }
       const onAbort = () => cancel(signal.reason)
@@ -817,16 +817,29 @@ export class Conduit extends EventTarget {
    * only when too much waits unacknowledged; and once the client is closed.
    */
   send (options, payload) {
+    return this.#send(options, payload, false)
+  }
+
+  /**
+   * A cancellation goes out past `send`'s bounds (8 MiB unsent, the resume window): refused
+   * there, it left the handler's work for the request running on the host. It is one small
+   * message, one a request.
+   */
+  #sendCancel (token) {
+    this.#send({ cancel: token }, undefined, true)
+  }
+
+  #send (options, payload, pastBounds) {
     if (this.#closed) return false
-    if (this.#resume) return this.#sendNumbered(options, payload)
-    if (!this.isOpen || Conduit.isPaused || this.socket.bufferedAmount >= MAX_UNSENT_BYTES) return false
+    if (this.#resume) return this.#sendNumbered(options, payload, pastBounds)
+    if (!this.isOpen || Conduit.isPaused || (!pastBounds && this.socket.bufferedAmount >= MAX_UNSENT_BYTES)) return false
     const frames = encodeFrames(options, payload)
     for (const frame of frames) this.socket.send(frame)
     return true
   }
 
-  #sendNumbered (options, payload) {
-    if (!this.#resume.number(options, payload)) return false
+  #sendNumbered (options, payload, pastWindow) {
+    if (!this.#resume.number(options, payload, pastWindow)) return false
     if (this.isOpen && this.#resumeReady && !Conduit.isPaused) {
       this.#sendUnsent()
     } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
