@@ -47,6 +47,8 @@ struct ConfigurationTests {
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {prot: 1}\n", 5, 23, "unknown option 'section.prot'"),
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {port: 70000}\n", 5, 23, "option 'section.port' must be 0…65535"),
         ("surprise: 1\n", 1, 1, "unknown section"),
+        // An entry with a path never matched a browser's Origin, and let nobody in without a word.
+        ("server:\n  allowedOrigins: [https://app.example/login]\n", 2, 19, "'https://app.example/login' is not an origin"),
         // Digits joined by ':' are base 60 in YAML 1.1; Yams' arithmetic trapped past 64 bits.
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: 1:0:0:0:0:0:0:0:0:0:0\n", 5, 13, "out of range"),
         ("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n      repeats: 9223372036854775807:0\n", 6, 16, "out of range"),

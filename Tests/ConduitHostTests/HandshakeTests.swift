@@ -66,16 +66,68 @@ struct HandshakeTests {
         }
     }
 
+    /// Configured origins were matched as text: one written with capitals, a trailing slash or
+    /// the default port never matched the origin a browser sends. And the localhost check read
+    /// only up to the first `:` or `]`, so `http://localhost:80@evil.com` passed.
     @Test func originsOutsideTheAllowListAre403() async throws {
-        let yaml = "server:\n  allowedOrigins: [https://app.example]\nroutes:\n  - route: echo\n    handler: echo\n"
+        let yaml = "server:\n  allowedOrigins: [https://app.example, 'https://Other.Example:443/']\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { (host: TestHost) async throws in
-            for origin in ["null", "http://localhost:3000", "http://127.0.0.1", "http://[::1]:8080", "https://app.example"] {
+            for origin in ["null", "http://localhost:3000", "http://127.0.0.1", "http://[::1]:8080", "https://app.example", "HTTP://LOCALHOST",
+                           "https://other.example"] {
                 #expect(try await status(host, host.path(), [("Origin", origin)]) == 101, "\(origin)")
             }
-            for origin in ["https://evil.example", "http://localhost.evil.example", "https://app.example.evil"] {
+            for origin in ["https://evil.example", "http://localhost.evil.example", "https://app.example.evil", "http://localhost:80@evil.com",
+                           "http://[::1]evil.com", "http://[::1].evil.com", "http://[::1", "https://other.example:8443", "http://app.example"] {
                 #expect(try await status(host, host.path(), [("Origin", origin)]) == 403, "\(origin)")
             }
+            #expect(try await status(host, host.path(), [("Origin", "http://localhost"), ("Origin", "https://evil.example")]) == 403, "two origins")
         }
+    }
+
+    /// RFC 6455 §4.2.1 with RFC 9110 §7.8: `Upgrade` is a list. Only a line that was exactly
+    /// `websocket` was served, though the docs allow up to 8 protocols.
+    @Test func anUpgradeListingWebSocketAmongOthersIsServed() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            for upgrade in ["websocket, h2c", "h2c, WebSocket"] {
+                #expect(try await rawStatus(host, head(host, upgrade: upgrade)) == 101, "\(upgrade)")
+            }
+        }
+    }
+
+    /// What RFC 6455 §4.2.1 requires of a handshake and was not checked: a nonce of 16 bytes,
+    /// HTTP/1.1, a Host header. Each was served (101).
+    @Test func aHandshakeRFC6455RefusesIs400() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            #expect(try await rawStatus(host, head(host, nonce: "x")) == 400, "a nonce that is not 16 bytes in base64")
+            #expect(try await rawStatus(host, head(host, nonce: "dGhlIHNhbXBsZQ==")) == 400, "a nonce of 10 bytes")
+            #expect(try await rawStatus(host, head(host, version: "HTTP/1.0")) == 400, "HTTP/1.0")
+            #expect(try await rawStatus(host, head(host, hostHeader: false)) == 400, "no Host")
+            #expect(try await rawStatus(host, head(host)) == 101, "the same handshake, complete")
+        }
+    }
+
+    /// RFC 9112 §3.2.2: a server accepts the absolute form of a request target. It was 400,
+    /// the path read as the whole URL.
+    @Test func aTargetInAbsoluteFormIsServed() async throws {
+        try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
+            #expect(try await rawStatus(host, head(host, target: "http://127.0.0.1:\(host.port)\(host.path())")) == 101)
+        }
+    }
+
+    private func head(
+        _ host: TestHost, target: String? = nil, version: String = "HTTP/1.1", upgrade: String = "websocket",
+        nonce: String = "dGhlIHNhbXBsZSBub25jZQ==", hostHeader: Bool = true
+    ) -> String {
+        "GET \(target ?? host.path()) \(version)\r\n" + (hostHeader ? "Host: 127.0.0.1\r\n" : "")
+            + "Upgrade: \(upgrade)\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \(nonce)\r\n\r\n"
+    }
+
+    private func rawStatus(_ host: TestHost, _ head: String) async throws -> Int {
+        let client = try await RawTCPClient.connect(port: host.port)
+        defer { client.channel.close(promise: nil) }
+        try await client.send(head)
+        let response = try await client.read(count: 12)
+        return Int(response.getString(at: response.readerIndex + 9, length: 3) ?? "") ?? -1
     }
 
     @Test func aClientWithoutTheKeyLearnsNothingElse() async throws {

@@ -20,7 +20,7 @@ struct SettingField: Sendable {
         .port("server", "port", \.port),
         .port("server", "ipcPort", \.ipcPort),
         .key("server", "sharedKey", \.sharedKey),
-        .list("server", "allowedOrigins", \.allowedOrigins),
+        .origins("server", "allowedOrigins", \.allowedOrigins),
         .string("server", "runtimeFile", \.runtimeFile),
         .count("limits", "maxMessageBytes", \.maxMessageBytes, 1024...(256 << 20)),
         .count("limits", "chunkQueueBytes", \.chunkQueueBytes, 0...(1 << 30)),
@@ -62,9 +62,16 @@ struct SettingField: Sendable {
         }
     }
 
-    private static func list(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text in
-            settings[keyPath: path] = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+    /// Comma-separated origins, each as a browser sends it (`WebOrigin`): one with a path, say,
+    /// could never match, and let nobody in without a word.
+    private static func origins(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            let origins = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+            // `null` is allowed anyway (a sandboxed page, a file).
+            if let bad = origins.first(where: { $0 != "null" && WebOrigin($0) == nil }) {
+                throw SettingValueError("'\(bad)' is not an origin: scheme://host[:port], as a browser sends it in Origin (no path)")
+            }
+            settings[keyPath: path] = origins
         }
     }
 

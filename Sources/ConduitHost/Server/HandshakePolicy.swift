@@ -1,4 +1,5 @@
 import ConduitKit
+import Foundation
 import NIOHTTP1
 
 /// Who may open a socket (SPEC §2), checked in this order so that a client without the key
@@ -25,22 +26,35 @@ struct HandshakePolicy: Sendable {
 
     let mode: SessionDependencies.Mode
     let sharedKey: SharedKey
-    let allowedOrigins: [String]
+    /// `server.allowedOrigins`, each checked at load (`WebOrigin`).
+    let allowedOrigins: Set<WebOrigin>
+
+    init(mode: SessionDependencies.Mode, sharedKey: SharedKey, allowedOrigins: [String]) {
+        self.mode = mode
+        self.sharedKey = sharedKey
+        self.allowedOrigins = Set(allowedOrigins.compactMap(WebOrigin.init))
+    }
 
     func evaluate(_ head: HTTPRequestHead) -> Result<Accepted, Rejected> {
         let headers = head.headers
-        guard head.method == .GET,
+        // RFC 6455 §4.2.1: an HTTP/1.1 GET with Host, `Upgrade` listing websocket (among up
+        // to 8 protocols, `UpgradeTokenLimit`), and a nonce of 16 bytes in base64.
+        guard head.method == .GET, head.version.major > 1 || head.version.minor >= 1, !headers["host"].isEmpty,
               headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
-              headers["upgrade"].contains(where: { $0.lowercased() == "websocket" }),
-              let key = headers["sec-websocket-key"].first, !key.isEmpty
+              headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
+              let key = headers["sec-websocket-key"].first, Data(base64Encoded: key)?.count == 16
         else {
-            return .failure(Rejected(status: .badRequest, reason: "not a WebSocket upgrade (RFC 6455 version 13 with Sec-WebSocket-Key)"))
+            return .failure(Rejected(
+                status: .badRequest,
+                reason: "not a WebSocket upgrade (RFC 6455: an HTTP/1.1 GET with Host, Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Key of 16 bytes in base64)"))
         }
         // RFC 6455 §4.4: the versions spoken go back with the refusal, so a client can retry.
         guard headers["sec-websocket-version"].first == "13" else {
             return .failure(Rejected(status: .upgradeRequired, reason: "WebSocket version 13 only (RFC 6455)", advertised: ["sec-websocket-version": "13"]))
         }
-        if let origin = headers["origin"].first, !isAllowed(origin: origin) {
+        // A browser sends one Origin; a second could only smuggle one past the check.
+        let origins = headers["origin"]
+        if !origins.isEmpty, origins.count > 1 || !isAllowed(origin: origins[0]) {
             return .failure(Rejected(status: .forbidden, reason: "origin not allowed"))
         }
         let offered = headers[canonicalForm: "sec-websocket-protocol"].map(String.init)
@@ -73,19 +87,14 @@ struct HandshakePolicy: Sendable {
 
     /// Default: no Origin, `null`, or a localhost origin on any scheme and port; plus the configured list.
     private func isAllowed(origin: String) -> Bool {
-        if origin == "null" || allowedOrigins.contains(origin) { return true }
-        guard let schemeEnd = origin.range(of: "://") else { return false }
-        var host = origin[schemeEnd.upperBound...]
-        if host.hasPrefix("[") {
-            host = host.prefix { $0 != "]" } + "]"
-        } else {
-            host = host.prefix { $0 != ":" && $0 != "/" }
-        }
-        return ["localhost", "127.0.0.1", "[::1]"].contains(host.lowercased())
+        if origin == "null" { return true }
+        guard let origin = WebOrigin(origin) else { return false }
+        return origin.isLoopback || allowedOrigins.contains(origin)
     }
 
     private func split(uri: String) -> (path: Substring, query: [String: String]) {
-        guard let mark = uri.firstIndex(of: "?") else { return (uri[...], [:]) }
+        let uri = Self.originForm(of: uri)
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
         var query: [String: String] = [:]
         for pair in uri[uri.index(after: mark)...].split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -95,7 +104,13 @@ struct HandshakePolicy: Sendable {
         }
         return (uri[..<mark], query)
     }
-}
 
-import Foundation
+    /// RFC 9112 §3.2.2: a server accepts a request target in absolute form
+    /// (`http://host/path?query`) as well as in origin form (`/path?query`).
+    private static func originForm(of uri: String) -> Substring {
+        guard !uri.hasPrefix("/"), let scheme = uri.range(of: "://") else { return uri[...] }
+        let afterAuthority = uri[scheme.upperBound...]
+        return afterAuthority.firstIndex { $0 == "/" || $0 == "?" }.map { afterAuthority[$0...] } ?? ""
+    }
+}
 
