@@ -902,3 +902,13 @@ test("resume: an application's pos and ack never reach the host", { timeout: 300
     fake.stop()
   }
 })
+
+// `.` and `..` are ids of the alphabet, but a URL parser drops them from the socket's path as
+// dot segments: `/../0` became `/0`, and the host refused a path the application never asked for.
+test('an id a URL path cannot carry is refused when the client is made, with a sentence', () => {
+  for (const [options, words] of [[{ id: '..' }, "'..'"], [{ id: '.' }, "'.'"], [{ id: 'a b' }, "'a b'"],
+    [{ id: 'x'.repeat(65) }, 'x'.repeat(65)], [{ id: 'ok', windowId: '..' }, 'windowId']]) {
+    assert.throws(() => new Conduit({ ...options, port: 1, connect: false }), (error) => error instanceof TypeError && error.message.includes(words))
+  }
+  for (const id of ['..a', 'a.b_c-D', 18446744073709551615n, 'x'.repeat(64)]) new Conduit({ id, port: 1, connect: false }).close()
+})

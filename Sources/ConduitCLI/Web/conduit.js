@@ -14,6 +14,11 @@ export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 const HELD_BYTES = 8 * 1024 * 1024
 /** Unsent bytes a socket may hold before `send` refuses (8 MiB, as the Swift client). */
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024
+/**
+ * A client or window id (SPEC §2): 1–64 of `[A-Za-z0-9._-]`, but not `.` or `..`, which a URL
+ * parser drops from a path as dot segments (the host then read another path, and refused it).
+ */
+const ID_PATTERN = /^(?!\.\.?$)[A-Za-z0-9._-]{1,64}$/
 const MAX_HEADERS = 0xff
 const MAX_KEY_BYTES = 0xff
 const MAX_VALUE_BYTES = 0xffff
@@ -619,6 +624,9 @@ export class Conduit extends EventTarget {
     if (id === undefined || id === null || id === '') throw new TypeError('new Conduit({ id }): an id is required')
     this.id = String(id)
     this.windowId = String(windowId)
+    for (const [name, value] of [['id', this.id], ['windowId', this.windowId]]) {
+      if (!ID_PATTERN.test(value)) throw new TypeError(`new Conduit({ ${name} }): '${value}' is not 1–64 of [A-Za-z0-9._-] (nor . or ..)`)
+    }
     this.host = host ?? Conduit.host
     this.port = port
     this.ipcPort = ipcPort ?? Conduit.ipcPort
