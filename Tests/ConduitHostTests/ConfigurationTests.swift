@@ -52,6 +52,9 @@ struct ConfigurationTests {
         // Digits joined by ':' are base 60 in YAML 1.1; Yams' arithmetic trapped past 64 bits.
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: 1:0:0:0:0:0:0:0:0:0:0\n", 5, 13, "out of range"),
         ("routes:\n  - route: c\n    handler: configured\n    options:\n      greeting: hi\n      repeats: 9223372036854775807:0\n", 6, 16, "out of range"),
+        // Parts with signs of their own summing to Int.min: Yams trapped negating it (a reload took the host down).
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: --1:-9223372036854775748\n", 5, 13, "out of range"),
+        ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      step: -+0:-9223372036854775808\n", 5, 13, "out of range"),
     ])
     func located(yaml: String, line: Int, column: Int, words: String) throws {
         let error = try #require(loadError(yaml))

@@ -29,10 +29,13 @@ extension OptionsDecoder {
     }
 
     /// Whether Yams' base-60 reading of `text` (underscores dropped, a sign, then parts that
-    /// are each a decimal Int) overflows; false for text that is not such a number.
+    /// are each a decimal Int, a sign of their own allowed) overflows, the sign's product last
+    /// included (`--1:-9223372036854775748` is `Int.min` until negated, and trapped there);
+    /// false for text that is not such a number.
     static func baseSixtyOverflows(_ text: String) -> Bool {
         var digits = Substring(text.replacingOccurrences(of: "_", with: ""))
-        if digits.first == "-" || digits.first == "+" { digits = digits.dropFirst() }
+        let negative = digits.first == "-"
+        if negative || digits.first == "+" { digits = digits.dropFirst() }
         let parts = digits.split(separator: ":", omittingEmptySubsequences: false).map { Int($0, radix: 10) }
         guard parts.allSatisfy({ $0 != nil }) else { return false }
         var base = 1
@@ -44,6 +47,6 @@ extension OptionsDecoder {
             guard !placeOverflow, !sumOverflow, !baseOverflow else { return true }
             (value, base) = (sum, nextBase)
         }
-        return false
+        return negative && value.multipliedReportingOverflow(by: -1).overflow
     }
 }
