@@ -20,6 +20,33 @@ struct ConfigurationTests {
         }
     }
 
+    /// Foundation's reader named these in words of its own and without where ("error 256",
+    /// "isn't in the correct format", "You don't have permission" for a pipe it could read),
+    /// and libyaml's reader errors lost their line and column (1:1).
+    @Test func aFileThatCantBeUsedIsNamedWithWhereAndWhy() throws {
+        let directory = NSTemporaryDirectory() + "conduit-files-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func error(_ name: String, _ bytes: [UInt8]? = nil) -> ConfigurationError? {
+            if let bytes { _ = FileManager.default.createFile(atPath: "\(directory)/\(name)", contents: Data(bytes)) }
+            do {
+                _ = try ConfigurationLoader(environment: [:]).load(path: "\(directory)/\(name)")
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let notUTF8 = try #require(error("latin1.yaml", Array("routes:\n  - route: caf".utf8) + [0xE9] + Array("\n".utf8)))
+        #expect((notUTF8.location.line, notUTF8.location.column, notUTF8.message) == (2, 15, "the file is not UTF-8 here"), "\(notUTF8)")
+        let control = try #require(error("control.yaml", Array("routes:\n  - route: a".utf8) + [0x01] + Array("\n".utf8)))
+        #expect((control.location.line, control.location.column) == (2, 13) && control.message.contains("control characters"), "\(control)")
+        try FileManager.default.createDirectory(atPath: "\(directory)/folder.yaml", withIntermediateDirectories: false)
+        #expect(error("folder.yaml")?.message == "the file can't be read: it is a directory")
+        #expect(error("missing.yaml")?.message == "the file can't be read: No such file or directory")
+        let large = try #require(error("large.yaml", [UInt8](repeating: UInt8(ascii: "#"), count: 16 << 20 + 1)))
+        #expect(large.message == "the file can't be read: it is larger than 16 MiB")
+    }
+
     @Test func theEmbeddedDefaultLoadsWithAnEchoRoute() throws {
         let configuration = try ConfigurationLoader(environment: [:]).load(path: nil)
         #expect(configuration.source == ConfigurationLoader.embeddedName)

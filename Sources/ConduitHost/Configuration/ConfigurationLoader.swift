@@ -19,13 +19,7 @@ public struct ConfigurationLoader: Sendable {
         guard let path = path ?? environment["CONDUIT_CONFIG"] else {
             return try load(yaml: EmbeddedConfiguration.yaml, file: Self.embeddedName)
         }
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationError(SourceLocation(file: path, mark: nil), "the file can't be read: \(error.localizedDescription)")
-        }
-        return try load(yaml: text, file: path)
+        return try load(yaml: ConfigurationFile.text(at: path), file: path)
     }
 
     public func load(yaml: String, file: String) throws(ConfigurationError) -> HostConfiguration {
@@ -200,6 +194,8 @@ extension ConfigurationError {
         case .duplicatedKeysInMapping(let duplicates, let context):
             self.init(SourceLocation(file: file, mark: context.mark),
                       "the key '\(duplicates.joined(separator: "', '"))' appears twice in one mapping")
+        case .reader(let problem, let offset?, _, let yaml):
+            self.init(SourceLocation(file: file, byteOffset: offset, in: yaml.utf8), "the file is not valid YAML: \(problem)")
         default:
             self.init(SourceLocation(file: file, mark: nil), "the file is not valid YAML: \(yamlError)")
         }

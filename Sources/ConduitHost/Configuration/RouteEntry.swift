@@ -41,6 +41,13 @@ public struct SourceLocation: Sendable, Equatable, CustomStringConvertible {
         self.column = column
     }
 
+    /// Where the byte at `offset` of `bytes` is: lines and columns from 1, columns in bytes.
+    init(file: String, byteOffset offset: Int, in bytes: some Sequence<UInt8>) {
+        var (line, lineStart) = (1, 0)
+        for (index, byte) in bytes.prefix(offset).enumerated() where byte == UInt8(ascii: "\n") { (line, lineStart) = (line + 1, index + 1) }
+        self.init(file: file, line: line, column: offset - lineStart + 1)
+    }
+
     public var description: String { "\(file):\(line):\(column)" }
 }
 
