@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
         MallocTuning.apply()
         let logger = Logger.bootstrapConduit()
         let descriptors = DescriptorLimit.raise()
@@ -61,7 +62,7 @@ struct Serve: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: conduit), .init(service: ReloadOnHangup(host: conduit, logger: logger)),
+                .init(service: conduit), .init(service: ReloadOnHangup(host: conduit, hangups: hangups, logger: logger)),
                 .init(service: FreedMemoryReturn(budget: conduit.directory.budget)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

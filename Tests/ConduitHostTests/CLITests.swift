@@ -132,6 +132,28 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: runtimeFile), "the runtime file is removed at exit")
     }
 
+    /// SIGHUP kept its default action, the end of the process, until the reload service ran,
+    /// after the configuration was loaded: a reload sent while the host started killed it. The
+    /// configuration comes through standard input here, so the host is certainly still loading
+    /// it when the SIGHUP comes (and a file that is not a regular one is read now).
+    @Test func aHangupWhileTheConfigurationLoadsDoesNotEndTheHost() async throws {
+        let input = Pipe()
+        let runtimeFile = NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"
+        let server = try ConduitProcess(["serve", "--config", "/dev/stdin"], environment: [
+            "CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": runtimeFile,
+        ], standardInput: input)
+        defer { server.killIfRunning() }
+        try await waitUntil { server.setsHangupAside }
+        server.signal(SIGHUP)
+        try input.fileHandleForWriting.write(contentsOf: Data("routes:\n  - route: echo\n    handler: echo\n".utf8))
+        try input.fileHandleForWriting.close()
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let client = try await TestWebSocketClient.connect(port: try #require(announce["port"] as? Int), path: "/1/0?key=cli-test-key")
+        #expect(try await client.request(.init(headers: ["route": "echo", "token": "1"])).headers["token"] == "1")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
     /// Run by an ordinary user, the host reset every connection it accepted: it asked for
     /// TCP_NODELAY at the socket level, where that number is SO_DEBUG, which only root may set,
     /// and SwiftNIO closes a connection whose option fails. Tests run as root never saw it;

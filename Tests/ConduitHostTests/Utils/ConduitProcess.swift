@@ -18,7 +18,7 @@ struct ConduitProcess {
     /// group, from a copy of the executable it can run (the checkout may be closed to it).
     init(
         _ arguments: [String], environment: [String: String] = [:], descriptorLimit: (soft: Int, hard: Int?)? = nil,
-        asUser user: (id: Int, copyIn: String)? = nil
+        asUser user: (id: Int, copyIn: String)? = nil, standardInput: Pipe? = nil
     ) throws {
         if let user {
             let copy = user.copyIn + "/conduit"
@@ -34,6 +34,7 @@ struct ConduitProcess {
             process.arguments = arguments
         }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if let standardInput { process.standardInput = standardInput }
         process.standardOutput = stdout
         process.standardError = stderr
         try process.run()
@@ -70,6 +71,17 @@ struct ConduitProcess {
     }
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Whether the process has set SIGHUP's default action (its end) aside: bit 0 of `SigIgn`
+    /// or `SigCgt` (ignored, or caught) in /proc (Linux).
+    var setsHangupAside: Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8) else { return false }
+        return status.split(separator: "\n").contains { line in
+            guard line.hasPrefix("SigIgn:") || line.hasPrefix("SigCgt:"),
+                  let mask = UInt64(line.dropFirst("SigIgn:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return false }
+            return mask & 1 != 0
+        }
+    }
 
     /// For a test's `defer`: one that failed before its SIGTERM left a host running.
     func killIfRunning() {
