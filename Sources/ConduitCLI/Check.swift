@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConduitHost
+import ConduitNATSHandler
 import NIOPosix
 
 /// `conduit check FILE`: validates a configuration as `serve` would, without serving.
@@ -19,6 +20,7 @@ struct Check: AsyncParsableCommand {
     static func validate(_ configuration: HostConfiguration) throws {
         do {
             try RouteRegistry.validate(configuration, catalog: CommandLineCatalog.current, group: MultiThreadedEventLoopGroup.singleton)
+            try ConduitHost.validateCluster(of: configuration, NATSClusterLink.factory)
         } catch {
             printError(error.description)
             throw ExitCode(1)

@@ -64,7 +64,7 @@ public final class ConduitHost: Service, Sendable {
             guard let registry = routesBox.withLockedValue({ $0 }) else { return }
             for route in registry.table.routes { route.handler.clientEvent(event) }
         }
-        let cluster = try Self.clusterLink(settings.cluster, makeCluster, pushes: directory, group: group)
+        let cluster = try Self.clusterLink(of: configuration, makeCluster, pushes: directory, group: group)
         clusterBox.withLockedValue { $0 = cluster }
         let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
             HandlerContext(
@@ -160,17 +160,25 @@ public final class ConduitHost: Service, Sendable {
         logger.info("conduit stopped")
     }
 
+    /// Makes the cluster link `configuration` asks for (not started), as the host would, so
+    /// that `conduit check` reports what start-up would (a bad NATS URL passed the check).
+    public static func validateCluster(of configuration: HostConfiguration, _ make: ClusterLinkFactory?) throws(ConfigurationError) {
+        _ = try clusterLink(of: configuration, make, pushes: DiscardingPushSink(), group: MultiThreadedEventLoopGroup.singleton)
+    }
+
     private static func clusterLink(
-        _ settings: ClusterSettings?, _ make: ClusterLinkFactory?, pushes: any PushSink, group: any EventLoopGroup
+        of configuration: HostConfiguration, _ make: ClusterLinkFactory?, pushes: any PushSink, group: any EventLoopGroup
     ) throws(ConfigurationError) -> (any ClusterLink)? {
-        guard let settings else { return nil }
+        guard let settings = configuration.settings.cluster else { return nil }
+        // At `server.cluster` in its file (it was a file named "server.cluster", line 1).
+        let location = configuration.clusterLocation ?? SourceLocation(file: configuration.source, mark: nil)
         guard let make else {
-            throw ConfigurationError(SourceLocation(file: "server.cluster", mark: nil), "this executable can't join a cluster (it was built without a cluster link)")
+            throw ConfigurationError(location, "this executable can't join a cluster (it was built without a cluster link)")
         }
         do {
             return try make(settings, pushes, group)
         } catch {
-            throw ConfigurationError(SourceLocation(file: "server.cluster", mark: nil), "\(error)")
+            throw ConfigurationError(location, "'server.cluster': \(error)")
         }
     }
 

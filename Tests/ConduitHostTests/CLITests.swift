@@ -28,6 +28,14 @@ struct CLITests {
         #expect(served.stdout.isEmpty, "no announce line for a host that did not start")
     }
 
+    /// A bad `server.cluster` passed `check` and failed `serve` in a file named "server.cluster".
+    @Test func checkReportsABadClusterAtItsPlace() async throws {
+        let path = try writeConfig("server:\n  cluster: {nats: 'http://x', name: a}\nroutes:\n  - route: echo\n    handler: echo\n")
+        let result = try await ConduitProcess.run(["check", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.hasPrefix("\(path):2:12: error: 'server.cluster': "), "\(result.stderr)")
+    }
+
     /// Values `conduit check` once accepted (or trapped on) and that crashed a running host
     /// later: each is refused at load with its line, the process exiting 1, never by a signal.
     @Test(arguments: [

@@ -74,6 +74,16 @@ struct ConfigurationTests {
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {prot: 1}\n", 5, 23, "unknown option 'section.prot'"),
         ("routes:\n  - route: d\n    handler: defaulted\n    options:\n      section: {port: 70000}\n", 5, 23, "option 'section.port' must be 0…65535"),
         ("surprise: 1\n", 1, 1, "unknown section"),
+        // Read as the text "null": `runtimeFile: null` wrote the runtime file, key and all, to ./null.
+        ("server:\n  runtimeFile: null\n", 2, 16, "'server.runtimeFile' has no value (null)"),
+        // A list was read as its items joined by commas, for any setting: the host listened on it.
+        ("server:\n  port: [18931]\n", 2, 9, "'server.port' must be a single value"),
+        // Refused only at bind, without a location.
+        ("server:\n  host: 'not an address!'\n", 2, 9, "is not an address to listen on"),
+        // 0 ns as a timer: every handshake timed out at once.
+        ("limits:\n  handshakeTimeoutSeconds: 1e-300\n", 2, 28, "from 0.001"),
+        // Blamed at 1:1.
+        ("limits:\n  congestionHighWaterBytes: 2048\n  congestionLowWaterBytes: 4096\n", 3, 28, "must be below"),
         // An entry with a path never matched a browser's Origin, and let nobody in without a word.
         ("server:\n  allowedOrigins: [https://app.example/login]\n", 2, 19, "'https://app.example/login' is not an origin"),
         // Digits joined by ':' are base 60 in YAML 1.1; Yams' arithmetic trapped past 64 bits.
@@ -144,6 +154,9 @@ struct ConfigurationTests {
         #expect(settings.allowedOrigins == ["https://a", "https://b"])
         let bad = try #require(loadError(yaml, environment: ["CONDUIT_IPC_PORT": "x"]))
         #expect(bad.location.file == "$CONDUIT_IPC_PORT")
+        // The low-water mark from the environment was blamed on the file's first line.
+        let marks = try #require(loadError(yaml, environment: ["CONDUIT_CONGESTION_LOW_WATER_BYTES": "2000000"]))
+        #expect(marks.location.file == "$CONDUIT_CONGESTION_LOW_WATER_BYTES" && marks.message.contains("must be below"), "\(marks)")
     }
 
     @Test func reloadSwapsTheTableAndKeepsTheOldOneWhenTheNewIsBad() async throws {

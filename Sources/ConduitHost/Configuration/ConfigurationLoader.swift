@@ -25,13 +25,15 @@ public struct ConfigurationLoader: Sendable {
     public func load(yaml: String, file: String) throws(ConfigurationError) -> HostConfiguration {
         let root = try compose(yaml, file: file)
         var configuration = HostConfiguration(source: file)
-        guard let root else { return try applyEnvironment(configuration) }
+        // Where each setting was given (`limits.congestionLowWaterBytes`), for checks across two.
+        var given: [String: SourceLocation] = [:]
+        guard let root else { return try applyEnvironment(configuration, given: given) }
         let mapping = try expectMapping(root, file: file, what: "the top level")
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             switch key {
             case "server", "limits":
-                try readSettings(section: key, value, file: file, into: &configuration.settings)
+                try readSettings(section: key, value, file: file, into: &configuration.settings, given: &given)
             case "routes":
                 configuration.routes = try readRoutes(value, file: file)
             default:
@@ -39,7 +41,8 @@ public struct ConfigurationLoader: Sendable {
                     "unknown section '\(key)'; the sections are 'server', 'limits' and 'routes'")
             }
         }
-        return try applyEnvironment(configuration)
+        configuration.clusterLocation = given["server.cluster"]
+        return try applyEnvironment(configuration, given: given)
     }
 
     private func compose(_ yaml: String, file: String) throws(ConfigurationError) -> Node? {
@@ -58,7 +61,9 @@ public struct ConfigurationLoader: Sendable {
         }
     }
 
-    private func readSettings(section: String, _ node: Node, file: String, into settings: inout HostSettings) throws(ConfigurationError) {
+    private func readSettings(
+        section: String, _ node: Node, file: String, into settings: inout HostSettings, given: inout [String: SourceLocation]
+    ) throws(ConfigurationError) {
         let mapping = try expectMapping(node, file: file, what: "'\(section)'")
         let fields = SettingField.all.filter { $0.section == section }
         for (keyNode, value) in mapping {
@@ -66,6 +71,7 @@ public struct ConfigurationLoader: Sendable {
             let location = SourceLocation(file: file, mark: value.mark ?? keyNode.mark)
             if section == "server", key == "cluster" {
                 settings.cluster = try readCluster(value, file: file)
+                given["server.cluster"] = location
                 continue
             }
             guard let field = fields.first(where: { $0.key == key }) else {
@@ -75,8 +81,11 @@ public struct ConfigurationLoader: Sendable {
             }
             let text: String
             switch value {
+            case .scalar where value.null != nil:
+                // Read as text it was "null": `runtimeFile: null` wrote the key to ./null.
+                throw ConfigurationError(location, "'\(section).\(key)' has no value (null); leave it out for the default")
             case .scalar(let scalar): text = scalar.string
-            case .sequence(let items) where items.allSatisfy({ $0.scalar != nil }):
+            case .sequence(let items) where field.takesList && items.allSatisfy({ $0.scalar != nil }):
                 text = items.compactMap(\.string).joined(separator: ",")
             default:
                 throw ConfigurationError(location, "'\(section).\(key)' must be a single value")
@@ -86,6 +95,7 @@ public struct ConfigurationLoader: Sendable {
             } catch {
                 throw ConfigurationError(location, "'\(section).\(key)': \(error.message)")
             }
+            given["\(section).\(key)"] = location
         }
     }
 
@@ -153,19 +163,24 @@ public struct ConfigurationLoader: Sendable {
         return entries
     }
 
-    private func applyEnvironment(_ configuration: HostConfiguration) throws(ConfigurationError) -> HostConfiguration {
+    private func applyEnvironment(_ configuration: HostConfiguration, given: [String: SourceLocation]) throws(ConfigurationError) -> HostConfiguration {
         var configuration = configuration
+        var given = given
         for field in SettingField.all {
             guard let value = environment[field.environmentName] else { continue }
+            let location = SourceLocation(file: "$\(field.environmentName)", mark: nil)
             do {
                 try field.apply(&configuration.settings, value)
             } catch {
-                throw ConfigurationError(SourceLocation(file: "$\(field.environmentName)", mark: nil), error.message)
+                throw ConfigurationError(location, error.message)
             }
+            given["\(field.section).\(field.key)"] = location
         }
         let settings = configuration.settings
         guard settings.congestionLowWaterBytes < settings.congestionHighWaterBytes else {
-            throw ConfigurationError(SourceLocation(file: configuration.source, mark: nil),
+            // At the one given (the low mark first): the file's first line blamed a file that set neither.
+            let location = given["limits.congestionLowWaterBytes"] ?? given["limits.congestionHighWaterBytes"]
+            throw ConfigurationError(location ?? SourceLocation(file: configuration.source, mark: nil),
                 "'limits.congestionLowWaterBytes' (\(settings.congestionLowWaterBytes)) must be below 'limits.congestionHighWaterBytes' (\(settings.congestionHighWaterBytes))")
         }
         return configuration

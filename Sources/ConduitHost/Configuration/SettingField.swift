@@ -3,6 +3,8 @@
 struct SettingField: Sendable {
     let section: String
     let key: String
+    /// A YAML list is read as its items joined by commas (else only a scalar is).
+    var takesList = false
     let apply: @Sendable (inout HostSettings, String) throws(SettingValueError) -> Void
 
     /// `CONDUIT_` and the key in upper snake case: `ipcPort` → `CONDUIT_IPC_PORT`.
@@ -16,7 +18,7 @@ struct SettingField: Sendable {
     }
 
     static let all: [SettingField] = [
-        .string("server", "host", \.host),
+        .host("server", "host", \.host),
         .port("server", "port", \.port),
         .port("server", "ipcPort", \.ipcPort),
         .key("server", "sharedKey", \.sharedKey),
@@ -52,6 +54,17 @@ struct SettingField: Sendable {
         Self(section: section, key: key) { settings, text in settings[keyPath: path] = text }
     }
 
+    /// An address to listen on: an IPv4 or IPv6 literal, or a host name. Anything else failed
+    /// only at bind, without file:line:column.
+    private static func host(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
+        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+            guard ListenAddress.isValid(text) else {
+                throw SettingValueError("'\(text)' is not an address to listen on (an IPv4 or IPv6 address, or a host name)")
+            }
+            settings[keyPath: path] = text
+        }
+    }
+
     /// Empty or under 8 bytes: a random key is generated at start; otherwise a valid key.
     private static func key(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
         Self(section: section, key: key) { settings, text throws(SettingValueError) in
@@ -65,7 +78,7 @@ struct SettingField: Sendable {
     /// Comma-separated origins, each as a browser sends it (`WebOrigin`): one with a path, say,
     /// could never match, and let nobody in without a word.
     private static func origins(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section: section, key: key, takesList: true) { settings, text throws(SettingValueError) in
             let origins = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
             // `null` is allowed anyway (a sandboxed page, a file).
             if let bad = origins.first(where: { $0 != "null" && WebOrigin($0) == nil }) {
@@ -101,8 +114,10 @@ struct SettingField: Sendable {
         _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Double> & Sendable, maximum: Double
     ) -> Self {
         Self(section: section, key: key) { settings, text throws(SettingValueError) in
-            guard let value = Double(text), value > 0, value <= maximum else {
-                throw SettingValueError("'\(text)' is not a number of seconds above 0 and at most \(Int(maximum))")
+            // From a millisecond: 1e-300 passed "above 0", was 0 ns as a timer, and every
+            // handshake timed out at once.
+            guard let value = Double(text), value >= 0.001, value <= maximum else {
+                throw SettingValueError("'\(text)' is not a number of seconds from 0.001 to \(Int(maximum))")
             }
             settings[keyPath: path] = value
         }
