@@ -30,6 +30,10 @@ struct HandshakeTests {
             )
             #expect(try await client.request(.init(headers: ["route": "echo"])).headers["route"] == "echo")
             #expect(try await status(host, "/7/0", [("Sec-WebSocket-Protocol", "conduit, conduit.key.wrong")]) == 403)
+            // Without `conduit` the 101 selected no subprotocol, which a browser fails after the
+            // id has replaced its other socket: refused before.
+            #expect(try await status(host, "/7/0", [("Sec-WebSocket-Protocol", "conduit.key.\(host.sharedKey)")]) == 400)
+            #expect(try await client.request(.init(headers: ["route": "echo"])).headers["route"] == "echo", "not replaced")
         }
     }
 

@@ -71,6 +71,11 @@ struct HandshakePolicy: Sendable {
         guard let candidate = keyFromProtocol ?? query["key"], sharedKey.matches(candidate) else {
             return .failure(Rejected(status: .forbidden, reason: "missing or wrong key"))
         }
+        // A subprotocol the host can't select: a browser fails the socket after the 101, by
+        // when the id had taken another socket's place.
+        guard keyFromProtocol == nil || offered.contains(Self.subprotocol) else {
+            return .failure(Rejected(status: .badRequest, reason: "a key offered as a subprotocol needs 'conduit' offered with it"))
+        }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         guard segments.count == 2, let client = ClientID(segments.first!), let window = ClientID(segments.last!) else {
             return .failure(Rejected(status: .badRequest, reason: "the path must be /<client-id>/<top-window-id>, each a uint64 or 1–64 of [A-Za-z0-9._-]"))
