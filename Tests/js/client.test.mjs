@@ -912,3 +912,101 @@ test('an id a URL path cannot carry is refused when the client is made, with a s
   }
   for (const id of ['..a', 'a.b_c-D', 18446744073709551615n, 'x'.repeat(64)]) new Conduit({ id, port: 1, connect: false }).close()
 })
+
+// The route went into the IPC URL as it was: `echo?x=1` ran `echo` with a header `x`, and a
+// control route ran as a message's (`internal.conduit.stop` paused the host), which the socket refuses.
+test('fallback: a route is one path segment of the IPC URL, and a control route is refused', { timeout: 30000 }, async () => {
+  const injected = await Conduit.ipc('echo?x=1', { headers: { token: '1' } })
+  assert.equal(injected.status, 404, 'the route is "echo?x=1", which is no route')
+  await injected.arrayBuffer()
+  const conduit = new Conduit({ id: 'node-control-refused', connect: false })
+  try {
+    await assert.rejects(conduit.sendOrFallback({ route: 'internal.conduit.diagnostics' }), (error) => error instanceof TypeError && /control route/.test(error.message))
+  } finally {
+    conduit.close()
+  }
+})
+
+// A listener that accepted and never answered held a status query for 300 s (Node's own
+// limit; a browser's none), and an answer that was not the host's resolved `undefined`.
+test('control calls: at most 10 s by default, and an answer that is not the host\'s is an error', { timeout: 40000 }, async () => {
+  const { createServer } = await import('node:http')
+  const silent = createServer(() => {})
+  const stranger = createServer((request, response) => response.end('hello'))
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  await new Promise((resolve) => stranger.listen(0, '127.0.0.1', resolve))
+  try {
+    const started = Date.now()
+    await assert.rejects(Conduit.status({ ipcPort: silent.address().port }))
+    assert.ok(Date.now() - started < 20000, `waited ${Date.now() - started} ms`)
+    await assert.rejects(Conduit.status({ ipcPort: stranger.address().port }), /not the Conduit host's/)
+    await assert.rejects(Conduit.waitForActiveState({ maxQueriesForStatus: 1, sharedKey: 'not-the-key-123' }), /the last: /)
+  } finally {
+    silent.closeAllConnections()
+    silent.close()
+    stranger.close()
+  }
+})
+
+// A UTF-8 header value came back from the IPC fallback as mojibake ('Ð·Ð½Ð°…'): `fetch` gives
+// header bytes one per character.
+test('fallback: a reply\'s UTF-8 header values arrive as sent', { timeout: 30000 }, async () => {
+  const conduit = new Conduit({ id: 'node-ipc-utf8', connect: false, reconnect: { retries: 0 } })
+  const replies = []
+  conduit.receive((error, message) => { if (!error) replies.push(message) })
+  conduit.addEventListener('error', () => {})
+  try {
+    assert.equal(await conduit.sendOrFallback({ route: 'echo', note: 'значение ✓' }), 'ipc')
+    assert.equal(replies.find((reply) => reply.options.route === 'echo')?.options.note, 'значение ✓')
+  } finally {
+    conduit.close()
+  }
+})
+
+// `timeout: Infinity` (or past 2^31 - 1 ms) fired at once, an aborted signal threw instead of
+// rejecting, headers given as pairs went as headers `0`, `1`, and `reconnect: null` threw from
+// the socket's close handler, uncaught.
+test('request: long and bad timeouts, an aborted signal, headers as pairs; reconnect: null', { timeout: 30000 }, async () => {
+  const fake = await startFakeHost()
+  const conduit = new Conduit({ id: 'node-request-options', ipcPort: fake.ipcPort, connect: false, reconnect: null })
+  conduit.addEventListener('error', () => {})
+  try {
+    const first = fake.nextSocket()
+    await conduit.connect()
+    const socket = await first
+    const forever = conduit.request('slow', { timeout: Infinity, headers: [['a', '1'], ['b', '2']] })
+    const asked = (await socket.nextMessage()).options
+    assert.deepEqual([asked.a, asked.b, asked.route], [1, 2, 'slow'])
+    await sleep(300)
+    socket.send(module.encode([['token', asked.token], ['n', '7']]))
+    assert.equal((await forever).options.n, 7, 'answered after 300 ms, not timed out at once')
+    await assert.rejects(conduit.request('x', { timeout: NaN }), TypeError)
+    let returned
+    assert.doesNotThrow(() => { returned = conduit.request('x', { signal: AbortSignal.abort(new Error('given up')) }) })
+    await assert.rejects(returned, /given up/)
+    socket.close(1001, 'going away')
+    await until(() => !conduit.isOpen)
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// SPEC §2: text frames are no Conduit messages. A string from the host was encoded and
+// decoded as one, and delivered.
+test('a text frame from the host is an error and closes the socket, and is not delivered', { timeout: 30000 }, async () => {
+  const { fake, conduit, socket } = await fakeAndConnectedClient('node-text-frame')
+  const received = []
+  const errors = []
+  conduit.receive((error, message) => { if (!error) received.push(message) })
+  conduit.addEventListener('error', (event) => errors.push(event.error ?? event.detail?.error))
+  try {
+    socket.sendText(String.fromCharCode(...module.encode([['route', 'x']], 'hi')))
+    await until(() => errors.some((error) => error?.code === 'text'))
+    await until(() => !conduit.isOpen)
+    assert.deepEqual(received, [])
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})

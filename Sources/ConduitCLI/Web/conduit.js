@@ -26,7 +26,7 @@ const MAX_VALUE_BYTES = 0xffff
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
 
-/** A codec error: `code` is `truncated`, `trailing-bytes`, `invalid-utf8` or `limit`. */
+/** A codec error: `code` is `truncated`, `trailing-bytes`, `invalid-utf8`, `limit`, or `text` (a text frame). */
 export class ConduitCodecError extends Error {
   constructor (code, message) {
     super(message)
@@ -470,6 +470,20 @@ const runtimeArgs = globalThis.__args?.conduit ?? {}
 /** A socket open this long was a success: the reconnect backoff starts over. */
 const STABLE_SOCKET_MS = 5000
 
+/** How long a control call (`status`, `stop`, …) may take unless its `signal` says otherwise. */
+const CONTROL_TIMEOUT_MS = 10_000
+
+/**
+ * The longest wait a timer takes: `setTimeout` fires at once for any delay past 2^31 - 1 ms
+ * (a `timeout: Infinity` request rejected after 4 ms). Past it, and for `Infinity`, no timer.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1
+/** A timer of `ms` (a number of ms from 0 on, `Infinity` none), or a `TypeError` for anything else. */
+const timerFor = (what, ms, fire) => {
+  if (typeof ms !== 'number' || !(ms >= 0)) throw new TypeError(`${what} must be a number of ms from 0 on (Infinity: none), not ${String(ms)}`)
+  return ms <= MAX_TIMER_MS ? setTimeout(fire, ms) : undefined
+}
+
 /** The wait after `failed` failed attempts: about `timeout` ms doubling, at most 30 s, with jitter. */
 const backoff = (timeout, failed) => {
   const delay = Math.min(timeout * 2 ** failed, 30_000)
@@ -506,7 +520,8 @@ export class Conduit extends EventTarget {
 
   /** Calls `/<route>?<headers>` on the IPC listener; resolves to the `Response`. */
   static async ipc (route, { headers = {}, body, method, id, host, ipcPort, sharedKey, signal } = {}) {
-    const url = new URL(`http://${host ?? Conduit.host}:${ipcPort ?? Conduit.ipcPort}/${route}`)
+    // Encoded: `echo?x=1` or `x/../echo` read as a route's query or path ran another route.
+    const url = new URL(`http://${host ?? Conduit.host}:${ipcPort ?? Conduit.ipcPort}/${encodeURIComponent(route)}`)
     for (const [key, value] of headerPairs(headers)) url.searchParams.append(key, value)
     if (id !== undefined) url.searchParams.set('id', String(id))
     return fetch(url, {
@@ -517,16 +532,23 @@ export class Conduit extends EventTarget {
     })
   }
 
-  /** A control route's `data`, or its error thrown (`error.type` the Conduit error type). */
+  /**
+   * A control route's `data`, or its error thrown (`error.type` the Conduit error type). It
+   * takes at most 10 s unless `options.signal` says otherwise (a listener that accepted and
+   * never answered held a status query for 300 s, `waitForActiveState` for hours).
+   */
   static async control (name, options = {}) {
-    const response = await Conduit.ipc(`internal.conduit.${name}`, options)
+    const signal = options.signal ?? AbortSignal.timeout(CONTROL_TIMEOUT_MS)
+    const response = await Conduit.ipc(`internal.conduit.${name}`, { ...options, signal })
     const body = await bodyOf(response)
-    let answer = {}
+    let answer
     try { answer = JSON.parse(new TextDecoder().decode(body)) } catch {}
-    if (!response.ok || answer.err) {
-      throw Object.assign(new Error(answer.err?.message ?? `${name}: HTTP ${response.status}`), { type: answer.err?.type, status: response.status })
+    if (!response.ok || answer?.err) {
+      throw Object.assign(new Error(answer?.err?.message ?? `${name}: HTTP ${response.status}`), { type: answer?.err?.type, status: response.status })
     }
-    if (typeof answer.data?.port === 'number') Conduit.port = answer.data.port
+    // Anything but `{"data": {…}}` is not the host's answer (what else listens on the port?).
+    if (typeof answer?.data !== 'object' || answer.data === null) throw new Error(`${name}: the answer is not the Conduit host's (HTTP ${response.status}, ${body.byteLength} bytes)`)
+    if (typeof answer.data.port === 'number') Conduit.port = answer.data.port
     return answer.data
   }
 
@@ -546,10 +568,13 @@ export class Conduit extends EventTarget {
 
   /** Resolves with the status once the socket server is active; polls every `interval` ms. */
   static async waitForActiveState ({ maxQueriesForStatus = 32, interval = 250, ...options } = {}) {
+    if (!Number.isInteger(maxQueriesForStatus) || maxQueriesForStatus < 1) throw new TypeError(`maxQueriesForStatus must be a whole number from 1 on, not ${maxQueriesForStatus}`)
+    let failure
     for (let query = 1; ; query++) {
-      const status = await Conduit.status(options).catch(() => undefined)
+      const status = await Conduit.status(options).catch((error) => { failure = error })
       if (status?.isActive) return status
-      if (query >= maxQueriesForStatus) throw new Error(`the Conduit server is not active after ${query} status queries`)
+      // With why the last query failed: a wrong key read as "not active".
+      if (query >= maxQueriesForStatus) throw new Error(`the Conduit server is not active after ${query} status queries${failure ? ` (the last: ${failure.message})` : ''}`, { cause: failure })
       await sleep(interval)
     }
   }
@@ -631,7 +656,7 @@ export class Conduit extends EventTarget {
     this.port = port
     this.ipcPort = ipcPort ?? Conduit.ipcPort
     this.sharedKey = sharedKey ?? Conduit.sharedKey
-    this.reconnectOptions = reconnect
+    this.reconnectOptions = reconnect ?? {}
     if (resume) this.#resume = new ResumeState()
     Conduit.pool.add(this)
     if (connect) {
@@ -671,6 +696,7 @@ export class Conduit extends EventTarget {
     if (this.#closed) throw closedError()
     if (this.isOpen) return
     const limit = this.reconnectOptions?.attemptTimeout ?? 10_000
+    if (typeof limit !== 'number' || !(limit > 0 && limit <= MAX_TIMER_MS)) throw new TypeError(`reconnect.attemptTimeout must be a number of ms above 0, at most ${MAX_TIMER_MS}, not ${limit}`)
     if (!this.port && this.ipcPort) {
       const status = await Conduit.status({ ...this.#ipc, signal: AbortSignal.timeout(limit) })
       if (!status.isActive) throw new Error('the Conduit server is paused')
@@ -711,7 +737,15 @@ export class Conduit extends EventTarget {
     // Between two tries no stream is open, so none is cut off: the fallback ends now.
     if (this.#fallback?.pausing) this.#fallback.abort.abort()
     const joiner = new PartJoiner()
-    socket.onmessage = (event) => this.#deliver(joiner, event.data, socket)
+    socket.onmessage = (event) => {
+      // SPEC §2: text frames are no Conduit messages (a string was encoded and decoded as one).
+      if (typeof event.data === 'string') {
+        this.#emit('error', { error: new ConduitCodecError('text', 'the host sent a text frame: Conduit messages are binary') })
+        // (1003 is the host's answer to one; a page may close with 1000 or 3000–4999 only.)
+        return socket.close(1000, 'text frames are not Conduit messages')
+      }
+      this.#deliver(joiner, event.data, socket)
+    }
     socket.onerror = () => this.#emit('error', { error: new Error('socket error') })
     socket.onclose = (event) => {
       if (this.socket !== socket) return
@@ -735,7 +769,12 @@ export class Conduit extends EventTarget {
    * `timeout` ms, doubling each time, at most 30 s. Each attempt asks the IPC listener for
    * the current port. Dispatches `reopen` on success.
    */
-  reconnect ({ retries = 32, timeout = 500 } = {}) {
+  reconnect (options) {
+    // `reconnect: null` threw from the socket's close handler, uncaught: Node exited.
+    const { retries = 32, timeout = 500 } = options ?? {}
+    if (typeof retries !== 'number' || !(retries >= 0) || typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMER_MS)) {
+      return Promise.reject(new TypeError(`reconnect: retries and timeout must be numbers from 0 on, not ${retries} and ${timeout}`))
+    }
     this.#reconnecting ??= (async () => {
       const failedAlready = this.#quickCloses
       if (failedAlready > 0) await sleep(backoff(timeout, failedAlready - 1), this.#closing.signal)
@@ -777,9 +816,10 @@ export class Conduit extends EventTarget {
    * reason. While the socket is down it goes over IPC (`sendOrFallback`).
    */
   request (route, { headers = {}, payload, timeout = 30_000, signal } = {}) {
-    signal?.throwIfAborted()
     const token = `js.${++this.#lastToken}`
     return new Promise((resolve, reject) => {
+      // Rejected, not thrown, as the docs say (it threw before the promise was made).
+      if (signal?.aborted) return reject(signal.reason)
       const settle = (outcome) => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
@@ -799,7 +839,12 @@ export class Conduit extends EventTarget {
         fail(error)
       }
       const onAbort = () => cancel(signal.reason)
-      const timer = setTimeout(() => cancel(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`)), timeout)
+      let timer
+      try {
+        timer = timerFor('request: timeout', timeout, () => cancel(new Error(`no reply to ${route} (token ${token}) within ${timeout} ms`)))
+      } catch (error) {
+        return reject(error)
+      }
       signal?.addEventListener('abort', onAbort, { once: true })
       this.#pending.set(token, {
         fail,
@@ -814,7 +859,10 @@ export class Conduit extends EventTarget {
           reject(new ConduitReplyError(String(type), text, message))
         })
       })
-      this.sendOrFallback({ ...headers, route, token }, payload).catch(fail)
+      // As pairs, so that headers given as pairs are taken as `send` takes them (spread, they
+      // became headers `0`, `1`, …).
+      const pairs = [...headerPairs(headers)].filter(([name]) => name !== 'route' && name !== 'token')
+      this.sendOrFallback([...pairs, ['route', route], ['token', token]], payload).catch(fail)
     })
   }
 
@@ -892,10 +940,15 @@ export class Conduit extends EventTarget {
     if (this.#closed) throw closedError()
     const { route, ...headers } = Object.fromEntries(headerPairs(options))
     if (!route) throw new TypeError('sendOrFallback: IPC needs a route header')
+    // The socket refuses these (SPEC §3): over IPC they ran (`internal.conduit.stop` paused the host).
+    if (route.startsWith('internal.')) throw new TypeError(`sendOrFallback: '${route}' is a control route (Conduit.control), not one a message reaches`)
     this.startFallback()
     if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
     const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })
+    // Header values come as bytes read one per character (a `ByteString`): the host's UTF-8
+    // arrived as mojibake ('Ð·Ð½Ð°…' for 'зна…').
     const replyHeaders = [...response.headers].filter(([name]) => !HTTP_HEADERS.has(name))
+      .map(([name, value]) => [name, new TextDecoder().decode(Uint8Array.from(value, (character) => character.charCodeAt(0)))])
     // A refusal by the listener (the key, the budget, no place, a timeout) is no reply of a
     // handler: it has neither `error` nor `token`, and went to the receive handler as a
     // message while `request()` waited out its timeout. It answers this call all the same,

@@ -33,7 +33,7 @@ export function streamFrame (message) {
 
 /**
  * `{ port, ipcPort, accept, nextSocket(), stop() }`. `accept = false` refuses upgrades (503).
- * A socket: `{ url, send(encoded), pauseReading(), resumeReading(), close(code, reason),
+ * A socket: `{ url, send(encoded), sendText(text), pauseReading(), resumeReading(), close(code, reason),
  * nextMessage() }` (the client's
  * messages, decoded). `onEvents(url, response)` answers each events stream request.
  */
@@ -94,6 +94,8 @@ function fakeSocket (connection, url) {
   return {
     url,
     send (encoded) { connection.write(frame(encoded)) },
+    /** A text frame (which no Conduit host sends). */
+    sendText (text) { connection.write(frame(Buffer.from(text), 1)) },
     /** Stops reading the client (its bytes wait in the kernel's buffers, then in the client). */
     pauseReading () { connection.pause() },
     resumeReading () { connection.resume() },
