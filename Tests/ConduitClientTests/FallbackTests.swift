@@ -72,6 +72,11 @@ struct FallbackTests {
                 try await conduit.request(route: "echo", headers: ["key": "k"])
             }
             #expect(reserved?.code == .invalidMessage)
+            // The socket refuses a control route; over IPC `internal.conduit.start` ran (and
+            // `stop` would have paused the host).
+            let control = await #expect(throws: ConduitClientError.self) { try await conduit.request(route: "internal.conduit.start") }
+            #expect(control?.code == .invalidMessage)
+            #expect(try await #require(conduit.ipc).status().isActive == false, "still paused")
             conduit.close()
         }
     }

@@ -922,6 +922,7 @@ test('fallback: a route is one path segment of the IPC URL, and a control route 
   const conduit = new Conduit({ id: 'node-control-refused', connect: false })
   try {
     await assert.rejects(conduit.sendOrFallback({ route: 'internal.conduit.diagnostics' }), (error) => error instanceof TypeError && /control route/.test(error.message))
+    await assert.rejects(conduit.sendOrFallback({ route: 'echo', key: 'k' }), (error) => error instanceof TypeError && /'key'/.test(error.message))
   } finally {
     conduit.close()
   }

@@ -942,6 +942,8 @@ export class Conduit extends EventTarget {
     if (!route) throw new TypeError('sendOrFallback: IPC needs a route header')
     // The socket refuses these (SPEC §3): over IPC they ran (`internal.conduit.stop` paused the host).
     if (route.startsWith('internal.')) throw new TypeError(`sendOrFallback: '${route}' is a control route (Conduit.control), not one a message reaches`)
+    // As the Swift client: dropped, it went unsaid.
+    if ('key' in headers) throw new TypeError("sendOrFallback: a header 'key' can't travel over IPC (it is the shared key's query name)")
     this.startFallback()
     if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
     const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })

@@ -81,6 +81,10 @@ public final class IPCEndpoint: Sendable {
 
     /// `invoke`, with an error reply returned as a message (as the socket would deliver it).
     func reply(route: String, headers: Headers, payload: ByteBuffer, id: String?) async throws -> Message {
+        // The socket refuses these (SPEC §3): over IPC a request for `internal.conduit.stop` paused the host.
+        guard !route.hasPrefix("internal.") else {
+            throw ConduitClientError(.invalidMessage, "'\(route)' is a control route (IPCEndpoint's calls), not one a message reaches")
+        }
         var query = headers
         query.removeAll(HeaderName.route)
         guard !query.contains(IPCQuery.reservedKey) else {
