@@ -1011,3 +1011,41 @@ test('a text frame from the host is an error and closes the socket, and is not d
     fake.stop()
   }
 })
+
+// `close()` let a connect in progress run on to its timeout (and fail then, with an `error`
+// event after the close), and an IPC call in flight still handed its reply to the application.
+test('close(): a connect in progress ends at once, and nothing reaches the application after it', { timeout: 30000 }, async () => {
+  const { createServer: createNetServer } = await import('node:net')
+  const { createServer: createHTTPServer } = await import('node:http')
+  const silent = createNetServer(() => {})
+  const slowIPC = createHTTPServer((request, response) => {
+    if (!request.url.startsWith('/echo')) return response.writeHead(404).end()
+    setTimeout(() => response.writeHead(200, { route: 'echo', token: 't' }).end('late'), 500)
+  })
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  await new Promise((resolve) => slowIPC.listen(0, '127.0.0.1', resolve))
+  const after = []
+  try {
+    const connecting = new Conduit({ id: 'node-close-connecting', port: silent.address().port, ipcPort: 0, connect: false, reconnect: { attemptTimeout: 20000 } })
+    connecting.addEventListener('error', (event) => after.push(event))
+    const attempt = connecting.connect()
+    await sleep(200)
+    const closedAt = Date.now()
+    connecting.close()
+    await assert.rejects(attempt, (error) => error.code === 'closed')
+    assert.ok(Date.now() - closedAt < 5000, `ended ${Date.now() - closedAt} ms after close()`)
+    const invoking = new Conduit({ id: 'node-close-invoking', port: silent.address().port, ipcPort: slowIPC.address().port, connect: false, reconnect: { retries: 0 } })
+    invoking.addEventListener('error', () => {})
+    invoking.receive((error, message) => after.push(error ?? message))
+    const sent = invoking.sendOrFallback({ route: 'echo', token: 't' })
+    await sleep(100)
+    invoking.close()
+    await assert.rejects(sent, (error) => error.code === 'closed')
+    await sleep(600)
+    assert.deepEqual(after, [], 'nothing after close()')
+  } finally {
+    silent.close()
+    slowIPC.closeAllConnections()
+    slowIPC.close()
+  }
+})

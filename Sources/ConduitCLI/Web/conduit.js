@@ -661,6 +661,7 @@ export class Conduit extends EventTarget {
     Conduit.pool.add(this)
     if (connect) {
       this.connect().catch((error) => {
+        if (this.#closed) return
         this.#emit('error', { error })
         if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
       })
@@ -716,7 +717,18 @@ export class Conduit extends EventTarget {
         reject(new Error(`no answer from ${this.host}:${this.port} within ${limit} ms`))
         socket.close()
       }, limit)
-      const settle = (outcome) => (value) => { clearTimeout(timer); outcome(value) }
+      // `close()` ends the attempt at once (it ran on to its timeout, and failed then).
+      const closing = () => {
+        clearTimeout(timer)
+        reject(closedError()) // before the socket's own error, which closing it may fire at once
+        socket.close()
+      }
+      this.#closing.signal.addEventListener('abort', closing, { once: true })
+      const settle = (outcome) => (value) => {
+        clearTimeout(timer)
+        this.#closing.signal.removeEventListener('abort', closing)
+        outcome(value)
+      }
       socket.onopen = settle(resolve)
       socket.onerror = settle(() => reject(new Error(`can't connect to ${this.host}:${this.port}`)))
       socket.onclose = settle((event) => reject(new Error(`closed while connecting (${event.code})`)))
@@ -958,11 +970,14 @@ export class Conduit extends EventTarget {
     const has = (name) => replyHeaders.some(([key]) => key === name)
     if (response.status >= 300 && !has('error')) replyHeaders.push(['error', `HTTP${response.status}`])
     if (headers.token !== undefined && !has('token')) replyHeaders.push(['token', String(headers.token)])
+    const replyPayload = await bodyOf(response)
+    // Closed meanwhile: nothing more reaches the application (a message event came after close()).
+    if (this.#closed) throw closedError()
     // An HTTP response, not a message to the id's socket or stream: never numbered (SPEC §9).
     this.#dispatch({
       headers: replyHeaders,
       options: Object.fromEntries(replyHeaders.map(([key, value]) => [key, typed(value)])),
-      payload: await bodyOf(response)
+      payload: replyPayload
     })
     return 'ipc'
   }
