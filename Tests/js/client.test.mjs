@@ -1049,3 +1049,14 @@ test('close(): a connect in progress ends at once, and nothing reaches the appli
     slowIPC.close()
   }
 })
+
+// Sent as text nobody meant: an object header value as '[object Object]', an array as '1,2',
+// a SharedArrayBuffer or a Blob payload as the JSON '{}'.
+test('codec: object and array header values and Blob payloads are refused; a SharedArrayBuffer is its bytes', () => {
+  for (const value of [{ b: 1 }, [1, 2], () => 1]) assert.throws(() => module.encode({ a: value }), TypeError)
+  assert.throws(() => module.encode({ route: 'x' }, new Blob(['hi'])), TypeError)
+  const shared = new SharedArrayBuffer(3)
+  new Uint8Array(shared).set([1, 2, 3])
+  assert.deepEqual([...module.decode(module.encode({ route: 'x' }, shared)).payload], [1, 2, 3])
+  assert.deepEqual(module.decode(module.encode({ a: 1, b: true, c: 5n, d: 'x' })).headers, [['a', '1'], ['b', 'true'], ['c', '5'], ['d', 'x']])
+})

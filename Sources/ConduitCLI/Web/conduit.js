@@ -63,7 +63,13 @@ function headerPairs (options = {}) {
   const entries = Array.isArray(options) ? options : Object.entries(options)
   return entries
     .filter(([, value]) => value !== undefined)
-    .map(([key, value]) => [String(key), String(value)])
+    .map(([key, value]) => {
+      // An object went as '[object Object]', an array as '1,2': never what was meant.
+      if ((typeof value === 'object' && value !== null) || typeof value === 'function' || typeof value === 'symbol') {
+        throw new TypeError(`header '${String(key)}': a value is a string, number, bigint or boolean, not ${Array.isArray(value) ? 'an array' : typeof value}`)
+      }
+      return [String(key), String(value)]
+    })
 }
 
 function bytesOf (payload) {
@@ -72,6 +78,9 @@ function bytesOf (payload) {
   if (payload instanceof Uint8Array) return payload
   if (payload instanceof ArrayBuffer) return new Uint8Array(payload)
   if (ArrayBuffer.isView(payload)) return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength)
+  // Both went as the JSON text '{}'.
+  if (typeof SharedArrayBuffer !== 'undefined' && payload instanceof SharedArrayBuffer) return new Uint8Array(payload)
+  if (typeof Blob !== 'undefined' && payload instanceof Blob) throw new TypeError('a Blob payload must be read first: await blob.arrayBuffer()')
   return utf8Encoder.encode(JSON.stringify(payload))
 }
 
