@@ -267,6 +267,8 @@ struct TLSBridgeTests {
                 ("tls.close", [:], [], "NotFoundError", "has no TLS connection"),
                 ("tls.echoService", [:], [], "NotFoundError", "echo service is not running"),
                 ("tls.connect", ["port": "443"], [], "BadRequestError", "needs the header 'host'"),
+                // Its error spoke of a `servername` the client never sent.
+                ("tls.connect", ["host": "", "port": "443"], [], "BadRequestError", "'host' must name the server"),
                 ("tls.connect", ["host": "127.0.0.1", "port": "https"], [], "BadRequestError", "'port' must be 1…65535"),
                 ("tls.connect", ["host": "127.0.0.1", "port": "443", "insecure": "maybe"], [], "BadRequestError", "'insecure' must be"),
                 ("tls.connect", ["host": "127.0.0.1", "port": "443"], Array("not a PEM".utf8), "BadRequestError", "no PEM certificate"),

@@ -16,8 +16,8 @@ import ConduitWire
 /// - *Receive before commands*: tokens are pushes, not replies, so a client must have its
 ///   message handler in place before it sends `ai.chat.generate`; nothing else is answered.
 /// - *Graceful degradation*: pushes go through the host's per-id buffer, so a client whose
-///   socket is down (or that reads through the IPC fallback stream) loses nothing within
-///   the buffer bound; `index` reveals a gap if the bound was exceeded.
+///   socket is down (or that reads through the IPC fallback stream) loses nothing: while its
+///   queue is congested the stream waits (`TokenPushes`), up to `congestionTimeoutSeconds`.
 /// - *Reopen*: a stream belongs to the client id, not the socket: it keeps running across a
 ///   disconnect or a replacement, and a reconnect receives the rest in order. Nothing needs
 ///   reissuing on `reopen`; only `expired` (the id stayed away past the grace period) ends

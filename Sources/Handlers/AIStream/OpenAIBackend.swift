@@ -94,10 +94,23 @@ final class OpenAIBackend: TokenBackend {
             throw Self.connectError(error, endpoint: endpoint)
         }
         guard response.status == .ok else {
-            let text = (try? await response.body.collect(upTo: 2048)).map { String(buffer: $0) } ?? ""
-            throw ConduitError.upstream("the AI backend answered \(response.status.code) \(response.status.reasonPhrase): \(text.prefix(512))")
+            let text = await Self.start(of: response.body)
+            throw ConduitError.upstream("the AI backend answered \(response.status.code) \(response.status.reasonPhrase): \(text)")
         }
         return response
+    }
+
+    /// The first 512 bytes of an error's body, whatever its length (collected up to a limit, a
+    /// body past it was an error, and the message said nothing after its colon).
+    private static func start(of body: HTTPClientResponse.Body) async -> String {
+        var start = ByteBuffer()
+        do {
+            for try await var part in body {
+                start.writeBuffer(&part)
+                if start.readableBytes >= 512 { break }
+            }
+        } catch {}
+        return String(String(buffer: start).prefix(512))
     }
 
     /// The token in one event's data; nil for events without content (the role, the finish reason).

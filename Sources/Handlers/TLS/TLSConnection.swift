@@ -18,6 +18,8 @@ final class TLSConnection: Sendable {
 
         init(_ request: Request) throws(ConduitError) {
             host = try request.require("host")
+            // Empty, it became the certificate's name to check, and the error spoke of `servername`.
+            guard !host.isEmpty else { throw .badRequest("'host' must name the server (a DNS name or an IP address), not be empty") }
             let portText = try request.require("port")
             guard let port = Int(portText), (1...65_535).contains(port) else {
                 throw .badRequest("'port' must be 1…65535, not '\(portText)'")
@@ -73,6 +75,9 @@ final class TLSConnection: Sendable {
     ) async throws(ConduitError) -> TLSConnection {
         let eventLoop = group.next()
         let handshake = eventLoop.makePromise(of: Void.self)
+        // One deadline for both: the handshake's own `timeout` from the connect's end made up to
+        // twice it (17 s of the default 10 for a listener slow to accept and then silent).
+        let end = NIODeadline.now() + timeout
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoop)
@@ -92,7 +97,7 @@ final class TLSConnection: Sendable {
             handshake.fail(error)
             throw TLSFailure.connecting(to: endpoint, error)
         }
-        let deadline = eventLoop.scheduleTask(in: timeout) {
+        let deadline = eventLoop.scheduleTask(deadline: end) {
             handshake.fail(TLSFailure.HandshakeTimeout())
             channel.close(promise: nil)
         }

@@ -26,9 +26,8 @@ import NIOCore
 ///   the same id (a `reopen`) reads on without reissuing anything. Only `ClientEvent.expired`
 ///   (the id stayed away for `limits.clientGraceSeconds`) or `stop()` closes the connection.
 /// - *Pause/resume aware*: while the host is paused ids don't expire, so connections survive
-///   a pause and the bytes that arrive wait in the id's buffer (bounded by
-///   `limits.pushBufferMessages`, oldest dropped first: a client should not stay away while a
-///   server streams more than that).
+///   a pause and the bytes that arrive wait in the id's buffer; while it is congested the
+///   connection is not read (`TLSStreamReader`), so the server is held back, not dropped.
 public final class TLSHandler: ConduitHandler {
     public typealias Options = TLSOptions
 

@@ -122,7 +122,8 @@ private final class CompletionsResponder: ChannelInboundHandler {
         var headers = HTTPHeaders([("Connection", "close")])
         if case .status(let status) = reply {
             headers.add(name: "Content-Type", value: "application/json")
-            let body = ByteBuffer(string: #"{"error":{"message":"model not found"}}"#)
+            // Past 2 KiB, as a server's error page may be: the host's message lost all of it.
+            let body = ByteBuffer(string: #"{"error":{"message":"model not found"}}"# + String(repeating: " ", count: 4096))
             headers.add(name: "Content-Length", value: "\(body.readableBytes)")
             context.write(wrapOutboundOut(.head(.init(version: .http1_1, status: status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
