@@ -8,6 +8,8 @@ public final class TLSSession {
     public let client: TestWebSocketClient
     public private(set) var received: [UInt8] = []
     public private(set) var end: Message?
+    /// The largest `data` push, its parts joined (a push should need none: at most 65,535 bytes).
+    public private(set) var largestData = 0
     private var replies: [String: Message] = [:]
     private var lastToken = 0
     /// Where the handler is mounted (`tls` for `tls.*`): its pushes are `<mount>.data` and `.end`.
@@ -46,7 +48,9 @@ public final class TLSSession {
         while !condition(self) {
             let message = try await client.nextJoinedMessage()
             switch message.headers["route"] {
-            case "\(mount).data": received += Array(message.payload.readableBytesView)
+            case "\(mount).data":
+                received += Array(message.payload.readableBytesView)
+                largestData = max(largestData, message.payload.readableBytes)
             case "\(mount).end": end = message
             default: replies[message.headers["token"] ?? ""] = message
             }

@@ -56,16 +56,21 @@ final class TLSStreamReader: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard endReason == nil else { return }
-        if let held = unpushed?.readableBytes, held + bytes.readableBytes > Self.maxPushBytes {
-            pushUnpushed(context: context)
-            // Refused: the stream ended; these bytes after the hole are not the client's.
-            guard endReason == nil else { return }
-        }
-        if unpushed == nil {
-            unpushed = bytes
-        } else {
-            unpushed!.writeBuffer(&bytes)
+        // A read may be larger than a push (SwiftNIO SSL hands on up to 256 KiB at once, and such
+        // a read went out whole, in parts): it is cut to fit. A push refused ends the stream, and
+        // the bytes after the hole are not the client's.
+        while bytes.readableBytes > 0, endReason == nil {
+            let held = unpushed?.readableBytes ?? 0
+            guard held < Self.maxPushBytes else {
+                pushUnpushed(context: context)
+                continue
+            }
+            var piece = bytes.readSlice(length: min(Self.maxPushBytes - held, bytes.readableBytes))!
+            if unpushed == nil {
+                unpushed = piece
+            } else {
+                unpushed!.writeBuffer(&piece)
+            }
         }
     }
 
