@@ -134,6 +134,24 @@ struct TLSBridgeTests {
         }
     }
 
+    /// SwiftNIO SSL passes a certificate whose IP address entry is the connected address,
+    /// whatever the name: the echo service's (localhost and 127.0.0.1), reached at 127.0.0.1,
+    /// passed as `example.com` with `verified: true`.
+    @Test func aCertificateForAnotherNameIsRefusedThoughItHoldsTheAddress() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "t-name"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            let trusted = Array(echo.certificatePEM.utf8)
+            for (host, name) in [("127.0.0.1", "example.com"), ("localhost", "evil.example")] {
+                let refused = try await tls.request("tls.connect", ["host": host, "port": "\(echo.port)", "servername": name], payload: trusted)
+                #expect(refused.failure?.type == "TLSError", "\(host) as \(name)")
+                #expect(refused.failure?.message.contains("not valid for '\(name)'") == true, "\(refused.failure?.message ?? "connected")")
+            }
+            let named = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)", "servername": "localhost"], payload: trusted)
+            #expect(try named.data(ConnectSummary.self).verified, "the name the certificate holds")
+        }
+    }
+
     @Test func anUntrustedCertificateIsRefusedWithAClearError() async throws {
         try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
             let tls = TLSSession(try await host.connect(client: "t2"))

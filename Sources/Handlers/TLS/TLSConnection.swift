@@ -4,6 +4,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SwiftASN1
+import X509
 
 /// One client id's TLS connection to a server: opened by `tls.connect`, written by
 /// `tls.write`; what the server sends is pushed by its `TLSStreamReader`.
@@ -104,11 +106,33 @@ final class TLSConnection: Sendable {
         defer { deadline.cancel() }
         do {
             try await handshake.futureResult.get()
+            if trust.verifies, let name = endpoint.serverName, !(await certificate(of: channel, holds: name)) {
+                throw NIOSSLExtraError.failedToValidateHostname
+            }
         } catch {
             channel.close(promise: nil)
             throw TLSFailure.handshaking(with: endpoint, error)
         }
         return TLSConnection(endpoint: endpoint, verified: trust.verifies, channel: channel, writeStallTimeout: congestionTimeout)
+    }
+
+    /// Whether the server's certificate holds `name` (RFC 6125, swift-certificates' check with
+    /// the name alone). SwiftNIO SSL's own check also passes a certificate whose IP address
+    /// entry is the connected address, whatever the name: connected to 127.0.0.1, a certificate
+    /// for `localhost` and 127.0.0.1 passed as `example.com`, `verified: true`.
+    private static func certificate(of channel: any Channel, holds name: String) async -> Bool {
+        let leaf = try? await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+        }.get()
+        guard let der = try? leaf?.toDERBytes(), let certificate = try? Certificate(derEncoded: der) else { return false }
+        // BoringSSL verified the chain already: the certificate as its own root, its critical
+        // extensions taken as handled, leaves the name to check.
+        var verifier = Verifier(rootCertificates: CertificateStore([certificate])) {
+            ServerIdentityPolicy(serverHostname: name, serverIP: nil)
+            ChainVerifiedAlready(verifyingCriticalExtensions: certificate.extensions.filter(\.critical).map(\.oid))
+        }
+        guard case .validCertificate = await verifier.validate(leaf: certificate, intermediates: CertificateStore()) else { return false }
+        return true
     }
 
     var summary: Summary {
@@ -183,4 +207,12 @@ final class TLSConnection: Sendable {
         channel.triggerUserOutboundEvent(TLSStreamReader.End(reason: reason), promise: nil)
         return channel.closeFuture
     }
+}
+
+/// Takes the given critical extensions as handled: for a name checked on a chain that BoringSSL
+/// has verified (`TLSConnection.certificate(of:holds:)`).
+private struct ChainVerifiedAlready: VerifierPolicy {
+    let verifyingCriticalExtensions: [ASN1ObjectIdentifier]
+
+    func chainMeetsPolicyRequirements(chain: UnverifiedCertificateChain) -> PolicyEvaluationResult { .meetsPolicy }
 }
