@@ -8,6 +8,8 @@ import NIOCore
 final class ClientResume: Sendable {
     /// Bytes of sent messages kept unacknowledged; past it `send` refuses new messages.
     static let windowBytes = 4 << 20
+    /// How far past `windowBytes` cancellations may go (`number(_:pastWindow:)`).
+    static let pastWindowBytes = 64 << 10
     static let ackEveryMessages = 32
     static let ackWithin = TimeAmount.milliseconds(200)
 
@@ -71,10 +73,11 @@ final class ClientResume: Sendable {
     // MARK: Sending
 
     /// Numbers `message` (split into parts, each numbered) and keeps it until acknowledged;
-    /// false when the window is full, unless `pastWindow`.
+    /// false when the window is full; `pastWindow` (a cancellation) goes up to 64 KiB further,
+    /// which requests that time out while no socket takes anything can't grow without end.
     func number(_ message: Message, pastWindow: Bool = false) -> Bool {
         state.withLockedValue { state in
-            guard pastWindow || state.keptBytes < Self.windowBytes else { return false }
+            guard state.keptBytes < Self.windowBytes + (pastWindow ? Self.pastWindowBytes : 0) else { return false }
             let parts = message.split()
             for (index, part) in parts.enumerated() {
                 var numbered = part

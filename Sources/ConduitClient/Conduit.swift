@@ -129,8 +129,8 @@ public final class Conduit: Sendable {
         return try connection.send(message, pastBound: pastBounds)
     }
 
-    /// A cancellation goes out past `send`'s bounds: refused there, it left the handler's work
-    /// for the request running on the host. It is one small message, at most two a request.
+    /// A cancellation goes out past `send`'s bounds, up to 64 KiB further: refused there, it
+    /// left the handler's work for the request running on the host.
     private func sendCancel(_ token: String) {
         _ = try? send(Message(headers: [HeaderName.cancel: token]), pastBounds: true)
     }

@@ -7,6 +7,18 @@ import Testing
 /// never does but SPEC §9 allows it: acknowledging on any message it sends.
 @Suite("Client: resume state")
 struct ClientResumeStateTests {
+    /// A cancellation goes past a full window, but requests that time out while nothing is
+    /// taken (the socket down, over IPC) must not grow it without end.
+    @Test func cancellationsGoPastAFullWindowBy64KiBAtMost() {
+        let resume = ClientResume()
+        let payload = ByteBuffer(repeating: 1, count: 60_000)
+        while resume.number(Message(headers: ["route": "fill"], payload: payload)) {}
+        #expect(!resume.number(Message(headers: ["route": "more"])), "full")
+        var cancels = 0
+        while cancels < 1_000_000, resume.number(Message(headers: ["cancel": "token-\(cancels)"]), pastWindow: true) { cancels += 1 }
+        #expect(cancels > 1000 && cancels < 65_536 / 10, "\(cancels) cancellations past the window")
+    }
+
     @Test func anAckOnAnyMessageReleasesWhatItCoversAndStaysInside() throws {
         let resume = ClientResume()
         for n in 1...3 { #expect(resume.number(Message(headers: ["route": "r", "n": "\(n)"]))) }

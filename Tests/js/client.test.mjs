@@ -1060,3 +1060,15 @@ test('codec: object and array header values and Blob payloads are refused; a Sha
   assert.deepEqual([...module.decode(module.encode({ route: 'x' }, shared)).payload], [1, 2, 3])
   assert.deepEqual(module.decode(module.encode({ a: 1, b: true, c: 5n, d: 'x' })).headers, [['a', '1'], ['b', 'true'], ['c', '5'], ['d', 'x']])
 })
+
+// A cancellation goes past a full window, but requests that time out while nothing is taken
+// (the socket down, over IPC) must not grow it without end.
+test('resume: cancellations go past a full window by 64 KiB at most', () => {
+  const state = new module.ResumeState()
+  const payload = new Uint8Array(60000)
+  while (state.number({ route: 'fill' }, payload)) {}
+  assert.equal(state.number({ route: 'more' }), undefined, 'full')
+  let cancels = 0
+  while (state.number({ cancel: `token-${cancels}` }, undefined, true) && cancels < 1e6) cancels++
+  assert.ok(cancels > 1000 && cancels < 65536 / 10, `${cancels} cancellations past the window`)
+})

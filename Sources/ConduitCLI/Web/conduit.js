@@ -15,6 +15,11 @@ const HELD_BYTES = 8 * 1024 * 1024
 /** Unsent bytes a socket may hold before `send` refuses (8 MiB, as the Swift client). */
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024
 /**
+ * How far past that bound, or the resume window, a request's cancellation may go (as the Swift
+ * client): requests that time out while nothing is taken can't grow it without end.
+ */
+const PAST_BOUND_BYTES = 64 * 1024
+/**
  * A client or window id (SPEC §2): 1–64 of `[A-Za-z0-9._-]`, but not `.` or `..`, which a URL
  * parser drops from a path as dot segments (the host then read another path, and refused it).
  */
@@ -268,9 +273,9 @@ export class ResumeState {
     return this.epoch === undefined ? { resume: this.received } : { resume: this.received, epoch: this.epoch }
   }
 
-  /** The frames of a message, numbered and kept; undefined when the window is full, unless `pastWindow`. */
+  /** The frames of a message, numbered and kept; undefined when the window is full (`pastWindow`: 64 KiB further). */
   number (options, payload, pastWindow = false) {
-    if (!pastWindow && this.#keptBytes >= ResumeState.WINDOW_BYTES) return undefined
+    if (this.#keptBytes >= ResumeState.WINDOW_BYTES + (pastWindow ? PAST_BOUND_BYTES : 0)) return undefined
     // `pos` and `ack` are the connection's (SPEC §9): an application's `ack` told the host the
     // client held host positions it may never have received.
     const frames = encodeFrames(options, payload, () => [['pos', String(this.#nextPosition++)]], ['pos', 'ack'])
@@ -898,9 +903,8 @@ export class Conduit extends EventTarget {
   }
 
   /**
-   * A cancellation goes out past `send`'s bounds (8 MiB unsent, the resume window): refused
-   * there, it left the handler's work for the request running on the host. It is one small
-   * message, one a request.
+   * A cancellation goes out past `send`'s bounds (8 MiB unsent, the resume window), up to
+   * 64 KiB further: refused there, it left the handler's work for the request running on the host.
    */
   #sendCancel (token) {
     this.#send({ cancel: token }, undefined, true)
@@ -909,7 +913,7 @@ export class Conduit extends EventTarget {
   #send (options, payload, pastBounds) {
     if (this.#closed) return false
     if (this.#resume) return this.#sendNumbered(options, payload, pastBounds)
-    if (!this.isOpen || Conduit.isPaused || (!pastBounds && this.socket.bufferedAmount >= MAX_UNSENT_BYTES)) return false
+    if (!this.isOpen || Conduit.isPaused || this.socket.bufferedAmount >= MAX_UNSENT_BYTES + (pastBounds ? PAST_BOUND_BYTES : 0)) return false
     const frames = encodeFrames(options, payload)
     for (const frame of frames) this.socket.send(frame)
     return true

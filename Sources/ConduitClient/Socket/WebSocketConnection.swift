@@ -62,10 +62,10 @@ final class WebSocketConnection: Sendable {
     /// part but the last carries `more=true`; the host joins them). Header limits are checked
     /// before anything is written. False, and nothing written, while `maxUnsentBytes` or more
     /// wait to be written: sent to a host that reads slowly or not at all, they grew the
-    /// client's memory without end. `pastBound` sends it all the same (a cancellation).
+    /// client's memory without end. `pastBound` (a cancellation) goes up to 64 KiB further.
     func send(_ message: Message, pastBound: Bool = false) throws(WireError) -> Bool {
         try message.validateHeaderLimits()
-        guard pastBound || unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes else { return false }
+        guard unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes + (pastBound ? ClientResume.pastWindowBytes : 0) else { return false }
         let frames = try message.split().map(frame)
         let bytes = frames.reduce(0) { $0 + $1.data.readableBytes }
         unsentBytes.add(bytes, ordering: .relaxed)
