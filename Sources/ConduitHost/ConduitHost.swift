@@ -195,7 +195,7 @@ private struct ReloadAction: Sendable {
     let logger: Logger
 
     @Sendable func run() async throws {
-        let configuration = try source.loader.load(path: source.path)
+        let configuration = try source.loader.load(path: source.path, regularFileOnly: true)
         try await registry.reload(configuration, logger: logger)
     }
 }

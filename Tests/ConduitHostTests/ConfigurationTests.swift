@@ -43,6 +43,13 @@ struct ConfigurationTests {
         try FileManager.default.createDirectory(atPath: "\(directory)/folder.yaml", withIntermediateDirectories: false)
         #expect(error("folder.yaml")?.message == "the file can't be read: it is a directory")
         #expect(error("missing.yaml")?.message == "the file can't be read: No such file or directory")
+        // A reload reads only a regular file: opening a FIFO waits for its writer, and every
+        // control call waits behind a reload.
+        #expect(mkfifo("\(directory)/pipe.yaml", 0o600) == 0)
+        let pipe = #expect(throws: ConfigurationError.self) {
+            try ConfigurationLoader(environment: [:]).load(path: "\(directory)/pipe.yaml", regularFileOnly: true)
+        }
+        #expect(pipe?.message.contains("not a regular file") == true, "\(String(describing: pipe))")
         let large = try #require(error("large.yaml", [UInt8](repeating: UInt8(ascii: "#"), count: 16 << 20 + 1)))
         #expect(large.message == "the file can't be read: it is larger than 16 MiB")
     }

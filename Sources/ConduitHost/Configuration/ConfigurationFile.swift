@@ -13,9 +13,14 @@ enum ConfigurationFile {
     /// image, a log) is refused instead of read into memory.
     static let maxBytes = 16 << 20
 
-    static func text(at path: String) throws(ConfigurationError) -> String {
+    static func text(at path: String, regularFileOnly: Bool = false) throws(ConfigurationError) -> String {
         func refusal(_ words: String) -> ConfigurationError {
             ConfigurationError(SourceLocation(file: path, mark: nil), "the file can't be read: \(words)")
+        }
+        // Before `open`, which waits for a FIFO's writer.
+        var kind = stat()
+        if regularFileOnly, stat(path, &kind) == 0, kind.st_mode & S_IFMT != S_IFREG {
+            throw refusal("it is not a regular file (a pipe read again could wait for ever; reload from a file)")
         }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw refusal(String(cString: strerror(errno))) }

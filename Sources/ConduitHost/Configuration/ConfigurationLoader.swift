@@ -15,11 +15,13 @@ public struct ConfigurationLoader: Sendable {
     }
 
     /// The file named by `path`, else `CONDUIT_CONFIG`, else the embedded default.
-    public func load(path: String?) throws(ConfigurationError) -> HostConfiguration {
+    /// `regularFileOnly`: a pipe or FIFO is refused rather than read (a reload's: reading one
+    /// again can wait for ever, and every control call waits behind a reload).
+    public func load(path: String?, regularFileOnly: Bool = false) throws(ConfigurationError) -> HostConfiguration {
         guard let path = path ?? environment["CONDUIT_CONFIG"] else {
             return try load(yaml: EmbeddedConfiguration.yaml, file: Self.embeddedName)
         }
-        return try load(yaml: ConfigurationFile.text(at: path), file: path)
+        return try load(yaml: ConfigurationFile.text(at: path, regularFileOnly: regularFileOnly), file: path)
     }
 
     public func load(yaml: String, file: String) throws(ConfigurationError) -> HostConfiguration {
