@@ -123,6 +123,27 @@ struct CancellationTests {
     }
 
     /// The next message is the reply to an echo sent now: nothing else was queued before it.
+    /// SPEC §8: a cancel cancels "that client's" request. One that an id's socket sent runs on
+    /// after a new socket of the id replaced it (its answer goes to the id): a cancel on the new
+    /// socket, where the client sends it again, was ignored there (each socket had its own
+    /// registry of cancellable requests; only a resuming id's were shared), and the work went on.
+    @Test func aCancelOnTheNextSocketOfAnIdStopsTheRequestOfTheReplacedOne() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let first = try await host.connect(client: "replaced-cancel")
+            try await first.send(["route": "slow", "token": "outlives-its-socket"])
+            try await Self.expectNextIsEcho(first)  // the slow request runs
+            let second = try await host.connect(client: "replaced-cancel")
+            try await first.waitUntilClosed()
+            try await second.send(["cancel": "outlives-its-socket"])
+            let reply = try await second.nextMessage(where: { $0.headers["token"] == "outlives-its-socket" })
+            #expect(reply.headers == ["route": "slow", "token": "outlives-its-socket", "error": "CancelledError"])
+            try await waitUntil { SlowHandler.cancelled.withLock { $0.contains("outlives-its-socket") } }
+            // Once: cancelling again is ignored.
+            try await second.send(["cancel": "outlives-its-socket"])
+            try await Self.expectNextIsEcho(second)
+        }
+    }
+
     static func expectNextIsEcho(_ client: TestWebSocketClient) async throws {
         try await client.send(["route": "echo", "token": "fence"])
         let next = try await client.nextMessage()

@@ -73,9 +73,10 @@ extension SessionHandler {
     }
 
     /// `cancel: <token>` (SPEC §8): stops the request's work and answers it `CancelledError`,
-    /// once; an unknown or finished token is ignored. Never queued, never dispatched.
+    /// once; an unknown or finished token is ignored. Never queued, never dispatched. "That
+    /// client's" request: one the id's earlier socket sent is cancelled from its next one.
     private func cancelRequest(_ token: String) {
-        guard let cancelled = cancellations.cancel(token) ?? attachedResume?.takeUnretainedValue().cancel(token, besides: cancellations) else { return }
+        guard let cancelled = cancellations.cancel(token) ?? services.directory.cancel(token, of: client, besides: cancellations) else { return }
         replyError(.cancelled("the request was cancelled by the client"), route: cancelled.route, correlation: (cancelled.correlation, token))
     }
 

@@ -124,29 +124,6 @@ final class ResumeState: Sendable {
     /// instructions a message of the resuming routed echo.
     private let state = Mutex(State())
 
-    /// The cancellable requests of the id's sockets, each socket's registry while it holds any:
-    /// a client sends a cancel again on its next socket, where that socket's registry alone let
-    /// it be acknowledged and do nothing. Looked at only for a cancel the socket's own did not
-    /// know (one registry a socket: dispatch pays nothing for it).
-    private let socketRegistries = Mutex<[CancellationRegistry]>([])
-
-    /// A socket of the id begins: a cancel on a later one can reach its requests.
-    func adopt(_ registry: CancellationRegistry) {
-        socketRegistries.withLock { registries in
-            registries.removeAll { $0.isEmpty }
-            registries.append(registry)
-        }
-    }
-
-    /// Cancels `token` among the requests of the id's other sockets, the newest first.
-    func cancel(_ token: String, besides own: CancellationRegistry) -> CancellationRegistry.Cancelled? {
-        let others = socketRegistries.withLock { $0 }
-        for registry in others.reversed() where registry !== own {
-            if let cancelled = registry.cancel(token) { return cancelled }
-        }
-        return nil
-    }
-
     init(windowLimit: Int, budget: BufferBudget) {
         self.windowLimit = windowLimit
         self.budget = budget

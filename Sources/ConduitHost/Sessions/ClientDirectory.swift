@@ -47,6 +47,10 @@ public final class ClientDirectory: PushSink, Sendable {
         var handshakes = 0
         /// Positions and the window of a resuming id (SPEC §9), across its sockets and streams.
         var resume: ResumeState?
+        /// The cancellable requests of the id's sockets, each socket's while it holds any: a
+        /// client sends a cancel again on its next socket (SPEC §8: "that client's" request),
+        /// where that socket's registry alone ignored it and the work went on unanswered.
+        var cancellations: [CancellationRegistry] = []
         /// Handlers were told `.connected` for the id: what they keep per held id (the NATS
         /// pushes' subscription) exists. An id held through IPC alone is told once too.
         var announced = false
@@ -436,7 +440,19 @@ extension ClientDirectory {
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
         if let old { slot.replaced.append(HandOver(session: old)) }
+        slot.cancellations.removeAll { $0.isEmpty }
+        slot.cancellations.append(session.cancellations)
         return old
+    }
+
+    /// Cancels `token` among the requests of the id's other sockets, the newest first. Looked
+    /// at only for a cancel the socket's own registry did not know.
+    func cancel(_ token: String, of client: ClientID, besides own: CancellationRegistry) -> CancellationRegistry.Cancelled? {
+        let registries = slots.withLockedValue { $0[client]?.cancellations ?? [] }
+        for registry in registries.reversed() where registry !== own {
+            if let cancelled = registry.cancel(token) { return cancelled }
+        }
+        return nil
     }
 
     typealias ResumeStart = (state: ResumeState, greeting: ResumeState.Greeting)

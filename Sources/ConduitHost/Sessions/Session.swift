@@ -14,6 +14,8 @@ final class Session: ReplyDestination {
     /// The connection's place in the order the listener accepted them (`ArrivalOrder`).
     let arrival: UInt64
     let channel: any Channel
+    /// The connection's cancellable requests: its id's next socket may cancel them (SPEC §8).
+    let cancellations: CancellationRegistry
     private let handler: NIOLoopBound<SessionHandler>
     /// Messages waiting for the socket to become writable (for diagnostics).
     let queuedMessages = Atomic<Int>(0)
@@ -25,12 +27,15 @@ final class Session: ReplyDestination {
     /// burst of pushes to a full resuming socket asked once a push.
     private let closeAsked = Atomic<Bool>(false)
 
-    init(client: ClientID, window: String, resumeRequest: ResumeRequest?, arrival: UInt64, channel: any Channel, handler: SessionHandler) {
+    init(client: ClientID, window: String, resumeRequest: ResumeRequest?, arrival: UInt64, channel: any Channel,
+        cancellations: CancellationRegistry, handler: SessionHandler
+    ) {
         self.client = client
         self.window = window
         self.resumeRequest = resumeRequest
         self.arrival = arrival
         self.channel = channel
+        self.cancellations = cancellations
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 

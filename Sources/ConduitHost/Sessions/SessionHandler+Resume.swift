@@ -9,7 +9,6 @@ import NIOWebSocket
 extension SessionHandler {
     func beginResume(_ state: ResumeState, _ greeting: ResumeState.Greeting) {
         attach(state)
-        state.adopt(cancellations)
         writeUnnumbered(greeting.message)
         guard greeting.replay.count > 0 else { return }
         replaying = greeting.replay

@@ -147,7 +147,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let session = Session(client: client, window: window, resumeRequest: resumeRequest, arrival: arrival, channel: context.channel, handler: self)
+        let session = Session(client: client, window: window, resumeRequest: resumeRequest, arrival: arrival, channel: context.channel, cancellations: cancellations, handler: self)
         self.session = session
         writerID = ObjectIdentifier(session)
         services.metrics.connectionOpened()
