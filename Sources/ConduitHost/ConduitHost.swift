@@ -86,7 +86,7 @@ public final class ConduitHost: Service, Sendable {
             listener: WebSocketListener(services: services, pending: pending, group: group, logger: logger),
             directory: directory, host: settings.host, configuredPort: settings.port
         )
-        let reload = ReloadAction(source: source, registry: registry, logger: logger)
+        let reload = ReloadAction(source: source, startedWith: settings, registry: registry, logger: logger)
         let control = HostControl(
             server: server, sharedKey: sharedKey, directory: directory, registry: registry, cluster: cluster, pendingHandshakes: pending,
             reload: reload.run)
@@ -183,19 +183,33 @@ public final class ConduitHost: Service, Sendable {
     }
 
     /// Reads the configuration again and swaps the route table; a bad file changes nothing.
-    public func reload() async throws {
+    /// Returns the settings the file changes, by name (`limits.maxMessageBytes`): they apply at
+    /// the next start, not now (logged too).
+    @discardableResult
+    public func reload() async throws -> [String] {
         try await control.reload()
     }
 }
 
-/// A reload: read the configuration file again and hand it to the registry.
+/// A reload: read the configuration file again and hand it to the registry. Its settings are
+/// the process's (docs/configuration.md): those the file changes are named, not applied. An
+/// operator who edited a limit and sent SIGHUP was told "route table reloaded" and nothing else.
 private struct ReloadAction: Sendable {
     let source: ConduitHost.ConfigurationSource
+    /// The settings the host started with, as read then (before a random key was made).
+    let startedWith: HostSettings
     let registry: RouteRegistry
     let logger: Logger
 
-    @Sendable func run() async throws {
+    @Sendable func run() async throws -> [String] {
         let configuration = try source.loader.load(path: source.path, regularFileOnly: true)
         try await registry.reload(configuration, logger: logger)
+        let unapplied = SettingField.changes(from: startedWith, to: configuration.settings)
+        if !unapplied.isEmpty {
+            logger.warning("the file changes settings that apply only when the process starts again; the running ones stay", metadata: [
+                "settings": "\(unapplied.joined(separator: ", "))"
+            ])
+        }
+        return unapplied
     }
 }

@@ -141,7 +141,7 @@ struct ControlPlaneTests {
         try await TestHost.run(catalog: .ipcTests) { host in
             let reloaded = try await host.ipc().request(.POST, "/internal.conduit.reload")
             #expect(reloaded.status == .ok, "\(reloaded.text)")
-            #expect(reloaded.text == #"{"data":{"reloaded":true}}"#)
+            #expect(reloaded.text == #"{"data":{"reloaded":true,"settingsNotApplied":[]}}"#)
             let unknown = try await host.ipc().request(.GET, "/internal.conduit.nope")
             #expect(unknown.status == .notFound)
             #expect(try unknown.decode(ErrorEnvelope.self).err.type == "NotFoundError")
@@ -150,6 +150,28 @@ struct ControlPlaneTests {
             #expect(put.status == .methodNotAllowed)
             #expect(put.headers["allow"] == ["GET, POST"], "RFC 9110 §15.5.6: a 405 says which methods are allowed")
         }
+    }
+
+    /// A reload applies the route table; the settings are the process's. An operator who edited
+    /// a limit and reloaded was answered `reloaded: true` and nothing else (the log said "route
+    /// table reloaded"): the changed settings are named now, in the answer and the log.
+    @Test func aReloadNamesTheSettingsItDoesNotApply() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let yaml = "server:\n  port: 1\nlimits:\n  maxMessageBytes: 2048\n  outboundPolicy: close\nroutes:\n  - route: echo\n    handler: echo\n"
+            try yaml.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            let reloaded = try await host.ipc().request(.POST, "/internal.conduit.reload")
+            #expect(reloaded.status == .ok, "\(reloaded.text)")
+            let body = try reloaded.decode(DataEnvelope<ReloadBody>.self).data
+            #expect(body.settingsNotApplied == ["server.port", "limits.maxMessageBytes", "limits.outboundPolicy"])
+            let client = try await host.connect()
+            let echoed = try await client.request(Message(headers: ["route": "echo", "token": "big"], payload: ByteBuffer(repeating: 7, count: 4096)))
+            #expect(echoed.payload.readableBytes == 4096, "the running settings stay: 1 MiB messages, not 2 KiB")
+        }
+    }
+
+    private struct ReloadBody: Decodable {
+        let reloaded: Bool
+        let settingsNotApplied: [String]
     }
 
     /// Diagnostics listed every id the host held: 65,536 of them (the default bound) made an

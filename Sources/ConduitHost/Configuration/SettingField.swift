@@ -6,6 +6,27 @@ struct SettingField: Sendable {
     /// A YAML list is read as its items joined by commas (else only a scalar is).
     var takesList = false
     let apply: @Sendable (inout HostSettings, String) throws(SettingValueError) -> Void
+    /// Whether two settings differ in this one: a reload names those it did not apply.
+    let differs: @Sendable (HostSettings, HostSettings) -> Bool
+
+    private init<Value: Equatable & SendableMetatype>(
+        _ section: String, _ key: String, takesList: Bool = false, _ path: any WritableKeyPath<HostSettings, Value> & Sendable,
+        parse: @escaping @Sendable (String) throws(SettingValueError) -> Value
+    ) {
+        self.section = section
+        self.key = key
+        self.takesList = takesList
+        apply = { settings, text throws(SettingValueError) in settings[keyPath: path] = try parse(text) }
+        differs = { $0[keyPath: path] != $1[keyPath: path] }
+    }
+
+    /// `section.key`, as the YAML nests it.
+    var name: String { "\(section).\(key)" }
+
+    /// The settings that differ between `old` and `new`, by name.
+    static func changes(from old: HostSettings, to new: HostSettings) -> [String] {
+        all.filter { $0.differs(old, new) }.map(\.name) + (old.cluster == new.cluster ? [] : ["server.cluster"])
+    }
 
     /// `CONDUIT_` and the key in upper snake case: `ipcPort` → `CONDUIT_IPC_PORT`.
     var environmentName: String {
@@ -51,49 +72,49 @@ struct SettingField: Sendable {
     ]
 
     private static func string(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text in settings[keyPath: path] = text }
+        Self(section, key, path) { text in text }
     }
 
     /// An address to listen on: an IPv4 or IPv6 literal, or a host name. Anything else failed
     /// only at bind, without file:line:column.
     private static func host(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             guard ListenAddress.isValid(text) else {
                 throw SettingValueError("'\(text)' is not an address to listen on (an IPv4 or IPv6 address, or a host name)")
             }
-            settings[keyPath: path] = text
+            return text
         }
     }
 
     /// Empty or under 8 bytes: a random key is generated at start; otherwise a valid key.
     private static func key(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, String> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             if text.utf8.count >= SharedKey.minimumBytes, let problem = SharedKey.problem(with: text) {
                 throw SettingValueError(problem)
             }
-            settings[keyPath: path] = text
+            return text
         }
     }
 
     /// Comma-separated origins, each as a browser sends it (`WebOrigin`): one with a path, say,
     /// could never match, and let nobody in without a word.
     private static func origins(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, [String]> & Sendable) -> Self {
-        Self(section: section, key: key, takesList: true) { settings, text throws(SettingValueError) in
+        Self(section, key, takesList: true, path) { text throws(SettingValueError) in
             let origins = text.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
             // `null` is allowed anyway (a sandboxed page, a file).
             if let bad = origins.first(where: { $0 != "null" && WebOrigin($0) == nil }) {
                 throw SettingValueError("'\(bad)' is not an origin: scheme://host[:port], as a browser sends it in Origin (no path)")
             }
-            settings[keyPath: path] = origins
+            return origins
         }
     }
 
     private static func port(_ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             guard let value = Int(text), (0...65_535).contains(value) else {
                 throw SettingValueError("'\(text)' is not a port number (0–65535; 0 picks a free port)")
             }
-            settings[keyPath: path] = value
+            return value
         }
     }
 
@@ -102,36 +123,36 @@ struct SettingField: Sendable {
     private static func count(
         _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Int> & Sendable, _ range: ClosedRange<Int>
     ) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             guard let value = Int(text), range.contains(value) else {
                 throw SettingValueError("'\(text)' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
             }
-            settings[keyPath: path] = value
+            return value
         }
     }
 
     private static func seconds(
         _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, Double> & Sendable, maximum: Double
     ) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             // From a millisecond: 1e-300 passed "above 0", was 0 ns as a timer, and every
             // handshake timed out at once.
             guard let value = Double(text), value >= 0.001, value <= maximum else {
                 throw SettingValueError("'\(text)' is not a number of seconds from 0.001 to \(Int(maximum))")
             }
-            settings[keyPath: path] = value
+            return value
         }
     }
 
-    private static func choice<T: RawRepresentable<String> & CaseIterable & Sendable>(
+    private static func choice<T: RawRepresentable<String> & CaseIterable & Equatable & Sendable>(
         _ section: String, _ key: String, _ path: any WritableKeyPath<HostSettings, T> & Sendable
     ) -> Self {
-        Self(section: section, key: key) { settings, text throws(SettingValueError) in
+        Self(section, key, path) { text throws(SettingValueError) in
             guard let value = T(rawValue: text) else {
                 let choices = T.allCases.map { "'\($0.rawValue)'" }.joined(separator: " or ")
                 throw SettingValueError("'\(text)' is not one of \(choices)")
             }
-            settings[keyPath: path] = value
+            return value
         }
     }
 }

@@ -28,12 +28,13 @@ enum ControlRoutes {
                 }
             case "diagnostics": return .success(try .json(await control.diagnostics(listing: try listedClients(headers))))
             case "reload":
+                let unapplied: [String]
                 do {
-                    try await control.reload()
+                    unapplied = try await control.reload()
                 } catch let error as ConfigurationError {
                     throw ConduitError.badRequest("reload refused, the previous route table stays: \(error.description)")
                 }
-                return .success(try .json(["reloaded": true]))
+                return .success(try .json(ReloadBody(reloaded: true, settingsNotApplied: unapplied)))
             default:
                 throw ConduitError.notFound("no control route '\(route)'")
             }
@@ -76,5 +77,11 @@ enum ControlRoutes {
 
     private struct SharedKeyBody: Codable {
         let sharedKey: String
+    }
+
+    /// `settingsNotApplied`: the settings the file changes, which apply at the next start.
+    private struct ReloadBody: Codable {
+        let reloaded: Bool
+        let settingsNotApplied: [String]
     }
 }

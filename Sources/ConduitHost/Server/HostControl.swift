@@ -65,7 +65,7 @@ final class HostControl: Sendable {
     private let directory: ClientDirectory
     private let registry: RouteRegistry
     private let cluster: (any ClusterLink)?
-    private let reloadConfiguration: @Sendable () async throws -> Void
+    private let reloadConfiguration: @Sendable () async throws -> [String]
     let pendingHandshakes: PendingHandshakes
     /// Set once both listeners are up; nil before (and the runtime file not written yet).
     private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
@@ -79,7 +79,7 @@ final class HostControl: Sendable {
 
     init(
         server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry, cluster: (any ClusterLink)?,
-        pendingHandshakes: PendingHandshakes, reload: @escaping @Sendable () async throws -> Void
+        pendingHandshakes: PendingHandshakes, reload: @escaping @Sendable () async throws -> [String]
     ) {
         self.pendingHandshakes = pendingHandshakes
         self.server = server
@@ -160,10 +160,11 @@ final class HostControl: Sendable {
         try await serial.run { try await registry.startHandlers() }
     }
 
-    func reload() async throws {
+    /// Returns the settings the file changes, which apply at the next start.
+    func reload() async throws -> [String] {
         try await serial.run {
             try refuseWhileShuttingDown()
-            try await reloadConfiguration()
+            return try await reloadConfiguration()
         }
     }
 
