@@ -118,8 +118,11 @@ struct ControlRaceTests {
         }
     }
 
-    static func countingYAML(version: Int, extra: String = "") -> String {
-        "routes:\n  - route: counted\n    handler: counting\n    options: {version: \(version)}\n\(extra)"
+    /// What `CountingHandler.live` counts: this suite's instances, not another suite's.
+    static let countingScope = "control-race"
+
+    static func countingYAML(version: Int, extra: String = "", scope: String = countingScope) -> String {
+        "routes:\n  - route: counted\n    handler: counting\n    options: {version: \(version), scope: \(scope)}\n\(extra)"
     }
 
     @Test func concurrentReloadsLeaveExactlyTheCurrentHandlersRunning() async throws {
@@ -145,7 +148,7 @@ struct ControlRaceTests {
     @Test func aReloadThatFailsHalfWayStopsWhatItStarted() async throws {
         try await TestHost.run(yaml: Self.countingYAML(version: 1), catalog: .ipcTests) { host in
             let broken = Self.countingYAML(
-                version: 2, extra: "  - route: broken\n    handler: counting\n    options: {version: 9, failStart: true}\n")
+                version: 2, extra: "  - route: broken\n    handler: counting\n    options: {version: 9, failStart: true, scope: \(Self.countingScope)}\n")
             try broken.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
             let refused = try await host.ipc().request(.POST, "/internal.conduit.reload")
             #expect(refused.status != .ok)

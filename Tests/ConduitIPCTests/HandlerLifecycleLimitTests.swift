@@ -19,9 +19,9 @@ struct HandlerLifecycleLimitTests {
 
     @Test func aStopThatHangsDoesNotHoldTheControlPlane() async throws {
         let yaml = Self.limits + ControlRaceTests.countingYAML(
-            version: 1, extra: "  - route: stuck\n    handler: hanging\n    options: {stopSeconds: 3600}\n")
+            version: 1, extra: "  - route: stuck\n    handler: hanging\n    options: {stopSeconds: 3600}\n", scope: "lifecycle")
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
-            try (Self.limits + ControlRaceTests.countingYAML(version: 1)).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            try (Self.limits + ControlRaceTests.countingYAML(version: 1, scope: "lifecycle")).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
             #expect(try await host.ipc().request(.POST, "/internal.conduit.reload").status == .ok)
             let rotated = try await host.ipc().request(.POST, "/internal.conduit.setSharedKey", body: ByteBuffer(string: #"{"sharedKey":"after-a-stuck-stop"}"#))
             #expect(rotated.status == .ok)
@@ -33,9 +33,9 @@ struct HandlerLifecycleLimitTests {
     }
 
     @Test func aStartThatHangsFailsTheReloadAndTheOldTableStays() async throws {
-        try await TestHost.run(yaml: Self.limits + ControlRaceTests.countingYAML(version: 1), catalog: .ipcTests) { host in
+        try await TestHost.run(yaml: Self.limits + ControlRaceTests.countingYAML(version: 1, scope: "lifecycle"), catalog: .ipcTests) { host in
             let hanging = Self.limits + ControlRaceTests.countingYAML(
-                version: 1, extra: "  - route: slow-start\n    handler: hanging\n    options: {startSeconds: 3600}\n")
+                version: 1, extra: "  - route: slow-start\n    handler: hanging\n    options: {startSeconds: 3600}\n", scope: "lifecycle")
             try hanging.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
             let refused = try await host.ipc().request(.POST, "/internal.conduit.reload")
             #expect(refused.status != .ok)

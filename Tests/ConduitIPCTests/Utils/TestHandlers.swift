@@ -83,16 +83,19 @@ struct StatefulHandler: ConduitHandler {
 }
 
 /// Counts its live instances (started, not yet stopped), to show what a reload leaves running.
-/// `failStart: true` makes `start` throw, like a handler whose port is taken.
+/// `failStart: true` makes `start` throw, like a handler whose port is taken. `scope` keeps one
+/// suite's count apart from another's running beside it (a suite that used the handler too
+/// made another's count 2, not 1).
 struct CountingHandler: ConduitHandler {
     struct Options: Decodable, Sendable {
         let version: Int
         let failStart: Bool?
+        let scope: String?
     }
 
-    /// The instances started and not stopped (an instance stopped twice counts once).
-    static let running = Mutex<Set<UUID>>([])
-    static var live: Int { running.withLock { $0.count } }
+    /// The instances started and not stopped, with their scope (one stopped twice counts once).
+    static let running = Mutex<[UUID: String]>([:])
+    static var live: Int { running.withLock { $0.values.filter { $0 == ControlRaceTests.countingScope }.count } }
     let options: Options
     private let id = UUID()
 
@@ -102,12 +105,12 @@ struct CountingHandler: ConduitHandler {
 
     func start() async throws {
         if options.failStart == true { throw StartFailure() }
-        _ = Self.running.withLock { $0.insert(id) }
+        Self.running.withLock { $0[id] = options.scope ?? "" }
         // A start that takes a moment, like binding a listener: room for a second reload.
         try await Task.sleep(for: .milliseconds(50))
     }
 
-    func stop() async { _ = Self.running.withLock { $0.remove(id) } }
+    func stop() async { _ = Self.running.withLock { $0.removeValue(forKey: id) } }
 
     func handle(_ request: Request, responder: Responder) {
         responder.reply(json: options.version)
