@@ -122,6 +122,26 @@ struct FallbackStreamTests {
         }
     }
 
+    /// A stream whose reader went away while it had nothing to send stayed the id's receiver:
+    /// the half-closed connection (the caller's end) was kept open for the stream, so the id
+    /// never expired, its place and the stream's were never given back (seven such callers
+    /// left every later stream 503), and the next push was written into the dead connection
+    /// and lost, uncounted. The caller's end closes the stream now; the push waits for the id.
+    @Test func aStreamWhoseReaderLeftEndsAndThePushWaitsForTheId() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("GET /internal.conduit.events?id=left HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\n\r\n")
+            try await waitUntil { host.client("left")?.streaming == true }
+            try await raw.close()
+            try await waitUntil { host.client("left")?.streaming == false }
+            let pushed = host.host.directory.push(Message(headers: ["route": "after"]), to: ClientID("left")!, delivery: .reliable)
+            #expect(pushed == .buffered)
+            let socket = try await host.connect(client: "left")
+            #expect(try await socket.nextMessage().headers["route"] == "after")
+            try await socket.close()
+        }
+    }
+
     /// A push the stream took was given back to the budget as it was taken, before the stream's
     /// connection had written it: a stream that did not read held a message of up to 16 MiB in
     /// the channel, outside the budget (256 such streams, 4 GiB against a 256 MiB budget). Its

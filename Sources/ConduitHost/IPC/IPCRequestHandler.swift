@@ -61,12 +61,15 @@ final class IPCRequestHandler: ChannelInboundHandler {
     }
 
     /// A caller that shut down its side after its request (`allowRemoteHalfClosure`) gets the
-    /// answer, then the connection closes; with nothing to answer it closes now.
+    /// answer, then the connection closes; with nothing to answer it closes now. A stream's
+    /// reader that closes its end is gone: the stream ends, and the id's pushes wait for it
+    /// (kept open, the stream held the id and its place for ever, and wrote the next push into
+    /// the dead connection).
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
         inputClosed = true
         keepAlive = false
-        if answered, stream == nil, waiting == nil { context.close(promise: nil) }
+        if stream != nil || (answered && waiting == nil) { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
