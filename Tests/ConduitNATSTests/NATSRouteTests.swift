@@ -219,6 +219,35 @@ extension HandlerCatalog {
         }
     }
 
+    /// A worker's plain publish to an away id whose buffer is full follows the host's policy,
+    /// drop-oldest by default (SPEC §3): it was taken as a byte stream's piece (never dropped
+    /// once held), so the newest pushes were refused and the oldest kept, and each refusal
+    /// searched the whole buffer. A push published as a request is kept whole (it takes the
+    /// place of the oldest plain one here) and its publisher told so.
+    @Test func aWorkersPlainPushesToAFullBufferDropTheOldest() async throws {
+        try await NATSServerProcess.run { server in
+            let worker = try await Self.worker(server)
+            let yaml = "limits:\n  pushBufferMessages: 3\n" + Self.yaml(server)
+            try await TestHost.run(yaml: yaml, catalog: .natsTests) { host in
+                try await Self.routeIsUp(host)
+                let dana = try await Self.connectReachable("dana", to: host, from: worker)
+                try await dana.close()
+                try await waitUntil { host.client("dana")?.connected == false }
+                for n in 1...5 {
+                    try worker.publish("conduit.push.dana", headers: ["route": "news", "n": "\(n)"], payload: ByteBuffer(string: "\(n)"))
+                }
+                try await waitUntil { (host.client("dana")?.dropped ?? 0) == 2 }
+                let asked = try await worker.request("conduit.push.dana", headers: ["route": "news", "n": "asked"], payload: ByteBuffer(), timeout: .seconds(10))
+                #expect(asked.headers["conduit-accepted"] == "true", "\(asked.headers)")
+                let back = try await host.connect(client: "dana")
+                let kept = try await back.nextMessages(3).map { $0.headers["n"] }
+                #expect(kept == ["4", "5", "asked"])
+                #expect(host.client("dana")?.dropped == 3)
+            }
+            await worker.close()
+        }
+    }
+
     /// An id the host holds through IPC alone (named by an invocation, or reading its events
     /// stream) gets its workers' pushes like any held id: the host subscribed for an id only
     /// when a socket opened for it, and pushes to the others were lost, uncounted.

@@ -104,8 +104,12 @@ public final class HeldClientPushes: Sendable {
         if !keep { subscription.unsubscribe() }
     }
 
+    /// A plain publish follows the host's policy for a full buffer (drop-oldest by default:
+    /// nobody learns its fate, so the newest win); one published as a request is kept or
+    /// refused whole, and its publisher is told which.
     private func deliver(_ message: NATSMessage, to id: ClientID) {
-        let outcome = pushes.push(Message(headers: Headers(message.headers), payload: message.payload), to: id, delivery: .reliable)
+        let delivery: PushDelivery = message.replyTo == nil ? .droppable : .reliable
+        let outcome = pushes.push(Message(headers: Headers(message.headers), payload: message.payload), to: id, delivery: delivery)
         guard let replyTo = message.replyTo else { return }
         let answer: String = switch outcome {
         case .dropped(let cause): cause.rawValue
