@@ -28,6 +28,13 @@ public struct NATSClientOptions: Sendable {
     /// `request` fail with `outboundFull` instead of buffering without bound.
     public var maxPendingBytes = 8 << 20
 
+    /// `url` with its credentials (what stands before its last `@`) shown as `***`: the error
+    /// that quotes it reaches logs, `conduit check` and IPC answers.
+    static func hidingCredentials(_ url: String) -> String {
+        guard let scheme = url.range(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else { return url }
+        return url[..<scheme.upperBound] + "***" + url[at...]
+    }
+
     /// `nats://[user:password@|token@]host[:port]` or `tls://…`; port 4222 by default.
     public init(url: String, name: String = "conduit-nats") throws(NATSError) {
         var rest = Substring(url)
@@ -38,7 +45,7 @@ public struct NATSClientOptions: Sendable {
             tls = true
             rest = rest.dropFirst(6)
         } else {
-            throw .invalidURL(url)
+            throw .invalidURL(Self.hidingCredentials(url))
         }
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
@@ -60,10 +67,10 @@ public struct NATSClientOptions: Sendable {
         } else {
             hostAndPort = (rest, nil)
         }
-        guard !hostAndPort.0.isEmpty, !hostAndPort.0.contains("/") else { throw .invalidURL(url) }
+        guard !hostAndPort.0.isEmpty, !hostAndPort.0.contains("/") else { throw .invalidURL(Self.hidingCredentials(url)) }
         host = String(hostAndPort.0)
         if let portText = hostAndPort.1 {
-            guard let port = Int(portText), (1...65_535).contains(port) else { throw .invalidURL(url) }
+            guard let port = Int(portText), (1...65_535).contains(port) else { throw .invalidURL(Self.hidingCredentials(url)) }
             self.port = port
         } else {
             port = 4222

@@ -291,6 +291,10 @@ import Testing
         for bad in ["http://x", "nats://", "nats://h:0", "nats://h:99999", "nats://h:x"] {
             #expect(throws: NATSError.invalidURL(bad)) { try NATSClientOptions(url: bad) }
         }
+        // An error quotes the URL without its credentials: it reaches logs and IPC answers.
+        for (bad, quoted) in [("nats://alice:S3cretPW@h:x", "nats://***@h:x"), ("http://tok@x", "http://***@x")] {
+            #expect(throws: NATSError.invalidURL(quoted)) { try NATSClientOptions(url: bad) }
+        }
     }
 
     // MARK: Helpers
