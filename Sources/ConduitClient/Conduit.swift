@@ -44,7 +44,7 @@ public final class Conduit: Sendable {
         self.window = window
         self.host = address.host
         self.key = address.sharedKey
-        self.ipc = address.ipcPort.map { IPCEndpoint(host: address.host, port: $0, sharedKey: address.sharedKey, group: group) }
+        self.ipc = address.ipcPort.map { IPCEndpoint(host: address.ipcHost, port: $0, sharedKey: address.sharedKey, group: group) }
         self.backoff = backoff
         self.autoReconnect = autoReconnect
         self.resumption = resume ? ClientResume() : nil

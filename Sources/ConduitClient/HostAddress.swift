@@ -8,12 +8,16 @@ public struct HostAddress: Sendable, Hashable {
     public var port: Int?
     /// The IPC listener's port: status, port discovery after a pause, and the fallback.
     public var ipcPort: Int?
+    /// Where the IPC listener is: the loopback, whatever `host` the socket server listens on
+    /// (SPEC §6). Taken from `host`, a host on `::1` was asked over IPC where nothing listens.
+    public var ipcHost: String
     public var sharedKey: String
 
-    public init(host: String = "127.0.0.1", port: Int? = nil, ipcPort: Int? = nil, sharedKey: String) {
+    public init(host: String = "127.0.0.1", port: Int? = nil, ipcPort: Int? = nil, ipcHost: String = "127.0.0.1", sharedKey: String) {
         self.host = host
         self.port = port
         self.ipcPort = ipcPort
+        self.ipcHost = ipcHost
         self.sharedKey = sharedKey
     }
 

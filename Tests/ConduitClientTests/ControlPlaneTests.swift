@@ -23,6 +23,21 @@ struct ControlPlaneTests {
         try await silent.stop()
     }
 
+    /// The IPC listener is on 127.0.0.1 whatever `server.host` is (SPEC §6), but the client
+    /// asked the runtime file's `host`: a host on `::1` was asked for its status, its port after
+    /// a pause and its events stream where nothing listens.
+    @Test func aHostOnAnotherAddressIsAskedOverIPCOnTheLoopback() async throws {
+        try await TestHost.run(yaml: "server:\n  host: \"::1\"\n" + TestHost.clientYAML, catalog: .clientTests) { host in
+            let address = try HostAddress(runtimeFile: host.endpoints.runtimeFile)
+            #expect(address.host == "::1" && address.ipcHost == "127.0.0.1")
+            let conduit = Conduit(id: "v6", address: address)
+            try await conduit.connect()
+            let status = try await #require(conduit.ipc).status()
+            #expect(status.isActive && status.port == host.port)
+            conduit.close()
+        }
+    }
+
     @Test func statusDiagnosticsAndWaitingForTheActiveState() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "c1")
