@@ -55,6 +55,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // The wire codec: messages, ordered headers, limits, chunk assembly. NIOCore only.
@@ -133,7 +135,9 @@ let package = Package(
             nio("NIOHTTP1"), nio("NIOConcurrencyHelpers"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
         ]),
         // `process`: a handler run as a child process, messages over its stdin/stdout.
-        handlerModule("ConduitProcess", path: "Process", [nio("NIOPosix")]),
+        handlerModule("ConduitProcess", path: "Process", [
+            nio("NIOPosix"), .product(name: "Subprocess", package: "swift-subprocess"), .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // `nats`: routes served by workers anywhere over NATS, and their pushes to clients.
         handlerModule("ConduitNATSHandler", path: "NATS", ["ConduitNATS", .product(name: "Metrics", package: "swift-metrics")]),
         // glibc's mallopt, which Swift's Glibc module does not export (conduit serve's heap thresholds).

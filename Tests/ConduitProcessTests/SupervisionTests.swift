@@ -23,6 +23,33 @@ struct SupervisionTests {
         }
     }
 
+    /// A child's end was seen only once every holder of a socket Foundation gave it had closed
+    /// it: a daemon the child had started (its own session, stdio on /dev/null) kept the
+    /// socket, so the crash was not seen, the request waited for its timeout and the route
+    /// answered nothing until the daemon ended. The end is seen at once now.
+    @Test func aChildsEndIsSeenThoughADaemonItStartedLivesOn() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let daemon = try await client.request(Message(headers: ["route": "fixture.daemon", "token": "d"]))
+            let daemonPID = try #require(Int32(String(buffer: daemon.payload)))
+            defer { kill(daemonPID, SIGKILL) }
+            let before = try await client.pid()
+            let crashed = try await client.request(Message(headers: ["route": "fixture.crash", "token": "c"]))
+            #expect(crashed.headers["error"] == "UnavailableError", "\(crashed.headers) \(String(buffer: crashed.payload))")
+            #expect(try await client.pid() != before, "a new child answers")
+        }
+    }
+
+    /// Children started with the blocked signals of the host's thread that started them
+    /// (SIGTERM, SIGINT, SIGHUP, SIGALRM…): `kill -TERM` did nothing to them, nor `alarm`.
+    @Test func aChildStartsWithNoSignalBlocked() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let reply = try await client.request(Message(headers: ["route": "fixture.sigmask", "token": "s"]))
+            #expect(String(buffer: reply.payload) == "0000000000000000")
+        }
+    }
+
     /// Requests waiting for a child hold their bytes of the host's budget, as requests
     /// answered from a task do: a child that stops answering held up to `maxInFlight` (1,024)
     /// of them outside it. Past the incoming half a request is answered `UnavailableError`.

@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Subprocess
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -8,14 +10,21 @@ import Glibc
 import Darwin
 #endif
 
-/// One running child: the process, a channel reading its stdout and writing its stdin, and a
-/// channel reading its stderr. Foundation starts the process; NIO owns the pipes from then on.
+/// One running child: its process id, a channel reading its stdout and writing its stdin, and a
+/// channel reading its stderr. swift-subprocess starts it (an empty signal mask, default signal
+/// actions, no descriptor of the host's, a process group of its own) and tells its end from its
+/// own process descriptor; NIO owns the pipes.
+///
+/// Foundation's `Process` did neither: its children inherited the NIO thread's blocked signals
+/// (SIGTERM, SIGINT, SIGHUP, SIGALRM did nothing to them), and an exit was seen only once every
+/// holder of a socket it gave the child had closed it, then reaped by a `waitpid` that held the
+/// one thread watching all children: a daemon the child left behind kept its route's requests
+/// waiting, and a child that closed that socket (`ssh` does) held every other route's.
 struct ChildProcess: Sendable {
     let pid: Int32
     /// Reads the child's stdout, writes its stdin.
     let channel: any Channel
     let stderr: any Channel
-    private let process: Process
 
     /// Starts `command`; `onExit` is called (on any thread) with how it ended once it has.
     static func launch(
@@ -24,60 +33,80 @@ struct ChildProcess: Sendable {
         configureStderr: @escaping @Sendable (any Channel, Int32) throws -> Void,
         onExit: @escaping @Sendable (ChildExit) -> Void
     ) -> EventLoopFuture<ChildProcess> {
-        let process = Process()
-        process.executableURL = command.executable
-        process.arguments = command.arguments
-        process.environment = command.environment
-        if let directory = command.workingDirectory { process.currentDirectoryURL = directory }
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.terminationHandler = { process in
-            onExit(process.terminationReason == .uncaughtSignal ? .signal(process.terminationStatus) : .status(process.terminationStatus))
-        }
-        let descriptors: (input: CInt, output: CInt, stderr: CInt)
+        let pipes: (stdin: ChildPipe, stdout: ChildPipe, stderr: ChildPipe)
         do {
-            try process.run()
-            // NIO closes what it owns; Foundation's handles close theirs, so NIO gets copies
-            // (close-on-exec, so no later child inherits them and keeps a pipe open).
-            descriptors = (
-                try takeDescriptor(stdout.fileHandleForReading), try takeDescriptor(stdin.fileHandleForWriting),
-                try takeDescriptor(stderr.fileHandleForReading)
-            )
+            pipes = (try ChildPipe(), try ChildPipe(), try ChildPipe())
         } catch {
-            if process.isRunning { killProcess(process.processIdentifier) }
             return eventLoop.makeFailedFuture(error)
         }
-        let pid = process.processIdentifier
-        let channel = NIOPipeBootstrap(group: eventLoop)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configureOutput(channel, pid) } }
-            .takingOwnershipOfDescriptors(input: descriptors.input, output: descriptors.output)
-        let stderrChannel = NIOPipeBootstrap(group: eventLoop)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configureStderr(channel, pid) } }
-            .takingOwnershipOfDescriptor(input: descriptors.stderr)
-        return channel.and(stderrChannel).map { ChildProcess(pid: pid, channel: $0, stderr: $1, process: process) }
-            .flatMapErrorThrowing { error in
-                killProcess(pid)
-                throw error
+        let started = eventLoop.makePromise(of: Int32.self)
+        Task.detached {
+            do {
+                let record = try await Subprocess.run(
+                    .path(FilePath(command.executable.path)), arguments: Arguments(command.arguments),
+                    environment: .custom(command.environment.map { Array("\($0.key)=\($0.value)\0".utf8) }),
+                    workingDirectory: command.workingDirectory.map { FilePath($0.path) }, platformOptions: Self.platformOptions,
+                    input: .fileDescriptor(FileDescriptor(rawValue: pipes.stdin.read), closeAfterSpawningProcess: true),
+                    output: .fileDescriptor(FileDescriptor(rawValue: pipes.stdout.write), closeAfterSpawningProcess: true),
+                    error: .fileDescriptor(FileDescriptor(rawValue: pipes.stderr.write), closeAfterSpawningProcess: true)
+                ) { execution in
+                    started.succeed(execution.processIdentifier.value)
+                }
+                switch record.terminationStatus {
+                case .exited(let status): onExit(.status(status))
+                case .signaled(let signal): onExit(.signal(signal))
+                }
+            } catch {
+                // Not started: the child's ends were closed by the launch (or are here).
+                for descriptor in [pipes.stdin.read, pipes.stdout.write, pipes.stderr.write] { _ = close(descriptor) }
+                for descriptor in [pipes.stdin.write, pipes.stdout.read, pipes.stderr.read] { _ = close(descriptor) }
+                started.fail(ChildCommandError(description: "could not start \(command.executable.path): \(error)"))
             }
+        }
+        return started.futureResult.flatMap { pid in
+            let channel = NIOPipeBootstrap(group: eventLoop)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configureOutput(channel, pid) } }
+                .takingOwnershipOfDescriptors(input: pipes.stdout.read, output: pipes.stdin.write)
+            let stderrChannel = NIOPipeBootstrap(group: eventLoop)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configureStderr(channel, pid) } }
+                .takingOwnershipOfDescriptor(input: pipes.stderr.read)
+            return channel.and(stderrChannel).map { ChildProcess(pid: pid, channel: $0, stderr: $1) }
+                .flatMapErrorThrowing { error in
+                    killProcess(pid)
+                    throw error
+                }
+        }
     }
+
+    /// A process group of its own (`setpgid(0, 0)`), which `kill` ends whole.
+    private static let platformOptions: PlatformOptions = {
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        return options
+    }()
 
     func kill() {
         killProcess(pid)
     }
+}
 
-    private static func takeDescriptor(_ handle: FileHandle) throws -> CInt {
-        let copy = fcntl(handle.fileDescriptor, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0 else { throw ChildCommandError(description: "could not take the child's pipe: errno \(errno)") }
-        try handle.close()
-        return copy
+/// A pipe whose both ends are close-on-exec: the child gets its own end as 0, 1 or 2 only, and
+/// no later child inherits either (one would keep the pipe open; swift-subprocess closes what a
+/// child would inherit anyway, this covers a program started otherwise meanwhile).
+private struct ChildPipe: Sendable {
+    let read: CInt
+    let write: CInt
+
+    init() throws {
+        let ends = try FileDescriptor.pipe()
+        (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
+        for end in [read, write] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
     }
 }
 
-/// Kills the child and the processes it started: Foundation starts each child as the leader of
-/// a process group of its own. Killing the child alone left what a wrapper (`sh -c`, `npm
-/// start`) or a forking child had started running, one more at every restart.
+/// Kills the child and the processes it started: each child leads a process group of its own.
+/// Killing the child alone left what a wrapper (`sh -c`, `npm start`) or a forking child had
+/// started running, one more at every restart.
 private func killProcess(_ pid: Int32) {
     if kill(-pid, SIGKILL) != 0 { _ = kill(pid, SIGKILL) }
 }

@@ -10,6 +10,9 @@
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
     fixture.parts    writes empty parts (`more: true`) of a reply that never ends
+    fixture.daemon   starts a daemon (its own session, stdio on /dev/null) that sleeps a
+                     minute, and replies with its process id
+    fixture.sigmask  replies with the signals it has blocked (SigBlk of /proc/self/status)
 """
 import os
 import signal
@@ -49,6 +52,20 @@ def main():
                     os.write(1, frame * 4096)
             except BrokenPipeError:
                 return
+        elif action == "daemon":
+            daemon = os.fork()
+            if daemon == 0:
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for descriptor in (0, 1, 2):
+                    os.dup2(null, descriptor)
+                time.sleep(60)
+                os._exit(0)
+            child.reply(request, str(daemon).encode())
+        elif action == "sigmask":
+            with open("/proc/self/status") as status:
+                blocked = next(line.split()[1] for line in status if line.startswith("SigBlk:"))
+            child.reply(request, blocked.encode())
         elif action == "env":
             child.reply(request, os.environ.get(request.payload.decode(), "").encode())
         else:
