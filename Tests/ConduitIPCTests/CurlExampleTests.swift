@@ -49,7 +49,7 @@ struct CurlExampleTests {
             #expect(output(for: "internal.conduit.start").contains(#""isActive":true"#))
             #expect(output(for: "internal.conduit.setSharedKey").contains(#""sharedKey":"a-new-key-of-16b""#))
             #expect(output(for: "internal.conduit.diagnostics").hasPrefix(#"{"data":{"#))
-            #expect(output(for: "internal.conduit.reload") == #"{"data":{"reloaded":true}}"#)
+            #expect(output(for: "internal.conduit.reload") == #"{"data":{"reloaded":true,"settingsNotApplied":[]}}"#)
             #expect(output(for: "echo?token=1") == "hello")
             #expect(host.sharedKey == "a-new-key-of-16b")
         }

@@ -5,6 +5,7 @@ import ConduitWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// Routes invoked over IPC: headers as query parameters, the payload as the body.
@@ -117,6 +118,41 @@ struct InvocationTests {
             #expect(try silent.decode(ErrorEnvelope.self).err.type == "TimeoutError")
             let after = try await host.ipc().request(.GET, "/parts", body: ByteBuffer(string: "abc"))
             #expect(after.text == "abc", "the host answers the next request normally")
+        }
+    }
+
+    /// A request invoked over IPC whose caller will never read its answer is cancelled (SPEC §8:
+    /// the handler is told, what it drives stops): after its 504, or once its caller is gone.
+    /// It ran on, its handler never told: IPC invocations had no cancellation at all.
+    @Test func aRequestWhoseCallerWillNotReadItsAnswerIsCancelled() async throws {
+        let yaml = "limits:\n  ipcReplyTimeoutSeconds: 1\nroutes:\n  - route: silent\n    handler: silent\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let timedOut = try await host.ipc().request(.POST, "/silent?token=t&id=ipc-timed-out")
+            #expect(timedOut.status == .gatewayTimeout)
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("ipc-timed-out") } }
+
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("POST /silent?token=t&id=ipc-gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 0\r\n\r\n")
+            try await waitUntil { SilentHandler.received.withLock { $0.contains("ipc-gone") } }
+            try await raw.close()
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("ipc-gone") } }
+        }
+    }
+
+    /// SPEC §8: a cancel stops "that client's" request: one invoked over IPC for an id is
+    /// cancelled by a `cancel` on the id's socket, which is answered `CancelledError`.
+    @Test func aCancelOnTheIdsSocketStopsARequestInvokedOverIPC() async throws {
+        let yaml = "limits:\n  ipcReplyTimeoutSeconds: 30\nroutes:\n  - route: silent\n    handler: silent\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let invoked = Task { try await host.ipc().request(.POST, "/silent?token=r1&id=ipc-and-socket") }
+            defer { invoked.cancel() }
+            try await waitUntil { SilentHandler.received.withLock { $0.contains("ipc-and-socket") } }
+            let socket = try await host.connect(client: "ipc-and-socket")
+            try await socket.send(["cancel": "r1"])
+            let answer = try await socket.nextMessage(where: { $0.headers["token"] == "r1" })
+            #expect(answer.headers["error"] == "CancelledError", "\(answer.headers)")
+            try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("ipc-and-socket") } }
+            try await socket.close()
         }
     }
 

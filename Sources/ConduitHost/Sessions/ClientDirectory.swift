@@ -72,6 +72,13 @@ public final class ClientDirectory: PushSink, Sendable {
 
         var isAway: Bool { session == nil && stream == nil && handshakes == 0 }
 
+        /// Keeps `registry` (a socket's, an IPC connection's) among the id's, letting go of
+        /// those with nothing left to cancel.
+        mutating func adopt(_ registry: CancellationRegistry) {
+            cancellations.removeAll { $0.isEmpty && $0 !== registry }
+            if !cancellations.contains(where: { $0 === registry }) { cancellations.append(registry) }
+        }
+
         /// A socket is open for the id, or its 101 is on the way: the client may be told it
         /// is connected before the socket attaches, and the host answers as it would after.
         var isConnected: Bool { session != nil || handshakes > 0 }
@@ -440,8 +447,7 @@ extension ClientDirectory {
         // A drain scheduled for the old socket finds it gone.
         slot.draining = false
         if let old { slot.replaced.append(HandOver(session: old)) }
-        slot.cancellations.removeAll { $0.isEmpty }
-        slot.cancellations.append(session.cancellations)
+        slot.adopt(session.cancellations)
         return old
     }
 
@@ -556,9 +562,11 @@ extension ClientDirectory {
 
     /// An id named over IPC (an invocation's `id=`): it lives for one grace period from now
     /// unless a socket or a stream opens for it, like an id whose socket just closed. False,
-    /// and nothing kept, for a new id the table has no place for.
-    func touch(_ client: ClientID) -> Bool {
+    /// and nothing kept, for a new id the table has no place for. `cancellations`: the
+    /// invoking connection's, which a cancel on the id's socket reaches.
+    func touch(_ client: ClientID, cancellations: CancellationRegistry? = nil) -> Bool {
         let placed = withPlacedSlot(client) { (slot: inout Slot) -> Bool in
+            if let cancellations { slot.adopt(cancellations) }
             if slot.isAway { startGrace(client) }
             return slot.announce()
         }
