@@ -113,6 +113,29 @@ import Testing
         }
     }
 
+    /// The same from another host: the holder took the relay into the id's buffer and answered
+    /// it accepted, so the sender was told `delivered: true` for a client with no open socket.
+    @Test func aRelayFromAnotherHostToAnIdInGraceIsNotFound() async throws {
+        try await NATSServerProcess.run { server in
+            try await Self.withTwoHosts(server) { a, b in
+                let alicia = try await a.connect(client: "alicia")
+                let bobby = try await b.connect(client: "bobby")
+                _ = try await Self.relayOnceHeld(from: alicia, to: "bobby", payload: "while here")
+                _ = try await bobby.nextMessage()
+                try await bobby.close()
+                try await waitUntil { b.client("bobby")?.connected == false }
+                let reply = try await alicia.request(Message(headers: ["to": "bobby", "token": "t"], payload: ByteBuffer(string: "while away")))
+                #expect(reply.headers["error"] == "NotFoundError", "\(reply.headers) \(String(buffer: reply.payload))")
+                #expect(b.client("bobby")?.buffered == 0, "nothing was kept for him")
+                let back = try await b.connect(client: "bobby")
+                let relayed = try await Self.relayOnceHeld(from: alicia, to: "bobby", payload: "back")
+                #expect(String(buffer: relayed.payload).contains("\"delivered\":true"))
+                let atBobby = try await back.nextMessage()
+                #expect(String(buffer: atBobby.payload) == "back" && atBobby.headers["conduit-relay"] == nil, "\(atBobby.headers)")
+            }
+        }
+    }
+
     @Test func anExpiredIdIsReleasedByItsHost() async throws {
         try await NATSServerProcess.run { server in
             let yamlB = Self.yaml(server, name: "b") + "\nlimits:\n  clientGraceSeconds: 0.2\n"

@@ -16,6 +16,13 @@ public final class HeldClientPushes: Sendable {
     public static let subjectPrefix = "conduit.push."
     /// The header of a relay's answer: `true`, or why the id could not take it.
     public static let acceptedHeader = "conduit-accepted"
+    /// Marks a relay from another host (SPEC §3 `to`): taken only by an id with an open socket.
+    public static let relayHeader = "conduit-relay"
+    /// A relay's answer when the id has no open socket here (it is in grace), given after
+    /// `noSocketDelay`: a host where the id has one (it moved there) answers first, and its
+    /// answer is the one the sender gets.
+    public static let noSocket = "no-socket"
+    static let noSocketDelay = Duration.milliseconds(250)
     /// Per push sink (one per host), its instances in start order; the first one delivers.
     private static let instances = Mutex<[ObjectIdentifier: [HeldClientPushes]]>([:])
 
@@ -107,14 +114,31 @@ public final class HeldClientPushes: Sendable {
     /// A plain publish follows the host's policy for a full buffer (drop-oldest by default:
     /// nobody learns its fate, so the newest win); one published as a request is kept or
     /// refused whole, and its publisher is told which.
+    ///
+    /// A relay from another host is, as on the host it came from, for an id with an open socket
+    /// only: one in grace took it into its buffer, and the sender was told `delivered`.
     private func deliver(_ message: NATSMessage, to id: ClientID) {
-        let delivery: PushDelivery = message.replyTo == nil ? .droppable : .reliable
-        let outcome = pushes.push(Message(headers: Headers(message.headers), payload: message.payload), to: id, delivery: delivery)
-        guard let replyTo = message.replyTo else { return }
-        let answer: String = switch outcome {
-        case .dropped(let cause): cause.rawValue
-        default: "true"
+        var headers = Headers(message.headers)
+        let isRelay = headers[Self.relayHeader] != nil
+        headers.removeAll(Self.relayHeader)
+        let answer: String
+        if isRelay, !pushes.isConnected(id) {
+            answer = Self.noSocket
+        } else {
+            let delivery: PushDelivery = message.replyTo == nil ? .droppable : .reliable
+            answer = switch pushes.push(Message(headers: headers, payload: message.payload), to: id, delivery: delivery) {
+            case .dropped(let cause): cause.rawValue
+            default: "true"
+            }
         }
-        try? client.publish(replyTo, headers: [Self.acceptedHeader: answer], payload: ByteBuffer())
+        guard let replyTo = message.replyTo else { return }
+        guard answer == Self.noSocket else {
+            try? client.publish(replyTo, headers: [Self.acceptedHeader: answer], payload: ByteBuffer())
+            return
+        }
+        Task { [client] in
+            try? await Task.sleep(for: Self.noSocketDelay)
+            try? client.publish(replyTo, headers: [Self.acceptedHeader: answer], payload: ByteBuffer())
+        }
     }
 }

@@ -45,17 +45,20 @@ public final class NATSClusterLink: ClusterLink {
     }
 
     public func relay(_ message: Message, to target: ClientID, completion: @escaping @Sendable (ConduitError?) -> Void) {
-        client.request(
-            HeldClientPushes.subject(for: target), headers: NATSHeaders(message.headers), payload: message.payload, timeout: Self.relayTimeout
-        ) { result in
+        var headers = NATSHeaders(message.headers)
+        headers.append(HeldClientPushes.relayHeader, "true")
+        client.request(HeldClientPushes.subject(for: target), headers: headers, payload: message.payload, timeout: Self.relayTimeout) { result in
             switch result {
             case .failure(.noResponders):
                 completion(.notFound("client '\(target)' has no open socket on any host of the cluster"))
             case .failure(let error):
                 completion(ConduitError(error))
             case .success(let answer):
-                let accepted = answer.headers[HeldClientPushes.acceptedHeader] ?? "no answer"
-                completion(accepted == "true" ? nil : .relayRefused(to: target, cause: accepted))
+                switch answer.headers[HeldClientPushes.acceptedHeader] ?? "no answer" {
+                case "true": completion(nil)
+                case HeldClientPushes.noSocket: completion(.notFound("client '\(target)' has no open socket"))
+                case let cause: completion(.relayRefused(to: target, cause: cause))
+                }
             }
         }
     }
