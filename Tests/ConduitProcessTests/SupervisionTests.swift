@@ -223,6 +223,12 @@ struct SupervisionTests {
         ("command: [no-such-program-anywhere]", "'no-such-program-anywhere' is not an executable in PATH"),
         ("command: [./no-such-program]\n      workingDirectory: /tmp", "'./no-such-program' is not an executable file (/tmp/no-such-program)"),
         ("command: [python3]\n      requestTimeoutSeconds: 0", "'requestTimeoutSeconds' must be greater than 0"),
+        // A directory passed as executable, a missing working directory and a timeout that is
+        // 0 ns as a timer were "ok" for `check`, and failed at start without a location (or
+        // timed out every request).
+        ("command: [/tmp]", "'/tmp' is not an executable file (/tmp)"),
+        ("command: [python3]\n      workingDirectory: /no/such/directory", "'workingDirectory' /no/such/directory is not a directory"),
+        ("command: [python3]\n      requestTimeoutSeconds: 0.0000000001", "'requestTimeoutSeconds' must be at least 0.001"),
         ("command: [python3]\n      requestTimeout: 5", "unknown option 'requestTimeout'"),
     ])
     func badOptionsFailAtStartWithALocation(options: String, expected: String) async throws {

@@ -17,11 +17,15 @@ struct ChildCommand: Sendable {
         let inherited = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("CONDUIT_") }
         let environment = inherited.merging(options.environment) { $1 }
         let workingDirectory = options.workingDirectory.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        // Unchecked, `check` passed and the start failed naming the program, without a location.
+        if let workingDirectory, !Self.isDirectory(workingDirectory.path) {
+            throw ChildCommandError(description: "'workingDirectory' \(workingDirectory.path) is not a directory")
+        }
         let program = options.command[0]
         if program.contains("/") {
             executable = URL(fileURLWithPath: program, relativeTo: workingDirectory).absoluteURL
             // Unchecked, `check` passed and every start failed (the route went down at start-up).
-            guard FileManager.default.isExecutableFile(atPath: executable.path) else {
+            guard Self.isExecutableFile(executable.path) else {
                 throw ChildCommandError(description: "'\(program)' is not an executable file (\(executable.path))")
             }
         } else {
@@ -35,9 +39,19 @@ struct ChildCommand: Sendable {
     private static func lookUp(_ program: String, path: String) throws -> URL {
         for directory in path.split(separator: ":") {
             let candidate = URL(fileURLWithPath: String(directory)).appending(path: program)
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            if isExecutableFile(candidate.path) { return candidate }
         }
         throw ChildCommandError(description: "'\(program)' is not an executable in PATH (\(path))")
+    }
+
+    /// Executable and not a directory (which is "executable" as a search permission).
+    private static func isExecutableFile(_ path: String) -> Bool {
+        FileManager.default.isExecutableFile(atPath: path) && !isDirectory(path)
+    }
+
+    private static func isDirectory(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
     }
 }
 
