@@ -34,6 +34,24 @@ struct ProcessHandlerTests {
         }
     }
 
+    /// Every part to the child repeats the request's headers: 900 KB of headers on a payload
+    /// of 20 parts held 18 MB for a request the budget charged 2 MB (1 MB of headers on 16 MiB
+    /// came to 258 MB). Past 4 MiB of repeated headers the request is refused; the same payload
+    /// with small headers passes.
+    @Test func headersRepeatedInEveryPartAreBounded() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect(client: "wide-headers")
+            let chunk = [UInt8](repeating: 7, count: 60_000)
+            let wide = (0..<15).map { ("h\($0)", String(repeating: "v", count: 60_000)) }
+            for _ in 0..<20 { try await client.send([:], payload: chunk) }
+            let refused = try await client.request(Message(headers: Headers([("route", "example.echo"), ("token", "wide")] + wide)))
+            #expect(refused.headers["error"] == "PayloadTooLargeError", "\(refused.headers["error"] ?? "no error")")
+            for _ in 0..<20 { try await client.send([:], payload: chunk) }
+            let echoed = try await client.request(Message(headers: ["route": "example.echo", "token": "narrow"]))
+            #expect(echoed.headers["error"] == nil, "\(echoed.headers)")
+        }
+    }
+
     @Test func childSeesTheClientIdAndItsOwnHeaders() async throws {
         try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
             let client = try await host.connect(client: "alice")

@@ -124,6 +124,12 @@ final class ProcessSupervisor: Sendable {
         } catch {
             return responder.fail(.badRequest("the request can't be passed to the handler process: \(error)"))
         }
+        // Every part repeats the headers: large headers on a large payload multiplied what the
+        // request holds (1 MB of headers on 16 MiB came to 258 MB, the budget charged 17).
+        guard frames.readableBytes <= request.payload.readableBytes + Self.repeatedHeaderBytes else {
+            return responder.fail(.payloadTooLarge(
+                "the request's headers, repeated in each of its \(request.payload.readableBytes / WireLimits.maxPayloadBytes + 1) parts to the handler process, come to \(frames.readableBytes - request.payload.readableBytes) bytes (at most \(Self.repeatedHeaderBytes)): send fewer or smaller headers"))
+        }
         // Registered before the hop, on the request's own loop: a cancel from its connection,
         // even one in the same read, then runs after `accept` and finds it pending. (One from
         // another socket of a resumed id may come first: the request then stays until the
@@ -171,6 +177,9 @@ final class ProcessSupervisor: Sendable {
     /// The most that may wait to be written to a child's stdin before requests are refused:
     /// more than one request of the largest size a client can send.
     static let maxUnwrittenBytes = 32 << 20
+    /// What a request's headers may come to, repeated in its parts to the child: 16 KiB of
+    /// headers on a 16 MiB payload.
+    static let repeatedHeaderBytes = 4 << 20
 
     /// The child's stdin took `bytes` (or closed): while more wait, the stall is timed anew.
     private func written(_ bytes: Int, to child: RunningChild) {
