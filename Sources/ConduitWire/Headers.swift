@@ -88,6 +88,23 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
         fields.removeAll { $0.name == name }
     }
 
+    /// Removes every field named `name` in any case of its ASCII letters: a name a layer keeps
+    /// for itself (`x-client`), which a peer that matches names without case (as HTTP does)
+    /// must not find sent by someone else too.
+    public mutating func removeAll(anyCaseOf name: String) {
+        let wanted = Array(name.utf8).map(Self.lowercased)
+        guard fields.contains(where: { Self.matches($0.name, wanted) }) else { return }
+        fields.removeAll { Self.matches($0.name, wanted) }
+    }
+
+    private static func matches(_ name: String, _ wanted: [UInt8]) -> Bool {
+        name.utf8.count == wanted.count && zip(name.utf8, wanted).allSatisfy { lowercased($0) == $1 }
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+    }
+
     public static func == (lhs: Headers, rhs: Headers) -> Bool { lhs.fields == rhs.fields }
     public func hash(into hasher: inout Hasher) { hasher.combine(fields) }
 }

@@ -55,8 +55,12 @@ struct ProcessHandlerTests {
     @Test func childSeesTheClientIdAndItsOwnHeaders() async throws {
         try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
             let client = try await host.connect(client: "alice")
-            let reply = try await client.request(Message(headers: ["route": "example.echo", "token": "1", "colour": "blue"], payload: Array("hi".utf8)))
+            // The host's own x-client, x-request and x-push-to are its alone, whatever their case:
+            // a child that matches names without case took the client's first.
+            let reply = try await client.request(Message(
+                headers: ["route": "example.echo", "token": "1", "colour": "blue", "X-Client": "victim", "X-Request": "1"], payload: Array("hi".utf8)))
             #expect(reply.headers["colour"] == "blue")
+            #expect(!reply.headers.contains("X-Client") && !reply.headers.contains("X-Request"), "\(reply.headers)")
             #expect(String(buffer: reply.payload) == "hi")
         }
     }

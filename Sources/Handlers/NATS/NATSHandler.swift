@@ -54,9 +54,10 @@ public final class NATSHandler: ConduitHandler {
             throw ConduitError.unavailable("the NATS connection to \(client.options.displayURL) is down; it is being restored")
         }
         let subject = options.subject == "{route}" ? request.route : options.subject.replacingOccurrences(of: "{route}", with: request.route)
-        // The client's id is the host's to say: a `conduit-client` the client sent is dropped.
+        // The client's id is the host's to say: a `conduit-client` the client sent is dropped,
+        // whatever its case (NATS names are case-sensitive; some clients' lookups are not).
         var sent = request.headers
-        sent.removeAll(Self.clientHeader)
+        sent.removeAll(anyCaseOf: Self.clientHeader)
         var headers = NATSHeaders(sent)
         headers.append(Self.clientHeader, request.client.rawValue)
         let timeout = Duration.milliseconds(Int64(options.timeoutSeconds * 1000))

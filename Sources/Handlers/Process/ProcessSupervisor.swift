@@ -113,7 +113,7 @@ final class ProcessSupervisor: Sendable {
     func submit(_ request: Request, responder: Responder) {
         let id = requestIDs.wrappingAdd(1, ordering: .relaxed).newValue
         var headers = request.headers
-        for name in ChildHeader.reserved { headers.removeAll(name) }
+        for name in ChildHeader.reserved { headers.removeAll(anyCaseOf: name) }
         headers.append(ChildHeader.client, request.client.rawValue)
         headers.append(ChildHeader.request, "\(id)")
         let frames: ByteBuffer
@@ -266,7 +266,7 @@ final class ProcessSupervisor: Sendable {
             return logger.debug("handler process reply to no pending request", metadata: ["process.request": "\(id)"])
         }
         var headers = message.headers
-        for name in ChildHeader.reserved { headers.removeAll(name) }
+        for name in ChildHeader.reserved { headers.removeAll(anyCaseOf: name) }
         if let kind = headers[HeaderName.error] {
             request.fail(ConduitError(.init(kind), String(buffer: message.payload)))
         } else {
@@ -279,7 +279,7 @@ final class ProcessSupervisor: Sendable {
             return logger.warning("handler process push dropped: invalid client id", metadata: ["process.push_to": "\(target)"])
         }
         var headers = message.headers
-        for name in ChildHeader.reserved { headers.removeAll(name) }
+        for name in ChildHeader.reserved { headers.removeAll(anyCaseOf: name) }
         pushes.push(Message(headers: headers, payload: message.payload), to: client)
     }
 
