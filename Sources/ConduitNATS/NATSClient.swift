@@ -134,7 +134,8 @@ public final class NATSClient: Sendable {
             // Writability is NIO's view of the bytes waiting to be written (the high-water mark).
             guard connection.channel.isWritable else { throw .outboundFull(limit: options.maxPendingBytes) }
             state.statistics.messagesOut += 1
-            state.statistics.bytesOut += bytes
+            // Payload bytes, as `bytesIn` counts them (the bound above is NATS's, headers in).
+            state.statistics.bytesOut += payload.readableBytes
             return connection
         }
         connection.send(.publish(subject: subject, replyTo: replyTo, headers: headers, payload: payload))

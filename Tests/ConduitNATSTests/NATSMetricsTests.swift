@@ -46,6 +46,10 @@ import Testing
                     return Double(value)
                 }
                 #expect(expected[0] >= 4 && expected[1] >= 3 && expected[2] >= 1, "\(details)")
+                // Payload bytes both ways, as docs/nats.md says (bytesOut counted the headers
+                // too), and the malformed count the docs list (it was missing).
+                #expect(details["nats.bytesOut"] == .number(3) && details["nats.bytesIn"] == .number(3), "\(details)")
+                #expect(details["nats.malformedMessages"] == .number(0), "\(details)")
                 let owner = #"owner="work.*""#
                 try await waitUntil(timeout: .seconds(20)) {
                     Self.sample("conduit_nats_connected", owner, in: registry) == 1

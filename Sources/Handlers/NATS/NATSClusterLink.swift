@@ -84,6 +84,7 @@ extension NATSClient {
             "nats.bytesOut": .number(statistics.bytesOut),
             "nats.requestsTimedOut": .number(statistics.requestsTimedOut),
             "nats.noResponders": .number(statistics.noResponders),
+            "nats.malformedMessages": .number(statistics.malformedMessages),
             "nats.lastError": .text(lastError ?? ""),
         ]
     }
