@@ -21,8 +21,9 @@ struct ServerOperationDecoder: ByteToMessageDecoder {
     typealias InboundOut = ServerOperation
 
     let maxControlLineBytes: Int
-    /// The server's max_payload as last announced (a message body may not exceed it by much).
-    var maxMessageBytes = 64 << 20
+    /// The server's max_payload as last announced (a message body may not exceed it by much);
+    /// before its INFO, NATS's default (1 MiB), with the same room for headers.
+    var maxMessageBytes = (1 << 20) + (64 << 10)
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let operation = try next(from: &buffer) else { return .needMoreData }

@@ -42,6 +42,9 @@ struct ServerOperationDecoderTests {
         #expect(throws: NATSError.self) { try decode(String(repeating: "x", count: 2000), maxLine: 1024) }
         // A declared size beyond any max_payload.
         #expect(throws: NATSError.self) { try decode("MSG a 1 999999999999\r\n") }
+        // Before INFO, NATS's default max_payload (1 MiB) bounds a message: 64 MiB did, and a
+        // server that sent a part of 59 MB before its INFO had the host hold it, per connection.
+        #expect(throws: NATSError.self) { try decode("MSG a 1 \(2 << 20)\r\n") }
         for bad in ["MSG a b 5\r\nhello\r\n", "MSG a 1\r\n", "HMSG a 1 9 5\r\nhello\r\n",
                     "INFO nope\r\n", "BOGUS\r\n", "\r\n"] {
             #expect(throws: NATSError.self, "\(bad.debugDescription)") { try decode(bad) }
