@@ -318,6 +318,8 @@ public final class NATSClient: Sendable {
             guard state.connection?.channel === channel || state.connection == nil else { return ([Waiter](), false) }
             state.connection = nil
             state.isReady = false
+            // The configured server is tried first again, then those its cluster announced.
+            state.nextServer = 0
             defer { state.waiters = [:] }
             return (Array(state.waiters.values), !state.isClosed)
         }
@@ -345,8 +347,10 @@ public final class NATSClient: Sendable {
     private func attemptConnection() {
         let options = options
         let server = state.withLock { state in
-            defer { state.nextServer = (state.nextServer + 1) % state.servers.count }
-            return state.servers[state.nextServer]
+            // The list may have shrunk since (an INFO that announced fewer servers).
+            let next = state.nextServer % state.servers.count
+            state.nextServer = (next + 1) % state.servers.count
+            return state.servers[next]
         }
         ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
@@ -385,12 +389,16 @@ public final class NATSClient: Sendable {
     /// the client's lock, without limit.
     static let maxKnownServers = 64
 
-    /// Adds the servers a cluster announced that the client doesn't know yet, up to `maxKnownServers`.
+    /// The configured server (first) and those the cluster announced last, up to
+    /// `maxKnownServers`: an address no longer announced is forgotten. Kept, addresses once
+    /// announced and unreachable since were each tried for their connect timeout on every loss.
     private static func learn(_ announced: [String], into servers: inout [ServerAddress]) {
-        for server in announced.compactMap(ServerAddress.init(announced:)) where !servers.contains(server) {
-            guard servers.count < maxKnownServers else { return }
-            servers.append(server)
+        var known = [servers[0]]
+        for server in announced.compactMap(ServerAddress.init(announced:)) where !known.contains(server) {
+            guard known.count < maxKnownServers else { break }
+            known.append(server)
         }
+        servers = known
     }
 
     /// The longest subject sent. A server closes the connection on a control line past its

@@ -354,6 +354,41 @@ import Testing
     }
 }
 
+/// A server that announced addresses once, and no longer does after a restart.
+@Suite struct ForgottenAnnouncementTests {
+    /// Connections the server took (this suite's one test).
+    static let connections = Atomic<Int>(0)
+
+    private final class OnceAnnouncer: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        func channelActive(context: ChannelHandlerContext) {
+            let first = ForgottenAnnouncementTests.connections.wrappingAdd(1, ordering: .relaxed).oldValue == 0
+            let urls = first ? #","connect_urls":["10.255.255.1:4222","10.255.255.2:4222","10.255.255.3:4222"]"# : ""
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "INFO {\"server_id\":\"s\",\"max_payload\":1048576\(urls)}\r\n")), promise: nil)
+            if first { context.close(promise: nil) }
+        }
+    }
+
+    /// Addresses a server announced were kept for ever and tried in turn before the one
+    /// configured, each for its connect timeout: a server restarted without them was reached
+    /// again only after all of them (9 minutes for 63 in an audit). A connection lost starts
+    /// again with the configured server, and each INFO's list replaces the last one.
+    @Test func aLostConnectionTriesTheConfiguredServerFirstAndForgetsOldAnnouncements() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(OnceAnnouncer()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        let configured = "127.0.0.1:\(server.localAddress!.port!)"
+        var options = try NATSClientOptions(url: "nats://\(configured)", name: "announced-once")
+        options.initialReconnectDelay = .milliseconds(20)
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        client.start()
+        try await waitUntil(timeout: .seconds(10)) { Self.connections.load(ordering: .relaxed) >= 2 && client.knownServers == [configured] }
+        await client.close()
+    }
+}
+
 extension NATSClientTests {
     /// Any publisher can send a message whose header block is not NATS's (nats-server passes
     /// headers on unchecked): the client took it as a protocol violation and closed its
