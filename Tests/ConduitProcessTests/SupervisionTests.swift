@@ -40,6 +40,24 @@ struct SupervisionTests {
         }
     }
 
+    /// A reload that changes a process route's options replaces its handler: the old child's
+    /// requests were answered "the handler is stopping" at once, and the child killed two
+    /// seconds later though it was about to answer (SPEC §8: nothing accepted is lost). The old
+    /// child now answers what it was given; new requests go to the new one.
+    @Test func aReloadThatChangesTheRouteLetsTheOldChildAnswerWhatItWasGiven() async throws {
+        try await TestHost.run(yaml: Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 20"), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let before = try await client.pid()
+            try await client.send(["route": "fixture.slow", "token": "slow"], payload: Array("1.5".utf8))
+            try await Task.sleep(for: .milliseconds(200))  // written to the child, which sleeps
+            try Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 21").write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+            try await host.host.reload()
+            let slow = try await client.nextMessage(where: { $0.headers["token"] == "slow" })
+            #expect(slow.headers["error"] == nil, "\(slow.headers) \(String(buffer: slow.payload))")
+            #expect(try await client.pid() != before, "the new child answers")
+        }
+    }
+
     /// Children started with the blocked signals of the host's thread that started them
     /// (SIGTERM, SIGINT, SIGHUP, SIGALRM…): `kill -TERM` did nothing to them, nor `alarm`.
     @Test func aChildStartsWithNoSignalBlocked() async throws {

@@ -34,19 +34,28 @@ final class ProcessSupervisor: Sendable {
         try await eventLoop.flatSubmit { self.launch(initially: true) }.get()
     }
 
-    /// Answers whatever waits with `UnavailableError`, closes the child's stdin (its cue to
-    /// exit) and kills it if it is still running two seconds later.
+    /// Answers the requests no child was given with `UnavailableError` and closes the child's
+    /// stdin (its cue to exit); the child answers what it was given, within those requests'
+    /// timeout, and is killed if it is still running then (two seconds when it had none, or
+    /// does not read its input). A
+    /// reload that changed the route's options failed them all at once, answers on their way
+    /// lost, and killed the child two seconds later.
     func stop() async {
         let exited: EventLoopFuture<Void> = eventLoop.flatSubmit {
             let state = self.state.value
             state.phase = .stopped
             state.restart?.cancel()
-            state.failAll(.unavailable("the handler is stopping"))
-            guard let child = state.child else { return self.eventLoop.makeSucceededVoidFuture() }
+            guard let child = state.child else {
+                state.failAll(.unavailable("the handler is stopping"))
+                return self.eventLoop.makeSucceededVoidFuture()
+            }
+            state.failQueued(.unavailable("the handler is stopping"))
             let exited = self.eventLoop.makePromise(of: Void.self)
             state.exitWaiters.append(exited)
             child.process.channel.close(mode: .output, promise: nil)
-            let kill = self.eventLoop.scheduleTask(in: .seconds(2)) { child.process.kill() }
+            // One that is not reading its input is not answering either.
+            let answering = state.unwrittenBytes == 0 && state.pending.values.contains { $0.writtenTo == child.incarnation }
+            let kill = self.eventLoop.scheduleTask(in: answering ? max(.seconds(2), self.limits.requestTimeout) : .seconds(2)) { child.process.kill() }
             exited.futureResult.whenComplete { _ in kill.cancel() }
             return exited.futureResult
         }
