@@ -6,6 +6,7 @@ extension Conduit {
     /// Opens the socket (the seed's `connect`) and returns once it is open; a no-op when it
     /// is. With an IPC port, the socket server's current port is asked for first.
     public func connect() async throws {
+        state.withLockedValue { $0.replaced = false }
         if let reconnecting = state.withLockedValue({ $0.reconnecting }) { return try await reconnecting.value }
         try await openSocket(isReconnect: false)
     }
@@ -18,7 +19,14 @@ extension Conduit {
         var policy = backoff
         policy.retries = retries ?? policy.retries
         policy.maxDelay = timeout ?? policy.maxDelay
+        state.withLockedValue { $0.replaced = false }
         try await startReconnect(policy).value
+    }
+
+    /// A reconnect a send starts while the socket is down, unless the host replaced it.
+    func reconnectBySending() {
+        guard !state.withLockedValue({ $0.replaced }) else { return }
+        startReconnect()
     }
 
     /// The running reconnect, or a new one (detached from the caller, so it survives it).
@@ -179,7 +187,8 @@ extension Conduit {
             state.quickCloses = lasted < Self.stableSocket ? state.quickCloses + 1 : 0
             // A newer socket with this id replaced this one: getting it back would only
             // replace that one in turn.
-            let again = autoReconnect && !(code == 1000 && reason == "replaced")
+            state.replaced = code == 1000 && reason == "replaced"
+            let again = autoReconnect && !state.replaced
             state.emit(.close(code: code, reason: reason, willReconnect: again))
             if again { startFallback(&state) }
             return again

@@ -19,7 +19,7 @@ extension Conduit {
             startDrain(&state, onto: connection, resumption)
             return (true, false)
         }
-        if reconnect, autoReconnect { startReconnect() }
+        if reconnect, autoReconnect { reconnectBySending() }
         return accepted
     }
 

@@ -209,7 +209,7 @@ public final class Conduit: Sendable {
         guard let ipc else {
             throw ConduitClientError(.notConnected, "the socket is not open and no IPC port is known")
         }
-        startReconnect()
+        reconnectBySending()
         return try await ipc.reply(route: route, headers: headers, payload: payload, id: id)
     }
 

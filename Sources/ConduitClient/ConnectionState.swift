@@ -24,6 +24,10 @@ struct ConnectionState: Sendable {
     /// is not reconnected to as fast as the round trip allows.
     var openedAt: ContinuousClock.Instant?
     var quickCloses = 0
+    /// The host closed the socket as replaced by a newer one of the id: nothing reconnects by
+    /// itself (a send, an IPC fallback) until `connect()` or `reconnect()` is called; coming
+    /// back would replace the newer one, which would then do the same.
+    var replaced = false
     /// Which reconnect `reconnecting` is: a finished loop clears only its own.
     var reconnectSerial = 0
     /// The one connection attempt in flight, which every caller joins (`connect()`, a

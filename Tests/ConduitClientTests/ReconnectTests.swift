@@ -179,4 +179,30 @@ struct ReconnectTests {
             second.close()
         }
     }
+
+    /// The replaced client's own sends did not leave it down: `sendOrFallback` went over IPC
+    /// and started a reconnect, which took the id back from the newer socket (and a resuming
+    /// client's `send` did the same), so two instances of one id replaced each other in turn.
+    /// It stays down until `connect()` or `reconnect()`.
+    @Test func aReplacedClientsSendsDoNotTakeItsIDBack() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let first = host.client(id: "r7")
+            let firstEvents = Recorder(first)
+            try await first.connect()
+            let second = host.client(id: "r7")
+            let secondEvents = Recorder(second)
+            try await second.connect()
+            try await firstEvents.waitFor { $0.isClose }
+            #expect(try await first.sendOrFallback(["route": "echo", "token": "over-ipc"]) == .ipc)
+            // Long enough for the reconnect it started (50 ms retries) to have replaced `second`.
+            try await Task.sleep(for: .seconds(2))
+            #expect(secondEvents.count { $0.isClose } == 0, "\(secondEvents.events)")
+            #expect(second.isOpen && !first.isOpen)
+            try await first.connect()
+            try await secondEvents.waitFor { $0.isClose }
+            #expect(first.isOpen, "connect() takes the id back on purpose")
+            first.close()
+            second.close()
+        }
+    }
 }
