@@ -164,12 +164,7 @@ struct ReconnectTests {
 
     @Test func aReplacedClientDoesNotFightForItsID() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
-            let first = host.client(id: "r6")
-            let recorder = Recorder(first)
-            try await first.connect()
-            let second = host.client(id: "r6")
-            try await second.connect()
-            try await recorder.waitFor { $0.isClose }
+            let (first, recorder, second) = try await Self.replaced(id: "r6", on: host)
             guard case .close(let code, let reason, let willReconnect) = try #require(recorder.events.first { $0.isClose }) else { return }
             #expect(code == 1000 && reason == "replaced" && !willReconnect)
             #expect(try first.send(["route": "echo"]) == false)
@@ -180,19 +175,25 @@ struct ReconnectTests {
         }
     }
 
+    /// A client, its events, and the client of the same id that replaced it.
+    static func replaced(id: String, on host: TestHost) async throws -> (Conduit, Recorder, Conduit) {
+        let first = host.client(id: id)
+        let recorder = Recorder(first)
+        try await first.connect()
+        let second = host.client(id: id)
+        try await second.connect()
+        try await recorder.waitFor { $0.isClose }
+        return (first, recorder, second)
+    }
+
     /// The replaced client's own sends did not leave it down: `sendOrFallback` went over IPC
     /// and started a reconnect, which took the id back from the newer socket (and a resuming
     /// client's `send` did the same), so two instances of one id replaced each other in turn.
     /// It stays down until `connect()` or `reconnect()`.
     @Test func aReplacedClientsSendsDoNotTakeItsIDBack() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
-            let first = host.client(id: "r7")
-            let firstEvents = Recorder(first)
-            try await first.connect()
-            let second = host.client(id: "r7")
+            let (first, _, second) = try await Self.replaced(id: "r7", on: host)
             let secondEvents = Recorder(second)
-            try await second.connect()
-            try await firstEvents.waitFor { $0.isClose }
             #expect(try await first.sendOrFallback(["route": "echo", "token": "over-ipc"]) == .ipc)
             // Long enough for the reconnect it started (50 ms retries) to have replaced `second`.
             try await Task.sleep(for: .seconds(2))
