@@ -300,6 +300,29 @@ test('connect: a client closed while it asks for the port opens no socket', { ti
   successor.close()
 })
 
+// A client replaced by a newer one of its id took the id back with its next sendOrFallback
+// (over IPC, it started a reconnect), and the two traded the id for ever. It stays down now
+// until connect() or reconnect().
+test('reconnect: a replaced client\'s sends do not take its id back', { timeout: 60000 }, async () => {
+  const first = new Conduit({ id: 'node-replaced-sends', connect: false, reconnect: { timeout: 50 } })
+  await first.connect()
+  const firstClosed = new Promise((resolve) => first.addEventListener('close', (event) => resolve(event.reason)))
+  const second = new Conduit({ id: 'node-replaced-sends', connect: false })
+  await second.connect()
+  assert.equal(await firstClosed, 'replaced')
+  let secondClosed = null
+  second.addEventListener('close', (event) => { secondClosed = event.reason })
+  assert.equal(await first.sendOrFallback({ route: 'echo', token: 'over-ipc' }), 'ipc')
+  await new Promise((resolve) => setTimeout(resolve, 2000)) // past the reconnect it started (50 ms)
+  assert.equal(secondClosed, null, 'the newer client kept its socket')
+  assert.ok(second.isOpen && !first.isOpen)
+  await first.connect()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  assert.equal(secondClosed, 'replaced', 'connect() takes the id back on purpose')
+  first.close()
+  second.close()
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

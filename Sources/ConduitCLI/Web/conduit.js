@@ -606,7 +606,7 @@ export class Conduit extends EventTarget {
     for (const conduit of Conduit.pool) conduit.#flushKept()
     const status = await Conduit.control('start', options)
     await Promise.all([...Conduit.pool]
-      .filter((conduit) => conduit.shouldReconnect && !conduit.isOpen)
+      .filter((conduit) => conduit.#reconnectsBySending && !conduit.isOpen)
       .map((conduit) => conduit.reconnect(conduit.reconnectOptions).catch(() => {})))
     return status
   }
@@ -630,6 +630,9 @@ export class Conduit extends EventTarget {
    * attempts, so a host that takes the socket and closes it is not retried at round-trip pace. */
   #openedAt = 0
   #quickCloses = 0
+  /** The host closed the socket as replaced by a newer one of the id: nothing reconnects it by
+   * itself (a send, `sendOrFallback`, `onApplicationResume`) until `connect()` or `reconnect()`. */
+  #replaced = false
   /** Sockets this client has opened: `reopen` is for the second and later. */
   #adopted = 0
   #fallback = null
@@ -697,6 +700,7 @@ export class Conduit extends EventTarget {
 
   /** Opens the socket; resolves once it is open (`callback(error | null)` as well). */
   connect (callback) {
+    this.#replaced = false
     const attempt = this.#connecting ?? (this.#connecting = this.#open().finally(() => { this.#connecting = null }))
     attempt.then(() => callback?.(null), (error) => callback?.(error))
     return attempt
@@ -781,8 +785,8 @@ export class Conduit extends EventTarget {
       this.#emit('close', { code: event.code, reason: event.reason })
       // A newer socket with this id (another tab) replaced this one: taking the id back by
       // itself would replace that one in turn, and the two would trade it for ever.
-      const replaced = event.code === 1000 && event.reason === 'replaced'
-      if (!this.shouldReconnect || Conduit.isPaused || replaced) return
+      this.#replaced = event.code === 1000 && event.reason === 'replaced'
+      if (!this.shouldReconnect || Conduit.isPaused || this.#replaced) return
       // Resume switches to the fallback stream while the socket is down (SPEC §9).
       if (this.#resume) this.#fallBackResuming()
       this.reconnect(this.reconnectOptions).catch(() => {})
@@ -919,11 +923,15 @@ export class Conduit extends EventTarget {
     return true
   }
 
+  /** Whether a send (or the app's return) may reconnect: not a client the host replaced (it
+   * took the id back from the newer socket, which then did the same). */
+  get #reconnectsBySending () { return this.shouldReconnect && !this.#replaced }
+
   #sendNumbered (options, payload, pastWindow) {
     if (!this.#resume.number(options, payload, pastWindow)) return false
     if (this.isOpen && this.#resumeReady && !Conduit.isPaused) {
       this.#sendUnsent()
-    } else if (!this.isOpen && this.shouldReconnect && !Conduit.isPaused) {
+    } else if (!this.isOpen && this.#reconnectsBySending && !Conduit.isPaused) {
       // (A socket open but not yet greeted needs nothing: its greeting sends what is kept.)
       this.#fallBackResuming()
       this.reconnect(this.reconnectOptions).catch(() => {})
@@ -970,7 +978,7 @@ export class Conduit extends EventTarget {
     // As the Swift client: dropped, it went unsaid.
     if ('key' in headers) throw new TypeError("sendOrFallback: a header 'key' can't travel over IPC (it is the shared key's query name)")
     this.startFallback()
-    if (this.shouldReconnect) this.reconnect(this.reconnectOptions).catch(() => {})
+    if (this.#reconnectsBySending) this.reconnect(this.reconnectOptions).catch(() => {})
     const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })
     // Header values come as bytes read one per character (a `ByteString`): the host's UTF-8
     // arrived as mojibake ('Ð·Ð½Ð°…' for 'зна…').
