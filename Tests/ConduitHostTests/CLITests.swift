@@ -218,6 +218,31 @@ struct CLITests {
         #expect(await capped.exit() == 0)
     }
 
+    /// Idle IPC connections without the key took every descriptor (`ipcMaxConnections`, 256,
+    /// was not held to the descriptor limit as waiting handshakes are): a keyed control call
+    /// waited in the backlog until they timed out. The IPC listener keeps to a quarter of the
+    /// descriptors, and makes room from connections that have not shown the key.
+    @Test func idleConnectionsWithoutTheKeyDoNotLockOutTheControlPlane() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let environment = [
+            "CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json",
+            "CONDUIT_IPC_IDLE_TIMEOUT_SECONDS": "300",
+        ]
+        let server = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: 200))
+        defer { server.killIfRunning() }
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let ipcPort = try #require(announce["ipcPort"] as? Int)
+        var idle: [RawTCPClient] = []
+        for _ in 0..<200 { idle.append(try await RawTCPClient.connect(port: ipcPort)) }
+        let status = try await RawTCPClient.connect(port: ipcPort)
+        try await status.send("GET /internal.conduit.status?key=cli-test-key HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        let answer = String(buffer: try await status.readUntilClosed(timeout: .seconds(20)))
+        #expect(answer.hasPrefix("HTTP/1.1 200"), "\(answer.prefix(200))")
+        for connection in idle { try? await connection.close() }
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
     /// Out of descriptors, accept fails while a connection waits in the backlog and the
     /// listening socket stays readable: the host tried again at once, for good, spinning a whole
     /// core (0.997 measured) on the loop that also serves its sockets; and the control plane

@@ -25,7 +25,10 @@ struct IPCLimits: Sendable {
     let bodyTimeout: TimeAmount
 
     init(_ settings: HostSettings) {
-        maxConnections = settings.ipcMaxConnections
+        // At most a quarter of the descriptors, as waiting handshakes: idle connections without
+        // the key took all of them, and a keyed call waited in the backlog until they timed out
+        // (making room from unproven ones happens only at this bound).
+        maxConnections = min(settings.ipcMaxConnections, max(2, DescriptorLimit.current / 4))
         idleTimeout = .nanoseconds(Int64(settings.ipcIdleTimeoutSeconds * 1e9))
         bodyTimeout = .nanoseconds(Int64(settings.ipcBodyTimeoutSeconds * 1e9))
     }
