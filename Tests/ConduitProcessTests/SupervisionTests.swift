@@ -48,8 +48,10 @@ struct SupervisionTests {
         try await TestHost.run(yaml: Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 20"), catalog: .processTests) { host in
             let client = try await host.connect()
             let before = try await client.pid()
-            try await client.send(["route": "fixture.slow", "token": "slow"], payload: Array("1.5".utf8))
-            try await Task.sleep(for: .milliseconds(200))  // written to the child, which sleeps
+            let mark = NSTemporaryDirectory() + "conduit-marked-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: mark) }
+            try await client.send(["route": "fixture.marked", "token": "slow", "mark": mark], payload: Array("1.5".utf8))
+            try await waitUntil { FileManager.default.fileExists(atPath: mark) }  // the child has it, and sleeps
             try Repository.yaml(fixtureOptions: "requestTimeoutSeconds: 21").write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
             try await host.host.reload()
             let slow = try await client.nextMessage(where: { $0.headers["token"] == "slow" })

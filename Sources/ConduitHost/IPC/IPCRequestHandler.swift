@@ -35,10 +35,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
     private var waiting: NIOHTTPServerRequestFull?
     /// The caller shut down its side: it sends nothing more, and reads the answer it waits for.
     private var inputClosed = false
-    /// The connection's requests a cancel can stop: its own timeout or close, or a `cancel` on
-    /// a socket of the id it named. The invocation's token, while it runs.
+    /// The connection's requests, which a `cancel` on a socket of the id they name can stop.
     private let cancellations = CancellationRegistry()
-    private var runningToken: String?
 
     init(services: IPCDependencies, logger: Logger, startStream: @escaping @Sendable () -> Bool) {
         self.services = services
@@ -54,8 +52,6 @@ final class IPCRequestHandler: ChannelInboundHandler {
         // Nothing more is answered: a reply already on its way to this loop (queued before the
         // handler is removed, which SwiftNIO does a task later) joined its parts and charged
         // them to the budget for a response never written, and never gave them back.
-        // A caller gone before its answer: the handler is told, and stops what it drives.
-        if !answered { cancelRunning() }
         answered = true
         replyTimeout?.cancel()
         replyTimeout = nil
@@ -172,23 +168,15 @@ final class IPCRequestHandler: ChannelInboundHandler {
         guard services.directory.touch(client, cancellations: cancellations) else { return failForNoPlace(client) }
         let answer = answerer()
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
+            // Not cancelled: a handler may go on for the id (an AI stream's tokens are pushes).
+            // Nor is a caller that shuts down its side: it may still read its answer.
             fail(.gatewayTimeout, .timeout("the handler did not reply within \(Double(services.replyTimeout.nanoseconds) / 1e9) s"))
-            cancelRunning()
         }
-        runningToken = headers.correlation?.value
         RouteInvocation.invoke(
             route: target.route, headers: headers, payload: body, requestBytes: body.readableBytes,
             client: client, transport: .ipc, eventLoop: eventLoop, registry: services.registry,
             limits: .init(inFlight: .ipcRequest(budget: services.directory.budget), timeout: .nanoseconds(services.replyTimeout.nanoseconds)),
             destination: IPCReplyDestination(answer: answer), cancellations: cancellations)
-    }
-
-    /// Stops the invocation that runs, if it has a token to be known by (a handler's work for
-    /// a caller that will never read its answer ran on: after a 504, or a caller gone).
-    private func cancelRunning() {
-        guard let token = runningToken else { return }
-        runningToken = nil
-        _ = cancellations.cancel(token)
     }
 
     /// A new id the host has no place for: every id it holds is connected.

@@ -6,6 +6,7 @@
     fixture.killed   says why on stderr, then is killed by SIGKILL, without replying
     fixture.hang     never answers anything again
     fixture.slow     replies after as many seconds as the payload says
+    fixture.marked   creates the file the header `mark` names, then acts as fixture.slow
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
@@ -36,7 +37,9 @@ def main():
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "hang":
             time.sleep(3600)
-        elif action == "slow":
+        elif action in ("slow", "marked"):
+            if action == "marked":
+                open(request.get("mark"), "w").close()
             time.sleep(float(request.payload.decode()))
             child.reply(request)
         elif action == "garbage":
