@@ -70,6 +70,29 @@ struct SupervisionTests {
         }
     }
 
+    /// A child's exit is seen from its process descriptor at once, before the host has read
+    /// what it wrote last: its answer, still in the pipe, was failed "exited before answering".
+    /// What the child wrote is read to the pipe's end first.
+    @Test func anAnswerWrittenJustBeforeTheChildExitsArrives() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            for round in 0..<6 {
+                let reply = try await client.request(Message(headers: ["route": "fixture.last", "token": "last-\(round)"]))
+                #expect(reply.headers["error"] == nil, "round \(round): \(reply.headers) \(String(buffer: reply.payload).prefix(200))")
+                // Parts of 65,535 bytes: the rest follow.
+                if reply.headers["error"] != nil { break }
+                var received = reply.payload.readableBytes
+                var more = reply.headers["more"] == "true"
+                while more {
+                    let part = try await client.nextMessage(where: { $0.headers["token"] == "last-\(round)" })
+                    received += part.payload.readableBytes
+                    more = part.headers["more"] == "true"
+                }
+                #expect(received == 200_000)
+            }
+        }
+    }
+
     /// Requests waiting for a child hold their bytes of the host's budget, as requests
     /// answered from a task do: a child that stops answering held up to `maxInFlight` (1,024)
     /// of them outside it. Past the incoming half a request is answered `UnavailableError`.

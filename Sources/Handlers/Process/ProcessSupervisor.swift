@@ -173,6 +173,7 @@ final class ProcessSupervisor: Sendable {
     private func write(_ id: UInt64, to child: RunningChild) {
         guard let frames = state.value.pending[id]?.frames else { return }
         state.value.pending[id]?.writtenTo = child.incarnation
+        state.value.lastGiven = child.incarnation
         state.value.pending[id]?.frames = nil
         state.value.pending[id]?.timeout = eventLoop.scheduleTask(in: limits.requestTimeout) { self.timedOut(id) }
         let bytes = frames.readableBytes
@@ -323,9 +324,19 @@ final class ProcessSupervisor: Sendable {
             if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = exit }
             return
         }
-        // Asked before the requests it had are answered: a child that died with requests may
-        // have died of one.
-        let hadRequests = state.pending.values.contains { $0.writtenTo == incarnation }
+        // A child that died after it was given requests may have died of one.
+        let hadRequests = state.lastGiven == incarnation
+        // Seen from its process descriptor, the exit can come before its last answers are read
+        // from its stdout (a reply written just before exiting was failed "exited before
+        // answering"): they are read first, to the pipe's end, as its stderr's last line is.
+        // New requests wait for the next child meanwhile.
+        if state.phase == .running { state.phase = .retiring }
+        afterEnd(of: child.process.channel) { self.ended(child, exit, hadRequests: hadRequests) }
+    }
+
+    private func ended(_ child: RunningChild, _ exit: ChildExit, hadRequests: Bool) {
+        let state = state.value
+        guard state.child?.incarnation == child.incarnation else { return }
         state.child = nil
         state.parts.reset()
         state.consecutiveTimeouts = 0
@@ -344,10 +355,12 @@ final class ProcessSupervisor: Sendable {
         let goesDown = !stopped && state.startupCrashes >= limits.maxStartupCrashes
         // No restart from here on; the reason names the last stderr line, so it waits for it.
         if goesDown { state.phase = .down }
-        afterStderrEnds(of: child) {
+        afterEnd(of: child.process.stderr) {
             if goesDown { self.takeDown(after: exit, child: child) }
             self.answerWritten(to: child, after: exit)
         }
+        // Read 10 s more: a line read after that still goes into a route's down reason.
+        eventLoop.scheduleTask(in: .seconds(13)) { child.process.stderr.close(promise: nil) }
         guard !stopped, !goesDown else { return }
         logger.warning("handler process exited; restarting it", metadata: [
             "process.pid": "\(child.process.pid)", "process.exit": "\(exit)",
@@ -387,22 +400,19 @@ final class ProcessSupervisor: Sendable {
         state.failWritten(to: child.incarnation, .unavailable(downReason.withLock { $0 } ?? restarted))
     }
 
-    /// Runs `body` once, when the child's stderr pipe has ended: its last line may still be in
-    /// the pipe when the exit is seen. Three seconds at most, if another process keeps the pipe
-    /// open (one the child started, or one the host spawned at the same moment, which inherited
-    /// it): a quarter second, then a second, were too short for a loaded CI machine. The pipe
-    /// is read 10 s more before it is closed: a line read after `body` still goes into a
-    /// route's down reason.
-    private func afterStderrEnds(of child: RunningChild, _ body: @escaping @Sendable () -> Void) {
+    /// Runs `body` once, when one of the child's pipes has ended: what it wrote last may still
+    /// be in the pipe when the exit is seen. Three seconds at most, if another process keeps
+    /// the pipe open (one the child started, or one the host spawned at the same moment, which
+    /// inherited it): a quarter second, then a second, were too short for a loaded CI machine.
+    private func afterEnd(of pipe: any Channel, _ body: @escaping @Sendable () -> Void) {
         let done = NIOLoopBoundBox(false, eventLoop: eventLoop)
         let once: @Sendable () -> Void = {
             guard !done.value else { return }
             done.value = true
             body()
         }
-        child.process.stderr.closeFuture.whenComplete { _ in once() }
+        pipe.closeFuture.whenComplete { _ in once() }
         eventLoop.scheduleTask(in: .seconds(3)) { once() }
-        eventLoop.scheduleTask(in: .seconds(13)) { child.process.stderr.close(promise: nil) }
     }
 }
 

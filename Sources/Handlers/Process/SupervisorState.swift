@@ -31,6 +31,9 @@ final class SupervisorState {
     var consecutiveTimeouts = 0
     /// Children in a row that exited within the start-up window.
     var startupCrashes = 0
+    /// The last child given a request: one that exits after it is no crash at start-up, though
+    /// it answered them all before its exit was seen.
+    var lastGiven: Int?
     /// The exit, and the child, that took the route down.
     var wentDownAfter: (exit: ChildExit, incarnation: Int)?
     var restart: Scheduled<Void>?

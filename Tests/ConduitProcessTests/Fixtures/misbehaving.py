@@ -7,6 +7,7 @@
     fixture.hang     never answers anything again
     fixture.slow     replies after as many seconds as the payload says
     fixture.marked   creates the file the header `mark` names, then acts as fixture.slow
+    fixture.last     replies with 200,000 bytes, then exits at once (status 0)
     fixture.garbage  writes unframed text to stdout (a stray print), without replying
     fixture.stderr   prints the payload to stderr, then replies
     fixture.env      replies with the value of the environment variable named in the payload
@@ -42,6 +43,10 @@ def main():
                 open(request.get("mark"), "w").close()
             time.sleep(float(request.payload.decode()))
             child.reply(request)
+        elif action == "last":
+            child.reply(request, b"z" * 200_000)
+            sys.stdout.flush()
+            os._exit(0)
         elif action == "garbage":
             os.write(1, b"oops, a stray print\n")
         elif action == "stderr":
