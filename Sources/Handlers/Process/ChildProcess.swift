@@ -41,6 +41,7 @@ struct ChildProcess: Sendable {
         }
         let started = eventLoop.makePromise(of: Int32.self)
         Task.detached {
+            var launched: Int32?
             do {
                 let record = try await Subprocess.run(
                     .path(FilePath(command.executable.path)), arguments: Arguments(command.arguments),
@@ -50,6 +51,7 @@ struct ChildProcess: Sendable {
                     output: .fileDescriptor(FileDescriptor(rawValue: pipes.stdout.write), closeAfterSpawningProcess: true),
                     error: .fileDescriptor(FileDescriptor(rawValue: pipes.stderr.write), closeAfterSpawningProcess: true)
                 ) { execution in
+                    launched = execution.processIdentifier.value
                     started.succeed(execution.processIdentifier.value)
                 }
                 switch record.terminationStatus {
@@ -57,8 +59,13 @@ struct ChildProcess: Sendable {
                 case .signaled(let signal): onExit(.signal(signal))
                 }
             } catch {
-                // Not started: the child's ends were closed by the launch (or are here).
-                for descriptor in [pipes.stdin.read, pipes.stdout.write, pipes.stderr.write] { _ = close(descriptor) }
+                // Started, but its end could not be awaited: it is ended here, and said so.
+                if let launched {
+                    killProcess(launched)
+                    return onExit(.signal(SIGKILL))
+                }
+                // Not started: swift-subprocess has closed the child's ends (closing them here
+                // too could close a descriptor another thread has been given since); ours go.
                 for descriptor in [pipes.stdin.write, pipes.stdout.read, pipes.stderr.read] { _ = close(descriptor) }
                 started.fail(ChildCommandError(description: "could not start \(command.executable.path): \(error)"))
             }
