@@ -92,13 +92,14 @@ public struct Headers: Hashable, Sendable, RandomAccessCollection, ExpressibleBy
     /// for itself (`x-client`), which a peer that matches names without case (as HTTP does)
     /// must not find sent by someone else too.
     public mutating func removeAll(anyCaseOf name: String) {
-        let wanted = Array(name.utf8).map(Self.lowercased)
-        guard fields.contains(where: { Self.matches($0.name, wanted) }) else { return }
-        fields.removeAll { Self.matches($0.name, wanted) }
+        guard fields.contains(where: { Self.matches($0.name, name) }) else { return }
+        fields.removeAll { Self.matches($0.name, name) }
     }
 
-    private static func matches(_ name: String, _ wanted: [UInt8]) -> Bool {
-        name.utf8.count == wanted.count && zip(name.utf8, wanted).allSatisfy { lowercased($0) == $1 }
+    /// Compared byte by byte, without a lowered copy of either: it runs on every request a
+    /// child or a NATS worker is given.
+    private static func matches(_ field: String, _ name: String) -> Bool {
+        field.utf8.count == name.utf8.count && zip(field.utf8, name.utf8).allSatisfy { lowercased($0) == lowercased($1) }
     }
 
     private static func lowercased(_ byte: UInt8) -> UInt8 {
