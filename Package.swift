@@ -121,7 +121,7 @@ let package = Package(
             capability: .command(intent: .custom(verb: "lint-config", description: "Validate config/**/*.yaml against the registered handler kinds"))
         ),
         handlerModule("ConduitEcho", path: "Echo"),
-        handlerModule("ConduitUDP", path: "UDP", [nio("NIOPosix"), nio("NIOConcurrencyHelpers")]),
+        handlerModule("ConduitUDP", path: "UDP", [nio("NIOPosix"), nio("NIOConcurrencyHelpers"), .product(name: "CoreMetrics", package: "swift-metrics")]),
         // `tls.*`: a TLS client bridge and a local TLS echo service (SwiftNIO SSL).
         handlerModule("ConduitTLS", path: "TLS", [
             nio("NIOPosix"), nio("NIOConcurrencyHelpers"), nio("NIOTLS"),
@@ -260,7 +260,7 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: settings
         ),
-        socketTests("ConduitUDPTests", ["ConduitUDP", nio("NIOPosix")]),
+        socketTests("ConduitUDPTests", ["ConduitUDP", "ConduitClient", nio("NIOPosix")]),
         socketTests("ConduitIPCTests", [
             "ConduitEcho", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1"), logging,
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

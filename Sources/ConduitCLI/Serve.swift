@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConduitHost
+import ConduitKit
 import ConduitNATSHandler
 import Foundation
 import Logging

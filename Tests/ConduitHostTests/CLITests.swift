@@ -218,6 +218,31 @@ struct CLITests {
         #expect(await capped.exit() == 0)
     }
 
+    /// UDP sockets bound over IPC alone took every descriptor the host had left (`maxSockets`,
+    /// 1,024, was not held to the descriptor limit): then no WebSocket client could connect.
+    /// They keep to a quarter of it, as waiting handshakes and IPC connections do.
+    @Test func udpSocketsKeepToAQuarterOfTheDescriptors() async throws {
+        let path = try writeConfig("routes:\n  - route: udp.*\n    handler: udp\n")
+        let environment = ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"]
+        let server = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: 200))
+        defer { server.killIfRunning() }
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let (port, ipcPort) = (try #require(announce["port"] as? Int), try #require(announce["ipcPort"] as? Int))
+        let ipc = IPCClient(port: ipcPort, key: "cli-test-key")
+        var bound = 0
+        var refusal = ""
+        for n in 0..<200 {
+            let response = try await ipc.request(.POST, "/udp.bind?id=u\(n)")
+            if response.status == .ok { bound += 1 } else { refusal = String(buffer: response.body) }
+        }
+        #expect(bound == 50, "\(bound) sockets bound")
+        #expect(refusal.contains("descriptor limit"), "\(refusal)")
+        let client = try await TestWebSocketClient.connect(port: port, path: "/after-udp/0?key=cli-test-key")
+        try await client.close()
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
     /// Idle IPC connections without the key took every descriptor (`ipcMaxConnections`, 256,
     /// was not held to the descriptor limit as waiting handshakes are): a keyed control call
     /// waited in the backlog until they timed out. The IPC listener keeps to a quarter of the

@@ -18,6 +18,7 @@ struct UDPState: Decodable {
     let evicted: Int
     let ignored: Int
     let droppedTooLarge: Int
+    let droppedByKernel: Int
 }
 
 private struct DataEnvelope<Value: Decodable>: Decodable { let data: Value }
@@ -32,8 +33,8 @@ extension TestWebSocketClient {
 
     /// Binds an ephemeral socket on 127.0.0.1, starts reading, and returns its port.
     func bindAndRead() async throws -> Int {
-        let bound = try await udpState(["route": "udp.bind"])
-        _ = try await udpState(["route": "udp.readStart"])
+        let bound = try await udpState(["route": "udp.bind", "token": "bind"])
+        _ = try await udpState(["route": "udp.readStart", "token": "readStart"])
         return try #require(bound.port)
     }
 }

@@ -21,10 +21,11 @@ struct UDPSendInFlightTests {
 
     @Test func aSendWaitingForTheKernelHoldsItsPlaceInFlight() throws {
         let channel = EmbeddedChannel(handler: WritesNeverDone())
-        let counters = UDPSocket.Counters()
+        let counters = UDPSocket.Counters(totals: UDPTotals(route: "udp.*"))
         let client = ClientID("sender")!
-        let reader = DatagramReader(client: client, pushes: RecordingPushSink(), counters: counters, route: "udp.data", maxDatagramBytes: 1024)
-        let socket = UDPSocket(channel: channel, reader: reader, counters: counters, maxDatagramBytes: 1024)
+        let pushes = RecordingPushSink()
+        let reader = DatagramReader(client: client, pushes: pushes, counters: counters, route: "udp.data", maxDatagramBytes: 1024)
+        let socket = UDPSocket(channel: channel, reader: reader, counters: counters, pushes: pushes, route: "udp.end", maxDatagramBytes: 1024)
         let limit = InFlightLimit(limit: 2)
         let answers = NIOLockedValueBox<[Result<Reply, ConduitError>]>([])
         let responder = Responder(inFlight: limit) { answer in answers.withLockedValue { $0.append(answer) } }

@@ -356,8 +356,10 @@ extension UDPTests {
             // Linux refuses it (`EACCES`: no `SO_BROADCAST`) and NIO closes the socket: it is
             // gone from the id, which may bind again.
             #expect(String(buffer: broadcast.payload).contains("the socket closed: bind again"), "\(String(buffer: broadcast.payload))")
-            let state = try await client.request(.init(headers: ["route": "udp.getState"]))
+            let state = try await client.request(.init(headers: ["route": "udp.getState", "token": "state"]))
             #expect(state.headers["error"] == "NotFoundError")
+            // Its reader is told (`udp.end`), ahead of anything the next socket reads.
+            #expect(try await client.nextMessage().headers["route"] == "udp.end")
             let again = try await client.bindAndRead()
             try await peer.send(Array("again".utf8), to: again)
             #expect(String(buffer: try await client.nextMessage().payload) == "again")

@@ -1,3 +1,4 @@
+import ConduitKit
 import NIOCore
 
 /// What every IPC connection shares.

@@ -58,7 +58,7 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         }
         // Longer than the limit (read cut to one byte past it): dropped whole, never pushed cut.
         guard envelope.data.readableBytes <= maxDatagramBytes else {
-            counters.tooLarge.add(1, ordering: .relaxed)
+            counters.droppedTooLarge()
             return
         }
         // A copy of just the datagram: with vector reads it is a slice of the whole read's
@@ -70,5 +70,20 @@ final class DatagramReader: ChannelInboundHandler, Sendable {
         case .bufferedDroppingOldest: counters.droppedOldest.add(1, ordering: .relaxed)
         case .dropped: counters.dropped.add(1, ordering: .relaxed)
         }
+    }
+
+    /// The kernel's drops are read again at most this often while datagrams come: a read of
+    /// them per read call cost a system call per datagram at the default size.
+    private static let kernelDropsInterval = TimeAmount.milliseconds(100)
+    /// When they are next read (uptime nanoseconds).
+    private let nextKernelDropsRead = Atomic<UInt64>(0)
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        if now >= nextKernelDropsRead.load(ordering: .relaxed) {
+            nextKernelDropsRead.store(now + UInt64(Self.kernelDropsInterval.nanoseconds), ordering: .relaxed)
+            counters.readKernelDrops(of: context.channel)
+        }
+        context.fireChannelReadComplete()
     }
 }

@@ -55,10 +55,11 @@ public final class UDPHandler: ConduitHandler {
 
     /// The read buffer of one socket, kept by NIO for the socket's life: one recvmmsg call
     /// takes as many datagrams as fit with room for `maxDatagramBytes` each (NIO divides the
-    /// buffer evenly), at most 32. One at the default 65,507, 32 at 2 KiB. Larger buffers read
-    /// faster (8 per read: 205k datagrams/s, 1: 100k) but cost every bound socket that
-    /// much memory: 512 KiB took a 200-client soak from 101 to 153 MB.
-    private static let readBufferBytes = 64 << 10
+    /// buffer evenly), at most 32. One at the default 65,507, 32 at 2 KiB (each datagram's
+    /// room is one byte more: 64 KiB took 31). Larger buffers read faster (8 per read: 205k
+    /// datagrams/s, 1: 100k) but cost every bound socket that much memory: 512 KiB took a
+    /// 200-client soak from 101 to 153 MB.
+    private static let readBufferBytes = 32 * (2_048 + 1)
     private var datagramsPerRead: Int { min(32, max(1, Self.readBufferBytes / datagramRoom)) }
     /// The room each datagram is read into: one byte more than the limit, so that a longer
     /// datagram (cut by the kernel to its room, which NIO does not report) shows as longer and
@@ -69,10 +70,19 @@ public final class UDPHandler: ConduitHandler {
     private let context: HandlerContext
     private let sockets = NIOLockedValueBox(Sockets())
 
-    /// The open sockets by id, and how many binds are under way (they count against `maxSockets`).
+    /// Sockets open at once: the option, within a quarter of the process's descriptor limit,
+    /// as waiting handshakes and IPC connections are: each socket holds a descriptor, and
+    /// binds over IPC alone took every one the host had left, so no client could connect.
+    private let maxSockets: Int
+    private let totals: UDPTotals
+
+    /// The open sockets by id, and the binds under way (they count against `maxSockets`).
     private struct Sockets {
         var open: [ClientID: UDPSocket] = [:]
-        var binding = 0
+        /// By ticket: the id binding, and whether it expired meanwhile (its socket, bound
+        /// after its expiry closed what it had, would be closed by nothing).
+        var binding: [Int: (client: ClientID, expired: Bool)] = [:]
+        var nextTicket = 0
         /// The handler stopped (a reload took its route): a bind under way then is undone.
         var stopped = false
     }
@@ -80,6 +90,8 @@ public final class UDPHandler: ConduitHandler {
     public init(options: Options, context: HandlerContext) throws {
         self.options = options
         self.context = context
+        self.maxSockets = min(options.maxSockets, max(1, DescriptorLimit.current / 4))
+        self.totals = UDPTotals(route: context.route)
     }
 
     public func handle(_ request: Request, responder: Responder) throws {
@@ -91,23 +103,36 @@ public final class UDPHandler: ConduitHandler {
         case "readStart": try socket(of: request).setReading(true, responder)
         case "readStop": try socket(of: request).setReading(false, responder)
         case "close": try close(request.client, responder)
-        case "getState": responder.reply(json: try socket(of: request).state)
+        case "getState": try socket(of: request).replyWithState(responder)
         default: throw ConduitError.notFound("no UDP operation '\(request.route)'")
         }
     }
 
     public func clientEvent(_ event: ClientEvent) {
         guard case .expired(let client) = event else { return }
-        sockets.withLockedValue { $0.open.removeValue(forKey: client) }?.close()
+        let socket = sockets.withLockedValue { sockets in
+            for (ticket, bind) in sockets.binding where bind.client == client { sockets.binding[ticket]!.expired = true }
+            return sockets.open.removeValue(forKey: client)
+        }
+        socket?.close()
     }
 
     public func stop() async {
         let open = sockets.withLockedValue { sockets in
             sockets.stopped = true
             defer { sockets.open = [:] }
-            return sockets.open.values
+            return sockets.open
         }
-        for socket in open { socket.close() }
+        // Each id is told: its socket and its reads are gone until it binds again.
+        for (client, socket) in open {
+            socket.close()
+            socket.end(for: client, reason: "the UDP route's handler stopped (a reload changed it, or the host is shutting down): bind again")
+        }
+    }
+
+    public var diagnostics: [String: DiagnosticValue]? {
+        let open = sockets.withLockedValue { Array($0.open.values) }
+        return totals.diagnostics(open: open)
     }
 
     // MARK: Operations
@@ -118,19 +143,19 @@ public final class UDPHandler: ConduitHandler {
             throw ConduitError.badRequest("'port' must be 0…65535 (0 picks a free port)")
         }
         let address = try Self.socketAddress(request.headers["address"] ?? options.defaultBindAddress, port: port)
-        let refusal = sockets.withLockedValue { sockets -> ConduitError? in
-            guard !sockets.stopped else { return Self.stopped }
+        let ticket = try sockets.withLockedValue { sockets throws(ConduitError) -> Int in
+            guard !sockets.stopped else { throw Self.stopped }
             guard sockets.open[client] == nil else {
-                return .badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
+                throw .badRequest("client '\(client)' already has a UDP socket; \(context.route("close")) it first")
             }
-            guard sockets.open.count + sockets.binding < options.maxSockets else {
-                return .unavailable("the host has \(options.maxSockets) UDP sockets open (the udp option maxSockets)")
+            guard sockets.open.count + sockets.binding.count < maxSockets else {
+                throw .unavailable("the host has \(maxSockets) UDP sockets open (\(maxSocketsOrigin))")
             }
-            sockets.binding += 1
-            return nil
+            defer { sockets.nextTicket += 1 }
+            sockets.binding[sockets.nextTicket] = (client, false)
+            return sockets.nextTicket
         }
-        if let refusal { throw refusal }
-        let counters = UDPSocket.Counters()
+        let counters = UDPSocket.Counters(totals: totals)
         let reader = DatagramReader(client: client, pushes: context.pushes, counters: counters, route: context.route("data"), maxDatagramBytes: options.maxDatagramBytes)
         // On the requesting connection's event loop: its pushes are then written at once,
         // with no hop to another thread (after a reconnect on another loop, the host's push
@@ -144,14 +169,15 @@ public final class UDPHandler: ConduitHandler {
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(reader) }
             }
             .bind(to: address)
-            .whenComplete { [sockets, options] result in
+            .whenComplete { [sockets, options, pushes = context.pushes, endRoute = context.route("end")] result in
                 switch result {
                 case .success(let channel):
-                    let socket = UDPSocket(channel: channel, reader: reader, counters: counters, maxDatagramBytes: options.maxDatagramBytes)
-                    // Another bind of the id, or the handler's stop, came first: undone.
+                    let socket = UDPSocket(channel: channel, reader: reader, counters: counters, pushes: pushes, route: endRoute, maxDatagramBytes: options.maxDatagramBytes)
+                    // Another bind of the id, its expiry or the handler's stop came first: undone.
                     let refusal = sockets.withLockedValue { sockets -> ConduitError? in
-                        sockets.binding -= 1
+                        let expired = sockets.binding.removeValue(forKey: ticket)?.expired ?? false
                         guard !sockets.stopped else { return Self.stopped }
+                        guard !expired else { return .unavailable("client '\(client)' expired while its socket was being bound: bind again") }
                         guard sockets.open[client] == nil else { return .badRequest("client '\(client)' already has a UDP socket") }
                         sockets.open[client] = socket
                         return nil
@@ -160,18 +186,24 @@ public final class UDPHandler: ConduitHandler {
                         socket.close()
                         responder.fail(refusal)
                     } else {
-                        // Closed under the handler too (NIO closes it on most send errors):
-                        // the id may bind again, and nothing reports a dead socket as reading.
+                        // Closed under the handler (NIO closes it on most send errors): the id
+                        // may bind again, nothing reports a dead socket as reading, and its
+                        // reader is told, as a stream's is.
                         channel.closeFuture.whenComplete { _ in
-                            sockets.withLockedValue { if $0.open[client] === socket { $0.open.removeValue(forKey: client) } }
+                            let closedUnder = sockets.withLockedValue { $0.open[client] === socket ? $0.open.removeValue(forKey: client) != nil : false }
+                            if closedUnder { socket.end(for: client, reason: socket.closedBy) }
                         }
                         responder.reply(json: socket.state)
                     }
                 case .failure(let error):
-                    sockets.withLockedValue { $0.binding -= 1 }
+                    sockets.withLockedValue { _ = $0.binding.removeValue(forKey: ticket) }
                     responder.fail(UDPError.bindFailed(address, error))
                 }
             }
+    }
+
+    private var maxSocketsOrigin: String {
+        maxSockets < options.maxSockets ? "a quarter of the process's descriptor limit, \(DescriptorLimit.current)" : "the udp option maxSockets"
     }
 
     private static let stopped = ConduitError.unavailable("the UDP route's handler stopped (a reload or the shutdown); bind again")

@@ -1,4 +1,5 @@
 import ConduitKit
+import ConduitWire
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
@@ -7,6 +8,7 @@ import Synchronization
 final class UDPSocket: Sendable {
     /// What `udp.getState` reports, so a burst can be accounted for.
     final class Counters: Sendable {
+        let totals: UDPTotals
         let received = Atomic<Int>(0)
         let pushed = Atomic<Int>(0)
         let buffered = Atomic<Int>(0)
@@ -17,6 +19,24 @@ final class UDPSocket: Sendable {
         let sent = Atomic<Int>(0)
         /// Pushed datagrams the host dropped after accepting them.
         let evicted = DropTally()
+        /// Dropped by the kernel, as last read (`KernelDrops`).
+        let droppedByKernel = Atomic<Int>(0)
+
+        init(totals: UDPTotals) {
+            self.totals = totals
+        }
+
+        func droppedTooLarge() {
+            tooLarge.add(1, ordering: .relaxed)
+            totals.droppedTooLarge()
+        }
+
+        /// Reads the kernel's count again. On the socket's event loop.
+        func readKernelDrops(of channel: any Channel) {
+            guard let now = KernelDrops.read(channel) else { return }
+            let before = droppedByKernel.exchange(now, ordering: .relaxed)
+            if now > before { totals.droppedByKernel(now - before) }
+        }
     }
 
     struct State: Encodable {
@@ -42,21 +62,33 @@ final class UDPSocket: Sendable {
         let ignored: Int
         /// Longer than the option maxDatagramBytes: dropped whole, not pushed.
         let droppedTooLarge: Int
+        /// Dropped by the kernel before any read, the socket's receive buffer full (Linux).
+        let droppedByKernel: Int
         let sent: Int
     }
 
     private let channel: any Channel
     private let reader: DatagramReader
     private let counters: Counters
+    private let pushes: any PushSink
+    /// `udp.end` under the handler's mount.
+    private let endRoute: String
     private let maxDatagramBytes: Int
     private let peer = NIOLockedValueBox<SocketAddress?>(nil)
+    /// The send error after which NIO closed the socket.
+    private let fatalSendError = NIOLockedValueBox<String?>(nil)
 
-    init(channel: any Channel, reader: DatagramReader, counters: Counters, maxDatagramBytes: Int) {
+    init(channel: any Channel, reader: DatagramReader, counters: Counters, pushes: any PushSink, route endRoute: String, maxDatagramBytes: Int) {
         self.channel = channel
         self.reader = reader
         self.counters = counters
+        self.pushes = pushes
+        self.endRoute = endRoute
         self.maxDatagramBytes = maxDatagramBytes
+        channel.closeFuture.whenComplete { [counters] _ in counters.totals.socketClosed(droppedByKernel: counters.droppedByKernel.load(ordering: .relaxed)) }
     }
+
+    var droppedByKernel: Int { counters.droppedByKernel.load(ordering: .relaxed) }
 
     var state: State {
         let local = channel.localAddress
@@ -67,8 +99,17 @@ final class UDPSocket: Sendable {
             pushedLive: counters.pushed.load(ordering: .relaxed), pushedBuffered: counters.buffered.load(ordering: .relaxed),
             pushedDroppingOldest: counters.droppedOldest.load(ordering: .relaxed), dropped: counters.dropped.load(ordering: .relaxed),
             evicted: counters.evicted.count,
-            ignored: counters.ignored.load(ordering: .relaxed), droppedTooLarge: counters.tooLarge.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
+            ignored: counters.ignored.load(ordering: .relaxed), droppedTooLarge: counters.tooLarge.load(ordering: .relaxed),
+            droppedByKernel: counters.droppedByKernel.load(ordering: .relaxed), sent: counters.sent.load(ordering: .relaxed)
         )
+    }
+
+    /// Answers the state with the kernel's drops read now, on the socket's event loop.
+    func replyWithState(_ responder: Responder) {
+        channel.eventLoop.execute { [self] in
+            counters.readKernelDrops(of: channel)
+            responder.reply(json: state)
+        }
     }
 
     /// Sets the default destination of `udp.send`; datagrams from other peers are ignored.
@@ -104,16 +145,21 @@ final class UDPSocket: Sendable {
         // take yet (EAGAIN on a congested path), and sends unheld piled up there without end.
         responder.respondWhenDone { finish in
             let responder = Responder(finish)
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters, channel] result in
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload)).whenComplete { [counters, channel, fatalSendError] result in
                 switch result {
                 case .success:
                     counters.sent.add(1, ordering: .relaxed)
                     responder.reply(json: ["bytes": bytes])
                 case .failure(let error):
-                    // NIO closes the socket on any error of a send but a few (e.g. `EACCES` for a
-                    // broadcast address); the socket then leaves its id (`UDPHandler`).
-                    let closed = channel.isActive ? "" : "; the socket closed: bind again"
-                    responder.fail(.unavailable("the datagram to \(destination) could not be sent: \(error)\(closed)"))
+                    // NIO closes the socket on any error of a send but EMSGSIZE, EHOSTUNREACH,
+                    // ECONNREFUSED and ENOMEM (a broadcast address's EACCES closes it); the
+                    // socket then leaves its id, and its reader is told (`UDPHandler`).
+                    let failure = "the datagram to \(destination) could not be sent: \(error)"
+                    guard channel.isActive else {
+                        fatalSendError.withLockedValue { $0 = failure }
+                        return responder.fail(.unavailable("\(failure); the socket closed: bind again"))
+                    }
+                    responder.fail(.unavailable(failure))
                 }
             }
         }
@@ -132,8 +178,24 @@ final class UDPSocket: Sendable {
         address.protocol == .inet6 ? "an IPv6" : "an IPv4"
     }
 
+    /// Closes the socket, its kernel drops read first (they are gone with it).
     func close() {
-        channel.close(promise: nil)
+        channel.eventLoop.execute { [self] in
+            counters.readKernelDrops(of: channel)
+            channel.close(promise: nil)
+        }
+    }
+
+    /// Why NIO closed the socket under its handler.
+    var closedBy: String {
+        let failure = fatalSendError.withLockedValue { $0 } ?? "an error of the socket"
+        return "the socket closed after \(failure): bind again"
+    }
+
+    /// Tells the id its socket is gone (`udp.end` with the reason): a client only reading
+    /// would otherwise wait for datagrams that no longer come.
+    func end(for client: ClientID, reason: String) {
+        pushes.push(Message(headers: ["route": endRoute, "reason": reason], payload: ByteBuffer()), to: client, delivery: .reliable)
     }
 }
 
