@@ -63,16 +63,7 @@ struct ResumeCarryOverTests {
     @Test func aMessageWhoseFirstPartsWereAcknowledgedIsNotCarriedInPart() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let id = ClientID("carry3")!
-            let (first, greeting) = try await ResumeTests.resume(host, id: "carry3")
-            let epoch = try #require(greeting.headers["epoch"])
-            host.host.directory.push(numberedPush(1, payload: ByteBuffer(repeating: 1, count: WireLimits.maxPayloadBytes + 10)), to: id)
-            host.host.directory.push(numberedPush(2), to: id)
-            for _ in 1...3 { _ = try await first.nextMessage() }
-            try await first.send(["ack": "1"])
-            try await waitUntil { host.client("carry3")?.resume?.acknowledged == 1 }
-            try await first.close()
-            try await waitUntil { host.client("carry3")?.connected == false }
-
+            let epoch = try await Self.acknowledgeAFirstPartAndLeave(host, id: "carry3")
             let (again, reset) = try await ResumeTests.resume(host, id: "carry3", epoch: "not-" + epoch)
             #expect(reset.headers["reset"] == "true")
             host.host.directory.push(numberedPush(3), to: id)
@@ -81,6 +72,22 @@ struct ResumeCarryOverTests {
             let next = try await again.nextMessage()
             #expect(next.headers["n"] == "3" && next.headers["pos"] == "2")
         }
+    }
+
+    /// Pushes message 1 in two parts and message 2, acknowledges the first part only, closes;
+    /// returns the epoch.
+    static func acknowledgeAFirstPartAndLeave(_ host: TestHost, id name: String) async throws -> String {
+        let id = ClientID(name)!
+        let (first, greeting) = try await ResumeTests.resume(host, id: name)
+        let epoch = try #require(greeting.headers["epoch"])
+        host.host.directory.push(numberedPush(1, payload: ByteBuffer(repeating: 1, count: WireLimits.maxPayloadBytes + 10)), to: id)
+        host.host.directory.push(numberedPush(2), to: id)
+        for _ in 1...3 { _ = try await first.nextMessage() }
+        try await first.send(["ack": "1"])
+        try await waitUntil { host.client(name)?.resume?.acknowledged == 1 }
+        try await first.close()
+        try await waitUntil { host.client(name)?.connected == false }
+        return epoch
     }
 
     /// A socket that replaces the id's open one with a reset: the open socket's window comes

@@ -241,6 +241,12 @@ final class ResumeState: Sendable {
                 return greeting
             }
             acknowledge(request.received, in: &state)
+            // The client lacks the first parts of the message the window begins inside (it
+            // resumes below its acknowledgement): the rest of it goes too, lost with them, or
+            // the replay began inside a message and the client joined its tail to nothing.
+            if state.releasedInsideAMessage, request.received < state.firstPosition - 1 {
+                releaseOldest(Self.partsLeft(of: state), in: &state)
+            }
             let firstHeld = state.firstPosition
             let lost = Int(firstHeld - 1 - min(request.received, firstHeld - 1))
             state.counters.add(.lost, lost, metrics: budget.metrics)
@@ -269,23 +275,40 @@ final class ResumeState: Sendable {
         }
     }
 
+    /// The parts of the message the window begins inside that it still holds.
+    private static func partsLeft(of state: State) -> Int {
+        var count = 0
+        while count < state.window.count, !state.window[count].endsMessage { count += 1 }
+        return min(count + 1, state.window.count)
+    }
+
     /// The window's messages from the first that begins a message (the client may have
-    /// acknowledged the first parts of one), for a reset to send again with new positions.
+    /// acknowledged the first parts of one), for a reset to send again with new positions:
+    /// whole, a message's parts joined again, so that each is numbered, kept and dropped as
+    /// the one message it is (carried as parts, each was kept as a message of its own, and the
+    /// window could drop some parts of one and replay the rest).
     private func carriedOver(in state: inout State) -> [Message] {
-        var skipped = 0
-        if state.releasedInsideAMessage {
-            while skipped < state.window.count, !state.window[skipped].endsMessage { skipped += 1 }
-            skipped += 1
-        }
-        var messages: [Message] = []
+        let skipped = state.releasedInsideAMessage ? Self.partsLeft(of: state) : 0
+        var parts: [Message] = []
         var replay = replay(of: state)
-        while let batch = batch(of: &replay, in: &state) { messages.append(contentsOf: batch) }
-        return Array(messages.dropFirst(skipped))
+        while let batch = batch(of: &replay, in: &state) { parts.append(contentsOf: batch) }
+        var messages: [Message] = []
+        var payloads: [ByteBuffer] = []
+        for part in parts.dropFirst(skipped) {
+            payloads.append(part.payload)
+            guard !part.headers.hasMore else { continue }
+            var joined = ByteBuffer()
+            joined.reserveCapacity(payloads.reduce(0) { $0 + $1.readableBytes })
+            for payload in payloads { joined.writeImmutableBuffer(payload) }
+            messages.append(Message(headers: part.headers, payload: joined))
+            payloads = []
+        }
+        return messages
     }
 
     /// `carried` as queue entries whose bytes the budget gives, in order, without their old
     /// `pos` (a plain socket that takes the id first must see none); what the budget has no room
-    /// for is dropped, counted, from the start of a message on (drops are whole).
+    /// for is dropped, counted.
     private func reserved(_ carried: [Message], in state: inout State) -> CircularBuffer<MessageQueue.Entry> {
         var entries = CircularBuffer<MessageQueue.Entry>(initialCapacity: carried.count)
         for var message in carried {
@@ -293,7 +316,6 @@ final class ResumeState: Sendable {
             // Sent once already, each may belong to a byte stream: none is evicted for room.
             let entry = MessageQueue.Entry(message, delivery: .reliable).compacted
             guard budget.reserve(entry.bytes) else {
-                while let last = entries.last, last.message.headers.hasMore { budget.release(entries.removeLast().bytes) }
                 budget.dropped(.hostBudget, count: carried.count - entries.count)
                 break
             }
@@ -355,10 +377,16 @@ final class ResumeState: Sendable {
     }
 
     /// The id's state ends (a plain connection, or the id expired): the window is released.
-    func end() {
+    /// `dropped`: its messages are counted as dropped for that cause (SPEC §3: an id's buffers
+    /// released at expiry are counted; a window's messages not yet acknowledged went unsaid).
+    func end(counting dropped: DropCause? = nil) {
         state.withLock { state in
             state.writer = nil
             state.ended = true
+            if let dropped {
+                let messages = (0..<state.window.count).count { state.window[$0].endsMessage }
+                budget.dropped(dropped, count: messages)
+            }
             releaseWindow(&state)
         }
     }
@@ -402,18 +430,39 @@ final class ResumeState: Sendable {
         let sharesOneBuffer = parts.count > 1 && message.payload.isCompact
         let first = state.nextPosition
         var counted = message.payload.storageCapacity - message.payload.readableBytes
+        var skipping = false
         return parts.indices.map { index in
             let stamped = Self.numbered(sharesOneBuffer ? parts[index] : parts[index].compacted(), state.nextPosition)
             let isLast = index == parts.count - 1
             counted += stamped.encodedSize
             let bytes = UInt32(stamped.encodedSize)
             let heldBytes = UInt32(sharesOneBuffer ? (isLast ? counted : 0) : stamped.encodedSize)
-            let memory = makeRoom(bytes, logging: 0, holding: heldBytes, as: .message, keepingFrom: first, in: &state)
+            guard !skipping, let memory = makeRoom(bytes, logging: 0, holding: heldBytes, as: .message, keepingFrom: first, in: &state) else {
+                // Its parts kept so far are all the window holds (`makeRoom`): they go with
+                // it, and the parts after it are not kept either (drops are whole).
+                if !skipping, index > 0, !state.window.isEmpty {
+                    state.counters.add(.evicted, state.window.count, metrics: budget.metrics)
+                    releaseOldest(state.window.count, in: &state)
+                }
+                skipping = true
+                skip(endingAMessage: isLast, in: &state)
+                return stamped
+            }
             Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: .message, endsMessage: isLast), in: &state)
             state.held.append(stamped)
             settle(&state, foreseen: memory)
             return stamped
         }
+    }
+
+    /// Gives a message (or a part) that the host's budget can't cover its position without
+    /// keeping it: a client that did not receive it is told it lost it (SPEC §9), and every
+    /// window stays within the budget (SPEC §3). Kept uncharged, each id's newest message was
+    /// outside it: 1,000 ids held 65 MB against a budget of 1 MiB.
+    private func skip(endingAMessage endsMessage: Bool, in state: inout State) {
+        state.nextField.increment()
+        state.counters.add(.evicted, 1, metrics: budget.metrics)
+        state.releasedInsideAMessage = !endsMessage
     }
 
     /// `message` with `position` as its `pos`, in place of any `pos` or `ack` it had.
@@ -511,7 +560,9 @@ final class ResumeState: Sendable {
         let logged = heldPayload == nil ? bytes : UInt32(appended.bufferedRange.count)
         let heldBytes = UInt32(heldPayload?.storageCapacity ?? 0)
         let held = heldPayload == nil ? Held.nothing : .payload
-        let memory = makeRoom(bytes, logging: logged, holding: heldBytes, as: held, keepingFrom: position, in: &state)
+        guard let memory = makeRoom(bytes, logging: logged, holding: heldBytes, as: held, keepingFrom: position, in: &state) else {
+            return skip(endingAMessage: true, in: &state)
+        }
         frames.withBytes(in: appended.bufferedRange) { state.log.append($0) }
         if let heldPayload { state.heldPayloads.append(heldPayload) }
         Self.keep(Sent(bytes: bytes, loggedEnd: state.loggedEnd, heldBytes: heldBytes, held: held, endsMessage: true), in: &state)
@@ -562,8 +613,8 @@ final class ResumeState: Sendable {
     /// own, of encoded bytes, or the memory the host's budget gives) the oldest messages go,
     /// whole (every part of one still held), counted as evicted (a client that had not received
     /// them is told on its next connect). The newest message is kept whole even alone over the
-    /// bound (`settle` then charges what the budget has). Returns the window's memory with the
-    /// message kept when the budget covers it, nil when the message is kept over the bound.
+    /// window's bound (SPEC §9) when the budget covers it. Returns the window's memory with the
+    /// message kept, charged; nil when the budget can't cover it even alone: it is not kept.
     private func makeRoom(_ bytes: UInt32, logging logged: UInt32, holding held: UInt32, as kind: Held, keepingFrom first: UInt64, in state: inout State) -> Int? {
         while true {
             let memory = Self.memory(logging: Int(logged), holding: Int(held), as: kind, state)
@@ -571,7 +622,11 @@ final class ResumeState: Sendable {
                 state.memoryIsCharged = true
                 return memory
             }
-            guard !state.window.isEmpty, state.firstPosition < first else { return nil }
+            guard !state.window.isEmpty, state.firstPosition < first else {
+                guard charge(memory, in: &state) else { return nil }
+                state.memoryIsCharged = true
+                return memory
+            }
             var count = 1
             while !state.window[count - 1].endsMessage, count < state.window.count { count += 1 }
             releaseOldest(count, in: &state)

@@ -85,7 +85,7 @@ extension ClientDirectory {
             handOver.unsent?.forEach { slot.buffer.takeOver($0) }
         }
         slot.buffer.discardAll(.expired)
-        slot.resume?.end()
+        slot.resume?.end(counting: .expired)
         awayOrder.withLockedValue { $0.left(client) }
         return Forgotten(client: client, waiters: slot.waiters)
     }
