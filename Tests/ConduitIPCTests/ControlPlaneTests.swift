@@ -6,6 +6,7 @@ import ConduitWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import Testing
 
 /// The control routes over a real IPC connection, against a real host and real WebSockets.
@@ -54,6 +55,26 @@ struct ControlPlaneTests {
             let handles = try await ipc.request(.GET, "/internal.conduit.diagnostics").decode(DataEnvelope<DiagnosticsBody>.self).data.handles
             #expect(handles.ids == ["7"])
             try await again.close()
+        }
+    }
+
+    /// A start whose configured port another process took meanwhile was answered 500 with a
+    /// log reference: the listener's error, named with its address, was not the kind the route
+    /// turned into 503. It is 503 "can't listen", with the address, and a later start works.
+    @Test func aStartOnAPortTakenMeanwhileIsUnavailableNotInternal() async throws {
+        let free = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(free.localAddress?.port)
+        try await free.close()
+        let yaml = "server:\n  port: \(port)\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let ipc = host.ipc()
+            #expect(try await ipc.request(.POST, "/internal.conduit.stop").status == .ok)
+            let squatter = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: port).get()
+            let refused = try await ipc.request(.POST, "/internal.conduit.start")
+            #expect(refused.status == .serviceUnavailable, "\(refused.status) \(String(buffer: refused.body))")
+            #expect(String(buffer: refused.body).contains("can't listen") && String(buffer: refused.body).contains("\(port)"), "\(String(buffer: refused.body))")
+            try await squatter.close()
+            #expect(try await ipc.request(.POST, "/internal.conduit.start").status == .ok)
         }
     }
 

@@ -46,7 +46,8 @@ enum ControlRoutes {
     private static func start(_ control: HostControl) async throws -> HostControl.Status {
         do {
             return try await control.start()
-        } catch let error as IOError {
+        } catch let error as ListenFailure {
+            // The listener's bind, named with its address (a port taken meanwhile).
             throw ConduitError.unavailable("the socket server can't listen: \(error)")
         }
     }
