@@ -68,6 +68,8 @@ struct ConfigurationTests {
         // One place could go to an events stream, which never ends: no request could be answered.
         ("limits:\n  ipcMaxConnections: 1\n", 2, 22, "2"),
         ("server:\n  prot: 1\n", 2, 3, "unknown setting 'prot'"),
+        // `cluster` is a setting of `server` too: the list of known ones left it out.
+        ("server:\n  prot: 1\n", 2, 3, "'runtimeFile', 'cluster'"),
         ("limits:\n  outboundPolicy: maybe\n", 2, 19, "'drop-oldest' or 'close'"),
         ("routes:\n  - route: a b\n    handler: echo\n", 2, 5, "is not a route"),
         ("routes:\n  - route: internal.x\n    handler: echo\n", 2, 5, "reserved"),
@@ -129,6 +131,13 @@ struct ConfigurationTests {
         let error = try #require(loadError(yaml))
         #expect(error.message.contains("more than 100000 YAML nodes"), "\(error)")
         #expect(error.location.line == line, "\(error)")
+    }
+
+    /// A large file without a single alias was told its aliases were to blame.
+    @Test func aLargeFileWithoutAliasesIsNotBlamedOnThem() throws {
+        let yaml = "routes:\n" + (0..<20_001).map { "  - route: r\($0)\n    handler: echo\n" }.joined()
+        let error = try #require(loadError(yaml))
+        #expect(error.message.contains("more than 100000 YAML nodes") && !error.message.contains("alias"), "\(error)")
     }
 
     @Test func aliasesWithinTheLimitStillWork() throws {

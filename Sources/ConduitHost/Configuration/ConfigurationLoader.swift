@@ -51,8 +51,7 @@ public struct ConfigurationLoader: Sendable {
         do {
             try YAMLExpansion.check(yaml)
         } catch {
-            throw ConfigurationError(SourceLocation(file: file, line: error.line, column: error.column),
-                "the file expands to more than \(YAMLExpansion.maxNodes) YAML nodes once its aliases are expanded (aliases of aliases?)")
+            throw ConfigurationError(SourceLocation(file: file, line: error.line, column: error.column), error.message)
         }
         do {
             return try Yams.compose(yaml: yaml)
@@ -77,7 +76,7 @@ public struct ConfigurationLoader: Sendable {
                 continue
             }
             guard let field = fields.first(where: { $0.key == key }) else {
-                let known = fields.map { "'\($0.key)'" }.joined(separator: ", ")
+                let known = (fields.map(\.key) + (section == "server" ? ["cluster"] : [])).map { "'\($0)'" }.joined(separator: ", ")
                 throw ConfigurationError(SourceLocation(file: file, mark: keyNode.mark),
                     "unknown setting '\(key)' in '\(section)'; known settings: \(known)")
             }

@@ -15,6 +15,14 @@ enum YAMLExpansion {
         /// 1-based, where the node that crossed the limit ends.
         let line: Int
         let column: Int
+        /// The file has aliases: they made it that large, most likely.
+        let expandsAliases: Bool
+
+        var message: String {
+            expandsAliases
+                ? "the file expands to more than \(YAMLExpansion.maxNodes) YAML nodes once its aliases are expanded (aliases of aliases?)"
+                : "the file has more than \(YAMLExpansion.maxNodes) YAML nodes (a route takes 4 to 10): split the table, or leave out what the defaults say"
+        }
     }
 
     /// Throws when `yaml` expands to more than `limit` nodes. A text libyaml can't parse passes:
@@ -32,7 +40,7 @@ enum YAMLExpansion {
                 defer { yaml_event_delete(&event) }
                 guard event.type != YAML_STREAM_END_EVENT else { return }
                 guard counter.count(event) else {
-                    throw TooLarge(line: Int(event.end_mark.line) + 1, column: Int(event.end_mark.column) + 1)
+                    throw TooLarge(line: Int(event.end_mark.line) + 1, column: Int(event.end_mark.column) + 1, expandsAliases: counter.sawAlias)
                 }
             }
         }
@@ -45,6 +53,7 @@ enum YAMLExpansion {
         /// The open collections, outermost first: their anchor and the nodes counted so far.
         private var open: [(anchor: String?, nodes: Int)] = []
         private var total = 0
+        private(set) var sawAlias = false
 
         init(limit: Int) { self.limit = limit }
 
@@ -55,6 +64,7 @@ enum YAMLExpansion {
             case YAML_SCALAR_EVENT:
                 return add(1, anchor: Self.name(event.data.scalar.anchor))
             case YAML_ALIAS_EVENT:
+                sawAlias = true
                 // An alias of an anchor not seen is Yams' error to report.
                 return add(Self.name(event.data.alias.anchor).flatMap { anchored[$0] } ?? 1, anchor: nil)
             case YAML_SEQUENCE_START_EVENT:
