@@ -7,7 +7,7 @@ import NIOHTTP1
 
 /// Finds a running host through its runtime file (SPEC §6) and calls one control route.
 struct RunningHostOptions: ParsableArguments {
-    @Option(help: "The host's runtime file (default: the newest conduit-*.json in $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp).")
+    @Option(help: "The host's runtime file (default: the newest conduit-*.json of a running host in $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp).")
     var runtimeFile: String?
 
     /// Calls `route` on the host's IPC port and prints the JSON answer; exits 1 on an error.
@@ -22,6 +22,10 @@ struct RunningHostOptions: ParsableArguments {
         }
         guard let ipcPort = runtime.ipcPort else {
             printError("conduit: the runtime file \(path) names no IPC port")
+            throw ExitCode(1)
+        }
+        guard (1...65_535).contains(ipcPort) else {
+            printError("conduit: the runtime file \(path) names IPC port \(ipcPort), which is not a port")
             throw ExitCode(1)
         }
         let response: IPCClient.Response

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a host listens and the key it wants: given directly, or read from the runtime file a
 /// host writes at start (SPEC §6; mode 0600, it holds the key).
@@ -30,24 +33,40 @@ public struct HostAddress: Sendable, Hashable {
         } catch {
             throw ConduitClientError(.connectFailed, "can't read the runtime file \(path): \(error)")
         }
+        for port in [file.port, file.ipcPort].compactMap(\.self) where !(1...65_535).contains(port) {
+            throw ConduitClientError(.connectFailed, "the runtime file \(path) names \(port), which is not a port")
+        }
         self.init(host: file.host, port: file.port, ipcPort: file.ipcPort, sharedKey: file.sharedKey)
     }
 
-    /// The most recently written `conduit-*.json` where hosts write them by default: in
-    /// `$XDG_RUNTIME_DIR` when set, else `$TMPDIR`, else `/tmp`. The first of those holding any
-    /// is searched (a host with `$XDG_RUNTIME_DIR` set was not found, and a stale file in /tmp
-    /// was taken for it).
+    /// The most recently written `conduit-*.json` of a host still running, where hosts write
+    /// them by default: in `$XDG_RUNTIME_DIR` when set, else `$TMPDIR`, else `/tmp`. The first of
+    /// those holding any is searched (a host with `$XDG_RUNTIME_DIR` set was not found, and a
+    /// stale file in /tmp was taken for it). A file whose process is gone (a host killed, which
+    /// could not remove it) is passed over: taken for the newest, it hid the host that runs.
+    /// When no file's process runs, the newest (its host does not answer).
     public static func newestRuntimeFile() throws -> String {
         let environment = ProcessInfo.processInfo.environment
         let searched = [environment["XDG_RUNTIME_DIR"], environment["TMPDIR"], "/tmp"].compactMap { $0 }.filter { !$0.isEmpty }
         for directory in searched {
-            let dated = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            let newestFirst = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
                 .filter { $0.hasPrefix("conduit-") && $0.hasSuffix(".json") }
                 .map { (directory as NSString).appendingPathComponent($0) }
                 .compactMap { path in (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { (path, $0) } }
-            if let newest = dated.max(by: { $0.1 < $1.1 }) { return newest.0 }
+                .sorted { $0.1 > $1.1 }
+                .map(\.0)
+            if let newest = newestFirst.first { return newestFirst.first(where: isOfARunningHost) ?? newest }
         }
         throw ConduitClientError(.connectFailed, "no running host found (no conduit-*.json in \(searched.joined(separator: ", ")))")
+    }
+
+    /// Whether the process the runtime file names still runs (signal 0: EPERM means it runs
+    /// as another user).
+    private static func isOfARunningHost(_ path: String) -> Bool {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path)),
+            let pid = (try? JSONDecoder().decode(RuntimeFilePID.self, from: data))?.pid, pid > 0, pid <= Int(Int32.max)
+        else { return false }
+        return kill(pid_t(pid), 0) == 0 || errno == EPERM
     }
 
     /// The fields of the runtime file a client needs.
@@ -56,5 +75,9 @@ public struct HostAddress: Sendable, Hashable {
         let port: Int?
         let ipcPort: Int?
         let sharedKey: String
+    }
+
+    private struct RuntimeFilePID: Decodable {
+        let pid: Int
     }
 }

@@ -60,11 +60,27 @@ struct CLITests {
 
     /// Command-line numbers out of range are usage errors (exit 64, a sentence): `--count 0`
     /// trapped the UDP demo, and a port past 65,535 was never checked.
-    @Test(arguments: [["serve", "--port", "70000"], ["serve", "--port", "-1"], ["demo", "udp", "--count", "0"]])
+    /// The AI demo's were checked only by the host it started, and its answer was reported as
+    /// a usage error after the fact.
+    @Test(arguments: [
+        ["serve", "--port", "70000"], ["serve", "--port", "-1"], ["demo", "udp", "--count", "0"],
+        ["demo", "ai", "--max-tokens", "0"], ["demo", "ai", "--max-tokens", "2000000"], ["demo", "ai", "--prompt", " "],
+    ])
     func outOfRangeArgumentsAreUsageErrors(arguments: [String]) async throws {
         let result = try await ConduitProcess.run(arguments)
         #expect(result.status == 64, "\(result.status) \(result.stderr)")
         #expect(result.stderr.contains(arguments[arguments.count - 2]), "\(result.stderr)")
+        #expect(!result.stdout.contains("host:"), "refused before a host started: \(result.stdout)")
+    }
+
+    /// A demo whose scenario fails once the host runs (here: no `ai.*` route) exits 1 with the
+    /// reason, not 64 with a usage line: its options were fine.
+    @Test func aDemoThatFailsOnceRunningIsNotAUsageError() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let result = try await ConduitProcess.run(
+            ["demo", "ai", "--config", path], environment: ["CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"])
+        #expect(result.status == 1, "\(result.status) \(result.stderr)")
+        #expect(result.stderr.contains("NotFoundError") && !result.stderr.contains("Usage"), "\(result.stderr)")
     }
 
     /// A host that could not start because its port was taken said only "bind(descriptor:ptr:
@@ -216,6 +232,35 @@ struct CLITests {
         #expect(handshakes["limit"] as? Int == 50 && handshakes["pending"] as? Int == 0, "\(handshakes)")
         capped.signal(SIGTERM)
         #expect(await capped.exit() == 0)
+    }
+
+    /// Discovery took the newest runtime file even when its host was gone (killed, it could
+    /// not remove it): `status` then failed against the dead host's port while another ran.
+    /// A file whose process is gone is passed over; one naming no port is refused in words.
+    @Test func discoveryPassesOverTheFileOfAHostThatIsGone() async throws {
+        let directory = NSTemporaryDirectory() + "conduit-discovery-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let server = try ConduitProcess(["serve", "--config", path], environment: ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": directory + "/conduit-live.json"])
+        defer { server.killIfRunning() }
+        _ = try await server.firstLine()
+        // A process that has ended: its pid names nothing now.
+        let gone = try ConduitProcess(["--help"])
+        let gonePID = gone.pid
+        _ = await gone.exit()
+        let stale = "{\"host\":\"127.0.0.1\",\"port\":1,\"ipcPort\":1,\"pid\":\(gonePID),\"sharedKey\":\"stale-key-123\"}"
+        try stale.write(toFile: directory + "/conduit-stale.json", atomically: true, encoding: .utf8)
+        let environment = ["TMPDIR": directory, "XDG_RUNTIME_DIR": ""]
+        let status = try await ConduitProcess.run(["status"], environment: environment)
+        #expect(status.status == 0 && status.stdout.contains("\"isActive\":true"), "\(status.status) \(status.stderr)")
+
+        let wrapped = "{\"host\":\"127.0.0.1\",\"port\":1,\"ipcPort\":70000,\"pid\":1,\"sharedKey\":\"stale-key-123\"}"
+        try wrapped.write(toFile: directory + "/conduit-wrapped.json", atomically: true, encoding: .utf8)
+        let refused = try await ConduitProcess.run(["status", "--runtime-file", directory + "/conduit-wrapped.json"])
+        #expect(refused.status == 1 && refused.stderr.contains("70000, which is not a port"), "\(refused.stderr)")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
     }
 
     /// UDP sockets bound over IPC alone took every descriptor the host had left (`maxSockets`,

@@ -84,6 +84,8 @@ struct ConduitProcess {
     }
 
     /// For a test's `defer`: one that failed before its SIGTERM left a host running.
+    var pid: Int32 { process.processIdentifier }
+
     func killIfRunning() {
         if process.isRunning { signal(SIGKILL) }
     }
