@@ -140,6 +140,13 @@ struct SessionTests {
                 received += 1
             }
             #expect(received < 400, "some were dropped: the queue is bounded")
+            // Host-wide too, and it stays once the socket is gone (the status page's total
+            // summed the listed ids' own, and fell when one went).
+            let dropped = try #require(host.client("slow")?.outboundDropped)
+            #expect(dropped == 400 - received)
+            try await client.close()
+            try await waitUntil { host.client("slow")?.connected == false }
+            #expect(host.host.directory.budget.snapshot.outboundDropped == dropped)
         }
     }
 

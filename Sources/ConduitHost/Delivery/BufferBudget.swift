@@ -12,6 +12,8 @@ public final class BufferBudget: Sendable {
     public let limit: Int
     private let used = Atomic<Int>(0)
     private let drops = NIOLockedValueBox<[DropCause: Int]>([:])
+    /// Messages the sockets' outbound queues dropped (drop-oldest), all sockets since the start.
+    private let outboundDrops = Atomic<Int>(0)
     let metrics: HostMetrics
 
     init(limit: Int, metrics: HostMetrics) {
@@ -54,6 +56,12 @@ public final class BufferBudget: Sendable {
         metrics.dropped(cause, count: count)
     }
 
+    /// Counts `count` messages a socket's outbound queue dropped to make room (drop-oldest).
+    func droppedFromOutboundQueue(count: Int) {
+        outboundDrops.add(count, ordering: .relaxed)
+        metrics.outboundDropped(count: count)
+    }
+
     public var usedBytes: Int { used.load(ordering: .relaxed) }
 
     /// Records the bytes in use as a gauge (before `/metrics` is emitted).
@@ -65,6 +73,9 @@ public final class BufferBudget: Sendable {
         public let usedBytes: Int
         /// Messages dropped or refused, by cause (`queue-full`, `host-budget`, `expired`, `unencodable`).
         public let dropped: [String: Int]
+        /// Messages the sockets' outbound queues dropped (drop-oldest), all sockets together:
+        /// per id, diagnostics show only its current socket's.
+        public let outboundDropped: Int
     }
 
     public var snapshot: Snapshot {
@@ -72,6 +83,7 @@ public final class BufferBudget: Sendable {
             limitBytes: limit, usedBytes: usedBytes,
             dropped: drops.withLockedValue { drops in
                 Dictionary(uniqueKeysWithValues: DropCause.allCases.map { ($0.rawValue, drops[$0, default: 0]) })
-            })
+            },
+            outboundDropped: outboundDrops.load(ordering: .relaxed))
     }
 }

@@ -420,7 +420,7 @@ final class SessionHandler: ChannelInboundHandler {
 
     private func countOutboundDrops(_ count: Int) {
         session?.droppedMessages.add(count, ordering: .relaxed)
-        services.metrics.outboundDropped(count: count)
+        services.directory.budget.droppedFromOutboundQueue(count: count)
     }
 
     private func publishQueueSize() {
