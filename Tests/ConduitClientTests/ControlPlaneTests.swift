@@ -49,7 +49,11 @@ struct ControlPlaneTests {
             let diagnostics = try await ipc.diagnostics()
             #expect(diagnostics.isActive && diagnostics.handles.ids == ["c1"] && diagnostics.handles.count == 1)
             let echo = try #require(diagnostics.routes.first { $0.route == "echo" })
-            #expect(echo.handler == "echo" && echo.stats.requests == 1 && echo.stats.bytesIn >= 8)
+            // Payload bytes both ways: the socket counted the whole frame in, the payload out.
+            #expect(echo.handler == "echo" && echo.stats.requests == 1 && echo.stats.bytesIn == 8 && echo.stats.bytesOut == 8, "\(echo.stats)")
+            _ = try await ipc.invoke(route: "echo", payload: ByteBuffer(string: "over IPC"))
+            let both = try #require(try await ipc.diagnostics().routes.first { $0.route == "echo" })
+            #expect(both.stats.bytesIn == 16 && both.stats.bytesOut == 16, "\(both.stats)")
             #expect(diagnostics.clients.first { $0.id == "c1" }?.connected == true)
 
             try await ipc.stop()

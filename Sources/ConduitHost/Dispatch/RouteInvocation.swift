@@ -27,7 +27,9 @@ enum RouteInvocation {
         guard let entry = registry.lookup(route) else {
             return fail(.notFound("no handler for route '\(route)'"))
         }
-        entry.stats.countRequest(bytes: requestBytes)
+        // Payload bytes, as replies are counted, on either transport: the socket counted whole
+        // frames (headers and all) and IPC bodies, so a route's in and out compared nothing.
+        entry.stats.countRequest(bytes: payload.readableBytes)
         var request = Request(
             headers: headers, payload: payload, route: route, operation: entry.isPrefixPattern ? RouteMount.operation(of: route, under: entry.entry.route) : "",
             client: client, transport: transport, eventLoop: eventLoop)
