@@ -75,6 +75,20 @@ struct MetricsTests {
         }
     }
 
+    /// Only two causes of a refused handshake were counted: a wrong shared key, tried again
+    /// and again, left no trace in /metrics.
+    @Test func refusedHandshakesAreCountedByReason() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        try await withHost(metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus) { host, ipc in
+            let port = try #require(try await host.waitUntilReady().port)
+            for _ in 0..<3 { #expect(try await RawTCPClient.handshakeStatus(port: port, path: "/guess/0?key=wrong-key-123") == 403) }
+            #expect(try await RawTCPClient.handshakeStatus(port: port, path: "/a/b/c?key=\(Self.key)") == 400)
+            let text = try await ipc.request(.GET, "/metrics").text
+            #expect(text.contains(#"conduit_handshakes_refused_total{reason="key"} 3"#), "\(text)")
+            #expect(text.contains(#"conduit_handshakes_refused_total{reason="bad-request"} 1"#), "\(text)")
+        }
+    }
+
     /// A reload that changed a route's options gave it new counters: diagnostics started again
     /// at 0 while /metrics went on counting the same series; a route the reload removed kept
     /// its series in /metrics for good, frozen. A route's counters go with its name now, and

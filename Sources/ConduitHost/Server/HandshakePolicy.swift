@@ -19,6 +19,8 @@ struct HandshakePolicy: Sendable {
         let reason: String
         /// Headers the answer carries besides its own (the version a client may retry with).
         var advertised: HTTPHeaders = [:]
+        /// Its label in `conduit_handshakes_refused_total`.
+        var refusal: HandshakeRefusal = .badRequest
     }
 
     static let subprotocol = "conduit"
@@ -46,16 +48,18 @@ struct HandshakePolicy: Sendable {
         else {
             return .failure(Rejected(
                 status: .badRequest,
-                reason: "not a WebSocket upgrade (RFC 6455: an HTTP/1.1 GET with Host, Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Key of 16 bytes in base64)"))
+                reason: "not a WebSocket upgrade (RFC 6455: an HTTP/1.1 GET with Host, Connection: Upgrade, Upgrade: websocket, Sec-WebSocket-Key of 16 bytes in base64)",
+                refusal: .notAnUpgrade))
         }
         // RFC 6455 §4.4: the versions spoken go back with the refusal, so a client can retry.
         guard headers["sec-websocket-version"].first == "13" else {
-            return .failure(Rejected(status: .upgradeRequired, reason: "WebSocket version 13 only (RFC 6455)", advertised: ["sec-websocket-version": "13"]))
+            return .failure(Rejected(
+                status: .upgradeRequired, reason: "WebSocket version 13 only (RFC 6455)", advertised: ["sec-websocket-version": "13"], refusal: .notAnUpgrade))
         }
         // A browser sends one Origin; a second could only smuggle one past the check.
         let origins = headers["origin"]
         if !origins.isEmpty, origins.count > 1 || !isAllowed(origin: origins[0]) {
-            return .failure(Rejected(status: .forbidden, reason: "origin not allowed"))
+            return .failure(Rejected(status: .forbidden, reason: "origin not allowed", refusal: .origin))
         }
         let offered = headers[canonicalForm: "sec-websocket-protocol"].map(String.init)
         if mode == .conformanceEcho {
@@ -69,7 +73,7 @@ struct HandshakePolicy: Sendable {
         let (path, query) = split(uri: head.uri)
         let keyFromProtocol = offered.first { $0.hasPrefix(Self.keyProtocolPrefix) }.map { String($0.dropFirst(Self.keyProtocolPrefix.count)) }
         guard let candidate = keyFromProtocol ?? query["key"], sharedKey.matches(candidate) else {
-            return .failure(Rejected(status: .forbidden, reason: "missing or wrong key"))
+            return .failure(Rejected(status: .forbidden, reason: "missing or wrong key", refusal: .key))
         }
         // A subprotocol the host can't select: a browser fails the socket after the 101, by
         // when the id had taken another socket's place.

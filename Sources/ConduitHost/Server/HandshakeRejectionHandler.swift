@@ -12,11 +12,13 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
     private let policy: HandshakePolicy
     /// Set when the policy accepted the handshake but the host refused it afterwards.
     private let refusal: NIOLoopBoundBox<HandshakePolicy.Rejected?>
+    private let metrics: HostMetrics
     private var responded = false
 
-    init(policy: HandshakePolicy, refusal: NIOLoopBoundBox<HandshakePolicy.Rejected?>) {
+    init(policy: HandshakePolicy, refusal: NIOLoopBoundBox<HandshakePolicy.Rejected?>, metrics: HostMetrics) {
         self.policy = policy
         self.refusal = refusal
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -26,6 +28,7 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         case .failure(let rejected): rejected
         case .success: refusal.value ?? .init(status: .badRequest, reason: "the upgrade could not be completed")
         }
+        metrics.handshakeRefused(rejection.refusal)
         Self.answer(head, with: rejection, context: context)
     }
 

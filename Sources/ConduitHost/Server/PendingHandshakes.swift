@@ -99,9 +99,19 @@ final class PendingHandshakes: Sendable {
     }
 }
 
-/// Why a connection was refused before its handshake (`conduit_handshakes_refused_total`).
+/// Why a connection's handshake was refused (`conduit_handshakes_refused_total`): a count of
+/// `key` that climbs is someone guessing the shared key.
 enum HandshakeRefusal: String, CaseIterable, Sendable {
     /// The oldest waiting connection, closed to make room for a new one.
     case evicted = "evicted-oldest"
     case headTooLarge = "head-too-large"
+    /// Not a WebSocket upgrade (RFC 6455 §4.2.1), or another version.
+    case notAnUpgrade = "not-an-upgrade"
+    case origin
+    /// A missing or wrong shared key.
+    case key
+    /// A path or query the host can't take (ids, `resume`).
+    case badRequest = "bad-request"
+    /// A new id, and no place for it (`limits.maxClients`).
+    case noPlace = "no-place"
 }

@@ -80,7 +80,7 @@ final class WebSocketListener: Sendable {
                     // connection at once can relay to it (SPEC §2).
                     if services.mode == .conduit {
                         guard services.directory.handshakeAccepted(result.client) else {
-                            refusal.value = .init(status: .serviceUnavailable, reason: services.directory.noPlaceReason(for: result.client))
+                            refusal.value = .init(status: .serviceUnavailable, reason: services.directory.noPlaceReason(for: result.client), refusal: .noPlace)
                             return channel.eventLoop.makeSucceededFuture(nil)
                         }
                         channel.closeFuture.whenComplete { _ in
@@ -117,7 +117,7 @@ final class WebSocketListener: Sendable {
             withServerUpgrade: (upgraders: [upgrader], completionHandler: { _ in }),
             withErrorHandling: true
         )
-        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy, refusal: refusal), name: HandshakeRejectionHandler.name)
+        try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy, refusal: refusal, metrics: services.metrics), name: HandshakeRejectionHandler.name)
         let upgrading = try channel.pipeline.syncOperations.context(handlerType: HTTPServerUpgradeHandler.self)
         try channel.pipeline.syncOperations.addHandler(UpgradeTokenLimit(), position: .before(upgrading.handler))
     }
