@@ -74,6 +74,10 @@ public final class ConduitHost: Service, Sendable {
         }
         routesBox.withLockedValue { $0 = registry }
         let sharedKey = SharedKey(configured: settings.sharedKey)
+        if !settings.sharedKey.isEmpty, sharedKey.value != settings.sharedKey {
+            // Its clients were refused 403 with no word of why; the key itself is not logged.
+            logger.warning("the configured shared key is shorter than \(SharedKey.minimumBytes) bytes: a random key is used instead (see the runtime file or internal.conduit.getSharedKey)")
+        }
         let services = SessionDependencies(
             settings: settings, mode: conformanceEcho ? .conformanceEcho : .conduit, registry: registry,
             directory: directory, metrics: metrics, sharedKey: sharedKey, cluster: cluster

@@ -60,6 +60,17 @@ struct CLITests {
 
     /// Command-line numbers out of range are usage errors (exit 64, a sentence): `--count 0`
     /// trapped the UDP demo, and a port past 65,535 was never checked.
+    /// A configured key shorter than 8 bytes is replaced by a random one (SPEC §2); its clients
+    /// were refused 403 with no word of why. The host says so, without the key.
+    @Test func aTooShortKeyIsReplacedWithAWarning() async throws {
+        let result = try await ConduitProcess.run(
+            ["demo", "udp", "--count", "1"],
+            environment: ["CONDUIT_SHARED_KEY": "abc12", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("shorter than 8 bytes: a random key is used instead"), "\(result.stderr)")
+        #expect(!result.stderr.contains("abc12") && !result.stdout.contains("abc12"))
+    }
+
     /// The AI demo's were checked only by the host it started, and its answer was reported as
     /// a usage error after the fact.
     @Test(arguments: [

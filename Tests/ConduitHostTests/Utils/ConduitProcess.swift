@@ -83,9 +83,9 @@ struct ConduitProcess {
         }
     }
 
-    /// For a test's `defer`: one that failed before its SIGTERM left a host running.
     var pid: Int32 { process.processIdentifier }
 
+    /// For a test's `defer`: one that failed before its SIGTERM left a host running.
     func killIfRunning() {
         if process.isRunning { signal(SIGKILL) }
     }
