@@ -83,7 +83,14 @@ struct MetricsTests {
             let port = try #require(try await host.waitUntilReady().port)
             for _ in 0..<3 { #expect(try await RawTCPClient.handshakeStatus(port: port, path: "/guess/0?key=wrong-key-123") == 403) }
             #expect(try await RawTCPClient.handshakeStatus(port: port, path: "/a/b/c?key=\(Self.key)") == 400)
+            // Refused before the policy looks (`UpgradeTokenLimit`), counted as well.
+            let raw = try await RawTCPClient.connect(port: port)
+            try await raw.send(
+                "GET /many/0?key=\(Self.key) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: a,b,c,d,e,f,g,h,websocket\r\n"
+                    + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            #expect(String(buffer: try await raw.readUntilClosed()).hasPrefix("HTTP/1.1 400 "))
             let text = try await ipc.request(.GET, "/metrics").text
+            #expect(text.contains(#"conduit_handshakes_refused_total{reason="not-an-upgrade"} 1"#), "\(text)")
             #expect(text.contains(#"conduit_handshakes_refused_total{reason="key"} 3"#), "\(text)")
             #expect(text.contains(#"conduit_handshakes_refused_total{reason="bad-request"} 1"#), "\(text)")
         }

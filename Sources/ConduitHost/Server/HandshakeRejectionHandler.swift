@@ -28,12 +28,12 @@ final class HandshakeRejectionHandler: ChannelInboundHandler, RemovableChannelHa
         case .failure(let rejected): rejected
         case .success: refusal.value ?? .init(status: .badRequest, reason: "the upgrade could not be completed")
         }
-        metrics.handshakeRefused(rejection.refusal)
-        Self.answer(head, with: rejection, context: context)
+        Self.answer(head, with: rejection, counting: metrics, context: context)
     }
 
-    /// Writes `rejection` as the response to `head`, then closes.
-    static func answer(_ head: HTTPRequestHead, with rejection: HandshakePolicy.Rejected, context: ChannelHandlerContext) {
+    /// Writes `rejection` as the response to `head`, then closes; counted by its reason.
+    static func answer(_ head: HTTPRequestHead, with rejection: HandshakePolicy.Rejected, counting metrics: HostMetrics, context: ChannelHandlerContext) {
+        metrics.handshakeRefused(rejection.refusal)
         var body = context.channel.allocator.buffer(capacity: rejection.reason.utf8.count + 1)
         body.writeString(rejection.reason + "\n")
         var headers: HTTPHeaders = [

@@ -12,7 +12,12 @@ final class UpgradeTokenLimit: ChannelInboundHandler, RemovableChannelHandler {
 
     /// RFC 6455 needs one; a client offering a few protocols in order of preference is served.
     static let maxProtocols = 8
+    private let metrics: HostMetrics
     private var refused = false
+
+    init(metrics: HostMetrics) {
+        self.metrics = metrics
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // The rest of a refused request goes nowhere: the connection closes once answered.
@@ -22,7 +27,7 @@ final class UpgradeTokenLimit: ChannelInboundHandler, RemovableChannelHandler {
         guard named <= Self.maxProtocols else {
             refused = true
             let reason = "the Upgrade header names \(named) protocols; a handshake may name at most \(Self.maxProtocols)"
-            return HandshakeRejectionHandler.answer(head, with: .init(status: .badRequest, reason: reason), context: context)
+            return HandshakeRejectionHandler.answer(head, with: .init(status: .badRequest, reason: reason, refusal: .notAnUpgrade), counting: metrics, context: context)
         }
         context.fireChannelRead(data)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

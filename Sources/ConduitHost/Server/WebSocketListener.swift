@@ -119,7 +119,7 @@ final class WebSocketListener: Sendable {
         )
         try channel.pipeline.syncOperations.addHandler(HandshakeRejectionHandler(policy: policy, refusal: refusal, metrics: services.metrics), name: HandshakeRejectionHandler.name)
         let upgrading = try channel.pipeline.syncOperations.context(handlerType: HTTPServerUpgradeHandler.self)
-        try channel.pipeline.syncOperations.addHandler(UpgradeTokenLimit(), position: .before(upgrading.handler))
+        try channel.pipeline.syncOperations.addHandler(UpgradeTokenLimit(metrics: services.metrics), position: .before(upgrading.handler))
     }
 }
 
