@@ -35,6 +35,9 @@ expect_refusal "exists already" Echo
 # A target declared by `handlerModule("ConduitNATSHandler", …)`, and a route whose line has a comment.
 expect_refusal "already has a target named 'ConduitNATSHandler'" NATSHandler --route 'nats2.*'
 expect_refusal "the route 'ai.*' is already in the table" Greet --route 'ai.*' --add-route
+# Types the package declares already: ConduitKit's protocol, a test handler of ConduitTesting.
+expect_refusal "a type named 'ConduitHandler' exists already" Conduit
+expect_refusal "a type named 'SilentHandler' exists already" Silent
 
 new_handler Greet --route 'greet.*' --add-route
 grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not registered"
@@ -48,6 +51,9 @@ new_handler Tally --route 'tally'
 [ "$(sha256sum config/conduit.yaml)" = "$config_before" ] || fail "without --add-route the default config must not change"
 grep -qF 'HandlerKind(TallyHandler.self, name: "tally")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "Tally not registered"
 expect_refusal "exists already" Greet --route 'other.*'
+# An acronym is one word of the kind.
+new_handler HTTPProxy --route 'proxy.*'
+grep -qF 'HandlerKind(HTTPProxyHandler.self, name: "http-proxy")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "HTTPProxy's kind is not http-proxy"
 
 echo "== building and running the generated test ($((SECONDS - started)) s so far)"
 swift build --target ConduitGreetTests

@@ -42,10 +42,17 @@ struct HandlerModule {
         ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar)
     }
 
+    /// A word starts at a capital after a lower-case letter or digit, or at the last capital of
+    /// a run followed by a lower-case letter: `HTTPProxy` is `http-proxy`, not `h-t-t-p-proxy`.
     private static func kebabCase(_ name: String) -> String {
+        let characters = Array(name)
         var kind = ""
-        for character in name {
-            if character.isUppercase, !kind.isEmpty { kind += "-" }
+        for (index, character) in characters.enumerated() {
+            if character.isUppercase, index > 0 {
+                let previous = characters[index - 1]
+                let next = index + 1 < characters.count ? characters[index + 1] : nil
+                if !previous.isUppercase || next?.isLowercase == true { kind += "-" }
+            }
             kind += character.lowercased()
         }
         return kind

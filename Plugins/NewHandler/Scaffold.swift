@@ -13,6 +13,7 @@ struct Scaffold {
     static let configFile = "config/conduit.yaml"
 
     func plan() throws -> Edits {
+        try refuseATakenTypeName()
         var edits = Edits(package: package)
         try edits.create("\(module.sourceDirectory)/\(module.handlerType).swift", Templates.handler(module))
         try edits.create("\(module.testDirectory)/\(module.handlerType)Tests.swift", Templates.test(module))
@@ -20,6 +21,29 @@ struct Scaffold {
         try edits.change(Self.catalogFile) { try register(in: $0) }
         if addRoute { try edits.change(Self.configFile) { try appendRoute(to: $0) } }
         return edits
+    }
+
+    /// The generated handler's type must not be declared already in the package's sources:
+    /// `Conduit` made `ConduitHandler` (ConduitKit's protocol), `Silent` ConduitTesting's
+    /// `SilentHandler`, and the package stopped building.
+    private func refuseATakenTypeName() throws {
+        let sources = package.appending(path: "Sources")
+        guard let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil) else { return }
+        let declarations = ["struct", "class", "enum", "protocol", "actor", "typealias"].map { "\($0) \(module.handlerType)" }
+        for case let file as URL in files where file.pathExtension == "swift" {
+            guard let text = try? String(contentsOf: file, encoding: .utf8) else { continue }
+            for declaration in declarations {
+                var rest = text[...]
+                while let found = rest.range(of: declaration) {
+                    let after = rest[found.upperBound...].first
+                    if after.map({ !($0.isLetter || $0.isNumber || $0 == "_") }) ?? true {
+                        let path = file.path.replacingOccurrences(of: package.path + "/", with: "")
+                        throw ScaffoldError("a type named '\(module.handlerType)' exists already (\(path)); nothing was changed (pick another name)")
+                    }
+                    rest = rest[found.upperBound...]
+                }
+            }
+        }
     }
 
     private func addTargets(to manifest: String) throws -> String {

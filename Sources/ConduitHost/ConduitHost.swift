@@ -67,10 +67,8 @@ public final class ConduitHost: Service, Sendable {
         let cluster = try Self.clusterLink(of: configuration, makeCluster, pushes: directory, group: group)
         clusterBox.withLockedValue { $0 = cluster }
         let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
-            HandlerContext(
-                route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]),
-                pushes: directory, eventLoopGroup: group, metrics: metrics.factory
-            )
+            // Its metrics: the registry's factory of the route, over `metrics`.
+            HandlerContext(route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]), pushes: directory, eventLoopGroup: group)
         }
         routesBox.withLockedValue { $0 = registry }
         let sharedKey = SharedKey(configured: settings.sharedKey)

@@ -2,6 +2,7 @@ import ConduitHost
 import ConduitNATS
 import ConduitTesting
 import ConduitWire
+import Foundation
 import NIOCore
 import Prometheus
 import Testing
@@ -59,6 +60,29 @@ import Testing
                 try await waitUntil(timeout: .seconds(20)) { Self.sample("conduit_nats_connected", owner, in: registry) == 0 }
             }
             await worker.close()
+        }
+    }
+
+    /// A route a reload removed kept its NATS series in /metrics for good, `connected` at 0 (an
+    /// alert for a route that no longer exists). They go with the route now; a reload that only
+    /// changes its options keeps them (the new handler makes the same series).
+    @Test func aRouteTheReloadRemovesTakesItsSeriesAlong() async throws {
+        try await NATSServerProcess.run { server in
+            let registry = PrometheusCollectorRegistry()
+            let metrics = HostMetrics(factory: PrometheusMetricsFactory(registry: registry))
+            try await TestHost.run(yaml: NATSRouteTests.yaml(server), catalog: .natsTests, metrics: metrics) { host in
+                let owner = #"owner="work.*""#
+                try await waitUntil(timeout: .seconds(20)) { Self.sample("conduit_nats_connected", owner, in: registry) == 1 }
+                try NATSRouteTests.yaml(server, timeoutSeconds: 5).write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+                try await host.host.reload()
+                try await NATSRouteTests.routeIsUp(host)
+                try await waitUntil(timeout: .seconds(20)) { Self.sample("conduit_nats_connected", owner, in: registry) == 1 }
+                let other = "routes:\n  - route: other.*\n    handler: nats\n    options: {url: \"\(server.url)\"}\n"
+                try other.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+                try await host.host.reload()
+                #expect(Self.sample("conduit_nats_connected", owner, in: registry) == nil)
+                #expect(Self.sample("conduit_nats_messages_out_total", owner, in: registry) == nil)
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import ConduitKit
+import CoreMetrics
 import ConduitKitTesting
 import NIOConcurrencyHelpers
 import NIOCore
@@ -21,7 +22,7 @@ struct UDPSendInFlightTests {
 
     @Test func aSendWaitingForTheKernelHoldsItsPlaceInFlight() throws {
         let channel = EmbeddedChannel(handler: WritesNeverDone())
-        let counters = UDPSocket.Counters(totals: UDPTotals(route: "udp.*"))
+        let counters = UDPSocket.Counters(totals: UDPTotals(route: "udp.*", metrics: NOOPMetricsHandler.instance))
         let client = ClientID("sender")!
         let pushes = RecordingPushSink()
         let reader = DatagramReader(client: client, pushes: pushes, counters: counters, route: "udp.data", maxDatagramBytes: 1024)

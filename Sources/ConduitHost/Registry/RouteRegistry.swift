@@ -132,9 +132,16 @@ public final class RouteRegistry: Sendable {
                 let known = catalog.names.map { "'\($0)'" }.joined(separator: ", ")
                 throw ConfigurationError(entry.location, "unknown handler kind '\(entry.handler)' for route '\(entry.route)'; known kinds: \(known)")
             }
+            let earlier = running[entry.route]?.first?.stats
+            // The handler's series are the route's, and leave /metrics with it.
+            let handlerMetrics = earlier?.handlerMetrics ?? RouteMetricsFactory(base: metrics.factory)
             let handler: any ConduitHandler
             do {
-                handler = try kind.make(OptionsDecoder(entry: entry), makeContext(entry))
+                let context = makeContext(entry)
+                let routeContext = HandlerContext(
+                    route: context.route, logger: context.logger, pushes: context.pushes, eventLoopGroup: context.eventLoopGroup,
+                    metrics: handlerMetrics)
+                handler = try kind.make(OptionsDecoder(entry: entry), routeContext)
             } catch let error as ConfigurationError {
                 throw error
             } catch {
@@ -142,7 +149,7 @@ public final class RouteRegistry: Sendable {
             }
             // A route whose options changed keeps counting where it was, in diagnostics as in
             // /metrics (whose series its name picks): new counters started again at 0 there.
-            let stats = running[entry.route]?.first?.stats ?? RouteStats(route: entry.route, metrics: metrics)
+            let stats = earlier ?? RouteStats(route: entry.route, metrics: metrics, handlerMetrics: handlerMetrics)
             routes.append(RouteTable.Route(entry: entry, handler: handler, stats: stats, tasks: RequestTasks()))
         }
         return RouteTable(routes: routes)

@@ -18,9 +18,12 @@ public final class RouteStats: ReplyCounter {
     private let bytesOutCounter: Counter
     private let latency: Timer
     private let latencies = LatencyHistogram()
+    /// What the route's handlers make their metrics with.
+    let handlerMetrics: RouteMetricsFactory
 
-    init(route: String, metrics: HostMetrics) {
+    init(route: String, metrics: HostMetrics, handlerMetrics: RouteMetricsFactory) {
         self.metrics = metrics
+        self.handlerMetrics = handlerMetrics
         let factory = metrics.factory
         messagesIn = Counter(label: "conduit_route_messages_total", dimensions: [("route", route), ("direction", "in")], factory: factory)
         messagesOut = Counter(label: "conduit_route_messages_total", dimensions: [("route", route), ("direction", "out")], factory: factory)
@@ -54,6 +57,7 @@ public final class RouteStats: ReplyCounter {
     func destroy() {
         for counter in [messagesIn, messagesOut, bytesInCounter, bytesOutCounter] { counter.destroy() }
         latency.destroy()
+        handlerMetrics.destroyAll()
     }
 
     public struct Snapshot: Sendable, Codable, Equatable {

@@ -91,7 +91,7 @@ public final class UDPHandler: ConduitHandler {
         self.options = options
         self.context = context
         self.maxSockets = min(options.maxSockets, max(1, DescriptorLimit.current / 4))
-        self.totals = UDPTotals(route: context.route)
+        self.totals = UDPTotals(route: context.route, metrics: context.metrics)
     }
 
     public func handle(_ request: Request, responder: Responder) throws {

@@ -15,9 +15,9 @@ final class UDPTotals: Sendable {
     private let tooLargeCounter: Counter
     private let kernelCounter: Counter
 
-    init(route: String) {
-        tooLargeCounter = Counter(label: "conduit_udp_datagrams_dropped_total", dimensions: [("route", route), ("cause", "too-large")])
-        kernelCounter = Counter(label: "conduit_udp_datagrams_dropped_total", dimensions: [("route", route), ("cause", "kernel")])
+    init(route: String, metrics: any MetricsFactory) {
+        tooLargeCounter = Counter(label: "conduit_udp_datagrams_dropped_total", dimensions: [("route", route), ("cause", "too-large")], factory: metrics)
+        kernelCounter = Counter(label: "conduit_udp_datagrams_dropped_total", dimensions: [("route", route), ("cause", "kernel")], factory: metrics)
     }
 
     func droppedTooLarge() {
