@@ -279,7 +279,12 @@ struct CLITests {
     /// They keep to a quarter of it, as waiting handshakes and IPC connections do.
     @Test func udpSocketsKeepToAQuarterOfTheDescriptors() async throws {
         let path = try writeConfig("routes:\n  - route: udp.*\n    handler: udp\n")
-        let environment = ["CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json"]
+        // Ids named over IPC only: a loaded run took over 30 s, and the first ids' sockets
+        // closed as their grace period ended, making room.
+        let environment = [
+            "CONDUIT_SHARED_KEY": "cli-test-key", "CONDUIT_RUNTIME_FILE": NSTemporaryDirectory() + "conduit-cli-\(UUID().uuidString).json",
+            "CONDUIT_CLIENT_GRACE_SECONDS": "3600",
+        ]
         let server = try ConduitProcess(["serve", "--config", path], environment: environment, descriptorLimit: (soft: 200, hard: 200))
         defer { server.killIfRunning() }
         let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
