@@ -152,6 +152,67 @@ struct DispatchTests {
         }
     }
 
+    /// Both clients put the request's `token` on every part. A part refused (over the queue's
+    /// bound) was answered with its error, and the parts after it then completed a request of
+    /// their own: the echo of the rest, a second answer for the same token (SPEC §3: drops are
+    /// whole). The refused request's later parts and its end go with it now.
+    @Test func thePartsAfterARefusedOneGoWithItsRequest() async throws {
+        let yaml = "limits:\n  chunkQueueBytes: 100000\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            for byte in UInt8(1)...4 { try await client.send(["more": "true", "token": "big"], payload: [UInt8](repeating: byte, count: 40000)) }
+            try await client.send(["route": "echo", "token": "big"], payload: Array("end".utf8))
+            let refused = try await client.nextMessage()
+            #expect(refused.headers["error"] == "PayloadTooLargeError" && refused.headers["token"] == "big")
+            // Answered in order: anything the refused request still made comes before it.
+            try await client.send(.init(headers: ["route": "echo", "token": "next"], payload: Array("next".utf8)))
+            let next = try await client.nextMessage()
+            #expect(next.headers["token"] == "next" && String(buffer: next.payload) == "next", "\(next.headers) \(next.payload.readableBytes) bytes")
+        }
+    }
+
+    /// A part that can't be decoded (a header value that is not UTF-8) was answered with its
+    /// error, and the request completed without it: a hole in the middle of the payload.
+    @Test func aPartThatCanNotBeDecodedEndsItsRequest() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["more": "true", "token": "holed"], payload: Array("AAA".utf8))
+            try await client.send(encoded: try Self.notUTF8(Message(headers: ["more": "true", "token": "holed", "bad": "\u{01}\u{02}"], payload: Array("BBB".utf8))))
+            try await client.send(["more": "true", "token": "holed"], payload: Array("CCC".utf8))
+            try await client.send(["route": "echo", "token": "holed"], payload: Array("DDD".utf8))
+            let refused = try await client.nextMessage()
+            #expect(refused.headers["error"] == "BadRequestError" && refused.headers["token"] == "holed")
+            // Answered in order: anything the refused request still made comes before it.
+            try await client.send(.init(headers: ["route": "echo", "token": "next"], payload: Array("next".utf8)))
+            let next = try await client.nextMessage()
+            #expect(next.headers["token"] == "next" && String(buffer: next.payload) == "next", "\(next.headers) \(String(buffer: next.payload))")
+        }
+    }
+
+    /// The message completing a request that can't be decoded: the chunks queued before it
+    /// were joined to the next request.
+    @Test func queuedChunksGoWithACompletingMessageThatCanNotBeDecoded() async throws {
+        try await TestHost.run(catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(["more": "true"], payload: Array("AAA".utf8))
+            try await client.send(encoded: try Self.notUTF8(Message(headers: ["route": "echo", "token": "broken", "bad": "\u{01}\u{02}"], payload: Array("B".utf8))))
+            #expect(try await client.nextMessage().headers["error"] == "BadRequestError")
+            // Answered in order: anything the refused request still made comes before it.
+            try await client.send(.init(headers: ["route": "echo", "token": "next"], payload: Array("next".utf8)))
+            let next = try await client.nextMessage()
+            #expect(String(buffer: next.payload) == "next", "\(String(buffer: next.payload))")
+        }
+    }
+
+    /// `message` encoded, its header value `\u{01}\u{02}` made two bytes that are not UTF-8.
+    static func notUTF8(_ message: Message) throws -> ByteBuffer {
+        var bytes = Array(try message.encoded().readableBytesView)
+        let at = try #require(bytes.indices.first { bytes[$0] == 1 && bytes[$0 + 1] == 2 })
+        bytes[at] = 0xFF
+        bytes[at + 1] = 0xFE
+        return ByteBuffer(bytes: bytes)
+    }
+
     @Test func digestAnswersTheSHA1OfThePayloadWithoutDispatching() async throws {
         try await TestHost.run(catalog: .hostTests) { host in
             let client = try await host.connect()

@@ -30,6 +30,7 @@ extension SessionHandler {
             }
         } catch {
             let readable = Message.readableHeaders(of: frameData)
+            endRequest(refusing: InboundKind(readable, route: readable.route), correlation: readable.correlation)
             return replyError(ConduitError(converting: error), route: readable.route, correlation: readable.correlation)
         }
         let headers = message.headers
@@ -51,6 +52,11 @@ extension SessionHandler {
         case .acknowledgement: return
         case .chunk: return queueChunk(message.payload, bytes: frameData.readableBytes, route: route, correlation: headers.correlation)
         case .complete: break
+        }
+        if let refused = refusedRequest {
+            refusedRequest = nil
+            // Its client has its error: the end of the refused request is not dispatched.
+            if refused.isSameRequest(headers.correlation) { return }
         }
         let payload: ByteBuffer
         do {
@@ -83,15 +89,37 @@ extension SessionHandler {
     /// Queues a chunk, counting the whole message it came in (headers too) against the
     /// connection's chunk queue and the host's budget.
     private func queueChunk(_ payload: ByteBuffer, bytes: Int, route: String?, correlation: (name: String, value: String)?) {
+        if let refused = refusedRequest {
+            // A later part of the refused request goes with it; any other starts a new queue.
+            guard !refused.isSameRequest(correlation) else { return }
+            refusedRequest = nil
+        }
         do {
             try assembler.append(payload, bytes: bytes)
         } catch {
             syncChunkReservation()
-            return replyError(ConduitError(converting: error), route: route, correlation: correlation)
+            return refuseChunk(ConduitError(converting: error), route: route, correlation: correlation)
         }
         guard syncChunkReservation() else {
-            return replyError(.payloadTooLarge("the host's buffer budget is exhausted; the queued chunks were dropped"), route: route, correlation: correlation)
+            return refuseChunk(.payloadTooLarge("the host's buffer budget is exhausted; the queued chunks were dropped"), route: route, correlation: correlation)
         }
+    }
+
+    private func refuseChunk(_ error: ConduitError, route: String?, correlation: (name: String, value: String)?) {
+        refusedRequest = RefusedRequest(correlation)
+        replyError(error, route: route, correlation: correlation)
+    }
+
+    /// A message that could not be decoded ends its request (SPEC §3: drops are whole): the
+    /// chunks queued before it go, and when it was a part naming its request, that request's
+    /// later parts and its end go too. Else those completed a request of their own with a hole
+    /// where the refused part was (its client answered twice: the error, then an echo without
+    /// those bytes), and queued chunks were joined to the next request.
+    private func endRequest(refusing kind: InboundKind, correlation: (name: String, value: String)?) {
+        guard !kind.standsAlone else { return }
+        assembler.reset()
+        syncChunkReservation()
+        refusedRequest = kind == .chunk ? RefusedRequest(correlation) : nil
     }
 
     /// Makes the bytes taken from the host's budget match the chunk queue's; when the budget

@@ -106,6 +106,7 @@ extension SessionHandler {
     private func dropOpenChunks() {
         assembler.reset()
         syncChunkReservation()
+        refusedRequest = nil
         clientPositions.openChunkFrom = nil
     }
 

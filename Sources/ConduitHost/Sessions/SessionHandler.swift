@@ -29,6 +29,8 @@ final class SessionHandler: ChannelInboundHandler {
     @exclusivity(unchecked) var decodedHeaders = Headers()
     /// Joins a large request's chunks (SPEC §1).
     @exclusivity(unchecked) var assembler: ChunkAssembler
+    /// A chunked request one of whose parts was refused, until the message that completes it.
+    @exclusivity(unchecked) var refusedRequest: RefusedRequest?
     @exclusivity(unchecked) private(set) var session: Session?
 
     @exclusivity(unchecked) private(set) var context: ChannelHandlerContext?
