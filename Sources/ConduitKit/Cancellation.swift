@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// The requests of one connection that a client can cancel (SPEC §8: a message without
@@ -12,8 +13,9 @@ package final class CancellationRegistry: Sendable {
         var cancelled = false
         /// Its reply went out: a cancel is too late, as after its end.
         var answered = false
-        /// Registrations not yet removed: the entry goes when the last one is.
-        var holders = 0
+        /// The requests holding it (`Request.received`), one per registration not yet removed:
+        /// the entry goes when the last one is.
+        var holders: [NIODeadline] = []
     }
 
     /// What a cancel found: the request to answer `CancelledError`.
@@ -62,28 +64,30 @@ package final class CancellationRegistry: Sendable {
         return entries.withLock { $0[ExactText(token)]?.cancelled ?? false }
     }
 
-    /// The request `token` is about to be answered: false when it was cancelled (its client has
-    /// its `CancelledError`, SPEC §8: once); else a cancel from now on is ignored. Checked and
-    /// marked in one step: a cancel read between a check and the reply answered it twice.
-    package func answer(_ token: String) -> Bool {
+    /// The request `token` received at `received` is about to be answered: false when it was
+    /// cancelled (its client has its `CancelledError`, SPEC §8: once); else, when that request
+    /// is the one registered, a cancel from now on is ignored. Checked and marked in one step:
+    /// a cancel read between a check and the reply answered it twice. Another request's reply
+    /// under the same token (an echo) marks nothing: it made the registered one uncancellable.
+    package func answer(_ token: String, received: NIODeadline) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return true }
         let key = ExactText(token)
         return entries.withLock { entries in
             guard entries[key] != nil else { return true }
             guard !entries[key]!.cancelled else { return false }
-            entries[key]!.answered = true
+            if entries[key]!.holders.contains(received) { entries[key]!.answered = true }
             return true
         }
     }
 
-    fileprivate func hold(_ token: String, route: String, correlation: String) -> Bool {
+    fileprivate func hold(_ token: String, route: String, correlation: String, received: NIODeadline) -> Bool {
         let key = ExactText(token)
         let held = entries.withLock { entries -> Bool in
             if entries[key] == nil {
                 guard entries.count < Self.maxEntries else { return false }
                 entries[key] = Entry(route: route, correlation: correlation)
             }
-            entries[key]!.holders += 1
+            entries[key]!.holders.append(received)
             return true
         }
         if held { tracked.add(1, ordering: .relaxed) }
@@ -101,12 +105,12 @@ package final class CancellationRegistry: Sendable {
         if runNow { handler() }
     }
 
-    fileprivate func release(_ token: String) {
+    fileprivate func release(_ token: String, received: NIODeadline) {
         let key = ExactText(token)
         entries.withLock { entries in
             guard var entry = entries[key] else { return }
-            entry.holders -= 1
-            entries[key] = entry.holders > 0 ? entry : nil
+            if let held = entry.holders.firstIndex(of: received) { entry.holders.remove(at: held) }
+            entries[key] = entry.holders.isEmpty ? nil : entry
         }
         tracked.subtract(1, ordering: .relaxed)
     }
@@ -118,13 +122,16 @@ package final class CancellationRegistry: Sendable {
 public final class CancelRegistration: Sendable {
     private let registry: CancellationRegistry?
     private let token: String
+    private let received: NIODeadline
     private let removed = Atomic<Bool>(false)
 
     /// `correlation`: the request's `token` (or `seq`) header; without one it can't be cancelled.
-    init(registry: CancellationRegistry?, route: String, correlation: (name: String, value: String)?) {
-        let held = correlation.map { registry?.hold($0.value, route: route, correlation: $0.name) ?? false } ?? false
+    /// `received`: the request's, which its replies carry (`Request.received`).
+    init(registry: CancellationRegistry?, route: String, correlation: (name: String, value: String)?, received: NIODeadline) {
+        let held = correlation.map { registry?.hold($0.value, route: route, correlation: $0.name, received: received) ?? false } ?? false
         self.registry = held ? registry : nil
         self.token = correlation?.value ?? ""
+        self.received = received
     }
 
     /// Runs `handler` (on the canceller's thread, at most once) when the request is cancelled;
@@ -137,6 +144,6 @@ public final class CancelRegistration: Sendable {
     /// The work is over: a later cancel of the token is ignored.
     public func remove() {
         guard let registry, !removed.exchange(true, ordering: .relaxed) else { return }
-        registry.release(token)
+        registry.release(token, received: received)
     }
 }

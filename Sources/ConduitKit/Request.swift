@@ -27,6 +27,9 @@ public struct Request: Sendable {
     package let eventLoop: any EventLoop
     /// The connection's cancellable requests (nil where a request can't be cancelled: IPC).
     package var cancellations: CancellationRegistry?
+    /// When it reached its handler, as its replies' address says: which of the requests under
+    /// one token registered for a cancel.
+    package var received = NIODeadline.now()
 
     /// Made by the host, or by `ConduitKitTesting`'s test bench. `operation` defaults to the
     /// whole route (a handler mounted at the root).
@@ -57,7 +60,7 @@ public struct Request: Sendable {
     /// work is over. A request without a `token` can't be cancelled: `handler` never runs.
     @discardableResult
     public func onCancel(_ handler: @escaping @Sendable () -> Void) -> CancelRegistration {
-        let registration = CancelRegistration(registry: cancellations, route: route, correlation: headers.correlation)
+        let registration = CancelRegistration(registry: cancellations, route: route, correlation: headers.correlation, received: received)
         registration.onCancel(handler)
         return registration
     }

@@ -62,7 +62,7 @@ public struct Responder: Sendable {
             // first part, the cancel was ignored and the whole reply came later).
             let isPart = (try? result.get())?.headers.hasMore == true
             // The client was answered `CancelledError` already (SPEC §8: once).
-            if isPart ? cancellations.isCancelled(token) : !cancellations.answer(token) { return }
+            if isPart ? cancellations.isCancelled(token) : !cancellations.answer(token, received: address.received) { return }
         }
         destination.deliver(result, to: address)
     }
@@ -116,7 +116,7 @@ public struct Responder: Sendable {
         guard let place = holdPlace() else { return false }
         let responder = self
         let deadline = timeout ?? defaultTimeout
-        let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation)
+        let registration = CancelRegistration(registry: cancellations, route: address.route, correlation: address.correlation, received: address.received)
         let work: @Sendable () async -> Void = {
             defer { registration.remove() }
             do {

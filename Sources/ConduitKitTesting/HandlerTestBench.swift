@@ -53,7 +53,7 @@ public final class HandlerTestBench<Handler: ConduitHandler>: Sendable {
             client: ClientID(client) ?? ClientID("1")!, transport: .webSocket, eventLoop: loop)
         request.cancellations = cancellations
         let responder = Responder(
-            destination: log, address: ReplyAddress(route: route, correlation: (HeaderName.token, token), received: .now(), counter: nil),
+            destination: log, address: ReplyAddress(route: route, correlation: (HeaderName.token, token), received: request.received, counter: nil),
             tasks: tasks, inFlight: nil, defaultTimeout: requestTimeout, cancellations: cancellations)
         do {
             try handler.handle(request, responder: responder)

@@ -23,6 +23,22 @@ struct DeadlineTests {
         }
     }
 
+    /// An echo's reply under the token of a request still running marked that token answered,
+    /// and the running request could no longer be cancelled (SPEC §8): its work ran to the end.
+    @Test func anotherRepliesUnderTheSameTokenLeaveARunningRequestCancellable() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect(client: "shared-token")
+            try await client.send(["route": "slow", "token": "shared-1"])
+            try await waitUntil { host.host.registry.lookup("slow")?.tasks.count == 1 }
+            let echo = try await client.request(Message(headers: ["route": "echo", "token": "shared-1"], payload: Array("same token".utf8)))
+            #expect(echo.headers["error"] == nil && echo.headers.route == "echo")
+            try await client.send(["cancel": "shared-1"])
+            let cancelled = try await client.nextMessage()
+            #expect(cancelled.headers["error"] == "CancelledError" && cancelled.headers["token"] == "shared-1", "\(cancelled.headers)")
+            try await waitUntil { SlowHandler.cancelled.withLock { $0.contains("shared-1") } }
+        }
+    }
+
     @Test func stoppingAHandlerCancelsItsRunningRequests() async throws {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let client = try await host.connect(client: "patient")

@@ -36,7 +36,7 @@ enum RouteInvocation {
         request.cancellations = cancellations
         let responder = Responder(
             destination: destination,
-            address: ReplyAddress(route: route, correlation: correlation, received: .now(), counter: entry.stats),
+            address: ReplyAddress(route: route, correlation: correlation, received: request.received, counter: entry.stats),
             tasks: entry.tasks, inFlight: limits.inFlight, defaultTimeout: limits.timeout, cancellations: cancellations,
             requestBytes: requestBytes)
         do {
