@@ -55,11 +55,12 @@ public final class UDPHandler: ConduitHandler {
 
     /// The read buffer of one socket, kept by NIO for the socket's life: one recvmmsg call
     /// takes as many datagrams as fit with room for `maxDatagramBytes` each (NIO divides the
-    /// buffer evenly), at most 32. One at the default 65,507, 32 at 2 KiB (each datagram's
-    /// room is one byte more: 64 KiB took 31). Larger buffers read faster (8 per read: 205k
-    /// datagrams/s, 1: 100k) but cost every bound socket that much memory: 512 KiB took a
-    /// 200-client soak from 101 to 153 MB.
-    private static let readBufferBytes = 32 * (2_048 + 1)
+    /// buffer evenly), at most 32. One at the default 65,507; 32 up to 2,047 and 31 at 2,048
+    /// (each datagram's room is one byte more). Not 32 rooms of 2,049 bytes: NIO rounds a
+    /// buffer up to a power of two, and that took 128 KiB a socket, not 64. Larger buffers read
+    /// faster (8 per read: 205k datagrams/s, 1: 100k) but cost every bound socket that much
+    /// memory: 512 KiB took a 200-client soak from 101 to 153 MB.
+    private static let readBufferBytes = 64 << 10
     private var datagramsPerRead: Int { min(32, max(1, Self.readBufferBytes / datagramRoom)) }
     /// The room each datagram is read into: one byte more than the limit, so that a longer
     /// datagram (cut by the kernel to its room, which NIO does not report) shows as longer and
