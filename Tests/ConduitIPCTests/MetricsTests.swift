@@ -75,6 +75,18 @@ struct MetricsTests {
         }
     }
 
+    /// IPC answers the host made itself were not counted in `conduit_errors_total`, as the
+    /// socket's are: a request refused before any handler saw it, a control route's error.
+    @Test func errorsTheIPCListenerAnswersAreCounted() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        try await withHost(metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus) { _, ipc in
+            #expect(try await ipc.request(.POST, "/echo?id=not%20an%20id").status == .badRequest)
+            #expect(try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=short").status == .badRequest)
+            let text = try await ipc.request(.GET, "/metrics").text
+            #expect(text.contains(#"conduit_errors_total{type="BadRequestError"} 2"#), "\(text)")
+        }
+    }
+
     /// Only two causes of a refused handshake were counted: a wrong shared key, tried again
     /// and again, left no trace in /metrics.
     @Test func refusedHandshakesAreCountedByReason() async throws {

@@ -139,10 +139,11 @@ final class IPCRequestHandler: ChannelInboundHandler {
             return fail(.serviceUnavailable, .unavailable("\(ControlCallCount.limit) control calls are running or waiting; try again once they are done"))
         }
         let answer = answerer(charging: true)
-        let control = services.control
+        let (control, metrics) = (services.control, services.registry.metrics)
         Task { [calls = services.controlCalls] in
             defer { calls.leave() }
             let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
+            if case .failure(let error) = result { metrics.errorReplied(type: error.kind.name) }
             answer(ReplyBuilder.message(for: result, route: nil, correlation: nil), "application/json")
         }
     }
@@ -330,7 +331,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
 
     // MARK: Responses
 
+    /// Counted as the socket's own errors are (`conduit_errors_total`): a 504, or a request
+    /// refused before any handler saw it, was not.
     private func fail(_ status: HTTPResponseStatus, _ error: ConduitError, headers: HTTPHeaders = [:]) {
+        services.registry.metrics.errorReplied(type: error.kind.name)
         var headers = headers
         headers.add(name: "content-type", value: "application/json")
         respond(status, headers: headers, body: error.payload)
