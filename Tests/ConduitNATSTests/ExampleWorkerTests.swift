@@ -40,28 +40,34 @@ import Testing
         }
 
         /// SIGTERM, then SIGKILL if it is still there after 3 s: a test never leaves one behind.
+        /// The wait is on a thread of its own, not on the cooperative pool the tests share.
         func stop() {
             guard process.isRunning else { return }
             process.terminate()
-            let deadline = Date().addingTimeInterval(3)
-            while process.isRunning, Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            Thread { [process] in
+                let deadline = Date().addingTimeInterval(3)
+                while process.isRunning, Date() < deadline { usleep(20_000) }
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            }.start()
         }
 
         deinit { stop() }
     }
 
-    /// A python3 that has nats-py (scripts/nats-python.sh installs it if needed).
-    static func pythonWithNATS() throws -> String {
+    /// A python3 that has nats-py (scripts/nats-python.sh installs it if needed). Off the
+    /// cooperative pool: an install takes seconds, and the pool has one thread a core.
+    static func pythonWithNATS() async throws -> String {
         let script = Process()
         script.executableURL = URL(fileURLWithPath: "/bin/bash")
         script.arguments = ["\(root)/scripts/nats-python.sh"]
         let pipe = Pipe()
         script.standardOutput = pipe
         try script.run()
-        let path = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        script.waitUntilExit()
+        let path = await offThePool { [script] in
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            script.waitUntilExit()
+            return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         guard script.terminationStatus == 0, !path.isEmpty else { throw TestClientError.missingTool("python3 with nats-py (scripts/nats-python.sh)") }
         return path
     }
@@ -78,7 +84,7 @@ import Testing
 
     @Test func pythonAndSwiftWorkersShareARouteAndPush() async throws {
         try await NATSServerProcess.run { server in
-            let python = try Worker([try Self.pythonWithNATS(), "handlers/nats_worker.py", "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "py-1"])
+            let python = try Worker([try await Self.pythonWithNATS(), "handlers/nats_worker.py", "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "py-1"])
             let swift = try Worker([try Self.swiftWorker(), "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "swift-1"])
             defer {
                 python.stop()

@@ -8,7 +8,7 @@ import Testing
 /// `tls://` against a nats-server that requires TLS, with a CA made for the test by openssl.
 @Suite(.serialized) struct NATSTLSTests {
     /// A CA and a server certificate for 127.0.0.1 signed by it, in a fresh directory.
-    static func makeCertificates() throws -> String {
+    static func makeCertificates() async throws -> String {
         let directory = NSTemporaryDirectory() + "conduit-nats-tls-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let script = """
@@ -25,7 +25,7 @@ import Testing
         shell.standardOutput = FileHandle.nullDevice
         shell.standardError = FileHandle.nullDevice
         try shell.run()
-        shell.waitUntilExit()
+        await offThePool { [shell] in shell.waitUntilExit() }
         guard shell.terminationStatus == 0 else { throw TestClientError.missingTool("openssl (apt-get install openssl)") }
         return directory
     }
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func requestsFlowOverTLSAndAnUntrustedServerIsRefused() async throws {
-        let certificates = try Self.makeCertificates()
+        let certificates = try await Self.makeCertificates()
         defer { try? FileManager.default.removeItem(atPath: certificates) }
         let configuration = "tls {\n  cert_file: \"\(certificates)/server.pem\"\n  key_file: \"\(certificates)/server.key\"\n}"
         try await NATSServerProcess.run(configuration: configuration) { server in

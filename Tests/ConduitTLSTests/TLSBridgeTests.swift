@@ -406,7 +406,8 @@ struct TLSBridgeTests {
         other.standardOutput = output
         try other.run()
         defer { other.terminate() }
-        #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("listening"))
+        let said = await offThePool { String(decoding: output.fileHandleForReading.availableData, as: UTF8.self) }
+        #expect(said.hasPrefix("listening"))
         let error = await #expect(throws: (any Error).self) {
             try await TestHost.run(yaml: Self.yaml("echoService: {enabled: true, port: \(port)}"), catalog: .tlsTests) { _ in }
         }
