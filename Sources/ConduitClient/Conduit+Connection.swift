@@ -250,12 +250,20 @@ extension Conduit {
                 acknowledgeWhenDue(resumption)
             }
         }
+        handOut(message)
+    }
+
+    /// A message past resume's admission: to the request waiting for its token, else to the
+    /// event streams and the receive handler, one delivery at a time.
+    func handOut(_ message: Message) {
         guard !pending.resolve(message) else { return }
-        let receiver = state.withLockedValue { state in
-            state.emit(.message(message))
-            return state.receiver
+        delivering.withLock {
+            let receiver = state.withLockedValue { state in
+                state.emit(.message(message))
+                return state.receiver
+            }
+            receiver?(message)
         }
-        receiver?(message)
     }
 
     private func startFallback(_ state: inout ConnectionState) {
@@ -285,6 +293,13 @@ extension Conduit {
             }
             for arrival in held { self.deliver(arrival) }
             paused?.setReading(true)
+            guard stopping else { return }
+            // The socket that stopped the receiver closed before this ran: it told a receiver
+            // that had already left its loop to read on. Read in its place, after what that one
+            // held, else nothing read the host's stream until a socket came back.
+            self.state.withLockedValue { state in
+                if state.connection == nil, !state.isClosed, state.fallback == nil, self.autoReconnect, !state.replaced { self.startFallback(&state) }
+            }
         }
     }
 }

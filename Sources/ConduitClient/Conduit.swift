@@ -23,6 +23,10 @@ public final class Conduit: Sendable {
     let eventLoop: any EventLoop
     let state: NIOLockedValueBox<ConnectionState>
     let pending = PendingRequests()
+    /// Held while the receive handler and the event streams are given a message: deliveries
+    /// come from the socket's event loop, the fallback stream's task and a `sendOrFallback`
+    /// caller's task, and the handler must get them one at a time.
+    let delivering = NIOLock()
     /// Resume (SPEC §9) when asked for: positions, acknowledgements, replay, de-duplication.
     let resumption: ClientResume?
 
@@ -176,7 +180,6 @@ public final class Conduit: Sendable {
         } catch let error as ConduitClientError where error.code == .timedOut {
             // So does a timeout: the request ran on with nobody waiting for its reply, or,
             // kept while the socket was down (resume), ran after the reconnect.
-            pending.swallowLateReply(to: token)
             sendCancel(token)
             throw error
         }
@@ -194,7 +197,8 @@ public final class Conduit: Sendable {
         guard let route = headers.route else {
             throw ConduitClientError(.invalidMessage, "only a message with a route can be sent over IPC")
         }
-        deliver(try await invokeOverIPC(route: route, headers: headers, payload: payload))
+        // Not numbered by the host: its position and acknowledgement are not resume's.
+        handOut(try await invokeOverIPC(route: route, headers: headers, payload: payload))
         return .ipc
     }
 
@@ -210,6 +214,13 @@ public final class Conduit: Sendable {
             throw ConduitClientError(.notConnected, "the socket is not open and no IPC port is known")
         }
         reconnectBySending()
+        var headers = headers
+        if resumption != nil {
+            // `pos` and `ack` are the connection's (SPEC §9), as on the socket: the host echoed an
+            // application's own, and they were taken for its positions.
+            headers.removeAll(ResumeHeader.position)
+            headers.removeAll(ResumeHeader.ack)
+        }
         return try await ipc.reply(route: route, headers: headers, payload: payload, id: id)
     }
 

@@ -13,7 +13,9 @@ struct HeldArrivals: Sendable {
     /// The socket that stopped reading, to read again once they are released.
     private var paused: WebSocketConnection?
 
-    /// Holds `arrival`; returns `socket` when it must stop reading now.
+    /// Holds `arrival`; returns `socket` when it must stop reading now. A socket that comes
+    /// after the paused one closed (the stream still read) is paused in turn: only the first
+    /// was, and the next read on into memory without end.
     mutating func hold(_ arrival: Arrival, from socket: WebSocketConnection?) -> WebSocketConnection? {
         arrivals.append(arrival)
         switch arrival {
@@ -21,7 +23,7 @@ struct HeldArrivals: Sendable {
         // What is kept of a dropped message: its last part's headers.
         case .dropped(let lastPart, _): bytes += Message(headers: lastPart).encodedSize
         }
-        guard bytes > Self.maxBytes, paused == nil, let socket else { return nil }
+        guard bytes > Self.maxBytes, let socket, paused !== socket else { return nil }
         paused = socket
         return socket
     }

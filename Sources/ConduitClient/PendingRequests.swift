@@ -21,10 +21,13 @@ final class PendingRequests: Sendable {
         /// reply that crossed the cancel, the reply to a cut-off payload) is swallowed, not
         /// handed to the app. The newest `maxIgnored` are kept; an older token's answer is
         /// delivered as any unmatched message.
-        var ignored: [String] = []
+        var ignored = IgnoredTokens()
     }
 
-    private static let maxIgnored = 256
+    /// Four times the requests a host runs for a connection at once (1,024 by default): with
+    /// resume, requests that timed out while the socket was down are sent again after the
+    /// reconnect, with their cancels, and answered then (256 let most of a thousand through).
+    static let maxIgnored = 4_096
 
     private let state = NIOLockedValueBox(State())
     private let prefix: String
@@ -44,7 +47,7 @@ final class PendingRequests: Sendable {
             return token
         }
         let timer = timers.scheduleTask(in: TimeAmount(timeout)) {
-            _ = self.settle(token, .failure(ConduitClientError(.timedOut, "no reply to token \(token) within \(timeout)")))
+            _ = self.settle(token, .failure(ConduitClientError(.timedOut, "no reply to token \(token) within \(timeout)")), ignoringLaterAnswers: true)
         }
         state.withLockedValue { $0.slots[token]?.timer = timer }
         return token
@@ -68,17 +71,7 @@ final class PendingRequests: Sendable {
                 if let outcome { continuation.resume(with: outcome) }
             }
         } onCancel: {
-            guard settle(token, .failure(CancellationError())) else { return }
-            swallowLateReply(to: token)
-        }
-    }
-
-    /// The host's later answers to a request that ended (cancelled, timed out, refused as too
-    /// large) are not the app's.
-    func swallowLateReply(to token: String) {
-        state.withLockedValue { state in
-            if state.ignored.count == Self.maxIgnored { state.ignored.removeFirst() }
-            state.ignored.append(token)
+            settle(token, .failure(CancellationError()), ignoringLaterAnswers: true)
         }
     }
 
@@ -97,7 +90,7 @@ final class PendingRequests: Sendable {
             // sent, make a request of their own with this token, and its answers (the reply to
             // a cut-off payload) are not the app's. Marked here, before the next message is
             // delivered, not when the caller wakes up.
-            if message.headers[HeaderName.error] == Self.payloadTooLarge { swallowLateReply(to: token) }
+            if message.headers[HeaderName.error] == Self.payloadTooLarge { state.withLockedValue { $0.ignored.insert(token) } }
             return true
         }
         // Kept after a match: one request may be answered more than once (a reply that crossed
@@ -117,11 +110,14 @@ final class PendingRequests: Sendable {
     }
 
     /// Ends the request `token` with `outcome`: resumes its waiter, or keeps the outcome for
-    /// `wait`. Only the first outcome counts.
+    /// `wait`. Only the first outcome counts. `ignoringLaterAnswers` (a timeout, a cancelled
+    /// caller): the host's answers from now on are swallowed, marked under the same lock, so
+    /// one read in between is not handed to the app as a message nobody waits for.
     @discardableResult
-    func settle(_ token: String, _ outcome: Result<Message, any Error>) -> Bool {
+    func settle(_ token: String, _ outcome: Result<Message, any Error>, ignoringLaterAnswers: Bool = false) -> Bool {
         let settled = state.withLockedValue { state -> (Slot, resume: Bool)? in
             guard var slot = state.slots[token], slot.outcome == nil else { return nil }
+            if ignoringLaterAnswers { state.ignored.insert(token) }
             guard slot.waiter != nil else {
                 slot.outcome = outcome
                 state.slots[token] = slot
@@ -134,5 +130,19 @@ final class PendingRequests: Sendable {
         slot.timer?.cancel()
         if resume { slot.waiter?.resume(with: outcome) }
         return true
+    }
+}
+
+/// The newest `PendingRequests.maxIgnored` ignored tokens, found in constant time.
+private struct IgnoredTokens {
+    private var order = CircularBuffer<String>()
+    private var members: Set<String> = []
+
+    func contains(_ token: String) -> Bool { members.contains(token) }
+
+    mutating func insert(_ token: String) {
+        guard members.insert(token).inserted else { return }
+        order.append(token)
+        if order.count > PendingRequests.maxIgnored { members.remove(order.removeFirst()) }
     }
 }

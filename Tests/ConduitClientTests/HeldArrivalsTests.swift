@@ -24,6 +24,17 @@ struct HeldArrivalsTests {
         #expect(released.paused === socket)
     }
 
+    /// The paused socket closed and the next came while the stream was still read: it was never
+    /// paused, and held what it read without end.
+    @Test func aSocketAfterThePausedOneStopsToo() {
+        let first = WebSocketConnection(channel: EmbeddedChannel())
+        let second = WebSocketConnection(channel: EmbeddedChannel())
+        var held = HeldArrivals()
+        #expect(held.hold(.message(Message(headers: Self.headers(9_000_000))), from: first) === first)
+        #expect(held.hold(.message(Message(headers: Self.headers(60_000))), from: second) === second)
+        #expect(held.release().paused === second)
+    }
+
     /// A dropped message keeps its last part's headers (up to 16 MB), which were not counted.
     @Test func aDroppedMessagesHeadersCount() {
         let socket = WebSocketConnection(channel: EmbeddedChannel())
