@@ -87,11 +87,11 @@ struct TLSStreamReaderTests {
         }
         let sink = FullBudget()
         let loop = EmbeddedEventLoop()
-        TLSStreamReader.pushEnd(Message(headers: ["route": "tls.end"]), to: ClientID("budget")!, pushes: sink, retryingOn: loop)
+        StreamEnd.push(Message(headers: ["route": "tls.end"]), to: ClientID("budget")!, pushes: sink, retryingOn: loop)
         #expect(sink.attempts == 1, "tried again inside the refusal")
-        loop.advanceTime(by: TLSStreamReader.endRetryPause)
+        loop.advanceTime(by: StreamEnd.retryPause)
         #expect(sink.attempts == 2)
-        loop.advanceTime(by: TLSStreamReader.endRetryPause * 2)
+        loop.advanceTime(by: StreamEnd.retryPause * 2)
         #expect(sink.attempts == 4 && sink.accepted.map(\.headers.route) == ["tls.end"])
     }
 }

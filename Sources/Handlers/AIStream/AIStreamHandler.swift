@@ -1,5 +1,6 @@
 public import ConduitKit
 import ConduitWire
+import NIOCore
 
 /// `ai.*`: answers a prompt as a stream of token pushes (SPEC §5 "AI stream").
 ///
@@ -33,10 +34,13 @@ public struct AIStreamHandler: ConduitHandler {
     private let backend: any TokenBackend
     private let streams: StreamRegistry
     private let context: HandlerContext
+    /// Under an exact route (`ai.chat.generate`), the one operation it names; nil under a prefix.
+    private let operation: String?
 
-    public init(options: AIOptions, context: HandlerContext) {
+    public init(options: AIOptions, context: HandlerContext) throws {
         self.options = options
         self.context = context
+        operation = try Self.operation(ofExactMount: context.route)
         streams = StreamRegistry(limit: options.maxStreams)
         switch (options.backend, options.upstream) {
         case (.openai, let upstream?):
@@ -58,12 +62,25 @@ public struct AIStreamHandler: ConduitHandler {
     }
 
     public func handle(_ request: Request, responder: Responder) throws {
-        switch request.operation {
+        switch operation ?? request.operation {
         case "chat.generate": try generate(request, responder: responder)
         case "chat.abort": try abort(request, responder: responder)
         default: throw ConduitError.notFound("no AI operation '\(request.route)'; known: \(context.route("chat.generate")), \(context.route("chat.abort"))")
         }
     }
+
+    /// An exact route names its operation by its last two components; one that names none is
+    /// refused at load (mounted, it answered every request `NotFoundError`).
+    private static func operation(ofExactMount route: String) throws(ConduitError) -> String? {
+        guard !route.hasSuffix(".*") else { return nil }
+        let operation = route.split(separator: ".").suffix(2).joined(separator: ".")
+        guard Self.operations.contains(operation) else {
+            throw .badRequest("the ai handler's exact route '\(route)' names no operation: it must end in chat.generate or chat.abort (or mount a prefix, 'ai.*')")
+        }
+        return operation
+    }
+
+    private static let operations: Set<String> = ["chat.generate", "chat.abort"]
 
     private func generate(_ request: Request, responder: Responder) throws(ConduitError) {
         guard let correlation = request.headers.correlation else {
@@ -77,19 +94,18 @@ public struct AIStreamHandler: ConduitHandler {
         let backend = backend
         let output = TokenPushes(
             pushes: context.pushes, client: request.client, route: request.route, correlation: correlation,
-            congestionTimeout: .seconds(options.congestionTimeoutSeconds))
+            congestionTimeout: .seconds(options.congestionTimeoutSeconds), eventLoop: context.eventLoopGroup.next())
         let key = StreamRegistry.Key(client: request.client, token: ExactText(correlation.value))
         // The stream keeps its prompt while it runs: it holds the request's bytes of the host's
         // budget until it ends (up to `maxStreams` prompts of 16 MiB were outside it).
-        responder.holdWhileRunning { end in
+        responder.holdWhileRunning { [streams] end in
             // `cancel: <token>` stops the stream as `chat.abort` does.
-            let cancellation = request.onCancel { [streams] in Task { _ = await streams.abort(key) } }
+            let cancellation = request.onCancel { Task { _ = await streams.abort(key) } }
             let started = streams.start(key) {
-                defer {
-                    cancellation.remove()
-                    end()
-                }
-                await Self.run(backend, prompt: prompt, maxTokens: maxTokens, into: output)
+                defer { end() }
+                await Self.run(
+                    backend, prompt: prompt, maxTokens: maxTokens, into: output,
+                    ending: Ending(wasCancelled: cancellation.remove, idExpired: { streams.isExpired(key) }))
             }
             let refusal: ConduitError? = switch started {
             case .started: nil
@@ -105,20 +121,36 @@ public struct AIStreamHandler: ConduitHandler {
         }
     }
 
+    /// What a stream asks when its generator is done, before its last message.
+    private struct Ending {
+        /// Takes the stream out of the cancellable requests; whether a cancel came first.
+        let wasCancelled: @Sendable () -> Bool
+        let idExpired: @Sendable () -> Bool
+    }
+
     /// Generates the answer into `output`, which ends it: complete, aborted, or failed.
-    private static func run(_ backend: any TokenBackend, prompt: String, maxTokens: Int, into output: TokenPushes) async {
+    private static func run(_ backend: any TokenBackend, prompt: String, maxTokens: Int, into output: TokenPushes, ending: Ending) async {
         var output = output
+        var failure: ConduitError?
         do {
             try await backend.generate(prompt: prompt, maxTokens: maxTokens) { await output.token($0) }
-            if let refusal = output.refusal { output.fail(refusal) } else { output.finish(aborted: false) }
-        } catch {
-            if let refusal = output.refusal {
-                output.fail(refusal)
-            } else if Task.isCancelled {
-                output.finish(aborted: true)
-            } else {
-                output.fail(ConduitError(converting: error))
-            }
+        } catch let error where !Task.isCancelled {
+            failure = ConduitError(converting: error)
+        } catch {}
+        // Out of the cancellable requests before the last message: a cancel that came first was
+        // answered `CancelledError`, so the stream ends aborted even when its generator had
+        // made its last token; one after it is ignored (the stream was complete). Checked after
+        // the last message, a cancel in between was answered beside `complete` without `aborted`.
+        let cancelled = ending.wasCancelled()
+        guard !ending.idExpired() else { return }
+        if let refusal = output.refusal {
+            output.fail(refusal)
+        } else if cancelled || Task.isCancelled {
+            output.finish(aborted: true)
+        } else if let failure {
+            output.fail(failure)
+        } else {
+            output.finish(aborted: false)
         }
     }
 

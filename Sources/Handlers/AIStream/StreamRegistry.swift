@@ -12,6 +12,8 @@ final class StreamRegistry: Sendable {
 
     private struct State {
         var streams: [Key: Task<Void, Never>] = [:]
+        /// Streams cancelled because their id expired: nobody is left to tell how they ended.
+        var expired: Set<Key> = []
         /// `abortAll` ran (the handler stopped): no stream starts any more.
         var stopped = false
     }
@@ -44,7 +46,10 @@ final class StreamRegistry: Sendable {
             // Made under the lock, so the task's own removal below always finds it registered.
             state.streams[key] = Task {
                 await body()
-                self.state.withLockedValue { _ = $0.streams.removeValue(forKey: key) }
+                self.state.withLockedValue { state in
+                    state.streams[key] = nil
+                    state.expired.remove(key)
+                }
             }
             return .started
         }
@@ -62,8 +67,17 @@ final class StreamRegistry: Sendable {
     /// Cancels every stream of `client` (its id expired) without waiting.
     func cancelAll(of client: ClientID) {
         state.withLockedValue { state in
-            for (key, task) in state.streams where key.client == client { task.cancel() }
+            for (key, task) in state.streams where key.client == client {
+                state.expired.insert(key)
+                task.cancel()
+            }
         }
+    }
+
+    /// The stream `key` was cancelled by its id's expiry: its last message would make the id
+    /// anew, for another grace period, to hold a message nobody reads.
+    func isExpired(_ key: Key) -> Bool {
+        state.withLockedValue { $0.expired.contains(key) }
     }
 
     /// Cancels every stream and waits until all have ended; none starts after.

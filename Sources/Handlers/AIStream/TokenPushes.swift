@@ -14,20 +14,28 @@ import NIOCore
 /// No token is dropped (SPEC §3): tokens are `.reliable` pushes, and while the client is
 /// congested the stream waits (the generator with it) until the host says it is writable, for
 /// at most `congestionTimeout`. A token its queue refuses, or a client congested for longer,
-/// ends the stream with an `UnavailableError` instead of a gap.
+/// ends the stream with an `UnavailableError` instead of a gap. The last message is pushed
+/// again once there is room when there is none (`StreamEnd`): refused by the same full budget
+/// as the token before it, it was lost, and the client waited for a stream that had ended.
 struct TokenPushes {
     private let pushes: any PushSink
     private let client: ClientID
     private let congestionTimeout: Duration
+    /// Where the last message is tried again.
+    private let eventLoop: any EventLoop
     private let base: Headers
     private var index = 0
     /// Set when the client's queue refused a token: the stream can't go on without a gap.
     private(set) var refusal: ConduitError?
 
-    init(pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String), congestionTimeout: Duration) {
+    init(
+        pushes: any PushSink, client: ClientID, route: String, correlation: (name: String, value: String), congestionTimeout: Duration,
+        eventLoop: any EventLoop
+    ) {
         self.pushes = pushes
         self.client = client
         self.congestionTimeout = congestionTimeout
+        self.eventLoop = eventLoop
         base = [HeaderName.route: route, "source": route, correlation.name: correlation.value]
     }
 
@@ -36,7 +44,9 @@ struct TokenPushes {
     mutating func token(_ text: String) async {
         guard refusal == nil else { return }
         if case .dropped(let cause) = push(["complete": "false"], payload: ByteBuffer(string: text)) {
-            return end(.unavailable("the client's queue could not take token \(index - 1) (\(cause.rawValue)); the stream ends here"))
+            // Its index goes to the stream's last message: the client sees no gap before it.
+            index -= 1
+            return end(.unavailable("the client's queue could not take token \(index) (\(cause.rawValue)); the stream ends here"))
         }
         guard pushes.isCongested(client), await !writable(within: congestionTimeout) else { return }
         // A wait cut short by `chat.abort`, `cancel` or the id's expiry is no timeout: the
@@ -69,19 +79,23 @@ struct TokenPushes {
     }
 
     mutating func finish(aborted: Bool) {
-        push(aborted ? ["complete": "true", "aborted": "true"] : ["complete": "true"])
+        StreamEnd.push(message(aborted ? ["complete": "true", "aborted": "true"] : ["complete": "true"]), to: client, pushes: pushes, retryingOn: eventLoop)
     }
 
     mutating func fail(_ error: ConduitError) {
-        push([HeaderName.error: error.kind.name, "complete": "true"], payload: error.payload)
+        StreamEnd.push(message([HeaderName.error: error.kind.name, "complete": "true"], payload: error.payload), to: client, pushes: pushes, retryingOn: eventLoop)
     }
 
-    @discardableResult
-    private mutating func push(_ extra: Headers, payload: ByteBuffer = ByteBuffer()) -> PushOutcome {
+    private mutating func push(_ extra: Headers, payload: ByteBuffer) -> PushOutcome {
+        pushes.push(message(extra, payload: payload), to: client, delivery: .reliable)
+    }
+
+    /// The stream's next message.
+    private mutating func message(_ extra: Headers, payload: ByteBuffer = ByteBuffer()) -> Message {
         var headers = base
         headers.append("index", String(index))
         for (name, value) in extra { headers.append(name, value) }
         index += 1
-        return pushes.push(Message(headers: headers, payload: payload), to: client, delivery: .reliable)
+        return Message(headers: headers, payload: payload)
     }
 }

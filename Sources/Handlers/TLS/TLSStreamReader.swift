@@ -135,25 +135,10 @@ final class TLSStreamReader: ChannelDuplexHandler {
         } else if established, !closingHere {
             var headers: Headers = ["route": routes.end]
             if let reason = endReason ?? failure.map(TLSFailure.describeEnd) { headers["reason"] = reason }
-            Self.pushEnd(Message(headers: headers, payload: ByteBuffer()), to: client, pushes: pushes, retryingOn: context.eventLoop)
+            StreamEnd.push(Message(headers: headers, payload: ByteBuffer()), to: client, pushes: pushes, retryingOn: context.eventLoop)
         }
         context.fireChannelInactive()
     }
-
-    /// Pushes `tls.end`, and again once the client's queue has room when it has none now (a
-    /// buffer full of other reliable pushes, or the budget): refused once, it was lost, and the
-    /// client learned the stream had ended only when a write found no connection. The id's
-    /// expiry calls the wait too; the push then goes to a gone id, and lives its grace period.
-    /// Each try waits `endRetryPause` on `eventLoop`: with the budget full and the id's queue
-    /// empty, `whenWritable` calls back at once, and the retry recursed without end.
-    static func pushEnd(_ end: Message, to client: ClientID, pushes: any PushSink, retryingOn eventLoop: any EventLoop) {
-        guard case .dropped(let cause) = pushes.push(end, to: client, delivery: .reliable), cause == .queueFull || cause == .hostBudget else { return }
-        pushes.whenWritable(client) {
-            eventLoop.scheduleTask(in: endRetryPause) { pushEnd(end, to: client, pushes: pushes, retryingOn: eventLoop) }
-        }
-    }
-
-    static let endRetryPause = TimeAmount.milliseconds(100)
 
     func handlerRemoved(context: ChannelHandlerContext) {
         // A connect that failed after the pipeline was built never reaches channelInactive.
