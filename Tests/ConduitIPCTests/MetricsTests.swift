@@ -108,6 +108,18 @@ struct MetricsTests {
         }
     }
 
+    /// An IPC request refused for its key was counted nowhere, where a refused handshake is.
+    @Test func ipcRequestsRefusedForTheirKeyAreCounted() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        try await withHost(metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus) { host, ipc in
+            let port = try #require(try await host.waitUntilReady().ipcPort)
+            #expect(try await IPCClient(port: port, key: "wrong-key-123456").request(.POST, "/echo?id=a").status == .forbidden)
+            #expect(try await IPCClient(port: port, key: nil).request(.POST, "/echo?id=a").status == .unauthorized)
+            let text = try await ipc.request(.GET, "/metrics").text
+            #expect(text.contains(#"conduit_ipc_requests_refused_total{reason="key"} 2"#), "\(text)")
+        }
+    }
+
     /// A reload that changed a route's options gave it new counters: diagnostics started again
     /// at 0 while /metrics went on counting the same series; a route the reload removed kept
     /// its series in /metrics for good, frozen. A route's counters go with its name now, and

@@ -14,12 +14,15 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     private let sharedKey: SharedKey
     /// Called when a request shows the right key (the connection keeps its place).
     private let proven: () -> Void
+    /// Called when one does not: counted, as a refused handshake is (someone guessing the key).
+    private let refused: () -> Void
     /// A refused request: the rest of it is dropped unread while the answer goes out.
     private var refusing = false
 
-    init(sharedKey: SharedKey, proven: @escaping () -> Void) {
+    init(sharedKey: SharedKey, proven: @escaping () -> Void, refused: @escaping () -> Void) {
         self.sharedKey = sharedKey
         self.proven = proven
+        self.refused = refused
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -40,6 +43,7 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
 
     private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String) {
         refusing = true
+        refused()
         IPCRefusal.send(status, .forbidden(message), context: context)
     }
 

@@ -58,7 +58,9 @@ struct IPCListener: Sendable {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
                         try channel.pipeline.syncOperations.addHandlers(
                             IPCDeadlines(idle: services.limits.idleTimeout, body: services.limits.bodyTimeout),
-                            IPCKeyGate(sharedKey: services.control.sharedKey) { connections.prove(channel) },
+                            IPCKeyGate(
+                                sharedKey: services.control.sharedKey, proven: { connections.prove(channel) },
+                                refused: { services.registry.metrics.ipcKeyRefused() }),
                             IPCBodyLimit(maxBodyBytes: services.maxBodyBytes),
                             IPCExpectContinue(),
                             IPCBodyBudget(budget: services.directory.budget),

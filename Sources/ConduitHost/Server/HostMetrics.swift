@@ -21,6 +21,7 @@ public final class HostMetrics: Sendable {
     private let otherErrors: Counter
     private let resumeEvents: [ResumeEvent: Counter]
     private let handshakeRefusals: [HandshakeRefusal: Counter]
+    private let ipcKeyRefusals: Counter
     private let clientPlaces: [ClientPlace: Counter]
 
     /// The handler latency's histogram (per route, request to reply).
@@ -62,6 +63,7 @@ public final class HostMetrics: Sendable {
         handshakeRefusals = Dictionary(uniqueKeysWithValues: HandshakeRefusal.allCases.map {
             ($0, Counter(label: "conduit_handshakes_refused_total", dimensions: [("reason", $0.rawValue)], factory: factory))
         })
+        ipcKeyRefusals = Counter(label: "conduit_ipc_requests_refused_total", dimensions: [("reason", "key")], factory: factory)
         clientPlaces = Dictionary(uniqueKeysWithValues: ClientPlace.allCases.map {
             ($0, Counter(label: "conduit_client_ids_total", dimensions: [("event", $0.rawValue)], factory: factory))
         })
@@ -75,6 +77,9 @@ public final class HostMetrics: Sendable {
     func connectionClosed() { connectionsActive.decrement() }
 
     func handshakeRefused(_ reason: HandshakeRefusal) { handshakeRefusals[reason]!.increment() }
+
+    /// An IPC request without the right shared key (401 or 403).
+    func ipcKeyRefused() { ipcKeyRefusals.increment() }
 
     /// A new id past `limits.maxClients` took an away id's place, or found none.
     func clientPlace(_ event: ClientPlace) { clientPlaces[event]!.increment() }
