@@ -3,6 +3,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { createServer as createHTTPServer } from 'node:http'
 import { startHost, vectorsPath, root, chaosSizes } from './support/host.mjs'
 import { startFakeHost, streamFrame } from './support/fake-host.mjs'
 import { scenarios } from './support/scenarios.mjs'
@@ -1094,4 +1095,89 @@ test('resume: cancellations go past a full window by 64 KiB at most', () => {
   let cancels = 0
   while (state.number({ cancel: `token-${cancels}` }, undefined, true) && cancels < 1e6) cancels++
   assert.ok(cancels > 1000 && cancels < 65536 / 10, `${cancels} cancellations past the window`)
+})
+
+// 600 requests time out together, and the host answers each `CancelledError` (its cancel
+// crossed the reply). Only the newest 256 tokens were remembered: 344 answers reached receive.
+test('requests: the late answers of many requests that timed out together are all swallowed', { timeout: 60000 }, async () => {
+  const { fake, conduit, socket } = await fakeAndConnectedClient('node-many-late')
+  const leaked = []
+  let sentinel = false
+  conduit.receive((error, message) => {
+    if (error) return
+    if (message.options.route === 'sentinel') sentinel = true
+    else leaked.push(message.options.token)
+  })
+  try {
+    const count = 600
+    await Promise.all(Array.from({ length: count }, () => conduit.request('slow', { timeout: 50 }).catch(() => {})))
+    const tokens = []
+    while (tokens.length < count) {
+      const message = await socket.nextMessage()
+      if (message.options.route === 'slow') tokens.push(String(message.options.token))
+    }
+    for (const token of tokens) socket.send(module.encode([['route', 'slow'], ['token', token], ['error', 'CancelledError']]))
+    socket.send(module.encode({ route: 'sentinel' }))
+    await until(() => sentinel)
+    assert.equal(leaked.length, 0, `${leaked.length} late answers reached receive`)
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// Held behind a stream that did not end, a socket's messages were weighed by their last part's
+// frame: 64 messages of 1 MiB in 17 parts counted about a kilobyte, and were all held.
+test('fallback: messages in parts held behind the stream count whole toward its 8 MiB', { timeout: 60000 }, async () => {
+  const fake = await startFakeHost({
+    onEvents (url, response) {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      response.flushHeaders()
+    }
+  })
+  const conduit = new Conduit({ id: 'node-held-parts', ipcPort: fake.ipcPort, connect: false, reconnect: { timeout: 50 } })
+  const limit = new Promise((resolve) => conduit.addEventListener('error', (event) => {
+    if ((event.error ?? event.detail?.error)?.code === 'limit') resolve()
+  }))
+  try {
+    conduit.startFallback()
+    const next = fake.nextSocket()
+    await conduit.connect()
+    const socket = await next
+    const part = new Uint8Array(65535)
+    for (let n = 0; n < 16; n++) {
+      for (let p = 0; p < 16; p++) socket.send(module.encode([['route', 'push'], ['more', 'true']], part))
+      socket.send(module.encode([['route', 'push'], ['n', String(n)]]))
+    }
+    await limit
+  } finally {
+    conduit.close()
+    fake.stop()
+  }
+})
+
+// With resume on and the window full, `sendOrFallback` goes over IPC: the application's own
+// `pos` and `ack` went too, though they are left out on the socket (SPEC §9).
+test('resume: an application\'s pos and ack are not sent over IPC', { timeout: 60000 }, async () => {
+  const queries = []
+  const ipc = createHTTPServer((request, response) => {
+    const url = new URL(request.url, 'http://ipc')
+    if (url.pathname === '/internal.conduit.status') return response.writeHead(200).end(JSON.stringify({ data: { port: 1, isActive: false } }))
+    if (url.pathname === '/internal.conduit.events') return response.writeHead(409).end()
+    queries.push(url.searchParams)
+    response.writeHead(200).end('x')
+  })
+  await new Promise((resolve) => ipc.listen(0, '127.0.0.1', resolve))
+  const conduit = new Conduit({ id: 'node-ipc-pos', ipcPort: ipc.address().port, resume: true, connect: false, reconnect: { retries: 0 } })
+  conduit.addEventListener('error', () => {})
+  try {
+    while (conduit.send({ route: 'x' }, new Uint8Array(65535)));
+    assert.equal(await conduit.sendOrFallback([['route', 'echo'], ['pos', '999'], ['ack', '5'], ['token', 't1']], 'hi'), 'ipc')
+    const query = queries.find((params) => params.get('token') === 't1')
+    assert.ok(query, 'the message went over IPC')
+    assert.equal(query.has('pos') || query.has('ack'), false, `sent: ${query}`)
+  } finally {
+    conduit.close()
+    ipc.close()
+  }
 })

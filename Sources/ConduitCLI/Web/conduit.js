@@ -12,6 +12,10 @@ export const MAX_ENCODED_BYTES = 1 + 255 * (1 + 255 + 2 + 0xffff) + 2 + 0xffff
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** The most of a socket's messages held behind a fallback stream (8 MiB, as the Swift client). */
 const HELD_BYTES = 8 * 1024 * 1024
+// Tokens of requests given up on (timed out, aborted) whose late answers are swallowed: four
+// times the requests a host runs for a connection at once. 256 let most of 600 requests that
+// timed out together through to the receive handler (their `CancelledError`s).
+const IGNORED_TOKENS = 4096
 /** Unsent bytes a socket may hold before `send` refuses (8 MiB, as the Swift client). */
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024
 /**
@@ -87,6 +91,16 @@ function bytesOf (payload) {
   if (typeof SharedArrayBuffer !== 'undefined' && payload instanceof SharedArrayBuffer) return new Uint8Array(payload)
   if (typeof Blob !== 'undefined' && payload instanceof Blob) throw new TypeError('a Blob payload must be read first: await blob.arrayBuffer()')
   return utf8Encoder.encode(JSON.stringify(payload))
+}
+
+/**
+ * What a joined message holds, about: its payload and its headers' text. (Its last part's frame
+ * was counted: a 1 MiB message in 17 parts weighed 15 bytes, and 64 of them were held.)
+ */
+function heldSize (message) {
+  let bytes = message.payload.byteLength
+  for (const [name, value] of message.headers) bytes += name.length + String(value).length
+  return bytes
 }
 
 /**
@@ -858,7 +872,7 @@ export class Conduit extends EventTarget {
       }
       const fail = (error) => settle(() => reject(error))
       const ignoreLater = () => {
-        if (this.#ignored.size >= 256) this.#ignored.delete(this.#ignored.values().next().value)
+        if (this.#ignored.size >= IGNORED_TOKENS) this.#ignored.delete(this.#ignored.values().next().value)
         this.#ignored.add(token)
       }
       // Cancelled on the host too, its late reply swallowed: a request that timed out ran on
@@ -973,6 +987,11 @@ export class Conduit extends EventTarget {
     if (this.#closed) throw closedError()
     const { route, ...headers } = Object.fromEntries(headerPairs(options))
     if (!route) throw new TypeError('sendOrFallback: IPC needs a route header')
+    // `pos` and `ack` are the connection's (SPEC §9), left out here as on the socket.
+    if (this.#resume) {
+      delete headers.pos
+      delete headers.ack
+    }
     // The socket refuses these (SPEC §3): over IPC they ran (`internal.conduit.stop` paused the host).
     if (route.startsWith('internal.')) throw new TypeError(`sendOrFallback: '${route}' is a control route (Conduit.control), not one a message reaches`)
     // As the Swift client: dropped, it went unsaid.
@@ -1110,7 +1129,7 @@ export class Conduit extends EventTarget {
     if (!message) return
     // Without resume, what the stream has yet to deliver was written before anything on this
     // socket (the host ends the stream when a socket takes over): the socket's wait for its end.
-    if (socket && !this.#resume && this.#fallback) this.#hold(message, data.byteLength)
+    if (socket && !this.#resume && this.#fallback) this.#hold(message, heldSize(message))
     else this.#dispatch(message)
   }
 
