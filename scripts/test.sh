@@ -15,7 +15,8 @@ command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq 
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 # The NATS example-worker test runs handlers/nats_worker.py with nats-py: installed now, not
 # from inside the test run, where an install's seconds would hold a thread the tests share.
-scripts/nats-python.sh >/dev/null
+# A failed install fails that one test, not the run.
+scripts/nats-python.sh >/dev/null || echo "warning: no python3 with nats-py; ExampleWorkerTests will fail" >&2
 
 # Each stage's start says how long the run has taken so far (where CI's time goes).
 stage() { echo "== $1 [$((SECONDS / 60))m$((SECONDS % 60))s]"; }

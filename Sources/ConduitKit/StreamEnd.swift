@@ -1,8 +1,9 @@
 public import ConduitWire
 public import NIOCore
 
-/// The message that ends a byte stream (`tls.end`, an AI stream's last message): the client
-/// must get it, or it waits for the rest of a stream that is over.
+/// The message that ends a byte stream (`tls.end`): the client must get it, or it waits for
+/// the rest of a stream that is over. (An AI stream retries its last from its own task, paced
+/// the same.)
 public enum StreamEnd {
     /// Between two tries: with the budget full and the id's queue empty, `whenWritable` calls
     /// back at once, and a retry without a pause recursed without end.

@@ -87,8 +87,9 @@ struct StreamEndTests {
         }
     }
 
-    /// An exact route names its one operation; one that names none is refused at load (it
-    /// loaded, and answered every request `NotFoundError`).
+    /// An exact route ending in chat.generate mounts the generator; another is refused at load
+    /// (one naming no operation loaded and answered every request `NotFoundError`; an exact
+    /// chat.abort has no streams to abort).
     @Test func anExactRouteServesItsOperationOrIsRefused() async throws {
         let exact = "routes:\n  - route: ai.chat.generate\n    handler: ai\n    options: {backend: builtin, tokensPerSecond: 0, maxTokens: 4}\n"
         try await TestHost.run(yaml: exact, catalog: .aiTests) { host in
@@ -96,8 +97,10 @@ struct StreamEndTests {
             let stream = try await client.generate(["route": "ai.chat.generate", "token": "x", "prompt": "rivers"])
             #expect(stream.tokens.count == 4)
         }
-        let naming = "routes:\n  - route: ai.generate\n    handler: ai\n"
-        let error = await #expect(throws: (any Error).self) { try await TestHost.run(yaml: naming, catalog: .aiTests) { _ in } }
-        #expect("\(String(describing: error))".contains("chat.generate"), "\(String(describing: error))")
+        for refused in ["ai.generate", "ai.chat.abort"] {
+            let yaml = "routes:\n  - route: \(refused)\n    handler: ai\n"
+            let error = await #expect(throws: (any Error).self) { try await TestHost.run(yaml: yaml, catalog: .aiTests) { _ in } }
+            #expect("\(String(describing: error))".contains("must end in chat.generate"), "\(String(describing: error))")
+        }
     }
 }

@@ -69,18 +69,17 @@ public struct AIStreamHandler: ConduitHandler {
         }
     }
 
-    /// An exact route names its operation by its last two components; one that names none is
-    /// refused at load (mounted, it answered every request `NotFoundError`).
+    /// An exact route mounts the generator alone: its last two components are `chat.generate`.
+    /// Another is refused at load: one naming no operation answered every request
+    /// `NotFoundError`, and an exact `chat.abort` has no streams to abort (each route's handler
+    /// keeps its own).
     private static func operation(ofExactMount route: String) throws(ConduitError) -> String? {
         guard !route.hasSuffix(".*") else { return nil }
-        let operation = route.split(separator: ".").suffix(2).joined(separator: ".")
-        guard Self.operations.contains(operation) else {
-            throw .badRequest("the ai handler's exact route '\(route)' names no operation: it must end in chat.generate or chat.abort (or mount a prefix, 'ai.*')")
+        guard route.split(separator: ".").suffix(2).joined(separator: ".") == "chat.generate" else {
+            throw .badRequest("the ai handler's exact route '\(route)' must end in chat.generate (the generator alone); for chat.abort too, mount a prefix ('ai.*')")
         }
-        return operation
+        return "chat.generate"
     }
-
-    private static let operations: Set<String> = ["chat.generate", "chat.abort"]
 
     private func generate(_ request: Request, responder: Responder) throws(ConduitError) {
         guard let correlation = request.headers.correlation else {
@@ -105,7 +104,7 @@ public struct AIStreamHandler: ConduitHandler {
                 defer { end() }
                 await Self.run(
                     backend, prompt: prompt, maxTokens: maxTokens, into: output,
-                    ending: Ending(wasCancelled: cancellation.remove, idExpired: { streams.isExpired(key) }))
+                    ending: Ending(wasCancelled: cancellation.remove, idExpired: { streams.isExpired(key) }, handlerStopped: { streams.isStopped }))
             }
             let refusal: ConduitError? = switch started {
             case .started: nil
@@ -126,6 +125,7 @@ public struct AIStreamHandler: ConduitHandler {
         /// Takes the stream out of the cancellable requests; whether a cancel came first.
         let wasCancelled: @Sendable () -> Bool
         let idExpired: @Sendable () -> Bool
+        let handlerStopped: @Sendable () -> Bool
     }
 
     /// Generates the answer into `output`, which ends it: complete, aborted, or failed.
@@ -143,14 +143,16 @@ public struct AIStreamHandler: ConduitHandler {
         // the last message, a cancel in between was answered beside `complete` without `aborted`.
         let cancelled = ending.wasCancelled()
         guard !ending.idExpired() else { return }
+        // Refused, the last message is tried again while the id lives and the handler runs.
+        let wanted = { !ending.idExpired() && !ending.handlerStopped() }
         if let refusal = output.refusal {
-            output.fail(refusal)
+            await output.fail(refusal, while: wanted)
         } else if cancelled || Task.isCancelled {
-            output.finish(aborted: true)
+            await output.finish(aborted: true, while: wanted)
         } else if let failure {
-            output.fail(failure)
+            await output.fail(failure, while: wanted)
         } else {
-            output.finish(aborted: false)
+            await output.finish(aborted: false, while: wanted)
         }
     }
 

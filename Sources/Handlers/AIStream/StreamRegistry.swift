@@ -74,6 +74,9 @@ final class StreamRegistry: Sendable {
         }
     }
 
+    /// `abortAll` ran: a stream's last message, refused, is not tried again (the stop waits).
+    var isStopped: Bool { state.withLockedValue { $0.stopped } }
+
     /// The stream `key` was cancelled by its id's expiry: its last message would make the id
     /// anew, for another grace period, to hold a message nobody reads.
     func isExpired(_ key: Key) -> Bool {

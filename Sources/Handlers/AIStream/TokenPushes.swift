@@ -2,6 +2,7 @@ import ConduitKit
 import ConduitWire
 import Foundation
 import NIOCore
+import Synchronization
 
 /// The messages of one stream, pushed to the client that asked (SPEC §3, §5). Every one
 /// carries `route` and `source` (the request's route), the request's `token` (or `seq`),
@@ -15,8 +16,7 @@ import NIOCore
 /// congested the stream waits (the generator with it) until the host says it is writable, for
 /// at most `congestionTimeout`. A token its queue refuses, or a client congested for longer,
 /// ends the stream with an `UnavailableError` instead of a gap. The last message is pushed
-/// again once there is room when there is none (`StreamEnd`): refused by the same full budget
-/// as the token before it, it was lost, and the client waited for a stream that had ended.
+/// again once there is room when there is none (`pushLast`).
 struct TokenPushes {
     private let pushes: any PushSink
     private let client: ClientID
@@ -78,14 +78,47 @@ struct TokenPushes {
         }
     }
 
-    mutating func finish(aborted: Bool) {
-        StreamEnd.push(message(aborted ? ["complete": "true", "aborted": "true"] : ["complete": "true"]), to: client, pushes: pushes, retryingOn: eventLoop)
+    mutating func finish(aborted: Bool, while wanted: () -> Bool) async {
+        await pushLast(message(aborted ? ["complete": "true", "aborted": "true"] : ["complete": "true"]), while: wanted)
     }
 
-    mutating func fail(_ error: ConduitError) {
-        StreamEnd.push(message([HeaderName.error: error.kind.name, "complete": "true"], payload: error.payload), to: client, pushes: pushes, retryingOn: eventLoop)
+    mutating func fail(_ error: ConduitError, while wanted: () -> Bool) async {
+        await pushLast(message([HeaderName.error: error.kind.name, "complete": "true"], payload: error.payload), while: wanted)
     }
 
+    /// Pushes the stream's last message, and again once there is room when there is none (the
+    /// id's buffer or the host's budget full: refused by the same budget as the token before
+    /// it, it was lost, and the client waited for a stream that had ended). Within the stream,
+    /// so an abort is answered after it; for at most `congestionTimeout`, and while `wanted`
+    /// (the id has not expired, the handler has not stopped: a message to a gone id makes it
+    /// anew). The waits ignore the task's cancellation: an aborted stream still owes its end.
+    private func pushLast(_ last: Message, while wanted: () -> Bool) async {
+        let deadline = ContinuousClock.now + congestionTimeout
+        while case .dropped(let cause) = pushes.push(last, to: client, delivery: .reliable),
+            cause == .queueFull || cause == .hostBudget, ContinuousClock.now < deadline, wanted()
+        {
+            await roomOrASecond()
+            await pause(StreamEnd.retryPause)
+        }
+    }
+
+    /// Until the id's queue has room or its id expires (`whenWritable`), or a second passes: a
+    /// full budget with the id's queue empty calls back at once, a stop must not wait long.
+    private func roomOrASecond() async {
+        await withCheckedContinuation { continuation in
+            let once = ResumeOnce(continuation)
+            pushes.whenWritable(client) { once.resume() }
+            eventLoop.scheduleTask(in: .seconds(1)) { once.resume() }
+        }
+    }
+
+    private func pause(_ amount: TimeAmount) async {
+        await withCheckedContinuation { continuation in
+            eventLoop.scheduleTask(in: amount) { continuation.resume() }
+        }
+    }
+
+    @discardableResult
     private mutating func push(_ extra: Headers, payload: ByteBuffer) -> PushOutcome {
         pushes.push(message(extra, payload: payload), to: client, delivery: .reliable)
     }
@@ -97,5 +130,18 @@ struct TokenPushes {
         for (name, value) in extra { headers.append(name, value) }
         index += 1
         return Message(headers: headers, payload: payload)
+    }
+}
+
+/// A continuation resumed by the first of several callers.
+private final class ResumeOnce: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Void, Never>?>
+
+    init(_ continuation: CheckedContinuation<Void, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    func resume() {
+        continuation.withLock { $0.take() }?.resume()
     }
 }
