@@ -21,7 +21,7 @@ if ! "$venv/bin/python3" -c 'import nats' 2>/dev/null; then
     rm -rf "$venv"  # a half-made one (no ensurepip) is no use
     if ! python3 -m venv "$venv" >&2 2>/dev/null; then
       rm -rf "$venv"
-      apt-get install -y -qq python3-venv >&2
+      { apt-get install -y -qq python3-venv || { apt-get update -qq && apt-get install -y -qq python3-venv; }; } >&2
       python3 -m venv "$venv" >&2
     fi
   fi

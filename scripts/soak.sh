@@ -19,7 +19,7 @@ done
 # system-wide pip install (PEP 668), so then it goes into a virtual environment of our own.
 if ! python3 -c 'import websockets.asyncio.client' 2>/dev/null; then
   if ! pip install -q 'websockets>=13' 2>/dev/null; then
-    python3 -m venv "$repo/.build/venv" 2>/dev/null || { apt-get install -y -qq python3-venv && python3 -m venv "$repo/.build/venv"; }
+    python3 -m venv "$repo/.build/venv" 2>/dev/null || { { apt-get install -y -qq python3-venv || { apt-get update -qq && apt-get install -y -qq python3-venv; }; } && python3 -m venv "$repo/.build/venv"; }
     "$repo/.build/venv/bin/pip" install -q 'websockets>=13'
     export PATH="$repo/.build/venv/bin:$PATH"
   fi

@@ -274,6 +274,18 @@ struct CLITests {
         #expect(await server.exit() == 0)
     }
 
+    /// An empty `TMPDIR` is unset, as the command line reads it: the host wrote its runtime
+    /// file in the working directory, where `conduit status` never looked.
+    @Test func anEmptyTMPDIRLeavesTheRuntimeFileInTmp() async throws {
+        let path = try writeConfig("routes:\n  - route: echo\n    handler: echo\n")
+        let server = try ConduitProcess(["serve", "--config", path], environment: ["CONDUIT_SHARED_KEY": "cli-test-key", "TMPDIR": "", "XDG_RUNTIME_DIR": ""])
+        defer { server.killIfRunning() }
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        #expect(announce["runtimeFile"] as? String == "/tmp/conduit-\(server.pid).json")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
+
     /// UDP sockets bound over IPC alone took every descriptor the host had left (`maxSockets`,
     /// 1,024, was not held to the descriptor limit): then no WebSocket client could connect.
     /// They keep to a quarter of it, as waiting handshakes and IPC connections do.

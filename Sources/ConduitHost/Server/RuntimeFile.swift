@@ -26,10 +26,12 @@ public struct RuntimeFile: Sendable, Codable, Equatable {
     public var sharedKey: String
 
     /// `$XDG_RUNTIME_DIR/conduit-<pid>.json` (a directory only the user can enter) when set,
-    /// else `$TMPDIR` or `/tmp`, unless configured.
+    /// else `$TMPDIR` or `/tmp`, unless configured. An empty variable counts as unset, as where
+    /// the command line looks: an empty `TMPDIR` put the file in the working directory, where
+    /// nothing found it.
     static func defaultPath(pid: Int32) -> String {
         let environment = ProcessInfo.processInfo.environment
-        let directory = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["TMPDIR"] ?? "/tmp"
+        let directory = [environment["XDG_RUNTIME_DIR"], environment["TMPDIR"]].compactMap { $0 }.first { !$0.isEmpty } ?? "/tmp"
         return (directory as NSString).appendingPathComponent("conduit-\(pid).json")
     }
 
