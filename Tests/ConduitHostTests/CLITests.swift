@@ -274,6 +274,36 @@ struct CLITests {
         #expect(await server.exit() == 0)
     }
 
+    /// The host gives up on a handler's stop after `handlerStartStopSeconds` and exits; a process
+    /// route's child that ignores its closed input, its kill due only after its request's
+    /// timeout, was left running with the host gone.
+    @Test func aChildLeftByAStopGivenUpOnDiesWithTheHost() async throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let fixture = tests.appendingPathComponent("ConduitProcessTests/Fixtures/misbehaving.py").path
+        let handlers = tests.deletingLastPathComponent().appendingPathComponent("handlers").path
+        let yaml = """
+            limits:
+              handlerStartStopSeconds: 0.5
+            routes:
+              - route: fixture.*
+                handler: process
+                options: {command: [python3, \(fixture)], environment: {PYTHONPATH: \(handlers)}, requestTimeoutSeconds: 30}
+            """
+        let server = try ConduitProcess(["serve", "--config", try writeConfig(yaml)], environment: ["CONDUIT_SHARED_KEY": "cli-test-key"])
+        defer { server.killIfRunning() }
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let client = try await TestWebSocketClient.connect(port: try #require(announce["port"] as? Int), path: "/1/0?key=cli-test-key")
+        let pid = try #require(Int32(String(buffer: try await client.request(Message(headers: ["route": "fixture.pid", "token": "p"])).payload)))
+        defer { kill(pid, SIGKILL) }
+        try await client.send(["route": "fixture.hang", "token": "h"])
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+        try await waitUntil(timeout: .seconds(10)) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+            return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+        }
+    }
+
     /// An empty `TMPDIR` is unset, as the command line reads it: the host wrote its runtime
     /// file in the working directory, where `conduit status` never looked.
     @Test func anEmptyTMPDIRLeavesTheRuntimeFileInTmp() async throws {

@@ -40,6 +40,20 @@ struct SupervisionTests {
         }
     }
 
+    /// A child that exited on its own left what it had started running (a worker in its
+    /// process group, its stdout kept): one more at every restart.
+    @Test func aChildThatExitsTakesItsWorkersAlong() async throws {
+        try await TestHost.run(yaml: Repository.yaml(), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let worker = try await client.request(Message(headers: ["route": "fixture.worker", "token": "w"]))
+            let workerPID = try #require(Int32(String(buffer: worker.payload)))
+            defer { kill(workerPID, SIGKILL) }
+            let crashed = try await client.request(Message(headers: ["route": "fixture.crash", "token": "c"]))
+            #expect(crashed.headers["error"] == "UnavailableError")
+            try await waitUntil { !Self.isRunning(workerPID) }
+        }
+    }
+
     /// A reload that changes a process route's options replaces its handler: the old child's
     /// requests were answered "the handler is stopping" at once, and the child killed two
     /// seconds later though it was about to answer (SPEC §8: nothing accepted is lost). The old
@@ -238,6 +252,19 @@ struct SupervisionTests {
             let endless = try await client.request(Message(headers: ["route": "fixture.parts", "token": "p"]), timeout: .seconds(20))
             #expect(endless.headers["error"] == "InternalError", "\(endless.headers)")
             #expect(String(buffer: endless.payload).contains("maxMessageBytes"), "\(String(buffer: endless.payload))")
+        }
+    }
+
+    /// Only a message in parts was held to `maxMessageBytes`: one of a single frame (up to
+    /// 16.8 MB, mostly headers) was taken whatever the limit.
+    @Test func aMessageOfOneFrameIsHeldToTheLimitToo() async throws {
+        try await TestHost.run(yaml: Repository.yaml(fixtureOptions: "maxMessageBytes: 1024"), catalog: .processTests) { host in
+            let client = try await host.connect()
+            let small = try await client.request(Message(headers: ["route": "fixture.sized", "token": "s"], payload: ByteBuffer(string: "500")))
+            #expect(small.headers["error"] == nil && small.payload.readableBytes == 500, "\(small.headers)")
+            let large = try await client.request(Message(headers: ["route": "fixture.sized", "token": "l"], payload: ByteBuffer(string: "60000")))
+            #expect(large.headers["error"] == "InternalError", "\(large.headers)")
+            #expect(String(buffer: large.payload).contains("maxMessageBytes"), "\(String(buffer: large.payload))")
         }
     }
 

@@ -52,8 +52,10 @@ struct ChildProcess: Sendable {
                     error: .fileDescriptor(FileDescriptor(rawValue: pipes.stderr.write), closeAfterSpawningProcess: true)
                 ) { execution in
                     launched = execution.processIdentifier.value
+                    LiveChildGroups.started(execution.processIdentifier.value)
                     started.succeed(execution.processIdentifier.value)
                 }
+                LiveChildGroups.ended(record.processIdentifier.value)
                 switch record.terminationStatus {
                 case .exited(let status): onExit(.status(status))
                 case .signaled(let signal): onExit(.signal(signal))
@@ -95,6 +97,12 @@ struct ChildProcess: Sendable {
     func kill() {
         killProcess(pid)
     }
+
+    /// Kills what is left of the child's process group once the child itself has exited (its
+    /// pid alone may name another process by now).
+    func killGroup() {
+        killProcessGroup(pid)
+    }
 }
 
 /// A pipe whose both ends are close-on-exec: the child gets its own end as 0, 1 or 2 only, and
@@ -116,4 +124,8 @@ private struct ChildPipe: Sendable {
 /// started running, one more at every restart.
 private func killProcess(_ pid: Int32) {
     if kill(-pid, SIGKILL) != 0 { _ = kill(pid, SIGKILL) }
+}
+
+private func killProcessGroup(_ pid: Int32) {
+    _ = kill(-pid, SIGKILL)
 }

@@ -125,6 +125,12 @@ final class ProcessSupervisor: Sendable {
         for name in ChildHeader.reserved { headers.removeAll(anyCaseOf: name) }
         headers.append(ChildHeader.client, request.client.rawValue)
         headers.append(ChildHeader.request, "\(id)")
+        // Every part repeats the headers: large headers on a large payload multiplied what the
+        // request holds (1 MB of headers on 16 MiB came to 258 MB, the budget charged 17).
+        // Weighed before it is encoded: refused after, each such request took 250 MB first.
+        let parts = request.payload.readableBytes / WireLimits.maxPayloadBytes + 1
+        let repeated = Message(headers: headers).encodedSize * parts
+        guard repeated <= Self.repeatedHeaderBytes else { return responder.fail(Self.headersTooLarge(repeated, parts: parts)) }
         let frames: ByteBuffer
         do {
             var buffer = ByteBuffer()
@@ -133,11 +139,8 @@ final class ProcessSupervisor: Sendable {
         } catch {
             return responder.fail(.badRequest("the request can't be passed to the handler process: \(error)"))
         }
-        // Every part repeats the headers: large headers on a large payload multiplied what the
-        // request holds (1 MB of headers on 16 MiB came to 258 MB, the budget charged 17).
         guard frames.readableBytes <= request.payload.readableBytes + Self.repeatedHeaderBytes else {
-            return responder.fail(.payloadTooLarge(
-                "the request's headers, repeated in each of its \(request.payload.readableBytes / WireLimits.maxPayloadBytes + 1) parts to the handler process, come to \(frames.readableBytes - request.payload.readableBytes) bytes (at most \(Self.repeatedHeaderBytes)): send fewer or smaller headers"))
+            return responder.fail(Self.headersTooLarge(frames.readableBytes - request.payload.readableBytes, parts: parts))
         }
         // Registered before the hop, on the request's own loop: a cancel from its connection,
         // even one in the same read, then runs after `accept` and finds it pending. (One from
@@ -190,6 +193,11 @@ final class ProcessSupervisor: Sendable {
     /// What a request's headers may come to, repeated in its parts to the child: 16 KiB of
     /// headers on a 16 MiB payload.
     static let repeatedHeaderBytes = 4 << 20
+
+    private static func headersTooLarge(_ bytes: Int, parts: Int) -> ConduitError {
+        .payloadTooLarge(
+            "the request's headers, repeated in each of its \(parts) parts to the handler process, come to \(bytes) bytes (at most \(repeatedHeaderBytes)): send fewer or smaller headers")
+    }
 
     /// The child's stdin took `bytes` (or closed): while more wait, the stall is timed anew.
     private func written(_ bytes: Int, to child: RunningChild) {
@@ -250,6 +258,13 @@ final class ProcessSupervisor: Sendable {
                 // Copied, so it does not pin the child's read, and counted as what the part
                 // kept, headers included: empty parts counted as nothing, without end.
                 return try state.parts.append(ByteBuffer(buffer: part.payload), bytes: part.encodedSize)
+            }
+            // Counted whole, headers included, as the parts before it are: a message of one frame
+            // was not counted at all (16.8 MB got past a `maxMessageBytes` of 1 KiB).
+            let total = state.parts.queuedBytes + part.encodedSize
+            guard total <= state.parts.limit else {
+                state.parts.reset()
+                return malformed(MalformedChildOutput(description: "a message larger than maxMessageBytes (\(total) bytes)"), from: incarnation)
             }
             var headers = part.headers
             headers.removeAll(HeaderName.more)
@@ -324,6 +339,9 @@ final class ProcessSupervisor: Sendable {
             if state.phase == .starting, state.incarnation == incarnation { state.earlyExit[incarnation] = exit }
             return
         }
+        // What it started goes with it: a worker it forked, keeping its stdout, outlived it, one
+        // more at every restart (and held the pipe, so its end was seen only 3 s later).
+        child.process.killGroup()
         // A child that died after it was given requests may have died of one.
         let hadRequests = state.lastGiven == incarnation
         // Seen from its process descriptor, the exit can come before its last answers are read

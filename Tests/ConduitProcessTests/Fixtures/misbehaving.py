@@ -60,6 +60,15 @@ def main():
                     os.write(1, frame * 4096)
             except BrokenPipeError:
                 return
+        elif action == "sized":
+            child.reply(request, b"x" * int(request.payload.decode()))
+        elif action == "worker":
+            # A worker in the child's process group, keeping its stdout, as a forking server's.
+            worker = os.fork()
+            if worker == 0:
+                time.sleep(60)
+                os._exit(0)
+            child.reply(request, str(worker).encode())
         elif action == "daemon":
             daemon = os.fork()
             if daemon == 0:
