@@ -88,6 +88,10 @@ public enum DropCause: String, Sendable, Codable, CaseIterable, Hashable {
     /// The id is new and the host holds `limits.maxClients` ids: a push never takes an id's
     /// place (a client arriving does, from the id away the longest).
     case tooManyClients = "too-many-clients"
+
+    /// Refused for want of room (the id's buffer or the host's budget full): the same push may
+    /// be taken once there is some.
+    public var isWantOfRoom: Bool { self == .queueFull || self == .hostBudget }
 }
 
 /// What happened to a push: only `sent` and `buffered` mean the message was accepted.

@@ -14,7 +14,7 @@ public enum StreamEnd {
     /// lost. The id's expiry calls the wait too; the push then goes to a gone id, and lives its
     /// grace period.
     public static func push(_ end: Message, to client: ClientID, pushes: any PushSink, retryingOn eventLoop: any EventLoop) {
-        guard case .dropped(let cause) = pushes.push(end, to: client, delivery: .reliable), cause == .queueFull || cause == .hostBudget else { return }
+        guard case .dropped(let cause) = pushes.push(end, to: client, delivery: .reliable), cause.isWantOfRoom else { return }
         pushes.whenWritable(client) {
             eventLoop.scheduleTask(in: retryPause) { push(end, to: client, pushes: pushes, retryingOn: eventLoop) }
         }

@@ -95,7 +95,7 @@ struct TokenPushes {
     private func pushLast(_ last: Message, while wanted: () -> Bool) async {
         let deadline = ContinuousClock.now + congestionTimeout
         while case .dropped(let cause) = pushes.push(last, to: client, delivery: .reliable),
-            cause == .queueFull || cause == .hostBudget, ContinuousClock.now < deadline, wanted()
+            cause.isWantOfRoom, ContinuousClock.now < deadline, wanted()
         {
             await roomOrASecond()
             await pause(StreamEnd.retryPause)

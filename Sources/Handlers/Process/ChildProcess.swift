@@ -123,9 +123,11 @@ private struct ChildPipe: Sendable {
 /// Killing the child alone left what a wrapper (`sh -c`, `npm start`) or a forking child had
 /// started running, one more at every restart.
 private func killProcess(_ pid: Int32) {
-    if kill(-pid, SIGKILL) != 0 { _ = kill(pid, SIGKILL) }
+    if !killProcessGroup(pid) { _ = kill(pid, SIGKILL) }
 }
 
-private func killProcessGroup(_ pid: Int32) {
-    _ = kill(-pid, SIGKILL)
+/// SIGKILL to the process group `pid` leads; false when there is none.
+@discardableResult
+func killProcessGroup(_ pid: Int32) -> Bool {
+    kill(-pid, SIGKILL) == 0
 }

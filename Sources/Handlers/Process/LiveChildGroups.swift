@@ -25,6 +25,6 @@ enum LiveChildGroups {
     }
 
     private static func killAll() {
-        for pid in groups.withLock({ $0 }) { _ = kill(-pid, SIGKILL) }
+        for pid in groups.withLock({ $0 }) { killProcessGroup(pid) }
     }
 }
