@@ -91,7 +91,7 @@ public final class ConduitHost: Service, Sendable {
         let reload = ReloadAction(source: source, startedWith: settings, registry: registry, logger: logger)
         let control = HostControl(
             server: server, sharedKey: sharedKey, directory: directory, registry: registry, cluster: cluster, pendingHandshakes: pending,
-            reload: reload.run)
+            logger: logger, reload: reload.run)
         self.settings = settings
         self.directory = directory
         self.registry = registry

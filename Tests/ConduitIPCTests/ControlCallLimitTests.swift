@@ -23,26 +23,30 @@ struct ControlCallLimitTests {
         }
     }
 
+    /// A control route's body limit is applied as its length is declared, as an invoked
+    /// route's is: an 8 MB body to `stop` was read whole (after a `100 Continue`) before its 413.
+    @Test func aControlRoutesDeclaredBodyOverFourKiBIsRefusedBeforeItIsSent() async throws {
+        try await TestHost.run(catalog: .ipcTests) { host in
+            let raw = try await RawTCPClient.connect(port: host.ipcPort)
+            try await raw.send("POST /internal.conduit.stop HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.sharedKey)\r\nContent-Length: 8000000\r\nExpect: 100-continue\r\n\r\n")
+            let answer = String(buffer: try await raw.readUntilClosed(timeout: .seconds(30)))
+            #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer)")
+            #expect(answer.contains("a control route's body is at most 4096 bytes"), "\(answer)")
+            let status = try await host.ipc().request(.GET, "/internal.conduit.status")
+            #expect(status.text.contains("\"isActive\":true"), "the stop was not made: \(status.text)")
+        }
+    }
+
     @Test func pastSixtyFourWaitingCallsTheNextAreRefusedAtOnce() async throws {
         // Echo routes only: a counting handler would count in its suite's global (run beside it).
-        let table = "limits:\n  handlerStartStopSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
-        try await TestHost.run(yaml: table, catalog: .ipcTests) { host in
-            // A reload whose new handler starts only when the test says holds the queue till then.
-            let gated = table + "  - route: gated-start\n    handler: hanging\n    options: {name: call-limit-reload, startsWhenOpened: call-limit}\n"
-            try gated.write(toFile: host.configurationFile, atomically: true, encoding: .utf8)
+        try await TestHost.run(yaml: TestHost.patientEchoTable, catalog: .ipcTests) { host in
+            let reload = try await host.holdControlQueue(name: "call-limit-reload", gate: "call-limit")
             let key = host.sharedKey
-            let request: @Sendable (String) -> String = { route in
-                "POST /internal.conduit.\(route) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 0\r\n\r\n"
-            }
-            let reload = try await RawTCPClient.connect(port: host.ipcPort)
-            try await reload.send(request("reload"))
-            // This test's own instance: other suites' hanging handlers run beside it.
-            try await waitUntil { HangingHandler.isRunning("call-limit-reload") }
             let callers = try await withThrowingTaskGroup(of: RawTCPClient.self) { group in
                 for _ in 0..<70 {
                     group.addTask {
                         let raw = try await RawTCPClient.connect(port: host.ipcPort)
-                        try await raw.send(request("start"))
+                        try await raw.send(TestHost.controlRequest("start", key: key))
                         return raw
                     }
                 }
@@ -56,8 +60,16 @@ struct ControlCallLimitTests {
                 var answers: [String] = []
                 for try await answer in group {
                     answers.append(answer)
-                    // The rest wait for the reload, which ends once these are in.
-                    if answers.count == 7 { HangingHandler.open("call-limit") }
+                    // The rest wait for the reload, which ends once these are in. What only
+                    // reads the host's state is answered all the same: it does not queue (it
+                    // was refused with the changes, when what the host does matters most).
+                    if answers.count == 7 {
+                        for route in ["status", "diagnostics", "getSharedKey"] {
+                            let read = try await host.ipc().request(.GET, "/internal.conduit.\(route)")
+                            #expect(read.status == .ok, "\(route): \(read.status) \(read.text)")
+                        }
+                        HangingHandler.open("call-limit")
+                    }
                 }
                 return answers
             }

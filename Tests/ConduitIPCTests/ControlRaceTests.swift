@@ -41,6 +41,64 @@ struct ControlRaceTests {
         #expect((try? await start.value) != .ok, "the start is refused (or unanswered, the IPC listener closing)")
     }
 
+    /// A stop queued behind the shutdown's own stop rewrote the runtime file (port null, the
+    /// key in it) after the shutdown had removed it: a stale file naming a dead host, which
+    /// SPEC §8 rules out. Once shutting down, a stop is refused too.
+    @Test func aStopDuringShutdownLeavesNoRuntimeFile() async throws {
+        let port = try NATSServerProcess.freePort()
+        let (stops, runtimeFile) = try await TestHost.run(yaml: "server:\n  port: \(port)\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
+            let silent = try await RawTCPClient.connect(port: port)
+            try await silent.send("GET \(host.path(client: "silent")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            #expect(String(buffer: try await silent.read(count: 12)).hasPrefix("HTTP/1.1 101"))
+            let ipc = host.ipc()
+            // Once the shutdown has stopped the listener, and while it waits for the silent socket.
+            let stops = Task {
+                try await waitUntil(timeout: .seconds(30)) { try self.status(try await ipc.request(.GET, "/internal.conduit.status")).isActive == false }
+                return await withTaskGroup(of: HTTPResponseStatus?.self) { group in
+                    for _ in 0..<20 { group.addTask { try? await ipc.request(.POST, "/internal.conduit.stop").status } }
+                    return await group.reduce(into: []) { $0.append($1) }
+                }
+            }
+            return (stops, host.endpoints.runtimeFile)
+        }
+        let answers = try await stops.value
+        // The stops queued behind the shutdown's have had their turn by the time it is over.
+        try await Task.sleep(for: .seconds(1))
+        #expect(!FileManager.default.fileExists(atPath: runtimeFile), "a stop rewrote the runtime file after the shutdown removed it")
+        #expect(!answers.contains(.ok), "\(answers)")
+        unlink(runtimeFile)
+    }
+
+    /// A change waits its turn (behind a stop closing slow sockets, a reload starting a
+    /// handler) after its key was checked on its request's head: two rotations sent with the
+    /// same key while the queue was held both ran, the second undoing the first's revocation
+    /// of that key. The key is checked again when a change runs.
+    @Test func aChangeWhoseKeyWasRotatedAwayWhileItWaitedIsRefused() async throws {
+        try await TestHost.run(yaml: TestHost.patientEchoTable, catalog: .ipcTests) { host in
+            let key = host.sharedKey
+            let reload = try await host.holdControlQueue(name: "key-race-reload", gate: "key-race")
+            let newKeys = ["rotated-first-key", "rotated-second-key"]
+            var callers: [RawTCPClient] = []
+            for newKey in newKeys {
+                let raw = try await RawTCPClient.connect(port: host.ipcPort)
+                try await raw.send(TestHost.controlRequest("setSharedKey?sharedKey=\(newKey)", key: key, closing: true))
+                callers.append(raw)
+            }
+            // Both past the check on their heads (waited for only so that the old host shows
+            // the fault: either order gives one 200 and one 403 here).
+            try await Task.sleep(for: .milliseconds(500))
+            HangingHandler.open("key-race")
+            var answers: [String] = []
+            for raw in callers { answers.append(String(buffer: try await raw.readUntilClosed(timeout: .seconds(60)))) }
+            let accepted = answers.indices.filter { answers[$0].hasPrefix("HTTP/1.1 200") }
+            #expect(accepted.count == 1, "\(answers)")
+            #expect(answers.filter { $0.hasPrefix("HTTP/1.1 403") && $0.contains("changed while it waited") }.count == 1, "\(answers)")
+            if let winner = accepted.first { #expect(host.sharedKey == newKeys[winner]) }
+            let reloaded = String(buffer: try await reload.read(count: 12, timeout: .seconds(60)))
+            #expect(reloaded.hasPrefix("HTTP/1.1 200"), "\(reloaded)")
+        }
+    }
+
     @Test func concurrentStartsBindOneListenerAndStopLeavesNone() async throws {
         try await TestHost.run(catalog: .ipcTests) { host in
             let ipc = host.ipc()

@@ -134,6 +134,22 @@ struct IPCHardeningTests {
         }
     }
 
+    /// A refused request's answer says `Connection: close`; the requests pipelined behind it
+    /// are not answered (each was refused again, responses written after that close). Here the
+    /// first request rotates the key the two behind it show.
+    @Test func nothingPipelinedBehindARefusedRequestIsAnswered() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .ipcTests) { host in
+            let caller = try await RawTCPClient.connect(port: host.ipcPort)
+            let key = "Authorization: Bearer \(host.sharedKey)\r\n"
+            try await caller.send(
+                "POST /internal.conduit.setSharedKey?sharedKey=pipelined-new-key HTTP/1.1\r\nHost: x\r\n\(key)Content-Length: 0\r\n\r\n"
+                    + String(repeating: "GET /internal.conduit.status HTTP/1.1\r\nHost: x\r\n\(key)\r\n", count: 2))
+            let answers = String(buffer: try await caller.readUntilClosed())
+            #expect(answers.components(separatedBy: "HTTP/1.1 ").count - 1 == 2, "\(answers)")
+            #expect(answers.hasPrefix("HTTP/1.1 200") && answers.contains("HTTP/1.1 403"), "\(answers)")
+        }
+    }
+
     /// A pipelined request that began before the previous response was taken by the socket is
     /// not cut by the idle timeout that response's end started: it runs to its own answer.
     /// The caller must take the first response within the idle timeout (5 s), and the second's

@@ -19,6 +19,14 @@ struct RuntimeFileTests {
         #expect(try RuntimeFile.read(from: path).sharedKey == key)
     }
 
+    /// Puts what no file can replace where the runtime file is: a directory holding a file (so
+    /// the host's rename fails even for root, which no permission stops).
+    private func blockRewrites(of path: String) throws {
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        #expect(FileManager.default.createFile(atPath: path + "/blocker", contents: Data()))
+    }
+
     /// A key or a start whose runtime file can't be written is undone: the caller is answered
     /// 500 and the file still tells the truth. The key was changed all the same, so the file
     /// (which the CLI reads) held a key that no longer opened anything; a start left the
@@ -26,11 +34,12 @@ struct RuntimeFileTests {
     @Test func aControlCallWhoseRuntimeFileCantBeWrittenIsUndone() async throws {
         let directory = NSTemporaryDirectory() + "conduit-runtime-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/conduit.json"
         try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_RUNTIME_FILE": path]) { host in
             let ipc = host.ipc()
             #expect(try await ipc.request(.POST, "/internal.conduit.stop").status == .ok)
-            try FileManager.default.removeItem(atPath: directory)
+            try blockRewrites(of: path)
 
             let key = try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=another-key-123")
             #expect(key.status == .internalServerError, "\(key.status) \(key.text)")
@@ -48,14 +57,35 @@ struct RuntimeFileTests {
     @Test func aStopWhoseRuntimeFileCantBeWrittenIsNotMade() async throws {
         let directory = NSTemporaryDirectory() + "conduit-runtime-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_RUNTIME_FILE": directory + "/conduit.json"]) { host in
-            try FileManager.default.removeItem(atPath: directory)
+            try blockRewrites(of: directory + "/conduit.json")
             let stop = try await host.ipc().request(.POST, "/internal.conduit.stop")
             #expect(stop.status == .internalServerError, "\(stop.status) \(stop.text)")
             let status = try await host.ipc().request(.GET, "/internal.conduit.status")
             #expect(status.text.contains("\"isActive\":true"), "\(status.text)")
             let client = try await host.connect(client: "still-listening")
             try await client.close()
+        }
+    }
+
+    /// A file that is gone with its directory (a logout removes `$XDG_RUNTIME_DIR`) contradicts
+    /// nothing: the change is made. Refused (500) as a file that can't be rewritten is, it left
+    /// the socket server unpausable and a leaked key unrevocable over IPC.
+    @Test func aChangeIsMadeWhenTheRuntimeFilesDirectoryIsGone() async throws {
+        let directory = NSTemporaryDirectory() + "conduit-runtime-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        try await TestHost.run(catalog: .ipcTests, environment: ["CONDUIT_RUNTIME_FILE": directory + "/conduit.json"]) { host in
+            try FileManager.default.removeItem(atPath: directory)
+            let ipc = host.ipc()
+            let stop = try await ipc.request(.POST, "/internal.conduit.stop")
+            #expect(stop.status == .ok && stop.text.contains("\"isActive\":false"), "\(stop.status) \(stop.text)")
+            let key = try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=a-key-after-logout")
+            #expect(key.status == .ok, "\(key.status) \(key.text)")
+            #expect(host.sharedKey == "a-key-after-logout")
+            let start = try await host.ipc().request(.POST, "/internal.conduit.start")
+            #expect(start.status == .ok && start.text.contains("\"isActive\":true"), "\(start.status) \(start.text)")
+            #expect(!FileManager.default.fileExists(atPath: directory), "nothing made the directory again")
         }
     }
 

@@ -12,17 +12,23 @@ enum ControlRoutes {
     /// (a key is at most 256 bytes, each of which JSON may write as six).
     static let maxBodyBytes = 4096
 
-    static func answer(_ route: String, headers: Headers, body: ByteBuffer?, control: HostControl) async -> Result<Reply, ConduitError> {
+    /// The routes that change the host: they wait their turn in the control plane's queue.
+    static func changesTheHost(_ route: String) -> Bool {
+        ["start", "stop", "setSharedKey", "reload"].contains(route.dropFirst(prefix.count))
+    }
+
+    /// `caller`: who asks, with the key it showed (checked again when a change runs).
+    static func answer(_ route: String, headers: Headers, body: ByteBuffer?, caller: ControlCaller, control: HostControl) async -> Result<Reply, ConduitError> {
         do {
             switch route.dropFirst(prefix.count) {
             case "status": return .success(try .json(await control.status()))
-            case "start": return .success(try .json(try await start(control)))
-            case "stop": return .success(try .json(try await control.stop()))
+            case "start": return .success(try .json(try await start(control, for: caller)))
+            case "stop": return .success(try .json(try await control.stop(for: caller)))
             case "getSharedKey": return .success(try .json(SharedKeyBody(sharedKey: control.sharedKey.value)))
             case "setSharedKey":
                 let key = try newKey(headers: headers, body: body)
                 do {
-                    return .success(try .json(try await control.setSharedKey(key)))
+                    return .success(try .json(try await control.setSharedKey(key, for: caller)))
                 } catch let error as ConduitKeyError {
                     throw ConduitError.badRequest(error.description)
                 }
@@ -30,7 +36,7 @@ enum ControlRoutes {
             case "reload":
                 let unapplied: [String]
                 do {
-                    unapplied = try await control.reload()
+                    unapplied = try await control.reload(for: caller)
                 } catch let error as ConfigurationError {
                     throw ConduitError.badRequest("reload refused, the previous route table stays: \(error.description)")
                 }
@@ -43,9 +49,9 @@ enum ControlRoutes {
         }
     }
 
-    private static func start(_ control: HostControl) async throws -> HostControl.Status {
+    private static func start(_ control: HostControl, for caller: ControlCaller) async throws -> HostControl.Status {
         do {
-            return try await control.start()
+            return try await control.start(for: caller)
         } catch let error as ListenFailure {
             // The listener's bind, named with its address (a port taken meanwhile).
             throw ConduitError.unavailable("the socket server can't listen: \(error)")

@@ -6,17 +6,22 @@ import NIOHTTP1
 /// as soon as its declared length or the bytes received so far say so. SwiftNIO's aggregator
 /// behind it has the same limit, but answers 413 with an empty body (SPEC §8: every bad input
 /// gets a clear error). A declared length over the limit reaches neither the aggregator nor
-/// the `100 Continue` behind it: the caller is told before it sends the body.
+/// the `100 Continue` behind it: the caller is told before it sends the body. A control route's
+/// limit is `ControlRoutes.maxBodyBytes` (the largest it reads is a new key): an 8 MB body to
+/// `stop` was read whole before it was refused.
 final class IPCBodyLimit: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
 
     private let maxBodyBytes: Int
+    /// The current request's limit.
+    private var limit: Int
     private var received = 0
     private var refused = false
 
     init(maxBodyBytes: Int) {
         self.maxBodyBytes = maxBodyBytes
+        self.limit = maxBodyBytes
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -24,12 +29,15 @@ final class IPCBodyLimit: ChannelInboundHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             received = 0
-            if let declared = head.headers["content-length"].first.flatMap(Int.init), declared > maxBodyBytes {
+            let route = IPCTarget(uri: head.uri).route
+            let isControl = route.hasPrefix(ControlRoutes.prefix) && route != ControlRoutes.events
+            limit = isControl ? min(maxBodyBytes, ControlRoutes.maxBodyBytes) : maxBodyBytes
+            if let declared = head.headers["content-length"].first.flatMap(Int.init), declared > limit {
                 return refuse(context: context, size: "declares \(declared) bytes")
             }
         case .body(let part):
             received += part.readableBytes
-            if received > maxBodyBytes { return refuse(context: context, size: "sent more than that") }
+            if received > limit { return refuse(context: context, size: "sent more than that") }
         case .end:
             break
         }
@@ -38,7 +46,7 @@ final class IPCBodyLimit: ChannelInboundHandler {
 
     private func refuse(context: ChannelHandlerContext, size: String) {
         refused = true
-        let error = ConduitError.payloadTooLarge("an IPC request's body is at most \(maxBodyBytes) bytes; this one \(size)")
+        let error = ConduitError.payloadTooLarge("\(limit < maxBodyBytes ? "a control route's" : "an IPC request's") body is at most \(limit) bytes; this one \(size)")
         IPCRefusal.send(.payloadTooLarge, error, context: context)
     }
 }

@@ -26,12 +26,11 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard case .head(let head) = part else {
-            if !refusing { context.fireChannelRead(data) }
-            return
-        }
-        guard let candidate = Self.bearerToken(head.headers) ?? IPCTarget(uri: head.uri).key else {
+        // Refused, the connection closes once its answer is written: nothing pipelined behind
+        // the request is answered (a second 403 followed one that said `Connection: close`).
+        guard !refusing else { return }
+        guard case .head(let head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
+        guard let candidate = Self.presentedKey(head) else {
             return refuse(context, .unauthorized, "the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'")
         }
         guard sharedKey.matches(candidate) else {
@@ -47,7 +46,12 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
         IPCRefusal.send(status, .forbidden(message), context: context)
     }
 
-    static func bearerToken(_ headers: HTTPHeaders) -> String? {
+    /// The key a request shows: its bearer token, else its `key` query parameter.
+    static func presentedKey(_ head: HTTPRequestHead) -> String? {
+        bearerToken(head.headers) ?? IPCTarget(uri: head.uri).key
+    }
+
+    private static func bearerToken(_ headers: HTTPHeaders) -> String? {
         guard let value = headers["authorization"].first, value.lowercased().hasPrefix("bearer ") else { return nil }
         return String(value.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
     }

@@ -113,7 +113,8 @@ final class IPCRequestHandler: ChannelInboundHandler {
         switch target.route {
         case "metrics": serveMetrics()
         case ControlRoutes.events: openStream(target.headers, body: request.body, version: request.head.version)
-        case let route where route.hasPrefix(ControlRoutes.prefix): control(route, headers: target.headers, body: request.body)
+        case let route where route.hasPrefix(ControlRoutes.prefix):
+            control(route, headers: target.headers, body: request.body, caller: .ipc(key: IPCKeyGate.presentedKey(request.head) ?? ""))
         case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
         default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
         }
@@ -129,20 +130,19 @@ final class IPCRequestHandler: ChannelInboundHandler {
         respond(.ok, headers: ["content-type": "text/plain; version=0.0.4; charset=utf-8"], body: ByteBuffer(bytes: exposition()))
     }
 
-    private func control(_ route: String, headers: Headers, body: ByteBuffer?) {
-        // The largest a control route reads is a new key; a call holds its body while it waits
-        // for the control plane's queue, past its connection's close and outside the budget.
-        if let body, body.readableBytes > ControlRoutes.maxBodyBytes {
-            return fail(.payloadTooLarge, .payloadTooLarge("a control route reads a body of at most \(ControlRoutes.maxBodyBytes) bytes"))
-        }
-        guard services.controlCalls.enter() else {
+    /// Only the calls that change the host count against the bound on calls held in its queue:
+    /// status, the key and diagnostics, answered at once, were refused while changes queued,
+    /// when what the host is doing matters most.
+    private func control(_ route: String, headers: Headers, body: ByteBuffer?, caller: ControlCaller) {
+        let counted = ControlRoutes.changesTheHost(route)
+        guard !counted || services.controlCalls.enter() else {
             return fail(.serviceUnavailable, .unavailable("\(ControlCallCount.limit) control calls are running or waiting; try again once they are done"))
         }
         let answer = answerer(charging: true)
         let (control, metrics) = (services.control, services.registry.metrics)
         Task { [calls = services.controlCalls] in
-            defer { calls.leave() }
-            let result = await ControlRoutes.answer(route, headers: headers, body: body, control: control)
+            defer { if counted { calls.leave() } }
+            let result = await ControlRoutes.answer(route, headers: headers, body: body, caller: caller, control: control)
             if case .failure(let error) = result { metrics.errorReplied(type: error.kind.name) }
             answer(ReplyBuilder.message(for: result, route: nil, correlation: nil), "application/json")
         }

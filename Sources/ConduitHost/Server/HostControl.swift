@@ -1,8 +1,16 @@
 import ConduitKit
 import ConduitWire
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOWebSocket
+
+/// Who asks the control plane for a change: the host itself (its start-up, SIGHUP), or an IPC
+/// caller with the key it showed.
+enum ControlCaller: Sendable {
+    case host
+    case ipc(key: String)
+}
 
 /// What the control plane can do to a running host (SPEC §6): status, pause/resume, the shared
 /// key, diagnostics, reload. The runtime file is rewritten whenever what it says changes.
@@ -66,6 +74,7 @@ final class HostControl: Sendable {
     private let registry: RouteRegistry
     private let cluster: (any ClusterLink)?
     private let reloadConfiguration: @Sendable () async throws -> [String]
+    private let logger: Logger
     let pendingHandshakes: PendingHandshakes
     /// Set once both listeners are up; nil before (and the runtime file not written yet).
     private let endpoints = NIOLockedValueBox<Endpoints?>(nil)
@@ -79,8 +88,9 @@ final class HostControl: Sendable {
 
     init(
         server: SocketServer, sharedKey: SharedKey, directory: ClientDirectory, registry: RouteRegistry, cluster: (any ClusterLink)?,
-        pendingHandshakes: PendingHandshakes, reload: @escaping @Sendable () async throws -> [String]
+        pendingHandshakes: PendingHandshakes, logger: Logger, reload: @escaping @Sendable () async throws -> [String]
     ) {
+        self.logger = logger
         self.pendingHandshakes = pendingHandshakes
         self.server = server
         self.sharedKey = sharedKey
@@ -95,9 +105,9 @@ final class HostControl: Sendable {
         return Status(port: port, isActive: port != nil, sharedKey: sharedKey.value)
     }
 
-    func start() async throws -> Status {
+    func start(for caller: ControlCaller = .host) async throws -> Status {
         try await serial.run {
-            try refuseWhileShuttingDown()
+            try refuse(caller)
             let wasListening = await server.port != nil
             try await server.start()
             do {
@@ -111,8 +121,9 @@ final class HostControl: Sendable {
         }
     }
 
-    func stop(code: WebSocketErrorCode = .goingAway, reason: String = "paused") async throws -> Status {
+    func stop(for caller: ControlCaller = .host) async throws -> Status {
         try await serial.run {
+            try refuse(caller)
             // The file first: a stop it can't record is not made (the server stopped all the
             // same, and the file named a port nothing listened on). Unless what it lacks is a
             // descriptor, which stopping frees (sockets took them all: the reserve let this call
@@ -123,7 +134,7 @@ final class HostControl: Sendable {
             } catch let error as RuntimeFileError where error.isOutOfDescriptors {
                 recorded = false
             }
-            await server.stop(code: code, reason: reason)
+            await server.stop(code: .goingAway, reason: "paused")
             if !recorded { try await publish(stopping: true) }
             return await status()
         }
@@ -138,9 +149,9 @@ final class HostControl: Sendable {
         }
     }
 
-    func setSharedKey(_ key: String) async throws -> Status {
+    func setSharedKey(_ key: String, for caller: ControlCaller = .host) async throws -> Status {
         try await serial.run {
-            try refuseWhileShuttingDown()
+            try refuse(caller)
             let previous = sharedKey.value
             try sharedKey.rotate(to: key)
             do {
@@ -161,15 +172,23 @@ final class HostControl: Sendable {
     }
 
     /// Returns the settings the file changes, which apply at the next start.
-    func reload() async throws -> [String] {
+    func reload(for caller: ControlCaller = .host) async throws -> [String] {
         try await serial.run {
-            try refuseWhileShuttingDown()
+            try refuse(caller)
             return try await reloadConfiguration()
         }
     }
 
-    private func refuseWhileShuttingDown() throws(ConduitError) {
+    /// A change is refused once the host shuts down (a stop too: it rewrote the runtime file
+    /// after the shutdown removed it, leaving the key in a stale file), and to a caller whose key
+    /// was rotated away while its call waited in the queue: checked only on its request's head,
+    /// a call sent with the old key after a rotation was asked for ran after it and set a key
+    /// of its own.
+    private func refuse(_ caller: ControlCaller) throws(ConduitError) {
         guard !shuttingDown.withLockedValue({ $0 }) else { throw .unavailable("the host is shutting down") }
+        if case .ipc(let key) = caller, !sharedKey.matches(key) {
+            throw .forbidden("the shared key this call showed was changed while it waited for the calls before it")
+        }
     }
 
     /// `listing`: the ids `clients` shows (`handles` and `places` count them all).
@@ -202,8 +221,14 @@ final class HostControl: Sendable {
     private func publish(stopping: Bool = false) async throws {
         let port = stopping ? nil : await server.port
         guard let current = endpoints.withLockedValue({ $0 }) else { return }
-        try RuntimeFile(port: port, ipcPort: current.ipcPort, host: current.host, pid: current.pid, sharedKey: sharedKey.value)
-            .write(to: current.runtimeFile)
+        do {
+            try RuntimeFile(port: port, ipcPort: current.ipcPort, host: current.host, pid: current.pid, sharedKey: sharedKey.value)
+                .write(to: current.runtimeFile)
+        } catch let error as RuntimeFileError where !RuntimeFile.exists(at: current.runtimeFile) {
+            // No file is left to contradict the change (a logout removes `$XDG_RUNTIME_DIR`
+            // with it). Refused, it left the server unpausable and a leaked key unrevocable.
+            logger.warning("the runtime file is gone and can't be written again: the change is made, no file records it", metadata: ["error": "\(error)"])
+        }
         // Only what the file says: the endpoints are the file's.
         endpoints.withLockedValue { $0?.port = port }
     }

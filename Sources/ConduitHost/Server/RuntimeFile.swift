@@ -59,6 +59,12 @@ public struct RuntimeFile: Sendable, Codable, Equatable {
         }
     }
 
+    /// Whether anything is at `path` (a link is not followed).
+    static func exists(at path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
     public static func read(from path: String) throws -> RuntimeFile {
         try JSONDecoder().decode(RuntimeFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }

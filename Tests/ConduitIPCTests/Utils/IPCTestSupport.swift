@@ -35,6 +35,27 @@ extension TestHost {
     func ipcWithoutKey() -> IPCClient {
         IPCClient(port: ipcPort, key: nil)
     }
+
+    /// A table whose handlers start and stop within `handlerStartStopSeconds: 600`.
+    static let patientEchoTable = "limits:\n  handlerStartStopSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
+
+    /// Holds the control plane's queue (a host run with `patientEchoTable`): a reload whose new
+    /// handler, `name`, starts only once `HangingHandler.open(gate)`. Returns the reload's
+    /// connection; its answer comes after that.
+    func holdControlQueue(name: String, gate: String) async throws -> RawTCPClient {
+        let gated = Self.patientEchoTable + "  - route: gated-start\n    handler: hanging\n    options: {name: \(name), startsWhenOpened: \(gate)}\n"
+        try gated.write(toFile: configurationFile, atomically: true, encoding: .utf8)
+        let reload = try await RawTCPClient.connect(port: ipcPort)
+        try await reload.send(Self.controlRequest("reload", key: sharedKey))
+        // This test's own instance: other suites' hanging handlers run beside it.
+        try await waitUntil { HangingHandler.isRunning(name) }
+        return reload
+    }
+
+    /// A POST of control route `route` (with its query) showing `key`.
+    static func controlRequest(_ route: String, key: String, closing: Bool = false) -> String {
+        "POST /internal.conduit.\(route) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 0\r\n\(closing ? "Connection: close\r\n" : "")\r\n"
+    }
 }
 
 /// The `data` of a `{"data":…}` answer.
