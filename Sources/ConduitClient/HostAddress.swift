@@ -40,14 +40,16 @@ public struct HostAddress: Sendable, Hashable {
     }
 
     /// The most recently written `conduit-*.json` of a host still running, where hosts write
-    /// them by default: in `$XDG_RUNTIME_DIR` when set, else `$TMPDIR`, else `/tmp`. The first of
-    /// those holding any is searched (a host with `$XDG_RUNTIME_DIR` set was not found, and a
-    /// stale file in /tmp was taken for it). A file whose process is gone (a host killed, which
-    /// could not remove it) is passed over: taken for the newest, it hid the host that runs.
-    /// When no file's process runs, the newest (its host does not answer).
+    /// them by default: in `$XDG_RUNTIME_DIR` when set, else `$TMPDIR`, else `/tmp`, searched in
+    /// that order (a host with `$XDG_RUNTIME_DIR` set was not found, and a stale file in /tmp was
+    /// taken for it). A file whose process is gone (a host killed, which could not remove it) is
+    /// passed over: taken for the newest, it hid the host that runs, in its own directory or in
+    /// a later one. When no file's process runs, the newest of the first directory holding any
+    /// (its host does not answer).
     public static func newestRuntimeFile() throws -> String {
         let environment = ProcessInfo.processInfo.environment
         let searched = [environment["XDG_RUNTIME_DIR"], environment["TMPDIR"], "/tmp"].compactMap { $0 }.filter { !$0.isEmpty }
+        var newestStale: String?
         for directory in searched {
             let newestFirst = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
                 .filter { $0.hasPrefix("conduit-") && $0.hasSuffix(".json") }
@@ -55,8 +57,10 @@ public struct HostAddress: Sendable, Hashable {
                 .compactMap { path in (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date).map { (path, $0) } }
                 .sorted { $0.1 > $1.1 }
                 .map(\.0)
-            if let newest = newestFirst.first { return newestFirst.first(where: isOfARunningHost) ?? newest }
+            if let running = newestFirst.first(where: isOfARunningHost) { return running }
+            newestStale = newestStale ?? newestFirst.first
         }
+        if let newestStale { return newestStale }
         throw ConduitClientError(.connectFailed, "no running host found (no conduit-*.json in \(searched.joined(separator: ", ")))")
     }
 

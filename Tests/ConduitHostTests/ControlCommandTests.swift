@@ -66,4 +66,32 @@ struct ControlCommandTests {
         server.signal(SIGTERM)
         #expect(await server.exit() == 0)
     }
+
+    /// Only the first directory holding any runtime file was searched: a stale file in
+    /// `$XDG_RUNTIME_DIR` (a killed host's) hid a running host whose file is in `$TMPDIR`.
+    @Test func aStaleFileInTheRuntimeDirectoryDoesNotHideAHostInTMPDIR() async throws {
+        let runtimeDirectory = NSTemporaryDirectory() + "conduit-xdg-\(UUID().uuidString)"
+        let temporary = NSTemporaryDirectory() + "conduit-tmp-\(UUID().uuidString)"
+        for directory in [runtimeDirectory, temporary] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        }
+        defer { for directory in [runtimeDirectory, temporary] { try? FileManager.default.removeItem(atPath: directory) } }
+        // A pid above any the kernel gives: no process has it.
+        let stale = #"{"port":1,"ipcPort":1,"host":"127.0.0.1","pid":2147483646,"sharedKey":"stale-key-123"}"#
+        try stale.write(toFile: runtimeDirectory + "/conduit-2147483646.json", atomically: true, encoding: .utf8)
+        var environment = ProcessInfo.processInfo.environment
+        environment["CONDUIT_RUNTIME_FILE"] = nil
+        environment["XDG_RUNTIME_DIR"] = ""
+        environment["TMPDIR"] = temporary
+        let server = try ConduitProcess(["serve"], environment: environment.merging(["CONDUIT_SHARED_KEY": "cli-tmp-key"]) { $1 })
+        defer { server.killIfRunning() }
+        let announce = try JSONSerialization.jsonObject(with: Data(try await server.firstLine().utf8)) as! [String: Any]
+        let port = try #require(announce["port"] as? Int)
+        environment["XDG_RUNTIME_DIR"] = runtimeDirectory
+        let status = try await ConduitProcess.run(["status"], environment: environment)
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains(#""port":\#(port)"#), "\(status.stdout)")
+        server.signal(SIGTERM)
+        #expect(await server.exit() == 0)
+    }
 }
