@@ -623,3 +623,112 @@ extension TLSBridgeTests {
         try await server.close()
     }
 }
+
+extension TLSBridgeTests {
+    /// A server that fails the name check and speaks first: its bytes were pushed as
+    /// `tls.data` (plaintext from a server the client was told is not the one it asked for),
+    /// with a `tls.end` when it closed. A connection becomes the client's only once checked.
+    @Test func aServerThatFailsTheNameCheckPushesNothing() async throws {
+        let server = try await ClosingTLSServer(farewell: "SECRET-FROM-WRONG-SERVER")
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-wrong-name"))
+            let refused = try await tls.request(
+                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)", "servername": "example.com"],
+                payload: Array(server.certificate.certificatePEM.utf8))
+            #expect(refused.failure?.type == "TLSError", "\(refused.headers)")
+            // What the refused connection pushed came before this connection's echo.
+            _ = try await Self.connectToEcho(tls)
+            try await tls.send("tls.write", payload: Array("mine".utf8))
+            try await tls.read { $0.received.count >= 4 }
+            #expect(String(decoding: tls.received, as: UTF8.self) == "mine")
+            #expect(tls.end == nil, "\(String(describing: tls.end?.headers))")
+        }
+        try await server.close()
+    }
+
+    /// A write the connection's bound on requests in flight refused was counted as waiting for
+    /// the socket all the same, for good: the healthy stream was ended, after the congestion
+    /// timeout, as "the server read nothing".
+    @Test func aRefusedWriteLeavesTheStreamOpen() async throws {
+        let yaml = """
+            limits:
+              maxRequestsInFlight: 1
+            routes:
+              - route: tls.*
+                handler: tls
+                options: {echoService: {enabled: true}, congestionTimeoutSeconds: 1}
+            """
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-refused-write"))
+            _ = try await Self.connectToEcho(tls)
+            var tokens: [String] = []
+            for _ in 0..<20 { tokens.append(try await tls.send("tls.write", payload: [0x61])) }
+            var refused = 0
+            for token in tokens where try await tls.reply(to: token).failure?.type == "UnavailableError" { refused += 1 }
+            try #require(refused > 0, "no write was refused: the bound was not reached")
+            // Past the congestion timeout, twice over: a stream taken for stalled ends by then.
+            try await Task.sleep(for: .seconds(2.5))
+            let after = try await tls.request("tls.write", payload: [0x62])
+            #expect(after.failure == nil, "\(after.headers)")
+            #expect(tls.end == nil, "\(String(describing: tls.end?.headers))")
+        }
+    }
+
+    /// One large write to a server that reads, slowly: progress was counted only when the whole
+    /// write was taken, so one that took longer than the congestion timeout ended the stream as
+    /// "the server read nothing". Each 64 KiB slice taken counts now, as the kernel reports it:
+    /// its send buffer (up to 4 MiB) takes bytes again once about half of it drained, about
+    /// 2 MB, about 3 s at this server's pace (some 0.7 MB/s), against the whole write's 14 s.
+    @Test func aLargeWriteToASlowReaderIsNotTakenForAStall() async throws {
+        let server = try await ClosingTLSServer(farewell: nil, readingEvery: .milliseconds(16))
+        let yaml = "routes:\n  - route: tls.*\n    handler: tls\n    options:\n      congestionTimeoutSeconds: 7\n"
+        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-slow-reader"))
+            let connected = try await tls.request(
+                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
+            #expect(connected.failure == nil)
+            // 16 KiB read every 16 ms: at most 1 MB/s.
+            let written = try await tls.request("tls.write", payload: [UInt8](repeating: 7, count: 14 << 20))
+            #expect(written.failure == nil, "\(written.headers)")
+            #expect(tls.end == nil, "\(String(describing: tls.end?.headers))")
+        }
+        try await server.close()
+    }
+
+    /// `servername`s SwiftNIO SSL refuses (a NUL, over 255 bytes) were refused only once
+    /// connected, as `UnavailableError` ("cannot connect"); a space went to the handshake.
+    @Test func aServernameThatIsNoDNSNameIsABadRequest() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-bad-name"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            for name in [String(repeating: "a", count: 300), "exa\u{0}mple.com", "exa mple.com", "a..b", "name/with/slashes"] {
+                let reply = try await tls.request("tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)", "servername": name])
+                #expect(reply.failure?.type == "BadRequestError", "\(name.prefix(20)): \(reply.headers)")
+            }
+            for name in ["LOCALHOST", "localhost."] {
+                let reply = try await tls.request(
+                    "tls.connect", ["host": "127.0.0.1", "port": "\(echo.port)", "servername": name], payload: Array(echo.certificatePEM.utf8))
+                #expect(reply.failure == nil, "\(name): \(reply.headers)")
+                #expect(try await tls.request("tls.close").failure == nil)
+            }
+        }
+    }
+
+    /// A certificate file that holds the private key too (a common layout): the `echoService`
+    /// reply handed the key to every caller with the shared key. It holds the certificates only.
+    @Test func theEchoServiceNeverHandsOutItsPrivateKey() async throws {
+        let certificate = try SelfSignedCertificate()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("conduit-tls-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let combined = folder.appendingPathComponent("combined.pem").path
+        try (certificate.certificatePEM + "\n" + certificate.privateKeyPEM).write(toFile: combined, atomically: true, encoding: .utf8)
+        let options = "echoService: {enabled: true, certificateFile: \(combined), privateKeyFile: \(combined)}"
+        try await TestHost.run(yaml: Self.yaml(options), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-key-file"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            #expect(!echo.certificatePEM.contains("PRIVATE KEY"))
+            #expect(echo.certificatePEM == certificate.certificatePEM)
+        }
+    }
+}

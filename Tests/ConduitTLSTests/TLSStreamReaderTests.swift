@@ -38,18 +38,24 @@ struct TLSStreamReaderTests {
         }
     }
 
+    /// A channel whose reader (pushing to `pushes`) has seen its handshake complete.
+    private static func channelPastItsHandshake(pushingTo pushes: any PushSink) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        let context = HandlerContext(route: "tls.*", logger: Logger(label: "test"), pushes: pushes, eventLoopGroup: channel.eventLoop)
+        let reader = TLSStreamReader(
+            client: ClientID("stream-client")!, pushes: pushes, routes: TLSPushRoutes(context),
+            handshake: channel.eventLoop.makePromise(), congestionTimeout: .seconds(5))
+        try channel.pipeline.syncOperations.addHandlers([DeferredClose(), reader])
+        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
+        return channel
+    }
+
     /// Two reads in one turn, the first held and then refused by the client's queue: the
     /// stream ended, yet the second read was kept and pushed after it (smaller, it fit), so
     /// the client got the bytes after a hole, then `tls.end`.
     @Test func nothingIsPushedAfterAPushWasRefused() throws {
         let sink = RefusingSink(refusingOver: 40_000)
-        let channel = EmbeddedChannel()
-        let context = HandlerContext(route: "tls.*", logger: Logger(label: "test"), pushes: sink, eventLoopGroup: channel.eventLoop)
-        let reader = TLSStreamReader(
-            client: ClientID("stream-client")!, pushes: sink, routes: TLSPushRoutes(context),
-            handshake: channel.eventLoop.makePromise(), congestionTimeout: .seconds(5))
-        try channel.pipeline.syncOperations.addHandlers([DeferredClose(), reader])
-        channel.pipeline.fireUserInboundEventTriggered(TLSUserEvent.handshakeCompleted(negotiatedProtocol: nil))
+        let channel = try Self.channelPastItsHandshake(pushingTo: sink)
         // Reads, then their turn's end (`writeInbound` would end a turn after each).
         channel.pipeline.fireChannelRead(ByteBuffer(repeating: 0x41, count: 50_000))
         channel.pipeline.fireChannelRead(ByteBuffer(repeating: 0x42, count: 30_000))
@@ -59,6 +65,28 @@ struct TLSStreamReaderTests {
         #expect(data.isEmpty, "bytes after the refused push reached the client: \(data.map(\.payload.readableBytes))")
         let end = sink.messages.last
         #expect(end?.headers.route == "tls.end" && end?.headers["reason"]?.contains("can't take more") == true, "\(String(describing: end?.headers))")
+    }
+
+    /// What the server sends from the handshake on waits until the connection is the client's
+    /// (checked, registered): pushed at once, a server that failed the name check got its
+    /// plaintext to the client. Released, it goes in order; once a close is asked for here,
+    /// nothing more goes (a cancelled connect's bytes went into the id's next stream).
+    @Test func nothingIsPushedBeforeTheReleaseNorAfterACloseAskedForHere() throws {
+        let sink = RefusingSink(refusingOver: .max)
+        let held = TLSHeldPushes(sink)
+        let channel = try Self.channelPastItsHandshake(pushingTo: held)
+        channel.pipeline.fireChannelRead(ByteBuffer(string: "first "))
+        channel.pipeline.fireChannelReadComplete()
+        #expect(sink.messages.isEmpty, "pushed before the release: \(sink.messages.map { String(buffer: $0.payload) })")
+        #expect(held.release() == nil)
+        channel.pipeline.fireChannelRead(ByteBuffer(string: "second"))
+        channel.pipeline.fireChannelReadComplete()
+        #expect(sink.messages.map { String(buffer: $0.payload) } == ["first ", "second"])
+        channel.pipeline.close(promise: nil)
+        channel.pipeline.fireChannelRead(ByteBuffer(string: "after the close"))
+        channel.pipeline.fireChannelReadComplete()
+        channel.embeddedEventLoop.run()
+        #expect(sink.messages.map { String(buffer: $0.payload) } == ["first ", "second"], "nothing after a close asked for here, not even tls.end")
     }
 
     /// A host budget full while the id's queue is empty: `whenWritable` calls back at once, and

@@ -29,9 +29,26 @@ final class TLSConnection: Sendable {
             self.port = port
             let isAddress = (try? SocketAddress(ipAddress: host, port: port)) != nil
             serverName = request.headers["servername"] ?? (isAddress ? nil : host)
-            if let serverName, serverName.isEmpty || (try? SocketAddress(ipAddress: serverName, port: port)) != nil {
-                throw .badRequest("'servername' must be a DNS name; leave it out to check the certificate against the address")
+            if let serverName, !Self.isDNSName(serverName) || (try? SocketAddress(ipAddress: serverName, port: port)) != nil {
+                throw .badRequest(
+                    "'servername' (else 'host') must be a DNS name: letters, digits, '-', '_' and '.', at most 253 characters; leave it out to check the certificate against the address")
             }
+        }
+
+        /// A name SNI can carry and a certificate can hold: SwiftNIO SSL refused others (a NUL,
+        /// past 255 bytes) only once connected, answered as the server being unavailable.
+        static func isDNSName(_ name: String) -> Bool {
+            let labels = name.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            // A trailing dot (the root) is allowed: one empty label at the end.
+            let named = labels.last?.isEmpty == true ? labels.dropLast() : labels[...]
+            return (1...253).contains(name.utf8.count) && !named.isEmpty
+                && named.allSatisfy { label in
+                    (1...63).contains(label.count)
+                        && label.allSatisfy { byte in
+                            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                                || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+                        }
+                }
         }
 
         var description: String { "\(host):\(port)" }
@@ -49,6 +66,10 @@ final class TLSConnection: Sendable {
     let endpoint: Endpoint
     let verified: Bool
     private let channel: any Channel
+    private let client: ClientID
+    /// The stream's pushes, held until the connection is the client's (`release`).
+    private let heldPushes: TLSHeldPushes
+    private let routes: TLSPushRoutes
     /// How long writes may wait with none of them taken by the socket: the server reads
     /// nothing. Then the stream ends, and the writes fail.
     private let writeStallTimeout: TimeAmount
@@ -63,10 +84,16 @@ final class TLSConnection: Sendable {
         var watching = false
     }
 
-    private init(endpoint: Endpoint, verified: Bool, channel: any Channel, writeStallTimeout: TimeAmount) {
+    private init(
+        endpoint: Endpoint, verified: Bool, channel: any Channel, client: ClientID, heldPushes: TLSHeldPushes, routes: TLSPushRoutes,
+        writeStallTimeout: TimeAmount
+    ) {
         self.endpoint = endpoint
         self.verified = verified
         self.channel = channel
+        self.client = client
+        self.heldPushes = heldPushes
+        self.routes = routes
         self.writeStallTimeout = writeStallTimeout
     }
 
@@ -77,6 +104,7 @@ final class TLSConnection: Sendable {
     ) async throws(ConduitError) -> TLSConnection {
         let eventLoop = group.next()
         let handshake = eventLoop.makePromise(of: Void.self)
+        let heldPushes = TLSHeldPushes(pushes)
         // One deadline for both: the handshake's own `timeout` from the connect's end made up to
         // twice it (17 s of the default 10 for a listener slow to accept and then silent).
         let end = NIODeadline.now() + timeout
@@ -89,7 +117,7 @@ final class TLSConnection: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let tls = try NIOSSLClientHandler(context: trust.context, serverHostname: endpoint.serverName)
                         let reader = TLSStreamReader(
-                            client: client, pushes: pushes, routes: routes, handshake: handshake, congestionTimeout: congestionTimeout)
+                            client: client, pushes: heldPushes, routes: routes, handshake: handshake, congestionTimeout: congestionTimeout)
                         try channel.pipeline.syncOperations.addHandlers(tls, reader)
                     }
                 }
@@ -113,7 +141,9 @@ final class TLSConnection: Sendable {
             channel.close(promise: nil)
             throw TLSFailure.handshaking(with: endpoint, error)
         }
-        return TLSConnection(endpoint: endpoint, verified: trust.verifies, channel: channel, writeStallTimeout: congestionTimeout)
+        return TLSConnection(
+            endpoint: endpoint, verified: trust.verifies, channel: channel, client: client, heldPushes: heldPushes, routes: routes,
+            writeStallTimeout: congestionTimeout)
     }
 
     /// Whether the server's certificate holds `name` (RFC 6125, swift-certificates' check with
@@ -145,32 +175,57 @@ final class TLSConnection: Sendable {
     /// Resolves when the connection is closed, by either side.
     var closed: EventLoopFuture<Void> { channel.closeFuture }
 
+    /// A write is handed to the channel in slices of this size, each taken by the socket
+    /// counting as progress: timed whole, one 16 MiB write to a server reading 800 KB/s was
+    /// taken for a server that reads nothing, and the stream ended.
+    static let writeSliceBytes = 64 * 1024
+
     /// Writes at once (so writes keep request order) and replies once the bytes are handed to
     /// the socket. Until then the write is a request in flight, holding its bytes of the host's
     /// budget: a server that reads nothing kept every write waiting, outside any bound. When
-    /// none is taken for `writeStallTimeout` the stream ends (`tls.end`) and they fail: they
+    /// nothing is taken for `writeStallTimeout` the stream ends (`tls.end`) and they fail: they
     /// waited unanswered for good, each holding a place of the connection's requests in flight.
+    /// Counted only once the write runs: a write the connection's bound on requests refused
+    /// stayed pending for good, and a healthy stream was ended as stalled.
     func write(_ payload: ByteBuffer, _ responder: Responder) {
         let bytes = payload.readableBytes
-        let startsWatch = writes.withLockedValue { writes in
-            if writes.pending == 0 { writes.lastProgress = .now() }
-            writes.pending += 1
-            defer { writes.watching = true }
-            return !writes.watching
-        }
-        if startsWatch { watchWrites(until: .now() + writeStallTimeout) }
-        responder.respondWhenDone { [channel, endpoint, writes] finish in
-            channel.writeAndFlush(payload).whenComplete { result in
-                writes.withLockedValue { writes in
-                    writes.pending -= 1
-                    writes.lastProgress = .now()
-                }
+        responder.respondWhenDone { [self] finish in
+            let startsWatch = writes.withLockedValue { writes in
+                if writes.pending == 0 { writes.lastProgress = .now() }
+                writes.pending += 1
+                defer { writes.watching = true }
+                return !writes.watching
+            }
+            if startsWatch { watchWrites(until: .now() + writeStallTimeout) }
+            writeInSlices(payload).whenComplete { [endpoint, writes] result in
+                writes.withLockedValue { $0.pending -= 1 }
                 switch result {
                 case .success: finish(Reply.jsonOutcome(["bytes": bytes]))
                 case .failure(let error): finish(.failure(TLSFailure.writing(to: endpoint, error)))
                 }
             }
         }
+    }
+
+    /// Writes `payload` as slices of `writeSliceBytes`, in one task of the channel's event loop
+    /// (so no other write comes between them); each slice taken marks progress. Each is flushed
+    /// on its own: SwiftNIO SSL completes the writes of one flush together, with the last.
+    /// Resolves with the last slice (a failure fails every slice after it).
+    private func writeInSlices(_ payload: ByteBuffer) -> EventLoopFuture<Void> {
+        channel.eventLoop.flatSubmit { [self] in writeSlicesOnTheLoop(payload) }
+    }
+
+    private func writeSlicesOnTheLoop(_ payload: ByteBuffer) -> EventLoopFuture<Void> {
+        var rest = payload
+        var last: EventLoopFuture<Void>?
+        while last == nil || rest.readableBytes > 0 {
+            let slice = rest.readSlice(length: min(Self.writeSliceBytes, rest.readableBytes))!
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenSuccess { [writes] in writes.withLockedValue { $0.lastProgress = .now() } }
+            channel.writeAndFlush(slice, promise: promise)
+            last = promise.futureResult
+        }
+        return last!
     }
 
     /// Checks at `deadline` whether the pending writes moved since; the check is set again
@@ -193,6 +248,21 @@ final class TLSConnection: Sendable {
             let seconds = Double(writeStallTimeout.nanoseconds) / 1e9
             _ = end(reason: "the server read nothing for \(seconds) s (congestionTimeoutSeconds): writes to it could not be sent")
         }
+    }
+
+    /// The connection is the client's (checked, registered): what the server sent goes to it,
+    /// and reading starts again. A held push refused ends the stream there.
+    func release() {
+        if let refused = heldPushes.release() {
+            let reason = TLSStreamReader.refusedReason(refused)
+            if channel.isActive {
+                channel.triggerUserOutboundEvent(TLSStreamReader.End(reason: reason), promise: nil)
+            } else {
+                // The server closed first: its `tls.end` was among what was dropped.
+                StreamEnd.push(Message(headers: ["route": routes.end, "reason": reason]), to: client, pushes: heldPushes, retryingOn: channel.eventLoop)
+            }
+        }
+        channel.triggerUserOutboundEvent(TLSStreamReader.Release(), promise: nil)
     }
 
     /// Closes with a TLS close_notify; no `tls.end` is pushed for a close asked for here.

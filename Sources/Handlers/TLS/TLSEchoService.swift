@@ -4,7 +4,9 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import SwiftASN1
 import Synchronization
+import X509
 
 /// A local TLS server that sends back every byte it receives, so the `tls.*` bridge can be
 /// shown and tested without anything outside the host. Its certificate is generated at start
@@ -98,8 +100,11 @@ final class TLSEchoService: Sendable {
         guard options.enabled, let certificateFile = options.certificateFile, let privateKeyFile = options.privateKeyFile else { return nil }
         let pem = try TLSTrust.contents(of: certificateFile)
         let chain = try TLSTrust.certificates(inPEM: pem, from: "echoService.certificateFile '\(certificateFile)'")
+        // The certificates alone, written again: the file may hold the private key too (a
+        // common layout), and the `echoService` reply handed it to every caller with the key.
+        let certificatesPEM = try chain.map { try Certificate(derEncoded: $0.toDERBytes()).serializeAsPEM().pemString }.joined(separator: "\n")
         do {
-            return (String(decoding: pem, as: UTF8.self), chain, try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+            return (certificatesPEM, chain, try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
         } catch {
             throw ConduitError.badRequest("echoService.privateKeyFile '\(privateKeyFile)' holds no usable private key: \(error)")
         }

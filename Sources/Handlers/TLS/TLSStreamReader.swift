@@ -13,6 +13,9 @@ import NIOTLS
 /// congested nothing more is read from the server (`autoRead` off) until the host says it is
 /// writable again; a client congested for longer than `congestionTimeout`, or whose queue
 /// refuses a push, gets `tls.end` with a reason instead of a stream with a hole.
+///
+/// Until the connection is the client's (`TLSHeldPushes`), reading stops at the handshake's
+/// end; `Release` starts it again. Once a close is asked for here, nothing more is pushed.
 final class TLSStreamReader: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -47,6 +50,7 @@ final class TLSStreamReader: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent {
+            _ = context.channel.setOption(.autoRead, value: false)
             handshake?.succeed()
             handshake = nil
             established = true
@@ -55,6 +59,8 @@ final class TLSStreamReader: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // The client closed it, or a connect it cancelled: what still comes is no one's.
+        guard !closingHere else { return }
         var bytes = unwrapInboundIn(data)
         // A read may be larger than a push (SwiftNIO SSL hands on up to 256 KiB at once, and such
         // a read went out whole, in parts): it is cut to fit. A push refused ends the stream, and
@@ -112,7 +118,15 @@ final class TLSStreamReader: ChannelDuplexHandler {
         guard endReason == nil else { return }
         endReason = reason
         unpushed = nil
+        readTheServersClose(context: context)
         context.close(promise: nil)
+    }
+
+    /// Reads again while the channel closes: SwiftNIO SSL waits for the server's close_notify,
+    /// which a paused channel never read (a stream ended while its client was congested told
+    /// it 5 s late, when SwiftNIO SSL gave up waiting). What comes meanwhile is dropped.
+    private func readTheServersClose(context: ChannelHandlerContext) {
+        _ = context.channel.setOption(.autoRead, value: true)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -151,24 +165,40 @@ final class TLSStreamReader: ChannelDuplexHandler {
         let reason: String
     }
 
+    /// The connection is the client's (`TLSConnection.release`): reading starts again.
+    struct Release: Sendable {}
+
     func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
-        guard let ending = event as? End else { return context.triggerUserOutboundEvent(event, promise: promise) }
-        end(context: context, reason: ending.reason)
+        if let ending = event as? End {
+            end(context: context, reason: ending.reason)
+        } else if event is Release {
+            if !closingHere, endReason == nil, congestion == nil {
+                _ = context.channel.setOption(.autoRead, value: true)
+                context.read()
+            }
+        } else {
+            return context.triggerUserOutboundEvent(event, promise: promise)
+        }
         promise?.succeed()
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         closingHere = true
+        unpushed = nil
+        readTheServersClose(context: context)
         context.close(mode: mode, promise: promise)
+    }
+
+    /// `tls.end`'s reason when the client's queue refused a push of the stream.
+    static func refusedReason(_ cause: DropCause) -> String {
+        "the client's queue can't take more (\(cause.rawValue)); the stream ends here"
     }
 
     private func pushUnpushed(context: ChannelHandlerContext) {
         guard let payload = unpushed else { return }
         unpushed = nil
         let outcome = pushes.push(Message(headers: ["route": routes.data], payload: payload), to: client, delivery: .reliable)
-        if case .dropped(let cause) = outcome {
-            end(context: context, reason: "the client's queue can't take more (\(cause.rawValue)); the stream ends here")
-        }
+        if case .dropped(let cause) = outcome { end(context: context, reason: Self.refusedReason(cause)) }
     }
 }
 

@@ -7,26 +7,34 @@ import NIOTLS
 /// A TLS server outside the host that, right after the handshake, either says `farewell` to
 /// each client and closes the connection, cleanly (with a TLS close_notify) or by cutting the
 /// TCP connection under TLS (the far side of `tls.end`), or, with `farewell` nil, stops reading
-/// (a server that takes no more of what the bridge writes).
+/// (a server that takes no more of what the bridge writes), or reads one socket read every
+/// `readingEvery` (a slow server).
 final class ClosingTLSServer: Sendable {
     let certificate: SelfSignedCertificate
     private let listener: any Channel
 
     var port: Int { listener.localAddress!.port! }
 
-    init(farewell: String?, clean: Bool = true) async throws {
+    init(farewell: String?, clean: Bool = true, readingEvery: TimeAmount? = nil) async throws {
         let certificate = try SelfSignedCertificate()
         let context = try NIOSSLContext(configuration: .makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.privateKeyPEM.utf8), format: .pem))
         ))
         self.certificate = certificate
-        listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if readingEvery != nil {
+            // A small window and small reads: what the server takes is its reads' pace alone.
+            bootstrap = bootstrap.childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
+                .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
+                .childChannelOption(.maxMessagesPerRead, value: 1)
+        }
+        listener = try await bootstrap
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let socketEnd = SocketEnd()
                     try channel.pipeline.syncOperations.addHandlers(socketEnd, NIOSSLServerHandler(context: context))
-                    guard let farewell else { return try channel.pipeline.syncOperations.addHandler(StopReading()) }
+                    guard let farewell else { return try channel.pipeline.syncOperations.addHandler(StopReading(readingEvery: readingEvery)) }
                     try channel.pipeline.syncOperations.addHandler(SayAndClose(farewell, cut: clean ? nil : socketEnd))
                 }
             }
@@ -65,10 +73,24 @@ private final class SayAndClose: ChannelInboundHandler {
 
 private final class StopReading: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
+    private let readingEvery: TimeAmount?
+
+    init(readingEvery: TimeAmount?) {
+        self.readingEvery = readingEvery
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent { context.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
+        if case .handshakeCompleted = event as? TLSUserEvent {
+            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+            if let readingEvery { readNow(context: context, every: readingEvery) }
+        }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    private func readNow(context: ChannelHandlerContext, every interval: TimeAmount) {
+        guard context.channel.isActive else { return }
+        context.read()
+        context.eventLoop.assumeIsolated().scheduleTask(in: interval) { self.readNow(context: context, every: interval) }
     }
 }
 
