@@ -270,7 +270,8 @@ let package = Package(
         socketTests("ConduitProcessTests", ["ConduitEcho", "ConduitProcess", "ConduitClient", nio("NIOConcurrencyHelpers"), nio("NIOHTTP1"), logging], exclude: ["Fixtures"]),
         socketTests("ConduitTLSTests", [
             "ConduitTLS", "ConduitClient", nio("NIOHTTP1"), nio("NIOPosix"), nio("NIOTLS"), nio("NIOEmbedded"), logging,
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
         ]),
         socketTests("ConduitAIStreamTests", ["ConduitAIStream", "ConduitClient", nio("NIOPosix"), nio("NIOHTTP1")]),
         socketTests("ConduitClientTests", ["ConduitClient", "ConduitEcho", "ConduitUDP", nio("NIOConcurrencyHelpers"), nio("NIOEmbedded"), nio("NIOWebSocket")]),

@@ -7,7 +7,9 @@ import ConduitWire
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SwiftASN1
 import Testing
+import X509
 
 extension HandlerCatalog {
     static let tlsTests = HandlerCatalog([HandlerKind(TLSHandler.self, name: "tls")])
@@ -729,6 +731,17 @@ extension TLSBridgeTests {
             let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
             #expect(!echo.certificatePEM.contains("PRIVATE KEY"))
             #expect(echo.certificatePEM == certificate.certificatePEM)
+        }
+    }
+
+    /// The generated echo certificate was made for 7 days and never renewed: a host up longer
+    /// served an expired certificate. It lasts as long as any process will now.
+    @Test func theGeneratedEchoCertificateOutlivesTheHost() async throws {
+        try await TestHost.run(yaml: Self.yaml(), catalog: .tlsTests) { host in
+            let tls = TLSSession(try await host.connect(client: "tls-lifetime"))
+            let echo = try await tls.request("tls.echoService").data(EchoServiceInfo.self)
+            let certificate = try Certificate(pemEncoded: echo.certificatePEM)
+            #expect(certificate.notValidAfter > Date().addingTimeInterval(5 * 365 * 24 * 3600), "\(certificate.notValidAfter)")
         }
     }
 }

@@ -110,8 +110,14 @@ final class TLSEchoService: Sendable {
         }
     }
 
+    /// The generated certificate's life: the process's, never renewed (made at start and at a
+    /// reload that rebuilds the route). Its key never leaves the host, and it is trusted only by
+    /// whom `tls.echoService` hands it: made for 7 days, a host up longer served an expired
+    /// certificate, and every verified connect to its own echo service failed.
+    static let generatedLifetime: TimeInterval = 10 * 365 * 24 * 3600
+
     private static func generatedIdentity() throws -> Identity {
-        let generated = try SelfSignedCertificate()
+        let generated = try SelfSignedCertificate(validFor: generatedLifetime)
         let chain = try NIOSSLCertificate.fromPEMBytes(Array(generated.certificatePEM.utf8))
         return (generated.certificatePEM, chain, try NIOSSLPrivateKey(bytes: Array(generated.privateKeyPEM.utf8), format: .pem))
     }
