@@ -85,14 +85,15 @@ struct ControlRaceTests {
                 callers.append(raw)
             }
             // Both past the check on their heads (waited for only so that the old host shows
-            // the fault: either order gives one 200 and one 403 here).
+            // the fault): either order gives one 200 and one 403 here, and so does a head
+            // that came after the rotation (refused by the key check on heads, on a loaded run).
             try await Task.sleep(for: .milliseconds(500))
             HangingHandler.open("key-race")
             var answers: [String] = []
             for raw in callers { answers.append(String(buffer: try await raw.readUntilClosed(timeout: .seconds(60)))) }
             let accepted = answers.indices.filter { answers[$0].hasPrefix("HTTP/1.1 200") }
             #expect(accepted.count == 1, "\(answers)")
-            #expect(answers.filter { $0.hasPrefix("HTTP/1.1 403") && $0.contains("changed while it waited") }.count == 1, "\(answers)")
+            #expect(answers.filter { $0.hasPrefix("HTTP/1.1 403") }.count == 1, "\(answers)")
             if let winner = accepted.first { #expect(host.sharedKey == newKeys[winner]) }
             let reloaded = String(buffer: try await reload.read(count: 12, timeout: .seconds(60)))
             #expect(reloaded.hasPrefix("HTTP/1.1 200"), "\(reloaded)")

@@ -7,8 +7,8 @@ import NIOTLS
 /// A TLS server outside the host that, right after the handshake, either says `farewell` to
 /// each client and closes the connection, cleanly (with a TLS close_notify) or by cutting the
 /// TCP connection under TLS (the far side of `tls.end`), or, with `farewell` nil, stops reading
-/// (a server that takes no more of what the bridge writes), or reads one socket read every
-/// `readingEvery` (a slow server).
+/// (a server that takes no more of what the bridge writes), or reads for 100 ms every
+/// `readingEvery` (a slow server, whose pace is its pauses', not the machine's).
 final class ClosingTLSServer: Sendable {
     let certificate: SelfSignedCertificate
     private let listener: any Channel
@@ -24,10 +24,8 @@ final class ClosingTLSServer: Sendable {
         self.certificate = certificate
         var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         if readingEvery != nil {
-            // A small window and small reads: what the server takes is its reads' pace alone.
+            // A small window: what the server takes is its reads' pace alone.
             bootstrap = bootstrap.childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
-                .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 16 << 10))
-                .childChannelOption(.maxMessagesPerRead, value: 1)
         }
         listener = try await bootstrap
             .childChannelInitializer { channel in
@@ -82,15 +80,22 @@ private final class StopReading: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent {
             context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
-            if let readingEvery { readNow(context: context, every: readingEvery) }
+            if let readingEvery { readForAWhile(context: context, every: readingEvery) }
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    private func readNow(context: ChannelHandlerContext, every interval: TimeAmount) {
+    private func readForAWhile(context: ChannelHandlerContext, every interval: TimeAmount) {
         guard context.channel.isActive else { return }
-        context.read()
-        context.eventLoop.assumeIsolated().scheduleTask(in: interval) { self.readNow(context: context, every: interval) }
+        let loop = context.eventLoop.assumeIsolated()
+        loop.scheduleTask(in: interval) {
+            context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
+            context.read()
+            loop.scheduleTask(in: .milliseconds(100)) {
+                context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
+                self.readForAWhile(context: context, every: interval)
+            }
+        }
     }
 }
 
