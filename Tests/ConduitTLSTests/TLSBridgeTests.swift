@@ -676,27 +676,6 @@ extension TLSBridgeTests {
         }
     }
 
-    /// One large write to a server that reads, slowly: progress was counted only when the whole
-    /// write was taken, so one that took longer than the congestion timeout ended the stream as
-    /// "the server read nothing". Each 64 KiB slice taken counts now, as the kernel reports it:
-    /// its send buffer (up to 4 MiB) takes bytes again once about half of it drained. This
-    /// server reads for 100 ms every 2 s, so progress comes every 2 s and the whole write takes
-    /// several pauses.
-    @Test func aLargeWriteToASlowReaderIsNotTakenForAStall() async throws {
-        let server = try await ClosingTLSServer(farewell: nil, readingEvery: .seconds(2))
-        let yaml = "routes:\n  - route: tls.*\n    handler: tls\n    options:\n      congestionTimeoutSeconds: 5\n"
-        try await TestHost.run(yaml: yaml, catalog: .tlsTests) { host in
-            let tls = TLSSession(try await host.connect(client: "tls-slow-reader"))
-            let connected = try await tls.request(
-                "tls.connect", ["host": "127.0.0.1", "port": "\(server.port)"], payload: Array(server.certificate.certificatePEM.utf8))
-            #expect(connected.failure == nil)
-            let written = try await tls.request("tls.write", payload: [UInt8](repeating: 7, count: 15 << 20))
-            #expect(written.failure == nil, "\(written.headers)")
-            #expect(tls.end == nil, "\(String(describing: tls.end?.headers))")
-        }
-        try await server.close()
-    }
-
     /// `servername`s SwiftNIO SSL refuses (a NUL, over 255 bytes) were refused only once
     /// connected, as `UnavailableError` ("cannot connect"); a space went to the handshake.
     @Test func aServernameThatIsNoDNSNameIsABadRequest() async throws {

@@ -7,32 +7,26 @@ import NIOTLS
 /// A TLS server outside the host that, right after the handshake, either says `farewell` to
 /// each client and closes the connection, cleanly (with a TLS close_notify) or by cutting the
 /// TCP connection under TLS (the far side of `tls.end`), or, with `farewell` nil, stops reading
-/// (a server that takes no more of what the bridge writes), or reads for 100 ms every
-/// `readingEvery` (a slow server, whose pace is its pauses', not the machine's).
+/// (a server that takes no more of what the bridge writes).
 final class ClosingTLSServer: Sendable {
     let certificate: SelfSignedCertificate
     private let listener: any Channel
 
     var port: Int { listener.localAddress!.port! }
 
-    init(farewell: String?, clean: Bool = true, readingEvery: TimeAmount? = nil) async throws {
+    init(farewell: String?, clean: Bool = true) async throws {
         let certificate = try SelfSignedCertificate()
         let context = try NIOSSLContext(configuration: .makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificate.certificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(certificate.privateKeyPEM.utf8), format: .pem))
         ))
         self.certificate = certificate
-        var bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        if readingEvery != nil {
-            // A small window: what the server takes is its reads' pace alone.
-            bootstrap = bootstrap.childChannelOption(.socketOption(.so_rcvbuf), value: 16 << 10)
-        }
-        listener = try await bootstrap
+        listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let socketEnd = SocketEnd()
                     try channel.pipeline.syncOperations.addHandlers(socketEnd, NIOSSLServerHandler(context: context))
-                    guard let farewell else { return try channel.pipeline.syncOperations.addHandler(StopReading(readingEvery: readingEvery)) }
+                    guard let farewell else { return try channel.pipeline.syncOperations.addHandler(StopReading()) }
                     try channel.pipeline.syncOperations.addHandler(SayAndClose(farewell, cut: clean ? nil : socketEnd))
                 }
             }
@@ -71,31 +65,10 @@ private final class SayAndClose: ChannelInboundHandler {
 
 private final class StopReading: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    private let readingEvery: TimeAmount?
-
-    init(readingEvery: TimeAmount?) {
-        self.readingEvery = readingEvery
-    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .handshakeCompleted = event as? TLSUserEvent {
-            context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
-            if let readingEvery { readForAWhile(context: context, every: readingEvery) }
-        }
+        if case .handshakeCompleted = event as? TLSUserEvent { context.channel.setOption(.autoRead, value: false).whenComplete { _ in } }
         context.fireUserInboundEventTriggered(event)
-    }
-
-    private func readForAWhile(context: ChannelHandlerContext, every interval: TimeAmount) {
-        guard context.channel.isActive else { return }
-        let loop = context.eventLoop.assumeIsolated()
-        loop.scheduleTask(in: interval) {
-            context.channel.setOption(.autoRead, value: true).whenComplete { _ in }
-            context.read()
-            loop.scheduleTask(in: .milliseconds(100)) {
-                context.channel.setOption(.autoRead, value: false).whenComplete { _ in }
-                self.readForAWhile(context: context, every: interval)
-            }
-        }
     }
 }
 
