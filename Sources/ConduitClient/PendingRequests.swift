@@ -21,7 +21,7 @@ final class PendingRequests: Sendable {
         /// reply that crossed the cancel, the reply to a cut-off payload) is swallowed, not
         /// handed to the app. The newest `maxIgnored` are kept; an older token's answer is
         /// delivered as any unmatched message.
-        var ignored = IgnoredTokens()
+        var ignored = NewestMembers<String>(limit: PendingRequests.maxIgnored)
     }
 
     /// Four times the requests a host runs for a connection at once (1,024 by default): with
@@ -90,7 +90,7 @@ final class PendingRequests: Sendable {
             // sent, make a request of their own with this token, and its answers (the reply to
             // a cut-off payload) are not the app's. Marked here, before the next message is
             // delivered, not when the caller wakes up.
-            if message.headers[HeaderName.error] == Self.payloadTooLarge { state.withLockedValue { $0.ignored.insert(token) } }
+            if message.headers[HeaderName.error] == Self.payloadTooLarge { state.withLockedValue { _ = $0.ignored.insert(token) } }
             return true
         }
         // Kept after a match: one request may be answered more than once (a reply that crossed
@@ -130,19 +130,5 @@ final class PendingRequests: Sendable {
         slot.timer?.cancel()
         if resume { slot.waiter?.resume(with: outcome) }
         return true
-    }
-}
-
-/// The newest `PendingRequests.maxIgnored` ignored tokens, found in constant time.
-private struct IgnoredTokens {
-    private var order = CircularBuffer<String>()
-    private var members: Set<String> = []
-
-    func contains(_ token: String) -> Bool { members.contains(token) }
-
-    mutating func insert(_ token: String) {
-        guard members.insert(token).inserted else { return }
-        order.append(token)
-        if order.count > PendingRequests.maxIgnored { members.remove(order.removeFirst()) }
     }
 }

@@ -1,3 +1,4 @@
+import ConduitWire
 import NIOCore
 import Synchronization
 
@@ -26,10 +27,20 @@ package final class CancellationRegistry: Sendable {
         var handlers: [@Sendable () -> Void] = []
     }
 
+    /// A request cancelled whose registrations are all gone: its replies are still not sent
+    /// (SPEC §8: answered once). A handler that removed its registration on the cancel and
+    /// replied after it answered twice, `CancelledError` then its reply.
+    private struct CancelledRequest: Hashable, Sendable {
+        let token: ExactText
+        let received: NIODeadline
+    }
+
     private struct State {
         var entries: [ExactText: Entry] = [:]
         var holders = 0
         var nextHolder: UInt64 = 0
+        /// The newest `maxRegistrations`.
+        var cancelledAndGone = NewestMembers<CancelledRequest>(limit: CancellationRegistry.maxRegistrations)
     }
 
     /// What a cancel found: the request to answer `CancelledError`.
@@ -44,8 +55,10 @@ package final class CancellationRegistry: Sendable {
     /// can't grow this without limit, under many tokens or under one.
     package static let maxRegistrations = 4096
     private let state = Mutex(State())
-    /// Whether anything is registered: replies check for cancellation only then.
+    /// Registrations held, and cancelled requests remembered: replies check only when any.
     private let tracked = Atomic<Int>(0)
+    /// Registrations held.
+    private let live = Atomic<Int>(0)
 
     package init() {}
 
@@ -66,16 +79,28 @@ package final class CancellationRegistry: Sendable {
         return cancelled
     }
 
-    /// Nothing is registered.
-    package var isEmpty: Bool { tracked.load(ordering: .relaxed) == 0 }
+    /// Nothing is registered: nothing left to cancel.
+    package var isEmpty: Bool { live.load(ordering: .relaxed) == 0 }
 
-    /// Whether any request is registered: none nearly always, and then nothing else is asked.
+    /// Whether any request is registered or remembered as cancelled: none nearly always, and
+    /// then nothing else is asked.
     package var tracksAny: Bool { tracked.load(ordering: .relaxed) > 0 }
 
-    /// Whether the request `token` was cancelled: its replies are no longer sent.
+    /// Whether a request under `token` is cancelled and still registered: the token is not to
+    /// be used again yet.
     package func isCancelled(_ token: String) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return false }
         return state.withLock { $0.entries[ExactText(token)]?.cancelled ?? false }
+    }
+
+    /// Whether the request `token` received at `received` was cancelled, registered or not any
+    /// more: its replies are not sent.
+    package func wasCancelled(_ token: String, received: NIODeadline) -> Bool {
+        guard tracked.load(ordering: .relaxed) > 0 else { return false }
+        let key = ExactText(token)
+        return state.withLock { state in
+            state.entries[key]?.cancelled ?? state.cancelledAndGone.contains(CancelledRequest(token: key, received: received))
+        }
     }
 
     /// The request `token` received at `received` is about to be answered: false when it was
@@ -83,15 +108,33 @@ package final class CancellationRegistry: Sendable {
     /// is the one registered, a cancel from now on is ignored. Checked and marked in one step:
     /// a cancel read between a check and the reply answered it twice. Another request's reply
     /// under the same token (an echo) marks nothing: it made the registered one uncancellable.
+    ///
+    /// The request's registrations end with its answer (a cancel is too late from now on): a
+    /// handler that let go of its registration without removing it (`onCancel`'s result
+    /// discarded) held it, and its handler, for good; past `maxRegistrations` of them no
+    /// request of the connection could be cancelled.
     package func answer(_ token: String, received: NIODeadline) -> Bool {
         guard tracked.load(ordering: .relaxed) > 0 else { return true }
         let key = ExactText(token)
-        return state.withLock { state in
-            guard let entry = state.entries[key] else { return true }
-            guard !entry.cancelled else { return false }
-            if entry.holders.contains(where: { $0.received == received }) { state.entries[key]!.answered = true }
-            return true
+        let (answered, released) = state.withLock { state -> (Bool, Int) in
+            guard var entry = state.entries[key] else {
+                return (!state.cancelledAndGone.contains(CancelledRequest(token: key, received: received)), 0)
+            }
+            guard !entry.cancelled else { return (false, 0) }
+            let before = entry.holders.count
+            entry.holders.removeAll { $0.received == received }
+            let released = before - entry.holders.count
+            guard released > 0 else { return (true, 0) }
+            state.holders -= released
+            entry.answered = true
+            state.entries[key] = entry.holders.isEmpty ? nil : entry
+            return (true, released)
         }
+        if released > 0 {
+            tracked.subtract(released, ordering: .relaxed)
+            live.subtract(released, ordering: .relaxed)
+        }
+        return answered
     }
 
     /// A new registration of `token`: its number, nil when the connection holds its most.
@@ -104,7 +147,10 @@ package final class CancellationRegistry: Sendable {
             state.entries[key, default: Entry(route: route, correlation: correlation)].holders.append(Holder(number: state.nextHolder, received: received))
             return state.nextHolder
         }
-        if number != nil { tracked.add(1, ordering: .relaxed) }
+        if number != nil {
+            tracked.add(1, ordering: .relaxed)
+            live.add(1, ordering: .relaxed)
+        }
         return number
     }
 
@@ -119,17 +165,22 @@ package final class CancellationRegistry: Sendable {
         if runNow { handler() }
     }
 
-    /// Removes the registration `holder`; whether its request was cancelled first.
+    /// Removes the registration `holder` (gone already once its request was answered);
+    /// whether its request was cancelled first, which is then remembered.
     fileprivate func release(_ token: String, holder: UInt64) -> Bool {
         let key = ExactText(token)
-        let cancelled = state.withLock { state -> Bool in
-            guard var entry = state.entries[key], let index = entry.holders.firstIndex(where: { $0.number == holder }) else { return false }
-            entry.holders.remove(at: index)
+        let (found, cancelled, remembered) = state.withLock { state -> (Bool, Bool, Int) in
+            guard var entry = state.entries[key], let index = entry.holders.firstIndex(where: { $0.number == holder }) else { return (false, false, 0) }
+            let removed = entry.holders.remove(at: index)
             state.holders -= 1
             state.entries[key] = entry.holders.isEmpty ? nil : entry
-            return entry.cancelled
+            guard entry.cancelled, entry.holders.isEmpty else { return (true, entry.cancelled, 0) }
+            let (inserted, forgotten) = state.cancelledAndGone.insert(CancelledRequest(token: key, received: removed.received))
+            return (true, true, (inserted ? 1 : 0) - (forgotten == nil ? 0 : 1))
         }
-        tracked.subtract(1, ordering: .relaxed)
+        guard found else { return false }
+        tracked.add(remembered - 1, ordering: .relaxed)
+        live.subtract(1, ordering: .relaxed)
         return cancelled
     }
 }

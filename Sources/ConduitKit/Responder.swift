@@ -62,7 +62,7 @@ public struct Responder: Sendable {
             // first part, the cancel was ignored and the whole reply came later).
             let isPart = (try? result.get())?.headers.hasMore == true
             // The client was answered `CancelledError` already (SPEC §8: once).
-            if isPart ? cancellations.isCancelled(token) : !cancellations.answer(token, received: address.received) { return }
+            if isPart ? cancellations.wasCancelled(token, received: address.received) : !cancellations.answer(token, received: address.received) { return }
         }
         destination.deliver(result, to: address)
     }

@@ -49,6 +49,39 @@ struct CancellationTests {
         }
     }
 
+    /// A handler that removed its registration when cancelled and answered after that: the
+    /// registration's end forgot the cancel, and the answer went out after `CancelledError`.
+    @Test func aHandlerThatRemovesItsRegistrationOnCancelIsStillAnsweredOnce() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            try await client.send(together: [
+                Message(headers: ["route": "watch", "token": "removed", "removesOnCancel": "yes"]), Message(headers: ["cancel": "removed"]),
+            ])
+            let reply = try await client.nextMessage()
+            #expect(reply.headers["error"] == "CancelledError" && reply.headers["token"] == "removed", "\(reply.headers)")
+            try await Task.sleep(for: .milliseconds(500))  // past the handler's late reply
+            try await Self.expectNextIsEcho(client)
+        }
+    }
+
+    /// Registrations a handler let go of without removing them (`onCancel`'s result discarded)
+    /// stayed after their requests were answered: past 4,096 on a connection, no request of it
+    /// could be cancelled. A registration ends with its request's answer.
+    @Test func registrationsEndWithTheirAnswers() async throws {
+        try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
+            let client = try await host.connect()
+            let count = 4_200
+            for index in 0..<count { try await client.send(["route": "watch", "token": "w\(index)", "answersAfter": "1"]) }
+            var answered = 0
+            while answered < count {
+                if try await client.nextMessage(timeout: .seconds(30)).headers["late"] == "true" { answered += 1 }
+            }
+            try await client.send(together: [Message(headers: ["route": "slow", "token": "after-many"]), Message(headers: ["cancel": "after-many"])])
+            let reply = try await client.nextMessage(timeout: .seconds(10))
+            #expect(reply.headers["error"] == "CancelledError" && reply.headers["token"] == "after-many", "\(reply.headers)")
+        }
+    }
+
     /// A handler's first part (more to come) marked the request answered: a cancel after it
     /// was ignored, and the whole reply came at the handler's own time. Held by the host,
     /// nothing of it had reached the client.

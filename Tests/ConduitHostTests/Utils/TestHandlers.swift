@@ -209,6 +209,12 @@ struct SlowHandler: ConduitHandler {
     }
 }
 
+/// A registration its own cancel handler can reach (set once, before any cancel runs it on
+/// the event loop it was made on).
+private final class KeptRegistration: @unchecked Sendable {
+    var registration: CancelRegistration?
+}
+
 /// `watcher`: a synchronous handler that registers a cancellation callback (recording the
 /// token) and replies `late` later from a scheduled task, as a handler driving its own I/O
 /// would.
@@ -228,10 +234,16 @@ struct WatchingHandler: ConduitHandler {
         let answersAfter = TimeAmount.milliseconds(Int64(request.headers["answersAfter"] ?? "") ?? 2000)
         let uncancelled = eventLoop.scheduleTask(in: answersAfter, answer)
         let ending = TimeAmount.milliseconds(Int64(request.headers["endsAfterCancel"] ?? "") ?? 100)
-        _ = request.onCancel {
+        // `removesOnCancel`: the registration is removed at the cancel, before the late answer.
+        let removes = request.headers["removesOnCancel"] != nil
+        let kept = KeptRegistration()
+        kept.registration = request.onCancel {
             Self.cancelled.withLock { _ = $0.insert(token) }
             uncancelled.cancel()
-            eventLoop.scheduleTask(in: ending, answer)
+            eventLoop.execute {
+                if removes { kept.registration?.remove() }
+                eventLoop.scheduleTask(in: ending, answer)
+            }
         }
         // `firstPart`: a part with more to come goes at once (the host holds it until the last).
         if request.headers["firstPart"] != nil { responder.reply(headers: ["more": "true"], payload: ByteBuffer(string: "first")) }
