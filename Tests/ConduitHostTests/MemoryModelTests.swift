@@ -170,6 +170,24 @@ struct MemoryModelTests {
     /// socket has taken all of it: it was released as it was handed over, so a client that asked
     /// for a large echo and read nothing kept it in the channel outside the budget (20 such
     /// clients with 16 MiB echoes held 345 MB, the budget's use 0).
+    /// A reply the budget can't take (a client that reads nothing holds it all) was dropped,
+    /// counted, and nothing told its client: the request waited for its own timeout. It is
+    /// answered `UnavailableError` in its place.
+    @Test func aReplyTheBudgetRefusesIsAnsweredWithAnError() async throws {
+        let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: push\n    handler: pusher\n  - route: parted\n    handler: parted\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let hog = try await host.connect(client: "budget-hog", receiveBufferBytes: 65536)
+            try await hog.pauseReading()
+            try await hog.send(["route": "push", "count": "400"], payload: Self.uniform(1, count: 60_000))
+            try await waitUntil { (host.client("budget-hog")?.outboundDropped ?? 0) + (host.client("budget-hog")?.dropped ?? 0) > 0 }
+            let asker = try await host.connect(client: "budget-asker")
+            // One reply of 200 KB (one part: `parts: 1`), more than what the budget has left.
+            try await asker.send(["route": "parted", "parts": "1", "size": "200000", "token": "big"])
+            let answer = try await asker.nextJoinedMessage(timeout: .seconds(10))
+            #expect(answer.headers["token"] == "big" && answer.headers["error"] == "UnavailableError", "\(answer.headers)")
+        }
+    }
+
     @Test func largeRepliesWaitingInTheChannelHoldTheirBytesOfTheBudget() async throws {
         // 12 MB: more than the kernel's socket buffers take (up to 4 MiB on Linux), and no more
         // than the budget's incoming half, which a chunk queue may fill.

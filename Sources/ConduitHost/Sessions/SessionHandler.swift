@@ -363,8 +363,7 @@ final class SessionHandler: ChannelInboundHandler {
         guard !isClosed, !closeSent, let context else {
             // Made after the socket closed (a slow handler's reply): it goes to the id after
             // everything already waiting for it, not in front.
-            send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true)
-            return
+            return answerIfRefused(message, send(MessageQueue.Entry(message, delivery: .droppable), reserved: false, asNewest: true))
         }
         if pending.isEmpty, replaying == nil, context.channel.isWritable, !Self.holdsWhileWriting(message) {
             if write(message, context: context) == .superseded {
@@ -372,7 +371,17 @@ final class SessionHandler: ChannelInboundHandler {
             }
             return
         }
-        send(MessageQueue.Entry(message, delivery: .droppable), reserved: false)
+        answerIfRefused(message, send(MessageQueue.Entry(message, delivery: .droppable), reserved: false))
+    }
+
+    /// A reply the queue refused (the budget full, a queue full of reliable pushes) is answered
+    /// with an error in its place: dropped whole and counted, it left its request unanswered
+    /// and the client waiting for its own timeout. An error refused in turn is not answered.
+    private func answerIfRefused(_ reply: Message, _ outcome: PushOutcome) {
+        guard case .dropped(let cause) = outcome, reply.headers[HeaderName.error] == nil, let correlation = reply.headers.correlation else { return }
+        replyError(
+            .unavailable("the reply (\(reply.payload.readableBytes) bytes) can't be queued: \(cause.rawValue); try again"),
+            route: reply.headers.route, correlation: correlation)
     }
 
     /// Sends one message (split into parts when its payload exceeds one frame) or queues it
