@@ -39,25 +39,40 @@ expect_refusal "the route 'ai.*' is already in the table" Greet --route 'ai.*' -
 expect_refusal "a type named 'ConduitHandler' exists already" Conduit
 expect_refusal "a type named 'SilentHandler' exists already" Silent
 
-new_handler Greet --route 'greet.*' --add-route
-grep -qF 'HandlerKind(GreetHandler.self, name: "greet")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not registered"
-grep -qF 'import ConduitGreet' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not imported"
-grep -qF -- '- route: greet.*' config/conduit.yaml || fail "no route entry"
-grep -qF 'name: "ConduitGreetTests"' Package.swift || fail "no test target"
+# A kind registered as `name:"zeta"` (no space) is registered all the same (it was added twice,
+# and the catalog trapped at every start); a table written inline can't be added to.
+catalog=Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift
+kept=$(mktemp)
+cp "$catalog" "$kept"; sed -i 's/name: "udp")/name:"zeta")/' "$catalog"
+expect_refusal "already registers a handler kind 'zeta'" Zeta
+cp "$kept" "$catalog"
+cp config/conduit.yaml "$kept"; printf 'routes: []\n' > config/conduit.yaml
+expect_refusal "is written inline" Hello --add-route
+cp "$kept" config/conduit.yaml; rm -f "$kept"
 
-expect_refusal "exists already" Greet --route 'greet.*'
+# Channel: NIOCore declares a ChannelHandler too (the generated test did not compile). The
+# table indented four spaces, not two: the entry follows it (two made the file invalid YAML;
+# lint-config below reads it).
+sed -i -E 's/^( +)/  \1/' config/conduit.yaml
+new_handler Channel --route 'channel.*' --add-route
+grep -qF 'HandlerKind(ChannelHandler.self, name: "channel")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not registered"
+grep -qF 'import ConduitChannel' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "not imported"
+grep -qxF -- '    - route: "channel.*"' config/conduit.yaml || fail "no route entry, indented as the others"
+grep -qF 'name: "ConduitChannelTests"' Package.swift || fail "no test target"
+
+expect_refusal "exists already" Channel --route 'channel.*'
 config_before=$(sha256sum config/conduit.yaml)
 new_handler Tally --route 'tally'
 [ "$(sha256sum config/conduit.yaml)" = "$config_before" ] || fail "without --add-route the default config must not change"
 grep -qF 'HandlerKind(TallyHandler.self, name: "tally")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "Tally not registered"
-expect_refusal "exists already" Greet --route 'other.*'
+expect_refusal "exists already" Channel --route 'other.*'
 # An acronym is one word of the kind.
 new_handler HTTPProxy --route 'proxy.*'
 grep -qF 'HandlerKind(HTTPProxyHandler.self, name: "http-proxy")' Sources/ConduitCLI/HandlerCatalog+BuiltIn.swift || fail "HTTPProxy's kind is not http-proxy"
 
 echo "== building and running the generated test ($((SECONDS - started)) s so far)"
-swift build --target ConduitGreetTests
-swift test --filter ConduitGreetTests 2>&1 | tee /tmp/conduit-scaffold-test.log
+swift build --target ConduitChannelTests
+swift test --filter ConduitChannelTests 2>&1 | tee /tmp/conduit-scaffold-test.log
 grep -qE "Test run with 4 tests.* passed" /tmp/conduit-scaffold-test.log || fail "the generated tests did not all pass"
 
 echo "== lint-config on the scaffolded package, then on a broken table"

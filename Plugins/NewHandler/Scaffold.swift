@@ -58,7 +58,10 @@ struct Scaffold {
     }
 
     private func register(in catalog: String) throws -> String {
-        guard !catalog.contains("name: \"\(module.kind)\")") else {
+        // However it is spaced (`name:"x"` registered "x" a second time, and the catalog's
+        // registration trapped at every start).
+        let registered = try NSRegularExpression(pattern: #"name:\s*"\#(NSRegularExpression.escapedPattern(for: module.kind))""#)
+        guard registered.firstMatch(in: catalog, range: NSRange(catalog.startIndex..., in: catalog)) == nil else {
             throw ScaffoldError("\(Self.catalogFile) already registers a handler kind '\(module.kind)'")
         }
         var lines = catalog.components(separatedBy: "\n")
@@ -66,6 +69,8 @@ struct Scaffold {
               let lastImport = lines.lastIndex(where: { $0.hasPrefix("import ") }) else {
             throw ScaffoldError("\(Self.catalogFile) has no import and HandlerKind lines to add to")
         }
+        // The list's last element may go without its comma.
+        if !lines[lastKind].trimmingCharacters(in: .whitespaces).hasSuffix(",") { lines[lastKind] += "," }
         let indent = lines[lastKind].prefix { $0 == " " }
         lines.insert("\(indent)HandlerKind(\(module.handlerType).self, name: \"\(module.kind)\"),", at: lastKind + 1)
         let position = lines[...lastImport].firstIndex { $0.hasPrefix("import ") && $0 > "import \(module.target)" } ?? lastImport + 1
@@ -73,33 +78,44 @@ struct Scaffold {
         return lines.joined(separator: "\n")
     }
 
-    /// Appends the entry at the end of the `routes:` block (the block may be anywhere in the file).
+    /// Appends the entry at the end of the `routes:` block (the block may be anywhere in the
+    /// file), indented as its entries are (two spaces, none or four: always two made the file
+    /// invalid YAML); the route quoted (`-` alone is YAML's own).
     private func appendRoute(to yaml: String) throws -> String {
         var lines = yaml.components(separatedBy: "\n")
         guard let start = lines.firstIndex(where: { $0.hasPrefix("routes:") }) else {
             throw ScaffoldError("\(Self.configFile) has no 'routes:' section")
         }
+        let rest = lines[start].dropFirst("routes:".count).trimmingCharacters(in: .whitespaces)
+        guard rest.isEmpty || rest.hasPrefix("#") else {
+            throw ScaffoldError("\(Self.configFile):\(start + 1): 'routes:' is written inline; write its entries as a block ('- route: …') and run this again")
+        }
         var end = start
+        var entryIndent: Substring?
         for index in lines.indices.dropFirst(start + 1) {
             let line = lines[index]
             if line.trimmingCharacters(in: .whitespaces).isEmpty || line.hasPrefix("#") { continue }
-            guard line.hasPrefix(" ") || line.hasPrefix("-") else { break }
-            if Self.route(ofEntry: line) == module.route {
+            // A document's end (`---`, `...`) or the next key at the top ends the block.
+            guard line.hasPrefix(" ") || (line.hasPrefix("-") && !line.hasPrefix("---")) else { break }
+            if Self.route(in: line) == module.route {
                 throw ScaffoldError("\(Self.configFile):\(index + 1): the route '\(module.route)' is already in the table")
             }
+            let indent = line.prefix { $0 == " " }
+            if entryIndent == nil, line.dropFirst(indent.count).hasPrefix("-") { entryIndent = indent }
             end = index
         }
-        lines.insert(contentsOf: ["  - route: \(module.route)", "    handler: \(module.kind)"], at: end + 1)
+        let indent = entryIndent ?? "  "
+        lines.insert(contentsOf: ["\(indent)- route: \"\(module.route)\"", "\(indent)  handler: \(module.kind)"], at: end + 1)
         return lines.joined(separator: "\n")
     }
 
-    /// The route of a table entry's first line (`- route: X`, quoted or not, a comment after
-    /// it allowed), or nil for another line.
-    private static func route(ofEntry line: String) -> String? {
-        let entry = line.trimmingCharacters(in: .whitespaces)
-        guard entry.hasPrefix("- route:") else { return nil }
-        var value = entry.dropFirst("- route:".count)
+    /// The route a line of the table names (`- route: X`, `route: X` under an entry, or
+    /// `- {route: X, …}`; quoted or not, a comment after it allowed), or nil.
+    private static func route(in line: String) -> String? {
+        guard let key = line.range(of: #"(^|[\s{,-])route:"#, options: .regularExpression) else { return nil }
+        var value = line[key.upperBound...]
         if let comment = value.range(of: " #") { value = value[..<comment.lowerBound] }
+        if let next = value.firstIndex(where: { $0 == "," || $0 == "}" }) { value = value[..<next] }
         return value.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
     }
 

@@ -61,8 +61,9 @@ enum Templates {
 
         @Suite("\(module.name) over a real socket", .serialized, .timeLimit(.minutes(1)))
         struct \(module.handlerType)Tests {
-            static let catalog = HandlerCatalog([HandlerKind(\(module.handlerType).self, name: "\(module.kind)")])
-            static let yaml = "limits:\\n  clientGraceSeconds: 1\\nroutes:\\n  - route: \(module.route)\\n    handler: \(module.kind)\\n"
+            // Named with its module: `Channel` made `ChannelHandler`, which NIOCore declares too.
+            static let catalog = HandlerCatalog([HandlerKind(\(module.target).\(module.handlerType).self, name: "\(module.kind)")])
+            static let yaml = "limits:\\n  clientGraceSeconds: 1\\nroutes:\\n  - route: \\"\(module.route)\\"\\n    handler: \(module.kind)\\n"
 
             @Test func repliesWithTheRequestsTokenAndPushesTheCount() async throws {
                 try await TestHost.run(yaml: Self.yaml, catalog: Self.catalog) { host in
@@ -79,7 +80,7 @@ enum Templates {
             /// Without a host: ConduitKitTesting calls the handler directly and records what it
             /// pushes; fast, for the handler's own logic.
             @Test func countsPerClientAndForgetsAnExpiredOne() async throws {
-                let bench = try HandlerTestBench<\(module.handlerType)>(options: NoOptions(), mount: "\(module.route)")
+                let bench = try HandlerTestBench<\(module.target).\(module.handlerType)>(options: NoOptions(), mount: "\(module.route)")
                 let alice = ClientID("alice")!
                 for _ in 0..<2 {
                     _ = try await bench.reply(to: bench.send("\(module.sampleOperation)", headers: ["name": "Ada"], from: "alice")).get()
