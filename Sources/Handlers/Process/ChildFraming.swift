@@ -9,6 +9,9 @@ enum ChildFraming {
     static let maxFrameBytes = 1 + WireLimits.maxHeaders * (1 + WireLimits.maxKeyBytes + 2 + WireLimits.maxValueBytes)
         + 2 + WireLimits.maxPayloadBytes
 
+    /// A frame's length, before its message.
+    static let lengthBytes = MemoryLayout<UInt32>.size
+
     /// Appends `message`, split into parts when its payload needs it, each part framed.
     static func write(_ message: Message, into buffer: inout ByteBuffer) throws(WireError) {
         for part in message.split() {

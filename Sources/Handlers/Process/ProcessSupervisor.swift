@@ -127,9 +127,13 @@ final class ProcessSupervisor: Sendable {
         headers.append(ChildHeader.request, "\(id)")
         // Every part repeats the headers: large headers on a large payload multiplied what the
         // request holds (1 MB of headers on 16 MiB came to 258 MB, the budget charged 17).
-        // Weighed before it is encoded: refused after, each such request took 250 MB first.
+        // Weighed before it is encoded: refused after, each such request took 250 MB first. An
+        // upper bound of what the framing adds to the payload: as many parts as there can be,
+        // each with the headers, `more` and its frame's length.
         let parts = request.payload.readableBytes / WireLimits.maxPayloadBytes + 1
-        let repeated = Message(headers: headers).encodedSize * parts
+        var partHeaders = headers
+        partHeaders.append(HeaderName.more, "true")
+        let repeated = (Message(headers: partHeaders).encodedSize + ChildFraming.lengthBytes) * parts
         guard repeated <= Self.repeatedHeaderBytes else { return responder.fail(Self.headersTooLarge(repeated, parts: parts)) }
         let frames: ByteBuffer
         do {
@@ -138,9 +142,6 @@ final class ProcessSupervisor: Sendable {
             frames = buffer
         } catch {
             return responder.fail(.badRequest("the request can't be passed to the handler process: \(error)"))
-        }
-        guard frames.readableBytes <= request.payload.readableBytes + Self.repeatedHeaderBytes else {
-            return responder.fail(Self.headersTooLarge(frames.readableBytes - request.payload.readableBytes, parts: parts))
         }
         // Registered before the hop, on the request's own loop: a cancel from its connection,
         // even one in the same read, then runs after `accept` and finds it pending. (One from
