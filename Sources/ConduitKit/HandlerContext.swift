@@ -145,7 +145,7 @@ extension PushSink {
     public func writable(_ client: ClientID) async {
         // Called back early (many wait for the id), it waits again while the id is congested.
         while isCongested(client), !Task.isCancelled {
-            let waiter = WritableWaiter()
+            let waiter = Wakeup()
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     waiter.wait(continuation)
@@ -155,28 +155,5 @@ extension PushSink {
                 waiter.wake()
             }
         }
-    }
-}
-
-/// One wait for `writable`: woken once, by the host or by cancellation, whichever comes first.
-private final class WritableWaiter: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Void, Never>?, woken: Bool)>((nil, false))
-
-    func wait(_ continuation: CheckedContinuation<Void, Never>) {
-        let wokenAlready = state.withLock { state in
-            if state.woken { return true }
-            state.continuation = continuation
-            return false
-        }
-        if wokenAlready { continuation.resume() }
-    }
-
-    func wake() {
-        let continuation = state.withLock { state in
-            state.woken = true
-            defer { state.continuation = nil }
-            return state.continuation
-        }
-        continuation?.resume()
     }
 }

@@ -2,7 +2,6 @@ import ConduitKit
 import ConduitWire
 import Foundation
 import NIOCore
-import Synchronization
 
 /// The messages of one stream, pushed to the client that asked (SPEC §3, §5). Every one
 /// carries `route` and `source` (the request's route), the request's `token` (or `seq`),
@@ -105,10 +104,11 @@ struct TokenPushes {
     /// Until the id's queue has room or its id expires (`whenWritable`), or a second passes: a
     /// full budget with the id's queue empty calls back at once, a stop must not wait long.
     private func roomOrASecond() async {
+        let wakeup = Wakeup()
         await withCheckedContinuation { continuation in
-            let once = ResumeOnce(continuation)
-            pushes.whenWritable(client) { once.resume() }
-            eventLoop.scheduleTask(in: .seconds(1)) { once.resume() }
+            wakeup.wait(continuation)
+            pushes.whenWritable(client) { wakeup.wake() }
+            eventLoop.scheduleTask(in: .seconds(1)) { wakeup.wake() }
         }
     }
 
@@ -130,18 +130,5 @@ struct TokenPushes {
         for (name, value) in extra { headers.append(name, value) }
         index += 1
         return Message(headers: headers, payload: payload)
-    }
-}
-
-/// A continuation resumed by the first of several callers.
-private final class ResumeOnce: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Void, Never>?>
-
-    init(_ continuation: CheckedContinuation<Void, Never>) {
-        self.continuation = Mutex(continuation)
-    }
-
-    func resume() {
-        continuation.withLock { $0.take() }?.resume()
     }
 }
