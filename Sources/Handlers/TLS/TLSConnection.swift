@@ -198,7 +198,10 @@ final class TLSConnection: Sendable {
             }
             if startsWatch { watchWrites(until: .now() + writeStallTimeout) }
             writeInSlices(payload).whenComplete { [endpoint, writes] result in
-                writes.withLockedValue { $0.pending -= 1 }
+                writes.withLockedValue { writes in
+                    writes.pending -= 1
+                    writes.lastProgress = .now()
+                }
                 switch result {
                 case .success: finish(Reply.jsonOutcome(["bytes": bytes]))
                 case .failure(let error): finish(.failure(TLSFailure.writing(to: endpoint, error)))
@@ -208,24 +211,22 @@ final class TLSConnection: Sendable {
     }
 
     /// Writes `payload` as slices of `writeSliceBytes`, in one task of the channel's event loop
-    /// (so no other write comes between them); each slice taken marks progress. Each is flushed
-    /// on its own: SwiftNIO SSL completes the writes of one flush together, with the last.
-    /// Resolves with the last slice (a failure fails every slice after it).
+    /// (so no other write comes between them); each slice before the last marks progress when
+    /// taken (the last is the whole write's, marked by its caller). Each is flushed on its own:
+    /// SwiftNIO SSL completes the writes of one flush together, with the last. Resolves with
+    /// the last slice (a failure fails every slice after it).
     private func writeInSlices(_ payload: ByteBuffer) -> EventLoopFuture<Void> {
         channel.eventLoop.flatSubmit { [self] in writeSlicesOnTheLoop(payload) }
     }
 
     private func writeSlicesOnTheLoop(_ payload: ByteBuffer) -> EventLoopFuture<Void> {
         var rest = payload
-        var last: EventLoopFuture<Void>?
-        while last == nil || rest.readableBytes > 0 {
-            let slice = rest.readSlice(length: min(Self.writeSliceBytes, rest.readableBytes))!
+        while rest.readableBytes > Self.writeSliceBytes {
             let promise = channel.eventLoop.makePromise(of: Void.self)
             promise.futureResult.whenSuccess { [writes] in writes.withLockedValue { $0.lastProgress = .now() } }
-            channel.writeAndFlush(slice, promise: promise)
-            last = promise.futureResult
+            channel.writeAndFlush(rest.readSlice(length: Self.writeSliceBytes)!, promise: promise)
         }
-        return last!
+        return channel.writeAndFlush(rest)
     }
 
     /// Checks at `deadline` whether the pending writes moved since; the check is set again
