@@ -14,24 +14,24 @@ final class IPCBodyLimit: ChannelInboundHandler {
     typealias InboundOut = HTTPServerRequestPart
 
     private let maxBodyBytes: Int
-    /// The current request's limit.
-    private var limit: Int
+    /// The current request is a control route's.
+    private var isControl = false
     private var received = 0
     private var refused = false
 
     init(maxBodyBytes: Int) {
         self.maxBodyBytes = maxBodyBytes
-        self.limit = maxBodyBytes
     }
+
+    private var limit: Int { isControl ? min(maxBodyBytes, ControlRoutes.maxBodyBytes) : maxBodyBytes }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             received = 0
-            let route = IPCTarget(uri: head.uri).route
-            let isControl = route.hasPrefix(ControlRoutes.prefix) && route != ControlRoutes.events
-            limit = isControl ? min(maxBodyBytes, ControlRoutes.maxBodyBytes) : maxBodyBytes
+            let route = IPCTarget.route(ofURI: head.uri)
+            isControl = route.hasPrefix(ControlRoutes.prefix) && route != ControlRoutes.events
             if let declared = head.headers["content-length"].first.flatMap(Int.init), declared > limit {
                 return refuse(context: context, size: "declares \(declared) bytes")
             }
@@ -46,7 +46,7 @@ final class IPCBodyLimit: ChannelInboundHandler {
 
     private func refuse(context: ChannelHandlerContext, size: String) {
         refused = true
-        let error = ConduitError.payloadTooLarge("\(limit < maxBodyBytes ? "a control route's" : "an IPC request's") body is at most \(limit) bytes; this one \(size)")
+        let error = ConduitError.payloadTooLarge("\(isControl ? "a control route's" : "an IPC request's") body is at most \(limit) bytes; this one \(size)")
         IPCRefusal.send(.payloadTooLarge, error, context: context)
     }
 }

@@ -30,7 +30,7 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
         // the request is answered (a second 403 followed one that said `Connection: close`).
         guard !refusing else { return }
         guard case .head(let head) = unwrapInboundIn(data) else { return context.fireChannelRead(data) }
-        guard let candidate = Self.presentedKey(head) else {
+        guard let candidate = Self.presentedKey(head.headers, queryKey: IPCTarget(uri: head.uri).key) else {
             return refuse(context, .unauthorized, "the shared key is required: 'Authorization: Bearer <key>' or '?key=<key>'")
         }
         guard sharedKey.matches(candidate) else {
@@ -47,8 +47,8 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// The key a request shows: its bearer token, else its `key` query parameter.
-    static func presentedKey(_ head: HTTPRequestHead) -> String? {
-        bearerToken(head.headers) ?? IPCTarget(uri: head.uri).key
+    static func presentedKey(_ headers: HTTPHeaders, queryKey: String?) -> String? {
+        bearerToken(headers) ?? queryKey
     }
 
     private static func bearerToken(_ headers: HTTPHeaders) -> String? {

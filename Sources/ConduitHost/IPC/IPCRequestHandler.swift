@@ -114,7 +114,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         case "metrics": serveMetrics()
         case ControlRoutes.events: openStream(target.headers, body: request.body, version: request.head.version)
         case let route where route.hasPrefix(ControlRoutes.prefix):
-            control(route, headers: target.headers, body: request.body, caller: .ipc(key: IPCKeyGate.presentedKey(request.head) ?? ""))
+            control(route, headers: target.headers, body: request.body, caller: .ipc(key: IPCKeyGate.presentedKey(request.head.headers, queryKey: target.key) ?? ""))
         case "": fail(.notFound, .notFound("name a route: /<route>?<headers>"))
         default: invoke(target, body: request.body ?? ByteBuffer(), eventLoop: context.eventLoop)
         }

@@ -11,8 +11,8 @@ struct IPCTarget: Sendable {
     let key: String?
 
     init(uri: String) {
-        let (path, query) = uri.firstIndex(of: "?").map { (uri[..<$0], uri[uri.index(after: $0)...]) } ?? (uri[...], "")
-        route = Self.decode(path.drop { $0 == "/" })
+        let query = uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] } ?? ""
+        route = Self.route(ofURI: uri)
         var headers = Headers()
         var key: String?
         for pair in query.split(separator: "&") {
@@ -25,6 +25,11 @@ struct IPCTarget: Sendable {
         }
         self.headers = headers
         self.key = key
+    }
+
+    /// The route alone, its query not read (for a limit the route sets, before the body).
+    static func route(ofURI uri: String) -> String {
+        decode(uri.prefix { $0 != "?" }.drop { $0 == "/" })
     }
 
     /// `+` is a space in a query (HTML forms, curl --data-urlencode); `%XX` as usual.
