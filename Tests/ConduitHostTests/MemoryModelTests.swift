@@ -14,6 +14,16 @@ struct MemoryModelTests {
     /// A payload of `count` bytes, every one `value`: a joined message mixing two shows at once.
     static func uniform(_ value: Int, count: Int) -> [UInt8] { [UInt8](repeating: UInt8(value % 256), count: count) }
 
+    /// A client `id` that reads nothing, asking route `push` (a `pusher`) for 400 pushes of
+    /// 60 KB to itself: 24 MB, more than its queue or the budget holds. Returns once some were
+    /// dropped.
+    static func fillAsANonReader(_ id: String, _ host: TestHost) async throws {
+        let client = try await host.connect(client: id, receiveBufferBytes: 65536)
+        try await client.pauseReading()
+        try await client.send(["route": "push", "count": "400"], payload: uniform(1, count: 60_000))
+        try await waitUntil { (host.client(id)?.outboundDropped ?? 0) + (host.client(id)?.dropped ?? 0) > 0 }
+    }
+
     @Test func chunkHeadersCountAgainstTheChunkQueue() async throws {
         let yaml = "limits:\n  chunkQueueBytes: 1048576\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
@@ -38,12 +48,9 @@ struct MemoryModelTests {
     @Test func aNonReadersQueueIsBoundedInBytes() async throws {
         let yaml = "limits:\n  outboundQueueBytes: 1048576\nroutes:\n  - route: push\n    handler: pusher\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
-            let client = try await host.connect(client: "non-reader", receiveBufferBytes: 65536)
-            try await client.pauseReading()
-            // 400 × 60 KB = 24 MB for a client that reads nothing: the 4,096-message count bound
-            // alone would keep all of it.
-            try await client.send(["route": "push", "count": "400"], payload: Self.uniform(1, count: 60_000))
-            try await waitUntil { (host.client("non-reader")?.outboundDropped ?? 0) + (host.client("non-reader")?.dropped ?? 0) > 0 }
+            // 24 MB for a client that reads nothing: the 4,096-message count bound alone would
+            // keep all of it.
+            try await Self.fillAsANonReader("non-reader", host)
             let snapshot = try #require(host.client("non-reader"))
             #expect(snapshot.outboundQueuedBytes + snapshot.bufferedBytes <= (1 << 20) + 2 * 60_100)
             #expect(host.host.directory.budget.usedBytes <= (1 << 20) + 2 * 60_100)
@@ -176,10 +183,7 @@ struct MemoryModelTests {
     @Test func aReplyTheBudgetRefusesIsAnsweredWithAnError() async throws {
         let yaml = "limits:\n  hostBufferBytes: 1048576\nroutes:\n  - route: push\n    handler: pusher\n  - route: parted\n    handler: parted\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
-            let hog = try await host.connect(client: "budget-hog", receiveBufferBytes: 65536)
-            try await hog.pauseReading()
-            try await hog.send(["route": "push", "count": "400"], payload: Self.uniform(1, count: 60_000))
-            try await waitUntil { (host.client("budget-hog")?.outboundDropped ?? 0) + (host.client("budget-hog")?.dropped ?? 0) > 0 }
+            try await Self.fillAsANonReader("budget-hog", host)
             let asker = try await host.connect(client: "budget-asker")
             // One reply of 200 KB (one part: `parts: 1`), more than what the budget has left.
             try await asker.send(["route": "parted", "parts": "1", "size": "200000", "token": "big"])
