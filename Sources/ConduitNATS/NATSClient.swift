@@ -45,10 +45,12 @@ public final class NATSClient: Sendable {
     private struct State {
         var connection: Connection?
         var info: NATSServerInfo?
-        var isReady = false
         var isStarted = false
         var isClosed = false
         var attempt = 0
+        /// When the current connection became ready; nil while it is not.
+        var readyAt: ContinuousClock.Instant?
+        var isReady: Bool { readyAt != nil }
         var everConnected = false
         var subscribers: [Int: Subscriber] = [:]
         var nextSubscription = 2
@@ -111,7 +113,7 @@ public final class NATSClient: Sendable {
     public func close() async {
         let (connection, waiters, readyWaiters) = state.withLock { state in
             state.isClosed = true
-            state.isReady = false
+            state.readyAt = nil
             defer { state.waiters = [:]; state.readyWaiters = []; state.connection = nil }
             return (state.connection, state.waiters.values, state.readyWaiters)
         }
@@ -123,8 +125,8 @@ public final class NATSClient: Sendable {
     // MARK: Publishing and subscribing
 
     public func publish(_ subject: String, replyTo: String? = nil, headers: NATSHeaders = [:], payload: ByteBuffer) throws(NATSError) {
-        try Self.validate(subject: subject)
-        if let replyTo { try Self.validate(subject: replyTo) }
+        try Self.validate(subject: subject, publishing: true)
+        if let replyTo { try Self.validate(subject: replyTo, publishing: true) }
         try headers.validate()
         let bytes = (headers.isEmpty ? 0 : headers.encodedBytes) + payload.readableBytes
         let connection = try state.withLock { state throws(NATSError) -> Connection in
@@ -174,6 +176,20 @@ public final class NATSClient: Sendable {
             state.subscribers.removeValue(forKey: sid) == nil ? nil : state.connection
         }
         connection?.send(.unsubscribe(subscription: sid))
+    }
+
+    /// Returns once the server has processed everything sent before it (a PING answered):
+    /// a subscription made is in place then. Throws `notConnected` when the connection isn't
+    /// ready, `disconnected` when it drops first.
+    public func flush() async throws {
+        let connection = try state.withLock { state throws(NATSError) -> Connection in
+            guard !state.isClosed else { throw .closed }
+            guard state.isReady, let connection = state.connection else { throw .notConnected }
+            return connection
+        }
+        let promise = connection.channel.eventLoop.makePromise(of: Void.self)
+        connection.channel.eventLoop.execute { connection.handler.value.flush(promise) }
+        try await promise.futureResult.get()
     }
 
     // MARK: Request/reply
@@ -295,8 +311,7 @@ public final class NATSClient: Sendable {
     func connectionReady(_ channel: any Channel) {
         let (waiters, isCurrent) = state.withLock { state in
             guard state.connection?.channel === channel, !state.isClosed else { return ([CheckedContinuation<Void, any Error>](), false) }
-            state.isReady = true
-            state.attempt = 0
+            state.readyAt = .now
             if state.everConnected { state.statistics.reconnects += 1 }
             state.everConnected = true
             defer { state.readyWaiters = [] }
@@ -317,7 +332,10 @@ public final class NATSClient: Sendable {
         let (waiters, reconnect) = state.withLock { state in
             guard state.connection?.channel === channel || state.connection == nil else { return ([Waiter](), false) }
             state.connection = nil
-            state.isReady = false
+            // Reset only by a connection that stayed up: reset at each handshake, a server that
+            // closes every connection once it is ready was reconnected to at once, without end.
+            if let readyAt = state.readyAt, readyAt.duration(to: .now) >= options.maxReconnectDelay { state.attempt = 0 }
+            state.readyAt = nil
             // The configured server is tried first again, then those its cluster announced.
             state.nextServer = 0
             defer { state.waiters = [:] }
@@ -346,12 +364,16 @@ public final class NATSClient: Sendable {
 
     private func attemptConnection() {
         let options = options
-        let server = state.withLock { state in
+        let server = state.withLock { state -> ServerAddress? in
+            // A reconnect scheduled before `close` connected after it, to whatever listened on
+            // the port by then (another test's server, in a full run).
+            guard !state.isClosed else { return nil }
             // The list may have shrunk since (an INFO that announced fewer servers).
             let next = state.nextServer % state.servers.count
             state.nextServer = (next + 1) % state.servers.count
             return state.servers[next]
         }
+        guard let server else { return }
         ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -406,9 +428,29 @@ public final class NATSClient: Sendable {
     /// client's long route made into a subject took the route down for everyone.
     static let maxSubjectBytes = 1024
 
-    static func validate(subject: String) throws(NATSError) {
+    /// `publishing`: wildcards (`*` and `>` as tokens) are for subscribing; NATS refuses them
+    /// in a subject published to, and a route made into one went out as a wildcard.
+    public static func validate(subject: String, publishing: Bool = false) throws(NATSError) {
         guard !subject.isEmpty, subject.utf8.count <= maxSubjectBytes, subject.utf8.allSatisfy({ $0 > 32 && $0 != 127 }),
               !subject.hasPrefix("."), !subject.hasSuffix("."), !subject.contains("..")
         else { throw .invalidSubject(subject) }
+        guard !publishing || !hasWildcard(subject) else { throw .invalidSubject(subject) }
+    }
+
+    /// A token that is `*` or `>` alone, found in one pass over the bytes (it runs on every
+    /// publish: a split into tokens allocated an array each time).
+    private static func hasWildcard(_ subject: String) -> Bool {
+        var tokenLength = 0
+        var wildcardAlone = false
+        for byte in subject.utf8 {
+            if byte == UInt8(ascii: ".") {
+                if wildcardAlone { return true }
+                tokenLength = 0
+                continue
+            }
+            tokenLength += 1
+            wildcardAlone = tokenLength == 1 && (byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">"))
+        }
+        return wildcardAlone
     }
 }

@@ -67,8 +67,10 @@ public struct NATSClientOptions: Sendable {
         } else {
             hostAndPort = (rest, nil)
         }
-        guard !hostAndPort.0.isEmpty, !hostAndPort.0.contains("/") else { throw .invalidURL(Self.hidingCredentials(url)) }
         host = String(hostAndPort.0)
+        // Checked here, not at the first connect: `nats://a:4222,b:4222` (other clients' list
+        // form) passed, and the route then never connected, as `UnknownHost`.
+        guard ServerAddress.isIPAddress(host) || Self.isHostName(host) else { throw .invalidURL(Self.hidingCredentials(url)) }
         if let portText = hostAndPort.1 {
             guard let port = Int(portText), (1...65_535).contains(port) else { throw .invalidURL(Self.hidingCredentials(url)) }
             self.port = port
@@ -76,6 +78,14 @@ public struct NATSClientOptions: Sendable {
             port = 4222
         }
         self.name = name
+    }
+
+    /// Letters, digits, `-`, `_` and dots between them: what a host name is made of.
+    private static func isHostName(_ host: String) -> Bool {
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.allSatisfy { label in
+            !label.isEmpty && label.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") }
+        }
     }
 
     /// `%40` → `@`: credentials in a URL are percent-encoded (kept as written when malformed).

@@ -21,6 +21,9 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     private var pongsUnwritten = 0
     private static let maxPongsUnwritten = 1024
     private var pinger: RepeatedTask?
+    /// What each PING sent since the handshake's waits for (servers answer in order): a
+    /// `flush`, or nothing (the keep-alive's).
+    private var pongsAwaited = CircularBuffer<EventLoopPromise<Void>?>()
 
     private enum Phase { case awaitingInfo, awaitingPong, ready }
 
@@ -35,6 +38,9 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        // A connect under way when the client closed goes no further: on a loaded machine one
+        // completed after `close` had returned, and sent CONNECT to whatever listened by then.
+        guard client.connectionState != .closed else { return context.close(promise: nil) }
         // A server that accepts TCP but never completes the handshake is given up on.
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.scheduleTask(in: TimeAmount(options.connectTimeout)) {
@@ -46,6 +52,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelInactive(context: ChannelHandlerContext) {
         pinger?.cancel()
+        while let awaited = pongsAwaited.popFirst() { awaited?.fail(NATSError.disconnected) }
         client.connectionLost(context.channel)
         self.context = nil
         context.fireChannelInactive()
@@ -66,6 +73,8 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 phase = .ready
                 startPinging(context: context)
                 client.connectionReady(context.channel)
+            } else {
+                pongsAwaited.popFirst()??.succeed()
             }
         case .ping:
             answer(ping: context)
@@ -110,11 +119,17 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
+    /// A PING whose PONG completes `promise`: the server has processed everything before it.
+    func flush(_ promise: EventLoopPromise<Void>) {
+        guard phase == .ready, context != nil else { return promise.fail(NATSError.notConnected) }
+        pongsAwaited.append(promise)
+        send(.ping)
+    }
+
     private func handshake(_ info: NATSServerInfo, context: ChannelHandlerContext) {
         if options.tls || info.tlsRequired {
             do {
-                let hostname = server.host.first?.isNumber == true || server.host.contains(":") ? nil : server.host
-                let tls = try NIOSSLClientHandler(context: client.tlsContext(), serverHostname: hostname)
+                let tls = try NIOSSLClientHandler(context: client.tlsContext(), serverHostname: server.tlsName(configured: options.host))
                 try context.pipeline.syncOperations.addHandler(tls, position: .first)
             } catch {
                 client.record(error: error)
@@ -141,6 +156,7 @@ final class NATSConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
                 return
             }
             handler.pingsOut += 1
+            handler.pongsAwaited.append(nil)
             handler.send(.ping)
         }
     }

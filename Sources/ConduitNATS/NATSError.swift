@@ -34,7 +34,7 @@ public enum NATSError: Error, Sendable, Equatable, CustomStringConvertible {
             "'\(subject.prefix(64))…' (\(subject.utf8.count) bytes) is not a valid NATS subject: at most \(NATSClient.maxSubjectBytes) bytes"
         case .invalidSubject(let subject): "'\(subject)' is not a valid NATS subject"
         case .invalidHeader(let name): "header '\(name)' can't be sent to NATS (a name needs visible ASCII without ':', a value no line break)"
-        case .invalidURL(let url): "'\(url)' is not a NATS URL (nats://[user:password@|token@]host[:port] or tls://…)"
+        case .invalidURL(let url): "'\(url)' is not a NATS URL (nats://[user:password@|token@]host[:port] or tls://…, one server: its cluster announces the others)"
         case .protocolViolation(let what): "NATS protocol violation: \(what)"
         case .server(let text): "NATS server error: \(text)"
         case .closed: "the NATS client is closed"

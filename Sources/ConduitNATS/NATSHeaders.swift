@@ -71,7 +71,9 @@ public struct NATSHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         var headers = NATSHeaders()
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { throw .protocolViolation("a header line without ':'") }
-            let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
+            // The one space written after the colon, no more: a value's own leading blanks are its.
+            var value = line[line.index(after: colon)...]
+            if value.first == " " { value = value.dropFirst() }
             headers.append(String(line[..<colon]), String(value))
         }
         return (headers, status, description)

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// One server the client may connect to: the configured one, or one its cluster announced.
 struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
     let host: String
@@ -16,6 +18,20 @@ struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
     init(host: String, port: Int) {
         self.host = host
         self.port = port
+    }
+
+    /// The name its certificate is checked against, sent as SNI: its host when that is a name;
+    /// for an address announced as an IP (nats-server announces IPs), the configured server's
+    /// name, as other NATS clients do (checked by IP, a certificate for the cluster's name
+    /// failed every failover); nil for an IP with no name to go by.
+    func tlsName(configured: String) -> String? {
+        guard Self.isIPAddress(host) else { return host }
+        return Self.isIPAddress(configured) ? nil : configured
+    }
+
+    /// An IPv4 or IPv6 address, not a name (`3nats.example.com` is a name).
+    static func isIPAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
     }
 
     var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

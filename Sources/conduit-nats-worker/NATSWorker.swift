@@ -8,9 +8,10 @@ import UnixSignals
 
 /// An example NATS worker for `nats` routes (docs/nats.md), the Swift twin of
 /// handlers/nats_worker.py: it answers requests on a subject in a queue group and can push to
-/// the client that asked. `route` ending `.upper`: the payload upper-cased; `.count`: how many
-/// requests this worker handled, as JSON; anything else: the payload echoed. A request with
-/// `push: yes` first sends the client a `work.progress` push through `conduit.push.<id>`.
+/// the client that asked. `route` ending `.upper`: the payload's ASCII letters upper-cased;
+/// `.count`: how many requests this worker handled, as JSON; anything else: the payload
+/// echoed. A request with `push: yes` first sends the client a `work.progress` push through
+/// `conduit.push.<id>`.
 @main
 struct NATSWorker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "conduit-nats-worker", abstract: "An example worker for Conduit's nats routes.")
@@ -37,18 +38,31 @@ struct NATSWorker: AsyncParsableCommand {
             }
             let route = request.headers["route"] ?? ""
             let payload: ByteBuffer = if route.hasSuffix(".upper") {
-                ByteBuffer(string: String(buffer: request.payload).uppercased())
+                Self.upperCased(request.payload)
             } else if route.hasSuffix(".count") {
                 ByteBuffer(string: #"{"worker":"\#(worker)","handled":\#(count)}"#)
             } else {
                 request.payload
             }
-            try? client.publish(replyTo, headers: ["worker": worker], payload: payload)
+            do throws(NATSError) {
+                try client.publish(replyTo, headers: ["worker": worker], payload: payload)
+            } catch {
+                // Unanswered, the client would wait out the route's whole timeout.
+                let type = if case .payloadTooLarge = error { "PayloadTooLargeError" } else { "InternalError" }
+                let failure = try? JSONEncoder().encode(["err": ["type": type, "message": error.description]])
+                try? client.publish(replyTo, headers: ["worker": worker, "error": type], payload: ByteBuffer(bytes: failure ?? Data()))
+            }
         }
-        // A round trip to the server: the subscription is in place once it answers.
-        _ = try? await client.request("_READY.\(UUID().uuidString)", payload: ByteBuffer(), timeout: .seconds(5))
+        // The subscription is in place once the server has answered a PING sent after it.
+        try await client.flush()
         FileHandle.standardOutput.write(Data("ready\n".utf8))
         for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { break }
         await client.close()
+    }
+
+    /// ASCII letters upper-cased, every other byte as it was: binary payloads stay intact and
+    /// the answer is never larger than the request (as the Python twin's `bytes.upper()`).
+    static func upperCased(_ payload: ByteBuffer) -> ByteBuffer {
+        ByteBuffer(bytes: payload.readableBytesView.map { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) ? $0 - 32 : $0 })
     }
 }

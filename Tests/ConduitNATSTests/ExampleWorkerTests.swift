@@ -117,4 +117,22 @@ import Testing
             }
         }
     }
+
+    /// The Swift worker upper-cased a payload as a string: bytes that are not UTF-8 became
+    /// U+FFFD, and some letters grew ("ŉ" to "ʼN"), so the answer could pass `max_payload` and
+    /// was dropped unsaid. It changes ASCII letters alone now, as the Python worker does.
+    @Test func theSwiftWorkerUpperCasesLettersAndKeepsEveryOtherByte() async throws {
+        try await NATSServerProcess.run { server in
+            let swift = try Worker([try Self.swiftWorker(), "--url", server.url, "--subject", "work.>", "--queue", "workers", "--name", "swift-1"])
+            defer { swift.stop() }
+            try await swift.waitUntilReady()
+            try await TestHost.run(yaml: NATSRouteTests.yaml(server), catalog: .natsTests) { host in
+                try await NATSRouteTests.routeIsUp(host)
+                let client = try await host.connect(client: "bytes")
+                let sent: [UInt8] = [0xC3, 0xA9, UInt8(ascii: "a"), 0x00, 0xFF, 0xC5, 0x89, UInt8(ascii: "Z")]
+                let reply = try await client.request(Message(headers: ["route": "work.upper", "token": "b"], payload: ByteBuffer(bytes: sent)))
+                #expect(Array(reply.payload.readableBytesView) == [0xC3, 0xA9, UInt8(ascii: "A"), 0x00, 0xFF, 0xC5, 0x89, UInt8(ascii: "Z")], "\(reply.headers)")
+            }
+        }
+    }
 }

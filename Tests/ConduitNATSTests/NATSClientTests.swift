@@ -22,7 +22,7 @@ import Testing
             try await publisher.connect()
             let messages = try subscriber.messages(on: "greetings.*")
             // A PING round trip on the subscriber makes sure the server has its SUB.
-            _ = try? await subscriber.request("nobody.listens", payload: ByteBuffer(), timeout: .seconds(5))
+            try await subscriber.flush()
             try publisher.publish("greetings.en", headers: ["lang": "en", "x-n": "1"], payload: ByteBuffer(string: "hello"))
             try publisher.publish("greetings.fr", payload: ByteBuffer(string: "bonjour"))
             var iterator = messages.makeAsyncIterator()
@@ -132,8 +132,44 @@ import Testing
                 try caller.publish("s", headers: ["x": "1\r\nforged: yes"], payload: ByteBuffer())
             }
             #expect(throws: NATSError.invalidHeader("a:b")) { try caller.publish("s", headers: ["a:b": "1"], payload: ByteBuffer()) }
+            // Wildcards are for subscribing: a subject published to with one went out as it was.
+            for wildcard in ["work.*", "work.>", "*", "work.>.x"] {
+                #expect(throws: NATSError.invalidSubject(wildcard)) { try caller.publish(wildcard, payload: ByteBuffer()) }
+            }
+            _ = try caller.subscribe("work.>") { _ in }
+            try caller.publish("work.a*b", payload: ByteBuffer())
             await caller.close()
         }
+    }
+
+    /// The parser dropped every blank after a header's colon: `"  two"` arrived as `"two"`,
+    /// `"   "` as `""`. Only the one space the writer puts there is dropped now.
+    @Test func headerValuesKeepTheirOwnLeadingBlanks() async throws {
+        try await NATSServerProcess.run { server in
+            let subscriber = try client(server.url)
+            let publisher = try client(server.url)
+            try await subscriber.connect()
+            try await publisher.connect()
+            let messages = try subscriber.messages(on: "blanks")
+            try await subscriber.flush()
+            let sent: NATSHeaders = ["lead": "  two spaces", "tab": "\tafter a tab", "blank": "   ", "empty": "", "plain": "v"]
+            try publisher.publish("blanks", headers: sent, payload: ByteBuffer())
+            var iterator = messages.makeAsyncIterator()
+            let received = try #require(await iterator.next())
+            #expect(received.headers == sent, "\(received.headers.fields)")
+            await subscriber.close()
+            await publisher.close()
+        }
+    }
+
+    @Test func aFlushWithoutAConnectionIsRefused() async throws {
+        var options = try NATSClientOptions(url: "nats://127.0.0.1:1", name: "nowhere")
+        options.initialReconnectDelay = .seconds(60)
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        client.start()
+        await #expect(throws: NATSError.notConnected) { try await client.flush() }
+        await client.close()
+        await #expect(throws: NATSError.closed) { try await client.flush() }
     }
 
     @Test func credentialsAreSent() async throws {
@@ -184,20 +220,30 @@ import Testing
         await caller.close()
     }
 
-    @Test func losingAServerMovesToAnotherOfItsCluster() async throws {
+    /// Two nats-servers routed to each other as one cluster, started, each with `configuration` too.
+    static func cluster(_ configuration: String = "") async throws -> (NATSServerProcess, NATSServerProcess) {
         let (routeA, routeB) = (try NATSServerProcess.freePort(), try NATSServerProcess.freePort())
-        let cluster = { (own: Int, other: Int) in "cluster {\n  name: conduit-test\n  listen: 127.0.0.1:\(own)\n  routes: [nats://127.0.0.1:\(other)]\n}" }
+        let cluster = { (own: Int, other: Int) in "\(configuration)\ncluster {\n  name: conduit-test\n  listen: 127.0.0.1:\(own)\n  routes: [nats://127.0.0.1:\(other)]\n}" }
         let a = try NATSServerProcess(configuration: cluster(routeA, routeB))
         let b = try NATSServerProcess(configuration: cluster(routeB, routeA))
         try await a.start()
         try await b.start()
+        return (a, b)
+    }
+
+    @Test func losingAServerMovesToAnotherOfItsCluster() async throws {
+        let (a, b) = try await Self.cluster()
         defer {
             a.stop()
             b.stop()
         }
         // The client is told only of A; A announces B once the two have met.
-        let caller = try client(a.url)
-        let worker = try client(b.url)
+        try await Self.failsOver(try client(a.url), from: a, to: b, worker: try client(b.url))
+    }
+
+    /// `caller` (told of A alone) reaches `worker` (on B), A is stopped, and `caller` reaches
+    /// `worker` again through B, with one reconnect.
+    static func failsOver(_ caller: NATSClient, from a: NATSServerProcess, to b: NATSServerProcess, worker: NATSClient) async throws {
         try await caller.connect()
         try await worker.connect()
         try await waitUntil(timeout: .seconds(20)) { caller.knownServers.contains("127.0.0.1:\(b.port)") }
@@ -207,11 +253,11 @@ import Testing
         }
 
         a.stop()
-        try await waitUntil(timeout: .seconds(20)) {
+        try await waitUntil(timeout: .seconds(30)) {
             guard let reply = try? await caller.request("where", payload: ByteBuffer(), timeout: .seconds(1)) else { return false }
             return String(buffer: reply.payload) == "b"
         }
-        #expect(caller.statistics.reconnects == 1)
+        #expect(caller.statistics.reconnects == 1, "\(caller.lastError ?? "")")
         await caller.close()
         await worker.close()
     }
@@ -244,8 +290,7 @@ import Testing
             let messages = try subscriber.messages(on: "flood", bufferBytes: 11_500)
             try await Self.flush(subscriber)
             for _ in 0..<20 { try publisher.publish("flood", payload: ByteBuffer(repeating: 7, count: 1000)) }
-            // 20 published plus the flush's no-responders answer.
-            try await waitUntil { subscriber.statistics.messagesIn == 21 }
+            try await waitUntil { subscriber.statistics.messagesIn == 20 }
             #expect(subscriber.statistics.slowConsumerDrops == 10)
             var iterator = messages.makeAsyncIterator()
             for _ in 0..<10 { #expect(await iterator.next()?.payload.readableBytes == 1000) }
@@ -288,7 +333,8 @@ import Testing
         #expect(full.host == "10.0.0.1" && full.port == 4333 && full.tls && full.user == "bob" && full.password == "p@ss")
         #expect(try NATSClientOptions(url: "nats://tok@[::1]:5000").host == "::1")
         #expect(try NATSClientOptions(url: "nats://tok@h").token == "tok")
-        for bad in ["http://x", "nats://", "nats://h:0", "nats://h:99999", "nats://h:x"] {
+        // Other clients' list form, a space, a path: each passed, and never connected.
+        for bad in ["http://x", "nats://", "nats://h:0", "nats://h:99999", "nats://h:x", "nats://h:4222,h:4223", "nats://a b:4222", "nats://h/x", "nats://h..i"] {
             #expect(throws: NATSError.invalidURL(bad)) { try NATSClientOptions(url: bad) }
         }
         // An error quotes the URL without its credentials: it reaches logs and IPC answers.
@@ -319,7 +365,7 @@ import Testing
 
     /// A round trip through the server: everything `client` sent before is processed by then.
     static func flush(_ client: NATSClient) async throws {
-        _ = try? await client.request("_FLUSH.\(UInt32.random(in: 0...UInt32.max))", payload: ByteBuffer(), timeout: .seconds(30))
+        try await client.flush()
     }
 }
 
@@ -413,5 +459,91 @@ extension NATSClientTests {
             #expect(subscriber.connectionState == .connected)
             await subscriber.close()
         }
+    }
+}
+
+/// A server that closes each connection as soon as it is ready (INFO, then PONG, then close):
+/// the wait before the next attempt went back to its start at every handshake, so the client
+/// came back about 13 times a second without end, restoring every subscription each time.
+@Suite struct FlappingServerTests {
+    /// Connections the server took (this suite's one test).
+    static let connections = Atomic<Int>(0)
+
+    private final class ClosingOnceReady: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+
+        func channelActive(context: ChannelHandlerContext) {
+            FlappingServerTests.connections.add(1, ordering: .relaxed)
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "INFO {\"server_id\":\"flapping\",\"max_payload\":1048576,\"headers\":true}\r\n")), promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard String(buffer: unwrapInboundIn(data)).contains("PING") else { return }
+            // Flushed to a writable socket, the PONG is out before the close.
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "PONG\r\n")), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    @Test func aServerThatClosesEachReadyConnectionIsReconnectedToLessAndLessOften() async throws {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { $0.pipeline.addHandler(ClosingOnceReady()) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { server.close(promise: nil) }
+        var options = try NATSClientOptions(url: "nats://127.0.0.1:\(server.localAddress!.port!)", name: "flapped")
+        options.initialReconnectDelay = .milliseconds(10)
+        options.maxReconnectDelay = .seconds(10)
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        let started = ContinuousClock.now
+        client.start()
+        try await waitUntil(timeout: .seconds(60)) { Self.connections.load(ordering: .relaxed) >= 10 }
+        // The waits before connections 2…10 are at least half of 10 ms × 2⁰…2⁸: 2.555 s in all.
+        // Reset at each handshake, they were 5–10 ms each.
+        let elapsed = started.duration(to: .now)
+        #expect(elapsed >= .milliseconds(2_500), "10 connections in \(elapsed)")
+        await client.close()
+    }
+}
+
+/// A reconnect scheduled before `close` still ran after it and connected to whatever listened
+/// on the port by then: in a full run, another test's server, whose connection count and close
+/// it then disturbed.
+@Suite struct ClosedClientTests {
+    static let connections = Atomic<Int>(0)
+
+    /// Counts connections whose CONNECT names this test's client: a full run's other clients,
+    /// reconnecting to a port of theirs this test's server got, came too.
+    private final class Counting: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        private var received = ""
+
+        func channelActive(context: ChannelHandlerContext) {
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "INFO {\"server_id\":\"closed-test\",\"max_payload\":1048576,\"headers\":true}\r\n")), promise: nil)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            received += String(buffer: unwrapInboundIn(data))
+            if received.contains("\"name\":\"closed\"") {
+                ClosedClientTests.connections.add(1, ordering: .relaxed)
+                received = ""
+            }
+        }
+    }
+
+    @Test func aClosedClientMakesNoScheduledReconnect() async throws {
+        let port = try NATSServerProcess.freePort()
+        var options = try NATSClientOptions(url: "nats://127.0.0.1:\(port)", name: "closed")
+        options.initialReconnectDelay = .seconds(1)
+        let client = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        client.start()
+        // The first attempt is refused; the next is scheduled 0.5–1 s later.
+        try await waitUntil { client.lastError != nil }
+        await client.close()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Counting()) } }
+            .bind(host: "127.0.0.1", port: port).get()
+        defer { server.close(promise: nil) }
+        try await Task.sleep(for: .milliseconds(1_500))
+        #expect(Self.connections.load(ordering: .relaxed) == 0)
     }
 }

@@ -6,6 +6,7 @@ import ConduitNATSHandler
 import ConduitTesting
 import ConduitWire
 import NIOCore
+import NIOPosix
 import Synchronization
 import Testing
 
@@ -65,7 +66,9 @@ import Testing
                 for n in 0..<200 { #expect(try await bob.nextMessage { $0.headers["n"] != nil }.headers["n"] == "\(n)") }
 
                 _ = try await Self.relayOnceHeld(from: bob, to: "alice", payload: "hello alice")
-                let atAlice = try await alice.nextMessage()
+                // (A loaded run once answered one of the 200 after the relay's 5 s: its error,
+                // with no token, comes to alice too.)
+                let atAlice = try await alice.nextMessage { $0.headers["from"] != nil }
                 #expect(atAlice.headers["from"] == "bob")
                 #expect(String(buffer: atAlice.payload) == "hello alice")
 
@@ -92,10 +95,37 @@ import Testing
         }
     }
 
-    /// A relay to an id this host holds without a socket (in grace) went to the cluster, whose
-    /// request reached this host's own subscription for the id: the relay was buffered and
-    /// answered `delivered`, where a relay to an id with no open socket is `NotFoundError`
-    /// (SPEC §3, §9). An id has one holder, so this host answers it itself.
+    /// A holder that does not answer in time: the relay may have been delivered, and the sender
+    /// is told so. It was told no NATS worker had answered, the `nats` route's wording.
+    @Test func aRelayWhoseHolderIsSilentIsUnavailableAndSaysItMayHaveArrived() async throws {
+        try await NATSServerProcess.run { server in
+            var options = try NATSClientOptions(url: server.url, name: "silent holder")
+            options.initialReconnectDelay = .milliseconds(20)
+            let silent = NATSClient(options: options, eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+            try await silent.connect()
+            let heard = Mutex(0)
+            _ = try silent.subscribe(HeldClientPushes.subject(for: ClientID("quiet")!)) { _ in heard.withLock { $0 += 1 } }
+            try await silent.flush()
+            try await TestHost.run(yaml: Self.yaml(server, name: "a"), catalog: .natsTests, cluster: NATSClusterLink.factory) { a in
+                let alice = try await a.connect(client: "alice")
+                try await waitUntil(timeout: .seconds(20)) {
+                    let reply = try await alice.request(Message(headers: ["to": "quiet", "token": "r\(Int.random(in: 0...1_000_000))"]))
+                    // Until A's cluster link is connected the answer is UnavailableError too.
+                    return String(buffer: reply.payload).contains("did not say")
+                }
+                let reply = try await alice.request(Message(headers: ["to": "quiet", "token": "last"]))
+                #expect(reply.headers["error"] == "UnavailableError")
+                #expect(String(buffer: reply.payload).contains("the host holding client 'quiet' did not say within 5.0 seconds whether it took the relay; it may have"))
+                #expect(heard.withLock { $0 } >= 2)
+            }
+            await silent.close()
+        }
+    }
+
+    /// A relay to an id this host holds without a socket (in grace) goes to the cluster, whose
+    /// request reaches this host's own subscription for the id too. That one buffered the
+    /// relay and answered `delivered`, where a relay to an id with no open socket is
+    /// `NotFoundError` (SPEC §3, §9); it answers "no socket" now.
     @Test func aRelayToAnIdInGraceOnThisHostIsNotFound() async throws {
         try await NATSServerProcess.run { server in
             try await Self.withTwoHosts(server) { a, b in
@@ -109,6 +139,26 @@ import Testing
                 let reply = try await alice.request(Message(headers: ["to": "bob", "token": "t"], payload: ByteBuffer(string: "while away")))
                 #expect(reply.headers["error"] == "NotFoundError", "\(reply.headers) \(String(buffer: reply.payload))")
                 #expect(a.client("bob")?.buffered == 0, "nothing was kept for him")
+            }
+        }
+    }
+
+    /// An id that left this host (held here in its grace period) and connected to another:
+    /// this host answered a relay to it itself, `NotFoundError`, while the id had a socket in
+    /// the cluster (SPEC §10: a relay to an id held by another host reaches it through NATS).
+    @Test func aRelayToAnIdThatMovedToAnotherHostReachesIt() async throws {
+        try await NATSServerProcess.run { server in
+            try await Self.withTwoHosts(server) { a, b in
+                let alice = try await a.connect(client: "alice")
+                let bob = try await a.connect(client: "bob")
+                try await bob.close()
+                try await waitUntil { a.client("bob")?.connected == false }
+                let moved = try await b.connect(client: "bob")
+                let relayed = try await Self.relayOnceHeld(from: alice, to: "bob", payload: "found you")
+                #expect(String(buffer: relayed.payload).contains("\"delivered\":true"))
+                let atB = try await moved.nextMessage()
+                #expect(String(buffer: atB.payload) == "found you" && atB.headers["from"] == "alice", "\(atB.headers)")
+                #expect(a.client("bob")?.buffered == 0, "nothing was kept for him on A")
             }
         }
     }

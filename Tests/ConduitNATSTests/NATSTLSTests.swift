@@ -7,8 +7,8 @@ import Testing
 
 /// `tls://` against a nats-server that requires TLS, with a CA made for the test by openssl.
 @Suite(.serialized) struct NATSTLSTests {
-    /// A CA and a server certificate for 127.0.0.1 signed by it, in a fresh directory.
-    static func makeCertificates() async throws -> String {
+    /// A CA and a server certificate for `subjectAltName` signed by it, in a fresh directory.
+    static func makeCertificates(subjectAltName: String = "IP:127.0.0.1,DNS:localhost") async throws -> String {
         let directory = NSTemporaryDirectory() + "conduit-nats-tls-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let script = """
@@ -16,7 +16,7 @@ import Testing
             cd '\(directory)'
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=conduit-test-ca
             openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj /CN=localhost
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext
+            printf 'subjectAltName=\(subjectAltName)\\n' > san.ext
             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext
             """
         let shell = Process()
@@ -62,5 +62,23 @@ import Testing
             await worker.close()
             await caller.close()
         }
+    }
+
+    /// nats-server announces its cluster's other servers by IP. Checked by IP, a certificate
+    /// made for the cluster's name (here `localhost` alone) failed every failover, and the
+    /// route stayed down with one server of two alive. The configured name is checked now,
+    /// as other NATS clients do.
+    @Test func aFailoverToAServerAnnouncedByIPChecksTheConfiguredName() async throws {
+        let certificates = try await Self.makeCertificates(subjectAltName: "DNS:localhost")
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        let tls = "tls {\n  cert_file: \"\(certificates)/server.pem\"\n  key_file: \"\(certificates)/server.key\"\n}"
+        let (a, b) = try await NATSClientTests.cluster(tls)
+        defer {
+            a.stop()
+            b.stop()
+        }
+        let caller = try Self.client("tls://localhost:\(a.port)", caFile: "\(certificates)/ca.pem")
+        let worker = try Self.client("tls://localhost:\(b.port)", caFile: "\(certificates)/ca.pem")
+        try await NATSClientTests.failsOver(caller, from: a, to: b, worker: worker)
     }
 }

@@ -51,6 +51,10 @@ public final class NATSClusterLink: ClusterLink {
             switch result {
             case .failure(.noResponders):
                 completion(.notFound("client '\(target)' has no open socket on any host of the cluster"))
+            case .failure(.timedOut):
+                // Not a worker's silence (the route's wording): the relay may well have been
+                // delivered, and only its answer was late.
+                completion(.unavailable("the host holding client '\(target)' did not say within \(Self.relayTimeout) whether it took the relay; it may have"))
             case .failure(let error):
                 completion(ConduitError(error))
             case .success(let answer):

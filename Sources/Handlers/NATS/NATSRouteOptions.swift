@@ -1,5 +1,6 @@
 public import ConduitKit
 public import ConduitNATS
+import Foundation
 
 /// The options of a `nats` route (SPEC §10).
 public struct NATSRouteOptions: HandlerOptions {
@@ -19,7 +20,14 @@ public struct NATSRouteOptions: HandlerOptions {
     public init() {}
 
     public func validate() throws(InvalidOption) {
-        guard timeoutSeconds > 0, timeoutSeconds <= 3600 else { throw InvalidOption("timeoutSeconds", "must be above 0 and at most 3600") }
+        try InvalidOption.checkSeconds("timeoutSeconds", timeoutSeconds, maximum: 3600)
+        // With a route in place of `{route}`: a subject no route can make valid ("a b") failed
+        // every request, after a clean `conduit check`.
+        do {
+            try NATSClient.validate(subject: subject.replacingOccurrences(of: "{route}", with: "route"), publishing: true)
+        } catch {
+            throw InvalidOption("subject", "is not a NATS subject a request can go to (tokens of printable characters without blanks, between single dots; no * or > alone): \(subject)")
+        }
         do {
             _ = try clientOptions(name: "check")
         } catch {
