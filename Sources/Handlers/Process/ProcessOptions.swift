@@ -32,22 +32,19 @@ public struct ProcessOptions: HandlerOptions {
             throw InvalidOption("command", "needs at least a program, e.g. [python3, handlers/example.py]")
         }
         // Past these maxima a conversion to a time or a buffer size would trap.
-        try Self.seconds("requestTimeoutSeconds", requestTimeoutSeconds, maximum: 86_400)
+        try InvalidOption.checkSeconds("requestTimeoutSeconds", requestTimeoutSeconds, maximum: 86_400)
         try Self.positive("restartAfterTimeouts", restartAfterTimeouts, maximum: 1_000_000)
         try Self.positive("maxInFlight", maxInFlight, maximum: 1_000_000)
-        try Self.seconds("restartDelaySeconds", restartDelaySeconds, maximum: 3600)
-        try Self.seconds("maxRestartDelaySeconds", maxRestartDelaySeconds, maximum: 86_400)
+        try InvalidOption.checkSeconds("restartDelaySeconds", restartDelaySeconds, maximum: 3600)
+        try InvalidOption.checkSeconds("maxRestartDelaySeconds", maxRestartDelaySeconds, maximum: 86_400)
+        // Else the first delay was used as it was, past the longest the configuration allows.
+        guard restartDelaySeconds <= maxRestartDelaySeconds else {
+            throw InvalidOption("restartDelaySeconds", "must be at most maxRestartDelaySeconds (\(maxRestartDelaySeconds))")
+        }
         try Self.positive("maxMessageBytes", maxMessageBytes, maximum: 1 << 30)
     }
 
     private static func positive<Number: Comparable & Numeric>(_ option: String, _ value: Number, maximum: Number) throws(InvalidOption) {
         guard value > 0, value <= maximum else { throw InvalidOption(option, "must be greater than 0 and at most \(maximum)") }
-    }
-
-    /// From a millisecond, as the host's own settings: 1e-10 passed "above 0" and was a timer
-    /// of 0 ns, which timed out every request at once.
-    private static func seconds(_ option: String, _ value: Double, maximum: Double) throws(InvalidOption) {
-        try positive(option, value, maximum: maximum)
-        guard value >= 0.001 else { throw InvalidOption(option, "must be at least 0.001 (a millisecond)") }
     }
 }

@@ -219,19 +219,26 @@ final class ProcessSupervisor: Sendable {
             self.logger.error("handler process stopped reading its input; killing it", metadata: [
                 "process.pid": "\(child.process.pid)", "process.unwritten": "\(self.state.value.unwrittenBytes)",
             ])
-            self.retire(child)
+            self.retire(child, because: "it took none of its input for \(self.limits.requestTimeoutSeconds) s")
         }
     }
 
-    /// The client cancelled it (the host answered `CancelledError` already): its place in
-    /// flight is given back at once, and the child's answer, if it comes, is dropped. Nothing
-    /// is sent to the child: it has no cancel in its protocol. (What of it the child has not
-    /// read yet still counts in `unwrittenBytes`.)
+    /// The client cancelled it: it is answered `CancelledError` now. Nothing is sent to the
+    /// child (its protocol has no cancel): one given the request holds its place in flight
+    /// until it answers, which is dropped, or the request's time runs out, as a running task
+    /// does in the host (docs/handler-guide.md). Given back at once, a client that sent and
+    /// cancelled requests in a loop queued work for the child past `maxInFlight`, and other
+    /// clients' requests timed out behind it.
     private func cancelled(_ id: UInt64) {
         let state = state.value
-        guard let request = state.pending.removeValue(forKey: id) else { return }
-        state.queue.removeAll { $0 == id }
-        request.fail(.cancelled("the client cancelled the request"))
+        guard let request = state.pending[id], !request.isAnswered else { return }
+        let error = ConduitError.cancelled("the client cancelled the request")
+        guard request.writtenTo != nil else {
+            state.pending[id] = nil
+            state.queue.removeAll { $0 == id }
+            return request.fail(error)
+        }
+        state.pending[id]!.failAhead(error)
     }
 
     private func timedOut(_ id: UInt64) {
@@ -244,7 +251,7 @@ final class ProcessSupervisor: Sendable {
         logger.error("handler process stopped answering; killing it", metadata: [
             "process.pid": "\(child.process.pid)", "process.timeouts": "\(state.consecutiveTimeouts)",
         ])
-        retire(child)
+        retire(child, because: "it answered none of \(state.consecutiveTimeouts) requests in a row in time")
     }
 
     // MARK: The child's output
@@ -253,6 +260,16 @@ final class ProcessSupervisor: Sendable {
     fileprivate func received(_ part: Message, from incarnation: Int) {
         let state = state.value
         guard let child = state.child, child.incarnation == incarnation else { return }
+        // A message's parts are consecutive (docs/process-handlers.md): a part addressed
+        // elsewhere than the ones before it is another message's. Joined, it took their payload
+        // along: a reply's first part went to the client of a push written between its parts.
+        let address = ChildAddress(part.headers)
+        if state.parts.isEmpty {
+            state.partsAddress = address
+        } else if state.partsAddress != address {
+            state.parts.reset()
+            return malformed(MalformedChildOutput(description: "a part for \(address) came between the parts of a message for \(state.partsAddress!)"), from: incarnation)
+        }
         let message: Message
         do {
             if part.headers.hasMore {
@@ -318,18 +335,27 @@ final class ProcessSupervisor: Sendable {
             "process.pid": "\(child.process.pid)", "error.message": "\(error)",
         ])
         state.failWritten(to: incarnation, .internal("the handler process wrote malformed output (\(error)); it is restarted"))
-        retire(child)
+        retire(child, because: "it wrote malformed output: \(error)")
     }
 
-    /// The child's stdout closed: without it nothing can be answered, so it must go.
+    /// The child's stdout closed: without it nothing can be answered, so it gets no more
+    /// requests, and is killed a second later unless it has ended by then: a child's own exit
+    /// closes its stdout too, often seen before the exit is, and must not be told as a kill.
     fileprivate func outputClosed(_ incarnation: Int) {
         guard let child = state.value.child, child.incarnation == incarnation else { return }
-        retire(child)
+        if state.value.phase == .running { state.value.phase = .retiring }
+        eventLoop.scheduleTask(in: .seconds(1)) {
+            guard self.state.value.child?.incarnation == incarnation else { return }
+            self.retire(child, because: "it closed its stdout or its stdin while running")
+        }
     }
 
-    /// Kills the child; requests from now on wait for its successor.
-    private func retire(_ child: RunningChild) {
+    /// Kills the child; requests from now on wait for its successor. `reason` goes with what
+    /// its end is told as: "killed by signal 9" alone, a route taken down by a start-up banner
+    /// on stdout named no cause.
+    private func retire(_ child: RunningChild, because reason: String) {
         if state.value.phase == .running { state.value.phase = .retiring }
+        if state.value.retiredBecause?.incarnation != child.incarnation { state.value.retiredBecause = (child.incarnation, reason) }
         child.process.kill()
     }
 
@@ -382,7 +408,7 @@ final class ProcessSupervisor: Sendable {
         eventLoop.scheduleTask(in: .seconds(13)) { child.process.stderr.close(promise: nil) }
         guard !stopped, !goesDown else { return }
         logger.warning("handler process exited; restarting it", metadata: [
-            "process.pid": "\(child.process.pid)", "process.exit": "\(exit)",
+            "process.pid": "\(child.process.pid)", "process.exit": "\(state.ending(of: child.incarnation, exit))",
         ])
         if NIODeadline.now() - child.startedAt > limits.maxRestartDelay { state.resetRestartDelay(limits) }
         scheduleRestart()
@@ -396,7 +422,7 @@ final class ProcessSupervisor: Sendable {
         state.phase = .down
         state.wentDownAfter = (exit, child.incarnation)
         let reason = setDownReason(after: exit, of: child.incarnation)
-        logger.error("handler process keeps crashing at start-up; route down", metadata: ["process.exit": "\(exit)"])
+        logger.error("handler process keeps crashing at start-up; route down", metadata: ["process.exit": "\(state.ending(of: child.incarnation, exit))"])
         state.failQueued(.unavailable(reason))
     }
 
@@ -405,7 +431,7 @@ final class ProcessSupervisor: Sendable {
     @discardableResult
     private func setDownReason(after exit: ChildExit, of incarnation: Int) -> String {
         let state = state.value
-        let reason = "the route is down: its handler process \(exit) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
+        let reason = "the route is down: its handler process \(state.ending(of: incarnation, exit)) within \(limits.startupWindow.nanoseconds / 1_000_000_000) s of "
             + "starting, \(limits.maxStartupCrashes) times in a row\(state.lastWords(of: incarnation)); fix it, then reload the configuration with "
             + "the route changed, or restart the host"
         downReason.withLock { $0 = reason }
@@ -415,7 +441,7 @@ final class ProcessSupervisor: Sendable {
     /// Answers the requests `child` took with why it died: its exit and its last stderr line.
     private func answerWritten(to child: RunningChild, after exit: ChildExit) {
         let state = state.value
-        let restarted = "the handler process \(exit) before answering\(state.lastWords(of: child.incarnation)); it is restarted"
+        let restarted = "the handler process \(state.ending(of: child.incarnation, exit)) before answering\(state.lastWords(of: child.incarnation)); it is restarted"
         state.failWritten(to: child.incarnation, .unavailable(downReason.withLock { $0 } ?? restarted))
     }
 

@@ -2,6 +2,12 @@ import ConduitKit
 import ConduitWire
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The supervisor's mutable state; only ever touched on the supervisor's event loop.
 final class SupervisorState {
     enum Phase {
@@ -34,12 +40,15 @@ final class SupervisorState {
     /// The last child given a request: one that exits after it is no crash at start-up, though
     /// it answered them all before its exit was seen.
     var lastGiven: Int?
+    /// Why the host killed a child, when it did.
+    var retiredBecause: (incarnation: Int, reason: String)?
     /// The exit, and the child, that took the route down.
     var wentDownAfter: (exit: ChildExit, incarnation: Int)?
     var restart: Scheduled<Void>?
     var exitWaiters: [EventLoopPromise<Void>] = []
-    /// The parts of a message the child is sending in pieces.
+    /// The parts of a message the child is sending in pieces, and where they go.
     var parts: ChunkAssembler
+    var partsAddress: ChildAddress?
     private var restartDelay: TimeAmount
 
     init(limits: ProcessLimits) {
@@ -55,6 +64,13 @@ final class SupervisorState {
 
     func resetRestartDelay(_ limits: ProcessLimits) {
         restartDelay = limits.firstRestartDelay
+    }
+
+    /// How child `incarnation` ended: `exit`, or the host's reason for killing it when the kill
+    /// is what ended it (a child's own exit closes its stdout too, often seen first).
+    func ending(of incarnation: Int, _ exit: ChildExit) -> String {
+        guard let retired = retiredBecause, retired.incarnation == incarnation, case .signal(SIGKILL) = exit else { return exit.description }
+        return "was killed by the host (\(retired.reason))"
     }
 
     /// "; its last stderr line: …" for child `incarnation`, or nothing if it wrote none.
@@ -98,23 +114,51 @@ struct PendingRequest {
     var timeout: Scheduled<Void>?
     /// The incarnation of the child it was written to; nil while it waits for one.
     var writtenTo: Int?
+    /// Its client was answered already (it cancelled): the child's answer, when it comes, is
+    /// dropped, and meanwhile it holds its place.
+    var isAnswered = false
 
-    /// Answers it with `answering` (once it is out of `pending`). Its cancel registration goes
-    /// after the answer: the registry must still know a cancelled request, so that answer is
-    /// dropped (SPEC §8: one answer).
+    /// Answers it with `answering` (once it is out of `pending`), unless its client was
+    /// answered already. Its cancel registration goes after the answer: the registry must
+    /// still know a cancelled request, so that answer is dropped (SPEC §8: one answer).
     func answer(_ answering: (Responder) -> Void) {
         timeout?.cancel()
+        guard !isAnswered else { return }
         answering(responder)
         cancellation.remove()
     }
 
     func fail(_ error: ConduitError) { answer { $0.fail(error) } }
+
+    /// Answers its client with `error` while it stays pending, its timeout running.
+    mutating func failAhead(_ error: ConduitError) {
+        responder.fail(error)
+        cancellation.remove()
+        isAnswered = true
+    }
 }
 
 struct RunningChild {
     let process: ChildProcess
     let incarnation: Int
     let startedAt: NIODeadline
+}
+
+/// Where a message from the child goes: the request it answers, or the client it is pushed to.
+struct ChildAddress: Equatable, CustomStringConvertible {
+    let request: String?
+    let pushTo: String?
+
+    init(_ headers: Headers) {
+        request = headers[ChildHeader.request]
+        pushTo = headers[ChildHeader.pushTo]
+    }
+
+    var description: String {
+        if let request { return "request \(request)" }
+        if let pushTo { return "a push to '\(pushTo)'" }
+        return "nowhere (neither x-request nor x-push-to)"
+    }
 }
 
 /// The headers the host and the child add to messages between them (docs/process-handlers.md).

@@ -15,6 +15,10 @@
     fixture.daemon   starts a daemon (its own session, stdio on /dev/null) that sleeps a
                      minute, and replies with its process id
     fixture.sigmask  replies with the signals it has blocked (SigBlk of /proc/self/status)
+    fixture.chatty   writes as many stderr lines as the payload says, then replies
+    fixture.closeout closes its stdout, then sleeps a minute
+    fixture.interleave  writes the first part of its reply ("secret;"), then a push to the
+                     client the payload names, then the reply's last part
 """
 import os
 import signal
@@ -60,6 +64,17 @@ def main():
                     os.write(1, frame * 4096)
             except BrokenPipeError:
                 return
+        elif action == "chatty":
+            sys.stderr.write("".join(f"line {n}\n" for n in range(int(request.payload.decode()))))
+            sys.stderr.flush()
+            child.reply(request)
+        elif action == "closeout":
+            os.close(1)
+            time.sleep(60)
+        elif action == "interleave":
+            child.send([("x-request", request.id), ("more", "true")], b"secret;")
+            child.push(request.payload.decode(), [("route", "fixture.news")], b"hello")
+            child.reply(request, b"rest")
         elif action == "sized":
             child.reply(request, b"x" * int(request.payload.decode()))
         elif action == "worker":
