@@ -122,21 +122,30 @@ struct InvocationTests {
     }
 
     /// SPEC §8: a cancel stops "that client's" request: one invoked over IPC for an id is
-    /// cancelled by a `cancel` on the id's socket, which is answered `CancelledError`. It was
-    /// acknowledged and did nothing: IPC invocations could not be cancelled at all. (Neither
-    /// the 504 nor the caller's half-close cancels: a handler may go on for the id, as an AI
-    /// stream does, and a caller that shut down its side may still read its answer.)
-    @Test func aCancelOnTheIdsSocketStopsARequestInvokedOverIPC() async throws {
+    /// cancelled by a `cancel` on the id's socket. It was acknowledged and did nothing: IPC
+    /// invocations could not be cancelled at all. Then the socket got the `CancelledError`, an
+    /// answer to a request it never sent, and the caller waited for its 504; the caller is
+    /// answered now. (Neither the 504 nor the caller's half-close cancels: a handler may go on
+    /// for the id, as an AI stream does, and a caller that shut down its side may still read
+    /// its answer.)
+    @Test func aCancelOnTheIdsSocketStopsARequestInvokedOverIPCAndAnswersItsCaller() async throws {
         let yaml = "limits:\n  ipcReplyTimeoutSeconds: 30\nroutes:\n  - route: silent\n    handler: silent\n"
         try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
             let invoked = Task { try await host.ipc().request(.POST, "/silent?token=r1&id=ipc-and-socket") }
             defer { invoked.cancel() }
             try await waitUntil { SilentHandler.received.withLock { $0.contains("ipc-and-socket") } }
             let socket = try await host.connect(client: "ipc-and-socket")
+            let sent = ContinuousClock.now
             try await socket.send(["cancel": "r1"])
-            let answer = try await socket.nextMessage(where: { $0.headers["token"] == "r1" })
-            #expect(answer.headers["error"] == "CancelledError", "\(answer.headers)")
+            let answer = try await invoked.value
+            #expect(sent.duration(to: .now) < .seconds(20), "answered at the cancel, not at the reply timeout")
+            #expect(try answer.decode(ErrorEnvelope.self).err.type == "CancelledError", "\(answer.status) \(answer.text)")
             try await waitUntil { SilentHandler.cancelled.withLock { $0.contains("ipc-and-socket") } }
+            // The socket is not answered for it (the handler's push aside): the next answer it
+            // gets is to its own request.
+            try await socket.send(["route": "nowhere", "token": "own"])
+            let next = try await socket.nextMessage { $0.headers["token"] != nil }
+            #expect(next.headers["token"] == "own", "\(next.headers)")
             try await socket.close()
         }
     }

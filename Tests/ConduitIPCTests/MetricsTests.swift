@@ -82,8 +82,16 @@ struct MetricsTests {
         try await withHost(metrics: HostMetrics(factory: PrometheusMetricsFactory(registry: prometheus)), prometheus: prometheus) { _, ipc in
             #expect(try await ipc.request(.POST, "/echo?id=not%20an%20id").status == .badRequest)
             #expect(try await ipc.request(.POST, "/internal.conduit.setSharedKey?sharedKey=short").status == .badRequest)
+            // Refused at the head for its size, before the body is read: it was not counted.
+            #expect(try await ipc.request(.POST, "/internal.conduit.stop", body: ByteBuffer(repeating: 1, count: 5000)).status == .payloadTooLarge)
+            // An echo that can't be framed (254 headers and the reply's own) is InternalError:
+            // counted as the handler's success it began as.
+            let query = (0..<254).map { "p\($0)=x" }.joined(separator: "&")
+            #expect(try await ipc.request(.POST, "/echo?\(query)").status == .internalServerError)
             let text = try await ipc.request(.GET, "/metrics").text
             #expect(text.contains(#"conduit_errors_total{type="BadRequestError"} 2"#), "\(text)")
+            #expect(text.contains(#"conduit_errors_total{type="PayloadTooLargeError"} 1"#), "\(text)")
+            #expect(text.contains(#"conduit_errors_total{type="InternalError"} 1"#), "\(text)")
         }
     }
 

@@ -14,11 +14,13 @@ final class IPCBodyBudget: ChannelDuplexHandler {
     typealias OutboundIn = HTTPServerResponsePart
 
     private let budget: BufferBudget
+    private let metrics: HostMetrics
     private var reservation = BudgetReservation()
     private var received = 0
     private var refusing = false
 
-    init(budget: BufferBudget) {
+    init(budget: BufferBudget, metrics: HostMetrics) {
+        self.metrics = metrics
         self.budget = budget
     }
 
@@ -34,7 +36,7 @@ final class IPCBodyBudget: ChannelDuplexHandler {
                 refusing = true
                 reservation.releaseAll(in: budget)
                 budget.dropped(.hostBudget)
-                return IPCRefusal.send(.serviceUnavailable, .unavailable("the host's buffer budget is full: this request's body can't be held"), context: context)
+                return IPCRefusal.send(.serviceUnavailable, .unavailable("the host's buffer budget is full: this request's body can't be held"), countedIn: metrics, context: context)
             }
         }
         context.fireChannelRead(data)

@@ -14,13 +14,15 @@ final class IPCBodyLimit: ChannelInboundHandler {
     typealias InboundOut = HTTPServerRequestPart
 
     private let maxBodyBytes: Int
+    private let metrics: HostMetrics
     /// The current request is a control route's.
     private var isControl = false
     private var received = 0
     private var refused = false
 
-    init(maxBodyBytes: Int) {
+    init(maxBodyBytes: Int, metrics: HostMetrics) {
         self.maxBodyBytes = maxBodyBytes
+        self.metrics = metrics
     }
 
     private var limit: Int { isControl ? min(maxBodyBytes, ControlRoutes.maxBodyBytes) : maxBodyBytes }
@@ -47,6 +49,6 @@ final class IPCBodyLimit: ChannelInboundHandler {
     private func refuse(context: ChannelHandlerContext, size: String) {
         refused = true
         let error = ConduitError.payloadTooLarge("\(isControl ? "a control route's" : "an IPC request's") body is at most \(limit) bytes; this one \(size)")
-        IPCRefusal.send(.payloadTooLarge, error, context: context)
+        IPCRefusal.send(.payloadTooLarge, error, countedIn: metrics, context: context)
     }
 }

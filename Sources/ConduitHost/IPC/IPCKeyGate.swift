@@ -43,7 +43,9 @@ final class IPCKeyGate: ChannelInboundHandler, RemovableChannelHandler {
     private func refuse(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String) {
         refusing = true
         refused()
-        IPCRefusal.send(status, .forbidden(message), context: context)
+        // RFC 9110 §15.5.2: a 401 names the scheme that would be accepted.
+        let challenge: HTTPHeaders = status == .unauthorized ? ["www-authenticate": "Bearer"] : [:]
+        IPCRefusal.send(status, .forbidden(message), headers: challenge, countedIn: nil, context: context)
     }
 
     /// The key a request shows: its bearer token, else its `key` query parameter.

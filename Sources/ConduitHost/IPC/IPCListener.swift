@@ -61,9 +61,9 @@ struct IPCListener: Sendable {
                             IPCKeyGate(
                                 sharedKey: services.control.sharedKey, proven: { connections.prove(channel) },
                                 refused: { services.registry.metrics.ipcKeyRefused() }),
-                            IPCBodyLimit(maxBodyBytes: services.maxBodyBytes),
+                            IPCBodyLimit(maxBodyBytes: services.maxBodyBytes, metrics: services.registry.metrics),
                             IPCExpectContinue(),
-                            IPCBodyBudget(budget: services.directory.budget),
+                            IPCBodyBudget(budget: services.directory.budget, metrics: services.registry.metrics),
                             NIOHTTPServerRequestAggregator(maxContentLength: services.maxBodyBytes),
                             IPCRequestHandler(services: services, logger: logger) { connections.startStream(channel) }
                         )

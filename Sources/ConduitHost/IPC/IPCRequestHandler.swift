@@ -2,6 +2,7 @@ import ConduitKit
 import ConduitWire
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 
@@ -36,12 +37,25 @@ final class IPCRequestHandler: ChannelInboundHandler {
     /// The caller shut down its side: it sends nothing more, and reads the answer it waits for.
     private var inputClosed = false
     /// The connection's requests, which a `cancel` on a socket of the id they name can stop.
-    private let cancellations = CancellationRegistry()
+    private let cancellations: CancellationRegistry
+    /// The token of the request being answered and its answer: such a cancel is answered here.
+    private let cancellable: NIOLockedValueBox<(token: String, answer: @Sendable (Message, String) -> Void)?>
 
     init(services: IPCDependencies, logger: Logger, startStream: @escaping @Sendable () -> Bool) {
         self.services = services
         self.logger = logger
         self.startStream = startStream
+        let cancellable = NIOLockedValueBox<(token: String, answer: @Sendable (Message, String) -> Void)?>(nil)
+        self.cancellable = cancellable
+        let metrics = services.registry.metrics
+        cancellations = CancellationRegistry { cancelled, token in
+            // An earlier request under the token (answered 504, its work going on) has no one
+            // waiting: the current request's answer ignores a call once it is answered.
+            guard let current = cancellable.withLockedValue({ $0 }), current.token == token else { return }
+            let error = ConduitError.cancelled("the request was cancelled by the client")
+            metrics.errorReplied(type: error.kind.name)
+            current.answer(ReplyBuilder.message(for: .failure(error), route: cancelled.route, correlation: (cancelled.correlation, token)), "application/json")
+        }
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -100,8 +114,15 @@ final class IPCRequestHandler: ChannelInboundHandler {
         answered = false
         dropReplyParts()
         keepAlive = request.head.isKeepAlive && !inputClosed
-        // IPCKeyGate has checked the key on the head.
+        // IPCKeyGate has checked the key on the head. Checked again now the body is in: a key
+        // changed meanwhile (the body may take ipcBodyTimeoutSeconds) let a request made with
+        // the old one run after the change had returned.
         let target = IPCTarget(uri: request.head.uri)
+        guard let key = IPCKeyGate.presentedKey(request.head.headers, queryKey: target.key), services.control.sharedKey.matches(key) else {
+            services.registry.metrics.ipcKeyRefused()
+            keepAlive = false
+            return fail(.forbidden, .forbidden("the shared key changed while this request came: send it again with the new key"), counted: false)
+        }
         guard request.head.method == .GET || request.head.method == .POST else {
             // RFC 9110 §15.5.6: a 405 lists the methods that are allowed.
             return fail(.methodNotAllowed, .badRequest("use GET or POST"), headers: ["allow": "GET, POST"])
@@ -168,6 +189,7 @@ final class IPCRequestHandler: ChannelInboundHandler {
         // State a handler makes for this id (a UDP socket) ends with the id's grace period.
         guard services.directory.touch(client, cancellations: cancellations) else { return failForNoPlace(client) }
         let answer = answerer()
+        cancellable.withLockedValue { $0 = headers.correlation.map { ($0.value, answer) } }
         replyTimeout = eventLoop.assumeIsolated().scheduleTask(in: services.replyTimeout) { [self] in
             // Not cancelled: a handler may go on for the id (an AI stream's tokens are pushes).
             // Nor is a caller that shuts down its side: it may still read its answer.
@@ -332,9 +354,10 @@ final class IPCRequestHandler: ChannelInboundHandler {
     // MARK: Responses
 
     /// Counted as the socket's own errors are (`conduit_errors_total`): a 504, or a request
-    /// refused before any handler saw it, was not.
-    private func fail(_ status: HTTPResponseStatus, _ error: ConduitError, headers: HTTPHeaders = [:]) {
-        services.registry.metrics.errorReplied(type: error.kind.name)
+    /// refused before any handler saw it, was not. A refusal for the key is not (`counted`):
+    /// it has a count of its own.
+    private func fail(_ status: HTTPResponseStatus, _ error: ConduitError, headers: HTTPHeaders = [:], counted: Bool = true) {
+        if counted { services.registry.metrics.errorReplied(type: error.kind.name) }
         var headers = headers
         headers.add(name: "content-type", value: "application/json")
         respond(status, headers: headers, body: error.payload)

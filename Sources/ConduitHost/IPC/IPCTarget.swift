@@ -11,8 +11,9 @@ struct IPCTarget: Sendable {
     let key: String?
 
     init(uri: String) {
+        let uri = Self.originForm(uri)
         let query = uri.firstIndex(of: "?").map { uri[uri.index(after: $0)...] } ?? ""
-        route = Self.route(ofURI: uri)
+        route = Self.route(ofPath: uri)
         var headers = Headers()
         var key: String?
         for pair in query.split(separator: "&") {
@@ -29,7 +30,22 @@ struct IPCTarget: Sendable {
 
     /// The route alone, its query not read (for a limit the route sets, before the body).
     static func route(ofURI uri: String) -> String {
-        decode(uri.prefix { $0 != "?" }.drop { $0 == "/" })
+        route(ofPath: originForm(uri))
+    }
+
+    private static func route(ofPath path: Substring) -> String {
+        decode(path.prefix { $0 != "?" }.drop { $0 == "/" })
+    }
+
+    /// `http://host:port/path?query` (RFC 9112 §3.2.2's absolute form, which a server must
+    /// accept; proxies and some clients send it) as `/path?query`: its scheme and host were
+    /// taken for the route, answered 404.
+    private static func originForm(_ uri: String) -> Substring {
+        for scheme in ["http://", "https://"] where uri.utf8.count >= scheme.utf8.count && uri.prefix(scheme.count).lowercased() == scheme {
+            let authorityAndPath = uri.dropFirst(scheme.count)
+            return authorityAndPath.firstIndex { $0 == "/" || $0 == "?" }.map { authorityAndPath[$0...] } ?? "/"
+        }
+        return uri[...]
     }
 
     /// `+` is a space in a query (HTML forms, curl --data-urlencode); `%XX` as usual.
