@@ -60,7 +60,14 @@ package final class CancellationRegistry: Sendable {
     /// Registrations held.
     private let live = Atomic<Int>(0)
 
-    package init() {}
+    /// How a request of this connection cancelled from another (an IPC request, from a socket of
+    /// the id it names) is answered: by its own connection, to its own caller. Nil: the
+    /// connection the cancel came on answers (a socket's earlier socket is gone).
+    package let answersCancels: (@Sendable (Cancelled, _ token: String) -> Void)?
+
+    package init(answersCancels: (@Sendable (Cancelled, _ token: String) -> Void)? = nil) {
+        self.answersCancels = answersCancels
+    }
 
     /// Cancels `token`: runs what was registered for it and returns the request to answer
     /// `CancelledError`; nil (ignored) for a token unknown, finished, answered or already cancelled.

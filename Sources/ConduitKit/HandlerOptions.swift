@@ -38,4 +38,30 @@ public struct InvalidOption: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { "'\(option)' \(reason)" }
+
+    /// Checks a duration in seconds: from a millisecond, as the host's own settings (1e-10
+    /// passed "above 0" and was a timer of 0 ns, which timed out everything at once), to
+    /// `maximum` (past which a conversion to a duration can trap).
+    public static func checkSeconds(_ option: String, _ value: Double, maximum: Int) throws(InvalidOption) {
+        guard value >= 0.001, value <= Double(maximum) else {
+            throw InvalidOption(option, "must be at least 0.001 (a millisecond) and at most \(maximum)")
+        }
+    }
+}
+
+/// An option that is one of a few words (`backend: builtin`). A word that is none of them is
+/// refused naming those that are: Swift's own decoding said "Cannot initialize Backend from
+/// invalid String value gpt".
+public protocol OptionChoice: RawRepresentable, CaseIterable, Decodable where RawValue == String {}
+
+extension OptionChoice {
+    public init(from decoder: any Decoder) throws {
+        let value = try decoder.singleValueContainer()
+        let word = try value.decode(String.self)
+        guard let choice = Self(rawValue: word) else {
+            let choices = Self.allCases.map(\.rawValue).joined(separator: ", ")
+            throw DecodingError.dataCorruptedError(in: value, debugDescription: "'\(word)' is not one of \(choices)")
+        }
+        self = choice
+    }
 }

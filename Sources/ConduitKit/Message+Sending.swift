@@ -12,13 +12,19 @@ extension Message {
 
 extension Reply {
     /// The message a request's client receives for this reply: `route` and the request's
-    /// correlation field in place of any the handler set. `InternalError` instead when it
-    /// breaks the framing's limits (`validateForSending`): checked before the host's fields
-    /// were in, such a reply was dropped as it was written and the client waited in vain.
+    /// correlation field in place of any the handler set (of either name). `InternalError`
+    /// instead when it breaks the framing's limits (`validateForSending`): checked before the
+    /// host's fields were in, such a reply was dropped as it was written and the client waited
+    /// in vain.
     package func message(route: String?, correlation: (name: String, value: String)?) -> Result<Message, ConduitError> {
         var message = Message(headers: headers, payload: payload)
         if let route { message.headers.replaceOrAppend(HeaderName.route, route) }
-        if let correlation { message.headers.replaceOrAppend(correlation.name, correlation.value) }
+        if let correlation {
+            // A `token` the handler set goes from the reply to a `seq` request: read first, it
+            // was the reply's correlation. (Beside a request's `token`, a `seq` is never read.)
+            if correlation.name == HeaderName.seq { message.headers.removeAll(HeaderName.token) }
+            message.headers.replaceOrAppend(correlation.name, correlation.value)
+        }
         do throws(WireError) {
             try message.validateForSending()
         } catch {

@@ -9,6 +9,8 @@ public import Synchronization
 public struct SilentHandler: ConduitHandler {
     public static let received = Mutex<Set<String>>([])
     public static let cancelled = Mutex<Set<String>>([])
+    /// The token of each client's last request.
+    public static let tokens = Mutex<[String: String]>([:])
     private let context: HandlerContext
 
     public init(options: NoOptions, context: HandlerContext) {
@@ -22,6 +24,7 @@ public struct SilentHandler: ConduitHandler {
             _ = Self.cancelled.withLock { $0.insert(client.rawValue) }
             pushes.push(notice, to: client)
         }
+        Self.tokens.withLock { $0[client.rawValue] = request.headers.correlation?.value }
         _ = Self.received.withLock { $0.insert(client.rawValue) }
     }
 }

@@ -9,7 +9,8 @@ import Testing
 
 /// How a stream ends when something else ends it: a cancel, a full budget, the id's expiry,
 /// and how it is mounted (docs/handlers/ai.md).
-@Suite("AI stream: its end", .timeLimit(.minutes(2)))
+// 300 streams cancelled at their end: 1 s alone, past 120 s in two loaded full runs.
+@Suite("AI stream: its end", .timeLimit(.minutes(5)))
 struct StreamEndTests {
     /// A cancel read after the generator's last token was answered `CancelledError`, and the
     /// stream then ended `complete` without `aborted`: two answers that disagree. Either the

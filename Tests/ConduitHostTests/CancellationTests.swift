@@ -71,7 +71,8 @@ struct CancellationTests {
         try await TestHost.run(yaml: Self.yaml, catalog: .hostTests) { host in
             let client = try await host.connect()
             let count = 4_200
-            for index in 0..<count { try await client.send(["route": "watch", "token": "w\(index)", "answersAfter": "1"]) }
+            // In one write: 4,200 sends awaited one by one took a minute in a loaded full run.
+            try await client.send(together: (0..<count).map { Message(headers: ["route": "watch", "token": "w\($0)", "answersAfter": "1"]) })
             var answered = 0
             while answered < count {
                 if try await client.nextMessage(timeout: .seconds(30)).headers["late"] == "true" { answered += 1 }

@@ -17,8 +17,8 @@ struct EndedResumeStateTests {
         state.end()
         #expect(budget.usedBytes == 0)
         // A chunk opens a request at position 1; cancellations above it are kept until it ends.
-        _ = state.admit(1, isChunk: true, openFrom: nil)
-        for position in UInt64(2)...4000 { _ = state.admit(position, isChunk: false, openFrom: 1) }
+        _ = state.admit(1, isChunk: true, openFrom: nil, from: ObjectIdentifier(writer))
+        for position in UInt64(2)...4000 { _ = state.admit(position, isChunk: false, openFrom: 1, from: ObjectIdentifier(writer)) }
         #expect(budget.usedBytes == 0, "\(budget.usedBytes) bytes charged to an ended state")
     }
 

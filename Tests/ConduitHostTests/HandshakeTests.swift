@@ -99,13 +99,17 @@ struct HandshakeTests {
     }
 
     /// What RFC 6455 §4.2.1 requires of a handshake and was not checked: a nonce of 16 bytes,
-    /// HTTP/1.1, a Host header. Each was served (101).
+    /// HTTP/1.1, a Host header, and only one (RFC 9112 §3.2: 400 for two lines or a list).
+    /// Each was served (101).
     @Test func aHandshakeRFC6455RefusesIs400() async throws {
         try await TestHost.run(catalog: .hostTests) { (host: TestHost) async throws in
             #expect(try await rawStatus(host, head(host, nonce: "x")) == 400, "a nonce that is not 16 bytes in base64")
             #expect(try await rawStatus(host, head(host, nonce: "dGhlIHNhbXBsZQ==")) == 400, "a nonce of 10 bytes")
             #expect(try await rawStatus(host, head(host, version: "HTTP/1.0")) == 400, "HTTP/1.0")
-            #expect(try await rawStatus(host, head(host, hostHeader: false)) == 400, "no Host")
+            #expect(try await rawStatus(host, head(host, hosts: [])) == 400, "no Host")
+            #expect(try await rawStatus(host, head(host, hosts: ["127.0.0.1", "evil.example"])) == 400, "two Host lines")
+            #expect(try await rawStatus(host, head(host, hosts: ["127.0.0.1", "127.0.0.1"])) == 400, "the same Host twice")
+            #expect(try await rawStatus(host, head(host, hosts: ["127.0.0.1, evil.example"])) == 400, "a list in Host")
             #expect(try await rawStatus(host, head(host)) == 101, "the same handshake, complete")
         }
     }
@@ -120,9 +124,9 @@ struct HandshakeTests {
 
     private func head(
         _ host: TestHost, target: String? = nil, version: String = "HTTP/1.1", upgrade: String = "websocket",
-        nonce: String = "dGhlIHNhbXBsZSBub25jZQ==", hostHeader: Bool = true
+        nonce: String = "dGhlIHNhbXBsZSBub25jZQ==", hosts: [String] = ["127.0.0.1"]
     ) -> String {
-        "GET \(target ?? host.path()) \(version)\r\n" + (hostHeader ? "Host: 127.0.0.1\r\n" : "")
+        "GET \(target ?? host.path()) \(version)\r\n" + hosts.map { "Host: \($0)\r\n" }.joined()
             + "Upgrade: \(upgrade)\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: \(nonce)\r\n\r\n"
     }
 

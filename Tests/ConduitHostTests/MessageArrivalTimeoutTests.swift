@@ -59,17 +59,18 @@ struct MessageArrivalTimeoutTests {
     /// are served however long they take together, including one that begins in the read that
     /// ends the one before.
     @Test func messagesEachInTimeAreServedWhateverTheyTakeTogether() async throws {
-        try await TestHost.run(yaml: Self.yaml(arrivalSeconds: 6), catalog: .hostTests) { host in
+        try await TestHost.run(yaml: Self.yaml(arrivalSeconds: 12), catalog: .hostTests) { host in
             let client = try await host.connect(client: "steady")
             let frames = try (0..<8).map { index in
                 let message = try Message(headers: ["route": "echo", "token": "\(index)"], payload: [UInt8](repeating: 5, count: 2_000)).encoded()
                 return IncomingBudgetTests.frame(announcing: message.readableBytes) + Array(message.readableBytesView)
             }
-            // Each frame in two halves 1 s apart, the next frame's first half with the second:
-            // 8 s in all, each well under its 6 s (a loaded machine's delays included).
+            // Each frame in two halves 2 s apart, the next frame's first half with the second:
+            // 16 s in all, each well under its 12 s (with 6 s and 1 s, loaded full runs twice
+            // delayed a half past the limit).
             try await client.sendRaw(Array(frames[0].prefix(1_000)))
             for index in frames.indices {
-                try await Task.sleep(for: .seconds(1))
+                try await Task.sleep(for: .seconds(2))
                 let next = index + 1 < frames.count ? Array(frames[index + 1].prefix(1_000)) : []
                 try await client.sendRaw(Array(frames[index].dropFirst(1_000)) + next)
             }

@@ -218,7 +218,10 @@ struct SegmentationTests {
     }
 
     @Test func aFrameSplitIntoSingleBytesIsReassembled() async throws {
-        try await TestHost.run(catalog: .hostTests) { host in
+        // 330 sends of a byte each took past the message's 30 s to arrive in a loaded full run,
+        // and the host closed the connection as it should (the arrival timeout).
+        let yaml = "limits:\n  messageArrivalTimeoutSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let client = try await host.connect()
             for byte in try wireBytes(Message(headers: ["route": "echo", "token": "split"], payload: Array(repeating: 5, count: 300))) {
                 try await client.sendRaw([byte])

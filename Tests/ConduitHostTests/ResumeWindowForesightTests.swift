@@ -40,7 +40,7 @@ struct ResumeWindowForesightTests {
             var frames = OutboundFrames()
             let stamped = try #require(try state.stamp(message, writer: ObjectIdentifier(writer), into: &frames))
             #expect(stamped.appended.encodedBytes == 1800 && !stamped.appended.payloadIsApart, "copied into its frame")
-            if index == 1 { state.acknowledge(1) }
+            if index == 1 { state.acknowledge(1, from: ObjectIdentifier(writer)) }
         }
         #expect(state.snapshot.windowMemoryBytes < 8192, "the log reused its start: \(state.snapshot)")
         let greeting = state.resume(ResumeRequest(received: 1, epoch: state.snapshot.epoch), writer: Writer())
@@ -96,7 +96,7 @@ struct ResumeWindowForesightTests {
             if unacknowledged.count > lag {
                 acknowledged += UInt64(unacknowledged.count - lag)
                 unacknowledged.removeFirst(unacknowledged.count - lag)
-                state.acknowledge(acknowledged)
+                state.acknowledge(acknowledged, from: ObjectIdentifier(writer))
             }
         }
         #expect(state.snapshot.sent == 10_000)

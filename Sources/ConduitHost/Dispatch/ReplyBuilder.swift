@@ -9,28 +9,51 @@ import NIOCore
 enum ReplyBuilder {
     /// The reply message for a handler's result, counted against the request's route.
     static func message(for result: Result<Reply, ConduitError>, to request: ReplyAddress) -> Message {
-        let message = message(for: result, route: request.route, correlation: request.correlation)
-        // Counted from the handler's result, never from the reply's headers: an echo of a
-        // request carrying `error: …` is a success, and request data never names a series.
-        let errorType: String? = if case .failure(let error) = result { error.kind.name } else { nil }
+        // Counted from the error answered, never from the reply's headers: an echo of a
+        // request carrying `error: …` is a success, and request data never names a series. A
+        // reply that breaks the framing's limits is the `InternalError` it becomes (it was
+        // counted as a success). The success path builds no tuple or optional error: one cost
+        // the routed echo 20 instructions a message.
+        let message: Message
+        let errorType: String?
+        switch result {
+        case .success(let reply):
+            switch reply.message(route: request.route, correlation: request.correlation) {
+            case .success(let sendable):
+                message = sendable
+                errorType = nil
+            case .failure(let error):
+                message = Self.message(for: error, route: request.route, correlation: request.correlation)
+                errorType = error.kind.name
+            }
+        case .failure(let error):
+            message = Self.message(for: error, route: request.route, correlation: request.correlation)
+            errorType = error.kind.name
+        }
         request.counter?.countReply(bytes: message.payload.readableBytes, errorType: errorType, since: request.received)
         return message
     }
 
     static func message(for result: Result<Reply, ConduitError>, route: String?, correlation: (name: String, value: String)?) -> Message {
-        var message: Message
         switch result {
         case .success(let reply):
             switch reply.message(route: route, correlation: correlation) {
-            case .success(let sendable): message = sendable
-            case .failure(let error): return Self.message(for: .failure(error), route: route, correlation: correlation)
+            case .success(let sendable): sendable
+            case .failure(let error): message(for: error, route: route, correlation: correlation)
             }
         case .failure(let error):
-            message = Message(headers: [:], payload: error.payload)
-            if let route { message.headers.append(HeaderName.route, route) }
-            if let correlation { message.headers.append(correlation.name, correlation.value) }
-            message.headers.append(HeaderName.error, error.kind.name)
+            message(for: error, route: route, correlation: correlation)
         }
+    }
+
+    /// An error reply: `error: <Type>` and `{"err":{message,type}}`. Kept out of line: the
+    /// success path is the routed echo's.
+    @inline(never)
+    private static func message(for error: ConduitError, route: String?, correlation: (name: String, value: String)?) -> Message {
+        var message = Message(headers: [:], payload: error.payload)
+        if let route { message.headers.append(HeaderName.route, route) }
+        if let correlation { message.headers.append(correlation.name, correlation.value) }
+        message.headers.append(HeaderName.error, error.kind.name)
         return message
     }
 

@@ -80,9 +80,13 @@ extension SessionHandler {
 
     /// `cancel: <token>` (SPEC §8): stops the request's work and answers it `CancelledError`,
     /// once; an unknown or finished token is ignored. Never queued, never dispatched. "That
-    /// client's" request: one the id's earlier socket sent is cancelled from its next one.
+    /// client's" request: one the id's earlier socket sent is cancelled from its next one, and
+    /// answered here; an IPC request naming the id is answered to its caller, who waited for
+    /// the reply timeout while this socket got the answer to a request it never sent.
     private func cancelRequest(_ token: String) {
-        guard let cancelled = cancellations.cancel(token) ?? services.directory.cancel(token, of: client, besides: cancellations) else { return }
+        let found = cancellations.cancel(token).map { ($0, in: cancellations) } ?? services.directory.cancel(token, of: client, besides: cancellations)
+        guard let (cancelled, registry) = found else { return }
+        if let answer = registry.answersCancels { return answer(cancelled, token) }
         replyError(.cancelled("the request was cancelled by the client"), route: cancelled.route, correlation: (cancelled.correlation, token))
     }
 
@@ -139,10 +143,10 @@ extension SessionHandler {
         return true
     }
 
-    /// `to`: hands the message to another client with `from` added (SPEC §3); an id this host
-    /// does not hold goes to the cluster, when there is one (SPEC §10). One held here without
-    /// a socket is not found: an id has one holder, and the cluster's request reached this
-    /// host's own subscription for it, which buffered the relay and answered it delivered.
+    /// `to`: hands the message to another client with `from` added (SPEC §3); an id without a
+    /// socket here goes to the cluster, when there is one (SPEC §10). One held here in its
+    /// grace period may have moved to another host: answered here, it was not found there.
+    /// (This host's own subscription for it answers "no socket", after the holder's answer.)
     private func relay(_ message: Message) {
         let correlation = message.headers.correlation
         guard let target = message.headers[HeaderName.to].flatMap(ClientID.init) else {
@@ -151,7 +155,7 @@ extension SessionHandler {
         var relayed = message
         relayed.headers.replaceOrAppend(HeaderName.from, client.rawValue)
         guard services.directory.isConnected(target) else {
-            guard let cluster = services.cluster, !services.directory.holds(target), let session else {
+            guard let cluster = services.cluster, let session else {
                 return replyError(.notFound("client '\(target)' has no open socket"), route: nil, correlation: correlation)
             }
             return ClusterRelay.start(

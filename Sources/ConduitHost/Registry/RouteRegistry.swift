@@ -207,6 +207,10 @@ extension ConfigurationError {
         case is Double.Type, is Float.Type: "a number"
         case is Bool.Type: "true or false"
         case is String.Type: "a string"
+        // Yams' node kinds, which an option read as a list or a mapping expects.
+        case is Node.Sequence.Type: "a list, e.g. [a, b]"
+        case is Node.Mapping.Type: "a mapping, e.g. {a: 1}"
+        case is Node.Scalar.Type: "a single value"
         default: "\(type)"
         }
     }

@@ -163,9 +163,11 @@ final class ResumeState: Sendable {
         /// follow its part with more to come (SPEC §3), so the receiver must end.
         fileprivate(set) var isCutInsideAMessage = false
 
-        /// At most this many messages a batch, and about this many bytes of the log (a message
-        /// of more goes alone).
-        static let batchBound = (messages: 256, loggedBytes: 64 << 10)
+        /// At most this many messages a batch, and about this many encoded bytes (a message of
+        /// more goes alone). Counted in the log's bytes alone, parts and payloads kept apart
+        /// from it counted nothing: one batch of a large message's parts was 256 of them, 16 MiB
+        /// written at once whatever the socket took, held by a client that read nothing.
+        static let batchBound = (messages: 256, bytes: 64 << 10)
 
         /// The next batch: nil once all is sent, or when the window is no longer the one it
         /// replays (a reset; the id taken by another socket or stream; the id ended), or when
@@ -340,12 +342,14 @@ final class ResumeState: Sendable {
         }
         var entries: [Sent] = []
         var taken = WindowPlace()
+        var bytes = 0
         for offset in Int(replay.position - first)..<state.window.count {
             let sent = state.window[offset]
             guard replay.position + UInt64(entries.count) <= replay.through, entries.count < Replay.batchBound.messages,
-                entries.isEmpty || sent.loggedEnd - replay.place.logged <= Replay.batchBound.loggedBytes
+                entries.isEmpty || bytes + Int(sent.bytes) <= Replay.batchBound.bytes
             else { break }
             entries.append(sent)
+            bytes += Int(sent.bytes)
             taken.logged = sent.loggedEnd - replay.place.logged
             switch sent.held {
             case .message: taken.held += 1
@@ -681,9 +685,14 @@ final class ResumeState: Sendable {
         state.heldBytes += Int(sent.heldBytes)
     }
 
-    /// The client holds every position up to `position`: those leave the window.
-    func acknowledge(_ position: UInt64) {
-        state.withLock { acknowledge(position, in: &$0) }
+    /// The client holds every position up to `position`: those leave the window. Only from
+    /// `writer`, the id's socket: one replaced speaks of positions the id may no longer have
+    /// (after a reset, another epoch's).
+    func acknowledge(_ position: UInt64, from writer: ObjectIdentifier?) {
+        state.withLock { state in
+            guard state.writer == writer else { return }
+            acknowledge(position, in: &state)
+        }
     }
 
     private func acknowledge(_ position: UInt64, in state: inout State) {
@@ -781,6 +790,11 @@ final class ResumeState: Sendable {
         /// Too many positions wait above an open chunked request (4,096, or what the budget can
         /// cover): the connection is closed, the message not dispatched nor its position recorded.
         case tooManyAbove
+        /// From a socket another replaced (it is closing): neither dispatched nor recorded. Its
+        /// client sends it again on the new one, above that one's greeting's `ack`; admitted,
+        /// after a reset a position of the old epoch counted in the new one, and the new
+        /// client's own messages with those positions were dropped as duplicates.
+        case superseded
     }
 
     /// Checks a client position and, unless it is a duplicate, records it, in one step.
@@ -789,8 +803,9 @@ final class ResumeState: Sendable {
     /// position of the chunked request open on the connection; the acknowledgement stays
     /// below it (positions increase, so everything processed meanwhile is above it).
     /// `ack`: the host positions the message acknowledges, applied under the same lock.
-    func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?, acknowledging ack: UInt64? = nil) -> ClientPosition {
+    func admit(_ position: UInt64, isChunk: Bool, openFrom: UInt64?, acknowledging ack: UInt64? = nil, from writer: ObjectIdentifier?) -> ClientPosition {
         state.withLock { state in
+            guard state.writer == writer else { return .superseded }
             if let ack { acknowledge(ack, in: &state) }
             // Nearly always: a whole request, no chunked one open anywhere for the id.
             if !isChunk, openFrom == nil, state.processedAbove.isEmpty {

@@ -37,11 +37,18 @@ struct HandshakePolicy: Sendable {
         self.allowedOrigins = Set(allowedOrigins.compactMap(WebOrigin.init))
     }
 
+    /// One `Host` line whose value is one authority, not a list.
+    private static func hasOneHost(_ headers: HTTPHeaders) -> Bool {
+        let hosts = headers["host"]
+        return hosts.count == 1 && !hosts[0].contains(where: { $0 == "," || $0 == " " || $0 == "\t" })
+    }
+
     func evaluate(_ head: HTTPRequestHead) -> Result<Accepted, Rejected> {
         let headers = head.headers
-        // RFC 6455 §4.2.1: an HTTP/1.1 GET with Host, `Upgrade` listing websocket (among up
-        // to 8 protocols, `UpgradeTokenLimit`), and a nonce of 16 bytes in base64.
-        guard head.method == .GET, head.version.major > 1 || head.version.minor >= 1, !headers["host"].isEmpty,
+        // RFC 6455 §4.2.1: an HTTP/1.1 GET with Host (one, a single value: RFC 9112 §3.2),
+        // `Upgrade` listing websocket (among up to 8 protocols, `UpgradeTokenLimit`), and a
+        // nonce of 16 bytes in base64.
+        guard head.method == .GET, head.version.major > 1 || head.version.minor >= 1, Self.hasOneHost(headers),
               headers[canonicalForm: "connection"].contains(where: { $0.lowercased() == "upgrade" }),
               headers[canonicalForm: "upgrade"].contains(where: { $0.lowercased() == "websocket" }),
               let key = headers["sec-websocket-key"].first, Data(base64Encoded: key)?.count == 16

@@ -55,7 +55,12 @@ extension ClientDirectory {
             }
             return (body(&slots[client, default: newSlot()]), evicted)
         }
-        evicted?.tell(events)
+        // Told only by what evicts (a client arriving): a push may come from a handler that
+        // holds a lock its `clientEvent` takes, and would tell others' events too.
+        if let evicted {
+            evicted.callWaiters()
+            events.tellWaiting()
+        }
         return result
     }
 
@@ -64,14 +69,13 @@ extension ClientDirectory {
         "the host holds \(settings.maxClients) client ids (limits.maxClients), all connected; '\(client)' is not one of them"
     }
 
-    /// An id taken out of the table, with what is told once the lock is released.
+    /// An id taken out of the table (its `.expired` in line), with the callbacks waiting for
+    /// room for it, called once the lock is released.
     struct Forgotten {
-        let client: ClientID
         let waiters: [@Sendable () -> Void]
 
-        func tell(_ events: @Sendable (ClientEvent) -> Void) {
+        func callWaiters() {
             for waiter in waiters { waiter() }
-            events(.expired(client))
         }
     }
 
@@ -87,7 +91,8 @@ extension ClientDirectory {
         slot.buffer.discardAll(.expired)
         slot.resume?.end(counting: .expired)
         awayOrder.withLockedValue { $0.left(client) }
-        return Forgotten(client: client, waiters: slot.waiters)
+        events.enqueue(.expired(client))
+        return Forgotten(waiters: slot.waiters)
     }
 
     /// The id is away from now on, or named again while away: its grace period starts over,
@@ -127,7 +132,8 @@ extension ClientDirectory {
             if let next = awayOrder.withLockedValue({ $0.nextExpiry() }) { scheduleSweep(at: next) }
             return forgotten
         }
-        for id in forgotten { id.tell(events) }
+        for id in forgotten { id.callWaiters() }
+        events.tellWaiting()
     }
 }
 

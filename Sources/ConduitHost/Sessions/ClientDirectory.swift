@@ -101,7 +101,7 @@ public final class ClientDirectory: PushSink, Sendable {
     let settings: HostSettings
     let gracePeriod: TimeAmount
     let timers: any EventLoop
-    let events: @Sendable (ClientEvent) -> Void
+    let events: ClientEventLine
     public let budget: BufferBudget
 
     init(settings: HostSettings, timers: any EventLoop, budget: BufferBudget, events: @escaping @Sendable (ClientEvent) -> Void) {
@@ -109,7 +109,7 @@ public final class ClientDirectory: PushSink, Sendable {
         self.budget = budget
         self.gracePeriod = .nanoseconds(Int64(settings.clientGraceSeconds * 1e9))
         self.timers = timers
-        self.events = events
+        self.events = ClientEventLine(events)
     }
 
     // MARK: Pushes
@@ -251,11 +251,6 @@ public final class ClientDirectory: PushSink, Sendable {
 
     public func isConnected(_ client: ClientID) -> Bool {
         slots.withLockedValue { $0[client]?.isConnected ?? false }
-    }
-
-    /// Whether the host holds state for the id: connected, in grace, or named over IPC.
-    public func holds(_ client: ClientID) -> Bool {
-        slots.withLockedValue { $0[client] != nil }
     }
 
     // MARK: Congestion
@@ -414,6 +409,7 @@ extension ClientDirectory {
                 return nil
             }
             let replaced = install(session, in: &slots[session.client, default: newSlot()])
+            events.enqueue(replaced == nil ? .connected(session.client) : .replaced(session.client))
             let resume = startResume(session.resumeRequest, writer: session, in: &slots[session.client]!)
             // A socket replaced before the last one went may still hand back older messages.
             let buffered = slots[session.client]!.replaced.isEmpty ? slots[session.client]!.buffer.takeAll() : []
@@ -427,12 +423,8 @@ extension ClientDirectory {
         if let resume { session.beginResume(resume.state, resume.greeting) }
         if !buffered.isEmpty { session.sendOnLoop(batch: buffered) }
         queueShrank(for: session.client)
-        if let replaced {
-            replaced.close(code: .normalClosure, reason: "replaced")
-            events(.replaced(session.client))
-        } else {
-            events(.connected(session.client))
-        }
+        replaced?.close(code: .normalClosure, reason: "replaced")
+        events.tellWaiting(untilTold: true)
     }
 
     /// Makes `session` the slot's socket, ending a fallback stream; returns the replaced socket.
@@ -453,10 +445,10 @@ extension ClientDirectory {
 
     /// Cancels `token` among the requests of the id's other sockets, the newest first. Looked
     /// at only for a cancel the socket's own registry did not know.
-    func cancel(_ token: String, of client: ClientID, besides own: CancellationRegistry) -> CancellationRegistry.Cancelled? {
+    func cancel(_ token: String, of client: ClientID, besides own: CancellationRegistry) -> (CancellationRegistry.Cancelled, in: CancellationRegistry)? {
         let registries = slots.withLockedValue { $0[client]?.cancellations ?? [] }
         for registry in registries.reversed() where registry !== own {
-            if let cancelled = registry.cancel(token) { return cancelled }
+            if let cancelled = registry.cancel(token) { return (cancelled, registry) }
         }
         return nil
     }
@@ -500,6 +492,7 @@ extension ClientDirectory {
             if wasCurrent {
                 slot.session = nil
                 slot.draining = false
+                events.enqueue(.disconnected(session.client))
                 if slot.isAway { startGrace(session.client) }
                 if slot.stream == nil { slot.resume?.idle() }
             }
@@ -521,7 +514,7 @@ extension ClientDirectory {
         if let drainInto { drainInto.channel.eventLoop.execute { self.drain(into: drainInto) } }
         // On the socket's loop after what runs there now: a push that closed the socket
         // (the close policy) may come from a handler holding a lock its `clientEvent` takes.
-        if wasCurrent { session.channel.eventLoop.execute { self.events(.disconnected(session.client)) } }
+        if wasCurrent { session.channel.eventLoop.execute { self.events.tellWaiting() } }
     }
 
     /// Puts what `session` had not written back at the front of the id's buffer; a replaced
@@ -565,14 +558,13 @@ extension ClientDirectory {
     /// and nothing kept, for a new id the table has no place for. `cancellations`: the
     /// invoking connection's, which a cancel on the id's socket reaches.
     func touch(_ client: ClientID, cancellations: CancellationRegistry? = nil) -> Bool {
-        let placed = withPlacedSlot(client) { (slot: inout Slot) -> Bool in
+        let placed: Void? = withPlacedSlot(client) { slot in
             if let cancellations { slot.adopt(cancellations) }
             if slot.isAway { startGrace(client) }
-            return slot.announce()
+            if slot.announce() { events.enqueue(.connected(client)) }
         }
-        guard let placed else { return false }
-        if placed { events(.connected(client)) }
-        return true
+        events.tellWaiting(untilTold: true)
+        return placed != nil
     }
 
     /// While paused, ids don't expire: a pause is not a client leaving.
@@ -599,14 +591,15 @@ extension ClientDirectory {
     /// Makes `stream` the id's fallback receiver, ending an older one; `resume` as for a socket.
     /// The caller writes the greeting before the stream's first pump.
     func attach(_ stream: any PushStream, for client: ClientID, resume: ResumeRequest?) -> StreamAttachment {
-        let (attachment, isNew) = withPlacedSlot(client) { slot -> (StreamAttachment, Bool) in
-            guard slot.session == nil else { return (.refused, false) }
+        let attachment = withPlacedSlot(client) { slot -> StreamAttachment in
+            guard slot.session == nil else { return .refused }
             slot.stream?.end()
             slot.stream = stream
             endGrace(client)
-            return (.attached(startResume(resume, writer: stream, in: &slot)?.greeting), slot.announce())
-        } ?? (.noPlace, false)
-        if isNew { events(.connected(client)) }
+            if slot.announce() { events.enqueue(.connected(client)) }
+            return .attached(startResume(resume, writer: stream, in: &slot)?.greeting)
+        } ?? .noPlace
+        events.tellWaiting(untilTold: true)
         if case .attached = attachment { stream.messagesAvailable() }
         return attachment
     }

@@ -77,14 +77,16 @@ extension SessionHandler {
         }
         guard ack != nil || position != nil else { return .dispatch }
         guard let position else {
-            if let ack { resume.acknowledge(ack) }
+            if let ack { resume.acknowledge(ack, from: writerID) }
             let isBareAck = kind == .chunk && route == nil && headers[HeaderName.to] == nil
             return isBareAck ? .consumed : .dispatch
         }
         let isChunk = kind == .chunk
         // A message that completes a request closes the chunked one it may end.
         let openFrom = isChunk || kind.standsAlone ? clientPositions.openChunkFrom : nil
-        switch resume.admit(position, isChunk: isChunk, openFrom: openFrom, acknowledging: ack) {
+        switch resume.admit(position, isChunk: isChunk, openFrom: openFrom, acknowledging: ack, from: writerID) {
+        case .superseded:
+            return .consumed
         case .duplicate:
             // What completes a request came as a duplicate: the request was dispatched on another
             // socket of the id (one replaced, still reading), chunks and all. The chunks this

@@ -84,7 +84,7 @@ final class SessionHandler: ChannelInboundHandler {
     /// A/Bs of CPU time gave 0.01 to 0.07 µs a message (BENCHMARKS.md).
     @exclusivity(unchecked) private(set) var attachedResume: Unmanaged<ResumeState>?
     /// The session as the id's writer (`ResumeState.stamp`), compared without retaining it.
-    @exclusivity(unchecked) private var writerID: ObjectIdentifier?
+    @exclusivity(unchecked) private(set) var writerID: ObjectIdentifier?
     /// The client positions this connection holds and acknowledges (SessionHandler+Resume).
     @exclusivity(unchecked) var clientPositions = ClientPositions()
     /// `writePending` is running: a writability change inside one of its writes must not start
