@@ -39,6 +39,10 @@ final class ClientResume: Sendable {
         var forgottenFor: String?
         /// The last host position reported lost: a greeting that counts it again tells nothing new.
         var lostThrough: UInt64 = 0
+        /// The connect (socket or events stream) that stated `resume` and `epoch` and awaits
+        /// its greeting, and since when.
+        var awaited: (ticket: Int, since: ContinuousClock.Instant)?
+        var lastTicket = 0
 
         /// After a reset the host no longer knows which of ours it processed: sending those
         /// again could run them twice, so only the ones that never went out stay. Once per reset.
@@ -60,12 +64,32 @@ final class ClientResume: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    /// `resume` and `epoch` for a socket URL or the events stream.
-    var query: [(String, String)] {
+    /// `resume` and `epoch` for a socket URL or the events stream, with the ticket `settle`
+    /// takes; nil while another connect's greeting is awaited. Two in flight stated the same
+    /// epoch: when the host no longer held it, the first began a new epoch, and the second
+    /// another, sending the first's messages again with new positions (delivered twice). A
+    /// greeting ends the wait, as does `settle` (its connect failed) or `greetingWait`.
+    func stateForConnect() -> StatedPosition? {
         state.withLockedValue { state in
-            [("resume", "\(state.received)")] + (state.epoch.map { [("epoch", $0)] } ?? [])
+            if let awaited = state.awaited, awaited.since.duration(to: .now) < Self.greetingWait { return nil }
+            state.lastTicket += 1
+            state.awaited = (state.lastTicket, .now)
+            let query = [("resume", "\(state.received)")] + (state.epoch.map { [("epoch", $0)] } ?? [])
+            return StatedPosition(query: query, ticket: state.lastTicket)
         }
     }
+
+    /// A connect that stated its position ended without its greeting being taken in.
+    func settle(_ stated: StatedPosition?) {
+        guard let stated else { return }
+        state.withLockedValue { state in
+            if state.awaited?.ticket == stated.ticket { state.awaited = nil }
+        }
+    }
+
+    /// How long a connect's greeting is waited for before another connect may state its
+    /// position regardless: one that lost track of its ticket must not stop the client for good.
+    static let greetingWait = Duration.seconds(15)
 
     /// Host positions dropped as already delivered.
     var duplicates: Int { state.withLockedValue { $0.duplicates } }
@@ -185,6 +209,7 @@ final class ClientResume: Sendable {
         let reset = headers["reset"] == "true"
         let lost = Self.position("lost", in: headers) ?? 0
         return state.withLockedValue { state in
+            state.awaited = nil
             let hadEpoch = state.epoch != nil
             state.epoch = headers[ResumeHeader.epoch]
             if reset {
@@ -259,4 +284,10 @@ extension ClientResume: CustomDebugStringConvertible {
                 + "kept \(state.kept.first?.position ?? state.nextPosition)..<\(state.nextPosition) (\(state.keptBytes) bytes), sent through \(state.sentThrough)"
         }
     }
+}
+
+/// What a connect stated of the client's position (`ClientResume.stateForConnect`).
+struct StatedPosition: Sendable {
+    let query: [(String, String)]
+    let ticket: Int
 }

@@ -92,7 +92,13 @@ extension Conduit {
             state.attempt = task
             return task
         }
-        try await attempt?.value
+        do {
+            try await attempt?.value
+        } catch {
+            // Cut short by `close()`: whatever it failed with, it ended because of that.
+            try refuseIfClosed()
+            throw error
+        }
     }
 
     /// One attempt: finds the port, opens the socket; `opened` makes it the current one.
@@ -108,20 +114,26 @@ extension Conduit {
         // Closed while it asked for the port: a socket opened now (to be closed at once) would
         // still replace one of the same id that another client opened meanwhile.
         try refuseIfClosed()
+        let stated: StatedPosition? = if let resumption { try await statePosition(resumption) { try self.refuseIfClosed() } } else { nil }
         let callbacks = WebSocketConnection.Callbacks(
             opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
             arrived: { arrival in self.inbound(arrival) },
             failure: { error in self.report(error) },
-            closed: { code, reason in self.socketClosed(generation: generation, code: code, reason: reason) }
+            closed: { code, reason in
+                self.resumption?.settle(stated)
+                self.socketClosed(generation: generation, code: code, reason: reason)
+            }
         )
         do {
             try await WebSocketConnection.open(
-                host: host, port: port, id: id, window: window, key: sharedKey, query: resumption?.query ?? [],
+                host: host, port: port, id: id, window: window, key: sharedKey, query: stated?.query ?? [],
                 timeout: backoff.attemptTimeout, eventLoop: eventLoop, callbacks: callbacks
             )
         } catch let error as ConduitClientError {
+            resumption?.settle(stated)
             throw error
         } catch {
+            resumption?.settle(stated)
             throw ConduitClientError(.connectFailed, "can't connect to \(host):\(port): \(error)")
         }
         try refuseIfClosed()
@@ -272,9 +284,13 @@ extension Conduit {
         state.fallbackSerial += 1
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
-            endpoint: ipc, id: id, query: { [resumption] in resumption?.query ?? [] }, deliver: { arrival in self.deliver(arrival) },
+            endpoint: ipc, id: id, query: { try await self.stateStreamPosition() }, deliver: { arrival in self.deliver(arrival) },
             failure: { error in self.report(error) },
-            streamEnded: { try? await self.releaseHeld(serial, stopping: false).get() }, finished: { self.releaseHeld(serial, stopping: true) }
+            streamEnded: {
+                self.resumption?.settle(self.state.withLockedValue { $0.streamStated })
+                try? await self.releaseHeld(serial, stopping: false).get()
+            },
+            finished: { self.releaseHeld(serial, stopping: true) }
         )
     }
 

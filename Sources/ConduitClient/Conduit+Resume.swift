@@ -24,11 +24,13 @@ extension Conduit {
     }
 
     /// A new socket's greeting, on its event loop: what the host has not processed is sent
-    /// again, in order, from the first position it lacks; new messages follow.
+    /// again, in order, from the first position it lacks; new messages follow. Only the first
+    /// on a socket: a host that greeted again and again, reading nothing, had the whole kept
+    /// log written into the channel each time, without a bound.
     func resendAfter(_ greeting: Message) {
         guard let resumption else { return }
         state.withLockedValue { state in
-            guard let connection = state.connection else { return }
+            guard let connection = state.connection, state.writeCursor == nil else { return }
             state.writeCursor = resumption.firstToSend(after: greeting)
             startDrain(&state, onto: connection, resumption)
         }
@@ -55,13 +57,23 @@ extension Conduit {
     /// the client's loop unread for 3.2 s, and a proxy on that loop forwarded nothing before the
     /// next reset, socket after socket (the many-tasks chaos test's stall).
     static let drainPause = TimeAmount.microseconds(100)
+    static let unsentPoll = TimeAmount.milliseconds(50)
 
     /// On the event loop: writes the kept messages from the socket's cursor with one flush, a
     /// batch at a time, and comes back after `drainPause` while more wait. A reconnect can find
     /// megabytes unacknowledged: written in one go they held the event loop (and the reads,
     /// timers and sockets on it) for seconds in a debug build, and a network that cut the
     /// socket sooner than that let nothing through, ever.
+    ///
+    /// A socket holding `maxUnsentBytes` unwritten takes nothing more until it drains (looked at
+    /// every `unsentPoll`): written regardless, they counted as sent, and a host that
+    /// acknowledged positions it never read let the client take and write more without end.
     private func drain(onto connection: WebSocketConnection, _ resumption: ClientResume) {
+        guard connection.takesMore else {
+            guard connection.channel.isActive else { return }
+            connection.channel.eventLoop.scheduleTask(in: Self.unsentPoll) { self.drain(onto: connection, resumption) }
+            return
+        }
         let batch = state.withLockedValue { state -> (messages: [Message], next: UInt64, isAll: Bool)? in
             // A later socket has its own drain.
             guard state.connection === connection, let cursor = state.writeCursor else { return nil }
@@ -80,12 +92,39 @@ extension Conduit {
         if !batch.isAll { connection.channel.eventLoop.scheduleTask(in: Self.drainPause) { self.drain(onto: connection, resumption) } }
     }
 
+    /// Waits until a connect may state the client's position (`ClientResume.stateForConnect`):
+    /// rarely long, so looked at again every few milliseconds; `giveUp` throws to stop waiting.
+    func statePosition(_ resumption: ClientResume, giveUp: () throws -> Void) async throws -> StatedPosition {
+        while true {
+            try giveUp()
+            if let stated = resumption.stateForConnect() { return stated }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// The events stream's `resume` and `epoch`; it skips its turn (throws) once the socket is
+    /// open or the client closed: a socket that waited for this stream's greeting would wait on.
+    func stateStreamPosition() async throws -> [(String, String)] {
+        guard let resumption else { return [] }
+        let stated = try await statePosition(resumption) {
+            guard state.withLockedValue({ $0.connection == nil && !$0.isClosed }) else { throw CancellationError() }
+        }
+        state.withLockedValue { $0.streamStated = stated }
+        return stated.query
+    }
+
     /// Acknowledges delivered host positions every 32 messages, or 200 ms after the first owed.
     /// A host that reads nothing while it sends got one acknowledgement per 32 messages, each
     /// kept by the channel without bound: while the socket takes no more, the acknowledgement
     /// waits (checked every 200 ms) and goes out once, saying everything delivered meanwhile.
+    /// Without a socket, or before its greeting, it waits too: handed on then, it was dropped
+    /// and counted as sent, and the host kept what it covered until something else was owed.
     func acknowledgeWhenDue(_ resumption: ClientResume, force: Bool = false) {
-        let socketTakesMore = state.withLockedValue { $0.connection?.channel.isWritable ?? true }
+        let socket = state.withLockedValue { state -> Bool? in
+            // While a stream is read the socket's greeting is held: not taken in yet.
+            state.isClosed ? nil : state.writeCursor != nil && state.fallback == nil && state.connection?.channel.isWritable == true
+        }
+        guard let socketTakesMore = socket else { return }
         switch resumption.dueAck(force: force, socketTakesMore: socketTakesMore) {
         case .now(let ack): sendAcknowledgement(ack)
         case .later: eventLoop.scheduleTask(in: ClientResume.ackWithin) { self.acknowledgeWhenDue(resumption, force: true) }

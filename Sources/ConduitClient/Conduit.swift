@@ -230,10 +230,11 @@ public final class Conduit: Sendable {
     /// pending requests fail with `closed`; the `receive` handler is let go (nothing more
     /// reaches it); event streams end after the `close` event.
     public func close() {
-        let (connection, reconnecting, fallback, ended) = state.withLockedValue { state in
+        let (connection, reconnecting, attempt, fallback, ended) = state.withLockedValue { state in
             defer {
                 state.phase = .closed
                 state.reconnecting = nil
+                state.attempt = nil
                 state.fallback = nil
                 state.held = HeldArrivals()
                 // Let go of, as the JS client does: a handler that captured this client kept it
@@ -242,10 +243,13 @@ public final class Conduit: Sendable {
             }
             // With a socket, the streams end after its close event.
             let ended = state.connection == nil ? state.takeSubscribers() : []
-            return (state.connection, state.reconnecting, state.fallback, ended)
+            return (state.connection, state.reconnecting, state.attempt, state.fallback, ended)
         }
         for subscriber in ended { subscriber.finish() }
         reconnecting?.cancel()
+        // A connect asking IPC for the port ends now, not once the host answers or IPC's
+        // timeout (60 s) passes.
+        attempt?.cancel()
         fallback?.cancel()
         pending.failAll(ConduitClientError(.closed, "the client was closed"))
         connection?.close()

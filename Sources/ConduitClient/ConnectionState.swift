@@ -45,6 +45,8 @@ struct ConnectionState: Sendable {
     var writeCursor: UInt64?
     /// Resume: a drain of the kept log onto the socket is queued or running.
     var isDraining = false
+    /// Resume: what the current events stream stated, settled when it ends.
+    var streamStated: StatedPosition?
 
     var connection: WebSocketConnection? {
         if case .open(let connection) = phase { return connection }

@@ -18,9 +18,11 @@ final class FallbackReceiver: Sendable {
     /// Starts reading; `deliver` gets each message (or one dropped) in order, `failure` what
     /// does not decode (as on the socket: reported, and the stream read on), `streamEnded` is
     /// awaited after each stream (before the next is asked for), `finished` called once at the end.
-    /// `query`: resume's parameters, asked anew for every stream.
+    /// `query`: resume's parameters, asked anew for every stream (it may wait, or throw to
+    /// skip this stream).
     init(
-        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () -> [(String, String)], deliver: @escaping @Sendable (Arrival) -> Void,
+        endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () async throws -> [(String, String)],
+        deliver: @escaping @Sendable (Arrival) -> Void,
         failure: @escaping @Sendable (ConduitClientError) -> Void, streamEnded: @escaping @Sendable () async -> Void,
         finished: @escaping @Sendable () -> Void
     ) {
@@ -31,7 +33,7 @@ final class FallbackReceiver: Sendable {
                 // it ended the stream, and the next one, asked from the same position, brought it again.
                 var joiner = PartJoiner()
                 do {
-                    try await endpoint.frames(for: id, query: query()) { frame in
+                    try await endpoint.frames(for: id, query: await query()) { frame in
                         switch frame {
                         case .success(let part):
                             if let arrival = joiner.add(part) { deliver(arrival) }

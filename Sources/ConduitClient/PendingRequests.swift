@@ -32,9 +32,12 @@ final class PendingRequests: Sendable {
     private let state = NIOLockedValueBox(State())
     private let prefix: String
 
-    /// `prefix` keeps generated tokens apart from the ones a caller puts on `send`.
+    /// `prefix` keeps generated tokens apart from the ones a caller puts on `send`; the random
+    /// part keeps them apart from another instance's on the same id. Counted from 1 in every
+    /// instance, a reply the host carried from a closed instance to the next (unacknowledged,
+    /// SPEC §9) had the token of the new instance's first request and answered it.
     init(prefix: String = "r.") {
-        self.prefix = prefix
+        self.prefix = prefix + String(UInt32.random(in: .min ... .max), radix: 36) + "."
     }
 
     /// A new token, registered before the request goes out so a fast reply can't be missed;

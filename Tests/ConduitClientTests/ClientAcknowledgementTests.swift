@@ -14,15 +14,11 @@ import Testing
 struct StaleAckTests {
     @Test func noAcknowledgementGoesOutOnASocketBeforeItsGreeting() async throws {
         let fake = try await FakeWebSocketHost.start()
-        let conduit = fake.resumingClient(id: "stale-ack")
-        let delivered = Atomic<Int>(0)
-        conduit.receive { _ in delivered.add(1, ordering: .relaxed) }
-        try await conduit.connect()
-        let first = try await fake.socket(0)
+        let (conduit, first, delivered) = try await fake.connectedResumingClient(id: "stale-ack")
         try await first.greet(reset: true)
         // Three positions: fewer than 32, so their acknowledgement waits for its 200 ms timer.
         for position in 1...3 { try await first.send(["route": "push", "pos": "\(position)"]) }
-        try await waitUntil { delivered.load(ordering: .relaxed) == 3 }
+        try await waitUntil { delivered.value == 3 }
         try await first.close()
 
         let second = try await fake.socket(1)
@@ -38,6 +34,73 @@ struct StaleAckTests {
         try await fake.stop()
     }
 }
+
+    /// An acknowledgement due before the socket's greeting (positions that came over the
+    /// events stream meanwhile, here sent early by the fake) was counted as sent and dropped:
+    /// the host heard of them only once something else was owed. It goes out after the greeting.
+    @Test func anAcknowledgementDueBeforeTheGreetingGoesOutAfterIt() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let (conduit, socket, delivered) = try await fake.connectedResumingClient(id: "early-ack")
+        try await socket.send(["route": "push", "pos": "1"])
+        try await waitUntil { delivered.value == 1 }
+        // Past the acknowledgement's 200 ms.
+        try await Task.sleep(for: .milliseconds(600))
+        try await socket.greet()
+        try await waitUntil { socket.received.withLockedValue { $0.contains { $0.headers["ack"] == "1" } } }
+        conduit.close()
+        try await fake.stop()
+    }
+
+    /// The events stream and the next socket each stated the epoch the client had, both in
+    /// flight at once: a host that no longer held it gave the first a new epoch, and the
+    /// second another, sending the first's messages again with new positions (delivered
+    /// twice). A socket now states its position only once the stream's greeting is in.
+    @Test func aSocketWaitsForTheStreamsGreetingBeforeItStatesAnEpoch() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let ipc = try await FakeIPCHost.start(socketPort: fake.port)
+        let conduit = Conduit(
+            id: "one-epoch", address: HostAddress(port: fake.port, ipcPort: ipc.port, sharedKey: "fake-host-key"),
+            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        let delivered = Deliveries()
+        conduit.receive { _ in delivered.count.add(1, ordering: .relaxed) }
+        try await conduit.connect()
+        let first = try await fake.socket(0)
+        try await first.greet(reset: true)
+        try await first.send(["route": "push", "pos": "1"])
+        try await waitUntil { delivered.value == 1 }
+        try await first.close()
+        #expect(try await ipc.streamTarget(0).contains("epoch=e1"))
+        // Time for a reconnect to come, were it to come now.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(fake.upgradeTargets.count == 1, "a socket stated a position beside the stream's: \(fake.upgradeTargets)")
+        try await ipc.greetStream(0, epoch: "e2")
+        try await waitUntil { fake.upgradeTargets.count == 2 }
+        #expect(fake.upgradeTargets[1].contains("epoch=e2"), "\(fake.upgradeTargets[1])")
+        conduit.close()
+        try await ipc.stop()
+        try await fake.stop()
+    }
+
+    /// A second greeting on one socket (only a broken host sends one) had the client write its
+    /// whole kept log again: a host that greeted again and again, reading nothing, had it piled
+    /// into the channel each time, without a bound.
+    @Test func aSecondGreetingOnASocketSendsNothingAgain() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let (conduit, socket, delivered) = try await fake.connectedResumingClient(id: "greeted-twice")
+        try await socket.greet()
+        for n in 1...3 { #expect(try conduit.send(["route": "work", "n": "\(n)"])) }
+        try await waitUntil { socket.received.withLockedValue { $0.count } == 3 }
+        try await socket.greet()
+        // Delivered after the greeting was taken in.
+        try await socket.send(["route": "push", "pos": "1"])
+        try await waitUntil { delivered.value == 1 }
+        #expect(try conduit.send(["route": "work", "n": "4"]))
+        try await waitUntil { socket.received.withLockedValue { $0.contains { $0.headers["n"] == "4" } } }
+        let positions = socket.received.withLockedValue { $0.compactMap { $0.headers["pos"] } }
+        #expect(positions == ["1", "2", "3", "4"])
+        conduit.close()
+        try await fake.stop()
+    }
 
 /// An acknowledgement above every position the client sent (a host's mistake) released the
 /// messages still waiting to go out: they were never sent, and nothing told the application.

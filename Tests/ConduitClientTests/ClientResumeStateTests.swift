@@ -98,7 +98,7 @@ extension ClientResumeStateTests {
         let resume = ClientResume()
         _ = resume.admit(Message(headers: ["route": "x", "pos": "1"]))
         #expect(resume.admitDropped(lastPart: ["route": "big", "pos": "3"]))
-        #expect(resume.query.first?.1 == "3", "a reconnect asks for what follows it")
+        #expect(resume.stateForConnect()?.query.first?.1 == "3", "a reconnect asks for what follows it")
         guard case .now(let ack) = resume.dueAck(force: true, socketTakesMore: true) else {
             Issue.record("its position is acknowledged")
             return

@@ -43,8 +43,8 @@ struct ConnectTests {
         }
     }
 
-    /// Tokens are predictable (`r.1`, `r.2`, …): another client with the key relayed a message
-    /// with the token of a request in flight, and `request` returned it as the reply. A relay
+    /// Another client with the key relayed a message with the token of a request in flight
+    /// (tokens were predictable, `r.1`, `r.2`, …), and `request` returned it as the reply. A relay
     /// (the host's `from`, no `route`) is never a reply; it reaches the receive handler.
     @Test func aRelayCarryingARequestsTokenIsNotItsReply() async throws {
         let yaml = "routes:\n  - route: silent\n    handler: silent\n  - route: echo\n    handler: echo\n"
@@ -55,9 +55,10 @@ struct ConnectTests {
             // In flight until the close below: timed out first, it was cancelled, and the silent
             // handler's notice of the cancel reached the receive handler before the relay.
             let asked = Task { try await conduit.request(route: "silent", timeout: .seconds(600)) }
-            try await waitUntil { host.host.registry.lookup("silent")?.stats.snapshot.requests == 1 }
+            try await waitUntil { SilentHandler.tokens.withLock { $0["victim"] } != nil }
+            let token = try #require(SilentHandler.tokens.withLock { $0["victim"] })
             let other = try await host.connect(client: "forger")
-            try await other.send(["to": "victim", "token": "r.1"], payload: Array("forged".utf8))
+            try await other.send(["to": "victim", "token": token], payload: Array("forged".utf8))
             try await recorder.waitForMessages(1)
             #expect(recorder.messages[0].headers["from"] == "forger", "\(recorder.messages.map(\.headers))")
             conduit.close()

@@ -9,6 +9,21 @@ import Testing
 /// getSharedKey, setSharedKey.
 @Suite("Client: control plane", .serialized, .timeLimit(.minutes(1)))
 struct ControlPlaneTests {
+    /// `close()` left a connect asking IPC for the port waiting for the answer, or for IPC's
+    /// timeout (60 s): it ends the connect at once, with `.closed`.
+    @Test func closeEndsAConnectAskingIPCForThePort() async throws {
+        let silent = try await SilentTCPServer.start()
+        let conduit = Conduit(id: "closed-asking", address: HostAddress(ipcPort: silent.port, sharedKey: "silent-key"))
+        let connecting = Task { try await conduit.connect() }
+        try await Task.sleep(for: .milliseconds(300))
+        let closed = ContinuousClock.now
+        conduit.close()
+        let error = await #expect(throws: ConduitClientError.self) { try await connecting.value }
+        #expect(error?.code == .closed, "\(String(describing: error))")
+        #expect(closed.duration(to: .now) < .seconds(20), "the connect ended \(closed.duration(to: .now)) after close()")
+        try await silent.stop()
+    }
+
     /// A listener that takes the connection and never answers held every IPC call forever
     /// (a status, an invocation over the fallback, the events stream's head).
     @Test func aListenerThatNeverAnswersFailsEveryCallInTime() async throws {

@@ -74,7 +74,9 @@ struct FallbackDeliveryTests {
             let reply = try #require(recorder.messages.first { $0.headers.correlation?.value == "over-ipc" })
             #expect(reply.headers["pos"] == nil && reply.headers["ack"] == nil, "\(reply.headers)")
             try await ipc.start()
-            try await waitUntil(timeout: .seconds(20)) { recorder.messages.filter { $0.headers["n"] != nil }.count == kept }
+            // Generous: 4 MiB sent again and echoed, on event loops a full run keeps busy (it
+            // took 28–43 s of the test's time there, 0.5–1 s alone; 20 s was once too few).
+            try await waitUntil(timeout: .seconds(60)) { recorder.messages.filter { $0.headers["n"] != nil }.count == kept }
             #expect(recorder.messages.compactMap { $0.headers["n"] } == (0..<kept).map(String.init))
             #expect(recorder.count { if case .resumeReset = $0 { true } else { false } } == 0, "the reconnect reset the id")
             conduit.close()

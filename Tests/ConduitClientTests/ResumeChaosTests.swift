@@ -27,6 +27,18 @@ struct ResumeChaosTests {
         """
     static let catalog = HandlerCatalog.clientTests + [DispatchTally.kind, HandlerKind(UDPHandler.self, name: "udp")]
 
+    /// The first connect, tried again when its upgrade takes longer than the client's 10 s: at
+    /// the start of a full run, with every suite starting at once, one did.
+    static func connectFirst(_ conduit: Conduit) async throws {
+        for attempt in 1...3 {
+            do {
+                return try await conduit.connect()
+            } catch where attempt < 3 {
+                print("chaos: the first connect failed (\(error)); trying again")
+            }
+        }
+    }
+
     @Test func exactlyOnceThroughResetsReplacementsAndUDP() async throws {
         let pushes = try longRunSize("CONDUIT_CHAOS_PUSHES", default: 2000)
         let datagrams = try longRunSize("CONDUIT_CHAOS_DATAGRAMS", default: 1000)
@@ -38,7 +50,7 @@ struct ResumeChaosTests {
                 id: "chaotic", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
                 backoff: Backoff(retries: 1000, initialDelay: .milliseconds(10), maxDelay: .milliseconds(100)), resume: true)
             let recorder = Recorder(conduit)
-            try await conduit.connect()
+            try await Self.connectFirst(conduit)
 
             let udpPort = try await Self.bindAndRead(conduit)
             let peer = try await UDPPeer()
@@ -64,7 +76,12 @@ struct ResumeChaosTests {
                     // socket, and more in flight while the host's loop stalls would be lost
                     // before the host saw them (the network's loss, not the host's).
                     if n % 200 == 0 {
-                        try await waitUntil(timeout: .seconds(60)) { (host.client("chaotic")?.pushes ?? 0) - pushedByTest.withLockedValue({ $0 }) >= n }
+                        do {
+                            try await waitUntil(timeout: .seconds(60)) { (host.client("chaotic")?.pushes ?? 0) - pushedByTest.withLockedValue({ $0 }) >= n }
+                        } catch {
+                            print("chaos: the host pushed \((host.client("chaotic")?.pushes ?? 0) - pushedByTest.withLockedValue({ $0 })) of \(n) datagrams; the host: \(host.client("chaotic") as Any)")
+                            throw error
+                        }
                     }
                 }
             }
@@ -153,7 +170,7 @@ struct ResumeChaosTests {
                 id: "many-tasks", address: HostAddress(port: proxy.port, ipcPort: nil, sharedKey: host.sharedKey),
                 backoff: Backoff(retries: 1000, initialDelay: .milliseconds(1), maxDelay: .milliseconds(20)), resume: true)
             let recorder = Recorder(conduit)
-            try await conduit.connect()
+            try await Self.connectFirst(conduit)
             let cutCount = NIOLockedValueBox(0)
             let requesters = (0..<tasks).map { task in
                 Task {

@@ -144,4 +144,40 @@ struct UnreadingHostTests {
         conduit.close()
         try await fake.stop()
     }
+
+    /// Resume's kept messages were written whatever the socket held unwritten, each counted as
+    /// sent: a host that read nothing and acknowledged what it was sent let the client take and
+    /// write window after window (about 4 MiB each here), without end. Past 8 MiB unwritten
+    /// they wait in the window, which fills, and go out once the socket drains; none is lost.
+    @Test func aHostAcknowledgingWhatItNeverReadGetsNoMoreThanTheUnsentBound() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let (conduit, socket, _) = try await fake.connectedResumingClient(id: "acked-unread")
+        try await socket.greet()
+        try await socket.channel.setOption(.autoRead, value: false).get()
+        let resumption = try #require(conduit.resumption)
+        let connection = try #require(conduit.state.withLockedValue { $0.connection })
+        // Under the fake's largest frame (16 KiB).
+        let payload = ByteBuffer(repeating: 1, count: 12_000)
+        var accepted = 0
+        var acknowledged: UInt64 = 0
+        for _ in 0..<12 {
+            while try conduit.send(["route": "fill"], payload: payload) { accepted += 1 }
+            // The drain's turn: what it writes counts as sent.
+            try await Task.sleep(for: .milliseconds(300))
+            let sent = resumption.sentThrough
+            guard sent > acknowledged else { break }
+            acknowledged = sent
+            try await socket.send(["route": ResumeHeader.ackRoute, "ack": "\(sent)"])
+            try await waitUntil { try conduit.send(["route": "fill"], payload: payload) }
+            accepted += 1
+        }
+        let unwritten = try await connection.channel.getOption(.bufferedWritableBytes).get()
+        #expect(unwritten <= WebSocketConnection.maxUnsentBytes + (1 << 20), "\(unwritten) bytes unwritten")
+        try await socket.channel.setOption(.autoRead, value: true).get()
+        try await waitUntil(timeout: .seconds(60)) { [accepted] in socket.received.withLockedValue { $0.count } == accepted }
+        let positions = socket.received.withLockedValue { $0.compactMap { $0.headers["pos"].flatMap { Int($0) } } }
+        #expect(positions == Array(1...accepted))
+        conduit.close()
+        try await fake.stop()
+    }
 }

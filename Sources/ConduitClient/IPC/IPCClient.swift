@@ -93,6 +93,7 @@ public struct IPCClient: Sendable {
                 while let frame = try Self.nextFrame(from: &pending) {
                     guard try await receive(frame) else { return false }
                 }
+                pending.discardReadBytes()
             case .end:
                 return false
             }
@@ -102,7 +103,10 @@ public struct IPCClient: Sendable {
     }
 
     /// One framed message (uint32 BE length, encoded message) off the front of `buffer`, or
-    /// why its bytes do not decode.
+    /// why its bytes do not decode. The message holds a copy of its own bytes: as a view of
+    /// `buffer`'s, each one kept a whole chunk's storage alive (a 30-byte message held in
+    /// `events()`, bounded by its size, kept 64 KiB), and the storage was copied whole for
+    /// every message read.
     static func nextFrame(from buffer: inout ByteBuffer) throws(IPCClientError) -> Result<Message, WireError>? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         // A length no message has (a broken stream) is an error, not 4 GB to wait for.
@@ -110,9 +114,8 @@ public struct IPCClient: Sendable {
             throw IPCClientError(status: nil, message: "the events stream announced a message of \(length) bytes; none is over \(WireLimits.maxEncodedBytes)")
         }
         guard buffer.readableBytes >= 4 + Int(length) else { return nil }
-        buffer.moveReaderIndex(forwardBy: 4)
-        let frame = buffer.readSlice(length: Int(length))!
-        buffer.discardReadBytes()
+        let frame = ByteBuffer(bytes: buffer.readableBytesView.dropFirst(4).prefix(Int(length)))
+        buffer.moveReaderIndex(forwardBy: 4 + Int(length))
         return Result { () throws(WireError) in try Message(decoding: frame) }
     }
 

@@ -93,9 +93,16 @@ final class WebSocketConnection: Sendable {
 
     /// Writes one part, without the flush: resume's kept messages, numbered, split and checked
     /// when they were kept, several in a row (`send` would check, split and collect each again).
+    /// Counted as `send`'s are, for `takesMore`.
     func write(part: Message) throws(WireError) {
-        channel.write(try frame(part), promise: nil)
+        let frame = try frame(part)
+        let bytes = frame.data.readableBytes
+        unsentBytes.add(bytes, ordering: .relaxed)
+        channel.write(frame).whenComplete { _ in self.unsentBytes.subtract(bytes, ordering: .relaxed) }
     }
+
+    /// Fewer than `maxUnsentBytes` wait to be written.
+    var takesMore: Bool { unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes }
 
     func flush() {
         channel.flush()

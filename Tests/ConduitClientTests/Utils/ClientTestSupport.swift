@@ -54,9 +54,16 @@ final class Recorder: Sendable {
 
     func count(_ predicate: (ConduitEvent) -> Bool) -> Int { events.filter(predicate).count }
 
-    /// Waits until `predicate` has matched `times` events in all.
+    /// Waits until `predicate` has matched `times` events in all. Generous: the resume chaos
+    /// test waits here after each disruption, in a loaded full run; on a timeout it says what
+    /// the client saw last.
     func waitFor(_ times: Int = 1, _ predicate: @escaping @Sendable (ConduitEvent) -> Bool) async throws {
-        try await waitUntil(timeout: .seconds(20)) { self.count(predicate) >= times }
+        do {
+            try await waitUntil(timeout: .seconds(60)) { self.count(predicate) >= times }
+        } catch {
+            print("waited in vain for \(times) matching events (\(count(predicate)) came); the last events: \(events.filter { if case .message = $0 { false } else { true } }.suffix(12))")
+            throw error
+        }
     }
 
     func waitForMessages(_ count: Int) async throws {

@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import Synchronization
 
 /// A scripted stand-in for the host, for what the real one never does on cue (a greeting held
 /// back): a WebSocket listener that upgrades every request and hands each socket to the test,
@@ -15,17 +16,27 @@ final class FakeWebSocketHost: Sendable {
     private let server: any Channel
     /// Every socket opened, in order.
     private let opened: NIOLockedValueBox<[FakeSocket]>
+    /// Each upgrade's request target, in order.
+    private let targets: NIOLockedValueBox<[String]>
 
-    private init(server: any Channel, opened: NIOLockedValueBox<[FakeSocket]>) {
+    private init(server: any Channel, opened: NIOLockedValueBox<[FakeSocket]>, targets: NIOLockedValueBox<[String]>) {
         self.server = server
         self.port = server.localAddress?.port ?? 0
         self.opened = opened
+        self.targets = targets
     }
+
+    /// The request targets of the upgrades so far.
+    var upgradeTargets: [String] { targets.withLockedValue { $0 } }
 
     static func start(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> FakeWebSocketHost {
         let opened = NIOLockedValueBox<[FakeSocket]>([])
+        let targets = NIOLockedValueBox<[String]>([])
         let upgrader = NIOWebSocketServerUpgrader(
-            shouldUpgrade: { channel, _ in channel.eventLoop.makeSucceededFuture([:]) },
+            shouldUpgrade: { channel, head in
+                targets.withLockedValue { $0.append(head.uri) }
+                return channel.eventLoop.makeSucceededFuture([:])
+            },
             upgradePipelineHandler: { channel, _ in
                 channel.eventLoop.makeCompletedFuture {
                     let socket = FakeSocket(channel: channel)
@@ -40,7 +51,7 @@ final class FakeWebSocketHost: Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return FakeWebSocketHost(server: server, opened: opened)
+        return FakeWebSocketHost(server: server, opened: opened, targets: targets)
     }
 
     /// The `index`th socket a client opened (from 0), once it is open.
@@ -56,9 +67,24 @@ final class FakeWebSocketHost: Sendable {
             backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
     }
 
+    /// A resuming client of this host, connected, its socket, and how many messages it delivered.
+    func connectedResumingClient(id: String) async throws -> (Conduit, FakeSocket, Deliveries) {
+        let conduit = resumingClient(id: id)
+        let delivered = Deliveries()
+        conduit.receive { _ in delivered.count.add(1, ordering: .relaxed) }
+        try await conduit.connect()
+        return (conduit, try await socket(0), delivered)
+    }
+
     func stop() async throws {
         try await server.close()
     }
+}
+
+/// Messages a client handed to its receive handler.
+final class Deliveries: Sendable {
+    let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
 }
 
 /// One upgraded socket of the fake host.
