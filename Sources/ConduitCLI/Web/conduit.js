@@ -35,7 +35,10 @@ const MAX_VALUE_BYTES = 0xffff
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
 
-/** A codec error: `code` is `truncated`, `trailing-bytes`, `invalid-utf8`, `limit`, or `text` (a text frame). */
+/**
+ * A codec error: `code` is `truncated`, `trailing-bytes`, `invalid-utf8`, `limit`, `text` (a text
+ * frame), or `position` (resume: a host position that skipped ahead).
+ */
 export class ConduitCodecError extends Error {
   constructor (code, message) {
     super(message)
@@ -272,14 +275,21 @@ export class ResumeState {
   /** Every host position up to this one was delivered. */
   received = 0
   #nextPosition = 1
-  /** `{ position, frame, sent }` until the host acknowledges them. */
+  /** `{ position, frame, sent }` until the host acknowledges them (`sent`: it went out on a socket). */
   #kept = []
   #keptBytes = 0
+  /** The index in `#kept` of the first not yet written on the current socket: found by a scan,
+   * each send cost a look at every message kept (30,000 sends in a burst took 6.4 s, 0.4 without resume). */
+  #nextToSend = 0
   #owed = 0
   #lastAckSent = 0
   #forgottenFor = undefined
   /** The last host position reported lost: a greeting that counts it again tells nothing new. */
   #lostThrough = 0
+  /** The position of the last part of a message still coming, since the last greeting. */
+  #partsThrough = 0
+  /** Frames that did not decode since the last position taken: each may have had the next one. */
+  #undecoded = 0
   duplicates = 0
 
   /** `resume` and `epoch` for a socket URL or the events stream. */
@@ -308,6 +318,7 @@ export class ResumeState {
     const count = this.#kept.findIndex((kept) => kept.position > position || !kept.sent)
     const done = this.#kept.splice(0, count < 0 ? this.#kept.length : count)
     for (const kept of done) this.#keptBytes -= kept.frame.byteLength
+    this.#nextToSend = Math.max(0, this.#nextToSend - done.length)
   }
 
   /** After a reset the host no longer knows which of ours it processed: only those that never went out stay. */
@@ -316,19 +327,23 @@ export class ResumeState {
     this.#forgottenFor = epoch
     this.#kept = this.#kept.filter((kept) => !kept.sent)
     this.#keptBytes = this.#kept.reduce((sum, kept) => sum + kept.frame.byteLength, 0)
+    this.#nextToSend = 0
   }
 
-  /** What to send again on a new socket, in order, after its greeting. */
+  /** What to send again on a new socket, in order, after its greeting: from now on `nextToSend()` gives it. */
   resend (greeting) {
     if (greeting.options.reset === true) this.#forgetSent(String(greeting.options.epoch))
     else this.acknowledged(positionOf(greeting.options.ack) ?? 0)
+    this.#nextToSend = 0
     return this.#kept
   }
 
   /**
    * What to make of a message from the host, or of one part of a split one, in delivery order
    * and before parts are joined: `{ deliver }` (positions taken off), `{ greeting: { reset,
-   * lost } }`, `{ duplicate: true }` or `{}` (an acknowledgement). A message's last part
+   * lost } }`, `{ duplicate: true }`, `{ gap: { expected, position } }` (a position past the next
+   * one that no greeting said was lost: taken, it made every position below it a "duplicate",
+   * dropped unseen) or `{}` (an acknowledgement). A message's last part
    * receives it, whether the joiner then delivers it or drops it (too big, a part that does not
    * decode): a dropped message left unreceived held the acknowledgement below it until the next
    * one, a reconnect meanwhile asked for it and its error came again, as did a copy's. Earlier
@@ -347,9 +362,15 @@ export class ResumeState {
       if (last) this.duplicates++
       return { duplicate: true }
     }
+    // SPEC §9: positions follow one another; only those a greeting counted lost may be missing.
+    const expected = Math.max(this.received, this.#lostThrough, this.#partsThrough) + 1 + this.#undecoded
+    if (position > expected) return { gap: { expected, position } }
+    this.#undecoded = 0
     if (last) {
       this.received = position
       this.#owed++
+    } else {
+      this.#partsThrough = position
     }
     // `pos` and `ack` are the connection's: they never reach the application.
     const headers = message.headers.filter(([name]) => name !== 'pos' && name !== 'ack')
@@ -361,6 +382,9 @@ export class ResumeState {
     const reset = message.options.reset === true
     const hadEpoch = this.epoch !== undefined
     this.epoch = String(message.options.epoch)
+    // A message in parts on the last connection is sent again whole.
+    this.#partsThrough = 0
+    this.#undecoded = 0
     const lost = positionOf(message.options.lost) ?? 0
     if (reset) {
       this.received = 0
@@ -378,6 +402,11 @@ export class ResumeState {
     return { reset: false, lost: news }
   }
 
+  /** A frame from the host did not decode: its position, if it had one, is not known. */
+  undecoded () {
+    this.#undecoded++
+  }
+
   /** `'now'` (then `ackFrame()`), `'later'` (schedule it) or `'no'`. */
   ackDue () {
     if (this.received <= this.#lastAckSent) return 'no'
@@ -391,14 +420,15 @@ export class ResumeState {
     return encode([['ack', String(this.received)]])
   }
 
-  markSent (kept) {
-    for (const entry of kept) entry.sent = true
+  /** The next kept message to write on the current socket (in order), if any. */
+  nextToSend () {
+    return this.#kept[this.#nextToSend]
   }
 
-  /** What is kept and has not gone out yet (the newest: messages go out in order). */
-  unsent () {
-    const first = this.#kept.findIndex((kept) => !kept.sent)
-    return first < 0 ? [] : this.#kept.slice(first)
+  /** `kept`, the next ones `nextToSend()` gave, were written on the current socket. */
+  markSent (kept) {
+    for (const entry of kept) entry.sent = true
+    this.#nextToSend += kept.length
   }
 }
 
@@ -495,6 +525,9 @@ const served = (() => {
 })()
 const runtimeArgs = globalThis.__args?.conduit ?? {}
 
+/** How often a resuming socket that holds 8 MiB unsent is asked whether it takes more. */
+const DRAIN_POLL_MS = 50
+
 /** A socket open this long was a success: the reconnect backoff starts over. */
 const STABLE_SOCKET_MS = 5000
 
@@ -510,6 +543,20 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 const timerFor = (what, ms, fire) => {
   if (typeof ms !== 'number' || !(ms >= 0)) throw new TypeError(`${what} must be a number of ms from 0 on (Infinity: none), not ${String(ms)}`)
   return ms <= MAX_TIMER_MS ? setTimeout(fire, ms) : undefined
+}
+
+/**
+ * `reconnect` options with their defaults, or a `TypeError` naming the bad one. The constructor
+ * checks them too: refused only by each automatic reconnect, they kept the socket down unseen.
+ */
+function reconnectSettings (options) {
+  const shown = (value) => typeof value === 'string' ? `'${value}'` : String(value)
+  if (options !== undefined && options !== null && typeof options !== 'object') throw new TypeError(`reconnect: options are { retries, timeout, attemptTimeout }, not ${shown(options)}`)
+  const { retries = 32, timeout = 500, attemptTimeout = 10_000 } = options ?? {}
+  if (typeof retries !== 'number' || !(retries >= 0)) throw new TypeError(`reconnect.retries must be a number from 0 on, not ${shown(retries)}`)
+  if (typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMER_MS)) throw new TypeError(`reconnect.timeout must be a number of ms from 0 to ${MAX_TIMER_MS}, not ${shown(timeout)}`)
+  if (typeof attemptTimeout !== 'number' || !(attemptTimeout > 0 && attemptTimeout <= MAX_TIMER_MS)) throw new TypeError(`reconnect.attemptTimeout must be a number of ms above 0, at most ${MAX_TIMER_MS}, not ${shown(attemptTimeout)}`)
+  return { retries, timeout, attemptTimeout }
 }
 
 /** The wait after `failed` failed attempts: about `timeout` ms doubling, at most 30 s, with jitter. */
@@ -657,6 +704,11 @@ export class Conduit extends EventTarget {
   #closing = new AbortController()
   /** `request()`s waiting for their reply, by token: `{ reply(message), fail(error) }`. */
   #pending = new Map()
+  /**
+   * `request()` tokens are `js.<this prefix>.<n>`: random per instance, as a page reloaded on the
+   * same id (with resume) was handed the last instance's unacknowledged reply to `js.1` for its own.
+   */
+  #tokenPrefix = crypto.getRandomValues(new Uint32Array(1))[0].toString(36)
   #lastToken = 0
   /** Tokens of requests that ended before the host's last answer: what it still sends with
    * one is swallowed (the newest 256). */
@@ -666,6 +718,10 @@ export class Conduit extends EventTarget {
   /** Resume: the socket's greeting was answered, so new messages may follow on it. */
   #resumeReady = false
   #ackTimer = null
+  /** Resume: polls a socket holding 8 MiB unsent until it takes what is kept. */
+  #drainTimer = null
+  /** Resume: the socket asked for and not greeted yet (`#open`, `#readFallbackWhileDown`). */
+  #socketAsking = null
 
   /**
    * `new Conduit({ id, sharedKey, windowId, host, port, ipcPort, reconnect, resume })` connects
@@ -687,6 +743,7 @@ export class Conduit extends EventTarget {
     this.port = port
     this.ipcPort = ipcPort ?? Conduit.ipcPort
     this.sharedKey = sharedKey ?? Conduit.sharedKey
+    reconnectSettings(reconnect)
     this.reconnectOptions = reconnect ?? {}
     if (resume) this.#resume = new ResumeState()
     Conduit.pool.add(this)
@@ -728,10 +785,20 @@ export class Conduit extends EventTarget {
   async #open () {
     if (this.#closed) throw closedError()
     if (this.isOpen) return
-    const limit = this.reconnectOptions?.attemptTimeout ?? 10_000
-    if (typeof limit !== 'number' || !(limit > 0 && limit <= MAX_TIMER_MS)) throw new TypeError(`reconnect.attemptTimeout must be a number of ms above 0, at most ${MAX_TIMER_MS}, not ${limit}`)
+    const limit = reconnectSettings(this.reconnectOptions).attemptTimeout
     if (!this.port && this.ipcPort) {
-      const status = await Conduit.status({ ...this.#ipc, signal: AbortSignal.timeout(limit) })
+      // `close()` ends the query at once too (it ran on to its time limit, 10 s by default).
+      const asking = new AbortController()
+      const timer = setTimeout(() => asking.abort(new Error(`no status answer from ${this.host}:${this.ipcPort} within ${limit} ms`)), limit)
+      const closing = () => asking.abort(closedError())
+      this.#closing.signal.addEventListener('abort', closing, { once: true })
+      let status
+      try {
+        status = await Conduit.status({ ...this.#ipc, signal: asking.signal })
+      } finally {
+        clearTimeout(timer)
+        this.#closing.signal.removeEventListener('abort', closing)
+      }
       if (!status.isActive) throw new Error('the Conduit server is paused')
       this.port = status.port
       // Closed while it asked: a socket opened now (to be closed at once) would still replace
@@ -739,11 +806,18 @@ export class Conduit extends EventTarget {
       if (this.#closed) throw closedError()
     }
     if (!this.port) throw new Error('no Conduit port: give { port } or { ipcPort }')
+    // Resume: one socket or stream at a time is asked for and not greeted. A stream not greeted
+    // yet may be changing the epoch (the host reset the id for it): this socket, stating the old
+    // one, made the host reset the id again and send what the stream had delivered again, with
+    // new positions. It is abandoned before it delivers anything (the host carries what it wrote
+    // on it over to this socket); no stream is asked while this socket is not greeted.
+    if (this.#resume && this.#fallback && !this.#fallback.greeted) this.#fallback.stream?.abort()
     const url = new URL(`ws://${this.host}:${this.port}/${encodeURIComponent(this.id)}/${encodeURIComponent(this.windowId)}`)
     url.searchParams.set('key', this.sharedKey)
     for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
     const socket = new WebSocket(url)
     socket.binaryType = 'arraybuffer'
+    if (this.#resume) this.#socketAsking = socket
     await new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(new Error(`no answer from ${this.host}:${this.port} within ${limit} ms`))
@@ -764,6 +838,9 @@ export class Conduit extends EventTarget {
       socket.onopen = settle(resolve)
       socket.onerror = settle(() => reject(new Error(`can't connect to ${this.host}:${this.port}`)))
       socket.onclose = settle((event) => reject(new Error(`closed while connecting (${event.code})`)))
+    }).catch((error) => {
+      if (this.#socketAsking === socket) this.#socketAsking = null
+      throw error
     })
     if (this.#closed) { // close() was called meanwhile
       socket.close(1000)
@@ -792,6 +869,7 @@ export class Conduit extends EventTarget {
     }
     socket.onerror = () => this.#emit('error', { error: new Error('socket error') })
     socket.onclose = (event) => {
+      if (this.#socketAsking === socket) this.#socketAsking = null
       if (this.socket !== socket) return
       this.socket = null
       this.isActive = false
@@ -815,10 +893,13 @@ export class Conduit extends EventTarget {
    */
   reconnect (options) {
     // `reconnect: null` threw from the socket's close handler, uncaught: Node exited.
-    const { retries = 32, timeout = 500 } = options ?? {}
-    if (typeof retries !== 'number' || !(retries >= 0) || typeof timeout !== 'number' || !(timeout >= 0 && timeout <= MAX_TIMER_MS)) {
-      return Promise.reject(new TypeError(`reconnect: retries and timeout must be numbers from 0 on, not ${retries} and ${timeout}`))
+    let settings
+    try {
+      settings = reconnectSettings(options)
+    } catch (error) {
+      return Promise.reject(error)
     }
+    const { retries, timeout } = settings
     this.#reconnecting ??= (async () => {
       const failedAlready = this.#quickCloses
       if (failedAlready > 0) await sleep(backoff(timeout, failedAlready - 1), this.#closing.signal)
@@ -860,7 +941,7 @@ export class Conduit extends EventTarget {
    * reason. While the socket is down it goes over IPC (`sendOrFallback`).
    */
   request (route, { headers = {}, payload, timeout = 30_000, signal } = {}) {
-    const token = `js.${++this.#lastToken}`
+    const token = `js.${this.#tokenPrefix}.${++this.#lastToken}`
     return new Promise((resolve, reject) => {
       // Rejected, not thrown, as the docs say (it threw before the promise was made).
       if (signal?.aborted) return reject(signal.reason)
@@ -962,19 +1043,30 @@ export class Conduit extends EventTarget {
     if (this.#resume.epoch !== undefined) this.startFallback()
   }
 
-  /**
-   * Sends what is kept and not yet sent, in order: a message kept while `Conduit.isPaused`
-   * goes before the next one (sent alone, the next one's acknowledgement released it unsent).
-   */
-  /** What was kept while paused on an open, greeted socket goes out now. */
+  /** What was kept while paused, or while the socket held too much, goes out on an open, greeted socket now. */
   #flushKept () {
-    if (this.#resume && this.isOpen && this.#resumeReady) this.#sendUnsent()
+    if (this.#resume && this.isOpen && this.#resumeReady && !Conduit.isPaused) this.#sendUnsent()
   }
 
+  /**
+   * Sends what is kept and not yet sent on this socket, in order (a message kept while
+   * `Conduit.isPaused` goes before the next one: sent alone, the next one's acknowledgement
+   * released it unsent), while the socket holds less than 8 MiB unsent, as `send` without resume:
+   * a host that acknowledged what it never read grew the socket's buffer without end (142 MiB in
+   * a test). The rest waits in the window, which is bounded, and goes out as the socket drains.
+   */
   #sendUnsent () {
-    const unsent = this.#resume.unsent()
-    for (const entry of unsent) this.socket.send(entry.frame)
-    this.#resume.markSent(unsent)
+    for (let entry = this.#resume.nextToSend(); entry; entry = this.#resume.nextToSend()) {
+      if (this.socket.bufferedAmount >= MAX_UNSENT_BYTES) {
+        this.#drainTimer ??= setTimeout(() => {
+          this.#drainTimer = null
+          this.#flushKept()
+        }, DRAIN_POLL_MS)
+        return
+      }
+      this.socket.send(entry.frame)
+      this.#resume.markSent([entry])
+    }
   }
 
   /**
@@ -996,7 +1088,9 @@ export class Conduit extends EventTarget {
     if (route.startsWith('internal.')) throw new TypeError(`sendOrFallback: '${route}' is a control route (Conduit.control), not one a message reaches`)
     // As the Swift client: dropped, it went unsaid.
     if ('key' in headers) throw new TypeError("sendOrFallback: a header 'key' can't travel over IPC (it is the shared key's query name)")
-    this.startFallback()
+    // With resume, not before a first greeting, as when the socket closes (`#fallBackResuming`).
+    if (this.#resume) this.#fallBackResuming()
+    else this.startFallback()
     if (this.#reconnectsBySending) this.reconnect(this.reconnectOptions).catch(() => {})
     const response = await Conduit.ipc(route, { ...this.#ipc, headers, id: this.id, body: bytesOf(payload) })
     // Header values come as bytes read one per character (a `ByteString`): the host's UTF-8
@@ -1031,7 +1125,8 @@ export class Conduit extends EventTarget {
   startFallback () {
     // Without an IPC port there is no stream to read (`port` alone: IPC is never asked).
     if (this.#fallback || this.isOpen || this.#closed || !this.ipcPort) return this.#fallback?.done
-    const fallback = { abort: new AbortController(), pausing: false }
+    // `stream`: the current stream's own abort; `greeted`: its greeting was read.
+    const fallback = { abort: new AbortController(), pausing: false, stream: null, greeted: false }
     fallback.done = this.#readFallbackWhileDown(fallback)
       .catch((error) => { if (!fallback.abort.signal.aborted) this.#emit('error', { error }) })
       .finally(() => {
@@ -1055,8 +1150,16 @@ export class Conduit extends EventTarget {
     const { signal } = fallback.abort
     let failures = 0
     while (!signal.aborted && !this.isOpen) {
+      // Resume: a socket asked for and not greeted yet may be changing the epoch; a stream asked
+      // now would state the old one (see `#open`). It waits for the greeting or the socket's end.
+      if (this.#socketAsking) {
+        fallback.pausing = true
+        await sleep(50, signal)
+        fallback.pausing = false
+        continue
+      }
       try {
-        failures = await this.#readFallback(signal) ? 0 : failures + 1
+        failures = await this.#readFallback(fallback) ? 0 : failures + 1
       } catch (error) {
         // Network errors (fetch's TypeError) are tried again; anything else is the caller's.
         if (!(error instanceof TypeError)) throw error
@@ -1078,8 +1181,30 @@ export class Conduit extends EventTarget {
     for (const message of this.#held.splice(0)) this.#dispatch(message)
   }
 
+  /**
+   * One stream of `fallback`, as `#readStream`. With resume a socket about to be asked abandons
+   * it before its greeting (see `#open`): then true, asked again at once; given up for a position
+   * that skipped ahead: false, asked again after a pause that grows.
+   */
+  async #readFallback (fallback) {
+    const stream = new AbortController()
+    const end = () => stream.abort()
+    fallback.abort.signal.addEventListener('abort', end, { once: true })
+    fallback.stream = stream
+    fallback.greeted = false
+    try {
+      return await this.#readStream(stream.signal)
+    } catch (error) {
+      if (stream.signal.aborted && !fallback.abort.signal.aborted) return stream.signal.reason?.code !== 'position'
+      throw error
+    } finally {
+      fallback.stream = null
+      fallback.abort.signal.removeEventListener('abort', end)
+    }
+  }
+
   /** One stream; true when the host ended it (a socket took over), false when it refused it. */
-  async #readFallback (signal) {
+  async #readStream (signal) {
     const url = new URL(`http://${this.host}:${this.ipcPort}/internal.conduit.events`)
     url.searchParams.set('id', this.id)
     for (const [name, value] of Object.entries(this.#resume?.query() ?? {})) url.searchParams.set(name, value)
@@ -1118,10 +1243,12 @@ export class Conduit extends EventTarget {
     let message
     try {
       message = joiner.decode(data)
+      if (!message) this.#resume?.undecoded()
       // Resume sees every part before the joiner, which may drop its message (SPEC §9).
       if (message && this.#resume) message = this.#admit(joiner, message, socket)
       if (message) message = joiner.add(message)
     } catch (error) {
+      if (!message) this.#resume?.undecoded()
       this.#handOn(error, null)
       this.#emit('error', { error })
       return
@@ -1152,9 +1279,12 @@ export class Conduit extends EventTarget {
     if (socket && isResumeControl(message, 'conduit.resume')) this.#resumeOn(socket, message)
     const admitted = this.#resume.admit(message)
     if (admitted.greeting) {
+      // A socket asked from now on states the epoch the stream's greeting told (see `#open`).
+      if (!socket && this.#fallback) this.#fallback.greeted = true
       if (admitted.greeting.reset) this.#emit('reset')
       if (admitted.greeting.lost > 0) this.#emit('lost', { count: admitted.greeting.lost })
     }
+    if (admitted.gap) this.#positionSkipped(admitted.gap, socket)
     // The duplicate's later parts are skipped too, even one that does not decode (a copy of a
     // message dropped for it): its error was reported with the first copy.
     if (admitted.duplicate) joiner.skip(message)
@@ -1163,15 +1293,29 @@ export class Conduit extends EventTarget {
   }
 
   /**
+   * A host position past the next one that no greeting counted lost (SPEC §9): taken, it made
+   * every position below it a duplicate, dropped unseen. It is not delivered; an error event,
+   * and the socket or stream is given up: the next, asked from the last position received, has
+   * what is missing sent again (or counted in its greeting's `lost`).
+   */
+  #positionSkipped ({ expected, position }, socket) {
+    const error = new ConduitCodecError('position', `the host sent position ${position} where ${expected} was next; resumed again from ${expected - 1}`)
+    this.#emit('error', { error })
+    // (A page may close with 1000 or 3000–4999 only.)
+    if (socket) socket.close(1000, 'a position skipped ahead')
+    else this.#fallback?.stream?.abort(error)
+  }
+
+  /**
    * A new socket's greeting: the fallback stream stops (the socket replays what it had not
    * delivered), what the host has not processed is sent again in order, then new messages.
    */
   #resumeOn (socket, greeting) {
     this.#fallback?.abort.abort()
-    const kept = this.#resume.resend(greeting)
-    for (const entry of kept) socket.send(entry.frame)
-    this.#resume.markSent(kept)
+    if (this.#socketAsking === socket) this.#socketAsking = null
+    this.#resume.resend(greeting)
     this.#resumeReady = true
+    this.#sendUnsent()
   }
 
   #dispatch (message) {
@@ -1250,6 +1394,8 @@ export class Conduit extends EventTarget {
     for (const { fail } of this.#pending.values()) fail(closedError())
     this.#fallback?.abort.abort()
     clearTimeout(this.#ackTimer)
+    clearTimeout(this.#drainTimer)
+    this.#socketAsking = null
     const socket = this.socket
     this.socket = null
     this.isActive = false

@@ -120,7 +120,10 @@ function fakeSocket (connection, url) {
         for (let index = 0; index < length; index++) payload[index] ^= mask[index & 3]
         const opcode = buffered[0] & 0x0f
         buffered = buffered.subarray(offset + 4 + length)
-        if (opcode !== 2) continue // a close (or a ping) needs no answer here: the test ends the socket
+        // The client's close is answered, so that its socket closes (and it reconnects); a ping
+        // needs no answer here.
+        if (opcode === 8) connection.end(frame(payload, 8))
+        if (opcode !== 2) continue
         const message = decode(new Uint8Array(payload))
         const next = waiting.shift()
         next ? next(message) : messages.push(message)

@@ -207,19 +207,24 @@ export function scenarios ({ module, vectors, prefix }) {
       conduit.close()
     },
 
-    // Tokens are predictable (`js.1`, `js.2`, …): another client with the key relayed a message
+    // Tokens were predictable (`js.1`, `js.2`, …): another client with the key relayed a message
     // with the token of a request in flight, and the request resolved with it. A relay (the
-    // host's `from`, no `route`) is never a reply: it goes to receive.
+    // host's `from`, no `route`) is never a reply: it goes to receive. (The forger knows the
+    // token here: it is read off the victim's socket.)
     async 'request: a relay carrying the token of a request in flight is not its reply' () {
       const victim = await open()
       const next = inbox(victim)
       const forger = await open()
+      const sent = []
+      const send = victim.socket.send.bind(victim.socket)
+      victim.socket.send = (data) => { sent.push(decode(data)); send(data) }
       // Ended by the test once the relay is in, not by a timeout: one that came first on a
       // loaded machine made the host's cancel notice reach receive before the relay.
       const controller = new AbortController()
       const outcome = victim.request('test.silent', { signal: controller.signal }).then(() => 'resolved', (caught) => caught)
       await victim.request('echo') // the host has the silent request: one connection, in order
-      forger.send({ to: victim.id, token: 'js.1' }, 'forged')
+      const { token } = sent.find((message) => message.options.route === 'test.silent').options
+      forger.send({ to: victim.id, token }, 'forged')
       const relayed = await next()
       check(relayed.options.from === forger.id && text(relayed.payload) === 'forged', `receive got ${JSON.stringify(relayed.options)}`)
       const reason = new Error('the relay is in')
