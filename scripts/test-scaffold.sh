@@ -38,6 +38,8 @@ expect_refusal "the route 'ai.*' is already in the table" Greet --route 'ai.*' -
 # Types the package declares already: ConduitKit's protocol, a test handler of ConduitTesting.
 expect_refusal "a type named 'ConduitHandler' exists already" Conduit
 expect_refusal "a type named 'SilentHandler' exists already" Silent
+# The module's name: the test's `ConduitError.ErrorHandler` found ConduitKit's ConduitError.
+expect_refusal "a type named 'ConduitError' exists already" Error
 
 # A kind registered as `name:"zeta"` (no space) is registered all the same (it was added twice,
 # and the catalog trapped at every start); a table written inline can't be added to.

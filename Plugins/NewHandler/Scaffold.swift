@@ -25,25 +25,30 @@ struct Scaffold {
 
     /// The generated handler's type must not be declared already in the package's sources:
     /// `Conduit` made `ConduitHandler` (ConduitKit's protocol), `Silent` ConduitTesting's
-    /// `SilentHandler`, and the package stopped building.
+    /// `SilentHandler`, and the package stopped building. Nor its module's name: the test
+    /// names the handler `ConduitX.XHandler`, and `Error` made `ConduitError`, a type
+    /// ConduitKit declares, which that name found instead of the module.
     private func refuseATakenTypeName() throws {
         let sources = package.appending(path: "Sources")
         guard let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil) else { return }
-        let declarations = ["struct", "class", "enum", "protocol", "actor", "typealias"].map { "\($0) \(module.handlerType)" }
+        let kinds = ["struct", "class", "enum", "protocol", "actor", "typealias"]
         for case let file as URL in files where file.pathExtension == "swift" {
             guard let text = try? String(contentsOf: file, encoding: .utf8) else { continue }
-            for declaration in declarations {
-                var rest = text[...]
-                while let found = rest.range(of: declaration) {
-                    let after = rest[found.upperBound...].first
-                    if after.map({ !($0.isLetter || $0.isNumber || $0 == "_") }) ?? true {
-                        let path = file.path.replacingOccurrences(of: package.path + "/", with: "")
-                        throw ScaffoldError("a type named '\(module.handlerType)' exists already (\(path)); nothing was changed (pick another name)")
-                    }
-                    rest = rest[found.upperBound...]
-                }
+            for name in [module.handlerType, module.target] where kinds.contains(where: { Self.declares(text, "\($0) \(name)") }) {
+                let path = file.path.replacingOccurrences(of: package.path + "/", with: "")
+                throw ScaffoldError("a type named '\(name)' exists already (\(path)); nothing was changed (pick another name)")
             }
         }
+    }
+
+    /// Whether `text` has `declaration` followed by something that can't go on a name.
+    private static func declares(_ text: String, _ declaration: String) -> Bool {
+        var rest = text[...]
+        while let found = rest.range(of: declaration) {
+            if rest[found.upperBound...].first.map({ !($0.isLetter || $0.isNumber || $0 == "_") }) ?? true { return true }
+            rest = rest[found.upperBound...]
+        }
+        return false
     }
 
     private func addTargets(to manifest: String) throws -> String {

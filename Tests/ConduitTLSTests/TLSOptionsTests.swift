@@ -8,8 +8,8 @@ import Testing
 struct TLSOptionsTests {
     @Test("a bad option is refused where it is written", arguments: [
         ("caFiel: /tmp/ca.pem", 5, 15, "unknown option 'caFiel'"),
-        ("insecure: sometimes", 5, 17, "insecure must be never, allowed or always"),
-        ("connectTimeoutSeconds: 0", 5, 30, "option 'connectTimeoutSeconds' must be above 0"),
+        ("insecure: sometimes", 5, 17, "'sometimes' is not one of never, allowed, always"),
+        ("connectTimeoutSeconds: 0", 5, 30, "option 'connectTimeoutSeconds' must be at least 0.001"),
         ("echoService: {enabled: true, port: 70000}", 5, 42, "option 'echoService.port' must be 0…65535"),
         ("echoService: {enabled: true, certificateFile: /tmp/cert.pem}", 5, 53, "go together"),
         ("caFile: /nonexistent/ca.pem", 5, 7, "cannot read '/nonexistent/ca.pem'"),

@@ -3,7 +3,7 @@ public import ConduitKit
 /// The `ai.*` route's options (YAML), checked when the route table is built so a mistake
 /// fails at start-up with file, line and column.
 public struct AIOptions: HandlerOptions {
-    public enum Backend: String, Codable, Sendable {
+    public enum Backend: String, OptionChoice, Encodable, Sendable {
         /// The embedded generator: no download, deterministic for a prompt.
         case builtin
         /// Any OpenAI-compatible `/v1/chat/completions` endpoint that streams server-sent events.
@@ -54,9 +54,7 @@ public struct AIOptions: HandlerOptions {
     public func validate() throws(InvalidOption) {
         guard (1...Self.maxTokensLimit).contains(maxTokens) else { throw InvalidOption("maxTokens", "must be 1…\(Self.maxTokensLimit)") }
         guard (1...1_000_000).contains(maxStreams) else { throw InvalidOption("maxStreams", "must be 1 to 1000000") }
-        guard congestionTimeoutSeconds > 0, congestionTimeoutSeconds <= 86_400 else {
-            throw InvalidOption("congestionTimeoutSeconds", "must be above 0 and at most 86400 (one day)")
-        }
+        try InvalidOption.checkSeconds("congestionTimeoutSeconds", congestionTimeoutSeconds, maximum: 86_400)
         // Slower than a token a thousand seconds, a token's wait (index / pace) could pass what
         // a duration holds, which traps.
         guard tokensPerSecond == 0 || (tokensPerSecond >= 0.001 && tokensPerSecond <= 1_000_000) else {

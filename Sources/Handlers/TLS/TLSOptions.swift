@@ -14,21 +14,13 @@ public import ConduitKit
 /// ```
 public struct TLSOptions: HandlerOptions {
     /// When certificate verification may be skipped. Skipping is for local testing only.
-    public enum InsecurePolicy: String, Codable, Sendable {
+    public enum InsecurePolicy: String, OptionChoice, Encodable, Sendable {
         /// Always verify.
         case never
         /// Skip verification for a `tls.connect` carrying the header `insecure: true`.
         case allowed
         /// Skip verification for every connection of the route.
         case always
-
-        public init(from decoder: any Decoder) throws {
-            let value = try decoder.singleValueContainer()
-            guard let policy = Self(rawValue: try value.decode(String.self)) else {
-                throw DecodingError.dataCorruptedError(in: value, debugDescription: "insecure must be never, allowed or always")
-            }
-            self = policy
-        }
     }
 
     public struct EchoService: HandlerOptions {
@@ -51,9 +43,7 @@ public struct TLSOptions: HandlerOptions {
         public func validate() throws(InvalidOption) {
             guard (0...65_535).contains(port) else { throw InvalidOption("port", "must be 0…65535") }
             guard (1...100_000).contains(maxConnections) else { throw InvalidOption("maxConnections", "must be 1 to 100000") }
-            guard handshakeTimeoutSeconds > 0, handshakeTimeoutSeconds <= 3600 else {
-                throw InvalidOption("handshakeTimeoutSeconds", "must be above 0 and at most 3600")
-            }
+            try InvalidOption.checkSeconds("handshakeTimeoutSeconds", handshakeTimeoutSeconds, maximum: 3600)
             guard (certificateFile == nil) == (privateKeyFile == nil) else {
                 throw InvalidOption(certificateFile == nil ? "privateKeyFile" : "certificateFile",
                     "needs its partner: certificateFile and privateKeyFile go together (neither: a self-signed certificate)")
@@ -76,10 +66,8 @@ public struct TLSOptions: HandlerOptions {
     public init() {}
 
     public func validate() throws(InvalidOption) {
-        for (option, value) in [("connectTimeoutSeconds", connectTimeoutSeconds), ("congestionTimeoutSeconds", congestionTimeoutSeconds)]
-        where !(value > 0 && value <= 86_400) {
-            throw InvalidOption(option, "must be above 0 and at most 86400 (one day)")
-        }
+        try InvalidOption.checkSeconds("connectTimeoutSeconds", connectTimeoutSeconds, maximum: 86_400)
+        try InvalidOption.checkSeconds("congestionTimeoutSeconds", congestionTimeoutSeconds, maximum: 86_400)
         guard (1...1_000_000).contains(maxConnections) else { throw InvalidOption("maxConnections", "must be 1 to 1000000") }
     }
 }
