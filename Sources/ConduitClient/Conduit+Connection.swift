@@ -174,6 +174,9 @@ extension Conduit {
             // to the loop's end, a close in between joined the finished loop, and the client
             // never came back: seen after a quick pause in a loaded full run.)
             state.reconnecting = nil
+            // So is the attempt: a close before its task has ended would have the next reconnect
+            // join it, end with it, and open nothing (seen in CI under load).
+            state.attempt = nil
             state.openedAt = .now
             state.writeCursor = nil
             state.isDraining = false

@@ -63,6 +63,19 @@ struct ReconnectTests {
         try await server.stop()
     }
 
+    /// A socket closed while the attempt that opened it is still ending (its task not done
+    /// yet) is reconnected all the same. The next reconnect joined that attempt, ended with it
+    /// and opened nothing: the client stayed away for good (seen in CI under load). Without a
+    /// wait between attempts, the window comes up among a few hundred sockets.
+    @Test func aSocketClosedBeforeItsAttemptEndedIsReconnected() async throws {
+        let server = try await ClosingWebSocketServer.start()
+        let conduit = Conduit(id: "dropped", sharedKey: "any-key-123", port: server.port, backoff: Backoff(retries: 1_000_000, initialDelay: .zero))
+        Task { try? await conduit.reconnect() }
+        try await waitUntil { server.upgraded >= 500 }
+        conduit.close()
+        try await server.stop()
+    }
+
     /// `close()` lets go of the receive handler: one that captured something (the client
     /// itself, typically) kept it alive, resume log and all, for as long as the client lived.
     @Test func closeLetsGoOfTheReceiveHandler() {
