@@ -19,6 +19,9 @@ struct SessionTests {
           - route: echo
             handler: echo
         """
+    /// For a handshake held back on purpose: the 10 s default cut it in a loaded CI run (15 s),
+    /// and the test read no 101.
+    static let heldHandshakeYAML = pusherYAML.replacingOccurrences(of: "limits:\n", with: "limits:\n  handshakeTimeoutSeconds: 600\n")
 
     @Test func aSecondConnectionWithTheSameIdReplacesTheFirst() async throws {
         try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
@@ -41,7 +44,7 @@ struct SessionTests {
     /// one replaced. It did, and a client whose dead connection's late handshake told its live
     /// socket "replaced" did not reconnect (a replaced client doesn't), stuck away for good.
     @Test func aConnectionThatArrivedEarlierDoesNotReplaceALaterSocket() async throws {
-        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+        try await TestHost.run(yaml: Self.heldHandshakeYAML, catalog: .hostTests) { host in
             let early = try await RawTCPClient.connect(port: host.port)
             let request = "GET \(host.path(client: "late-handshake")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -63,7 +66,7 @@ struct SessionTests {
     /// hands on with the upgrade were dispatched meanwhile, as a connection without resume, so a
     /// request the live socket had made already ran twice.
     @Test func framesBehindAnOutrunHandshakeAreNotDispatched() async throws {
-        try await TestHost.run(yaml: Self.pusherYAML, catalog: .hostTests) { host in
+        try await TestHost.run(yaml: Self.heldHandshakeYAML, catalog: .hostTests) { host in
             let early = try await RawTCPClient.connect(port: host.port)
             let request = "GET \(host.path(client: "outrun")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

@@ -11,7 +11,7 @@ import Testing
 
 /// SPEC §3 "One life for every id": an id named only over IPC expires like one whose socket
 /// closed, so the state handlers keep for it (sockets, buffers) is released.
-@Suite("Ids named only over IPC", .serialized, .timeLimit(.minutes(1)))
+@Suite("Ids named only over IPC", .serialized, .timeLimit(.minutes(3)))
 struct IdLifeTests {
     static let yaml = "limits:\n  clientGraceSeconds: 1\nroutes:\n  - route: stateful\n    handler: stateful\n"
 

@@ -10,7 +10,7 @@ import Testing
 /// SPEC §6: `start` reopens the socket server. It bound the listener before it lifted the
 /// pause, so a socket accepted in between was given its 101 and then closed 1001 "paused"
 /// by a server that was starting, not stopping.
-@Suite("Start racing connects", .serialized, .timeLimit(.minutes(2)))
+@Suite("Start racing connects", .serialized, .timeLimit(.minutes(5)))
 struct StartRaceTests {
     @Test func aSocketAcceptedByAStartIsNotClosedAsPaused() async throws {
         let port = try NATSServerProcess.freePort()

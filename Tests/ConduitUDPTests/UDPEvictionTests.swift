@@ -7,7 +7,7 @@ import Testing
 /// SPEC §3: every datagram dropped is counted per socket in `udp.getState`, including those
 /// the host accepted and dropped later (`evicted`), so what the client got is what was pushed
 /// less what was evicted.
-@Suite("UDP datagrams evicted after they were pushed", .serialized, .timeLimit(.minutes(2)))
+@Suite("UDP datagrams evicted after they were pushed", .serialized, .timeLimit(.minutes(5)))
 struct UDPEvictionTests {
     /// The id is away; one large datagram evicts three small ones from its buffer: one push
     /// that dropped the oldest, three datagrams gone.
