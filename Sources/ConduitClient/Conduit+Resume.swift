@@ -86,8 +86,7 @@ extension Conduit {
         guard let batch else { return }
         // The headers were checked when numbered: parts can't fail to encode (a closed channel
         // just drops them, and they are sent again after the reconnect).
-        for part in batch.messages { try? connection.write(part: part) }
-        connection.flush()
+        try? connection.write(parts: batch.messages)
         resumption.sent(before: batch.next)
         if !batch.isAll { connection.channel.eventLoop.scheduleTask(in: Self.drainPause) { self.drain(onto: connection, resumption) } }
     }

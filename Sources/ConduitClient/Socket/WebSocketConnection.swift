@@ -66,9 +66,7 @@ final class WebSocketConnection: Sendable {
     func send(_ message: Message, pastBound: Bool = false) throws(WireError) -> Bool {
         try message.validateHeaderLimits()
         guard unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes + (pastBound ? ClientResume.pastWindowBytes : 0) else { return false }
-        let frames = try message.split().map(frame)
-        let bytes = frames.reduce(0) { $0 + $1.data.readableBytes }
-        unsentBytes.add(bytes, ordering: .relaxed)
+        let (frames, bytes) = try framesCounted(message.split())
         // The parts go out together: written from another thread one at a time, each became a
         // task of its own on the event loop, two senders' parts interleaved, and the host
         // joined them into requests of the wrong bytes.
@@ -91,22 +89,26 @@ final class WebSocketConnection: Sendable {
         channel.writeAndFlush(frames[frames.count - 1]).whenComplete { _ in self.unsentBytes.subtract(bytes, ordering: .relaxed) }
     }
 
-    /// Writes one part, without the flush: resume's kept messages, numbered, split and checked
-    /// when they were kept, several in a row (`send` would check, split and collect each again).
-    /// Counted as `send`'s are, for `takesMore`.
-    func write(part: Message) throws(WireError) {
-        let frame = try frame(part)
-        let bytes = frame.data.readableBytes
+    /// Writes parts with one flush: resume's kept messages, numbered, split and checked when
+    /// they were kept, several in a row (`send` would check, split and collect each again).
+    /// Counted as `send`'s are, for `takesMore`, once for all of them (a promise a part made a
+    /// closure and a callback for every one).
+    func write(parts: [Message]) throws(WireError) {
+        let (frames, bytes) = try framesCounted(parts)
+        guard !frames.isEmpty else { return }
+        write(frames, bytes: bytes)
+    }
+
+    /// The parts' frames, their bytes counted as unsent from now on.
+    private func framesCounted(_ parts: [Message]) throws(WireError) -> (frames: [WebSocketFrame], bytes: Int) {
+        let frames = try parts.map(frame)
+        let bytes = frames.reduce(0) { $0 + $1.data.readableBytes }
         unsentBytes.add(bytes, ordering: .relaxed)
-        channel.write(frame).whenComplete { _ in self.unsentBytes.subtract(bytes, ordering: .relaxed) }
+        return (frames, bytes)
     }
 
     /// Fewer than `maxUnsentBytes` wait to be written.
     var takesMore: Bool { unsentBytes.load(ordering: .relaxed) < Self.maxUnsentBytes }
-
-    func flush() {
-        channel.flush()
-    }
 
     private func frame(_ part: Message) throws(WireError) -> WebSocketFrame {
         var buffer = channel.allocator.buffer(capacity: part.encodedSize)
