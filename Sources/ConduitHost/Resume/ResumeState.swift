@@ -790,10 +790,12 @@ final class ResumeState: Sendable {
         /// Too many positions wait above an open chunked request (4,096, or what the budget can
         /// cover): the connection is closed, the message not dispatched nor its position recorded.
         case tooManyAbove
-        /// From a socket another replaced (it is closing): neither dispatched nor recorded. Its
-        /// client sends it again on the new one, above that one's greeting's `ack`; admitted,
-        /// after a reset a position of the old epoch counted in the new one, and the new
-        /// client's own messages with those positions were dropped as duplicates.
+        /// From a socket another replaced (it is closing), or whose state ended (a plain
+        /// connection took the id, closing it too; an ended state has no writer): neither
+        /// dispatched nor recorded. Its client sends it again on the new one, above that one's
+        /// greeting's `ack`; admitted, after a reset a position of the old epoch counted in the
+        /// new one, and the new client's own messages with those positions were dropped as
+        /// duplicates.
         case superseded
     }
 
@@ -813,8 +815,6 @@ final class ResumeState: Sendable {
                 state.clientAck = position
                 return .admitted
             }
-            // Dispatched as on a plain connection, which took the id (or it expired).
-            guard !state.ended else { return .admitted }
             guard position > state.clientAck, !state.processedAbove.contains(position) else {
                 return duplicate(in: &state)
             }
