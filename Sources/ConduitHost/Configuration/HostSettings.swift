@@ -53,6 +53,10 @@ public struct HostSettings: Sendable, Equatable {
     /// connection is closed (1008): begun and then trickled, it held its bytes of the budget for
     /// as long as it trickled.
     public var messageArrivalTimeoutSeconds = 30.0
+    /// A socket the host closes (a stop, a shutdown, a breach) is cut this long after its close
+    /// frame when the client has not answered it: a client that reads nothing holds the stop
+    /// or the shutdown no longer.
+    public var closeTimeoutSeconds = 5.0
     /// How long an id's streams outlive its socket (UDP reads, AI sessions).
     public var clientGraceSeconds = 30.0
     /// Ids the host holds at once; past it an IPC invocation naming a new id is answered 503.

@@ -60,6 +60,7 @@ struct SettingField: Sendable {
         .count("limits", "maxPendingHandshakes", \.maxPendingHandshakes, 1...1_000_000),
         .count("limits", "maxHandshakeBytes", \.maxHandshakeBytes, 1024...(1 << 20)),
         .seconds("limits", "messageArrivalTimeoutSeconds", \.messageArrivalTimeoutSeconds, maximum: 86_400),
+        .seconds("limits", "closeTimeoutSeconds", \.closeTimeoutSeconds, maximum: 3600),
         .seconds("limits", "clientGraceSeconds", \.clientGraceSeconds, maximum: 7 * 86_400),
         .count("limits", "maxClients", \.maxClients, 1...10_000_000),
         .seconds("limits", "requestTimeoutSeconds", \.requestTimeoutSeconds, maximum: 86_400),

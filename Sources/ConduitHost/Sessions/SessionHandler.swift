@@ -734,7 +734,7 @@ final class SessionHandler: ChannelInboundHandler {
     }
 
     /// Writes the close frame after every frame made before it; the future completes once
-    /// the socket has taken it. The connection is closed after `closeTimeout` whatever happens:
+    /// the socket has taken it. The connection is closed after `limits.closeTimeoutSeconds` whatever happens:
     /// a peer that reads nothing never takes the frame, and the connection waited for it with no
     /// limit, out of reach of `stop` too (the id had let it go).
     @discardableResult
@@ -743,15 +743,12 @@ final class SessionHandler: ChannelInboundHandler {
         let written = context.write(wrapOutboundOut(outbound.take()!))
         context.flush()
         let channel = context.channel
-        let timeout = channel.eventLoop.scheduleTask(in: Self.closeTimeout) { channel.close(promise: nil) }
+        let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(services.settings.closeTimeoutSeconds * 1e9))) { channel.close(promise: nil) }
         // Cancelled once closed: waiting, the task held the closed connection (about 40 KiB) for
         // the whole timeout, which the resume memory soak counted against every idle id.
         channel.closeFuture.whenComplete { _ in timeout.cancel() }
         return written
     }
-
-    /// How long the close handshake may take.
-    static let closeTimeout = TimeAmount.seconds(5)
 
     private func receivedClose(_ payload: ByteBuffer) {
         guard let context else { return }
