@@ -1,5 +1,6 @@
 import ConduitClient
-import ConduitHost
+@testable import ConduitHost
+import ConduitKit
 import ConduitTesting
 import ConduitWire
 import Foundation
@@ -17,53 +18,103 @@ struct ControlRaceTests {
         try response.decode(DataEnvelope<StatusBody>.self).data
     }
 
-    /// The IPC listener stays up while the shutdown's stop closes the sockets (up to the close
-    /// timeout, 5 s, for a client that never answers): a start queued behind that stop bound
-    /// the socket server again once it was done, a listener nothing ever closed.
-    @Test func aStartDuringShutdownIsRefusedAndNothingListensAfterIt() async throws {
+    /// Sends the control calls `calls` makes while a host's shutdown is held: its listener is
+    /// down (status says so) and its stop waits for a socket that never answers its close (the
+    /// close timeout is 10 minutes). The calls queue behind that stop; a second later the socket
+    /// is closed, the shutdown goes on, and they have their turn. (With the default 5 s, a
+    /// loaded run's status poll could come after the shutdown. A call that reaches the host
+    /// after the second finds the listener closed: the test then checks less, but does not
+    /// fail.) Returns the calls' answers once the shutdown is
+    /// over, the runtime file and the WebSocket port.
+    private func duringAHeldShutdown<T: Sendable>(
+        _ calls: @escaping @Sendable (IPCClient) -> Task<T, Never>
+    ) async throws -> (answers: T, runtimeFile: String, port: Int) {
         let port = try NATSServerProcess.freePort()
-        let start = try await TestHost.run(yaml: "server:\n  port: \(port)\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
-            let silent = try await RawTCPClient.connect(port: port)
-            try await silent.send("GET \(host.path(client: "silent")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-            #expect(String(buffer: try await silent.read(count: 12)).hasPrefix("HTTP/1.1 101"))
+        let yaml = "server:\n  port: \(port)\nlimits:\n  closeTimeoutSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
+        let (answers, runtimeFile) = try await TestHost.run(yaml: yaml, catalog: .ipcTests) { host in
+            let silent = try await silentSocket(to: host)
             let ipc = host.ipc()
-            // Once the shutdown has stopped the listener, and while it waits for the silent socket.
-            return Task {
-                try await waitUntil(timeout: .seconds(30)) { try self.status(try await ipc.request(.GET, "/internal.conduit.status")).isActive == false }
-                return try await ipc.request(.POST, "/internal.conduit.start").status
+            // Runs once the body has returned and the shutdown begun.
+            let answers = Task {
+                do {
+                    try await waitUntil(timeout: .seconds(60)) { try self.status(try await ipc.request(.GET, "/internal.conduit.status")).isActive == false }
+                } catch {
+                    try? await silent.close()
+                    throw error
+                }
+                let sent = calls(ipc)
+                try? await Task.sleep(for: .seconds(1))
+                try? await silent.close()
+                return await sent.value
             }
+            return (answers, host.endpoints.runtimeFile)
         }
-        // The start, queued behind the stop, has had its turn by the time the shutdown is over.
+        let outcome = try await answers.value
+        // What was queued behind the shutdown's stop has had its turn by now (a call that
+        // still wrote after the shutdown would show in the next second).
         try await Task.sleep(for: .seconds(1))
+        return (outcome, runtimeFile, port)
+    }
+
+    /// A WebSocket of `host`'s that never answers a close, once its id holds it.
+    private func silentSocket(to host: TestHost) async throws -> RawTCPClient {
+        let silent = try await RawTCPClient.connect(port: host.port)
+        try await silent.send("GET \(host.path(client: "silent")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        #expect(String(buffer: try await silent.read(count: 12)).hasPrefix("HTTP/1.1 101"))
+        // The 101 is written before the socket is attached to its id: a stop begun in between
+        // does not wait for it (it is closed as it attaches), and a shutdown closed the IPC
+        // listener before the test's first status poll (4 runs in 10 here).
+        try await waitUntil { host.host.directory.sessions.contains { $0.client.rawValue == "silent" } }
+        return silent
+    }
+
+    /// `limits.closeTimeoutSeconds`: a stop waits that long for a socket that never answers its
+    /// close (a fixed 5 s before). Still waiting past the old 5 s, then answered once the socket
+    /// closes.
+    @Test func aStopWaitsForASilentSocketAsLongAsTheCloseTimeoutSays() async throws {
+        try await TestHost.run(yaml: "limits:\n  closeTimeoutSeconds: 3600\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
+            let silent = try await silentSocket(to: host)
+            let ipc = host.ipc()
+            let answered = Atomic(false)
+            let stop = Task {
+                defer { answered.store(true, ordering: .relaxed) }
+                return try await ipc.request(.POST, "/internal.conduit.stop").status
+            }
+            try await Task.sleep(for: .seconds(7))
+            #expect(silent.channel.isActive, "the silent socket was cut before its close timeout")
+            let stopAnswered = answered.load(ordering: .relaxed)
+            #expect(!stopAnswered, "the stop did not wait for the silent socket")
+            try await silent.close()
+            #expect(try await stop.value == .ok)
+        }
+    }
+
+    /// The IPC listener stays up while the shutdown's stop closes the sockets (up to the close
+    /// timeout for a client that never answers): a start queued behind that stop bound the
+    /// socket server again once it was done, a listener nothing ever closed.
+    @Test func aStartDuringShutdownIsRefusedAndNothingListensAfterIt() async throws {
+        let (start, runtimeFile, port) = try await duringAHeldShutdown { ipc in
+            Task { try? await ipc.request(.POST, "/internal.conduit.start").status }
+        }
+        unlink(runtimeFile)
+        #expect(start != .ok, "the start is refused (or unanswered: it came after the shutdown)")
         let connected = try? await RawTCPClient.connect(port: port)
         #expect(connected == nil, "something listens on \(port) after the shutdown")
         try await connected?.close()
-        #expect((try? await start.value) != .ok, "the start is refused (or unanswered, the IPC listener closing)")
     }
 
     /// A stop queued behind the shutdown's own stop rewrote the runtime file (port null, the
     /// key in it) after the shutdown had removed it: a stale file naming a dead host, which
     /// SPEC §8 rules out. Once shutting down, a stop is refused too.
     @Test func aStopDuringShutdownLeavesNoRuntimeFile() async throws {
-        let port = try NATSServerProcess.freePort()
-        let (stops, runtimeFile) = try await TestHost.run(yaml: "server:\n  port: \(port)\nroutes:\n  - route: echo\n    handler: echo\n", catalog: .ipcTests) { host in
-            let silent = try await RawTCPClient.connect(port: port)
-            try await silent.send("GET \(host.path(client: "silent")) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-            #expect(String(buffer: try await silent.read(count: 12)).hasPrefix("HTTP/1.1 101"))
-            let ipc = host.ipc()
-            // Once the shutdown has stopped the listener, and while it waits for the silent socket.
-            let stops = Task {
-                try await waitUntil(timeout: .seconds(30)) { try self.status(try await ipc.request(.GET, "/internal.conduit.status")).isActive == false }
-                return await withTaskGroup(of: HTTPResponseStatus?.self) { group in
+        let (answers, runtimeFile, _) = try await duringAHeldShutdown { ipc in
+            Task {
+                await withTaskGroup(of: HTTPResponseStatus?.self) { group in
                     for _ in 0..<20 { group.addTask { try? await ipc.request(.POST, "/internal.conduit.stop").status } }
                     return await group.reduce(into: []) { $0.append($1) }
                 }
             }
-            return (stops, host.endpoints.runtimeFile)
         }
-        let answers = try await stops.value
-        // The stops queued behind the shutdown's have had their turn by the time it is over.
-        try await Task.sleep(for: .seconds(1))
         #expect(!FileManager.default.fileExists(atPath: runtimeFile), "a stop rewrote the runtime file after the shutdown removed it")
         #expect(!answers.contains(.ok), "\(answers)")
         unlink(runtimeFile)
