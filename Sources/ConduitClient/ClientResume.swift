@@ -39,6 +39,13 @@ final class ClientResume: Sendable {
         var forgottenFor: String?
         /// The last host position reported lost: a greeting that counts it again tells nothing new.
         var lostThrough: UInt64 = 0
+        /// Frames since the last position received that did not decode: each had a position,
+        /// which the next one received follows.
+        var undecoded: UInt64 = 0
+        /// A position that skipped ahead was reported since the last greeting: what comes after
+        /// it (from the socket or stream given up) is dropped without a word, and comes again
+        /// after the next greeting.
+        var skipReported = false
         /// The connect (socket or events stream) that stated `resume` and `epoch` and awaits
         /// its greeting, and since when.
         var awaited: (ticket: Int, since: ContinuousClock.Instant)?
@@ -166,17 +173,29 @@ final class ClientResume: Sendable {
         case consumed
         /// `conduit.resume`: what the application is told.
         case greeting(reset: Bool, lost: Int)
+        /// A position past the next one that no greeting counted lost: not delivered, nor taken
+        /// as received (taken, it made every position below it a duplicate, dropped unseen).
+        /// The socket or stream that brought it is given up; the next, asked from the last
+        /// position received, has what is missing sent again or counted in its greeting's
+        /// `lost`. The error is told once; until the next greeting, every later position is
+        /// `skipped(nil)`.
+        case skipped(ConduitClientError?)
     }
 
     /// What to make of a message from the host, in the order they are delivered. The host may
     /// acknowledge on any message, not only `conduit.ack` (SPEC §9); `ack` and `pos` are the
-    /// connection's and never reach the application.
-    func admit(_ message: Message) -> Inbound {
+    /// connection's and never reach the application. `parts`: the frames it was joined from,
+    /// each numbered (its position is its last part's).
+    func admit(_ message: Message, parts: Int = 1) -> Inbound {
         if message.headers.isResumeControl(route: ResumeHeader.resumeRoute) { return greeting(message.headers) }
         if let ack = Self.position(ResumeHeader.ack, in: message.headers) { acknowledged(ack) }
         if message.headers.isResumeControl(route: ResumeHeader.ackRoute) { return .consumed }
         guard let position = Self.position(ResumeHeader.position, in: message.headers) else { return .deliver(message) }
-        guard receive(position) else { return .consumed }
+        switch receive(position, parts: parts) {
+        case .duplicate: return .consumed
+        case .skipped(let error): return .skipped(error)
+        case .received: break
+        }
         var delivered = message
         delivered.headers.removeAll(ResumeHeader.position)
         delivered.headers.removeAll(ResumeHeader.ack)
@@ -185,23 +204,47 @@ final class ClientResume: Sendable {
 
     /// A message the client dropped whole (`Arrival.dropped`), by its last part's headers: its
     /// position is received all the same (acknowledged, not asked for again). False for a copy
-    /// of one received already: a duplicate, not dropped (nor reported) twice.
+    /// of one received already: a duplicate, not dropped (nor reported) twice. How many parts
+    /// it had is not known (one may not have decoded): its position is not checked for a gap.
     func admitDropped(lastPart headers: Headers) -> Bool {
         if let ack = Self.position(ResumeHeader.ack, in: headers) { acknowledged(ack) }
         guard let position = Self.position(ResumeHeader.position, in: headers) else { return true }
-        return receive(position)
+        return receive(position, parts: nil) == .received
     }
 
-    /// Takes host position `position` as received; false when it was already (a duplicate).
-    private func receive(_ position: UInt64) -> Bool {
+    /// A frame from the host did not decode: its position, unknown, is one the next message
+    /// follows.
+    func undecodedFrame() {
+        state.withLockedValue { $0.undecoded += 1 }
+    }
+
+    private enum Receipt: Equatable {
+        case received
+        case duplicate
+        case skipped(ConduitClientError?)
+    }
+
+    /// Takes host position `position`, the last of a message of `parts` frames, as received
+    /// unless it was already (a duplicate) or its first part is past the next position (SPEC §9:
+    /// positions follow one another; only those a greeting counted lost may be missing).
+    private func receive(_ position: UInt64, parts: Int?) -> Receipt {
         state.withLockedValue { state in
+            // Nothing more is taken from the socket or stream given up.
+            guard !state.skipReported else { return .skipped(nil) }
             guard position > state.received else {
                 state.duplicates += 1
-                return false
+                return .duplicate
             }
+            let expected = max(state.received, state.lostThrough) &+ 1 &+ state.undecoded
+            if let parts, case let first = position - min(position - 1, UInt64(parts - 1)), first > expected {
+                state.skipReported = true
+                return .skipped(ConduitClientError(
+                    .positionSkipped, "the host sent position \(first) where \(expected) was next; resumed again from \(expected - 1)"))
+            }
+            state.undecoded = 0
             state.received = position
             state.owed += 1
-            return true
+            return .received
         }
     }
 
@@ -210,6 +253,8 @@ final class ClientResume: Sendable {
         let lost = Self.position("lost", in: headers) ?? 0
         return state.withLockedValue { state in
             state.awaited = nil
+            state.undecoded = 0
+            state.skipReported = false
             let hadEpoch = state.epoch != nil
             state.epoch = headers[ResumeHeader.epoch]
             if reset {

@@ -119,6 +119,7 @@ extension Conduit {
             opened: { connection in self.opened(connection, generation: generation, isReconnect: isReconnect) },
             arrived: { arrival in self.inbound(arrival) },
             failure: { error in self.report(error) },
+            undecodable: { error in self.reportUndecodable(error) },
             closed: { code, reason in
                 self.resumption?.settle(stated)
                 self.socketClosed(generation: generation, code: code, reason: reason)
@@ -216,7 +217,7 @@ extension Conduit {
 
     /// What the socket brought: held while a fallback stream is still being read.
     private func inbound(_ arrival: Arrival) {
-        if resumption != nil, case .message(let message) = arrival, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) {
+        if resumption != nil, case .message(let message, _) = arrival, message.headers.isResumeControl(route: ResumeHeader.resumeRoute) {
             resendAfter(message)
         }
         let (held, pause) = state.withLockedValue { state -> (Bool, WebSocketConnection?) in
@@ -224,7 +225,7 @@ extension Conduit {
             return (true, state.held.hold(arrival, from: state.connection))
         }
         pause?.setReading(false)
-        if !held { deliver(arrival) }
+        if !held, !deliver(arrival) { giveUpSocket() }
     }
 
     /// An `.error` event: what the host sent could not be read.
@@ -232,40 +233,61 @@ extension Conduit {
         state.withLockedValue { $0.emit(.error(error)) }
     }
 
-    /// A message as below; a message dropped whole is an `.error` event.
-    func deliver(_ arrival: Arrival) {
+    /// As `report`, for a frame that did not decode: resume counts its position.
+    private func reportUndecodable(_ error: ConduitClientError) {
+        resumption?.undecodedFrame()
+        report(error)
+    }
+
+    /// A message as below; a message dropped whole is an `.error` event. False when the socket
+    /// or stream that brought it must be given up (resume: a position skipped ahead).
+    @discardableResult
+    func deliver(_ arrival: Arrival) -> Bool {
         switch arrival {
-        case .message(let message):
-            deliver(message)
+        case .message(let message, let parts):
+            return deliver(message, parts: parts)
         case .dropped(let lastPart, let error):
             // Resume takes its position as received; a copy of one taken already is a duplicate,
             // its error told once.
             if let resumption {
-                guard resumption.admitDropped(lastPart: lastPart) else { return }
+                guard resumption.admitDropped(lastPart: lastPart) else { return true }
                 acknowledgeWhenDue(resumption)
             }
             state.withLockedValue { $0.emit(.error(error)) }
+            return true
         }
     }
 
     /// To the request waiting for its token, else to the receive handler and the event streams.
-    func deliver(_ message: Message) {
+    /// `parts`: the frames it was joined from.
+    private func deliver(_ message: Message, parts: Int) -> Bool {
         var message = message
         if let resumption {
-            switch resumption.admit(message) {
+            switch resumption.admit(message, parts: parts) {
             case .consumed:
-                return
+                return true
             case .greeting(let reset, let lost):
-                return state.withLockedValue { state in
+                state.withLockedValue { state in
                     if reset { state.emit(.resumeReset) }
                     if lost > 0 { state.emit(.lost(count: lost)) }
                 }
+                return true
+            case .skipped(let error):
+                if let error { report(error) }
+                return false
             case .deliver(let admitted):
                 message = admitted
                 acknowledgeWhenDue(resumption)
             }
         }
         handOut(message)
+        return true
+    }
+
+    /// Closes the socket (1000, as the JavaScript client does) after a position that skipped
+    /// ahead: the reconnect resumes from the last position received.
+    private func giveUpSocket() {
+        state.withLockedValue { $0.connection }?.close(reason: "a position skipped ahead")
     }
 
     /// A message past resume's admission: to the request waiting for its token, else to the
@@ -288,7 +310,7 @@ extension Conduit {
         let serial = state.fallbackSerial
         state.fallback = FallbackReceiver(
             endpoint: ipc, id: id, query: { try await self.stateStreamPosition() }, deliver: { arrival in self.deliver(arrival) },
-            failure: { error in self.report(error) },
+            failure: { error in self.reportUndecodable(error) },
             streamEnded: {
                 self.resumption?.settle(self.state.withLockedValue { $0.streamStated })
                 try? await self.releaseHeld(serial, stopping: false).get()
@@ -310,7 +332,8 @@ extension Conduit {
                 if stopping { state.fallback = nil }
                 return state.held.release()
             }
-            for arrival in held { self.deliver(arrival) }
+            // Those after a position that skipped ahead skip too: the socket resumes from it.
+            if held.map({ self.deliver($0) }).contains(false) { self.giveUpSocket() }
             paused?.setReading(true)
             guard stopping else { return }
             // The socket that stopped the receiver closed before this ran: it told a receiver

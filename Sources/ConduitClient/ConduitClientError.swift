@@ -22,6 +22,10 @@ public struct ConduitClientError: Error, Hashable, Sendable, CustomStringConvert
         public static let invalidMessage = Code("invalid-message")
         /// The host sent something that is not a Conduit message (text frame, bad framing).
         public static let protocolError = Code("protocol-error")
+        /// With `resume`: the host sent a position past the next one that no greeting counted
+        /// lost. Nothing is delivered in its place; the socket or events stream is given up and
+        /// the client resumes from the last position it received.
+        public static let positionSkipped = Code("position")
         /// The IPC listener did not answer, or answered something unexpected.
         public static let ipcFailed = Code("ipc-failed")
     }

@@ -15,14 +15,16 @@ final class FallbackReceiver: Sendable {
     private let state = NIOLockedValueBox(State())
     private let task = NIOLockedValueBox<Task<Void, Never>?>(nil)
 
-    /// Starts reading; `deliver` gets each message (or one dropped) in order, `failure` what
+    /// Starts reading; `deliver` gets each message (or one dropped) in order, and says false
+    /// when the stream must be given up (resume: a position skipped ahead; the next is asked
+    /// after a pause that grows, as after a failure), `failure` what
     /// does not decode (as on the socket: reported, and the stream read on), `streamEnded` is
     /// awaited after each stream (before the next is asked for), `finished` called once at the end.
     /// `query`: resume's parameters, asked anew for every stream (it may wait, or throw to
     /// skip this stream).
     init(
         endpoint: IPCEndpoint, id: String, query: @escaping @Sendable () async throws -> [(String, String)],
-        deliver: @escaping @Sendable (Arrival) -> Void,
+        deliver: @escaping @Sendable (Arrival) -> Bool,
         failure: @escaping @Sendable (ConduitClientError) -> Void, streamEnded: @escaping @Sendable () async -> Void,
         finished: @escaping @Sendable () -> Void
     ) {
@@ -32,17 +34,21 @@ final class FallbackReceiver: Sendable {
                 // A message past the joining limit is dropped (and reported) as on the socket: thrown,
                 // it ended the stream, and the next one, asked from the same position, brought it again.
                 var joiner = PartJoiner()
+                var givenUp = false
                 do {
                     try await endpoint.frames(for: id, query: await query()) { frame in
                         switch frame {
                         case .success(let part):
-                            if let arrival = joiner.add(part) { deliver(arrival) }
+                            if let arrival = joiner.add(part), !deliver(arrival) {
+                                givenUp = true
+                                return false
+                            }
                         case .failure(let error):
                             if let reported = joiner.undecodable(.undecodable(error)) { failure(reported) }
                         }
                         return true
                     }
-                    attempt = 0
+                    attempt = givenUp ? attempt + 1 : 0
                 } catch {
                     // Refused (the host still counts the old socket as open) or IPC unreachable.
                     attempt += 1

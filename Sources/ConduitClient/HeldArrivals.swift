@@ -19,7 +19,7 @@ struct HeldArrivals: Sendable {
     mutating func hold(_ arrival: Arrival, from socket: WebSocketConnection?) -> WebSocketConnection? {
         arrivals.append(arrival)
         switch arrival {
-        case .message(let message): bytes += message.encodedSize
+        case .message(let message, _): bytes += message.encodedSize
         // What is kept of a dropped message: its last part's headers.
         case .dropped(let lastPart, _): bytes += Message(headers: lastPart).encodedSize
         }

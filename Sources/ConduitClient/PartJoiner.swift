@@ -5,7 +5,8 @@ import ConduitWire
 /// dropped one's position as received: left out, the acknowledgement stuck below it and a
 /// reconnect asked for it again (and its error came again).
 enum Arrival: Sendable {
-    case message(Message)
+    /// `parts`: the frames it was joined from, each with its own position (resume).
+    case message(Message, parts: Int = 1)
     case dropped(lastPart: Headers, ConduitClientError)
 }
 
@@ -17,6 +18,8 @@ struct PartJoiner {
     private var assembler: ChunkAssembler
     /// Why the message being read is dropped: reported with its last part.
     private var dropping: ConduitClientError?
+    /// The parts held.
+    private var held = 0
 
     init(limit: Int = WebSocketConnection.maxJoinedBytes) {
         assembler = ChunkAssembler(limit: limit)
@@ -31,6 +34,7 @@ struct PartJoiner {
         guard dropping == nil else { return nil }
         guard assembler.isEmpty else {
             assembler.reset()
+            held = 0
             dropping = error
             return nil
         }
@@ -46,10 +50,15 @@ struct PartJoiner {
             return .dropped(lastPart: part.headers, reason)
         }
         do {
-            guard isPart else { return .message(Message(headers: part.headers, payload: try assembler.complete(with: part.payload))) }
+            guard isPart else {
+                defer { held = 0 }
+                return .message(Message(headers: part.headers, payload: try assembler.complete(with: part.payload)), parts: held + 1)
+            }
             try assembler.append(part.payload)
+            held += 1
             return nil
         } catch {
+            held = 0
             // Past the limit (the assembler emptied itself).
             let reason = ConduitClientError(.protocolError, "a message from the host is dropped: \(error)")
             guard isPart else { return .dropped(lastPart: part.headers, reason) }

@@ -58,9 +58,7 @@ struct StaleAckTests {
     @Test func aSocketWaitsForTheStreamsGreetingBeforeItStatesAnEpoch() async throws {
         let fake = try await FakeWebSocketHost.start()
         let ipc = try await FakeIPCHost.start(socketPort: fake.port)
-        let conduit = Conduit(
-            id: "one-epoch", address: HostAddress(port: fake.port, ipcPort: ipc.port, sharedKey: "fake-host-key"),
-            backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
+        let conduit = fake.resumingClient(id: "one-epoch", ipc: ipc)
         let delivered = Deliveries()
         conduit.receive { _ in delivered.count.add(1, ordering: .relaxed) }
         try await conduit.connect()

@@ -68,8 +68,9 @@ struct EventsStreamLimitTests {
         let receiver = FallbackReceiver(
             endpoint: IPCEndpoint(port: server.localAddress!.port!, sharedKey: "any-key-123"), id: "bad-frame", query: { [] },
             deliver: { arrival in
-                guard case .message(let message) = arrival, !firstStreamEnded.withLockedValue({ $0 }) else { return }
+                guard case .message(let message, _) = arrival, !firstStreamEnded.withLockedValue({ $0 }) else { return true }
                 arrivals.withLockedValue { $0.append(message.headers["n"] ?? "?") }
+                return true
             },
             failure: { error in failures.withLockedValue { $0.append(error) } },
             streamEnded: { firstStreamEnded.withLockedValue { $0 = true } }, finished: {}

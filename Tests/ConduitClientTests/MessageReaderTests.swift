@@ -55,11 +55,11 @@ struct MessageReaderTests {
         let failures = Mutex(0)
         let callbacks = WebSocketConnection.Callbacks(
             opened: { _ in }, arrived: { arrival in arrived.withLock { $0.append(arrival) } },
-            failure: { _ in failures.withLock { $0 += 1 } }, closed: { _, _ in })
+            failure: { _ in failures.withLock { $0 += 1 } }, undecodable: { _ in failures.withLock { $0 += 1 } }, closed: { _, _ in })
         let channel = EmbeddedChannel(handler: MessageReader(callbacks: callbacks, joinLimit: joinLimit))
         for frame in frames { try channel.writeInbound(frame) }
         _ = try channel.finish()
-        let messages = arrived.withLock { $0.compactMap { arrival -> Message? in if case .message(let message) = arrival { message } else { nil } } }
+        let messages = arrived.withLock { $0.compactMap { arrival -> Message? in if case .message(let message, _) = arrival { message } else { nil } } }
         let dropped = arrived.withLock { $0.compactMap { arrival -> Headers? in if case .dropped(let lastPart, _) = arrival { lastPart } else { nil } } }
         return (messages.map(\.headers.route), dropped, failures.withLock { $0 } + dropped.count)
     }

@@ -12,6 +12,8 @@ final class WebSocketConnection: Sendable {
         let opened: @Sendable (WebSocketConnection) -> Void
         let arrived: @Sendable (Arrival) -> Void
         let failure: @Sendable (ConduitClientError) -> Void
+        /// A frame that does not decode, told alone (none of a message's parts were held).
+        let undecodable: @Sendable (ConduitClientError) -> Void
         /// Once, when the connection is gone: the host's close code and reason, if it sent one.
         let closed: @Sendable (_ code: UInt16?, _ reason: String) -> Void
     }
@@ -124,10 +126,11 @@ final class WebSocketConnection: Sendable {
         }
     }
 
-    /// Starts the close handshake (1000); the channel closes when the host answers.
-    func close() {
-        var data = channel.allocator.buffer(capacity: 2)
+    /// Starts the close handshake (1000, and `reason`); the channel closes when the host answers.
+    func close(reason: String = "") {
+        var data = channel.allocator.buffer(capacity: 2 + reason.utf8.count)
         data.write(webSocketErrorCode: .normalClosure)
+        data.writeString(reason)
         let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)
         channel.writeAndFlush(frame, promise: nil)
         // A host that never answers must not keep the socket open, nor one that reads nothing
@@ -186,7 +189,7 @@ final class MessageReader: ChannelDuplexHandler {
             part = try Message(decoding: bytes)
         } catch {
             if let failure = joiner.undecodable(.undecodable(error)) {
-                callbacks.failure(failure)
+                callbacks.undecodable(failure)
             }
             return
         }

@@ -38,16 +38,32 @@ final class FakeIPCHost: Sendable {
         return streams.withLockedValue { $0[index].target }
     }
 
-    /// Answers the `index`th events stream with its head and a reset greeting of `epoch`.
-    func greetStream(_ index: Int, epoch: String) async throws {
-        let channel = streams.withLockedValue { $0[index].channel }
+    /// Answers the `index`th events stream with its head and a greeting of `epoch` (a reset,
+    /// unless `resumed` is given).
+    func greetStream(_ index: Int, epoch: String, resumed: Int? = nil) async throws {
+        var headers: Headers = ["route": "conduit.resume", "epoch": epoch, "resumed": "\(resumed ?? 0)", "replayed": "0", "lost": "0", "ack": "0"]
+        if resumed == nil { headers.append("reset", "true") }
         var body = ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
-        let greeting = try Message(headers: [
-            "route": "conduit.resume", "epoch": epoch, "resumed": "0", "replayed": "0", "lost": "0", "ack": "0", "reset": "true",
-        ]).encoded()
-        body.writeInteger(UInt32(greeting.readableBytes))
-        body.writeImmutableBuffer(greeting)
-        try await channel.writeAndFlush(body)
+        Self.frame(Message(headers: headers), into: &body)
+        try await stream(index).writeAndFlush(body)
+    }
+
+    /// Sends a message on the `index`th events stream, after its greeting.
+    func send(_ headers: Headers, onStream index: Int) async throws {
+        var body = ByteBuffer()
+        Self.frame(Message(headers: headers), into: &body)
+        try await stream(index).writeAndFlush(body)
+    }
+
+    private func stream(_ index: Int) -> any Channel {
+        streams.withLockedValue { $0[index].channel }
+    }
+
+    /// The events stream's framing: the encoded message's length (uint32 BE), then it.
+    private static func frame(_ message: Message, into body: inout ByteBuffer) {
+        let encoded = try! message.encoded()
+        body.writeInteger(UInt32(encoded.readableBytes))
+        body.writeImmutableBuffer(encoded)
     }
 
     func stop() async throws {

@@ -60,10 +60,11 @@ final class FakeWebSocketHost: Sendable {
         return opened.withLockedValue { $0[index] }
     }
 
-    /// A resuming client of this host that reconnects at once.
-    func resumingClient(id: String) -> Conduit {
+    /// A resuming client of this host that reconnects at once, and falls back to `ipc`'s events
+    /// stream when one is given.
+    func resumingClient(id: String, ipc: FakeIPCHost? = nil) -> Conduit {
         Conduit(
-            id: id, sharedKey: "fake-host-key", port: port,
+            id: id, address: HostAddress(port: port, ipcPort: ipc?.port, sharedKey: "fake-host-key"),
             backoff: Backoff(initialDelay: .milliseconds(1), maxDelay: .milliseconds(5)), resume: true)
     }
 
