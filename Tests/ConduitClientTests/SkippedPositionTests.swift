@@ -30,9 +30,7 @@ struct SkippedPositionTests {
     @Test func aPositionThatSkipsAheadIsAnErrorAndTheSocketResumesFromTheLastReceived() async throws {
         let fake = try await FakeWebSocketHost.start()
         let (conduit, recorder, first) = try await Self.greetedClient(id: "skipped", of: fake)
-        for (position, n) in [(1, "p1"), (2, "p2"), (9_007_199_254_740_991, "bogus"), (3, "p3"), (4, "p4")] as [(UInt64, String)] {
-            try await first.send(Self.push(position, n))
-        }
+        try await first.send([Self.push(1, "p1"), Self.push(2, "p2"), Self.push(9_007_199_254_740_991, "bogus"), Self.push(3, "p3"), Self.push(4, "p4")])
         let again = try await fake.socket(1)
         #expect(fake.upgradeTargets.last?.contains("resume=2") == true, "asked from the last position received: \(fake.upgradeTargets)")
         try await again.greet(resumed: 2)
@@ -97,11 +95,11 @@ struct SkippedPositionTests {
         try await socket.close()
         #expect(try await ipc.streamTarget(0).contains("resume=1&epoch=e1"))
         try await ipc.greetStream(0, epoch: "e1", resumed: 1)
-        for (position, n) in [(2, "p2"), (9, "bogus"), (3, "p3")] as [(UInt64, String)] { try await ipc.send(Self.push(position, n), onStream: 0) }
+        try await ipc.send([Self.push(2, "p2"), Self.push(9, "bogus"), Self.push(3, "p3")], onStream: 0)
         let next = try await ipc.streamTarget(1)
         #expect(next.contains("resume=2&epoch=e1"), "asked from the last position received: \(next)")
         try await ipc.greetStream(1, epoch: "e1", resumed: 2)
-        try await ipc.send(Self.push(3, "p3"), onStream: 1)
+        try await ipc.send([Self.push(3, "p3")], onStream: 1)
         try await recorder.waitForMessages(3)
         try await Task.sleep(for: .milliseconds(300))
         #expect(recorder.messages.map { $0.headers["n"] } == ["p1", "p2", "p3"])

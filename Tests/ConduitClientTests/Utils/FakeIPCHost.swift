@@ -48,10 +48,11 @@ final class FakeIPCHost: Sendable {
         try await stream(index).writeAndFlush(body)
     }
 
-    /// Sends a message on the `index`th events stream, after its greeting.
-    func send(_ headers: Headers, onStream index: Int) async throws {
+    /// Sends messages on the `index`th events stream, after its greeting, in one write: a
+    /// client that gives the stream up after one of them can't fail the write of the rest.
+    func send(_ messages: [Headers], onStream index: Int) async throws {
         var body = ByteBuffer()
-        Self.frame(Message(headers: headers), into: &body)
+        for headers in messages { Self.frame(Message(headers: headers), into: &body) }
         try await stream(index).writeAndFlush(body)
     }
 

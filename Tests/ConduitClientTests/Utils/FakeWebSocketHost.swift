@@ -99,9 +99,20 @@ final class FakeSocket: Sendable {
     }
 
     func send(_ headers: Headers) async throws {
-        var buffer = ByteBuffer()
-        try Message(headers: headers).encode(into: &buffer)
-        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: buffer))
+        try await send([headers])
+    }
+
+    /// Sends messages as frames flushed together: a client that gives the socket up after one
+    /// of them can't fail the write of the rest.
+    func send(_ messages: [Headers]) async throws {
+        var written: [EventLoopFuture<Void>] = []
+        for headers in messages {
+            var buffer = ByteBuffer()
+            try Message(headers: headers).encode(into: &buffer)
+            written.append(channel.write(WebSocketFrame(fin: true, opcode: .binary, data: buffer)))
+        }
+        channel.flush()
+        for write in written { try await write.get() }
     }
 
     /// A `conduit.resume` greeting of epoch `e1` (SPEC §9).
