@@ -102,7 +102,7 @@ public final class ConduitHost: Service, Sendable {
         self.ipc = IPCListener(
             services: IPCDependencies(
                 control: control, registry: registry, directory: directory, metricsExposition: metricsExposition, resources: resources,
-                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .nanoseconds(Int64(settings.ipcReplyTimeoutSeconds * 1e9)),
+                maxBodyBytes: settings.chunkQueueBytes, replyTimeout: .fractionalSeconds(settings.ipcReplyTimeoutSeconds),
                 limits: IPCLimits(settings)
             ),
             group: group, logger: logger.with(metadata: ["listener": "ipc"])

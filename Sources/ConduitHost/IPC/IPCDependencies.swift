@@ -30,7 +30,7 @@ struct IPCLimits: Sendable {
         // the key took all of them, and a keyed call waited in the backlog until they timed out
         // (making room from unproven ones happens only at this bound).
         maxConnections = min(settings.ipcMaxConnections, max(2, DescriptorLimit.current / 4))
-        idleTimeout = .nanoseconds(Int64(settings.ipcIdleTimeoutSeconds * 1e9))
-        bodyTimeout = .nanoseconds(Int64(settings.ipcBodyTimeoutSeconds * 1e9))
+        idleTimeout = .fractionalSeconds(settings.ipcIdleTimeoutSeconds)
+        bodyTimeout = .fractionalSeconds(settings.ipcBodyTimeoutSeconds)
     }
 }

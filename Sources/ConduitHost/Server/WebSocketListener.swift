@@ -68,7 +68,7 @@ final class WebSocketListener: Sendable {
         let refusal = NIOLoopBoundBox<HandshakePolicy.Rejected?>(nil, eventLoop: channel.eventLoop)
         let attached = NIOLoopBoundBox(false, eventLoop: channel.eventLoop)
         let timeout = channel.eventLoop.assumeIsolated().scheduleTask(
-            in: .nanoseconds(Int64(services.settings.handshakeTimeoutSeconds * 1e9))
+            in: .fractionalSeconds(services.settings.handshakeTimeoutSeconds)
         ) { channel.close(promise: nil) }
         channel.closeFuture.whenComplete { _ in timeout.cancel() }
 

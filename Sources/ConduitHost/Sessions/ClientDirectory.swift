@@ -107,7 +107,7 @@ public final class ClientDirectory: PushSink, Sendable {
     init(settings: HostSettings, timers: any EventLoop, budget: BufferBudget, events: @escaping @Sendable (ClientEvent) -> Void) {
         self.settings = settings
         self.budget = budget
-        self.gracePeriod = .nanoseconds(Int64(settings.clientGraceSeconds * 1e9))
+        self.gracePeriod = .fractionalSeconds(settings.clientGraceSeconds)
         self.timers = timers
         self.events = ClientEventLine(events)
     }

@@ -249,7 +249,7 @@ final class SessionHandler: ChannelInboundHandler {
         if arrivalCheck == nil { scheduleArrivalCheck(at: began + arrivalTimeout, context: context) }
     }
 
-    private var arrivalTimeout: TimeAmount { .nanoseconds(Int64(services.settings.messageArrivalTimeoutSeconds * 1e9)) }
+    private var arrivalTimeout: TimeAmount { .fractionalSeconds(services.settings.messageArrivalTimeoutSeconds) }
 
     private func scheduleArrivalCheck(at deadline: NIODeadline, context: ChannelHandlerContext) {
         arrivalCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { self.checkArrival() }
@@ -743,7 +743,7 @@ final class SessionHandler: ChannelInboundHandler {
         let written = context.write(wrapOutboundOut(outbound.take()!))
         context.flush()
         let channel = context.channel
-        let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(services.settings.closeTimeoutSeconds * 1e9))) { channel.close(promise: nil) }
+        let timeout = channel.eventLoop.scheduleTask(in: .fractionalSeconds(services.settings.closeTimeoutSeconds)) { channel.close(promise: nil) }
         // Cancelled once closed: waiting, the task held the closed connection (about 40 KiB) for
         // the whole timeout, which the resume memory soak counted against every idle id.
         channel.closeFuture.whenComplete { _ in timeout.cancel() }

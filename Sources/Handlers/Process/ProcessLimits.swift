@@ -1,3 +1,4 @@
+import ConduitKit
 import NIOCore
 
 /// The supervision settings of `ProcessOptions`, as the supervisor uses them.
@@ -23,11 +24,5 @@ struct ProcessLimits: Sendable {
         firstRestartDelay = .fractionalSeconds(options.restartDelaySeconds)
         maxRestartDelay = .fractionalSeconds(options.maxRestartDelaySeconds)
         maxMessageBytes = options.maxMessageBytes
-    }
-}
-
-extension TimeAmount {
-    static func fractionalSeconds(_ seconds: Double) -> TimeAmount {
-        .nanoseconds(Int64(seconds * 1_000_000_000))
     }
 }

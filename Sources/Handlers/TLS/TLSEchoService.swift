@@ -60,7 +60,7 @@ final class TLSEchoService: Sendable {
             certificateChain: identity.chain.map { .certificate($0) }, privateKey: .privateKey(identity.privateKey))
         let context = try NIOSSLContext(configuration: server)
         let connections = OpenChannels(limit: options.maxConnections)
-        let handshakeTimeout = TimeAmount.nanoseconds(Int64(options.handshakeTimeoutSeconds * 1e9))
+        let handshakeTimeout = TimeAmount.fractionalSeconds(options.handshakeTimeoutSeconds)
         try await SharedListeningPort.checkFree(host: options.host, port: options.port, route: route, group: group)
         let listener = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

@@ -101,8 +101,8 @@ public final class TLSHandler: ConduitHandler {
         try ensureNoConnection(for: client)
         let endpoint = try TLSConnection.Endpoint(request)
         let insecure = try insecureRequested(request)
-        let timeout = TimeAmount.nanoseconds(Int64(options.connectTimeoutSeconds * 1e9))
-        let congestionTimeout = TimeAmount.nanoseconds(Int64(options.congestionTimeoutSeconds * 1e9))
+        let timeout = TimeAmount.fractionalSeconds(options.connectTimeoutSeconds)
+        let congestionTimeout = TimeAmount.fractionalSeconds(options.congestionTimeoutSeconds)
         // Counted as opening now, while the id surely exists (its request is being handled):
         // counted in the task, an expiry before the task started (a loaded machine, a short
         // grace) marked nothing, and the connection outlived its id, open for good.
