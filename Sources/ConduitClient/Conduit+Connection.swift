@@ -332,8 +332,11 @@ extension Conduit {
                 if stopping { state.fallback = nil }
                 return state.held.release()
             }
-            // Those after a position that skipped ahead skip too: the socket resumes from it.
-            if held.map({ self.deliver($0) }).contains(false) { self.giveUpSocket() }
+            // Every one is delivered (a later socket's greeting among them clears a skip); after
+            // a position that skipped ahead, the socket resumes from the last one received.
+            var skipped = false
+            for arrival in held where !self.deliver(arrival) { skipped = true }
+            if skipped { self.giveUpSocket() }
             paused?.setReading(true)
             guard stopping else { return }
             // The socket that stopped the receiver closed before this ran: it told a receiver
