@@ -239,7 +239,7 @@ final class ClientResume: Sendable {
             if let parts, case let first = position - min(position - 1, UInt64(parts - 1)), first > expected {
                 state.skipReported = true
                 return .skipped(ConduitClientError(
-                    .positionSkipped, "the host sent position \(first) where \(expected) was next; resumed again from \(expected - 1)"))
+                    .positionSkipped, "the host sent position \(first) where \(expected) was next; resumed again from \(state.received)"))
             }
             state.undecoded = 0
             state.received = position

@@ -82,6 +82,24 @@ struct SkippedPositionTests {
         try await fake.stop()
     }
 
+    /// The error names the position the next socket is asked from: the last received. A frame
+    /// that did not decode took a position of its own, so it is not the one before the next
+    /// expected (the error said 2 here while the socket was asked from 1).
+    @Test func theErrorNamesThePositionAskedFromAgain() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let (conduit, recorder, first) = try await Self.greetedClient(id: "skipped-after-undecodable", of: fake)
+        try await first.send(Self.push(1, "p1"))
+        try await first.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [9, 9, 9])))
+        try await first.send(Self.push(9, "bogus"))
+        try await recorder.waitFor { if case .error(let error) = $0 { error.code == .positionSkipped } else { false } }
+        _ = try await fake.socket(1)
+        #expect(fake.upgradeTargets.last?.contains("resume=1") == true, "\(fake.upgradeTargets)")
+        let skipped = recorder.events.compactMap { if case .error(let error) = $0, error.code == .positionSkipped { error.message } else { nil } }
+        #expect(skipped == ["the host sent position 9 where 3 was next; resumed again from 1"])
+        conduit.close()
+        try await fake.stop()
+    }
+
     /// On the events stream as on the socket: the stream is given up, and the next is asked
     /// from the last position received.
     @Test func aPositionThatSkipsAheadOnTheEventsStreamEndsIt() async throws {

@@ -1402,31 +1402,62 @@ test('reconnect options are checked when the client is made', () => {
   }
 })
 
-// One position far ahead (a gap no greeting reported as lost) was taken: every message after it
-// was dropped as a "duplicate", unseen. It is an error event now, and the socket is resumed
-// again from the last position received: nothing is lost, nothing comes twice.
-test('resume: a host position that skips ahead is an error, and the socket resumes from the last one received', { timeout: 30000 }, async () => {
-  const { fake, conduit } = await fakeAndResumingClient('node-skipped')
-  const seen = []
-  conduit.receive((error, message) => { if (!error) seen.push(String(message.options.n)) })
+/** A numbered push (`route: push`, `pos`, `n`), encoded. */
+const numberedPush = (position, n) => module.encode([['route', 'push'], ['pos', String(position)], ['n', n]])
+
+/**
+ * Runs `body({ fake, conduit, errors })` with a resuming client of a fake host (not connected)
+ * whose error events `errors` records; closes both after.
+ */
+async function withResumingClient (id, body) {
+  const { fake, conduit } = await fakeAndResumingClient(id)
   const errors = []
   conduit.addEventListener('error', (event) => errors.push(event.error))
-  const push = (position, n) => module.encode([['route', 'push'], ['pos', String(position)], ['n', n]])
   try {
-    const socket = await connectGreeted(fake, conduit)
-    const next = fake.nextSocket()
-    for (const [position, n] of [[1, 'p1'], [2, 'p2'], [9007199254740991, 'bogus'], [3, 'p3'], [4, 'p4'], [5, 'p5']]) socket.send(push(position, n))
-    const again = await Promise.race([next, sleep(5000).then(() => null)])
-    assert.ok(again, `no reconnect; delivered ${seen}, errors: ${errors.map(String)}`)
-    const resumed = Number(again.url.searchParams.get('resume'))
-    again.send(greetingOfE1({ resumed }))
-    for (let position = resumed + 1; position <= 5; position++) again.send(push(position, `p${position}`))
-    await until(() => seen.length >= 5, 5000)
-    await sleep(300)
-    assert.deepEqual(seen, ['p1', 'p2', 'p3', 'p4', 'p5'])
-    assert.equal(errors.filter((error) => error?.code === 'position').length, 1)
+    await body({ fake, conduit, errors })
   } finally {
     conduit.close()
     fake.stop()
   }
+}
+
+/** Connects `conduit`, greeted, and sends `frames` on its socket; the socket it connects next (null after 5 s). */
+async function sendAndAwaitNextSocket (fake, conduit, frames) {
+  const socket = await connectGreeted(fake, conduit)
+  const next = fake.nextSocket()
+  for (const frame of frames) socket.send(frame)
+  return Promise.race([next, sleep(5000).then(() => null)])
+}
+
+// The error names the position the next socket is asked from: the last received. A frame that
+// does not decode took a position of its own, so that is not the one before the next expected
+// (the error said 2 here while the socket was asked from 1).
+test('resume: the skipped-position error names the position asked from again', { timeout: 30000 }, async () => {
+  await withResumingClient('node-skipped-after-undecodable', async ({ fake, conduit, errors }) => {
+    const again = await sendAndAwaitNextSocket(fake, conduit, [numberedPush(1, 'p1'), new Uint8Array([9, 9, 9]), numberedPush(9, 'bogus')])
+    assert.ok(again, `no reconnect; errors: ${errors.map(String)}`)
+    assert.equal(again.url.searchParams.get('resume'), '1')
+    const skipped = errors.filter((error) => error?.code === 'position').map((error) => error.message)
+    assert.deepEqual(skipped, ['the host sent position 9 where 3 was next; resumed again from 1'])
+  })
+})
+
+// One position far ahead (a gap no greeting reported as lost) was taken: every message after it
+// was dropped as a "duplicate", unseen. It is an error event now, and the socket is resumed
+// again from the last position received: nothing is lost, nothing comes twice.
+test('resume: a host position that skips ahead is an error, and the socket resumes from the last one received', { timeout: 30000 }, async () => {
+  await withResumingClient('node-skipped', async ({ fake, conduit, errors }) => {
+    const seen = []
+    conduit.receive((error, message) => { if (!error) seen.push(String(message.options.n)) })
+    const sent = [[1, 'p1'], [2, 'p2'], [9007199254740991, 'bogus'], [3, 'p3'], [4, 'p4'], [5, 'p5']]
+    const again = await sendAndAwaitNextSocket(fake, conduit, sent.map(([position, n]) => numberedPush(position, n)))
+    assert.ok(again, `no reconnect; delivered ${seen}, errors: ${errors.map(String)}`)
+    const resumed = Number(again.url.searchParams.get('resume'))
+    again.send(greetingOfE1({ resumed }))
+    for (let position = resumed + 1; position <= 5; position++) again.send(numberedPush(position, `p${position}`))
+    await until(() => seen.length >= 5, 5000)
+    await sleep(300)
+    assert.deepEqual(seen, ['p1', 'p2', 'p3', 'p4', 'p5'])
+    assert.equal(errors.filter((error) => error?.code === 'position').length, 1)
+  })
 })
