@@ -341,10 +341,9 @@ export class ResumeState {
   /**
    * What to make of a message from the host, or of one part of a split one, in delivery order
    * and before parts are joined: `{ deliver }` (positions taken off), `{ greeting: { reset,
-   * lost } }`, `{ duplicate: true }`, `{ gap: { expected, position, resumedFrom } }` (a
-   * position past the next one that no greeting said was lost: taken, it made every position
-   * below it a "duplicate", dropped unseen; the next connect asks from `resumedFrom`, the last
-   * position received) or `{}` (an acknowledgement). A message's last part
+   * lost } }`, `{ duplicate: true }`, `{ gap: { expected, position } }` (a position past the next
+   * one that no greeting said was lost: taken, it made every position below it a "duplicate",
+   * dropped unseen) or `{}` (an acknowledgement). A message's last part
    * receives it, whether the joiner then delivers it or drops it (too big, a part that does not
    * decode): a dropped message left unreceived held the acknowledgement below it until the next
    * one, a reconnect meanwhile asked for it and its error came again, as did a copy's. Earlier
@@ -365,7 +364,7 @@ export class ResumeState {
     }
     // SPEC §9: positions follow one another; only those a greeting counted lost may be missing.
     const expected = Math.max(this.received, this.#lostThrough, this.#partsThrough) + 1 + this.#undecoded
-    if (position > expected) return { gap: { expected, position, resumedFrom: this.received } }
+    if (position > expected) return { gap: { expected, position } }
     this.#undecoded = 0
     if (last) {
       this.received = position
@@ -1299,8 +1298,8 @@ export class Conduit extends EventTarget {
    * and the socket or stream is given up: the next, asked from the last position received, has
    * what is missing sent again (or counted in its greeting's `lost`).
    */
-  #positionSkipped ({ expected, position, resumedFrom }, socket) {
-    const error = new ConduitCodecError('position', `the host sent position ${position} where ${expected} was next; resumed again from ${resumedFrom}`)
+  #positionSkipped ({ expected, position }, socket) {
+    const error = new ConduitCodecError('position', `the host sent position ${position} where ${expected} was next; resumed again from ${this.#resume.received}`)
     this.#emit('error', { error })
     // (A page may close with 1000 or 3000–4999 only.)
     if (socket) socket.close(1000, 'a position skipped ahead')
