@@ -1,8 +1,6 @@
 import ConduitClient
 import ConduitTesting
 import ConduitWire
-import NIOCore
-import NIOWebSocket
 import Testing
 
 /// SPEC §9: host positions follow one another; only those a greeting counted lost may be
@@ -71,7 +69,7 @@ struct SkippedPositionTests {
         let fake = try await FakeWebSocketHost.start()
         let (conduit, recorder, socket) = try await Self.greetedClient(id: "undecodable", of: fake)
         try await socket.send(Self.push(1, "p1"))
-        try await socket.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [9, 9, 9])))
+        try await socket.sendUndecodableFrame()
         try await socket.send(Self.push(3, "p3"))
         try await recorder.waitForMessages(2)
         #expect(recorder.messages.map { $0.headers["n"] } == ["p1", "p3"])
@@ -89,7 +87,7 @@ struct SkippedPositionTests {
         let fake = try await FakeWebSocketHost.start()
         let (conduit, recorder, first) = try await Self.greetedClient(id: "skipped-after-undecodable", of: fake)
         try await first.send(Self.push(1, "p1"))
-        try await first.channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [9, 9, 9])))
+        try await first.sendUndecodableFrame()
         try await first.send(Self.push(9, "bogus"))
         try await recorder.waitFor { if case .error(let error) = $0 { error.code == .positionSkipped } else { false } }
         _ = try await fake.socket(1)

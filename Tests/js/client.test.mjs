@@ -1421,8 +1421,8 @@ async function withResumingClient (id, body) {
   }
 }
 
-/** Connects `conduit`, greeted, and sends `frames` on its socket; the socket it connects next (null after 5 s). */
-async function sendAndAwaitNextSocket (fake, conduit, frames) {
+/** Connects `conduit`, greeted, and sends `frames` on its socket; the socket it reconnects with (null after 5 s). */
+async function reconnectAfterSending (fake, conduit, frames) {
   const socket = await connectGreeted(fake, conduit)
   const next = fake.nextSocket()
   for (const frame of frames) socket.send(frame)
@@ -1434,7 +1434,7 @@ async function sendAndAwaitNextSocket (fake, conduit, frames) {
 // (the error said 2 here while the socket was asked from 1).
 test('resume: the skipped-position error names the position asked from again', { timeout: 30000 }, async () => {
   await withResumingClient('node-skipped-after-undecodable', async ({ fake, conduit, errors }) => {
-    const again = await sendAndAwaitNextSocket(fake, conduit, [numberedPush(1, 'p1'), new Uint8Array([9, 9, 9]), numberedPush(9, 'bogus')])
+    const again = await reconnectAfterSending(fake, conduit, [numberedPush(1, 'p1'), new Uint8Array([9, 9, 9]), numberedPush(9, 'bogus')])
     assert.ok(again, `no reconnect; errors: ${errors.map(String)}`)
     assert.equal(again.url.searchParams.get('resume'), '1')
     const skipped = errors.filter((error) => error?.code === 'position').map((error) => error.message)
@@ -1450,7 +1450,7 @@ test('resume: a host position that skips ahead is an error, and the socket resum
     const seen = []
     conduit.receive((error, message) => { if (!error) seen.push(String(message.options.n)) })
     const sent = [[1, 'p1'], [2, 'p2'], [9007199254740991, 'bogus'], [3, 'p3'], [4, 'p4'], [5, 'p5']]
-    const again = await sendAndAwaitNextSocket(fake, conduit, sent.map(([position, n]) => numberedPush(position, n)))
+    const again = await reconnectAfterSending(fake, conduit, sent.map(([position, n]) => numberedPush(position, n)))
     assert.ok(again, `no reconnect; delivered ${seen}, errors: ${errors.map(String)}`)
     const resumed = Number(again.url.searchParams.get('resume'))
     again.send(greetingOfE1({ resumed }))

@@ -115,6 +115,11 @@ final class FakeSocket: Sendable {
         for write in written { try await write.get() }
     }
 
+    /// A binary frame that is no Conduit message: nine headers announced, the first cut short.
+    func sendUndecodableFrame() async throws {
+        try await channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: [9, 9, 9])))
+    }
+
     /// A `conduit.resume` greeting of epoch `e1` (SPEC §9).
     func greet(resumed: Int = 0, ack: Int = 0, reset: Bool = false) async throws {
         var headers: Headers = [
