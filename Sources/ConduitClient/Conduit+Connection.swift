@@ -335,7 +335,9 @@ extension Conduit {
             // Every one is delivered (a later socket's greeting among them clears a skip); after
             // a position that skipped ahead, the socket resumes from the last one received.
             var skipped = false
-            for arrival in held where !self.deliver(arrival) { skipped = true }
+            for arrival in held {
+                if !self.deliver(arrival) { skipped = true }
+            }
             if skipped { self.giveUpSocket() }
             paused?.setReading(true)
             guard stopping else { return }
