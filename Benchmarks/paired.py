@@ -3,7 +3,7 @@ plain and the other modes one after another, so their ratio within a repeat is t
 median. The medians of each mode alone can mislead on this machine, which drifts between a fast
 and a slow phase (the same 16 KiB run: 6.0 or 8.0 µs of host CPU a message): a mode whose runs
 fell more often in the slow phase looks slower. Labels are "conduit-MODE/WORKLOAD".
-Usage: python3 paired.py results/resume-runs.jsonl"""
+Usage: python3 paired.py results/resume-runs-<time>.jsonl"""
 import json
 import statistics
 import sys
@@ -43,4 +43,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "results/resume-runs.jsonl")
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])

@@ -6,11 +6,13 @@
 # the load tool CPU 1. The workloads are the data plane's (run.sh): 64 B one in flight, 64 in
 # flight, 100 connections × 4; 16 KiB × 16; 1 MiB (16 parts, each with its own position) × 2.
 # Usage: Benchmarks/resume.sh [SECONDS] [REPEATS] [WORKLOAD...] (by name: latency throughput …)
+# → Benchmarks/results/resume-runs-<UTC time>.jsonl, a file of its own each run (one name for
+# every run lost a run's record to the next, or to a checkout).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); repo=$(dirname "$here")
 seconds=${1:-3}; repeats=${2:-5}
 source "$here/common.sh"; build_tools
-out=$here/results; mkdir -p "$out"; results=$out/resume-runs.jsonl; : >"$results"
+out=$here/results; mkdir -p "$out"; results=$out/resume-runs-$(date -u +%Y-%m-%dT%H%M%S).jsonl
 key=bench-shared-key
 workdir=$(mktemp -d)
 taskset -c 0 env CONDUIT_SHARED_KEY=$key "$conduit" serve --port 0 >"$workdir/host" 2>/dev/null & host_pid=$!
