@@ -27,7 +27,7 @@ after(async () => {
 })
 
 for (const [name, run] of Object.entries(scenarios({ module, vectors, prefix: 'node' }))) {
-  test(name, { timeout: 60000 }, run)
+  test(name, { timeout: 60000 * chaosSizes.CONDUIT_CHAOS_SCALE }, run)
 }
 
 // The host this repository ships acknowledges client positions with `conduit.ack` only, but

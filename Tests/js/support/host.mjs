@@ -44,14 +44,18 @@ export async function startHost ({ env = {} } = {}) {
 /** The golden vectors, the same file the Swift codec tests read. */
 export const vectorsPath = `${root}Tests/ConduitWireTests/Fixtures/framing.json`
 
-/** The resume chaos scenario's sizes from the environment (the long run, docs/resume.md):
- * `CONDUIT_CHAOS_PUSHES`, `…_REQUESTS`, `…_DATAGRAMS`, set as globals of the same names where
- * the scenario runs (Node, or the page in Chromium). A value that is not a whole number of at
- * least 1 stops the run, named: as NaN the scenario would send nothing and pass. */
+/** The resume chaos scenario's sizes (the test command's run by default; the long run,
+ * docs/resume.md, from the environment): `CONDUIT_CHAOS_PUSHES`, `…_REQUESTS`, `…_DATAGRAMS`, set as
+ * globals of the same names where the scenario runs (Node, or the page in Chromium). A value that
+ * is not a whole number of at least 1 stops the run, named: as NaN the scenario would send
+ * nothing and pass. `CONDUIT_CHAOS_SCALE`: how many times the default run the largest of them
+ * is, which the scenario's time limits grow by (fixed, a long run outlasted its driver). */
+const chaosDefaults = { CONDUIT_CHAOS_PUSHES: 400, CONDUIT_CHAOS_REQUESTS: 120, CONDUIT_CHAOS_DATAGRAMS: 120 }
 export const chaosSizes = Object.fromEntries(
-  ['CONDUIT_CHAOS_PUSHES', 'CONDUIT_CHAOS_REQUESTS', 'CONDUIT_CHAOS_DATAGRAMS']
-    .filter((name) => process.env[name] !== undefined).map((name) => {
-      const size = Number(process.env[name])
-      if (!Number.isInteger(size) || size < 1) throw new Error(`${name}=${process.env[name]}: a whole number of at least 1 is needed`)
-      return [name, size]
-    }))
+  Object.entries(chaosDefaults).map(([name, fallback]) => {
+    if (process.env[name] === undefined) return [name, fallback]
+    const size = Number(process.env[name])
+    if (!Number.isInteger(size) || size < 1) throw new Error(`${name}=${process.env[name]}: a whole number of at least 1 is needed`)
+    return [name, size]
+  }))
+chaosSizes.CONDUIT_CHAOS_SCALE = Math.max(...Object.entries(chaosDefaults).map(([name, fallback]) => chaosSizes[name] / fallback))

@@ -629,9 +629,9 @@ export function scenarios ({ module, vectors, prefix }) {
     // pushes and requests are large, and their bytes are checked.
     async 'resume: every push, datagram and request exactly once while sockets die, are replaced, the host pauses and the fallback stream carries' () {
       const conduit = await open({ resume: true, reconnect: { timeout: 20, retries: 10000 } })
-      const pushes = Number(globalThis.CONDUIT_CHAOS_PUSHES ?? 400)
-      const requests = Number(globalThis.CONDUIT_CHAOS_REQUESTS ?? 120)
-      const datagrams = Number(globalThis.CONDUIT_CHAOS_DATAGRAMS ?? 120)
+      const pushes = globalThis.CONDUIT_CHAOS_PUSHES
+      const requests = globalThis.CONDUIT_CHAOS_REQUESTS
+      const datagrams = globalThis.CONDUIT_CHAOS_DATAGRAMS
       const received = []
       const datagramsReceived = []
       const told = { reset: 0, lost: 0 }
@@ -698,8 +698,9 @@ export function scenarios ({ module, vectors, prefix }) {
       let listening = conduit.port
       const driver = (async () => {
         const begun = performance.now()
-        // Never past the test's own timeout, even if the traffic hangs.
-        for (let round = 0; running && performance.now() - begun < 50000; round++) {
+        // Never past the test's own timeout, even if the traffic hangs; a long run's traffic
+        // takes longer (at a fixed 50 s its requests waited for disruptions that never came).
+        for (let round = 0; running && performance.now() - begun < 50000 * globalThis.CONDUIT_CHAOS_SCALE; round++) {
           // Every eighth round the socket stays up a while: the client backs off longer after
           // each quick close until a socket lives 5 s (STABLE_SOCKET_MS), so on a slow machine
           // later rounds waited 10 s and more before reconnecting, past the waits below.
@@ -730,8 +731,13 @@ export function scenarios ({ module, vectors, prefix }) {
       // The driver stops with the traffic, failed or not: left running it would pause the
       // host under every later test (a failed run here once kept CI busy until its limit).
       const traffic = Promise.all([pusher, requester, datagramSender]).finally(() => { running = false })
-      await Promise.all([traffic, driver])
-      await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`)
+      // A failure says where what is missing went: lost and told, evicted, or still on the way.
+      const withWhereTheRestWent = async (error) => {
+        const host = (await Conduit.control('diagnostics', { headers: { id: conduit.id } })).clients?.[0]
+        throw new Error(`${error.message}; pushes received ${received.length}; told ${JSON.stringify(told)}; the client's resume ${JSON.stringify(conduit.resumeStats)}; the host's view of the id ${JSON.stringify(host ?? 'none')}`)
+      }
+      await Promise.all([traffic, driver]).catch(withWhereTheRestWent)
+      await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`).catch(withWhereTheRestWent)
       await sleep(100)
       same(received, Array.from({ length: pushes }, (_, index) => index + 1), 'every push once, in order')
       await waitFor(() => burstsReceived.length >= nextBurst - firstBurst, 20000, `${nextBurst - firstBurst} burst pushes (have ${burstsReceived.length})`)
