@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 BUSY=${2:-2}
 OUT=${OUT:-$(mktemp -d /tmp/conduit-under-load.XXXXXX)}
+mkdir -p "$OUT"
 swift build --build-tests 2>&1 | grep -E "error|Build complete"
 failed=0
 for run in $(seq 1 "$RUNS"); do
