@@ -33,7 +33,8 @@ public final class TestWebSocketClient: Sendable, PausableReading {
         let inbox = Inbox<WebSocketFrame>(timers: eventLoop)
         let channel = try await WebSocketUpgrade.connect(
             host: host, port: port, path: path, headers: headers, maxFrameSize: maxFrameSize,
-            automaticErrorHandling: false, refusal: TestClientError.handshakeRefused, eventLoop: eventLoop,
+            // The tests' patience, not a client's 10 s: beside busy loops a host took longer.
+            automaticErrorHandling: false, refusal: TestClientError.handshakeRefused, timeout: Patience.timeAmount, eventLoop: eventLoop,
             configure: { bootstrap in
                 // A fixed small buffer (no autotuning) makes a paused reader back up quickly.
                 guard let receiveBufferBytes else { return bootstrap }
