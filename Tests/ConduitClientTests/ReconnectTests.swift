@@ -74,11 +74,9 @@ struct ReconnectTests {
         let server = try await ClosingWebSocketServer.start()
         let conduit = Conduit(id: "dropped", sharedKey: "any-key-123", port: server.port, backoff: Backoff(retries: 1_000_000, initialDelay: .zero))
         Task { try? await conduit.reconnect() }
-        var upgraded = 0
-        while upgraded < 500 {
-            let before = upgraded
+        while server.upgraded < 500 {
+            let before = server.upgraded
             try await waitUntil { server.upgraded > before }
-            upgraded = server.upgraded
         }
         conduit.close()
         try await server.stop()

@@ -731,19 +731,21 @@ export function scenarios ({ module, vectors, prefix }) {
       // The driver stops with the traffic, failed or not: left running it would pause the
       // host under every later test (a failed run here once kept CI busy until its limit).
       const traffic = Promise.all([pusher, requester, datagramSender]).finally(() => { running = false })
-      // A failure says where what is missing went: lost and told, evicted, or still on the way.
+      // A failure says where what is missing went: lost and told, evicted, or still on the way
+      // (counts as they are when it fails; the host's, unless asking fails too: the error stays).
       const withWhereTheRestWent = async (error) => {
-        const host = (await Conduit.control('diagnostics', { headers: { id: conduit.id } })).clients?.[0]
-        throw new Error(`${error.message}; pushes received ${received.length}; told ${JSON.stringify(told)}; the client's resume ${JSON.stringify(conduit.resumeStats)}; the host's view of the id ${JSON.stringify(host ?? 'none')}`)
+        const host = await Conduit.control('diagnostics', { headers: { id: conduit.id } })
+          .then((answer) => answer.clients?.[0] ?? 'the id is gone', (failure) => `not known (${failure.message})`)
+        throw new Error(`${error.message}; received ${received.length} pushes, ${burstsReceived.length} burst pushes, ${datagramsReceived.length} datagrams; told ${JSON.stringify(told)}; the client's resume ${JSON.stringify(conduit.resumeStats)}; the host's view of the id ${JSON.stringify(host)}`)
       }
       await Promise.all([traffic, driver]).catch(withWhereTheRestWent)
-      await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes (have ${received.length})`).catch(withWhereTheRestWent)
+      await waitFor(() => received.length >= pushes, 20000, `${pushes} pushes`).catch(withWhereTheRestWent)
       await sleep(100)
       same(received, Array.from({ length: pushes }, (_, index) => index + 1), 'every push once, in order')
-      await waitFor(() => burstsReceived.length >= nextBurst - firstBurst, 20000, `${nextBurst - firstBurst} burst pushes (have ${burstsReceived.length})`)
+      await waitFor(() => burstsReceived.length >= nextBurst - firstBurst, 20000, `${nextBurst - firstBurst} burst pushes`).catch(withWhereTheRestWent)
       same(burstsReceived, Array.from({ length: nextBurst - firstBurst }, (_, index) => firstBurst + index), 'every burst push once, in order')
       check(damaged.length === 0, `pushes with a body not as sent: ${damaged.slice(0, 5)}`)
-      await waitFor(() => datagramsReceived.length >= datagrams, 20000, `${datagrams} datagrams (have ${datagramsReceived.length})`)
+      await waitFor(() => datagramsReceived.length >= datagrams, 20000, `${datagrams} datagrams`).catch(withWhereTheRestWent)
       same(datagramsReceived, Array.from({ length: datagrams }, (_, index) => index + 1), 'every datagram once, in order')
       const report = await conduit.request('test.tally', { headers: { report: true } })
       const counts = JSON.parse(text(report.payload)).data
