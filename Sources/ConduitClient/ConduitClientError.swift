@@ -22,6 +22,9 @@ public struct ConduitClientError: Error, Hashable, Sendable, CustomStringConvert
         public static let invalidMessage = Code("invalid-message")
         /// The host sent something that is not a Conduit message (text frame, bad framing).
         public static let protocolError = Code("protocol-error")
+        /// The open socket failed under the client (reset by the host or the network, a read
+        /// or write error): it is closed, and the client reconnects as after any close.
+        public static let socketFailed = Code("socket-failed")
         /// With `resume`: the host sent a position past the next one that no greeting counted
         /// lost. Nothing is delivered in its place; the socket or events stream is given up and
         /// the client resumes from the last position it received.

@@ -158,6 +158,23 @@ struct ReconnectTests {
         }
     }
 
+    /// A socket reset under the client (a killed host, a dropped network) was reported as
+    /// `protocol-error`, the code for a host that sends what is no Conduit message.
+    @Test func aResetSocketIsASocketFailureAndTheClientComesBack() async throws {
+        let fake = try await FakeWebSocketHost.start()
+        let conduit = Conduit(id: "r-reset", sharedKey: "fake-host-key", port: fake.port, backoff: Backoff(initialDelay: .milliseconds(1)))
+        let recorder = Recorder(conduit)
+        try await conduit.connect()
+        try await fake.socket(0).reset()
+        try await recorder.waitFor { if case .error = $0 { true } else { false } }
+        let errors = recorder.events.compactMap { if case .error(let error) = $0 { error } else { nil } }
+        #expect(errors.map(\.code) == [.socketFailed], "\(errors)")
+        _ = try await fake.socket(1)
+        try await recorder.waitFor { $0.isReopen }
+        conduit.close()
+        try await fake.stop()
+    }
+
     @Test func reconnectGivesUpAfterItsRetries() async throws {
         try await TestHost.run(catalog: .clientTests) { host in
             let conduit = host.client(id: "r5", autoReconnect: false)

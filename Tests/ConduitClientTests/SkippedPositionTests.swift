@@ -122,7 +122,7 @@ struct SkippedPositionTests {
         // (The socket's reconnects, to a listener gone, give up: an error of their own. The fake
         // host's stop may reset the socket, also an error of its own, seen beside busy loops.)
         let errors = recorder.events.compactMap {
-            if case .error(let error) = $0, error.code != .reconnectFailed, !error.message.hasPrefix("socket error") { error } else { nil }
+            if case .error(let error) = $0, ![.reconnectFailed, .socketFailed].contains(error.code) { error } else { nil }
         }
         #expect(errors.map(\.code) == [.positionSkipped], "\(errors)")
         conduit.close()

@@ -237,8 +237,12 @@ final class MessageReader: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// The socket's own failures (a reset, a read error) are told apart from a host that sends
+    /// what WebSocket does not allow: both were `protocol-error`, which blamed the host for a
+    /// dropped network.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        callbacks.failure(ConduitClientError(.protocolError, "socket error: \(error)"))
+        let isSocketFailure = error is IOError || error is ChannelError
+        callbacks.failure(ConduitClientError(isSocketFailure ? .socketFailed : .protocolError, "socket error: \(error)"))
         context.close(promise: nil)
     }
 }

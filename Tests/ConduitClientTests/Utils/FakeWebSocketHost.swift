@@ -132,6 +132,14 @@ final class FakeSocket: Sendable {
     func close() async throws {
         try await channel.close()
     }
+
+    /// Drops the connection as a killed host or a network failure does: a TCP reset (a zero
+    /// linger), no close frame.
+    func reset() async throws {
+        guard let options = channel as? any SocketOptionProvider else { throw ChannelError.operationUnsupported }
+        try await options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
+        try await channel.close()
+    }
 }
 
 private final class FrameCollector: ChannelInboundHandler {
