@@ -105,17 +105,26 @@ struct ChildProcess: Sendable {
     }
 }
 
-/// A pipe whose both ends are close-on-exec: the child gets its own end as 0, 1 or 2 only, and
-/// no later child inherits either (one would keep the pipe open; swift-subprocess closes what a
-/// child would inherit anyway, this covers a program started otherwise meanwhile).
-private struct ChildPipe: Sendable {
+/// A pipe whose both ends are close-on-exec from their first instant: the child gets its own end
+/// as 0, 1 or 2 only, and no other program inherits either (one would keep the pipe open, and the
+/// child's end be seen only at the supervisor's cap). swift-subprocess closes what its children
+/// would inherit anyway; this covers a program started otherwise meanwhile. `pipe` then `fcntl`
+/// left both ends inheritable between the two calls.
+struct ChildPipe: Sendable {
     let read: CInt
     let write: CInt
 
     init() throws {
+        #if os(Linux)
+        let ends = try FileDescriptor.pipe(options: .closeOnExec)
+        (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
+        #else
+        // pipe2 is newer than the Darwin releases this builds for; swift-subprocess, which
+        // starts the children, closes what they would inherit.
         let ends = try FileDescriptor.pipe()
         (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
         for end in [read, write] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        #endif
     }
 }
 
