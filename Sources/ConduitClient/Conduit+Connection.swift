@@ -199,11 +199,15 @@ extension Conduit {
                 return false
             }
             state.phase = .down
-            let lasted = state.openedAt.map { $0.duration(to: .now) } ?? .zero
-            state.quickCloses = lasted < Self.stableSocket ? state.quickCloses + 1 : 0
             // A newer socket with this id replaced this one: getting it back would only
             // replace that one in turn.
             state.replaced = code == 1000 && reason == "replaced"
+            // Replaced, it did not fail: counted as a quick close, it made the reconnect that
+            // takes the id back wait as after a failed attempt.
+            if !state.replaced {
+                let lasted = state.openedAt.map { $0.duration(to: .now) } ?? .zero
+                state.quickCloses = lasted < Self.stableSocket ? state.quickCloses + 1 : 0
+            }
             let again = autoReconnect && !state.replaced
             state.emit(.close(code: code, reason: reason, willReconnect: again))
             if again { startFallback(&state) }

@@ -211,6 +211,28 @@ struct ReconnectTests {
         }
     }
 
+    /// A socket replaced by a newer one of its id did not fail, yet it counted as one that
+    /// closed soon after opening: the reconnect that takes the id back first waited as after a
+    /// failed attempt (half to all of the first delay: 20 to 40 s here).
+    @Test func takingTheIDBackAfterAReplacementWaitsForNoBackoff() async throws {
+        try await TestHost.run(catalog: .clientTests) { host in
+            let first = Conduit(
+                id: "r8", address: HostAddress(port: host.port, ipcPort: nil, sharedKey: host.sharedKey),
+                backoff: Backoff(initialDelay: .seconds(40), maxDelay: .seconds(40)))
+            let recorder = Recorder(first)
+            try await first.connect()
+            let second = host.client(id: "r8")
+            try await second.connect()
+            try await recorder.waitFor { $0.isClose }
+            let started = ContinuousClock.now
+            try await first.reconnect()
+            #expect(ContinuousClock.now - started < .seconds(15), "taking the id back took \(ContinuousClock.now - started)")
+            #expect(first.isOpen)
+            first.close()
+            second.close()
+        }
+    }
+
     /// A client, its events, and the client of the same id that replaced it.
     static func replaced(id: String, on host: TestHost) async throws -> (Conduit, Recorder, Conduit) {
         let first = host.client(id: id)

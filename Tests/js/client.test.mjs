@@ -328,6 +328,25 @@ test('reconnect: a replaced client\'s sends do not take its id back', { timeout:
   second.close()
 })
 
+// A socket replaced by a newer one of its id did not fail, yet it counted as one that closed
+// soon after opening: the reconnect that takes the id back first waited as after a failed
+// attempt (half to all of the first delay: 20 to 40 s here).
+test('reconnect: taking the id back after a replacement waits for no backoff', { timeout: 60000 }, async () => {
+  const first = new Conduit({ id: 'node-take-back', connect: false })
+  await first.connect()
+  const firstClosed = new Promise((resolve) => first.addEventListener('close', (event) => resolve(event.reason)))
+  const second = new Conduit({ id: 'node-take-back', connect: false })
+  await second.connect()
+  assert.equal(await firstClosed, 'replaced')
+  const started = Date.now()
+  await first.reconnect({ timeout: 40000 })
+  const took = Date.now() - started
+  assert.ok(took < 15000, `taking the id back took ${took} ms`)
+  assert.ok(first.isOpen)
+  first.close()
+  second.close()
+})
+
 test('the host serves /conduit.js and the status page, with the key only', { timeout: 60000 }, async () => {
   const served = await fetch(host.url(`/conduit.js?key=${host.sharedKey}`))
   assert.equal(served.status, 200)

@@ -873,11 +873,13 @@ export class Conduit extends EventTarget {
       if (this.socket !== socket) return
       this.socket = null
       this.isActive = false
-      this.#quickCloses = Date.now() - this.#openedAt < STABLE_SOCKET_MS ? this.#quickCloses + 1 : 0
-      this.#emit('close', { code: event.code, reason: event.reason })
       // A newer socket with this id (another tab) replaced this one: taking the id back by
       // itself would replace that one in turn, and the two would trade it for ever.
       this.#replaced = event.code === 1000 && event.reason === 'replaced'
+      // Replaced, it did not fail: counted as a quick close, it made the reconnect that takes
+      // the id back wait as after a failed attempt.
+      if (!this.#replaced) this.#quickCloses = Date.now() - this.#openedAt < STABLE_SOCKET_MS ? this.#quickCloses + 1 : 0
+      this.#emit('close', { code: event.code, reason: event.reason })
       if (!this.shouldReconnect || Conduit.isPaused || this.#replaced) return
       // Resume switches to the fallback stream while the socket is down (SPEC §9).
       if (this.#resume) this.#fallBackResuming()
