@@ -328,6 +328,26 @@ test('reconnect: a replaced client\'s sends do not take its id back', { timeout:
   second.close()
 })
 
+// The client knew it was replaced only after its close event: a send from a close listener
+// went over IPC and started a reconnect, which took the id back from the newer socket.
+test('reconnect: a send from a replaced client\'s close listener does not take its id back', { timeout: 60000 }, async () => {
+  const first = new Conduit({ id: 'node-replaced-listener', connect: false, reconnect: { timeout: 50 } })
+  await first.connect()
+  const sentFromListener = new Promise((resolve) => first.addEventListener('close', () => {
+    resolve(first.sendOrFallback({ route: 'echo', token: 'from-listener' }))
+  }))
+  const second = new Conduit({ id: 'node-replaced-listener', connect: false })
+  await second.connect()
+  assert.equal(await sentFromListener, 'ipc')
+  let secondClosed = null
+  second.addEventListener('close', (event) => { secondClosed = event.reason })
+  await new Promise((resolve) => setTimeout(resolve, 2000)) // past a reconnect it would start (50 ms)
+  assert.equal(secondClosed, null, 'the newer client kept its socket')
+  assert.ok(second.isOpen && !first.isOpen)
+  first.close()
+  second.close()
+})
+
 // A socket replaced by a newer one of its id did not fail, yet it counted as one that closed
 // soon after opening: the reconnect that takes the id back first waited as after a failed
 // attempt (half to all of the first delay: 20 to 40 s here).
