@@ -252,8 +252,15 @@ final class TLSConnection: Sendable {
     }
 
     /// The connection is the client's (checked, registered): what the server sent goes to it,
-    /// and reading starts again. A held push refused ends the stream there.
-    func release() {
+    /// and reading starts again. A held push refused ends the stream there. On the connection's
+    /// loop, where the server's close can't come between the release and the check below: off
+    /// it, the close pushed a `tls.end` without a reason after the refused push, and the one with
+    /// the reason was lost (the client was told a clean end of a stream with a hole).
+    func release() async {
+        try? await channel.eventLoop.submit { [self] in releaseOnTheLoop() }.get()
+    }
+
+    private func releaseOnTheLoop() {
         if let refused = heldPushes.release() {
             let reason = TLSStreamReader.refusedReason(refused)
             if channel.isActive {

@@ -141,7 +141,7 @@ public final class TLSHandler: ConduitHandler {
                 throw ConduitError.notFound("client '\(client)' expired while its TLS connection opened; the connection is closed")
             }
             context.logger.debug("tls connection opened", metadata: ["tls.client": "\(client)", "tls.server": "\(endpoint)"])
-            connection.release()
+            await connection.release()
             return try .json(connection.summary)
         }
         if !runs { _ = endOpening(client) }
