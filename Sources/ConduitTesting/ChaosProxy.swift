@@ -69,13 +69,7 @@ public final class ChaosProxy: Sendable {
             return Array(pairs.values)
         }
         for (inbound, outbound) in cut {
-            for channel in [inbound, outbound] {
-                guard let socket = channel as? any SocketOptionProvider else {
-                    channel.close(promise: nil)
-                    continue
-                }
-                socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-            }
+            for channel in [inbound, outbound] { channel.closeWithReset().whenComplete { _ in } }
         }
         return cut.count
     }

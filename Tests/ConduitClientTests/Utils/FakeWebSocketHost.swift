@@ -136,9 +136,7 @@ final class FakeSocket: Sendable {
     /// Drops the connection as a killed host or a network failure does: a TCP reset (a zero
     /// linger), no close frame.
     func reset() async throws {
-        guard let options = channel as? any SocketOptionProvider else { throw ChannelError.operationUnsupported }
-        try await options.setSoLinger(linger(l_onoff: 1, l_linger: 0)).get()
-        try await channel.close()
+        try await channel.closeWithReset().get()
     }
 }
 
