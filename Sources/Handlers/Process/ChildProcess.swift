@@ -117,14 +117,13 @@ struct ChildPipe: Sendable {
     init() throws {
         #if os(Linux)
         let ends = try FileDescriptor.pipe(options: .closeOnExec)
-        (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
         #else
         // pipe2 is newer than the Darwin releases this builds for; swift-subprocess, which
         // starts the children, closes what they would inherit.
         let ends = try FileDescriptor.pipe()
-        (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
-        for end in [read, write] { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        for end in [ends.readEnd, ends.writeEnd] { _ = fcntl(end.rawValue, F_SETFD, FD_CLOEXEC) }
         #endif
+        (read, write) = (ends.readEnd.rawValue, ends.writeEnd.rawValue)
     }
 }
 
