@@ -3,6 +3,7 @@ import ConduitHost
 import ConduitTesting
 import ConduitWire
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -494,12 +495,13 @@ extension TestWebSocketClient {
     /// sent between a child's last answer and its exit, or one its successor is late for, is
     /// answered with an error, rightly (and `pid()` records that as a failure).
     fileprivate func pid(otherThan previous: Int32?) async throws -> Int32 {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
-            if let pid = try await askPID().pid, pid != previous { return pid }
-            guard ContinuousClock.now < deadline else { throw TestClientError.timedOut }
-            try await Task.sleep(for: .milliseconds(20))
+        let found = NIOLockedValueBox<Int32?>(nil)
+        try await waitUntil(timeout: .seconds(30)) {
+            guard let pid = try await self.askPID().pid, pid != previous else { return false }
+            found.withLockedValue { $0 = pid }
+            return true
         }
+        return try #require(found.withLockedValue { $0 })
     }
 
     private func askPID() async throws -> (pid: Int32?, reply: Message) {
