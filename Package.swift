@@ -207,7 +207,7 @@ let package = Package(
         .executableTarget(
             name: "conduit-nats-worker",
             dependencies: [
-                "ConduitNATS", nio("NIOCore"), nio("NIOPosix"),
+                "ConduitNATS", "ConduitKit", nio("NIOCore"), nio("NIOPosix"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConduitKit
 import ConduitNATS
 import Foundation
 import NIOCore
@@ -48,9 +49,8 @@ struct NATSWorker: AsyncParsableCommand {
                 try client.publish(replyTo, headers: ["worker": worker], payload: payload)
             } catch {
                 // Unanswered, the client would wait out the route's whole timeout.
-                let type = if case .payloadTooLarge = error { "PayloadTooLargeError" } else { "InternalError" }
-                let failure = try? JSONEncoder().encode(["err": ["type": type, "message": error.description]])
-                try? client.publish(replyTo, headers: ["worker": worker, "error": type], payload: ByteBuffer(bytes: failure ?? Data()))
+                let failure: ConduitError = if case .payloadTooLarge = error { .payloadTooLarge(error.description) } else { .internal(error.description) }
+                try? client.publish(replyTo, headers: ["worker": worker, "error": failure.kind.name], payload: failure.payload)
             }
         }
         // The subscription is in place once the server has answered a PING sent after it.
