@@ -69,7 +69,7 @@ public final class ChaosProxy: Sendable {
             return Array(pairs.values)
         }
         for (inbound, outbound) in cut {
-            for channel in [inbound, outbound] { channel.closeWithReset().whenComplete { _ in } }
+            for channel in [inbound, outbound] { _ = channel.closeWithReset() }
         }
         return cut.count
     }
