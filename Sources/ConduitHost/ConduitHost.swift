@@ -4,7 +4,6 @@ public import NIOCore
 import NIOPosix
 public import ServiceLifecycle
 import NIOWebSocket
-import NIOConcurrencyHelpers
 import Foundation
 
 /// The Conduit host: the WebSocket data plane, the route registry, the client directory and
@@ -26,6 +25,8 @@ public final class ConduitHost: Service, Sendable {
     private let logger: Logger
     private let ready: EventLoopPromise<Endpoints>
     private let cluster: (any ClusterLink)?
+    /// Whom the directory tells of client events (it holds this weakly).
+    private let clientEvents: ClientEventRelay
 
     /// Where reloads read the configuration from.
     public struct ConfigurationSource: Sendable {
@@ -56,21 +57,18 @@ public final class ConduitHost: Service, Sendable {
         logger: Logger
     ) throws(ConfigurationError) {
         let settings = configuration.settings
-        let routesBox = NIOLockedValueBox<RouteRegistry?>(nil)
         let budget = BufferBudget(limit: settings.hostBufferBytes, metrics: metrics)
-        let clusterBox = NIOLockedValueBox<(any ClusterLink)?>(nil)
-        let directory = ClientDirectory(settings: settings, timers: group.next(), budget: budget) { event in
-            clusterBox.withLockedValue { $0 }?.clientEvent(event)
-            guard let registry = routesBox.withLockedValue({ $0 }) else { return }
-            for route in registry.table.routes { route.handler.clientEvent(event) }
+        let clientEvents = ClientEventRelay()
+        let directory = ClientDirectory(settings: settings, timers: group.next(), budget: budget) { [weak clientEvents] event in
+            clientEvents?.tell(event)
         }
         let cluster = try Self.clusterLink(of: configuration, makeCluster, pushes: directory, group: group)
-        clusterBox.withLockedValue { $0 = cluster }
+        clientEvents.setCluster(cluster)
         let registry = try RouteRegistry(configuration: configuration, catalog: catalog, metrics: metrics) { entry in
             // Its metrics: the registry's factory of the route, over `metrics`.
             HandlerContext(route: entry.route, logger: logger.with(metadata: ["route.name": "\(entry.route)"]), pushes: directory, eventLoopGroup: group)
         }
-        routesBox.withLockedValue { $0 = registry }
+        clientEvents.setRegistry(registry)
         let sharedKey = SharedKey(configured: settings.sharedKey)
         if !settings.sharedKey.isEmpty, sharedKey.value != settings.sharedKey {
             // Its clients were refused 403 with no word of why; the key itself is not logged.
@@ -97,6 +95,7 @@ public final class ConduitHost: Service, Sendable {
         self.registry = registry
         self.control = control
         self.cluster = cluster
+        self.clientEvents = clientEvents
         self.logger = logger
         self.ready = group.next().makePromise()
         self.ipc = IPCListener(
