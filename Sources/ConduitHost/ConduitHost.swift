@@ -151,10 +151,11 @@ public final class ConduitHost: Service, Sendable {
         await cluster?.stop()
     }
 
-    /// Closes every socket with 1001, stops both listeners, stops the handlers.
+    /// Closes every socket with 1001, stops both listeners, ends every id, stops the handlers.
     private func shutdown(ipcServer: any Channel) async {
         await control.stopForShutdown()
         await ipc.close(ipcServer)
+        directory.endEveryID()
         await registry.stopHandlers(logger: logger)
         await cluster?.stop()
         if let endpoints = control.announced { unlink(endpoints.runtimeFile) }

@@ -1,3 +1,4 @@
+import ConduitKit
 @testable import ConduitHost
 import ConduitTesting
 import ConduitWire
@@ -41,7 +42,28 @@ struct StoppedHostTests {
             let reply = try await client.request(Message(headers: ["route": "echo"], payload: ByteBuffer(string: "hello")))
             #expect(String(buffer: reply.payload) == "hello")
         }
-        // Let go as the shutdown's last tasks end, and the id's grace period with them.
+        try await expectLetGo(parts)
+    }
+
+    /// An id congested when the host stopped kept the callback of what waited for room in it,
+    /// and that callback (a handler's connection, here the directory itself) the directory.
+    @Test func letsGoOfAnIDWithACallbackWaitingForRoom() async throws {
+        let parts = Parts()
+        let yaml = "limits:\n  pushBufferMessages: 2\n  clientGraceSeconds: 0.2\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            let directory = host.host.directory
+            let away = try #require(ClientID("away"))
+            parts.watch("directory", directory)
+            parts.watch("registry", host.host.registry)
+            for _ in 0..<2 { _ = directory.push(Message(headers: ["route": "news"]), to: away, delivery: .reliable) }
+            #expect(directory.isCongested(away))
+            directory.whenWritable(away) { _ = directory.isCongested(away) }
+        }
+        try await expectLetGo(parts)
+    }
+
+    /// Let go as the shutdown's last tasks end (and an id's grace period with them).
+    private func expectLetGo(_ parts: Parts) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !parts.alive.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(parts.alive.isEmpty, "still in memory after the host stopped: \(parts.alive)")

@@ -95,6 +95,20 @@ extension ClientDirectory {
         return Forgotten(waiters: slot.waiters)
     }
 
+    /// The host is shutting down: every id's life ends as at the end of its grace period (its
+    /// buffer dropped as expired, its window released, its waiters called, handlers told) and
+    /// its fallback stream ends. Kept, an id's waiters held the connections of the handlers
+    /// that wait (a TLS bridge's, a test handler's), which hold the directory: a cycle, and the
+    /// stopped host stayed in memory with its routes, handlers and resume windows.
+    func endEveryID() {
+        let forgotten = slots.withLockedValue { slots in
+            for slot in slots.values { slot.stream?.end() }
+            return Array(slots.keys).compactMap { remove($0, in: &slots) }
+        }
+        for id in forgotten { id.callWaiters() }
+        events.tellWaiting()
+    }
+
     /// The id is away from now on, or named again while away: its grace period starts over,
     /// and it goes last among the ids that give their place to new ones. Under the table's lock.
     func startGrace(_ client: ClientID) {
