@@ -34,6 +34,8 @@ public final class NATSClient: Sendable {
         let subject: String
         let queue: String?
         let deliver: @Sendable (NATSMessage) -> Void
+        /// Told when the client closes (a `messages(on:)` sequence ends then).
+        let closed: (@Sendable () -> Void)?
     }
 
     private struct Waiter {
@@ -111,14 +113,17 @@ public final class NATSClient: Sendable {
     }
 
     public func close() async {
-        let (connection, waiters, readyWaiters) = state.withLock { state in
+        // The subscribers go too: kept, a `messages(on:)` sequence's consumer waited for ever, and
+        // the sequence (which holds its subscription, so the client) and the client held each other.
+        let (connection, waiters, readyWaiters, subscribers) = state.withLock { state in
             state.isClosed = true
             state.readyAt = nil
-            defer { state.waiters = [:]; state.readyWaiters = []; state.connection = nil }
-            return (state.connection, state.waiters.values, state.readyWaiters)
+            defer { state.waiters = [:]; state.readyWaiters = []; state.connection = nil; state.subscribers = [:] }
+            return (state.connection, state.waiters.values, state.readyWaiters, state.subscribers.values)
         }
         for waiter in waiters { waiter.timer?.cancel(); waiter.completion(.failure(.closed)) }
         for waiter in readyWaiters { waiter.resume(throwing: NATSError.closed) }
+        for subscriber in subscribers { subscriber.closed?() }
         try? await connection?.channel.close()
     }
 
@@ -147,13 +152,19 @@ public final class NATSClient: Sendable {
     /// event loop: it must not block. With `queue`, each message goes to one member of the
     /// group. The subscription survives reconnects until `unsubscribe`.
     public func subscribe(_ subject: String, queue: String? = nil, _ deliver: @escaping @Sendable (NATSMessage) -> Void) throws(NATSError) -> NATSSubscription {
+        try subscribe(subject, queue: queue, whenClosed: nil, deliver)
+    }
+
+    private func subscribe(
+        _ subject: String, queue: String?, whenClosed closed: (@Sendable () -> Void)?, _ deliver: @escaping @Sendable (NATSMessage) -> Void
+    ) throws(NATSError) -> NATSSubscription {
         try Self.validate(subject: subject)
         if let queue { try Self.validate(subject: queue) }
         let (sid, connection) = try state.withLock { state throws(NATSError) in
             guard !state.isClosed else { throw .closed }
             let sid = state.nextSubscription
             state.nextSubscription += 1
-            state.subscribers[sid] = Subscriber(subject: subject, queue: queue, deliver: deliver)
+            state.subscribers[sid] = Subscriber(subject: subject, queue: queue, deliver: deliver, closed: closed)
             return (sid, state.connection)
         }
         // Sent now if a connection is open; otherwise the next handshake restores it.
@@ -167,7 +178,7 @@ public final class NATSClient: Sendable {
         let messages = NATSMessages(limitBytes: bufferBytes) { [weak self] in
             self?.state.withLock { $0.statistics.slowConsumerDrops += 1 }
         }
-        messages.subscription = try subscribe(subject, queue: queue) { messages.offer($0) }
+        messages.subscription = try subscribe(subject, queue: queue, whenClosed: { messages.finish() }) { messages.offer($0) }
         return messages
     }
 

@@ -53,6 +53,11 @@ public final class NATSMessages: AsyncSequence, Sendable {
     /// Ends the subscription; the sequence ends after what is buffered.
     public func unsubscribe() {
         subscription?.unsubscribe()
+        finish()
+    }
+
+    /// The sequence ends after what is buffered (its subscription ended, or its client closed).
+    func finish() {
         let waiter = buffer.withLock { buffer in
             buffer.isFinished = true
             defer { buffer.waiter = nil }

@@ -547,3 +547,30 @@ extension NATSClientTests {
         #expect(Self.connections.load(ordering: .relaxed) == 0)
     }
 }
+
+/// Closing the client ends what its subscriptions feed: a consumer of `messages(on:)` waited
+/// for ever, and the sequence's subscription and the client's list of subscribers held each
+/// other, so neither was ever freed (LeakSanitizer found the routes' test workers' clients).
+@Suite struct ClosingEndsSubscriptionsTests {
+    @Test func closingTheClientEndsItsMessageSequencesAndLetsThemGo() async throws {
+        var client: NATSClient? = NATSClient(options: try NATSClientOptions(url: "nats://127.0.0.1:4", name: "closing"), eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        var messages: NATSMessages? = try client!.messages(on: "news")
+        weak let weakClient = client
+        weak let weakMessages = messages
+        let ended = Atomic(false)
+        let consumer = Task { [messages] in
+            for await _ in messages! {}
+            ended.store(true, ordering: .relaxed)
+        }
+        await client!.close()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ended.load(ordering: .relaxed), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let consumerEnded = ended.load(ordering: .relaxed)
+        #expect(consumerEnded, "the consumer still waits after the client closed")
+        consumer.cancel()
+        await consumer.value
+        client = nil
+        messages = nil
+        #expect(weakClient == nil && weakMessages == nil, "the closed client or its sequence stayed in memory")
+    }
+}
