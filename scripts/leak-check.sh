@@ -12,10 +12,12 @@ trap 'rm -rf "$logs"' EXIT
 cd "$repo"
 
 swift build --build-tests --sanitize=address --build-path "$build" 2>&1 | grep -E "error:|(Sources|Tests)/.*warning:|Build complete"
-# A leak is reported when the process exits: the test run itself still passes or fails on its
-# tests alone (LeakSanitizer's exit status is not the suite's).
+# Leaks are reported as the process exits, and make its status 1 whatever the tests did: the
+# tests' outcome is read from their output instead, and a failed test fails the script.
 ASAN_OPTIONS=detect_leaks=1:log_path=$logs/asan SWIFT_BACKTRACE=enable=no SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=4 \
-    swift test --skip-build --sanitize=address --build-path "$build" "$@" 2>&1 | grep -E "^(✘|✔ Test run|✘ Test run)" || true
+    swift test --skip-build --sanitize=address --build-path "$build" "$@" > "$logs/tests.txt" 2>&1 || true
+grep -E "^(✘|✔ Test run)" "$logs/tests.txt" || true
+if grep -q "^✘" "$logs/tests.txt"; then failed=1; else failed=0; fi
 
 python3 - "$logs" <<'PY'
 import collections, glob, re, subprocess, sys
@@ -45,3 +47,4 @@ names = subprocess.run(["swift", "demangle", "--simplified", "--compact"] + [sit
 for (site, (size, count)), name in zip(top, names):
     print(f"{size:>10} bytes {count:>6} allocations  {name[:150]}")
 PY
+exit "$failed"
