@@ -29,8 +29,7 @@ struct StoppedHostTests {
     @Test(arguments: [false, true])
     func letsGoOfItsDirectoryRoutesAndHandlers(afterServingAClient: Bool) async throws {
         let parts = Parts()
-        // A short grace period: an id away keeps the directory's sweep scheduled until it expires.
-        let yaml = "limits:\n  clientGraceSeconds: 0.2\nroutes:\n  - route: echo\n    handler: echo\n"
+        let yaml = "routes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             parts.watch("host", host.host)
             parts.watch("directory", host.host.directory)
@@ -48,7 +47,7 @@ struct StoppedHostTests {
     /// and that callback (a handler's connection, here the directory itself) the directory.
     @Test func letsGoOfAnIDWithACallbackWaitingForRoom() async throws {
         let parts = Parts()
-        let yaml = "limits:\n  pushBufferMessages: 2\n  clientGraceSeconds: 0.2\nroutes:\n  - route: echo\n    handler: echo\n"
+        let yaml = "limits:\n  pushBufferMessages: 2\nroutes:\n  - route: echo\n    handler: echo\n"
         try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
             let directory = host.host.directory
             let away = try #require(ClientID("away"))
@@ -61,7 +60,22 @@ struct StoppedHostTests {
         try await expectLetGo(parts)
     }
 
-    /// Let go as the shutdown's last tasks end (and an id's grace period with them).
+    /// An id away when the host stopped kept the directory's sweep scheduled for the end of its
+    /// grace period, and the sweep the directory: the stopped host stayed until then.
+    @Test func letsGoBeforeAnAwayIDsGracePeriodEnds() async throws {
+        let parts = Parts()
+        let yaml = "limits:\n  clientGraceSeconds: 600\nroutes:\n  - route: echo\n    handler: echo\n"
+        try await TestHost.run(yaml: yaml, catalog: .hostTests) { host in
+            parts.watch("directory", host.host.directory)
+            parts.watch("registry", host.host.registry)
+            // A push to an id without a socket buffers it there, and starts the id's grace period.
+            let away = try #require(ClientID("away"))
+            #expect(host.host.directory.push(Message(headers: ["route": "news"]), to: away, delivery: .reliable) == .buffered)
+        }
+        try await expectLetGo(parts)
+    }
+
+    /// Let go as the shutdown's last tasks end.
     private func expectLetGo(_ parts: Parts) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !parts.alive.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }

@@ -125,7 +125,8 @@ extension ClientDirectory {
     /// One timer, set for the first id to expire, serves every id: they expire in the order
     /// they went away. (A timer each was cancelled by SwiftNIO searching all of its loop's
     /// timers: 50,000 ids coming back, or paused, held that loop for minutes.) Under the
-    /// table's lock; `deadline` is never before one already set.
+    /// table's lock; `deadline` is never before one already set. The timer holds the directory
+    /// weakly: held, a stopped host stayed in memory until its last id's grace period ended.
     private func scheduleSweep(at deadline: NIODeadline) {
         let isSet = nextSweep.withLockedValue { next in
             guard next == nil else { return true }
@@ -133,7 +134,7 @@ extension ClientDirectory {
             return false
         }
         guard !isSet else { return }
-        timers.scheduleTask(deadline: deadline) { [self] in sweepExpired() }
+        timers.scheduleTask(deadline: deadline) { [weak self] in self?.sweepExpired() }
     }
 
     /// Ends the lives of the ids whose grace period is over, then sets the timer for the next.
