@@ -126,7 +126,7 @@ extension ClientDirectory {
     /// they went away. (A timer each was cancelled by SwiftNIO searching all of its loop's
     /// timers: 50,000 ids coming back, or paused, held that loop for minutes.) Under the
     /// table's lock; `deadline` is never before one already set. The timer holds the directory
-    /// weakly: held, a stopped host stayed in memory until its last id's grace period ended.
+    /// weakly: held, a stopped host stayed in memory until the sweep came (a grace period at most).
     private func scheduleSweep(at deadline: NIODeadline) {
         let isSet = nextSweep.withLockedValue { next in
             guard next == nil else { return true }
