@@ -13,11 +13,12 @@ cd "$repo"
 
 swift build --build-tests --sanitize=address --build-path "$build" 2>&1 | grep -E "error:|(Sources|Tests)/.*warning:|Build complete"
 # Leaks are reported as the process exits, and make its status 1 whatever the tests did: the
-# tests' outcome is read from their output instead, and a failed test fails the script.
+# tests' outcome is read from their output instead. A failed test fails the script, and so
+# does a run that never reported its end (a memory error aborts the process mid-run).
 ASAN_OPTIONS=detect_leaks=1:log_path=$logs/asan SWIFT_BACKTRACE=enable=no SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=4 \
     swift test --skip-build --sanitize=address --build-path "$build" "$@" > "$logs/tests.txt" 2>&1 || true
 grep -E "^(✘|✔ Test run)" "$logs/tests.txt" || true
-if grep -q "^✘" "$logs/tests.txt"; then failed=1; else failed=0; fi
+if grep -q "^✔ Test run" "$logs/tests.txt" && ! grep -q "^✘" "$logs/tests.txt"; then failed=0; else failed=1; fi
 
 python3 - "$logs" <<'PY'
 import collections, glob, re, subprocess, sys
